@@ -1,0 +1,175 @@
+"""The public face of a member: a callable with ``derivative`` and ``vjp``, parameters bound.
+
+``relukit.relu`` and ``relukit.get("leaky_relu", negative_slope=0.07)`` are instances of the
+classes here. Calling one checks the input and the parameters, hands the work to the single
+dispatch point (:mod:`relukit.kernels.dispatch`) and returns the result in the caller's array
+kind and dtype, writing it into ``out`` when given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from relukit.family import Activation, ParameterError
+from relukit.kernels import dispatch
+from relukit.kernels.arrays import Input, as_input
+
+
+class Function:
+    """A member of the family with its parameters bound (see ``spec`` for the definition)."""
+
+    def __init__(self, spec: Activation, params: dict[str, Any] | None = None) -> None:
+        self.spec = spec
+        self.params = self._bind(params or {})
+        self.__doc__ = _docstring(spec)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def qualname(self) -> str:
+        return f"relukit.{self.spec.name}"
+
+    def __repr__(self) -> str:
+        changed = {
+            p.name: self.params[p.name]
+            for p in self.spec.parameters
+            if not _same(self.params[p.name], p.default)
+        }
+        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        return f"{self.qualname}({args})" if args else self.qualname
+
+    def bind(self, **params: Any) -> Function:
+        """The same member with ``params`` overriding the bound ones."""
+        return type(self)(self.spec, {**self.params, **params})
+
+    def _bind(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        base = getattr(self, "params", {})
+        try:
+            return self.spec.bind({**base, **overrides})
+        except ParameterError as error:
+            raise ParameterError(f"{self.qualname}: {error}") from None
+
+    def _run(
+        self,
+        op: str,
+        x: Any,
+        params: dict[str, Any],
+        grad: Any = None,
+        wrt: str = "x",
+        out: Any = None,
+    ) -> Any:
+        source = as_input(x, self.qualname)
+        bound = self._bind(params) if params else self.params
+        grad_array = None
+        if grad is not None:
+            grad_array = _as_grad(grad, source, self.qualname)
+            if (
+                self.spec.elementwise
+                and wrt == "x"
+                and tuple(grad_array.shape) != tuple(source.array.shape)
+            ):
+                raise ValueError(
+                    f"{self.qualname}: grad_out has shape {tuple(grad_array.shape)}, "
+                    f"x has shape {tuple(source.array.shape)}"
+                )
+        if source.kind in ("int", "uint") and self.spec.integers == "refuse":
+            raise TypeError(
+                f"{self.qualname}: x has integer dtype {source.array.dtype}; this member "
+                "needs a floating-point input (PyTorch refuses it too)"
+            )
+        try:
+            result = dispatch.run(self.spec, op, source, bound, grad=grad_array, wrt=wrt)
+        except ParameterError as error:
+            raise ParameterError(f"{self.qualname}: {error}") from None
+        if out is not None:
+            return _write(out, result, source, self.qualname)
+        if source.scalar:
+            return np.asarray(result)[()]
+        return result
+
+    def __call__(self, x: Any, /, *, out: Any = None, **params: Any) -> Any:
+        """The forward value at ``x`` (written into ``out`` when given)."""
+        return self._run("forward", x, params, out=out)
+
+    def vjp(self, x: Any, grad_out: Any, /, *, wrt: str = "x", **params: Any) -> Any:
+        """The vector-Jacobian product ``grad_out · ∂f/∂wrt`` at ``x``.
+
+        ``wrt`` is ``"x"`` (the input) or a parameter that has a gradient (prelu's ``weight``).
+        """
+        if wrt != "x" and wrt not in self.spec.param_vjps:
+            choices = ", ".join(["x", *self.spec.param_vjps])
+            raise ValueError(f"{self.qualname}.vjp: wrt={wrt!r} is not one of: {choices}")
+        return self._run("vjp", x, params, grad=grad_out, wrt=wrt)
+
+
+class ElementwiseFunction(Function):
+    """A member whose output has the input's shape: it also has an elementwise ``derivative``."""
+
+    def derivative(self, x: Any, /, *, out: Any = None, **params: Any) -> Any:
+        """f'(x), elementwise, with the derivative at each kink chosen as documented."""
+        return self._run("derivative", x, params, out=out)
+
+
+def make(spec: Activation, params: dict[str, Any] | None = None) -> Function:
+    """The public callable for ``spec`` with ``params`` bound."""
+    cls = ElementwiseFunction if spec.elementwise else Function
+    return cls(spec, params)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_grad(grad: Any, source: Input, where: str) -> Any:
+    g = as_input(grad, where, "grad_out")
+    if g.xp is not source.xp and not (g.scalar or isinstance(grad, list)):
+        raise TypeError(
+            f"{where}: grad_out is {type(grad).__name__} but x is {type(source.array).__name__}"
+        )
+    if g.xp is not source.xp:
+        return source.xp.asarray(np.asarray(g.array), dtype=source.array.dtype)
+    return g.array
+
+
+def _write(out: Any, result: Any, source: Input, where: str) -> Any:
+    if type(out) is not type(source.array):
+        raise TypeError(
+            f"{where}: out is {type(out).__name__} but the result is {type(source.array).__name__}"
+        )
+    if tuple(out.shape) != tuple(result.shape):
+        raise ValueError(
+            f"{where}: out has shape {tuple(out.shape)}, the result has shape {tuple(result.shape)}"
+        )
+    if out.dtype != result.dtype:
+        raise TypeError(f"{where}: out has dtype {out.dtype}, the result has dtype {result.dtype}")
+    out[...] = result
+    return out
+
+
+def _docstring(spec: Activation) -> str:
+    lines = [f"{spec.summary}.", "", f"    f(x) = {spec.formula}", ""]
+    if spec.parameters:
+        lines.append("Parameters:")
+        lines += [f"    {p.name} (default {p.default!r}): {p.doc}" for p in spec.parameters]
+        lines.append("")
+    if spec.kinks:
+        lines.append("Derivative convention at the kinks:")
+        lines += [f"    {k.where}: {k.chosen}" for k in spec.kinks]
+        lines.append("")
+    if spec.limits is not None:
+        lines.append("NaN in gives NaN out (forward and derivative); ±inf give the limits.")
+    lines += [
+        f"Output range: {spec.output_range}.",
+        f"Reference: {spec.reference} ({spec.year}).",
+        "",
+        "Example:",
+        spec.example.strip("\n"),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""The exponential linear units: elu, selu and celu.
+
+Each is the identity for x > 0 and a scaled ``expm1`` for x ≤ 0; the derivative at 0 is taken
+from the x ≤ 0 branch, as PyTorch's autograd does (so ``elu'(0) = alpha``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relukit.family.spec import INF, Activation, Kink, Limits, Parameter, constant, real
+
+# ---------------------------------------------------------------------------------------------
+# elu
+
+
+def _elu(m: Any, x: Any, alpha: float) -> Any:
+    return m.where(x > 0, x, m.expm1(x) * alpha)
+
+
+def _elu_derivative(m: Any, x: Any, alpha: float) -> Any:
+    return m.where(x > 0, 1, m.exp(x) * alpha)
+
+
+elu = Activation(
+    name="elu",
+    summary="Exponential Linear Unit",
+    formula="x if x > 0 else alpha·(exp(x) − 1)",
+    latex=r"\begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}",
+    forward=_elu,
+    derivative=_elu_derivative,
+    parameters=(Parameter("alpha", 1.0, "value approached as x → -∞ is -alpha", real),),
+    kinks=(Kink("x = 0", "alpha (the x ≤ 0 branch)", constant(0.0), lambda p: p["alpha"]),),
+    limits=Limits(lambda p: (-p["alpha"], INF), lambda p: (0.0, 1.0)),
+    output_range="(-alpha, ∞)",
+    torch_name="elu",
+    reference="Clevert, Unterthiner & Hochreiter, Fast and Accurate Deep Network Learning by "
+    "Exponential Linear Units (ELUs)",
+    year=2015,
+    example="""
+>>> import relukit
+>>> relukit.elu([-1.0, 0.0, 2.0]).round(6)
+array([-0.632121,  0.      ,  2.      ])
+>>> relukit.elu.derivative([-1.0, 0.0, 2.0]).round(6)
+array([0.367879, 1.      , 1.      ])
+""",
+)
+
+# ---------------------------------------------------------------------------------------------
+# selu
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _selu(m: Any, x: Any) -> Any:
+    return m.where(x > 0, x * SELU_SCALE, m.expm1(x) * (SELU_ALPHA * SELU_SCALE))
+
+
+def _selu_derivative(m: Any, x: Any) -> Any:
+    return m.where(x > 0, SELU_SCALE, m.exp(x) * (SELU_ALPHA * SELU_SCALE))
+
+
+selu = Activation(
+    name="selu",
+    summary="Scaled ELU (self-normalising)",
+    formula="scale·(x if x > 0 else alpha·(exp(x) − 1)), alpha ≈ 1.6733, scale ≈ 1.0507",
+    latex=r"\lambda \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}",
+    forward=_selu,
+    derivative=_selu_derivative,
+    kinks=(
+        Kink(
+            "x = 0",
+            "scale·alpha (the x ≤ 0 branch)",
+            constant(0.0),
+            constant(SELU_SCALE * SELU_ALPHA),
+        ),
+    ),
+    limits=Limits(lambda p: (-SELU_SCALE * SELU_ALPHA, INF), lambda p: (0.0, SELU_SCALE)),
+    output_range="(-scale·alpha, ∞)",
+    torch_name="selu",
+    reference="Klambauer, Unterthiner, Mayr & Hochreiter, Self-Normalizing Neural Networks",
+    year=2017,
+    example="""
+>>> import relukit
+>>> relukit.selu([-1.0, 0.0, 1.0]).round(6)
+array([-1.111331,  0.      ,  1.050701])
+""",
+)
+
+# ---------------------------------------------------------------------------------------------
+# celu
+
+
+def _celu(m: Any, x: Any, alpha: float) -> Any:
+    return m.where(x > 0, x, m.expm1(x * (1 / alpha)) * alpha)
+
+
+def _celu_derivative(m: Any, x: Any, alpha: float) -> Any:
+    return m.where(x > 0, 1, m.exp(x * (1 / alpha)))
+
+
+celu = Activation(
+    name="celu",
+    summary="Continuously differentiable ELU",
+    formula="x if x > 0 else alpha·(exp(x/alpha) − 1)",
+    latex=r"\begin{cases} x & x > 0 \\ \alpha (e^{x/\alpha} - 1) & x \le 0 \end{cases}",
+    forward=_celu,
+    derivative=_celu_derivative,
+    parameters=(
+        Parameter(
+            "alpha",
+            1.0,
+            "scale of the negative part (> 0)",
+            lambda v: real(v) or (None if v > 0 else "must be > 0"),
+        ),
+    ),
+    limits=Limits(lambda p: (-p["alpha"], INF), lambda p: (0.0, 1.0)),
+    output_range="(-alpha, ∞)",
+    smooth=False,
+    torch_name="celu",
+    reference="Barron, Continuously Differentiable Exponential Linear Units",
+    year=2017,
+    example="""
+>>> import relukit
+>>> relukit.celu([-2.0, 0.0, 2.0], alpha=2.0).round(6)
+array([-1.264241,  0.      ,  2.      ])
+""",
+)
+
+MEMBERS = (elu, selu, celu)

@@ -1,0 +1,494 @@
+"""The piecewise-linear rectifiers and squared ReLU.
+
+Every forward here keeps the sign of a zero input where it passes the input through
+(``relu(-0.0) == -0.0``, as PyTorch's ``clamp_min``), and gives ``+0.0`` where it replaces a
+negative input by zero. The derivative at a kink is the one PyTorch's autograd uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relukit.family.spec import (
+    INF,
+    Activation,
+    Kink,
+    Limits,
+    Parameter,
+    ParameterError,
+    Params,
+    boolean,
+    constant,
+    non_negative,
+    optional_real,
+    real,
+)
+
+# ---------------------------------------------------------------------------------------------
+# relu
+
+
+def _relu(m: Any, x: Any) -> Any:
+    return m.where(x < 0, 0, x)
+
+
+def _relu_derivative(m: Any, x: Any) -> Any:
+    return m.where(x > 0, 1, 0)
+
+
+relu = Activation(
+    name="relu",
+    summary="Rectified Linear Unit",
+    formula="max(0, x)",
+    latex=r"\max(0, x)",
+    forward=_relu,
+    derivative=_relu_derivative,
+    kinks=(Kink("x = 0", "0", constant(0.0), constant(0.0)),),
+    limits=Limits(lambda p: (0.0, INF), lambda p: (0.0, 1.0)),
+    output_range="[0, ∞)",
+    integers="same",
+    derivative_pieces=lambda p: 2,
+    torch_name="relu",
+    reference="Nair & Hinton, Rectified Linear Units Improve Restricted Boltzmann Machines",
+    year=2010,
+    example="""
+>>> import relukit
+>>> relukit.relu([-2, 0.5, 3])
+array([0. , 0.5, 3. ])
+>>> relukit.relu([-1.5, 0, 2.5])
+array([0. , 0. , 2.5])
+>>> relukit.relu([-0.5, 1.2, -3.7, 4.0])
+array([0. , 1.2, 0. , 4. ])
+>>> relukit.relu.derivative([0.8, -1.0, 3.2])
+array([1., 0., 1.])
+""",
+)
+
+# ---------------------------------------------------------------------------------------------
+# leaky_relu
+
+
+def _leaky_relu(m: Any, x: Any, negative_slope: float) -> Any:
+    return m.where(x > 0, x, x * negative_slope)
+
+
+def _leaky_relu_derivative(m: Any, x: Any, negative_slope: float) -> Any:
+    return m.where(x > 0, 1, negative_slope)
+
+
+def _slope_limit(slope: float) -> float:
+    """lim_{x→-inf} slope·x."""
+    return -INF if slope > 0 else (INF if slope < 0 else 0.0)
+
+
+leaky_relu = Activation(
+    name="leaky_relu",
+    summary="Leaky ReLU",
+    formula="x if x > 0 else negative_slope·x",
+    latex=r"\begin{cases} x & x > 0 \\ a x & x \le 0 \end{cases}",
+    forward=_leaky_relu,
+    derivative=_leaky_relu_derivative,
+    parameters=(Parameter("negative_slope", 0.01, "slope a for x ≤ 0", real),),
+    kinks=(Kink("x = 0", "negative_slope", constant(0.0), lambda p: p["negative_slope"]),),
+    limits=Limits(
+        lambda p: (_slope_limit(p["negative_slope"]), INF),
+        lambda p: (p["negative_slope"], 1.0),
+    ),
+    output_range="(-∞, ∞)",
+    zero_centred=False,
+    derivative_pieces=lambda p: 2,
+    torch_name="leaky_relu",
+    reference="Maas, Hannun & Ng, Rectifier Nonlinearities Improve Neural Network Acoustic Models",
+    year=2013,
+    example="""
+>>> import numpy as np, relukit
+>>> x = np.linspace(-20, 20, 5)
+>>> relukit.leaky_relu(x, negative_slope=0.07)
+array([-1.4, -0.7,  0. , 10. , 20. ])
+>>> relukit.leaky_relu.derivative(x, negative_slope=0.07)
+array([0.07, 0.07, 0.07, 1.  , 1.  ])
+""",
+)
+
+# ---------------------------------------------------------------------------------------------
+# prelu
+
+
+def _check_weight(value: Any) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return real(value)
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return "must be a real number or a 1-D array of slopes"
+    if len(shape) > 1:
+        return f"must be a real number or a 1-D array of slopes (got shape {tuple(shape)})"
+    return None
+
+
+def _prelu_weight(m: Any, x: Any, weight: Any, axis: int) -> Any:
+    """The slopes as an array of x's dtype, shaped to broadcast along the channel axis."""
+    w = m.asarray(weight, dtype=x.dtype, device=m.device(x))
+    count = 1 if w.ndim == 0 else w.shape[0]
+    if count == 1:
+        return m.reshape(w, ())
+    channels = x.shape[axis] if -x.ndim <= axis < x.ndim else 1
+    if channels != count:
+        raise ParameterError(
+            f"weight has {count} slopes but the input has {channels} channel(s) along axis {axis}"
+        )
+    shape = [1] * x.ndim
+    shape[axis] = count
+    return m.reshape(w, tuple(shape))
+
+
+def _prelu(m: Any, x: Any, weight: Any, axis: int) -> Any:
+    w = _prelu_weight(m, x, weight, axis)
+    # At -inf a zero slope has the limit 0, where w·x would give NaN.
+    negative = m.where(m.isinf(x) & (w == 0), 0, w * x)
+    return m.where(x > 0, x, negative)
+
+
+def _prelu_derivative(m: Any, x: Any, weight: Any, axis: int) -> Any:
+    w = _prelu_weight(m, x, weight, axis)
+    return m.where(x > 0, m.ones_like(x), m.broadcast_to(w, x.shape))
+
+
+def _prelu_weight_vjp(m: Any, x: Any, g: Any, weight: Any, axis: int) -> Any:
+    w = _prelu_weight(m, x, weight, axis)
+    contribution = m.where(x > 0, 0, x * g)
+    if w.ndim == 0:
+        total = m.sum(contribution)
+    else:
+        others = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+        total = m.sum(contribution, axis=others)
+    return m.reshape(total, m.asarray(weight).shape)
+
+
+prelu = Activation(
+    name="prelu",
+    summary="Parametric ReLU (learnable slope, shared or one per channel)",
+    formula="x if x > 0 else weight[c]·x",
+    latex=r"\begin{cases} x & x > 0 \\ a_c x & x \le 0 \end{cases}",
+    forward=_prelu,
+    derivative=_prelu_derivative,
+    param_vjps={"weight": _prelu_weight_vjp},
+    parameters=(
+        Parameter(
+            "weight", 0.25, "slope(s) for x ≤ 0: one shared or one per channel", _check_weight
+        ),
+        Parameter(
+            "axis",
+            1,
+            "channel axis (PyTorch: 1; inputs of fewer dims have 1 channel)",
+            lambda v: (
+                None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"
+            ),
+            int,
+        ),
+    ),
+    kinks=(Kink("x = 0", "weight", constant(0.0), lambda p: float(p["weight"])),),
+    limits=Limits(lambda p: (None, INF), lambda p: (None, 1.0)),
+    output_range="(-∞, ∞)",
+    derivative_pieces=lambda p: 2,
+    torch_name="prelu",
+    reference="He, Zhang, Ren & Sun, Delving Deep into Rectifiers (PReLU)",
+    year=2015,
+    example="""
+>>> import numpy as np, relukit
+>>> x = np.array([[-2.0, 3.0], [-4.0, -1.0]])
+>>> relukit.prelu(x, weight=np.array([0.5, 0.1]))
+array([[-1. ,  3. ],
+       [-2. , -0.1]])
+>>> relukit.prelu.vjp(x, np.ones_like(x), weight=np.array([0.5, 0.1]), wrt="weight")
+array([-6., -1.])
+""",
+)
+
+# ---------------------------------------------------------------------------------------------
+# rrelu
+
+
+def _rrelu_slope(m: Any, x: Any, lower: float, upper: float, training: bool, seed: Any) -> Any:
+    if not training:
+        return (lower + upper) / 2
+    return m.uniform(x, lower, upper, seed)
+
+
+def _rrelu(m: Any, x: Any, lower: float, upper: float, training: bool, seed: Any) -> Any:
+    return m.where(x > 0, x, x * _rrelu_slope(m, x, lower, upper, training, seed))
+
+
+def _rrelu_derivative(m: Any, x: Any, lower: float, upper: float, training: bool, seed: Any) -> Any:
+    return m.where(x > 0, 1, _rrelu_slope(m, x, lower, upper, training, seed))
+
+
+def _rrelu_check(p: Params) -> str | None:
+    if p["lower"] > p["upper"]:
+        return f"lower={p['lower']!r} must be <= upper={p['upper']!r}"
+    if p["training"] and p["seed"] is None:
+        return "training=True draws random slopes: give seed= (an int or a numpy Generator)"
+    return None
+
+
+def _check_seed(value: Any) -> str | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return None
+    if type(value).__name__ == "Generator":
+        return None
+    return "must be None, an int or a numpy.random.Generator"
+
+
+rrelu = Activation(
+    name="rrelu",
+    summary="Randomized leaky ReLU (random slope while training, mean slope otherwise)",
+    formula="x if x > 0 else r·x, r ~ U(lower, upper) in training, (lower+upper)/2 otherwise",
+    latex=r"\begin{cases} x & x > 0 \\ r x & x \le 0 \end{cases},\ r \sim U(l, u)",
+    forward=_rrelu,
+    derivative=_rrelu_derivative,
+    parameters=(
+        Parameter("lower", 1 / 8, "lower bound of the slope", non_negative),
+        Parameter("upper", 1 / 3, "upper bound of the slope", non_negative),
+        Parameter(
+            "training", False, "draw a slope per element (True) or use the mean", boolean, bool
+        ),
+        Parameter(
+            "seed", None, "seed or numpy Generator for the slopes in training", _check_seed, int
+        ),
+    ),
+    check=_rrelu_check,
+    kinks=(
+        Kink(
+            "x = 0",
+            "the slope r (the mean slope outside training)",
+            constant(0.0),
+            lambda p: (p["lower"] + p["upper"]) / 2,
+        ),
+    ),
+    limits=Limits(lambda p: (-INF if p["upper"] > 0 else 0.0, INF), lambda p: (None, 1.0)),
+    output_range="(-∞, ∞)",
+    derivative_pieces=lambda p: 2,
+    torch_name="rrelu",
+    reference="Xu, Wang, Chen & Li, Empirical Evaluation of Rectified Activations in "
+    "Convolutional Network",
+    year=2015,
+    example="""
+>>> import relukit
+>>> relukit.rrelu([-2.0, 3.0], lower=0.1, upper=0.3)
+array([-0.4,  3. ])
+>>> y = relukit.rrelu([-1.0, -1.0], training=True, seed=0)
+>>> bool(((-1/3 <= y) & (y <= -1/8)).all())
+True
+""",
+)
+
+# ---------------------------------------------------------------------------------------------
+# hardtanh and relu6
+
+
+def _clip(m: Any, x: Any, low: float, high: float) -> Any:
+    if low < 0 and m.isdtype(x.dtype, "unsigned integer"):
+        raise ParameterError(f"min_val={low!r} is negative, which an unsigned input cannot hold")
+    return m.where(x < low, low, m.where(x > high, high, x))
+
+
+def _clip_derivative(m: Any, x: Any, low: float, high: float) -> Any:
+    return m.where((x > low) & (x < high), 1, 0)
+
+
+def _hardtanh(m: Any, x: Any, min_val: float, max_val: float) -> Any:
+    return _clip(m, x, min_val, max_val)
+
+
+def _hardtanh_derivative(m: Any, x: Any, min_val: float, max_val: float) -> Any:
+    return _clip_derivative(m, x, min_val, max_val)
+
+
+hardtanh = Activation(
+    name="hardtanh",
+    summary="Hard tanh: the identity clipped to [min_val, max_val]",
+    formula="min(max(x, min_val), max_val)",
+    latex=r"\min(\max(x, a), b)",
+    forward=_hardtanh,
+    derivative=_hardtanh_derivative,
+    parameters=(
+        Parameter("min_val", -1.0, "lower bound a", real),
+        Parameter("max_val", 1.0, "upper bound b", real),
+    ),
+    check=lambda p: (
+        None
+        if p["min_val"] < p["max_val"]
+        else f"min_val={p['min_val']!r} must be < max_val={p['max_val']!r}"
+    ),
+    kinks=(
+        Kink("x = min_val", "0", lambda p: p["min_val"], constant(0.0)),
+        Kink("x = max_val", "0", lambda p: p["max_val"], constant(0.0)),
+    ),
+    limits=Limits(lambda p: (p["min_val"], p["max_val"]), lambda p: (0.0, 0.0)),
+    output_range="[min_val, max_val]",
+    bounded=True,
+    zero_centred=True,
+    integers="same",
+    derivative_pieces=lambda p: 2,
+    torch_name="hardtanh",
+    reference="Collobert, Large Scale Machine Learning (PhD thesis)",
+    year=2004,
+    example="""
+>>> import relukit
+>>> relukit.hardtanh([-3.0, -1.0, 0.5, 1.0, 2.0])
+array([-1. , -1. ,  0.5,  1. ,  1. ])
+>>> relukit.hardtanh.derivative([-3.0, -1.0, 0.5, 1.0, 2.0])
+array([0., 0., 1., 0., 0.])
+""",
+)
+
+
+def _relu6(m: Any, x: Any) -> Any:
+    return _clip(m, x, 0, 6)
+
+
+def _relu6_derivative(m: Any, x: Any) -> Any:
+    return _clip_derivative(m, x, 0, 6)
+
+
+relu6 = Activation(
+    name="relu6",
+    summary="ReLU capped at 6",
+    formula="min(max(0, x), 6)",
+    latex=r"\min(\max(0, x), 6)",
+    forward=_relu6,
+    derivative=_relu6_derivative,
+    kinks=(
+        Kink("x = 0", "0", constant(0.0), constant(0.0)),
+        Kink("x = 6", "0", constant(6.0), constant(0.0)),
+    ),
+    limits=Limits(lambda p: (0.0, 6.0), lambda p: (0.0, 0.0)),
+    output_range="[0, 6]",
+    bounded=True,
+    integers="same",
+    derivative_pieces=lambda p: 2,
+    torch_name="relu6",
+    reference="Krizhevsky, Convolutional Deep Belief Networks on CIFAR-10",
+    year=2010,
+    example="""
+>>> import relukit
+>>> relukit.relu6([-1.0, 0.0, 3.0, 6.0, 9.0])
+array([0., 0., 3., 6., 6.])
+>>> relukit.relu6.derivative([-1.0, 0.0, 3.0, 6.0, 9.0])
+array([0., 0., 1., 0., 0.])
+""",
+)
+
+# ---------------------------------------------------------------------------------------------
+# general_relu (Keras semantics)
+
+
+def _general_relu(
+    m: Any, x: Any, negative_slope: float, max_value: float | None, threshold: float
+) -> Any:
+    lower = 0 if negative_slope == 0 else (x - threshold) * negative_slope
+    y = m.where(x >= threshold, x, lower)
+    return y if max_value is None else m.where(x >= max_value, max_value, y)
+
+
+def _general_relu_derivative(
+    m: Any, x: Any, negative_slope: float, max_value: float | None, threshold: float
+) -> Any:
+    d = m.where(x > threshold, 1, negative_slope)
+    return d if max_value is None else m.where(x >= max_value, 0, d)
+
+
+def _general_relu_check(p: Params) -> str | None:
+    if p["max_value"] is not None and p["max_value"] <= p["threshold"]:
+        return f"max_value={p['max_value']!r} must be > threshold={p['threshold']!r}"
+    return None
+
+
+def _general_relu_pieces(p: Params) -> int:
+    values = {p["negative_slope"], 1.0}
+    if p["max_value"] is not None:
+        values.add(0.0)
+    return len(values)
+
+
+general_relu = Activation(
+    name="general_relu",
+    summary="Keras's relu: leaky below a threshold, capped above max_value",
+    formula="max_value if x ≥ max_value; x if threshold ≤ x < max_value; "
+    "negative_slope·(x − threshold) otherwise",
+    latex=r"\begin{cases} m & x \ge m \\ x & t \le x < m \\ a (x - t) & x < t \end{cases}",
+    forward=_general_relu,
+    derivative=_general_relu_derivative,
+    parameters=(
+        Parameter("negative_slope", 0.0, "slope a below the threshold", real),
+        Parameter("max_value", None, "saturation value m (None: no cap)", optional_real),
+        Parameter("threshold", 0.0, "threshold t below which the slope applies", real),
+    ),
+    check=_general_relu_check,
+    kinks=(
+        Kink(
+            "x = threshold",
+            "negative_slope",
+            lambda p: p["threshold"],
+            lambda p: p["negative_slope"],
+        ),
+        Kink(
+            "x = max_value",
+            "0",
+            lambda p: INF if p["max_value"] is None else p["max_value"],
+            constant(0.0),
+        ),
+    ),
+    limits=Limits(
+        lambda p: (
+            _slope_limit(p["negative_slope"]),
+            INF if p["max_value"] is None else p["max_value"],
+        ),
+        lambda p: (p["negative_slope"], 1.0 if p["max_value"] is None else 0.0),
+    ),
+    output_range="(-∞, max_value]",
+    derivative_pieces=_general_relu_pieces,
+    reference="Keras, keras.activations.relu (negative_slope, max_value, threshold)",
+    year=2015,
+    example="""
+>>> import relukit
+>>> relukit.general_relu([-2.0, 0.5, 1.0, 4.0], negative_slope=0.1, max_value=3.0,
+...                      threshold=1.0)
+array([-0.3 , -0.05,  1.  ,  3.  ])
+""",
+)
+
+# ---------------------------------------------------------------------------------------------
+# squared_relu
+
+
+def _squared_relu(m: Any, x: Any) -> Any:
+    r = m.where(x > 0, x, 0)
+    return r * r
+
+
+def _squared_relu_derivative(m: Any, x: Any) -> Any:
+    return 2 * m.where(x > 0, x, 0)
+
+
+squared_relu = Activation(
+    name="squared_relu",
+    summary="Squared ReLU (Primer)",
+    formula="max(0, x)²",
+    latex=r"\max(0, x)^2",
+    forward=_squared_relu,
+    derivative=_squared_relu_derivative,
+    limits=Limits(lambda p: (0.0, INF), lambda p: (0.0, INF)),
+    output_range="[0, ∞)",
+    smooth=False,
+    reference="So et al., Primer: Searching for Efficient Transformers for Language Modeling",
+    year=2021,
+    example="""
+>>> import relukit
+>>> relukit.squared_relu([-2.0, 0.5, 3.0])
+array([0.  , 0.25, 9.  ])
+>>> relukit.squared_relu.derivative([-2.0, 0.5, 3.0])
+array([0., 1., 6.])
+""",
+)
+
+MEMBERS = (relu, leaky_relu, prelu, rrelu, relu6, hardtanh, general_relu, squared_relu)

@@ -1,0 +1,203 @@
+"""What an activation *is*: the one data type every member of the registry is an instance of.
+
+An :class:`Activation` holds everything the rest of relukit needs to know about a member and
+nothing about how fast it runs: its formula as text, its parameters with their defaults and
+checks, its forward and derivative (or vector-Jacobian product) as formulas written against an
+array namespace, the kinks with the derivative chosen there, the limits at ±inf, and flags.
+
+Formulas receive ``m``, an array-namespace wrapper (the Python Array API plus ``erf``), the input
+``x`` in its working dtype, and the bound parameters as keyword arguments. They never see NaN
+handling or infinities: the evaluator in :mod:`relukit.kernels.reference` applies the NaN rule and
+the declared limits once, for every member.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Formula = Callable[..., Any]
+Params = Mapping[str, Any]
+
+
+class ParameterError(ValueError):
+    """A parameter value (or a parameter together with the input) that the member refuses."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a member: its name, default, meaning and the check its values must pass.
+
+    ``check`` returns ``None`` for a valid value, or a short description of what is wrong.
+    ``kind`` is the type the command line parses a ``k=v`` value into.
+    """
+
+    name: str
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None
+    kind: type = float
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where the derivative is discontinuous, and the derivative chosen there.
+
+    ``at`` and ``derivative`` are functions of the bound parameters so that the tests can place
+    an input exactly on the kink and compare the chosen value with PyTorch's autograd.
+    """
+
+    where: str
+    chosen: str
+    at: Callable[[Params], float]
+    derivative: Callable[[Params], float]
+
+
+Limit = tuple[float | None, float | None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Values at -inf and +inf of the forward and of the derivative (the mathematical limits).
+
+    ``None`` means the formula itself already gives the right value there (used where the
+    limit varies per element, as for rrelu's random slopes).
+    """
+
+    forward: Callable[[Params], Limit]
+    derivative: Callable[[Params], Limit]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One member of the family, defined once.
+
+    Elementwise members give ``derivative`` (its vector-Jacobian product is ``g * derivative``);
+    structural members (crelu, maxout) give ``vjp`` instead. ``param_vjps`` maps a parameter name
+    to the formula ``(m, x, g, **params) -> gradient`` with respect to that parameter.
+    """
+
+    name: str
+    formula: str
+    latex: str
+    forward: Formula
+    reference: str
+    year: int
+    output_range: str
+    derivative: Formula | None = None
+    vjp: Formula | None = None
+    param_vjps: Mapping[str, Formula] = field(default_factory=dict)
+    parameters: tuple[Parameter, ...] = ()
+    check: Callable[[Params], str | None] | None = None
+    aliases: tuple[str, ...] = ()
+    kinks: tuple[Kink, ...] = ()
+    limits: Limits | None = None
+    monotonic: bool = True
+    bounded: bool = False
+    smooth: bool = False
+    zero_centred: bool = False
+    in_family: bool = True
+    integers: str = "refuse"
+    derivative_pieces: Callable[[Params], int] | None = None
+    example: str = ""
+    torch_name: str | None = None
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.derivative is None) == (self.vjp is None):
+            raise TypeError(f"{self.name}: give exactly one of derivative and vjp")
+        if self.integers not in ("same", "float", "refuse"):
+            raise TypeError(f"{self.name}: integers must be 'same', 'float' or 'refuse'")
+
+    @property
+    def elementwise(self) -> bool:
+        """True when the output has the input's shape and ``derivative`` is defined."""
+        return self.derivative is not None
+
+    @property
+    def piecewise_linear(self) -> bool:
+        """True when the derivative is piecewise constant (it can be stored as a small code)."""
+        return self.derivative_pieces is not None
+
+    def derivative_bits(self, params: Params | None = None) -> int:
+        """Bits per element that identify the derivative's value at an input (0 if smooth).
+
+        ``derivative_pieces`` counts the distinct values the derivative takes at one position
+        (per channel for prelu), so one bit suffices for relu and two for general_relu with
+        both a negative slope and a cap.
+        """
+        if self.derivative_pieces is None:
+            return 0
+        return max(1, math.ceil(math.log2(self.derivative_pieces(self.bind(params or {})))))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+    def bind(self, params: Params) -> dict[str, Any]:
+        """Defaults overlaid with ``params``, every value checked; raises ParameterError."""
+        known = {p.name: p for p in self.parameters}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            allowed = ", ".join(known) or "none"
+            raise ParameterError(f"unknown parameter {unknown[0]!r} (parameters: {allowed})")
+        bound = {p.name: params.get(p.name, p.default) for p in self.parameters}
+        for name, value in bound.items():
+            check = known[name].check
+            problem = check(value) if check is not None else None
+            if problem is not None:
+                raise ParameterError(f"{name}={value!r}: {problem}")
+        if self.check is not None:
+            problem = self.check(bound)
+            if problem is not None:
+                raise ParameterError(problem)
+        return bound
+
+
+def real(value: Any) -> str | None:
+    """Check: a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a real number"
+    return None if math.isfinite(value) else "must be finite"
+
+
+def positive(value: Any) -> str | None:
+    """Check: a finite real number > 0."""
+    return real(value) or (None if value > 0 else "must be > 0")
+
+
+def non_negative(value: Any) -> str | None:
+    """Check: a finite real number >= 0."""
+    return real(value) or (None if value >= 0 else "must be >= 0")
+
+
+def optional_real(value: Any) -> str | None:
+    """Check: None or a finite real number."""
+    return None if value is None else real(value)
+
+
+def integer(value: Any) -> str | None:
+    """Check: a Python integer (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "must be an integer"
+    return None
+
+
+def positive_integer(value: Any) -> str | None:
+    """Check: a Python integer >= 1."""
+    return integer(value) or (None if value >= 1 else "must be >= 1")
+
+
+def boolean(value: Any) -> str | None:
+    """Check: True or False."""
+    return None if isinstance(value, bool) else "must be True or False"
+
+
+def constant(value: float) -> Callable[[Params], float]:
+    """A kink location or derivative that does not depend on the parameters."""
+    return lambda _params: value
+
+
+INF = math.inf

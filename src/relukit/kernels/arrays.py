@@ -1,0 +1,93 @@
+"""Accepting the caller's input: scalars, lists, NumPy arrays and any Array-API array.
+
+This module turns what the caller passed into an array and its namespace, classifies its dtype,
+and refuses, with a TypeError that names the function, what no member can take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+import ml_dtypes
+import numpy as np
+
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
+
+@dataclass(frozen=True)
+class Input:
+    """An input made ready for a kernel: the array, its namespace and what to give back."""
+
+    array: Any
+    xp: Any
+    kind: str  # "float", "low" (16-bit float), "int", "uint"
+    scalar: bool  # the caller passed a scalar: give a NumPy scalar back
+
+
+def dtype_kind(xp: Any, dtype: Any) -> str:
+    """'float', 'low', 'int', 'uint', 'bool', 'complex' or 'other' for a dtype of namespace xp."""
+    if isinstance(dtype, np.dtype):
+        if dtype == BFLOAT16 or dtype == np.float16:
+            return "low"
+        return {"f": "float", "i": "int", "u": "uint", "b": "bool", "c": "complex"}.get(
+            dtype.kind, "other"
+        )
+    for kind, name in (
+        ("bool", "bool"),
+        ("complex", "complex floating"),
+        ("uint", "unsigned integer"),
+        ("int", "signed integer"),
+    ):
+        if xp.isdtype(dtype, name):
+            return kind
+    if xp.isdtype(dtype, "real floating"):
+        return "low" if xp.finfo(dtype).bits < 32 else "float"
+    return "other"
+
+
+def describe(value: Any) -> str:
+    """A short description of a value's kind for error messages."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None:
+        return f"an array of dtype {dtype}"
+    return f"a value of type {type(value).__name__}"
+
+
+def as_input(value: Any, where: str, what: str = "x") -> Input:
+    """The caller's value as an :class:`Input`; TypeError for anything that is not real numbers."""
+    scalar = False
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{where}: {what} must be a real number or array, got {describe(value)}")
+    if isinstance(value, (int, float, np.generic)):
+        scalar = True
+        value = np.asarray(value)
+    elif isinstance(value, (list, tuple)):
+        try:
+            value = np.asarray(value)
+        except (ValueError, TypeError) as error:
+            raise TypeError(f"{where}: {what} is not a rectangular list of numbers") from error
+    elif not isinstance(value, np.ndarray):
+        try:
+            array_api_compat.array_namespace(value)
+        except TypeError:
+            raise TypeError(
+                f"{where}: {what} must be a number, a list or an array, got {describe(value)}"
+            ) from None
+    xp = array_api_compat.array_namespace(value)
+    kind = dtype_kind(xp, value.dtype)
+    if kind in ("bool", "complex", "other"):
+        raise TypeError(
+            f"{where}: {what} has dtype {value.dtype}, which is not a real numeric type"
+        )
+    return Input(value, xp, kind, scalar)
+
+
+def default_float(xp: Any, array: Any) -> Any:
+    """The namespace's default floating dtype (float64 for NumPy, torch's default for torch)."""
+    try:
+        info = xp.__array_namespace_info__()
+        return info.default_dtypes(device=array_api_compat.device(array))["real floating"]
+    except (AttributeError, TypeError):
+        return xp.float64

@@ -1,0 +1,111 @@
+"""The reference kernel: every member evaluated from its registry formula on any Array-API array.
+
+This is the oracle every compiled kernel is tested against. It evaluates the formula in a working
+dtype (float32 for 16-bit floats, which are rounded once at the end as PyTorch's CPU kernels do),
+then applies, for every elementwise member, the two conventions no formula has to repeat:
+NaN in gives NaN out, and ±inf give the limits the member declares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+import scipy.special
+
+from relukit.family.spec import Activation, Limit
+from relukit.kernels.arrays import Input, default_float
+
+
+class Math:
+    """An array namespace plus what the Array API lacks: ``erf``, ``device`` and ``uniform``."""
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xp, name)
+
+    def device(self, x: Any) -> Any:
+        return array_api_compat.device(x)
+
+    def erf(self, x: Any) -> Any:
+        if array_api_compat.is_numpy_array(x):
+            return scipy.special.erf(x)
+        if array_api_compat.is_torch_array(x):
+            import torch
+
+            return torch.special.erf(x)
+        if array_api_compat.is_jax_array(x):
+            import jax.scipy.special
+
+            return jax.scipy.special.erf(x)
+        if array_api_compat.is_cupy_array(x):
+            import cupyx.scipy.special
+
+            return cupyx.scipy.special.erf(x)
+        host = scipy.special.erf(np.asarray(x))
+        return self._xp.asarray(host, dtype=x.dtype, device=self.device(x))
+
+    def uniform(self, like: Any, low: float, high: float, seed: Any) -> Any:
+        """Samples of U(low, high) shaped and typed like ``like``, from a seed or Generator."""
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        samples = rng.uniform(low, high, size=tuple(like.shape))
+        return self._xp.asarray(samples, dtype=like.dtype, device=self.device(like))
+
+
+def _special_values(m: Math, x: Any, y: Any, limits: Limit) -> Any:
+    low, high = limits
+    y = m.where(m.isnan(x), x, y)
+    if low is not None:
+        y = m.where(x == -np.inf, low, y)
+    if high is not None:
+        y = m.where(x == np.inf, high, y)
+    return y
+
+
+def _working(xp: Any, source: Input, spec: Activation) -> tuple[Any, Any]:
+    """The array to compute on, and the dtype to give back."""
+    x = source.array
+    if source.kind == "low":
+        return xp.astype(x, xp.float32), x.dtype
+    if source.kind in ("int", "uint") and spec.integers == "float":
+        dtype = default_float(xp, x)
+        return xp.astype(x, dtype), dtype
+    return x, x.dtype
+
+
+def _cast(xp: Any, y: Any, dtype: Any) -> Any:
+    return y if y.dtype == dtype else xp.astype(y, dtype)
+
+
+def evaluate(
+    spec: Activation,
+    op: str,
+    source: Input,
+    params: dict[str, Any],
+    grad: Any = None,
+    wrt: str = "x",
+) -> Any:
+    """``op`` (forward, derivative or vjp) of ``spec`` at ``source``, in its kind and dtype."""
+    xp = source.xp
+    m = Math(xp)
+    x, result_dtype = _working(xp, source, spec)
+    floating = source.kind in ("float", "low")
+    with np.errstate(all="ignore"):
+        if op == "forward":
+            y = spec.forward(m, x, **params)
+            if floating and spec.limits is not None:
+                y = _special_values(m, x, y, spec.limits.forward(params))
+        elif op == "derivative" or (op == "vjp" and wrt == "x" and spec.elementwise):
+            y = _cast(xp, spec.derivative(m, x, **params), x.dtype)
+            if floating and spec.limits is not None:
+                y = _special_values(m, x, y, spec.limits.derivative(params))
+            if op == "vjp":
+                y = _cast(xp, grad, x.dtype) * y
+        elif op == "vjp" and wrt == "x":
+            y = spec.vjp(m, x, _cast(xp, grad, x.dtype), **params)
+        else:
+            y = spec.param_vjps[wrt](m, x, _cast(xp, grad, x.dtype), **params)
+    return _cast(xp, y, result_dtype)
