@@ -1,0 +1,101 @@
+"""The command line: every command's happy path and its one-line user errors (exit 2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from relukit.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_eval_prints_the_classic_example(capsys):
+    assert run(capsys, "eval", "relu", "--", "-2", "0.5", "3") == (0, "0 0.5 3\n", "")
+
+
+def test_eval_derivative_and_params(capsys):
+    assert run(capsys, "eval", "relu", "--derivative", "--", "0.8", "-1.0", "3.2")[1] == "1 0 1\n"
+    status, out, _ = run(
+        capsys, "eval", "leaky_relu", "--param", "negative_slope=0.5", "--", "-2", "4"
+    )
+    assert (status, out) == (0, "-1 4\n")
+
+
+def test_eval_special_values(capsys):
+    assert run(capsys, "eval", "gelu", "--", "-inf", "nan", "inf")[1] == "0 nan inf\n"
+
+
+def test_eval_structural_member(capsys):
+    assert (
+        run(capsys, "eval", "maxout", "--param", "pieces=2", "--", "1", "3", "-2", "-5")[1]
+        == "3 -2\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (("eval", "nope", "1"), "unknown activation 'nope'"),
+        (("eval", "relu", "--", "abc"), "value 'abc' is not a number"),
+        (("eval", "softplus", "--param", "beta=0", "1"), "beta=0.0: must be > 0"),
+        (("eval", "relu", "--param", "alpha=1", "1"), "relu has no parameter 'alpha'"),
+        (("eval", "elu", "--param", "alpha", "1"), "is not of the form k=v"),
+        (("eval", "elu", "--param", "alpha=x", "1"), "alpha='x' is not a valid float"),
+        (("eval", "crelu", "--derivative", "1"), "crelu has no elementwise derivative"),
+        (("eval", "maxout", "--param", "pieces=2", "1", "2", "3"), "pieces=2 does not divide"),
+        (("plot", "relu", "-o", "out.jpg"), "must end in .png or .svg"),
+        (("plot", "-o", "out.png"), "name at least one member"),
+        (("plot", "relu", "--all", "-o", "out.png"), "not both"),
+        (("plot", "relu", "--range", "3", "1", "-o", "out.png"), "must be < high"),
+    ],
+)
+def test_user_errors_are_one_line_with_status_2(capsys, tmp_path, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith(f"relukit {argv[0]}: error: ")
+    assert fragment in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval"])
+    assert exit_info.value.code == 2
+
+
+def test_help_everywhere(capsys):
+    for argv in ([], ["list"], ["eval"], ["plot"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: relukit" in capsys.readouterr().out
+
+
+def test_list_table_and_markdown(capsys, tmp_path):
+    status, out, _ = run(capsys, "list")
+    assert status == 0 and "leaky_relu" in out and "maxout" in out
+    target = tmp_path / "family.md"
+    assert run(capsys, "list", "--markdown", str(target))[0] == 0
+    assert "| relu |" in target.read_text(encoding="utf-8")
+
+
+def test_plot_writes_png_and_svg(capsys, tmp_path):
+    png, svg = tmp_path / "a.png", tmp_path / "b.svg"
+    assert run(capsys, "plot", "relu", "leaky_relu:negative_slope=0.07", "-o", str(png))[0] == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        run(capsys, "plot", "relu6", "--derivative", "--range", "-2", "8", "-o", str(svg))[0] == 0
+    )
+    assert "<svg" in svg.read_text(encoding="utf-8")
+
+
+def test_plot_all_writes_the_gallery(capsys, tmp_path):
+    target = tmp_path / "gallery.png"
+    assert run(capsys, "plot", "--all", "-o", str(target)) == (0, f"wrote {target}\n", "")
+    assert target.stat().st_size > 50_000
