@@ -35,7 +35,9 @@ def _gelu(m: Any, x: Any, approximate: str) -> Any:
 def _gelu_derivative(m: Any, x: Any, approximate: str) -> Any:
     if approximate == "tanh":
         inner = m.tanh(TANH_BETA * (x + TANH_KAPPA * x * x * x))
-        right = 0.5 * x * (1 - inner * inner) * (TANH_BETA * (1 + 3 * TANH_KAPPA * x * x))
+        sech2 = 1 - inner * inner
+        # Where tanh saturates the right term is 0, also where x·x overflows (0·inf is NaN).
+        right = m.where(sech2 == 0, 0, 0.5 * x * sech2 * (TANH_BETA * (1 + 3 * TANH_KAPPA * x * x)))
         return 0.5 * (1 + inner) + right
     cdf = 0.5 * (1 + m.erf(x * SQRT1_2))
     pdf = m.exp(-0.5 * x * x) * INV_SQRT_2PI
@@ -154,7 +156,8 @@ def _softplus(m: Any, x: Any, beta: float, threshold: float) -> Any:
 def _softplus_derivative(m: Any, x: Any, beta: float, threshold: float) -> Any:
     z = x * beta
     e = m.exp(z)
-    return m.where(z > threshold, 1, e / (e + 1))
+    # exp(z) overflows (inf/inf is NaN) only where threshold is large; the limit there is 1.
+    return m.where((z > threshold) | m.isinf(e), 1, e / (e + 1))
 
 
 softplus = Activation(

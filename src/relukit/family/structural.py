@@ -87,9 +87,19 @@ def _groups(m: Any, x: Any, pieces: int, axis: int) -> tuple[Any, int]:
     return m.reshape(last, (*last.shape[:-1], n // pieces, pieces)), ax
 
 
+def _first_max(m: Any, grouped: Any) -> Any:
+    """Mask of the first maximal entry (or first NaN) of each group along the last axis."""
+    best = m.max(grouped, axis=-1, keepdims=True)
+    hit = (grouped == best) | m.isnan(grouped)
+    return hit & (m.cumulative_sum(m.astype(hit, m.int32), axis=-1) == 1)
+
+
 def _maxout(m: Any, x: Any, pieces: int, axis: int) -> Any:
     grouped, ax = _groups(m, x, pieces, axis)
-    return m.moveaxis(m.max(grouped, axis=-1), -1, ax)
+    # The value of the entry the gradient goes to, so that a tie of -0.0 and 0.0 keeps the sign
+    # of the first (as torch.max along a dimension does).
+    chosen = m.where(_first_max(m, grouped), grouped, -m.inf)
+    return m.moveaxis(m.max(chosen, axis=-1), -1, ax)
 
 
 def _maxout_vjp(m: Any, x: Any, g: Any, pieces: int, axis: int) -> Any:
@@ -100,9 +110,7 @@ def _maxout_vjp(m: Any, x: Any, g: Any, pieces: int, axis: int) -> Any:
         raise ParameterError(
             f"grad_out has shape {tuple(g.shape)}; maxout's output has shape {tuple(expected)}"
         )
-    best = m.max(grouped, axis=-1, keepdims=True)
-    hit = (grouped == best) | m.isnan(grouped)
-    first = hit & (m.cumulative_sum(m.astype(hit, m.int32), axis=-1) == 1)
+    first = _first_max(m, grouped)
     g_last = m.moveaxis(g, ax, -1)[..., None]
     grad = m.where(first, g_last, m.zeros_like(grouped))
     grad = m.reshape(grad, (*grad.shape[:-2], grad.shape[-2] * pieces))

@@ -2,8 +2,9 @@
 
 This is the oracle every compiled kernel is tested against. It evaluates the formula in a working
 dtype (float32 for 16-bit floats, which are rounded once at the end as PyTorch's CPU kernels do),
-then applies, for every elementwise member, the two conventions no formula has to repeat:
-NaN in gives NaN out, and ±inf give the limits the member declares.
+then applies, for every elementwise member, the conventions no formula has to repeat:
+NaN in gives NaN out, ±inf give the limits the member declares, and (in a vector-Jacobian
+product) a zero derivative of a piecewise-linear member blocks the incoming gradient.
 """
 
 from __future__ import annotations
@@ -19,13 +20,24 @@ from relukit.kernels.arrays import Input, default_float
 
 
 class Math:
-    """An array namespace plus what the Array API lacks: ``erf``, ``device`` and ``uniform``."""
+    """An array namespace plus what the Array API lacks: ``erf``, ``device`` and ``uniform``.
 
-    def __init__(self, xp: Any) -> None:
+    ``dtype`` is the working dtype: ``where`` gives it to a choice between two Python scalars
+    (``where(x > 0, 1, slope)``), which the namespace alone would make its default dtype
+    (float32 for torch, losing the slope's float64 digits).
+    """
+
+    def __init__(self, xp: Any, dtype: Any = None) -> None:
         self._xp = xp
+        self.dtype = dtype
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._xp, name)
+
+    def where(self, condition: Any, a: Any, b: Any) -> Any:
+        if self.dtype is not None and isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            a = self._xp.asarray(a, dtype=self.dtype, device=self.device(condition))
+        return self._xp.where(condition, a, b)
 
     def device(self, x: Any) -> Any:
         return array_api_compat.device(x)
@@ -65,6 +77,17 @@ def _special_values(m: Math, x: Any, y: Any, limits: Limit) -> Any:
     return y
 
 
+def _chain(m: Math, g: Any, d: Any, spec: Activation) -> Any:
+    """``g * d``; for a piecewise-linear member a zero derivative blocks ``g`` entirely.
+
+    The blocked gradient is ``+0`` even where ``g`` is negative, infinite or NaN, as PyTorch's
+    mask-based backward of relu, relu6 and hardtanh gives (and a one-bit mask would).
+    """
+    if spec.piecewise_linear:
+        return m.where(d == 0, m.zeros_like(d), g * d)
+    return g * d
+
+
 def _working(xp: Any, source: Input, spec: Activation) -> tuple[Any, Any]:
     """The array to compute on, and the dtype to give back."""
     x = source.array
@@ -90,8 +113,8 @@ def evaluate(
 ) -> Any:
     """``op`` (forward, derivative or vjp) of ``spec`` at ``source``, in its kind and dtype."""
     xp = source.xp
-    m = Math(xp)
     x, result_dtype = _working(xp, source, spec)
+    m = Math(xp, x.dtype)
     floating = source.kind in ("float", "low")
     with np.errstate(all="ignore"):
         if op == "forward":
@@ -103,9 +126,10 @@ def evaluate(
             if floating and spec.limits is not None:
                 y = _special_values(m, x, y, spec.limits.derivative(params))
             if op == "vjp":
-                y = _cast(xp, grad, x.dtype) * y
+                y = _chain(m, _cast(xp, grad, x.dtype), y, spec)
         elif op == "vjp" and wrt == "x":
             y = spec.vjp(m, x, _cast(xp, grad, x.dtype), **params)
         else:
             y = spec.param_vjps[wrt](m, x, _cast(xp, grad, x.dtype), **params)
-    return _cast(xp, y, result_dtype)
+        # asarray: NumPy arithmetic on 0-d arrays gives scalars; the caller gets a 0-d array.
+        return xp.asarray(_cast(xp, y, result_dtype))
