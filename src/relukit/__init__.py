@@ -17,6 +17,7 @@ from typing import Any
 
 from relukit.activation import ElementwiseFunction, Function, make
 from relukit.family import MEMBERS, Activation, ParameterError, lookup
+from relukit.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -64,6 +65,7 @@ __all__ = [
     "gelu",
     "general_relu",
     "get",
+    "get_num_threads",
     "hardtanh",
     "leaky_relu",
     "maxout",
@@ -73,6 +75,7 @@ __all__ = [
     "relu6",
     "rrelu",
     "selu",
+    "set_num_threads",
     "sigmoid",
     "silu",
     "softplus",

@@ -82,17 +82,21 @@ class Function:
                 "needs a floating-point input (PyTorch refuses it too)"
             )
         try:
-            result = dispatch.run(self.spec, op, source, bound, grad=grad_array, wrt=wrt)
+            result = dispatch.run(self.spec, op, source, bound, grad=grad_array, wrt=wrt, out=out)
         except ParameterError as error:
             raise ParameterError(f"{self.qualname}: {error}") from None
         if out is not None:
-            return _write(out, result, source, self.qualname)
+            return out if result is out else _write(out, result, source, self.qualname)
         if source.scalar:
             return np.asarray(result)[()]
         return result
 
     def __call__(self, x: Any, /, *, out: Any = None, **params: Any) -> Any:
         """The forward value at ``x`` (written into ``out`` when given)."""
+        if not params:
+            result = dispatch.fast_forward(self.spec, x, self.params, out)
+            if result is not None:
+                return result
         return self._run("forward", x, params, out=out)
 
     def vjp(self, x: Any, grad_out: Any, /, *, wrt: str = "x", **params: Any) -> Any:
@@ -104,6 +108,69 @@ class Function:
             choices = ", ".join(["x", *self.spec.param_vjps])
             raise ValueError(f"{self.qualname}.vjp: wrt={wrt!r} is not one of: {choices}")
         return self._run("vjp", x, params, grad=grad_out, wrt=wrt)
+
+    def forward_with_mask(self, x: Any, /, *, out: Any = None, **params: Any) -> tuple[Any, Any]:
+        """``(f(x), mask)``: the forward and, in the same pass, a packed code per element.
+
+        For the piecewise-linear members (relu, leaky_relu, prelu, rrelu, relu6, hardtanh,
+        general_relu) the code says which linear piece each element is in, so the backward
+        needs only the mask: a ``uint8`` array (a torch tensor for torch input) of
+        ``ceil(n·bits/8)`` bytes, ``bits = spec.derivative_bits(params)`` (1, or 2 for
+        general_relu with a negative slope and a cap), elements in C order, little-endian in
+        each byte (see :mod:`relukit.kernels.mask`). ``backward_from_mask(grad_out, mask)``
+        equals ``vjp(x, grad_out)`` bit for bit for every input that is not NaN; a NaN input gets
+        the gradient PyTorch's backward gives it (relu: ``grad_out``, leaky_relu:
+        ``negative_slope·grad_out``, hardtanh: 0), since one bit cannot carry NaN. Other
+        members raise TypeError.
+
+        >>> import relukit
+        >>> y, mask = relukit.leaky_relu.forward_with_mask([-2.0, 3.0], negative_slope=0.5)
+        >>> y, mask
+        (array([-1.,  3.]), array([2], dtype=uint8))
+        """
+        where = f"{self.qualname}.forward_with_mask"
+        source = as_input(x, where)
+        bound = self._bind(params) if params else self.params
+        if source.kind in ("int", "uint") and self.spec.integers == "refuse":
+            raise TypeError(
+                f"{where}: x has integer dtype {source.array.dtype}; this member needs a "
+                "floating-point input (PyTorch refuses it too)"
+            )
+        try:
+            y, mask = dispatch.run(self.spec, "forward_with_mask", source, bound, out=out)
+        except ParameterError as error:
+            raise ParameterError(f"{where}: {error}") from None
+        if out is not None:
+            return (out if y is out else _write(out, y, source, where)), mask
+        return (np.asarray(y)[()] if source.scalar else y), mask
+
+    def backward_from_mask(
+        self, grad_out: Any, mask: Any, /, *, out: Any = None, **params: Any
+    ) -> Any:
+        """The input gradient from ``grad_out`` and the mask of :meth:`forward_with_mask` alone.
+
+        ``grad_out`` has the shape of x (prelu takes the channel of each element from it and
+        ``axis``; rrelu in training draws its slopes again from ``seed``, as ``vjp`` does); the
+        result has ``grad_out``'s dtype. Equals ``vjp(x, grad_out)`` bit for bit wherever x was
+        not NaN (same parameters, ``grad_out`` of x's dtype).
+
+        >>> import relukit
+        >>> y, mask = relukit.relu6.forward_with_mask([-1.0, 3.0, 7.0])
+        >>> relukit.relu6.backward_from_mask([1.0, 1.0, 1.0], mask)
+        array([0., 1., 0.])
+        """
+        where = f"{self.qualname}.backward_from_mask"
+        source = as_input(grad_out, where, "grad_out")
+        bound = self._bind(params) if params else self.params
+        try:
+            result = dispatch.run(
+                self.spec, "backward_from_mask", source, bound, mask=mask, out=out
+            )
+        except ParameterError as error:
+            raise ParameterError(f"{where}: {error}") from None
+        if out is not None:
+            return out if result is out else _write(out, result, source, where)
+        return np.asarray(result)[()] if source.scalar else result
 
 
 class ElementwiseFunction(Function):

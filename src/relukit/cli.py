@@ -134,6 +134,81 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``["relu,gelu", "tanh"]`` as ``("relu", "gelu", "tanh")``; None stays None."""
+    if values is None:
+        return None
+    return tuple(n for value in values for n in value.split(",") if n)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from relukit import study
+    from relukit.study.progress import RichProgress
+    from relukit.study.report import print_summary
+
+    depths = _names(args.depths)
+    if depths is not None and not all(d.isdigit() for d in depths):
+        raise ValueError(f"--depths takes whole numbers, got {','.join(depths)!r}")
+    config = study.StudyConfig(
+        scenario=args.scenario,
+        activations=_names(args.activations),
+        seeds=args.seeds,
+        seed=args.seed,
+        depth=args.depth,
+        depths=None if depths is None else tuple(int(d) for d in depths),
+        width=args.width,
+        epochs=args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        batch_size=args.batch_size,
+        target=args.target,
+        init=args.init,
+        bias_shift=args.bias_shift,
+        data=args.data,
+        label=args.label,
+        out=args.out,
+        force=args.force,
+        jobs=args.jobs,
+        threads=args.threads,
+        quick=args.quick,
+    )
+    try:
+        with RichProgress() as progress:
+            result = study.run(config, progress=progress)
+    except KeyboardInterrupt:
+        print("relukit study: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
+    print_summary(result, Console())
+    return 130 if result.interrupted else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from relukit import bench
+
+    report = bench.run(
+        bench.BenchConfig.from_options(
+            quick=args.quick,
+            sizes=args.sizes,
+            dtypes=args.dtypes,
+            repeats=args.repeats,
+            json_path=args.json,
+            png_path=args.png,
+            threads=args.threads,
+        )
+    )
+    console = Console()
+    console.print(report.table())
+    console.print(report.target_table())
+    for path in (args.json, args.png):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relukit",
@@ -174,6 +249,64 @@ def build_parser() -> argparse.ArgumentParser:
     drawing.add_argument("--derivative", action="store_true", help="draw derivatives")
     drawing.add_argument("-o", "--output", required=True, help="output file (.png or .svg)")
     drawing.set_defaults(handler=cmd_plot)
+
+    from relukit.study.config import INITS, OPTIMIZERS, SCENARIOS
+
+    studying = commands.add_parser(
+        "study",
+        help="the main job: the family trained side by side, the ReLU claims checked",
+        description="Train the same network with each activation over several seeds (default: "
+        "scikit-learn's digits), check the claims about ReLU, and write a report folder with a "
+        "self-contained index.html. Unset options take the scenario's defaults.",
+    )
+    studying.add_argument("--scenario", choices=(*SCENARIOS, "all"), default="compare")
+    studying.add_argument(
+        "--activations", nargs="+", metavar="NAME", help="e.g. relu,gelu,tanh (default: 10)"
+    )
+    studying.add_argument("--seeds", type=int, metavar="N", help="seeds per activation (3)")
+    studying.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (0)")
+    studying.add_argument("--depth", type=int, metavar="N", help="hidden layers (4)")
+    studying.add_argument(
+        "--depths", nargs="+", metavar="N", help="depth scenario's sweep (2,5,10,20)"
+    )
+    studying.add_argument("--width", type=int, metavar="N", help="units per hidden layer (128)")
+    studying.add_argument("--epochs", type=int, metavar="N", help="training epochs (30)")
+    studying.add_argument("--lr", type=float, metavar="X", help="learning rate")
+    studying.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd has momentum 0.9")
+    studying.add_argument("--batch-size", type=int, default=64, metavar="N")
+    studying.add_argument(
+        "--target", type=float, default=0.95, metavar="ACC", help="training accuracy (0.95)"
+    )
+    studying.add_argument("--init", choices=INITS, default="he_normal")
+    studying.add_argument("--bias-shift", type=float, metavar="X", help="added to hidden biases")
+    studying.add_argument("--data", metavar="FILE", help=".npz or .csv (default: digits)")
+    studying.add_argument("--label", metavar="COLUMN", help="label column of a .csv file")
+    studying.add_argument(
+        "--out", default="relukit-report", metavar="DIR", help="report folder (relukit-report)"
+    )
+    studying.add_argument("--force", action="store_true", help="overwrite an existing report")
+    studying.add_argument(
+        "--jobs", type=int, metavar="N", help="worker processes (default: one per core)"
+    )
+    studying.add_argument("--threads", type=int, metavar="N", help="torch threads per process")
+    studying.add_argument("--quick", action="store_true", help="a small study in seconds")
+    studying.set_defaults(handler=cmd_study)
+
+    benching = commands.add_parser(
+        "bench",
+        help="time the kernels against NumPy, PyTorch and the machine's memory limit",
+        description="Time relukit's kernels, their NumPy and PyTorch peers, and a copy of the "
+        "same bytes (the machine's limit), best of interleaved repeats; print the table and "
+        "the targets met.",
+    )
+    benching.add_argument("--quick", action="store_true", help="a few seconds: 2^10, 2^16")
+    benching.add_argument("--sizes", metavar="N,N", help="element counts, e.g. 2^10,2^20")
+    benching.add_argument("--dtypes", metavar="D,D", help="float32,float64,bfloat16")
+    benching.add_argument("--repeats", type=int, metavar="N", help="interleaved rounds (5)")
+    benching.add_argument("--threads", type=int, metavar="N", help="kernel threads")
+    benching.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
+    benching.add_argument("--png", metavar="FILE", help="plot throughput against size")
+    benching.set_defaults(handler=cmd_bench)
 
     return parser
 

@@ -36,6 +36,15 @@ def _relu_derivative(m: Any, x: Any) -> Any:
     return m.where(x > 0, 1, 0)
 
 
+def _relu_code(m: Any, x: Any) -> Any:
+    # PyTorch: threshold_backward, x <= 0 ? 0 : g (so a NaN input passes the gradient)
+    return m.logical_not(x <= 0)
+
+
+def _zero_one(m: Any, like: Any, **params: Any) -> tuple[float, float]:
+    return (0.0, 1.0)
+
+
 relu = Activation(
     name="relu",
     summary="Rectified Linear Unit",
@@ -48,6 +57,8 @@ relu = Activation(
     output_range="[0, ∞)",
     integers="same",
     derivative_pieces=lambda p: 2,
+    mask_code=_relu_code,
+    mask_derivatives=_zero_one,
     torch_name="relu",
     reference="Nair & Hinton, Rectified Linear Units Improve Restricted Boltzmann Machines",
     year=2010,
@@ -76,6 +87,15 @@ def _leaky_relu_derivative(m: Any, x: Any, negative_slope: float) -> Any:
     return m.where(x > 0, 1, negative_slope)
 
 
+def _positive_code(m: Any, x: Any, **params: Any) -> Any:
+    # PyTorch: leaky_relu_backward and prelu's backward, x > 0 ? g : a·g
+    return x > 0
+
+
+def _leaky_relu_pieces(m: Any, like: Any, negative_slope: float) -> tuple[float, float]:
+    return (negative_slope, 1.0)
+
+
 def _slope_limit(slope: float) -> float:
     """lim_{x→-inf} slope·x."""
     return -INF if slope > 0 else (INF if slope < 0 else 0.0)
@@ -97,6 +117,8 @@ leaky_relu = Activation(
     output_range="(-∞, ∞)",
     zero_centred=False,
     derivative_pieces=lambda p: 2,
+    mask_code=_positive_code,
+    mask_derivatives=_leaky_relu_pieces,
     torch_name="leaky_relu",
     reference="Maas, Hannun & Ng, Rectifier Nonlinearities Improve Neural Network Acoustic Models",
     year=2013,
@@ -153,6 +175,10 @@ def _prelu_derivative(m: Any, x: Any, weight: Any, axis: int) -> Any:
     return m.where(x > 0, m.ones_like(x), m.broadcast_to(w, x.shape))
 
 
+def _prelu_pieces(m: Any, like: Any, weight: Any, axis: int) -> tuple[Any, float]:
+    return (m.broadcast_to(_prelu_weight(m, like, weight, axis), like.shape), 1.0)
+
+
 def _prelu_weight_vjp(m: Any, x: Any, g: Any, weight: Any, axis: int) -> Any:
     w = _prelu_weight(m, x, weight, axis)
     contribution = m.where(x > 0, 0, x * g)
@@ -190,6 +216,8 @@ prelu = Activation(
     limits=Limits(lambda p: (None, INF), lambda p: (None, 1.0)),
     output_range="(-∞, ∞)",
     derivative_pieces=lambda p: 2,
+    mask_code=_positive_code,
+    mask_derivatives=_prelu_pieces,
     torch_name="prelu",
     reference="He, Zhang, Ren & Sun, Delving Deep into Rectifiers (PReLU)",
     year=2015,
@@ -220,6 +248,21 @@ def _rrelu(m: Any, x: Any, lower: float, upper: float, training: bool, seed: Any
 
 def _rrelu_derivative(m: Any, x: Any, lower: float, upper: float, training: bool, seed: Any) -> Any:
     return m.where(x > 0, 1, _rrelu_slope(m, x, lower, upper, training, seed))
+
+
+def _rrelu_code(m: Any, x: Any, lower: float, upper: float, training: bool, seed: Any) -> Any:
+    # PyTorch: in training (slopes drawn when upper - lower > 1e-6) the backward is g·noise with
+    # noise = 1 unless x <= 0; otherwise leaky_relu_backward, x > 0 ? g : slope·g
+    if training and upper - lower > 1e-6:
+        return m.logical_not(x <= 0)
+    return x > 0
+
+
+def _rrelu_pieces(
+    m: Any, like: Any, lower: float, upper: float, training: bool, seed: Any
+) -> tuple[Any, float]:
+    # in training the slopes are drawn again from the seed, as the derivative draws them
+    return (_rrelu_slope(m, like, lower, upper, training, seed), 1.0)
 
 
 def _rrelu_check(p: Params) -> str | None:
@@ -267,6 +310,8 @@ rrelu = Activation(
     limits=Limits(lambda p: (-INF if p["upper"] > 0 else 0.0, INF), lambda p: (None, 1.0)),
     output_range="(-∞, ∞)",
     derivative_pieces=lambda p: 2,
+    mask_code=_rrelu_code,
+    mask_derivatives=_rrelu_pieces,
     torch_name="rrelu",
     reference="Xu, Wang, Chen & Li, Empirical Evaluation of Rectified Activations in "
     "Convolutional Network",
@@ -293,6 +338,12 @@ def _clip(m: Any, x: Any, low: float, high: float) -> Any:
 
 def _clip_derivative(m: Any, x: Any, low: float, high: float) -> Any:
     return m.where((x > low) & (x < high), 1, 0)
+
+
+def _clip_code(m: Any, x: Any, low: float, high: float) -> Any:
+    # PyTorch: hardtanh_backward's vectorised CPU kernel, (x > min & x < max) & g, so a NaN input
+    # gets 0 (its scalar loop, used for the last few elements, writes g instead)
+    return (x > low) & (x < high)
 
 
 def _hardtanh(m: Any, x: Any, min_val: float, max_val: float) -> Any:
@@ -329,6 +380,8 @@ hardtanh = Activation(
     zero_centred=True,
     integers="same",
     derivative_pieces=lambda p: 2,
+    mask_code=lambda m, x, min_val, max_val: _clip_code(m, x, min_val, max_val),
+    mask_derivatives=_zero_one,
     torch_name="hardtanh",
     reference="Collobert, Large Scale Machine Learning (PhD thesis)",
     year=2004,
@@ -366,6 +419,8 @@ relu6 = Activation(
     bounded=True,
     integers="same",
     derivative_pieces=lambda p: 2,
+    mask_code=lambda m, x: _clip_code(m, x, 0, 6),
+    mask_derivatives=_zero_one,
     torch_name="relu6",
     reference="Krizhevsky, Convolutional Deep Belief Networks on CIFAR-10",
     year=2010,
@@ -410,6 +465,30 @@ def _general_relu_pieces(p: Params) -> int:
     return len(values)
 
 
+def _general_relu_values(negative_slope: float, max_value: float | None) -> tuple[float, ...]:
+    """The derivative below the threshold, above it, and (with a cap) at max_value and above."""
+    return (negative_slope, 1.0) if max_value is None else (negative_slope, 1.0, 0.0)
+
+
+def _general_relu_code(
+    m: Any, x: Any, negative_slope: float, max_value: float | None, threshold: float
+) -> Any:
+    # The pieces are decided as the derivative decides them (no PyTorch counterpart); pieces
+    # with the same derivative share a code, so the codes number derivative_pieces.
+    values = _general_relu_values(negative_slope, max_value)
+    codes = [list(dict.fromkeys(values)).index(v) for v in values]
+    code = m.where(x > threshold, codes[1], codes[0])
+    if max_value is not None:
+        code = m.where(x >= max_value, codes[2], code)
+    return code
+
+
+def _general_relu_derivatives(
+    m: Any, like: Any, negative_slope: float, max_value: float | None, threshold: float
+) -> tuple[float, ...]:
+    return tuple(dict.fromkeys(_general_relu_values(negative_slope, max_value)))
+
+
 general_relu = Activation(
     name="general_relu",
     summary="Keras's relu: leaky below a threshold, capped above max_value",
@@ -447,6 +526,8 @@ general_relu = Activation(
     ),
     output_range="(-∞, max_value]",
     derivative_pieces=_general_relu_pieces,
+    mask_code=_general_relu_code,
+    mask_derivatives=_general_relu_derivatives,
     reference="Keras, keras.activations.relu (negative_slope, max_value, threshold)",
     year=2015,
     example="""

@@ -46,7 +46,8 @@ class Kink:
     """A point where the derivative is discontinuous, and the derivative chosen there.
 
     ``at`` and ``derivative`` are functions of the bound parameters so that the tests can place
-    an input exactly on the kink and compare the chosen value with PyTorch's autograd.
+    an input exactly on the kink and compare the chosen value with PyTorch's autograd. An ``at``
+    of ±inf means the kink is absent for those parameters (general_relu without max_value).
     """
 
     where: str
@@ -77,6 +78,12 @@ class Activation:
     Elementwise members give ``derivative`` (its vector-Jacobian product is ``g * derivative``);
     structural members (crelu, maxout) give ``vjp`` instead. ``param_vjps`` maps a parameter name
     to the formula ``(m, x, g, **params) -> gradient`` with respect to that parameter.
+
+    Piecewise-linear members give the mask path (:mod:`relukit.kernels.mask`) two formulas:
+    ``mask_code`` ``(m, x, **params) -> codes``, the piece of each element as an integer below
+    ``2**derivative_bits``, decided by the comparison PyTorch's backward makes (which fixes the
+    code of a NaN input), and ``mask_derivatives`` ``(m, like, **params) -> tuple``, the
+    derivative on each code (scalars, or arrays broadcastable to ``like``).
     """
 
     name: str
@@ -101,6 +108,8 @@ class Activation:
     in_family: bool = True
     integers: str = "refuse"
     derivative_pieces: Callable[[Params], int] | None = None
+    mask_code: Formula | None = None
+    mask_derivatives: Formula | None = None
     example: str = ""
     torch_name: str | None = None
     summary: str = ""
@@ -142,7 +151,10 @@ class Activation:
         unknown = sorted(set(params) - set(known))
         if unknown:
             allowed = ", ".join(known) or "none"
-            raise ParameterError(f"unknown parameter {unknown[0]!r} (parameters: {allowed})")
+            name = unknown[0]
+            raise ParameterError(
+                f"unknown parameter {name}={params[name]!r} (parameters: {allowed})"
+            )
         bound = {p.name: params.get(p.name, p.default) for p in self.parameters}
         for name, value in bound.items():
             check = known[name].check

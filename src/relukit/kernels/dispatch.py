@@ -1,16 +1,111 @@
 """The single dispatch point between the public functions and the kernels.
 
-Every evaluation goes through :func:`run`, which picks the first kernel that takes the call
-(array kind, dtype, size, layout) and falls back to the reference kernel, which takes all.
+Every evaluation goes through :func:`run`, which picks the compiled CPU kernel
+(:mod:`relukit.kernels.cpu`) where it takes the call and wins, and the reference kernel
+(:mod:`relukit.kernels.reference`, which takes all) everywhere else.
+
+The compiled kernel is chosen for NumPy arrays and CPU torch tensors that do not require grad,
+of dtype float16, bfloat16, float32 or float64, any shape and layout, with at least
+:data:`MIN_ELEMENTS` elements (for 16-bit floats :data:`MIN_ELEMENTS_16`), for every op of the
+elementwise members (forward, derivative, vjp with respect to x, forward_with_mask,
+backward_from_mask). Below that size the compiled kernel still beats the reference path once
+loaded, but not by enough to justify loading Numba (about 0.3 s) into a program that only ever
+evaluates a few values; the numbers behind the choice are in ``benchmarks/RESULTS.md``. Integer
+inputs, parameter gradients (prelu's ``wrt="weight"``), the structural members (crelu, maxout)
+and other array libraries stay on the reference path.
+
+:func:`forced` pins the choice, for tests and benchmarks::
+
+    >>> import numpy as np, relukit
+    >>> from relukit.kernels import dispatch
+    >>> with dispatch.forced("reference"):
+    ...     relukit.relu(np.array([-1.0, 2.0]))
+    array([0., 2.])
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
+import numpy as np
+
 from relukit.family.spec import Activation
+from relukit.kernels import mask as mask_path
 from relukit.kernels import reference
 from relukit.kernels.arrays import Input
+
+MIN_ELEMENTS = 1024
+MIN_ELEMENTS_16 = 1024
+BACKENDS = ("auto", "compiled", "reference")
+
+_forced: ContextVar[str] = ContextVar("relukit_backend", default="auto")
+_numba: bool | None = None
+_cpu: Any = None
+_tables: dict[tuple[int, int], tuple[Any, ...]] = {}
+
+
+@contextmanager
+def forced(backend: str) -> Iterator[None]:
+    """Within the block, use ``backend``: 'compiled' (where it can take the call, whatever the
+    size), 'reference', or 'auto' (the default choice)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"dispatch.forced: backend={backend!r} is not one of {BACKENDS}")
+    token = _forced.set(backend)
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+def _has_numba() -> bool:
+    global _numba, _cpu
+    if _numba is None:
+        from relukit.kernels import cpu
+
+        _cpu = cpu
+        _numba = cpu.available()
+    return _numba
+
+
+def _size(array: Any) -> int:
+    size = getattr(array, "size", None)
+    if isinstance(size, int):
+        return size
+    return math.prod(tuple(array.shape))
+
+
+def compiled_takes(source: Input) -> bool:
+    """True if :func:`run` would try the compiled kernel for this input (by kind and size)."""
+    if source.kind not in ("float", "low"):
+        return False
+    backend = _forced.get()
+    if backend == "reference":
+        return False
+    array = source.array
+    if type(array) is not np.ndarray and not type(array).__module__.startswith("torch"):
+        return False
+    if backend == "auto":
+        limit = MIN_ELEMENTS_16 if source.kind == "low" else MIN_ELEMENTS
+        if _size(array) < limit:
+            return False
+    return _has_numba()
+
+
+def fast_forward(spec: Activation, x: Any, params: dict[str, Any], out: Any) -> Any:
+    """The forward of a small C-contiguous float32/float64 NumPy array, straight to its kernel
+    (the few microseconds of a general call matter there), or None: take :func:`run`."""
+    if type(x) is not np.ndarray:
+        return None
+    backend = _forced.get()
+    if backend == "reference" or (backend == "auto" and x.size < MIN_ELEMENTS):
+        return None
+    if not _has_numba():
+        return None
+    return _cpu.fast_forward(spec, x, params, out)
 
 
 def run(
@@ -20,6 +115,93 @@ def run(
     params: dict[str, Any],
     grad: Any = None,
     wrt: str = "x",
+    *,
+    out: Any = None,
+    mask: Any = None,
 ) -> Any:
-    """``op`` of ``spec`` at ``source`` with bound ``params``; the result in the caller's kind."""
+    """``op`` of ``spec`` at ``source`` with bound ``params``; the result in the caller's kind.
+
+    ``op`` is forward, derivative or vjp (``grad`` the incoming gradient, ``wrt`` x or a
+    parameter), forward_with_mask (returns ``(y, mask)``) or backward_from_mask (``source`` is
+    the incoming gradient, ``mask`` the packed codes). With ``out`` the result may be written
+    into it, in which case ``out`` itself is returned (the caller copies any other result).
+    """
+    if op in ("forward_with_mask", "backward_from_mask"):
+        return _mask_op(spec, op, source, params, mask, out)
+    if compiled_takes(source):
+        from relukit.kernels import cpu
+
+        result = cpu.run(spec, op, source, params, grad=grad, wrt=wrt, out=out)
+        if result is not None:
+            return result
     return reference.evaluate(spec, op, source, params, grad=grad, wrt=wrt)
+
+
+def _mask_op(
+    spec: Activation, op: str, source: Input, params: dict[str, Any], mask: Any, out: Any
+) -> Any:
+    where = f"relukit.{spec.name}.{op}"
+    if spec.mask_code is None or spec.mask_derivatives is None:
+        raise TypeError(
+            f"{where}: {spec.name} is not piecewise linear, so its backward needs x itself "
+            "(use vjp); the mask path serves relu, leaky_relu, prelu, rrelu, relu6, hardtanh "
+            "and general_relu"
+        )
+    bits = spec.derivative_bits(params)
+    if op == "forward_with_mask":
+        if compiled_takes(source):
+            codes = _cached(spec, params, source, 0, lambda: _piece_codes(spec, params))
+            done = _cpu.forward_with_mask(spec, source, params, bits, codes, out=out)
+            if done is not None:
+                return done
+        return mask_path.forward_with_mask(spec, source, params)
+    if source.kind not in ("float", "low"):
+        raise TypeError(
+            f"{where}: grad_out has dtype {source.array.dtype}; it must be floating point"
+        )
+    mask_path.check_mask(where, mask, source, _size(source.array), bits)
+    if compiled_takes(source):
+        slopes = spec.name == "prelu" or (spec.name == "rrelu" and params["training"])
+        wide = source.array.dtype.itemsize == 8
+        table = _cached(
+            spec, params, source, 1 + wide, lambda: _derivative_table(spec, params, wide, slopes)
+        )
+        done = _cpu.backward_from_mask(spec, source, mask, params, bits, table, slopes, out=out)
+        if done is not None:
+            return done
+    return mask_path.backward_from_mask(spec, source, mask, params)
+
+
+def _cached(
+    spec: Activation, params: dict[str, Any], source: Input, slot: int, make: Any
+) -> np.ndarray:
+    """``make()``, remembered per bound member (``params``) and slot."""
+    key = (id(params), slot)
+    entry = _tables.get(key)
+    if entry is None or entry[0] is not params or entry[1] is not spec:
+        if len(_tables) >= 512:
+            _tables.clear()
+        entry = _tables[key] = (params, spec, make())
+    return entry[2]
+
+
+def _piece_codes(spec: Activation, params: dict[str, Any]) -> np.ndarray:
+    """general_relu's code for its pieces (below the threshold, between, capped)."""
+    if spec.name != "general_relu":
+        return np.zeros(3, dtype=np.int64)
+    t, top = params["threshold"], params["max_value"]
+    probe = np.array([t - 1.0, t + 1.0 if top is None else (t + top) / 2, top or t + 1.0])
+    return np.asarray(spec.mask_code(reference.Math(np), probe, **params), dtype=np.int64)
+
+
+def _derivative_table(
+    spec: Activation, params: dict[str, Any], wide: bool, slopes: bool
+) -> np.ndarray:
+    """The derivative on each code in the working dtype (code 0 of prelu/rrelu: per element)."""
+    work = np.float64 if wide else np.float32
+    if slopes:
+        # code 1 is x > 0, where both prelu's and rrelu's derivative is 1
+        return np.array([np.nan, 1.0], dtype=work)
+    like = np.zeros(1, dtype=work)
+    values = mask_path.derivatives(spec, reference.Math(np), like, params)
+    return np.array([float(v) for v in values], dtype=work)

@@ -1,0 +1,722 @@
+"""The compiled CPU path: Numba kernels behind the same public functions.
+
+:func:`run`, :func:`forward_with_mask` and :func:`backward_from_mask` take a call that
+:mod:`relukit.kernels.dispatch` routed here, and either compute it or return ``None`` (declined:
+the caller falls back to the reference path). They take NumPy arrays and CPU torch tensors that
+do not require grad (through zero-copy NumPy views; bfloat16 through ``.view(torch.int16)``) of
+dtype float16, bfloat16, float32 or float64, of any shape and layout:
+
+- C- or F-contiguous arrays are walked in memory order, the output (allocated, or ``out`` when
+  it has the same layout) written in place of the loop;
+- other strided arrays are first gathered into a contiguous copy (one pass), and an ``out``
+  of another layout receives the result with one ``np.copyto``;
+- ``out`` may be the input itself (in place); an ``out`` that partly overlaps the input is
+  written through a temporary.
+
+Work is split into contiguous chunks (multiples of 64 elements, so that mask words never
+straddle two threads) run on :mod:`relukit.threads`' pool. Outputs of at least
+:data:`STREAM_BYTES` are written with streaming stores (x86-64 only).
+
+Nothing here imports Numba until a kernel is first needed; kernels come from Numba's on-disk
+cache after the first compilation (see :func:`warm_up` for the cost).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from relukit import threads
+from relukit.family.spec import Activation
+from relukit.kernels.arrays import BFLOAT16, Input
+
+STREAM = platform.machine().lower() in ("x86_64", "amd64")
+# Outputs from 8 MiB up (a quarter of this machine's L3) bypass the caches.
+STREAM_BYTES = 1 << 23
+# A call splits into threads only when each gets at least this many elements: handing a chunk
+# to the pool and waiting for it costs about 20 µs, so a chunk must take several times that
+# (measured in RESULTS.md: ~0.1 ns per element for relu in cache, ~0.75 for gelu).
+GRAIN_LINEAR = 1 << 18  # piecewise-linear members and the mask path
+GRAIN_SMOOTH = 1 << 16  # members that call exp/erf/tanh
+ALIGN = 64  # chunk boundaries: one mask word at one bit per element
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BFLOAT16)
+
+_kernel_cache: dict[tuple[Any, ...], Any] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Lazy access to the kernels
+
+
+def _module() -> Any:
+    from relukit.kernels import cpu_kernels
+
+    return cpu_kernels
+
+
+def _kernel(kind: str, *codes: int) -> Any:
+    key = (kind, *codes)
+    kernel = _kernel_cache.get(key)
+    if kernel is None:
+        k = _module()
+        factory = {
+            "map": k.map_kernel,
+            "mask_forward": k.mask_forward_kernel,
+            "mask_backward": k.mask_backward_kernel,
+            "function": k.function_kernel,
+            "copy": k.copy_kernel,
+            "convert": k.convert_kernel,
+        }[kind]
+        kernel = _kernel_cache[key] = factory(*codes)
+    return kernel
+
+
+def available() -> bool:
+    """True when Numba can be imported (the compiled path is used only then)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Members: which kernel, which parameters
+
+MASKED = ("relu", "leaky_relu", "prelu", "rrelu", "relu6", "hardtanh", "general_relu")
+
+
+class Plan:
+    """How one member with bound parameters maps onto the kernels."""
+
+    def __init__(self, member: int, p: np.ndarray, slopes: Callable[..., Any] | None) -> None:
+        self.member = member
+        self.p = p
+        self.slopes = slopes  # (shape, order) -> per-element slopes, for the SLOPES member
+
+
+def _limit(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> Plan | None:
+    """The kernel plan for ``spec`` (``op``: forward or derivative), or None if it has none."""
+    k = _module()
+    name = spec.name
+    values = [0.0] * 8
+    slopes = None
+    if name == "relu":
+        member = k.RELU
+    elif name == "leaky_relu":
+        member, values[0] = k.LEAKY, params["negative_slope"]
+    elif name == "prelu":
+        member, slopes = k.SLOPES, _prelu_slopes(params["weight"], params["axis"], work)
+        if slopes is None:
+            return None
+    elif name == "rrelu":
+        lower, upper = params["lower"], params["upper"]
+        if params["training"]:
+            member, slopes = k.SLOPES, _rrelu_slopes(lower, upper, params["seed"], work)
+        else:
+            member, values[0] = k.LEAKY, (lower + upper) / 2
+    elif name in ("relu6", "hardtanh"):
+        member = k.CLIP
+        if name == "relu6":
+            values[0], values[1] = 0.0, 6.0
+        else:
+            values[0], values[1] = params["min_val"], params["max_val"]
+    elif name == "general_relu":
+        member = k.GENERAL
+        cap = params["max_value"]
+        values[0], values[1] = params["negative_slope"], params["threshold"]
+        values[2], values[3] = (0.0, 0.0) if cap is None else (cap, 1.0)
+        values[6] = 1.0 if params["negative_slope"] == 0 else 0.0
+    elif name == "squared_relu":
+        member = k.SQUARED
+    elif name == "elu":
+        member, values[0] = k.ELU, params["alpha"]
+    elif name == "selu":
+        member = k.SELU
+    elif name == "celu":
+        member, values[0], values[1] = k.CELU, params["alpha"], 1 / params["alpha"]
+    elif name == "gelu":
+        member = k.GELU if params["approximate"] == "none" else k.GELU_TANH
+    elif name in ("silu", "mish", "sigmoid", "tanh"):
+        member = {"silu": k.SILU, "mish": k.MISH, "sigmoid": k.SIGMOID, "tanh": k.TANH}[name]
+    elif name == "softplus":
+        member, values[0], values[1] = k.SOFTPLUS, params["beta"], params["threshold"]
+    else:
+        return None
+    if spec.limits is not None:
+        limits = spec.limits.forward if op == "forward" else spec.limits.derivative
+        values[4], values[5] = (_limit(v) for v in limits(params))
+    else:
+        values[4] = values[5] = math.nan
+    return Plan(member, np.array(values, dtype=np.float64).astype(work), slopes)
+
+
+def _prelu_slopes(weight: Any, axis: int, work: np.dtype) -> Callable[..., Any] | None:
+    try:
+        w = np.asarray(weight)
+    except (TypeError, ValueError, RuntimeError):  # a tensor that requires grad, on a GPU, ...
+        return None
+    if w.ndim > 1 or w.dtype.kind not in "fiu":
+        return None
+    w = w.astype(work).reshape(-1)
+
+    def slopes(shape: tuple[int, ...], order: str) -> np.ndarray | None:
+        if w.size == 1:
+            return w
+        ndim = len(shape)
+        channels = shape[axis] if -ndim <= axis < ndim else 1
+        if channels != w.size:
+            return None  # the reference path raises the ParameterError
+        ax = axis % ndim
+        faster = shape[ax + 1 :] if order == "C" else shape[:ax]
+        return np.repeat(w, math.prod(faster))
+
+    return slopes
+
+
+def _rrelu_slopes(lower: float, upper: float, seed: Any, work: np.dtype) -> Callable[..., Any]:
+    def slopes(shape: tuple[int, ...], order: str) -> np.ndarray:
+        # exactly the reference's draw: U(lower, upper) shaped like x, cast to the working dtype
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        samples = rng.uniform(lower, upper, size=shape).astype(work)
+        return samples.reshape(-1, order=order)
+
+    return slopes
+
+
+def _periodic(pattern: np.ndarray, n: int) -> np.ndarray:
+    """``pattern`` repeated so that its period is a multiple of 64 and at least one block."""
+    period = pattern.size
+    reps = ALIGN // math.gcd(period, ALIGN)
+    while period * reps < _module().BLOCK and period * reps < n:
+        reps *= 2
+    if period * reps >= n:
+        reps = -(-n // period)
+    return np.ascontiguousarray(np.tile(pattern, reps))
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays: kinds, raw views, layouts
+
+
+def _work(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+def _raw(a: np.ndarray) -> np.ndarray:
+    """The array as the kernels read it: 16-bit floats as their bits."""
+    if a.dtype == np.float16:
+        return a.view(np.int16)
+    if a.dtype == BFLOAT16:
+        return a.view(np.uint16)
+    return a
+
+
+def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
+    """A NumPy view of an array the kernels can take, and its kind ('numpy' or 'torch')."""
+    if type(value) is np.ndarray:
+        return (value, "numpy") if value.dtype in FLOAT_DTYPES else None
+    module = type(value).__module__
+    if not module.startswith("torch"):
+        return None
+    import torch
+
+    if not isinstance(value, torch.Tensor) or value.device.type != "cpu":
+        return None
+    if value.requires_grad or value.is_conj() or value.is_neg() or value.layout != torch.strided:
+        return None
+    if value.dtype == torch.bfloat16:
+        return value.view(torch.int16).numpy().view(BFLOAT16), "torch"
+    if value.dtype in (torch.float16, torch.float32, torch.float64):
+        return value.numpy(), "torch"
+    return None
+
+
+def _order(a: np.ndarray) -> str | None:
+    if a.flags.c_contiguous:
+        return "C"
+    if a.flags.f_contiguous:
+        return "F"
+    return None
+
+
+def _flat(a: np.ndarray, order: str) -> np.ndarray | None:
+    """A 1-D view of ``a`` in ``order``, or None if that needs a copy."""
+    if order == "C" and a.flags.c_contiguous:
+        return a.reshape(-1)
+    if order == "F" and a.flags.f_contiguous:
+        return a.reshape(-1, order="F")
+    return None
+
+
+def _identical(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+
+
+def _writable_into(out: np.ndarray, inputs: tuple[np.ndarray, ...]) -> bool:
+    """True if the kernel may write ``out`` directly: every input is it or is disjoint from it."""
+    return all(_identical(out, a) or not np.may_share_memory(out, a) for a in inputs)
+
+
+class Target:
+    """Where a kernel's flat output goes and how the caller gets it back."""
+
+    def __init__(self, flat: np.ndarray, result: Any, copy_to: np.ndarray | None = None):
+        self.flat = flat
+        self.result = result
+        self.copy_to = copy_to
+
+    def finish(self, shaped: np.ndarray) -> Any:
+        if self.copy_to is not None:
+            np.copyto(self.copy_to, shaped)
+        return self.result
+
+
+def _target(
+    out: Any, like: np.ndarray, kind: str, source: Any, order: str, inputs: tuple[np.ndarray, ...]
+) -> Target | None:
+    """The output: ``out`` (directly when its layout allows) or a fresh array of ``like``'s."""
+    shape, dtype = like.shape, like.dtype
+    if out is not None:
+        view = _numpy(out)
+        if view is None or view[1] != kind or view[0].shape != shape or view[0].dtype != dtype:
+            return None  # the caller's checks raise the right error
+        array = view[0]
+        if not array.flags.writeable:
+            return None
+        flat = _flat(array, order)
+        if flat is not None and _writable_into(array, inputs):
+            return Target(flat, out)
+        temp = np.empty(shape, dtype=dtype, order=order)
+        return Target(_flat(temp, order), out, copy_to=array)
+    if kind == "torch":
+        import torch
+
+        if order == "C":
+            tensor = torch.empty(shape, dtype=source.dtype)
+        else:  # F-contiguous: the transpose of a C-contiguous tensor
+            tensor = torch.empty(shape[::-1], dtype=source.dtype).permute(
+                *reversed(range(len(shape)))
+            )
+        array = _numpy(tensor)
+        assert array is not None
+        return Target(_flat(array[0], order), tensor)
+    array = np.empty(shape, dtype=dtype, order=order)
+    return Target(_flat(array, order), array)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running kernels over chunks
+
+
+def _chunks(n: int, grain: int) -> list[tuple[int, int]]:
+    if n < 2 * grain:
+        return [(0, n)]
+    parts = max(1, min(threads.get_num_threads(), n // grain))
+    bounds = [0] + [(n * j // parts) // ALIGN * ALIGN for j in range(1, parts)] + [n]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _streams(y: np.ndarray, inplace: bool) -> bool:
+    return STREAM and not inplace and y.flags.aligned and y.nbytes >= STREAM_BYTES
+
+
+def _grain(member: int) -> int:
+    k = _module()
+    linear = member in (k.RELU, k.LEAKY, k.SLOPES, k.CLIP, k.GENERAL, k.SQUARED)
+    return GRAIN_LINEAR if linear else GRAIN_SMOOTH
+
+
+def _prepare(array: np.ndarray) -> tuple[np.ndarray, str]:
+    """``array`` as a 1-D view in memory order, gathering it first if it is not contiguous."""
+    order = _order(array)
+    if order is None:
+        array = np.ascontiguousarray(array)
+        order = "C"
+    flat = _flat(array, order)
+    assert flat is not None
+    return flat, order
+
+
+def run(
+    spec: Activation,
+    op: str,
+    source: Input,
+    params: dict[str, Any],
+    grad: Any = None,
+    wrt: str = "x",
+    out: Any = None,
+) -> Any:
+    """forward / derivative / vjp (wrt x) of an elementwise member, or None if declined."""
+    if wrt != "x" or not spec.elementwise or op not in ("forward", "derivative", "vjp"):
+        return None
+    view = _numpy(source.array)
+    if view is None:
+        return None
+    x, kind = view
+    if x.size == 0:
+        return None
+    work = _work(x.dtype)
+    the_plan = plan(spec, "forward" if op == "forward" else "derivative", params, work)
+    if the_plan is None:
+        return None
+    k = _module()
+    xf, order = _prepare(x)
+    inputs = (x,)
+    g = None
+    if op == "vjp":
+        gview = _numpy(grad)
+        if gview is None or gview[1] != kind or gview[0].dtype != x.dtype:
+            return None
+        if gview[0].shape != x.shape:
+            return None
+        g = gview[0]
+        inputs = (x, g)
+        g = np.ravel(g, order=order)
+    aux = np.zeros(1, dtype=work)
+    if the_plan.slopes is not None:
+        pattern = the_plan.slopes(x.shape, order)
+        if pattern is None:
+            return None
+        aux = _periodic(pattern, x.size)
+    target = _target(out, x, kind, source.array, order, inputs)
+    if target is None:
+        return None
+    y = target.flat
+    code = k.FORWARD if op == "forward" else k.DERIVATIVE
+    kernel = _kernel("map", the_plan.member, code)
+    raw = op == "forward" and the_plan.member in (k.RELU, k.CLIP)
+    xr, yr, gr, finish = _operands(xf, y, g, raw)
+    # 16-bit outputs are not streamed (the streaming stores are float vectors)
+    stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
+    p = the_plan.p
+    vjp = g is not None
+
+    def task(a: int, b: int) -> Callable[[], None]:
+        return lambda: kernel(xr[a:b], gr[a:b], aux, yr[a:b], p, a, stream, vjp)
+
+    threads.run_all([task(a, b) for a, b in _chunks(x.size, _grain(the_plan.member))])
+    if finish is not None:
+        finish()
+    return target.finish(y.reshape(x.shape, order=order))
+
+
+def _operands(
+    x: np.ndarray, y: np.ndarray, g: np.ndarray | None, raw: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[], None] | None]:
+    """What the kernel reads and writes: 16-bit floats as raw bits where the kernel selects
+    bits (relu, relu6, hardtanh forward), otherwise widened to float32 and the result rounded
+    back once (``finish``), as the reference path does."""
+    if x.dtype.itemsize != 2 or raw:
+        xr = _raw(x)
+        return xr, _raw(y), (xr if g is None else _raw(g)), None
+    x32 = _convert(_raw(x), np.empty(x.shape, dtype=np.float32))
+    y32 = np.empty(x.shape, dtype=np.float32)
+    g32 = x32 if g is None else _convert(_raw(g), np.empty(x.shape, dtype=np.float32))
+
+    def finish() -> None:
+        _convert(y32, _raw(y))
+
+    return x32, y32, g32, finish
+
+
+def _convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``dst[...] = src`` (1-D, float32 and raw 16-bit bits), rounded to nearest even."""
+    kernel = _kernel("convert")
+
+    def task(a: int, b: int) -> Callable[[], None]:
+        return lambda: kernel(src[a:b], dst[a:b])
+
+    threads.run_all([task(a, b) for a, b in _chunks(src.size, GRAIN_LINEAR)])
+    return dst
+
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+_fast: dict[int, list[Any]] = {}
+
+
+def fast_forward(spec: Activation, x: np.ndarray, params: dict[str, Any], out: Any) -> Any:
+    """The forward of a C-contiguous float32/float64 array that one thread does without
+    streaming stores, with the kernel and parameters looked up once per bound member (the
+    few microseconds of the general path matter at small sizes); None where :func:`run` is
+    needed."""
+    dtype = x.dtype
+    if dtype is F32:
+        slot = 1
+    elif dtype is F64:
+        slot = 4
+    else:
+        return None
+    entry = _fast.get(id(params))
+    if entry is None or entry[0] is not params:
+        if len(_fast) >= 256:
+            _fast.clear()
+        entry = _fast[id(params)] = [params, None, None, 0, None, None, 0]
+    kernel = entry[slot]
+    if kernel is None:
+        kernel, p, limit = _fast_entry(spec, params, dtype)
+        entry[slot : slot + 3] = [kernel, p, limit]
+    if kernel is False:
+        return None
+    n = x.size
+    flags = x.flags
+    if n > entry[slot + 2] or n == 0 or not (flags.c_contiguous and flags.aligned):
+        return None
+    if out is None:
+        y = np.empty_like(x)
+    elif (
+        type(out) is np.ndarray
+        and out.dtype is dtype
+        and out.shape == x.shape
+        and out.flags.c_contiguous
+        and out.flags.aligned
+        and out.flags.writeable
+        and (out is x or not np.may_share_memory(out, x))
+    ):
+        y = out
+    else:
+        return None
+    if x.ndim == 1:
+        kernel(x, x, x, y, entry[slot + 1], 0, False, False)
+    else:
+        flat = x.reshape(-1)
+        kernel(flat, flat, flat, y.reshape(-1), entry[slot + 1], 0, False, False)
+    return y
+
+
+def _fast_entry(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:
+    """(kernel, p, largest size) for the fast path, or (False, None, 0) where it does not
+    apply (a member without an elementwise kernel, or with per-element slopes)."""
+    the_plan = plan(spec, "forward", params, dtype) if spec.elementwise else None
+    if the_plan is None or the_plan.slopes is not None:
+        return False, None, 0
+    limit = min(2 * _grain(the_plan.member) - 1, STREAM_BYTES // dtype.itemsize - 1)
+    kernel = _kernel("map", the_plan.member, _module().FORWARD)
+    # The compiled function itself, without the dispatcher's type resolution (a quarter of a
+    # microsecond): the fast path only ever passes these exact types.
+    import numba
+
+    sample = np.zeros(1, dtype=dtype)
+    args = (sample, sample, sample, np.zeros(1, dtype=dtype), the_plan.p, 0, False, False)
+    kernel(*args)
+    signature = tuple(numba.typeof(a) for a in args)
+    return kernel.overloads[signature].entry_point, the_plan.p, limit
+
+
+# ---------------------------------------------------------------------------------------------
+# The mask path
+
+
+def _mask_plan(spec: Activation, params: dict[str, Any], work: np.dtype) -> Plan | None:
+    if spec.name not in MASKED:
+        return None
+    return plan(spec, "forward", params, work)
+
+
+def mask_bytes(n: int, bits: int) -> int:
+    """Bytes of a mask of ``n`` elements at ``bits`` bits each."""
+    return -(-n * bits // 8)
+
+
+def forward_with_mask(
+    spec: Activation,
+    source: Input,
+    params: dict[str, Any],
+    bits: int,
+    table: np.ndarray,
+    out: Any = None,
+) -> tuple[Any, Any] | None:
+    """``(forward(x), packed codes)`` in one pass, or None if declined.
+
+    ``table`` maps general_relu's pieces (below, between, capped) to codes.
+    """
+    view = _numpy(source.array)
+    if view is None:
+        return None
+    x, kind = view
+    if x.size == 0:
+        return None
+    work = _work(x.dtype)
+    the_plan = _mask_plan(spec, params, work)
+    if the_plan is None:
+        return None
+    xf = np.ascontiguousarray(x).reshape(-1)
+    aux = np.zeros(1, dtype=work)
+    if the_plan.slopes is not None:
+        pattern = the_plan.slopes(x.shape, "C")
+        if pattern is None:
+            return None
+        aux = _periodic(pattern, x.size)
+    target = _target(out, x, kind, source.array, "C", (x,))
+    if target is None:
+        return None
+    y = target.flat
+    p = the_plan.p.copy()
+    p[7] = 1.0 if (spec.name == "rrelu" and params["training"] and _noisy(params)) else 0.0
+    mask_np = np.empty(mask_bytes(x.size, bits), dtype=np.uint8)
+    k = _module()
+    kernel = _kernel("mask_forward", the_plan.member, bits)
+    xr, yr, _, finish = _operands(xf, y, None, the_plan.member in (k.RELU, k.CLIP))
+    stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
+    codes = table.astype(np.int64)
+
+    def task(a: int, b: int) -> Callable[[], None]:
+        m = mask_np[a * bits // 8 : mask_bytes(b, bits)]
+        return lambda: kernel(xr[a:b], aux, yr[a:b], m, p, codes, a, stream)
+
+    threads.run_all([task(a, b) for a, b in _chunks(x.size, GRAIN_LINEAR)])
+    if finish is not None:
+        finish()
+    result = target.finish(y.reshape(x.shape))
+    if kind == "torch":
+        import torch
+
+        return result, torch.from_numpy(mask_np)
+    return result, mask_np
+
+
+def _noisy(params: dict[str, Any]) -> bool:
+    """rrelu in training draws per-element slopes (PyTorch: only if upper − lower > 1e-6)."""
+    return params["upper"] - params["lower"] > 1e-6
+
+
+def backward_from_mask(
+    spec: Activation,
+    grad: Input,
+    mask: Any,
+    params: dict[str, Any],
+    bits: int,
+    table: np.ndarray,
+    slopes: bool,
+    out: Any = None,
+) -> Any:
+    """``grad_out · f'`` from the packed codes, or None if declined.
+
+    ``table`` holds the derivative on each code (working dtype); with ``slopes`` code 0 takes
+    the per-element slope (prelu, rrelu in training) instead.
+    """
+    view = _numpy(grad.array)
+    mview = _numpy_mask(mask)
+    if view is None or mview is None or view[1] != mview[1]:
+        return None
+    g, kind = view
+    if g.size == 0:
+        return None
+    work = _work(g.dtype)
+    aux = np.zeros(1, dtype=work)
+    if slopes:
+        the_plan = _mask_plan(spec, params, work)
+        if the_plan is None or the_plan.slopes is None:
+            return None
+        pattern = the_plan.slopes(g.shape, "C")
+        if pattern is None:
+            return None
+        aux = _periodic(pattern, g.size)
+    gf = np.ascontiguousarray(g).reshape(-1)
+    m = mview[0]
+    target = _target(out, g, kind, grad.array, "C", (g, m))
+    if target is None:
+        return None
+    dx = target.flat
+    full = np.zeros(4, dtype=work)
+    full[: table.size] = table
+    kernel = _kernel("mask_backward", bits, int(slopes))
+    gr, dr, _, finish = _operands(gf, dx, None, False)
+    stream = dx.itemsize > 2 and _streams(dx, np.may_share_memory(dx, gf))
+
+    def task(a: int, b: int) -> Callable[[], None]:
+        part = m[a * bits // 8 : mask_bytes(b, bits)]
+        return lambda: kernel(gr[a:b], part, aux, dr[a:b], full, a, stream)
+
+    threads.run_all([task(a, b) for a, b in _chunks(g.size, GRAIN_LINEAR)])
+    if finish is not None:
+        finish()
+    return target.finish(dx.reshape(g.shape))
+
+
+def _numpy_mask(mask: Any) -> tuple[np.ndarray, str] | None:
+    if type(mask) is np.ndarray:
+        return (np.ascontiguousarray(mask), "numpy") if mask.dtype == np.uint8 else None
+    if type(mask).__module__.startswith("torch"):
+        import torch
+
+        if (
+            isinstance(mask, torch.Tensor)
+            and mask.device.type == "cpu"
+            and mask.dtype == torch.uint8
+            and not mask.requires_grad
+        ):
+            return np.ascontiguousarray(mask.numpy()), "torch"
+    return None
+
+
+def stream_copy(x: np.ndarray, y: np.ndarray) -> None:
+    """``y[...] = x`` (same shape and dtype, C-contiguous) with the kernels' threads and, from
+    :data:`STREAM_BYTES`, streaming stores: the copy ``relukit bench`` takes as a limit."""
+    kernel = _kernel("copy")
+    xr, yr = _raw(x.reshape(-1)), _raw(y.reshape(-1))
+    stream = _streams(y, False)
+
+    def task(a: int, b: int) -> Callable[[], None]:
+        return lambda: kernel(xr[a:b], yr[a:b], stream)
+
+    threads.run_all([task(a, b) for a, b in _chunks(xr.size, GRAIN_LINEAR)])
+
+
+def math_function(name: str, x: np.ndarray) -> np.ndarray:
+    """The kernels' own ``name`` (exp, expm1, log1p, erf or tanh) of a float32/float64 array."""
+    k = _module()
+    code = {"exp": k.EXP, "expm1": k.EXPM1, "log1p": k.LOG1P, "erf": k.ERF, "tanh": k.TANH_FUNCTION}
+    flat = np.ascontiguousarray(x).reshape(-1)
+    y = np.empty_like(flat)
+    _kernel("function", code[name])(flat, y)
+    return y.reshape(np.shape(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation
+
+
+def warm_up(dtypes: tuple[Any, ...] = (np.float32,)) -> dict[str, float]:
+    """Load (or compile) the kernels every member needs for ``dtypes``; seconds per step.
+
+    The first call on a machine compiles (Numba writes its cache next to this module, or under
+    ``NUMBA_CACHE_DIR``); later processes load the compiled code from that cache.
+    """
+    import relukit
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    import numba  # noqa: F401
+
+    timings["import numba"] = time.perf_counter() - start
+    x = np.linspace(-3, 3, 256)
+    for spec in relukit.family():
+        if not spec.elementwise:
+            continue
+        function = relukit.get(spec.name)
+        for dtype in dtypes:
+            xt = x.astype(dtype)
+            begin = time.perf_counter()
+            source = Input(xt, np, "float", False)
+            params = function.params
+            for op in ("forward", "derivative", "vjp"):
+                run(spec, op, source, params, grad=xt)
+            timings[f"{spec.name} {np.dtype(dtype).name}"] = time.perf_counter() - begin
+    return timings

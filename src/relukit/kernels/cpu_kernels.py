@@ -1,0 +1,876 @@
+"""The compiled loops: every elementwise member's forward, derivative and vjp, and the fused mask
+forward/backward of the piecewise-linear members (Numba; imported only when first needed).
+
+Each kernel is made by a factory from small integer codes (member, op, bits per code), which
+Numba folds as constants: the branches of the other members are pruned before typing, so a
+kernel holds one member's code only, and because the closure holds nothing but integers its
+compiled code is cached on disk (``cache=True``) like a module-level function.
+
+One loop serves every dtype: elements are read with :func:`~relukit.kernels.cpu_math.widen`
+and written with :func:`~relukit.kernels.cpu_math.narrow`. The kernels are compiled for
+float32 and float64; 16-bit floats (raw bits: float16 as int16, bfloat16 as uint16) get
+kernels of their own only for relu, relu6 and hardtanh's forward and mask, which select between
+the input's own bits and constants (a 16-bit NaN keeps its payload); the other ops widen them to
+float32 with :func:`convert_kernel` and round the result back once, as the reference path does.
+
+The formulas repeat the registry's (``relukit.family``) operation by operation, in the same
+order and with the constants rounded to the working dtype as NumPy rounds Python floats, so that
+the piecewise-linear members are bit-exact to the reference path and the smooth ones differ from
+it only by the rounding of exp/expm1/log1p/erf/tanh (see :mod:`relukit.kernels.cpu_math`).
+Afterwards the registry's conventions are applied: the limits at ±inf (``p[4]``, ``p[5]``; NaN
+where the formula already gives the limit) and NaN in → NaN out.
+
+Parameters travel in ``p``, eight floats of the working dtype: ``p[0..3]`` and ``p[6..7]`` the
+member's parameters (see ``cpu.py``), ``p[4]``/``p[5]`` the limits at -inf/+inf.
+Per-element slopes (prelu's channels, rrelu's random slopes) travel in ``aux``, read periodically
+(element ``i`` of the whole array uses ``aux[i % aux.size]``).
+
+Large outputs are written with streaming stores (``stream=True``), which skip the
+read-for-ownership of the destination's cache lines: relu, relu6 and hardtanh straight from the
+registers, the other members through an L1-resident block buffer (which also keeps the compute
+loop from writing memory that may alias its input).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+from relukit.kernels.cpu_math import (
+    INLINE_OPTIONS,
+    JIT_OPTIONS,
+    chain_word,
+    chain_word_slopes,
+    erf,
+    exp,
+    expm1,
+    jit,
+    log1p,
+    narrow,
+    store_fence,
+    stream_clip,
+    stream_copy,
+    stream_relu,
+    tanh,
+    widen,
+    word_above,
+    word_between,
+    word_greater,
+)
+from relukit.kernels.cpu_math import const as c
+
+
+def _source_stamp() -> int:
+    """A hash of the kernels' sources. Numba's disk cache checks only the file that defines a
+    kernel, not the helpers inlined into it from ``cpu_math.py``, so every kernel closes over
+    this stamp (closure values are part of the cache key) and a changed helper recompiles it."""
+    digest = hashlib.sha256()
+    for name in ("cpu_math.py", "cpu_kernels.py"):
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return int.from_bytes(digest.digest()[:7], "little")
+
+
+STAMP = _source_stamp()
+
+# Member codes (closure constants of the kernels)
+RELU = 1
+LEAKY = 2
+SLOPES = 3  # prelu per channel, rrelu in training: the slope of each element comes from aux
+CLIP = 4  # relu6 and hardtanh
+GENERAL = 5
+SQUARED = 6
+ELU = 7
+SELU = 8
+CELU = 9
+GELU = 10
+GELU_TANH = 11
+SILU = 12
+MISH = 13
+SOFTPLUS = 14
+SIGMOID = 15
+TANH = 16
+
+LINEAR = (RELU, LEAKY, SLOPES, CLIP, GENERAL)  # piecewise linear: one code per element
+
+FORWARD = 0
+DERIVATIVE = 1  # also the vjp
+
+BLOCK = 2048  # elements per block: 8 KiB of float32, well inside L1
+WORD = 64  # elements per mask word at one bit per element; kernels' chunks start at multiples
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+SQRT1_2 = 0.7071067811865476
+INV_SQRT_2PI = 0.3989422804014327
+TANH_BETA = 0.7978845608028654
+TANH_KAPPA = 0.044715
+
+
+# ---------------------------------------------------------------------------------------------
+# Formulas (the registry's, operation by operation), on the working float v
+
+
+@jit
+def leaky_f(v: Any, a: Any) -> Any:
+    return v if v > c(v, 0.0) else v * a
+
+
+@jit
+def leaky_d(v: Any, a: Any) -> Any:
+    return c(v, 1.0) if v > c(v, 0.0) else a
+
+
+@jit
+def slopes_f(v: Any, w: Any) -> Any:
+    # prelu: at -inf a zero slope has the limit 0, where w·x would give NaN
+    zero = c(v, 0.0)
+    negative = zero if (w == zero and abs(v) == c(v, np.inf)) else w * v
+    return v if v > zero else negative
+
+
+@jit
+def general_f(v: Any, a: Any, t: Any, top: Any, capped: Any, flat: Any) -> Any:
+    lower = c(v, 0.0) if flat else (v - t) * a
+    y = v if v >= t else lower
+    return top if (capped and v >= top) else y
+
+
+@jit
+def general_d(v: Any, a: Any, t: Any, top: Any, capped: Any) -> Any:
+    d = c(v, 1.0) if v > t else a
+    return c(v, 0.0) if (capped and v >= top) else d
+
+
+@jit
+def squared_f(v: Any) -> Any:
+    r = v if v > c(v, 0.0) else c(v, 0.0)
+    return r * r
+
+
+@jit
+def squared_d(v: Any) -> Any:
+    return c(v, 2.0) * (v if v > c(v, 0.0) else c(v, 0.0))
+
+
+@jit
+def elu_f(v: Any, alpha: Any) -> Any:
+    return v if v > c(v, 0.0) else expm1(v) * alpha
+
+
+@jit
+def elu_d(v: Any, alpha: Any) -> Any:
+    return c(v, 1.0) if v > c(v, 0.0) else exp(v) * alpha
+
+
+@jit
+def selu_f(v: Any) -> Any:
+    if v > c(v, 0.0):
+        return v * c(v, SELU_SCALE)
+    return expm1(v) * c(v, SELU_ALPHA * SELU_SCALE)
+
+
+@jit
+def selu_d(v: Any) -> Any:
+    if v > c(v, 0.0):
+        return c(v, SELU_SCALE)
+    return exp(v) * c(v, SELU_ALPHA * SELU_SCALE)
+
+
+@jit
+def celu_f(v: Any, alpha: Any, inverse: Any) -> Any:
+    return v if v > c(v, 0.0) else expm1(v * inverse) * alpha
+
+
+@jit
+def celu_d(v: Any, inverse: Any) -> Any:
+    return c(v, 1.0) if v > c(v, 0.0) else exp(v * inverse)
+
+
+@jit
+def gelu_erf(v: Any) -> Any:
+    return erf(v * c(v, SQRT1_2))
+
+
+@jit
+def gelu_f(v: Any, e: Any) -> Any:
+    """gelu from ``e = gelu_erf(v)`` (computed in a pass of its own: one loop each keeps
+    the registers for the polynomials)."""
+    return v * c(v, 0.5) * (c(v, 1.0) + e)
+
+
+@jit
+def gelu_d(v: Any, e: Any) -> Any:
+    cdf = c(v, 0.5) * (c(v, 1.0) + e)
+    pdf = exp(c(v, -0.5) * v * v) * c(v, INV_SQRT_2PI)
+    return cdf + v * pdf
+
+
+@jit
+def gelu_tanh_f(v: Any) -> Any:
+    inner = c(v, TANH_BETA) * (v + c(v, TANH_KAPPA) * v * v * v)
+    return c(v, 0.5) * v * (c(v, 1.0) + tanh(inner))
+
+
+@jit
+def gelu_tanh_d(v: Any) -> Any:
+    inner = tanh(c(v, TANH_BETA) * (v + c(v, TANH_KAPPA) * v * v * v))
+    sech2 = c(v, 1.0) - inner * inner
+    slope = c(v, TANH_BETA) * (c(v, 1.0) + c(v, 3 * TANH_KAPPA) * v * v)
+    right = c(v, 0.0) if sech2 == c(v, 0.0) else c(v, 0.5) * v * sech2 * slope
+    return c(v, 0.5) * (c(v, 1.0) + inner) + right
+
+
+@jit
+def silu_f(v: Any) -> Any:
+    return v / (c(v, 1.0) + exp(-v))
+
+
+@jit
+def silu_d(v: Any) -> Any:
+    s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
+    return s * (c(v, 1.0) + v * (c(v, 1.0) - s))
+
+
+@jit
+def mish_f(v: Any) -> Any:
+    return v * tanh(log1p(exp(v)))
+
+
+@jit
+def mish_d(v: Any) -> Any:
+    s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
+    t = tanh(log1p(exp(v)))
+    return t + v * s * (c(v, 1.0) - t * t)
+
+
+@jit
+def softplus_f(v: Any, beta: Any, threshold: Any) -> Any:
+    z = v * beta
+    return v if z > threshold else log1p(exp(z)) / beta
+
+
+@jit
+def softplus_d(v: Any, beta: Any, threshold: Any) -> Any:
+    z = v * beta
+    e = exp(z)
+    return c(v, 1.0) if (z > threshold or e == c(v, np.inf)) else e / (e + c(v, 1.0))
+
+
+@jit
+def sigmoid_f(v: Any) -> Any:
+    return c(v, 1.0) / (c(v, 1.0) + exp(-v))
+
+
+@jit
+def sigmoid_d(v: Any) -> Any:
+    s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
+    return s * (c(v, 1.0) - s)
+
+
+@jit
+def tanh_d(v: Any) -> Any:
+    t = tanh(v)
+    return c(v, 1.0) - t * t
+
+
+@jit
+def conventions(v: Any, r: Any, low: Any, high: Any) -> Any:
+    """The limits at ±inf (NaN: none declared) and NaN in → NaN out."""
+    r = low if (v == c(v, -np.inf) and low == low) else r
+    r = high if (v == c(v, np.inf) and high == high) else r
+    return v if v != v else r
+
+
+@jit
+def chain(g: Any, d: Any) -> Any:
+    """``g·d``, where a zero derivative of a piecewise-linear member blocks ``g`` (gives +0)."""
+    return c(d, 0.0) if d == c(d, 0.0) else g * d
+
+
+def relu_bits(e: Any) -> Any:
+    """relu of an element: floats by the formula, 16-bit floats on their raw bits."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(relu_bits, jit_options=INLINE_OPTIONS)
+def _relu_bits(e):  # type: ignore[no-untyped-def]
+    if isinstance(e, types.Float):
+        return lambda e: c(e, 0.0) if e < c(e, 0.0) else e
+    if isinstance(e, types.Integer) and e.bitwidth == 16:
+        # The sign-bit trick: keep the bits where the sign is clear; a negative number that is
+        # neither -0 nor NaN becomes +0.
+        infinity = 0x7C00 if e.signed else 0x7F80
+        dtype = np.int16 if e.signed else np.uint16
+
+        def impl(e):  # type: ignore[no-untyped-def]
+            magnitude = np.int32(e) & np.int32(0x7FFF)
+            negative = (np.int32(e) & np.int32(0x8000)) != 0
+            drop = negative and magnitude != 0 and magnitude <= infinity
+            return dtype(0) if drop else e
+
+        return impl
+    return None
+
+
+@jit
+def emit(y: Any, start: int, buf: Any, m: int) -> None:
+    """``y[start:start+m] = buf[:m]``, the 64-byte aligned middle with streaming stores."""
+    size = y.itemsize
+    head = ((-(np.int64(y.ctypes.data) + start * size)) & 63) // size
+    head = min(head, m)
+    for j in range(head):
+        y[start + j] = buf[j]
+    width = 64 // size
+    nvec = (m - head) // width
+    stream_copy(y, start + head, buf, head, nvec)
+    for j in range(head + nvec * width, m):
+        y[start + j] = buf[j]
+
+
+@jit
+def put(y: Any, start: int, buf: Any, m: int, stream: bool) -> None:
+    """``y[start:start+m] = buf[:m]``, with streaming stores if ``stream``."""
+    if stream:
+        emit(y, start, buf, m)
+    else:
+        out = y[start : start + m]
+        for j in range(m):
+            out[j] = buf[j]
+
+
+@jit
+def select_one(e: Any, a0: Any, a1: Any, low_raw: Any, high_raw: Any, clip: bool) -> Any:
+    """relu (``clip`` False) or the clip of relu6/hardtanh on an element, keeping its bits."""
+    if clip:
+        v = widen(e)
+        return low_raw if v < a0 else (high_raw if v > a1 else e)
+    return relu_bits(e)
+
+
+def select_vectors(
+    xs: Any,
+    ys: Any,
+    start: int,
+    nvec: int,
+    a0: Any,
+    a1: Any,
+    low: Any,
+    high: Any,
+    clip: bool,
+) -> None:
+    """``ys[start:] = select_one(xs[start:])`` for ``nvec`` 64-byte vectors, with streaming
+    stores (``ys[start]`` 64-byte aligned); 16-bit floats with ordinary stores."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(select_vectors, jit_options=INLINE_OPTIONS)
+def _select_vectors(xs, ys, start, nvec, a0, a1, low, high, clip):  # type: ignore[no-untyped-def]
+    if isinstance(xs.dtype, types.Float):
+
+        def impl(xs, ys, start, nvec, a0, a1, low, high, clip):  # type: ignore[no-untyped-def]
+            if clip:
+                stream_clip(xs, start, ys, start, nvec, a0, a1)
+            else:
+                stream_relu(xs, start, ys, start, nvec, a0, a1)
+
+        return impl
+
+    def fallback(xs, ys, start, nvec, a0, a1, low, high, clip):  # type: ignore[no-untyped-def]
+        for j in range(start, start + nvec * (64 // xs.itemsize)):
+            ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+
+    return fallback
+
+
+@jit
+def select_block(
+    xs: Any,
+    ys: Any,
+    a0: Any,
+    a1: Any,
+    low: Any,
+    high: Any,
+    clip: bool,
+    stream: bool,
+    inplace: bool,
+) -> None:
+    """One block of relu/relu6/hardtanh: streamed straight from the registers, in place
+    (reading and writing one array, so that the loop vectorises), or plainly."""
+    m = xs.size
+    if stream:
+        size = ys.itemsize
+        head = min(m, ((-np.int64(ys.ctypes.data)) & 63) // size)
+        for j in range(head):
+            ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+        nvec = (m - head) // (64 // size)
+        select_vectors(xs, ys, head, nvec, a0, a1, low, high, clip)
+        for j in range(head + nvec * (64 // size), m):
+            ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+    elif inplace:
+        for j in range(m):
+            xs[j] = select_one(xs[j], a0, a1, low, high, clip)
+    else:
+        for j in range(m):
+            ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise kernels
+
+
+def map_kernel(member: int, op: int) -> Any:
+    """``kernel(x, g, aux, y, p, first, stream, vjp)``: ``y = f(x)`` (op FORWARD), or ``f'(x)``
+    (op DERIVATIVE), or ``g·f'(x)`` (op DERIVATIVE with ``vjp``).
+
+    ``first`` is the index of ``x[0]`` in the whole array (for the period of ``aux``); ``g`` is
+    read only for the vjp (pass ``x`` otherwise) and ``aux`` only by the per-element-slope
+    member.
+    """
+    stamp = STAMP
+    select = member in (RELU, CLIP) and op == FORWARD  # pure selects: keep the input's bits
+    linear = member in LINEAR
+    periodic = member == SLOPES
+    derivative = op == DERIVATIVE
+
+    @njit(**JIT_OPTIONS)
+    def kernel(
+        x: Any, g: Any, aux: Any, y: Any, p: Any, first: int, stream: bool, vjp: bool
+    ) -> None:
+        n = x.size
+        if n == 0 or stamp < 0:
+            return
+        a0 = p[0]
+        a1 = p[1]
+        a2 = p[2]
+        a3 = p[3]
+        low = p[4]
+        high = p[5]
+        low_raw = narrow(a0, x[0])
+        high_raw = narrow(a1, x[0])
+        period = n + 1
+        k = 0
+        if periodic:
+            period = aux.size
+            k = first % period
+        buf = np.empty(BLOCK, dtype=y.dtype)
+        pre = np.empty(BLOCK if member == GELU else 0, dtype=p.dtype)
+        if select:  # one pass over the whole chunk: no buffer, so no blocks
+            inplace = x.ctypes.data == y.ctypes.data
+            clip = member == CLIP
+            select_block(x, y, a0, a1, low_raw, high_raw, clip, stream, inplace)
+            if stream:
+                store_fence()
+            return
+        i = 0
+        while i < n:
+            m = min(BLOCK, n - i, period - k)
+            # Compute into an L1-resident buffer, then stream or copy it out: the loop then
+            # writes memory that cannot alias its inputs (in place, or with a choice of two
+            # destinations, it would not be vectorised).
+            dst = buf[:m]
+            xs = x[i : i + m]
+            gs = g[i : i + m]
+            rs = aux[k : k + m]
+            if member == GELU:
+                for j in range(m):
+                    pre[j] = gelu_erf(widen(xs[j]))
+            for j in range(m):
+                e = xs[j]
+                v = widen(e)
+                if member == RELU:
+                    r = c(v, 1.0) if v > c(v, 0.0) else c(v, 0.0)
+                elif member == CLIP:
+                    r = c(v, 1.0) if (v > a0 and v < a1) else c(v, 0.0)
+                elif member == LEAKY:
+                    r = leaky_d(v, a0) if derivative else leaky_f(v, a0)
+                elif member == SLOPES:
+                    w = widen(rs[j])
+                    r = leaky_d(v, w) if derivative else slopes_f(v, w)
+                elif member == GENERAL:
+                    if derivative:
+                        r = general_d(v, a0, a1, a2, a3 > 0)
+                    else:
+                        r = general_f(v, a0, a1, a2, a3 > 0, p[6] > 0)
+                elif member == SQUARED:
+                    r = squared_d(v) if derivative else squared_f(v)
+                elif member == ELU:
+                    r = elu_d(v, a0) if derivative else elu_f(v, a0)
+                elif member == SELU:
+                    r = selu_d(v) if derivative else selu_f(v)
+                elif member == CELU:
+                    r = celu_d(v, a1) if derivative else celu_f(v, a0, a1)
+                elif member == GELU:
+                    r = gelu_d(v, pre[j]) if derivative else gelu_f(v, pre[j])
+                elif member == GELU_TANH:
+                    r = gelu_tanh_d(v) if derivative else gelu_tanh_f(v)
+                elif member == SILU:
+                    r = silu_d(v) if derivative else silu_f(v)
+                elif member == MISH:
+                    r = mish_d(v) if derivative else mish_f(v)
+                elif member == SOFTPLUS:
+                    r = softplus_d(v, a0, a1) if derivative else softplus_f(v, a0, a1)
+                elif member == SIGMOID:
+                    r = sigmoid_d(v) if derivative else sigmoid_f(v)
+                else:
+                    r = tanh_d(v) if derivative else tanh(v)
+                r = conventions(v, r, low, high)
+                if derivative and vjp:
+                    r = chain(widen(gs[j]), r) if linear else widen(gs[j]) * r
+                dst[j] = narrow(r, e)
+            put(y, i, buf, m, stream)
+            i += m
+            k += m
+            if k == period:
+                k = 0
+        if stream:
+            store_fence()
+
+    return kernel
+
+
+# ---------------------------------------------------------------------------------------------
+# Mask kernels (piecewise-linear members)
+
+
+GATHER = np.uint64(0x0102040810204080)  # eight 0/1 bytes times this: byte i's bit at 56 + i
+SPREAD = np.uint64(0x0101010101010101)
+BIT_OF_BYTE = np.uint64(0x8040201008040201)
+HIGH_SEVEN = np.uint64(0x7F7F7F7F7F7F7F7F)
+
+
+@jit
+def pack(codes: Any, mask: Any, start: int, count: int, bits: int) -> None:
+    """Pack ``codes[:count]`` (one byte each, zero beyond ``count`` up to a multiple of 8) into
+    ``mask`` from byte ``start``: eight codes per byte at one bit, four at two bits."""
+    if bits == 1:
+        words = codes.view(np.uint64)
+        for q in range((count + 7) // 8):
+            mask[start + q] = np.uint8((words[q] * GATHER) >> np.uint64(56))
+    else:
+        quads = codes.view(np.uint32)
+        for q in range((count + 3) // 4):
+            v = quads[q]
+            mask[start + q] = np.uint8(
+                (v | (v >> np.uint32(6)) | (v >> np.uint32(12)) | (v >> np.uint32(18)))
+                & np.uint32(0xFF)
+            )
+
+
+@jit
+def unpack(mask: Any, start: int, count: int, codes: Any, bits: int) -> None:
+    """The inverse of :func:`pack`: ``count`` codes from byte ``start`` into ``codes``."""
+    if bits == 1:
+        words = codes.view(np.uint64)
+        for q in range((count + 7) // 8):
+            spread = (np.uint64(mask[start + q]) * SPREAD) & BIT_OF_BYTE
+            words[q] = ((spread + HIGH_SEVEN) >> np.uint64(7)) & SPREAD
+    else:
+        quads = codes.view(np.uint32)
+        for q in range((count + 3) // 4):
+            b = np.uint32(mask[start + q])
+            quads[q] = (
+                b | (b << np.uint32(6)) | (b << np.uint32(12)) | (b << np.uint32(18))
+            ) & np.uint32(0x03030303)
+
+
+def above_word(xs: Any, start: int, t: Any) -> Any:
+    """Bits of ``not x <= t`` for the 64 elements from ``start`` (16-bit: on widened values)."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+def between_word(xs: Any, start: int, low: Any, high: Any) -> Any:
+    """Bits of ``low < x < high`` for the 64 elements from ``start``."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(above_word, jit_options=INLINE_OPTIONS)
+def _above_word(xs, start, t):  # type: ignore[no-untyped-def]
+    if isinstance(xs.dtype, types.Float):
+        return lambda xs, start, t: word_above(xs, start, t, t)
+
+    def impl(xs, start, t):  # type: ignore[no-untyped-def]
+        word = np.uint64(0)
+        for b in range(64):
+            v = widen(xs[start + b])
+            word |= np.uint64(v > t or v != v) << np.uint64(b)
+        return word
+
+    return impl
+
+
+@overload(between_word, jit_options=INLINE_OPTIONS)
+def _between_word(xs, start, low, high):  # type: ignore[no-untyped-def]
+    if isinstance(xs.dtype, types.Float):
+        return lambda xs, start, low, high: word_between(xs, start, low, high)
+
+    def impl(xs, start, low, high):  # type: ignore[no-untyped-def]
+        word = np.uint64(0)
+        for b in range(64):
+            v = widen(xs[start + b])
+            word |= np.uint64(v > low and v < high) << np.uint64(b)
+        return word
+
+    return impl
+
+
+@jit
+def store_bytes(mask: Any, start: int, word: Any, count: int) -> None:
+    """The low ``count`` bits of ``word`` into the bytes of ``mask`` from ``start``."""
+    for q in range((count + 7) // 8):
+        mask[start + q] = np.uint8((word >> np.uint64(8 * q)) & np.uint64(0xFF))
+
+
+@jit
+def load_bytes(mask: Any, start: int, count: int) -> Any:
+    """The inverse of :func:`store_bytes`."""
+    word = np.uint64(0)
+    for q in range((count + 7) // 8):
+        word |= np.uint64(mask[start + q]) << np.uint64(8 * q)
+    return word
+
+
+def mask_forward_kernel(member: int, bits: int) -> Any:
+    """``kernel(x, aux, y, mask, p, table, first, stream)``: ``y = f(x)`` and the packed codes.
+
+    The code of each element is the piece PyTorch's backward puts it in (see
+    :mod:`relukit.kernels.mask`): ``x > 0`` (leaky_relu, prelu), ``not x <= 0`` (relu, rrelu
+    in training: ``p[7] = 1``), ``min < x < max`` (hardtanh, relu6), and for general_relu
+    ``table[piece]`` with the pieces below the threshold, between, and capped. ``x`` starts at
+    a word boundary; ``mask`` holds this chunk's codes only. Each block is computed in two
+    vectorised passes over L1-resident data: the outputs, then the codes (one 64-element word
+    per vector compare; general_relu: one byte per element, then packed).
+    """
+    bytewise = member == GENERAL
+    selecting = member in (RELU, CLIP)  # outputs straight from the registers
+    computing = not selecting  # outputs through the L1 buffer
+    # without the buffer, a block only has to stay in L2 between its two passes
+    block_size = 8 * BLOCK if selecting else BLOCK
+    stamp = STAMP
+
+    @njit(**JIT_OPTIONS)
+    def kernel(
+        x: Any, aux: Any, y: Any, mask: Any, p: Any, table: Any, first: int, stream: bool
+    ) -> None:
+        n = x.size
+        if n == 0 or stamp < 0:
+            return
+        a0 = p[0]
+        a1 = p[1]
+        a2 = p[2]
+        capped = p[3] > 0
+        low = p[4]
+        high = p[5]
+        flat = p[6] > 0
+        nan_is_one = p[7] > 0
+        c0 = np.uint8(table[0])
+        c1 = np.uint8(table[1])
+        c2 = np.uint8(table[2])
+        zero = c(widen(x[0]), 0.0)
+        low_raw = narrow(a0, x[0])
+        high_raw = narrow(a1, x[0])
+        words = mask[: (mask.size // 8) * 8].view(np.uint64)
+        period = aux.size if member == SLOPES else n + 1
+        k = first % period if member == SLOPES else 0
+        buf = np.empty(block_size if computing else 0, dtype=y.dtype)
+        codes = np.zeros(block_size + 8 if bytewise else 8, dtype=np.uint8)
+        inplace = x.ctypes.data == y.ctypes.data
+        i = 0
+        while i < n:
+            m = min(block_size, n - i, period - k)
+            dst = buf[:m]
+            xs = x[i : i + m]
+            rs = aux[k : k + m] if member == SLOPES else aux[:0]
+            cs = codes[:m]
+            if computing:
+                for j in range(m):
+                    e = xs[j]
+                    v = widen(e)
+                    if member == LEAKY:
+                        dst[j] = narrow(conventions(v, leaky_f(v, a0), low, high), e)
+                    elif member == SLOPES:
+                        dst[j] = narrow(conventions(v, slopes_f(v, widen(rs[j])), low, high), e)
+                    else:
+                        r = conventions(v, general_f(v, a0, a1, a2, capped, flat), low, high)
+                        dst[j] = narrow(r, e)
+                        cs[j] = c2 if (capped and v >= a2) else (c1 if v > a1 else c0)
+            if bytewise:
+                for j in range(m, m + 8):
+                    codes[j] = np.uint8(0)
+                pack(codes, mask, i * bits // 8, m, bits)
+            else:
+                full = m // 64
+                for w in range(full):
+                    if member == RELU:
+                        word = above_word(xs, 64 * w, zero)
+                    elif member == CLIP:
+                        word = between_word(xs, 64 * w, a0, a1)
+                    elif nan_is_one:
+                        word = word_above(xs, 64 * w, zero, zero)
+                    else:
+                        word = word_greater(xs, 64 * w, zero, zero)
+                    words[i // 64 + w] = word
+                word = np.uint64(0)
+                for j in range(64 * full, m):
+                    v = widen(xs[j])
+                    if member == RELU:
+                        bit = v > zero or v != v
+                    elif member == CLIP:
+                        bit = v > a0 and v < a1
+                    else:
+                        bit = v > zero or (nan_is_one and v != v)
+                    word |= np.uint64(bit) << np.uint64(j - 64 * full)
+                if m > 64 * full:
+                    store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
+            # the codes first: in place, the outputs overwrite xs
+            if selecting:
+                ys = y[i : i + m]
+                clip = member == CLIP
+                select_block(xs, ys, a0, a1, low_raw, high_raw, clip, stream, inplace)
+            else:
+                put(y, i, buf, m, stream)
+            i += m
+            k += m
+            if k == period:
+                k = 0
+        if stream:
+            store_fence()
+
+    return kernel
+
+
+def mask_backward_kernel(bits: int, slopes: bool) -> Any:
+    """``kernel(g, mask, aux, dx, table, first, stream)``: ``dx = g · table[code]``.
+
+    With ``slopes``, code 0 takes its derivative from ``aux`` (prelu's channel slope, rrelu's
+    random slope) instead of ``table[0]``. The product is formed in the working dtype (float32
+    or float64: 16-bit gradients are widened by the caller) and rounded once, exactly as
+    ``vjp`` forms ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
+    boundary; ``mask`` holds this chunk's codes only.
+    """
+    stamp = STAMP
+
+    @njit(**JIT_OPTIONS)
+    def kernel(g: Any, mask: Any, aux: Any, dx: Any, table: Any, first: int, stream: bool) -> None:
+        n = g.size
+        if n == 0 or stamp < 0:
+            return
+        t0 = table[0]
+        t1 = table[1]
+        t2 = table[2]
+        t3 = table[3]
+        words = mask[: (mask.size // 8) * 8].view(np.uint64)
+        period = aux.size if slopes else n + 1
+        k = first % period if slopes else 0
+        buf = np.empty(BLOCK, dtype=dx.dtype)
+        codes = np.zeros(BLOCK + 8, dtype=np.uint8)
+        i = 0
+        while i < n:
+            m = min(BLOCK, n - i, period - k)
+            gs = g[i : i + m]
+            rs = aux[k : k + m] if slopes else aux[:0]
+            if bits == 1:
+                full = m // 64
+                for w in range(full):
+                    word = words[i // 64 + w]
+                    if slopes:
+                        chain_word_slopes(gs, 64 * w, word, t1, rs, 64 * w, buf, 64 * w)
+                    else:
+                        chain_word(gs, 64 * w, word, t0, t1, buf, 64 * w)
+                if m > 64 * full:
+                    word = load_bytes(mask, (i + 64 * full) // 8, m - 64 * full)
+                    for j in range(64 * full, m):
+                        below = t0
+                        if slopes:
+                            below = rs[j]
+                        on = (word >> np.uint64(j - 64 * full)) & np.uint64(1)
+                        buf[j] = chain(gs[j], t1 if on != 0 else below)
+            else:
+                unpack(mask, i * bits // 8, m, codes, bits)
+                for j in range(m):
+                    code = codes[j]
+                    d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
+                    buf[j] = chain(gs[j], d)
+            put(dx, i, buf, m, stream)
+            i += m
+            k += m
+            if k == period:
+                k = 0
+        if stream:
+            store_fence()
+
+    return kernel
+
+
+def copy_kernel() -> Any:
+    """``kernel(x, y, stream)``: ``y[:] = x``, the copy the benchmark takes as a limit."""
+    stamp = STAMP
+
+    @njit(**JIT_OPTIONS)
+    def kernel(x: Any, y: Any, stream: bool) -> None:
+        if stamp >= 0:
+            copy(x, y, stream)
+
+    return kernel
+
+
+@jit
+def copy(x: Any, y: Any, stream: bool) -> None:
+    """``y[:] = x`` in one pass, streamed or not."""
+    put(y, 0, x, x.size, stream)
+    if stream:
+        store_fence()
+
+
+EXP = 0
+EXPM1 = 1
+LOG1P = 2
+ERF = 3
+TANH_FUNCTION = 4
+
+
+def function_kernel(function: int) -> Any:
+    """``kernel(x, y)``: ``y = f(x)`` for one of the kernels' own exp, expm1, log1p, erf, tanh
+    (float32: :mod:`relukit.kernels.cpu_math`; float64: the C library), for tests and reports."""
+
+    stamp = STAMP
+
+    @njit(**JIT_OPTIONS)
+    def kernel(x: Any, y: Any) -> None:
+        if stamp < 0:
+            return
+        for i in range(x.size):
+            v = x[i]
+            if function == EXP:
+                y[i] = exp(v)
+            elif function == EXPM1:
+                y[i] = expm1(v)
+            elif function == LOG1P:
+                y[i] = log1p(v)
+            elif function == ERF:
+                y[i] = erf(v)
+            else:
+                y[i] = tanh(v)
+
+    return kernel
+
+
+def convert_kernel() -> Any:
+    """``kernel(src, dst)``: ``dst = src`` between 16-bit floats (raw bits) and float32, rounded
+    to nearest even (the cast NumPy and ml_dtypes make), for the members that compute 16-bit
+    inputs in float32."""
+    stamp = STAMP
+
+    @njit(**JIT_OPTIONS)
+    def kernel(src: Any, dst: Any) -> None:
+        if stamp < 0 or src.size == 0:
+            return
+        like = dst[0]  # only its type matters
+        for i in range(src.size):
+            dst[i] = narrow(widen(src[i]), like)
+
+    return kernel

@@ -1,0 +1,132 @@
+"""The mask path: forward with a packed code per element, and the backward from the codes alone.
+
+The backward of a piecewise-linear member needs only to know which linear piece each input was
+in, so training can keep a few bits per element instead of the input (fewbit does this on
+CUDA). This module is the reference for that path, written with the Python Array API so that it
+runs on NumPy and PyTorch alike; :mod:`relukit.kernels.cpu` computes the same bits in one pass.
+
+Layout of a mask
+    ``uint8``, one code of ``bits`` bits per element (``Activation.derivative_bits``: 1, or 2
+    where the derivative takes three values, as for general_relu with both a negative slope and
+    a cap), for the elements in C order (row-major, whatever the array's own layout), packed
+    little-endian within each byte: element ``i`` is in byte ``i·bits // 8`` at bit
+    ``i·bits % 8``. For one bit this is exactly ``np.packbits(codes, bitorder="little")``.
+    A mask has ``ceil(n·bits/8)`` bytes; the unused high bits of the last byte are zero.
+
+Which code an element gets
+    The registry gives each piecewise-linear member ``mask_code``, the comparison PyTorch's
+    backward makes for it (relu: ``x <= 0 ? 0 : g``, so code ``not x <= 0``; leaky_relu and
+    prelu: ``x > 0``; hardtanh and relu6: ``min < x < max``, the comparison of PyTorch's
+    vectorised CPU kernel; rrelu in training: ``not x <= 0``, in evaluation ``x > 0``), and
+    ``mask_derivatives``, the derivative on each code. For every
+    input that is not NaN the codes select exactly the derivative that ``vjp`` uses, so
+    ``backward_from_mask(grad_out, mask)`` equals ``vjp(x, grad_out)`` bit for bit (the product
+    ``grad_out · f'`` is formed the same way, in the same dtype). A NaN input cannot be carried by
+    a code: where ``vjp`` gives NaN, the mask path gives what PyTorch's backward gives (relu:
+    ``grad_out``; leaky_relu: ``negative_slope·grad_out``; hardtanh and relu6: 0, as PyTorch's
+    vectorised kernel gives for all but the last few elements of a tensor, where its scalar
+    loop gives ``grad_out``).
+
+>>> import numpy as np, relukit
+>>> y, mask = relukit.relu.forward_with_mask(np.array([-1.0, 2.0, 0.0, 3.0]))
+>>> y, mask, np.unpackbits(mask, bitorder="little")[:4]
+(array([0., 2., 0., 3.]), array([10], dtype=uint8), array([0, 1, 0, 1], dtype=uint8))
+>>> relukit.relu.backward_from_mask(np.array([5.0, 6.0, 7.0, 8.0]), mask)
+array([0., 6., 0., 8.])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from relukit.family.spec import Activation
+from relukit.kernels import reference
+from relukit.kernels.arrays import Input
+
+
+def nbytes(n: int, bits: int) -> int:
+    """Bytes of the mask of ``n`` elements at ``bits`` bits each."""
+    return -(-n * bits // 8)
+
+
+def _shifts(m: Any, bits: int, like: Any) -> Any:
+    return m.asarray([bits * i for i in range(8 // bits)], dtype=m.uint8, device=m.device(like))
+
+
+def pack(m: Any, codes: Any, bits: int) -> Any:
+    """The codes (any shape, C order) packed into a ``uint8`` mask, little-endian in each byte."""
+    per_byte = 8 // bits
+    flat = m.reshape(m.astype(codes, m.uint8), (-1,))
+    pad = (-flat.shape[0]) % per_byte
+    if pad:
+        flat = m.concat([flat, m.zeros((pad,), dtype=m.uint8, device=m.device(flat))])
+    groups = m.reshape(flat, (-1, per_byte))
+    shifted = m.bitwise_left_shift(groups, _shifts(m, bits, flat))
+    return m.sum(shifted, axis=1, dtype=m.uint8)
+
+
+def unpack(m: Any, mask: Any, n: int, bits: int) -> Any:
+    """The first ``n`` codes of a mask, as a flat ``uint8`` array."""
+    fields = m.bitwise_right_shift(mask[:, None], _shifts(m, bits, mask))
+    fields = m.bitwise_and(fields, m.asarray((1 << bits) - 1, dtype=m.uint8))
+    return m.reshape(fields, (-1,))[:n]
+
+
+def check_mask(where: str, mask: Any, source: Input, n: int, bits: int) -> None:
+    """TypeError/ValueError unless ``mask`` is a uint8 mask of the right size for ``n`` elements."""
+    if type(mask) is not type(source.array):
+        raise TypeError(
+            f"{where}: mask is {type(mask).__name__} but grad_out is {type(source.array).__name__}"
+        )
+    dtype = mask.dtype
+    if not (dtype == np.uint8 if isinstance(mask, np.ndarray) else str(dtype) == "torch.uint8"):
+        raise TypeError(f"{where}: mask has dtype {dtype}; it must be uint8")
+    expected = nbytes(n, bits)
+    if tuple(mask.shape) != (expected,):
+        raise ValueError(
+            f"{where}: mask has shape {tuple(mask.shape)}; {n} elements at {bits} bit(s) "
+            f"each need shape ({expected},)"
+        )
+
+
+def working(source: Input) -> Any:
+    """The array to compute on: 16-bit floats widened to float32, as the reference path does."""
+    x = source.array
+    return source.xp.astype(x, source.xp.float32) if source.kind == "low" else x
+
+
+def forward_with_mask(spec: Activation, source: Input, params: dict[str, Any]) -> tuple[Any, Any]:
+    """``(f(x), mask)`` by the reference path: the forward, then the packed ``mask_code``."""
+    y = reference.evaluate(spec, "forward", source, params)
+    m = reference.Math(source.xp)
+    x = working(source)
+    with np.errstate(all="ignore"):
+        codes = spec.mask_code(m, x, **params)
+    return y, pack(m, codes, spec.derivative_bits(params))
+
+
+def derivatives(spec: Activation, m: Any, like: Any, params: dict[str, Any]) -> tuple[Any, ...]:
+    """The derivative on each code, in ``like``'s dtype (arrays for per-element slopes)."""
+    values = spec.mask_derivatives(m, like, **params)
+    return tuple(m.asarray(v, dtype=like.dtype, device=m.device(like)) for v in values)
+
+
+def backward_from_mask(spec: Activation, grad: Input, mask: Any, params: dict[str, Any]) -> Any:
+    """``grad_out · f'`` with ``f'`` chosen by each element's code (reference path)."""
+    xp = grad.xp
+    m = reference.Math(xp)
+    g, result_dtype = working(grad), grad.array.dtype
+    n = 1
+    for size in g.shape:
+        n *= size
+    codes = m.reshape(unpack(m, mask, n, spec.derivative_bits(params)), tuple(g.shape))
+    values = derivatives(spec, m, g, params)
+    d = m.broadcast_to(values[0], tuple(g.shape))
+    for code, value in enumerate(values[1:], start=1):
+        d = m.where(codes == code, value, d)
+    with np.errstate(all="ignore"):
+        # as vjp: a zero derivative blocks the gradient (+0 even for an infinite or NaN g)
+        dx = m.where(d == 0, m.zeros_like(d), g * d)
+    return dx if dx.dtype == result_dtype else m.astype(dx, result_dtype)

@@ -1,0 +1,470 @@
+"""The compiled CPU kernels against the reference path.
+
+Piecewise-linear members (and squared_relu, which needs nothing but arithmetic) must be bit-exact
+to the reference path. The smooth members must be bit-exact to the registry formula evaluated
+with the kernels' own exp/expm1/log1p/erf/tanh (the reference path with those functions swapped
+in), and those functions within 2 ulp of float64 over the whole float32 range: together, the
+kernel is the registry's formula, computed with transcendental functions as accurate as the
+issue asks.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import ml_dtypes
+import numpy as np
+import pytest
+import scipy.special
+
+import relukit
+from relukit import threads
+from relukit.kernels import cpu, dispatch, reference
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
+SMOOTH = {"elu", "selu", "celu", "gelu", "silu", "mish", "softplus", "sigmoid", "tanh"}
+
+CASES = [
+    ("relu", {}),
+    ("leaky_relu", {"negative_slope": 0.07}),
+    ("leaky_relu", {"negative_slope": 0.0}),
+    ("prelu", {}),
+    ("prelu", {"weight": np.array([0.1, 0.0, -0.3])}),
+    ("rrelu", {"lower": 0.1, "upper": 0.3}),
+    ("rrelu", {"training": True, "seed": 7}),
+    ("relu6", {}),
+    ("hardtanh", {"min_val": -0.1, "max_val": 2.5}),
+    ("general_relu", {}),
+    ("general_relu", {"negative_slope": 0.1, "max_value": 3.0, "threshold": 1.0}),
+    ("general_relu", {"negative_slope": 0.0, "max_value": 6.0}),
+    ("squared_relu", {}),
+    ("elu", {"alpha": 1.3}),
+    ("selu", {}),
+    ("celu", {"alpha": 0.7}),
+    ("gelu", {}),
+    ("gelu", {"approximate": "tanh"}),
+    ("silu", {}),
+    ("mish", {}),
+    ("softplus", {"beta": 2.0, "threshold": 15.0}),
+    ("sigmoid", {}),
+    ("tanh", {}),
+]
+
+SPECIAL = [
+    np.nan,
+    np.inf,
+    -np.inf,
+    0.0,
+    -0.0,
+    6.0,
+    -0.1,
+    2.5,
+    1.0,
+    3.0,
+    -1.0,
+    1e-40,
+    -1e-40,
+    1e30,
+    -1e30,
+    88.5,
+    -88.5,
+    -100.0,
+    100.0,
+    7.5,
+    -9.0,
+    3e-6,  # float16 subnormals, and values that round to ±inf in float16
+    -6e-8,
+    1e-5,
+    65504.0,
+    65520.0,
+    -7e4,
+]
+
+
+def sample(shape: tuple[int, ...], dtype: np.dtype, seed: int = 0) -> np.ndarray:
+    """Normal values at several scales with every special value and kink mixed in."""
+    rng = np.random.default_rng(seed)
+    n = math.prod(shape)
+    values = rng.standard_normal(n) * rng.choice([0.1, 1.0, 4.0, 30.0], n)
+    values[: len(SPECIAL)] = SPECIAL
+    rng.shuffle(values)
+    with np.errstate(over="ignore"):
+        return values.astype(dtype).reshape(shape)
+
+
+def same_bits(a: object, b: object) -> bool:
+    """Equal bit for bit, NaN equal to NaN (payloads are not compared)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    nan_a = np.isnan(a.astype(np.float32)) if a.dtype.itemsize == 2 else np.isnan(a)
+    nan_b = np.isnan(b.astype(np.float32)) if b.dtype.itemsize == 2 else np.isnan(b)
+    bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    equal = a.view(bits) == b.view(bits)
+    return bool(np.array_equal(nan_a, nan_b) and np.all(equal | nan_a))
+
+
+class CompiledMath(reference.Math):
+    """The reference namespace with the kernels' own transcendental functions."""
+
+    def _apply(self, name: str, x: np.ndarray) -> np.ndarray:
+        return cpu.math_function(name, np.asarray(x))
+
+    def exp(self, x):
+        return self._apply("exp", x)
+
+    def expm1(self, x):
+        return self._apply("expm1", x)
+
+    def log1p(self, x):
+        return self._apply("log1p", x)
+
+    def erf(self, x):
+        return self._apply("erf", x)
+
+    def tanh(self, x):
+        return self._apply("tanh", x)
+
+
+def expected(function, op: str, x, g, monkeypatch) -> object:
+    """The reference path; for smooth members with the kernels' own transcendentals."""
+    with monkeypatch.context() as patch:
+        if function.name in SMOOTH:
+            patch.setattr(reference, "Math", CompiledMath)
+        with dispatch.forced("reference"):
+            return call(function, op, x, g)
+
+
+def call(function, op: str, x, g, **kwargs) -> object:
+    if op == "forward":
+        return function(x, **kwargs)
+    if op == "derivative":
+        return function.derivative(x, **kwargs)
+    return function.vjp(x, g)
+
+
+def compiled(function, op: str, x, g, **kwargs) -> object:
+    with dispatch.forced("compiled"):
+        return call(function, op, x, g, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Several threads and streaming stores even on the small arrays of the tests."""
+    monkeypatch.setattr(cpu, "GRAIN_LINEAR", 256)
+    monkeypatch.setattr(cpu, "GRAIN_SMOOTH", 256)
+    monkeypatch.setattr(cpu, "STREAM_BYTES", 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every member, op and dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize(("name", "params"), CASES, ids=lambda v: v if isinstance(v, str) else "")
+def test_kernel_matches_reference(name, params, dtype, monkeypatch):
+    function = relukit.get(name, **params)
+    x = sample((6, 3, 71), dtype)
+    g = sample((6, 3, 71), dtype, seed=1)
+    for op in ("forward", "derivative", "vjp"):
+        got = compiled(function, op, x, g)
+        want = expected(function, op, x, g, monkeypatch)
+        assert same_bits(got, want), (name, params, dtype, op)
+
+
+def test_kernel_is_used_and_leaves_input_untouched():
+    x = sample((3, 700), np.dtype(np.float32))
+    before = x.copy()
+    with dispatch.forced("compiled"):
+        y = relukit.gelu(x)
+    assert same_bits(x, before)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert dispatch.compiled_takes(relukit.kernels.arrays.as_input(x, "t"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts, out= and in place
+
+
+LAYOUTS = {
+    "c": lambda a: a,
+    "f": np.asfortranarray,
+    "transposed": lambda a: a.T,
+    "strided": lambda a: a[::2, 1::3],
+    "reversed": lambda a: a[::-1],
+    "1d-strided": lambda a: a.reshape(-1)[::5],
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("name", ["leaky_relu", "relu", "silu"])
+def test_layouts(name, layout, monkeypatch):
+    function = relukit.get(name)
+    make = LAYOUTS[layout]
+    x = make(sample((40, 60), np.dtype(np.float32)))
+    g = make(sample((40, 60), np.dtype(np.float32), seed=3))
+    for op in ("forward", "derivative", "vjp"):
+        assert same_bits(compiled(function, op, x, g), expected(function, op, x, g, monkeypatch))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "function",
+    [relukit.relu, relukit.get("hardtanh", min_val=-0.5, max_val=2.0), relukit.selu],
+    ids=["relu", "hardtanh", "selu"],
+)
+def test_out_and_in_place(function, dtype, monkeypatch):
+    x = sample((30, 40), dtype)
+    want = expected(function, "forward", x, None, monkeypatch)
+    want_d = expected(function, "derivative", x, None, monkeypatch)
+    out = np.empty_like(x)
+    assert compiled(function, "forward", x, None, out=out) is out
+    assert same_bits(out, want)
+    fortran = np.empty(x.shape, dtype=dtype, order="F")
+    assert compiled(function, "derivative", x, None, out=fortran) is fortran
+    assert same_bits(fortran, want_d)
+    strided = np.empty((60, 40), dtype=dtype)[::2]
+    assert compiled(function, "forward", x, None, out=strided) is strided
+    assert same_bits(strided, want)
+    inplace = x.copy()
+    assert compiled(function, "forward", inplace, None, out=inplace) is inplace
+    assert same_bits(inplace, want)
+
+
+def test_out_overlapping_input_goes_through_a_temporary():
+    base = sample((1, 4001), np.dtype(np.float64)).reshape(-1)
+    x = base[:-1]
+    want = compiled(relukit.elu, "forward", x.copy(), None)
+    compiled(relukit.elu, "forward", x, None, out=base[1:])
+    assert same_bits(base[1:], want)
+
+
+def test_out_of_wrong_kind_is_refused_as_before():
+    x = sample((100,), np.dtype(np.float32))
+    with dispatch.forced("compiled"), pytest.raises(TypeError, match="dtype"):
+        relukit.relu(x, out=np.empty(100, dtype=np.float64))
+    with dispatch.forced("compiled"), pytest.raises(ValueError, match="shape"):
+        relukit.relu(x, out=np.empty(99, dtype=np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_torch_tensors(dtype):
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(sample((20, 50), np.dtype(np.float64))).to(getattr(torch, dtype))
+    g = torch.ones_like(t) * 0.5
+    for name in ("relu", "gelu"):
+        function = relukit.get(name)
+        for op in ("forward", "derivative", "vjp"):
+            got = compiled(function, op, t, g)
+            with dispatch.forced("reference"):
+                want = call(function, op, t, g)
+            assert isinstance(got, torch.Tensor) and got.dtype == t.dtype
+            a, b = got.float().numpy(), want.float().numpy()
+            if name == "relu":
+                assert same_bits(a, b)
+            else:  # torch's own erf/exp in the reference path
+                assert np.allclose(
+                    a,
+                    b,
+                    rtol=2e-2 if dtype in ("float16", "bfloat16") else 1e-5,
+                    atol=1e-6,
+                    equal_nan=True,
+                )
+    out = torch.empty_like(t)
+    assert compiled(relukit.relu, "forward", t, None, out=out) is out
+    with dispatch.forced("reference"):
+        assert same_bits(out.float().numpy(), relukit.relu(t).float().numpy())
+
+
+def test_torch_tensor_requiring_grad_stays_on_the_reference_path(monkeypatch):
+    torch = pytest.importorskip("torch")
+    t = torch.linspace(-3, 3, 2000, requires_grad=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled kernel used")
+
+    monkeypatch.setattr(cpu, "_kernel", refuse)
+    y = relukit.relu(t)
+    y.sum().backward()
+    assert torch.equal(t.grad, (t > 0).float())
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch
+
+
+def test_dispatch_threshold_and_kinds():
+    as_input = relukit.kernels.arrays.as_input
+    assert not dispatch.compiled_takes(as_input(np.ones(dispatch.MIN_ELEMENTS - 1), "t"))
+    assert dispatch.compiled_takes(as_input(np.ones(dispatch.MIN_ELEMENTS), "t"))
+    assert not dispatch.compiled_takes(as_input(np.ones(10**5, dtype=np.int32), "t"))
+    with dispatch.forced("reference"):
+        assert not dispatch.compiled_takes(as_input(np.ones(10**5), "t"))
+    with dispatch.forced("compiled"):
+        assert dispatch.compiled_takes(as_input(np.ones(3), "t"))
+    with pytest.raises(ValueError, match="backend"):
+        dispatch.forced("gpu").__enter__()
+
+
+def test_parameter_gradient_and_structural_members_use_the_reference_path():
+    x = sample((4, 3, 100), np.dtype(np.float32))
+    w = np.array([0.2, 0.3, 0.4])
+    with dispatch.forced("compiled"):
+        got = relukit.prelu.vjp(x, np.ones_like(x), weight=w, wrt="weight")
+        crelu = relukit.crelu(x)
+    with dispatch.forced("reference"):
+        assert same_bits(got, relukit.prelu.vjp(x, np.ones_like(x), weight=w, wrt="weight"))
+        assert same_bits(crelu, relukit.crelu(x))
+
+
+def test_prelu_channel_mismatch_still_raises():
+    x = sample((4, 5, 100), np.dtype(np.float32))
+    with dispatch.forced("compiled"), pytest.raises(ValueError, match="3 slopes"):
+        relukit.prelu(x, weight=np.array([0.1, 0.2, 0.3]))
+
+
+def test_importing_relukit_loads_no_numba():
+    code = (
+        "import sys, numpy, relukit; relukit.relu(numpy.ones(10)); "
+        "assert 'numba' not in sys.modules, 'numba imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads
+
+
+def test_result_does_not_depend_on_thread_count():
+    x = sample((64, 300), np.dtype(np.float32))
+    with threads.limit(1):
+        one = compiled(relukit.mish, "forward", x, None)
+    with threads.limit(4):
+        many = compiled(relukit.mish, "forward", x, None)
+    assert same_bits(one, many)
+
+
+def test_thread_settings(monkeypatch):
+    monkeypatch.setattr(threads, "_setting", None)
+    monkeypatch.setenv(threads.ENV, "3")
+    assert threads.get_num_threads() == 3
+    threads.set_num_threads(2)
+    assert threads.get_num_threads() == 2
+    with threads.limit(1):
+        assert threads.get_num_threads() == 1
+    threads.set_num_threads(None)
+    assert threads.get_num_threads() == 3
+    monkeypatch.setenv(threads.ENV, "many")
+    with pytest.raises(ValueError, match="RELUKIT_NUM_THREADS"):
+        threads.get_num_threads()
+    with pytest.raises(ValueError, match="n=0"):
+        threads.set_num_threads(0)
+    with pytest.raises(TypeError, match="integer"):
+        threads.set_num_threads(1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernels' own transcendental functions
+
+
+TRUTH = {
+    "exp": np.exp,
+    "expm1": np.expm1,
+    "log1p": np.log1p,
+    "erf": scipy.special.erf,
+    "tanh": np.tanh,
+}
+EDGES = [
+    1.0,
+    4.0,
+    0.625,
+    0.41421353816986084,
+    -0.2928932309150696,
+    88.72283935546875,
+    88.72284,
+    -87.33654,
+    -103.97208,
+    -104.0,
+    -18.0,
+    17.0,
+    3.92,
+    9.0,
+    10.0,
+    3.4028235e38,
+    1.4e-45,
+    1.1754944e-38,
+    5.9604645e-08,
+    -0.99999994,
+    -1.0,
+    -2.0,
+]
+
+
+def ulp_error(y: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """|y - truth| in units of the float32 ulp at truth (subnormal spacing at the bottom)."""
+    with np.errstate(all="ignore"):
+        magnitude = np.abs(truth)
+        exponent = np.floor(np.log2(np.where(magnitude > 0, magnitude, 1.0)))
+        ulp = np.exp2(np.maximum(exponent, -126) - 23)
+        error = np.abs(y.astype(np.float64) - truth) / ulp
+        same = (y.astype(np.float64) == truth) | (np.isnan(y) & np.isnan(truth))
+    return np.where(same, 0.0, error)
+
+
+@pytest.mark.parametrize("name", list(TRUTH))
+def test_float32_math_within_2_ulp_over_the_whole_range(name):
+    bits = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32)
+    x = np.concatenate([bits.view(np.float32), np.float32(EDGES), -np.float32(EDGES)])
+    with np.errstate(all="ignore"):
+        x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, -np.inf)])
+    x = x.astype(np.float32)
+    y = cpu.math_function(name, x)
+    with np.errstate(all="ignore"):
+        truth = TRUTH[name](x.astype(np.float64))
+        rounded = truth.astype(np.float32)
+    # beyond float32's range the answer is the rounded (infinite) value itself
+    overflow = np.isinf(rounded) & np.isfinite(truth)
+    assert np.array_equal(y[overflow], rounded[overflow])
+    error = ulp_error(y[~overflow], truth[~overflow])
+    assert error.max() <= 2.0, (name, x[~overflow][np.argmax(error)], error.max())
+
+
+SPECIALS = {
+    "exp": [(-np.inf, 0.0), (np.inf, np.inf), (0.0, 1.0), (-0.0, 1.0), (-200.0, 0.0)],
+    "expm1": [(-np.inf, -1.0), (np.inf, np.inf), (0.0, 0.0), (-0.0, -0.0), (-200.0, -1.0)],
+    "log1p": [
+        (-1.0, -np.inf),
+        (-2.0, np.nan),
+        (-np.inf, np.nan),
+        (np.inf, np.inf),
+        (0.0, 0.0),
+        (-0.0, -0.0),
+    ],
+    "erf": [(-np.inf, -1.0), (np.inf, 1.0), (0.0, 0.0), (-0.0, -0.0), (5.0, 1.0)],
+    "tanh": [(-np.inf, -1.0), (np.inf, 1.0), (0.0, 0.0), (-0.0, -0.0), (50.0, 1.0)],
+}
+
+
+@pytest.mark.parametrize("name", list(SPECIALS))
+def test_float32_math_special_values_exact(name):
+    x = np.float32([v for v, _ in SPECIALS[name]] + [np.nan])
+    want = np.float32([w for _, w in SPECIALS[name]] + [np.nan])
+    assert same_bits(cpu.math_function(name, x), want)
+
+
+@pytest.mark.parametrize("name", list(TRUTH))
+def test_float64_math_is_the_c_library(name):
+    x = np.random.default_rng(0).standard_normal(2000) * 20
+    x = np.abs(x) if name == "log1p" else x
+    want = np.array([getattr(math, name)(v) for v in x])
+    assert same_bits(cpu.math_function(name, x), want)
+
+
+def test_warm_up_reports_each_member():
+    timings = cpu.warm_up((np.float32,))
+    assert "import numba" in timings
+    assert {"relu float32", "gelu float32", "tanh float32"} <= set(timings)
+    assert all(t >= 0 for t in timings.values())

@@ -1,0 +1,273 @@
+"""The mask path: forward_with_mask / backward_from_mask, reference and compiled.
+
+The output equals the forward and the gradient from the mask equals ``vjp`` bit for bit wherever
+the input is not NaN; at NaN inputs the gradient is PyTorch's; the bytes follow the documented
+layout; the compiled kernel writes the same bytes as the reference path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import relukit
+from relukit.kernels import cpu, dispatch, mask, reference
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
+BACKENDS = ["reference", "compiled"]
+
+# (name, params, the derivative PyTorch's backward takes at a NaN input)
+CASES = [
+    ("relu", {}, 1.0),
+    ("leaky_relu", {"negative_slope": 0.07}, 0.07),
+    ("leaky_relu", {"negative_slope": 0.0}, 0.0),
+    ("prelu", {"weight": 0.25}, 0.25),
+    ("prelu", {"weight": np.array([0.1, -0.2, 0.3])}, None),  # the channel's slope
+    ("rrelu", {"lower": 0.1, "upper": 0.3}, 0.2),
+    ("rrelu", {"training": True, "seed": 11}, 1.0),
+    ("relu6", {}, 0.0),
+    ("hardtanh", {"min_val": -0.5, "max_val": 2.0}, 0.0),
+    ("general_relu", {}, 0.0),
+    ("general_relu", {"negative_slope": 0.1, "max_value": 3.0, "threshold": 1.0}, 0.1),
+    ("general_relu", {"negative_slope": 0.0, "max_value": 6.0}, 0.0),
+    ("general_relu", {"negative_slope": 1.0, "max_value": 2.0}, 1.0),
+]
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0, -0.5, 2.0, 1.0, 3.0, 1e-40, -7.0, np.nan]
+
+
+def sample(shape: tuple[int, ...], dtype: np.dtype, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = math.prod(shape)
+    values = rng.standard_normal(n) * 4
+    k = min(n, len(SPECIAL))
+    values[:k] = SPECIAL[:k]
+    rng.shuffle(values)
+    return values.astype(dtype).reshape(shape)
+
+
+def bits_equal(a: object, b: object) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    nan_a, nan_b = np.isnan(a.astype(np.float64)), np.isnan(b.astype(np.float64))
+    view = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]
+    return bool(np.array_equal(nan_a, nan_b) and np.all((a.view(view) == b.view(view)) | nan_a))
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(cpu, "GRAIN_LINEAR", 128)
+    monkeypatch.setattr(cpu, "STREAM_BYTES", 0)
+
+
+def nan_derivative(name: str, params: dict, at_nan: float | None, shape, dtype) -> np.ndarray:
+    if at_nan is not None:
+        return np.full(shape, at_nan)
+    return np.broadcast_to(params["weight"].reshape(1, -1, 1), shape)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    ("name", "params", "at_nan"), CASES, ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_mask_path_equals_forward_and_vjp(name, params, at_nan, dtype, backend):
+    function = relukit.get(name, **params)
+    shape = (5, 3, 67)
+    x = sample(shape, dtype)
+    g = sample(shape, dtype, seed=1)
+    with dispatch.forced("reference"):
+        forward = function(x)
+        vjp = function.vjp(x, g)
+    with dispatch.forced(backend):
+        y, m = function.forward_with_mask(x)
+        dx = function.backward_from_mask(g, m)
+    bits = function.spec.derivative_bits(function.params)
+    assert m.dtype == np.uint8 and m.shape == (mask.nbytes(x.size, bits),)
+    assert bits_equal(y, forward)
+    assert dx.dtype == dtype and dx.shape == shape
+    nan = np.isnan(x.astype(np.float64))
+    assert bits_equal(dx[~nan], vjp[~nan])
+    d = nan_derivative(name, params, at_nan, shape, dtype)
+    work = np.float64 if dtype == np.float64 else np.float32
+    with np.errstate(all="ignore"):
+        gw, dw = g.astype(work), d.astype(work)
+        want = np.where(dw == 0, work(0), gw * dw).astype(dtype)
+    assert bits_equal(dx[nan], want[nan])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    ("name", "params", "at_nan"), CASES, ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_compiled_mask_bytes_equal_reference(name, params, at_nan, dtype):
+    function = relukit.get(name, **params)
+    x = sample((4, 3, 37), dtype, seed=5)
+    with dispatch.forced("reference"):
+        _, want = function.forward_with_mask(x)
+    with dispatch.forced("compiled"):
+        _, got = function.forward_with_mask(x)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 65, 1000])
+def test_one_bit_layout_is_packbits_little_endian(n):
+    x = sample((n,), np.dtype(np.float32), seed=n)
+    codes = ~(x <= 0)  # relu: PyTorch's threshold_backward, NaN passes
+    for backend in BACKENDS:
+        with dispatch.forced(backend):
+            _, m = relukit.relu.forward_with_mask(x)
+        assert np.array_equal(m, np.packbits(codes, bitorder="little")), backend
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 31, 32, 33, 129])
+def test_two_bit_layout(n):
+    function = relukit.get("general_relu", negative_slope=0.1, max_value=3.0, threshold=1.0)
+    assert function.spec.derivative_bits(function.params) == 2
+    x = sample((n,), np.dtype(np.float64), seed=n)
+    codes = np.where(x >= 3.0, 2, np.where(x > 1.0, 1, 0))
+    want = np.zeros(-(-n // 4), dtype=np.uint8)
+    for i, code in enumerate(codes):
+        want[i // 4] |= code << (2 * (i % 4))
+    for backend in BACKENDS:
+        with dispatch.forced(backend):
+            _, m = function.forward_with_mask(x)
+        assert np.array_equal(m, want), backend
+
+
+@pytest.mark.parametrize("layout", ["f", "strided", "transposed"])
+def test_mask_follows_c_order_whatever_the_layout(layout):
+    base = sample((40, 90), np.dtype(np.float32), seed=2)
+    x = {"f": np.asfortranarray, "strided": lambda a: a[::2, ::3], "transposed": np.transpose}[
+        layout
+    ](base)
+    want = np.packbits(~(np.ascontiguousarray(x) <= 0), bitorder="little")
+    g = sample(x.shape, np.dtype(np.float32), seed=3)
+    for backend in BACKENDS:
+        with dispatch.forced(backend):
+            y, m = relukit.relu.forward_with_mask(x)
+            dx = relukit.relu.backward_from_mask(g, m)
+        assert np.array_equal(m, want)
+        with dispatch.forced("reference"):
+            assert bits_equal(y, relukit.relu(x))
+            nan = np.isnan(x)
+            assert bits_equal(dx[~nan], relukit.relu.vjp(x, g)[~nan])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_out_arguments(backend):
+    x = sample((30, 50), np.dtype(np.float32), seed=4)
+    g = sample((30, 50), np.dtype(np.float32), seed=6)
+    function = relukit.get("leaky_relu", negative_slope=0.2)
+    y_out, dx_out = np.empty_like(x), np.empty((50, 30), dtype=np.float32).T
+    with dispatch.forced(backend):
+        y, m = function.forward_with_mask(x, out=y_out)
+        dx = function.backward_from_mask(g, m, out=dx_out)
+    assert y is y_out and dx is dx_out
+    nan = np.isnan(x)
+    with dispatch.forced("reference"):
+        assert bits_equal(y_out, function(x))
+        assert bits_equal(dx_out[~nan], function.vjp(x, g)[~nan])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_forward(backend):
+    x = sample((1000,), np.dtype(np.float32), seed=8)
+    with dispatch.forced("reference"):
+        want = relukit.relu6(x)
+    with dispatch.forced(backend):
+        y, _ = relukit.relu6.forward_with_mask(x, out=x)
+    assert y is x and bits_equal(x, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("name", "params", "torch_call"),
+    [
+        ("relu", {}, lambda torch, x: torch.relu(x)),
+        (
+            "leaky_relu",
+            {"negative_slope": 0.07},
+            lambda torch, x: torch.nn.functional.leaky_relu(x, 0.07),
+        ),
+        (
+            "hardtanh",
+            {"min_val": -0.5, "max_val": 2.0},
+            lambda torch, x: torch.nn.functional.hardtanh(x, -0.5, 2.0),
+        ),
+        ("relu6", {}, lambda torch, x: torch.nn.functional.relu6(x)),
+        (
+            "rrelu",
+            {"lower": 0.1, "upper": 0.3},
+            lambda torch, x: torch.nn.functional.rrelu(x, 0.1, 0.3),
+        ),
+        (
+            "prelu",
+            {"weight": np.array([0.1, -0.2, 0.3])},
+            lambda torch, x: torch.nn.functional.prelu(x, torch.tensor([0.1, -0.2, 0.3])),
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_gradient_from_mask_is_pytorchs(name, params, torch_call, backend):
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(sample((6, 3, 45), np.dtype(np.float32), seed=9))
+    g = torch.from_numpy(sample((6, 3, 45), np.dtype(np.float32), seed=10))
+    leaf = x.clone().requires_grad_(True)
+    y_torch = torch_call(torch, leaf)
+    y_torch.backward(g)
+    function = relukit.get(name, **params)
+    with dispatch.forced(backend):
+        y, m = function.forward_with_mask(x)
+        dx = function.backward_from_mask(g, m)
+    assert isinstance(m, torch.Tensor) and m.dtype == torch.uint8
+    assert isinstance(dx, torch.Tensor) and dx.dtype == torch.float32
+    finite = torch.isfinite(x).numpy()
+    assert bits_equal(y.numpy()[finite], y_torch.detach().numpy()[finite])
+    assert bits_equal(dx.numpy(), leaf.grad.numpy())
+
+
+def test_torch_bfloat16_round_trip():
+    torch = pytest.importorskip("torch")
+    x = torch.linspace(-3, 3, 3001).to(torch.bfloat16)
+    g = torch.ones_like(x)
+    for backend in BACKENDS:
+        with dispatch.forced(backend):
+            y, m = relukit.relu.forward_with_mask(x)
+            dx = relukit.relu.backward_from_mask(g, m)
+        assert y.dtype == torch.bfloat16 and dx.dtype == torch.bfloat16
+        assert torch.equal(dx, (x > 0).to(torch.bfloat16))
+
+
+def test_pack_unpack_round_trip_in_torch():
+    torch = pytest.importorskip("torch")
+    m = reference.Math(__import__("array_api_compat").array_namespace(torch.ones(1)))
+    for bits in (1, 2):
+        codes = torch.randint(
+            0, 2**bits, (101,), dtype=torch.uint8, generator=torch.Generator().manual_seed(bits)
+        )
+        packed = mask.pack(m, codes, bits)
+        assert packed.shape == (mask.nbytes(101, bits),)
+        assert torch.equal(mask.unpack(m, packed, 101, bits), codes)
+
+
+def test_errors():
+    x = np.linspace(-1, 1, 10)
+    with pytest.raises(TypeError, match="not piecewise linear"):
+        relukit.gelu.forward_with_mask(x)
+    with pytest.raises(TypeError, match="not piecewise linear"):
+        relukit.squared_relu.backward_from_mask(x, np.zeros(2, dtype=np.uint8))
+    _, m = relukit.relu.forward_with_mask(x)
+    with pytest.raises(TypeError, match="uint8"):
+        relukit.relu.backward_from_mask(x, m.astype(np.int8))
+    with pytest.raises(ValueError, match=r"need shape \(2,\)"):
+        relukit.relu.backward_from_mask(x, np.zeros(3, dtype=np.uint8))
+    with pytest.raises(TypeError, match="floating point"):
+        relukit.relu.backward_from_mask(np.arange(10), m)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="mask is ndarray"):
+        relukit.relu.backward_from_mask(torch.ones(10), m)

@@ -1,0 +1,91 @@
+"""``relukit bench``: it runs, and what it reports is sane (never its timings)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from relukit import bench
+from relukit.cli import main
+
+
+def test_quick_bench_from_the_command_line(tmp_path, capsys):
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    status = main(["bench", "--quick", "--json", str(out_json), "--png", str(out_png)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "relukit bench" in printed and "targets" in printed
+    data = json.loads(out_json.read_text())
+    assert out_png.stat().st_size > 1000
+    assert out_png.read_bytes()[:4] == b"\x89PNG"
+    rows = data["rows"]
+    assert {r["size"] for r in rows} == set(bench.QUICK_SIZES)
+    ours = [r for r in rows if r["kind"] == "relukit"]
+    # relu has all six ops; gelu has no mask path
+    assert {(r["member"], r["op"]) for r in ours} == {
+        *(("relu", op) for op in bench.OPS),
+        *(("gelu", op) for op in bench.OPS[:4]),
+    }
+    for row in rows:
+        assert row["seconds"] > 0 and math.isfinite(row["seconds"])
+        assert row["gbps"] == pytest.approx(row["bytes"] / row["seconds"] / 1e9)
+        assert row["elements_per_s"] == pytest.approx(row["size"] / row["seconds"])
+    for row in ours:
+        assert row["ratio_limit"] > 0
+        if row["best_peer"] is not None:
+            assert row["ratio_peer"] > 0
+    limits = {(r["op"], r["size"]) for r in rows if r["kind"] == "limit"}
+    assert limits == {(kind, n) for kind in ("copy", "rmw") for n in bench.QUICK_SIZES}
+    mask_row = next(r for r in ours if r["op"] == "forward_with_mask" and r["size"] == 2**16)
+    assert mask_row["bytes"] == 2 * 4 * 2**16 + 2**16 // 8
+    machine = data["machine"]
+    assert machine["cores"] >= 1 and machine["numba"] and machine["date"]
+    assert {t["target"].split(" (")[0] for t in data["targets"]} >= {"relu out= vs copy"}
+
+
+def test_options_are_parsed_and_checked():
+    config = bench.BenchConfig.from_options(sizes="2^10, 3000", dtypes="float64", repeats=2)
+    assert config.sizes == (1024, 3000) and config.dtypes == ("float64",)
+    assert config.repeats == 2 and config.members == bench.MEMBERS
+    quick = bench.BenchConfig.from_options(quick=True)
+    assert quick.sizes == bench.QUICK_SIZES and not quick.compile_cost
+    with pytest.raises(ValueError, match="2\\^20"):
+        bench.BenchConfig.from_options(sizes="big")
+    with pytest.raises(ValueError, match="float16"):
+        bench.BenchConfig.from_options(dtypes="float16")
+    with pytest.raises(ValueError, match="repeats"):
+        bench.BenchConfig.from_options(repeats=0)
+
+
+def test_command_line_error_is_one_line(capsys):
+    assert main(["bench", "--sizes", "2^x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("relukit bench: error:") and err.count("\n") == 1
+
+
+def test_bfloat16_and_float64_rows():
+    report = bench.run(
+        bench.BenchConfig(
+            sizes=(2048,),
+            dtypes=("bfloat16", "float64"),
+            members=("relu", "silu"),
+            ops=("forward_out", "backward_from_mask"),
+            repeats=1,
+            min_time=1e-4,
+            compile_cost=False,
+        )
+    )
+    ours = {(r["member"], r["op"], r["dtype"]) for r in report.rows if r["kind"] == "relukit"}
+    assert ours == {
+        ("relu", "forward_out", "bfloat16"),
+        ("relu", "forward_out", "float64"),
+        ("relu", "backward_from_mask", "bfloat16"),
+        ("relu", "backward_from_mask", "float64"),
+        ("silu", "forward_out", "bfloat16"),
+        ("silu", "forward_out", "float64"),
+    }
+    bf16 = next(r for r in report.rows if r["dtype"] == "bfloat16" and r["kind"] == "relukit")
+    assert bf16["bytes"] == 2 * 2 * 2048
+    assert "| relu | forward_out | bfloat16 | 2^11 |" in bench.markdown(report)
