@@ -1,0 +1,72 @@
+"""relukit for PyTorch: drop-in activation modules with a memory-light, exact backward.
+
+``relukit.nn.ReLU`` and the rest are ``torch.nn``'s modules (same names, signatures, defaults,
+state dicts; subclasses of them) whose backward keeps a packed bit mask instead of a full
+tensor where one bit is enough, with gradients equal to PyTorch's bit for bit.
+:func:`convert` swaps them into any model, :func:`revert` swaps back; the operators are
+registered with ``torch.library`` so converted models compile with ``torch.compile``.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> import relukit.nn
+    >>> model, report = relukit.nn.convert(nn.Sequential(nn.Linear(4, 8), nn.ReLU()))
+    >>> model
+    Sequential(
+      (0): Linear(in_features=4, out_features=8, bias=True)
+      (1): ReLU()
+    )
+    >>> model[1].relukit_member
+    'relu'
+"""
+
+from __future__ import annotations
+
+from relukit.nn import functional
+from relukit.nn.convert import Conversion, ConversionReport, convert, revert
+from relukit.nn.modules import (
+    CELU,
+    ELU,
+    GELU,
+    MODULES,
+    SELU,
+    CReLU,
+    GeneralReLU,
+    Hardtanh,
+    LeakyReLU,
+    Maxout,
+    Mish,
+    PReLU,
+    ReLU,
+    ReLU6,
+    RReLU,
+    SiLU,
+    Softplus,
+    SquaredReLU,
+)
+
+__all__ = [
+    "CELU",
+    "ELU",
+    "GELU",
+    "MODULES",
+    "SELU",
+    "CReLU",
+    "Conversion",
+    "ConversionReport",
+    "GeneralReLU",
+    "Hardtanh",
+    "LeakyReLU",
+    "Maxout",
+    "Mish",
+    "PReLU",
+    "RReLU",
+    "ReLU",
+    "ReLU6",
+    "SiLU",
+    "Softplus",
+    "SquaredReLU",
+    "convert",
+    "functional",
+    "revert",
+]

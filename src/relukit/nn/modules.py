@@ -1,0 +1,405 @@
+"""Drop-in ``torch.nn`` modules for every member of the family.
+
+Where PyTorch has the module, relukit's has the same name, constructor signature, defaults,
+``extra_repr`` and state dict, and subclasses it (``isinstance(relukit.nn.ReLU(), nn.ReLU)``):
+only ``forward`` changes, to :mod:`relukit.nn.functional`, whose backward keeps a packed mask
+instead of a full tensor. ELU, SELU, CELU, GELU, SiLU, Mish and Softplus keep PyTorch's own
+forward and backward (one saved tensor is what their exact gradient needs); they are here so a
+converted model is relukit's throughout and its parameters are checked by the registry.
+CReLU, Maxout, SquaredReLU and GeneralReLU are relukit's own.
+
+Every class carries ``relukit_member``, the registry name of what it computes, which is how
+:mod:`relukit.diagnostics` finds activations in a model. Constructor values are checked by the
+registry (:func:`relukit.family.lookup`), so a bad one raises ``ParameterError``, a
+``ValueError`` that names the class, the parameter and the value (PyTorch accepts some of them,
+e.g. ``RReLU(lower=0.5, upper=0.1)``).
+
+Example:
+    >>> import torch, relukit.nn
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), relukit.nn.ReLU(), torch.nn.Linear(4, 1))
+    >>> model[1], model[1].relukit_member, isinstance(model[1], torch.nn.ReLU)
+    (ReLU(), 'relu', True)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from relukit.family.spec import ParameterError, positive_integer
+from relukit.nn import functional as rf
+
+
+def _check(cls: type, member: str, **params: Any) -> dict[str, Any]:
+    return rf.check(f"relukit.nn.{cls.__name__}", member, **params)
+
+
+# ---------------------------------------------------------------------------------------------
+# the mask members
+
+
+class ReLU(nn.ReLU):
+    """max(0, x), saving 1 bit per element for the backward (PyTorch saves the output).
+
+    Gradients are PyTorch's bit for bit: relu'(0) = 0, relu'(NaN)·g = g.
+
+    Example:
+        >>> ReLU()(torch.tensor([-1.0, 2.0])).tolist()
+        [0.0, 2.0]
+    """
+
+    relukit_member = "relu"
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.relu(input, self.inplace)
+
+
+class LeakyReLU(nn.LeakyReLU):
+    """x if x > 0 else negative_slope·x, saving 1 bit per element.
+
+    Example:
+        >>> LeakyReLU(0.2)
+        LeakyReLU(negative_slope=0.2)
+    """
+
+    relukit_member = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
+        _check(type(self), "leaky_relu", negative_slope=negative_slope)
+        super().__init__(negative_slope, inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.leaky_relu(input, self.negative_slope, self.inplace)
+
+
+class Hardtanh(nn.Hardtanh):
+    """min(max(x, min_val), max_val), saving 1 bit per element.
+
+    Example:
+        >>> Hardtanh(-2.0, 2.0)(torch.tensor([-3.0, 1.0, 5.0])).tolist()
+        [-2.0, 1.0, 2.0]
+    """
+
+    relukit_member = "hardtanh"
+
+    def __init__(
+        self,
+        min_val: float = -1.0,
+        max_val: float = 1.0,
+        inplace: bool = False,
+        min_value: float | None = None,
+        max_value: float | None = None,
+    ) -> None:
+        _check(
+            type(self),
+            "hardtanh",
+            min_val=min_val if min_value is None else min_value,
+            max_val=max_val if max_value is None else max_value,
+        )
+        super().__init__(min_val, max_val, inplace, min_value, max_value)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.hardtanh(input, self.min_val, self.max_val, self.inplace)
+
+
+class ReLU6(nn.ReLU6):
+    """min(max(0, x), 6), saving 1 bit per element.
+
+    Example:
+        >>> ReLU6()(torch.tensor([-1.0, 3.0, 9.0])).tolist()
+        [0.0, 3.0, 6.0]
+    """
+
+    relukit_member = "relu6"
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.relu6(input, self.inplace)
+
+
+class RReLU(nn.RReLU):
+    """Randomized leaky ReLU; in training, slopes drawn as PyTorch draws them.
+
+    ``generator`` (keyword only, not in PyTorch) draws the training slopes; by default
+    torch's global generator, so ``torch.manual_seed`` gives PyTorch's numbers. Saved: 1 bit
+    per element and, in training, the slope of each input ≤ 0.
+
+    Example:
+        >>> RReLU(0.1, 0.3).eval()(torch.tensor([-2.0, 3.0])).tolist()
+        [-0.4000000059604645, 3.0]
+    """
+
+    relukit_member = "rrelu"
+
+    def __init__(
+        self,
+        lower: float = 1.0 / 8,
+        upper: float = 1.0 / 3,
+        inplace: bool = False,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        _check(type(self), "rrelu", lower=lower, upper=upper)
+        super().__init__(lower, upper, inplace)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.rrelu(
+            input, self.lower, self.upper, self.training, self.inplace, generator=self.generator
+        )
+
+
+class PReLU(nn.PReLU):
+    """x if x > 0 else weight[c]·x with learnable slopes (one, or one per channel on axis 1).
+
+    Saves 1 bit per element, plus the non-positive inputs when the weight needs a gradient.
+    Loads ``torch.nn.PReLU`` state dicts (the parameter is ``weight`` in both).
+
+    Example:
+        >>> m = PReLU(2, init=0.5)
+        >>> m(torch.tensor([[-2.0, -4.0]])).tolist()
+        [[-1.0, -2.0]]
+    """
+
+    relukit_member = "prelu"
+
+    def __init__(
+        self, num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype: Any = None
+    ) -> None:
+        problem = positive_integer(num_parameters)
+        if problem is not None:
+            raise ParameterError(f"relukit.nn.PReLU: num_parameters={num_parameters!r}: {problem}")
+        _check(type(self), "prelu", weight=init)
+        super().__init__(num_parameters, init, device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.prelu(input, self.weight)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's modules, with relukit's name and checks
+
+
+class ELU(nn.ELU):
+    """x if x > 0 else alpha·(exp(x) − 1): PyTorch's forward and backward (one saved tensor).
+
+    Example:
+        >>> ELU(alpha=0.5)
+        ELU(alpha=0.5)
+    """
+
+    relukit_member = "elu"
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        _check(type(self), "elu", alpha=alpha)
+        super().__init__(alpha, inplace)
+
+
+class SELU(nn.SELU):
+    """Scaled ELU: PyTorch's forward and backward.
+
+    Example:
+        >>> round(SELU()(torch.tensor([1.0])).item(), 6)
+        1.050701
+    """
+
+    relukit_member = "selu"
+
+
+class CELU(nn.CELU):
+    """x if x > 0 else alpha·(exp(x/alpha) − 1), alpha > 0: PyTorch's forward and backward.
+
+    Example:
+        >>> CELU(alpha=2.0)
+        CELU(alpha=2.0)
+    """
+
+    relukit_member = "celu"
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        _check(type(self), "celu", alpha=alpha)
+        super().__init__(alpha, inplace)
+
+
+class GELU(nn.GELU):
+    """x·Φ(x), or its tanh approximation: PyTorch's forward and backward.
+
+    Example:
+        >>> GELU(approximate="tanh")
+        GELU(approximate='tanh')
+    """
+
+    relukit_member = "gelu"
+
+    def __init__(self, approximate: str = "none") -> None:
+        _check(type(self), "gelu", approximate=approximate)
+        super().__init__(approximate)
+
+
+class SiLU(nn.SiLU):
+    """x·σ(x): PyTorch's forward and backward.
+
+    Example:
+        >>> round(SiLU()(torch.tensor([1.0])).item(), 6)
+        0.731059
+    """
+
+    relukit_member = "silu"
+
+
+class Mish(nn.Mish):
+    """x·tanh(softplus(x)): PyTorch's forward and backward.
+
+    Example:
+        >>> round(Mish()(torch.tensor([1.0])).item(), 6)
+        0.865098
+    """
+
+    relukit_member = "mish"
+
+
+class Softplus(nn.Softplus):
+    """log(1 + exp(beta·x))/beta (x above threshold/beta): PyTorch's forward and backward.
+
+    Example:
+        >>> Softplus(beta=2.0)
+        Softplus(beta=2.0, threshold=20.0)
+    """
+
+    relukit_member = "softplus"
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        _check(type(self), "softplus", beta=beta, threshold=threshold)
+        super().__init__(beta, threshold)
+
+
+# ---------------------------------------------------------------------------------------------
+# relukit's own
+
+
+class CReLU(nn.Module):
+    """Concatenated ReLU: cat(relu(x), relu(−x)) along ``dim`` (default: the last).
+
+    Shape: the input's, with ``dim`` doubled. Saves 2 bits per input element.
+
+    Example:
+        >>> CReLU()(torch.tensor([[-2.0, 0.5]])).tolist()
+        [[0.0, 0.5, 2.0, 0.0]]
+    """
+
+    relukit_member = "crelu"
+    __constants__: ClassVar[list[str]] = ["dim"]
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        rf.check_dim("relukit.nn.CReLU", dim)
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.crelu(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Maxout(nn.Module):
+    """The maximum over groups of ``pieces`` consecutive features along ``dim``.
+
+    Shape: the input's, with ``dim`` divided by ``pieces``. Ties and NaN as ``torch.max``.
+    Saves the winner's index in log2(pieces) bits (PyTorch's max keeps an int64).
+
+    Example:
+        >>> Maxout(pieces=2)(torch.tensor([[1.0, 3.0, -2.0, -5.0]])).tolist()
+        [[3.0, -2.0]]
+    """
+
+    relukit_member = "maxout"
+    __constants__: ClassVar[list[str]] = ["pieces", "dim"]
+
+    def __init__(self, pieces: int = 2, dim: int = -1) -> None:
+        super().__init__()
+        _check(type(self), "maxout", pieces=pieces)
+        rf.check_dim("relukit.nn.Maxout", dim)
+        self.pieces, self.dim = pieces, dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.maxout(input, self.pieces, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"pieces={self.pieces}, dim={self.dim}"
+
+
+class SquaredReLU(nn.Module):
+    """max(0, x)² (Primer): PyTorch's relu and square, one saved tensor.
+
+    Example:
+        >>> SquaredReLU()(torch.tensor([-2.0, 3.0])).tolist()
+        [0.0, 9.0]
+    """
+
+    relukit_member = "squared_relu"
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.squared_relu(input)
+
+
+class GeneralReLU(nn.Module):
+    """Keras's relu: ``negative_slope·(x − threshold)`` below threshold, x, capped at max_value.
+
+    Saves 1 bit per element, 2 when there is both a slope (other than 0 and 1) and a cap.
+
+    Example:
+        >>> GeneralReLU(0.1, 3.0, 1.0)
+        GeneralReLU(negative_slope=0.1, max_value=3.0, threshold=1.0)
+    """
+
+    relukit_member = "general_relu"
+    __constants__: ClassVar[list[str]] = ["negative_slope", "max_value", "threshold"]
+
+    def __init__(
+        self, negative_slope: float = 0.0, max_value: float | None = None, threshold: float = 0.0
+    ) -> None:
+        super().__init__()
+        _check(
+            type(self),
+            "general_relu",
+            negative_slope=negative_slope,
+            max_value=max_value,
+            threshold=threshold,
+        )
+        self.negative_slope, self.max_value, self.threshold = negative_slope, max_value, threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.general_relu(input, self.negative_slope, self.max_value, self.threshold)
+
+    def extra_repr(self) -> str:
+        return (
+            f"negative_slope={self.negative_slope}, max_value={self.max_value}, "
+            f"threshold={self.threshold}"
+        )
+
+
+MODULES: dict[str, type[nn.Module]] = {
+    cls.relukit_member: cls  # type: ignore[attr-defined]
+    for cls in (
+        ReLU,
+        LeakyReLU,
+        PReLU,
+        RReLU,
+        ReLU6,
+        Hardtanh,
+        GeneralReLU,
+        SquaredReLU,
+        ELU,
+        SELU,
+        CELU,
+        GELU,
+        SiLU,
+        Mish,
+        Softplus,
+        CReLU,
+        Maxout,
+    )
+}
+"""Registry member name → relukit module class."""

@@ -1,0 +1,231 @@
+"""The saved-mask rules of the piecewise-linear members, written with PyTorch operations.
+
+A rule is a member with bound parameters that knows three things: its forward (PyTorch's own
+operation, so values are PyTorch's bit for bit), the code of each element (which linear piece
+the derivative takes there, decided with the very comparison PyTorch's backward kernel makes,
+NaN included) and the backward from those codes alone. The codes are packed by
+:mod:`relukit.nn.bits`: one bit per element, two for ``general_relu`` with both a slope and a cap.
+
+``forward_with_mask`` / ``backward_from_mask`` have the interface of the compiled CPU kernels;
+these PyTorch versions run on every device (and on the CPU until those kernels exist).
+
+Choices at NaN, each PyTorch's: ``relu'(NaN)·g = g`` (``threshold_backward``: ``x <= 0 ? 0 : g``),
+``leaky_relu'(NaN)·g = slope·g`` (``x > 0 ? g : slope·g``), ``hardtanh'(NaN)·g = 0`` and
+``relu6'(NaN)·g = 0`` (the vectorised CPU loop's ``(x > min) & (x < max)``; PyTorch's scalar
+loop, which takes the last few elements of each thread's chunk and tensors it cannot
+vectorise, such as non-contiguous ones, gives ``g`` there instead).
+``general_relu`` has no PyTorch counterpart; at NaN it passes ``g`` through, like relu.
+
+Example:
+    >>> import torch
+    >>> r = rule("leaky_relu", (0.1,))
+    >>> y, mask = r.forward_with_mask(torch.tensor([-2.0, 0.0, 3.0]))
+    >>> y.tolist(), mask.tolist()
+    ([-0.20000000298023224, 0.0, 3.0], [4])
+    >>> r.backward_from_mask(torch.ones(3), mask).tolist()
+    [0.10000000149011612, 0.10000000149011612, 1.0]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from relukit.nn.bits import pack_bits, pack_codes, unpack_bits_as, unpack_codes
+
+_aten = torch.ops.aten
+
+# Codes of general_relu with two bits per element.
+BELOW, IDENTITY, CAPPED = 0, 1, 2
+
+
+def _low_precision(dtype: torch.dtype) -> bool:
+    return dtype in (torch.bfloat16, torch.float16)
+
+
+class MaskRule:
+    """A piecewise-linear member with its parameters bound (see the module docstring)."""
+
+    member = ""
+    bits = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The member's forward, PyTorch's values."""
+        raise NotImplementedError
+
+    def forward_(self, x: Tensor) -> Tensor:
+        """The forward written into ``x`` (PyTorch's in-place operation where it has one)."""
+        return x.copy_(self.forward(x))
+
+    def codes(self, x: Tensor) -> Tensor:
+        """Per element: a bool (one-bit rules) or a uint8 piece code (two-bit rules)."""
+        raise NotImplementedError
+
+    def backward(self, grad: Tensor, codes: Tensor) -> Tensor:
+        """``grad·f'(x)`` from the unpacked codes (0/1 of grad's dtype for one-bit rules)."""
+        raise NotImplementedError
+
+    def forward_with_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The forward and the packed codes of ``x``."""
+        codes = self.codes(x)
+        mask = pack_bits(codes, scratch=True) if self.bits == 1 else pack_codes(codes, self.bits)
+        return self.forward(x), mask
+
+    def backward_from_mask(self, grad_out: Tensor, mask: Tensor) -> Tensor:
+        """``grad_out·f'(x)``, with x known only through its packed codes ``mask``."""
+        n = grad_out.numel()
+        if self.bits == 1:
+            codes = unpack_bits_as(mask, n, grad_out.dtype)
+        else:
+            codes = unpack_codes(mask, n, self.bits)
+        return self.backward(grad_out, codes.view(grad_out.shape))
+
+
+def _pass_or_zero(grad: Tensor, passes: Tensor) -> Tensor:
+    """g where the flag is 1, +0 elsewhere (PyTorch's relu and hardtanh backward)."""
+    return _aten.threshold_backward(grad, passes, 0)
+
+
+def _pass_or_scale(grad: Tensor, passes: Tensor, slope: float) -> Tensor:
+    """g where the flag is 1, g·slope elsewhere (PyTorch's leaky_relu backward, its rounding)."""
+    return _aten.leaky_relu_backward(grad, passes, slope, False)
+
+
+class ReluRule(MaskRule):
+    member = "relu"
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x)
+
+    def forward_(self, x: Tensor) -> Tensor:
+        return torch.relu_(x)
+
+    def codes(self, x: Tensor) -> Tensor:
+        return torch.le(x, 0).logical_not_()
+
+    def backward(self, grad: Tensor, codes: Tensor) -> Tensor:
+        return _pass_or_zero(grad, codes)
+
+
+class LeakyRule(MaskRule):
+    member = "leaky_relu"
+
+    def __init__(self, negative_slope: float) -> None:
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def forward_(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope, inplace=True)
+
+    def codes(self, x: Tensor) -> Tensor:
+        return x > 0
+
+    def backward(self, grad: Tensor, codes: Tensor) -> Tensor:
+        return _pass_or_scale(grad, codes, self.negative_slope)
+
+
+class ClipRule(MaskRule):
+    """hardtanh, and relu6 = hardtanh on [0, 6]."""
+
+    def __init__(self, min_val: float, max_val: float, member: str = "hardtanh") -> None:
+        self.min_val, self.max_val, self.member = min_val, max_val, member
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def forward_(self, x: Tensor) -> Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val, inplace=True)
+
+    def codes(self, x: Tensor) -> Tensor:
+        return torch.gt(x, self.min_val).logical_and_(torch.lt(x, self.max_val))
+
+    def backward(self, grad: Tensor, codes: Tensor) -> Tensor:
+        return _pass_or_zero(grad, codes)
+
+
+class GeneralRule(MaskRule):
+    """Keras's relu: ``negative_slope·(x − threshold)`` below, the identity, ``max_value`` above.
+
+    16-bit inputs are compared and computed in float32 and rounded once, as relukit's
+    reference does. Pieces: ``x >= max_value`` is capped (derivative 0), ``x <= threshold`` is
+    below (``negative_slope``), anything else, NaN included, is the identity (1). Codes are the
+    registry's (``relukit.kernels.mask``): the derivatives (below, identity, capped), without
+    repeats and in that order, are numbered 0, 1, 2, and a piece's code is its derivative's
+    number; one bit per element when there are at most two, two bits otherwise.
+    """
+
+    member = "general_relu"
+
+    def __init__(self, negative_slope: float, max_value: float, threshold: float) -> None:
+        self.negative_slope, self.max_value, self.threshold = negative_slope, max_value, threshold
+        self.capped = math.isfinite(max_value)
+        values = (negative_slope, 1.0, 0.0) if self.capped else (negative_slope, 1.0)
+        self.derivatives = tuple(dict.fromkeys(values))
+        self.piece_codes = tuple(self.derivatives.index(v) for v in values)
+        self.bits = 1 if len(self.derivatives) <= 2 else 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        work = x.float() if _low_precision(x.dtype) else x
+        below = work < self.threshold
+        if self.negative_slope == 0:
+            y = torch.where(below, 0, work)
+        else:
+            y = torch.where(below, (work - self.threshold) * self.negative_slope, work)
+        if self.capped:
+            y = torch.where(work >= self.max_value, self.max_value, y)
+        return y.to(x.dtype)
+
+    def codes(self, x: Tensor) -> Tensor:
+        work = x.float() if _low_precision(x.dtype) else x
+        below, identity = self.piece_codes[:2]
+        codes = torch.where(work <= self.threshold, below, identity)
+        if self.capped:
+            codes = torch.where(work >= self.max_value, self.piece_codes[2], codes)
+        return codes.to(torch.uint8) if self.bits == 2 else codes.to(torch.bool)
+
+    def backward(self, grad: Tensor, codes: Tensor) -> Tensor:
+        if self.bits == 2:
+            scaled = _pass_or_scale(grad, (codes == IDENTITY).to(grad.dtype), self.negative_slope)
+            return torch.where(codes == CAPPED, 0.0, scaled)
+        if len(self.derivatives) == 1:  # slope 1, no cap: the identity
+            return _pass_or_scale(grad, codes, 1.0)
+        zero, one = self.derivatives
+        if one == 1.0:
+            return _pass_or_zero(grad, codes) if zero == 0.0 else _pass_or_scale(grad, codes, zero)
+        # slope 1 with a cap: code 0 has derivative 1, code 1 (capped) has 0.
+        return _aten.threshold_backward(grad, codes.neg(), -0.5)
+
+
+def _from_params(member: str, params: tuple[float, ...]) -> MaskRule:
+    if member == "relu":
+        return ReluRule()
+    if member == "leaky_relu":
+        return LeakyRule(*params)
+    if member == "relu6":
+        return ClipRule(0.0, 6.0, "relu6")
+    if member == "hardtanh":
+        return ClipRule(*params)
+    if member == "general_relu":
+        return GeneralRule(*params)
+    raise ValueError(f"relukit.nn: no mask rule for member {member!r}")
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(member: str, params: tuple[float, ...]) -> MaskRule:
+    return _from_params(member, params)
+
+
+def rule(member: str, params: Sequence[float] = ()) -> MaskRule:
+    """The rule of ``member`` with its parameters in the custom operators' order.
+
+    ``leaky_relu``: (negative_slope,); ``hardtanh``: (min_val, max_val); ``general_relu``:
+    (negative_slope, max_value or inf, threshold); ``relu`` and ``relu6``: ().
+    """
+    return _cached(member, tuple(float(p) for p in params))

@@ -1,0 +1,83 @@
+"""A converted model trains under DistributedDataParallel (gloo, two processes, loopback) to the
+parameters single-process training reaches on the same global batches."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+import relukit.nn as rn
+
+WORLD = 2
+STEPS = 5
+
+
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Linear(12, 32),
+        nn.ReLU(),
+        nn.Linear(32, 32),
+        nn.PReLU(32),
+        nn.Linear(32, 32),
+        nn.LeakyReLU(0.1),
+        nn.Linear(32, 3),
+    )
+    return rn.convert(net).model
+
+
+def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    return [
+        (torch.randn(16, 12, generator=g), torch.randn(16, 3, generator=g)) for _ in range(STEPS)
+    ]
+
+
+def train(net: nn.Module, rank: int, world: int) -> None:
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    for x, y in batches():
+        # Equal shards: DDP's mean of the shard gradients is the global batch's gradient.
+        loss = F.mse_loss(net(x.chunk(world)[rank]), y.chunk(world)[rank])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def worker(rank: int, port: int, path: str) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        net = model()
+        train(DistributedDataParallel(net), rank, WORLD)
+        if rank == 0:
+            torch.save(net.state_dict(), path)
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_match_single_process_training(tmp_path):
+    path = str(tmp_path / "ddp.pt")
+    mp.spawn(worker, args=(free_port(), path), nprocs=WORLD, join=True)
+    distributed = torch.load(path)
+
+    single = model()
+    train(single, 0, 1)
+    initial = model().state_dict()
+    for name, value in single.state_dict().items():
+        assert not torch.equal(value, initial[name]), name  # training moved it
+        torch.testing.assert_close(distributed[name], value, rtol=1e-5, atol=1e-6)
