@@ -1,0 +1,390 @@
+"""What a study runs: :class:`StudyConfig` (what the user asked) and :class:`RunSpec` (one run).
+
+A field left at ``None`` takes the scenario's default (:data:`SCENARIO_DEFAULTS`), shrunk by
+``quick`` (:data:`QUICK`); a field the user sets always wins. :meth:`StudyConfig.check` refuses
+a wrong value with a ``ValueError`` (``TypeError`` for a wrong kind) naming the field.
+
+Example:
+    >>> config = StudyConfig(activations=("relu", "swish"), seeds=2)
+    >>> settings = config.settings("compare")
+    >>> settings.activations, settings.seeds, settings.depth
+    (('relu', 'silu'), 2, 4)
+    >>> StudyConfig(epochs=0).check()
+    Traceback (most recent call last):
+    ...
+    ValueError: study: epochs must be an int >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_ACTIVATIONS",
+    "INITS",
+    "LEARNING_RATES",
+    "OPTIMIZERS",
+    "QUICK",
+    "SCENARIOS",
+    "SCENARIO_DEFAULTS",
+    "RunSpec",
+    "Settings",
+    "StudyConfig",
+]
+
+SCENARIOS: tuple[str, ...] = ("compare", "dying", "depth")
+"""The scenarios; ``--scenario all`` runs the three in this order."""
+
+DEFAULT_ACTIVATIONS: tuple[str, ...] = (
+    "relu",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "selu",
+    "gelu",
+    "relu6",
+    "silu",
+    "sigmoid",
+    "tanh",
+)
+"""The activations of the default study: eight members of the family and the two baselines."""
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop")
+"""``sgd`` is SGD with momentum 0.9 (the default); the others use PyTorch's defaults."""
+
+INITS: tuple[str, ...] = (
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "glorot_uniform",
+    "rai",
+    "torch",
+)
+"""Initialisations of the hidden layers: those of :mod:`relukit.diagnostics.init`, and
+``torch``, PyTorch's own default for ``nn.Linear`` (uniform in ±1/√fan_in, bias too)."""
+
+LEARNING_RATES: dict[str, dict[str, float]] = {
+    "compare": {"sgd": 0.03, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3},
+    "dying": {"sgd": 0.1, "adam": 0.01, "adamw": 0.01, "rmsprop": 3e-3},
+    "depth": {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3},
+}
+"""Default learning rate per scenario and optimizer; ``dying``'s are deliberately high."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One scenario's settings with every default filled in (what its runs use)."""
+
+    scenario: str
+    activations: tuple[str, ...]
+    optimizer: str
+    seeds: int
+    depth: int
+    depths: tuple[int, ...]
+    width: int
+    epochs: int
+    lr: float
+    bias_shift: float
+    inits: tuple[str, ...]
+
+
+SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "compare": {
+        "activations": DEFAULT_ACTIVATIONS,
+        "optimizer": "sgd",
+        "seeds": 3,
+        "depth": 4,
+        "depths": (),
+        "width": 128,
+        "epochs": 30,
+        "bias_shift": 0.0,
+    },
+    "dying": {
+        "activations": ("relu", "leaky_relu", "prelu", "elu"),
+        "optimizer": "adam",
+        "seeds": 3,
+        "depth": 4,
+        "depths": (),
+        "width": 128,
+        "epochs": 20,
+        "bias_shift": -1.0,
+    },
+    "depth": {
+        "activations": ("relu", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh"),
+        "optimizer": "adam",
+        "seeds": 2,
+        "depth": 0,
+        "depths": (2, 5, 10, 20),
+        "width": 64,
+        "epochs": 15,
+        "bias_shift": 0.0,
+    },
+}
+"""Each scenario's defaults for the fields left at ``None`` (``lr``: :data:`LEARNING_RATES`).
+
+compare trains with SGD and momentum, under which the baselines' vanishing gradients show;
+dying with Adam at a high rate, under which ReLU units die (with SGD here they mostly revive);
+depth with Adam, which keeps the deep networks of the family trainable."""
+
+QUICK: dict[str, Any] = {"seeds": 1, "epochs": 8, "width": 64, "depths": (2, 10, 20)}
+"""What ``quick`` changes in every scenario's defaults (fields set explicitly still win)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: everything it needs besides the data. Picklable, hashable.
+
+    ``index`` is the run's place in the study's plan, which fixes the order of the results.
+    """
+
+    index: int
+    scenario: str
+    activation: str
+    seed: int
+    depth: int
+    width: int
+    epochs: int
+    lr: float
+    optimizer: str
+    batch_size: int
+    init: str
+    bias_shift: float
+    target: float
+
+    @property
+    def group(self) -> tuple[str, str, str, int]:
+        """The runs that differ only by seed share a group: (scenario, activation, init, depth)."""
+        return (self.scenario, self.activation, self.init, self.depth)
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. ``"relu · seed 0"`` or ``"dying · relu · rai · seed 1"``."""
+        parts = [] if self.scenario == "compare" else [self.scenario]
+        parts.append(self.activation)
+        if self.scenario == "dying":
+            parts.append(self.init)
+        if self.scenario == "depth":
+            parts.append(f"depth {self.depth}")
+        parts.append(f"seed {self.seed}")
+        return " · ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What ``relukit study`` runs (every CLI flag has a field of the same name).
+
+    Attributes:
+        scenario: ``"compare"`` (default), ``"dying"``, ``"depth"`` or ``"all"``.
+        activations: registry names (aliases accepted); None: the scenario's default.
+        seeds: number of seeds, ``seed, seed+1, …``; None: 3 (depth: 2).
+        seed: the first seed.
+        depth: hidden layers (compare, dying); None: 4.
+        depths: hidden layer counts swept by the depth scenario; None: 2, 5, 10, 20.
+        width: units per hidden layer; None: 128 (depth scenario: 64).
+        epochs: passes over the training split; None: 30 (dying: 20, depth: 15).
+        lr: learning rate; None: :data:`LEARNING_RATES` for the scenario and optimizer.
+        optimizer: one of :data:`OPTIMIZERS`; None: the scenario's (compare: sgd; dying,
+            depth: adam).
+        batch_size: rows per step.
+        target: training accuracy whose first epoch is the convergence-speed measure.
+        init: hidden layers' initialisation, one of :data:`INITS`.
+        bias_shift: added to every hidden bias after initialisation; None: 0 (dying: -1).
+        data: ``.npz`` or ``.csv`` file; None: the bundled digits.
+        label: label column of a ``.csv`` file.
+        out: report folder; None writes no report.
+        force: overwrite an existing report folder.
+        jobs: worker processes for the runs; 1 (the default here): in this process; None: one
+            per core, at most one per run (the command line's default). Workers are started
+            with the spawn method, so a script that calls :func:`~relukit.study.run` with
+            ``jobs != 1`` must guard its top level with ``if __name__ == "__main__":``.
+        threads: PyTorch threads per process; None: ``max(1, cores // jobs)``. The last digits
+            of a run's numbers can depend on it (the order of floating-point sums), so compare
+            studies run with the same value.
+        quick: smaller defaults (:data:`QUICK`) for a look in seconds.
+    """
+
+    scenario: str = "compare"
+    activations: tuple[str, ...] | None = None
+    seeds: int | None = None
+    seed: int = 0
+    depth: int | None = None
+    depths: tuple[int, ...] | None = None
+    width: int | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    batch_size: int = 64
+    target: float = 0.95
+    init: str = "he_normal"
+    bias_shift: float | None = None
+    data: str | Path | None = None
+    label: str | None = None
+    out: str | Path | None = "relukit-report"
+    force: bool = False
+    jobs: int | None = 1
+    threads: int | None = None
+    quick: bool = False
+
+    @property
+    def scenarios(self) -> tuple[str, ...]:
+        """The scenarios this config runs, in order."""
+        return SCENARIOS if self.scenario == "all" else (self.scenario,)
+
+    def check(self) -> StudyConfig:
+        """This config with activation names made canonical; ValueError/TypeError otherwise."""
+        from relukit.family import lookup
+
+        def fail(name: str, rule: str, value: object) -> ValueError:
+            return ValueError(f"study: {name} must be {rule}, got {value!r}")
+
+        if self.scenario not in (*SCENARIOS, "all"):
+            raise fail("scenario", f"one of {', '.join((*SCENARIOS, 'all'))}", self.scenario)
+        activations = self.activations
+        if activations is not None:
+            if isinstance(activations, str) or not all(isinstance(a, str) for a in activations):
+                raise TypeError(f"study: activations must be a tuple of names, got {activations!r}")
+            if not activations:
+                raise fail("activations", "at least one name", activations)
+            canonical: list[str] = []
+            for name in activations:
+                canonical_name = lookup(name).name
+                if canonical_name in canonical:
+                    raise ValueError(f"study: activation {name!r} is named twice")
+                canonical.append(canonical_name)
+            from relukit.study.models import check_activation
+
+            for name in canonical:
+                check_activation(name)
+            activations = tuple(canonical)
+        for name, low in (
+            ("seeds", 1),
+            ("depth", 1),
+            ("width", 1),
+            ("epochs", 1),
+            ("jobs", 1),
+            ("threads", 1),
+        ):
+            value = getattr(self, name)
+            if value is not None and not (_is_int(value) and value >= low):
+                raise fail(name, f"an int >= {low}", value)
+        for name, low in (("seed", 0), ("batch_size", 1)):
+            value = getattr(self, name)
+            if not (_is_int(value) and value >= low):
+                raise fail(name, f"an int >= {low}", value)
+        if self.depths is not None and (
+            isinstance(self.depths, str)
+            or not self.depths
+            or not all(_is_int(d) and d >= 1 for d in self.depths)
+        ):
+            raise fail("depths", "a non-empty tuple of ints >= 1", self.depths)
+        if self.lr is not None and not (
+            _is_number(self.lr) and math.isfinite(self.lr) and self.lr > 0
+        ):
+            raise fail("lr", "a finite number > 0", self.lr)
+        if not (_is_number(self.target) and 0 < self.target <= 1):
+            raise fail("target", "a training accuracy in (0, 1]", self.target)
+        if self.bias_shift is not None and not (
+            _is_number(self.bias_shift) and math.isfinite(self.bias_shift)
+        ):
+            raise fail("bias_shift", "a finite number", self.bias_shift)
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise fail("optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer)
+        if self.init not in INITS:
+            raise fail("init", f"one of {', '.join(INITS)}", self.init)
+        for name in ("force", "quick"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"study: {name} must be a bool, got {getattr(self, name)!r}")
+        return replace(self, activations=activations)
+
+    def settings(self, scenario: str) -> Settings:
+        """The settings ``scenario`` runs with: the user's values, else the defaults."""
+        config = self.check()
+        defaults = dict(SCENARIO_DEFAULTS[scenario])
+        if config.quick:
+            defaults.update(QUICK)
+        optimizer = config.optimizer or defaults["optimizer"]
+        lr = config.lr if config.lr is not None else LEARNING_RATES[scenario][optimizer]
+        if scenario == "dying":
+            inits = (config.init,) if config.init == "rai" else (config.init, "rai")
+        else:
+            inits = (config.init,)
+
+        def pick(name: str) -> Any:
+            value = getattr(config, name)
+            return defaults[name] if value is None else value
+
+        return Settings(
+            scenario=scenario,
+            activations=pick("activations"),
+            optimizer=optimizer,
+            seeds=pick("seeds"),
+            depth=0 if scenario == "depth" else pick("depth"),
+            depths=pick("depths") if scenario == "depth" else (),
+            width=pick("width"),
+            epochs=pick("epochs"),
+            lr=float(lr),
+            bias_shift=float(pick("bias_shift")),
+            inits=inits,
+        )
+
+    def plan(self) -> list[RunSpec]:
+        """Every run of the study, in the order the report lists them.
+
+        Example:
+            >>> runs = StudyConfig(activations=("relu", "tanh"), seeds=2).plan()
+            >>> [run.label for run in runs]
+            ['relu · seed 0', 'tanh · seed 0', 'relu · seed 1', 'tanh · seed 1']
+        """
+        config = self.check()
+        specs: list[RunSpec] = []
+        for scenario in config.scenarios:
+            settings = config.settings(scenario)
+            depths = settings.depths or (settings.depth,)
+            for seed in range(config.seed, config.seed + settings.seeds):
+                for depth in depths:
+                    for init in settings.inits:
+                        for activation in settings.activations:
+                            specs.append(
+                                RunSpec(
+                                    index=len(specs),
+                                    scenario=scenario,
+                                    activation=activation,
+                                    seed=seed,
+                                    depth=depth,
+                                    width=settings.width,
+                                    epochs=settings.epochs,
+                                    lr=settings.lr,
+                                    optimizer=settings.optimizer,
+                                    batch_size=config.batch_size,
+                                    init=init,
+                                    bias_shift=settings.bias_shift,
+                                    target=float(config.target),
+                                )
+                            )
+        return specs
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of the fields as given (paths as strings)."""
+        result = asdict(self)
+        for key in ("data", "out"):
+            if result[key] is not None:
+                result[key] = str(result[key])
+        for key in ("activations", "depths"):
+            if result[key] is not None:
+                result[key] = list(result[key])
+        return result

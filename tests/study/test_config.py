@@ -1,0 +1,82 @@
+"""What a study runs: scenario defaults, quick, explicit values winning, refusals, the plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from relukit.study.config import DEFAULT_ACTIVATIONS, LEARNING_RATES, QUICK, StudyConfig
+
+
+def test_the_default_study():
+    settings = StudyConfig().settings("compare")
+    assert settings.activations == DEFAULT_ACTIVATIONS
+    assert (settings.seeds, settings.depth, settings.optimizer) == (3, 4, "sgd")
+    assert settings.lr == LEARNING_RATES["compare"]["sgd"]
+    assert len(StudyConfig().plan()) == len(DEFAULT_ACTIVATIONS) * 3
+
+
+def test_each_scenario_has_its_defaults_and_quick_shrinks_them():
+    dying = StudyConfig(scenario="dying").settings("dying")
+    assert dying.inits == ("he_normal", "rai") and dying.bias_shift < 0
+    assert dying.lr > StudyConfig().settings("compare").lr / 10
+    depth = StudyConfig(scenario="depth", quick=True).settings("depth")
+    assert depth.depths == QUICK["depths"] and depth.seeds == 1
+    assert "sigmoid" in depth.activations and "relu" in depth.activations
+
+
+def test_explicit_values_win_over_defaults_and_quick():
+    config = StudyConfig(quick=True, seeds=2, epochs=3, optimizer="adam", lr=0.5)
+    settings = config.settings("dying")
+    assert (settings.seeds, settings.epochs, settings.optimizer, settings.lr) == (2, 3, "adam", 0.5)
+
+
+def test_all_plans_every_scenario_and_seeds_vary_slowest():
+    plan = StudyConfig(scenario="all", activations=("relu", "tanh"), seeds=2, quick=True).plan()
+    assert [spec.index for spec in plan] == list(range(len(plan)))
+    assert [s for s in ("compare", "dying", "depth") if any(p.scenario == s for p in plan)] == [
+        "compare",
+        "dying",
+        "depth",
+    ]
+    compare = [p for p in plan if p.scenario == "compare"]
+    assert [(p.activation, p.seed) for p in compare] == [
+        ("relu", 0),
+        ("tanh", 0),
+        ("relu", 1),
+        ("tanh", 1),
+    ]
+    assert {p.init for p in plan if p.scenario == "dying"} == {"he_normal", "rai"}
+
+
+def test_names_are_made_canonical():
+    assert StudyConfig(activations=("ReLU", "swish")).check().activations == ("relu", "silu")
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"scenario": "nope"}, "scenario must be one of"),
+        ({"activations": ("relu", "nope")}, "unknown activation 'nope'"),
+        ({"activations": ("relu", "relu")}, "named twice"),
+        ({"activations": ()}, "at least one name"),
+        ({"seeds": 0}, "seeds must be an int >= 1"),
+        ({"epochs": 2.5}, "epochs must be an int >= 1"),
+        ({"lr": -1.0}, "lr must be a finite number > 0"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0"),
+        ({"target": 1.5}, "target must be a training accuracy"),
+        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
+        ({"init": "zeros"}, "init must be one of"),
+        ({"depths": ()}, "depths must be"),
+        ({"jobs": 0}, "jobs must be an int >= 1"),
+        ({"bias_shift": float("inf")}, "bias_shift must be a finite number"),
+    ],
+)
+def test_wrong_values_are_refused_naming_the_field(changes, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        StudyConfig(**changes).check()
+
+
+def test_config_round_trips_to_json_ready_dict():
+    data = StudyConfig(activations=("relu",), depths=(2, 3)).to_dict()
+    assert data["activations"] == ["relu"] and data["depths"] == [2, 3]
+    assert data["out"] == "relukit-report"
