@@ -91,6 +91,36 @@ def _table(header: list[tuple[str, str]], records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _value(value: float | str) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def differences_markdown() -> str:
+    """Every input where relukit deliberately differs from PyTorch, with both values (and JAX's)."""
+    from relukit.family.differences import DIFFERENCES
+    from relukit.family.differences import __doc__ as kinds
+
+    records = [
+        {
+            "call": f"`{d.label}`" + (f" ×{d.size}" if d.size > 1 else ""),
+            "relukit": _value(d.relukit),
+            "torch": _value(d.torch),
+            "jax": _value(d.jax),
+            "why": d.why,
+        }
+        for d in DIFFERENCES
+    ]
+    header = [
+        ("call", "call"),
+        ("relukit", "relukit"),
+        ("torch", "PyTorch 2.13"),
+        ("jax", "JAX 0.10.2"),
+        ("why", "why"),
+    ]
+    intro = (kinds or "")[(kinds or "").index("The JAX column") :].strip()
+    return intro + "\n\n" + _table(header, records)
+
+
 def family_markdown() -> str:
     """The docs page: the family table and the conventions table."""
     records = rows()
@@ -137,6 +167,10 @@ def family_markdown() -> str:
             " replaced by zero. 16-bit floats are computed in float32 and rounded once.",
             "",
             conventions,
+            "",
+            "## Differences from PyTorch and JAX",
+            "",
+            differences_markdown(),
             "",
         ]
     )

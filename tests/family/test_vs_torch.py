@@ -35,8 +35,7 @@ from hypothesis import strategies as st
 
 import relukit
 from relukit.family import MEMBERS, lookup
-
-from .differences import DIFFERENCES, Difference
+from relukit.family.differences import DIFFERENCES, Difference
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES: dict[str, tuple[np.dtype, torch.dtype]] = {
