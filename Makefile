@@ -11,7 +11,7 @@ venv:
 
 demo: venv
 	$(PIP) -e .
-	$(BIN)/relukit plot --all -o gallery.png
+	$(BIN)/relukit study --force
 
 test: venv
 	$(PIP) -e '.[test]'

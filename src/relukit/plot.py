@@ -126,7 +126,7 @@ def gallery(
     specs = [spec for spec in MEMBERS if members is None or spec.name in members]
     columns = 4
     rows = -(-len(specs) // columns)
-    figure = Figure(figsize=(4 * columns, 3.2 * rows))
+    figure = Figure(figsize=(4 * columns, 3.2 * rows), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
     for axes, spec in zip(grid.flat, specs, strict=False):
         function = make(spec)
@@ -142,7 +142,6 @@ def gallery(
     for axes in list(grid.flat)[len(specs) :]:
         axes.set_visible(False)
     figure.suptitle("The ReLU family: each function (solid) and its derivative (dashed)")
-    figure.tight_layout()
     if target is not None:
         figure.savefig(target, dpi=100, bbox_inches="tight")
     return figure
