@@ -8,26 +8,7 @@ Example:
     (8, 8)
 """
 
-from relukit.diagnostics.init import (
-    INITS,
-    RAI_BETA_PARAMETERS,
-    RAI_SIGMA_SCALE,
-    glorot_uniform_,
-    he_normal_,
-    he_uniform_,
-    lecun_normal_,
-    randomized_asymmetric_,
-    sample_layer,
-)
+from relukit.diagnostics import init as _implementation
+from relukit.diagnostics.init import *  # noqa: F403 (the public names, listed once, there)
 
-__all__ = [
-    "INITS",
-    "RAI_BETA_PARAMETERS",
-    "RAI_SIGMA_SCALE",
-    "glorot_uniform_",
-    "he_normal_",
-    "he_uniform_",
-    "lecun_normal_",
-    "randomized_asymmetric_",
-    "sample_layer",
-]
+__all__ = list(_implementation.__all__)
