@@ -102,7 +102,9 @@ def _fixed(**strategies: st.SearchStrategy) -> st.SearchStrategy[dict[str, Any]]
 
 # A slope that rounds to 0 would meet the listed zero-slope differences (see DIFFERENCES).
 NONZERO_SLOPE = st.one_of(st.just(0.01), st.floats(-2, 2).filter(lambda v: abs(v) >= 1e-3))
-BOUNDS = st.tuples(st.floats(-5, 5), st.floats(-5, 5)).filter(lambda b: b[0] != b[1]).map(sorted)
+# bounds every dtype holds as they are (0, or at least 2^-10 in size)
+BOUND = st.just(0.0) | st.floats(-5, 5).filter(lambda v: abs(v) >= 2**-10)
+BOUNDS = st.tuples(BOUND, BOUND).filter(lambda b: b[0] != b[1]).map(sorted)
 RATES = st.tuples(st.floats(0, 1), st.floats(0, 1)).map(sorted)
 
 CASES: list[Case] = [
@@ -137,7 +139,12 @@ CASES: list[Case] = [
         st.one_of(st.just([-1.0, 1.0]), BOUNDS).map(lambda b: {"min_val": b[0], "max_val": b[1]}),
         exact=True,
     ),
-    Case("elu", "elu", lambda t, p: F.elu(t, p["alpha"]), _fixed(alpha=st.floats(0, 3))),
+    Case(
+        "elu",
+        "elu",
+        lambda t, p: F.elu(t, p["alpha"]),
+        _fixed(alpha=st.just(0.0) | st.floats(1e-3, 3)),
+    ),
     Case("selu", "selu", lambda t, p: F.selu(t)),
     # alpha held by float32: PyTorch's celu backward rounds alpha to float32 (see DIFFERENCES).
     Case(
@@ -393,8 +400,18 @@ def test_matches_torch(case: Case, dtype_name: str, data) -> None:
         ("derivative", derivative, t_ones, f.derivative(x64), case.derivative_scale),
         ("vjp", vjp, t_vjp, f.vjp(x64, g64), lambda x: np.abs(g64) * case.derivative_scale(x)),
     )
+    # For the smooth members, an infinite incoming gradient times a derivative that underflows
+    # to 0 in one library's working precision (but not the other's) is 0·inf: NaN or ±inf by
+    # rounding luck, not a convention. There the vjp is only required not to be finite and
+    # nonzero. (The piecewise-linear members' zeros are exact and checked bit for bit.)
+    underflow = (t_ones == 0) | (to_f64(derivative) == 0) | (to_f64(checks[1][3]) == 0)
+    indeterminate = np.isinf(g64) & underflow & ~np.isnan(x64) & (not case.exact)
     for op, ours, theirs, precise, scale in checks:
         expected = documented(case, op, x64, theirs, precise, dtype, t_ones)
+        if op == "vjp" and indeterminate.any():
+            mine = to_f64(ours)
+            assert np.all(~np.isfinite(mine[indeterminate]) | (mine[indeterminate] == 0))
+            expected = np.where(indeterminate, mine, expected)
         assert_agrees(case, scale, x64, ours, expected, dtype, op)
 
 
