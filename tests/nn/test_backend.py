@@ -25,7 +25,9 @@ PARAMS = {
         (1.0, 2.0, 0.0),
     ],
 }
-SIZES = [1000, (1 << 18) + 3]  # the large one is split in chunks, run on two threads
+# Up to 2^19 elements the direct kernels run (one block); the largest is split in chunks
+# and run on two threads by the general path.
+SIZES = [29, 1000, (1 << 18) + 3, (1 << 19) + 5]
 
 needs_kernels = pytest.mark.skipif(
     not backend.kernels_available(), reason="relukit's compiled CPU kernels are not available"
@@ -85,6 +87,17 @@ def test_kernel_backward_equals_the_rules(member, params, n, dtype):
     g = special(n, dtype, 1)
     expected = r.backward_from_mask(g, mask)
     assert torch.equal(bits(backend.backward_from_mask(member, params, g, mask)), bits(expected))
+
+
+@needs_kernels
+def test_non_contiguous_small_tensors_take_the_general_path_with_the_same_result():
+    x = special(1000, torch.float32, 0).reshape(40, 25).t()
+    y, mask = backend.forward_with_mask("relu", [], x)
+    expected_y, expected_mask = rule("relu", []).forward_with_mask(x)
+    assert torch.equal(bits(y), bits(expected_y)) and torch.equal(mask, expected_mask)
+    g = special(1000, torch.float32, 1).reshape(40, 25).t()
+    expected = rule("relu", []).backward_from_mask(g, mask)
+    assert torch.equal(bits(backend.backward_from_mask("relu", [], g, mask)), bits(expected))
 
 
 def test_leaky_relu_with_slope_zero_keeps_pytorchs_nan_at_minus_infinity():

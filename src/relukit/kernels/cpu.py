@@ -508,15 +508,19 @@ def _fast_entry(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> tu
         return False, None, 0
     limit = min(2 * _grain(the_plan.member) - 1, STREAM_BYTES // dtype.itemsize - 1)
     kernel = _kernel("map", the_plan.member, _module().FORWARD)
-    # The compiled function itself, without the dispatcher's type resolution (a quarter of a
-    # microsecond): the fast path only ever passes these exact types.
-    import numba
-
     sample = np.zeros(1, dtype=dtype)
     args = (sample, sample, sample, np.zeros(1, dtype=dtype), the_plan.p, 0, False, False)
+    return _entry_point(kernel, args), the_plan.p, limit
+
+
+def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
+    """The compiled function of ``kernel`` for the types of ``args`` (compiled by calling it
+    on them once), without the dispatcher's type resolution: for callers that only ever pass
+    these exact types, where microseconds matter."""
+    import numba
+
     kernel(*args)
-    signature = tuple(numba.typeof(a) for a in args)
-    return kernel.overloads[signature].entry_point, the_plan.p, limit
+    return kernel.overloads[tuple(numba.typeof(a) for a in args)].entry_point
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,6 +593,46 @@ def forward_with_mask(
 
         return result, torch.from_numpy(mask_np)
     return result, mask_np
+
+
+class DirectMask:
+    """The mask path's two kernels for one bound member and dtype, called without the general
+    path's checks: for C-contiguous, aligned, disjoint 1-D float32/float64 arrays of fewer than
+    :attr:`limit` elements (one block on one thread, no streaming stores), where its fixed cost
+    of tens of microseconds would dominate. Members with per-element slopes have none.
+    """
+
+    def __init__(
+        self, spec: Activation, params: dict[str, Any], dtype: np.dtype, codes: np.ndarray,
+        table: np.ndarray,
+    ) -> None:  # fmt: skip
+        the_plan = _mask_plan(spec, params, dtype)
+        if the_plan is None or the_plan.slopes is not None:
+            raise ValueError(f"{spec.name} has no direct mask kernels")
+        self.bits = spec.derivative_bits(params)
+        self.p = the_plan.p.copy()
+        self.p[7] = 0.0
+        self.codes = np.asarray(codes, dtype=np.int64)
+        self.table = np.zeros(4, dtype=dtype)
+        self.table[: table.size] = table
+        self.aux = np.zeros(1, dtype=dtype)
+        self.limit = min(2 * GRAIN_LINEAR, STREAM_BYTES // dtype.itemsize)
+        self._forward = _entry_point(
+            _kernel("mask_forward", the_plan.member, self.bits),
+            (self.aux, self.aux, self.aux, np.zeros(1, np.uint8), self.p, self.codes, 0, False),
+        )
+        self._backward = _entry_point(
+            _kernel("mask_backward", self.bits, 0),
+            (self.aux, np.zeros(1, np.uint8), self.aux, self.aux, self.table, 0, False),
+        )
+
+    def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
+        """``y = f(x)`` and ``mask`` = the packed codes of x."""
+        self._forward(x, self.aux, y, mask, self.p, self.codes, 0, False)
+
+    def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
+        """``dx = g·f'`` from the packed codes."""
+        self._backward(g, mask, self.aux, dx, self.table, 0, False)
 
 
 def _noisy(params: dict[str, Any]) -> bool:

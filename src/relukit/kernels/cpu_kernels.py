@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from relukit.kernels.cpu_math import (
     INLINE_OPTIONS,
@@ -634,6 +635,172 @@ def load_bytes(mask: Any, start: int, count: int) -> Any:
     return word
 
 
+def _select_word(clip: bool, stream: bool) -> Any:
+    """An intrinsic ``(xs, start, ys, low, high) -> uint64``: the outputs of the 64 elements
+    from ``start`` (relu, or the clip of relu6/hardtanh, as :func:`select_one`) stored to
+    ``ys[start:start+64]`` and their codes returned as a word (bit k: element ``start + k``;
+    relu: ``not x <= 0``, the clip: ``low < x < high``). With ``stream`` the stores are
+    streaming and ``ys[start]`` must be 64-byte aligned. The 64 elements are loaded before
+    any is stored, so ``ys`` may be ``xs``."""
+
+    @intrinsic
+    def word(typingctx: Any, xs: Any, start: Any, ys: Any, low: Any, high: Any) -> Any:
+        if not (isinstance(xs, types.Array) and isinstance(xs.dtype, types.Float)):
+            return None
+        if not (isinstance(ys, types.Array) and ys.dtype == xs.dtype == low == high):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xarr, first, yarr, lo, hi = args
+            element = context.get_value_type(signature.args[0].dtype)
+            size = context.get_abi_sizeof(element)
+            vector = ir.VectorType(element, 64)
+            xary = context.make_array(signature.args[0])(context, builder, xarr)
+            yary = context.make_array(signature.args[2])(context, builder, yarr)
+            xptr = builder.bitcast(builder.gep(xary.data, [first]), vector.as_pointer())
+            yptr = builder.bitcast(builder.gep(yary.data, [first]), vector.as_pointer())
+            v = builder.load(xptr, align=size)
+
+            def splat(value: Any) -> Any:
+                one = builder.insert_element(
+                    ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0)
+                )
+                mask = ir.Constant(ir.VectorType(ir.IntType(32), 64), None)
+                return builder.shuffle_vector(one, ir.Constant(vector, None), mask)
+
+            if clip:
+                lows, highs = splat(lo), splat(hi)
+                below = builder.fcmp_ordered("<", v, lows)
+                above = builder.fcmp_ordered(">", v, highs)
+                r = builder.select(below, lows, builder.select(above, highs, v))
+                bits = builder.and_(
+                    builder.fcmp_ordered(">", v, lows), builder.fcmp_ordered("<", v, highs)
+                )
+            else:
+                zero = ir.Constant(vector, None)
+                r = builder.select(builder.fcmp_ordered("<", v, zero), zero, v)
+                bits = builder.fcmp_unordered(">", v, zero)
+            if stream:
+                store = builder.store(r, yptr, align=64)
+                nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+                store.set_metadata("nontemporal", nontemporal)
+            else:
+                builder.store(r, yptr, align=size)
+            return builder.bitcast(bits, ir.IntType(64))
+
+        return types.uint64(xs, types.intp, ys, low, high), codegen
+
+    return word
+
+
+relu_word = _select_word(clip=False, stream=False)
+relu_word_streamed = _select_word(clip=False, stream=True)
+clip_word = _select_word(clip=True, stream=False)
+clip_word_streamed = _select_word(clip=True, stream=True)
+
+
+@jit
+def select_word(xs: Any, start: int, ys: Any, a0: Any, a1: Any, clip: bool, stream: bool) -> Any:
+    """:func:`_select_word`'s four variants, chosen by the (constant) flags."""
+    if clip:
+        if stream:
+            return clip_word_streamed(xs, start, ys, a0, a1)
+        return clip_word(xs, start, ys, a0, a1)
+    if stream:
+        return relu_word_streamed(xs, start, ys, a0, a1)
+    return relu_word(xs, start, ys, a0, a1)
+
+
+@jit
+def select_bit(e: Any, a0: Any, a1: Any, clip: bool) -> Any:
+    """The code of one element (as :func:`_select_word`), as a uint64 0 or 1."""
+    v = widen(e)
+    if clip:
+        return np.uint64(v > a0 and v < a1)
+    return np.uint64(v > c(v, 0.0) or v != v)
+
+
+def select_with_mask(
+    xs: Any, ys: Any, mask: Any, a0: Any, a1: Any, low: Any, high: Any, clip: bool, stream: bool
+) -> None:
+    """relu or the clip of relu6/hardtanh on a chunk, with its packed one-bit codes."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(select_with_mask, jit_options=INLINE_OPTIONS)
+def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
+    if isinstance(xs.dtype, types.Float):
+
+        def fused(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
+            # One pass: each 64 elements are loaded once, their outputs stored (streamed from
+            # a 64-byte boundary of ys) and their codes packed in a register. The groups
+            # follow ys's alignment, so a mask word takes the last ``head`` codes of one
+            # group and the first ``64 - head`` of the next.
+            n = xs.size
+            words = mask[: (mask.size // 8) * 8].view(np.uint64)
+            head = 0
+            if stream:
+                head = min(n, ((-np.int64(ys.ctypes.data)) & 63) // ys.itemsize)
+            carry = np.uint64(0)
+            for j in range(head):
+                ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+                carry |= select_bit(xs[j], a0, a1, clip) << np.uint64(j)
+            groups = (n - head) // 64
+            if head == 0:
+                for w in range(groups):
+                    words[w] = select_word(xs, 64 * w, ys, a0, a1, clip, stream)
+            else:
+                up = np.uint64(head)
+                down = np.uint64(64 - head)
+                for w in range(groups):
+                    word = select_word(xs, head + 64 * w, ys, a0, a1, clip, stream)
+                    words[w] = carry | (word << up)
+                    carry = word >> down
+            # the last elements: ``carry`` holds the codes from element 64·groups on
+            at = 64 * groups
+            count = head
+            for j in range(head + 64 * groups, n):
+                ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+                carry |= select_bit(xs[j], a0, a1, clip) << np.uint64(count)
+                count += 1
+                if count == 64:
+                    words[at // 64] = carry
+                    at += 64
+                    count = 0
+                    carry = np.uint64(0)
+            if count > 0:
+                store_bytes(mask, at // 8, carry, count)
+
+        return fused
+
+    def blocks(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
+        # 16-bit floats: the codes of a block, then its outputs (two vectorised passes)
+        n = xs.size
+        words = mask[: (mask.size // 8) * 8].view(np.uint64)
+        inplace = xs.ctypes.data == ys.ctypes.data
+        zero = c(widen(xs[0]), 0.0)
+        i = 0
+        while i < n:
+            m = min(8 * BLOCK, n - i)
+            block = xs[i : i + m]
+            full = m // 64
+            for w in range(full):
+                if clip:
+                    words[i // 64 + w] = between_word(block, 64 * w, a0, a1)
+                else:
+                    words[i // 64 + w] = above_word(block, 64 * w, zero)
+            word = np.uint64(0)
+            for j in range(64 * full, m):
+                word |= select_bit(block[j], a0, a1, clip) << np.uint64(j - 64 * full)
+            if m > 64 * full:
+                store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
+            # the codes first: in place, the outputs overwrite the block
+            select_block(block, ys[i : i + m], a0, a1, low, high, clip, stream, inplace)
+            i += m
+
+    return blocks
+
+
 def mask_forward_kernel(member: int, bits: int) -> Any:
     """``kernel(x, aux, y, mask, p, table, first, stream)``: ``y = f(x)`` and the packed codes.
 
@@ -678,6 +845,12 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
         k = first % period if member == SLOPES else 0
         buf = np.empty(block_size if computing else 0, dtype=y.dtype)
         codes = np.zeros(block_size + 8 if bytewise else 8, dtype=np.uint8)
+        if selecting:
+            clip = member == CLIP
+            select_with_mask(x, y, mask, a0, a1, low_raw, high_raw, clip, stream)
+            if stream:
+                store_fence()
+            return
         inplace = x.ctypes.data == y.ctypes.data
         i = 0
         while i < n:

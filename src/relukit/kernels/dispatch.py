@@ -172,6 +172,23 @@ def _mask_op(
     return mask_path.backward_from_mask(spec, source, mask, params)
 
 
+def direct_mask(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> Any:
+    """The mask path's kernels for small contiguous float32/float64 arrays, called directly
+    (:class:`relukit.kernels.cpu.DirectMask`), or None where they do not apply (no Numba, a
+    member with per-element slopes, another dtype)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _has_numba():
+        return None
+    if spec.mask_code is None or spec.name in ("prelu", "rrelu"):
+        return None
+    codes = _piece_codes(spec, params)
+    table = _derivative_table(spec, params, dtype.itemsize == 8, False)
+    try:
+        return _cpu.DirectMask(spec, params, dtype, codes, table)
+    except ValueError:
+        return None
+
+
 def _cached(
     spec: Activation, params: dict[str, Any], source: Input, slot: int, make: Any
 ) -> np.ndarray:

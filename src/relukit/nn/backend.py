@@ -75,10 +75,38 @@ def _compiled(members: frozenset[str], member: str, params: Sequence[float], t: 
     return kernels_available()
 
 
+@functools.lru_cache(maxsize=256)
+def _direct(member: str, params: tuple[float, ...], dtype: torch.dtype) -> Any:
+    from relukit.kernels import dispatch
+
+    function = _function(member, params)
+    numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    return dispatch.direct_mask(function.spec, function.params, numpy_dtype)
+
+
+def _small(member: str, params: Sequence[float], t: Tensor) -> Any:
+    """The direct kernels when ``t`` is small, contiguous and CPU float32/float64, else None.
+
+    A general call costs tens of microseconds of checks and dispatch, more than the kernel
+    itself below about 10^5 elements; the direct kernels are the same compiled code.
+    """
+    direct = _direct(member, tuple(params), t.dtype)
+    if direct is None or t.numel() >= direct.limit or not t.is_contiguous():
+        return None
+    return direct
+
+
 def forward_with_mask(member: str, params: Sequence[float], x: Tensor) -> tuple[Tensor, Tensor]:
     """The forward of ``member`` at ``x`` and its packed mask."""
     if _compiled(KERNEL_FORWARD, member, params, x):
-        return _function(member, tuple(params)).forward_with_mask(x.detach())
+        x = x.detach()
+        direct = _small(member, params, x)
+        if direct is not None and x.numel() > 0:
+            y = torch.empty_like(x, memory_format=torch.contiguous_format)
+            mask = torch.empty(-(-x.numel() * direct.bits // 8), dtype=torch.uint8)
+            direct.forward(x.numpy().reshape(-1), y.numpy().reshape(-1), mask.numpy())
+            return y, mask
+        return _function(member, tuple(params)).forward_with_mask(x)
     return rule(member, params).forward_with_mask(x)
 
 
@@ -87,5 +115,11 @@ def backward_from_mask(
 ) -> Tensor:
     """``grad_out·f'(x)`` from the packed mask of x."""
     if _compiled(KERNEL_BACKWARD, member, params, grad_out):
-        return _function(member, tuple(params)).backward_from_mask(grad_out.detach(), mask)
+        grad_out = grad_out.detach()
+        direct = _small(member, params, grad_out)
+        if direct is not None and grad_out.numel() > 0 and mask.is_contiguous():
+            dx = torch.empty_like(grad_out, memory_format=torch.contiguous_format)
+            direct.backward(grad_out.numpy().reshape(-1), mask.numpy(), dx.numpy().reshape(-1))
+            return dx
+        return _function(member, tuple(params)).backward_from_mask(grad_out, mask)
     return rule(member, params).backward_from_mask(grad_out, mask)
