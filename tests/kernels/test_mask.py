@@ -184,6 +184,31 @@ def test_in_place_forward(backend):
     assert y is x and bits_equal(x, want)
 
 
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh"])
+def test_streamed_output_at_every_alignment(name, dtype):
+    # The compiled relu/clip kernel stores whole 64-byte lines from the output's first 64-byte
+    # boundary on and carries the codes of the elements before it across each mask word.
+    function = relukit.get(name)
+    lanes = 64 // dtype.itemsize
+    for n in (1, lanes - 1, 64, 65, 127, 129, 300, 1000):
+        x = sample((n,), dtype, seed=n)
+        with dispatch.forced("reference"):
+            want_y, want_m = function.forward_with_mask(x)
+        for offset in range(lanes):
+            base = np.zeros(n + lanes, dtype=dtype)
+            y_out = base[offset : offset + n]
+            with dispatch.forced("compiled"):
+                y, m = function.forward_with_mask(x, out=y_out)
+            assert y is y_out and bits_equal(y, want_y), (n, offset)
+            assert np.array_equal(m, want_m), (n, offset)
+            assert not base[offset + n :].any() and not base[:offset].any()
+        z = x.copy()
+        with dispatch.forced("compiled"):
+            _, m = function.forward_with_mask(z, out=z)
+        assert bits_equal(z, want_y) and np.array_equal(m, want_m)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     ("name", "params", "torch_call"),

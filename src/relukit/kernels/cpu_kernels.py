@@ -808,15 +808,14 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
     :mod:`relukit.kernels.mask`): ``x > 0`` (leaky_relu, prelu), ``not x <= 0`` (relu, rrelu
     in training: ``p[7] = 1``), ``min < x < max`` (hardtanh, relu6), and for general_relu
     ``table[piece]`` with the pieces below the threshold, between, and capped. ``x`` starts at
-    a word boundary; ``mask`` holds this chunk's codes only. Each block is computed in two
-    vectorised passes over L1-resident data: the outputs, then the codes (one 64-element word
-    per vector compare; general_relu: one byte per element, then packed).
+    a word boundary; ``mask`` holds this chunk's codes only. relu, relu6 and hardtanh take one
+    pass (:func:`select_with_mask`: each 64 elements loaded once, their outputs streamed from
+    the registers and their codes packed into a word). The other members compute a block into
+    an L1-resident buffer, then its codes (one 64-element word per vector compare;
+    general_relu: one byte per element, then packed), then stream the buffer out.
     """
     bytewise = member == GENERAL
-    selecting = member in (RELU, CLIP)  # outputs straight from the registers
-    computing = not selecting  # outputs through the L1 buffer
-    # without the buffer, a block only has to stay in L2 between its two passes
-    block_size = 8 * BLOCK if selecting else BLOCK
+    selecting = member in (RELU, CLIP)
     stamp = STAMP
 
     @njit(**JIT_OPTIONS)
@@ -834,43 +833,40 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
         high = p[5]
         flat = p[6] > 0
         nan_is_one = p[7] > 0
+        if selecting:
+            low_raw = narrow(a0, x[0])
+            high_raw = narrow(a1, x[0])
+            select_with_mask(x, y, mask, a0, a1, low_raw, high_raw, member == CLIP, stream)
+            if stream:
+                store_fence()
+            return
         c0 = np.uint8(table[0])
         c1 = np.uint8(table[1])
         c2 = np.uint8(table[2])
         zero = c(widen(x[0]), 0.0)
-        low_raw = narrow(a0, x[0])
-        high_raw = narrow(a1, x[0])
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if member == SLOPES else n + 1
         k = first % period if member == SLOPES else 0
-        buf = np.empty(block_size if computing else 0, dtype=y.dtype)
-        codes = np.zeros(block_size + 8 if bytewise else 8, dtype=np.uint8)
-        if selecting:
-            clip = member == CLIP
-            select_with_mask(x, y, mask, a0, a1, low_raw, high_raw, clip, stream)
-            if stream:
-                store_fence()
-            return
-        inplace = x.ctypes.data == y.ctypes.data
+        buf = np.empty(BLOCK, dtype=y.dtype)
+        codes = np.zeros(BLOCK + 8 if bytewise else 8, dtype=np.uint8)
         i = 0
         while i < n:
-            m = min(block_size, n - i, period - k)
+            m = min(BLOCK, n - i, period - k)
             dst = buf[:m]
             xs = x[i : i + m]
             rs = aux[k : k + m] if member == SLOPES else aux[:0]
             cs = codes[:m]
-            if computing:
-                for j in range(m):
-                    e = xs[j]
-                    v = widen(e)
-                    if member == LEAKY:
-                        dst[j] = narrow(conventions(v, leaky_f(v, a0), low, high), e)
-                    elif member == SLOPES:
-                        dst[j] = narrow(conventions(v, slopes_f(v, widen(rs[j])), low, high), e)
-                    else:
-                        r = conventions(v, general_f(v, a0, a1, a2, capped, flat), low, high)
-                        dst[j] = narrow(r, e)
-                        cs[j] = c2 if (capped and v >= a2) else (c1 if v > a1 else c0)
+            for j in range(m):
+                e = xs[j]
+                v = widen(e)
+                if member == LEAKY:
+                    dst[j] = narrow(conventions(v, leaky_f(v, a0), low, high), e)
+                elif member == SLOPES:
+                    dst[j] = narrow(conventions(v, slopes_f(v, widen(rs[j])), low, high), e)
+                else:
+                    r = conventions(v, general_f(v, a0, a1, a2, capped, flat), low, high)
+                    dst[j] = narrow(r, e)
+                    cs[j] = c2 if (capped and v >= a2) else (c1 if v > a1 else c0)
             if bytewise:
                 for j in range(m, m + 8):
                     codes[j] = np.uint8(0)
@@ -878,11 +874,7 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
             else:
                 full = m // 64
                 for w in range(full):
-                    if member == RELU:
-                        word = above_word(xs, 64 * w, zero)
-                    elif member == CLIP:
-                        word = between_word(xs, 64 * w, a0, a1)
-                    elif nan_is_one:
+                    if nan_is_one:
                         word = word_above(xs, 64 * w, zero, zero)
                     else:
                         word = word_greater(xs, 64 * w, zero, zero)
@@ -890,22 +882,11 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
                 word = np.uint64(0)
                 for j in range(64 * full, m):
                     v = widen(xs[j])
-                    if member == RELU:
-                        bit = v > zero or v != v
-                    elif member == CLIP:
-                        bit = v > a0 and v < a1
-                    else:
-                        bit = v > zero or (nan_is_one and v != v)
+                    bit = v > zero or (nan_is_one and v != v)
                     word |= np.uint64(bit) << np.uint64(j - 64 * full)
                 if m > 64 * full:
                     store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
-            # the codes first: in place, the outputs overwrite xs
-            if selecting:
-                ys = y[i : i + m]
-                clip = member == CLIP
-                select_block(xs, ys, a0, a1, low_raw, high_raw, clip, stream, inplace)
-            else:
-                put(y, i, buf, m, stream)
+            put(y, i, buf, m, stream)
             i += m
             k += m
             if k == period:
