@@ -60,6 +60,10 @@ def worker(rank: int, port: int, path: str) -> None:
         train(DistributedDataParallel(net), rank, WORLD)
         if rank == 0:
             torch.save(net.state_dict(), path)
+        # Both ranks done before either tears gloo down: a rank destroying the group while
+        # the other's gloo threads are still in use aborted the process now and then
+        # ("terminate called without an active exception") on a loaded machine.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
