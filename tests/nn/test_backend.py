@@ -125,3 +125,11 @@ def test_the_rules_run_on_other_devices(member, params):
     assert y.shape == x.shape and mask.shape == (math.ceil(35 * rule(member, params).bits / 8),)
     grad = backend.backward_from_mask(member, params, torch.empty_like(x), mask)
     assert grad.shape == x.shape and grad.device.type == "meta"
+
+
+def test_a_negative_zero_parameter_is_not_served_the_positive_zero_rule():
+    x = torch.tensor([-1.0, -0.0, 0.5])
+    for low in (0.0, -0.0, 0.0):  # both orders through the caches
+        y, _ = backend.forward_with_mask("hardtanh", [low, 1.0], x)
+        expected = torch.nn.functional.hardtanh(x, low, 1.0)
+        assert torch.equal(bits(y), bits(expected)), low

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from relukit.nn.rules import rule
+from relukit.nn.rules import params_key, rule
 
 KERNEL_FORWARD: frozenset[str] = frozenset({"relu", "leaky_relu"})
 """Members whose compiled forward (value and mask) is the PyTorch rule's, bit for bit."""
@@ -56,10 +56,15 @@ _NAMES = {
 }
 
 
+def _function(member: str, params: Sequence[float]) -> Any:
+    return _function_for(member, params_key(params))
+
+
 @functools.lru_cache(maxsize=256)
-def _function(member: str, params: tuple[float, ...]) -> Any:
+def _function_for(member: str, key: tuple[tuple[float, bool], ...]) -> Any:
     import relukit
 
+    params = tuple(value for value, _ in key)
     bound = dict(zip(_NAMES[member], params, strict=True))
     if member == "general_relu" and math.isinf(bound["max_value"]):
         bound["max_value"] = None
@@ -76,10 +81,10 @@ def _compiled(members: frozenset[str], member: str, params: Sequence[float], t: 
 
 
 @functools.lru_cache(maxsize=256)
-def _direct(member: str, params: tuple[float, ...], dtype: torch.dtype) -> Any:
+def _direct(member: str, key: tuple[tuple[float, bool], ...], dtype: torch.dtype) -> Any:
     from relukit.kernels import dispatch
 
-    function = _function(member, params)
+    function = _function_for(member, key)
     numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
     return dispatch.direct_mask(function.spec, function.params, numpy_dtype)
 
@@ -90,7 +95,7 @@ def _small(member: str, params: Sequence[float], t: Tensor) -> Any:
     A general call costs tens of microseconds of checks and dispatch, more than the kernel
     itself below about 10^5 elements; the direct kernels are the same compiled code.
     """
-    direct = _direct(member, tuple(params), t.dtype)
+    direct = _direct(member, params_key(params), t.dtype)
     if direct is None or t.numel() >= direct.limit or not t.is_contiguous():
         return None
     return direct

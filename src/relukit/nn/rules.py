@@ -217,9 +217,15 @@ def _from_params(member: str, params: tuple[float, ...]) -> MaskRule:
     raise ValueError(f"relukit.nn: no mask rule for member {member!r}")
 
 
+def params_key(params: Sequence[float]) -> tuple[tuple[float, bool], ...]:
+    """Parameters as a cache key that tells -0.0 from 0.0 (equal, and equal in hash, as floats;
+    hardtanh's min_val=-0.0 gives -0.0 where 0.0 gives +0.0)."""
+    return tuple((float(p), math.copysign(1.0, float(p)) < 0) for p in params)
+
+
 @functools.lru_cache(maxsize=256)
-def _cached(member: str, params: tuple[float, ...]) -> MaskRule:
-    return _from_params(member, params)
+def _cached(member: str, key: tuple[tuple[float, bool], ...]) -> MaskRule:
+    return _from_params(member, tuple(value for value, _ in key))
 
 
 def rule(member: str, params: Sequence[float] = ()) -> MaskRule:
@@ -228,4 +234,4 @@ def rule(member: str, params: Sequence[float] = ()) -> MaskRule:
     ``leaky_relu``: (negative_slope,); ``hardtanh``: (min_val, max_val); ``general_relu``:
     (negative_slope, max_value or inf, threshold); ``relu`` and ``relu6``: ().
     """
-    return _cached(member, tuple(float(p) for p in params))
+    return _cached(member, params_key(params))
