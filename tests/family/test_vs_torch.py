@@ -37,6 +37,8 @@ import relukit
 from relukit.family import MEMBERS, lookup
 from relukit.family.differences import DIFFERENCES, Difference
 
+from .scales import Scale, scale_for, zero
+
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES: dict[str, tuple[np.dtype, torch.dtype]] = {
     "float64": (np.dtype(np.float64), torch.float64),
@@ -46,33 +48,10 @@ DTYPES: dict[str, tuple[np.dtype, torch.dtype]] = {
 }
 
 # The tolerance for transcendental members, in units of the dtype's epsilon times the size of
-# the terms (|result| + SCALES[op](x)). Measured on 50 000 inputs per member and dtype, the
-# largest error was 3.0 (gelu, float64 forward); 4 leaves a margin without hiding a wrong
-# branch or formula, which is off by far more.
+# the terms (|result| + scale(x), see scales.py). Measured on 50 000 inputs per member and
+# dtype, the largest error was 3.0 (gelu, float64 forward); 4 leaves a margin without hiding a
+# wrong branch or formula, which is off by far more.
 ULPS = 4.0
-
-SIGMOID = lambda x: 0.5 * (1 + np.tanh(0.5 * x))  # noqa: E731  (accurate in float64, no overflow)
-TANH_BETA = math.sqrt(2 / math.pi)
-
-Scale = Callable[[np.ndarray], np.ndarray]
-
-
-def _zero(x: np.ndarray) -> np.ndarray:
-    return np.zeros_like(x)
-
-
-def _one(x: np.ndarray) -> np.ndarray:
-    return np.ones_like(x)
-
-
-def _half_abs(x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.abs(x)
-
-
-def _gelu_tanh_derivative_scale(x: np.ndarray) -> np.ndarray:
-    # 0.5·x·(1 - t²)·β(1 + 3κx²): 1 - t² carries an absolute error of about eps.
-    a = np.minimum(np.abs(x), 20.0)
-    return 1 + 0.5 * a * TANH_BETA * (1 + 3 * 0.044715 * a * a)
 
 
 NO_PARAMS: st.SearchStrategy[dict[str, Any]] = st.just({})
@@ -91,8 +70,8 @@ class Case:
     torch: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor]
     params: st.SearchStrategy[dict[str, Any]] = NO_PARAMS
     exact: bool = False
-    forward_scale: Scale = _zero
-    derivative_scale: Scale = _zero
+    forward_scale: Scale = zero
+    derivative_scale: Scale = zero
     dtypes: tuple[str, ...] = tuple(DTYPES)
 
 
@@ -158,16 +137,16 @@ CASES: list[Case] = [
         "gelu",
         lambda t, p: F.gelu(t, approximate=p["approximate"]),
         st.just({"approximate": "none"}),
-        forward_scale=_half_abs,
-        derivative_scale=_one,
+        forward_scale=scale_for("gelu", "forward"),
+        derivative_scale=scale_for("gelu", "derivative"),
     ),
     Case(
         "gelu-tanh",
         "gelu",
         lambda t, p: F.gelu(t, approximate=p["approximate"]),
         st.just({"approximate": "tanh"}),
-        forward_scale=_half_abs,
-        derivative_scale=_gelu_tanh_derivative_scale,
+        forward_scale=scale_for("gelu-tanh", "forward"),
+        derivative_scale=scale_for("gelu-tanh", "derivative"),
     ),
     Case(
         "softplus",
@@ -179,16 +158,26 @@ CASES: list[Case] = [
         "silu",
         "silu",
         lambda t, p: F.silu(t),
-        derivative_scale=lambda x: SIGMOID(x) * (1 + np.minimum(np.abs(x), 1e6)),
+        derivative_scale=scale_for("silu", "derivative"),
     ),
     Case(
         "mish",
         "mish",
         lambda t, p: F.mish(t),
-        derivative_scale=lambda x: 1 + np.minimum(np.abs(x), 1e6) * SIGMOID(x),
+        derivative_scale=scale_for("mish", "derivative"),
     ),
-    Case("sigmoid", "sigmoid", lambda t, p: torch.sigmoid(t), derivative_scale=SIGMOID),
-    Case("tanh", "tanh", lambda t, p: torch.tanh(t), derivative_scale=_one),
+    Case(
+        "sigmoid",
+        "sigmoid",
+        lambda t, p: torch.sigmoid(t),
+        derivative_scale=scale_for("sigmoid", "derivative"),
+    ),
+    Case(
+        "tanh",
+        "tanh",
+        lambda t, p: torch.tanh(t),
+        derivative_scale=scale_for("tanh", "derivative"),
+    ),
 ]
 BY_ID = {case.id: case for case in CASES}
 
@@ -488,12 +477,12 @@ def test_prelu_per_channel_and_weight_gradient(dtype_name, data):
     case, x64, w64, g64 = BY_ID["prelu"], to_f64(x), to_f64(weight), to_f64(g)
     precise = relukit.prelu(x64, weight=w64)
     expected = documented(case, "forward", x64, to_f64(y), precise, dtype)
-    assert_agrees(case, _zero, x64, relukit.prelu(x, weight=weight), expected, dtype, "forward")
+    assert_agrees(case, zero, x64, relukit.prelu(x, weight=weight), expected, dtype, "forward")
     (ones,) = torch.autograd.grad(F.prelu(t, w), t, torch.ones_like(y))
     precise = relukit.prelu.vjp(x64, g64, weight=w64)
     expected = documented(case, "vjp", x64, to_f64(gx), precise, dtype, to_f64(ones))
     ours = relukit.prelu.vjp(x, g, weight=weight)
-    assert_agrees(case, _zero, x64, ours, expected, dtype, "vjp")
+    assert_agrees(case, zero, x64, ours, expected, dtype, "vjp")
 
     finite = np.isfinite(x64)
     if finite.all():  # the weight gradient sums x·g: compare within the rounding of the sums

@@ -24,8 +24,9 @@ The differences, in kinds:
   to ±1.
 * PyTorch's celu backward uses ``alpha`` rounded to float32 (``1.0 / alpha.toFloat()`` in
   ``derivatives.yaml``), which shows in float64 for an alpha that float32 cannot hold.
-* softplus's derivative is 1 where ``exp(beta·x)`` overflows below a large ``threshold``;
-  PyTorch's ``e / (e + 1)`` gives ``inf / inf = NaN`` there.
+* softplus is evaluated as ``max(z, 0) + log1p(exp(-|z|))``, ``z = beta·x``, which does not
+  overflow: below a large ``threshold`` PyTorch's ``log1p(exp(z))`` is inf where ``exp(z)``
+  overflows, and its derivative ``e / (e + 1)`` is ``inf / inf = NaN`` (relukit: 1).
 """
 
 from __future__ import annotations
@@ -148,6 +149,17 @@ DIFFERENCES: list[Difference] = [
             (-1e200, 0.0, "float64"),
             (1e20, 1.0, "float32"),
         )
+    ),
+    Difference(
+        "softplus",
+        "forward",
+        1e4,
+        1e4,
+        INF,
+        1e4,
+        "exp(beta·x) overflows below the threshold; relukit's max(z, 0) + log1p(exp(-|z|)) "
+        "does not (PyTorch: log1p(inf) = inf; JAX's softplus has no threshold)",
+        {"threshold": 1e30},
     ),
     Difference(
         "softplus",

@@ -1,9 +1,9 @@
 """The smooth members: gelu, silu, mish and softplus.
 
 Each is written the way PyTorch evaluates it, so forward values match PyTorch's to within the
-rounding of the transcendental functions. Where PyTorch's formula gives NaN at ±inf
-(``gelu(-inf)``, ``silu(-inf)``, ``mish(-inf)`` and their derivatives), relukit gives the
-mathematical limit declared in ``limits``.
+rounding of the transcendental functions; softplus takes the form that does not overflow.
+Where PyTorch's formula gives NaN at ±inf (``gelu(-inf)``, ``silu(-inf)``, ``mish(-inf)`` and
+their derivatives), relukit gives the mathematical limit declared in ``limits``.
 """
 
 from __future__ import annotations
@@ -150,7 +150,10 @@ array([-0.303401,  0.      ,  0.865098])
 
 def _softplus(m: Any, x: Any, beta: float, threshold: float) -> Any:
     z = x * beta
-    return m.where(z > threshold, x, m.log1p(m.exp(z)) / beta)
+    # log1p(exp(z)) as max(z, 0) + log1p(exp(-|z|)): the same for z ≤ 0, and no overflow above
+    # (PyTorch's log1p(exp(z)) is inf once exp(z) overflows below a large threshold)
+    positive = m.where(z > 0, z, m.zeros_like(z))
+    return m.where(z > threshold, x, (positive + m.log1p(m.exp(-m.abs(z)))) / beta)
 
 
 def _softplus_derivative(m: Any, x: Any, beta: float, threshold: float) -> Any:

@@ -102,6 +102,11 @@ class Plan:
         self.slopes = slopes  # (shape, order) -> per-element slopes, for the SLOPES member
 
 
+def _remainder(value: float, work: np.dtype) -> float:
+    """What a float32 parameter leaves of ``value`` (0 in float64; see ``times_split``)."""
+    return value - float(np.float32(value)) if work == np.float32 else 0.0
+
+
 def _limit(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
@@ -141,17 +146,23 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
     elif name == "squared_relu":
         member = k.SQUARED
     elif name == "elu":
-        member, values[0] = k.ELU, params["alpha"]
+        member, values[0], values[2] = k.ELU, params["alpha"], _remainder(params["alpha"], work)
     elif name == "selu":
         member = k.SELU
     elif name == "celu":
         member, values[0], values[1] = k.CELU, params["alpha"], 1 / params["alpha"]
+        values[2], values[3] = _remainder(values[1], work), _remainder(values[0], work)
     elif name == "gelu":
         member = k.GELU if params["approximate"] == "none" else k.GELU_TANH
     elif name in ("silu", "mish", "sigmoid", "tanh"):
         member = {"silu": k.SILU, "mish": k.MISH, "sigmoid": k.SIGMOID, "tanh": k.TANH}[name]
     elif name == "softplus":
         member, values[0], values[1] = k.SOFTPLUS, params["beta"], params["threshold"]
+        if work == np.float32 and math.frexp(values[0])[0] != 0.5:
+            # beta·x and log1p(·)/beta round in float32 unless beta is a power of two
+            member, values[2] = k.SOFTPLUS_WIDE, _remainder(values[0], work)
+        else:
+            values[2] = 1.0 if values[0] < 1 else 0.0  # e^(beta·x)/beta can outlast e^(beta·x)
     else:
         return None
     if spec.limits is not None:

@@ -15,8 +15,12 @@ float32 with :func:`convert_kernel` and round the result back once, as the refer
 
 The formulas repeat the registry's (``relukit.family``) operation by operation, in the same
 order and with the constants rounded to the working dtype as NumPy rounds Python floats, so that
-the piecewise-linear members are bit-exact to the reference path and the smooth ones differ from
-it only by the rounding of exp/expm1/log1p/erf/tanh (see :mod:`relukit.kernels.cpu_math`).
+the piecewise-linear members are bit-exact to the reference path in every dtype, and the smooth
+ones in float64 (with the same C library functions). In float32 the smooth members are within
+2 ulp of the registry's formula evaluated in float64: they use the vectorisable functions of
+:mod:`relukit.kernels.cpu_math` and, where float32 rounding of the formula itself would cost
+more, the extra steps described at the formulas below (softplus with a beta that is not a power
+of two is computed in float64 instead).
 Afterwards the registry's conventions are applied: the limits at ±inf (``p[4]``, ``p[5]``; NaN
 where the formula already gives the limit) and NaN in → NaN out.
 
@@ -34,6 +38,7 @@ loop from writing memory that may alias its input).
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +55,19 @@ from relukit.kernels.cpu_math import (
     erf,
     exp,
     expm1,
+    fma,
     jit,
     log1p,
     narrow,
+    product_error,
+    single,
     store_fence,
     stream_clip,
     stream_copy,
     stream_relu,
     tanh,
+    times_exp,
+    times_split,
     widen,
     word_above,
     word_between,
@@ -95,6 +105,7 @@ MISH = 13
 SOFTPLUS = 14
 SIGMOID = 15
 TANH = 16
+SOFTPLUS_WIDE = 17  # float32 softplus for a beta that is not a power of two
 
 LINEAR = (RELU, LEAKY, SLOPES, CLIP, GENERAL)  # piecewise linear: one code per element
 
@@ -106,6 +117,10 @@ WORD = 64  # elements per mask word at one bit per element; kernels' chunks star
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+SELU_PRODUCT = SELU_ALPHA * SELU_SCALE
+# what float32 leaves of the constants (see times_split)
+SELU_SCALE_LOW = SELU_SCALE - float(np.float32(SELU_SCALE))
+SELU_PRODUCT_LOW = SELU_PRODUCT - float(np.float32(SELU_PRODUCT))
 SQRT1_2 = 0.7071067811865476
 INV_SQRT_2PI = 0.3989422804014327
 TANH_BETA = 0.7978845608028654
@@ -114,6 +129,19 @@ TANH_KAPPA = 0.044715
 
 # ---------------------------------------------------------------------------------------------
 # Formulas (the registry's, operation by operation), on the working float v
+#
+# In float64 every formula is the registry's. In float32 (and so for 16-bit floats) some take
+# extra steps where the registry's float32 rounding would cost more than 2 ulp (measured against
+# the registry's formula in float64, see tests/kernels/test_cpu.py): a parameter is applied as
+# float32 plus remainder (``times_split``), a rounded exp argument is corrected by its rounding
+# error (``product_error``), a few short formulas are finished in float64, and far tails where
+# e^x is subnormal use ``times_exp``.
+
+
+@jit
+def low(v: Any, remainder: float) -> Any:
+    """What float32 leaves of a constant (``remainder``), or 0 in float64."""
+    return c(v, remainder) if single(v) else c(v, 0.0)
 
 
 @jit
@@ -159,37 +187,53 @@ def squared_d(v: Any) -> Any:
 
 
 @jit
-def elu_f(v: Any, alpha: Any) -> Any:
-    return v if v > c(v, 0.0) else expm1(v) * alpha
+def elu_f(v: Any, alpha: Any, alpha_low: Any) -> Any:
+    return v if v > c(v, 0.0) else times_split(expm1(v), alpha, alpha_low)
 
 
 @jit
-def elu_d(v: Any, alpha: Any) -> Any:
-    return c(v, 1.0) if v > c(v, 0.0) else exp(v) * alpha
+def elu_d(v: Any, alpha: Any, alpha_low: Any) -> Any:
+    return c(v, 1.0) if v > c(v, 0.0) else times_split(exp(v), alpha, alpha_low)
 
 
 @jit
 def selu_f(v: Any) -> Any:
     if v > c(v, 0.0):
-        return v * c(v, SELU_SCALE)
-    return expm1(v) * c(v, SELU_ALPHA * SELU_SCALE)
+        return times_split(v, c(v, SELU_SCALE), low(v, SELU_SCALE_LOW))
+    return times_split(expm1(v), c(v, SELU_PRODUCT), low(v, SELU_PRODUCT_LOW))
 
 
 @jit
 def selu_d(v: Any) -> Any:
     if v > c(v, 0.0):
         return c(v, SELU_SCALE)
-    return exp(v) * c(v, SELU_ALPHA * SELU_SCALE)
+    return times_split(exp(v), c(v, SELU_PRODUCT), low(v, SELU_PRODUCT_LOW))
 
 
 @jit
-def celu_f(v: Any, alpha: Any, inverse: Any) -> Any:
-    return v if v > c(v, 0.0) else expm1(v * inverse) * alpha
+def celu_f(v: Any, alpha: Any, inverse: Any, split: Any) -> Any:
+    """``split``: the float32 remainders of 1/alpha and of alpha (float32 only)."""
+    q = v * inverse
+    if single(v):
+        # expm1(q + dq) = expm1(q) + e^q·dq, times alpha, in float64: expm1's error only
+        inverse_low, alpha_low = split
+        dq = np.float64(product_error(v, inverse, q) + v * inverse_low)
+        dq = dq if abs(dq) < np.inf else 0.0  # where q overflows
+        e = np.float64(expm1(q))
+        r = narrow((e + (e + 1.0) * dq) * (np.float64(alpha) + np.float64(alpha_low)), v)
+        return v if v > c(v, 0.0) else r
+    return v if v > c(v, 0.0) else expm1(q) * alpha
 
 
 @jit
-def celu_d(v: Any, inverse: Any) -> Any:
-    return c(v, 1.0) if v > c(v, 0.0) else exp(v * inverse)
+def celu_d(v: Any, inverse: Any, inverse_low: Any) -> Any:
+    q = v * inverse
+    e = exp(q)
+    if single(v):  # e^(q + dq) = e^q·(1 + dq), dq the rounding of v/alpha
+        dq = product_error(v, inverse, q) + v * inverse_low
+        corrected = fma(e, dq, e)
+        e = corrected if corrected == corrected else e  # NaN only at v = -inf
+    return c(v, 1.0) if v > c(v, 0.0) else e
 
 
 @jit
@@ -228,17 +272,34 @@ def gelu_tanh_d(v: Any) -> Any:
 
 @jit
 def silu_f(v: Any) -> Any:
+    if single(v):  # the sum and quotient in float64: exp's error only
+        r = narrow(np.float64(v) / (1.0 + np.float64(exp(-v))), v)
+        # x·e^x where e^-x overflows: e^x is subnormal there, the result is not (to -91.8)
+        return times_exp(v, v) if v < c(v, -80.0) else r
     return v / (c(v, 1.0) + exp(-v))
 
 
 @jit
 def silu_d(v: Any) -> Any:
+    if single(v):
+        w = np.float64(v)
+        s = 1.0 / (1.0 + np.float64(exp(-v)))
+        r = narrow(s * (1.0 + w * (1.0 - s)), v)
+        return times_exp(c(v, 1.0) + v, v) if v < c(v, -80.0) else r
     s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
     return s * (c(v, 1.0) + v * (c(v, 1.0) - s))
 
 
 @jit
 def mish_f(v: Any) -> Any:
+    if single(v):
+        # tanh(log1p(e)) = n/(n + 2) with n = e(e + 2), in float64: only exp's error remains
+        e = np.float64(exp(v))
+        n = e * (e + 2.0)
+        t = 1.0 if v > c(v, 20.0) else n / (n + 2.0)
+        r = narrow(np.float64(v) * t, v)
+        # x·e^x (the rest is below 1e-8 of it) where e^x may be subnormal
+        return times_exp(v, v) if v < c(v, -20.0) else r
     return v * tanh(log1p(exp(v)))
 
 
@@ -250,20 +311,48 @@ def mish_d(v: Any) -> Any:
 
 
 @jit
-def softplus_f(v: Any, beta: Any, threshold: Any) -> Any:
+def softplus_f(v: Any, beta: Any, threshold: Any, small_beta: bool) -> Any:
     z = v * beta
-    return v if z > threshold else log1p(exp(z)) / beta
+    if single(v):  # beta a power of two (otherwise SOFTPLUS_WIDE): z and z/beta are exact
+        # max(z, 0) + log1p(e^-|z|), which does not overflow
+        r = (max(z, c(v, 0.0)) + log1p(exp(-abs(z)))) / beta
+        if small_beta:  # e^z/beta is normal where e^z is not: e^z without losing digits
+            r = times_exp(c(v, 1.0) / beta, z) if z < c(v, -80.0) else r
+        return v if z > threshold else r
+    positive = z if z > c(v, 0.0) else c(v, 0.0)
+    return v if z > threshold else (positive + log1p(exp(-abs(z)))) / beta
 
 
 @jit
 def softplus_d(v: Any, beta: Any, threshold: Any) -> Any:
     z = v * beta
+    if single(v):  # σ(z) in float64 from e^-z: exp's error only
+        return c(v, 1.0) if z > threshold else narrow(1.0 / (1.0 + np.float64(exp(-z))), v)
     e = exp(z)
     return c(v, 1.0) if (z > threshold or e == c(v, np.inf)) else e / (e + c(v, 1.0))
 
 
 @jit
+def softplus_wide_f(v: Any, beta: Any, threshold: Any) -> Any:
+    """softplus for a beta that is not a power of two: the registry's formula in float64
+    (the C library's exp and log1p; not vectorised), rounded once."""
+    z = np.float64(v) * beta
+    positive = z if z > 0.0 else 0.0
+    return v if z > threshold else narrow((positive + math.log1p(math.exp(-abs(z)))) / beta, v)
+
+
+@jit
+def softplus_wide_d(v: Any, beta: Any, threshold: Any) -> Any:
+    z = np.float64(v) * beta
+    e = math.exp(z)
+    one = c(v, 1.0)
+    return one if (z > threshold or e == np.inf) else narrow(e / (e + 1.0), v)
+
+
+@jit
 def sigmoid_f(v: Any) -> Any:
+    if single(v):  # the sum and quotient in float64: exp's error only
+        return narrow(1.0 / (1.0 + np.float64(exp(-v))), v)
     return c(v, 1.0) / (c(v, 1.0) + exp(-v))
 
 
@@ -500,11 +589,11 @@ def map_kernel(member: int, op: int) -> Any:
                 elif member == SQUARED:
                     r = squared_d(v) if derivative else squared_f(v)
                 elif member == ELU:
-                    r = elu_d(v, a0) if derivative else elu_f(v, a0)
+                    r = elu_d(v, a0, a2) if derivative else elu_f(v, a0, a2)
                 elif member == SELU:
                     r = selu_d(v) if derivative else selu_f(v)
                 elif member == CELU:
-                    r = celu_d(v, a1) if derivative else celu_f(v, a0, a1)
+                    r = celu_d(v, a1, a2) if derivative else celu_f(v, a0, a1, (a2, a3))
                 elif member == GELU:
                     r = gelu_d(v, pre[j]) if derivative else gelu_f(v, pre[j])
                 elif member == GELU_TANH:
@@ -514,7 +603,17 @@ def map_kernel(member: int, op: int) -> Any:
                 elif member == MISH:
                     r = mish_d(v) if derivative else mish_f(v)
                 elif member == SOFTPLUS:
-                    r = softplus_d(v, a0, a1) if derivative else softplus_f(v, a0, a1)
+                    if derivative:
+                        r = softplus_d(v, a0, a1)
+                    else:
+                        r = softplus_f(v, a0, a1, a2 > c(a2, 0.0))
+                elif member == SOFTPLUS_WIDE:
+                    beta = np.float64(a0) + np.float64(a2)
+                    threshold = np.float64(a1)
+                    if derivative:
+                        r = softplus_wide_d(v, beta, threshold)
+                    else:
+                        r = softplus_wide_f(v, beta, threshold)
                 elif member == SIGMOID:
                     r = sigmoid_d(v) if derivative else sigmoid_f(v)
                 else:

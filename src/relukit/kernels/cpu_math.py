@@ -507,6 +507,21 @@ def tanh_f32(x: Any) -> Any:
     return x if x != x else y
 
 
+@jit
+def times_exp_f32(m: Any, x: Any) -> Any:
+    """``m·e^x`` in float32, with e^x never formed: ``fma(m, q, m)·2^k`` rounds once (twice
+    where the result is subnormal), so it neither loses digits where e^x is subnormal nor
+    overflows where it is not a float32 but the product is (error < 1 ulp)."""
+    xc = x if x > F32(-170.0) else F32(-170.0)
+    xc = xc if xc < F32(89.0) else F32(89.0)
+    k, q = _reduce(xc)
+    # 2^k in two factors that are float32s: the first keeps a product of |m| ≥ 1 normal.
+    k1 = max(min(k, I32(127)), I32(-126))
+    y = fma(m, q, m) * _pow2(k1) * _pow2(k - k1)
+    y = m * F32(0.0) if x < F32(-170.0) else y
+    return x if x != x else y
+
+
 # ---------------------------------------------------------------------------------------------
 # 16-bit floats, as raw bits: float16 in int16, bfloat16 in uint16
 
@@ -657,8 +672,65 @@ def _tanh64(v: float) -> float:
     return math.tanh(v)
 
 
+@jit
+def _times_exp64(m: float, v: float) -> float:
+    return m * math.exp(v)
+
+
 exp = _generic("exp", exp_f32, _exp64)
 expm1 = _generic("expm1", expm1_f32, _expm164)
 log1p = _generic("log1p", log1p_f32, _log1p64)
 erf = _generic("erf", erf_f32, _erf64)
 tanh = _generic("tanh", tanh_f32, _tanh64)
+
+
+def single(v: Any) -> Any:
+    """Whether the working float is float32, as a compile-time constant: float32 kernels take
+    the compensated steps below, float64 ones keep the registry's formula operation by
+    operation (and so stay bit-exact to the reference path)."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(single, jit_options=INLINE_OPTIONS)
+def _single(v):  # type: ignore[no-untyped-def]
+    if v == types.float32:
+        return lambda v: True
+    if v == types.float64:
+        return lambda v: False
+    return None
+
+
+def times_exp(m: Any, v: Any) -> Any:
+    """``m·e^v``: float32 by :func:`times_exp_f32`, float64 as the product of the two."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(times_exp, jit_options=INLINE_OPTIONS)
+def _times_exp(m, v):  # type: ignore[no-untyped-def]
+    if m == v == types.float32:
+        return lambda m, v: times_exp_f32(m, v)
+    if m == v == types.float64:
+        return lambda m, v: _times_exp64(m, v)
+    return None
+
+
+def product_error(a: Any, b: Any, p: Any) -> Any:
+    """``a·b − p`` exactly, for ``p`` the rounded ``a·b``, in float32 (by one fused
+    multiply-add); 0 in float64, where the registry's rounding is kept."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(product_error, jit_options=INLINE_OPTIONS)
+def _product_error(a, b, p):  # type: ignore[no-untyped-def]
+    if a == b == p == types.float32:
+        return lambda a, b, p: fma(a, b, -p)
+    if a == b == p == types.float64:
+        return lambda a, b, p: np.float64(0.0)
+    return None
+
+
+@jit
+def times_split(q: Any, hi: Any, lo: Any) -> Any:
+    """``q·(hi + lo)`` rounded once, for a parameter split into a float32 and its remainder
+    (``lo = 0`` in float64: then it is ``q·hi``, as the registry rounds it)."""
+    return q * hi if (lo == 0 or q == 0) else fma(q, hi, q * lo)
