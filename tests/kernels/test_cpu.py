@@ -307,6 +307,30 @@ def test_out_and_in_place(function, dtype, monkeypatch):
     assert same_bits(inplace, want)
 
 
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh"])
+def test_select_forward_at_every_alignment(name, dtype, monkeypatch):
+    # relu/relu6/hardtanh store whole 64-byte vectors, four an iteration, from the output's first
+    # 64-byte boundary on, streamed or not, into another array or in place.
+    function = relukit.get(name)
+    lanes = 64 // dtype.itemsize
+    for stream in (0, 1 << 40):
+        monkeypatch.setattr(cpu, "STREAM_BYTES", stream)
+        for n in (1, lanes - 1, 4 * lanes - 1, 4 * lanes + 1, 5 * lanes + 3, 1000):
+            x = sample((n + len(SPECIAL),), dtype, seed=n)[:n]
+            with dispatch.forced("reference"):
+                want = function(x)
+            for offset in range(lanes):
+                base = np.zeros(n + lanes, dtype=dtype)
+                y_out = base[offset : offset + n]
+                assert compiled(function, "forward", x, None, out=y_out) is y_out
+                assert same_bits(y_out, want), (n, offset, stream)
+                assert not base[offset + n :].any() and not base[:offset].any()
+                base[offset : offset + n] = x
+                assert compiled(function, "forward", y_out, None, out=y_out) is y_out
+                assert same_bits(y_out, want), ("in place", n, offset)
+
+
 def test_out_overlapping_input_goes_through_a_temporary():
     base = sample((1, 4001), np.dtype(np.float64)).reshape(-1)
     x = base[:-1]

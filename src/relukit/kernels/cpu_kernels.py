@@ -56,7 +56,6 @@ from relukit.kernels.cpu_math import (
     exp,
     expm1,
     fma,
-    jit,
     log1p,
     narrow,
     product_error,
@@ -68,6 +67,8 @@ from relukit.kernels.cpu_math import (
     tanh,
     times_exp,
     times_split,
+    vector_clip,
+    vector_relu,
     widen,
     word_above,
     word_between,
@@ -87,6 +88,12 @@ def _source_stamp() -> int:
 
 
 STAMP = _source_stamp()
+
+# The helpers below are inlined into the kernels and not cached on their own: Numba would key
+# such a cache on this file alone, and reuse it after a change to the cpu_math.py functions they
+# call. The kernels themselves are cached, keyed on STAMP.
+HELPER_OPTIONS = {**INLINE_OPTIONS, "cache": False}
+jit = njit(**HELPER_OPTIONS)
 
 # Member codes (closure constants of the kernels)
 RELU = 1
@@ -387,7 +394,7 @@ def relu_bits(e: Any) -> Any:
     raise NotImplementedError("only for use inside Numba kernels")
 
 
-@overload(relu_bits, jit_options=INLINE_OPTIONS)
+@overload(relu_bits, jit_options=HELPER_OPTIONS)
 def _relu_bits(e):  # type: ignore[no-untyped-def]
     if isinstance(e, types.Float):
         return lambda e: c(e, 0.0) if e < c(e, 0.0) else e
@@ -452,25 +459,30 @@ def select_vectors(
     low: Any,
     high: Any,
     clip: bool,
+    stream: bool,
 ) -> None:
-    """``ys[start:] = select_one(xs[start:])`` for ``nvec`` 64-byte vectors, with streaming
-    stores (``ys[start]`` 64-byte aligned); 16-bit floats with ordinary stores."""
+    """``ys[start:] = select_one(xs[start:])`` for ``nvec`` 64-byte vectors (``ys[start]``
+    64-byte aligned), with streaming stores if ``stream``; 16-bit floats with ordinary stores."""
     raise NotImplementedError("only for use inside Numba kernels")
 
 
-@overload(select_vectors, jit_options=INLINE_OPTIONS)
-def _select_vectors(xs, ys, start, nvec, a0, a1, low, high, clip):  # type: ignore[no-untyped-def]
+@overload(select_vectors, jit_options=HELPER_OPTIONS)
+def _select_vectors(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
     if isinstance(xs.dtype, types.Float):
 
-        def impl(xs, ys, start, nvec, a0, a1, low, high, clip):  # type: ignore[no-untyped-def]
-            if clip:
+        def impl(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
+            if clip and stream:
                 stream_clip(xs, start, ys, start, nvec, a0, a1)
-            else:
+            elif stream:
                 stream_relu(xs, start, ys, start, nvec, a0, a1)
+            elif clip:
+                vector_clip(xs, start, ys, start, nvec, a0, a1)
+            else:
+                vector_relu(xs, start, ys, start, nvec, a0, a1)
 
         return impl
 
-    def fallback(xs, ys, start, nvec, a0, a1, low, high, clip):  # type: ignore[no-untyped-def]
+    def fallback(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
         for j in range(start, start + nvec * (64 // xs.itemsize)):
             ys[j] = select_one(xs[j], a0, a1, low, high, clip)
 
@@ -487,26 +499,19 @@ def select_block(
     high: Any,
     clip: bool,
     stream: bool,
-    inplace: bool,
 ) -> None:
-    """One block of relu/relu6/hardtanh: streamed straight from the registers, in place
-    (reading and writing one array, so that the loop vectorises), or plainly."""
+    """One block of relu/relu6/hardtanh, straight from the registers in whole 64-byte vectors
+    aligned on the output (in place too: each vector is read before it is written), streamed
+    if ``stream``; the unaligned ends element by element."""
     m = xs.size
-    if stream:
-        size = ys.itemsize
-        head = min(m, ((-np.int64(ys.ctypes.data)) & 63) // size)
-        for j in range(head):
-            ys[j] = select_one(xs[j], a0, a1, low, high, clip)
-        nvec = (m - head) // (64 // size)
-        select_vectors(xs, ys, head, nvec, a0, a1, low, high, clip)
-        for j in range(head + nvec * (64 // size), m):
-            ys[j] = select_one(xs[j], a0, a1, low, high, clip)
-    elif inplace:
-        for j in range(m):
-            xs[j] = select_one(xs[j], a0, a1, low, high, clip)
-    else:
-        for j in range(m):
-            ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+    size = ys.itemsize
+    head = min(m, ((-np.int64(ys.ctypes.data)) & 63) // size)
+    for j in range(head):
+        ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+    nvec = (m - head) // (64 // size)
+    select_vectors(xs, ys, head, nvec, a0, a1, low, high, clip, stream)
+    for j in range(head + nvec * (64 // size), m):
+        ys[j] = select_one(xs[j], a0, a1, low, high, clip)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,9 +555,8 @@ def map_kernel(member: int, op: int) -> Any:
         buf = np.empty(BLOCK, dtype=y.dtype)
         pre = np.empty(BLOCK if member == GELU else 0, dtype=p.dtype)
         if select:  # one pass over the whole chunk: no buffer, so no blocks
-            inplace = x.ctypes.data == y.ctypes.data
             clip = member == CLIP
-            select_block(x, y, a0, a1, low_raw, high_raw, clip, stream, inplace)
+            select_block(x, y, a0, a1, low_raw, high_raw, clip, stream)
             if stream:
                 store_fence()
             return
@@ -688,7 +692,7 @@ def between_word(xs: Any, start: int, low: Any, high: Any) -> Any:
     raise NotImplementedError("only for use inside Numba kernels")
 
 
-@overload(above_word, jit_options=INLINE_OPTIONS)
+@overload(above_word, jit_options=HELPER_OPTIONS)
 def _above_word(xs, start, t):  # type: ignore[no-untyped-def]
     if isinstance(xs.dtype, types.Float):
         return lambda xs, start, t: word_above(xs, start, t, t)
@@ -703,7 +707,7 @@ def _above_word(xs, start, t):  # type: ignore[no-untyped-def]
     return impl
 
 
-@overload(between_word, jit_options=INLINE_OPTIONS)
+@overload(between_word, jit_options=HELPER_OPTIONS)
 def _between_word(xs, start, low, high):  # type: ignore[no-untyped-def]
     if isinstance(xs.dtype, types.Float):
         return lambda xs, start, low, high: word_between(xs, start, low, high)
@@ -826,7 +830,7 @@ def select_with_mask(
     raise NotImplementedError("only for use inside Numba kernels")
 
 
-@overload(select_with_mask, jit_options=INLINE_OPTIONS)
+@overload(select_with_mask, jit_options=HELPER_OPTIONS)
 def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
     if isinstance(xs.dtype, types.Float):
 
@@ -876,7 +880,6 @@ def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: i
         # 16-bit floats: the codes of a block, then its outputs (two vectorised passes)
         n = xs.size
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
-        inplace = xs.ctypes.data == ys.ctypes.data
         zero = c(widen(xs[0]), 0.0)
         i = 0
         while i < n:
@@ -894,7 +897,7 @@ def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: i
             if m > 64 * full:
                 store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
             # the codes first: in place, the outputs overwrite the block
-            select_block(block, ys[i : i + m], a0, a1, low, high, clip, stream, inplace)
+            select_block(block, ys[i : i + m], a0, a1, low, high, clip, stream)
             i += m
 
     return blocks

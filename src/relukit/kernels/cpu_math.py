@@ -141,11 +141,15 @@ def store_fence(typingctx: Any) -> Any:
     return types.void(), codegen
 
 
-def _stream_select(clip: bool) -> Any:
+UNROLL = 4
+
+
+def _stream_select(clip: bool, nontemporal: bool = True) -> Any:
     """An intrinsic ``(x, xstart, y, ystart, nvec, low, high)`` writing ``nvec`` 64-byte vectors
     of relu(x) (``0 if x < 0 else x``) or of the clip (``low if x < low else high if x > high
-    else x``) with streaming stores, ``y[ystart]`` 64-byte aligned: the compute and the store
-    of the select-only members in one pass, without the L1 buffer."""
+    else x``), ``y[ystart]`` 64-byte aligned: the compute and the store of the select-only
+    members in one pass of whole vectors, with streaming stores (``nontemporal``) or plain ones
+    (which may write the vector just read: in place)."""
 
     @intrinsic
     def stream(
@@ -173,7 +177,7 @@ def _stream_select(clip: bool) -> Any:
             yary = context.make_array(signature.args[2])(context, builder, yarr)
             xptr = builder.bitcast(builder.gep(xary.data, [xs]), vector.as_pointer())
             yptr = builder.bitcast(builder.gep(yary.data, [ys]), vector.as_pointer())
-            nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+            streaming = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
 
             def splat(value: Any) -> Any:
                 one = builder.insert_element(
@@ -184,15 +188,28 @@ def _stream_select(clip: bool) -> Any:
 
             lows, highs = splat(lo), splat(hi)
             zero = ir.Constant(vector, None)
-            with cgutils.for_range(builder, nv) as loop:
-                v = builder.load(builder.gep(xptr, [loop.index]), align=size)
-                if clip:
-                    above = builder.select(builder.fcmp_ordered(">", v, highs), highs, v)
-                    r = builder.select(builder.fcmp_ordered("<", v, lows), lows, above)
-                else:
-                    r = builder.select(builder.fcmp_ordered("<", v, zero), zero, v)
-                store = builder.store(r, builder.gep(yptr, [loop.index]), align=64)
-                store.set_metadata("nontemporal", nontemporal)
+
+            def vectors(indices: list[Any]) -> None:
+                # all loads first: in place, each vector is written only where it was read
+                values = [builder.load(builder.gep(xptr, [i]), align=size) for i in indices]
+                for i, v in zip(indices, values, strict=True):
+                    if clip:
+                        above = builder.select(builder.fcmp_ordered(">", v, highs), highs, v)
+                        r = builder.select(builder.fcmp_ordered("<", v, lows), lows, above)
+                    else:
+                        r = builder.select(builder.fcmp_ordered("<", v, zero), zero, v)
+                    store = builder.store(r, builder.gep(yptr, [i]), align=64)
+                    if nontemporal:
+                        store.set_metadata("nontemporal", streaming)
+
+            # UNROLL vectors an iteration (LLVM does not unroll this loop itself), then the rest
+            unroll = ir.Constant(nv.type, UNROLL)
+            groups = builder.sdiv(nv, unroll)
+            with cgutils.for_range(builder, groups) as loop:
+                first = builder.mul(loop.index, unroll)
+                vectors([builder.add(first, ir.Constant(nv.type, u)) for u in range(UNROLL)])
+            with cgutils.for_range(builder, builder.sub(nv, builder.mul(groups, unroll))) as loop:
+                vectors([builder.add(builder.mul(groups, unroll), loop.index)])
             return context.get_dummy_value()
 
         return sig, codegen
@@ -202,6 +219,8 @@ def _stream_select(clip: bool) -> Any:
 
 stream_relu = _stream_select(clip=False)
 stream_clip = _stream_select(clip=True)
+vector_relu = _stream_select(clip=False, nontemporal=False)
+vector_clip = _stream_select(clip=True, nontemporal=False)
 
 
 # Mask words: 64 elements at a time, compared or selected as one LLVM vector (on x86-64 with
