@@ -161,8 +161,6 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
         if work == np.float32 and math.frexp(values[0])[0] != 0.5:
             # beta·x and log1p(·)/beta round in float32 unless beta is a power of two
             member, values[2] = k.SOFTPLUS_WIDE, _remainder(values[0], work)
-        else:
-            values[2] = 1.0 if values[0] < 1 else 0.0  # e^(beta·x)/beta can outlast e^(beta·x)
     else:
         return None
     if spec.limits is not None:

@@ -279,10 +279,17 @@ def gelu_tanh_d(v: Any) -> Any:
 
 @jit
 def silu_f(v: Any) -> Any:
-    if single(v):  # the sum and quotient in float64: exp's error only
-        r = narrow(np.float64(v) / (1.0 + np.float64(exp(-v))), v)
-        # x·e^x where e^-x overflows: e^x is subnormal there, the result is not (to -91.8)
-        return times_exp(v, v) if v < c(v, -80.0) else r
+    if single(v):
+        # x/(1 + e) with the sum's rounding error kept (dl) and the quotient corrected once by
+        # its exact residual: exp's error and a final rounding only
+        e = exp(-v)
+        one = c(v, 1.0)
+        d = one + e
+        bb = d - one
+        dl = (one - (d - bb)) + (e - bb)
+        inverse = one / d
+        q = v * inverse
+        return fma(fma(-q, d, v) - q * dl, inverse, q)  # below -80: far_tail
     return v / (c(v, 1.0) + exp(-v))
 
 
@@ -291,8 +298,7 @@ def silu_d(v: Any) -> Any:
     if single(v):
         w = np.float64(v)
         s = 1.0 / (1.0 + np.float64(exp(-v)))
-        r = narrow(s * (1.0 + w * (1.0 - s)), v)
-        return times_exp(c(v, 1.0) + v, v) if v < c(v, -80.0) else r
+        return narrow(s * (1.0 + w * (1.0 - s)), v)  # below -80: far_tail
     s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
     return s * (c(v, 1.0) + v * (c(v, 1.0) - s))
 
@@ -304,9 +310,7 @@ def mish_f(v: Any) -> Any:
         e = np.float64(exp(v))
         n = e * (e + 2.0)
         t = 1.0 if v > c(v, 20.0) else n / (n + 2.0)
-        r = narrow(np.float64(v) * t, v)
-        # x·e^x (the rest is below 1e-8 of it) where e^x may be subnormal
-        return times_exp(v, v) if v < c(v, -20.0) else r
+        return narrow(np.float64(v) * t, v)  # below -20: far_tail
     return v * tanh(log1p(exp(v)))
 
 
@@ -318,13 +322,12 @@ def mish_d(v: Any) -> Any:
 
 
 @jit
-def softplus_f(v: Any, beta: Any, threshold: Any, small_beta: bool) -> Any:
+def softplus_f(v: Any, beta: Any, threshold: Any) -> Any:
     z = v * beta
     if single(v):  # beta a power of two (otherwise SOFTPLUS_WIDE): z and z/beta are exact
-        # max(z, 0) + log1p(e^-|z|), which does not overflow
+        # max(z, 0) + log1p(e^-|z|), which does not overflow; for beta < 1 below z = -80:
+        # far_tail
         r = (max(z, c(v, 0.0)) + log1p(exp(-abs(z)))) / beta
-        if small_beta:  # e^z/beta is normal where e^z is not: e^z without losing digits
-            r = times_exp(c(v, 1.0) / beta, z) if z < c(v, -80.0) else r
         return v if z > threshold else r
     positive = z if z > c(v, 0.0) else c(v, 0.0)
     return v if z > threshold else (positive + log1p(exp(-abs(z)))) / beta
@@ -354,6 +357,32 @@ def softplus_wide_d(v: Any, beta: Any, threshold: Any) -> Any:
     e = math.exp(z)
     one = c(v, 1.0)
     return one if (z > threshold or e == np.inf) else narrow(e / (e + 1.0), v)
+
+
+@jit
+def far_tail(member: int, derivative: bool, v: Any, beta: Any) -> Any:
+    """float32 values below ``tail_start``, where e^x is subnormal or nearly (computed in a
+    pass of their own, for the blocks that hold such elements): m·e^x by ``times_exp``,
+    which neither rounds e^x into the subnormals nor forms it."""
+    if member == SILU:  # x·σ(x) and σ(x)(1 + x(1 − σ(x))) are x·e^x and (1 + x)·e^x there
+        return times_exp(c(v, 1.0) + v, v) if derivative else times_exp(v, v)
+    if member == MISH:  # x·tanh(log1p(e^x)) is x·e^x to within 1e-8 of it
+        return times_exp(v, v)
+    return times_exp(c(v, 1.0) / beta, v * beta)  # softplus: log1p(e^z)/beta is e^z/beta
+
+
+@jit
+def tail_start(member: int, derivative: bool, v: Any, beta: Any) -> Any:
+    """Where :func:`far_tail` takes over (-inf: nowhere): float32 only."""
+    if not single(v):
+        return c(v, -np.inf)
+    if member == SILU:
+        return c(v, -80.0)
+    if member == MISH and not derivative:
+        return c(v, -20.0)
+    if member == SOFTPLUS and not derivative and beta < c(v, 1.0):
+        return c(v, -80.0) / beta  # e^z/beta can be normal where e^z is not
+    return c(v, -np.inf)
 
 
 @jit
@@ -531,6 +560,7 @@ def map_kernel(member: int, op: int) -> Any:
     linear = member in LINEAR
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
+    tailed = member in (SILU, MISH, SOFTPLUS)  # see far_tail
 
     @njit(**JIT_OPTIONS)
     def kernel(
@@ -560,8 +590,10 @@ def map_kernel(member: int, op: int) -> Any:
             if stream:
                 store_fence()
             return
+        tail = tail_start(member, derivative, widen(x[0]), a0)
         i = 0
         while i < n:
+            far = False
             m = min(BLOCK, n - i, period - k)
             # Compute into an L1-resident buffer, then stream or copy it out: the loop then
             # writes memory that cannot alias its inputs (in place, or with a choice of two
@@ -607,10 +639,7 @@ def map_kernel(member: int, op: int) -> Any:
                 elif member == MISH:
                     r = mish_d(v) if derivative else mish_f(v)
                 elif member == SOFTPLUS:
-                    if derivative:
-                        r = softplus_d(v, a0, a1)
-                    else:
-                        r = softplus_f(v, a0, a1, a2 > c(a2, 0.0))
+                    r = softplus_d(v, a0, a1) if derivative else softplus_f(v, a0, a1)
                 elif member == SOFTPLUS_WIDE:
                     beta = np.float64(a0) + np.float64(a2)
                     threshold = np.float64(a1)
@@ -622,10 +651,18 @@ def map_kernel(member: int, op: int) -> Any:
                     r = sigmoid_d(v) if derivative else sigmoid_f(v)
                 else:
                     r = tanh_d(v) if derivative else tanh(v)
+                if tailed:
+                    far |= v < tail
                 r = conventions(v, r, low, high)
                 if derivative and vjp:
                     r = chain(widen(gs[j]), r) if linear else widen(gs[j]) * r
                 dst[j] = narrow(r, e)
+            if tailed and far:
+                for j in range(m):
+                    v = widen(xs[j])
+                    if v < tail:
+                        r = conventions(v, far_tail(member, derivative, v, a0), low, high)
+                        dst[j] = narrow(widen(gs[j]) * r if vjp else r, xs[j])
             put(y, i, buf, m, stream)
             i += m
             k += m
