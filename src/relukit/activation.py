@@ -24,6 +24,7 @@ class Function:
         self.spec = spec
         self.params = self._bind(params or {})
         self.__doc__ = _docstring(spec)
+        self._fast: Any = None  # dispatch.fast_forward for these params, made on first call
 
     @property
     def name(self) -> str:
@@ -94,7 +95,10 @@ class Function:
     def __call__(self, x: Any, /, *, out: Any = None, **params: Any) -> Any:
         """The forward value at ``x`` (written into ``out`` when given)."""
         if not params:
-            result = dispatch.fast_forward(self.spec, x, self.params, out)
+            fast = self._fast
+            if fast is None:
+                fast = self._fast = dispatch.fast_forward(self.spec, self.params)
+            result = fast(x, out)
             if result is not None:
                 return result
         return self._run("forward", x, params, out=out)

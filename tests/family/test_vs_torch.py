@@ -61,8 +61,9 @@ NO_PARAMS: st.SearchStrategy[dict[str, Any]] = st.just({})
 class Case:
     """One PyTorch counterpart: relukit's member and parameters, PyTorch's call, tolerances.
 
-    ``scales`` gives, per operation, the size of the terms the formula adds at ``x`` (the
-    tolerance is ``ULPS·eps·(|expected| + scale)``); ``exact`` members need bit equality.
+    ``forward_scale``/``derivative_scale`` give the size of the terms the formula adds at
+    ``x``, by ``id`` from ``scales.py`` (the tolerance is ``ULPS·eps·(|expected| + scale)``);
+    ``exact`` members need bit equality.
     """
 
     id: str
@@ -70,9 +71,15 @@ class Case:
     torch: Callable[[torch.Tensor, dict[str, Any]], torch.Tensor]
     params: st.SearchStrategy[dict[str, Any]] = NO_PARAMS
     exact: bool = False
-    forward_scale: Scale = zero
-    derivative_scale: Scale = zero
     dtypes: tuple[str, ...] = tuple(DTYPES)
+
+    @property
+    def forward_scale(self) -> Scale:
+        return scale_for(self.id, "forward")
+
+    @property
+    def derivative_scale(self) -> Scale:
+        return scale_for(self.id, "derivative")
 
 
 def _fixed(**strategies: st.SearchStrategy) -> st.SearchStrategy[dict[str, Any]]:
@@ -137,16 +144,12 @@ CASES: list[Case] = [
         "gelu",
         lambda t, p: F.gelu(t, approximate=p["approximate"]),
         st.just({"approximate": "none"}),
-        forward_scale=scale_for("gelu", "forward"),
-        derivative_scale=scale_for("gelu", "derivative"),
     ),
     Case(
         "gelu-tanh",
         "gelu",
         lambda t, p: F.gelu(t, approximate=p["approximate"]),
         st.just({"approximate": "tanh"}),
-        forward_scale=scale_for("gelu-tanh", "forward"),
-        derivative_scale=scale_for("gelu-tanh", "derivative"),
     ),
     Case(
         "softplus",
@@ -154,30 +157,10 @@ CASES: list[Case] = [
         lambda t, p: F.softplus(t, p["beta"], p["threshold"]),
         _fixed(beta=st.floats(0.125, 8), threshold=st.floats(0, 30)),
     ),
-    Case(
-        "silu",
-        "silu",
-        lambda t, p: F.silu(t),
-        derivative_scale=scale_for("silu", "derivative"),
-    ),
-    Case(
-        "mish",
-        "mish",
-        lambda t, p: F.mish(t),
-        derivative_scale=scale_for("mish", "derivative"),
-    ),
-    Case(
-        "sigmoid",
-        "sigmoid",
-        lambda t, p: torch.sigmoid(t),
-        derivative_scale=scale_for("sigmoid", "derivative"),
-    ),
-    Case(
-        "tanh",
-        "tanh",
-        lambda t, p: torch.tanh(t),
-        derivative_scale=scale_for("tanh", "derivative"),
-    ),
+    Case("silu", "silu", lambda t, p: F.silu(t)),
+    Case("mish", "mish", lambda t, p: F.mish(t)),
+    Case("sigmoid", "sigmoid", lambda t, p: torch.sigmoid(t)),
+    Case("tanh", "tanh", lambda t, p: torch.tanh(t)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

@@ -457,56 +457,61 @@ def _convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
-_fast: dict[int, list[Any]] = {}
 
 
-def fast_forward(spec: Activation, x: np.ndarray, params: dict[str, Any], out: Any) -> Any:
-    """The forward of a C-contiguous float32/float64 array that one thread does without
-    streaming stores, with the kernel and parameters looked up once per bound member (the
-    few microseconds of the general path matter at small sizes); None where :func:`run` is
-    needed."""
-    dtype = x.dtype
-    if dtype is F32:
-        slot = 1
-    elif dtype is F64:
-        slot = 4
-    else:
-        return None
-    entry = _fast.get(id(params))
-    if entry is None or entry[0] is not params:
-        if len(_fast) >= 256:
-            _fast.clear()
-        entry = _fast[id(params)] = [params, None, None, 0, None, None, 0]
-    kernel = entry[slot]
-    if kernel is None:
-        kernel, p, limit = _fast_entry(spec, params, dtype)
-        entry[slot : slot + 3] = [kernel, p, limit]
-    if kernel is False:
-        return None
-    n = x.size
-    flags = x.flags
-    if n > entry[slot + 2] or n == 0 or not (flags.c_contiguous and flags.aligned):
-        return None
-    if out is None:
-        y = np.empty_like(x)
-    elif (
-        type(out) is np.ndarray
-        and out.dtype is dtype
-        and out.shape == x.shape
-        and out.flags.c_contiguous
-        and out.flags.aligned
-        and out.flags.writeable
-        and (out is x or not np.may_share_memory(out, x))
-    ):
-        y = out
-    else:
-        return None
-    if x.ndim == 1:
-        kernel(x, x, x, y, entry[slot + 1], 0, False, False)
-    else:
-        flat = x.reshape(-1)
-        kernel(flat, flat, flat, y.reshape(-1), entry[slot + 1], 0, False, False)
-    return y
+class FastForward:
+    """The forward of one bound member for a nonempty C-contiguous float32/float64 array that
+    one thread does without streaming stores, with the kernel and parameters looked up once
+    (the few microseconds of the general path matter at small sizes). Calling it gives None
+    where :func:`run` is needed."""
+
+    def __init__(self, spec: Activation, params: dict[str, Any]) -> None:
+        self.spec, self.params = spec, params
+        # per dtype: (entry point or False, parameters, largest size), made on first use
+        self.f32: tuple[Any, Any, int] | None = None
+        self.f64: tuple[Any, Any, int] | None = None
+
+    def __call__(self, x: np.ndarray, out: Any) -> Any:
+        dtype = x.dtype
+        if dtype is F32:
+            entry = self.f32 or self._entry(dtype)
+        elif dtype is F64:
+            entry = self.f64 or self._entry(dtype)
+        else:
+            return None
+        kernel, p, limit = entry
+        n = x.size
+        flags = x.flags
+        if n > limit or n == 0 or not (flags.c_contiguous and flags.aligned):
+            return None
+        if out is None:
+            y = np.empty(x.shape, dtype)  # (np.empty_like takes twice as long)
+        elif (
+            type(out) is np.ndarray
+            and out.dtype is dtype
+            and out.shape == x.shape
+            and out.flags.c_contiguous
+            and out.flags.aligned
+            and out.flags.writeable
+            and (out is x or not np.may_share_memory(out, x))
+        ):
+            y = out
+        else:
+            return None
+        if x.ndim == 1:
+            kernel(x, x, x, y, p, 0, False, False)
+        else:
+            flat = x.reshape(-1)
+            kernel(flat, flat, flat, y.reshape(-1), p, 0, False, False)
+        return y
+
+    def _entry(self, dtype: np.dtype) -> tuple[Any, Any, int]:
+        entry = _fast_entry(self.spec, self.params, dtype)
+        if dtype is F32:
+            self.f32 = entry
+        else:
+            self.f64 = entry
+        return entry
 
 
 def _fast_entry(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:

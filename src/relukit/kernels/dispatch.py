@@ -26,7 +26,7 @@ and other array libraries stay on the reference path.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -95,17 +95,25 @@ def compiled_takes(source: Input) -> bool:
     return _has_numba()
 
 
-def fast_forward(spec: Activation, x: Any, params: dict[str, Any], out: Any) -> Any:
-    """The forward of a small C-contiguous float32/float64 NumPy array, straight to its kernel
-    (the few microseconds of a general call matter there), or None: take :func:`run`."""
-    if type(x) is not np.ndarray:
-        return None
-    backend = _forced.get()
-    if backend == "reference" or (backend == "auto" and x.size < MIN_ELEMENTS):
-        return None
-    if not _has_numba():
-        return None
-    return _cpu.fast_forward(spec, x, params, out)
+def fast_forward(spec: Activation, params: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    """``fast(x, out)``: the forward of a small C-contiguous float32/float64 NumPy array
+    straight to its kernel (the few microseconds of a general call matter there), or None:
+    take :func:`run`. Made once per bound member, which keeps it."""
+    kernel: list[Any] = []
+
+    def fast(x: Any, out: Any) -> Any:
+        if type(x) is not np.ndarray:
+            return None
+        backend = _forced.get()
+        if backend == "reference" or (backend == "auto" and x.size < MIN_ELEMENTS):
+            return None
+        if not (_numba or (_numba is None and _has_numba())):
+            return None
+        if not kernel:
+            kernel.append(_cpu.FastForward(spec, params))
+        return kernel[0](x, out)
+
+    return fast
 
 
 def run(
