@@ -455,68 +455,11 @@ def _convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return dst
 
 
-F32 = np.dtype(np.float32)
-F64 = np.dtype(np.float64)
-
-
-class FastForward:
-    """The forward of one bound member for a nonempty C-contiguous float32/float64 array that
-    one thread does without streaming stores, with the kernel and parameters looked up once
-    (the few microseconds of the general path matter at small sizes). Calling it gives None
-    where :func:`run` is needed."""
-
-    def __init__(self, spec: Activation, params: dict[str, Any]) -> None:
-        self.spec, self.params = spec, params
-        # per dtype: (entry point or False, parameters, largest size), made on first use
-        self.f32: tuple[Any, Any, int] | None = None
-        self.f64: tuple[Any, Any, int] | None = None
-
-    def __call__(self, x: np.ndarray, out: Any) -> Any:
-        dtype = x.dtype
-        if dtype is F32:
-            entry = self.f32 or self._entry(dtype)
-        elif dtype is F64:
-            entry = self.f64 or self._entry(dtype)
-        else:
-            return None
-        kernel, p, limit = entry
-        n = x.size
-        flags = x.flags
-        if n > limit or n == 0 or not (flags.c_contiguous and flags.aligned):
-            return None
-        if out is None:
-            y = np.empty(x.shape, dtype)  # (np.empty_like takes twice as long)
-        elif (
-            type(out) is np.ndarray
-            and out.dtype is dtype
-            and out.shape == x.shape
-            and out.flags.c_contiguous
-            and out.flags.aligned
-            and out.flags.writeable
-            and (out is x or not np.may_share_memory(out, x))
-        ):
-            y = out
-        else:
-            return None
-        if x.ndim == 1:
-            kernel(x, x, x, y, p, 0, False, False)
-        else:
-            flat = x.reshape(-1)
-            kernel(flat, flat, flat, y.reshape(-1), p, 0, False, False)
-        return y
-
-    def _entry(self, dtype: np.dtype) -> tuple[Any, Any, int]:
-        entry = _fast_entry(self.spec, self.params, dtype)
-        if dtype is F32:
-            self.f32 = entry
-        else:
-            self.f64 = entry
-        return entry
-
-
-def _fast_entry(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:
-    """(kernel, p, largest size) for the fast path, or (False, None, 0) where it does not
-    apply (a member without an elementwise kernel, or with per-element slopes)."""
+def fast_entry(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:
+    """(kernel entry point, p, largest size) for :func:`relukit.kernels.dispatch.fast_forward`
+    on a C-contiguous float32/float64 array that one thread does without streaming stores, or
+    (False, None, 0) where it does not apply (a member without an elementwise kernel, or with
+    per-element slopes)."""
     the_plan = plan(spec, "forward", params, dtype) if spec.elementwise else None
     if the_plan is None or the_plan.slopes is not None:
         return False, None, 0

@@ -97,21 +97,50 @@ def compiled_takes(source: Input) -> bool:
 
 def fast_forward(spec: Activation, params: dict[str, Any]) -> Callable[[Any, Any], Any]:
     """``fast(x, out)``: the forward of a small C-contiguous float32/float64 NumPy array
-    straight to its kernel (the few microseconds of a general call matter there), or None:
-    take :func:`run`. Made once per bound member, which keeps it."""
-    kernel: list[Any] = []
+    straight to its compiled kernel, or None: take :func:`run`. The few microseconds of a
+    general call matter there, so this is one function, made once per bound member (which
+    keeps it), with the kernel looked up once per dtype."""
+    entries: dict[Any, tuple[Any, Any, int]] = {}
 
     def fast(x: Any, out: Any) -> Any:
         if type(x) is not np.ndarray:
             return None
+        n = x.size
         backend = _forced.get()
-        if backend == "reference" or (backend == "auto" and x.size < MIN_ELEMENTS):
+        if backend == "reference" or (backend == "auto" and n < MIN_ELEMENTS):
             return None
         if not (_numba or (_numba is None and _has_numba())):
             return None
-        if not kernel:
-            kernel.append(_cpu.FastForward(spec, params))
-        return kernel[0](x, out)
+        dtype = x.dtype
+        entry = entries.get(dtype)
+        if entry is None:
+            if dtype != np.float32 and dtype != np.float64:
+                return None
+            entry = entries[dtype] = _cpu.fast_entry(spec, params, dtype)
+        kernel, p, limit = entry
+        flags = x.flags
+        if n > limit or n == 0 or not (flags.c_contiguous and flags.aligned):
+            return None
+        if out is None:
+            y = np.empty(x.shape, dtype)  # (np.empty_like takes twice as long)
+        elif (
+            type(out) is np.ndarray
+            and out.dtype == dtype
+            and out.shape == x.shape
+            and out.flags.c_contiguous
+            and out.flags.aligned
+            and out.flags.writeable
+            and (out is x or not np.may_share_memory(out, x))
+        ):
+            y = out
+        else:
+            return None
+        if x.ndim == 1:
+            kernel(x, x, x, y, p, 0, False, False)
+        else:
+            flat = x.reshape(-1)
+            kernel(flat, flat, flat, y.reshape(-1), p, 0, False, False)
+        return y
 
     return fast
 
