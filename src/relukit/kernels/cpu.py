@@ -34,7 +34,7 @@ import numpy as np
 
 from relukit import threads
 from relukit.family.spec import Activation
-from relukit.kernels.arrays import BFLOAT16, Input
+from relukit.kernels.arrays import Input, bfloat16, is_bfloat16
 
 STREAM = platform.machine().lower() in ("x86_64", "amd64")
 # Outputs from 8 MiB up (a quarter of this machine's L3) bypass the caches.
@@ -46,7 +46,7 @@ GRAIN_LINEAR = 1 << 18  # piecewise-linear members and the mask path
 GRAIN_SMOOTH = 1 << 16  # members that call exp/erf/tanh
 ALIGN = 64  # chunk boundaries: one mask word at one bit per element
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BFLOAT16)
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))  # + bfloat16
 
 _kernel_cache: dict[tuple[Any, ...], Any] = {}
 
@@ -227,7 +227,7 @@ def _raw(a: np.ndarray) -> np.ndarray:
     """The array as the kernels read it: 16-bit floats as their bits."""
     if a.dtype == np.float16:
         return a.view(np.int16)
-    if a.dtype == BFLOAT16:
+    if is_bfloat16(a.dtype):
         return a.view(np.uint16)
     return a
 
@@ -235,7 +235,8 @@ def _raw(a: np.ndarray) -> np.ndarray:
 def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
     """A NumPy view of an array the kernels can take, and its kind ('numpy' or 'torch')."""
     if type(value) is np.ndarray:
-        return (value, "numpy") if value.dtype in FLOAT_DTYPES else None
+        floating = value.dtype in FLOAT_DTYPES or is_bfloat16(value.dtype)
+        return (value, "numpy") if floating else None
     module = type(value).__module__
     if not module.startswith("torch"):
         return None
@@ -246,7 +247,7 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
     if value.requires_grad or value.is_conj() or value.is_neg() or value.layout != torch.strided:
         return None
     if value.dtype == torch.bfloat16:
-        return value.view(torch.int16).numpy().view(BFLOAT16), "torch"
+        return value.view(torch.int16).numpy().view(bfloat16()), "torch"
     if value.dtype in (torch.float16, torch.float32, torch.float64):
         return value.numpy(), "torch"
     return None

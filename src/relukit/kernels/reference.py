@@ -13,7 +13,6 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
-import scipy.special
 
 from relukit.family.spec import Activation, Limit
 from relukit.kernels.arrays import Input, default_float
@@ -44,6 +43,8 @@ class Math:
 
     def erf(self, x: Any) -> Any:
         if array_api_compat.is_numpy_array(x):
+            import scipy.special  # (on first use: its import takes ~0.2 s)
+
             return scipy.special.erf(x)
         if array_api_compat.is_torch_array(x):
             import torch
@@ -57,6 +58,8 @@ class Math:
             import cupyx.scipy.special
 
             return cupyx.scipy.special.erf(x)
+        import scipy.special
+
         host = scipy.special.erf(np.asarray(x))
         return self._xp.asarray(host, dtype=x.dtype, device=self.device(x))
 
