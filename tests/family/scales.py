@@ -49,7 +49,8 @@ def silu_derivative(x: np.ndarray) -> np.ndarray:
 
 
 def mish_derivative(x: np.ndarray) -> np.ndarray:
-    return 1 + np.minimum(np.abs(x), 1e6) * sigmoid(x)
+    # t + x·σ(x)·(1 - t²), t = tanh(softplus(x)): 1 - t² carries an absolute error of eps
+    return np.abs(np.tanh(np.logaddexp(0.0, x))) + np.minimum(np.abs(x), 1e6) * sigmoid(x)
 
 
 # (member id, op) -> scale; members and ops not listed: nothing cancels (scale 0).

@@ -235,6 +235,61 @@ SMOOTH_CASES = [case for case in CASES if case[0] in SMOOTH] + [
 ]
 
 
+TAILS = [
+    ("silu", {}),
+    ("mish", {}),
+    ("sigmoid", {}),
+    ("softplus", {}),
+    ("softplus", {"beta": 0.25}),
+    ("softplus", {"beta": 0.25, "threshold": -100.0}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), TAILS, ids=lambda v: v if isinstance(v, str) else "")
+def test_float32_far_tails_within_2_ulp_of_the_value_itself(name, params):
+    # Where e^x is subnormal or nearly, the results are tiny but mostly normal: measured in
+    # ulps of the value alone (no scale), every normal result within 2 ulp.
+    x = -np.geomspace(15.0, 440.0, 20001).astype(np.float32)
+    function = relukit.get(name, **params)
+    for op in ("forward", "derivative"):
+        got = compiled(function, op, x, None).astype(np.float64)
+        with dispatch.forced("reference"):
+            truth = call(function, op, x.astype(np.float64), None)
+        normal = np.abs(truth) >= float(np.finfo(np.float32).tiny)
+        assert normal.sum() > 100, op
+        error = np.abs(got - truth)[normal] / ulps_of(np.dtype(np.float32), np.abs(truth[normal]))
+        assert error.max() <= 2.0, (op, x[normal][np.argmax(error)], error.max())
+        # and the subnormal ones within a few subnormal steps, never of the wrong sign
+        tiny = ~normal & (truth != 0)
+        assert np.all(np.abs(got - truth)[tiny] <= 4 * 2.0**-149), op
+        assert not np.any(got[tiny] * truth[tiny] < 0), op
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("elu", {"alpha": 1e39}),
+        ("elu", {"alpha": 1e-40}),
+        ("celu", {"alpha": 1e39}),
+        ("softplus", {"beta": 1e39}),
+        ("softplus", {"beta": 2.0**-140}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_parameters_float32_cannot_hold_take_the_reference_path(name, params, dtype):
+    function = relukit.get(name, **params)
+    x = np.array([-1.0, -1e-3, 0.0, 0.5, 3.0] * 300, dtype=dtype)
+    for op in ("forward", "derivative"):
+        got = compiled(function, op, x, None)
+        with dispatch.forced("reference"):
+            want = call(function, op, x, None)
+        if dtype == np.float32:
+            assert same_bits(got, want), op
+        else:
+            assert not np.isnan(got).any(), op
+
+
 @pytest.mark.parametrize(
     ("name", "params"), SMOOTH_CASES, ids=lambda v: v if isinstance(v, str) else ""
 )
@@ -329,6 +384,27 @@ def test_select_forward_at_every_alignment(name, dtype, monkeypatch):
                 base[offset : offset + n] = x
                 assert compiled(function, "forward", y_out, None, out=y_out) is y_out
                 assert same_bits(y_out, want), ("in place", n, offset)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh"])
+def test_select_forward_into_an_output_not_aligned_on_its_element_size(name, dtype):
+    # no element of such an output starts on a 64-byte boundary: no whole vectors to store
+    function = relukit.get(name)
+    n = 5000
+    x = sample((n,), dtype, seed=2)
+    with dispatch.forced("reference"):
+        want = function(x)
+    for offset in (1, 3):
+        buffer = np.zeros(n * dtype.itemsize + 64, dtype=np.uint8)
+        start = (-buffer.ctypes.data) % 64 + offset
+        y = buffer[start : start + n * dtype.itemsize].view(dtype)
+        assert not y.flags.aligned
+        assert compiled(function, "forward", x, None, out=y) is y
+        assert same_bits(y, want)
+        y[...] = x
+        assert compiled(function, "forward", y, None, out=y) is y
+        assert same_bits(y, want), "in place"
 
 
 def test_out_overlapping_input_goes_through_a_temporary():

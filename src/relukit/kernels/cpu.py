@@ -107,6 +107,14 @@ def _remainder(value: float, work: np.dtype) -> float:
     return value - float(np.float32(value)) if work == np.float32 else 0.0
 
 
+def _normal(values: tuple[float, ...], work: np.dtype) -> bool:
+    """Whether every value is 0 or a normal number of the working dtype (a parameter that
+    overflows or is subnormal there has no float32-plus-remainder split: the reference path
+    takes it)."""
+    info = np.finfo(work)
+    return all(v == 0 or float(info.tiny) <= abs(v) <= float(info.max) for v in values)
+
+
 def _limit(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
@@ -146,10 +154,14 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
     elif name == "squared_relu":
         member = k.SQUARED
     elif name == "elu":
+        if not _normal((params["alpha"],), work):
+            return None
         member, values[0], values[2] = k.ELU, params["alpha"], _remainder(params["alpha"], work)
     elif name == "selu":
         member = k.SELU
     elif name == "celu":
+        if not _normal((params["alpha"], 1 / params["alpha"]), work):
+            return None
         member, values[0], values[1] = k.CELU, params["alpha"], 1 / params["alpha"]
         values[2], values[3] = _remainder(values[1], work), _remainder(values[0], work)
     elif name == "gelu":
@@ -157,6 +169,8 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
     elif name in ("silu", "mish", "sigmoid", "tanh"):
         member = {"silu": k.SILU, "mish": k.MISH, "sigmoid": k.SIGMOID, "tanh": k.TANH}[name]
     elif name == "softplus":
+        if not _normal((params["beta"], 1 / params["beta"]), work):
+            return None
         member, values[0], values[1] = k.SOFTPLUS, params["beta"], params["threshold"]
         if work == np.float32 and math.frexp(values[0])[0] != 0.5:
             # beta·x and log1p(·)/beta round in float32 unless beta is a power of two

@@ -316,6 +316,14 @@ def mish_f(v: Any) -> Any:
 
 @jit
 def mish_d(v: Any) -> Any:
+    if single(v):
+        # in float64 from e^x: t = n/(n + 2), n = e(e + 2), σ = e/(1 + e); exp's error only
+        e = np.float64(exp(v))
+        n = e * (e + 2.0)
+        big = v > c(v, 20.0)  # (t = σ = 1 there, and e·e may overflow)
+        t = 1.0 if big else n / (n + 2.0)
+        s = 1.0 if big else e / (1.0 + e)
+        return narrow(t + np.float64(v) * s * (1.0 - t * t), v)  # below -30: far_tail
     s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
     t = tanh(log1p(exp(v)))
     return t + v * s * (c(v, 1.0) - t * t)
@@ -360,15 +368,23 @@ def softplus_wide_d(v: Any, beta: Any, threshold: Any) -> Any:
 
 
 @jit
-def far_tail(member: int, derivative: bool, v: Any, beta: Any) -> Any:
+def far_tail(member: int, derivative: bool, v: Any, beta: Any, threshold: Any) -> Any:
     """float32 values below ``tail_start``, where e^x is subnormal or nearly (computed in a
     pass of their own, for the blocks that hold such elements): m·e^x by ``times_exp``,
-    which neither rounds e^x into the subnormals nor forms it."""
+    which neither rounds e^x into the subnormals nor forms it. The approximations hold to
+    within 1e-12 of the value there."""
+    one = c(v, 1.0)
     if member == SILU:  # x·σ(x) and σ(x)(1 + x(1 − σ(x))) are x·e^x and (1 + x)·e^x there
-        return times_exp(c(v, 1.0) + v, v) if derivative else times_exp(v, v)
-    if member == MISH:  # x·tanh(log1p(e^x)) is x·e^x to within 1e-8 of it
-        return times_exp(v, v)
-    return times_exp(c(v, 1.0) / beta, v * beta)  # softplus: log1p(e^z)/beta is e^z/beta
+        return times_exp(one + v, v) if derivative else times_exp(v, v)
+    if member == MISH:  # x·tanh(log1p(e^x)) is x·e^x, and its derivative (1 + x)·e^x
+        return times_exp(one + v, v) if derivative else times_exp(v, v)
+    if member == SIGMOID:  # σ(x) and σ(x)(1 − σ(x)) are both e^x there
+        return times_exp(one, v)
+    # softplus: log1p(e^z)/beta is e^z/beta, and σ(z) is e^z (the identity above threshold)
+    z = v * beta
+    if z > threshold:
+        return one if derivative else v
+    return times_exp(one, z) if derivative else times_exp(one / beta, z)
 
 
 @jit
@@ -376,12 +392,12 @@ def tail_start(member: int, derivative: bool, v: Any, beta: Any) -> Any:
     """Where :func:`far_tail` takes over (-inf: nowhere): float32 only."""
     if not single(v):
         return c(v, -np.inf)
-    if member == SILU:
+    if member in (SILU, SIGMOID):
         return c(v, -80.0)
-    if member == MISH and not derivative:
-        return c(v, -20.0)
-    if member == SOFTPLUS and not derivative and beta < c(v, 1.0):
-        return c(v, -80.0) / beta  # e^z/beta can be normal where e^z is not
+    if member == MISH:
+        return c(v, -30.0) if derivative else c(v, -20.0)
+    if member == SOFTPLUS and (derivative or beta < c(v, 1.0)):
+        return c(v, -80.0) / beta  # (beta ≥ 1: e^z/beta is subnormal where e^z is)
     return c(v, -np.inf)
 
 
@@ -394,6 +410,9 @@ def sigmoid_f(v: Any) -> Any:
 
 @jit
 def sigmoid_d(v: Any) -> Any:
+    if single(v):  # e/(1 + e)² in float64 from e = e^-x: exp's error only (below -80: far_tail)
+        e = np.float64(exp(-v))
+        return narrow(e / ((1.0 + e) * (1.0 + e)), v)
     s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
     return s * (c(v, 1.0) - s)
 
@@ -531,10 +550,12 @@ def select_block(
 ) -> None:
     """One block of relu/relu6/hardtanh, straight from the registers in whole 64-byte vectors
     aligned on the output (in place too: each vector is read before it is written), streamed
-    if ``stream``; the unaligned ends element by element."""
+    if ``stream``; the unaligned ends element by element, and all of an output that is not
+    aligned on its element size (no element of it starts on a 64-byte boundary)."""
     m = xs.size
     size = ys.itemsize
-    head = min(m, ((-np.int64(ys.ctypes.data)) & 63) // size)
+    address = np.int64(ys.ctypes.data)
+    head = min(m, ((-address) & 63) // size) if address % size == 0 else m
     for j in range(head):
         ys[j] = select_one(xs[j], a0, a1, low, high, clip)
     nvec = (m - head) // (64 // size)
@@ -560,7 +581,7 @@ def map_kernel(member: int, op: int) -> Any:
     linear = member in LINEAR
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
-    tailed = member in (SILU, MISH, SOFTPLUS)  # see far_tail
+    tailed = member in (SILU, MISH, SOFTPLUS, SIGMOID)  # see far_tail
 
     @njit(**JIT_OPTIONS)
     def kernel(
@@ -661,7 +682,8 @@ def map_kernel(member: int, op: int) -> Any:
                 for j in range(m):
                     v = widen(xs[j])
                     if v < tail:
-                        r = conventions(v, far_tail(member, derivative, v, a0), low, high)
+                        r = far_tail(member, derivative, v, a0, a1)
+                        r = conventions(v, r, low, high)
                         dst[j] = narrow(widen(gs[j]) * r if vjp else r, xs[j])
             put(y, i, buf, m, stream)
             i += m

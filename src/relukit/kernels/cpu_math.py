@@ -529,8 +529,9 @@ def tanh_f32(x: Any) -> Any:
 @jit
 def times_exp_f32(m: Any, x: Any) -> Any:
     """``m·e^x`` in float32, with e^x never formed: ``fma(m, q, m)·2^k`` rounds once (twice
-    where the result is subnormal), so it neither loses digits where e^x is subnormal nor
-    overflows where it is not a float32 but the product is (error < 1 ulp)."""
+    where the result is subnormal), so it does not lose digits where e^x is subnormal
+    (error < 1 ulp). Made for the far tails of the smooth members: x ≤ 0 and 1/64 ≤ |m| ≤ 2^64
+    (below x = -170 it gives m·0; x is clamped at 89)."""
     xc = x if x > F32(-170.0) else F32(-170.0)
     xc = xc if xc < F32(89.0) else F32(89.0)
     k, q = _reduce(xc)
