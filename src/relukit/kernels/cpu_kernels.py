@@ -95,6 +95,7 @@ STAMP = _source_stamp()
 HELPER_OPTIONS = {**INLINE_OPTIONS, "cache": False}
 jit = njit(**HELPER_OPTIONS)
 
+
 # Member codes (closure constants of the kernels)
 RELU = 1
 LEAKY = 2
@@ -278,6 +279,20 @@ def gelu_tanh_d(v: Any) -> Any:
 
 
 @jit
+def sigmoid_wide(v: Any) -> float:
+    """σ(v) in float64 from the working float's e^-v: exp's error only (0 where it overflows)."""
+    return 1.0 / (1.0 + np.float64(exp(-v)))
+
+
+@jit
+def mish_t_wide(v: Any, e: float) -> float:
+    """tanh(log1p(e)) for e = e^v, as n/(n + 2) with n = e(e + 2) in float64 (1 above v = 20,
+    where it is 1 and e·e may overflow)."""
+    n = e * (e + 2.0)
+    return 1.0 if v > c(v, 20.0) else n / (n + 2.0)
+
+
+@jit
 def silu_f(v: Any) -> Any:
     if single(v):
         # x/(1 + e) with the sum's rounding error kept (dl) and the quotient corrected once by
@@ -296,9 +311,8 @@ def silu_f(v: Any) -> Any:
 @jit
 def silu_d(v: Any) -> Any:
     if single(v):
-        w = np.float64(v)
-        s = 1.0 / (1.0 + np.float64(exp(-v)))
-        return narrow(s * (1.0 + w * (1.0 - s)), v)  # below -80: far_tail
+        s = sigmoid_wide(v)
+        return narrow(s * (1.0 + np.float64(v) * (1.0 - s)), v)  # below -80: far_tail
     s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
     return s * (c(v, 1.0) + v * (c(v, 1.0) - s))
 
@@ -306,24 +320,19 @@ def silu_d(v: Any) -> Any:
 @jit
 def mish_f(v: Any) -> Any:
     if single(v):
-        # tanh(log1p(e)) = n/(n + 2) with n = e(e + 2), in float64: only exp's error remains
-        e = np.float64(exp(v))
-        n = e * (e + 2.0)
-        t = 1.0 if v > c(v, 20.0) else n / (n + 2.0)
-        return narrow(np.float64(v) * t, v)  # below -20: far_tail
+        # in float64 from e^x: only exp's error remains (below -20: far_tail)
+        return narrow(np.float64(v) * mish_t_wide(v, np.float64(exp(v))), v)
     return v * tanh(log1p(exp(v)))
 
 
 @jit
 def mish_d(v: Any) -> Any:
     if single(v):
-        # in float64 from e^x: t = n/(n + 2), n = e(e + 2), σ = e/(1 + e); exp's error only
+        # in float64 from e^x, σ = e/(1 + e): exp's error only (below -30: far_tail)
         e = np.float64(exp(v))
-        n = e * (e + 2.0)
-        big = v > c(v, 20.0)  # (t = σ = 1 there, and e·e may overflow)
-        t = 1.0 if big else n / (n + 2.0)
-        s = 1.0 if big else e / (1.0 + e)
-        return narrow(t + np.float64(v) * s * (1.0 - t * t), v)  # below -30: far_tail
+        t = mish_t_wide(v, e)
+        s = 1.0 if v > c(v, 20.0) else e / (1.0 + e)
+        return narrow(t + np.float64(v) * s * (1.0 - t * t), v)
     s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
     t = tanh(log1p(exp(v)))
     return t + v * s * (c(v, 1.0) - t * t)
@@ -331,12 +340,9 @@ def mish_d(v: Any) -> Any:
 
 @jit
 def softplus_f(v: Any, beta: Any, threshold: Any) -> Any:
+    # the registry's max(z, 0) + log1p(e^-|z|). In float32 beta is a power of two (otherwise
+    # SOFTPLUS_WIDE), so z and z/beta are exact; for beta < 1 below z = -80: far_tail
     z = v * beta
-    if single(v):  # beta a power of two (otherwise SOFTPLUS_WIDE): z and z/beta are exact
-        # max(z, 0) + log1p(e^-|z|), which does not overflow; for beta < 1 below z = -80:
-        # far_tail
-        r = (max(z, c(v, 0.0)) + log1p(exp(-abs(z)))) / beta
-        return v if z > threshold else r
     positive = z if z > c(v, 0.0) else c(v, 0.0)
     return v if z > threshold else (positive + log1p(exp(-abs(z)))) / beta
 
@@ -344,8 +350,8 @@ def softplus_f(v: Any, beta: Any, threshold: Any) -> Any:
 @jit
 def softplus_d(v: Any, beta: Any, threshold: Any) -> Any:
     z = v * beta
-    if single(v):  # σ(z) in float64 from e^-z: exp's error only
-        return c(v, 1.0) if z > threshold else narrow(1.0 / (1.0 + np.float64(exp(-z))), v)
+    if single(v):  # σ(z) in float64
+        return c(v, 1.0) if z > threshold else narrow(sigmoid_wide(z), v)
     e = exp(z)
     return c(v, 1.0) if (z > threshold or e == c(v, np.inf)) else e / (e + c(v, 1.0))
 
@@ -403,8 +409,8 @@ def tail_start(member: int, derivative: bool, v: Any, beta: Any) -> Any:
 
 @jit
 def sigmoid_f(v: Any) -> Any:
-    if single(v):  # the sum and quotient in float64: exp's error only
-        return narrow(1.0 / (1.0 + np.float64(exp(-v))), v)
+    if single(v):
+        return narrow(sigmoid_wide(v), v)
     return c(v, 1.0) / (c(v, 1.0) + exp(-v))
 
 

@@ -144,7 +144,7 @@ def store_fence(typingctx: Any) -> Any:
 UNROLL = 4
 
 
-def _stream_select(clip: bool, nontemporal: bool = True) -> Any:
+def _vector_select(clip: bool, nontemporal: bool = True) -> Any:
     """An intrinsic ``(x, xstart, y, ystart, nvec, low, high)`` writing ``nvec`` 64-byte vectors
     of relu(x) (``0 if x < 0 else x``) or of the clip (``low if x < low else high if x > high
     else x``), ``y[ystart]`` 64-byte aligned: the compute and the store of the select-only
@@ -217,10 +217,10 @@ def _stream_select(clip: bool, nontemporal: bool = True) -> Any:
     return stream
 
 
-stream_relu = _stream_select(clip=False)
-stream_clip = _stream_select(clip=True)
-vector_relu = _stream_select(clip=False, nontemporal=False)
-vector_clip = _stream_select(clip=True, nontemporal=False)
+stream_relu = _vector_select(clip=False)
+stream_clip = _vector_select(clip=True)
+vector_relu = _vector_select(clip=False, nontemporal=False)
+vector_clip = _vector_select(clip=True, nontemporal=False)
 
 
 # Mask words: 64 elements at a time, compared or selected as one LLVM vector (on x86-64 with
