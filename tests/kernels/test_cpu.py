@@ -641,3 +641,20 @@ def test_warm_up_reports_each_member():
     assert "import numba" in timings
     assert {"relu float32", "gelu float32", "tanh float32"} <= set(timings)
     assert all(t >= 0 for t in timings.values())
+
+
+def test_concurrent_cache_writers_cannot_give_one_kernel_another_kernels_code(tmp_path):
+    # Two processes that both read the cache index before either wrote it: each data file is
+    # named by its key, so an index entry can only ever lead to the code saved for that key.
+    from relukit.kernels import cpu_kernels, cpu_math
+
+    first = cpu_math._KeyNamedCacheFile(str(tmp_path), "kernel-1.py311", "stamp")
+    second = cpu_math._KeyNamedCacheFile(str(tmp_path), "kernel-1.py311", "stamp")
+    stale = second._load_index()
+    first.save(("float32",), "code for float32")
+    second._load_index = lambda: dict(stale)  # it read the index before first's write
+    second.save(("float64",), "code for float64")
+    assert first.load(("float64",)) == "code for float64"
+    assert first.load(("float32",)) in (None, "code for float32")
+    kernel = cpu_kernels.map_kernel(cpu_kernels.RELU, cpu_kernels.FORWARD)
+    assert isinstance(kernel._cache._cache_file, cpu_math._KeyNamedCacheFile)

@@ -44,18 +44,19 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic, overload
 
 from relukit.kernels.cpu_math import (
     INLINE_OPTIONS,
-    JIT_OPTIONS,
+    cached_kernel,
     chain_word,
     chain_word_slopes,
     erf,
     exp,
     expm1,
     fma,
+    jit,
     log1p,
     narrow,
     product_error,
@@ -88,12 +89,6 @@ def _source_stamp() -> int:
 
 
 STAMP = _source_stamp()
-
-# The helpers below are inlined into the kernels and not cached on their own: Numba would key
-# such a cache on this file alone, and reuse it after a change to the cpu_math.py functions they
-# call. The kernels themselves are cached, keyed on STAMP.
-HELPER_OPTIONS = {**INLINE_OPTIONS, "cache": False}
-jit = njit(**HELPER_OPTIONS)
 
 
 # Member codes (closure constants of the kernels)
@@ -448,7 +443,7 @@ def relu_bits(e: Any) -> Any:
     raise NotImplementedError("only for use inside Numba kernels")
 
 
-@overload(relu_bits, jit_options=HELPER_OPTIONS)
+@overload(relu_bits, jit_options=INLINE_OPTIONS)
 def _relu_bits(e):  # type: ignore[no-untyped-def]
     if isinstance(e, types.Float):
         return lambda e: c(e, 0.0) if e < c(e, 0.0) else e
@@ -520,7 +515,7 @@ def select_vectors(
     raise NotImplementedError("only for use inside Numba kernels")
 
 
-@overload(select_vectors, jit_options=HELPER_OPTIONS)
+@overload(select_vectors, jit_options=INLINE_OPTIONS)
 def _select_vectors(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
     if isinstance(xs.dtype, types.Float):
 
@@ -589,7 +584,7 @@ def map_kernel(member: int, op: int) -> Any:
     derivative = op == DERIVATIVE
     tailed = member in (SILU, MISH, SOFTPLUS, SIGMOID)  # see far_tail
 
-    @njit(**JIT_OPTIONS)
+    @cached_kernel
     def kernel(
         x: Any, g: Any, aux: Any, y: Any, p: Any, first: int, stream: bool, vjp: bool
     ) -> None:
@@ -757,7 +752,7 @@ def between_word(xs: Any, start: int, low: Any, high: Any) -> Any:
     raise NotImplementedError("only for use inside Numba kernels")
 
 
-@overload(above_word, jit_options=HELPER_OPTIONS)
+@overload(above_word, jit_options=INLINE_OPTIONS)
 def _above_word(xs, start, t):  # type: ignore[no-untyped-def]
     if isinstance(xs.dtype, types.Float):
         return lambda xs, start, t: word_above(xs, start, t, t)
@@ -772,7 +767,7 @@ def _above_word(xs, start, t):  # type: ignore[no-untyped-def]
     return impl
 
 
-@overload(between_word, jit_options=HELPER_OPTIONS)
+@overload(between_word, jit_options=INLINE_OPTIONS)
 def _between_word(xs, start, low, high):  # type: ignore[no-untyped-def]
     if isinstance(xs.dtype, types.Float):
         return lambda xs, start, low, high: word_between(xs, start, low, high)
@@ -895,7 +890,7 @@ def select_with_mask(
     raise NotImplementedError("only for use inside Numba kernels")
 
 
-@overload(select_with_mask, jit_options=HELPER_OPTIONS)
+@overload(select_with_mask, jit_options=INLINE_OPTIONS)
 def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
     if isinstance(xs.dtype, types.Float):
 
@@ -985,7 +980,7 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
     selecting = member in (RELU, CLIP)
     stamp = STAMP
 
-    @njit(**JIT_OPTIONS)
+    @cached_kernel
     def kernel(
         x: Any, aux: Any, y: Any, mask: Any, p: Any, table: Any, first: int, stream: bool
     ) -> None:
@@ -1075,7 +1070,7 @@ def mask_backward_kernel(bits: int, slopes: bool) -> Any:
     """
     stamp = STAMP
 
-    @njit(**JIT_OPTIONS)
+    @cached_kernel
     def kernel(g: Any, mask: Any, aux: Any, dx: Any, table: Any, first: int, stream: bool) -> None:
         n = g.size
         if n == 0 or stamp < 0:
@@ -1131,7 +1126,7 @@ def copy_kernel() -> Any:
     """``kernel(x, y, stream)``: ``y[:] = x``, the copy the benchmark takes as a limit."""
     stamp = STAMP
 
-    @njit(**JIT_OPTIONS)
+    @cached_kernel
     def kernel(x: Any, y: Any, stream: bool) -> None:
         if stamp >= 0:
             copy(x, y, stream)
@@ -1160,7 +1155,7 @@ def function_kernel(function: int) -> Any:
 
     stamp = STAMP
 
-    @njit(**JIT_OPTIONS)
+    @cached_kernel
     def kernel(x: Any, y: Any) -> None:
         if stamp < 0:
             return
@@ -1186,7 +1181,7 @@ def convert_kernel() -> Any:
     inputs in float32."""
     stamp = STAMP
 
-    @njit(**JIT_OPTIONS)
+    @cached_kernel
     def kernel(src: Any, dst: Any) -> None:
         if stamp < 0 or src.size == 0:
             return
