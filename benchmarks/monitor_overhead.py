@@ -71,7 +71,7 @@ def main() -> None:
     plain, monitored = [], []
     for _ in range(args.repeats):
         plain.append(block(model, optimizer, x, y, args.steps))
-        monitor.attach()
+        monitor.start()
         monitored.append(block(model, optimizer, x, y, args.steps))
         monitor.close()
 

@@ -1,36 +1,40 @@
-"""Tests of DeadUnitMonitor: exact counts against brute force on stored activations."""
+"""Tests of DeadUnitMonitor: exact counts and moments against brute force on stored tensors."""
 
 from __future__ import annotations
 
 import gc
 import json
+import math
 import weakref
+from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.stats
 import torch
 from rich.table import Table
 from torch import nn
 
-from relukit.diagnostics import FIRING_RULES, DeadUnitMonitor, find_activations, member_of
-from relukit.diagnostics.monitor import TORCH_MEMBERS
+from relukit.diagnostics import DeadUnitMonitor, Gate, find_activations, firing_rule, member_of
+from relukit.diagnostics.monitor import firing_markdown, torch_classes
 
-# The firing rule the issue specifies, written out independently of the library's table.
-EXPECTED_RULE = {
-    nn.ReLU: "output",
-    nn.ReLU6: "output",
-    nn.LeakyReLU: "input",
-    nn.PReLU: "input",
-    nn.RReLU: "input",
-    nn.ELU: "input",
-    nn.SELU: "input",
-    nn.CELU: "input",
-    nn.GELU: "input",
-    nn.SiLU: "input",
-    nn.Mish: "input",
-    nn.Hardtanh: "input",
-    nn.Softplus: "input",
-    nn.Sigmoid: "input",
-    nn.Tanh: "input",
+# Which member each torch.nn class computes, written out independently of the registry.
+EXPECTED_MEMBER = {
+    nn.ReLU: "relu",
+    nn.ReLU6: "relu6",
+    nn.LeakyReLU: "leaky_relu",
+    nn.PReLU: "prelu",
+    nn.RReLU: "rrelu",
+    nn.ELU: "elu",
+    nn.SELU: "selu",
+    nn.CELU: "celu",
+    nn.GELU: "gelu",
+    nn.SiLU: "silu",
+    nn.Mish: "mish",
+    nn.Hardtanh: "hardtanh",
+    nn.Softplus: "softplus",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
 }
 
 
@@ -56,7 +60,9 @@ class Recorder:
         self._post.remove()
 
 
-def brute_force(recorder: Recorder, rule: str, dim: int) -> tuple[torch.Tensor, int, float]:
+def brute_force(
+    recorder: Recorder, rule: str, dim: int, above: float = 0.0
+) -> tuple[torch.Tensor, int, float]:
     """Per-unit fire counts, inputs per unit and sparsity from stored tensors, by loops."""
     source = recorder.outputs if rule == "output" else recorder.inputs
     counts = None
@@ -65,7 +71,7 @@ def brute_force(recorder: Recorder, rule: str, dim: int) -> tuple[torch.Tensor, 
         moved = t.movedim(dim, -1).reshape(-1, t.shape[dim])
         c = torch.zeros(moved.shape[1], dtype=torch.int64)
         for row in moved:
-            c += (row > 0).to(torch.int64)
+            c += (row > above).to(torch.int64)
         counts = c if counts is None else counts + c
         positions += moved.shape[0]
     zeros = sum(int((o == 0).sum()) for o in recorder.outputs)
@@ -74,15 +80,17 @@ def brute_force(recorder: Recorder, rule: str, dim: int) -> tuple[torch.Tensor, 
     return counts, positions, zeros / total
 
 
-def test_rule_table_covers_every_torch_class_with_the_specified_rule():
-    assert set(TORCH_MEMBERS) == set(EXPECTED_RULE)
-    for cls, rule in EXPECTED_RULE.items():
-        assert FIRING_RULES[TORCH_MEMBERS[cls]] == rule, cls
+def test_torch_classes_come_from_the_registry_torch_names():
+    assert torch_classes() == EXPECTED_MEMBER
     assert member_of(nn.ReLU6()) == "relu6"  # not its base class Hardtanh
     assert member_of(nn.Linear(1, 1)) is None
 
 
-@pytest.mark.parametrize("cls", list(EXPECTED_RULE), ids=lambda c: c.__name__)
+def rule_of(module: nn.Module) -> tuple[str, float]:
+    return firing_rule(EXPECTED_MEMBER[type(module)])
+
+
+@pytest.mark.parametrize("cls", list(EXPECTED_MEMBER), ids=lambda c: c.__name__)
 def test_planted_dead_unit_is_found_exactly(cls):
     torch.manual_seed(0)  # only nn.Linear's default init; the monitor itself draws nothing
     model = nn.Sequential(nn.Linear(6, 32), cls(), nn.Linear(32, 2))
@@ -99,8 +107,8 @@ def test_planted_dead_unit_is_found_exactly(cls):
     assert rates[7] == 0 and bool(torch.all(rates[torch.arange(32) != 7] > 0.1))
 
 
-@pytest.mark.parametrize("cls", list(EXPECTED_RULE), ids=lambda c: c.__name__)
-def test_firing_counts_equal_brute_force(cls):
+@pytest.mark.parametrize("cls", list(EXPECTED_MEMBER), ids=lambda c: c.__name__)
+def test_firing_counts_and_moments_equal_brute_force(cls):
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(5, 7), cls(), nn.Linear(7, 3))
     model.train()  # RRReLU draws its slopes in training mode; the rule must still hold
@@ -109,13 +117,25 @@ def test_firing_counts_equal_brute_force(cls):
         for seed in range(4):
             model(torch.randn(9, 5, generator=gen(seed)) * 2)
     recorder.close()
-    counts, positions, sparsity = brute_force(recorder, EXPECTED_RULE[cls], dim=1)
+    on, above = rule_of(model[1])
+    counts, positions, sparsity = brute_force(recorder, on, dim=1, above=above)
     stats = monitor.report()[0]
     assert torch.equal(monitor.firing_rates()["1"], counts.double() / positions)
     assert stats.inputs_per_unit == positions == 36
     assert stats.sparsity == pytest.approx(sparsity, abs=0)
     assert stats.mean_firing_rate == pytest.approx(float(counts.double().mean() / positions))
     assert stats.calls == 4
+    assert_moments(stats, recorder.outputs)
+
+
+def assert_moments(stats, outputs: list[torch.Tensor]) -> None:
+    """Mean, std, max |x| and kurtosis against NumPy/SciPy over every stored output."""
+    values = np.concatenate([o.double().numpy().ravel() for o in outputs])
+    values = values[~np.isnan(values)]
+    assert stats.mean == pytest.approx(values.mean(), rel=1e-9, abs=1e-12)
+    assert stats.std == pytest.approx(values.std(), rel=1e-9)
+    assert stats.max_abs == np.abs(values).max()
+    assert stats.kurtosis == pytest.approx(scipy.stats.kurtosis(values), rel=1e-7, abs=1e-9)
 
 
 def small_cnn() -> nn.Sequential:
@@ -142,6 +162,7 @@ def test_conv_net_counts_per_channel():
     for name, rule in (("2", "output"), ("5", "input")):
         recorders[name].close()
         counts, positions, sparsity = brute_force(recorders[name], rule, dim=1)
+        assert_moments(next(r for r in monitor.report() if r.name == name), recorders[name].outputs)
         assert torch.equal(rates[name], counts.double() / positions)
         row = next(r for r in monitor.report() if r.name == name)
         assert row.units == counts.numel()
@@ -173,9 +194,12 @@ def test_sequence_model_units_are_the_feature_axis():
         model(torch.randint(0, 20, (5, 11), generator=gen(0)))
         model(torch.randint(0, 20, (3, 7), generator=gen(1)))
     rates = monitor.firing_rates()
-    for name, rule, dim in (("act", "input", 2), ("conv_act", "output", 1)):
+    for name, rule, dim, above in (
+        ("act", "input", 2, firing_rule("gelu")[1]),
+        ("conv_act", "output", 1, 0.0),
+    ):
         recorders[name].close()
-        counts, positions, _ = brute_force(recorders[name], rule, dim)
+        counts, positions, _ = brute_force(recorders[name], rule, dim, above)
         assert torch.equal(rates[name], counts.double() / positions)
     units = {r.name: (r.units, r.inputs_per_unit) for r in monitor.report()}
     assert units == {"act": (6, 5 * 11 + 3 * 7), "conv_act": (4, 5 * 11 + 3 * 7)}
@@ -267,7 +291,7 @@ def test_dead_rare_sparsity_and_threshold_exactly():
     assert stats.member == "custom"
     assert stats.mean_firing_rate == pytest.approx((1 / 200 + 1.0) / 4)
     assert stats.sparsity == pytest.approx((800 - 1 - 200 - 100) / 800)
-    loose = DeadUnitMonitor(model, modules={"0": "output"}, rare_threshold=0.001)
+    loose = DeadUnitMonitor(model, modules={"0": "output"}, rare_threshold=0.001).start()
     model(x)
     assert loose.report()[0].rare == 0
     loose.close()
@@ -320,11 +344,11 @@ def test_relukit_member_attribute_and_custom_modules():
     assert find_activations(model) == {"1": "squared_relu"}
     with DeadUnitMonitor(model) as monitor:
         model(torch.randn(4, 2, generator=gen(0)))
-    assert monitor.report()[0].rule == "output"
+    assert monitor.report()[0].rule == "input > 0"
     with pytest.raises(ValueError, match="not_a_member"):
         DeadUnitMonitor(nn.Sequential(Unknown()))
     explicit = DeadUnitMonitor(nn.Sequential(Unknown()), modules={"0": "relu"})
-    assert explicit.report()[0].rule == "output"
+    assert explicit.report()[0].rule == "output > 0"
 
 
 def test_table_and_json():
@@ -333,7 +357,8 @@ def test_table_and_json():
         model(torch.randn(5, 2, generator=gen(0)))
     text = monitor.table("text")
     assert text.splitlines()[0].split() == [
-        "layer", "member", "units", "dead", "rare", "sparsity", "mean", "rate", "calls"
+        "layer", "member", "units", "dead", "rare", "sparsity", "mean", "rate", "mean", "std",
+        "max", "|x|", "kurtosis", "calls",
     ]  # fmt: skip
     assert len(text.splitlines()) == 3
     assert isinstance(monitor.table(), Table)
@@ -366,7 +391,7 @@ def test_argument_errors_name_function_parameter_and_value():
         pytest.raises(ValueError, match="channel_dim=5 is out of range"),
     ):
         model(torch.ones(1, 2))
-    mon = DeadUnitMonitor(nn.Sequential(nn.ReLU()))
+    mon = DeadUnitMonitor(nn.Sequential(nn.ReLU())).start()
     mon.model(torch.ones(2, 3))
     with pytest.raises(ValueError, match="had 3 units and now has 4"):
         mon.model(torch.ones(2, 4))
@@ -382,7 +407,7 @@ def test_reinitialize_dead_linear_with_adam_state():
     optimizer.step()
     with torch.no_grad():
         model[0].bias[[1, 6]] = -1e3
-    monitor = DeadUnitMonitor(model)
+    monitor = DeadUnitMonitor(model).start()
     model(x)
     assert monitor.dead_units() == {"1": [1, 6]}
     untouched = model[0].weight[0].detach().clone()
@@ -408,7 +433,7 @@ def test_reinitialize_dead_through_batchnorm_and_pooling():
     with torch.no_grad():
         model[1].bias[2] = -1e3
     x = torch.randn(8, 3, 6, 6, generator=gen(0))
-    monitor = DeadUnitMonitor(model)
+    monitor = DeadUnitMonitor(model).start()
     model(x)
     assert monitor.dead_units() == {"3": [2]}
     revival = monitor.reinitialize_dead(init="rai", seed=0)
@@ -424,7 +449,7 @@ def test_reinitialize_dead_skips_what_it_cannot_revive():
     model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.ReLU())
     with torch.no_grad():
         model[0].bias.fill_(-1e3)
-    monitor = DeadUnitMonitor(model, modules=["2"])
+    monitor = DeadUnitMonitor(model, modules=["2"]).start()
     model(torch.ones(2, 2))
     revival = monitor.reinitialize_dead()
     assert revival.touched == {} and "no Linear/Conv" in revival.skipped["2"]
@@ -443,20 +468,20 @@ def test_root_module_and_1d_outputs():
     assert monitor.table("text").splitlines()[1].startswith("(model)")
 
 
-@pytest.mark.parametrize("chunk", [7, 50, 1 << 20])
-def test_empty_batches_low_precision_and_blockwise_counting_are_exact(chunk, monkeypatch):
-    # small blocks force the counting to split rows and columns of the (outer, unit, inner) view
-    monkeypatch.setattr("relukit.diagnostics.monitor._CHUNK", chunk)
+@pytest.mark.parametrize("grain", [7, 50, 1 << 20])
+def test_empty_batches_low_precision_and_split_counting_are_exact(grain, monkeypatch):
+    # a small grain splits the scan of the (outer, unit, inner) view over threads
+    monkeypatch.setattr("relukit.diagnostics.streaming._GRAIN", grain)
     torch.manual_seed(8)
     model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.ELU()).to(torch.bfloat16)
     recorders = {"1": Recorder(model[1]), "2": Recorder(model[2])}
     with DeadUnitMonitor(model) as monitor:
         model(torch.randn(0, 2, 5, 5).to(torch.bfloat16))
         model(torch.randn(4, 2, 9, 7, generator=gen(0)).to(torch.bfloat16))
-    for name, rule in (("1", "output"), ("2", "input")):
+    for name, rule, above in (("1", "output", 0.0), ("2", "input", firing_rule("elu")[1])):
         recorders[name].close()
         source = recorders[name].outputs if rule == "output" else recorders[name].inputs
-        counts = (source[1].float() > 0).sum(dim=(0, 2, 3))
+        counts = (source[1].float() > above).sum(dim=(0, 2, 3))
         assert torch.equal(monitor.firing_rates()[name], counts.double() / (4 * 9 * 7))
         row = next(r for r in monitor.report() if r.name == name)
         assert row.calls == 2 and row.inputs_per_unit == 4 * 9 * 7
@@ -464,10 +489,15 @@ def test_empty_batches_low_precision_and_blockwise_counting_are_exact(chunk, mon
         assert row.sparsity == zeros / recorders[name].outputs[1].numel()
 
 
-def test_every_registry_member_has_a_firing_rule():
+def test_every_registry_member_has_a_firing_rule_and_the_docs_show_it():
     import relukit
 
-    assert {spec.name for spec in relukit.family()} == set(FIRING_RULES)
+    assert all(spec.firing is not None for spec in relukit.family())
+    docs = Path(__file__).resolve().parents[2] / "docs" / "diagnostics.md"
+    assert firing_markdown() in docs.read_text(encoding="utf-8"), (
+        "docs/diagnostics.md lacks the current firing table: paste "
+        "relukit.diagnostics.monitor.firing_markdown() into it"
+    )
 
 
 def test_relukit_modules_are_recognised_by_their_member_name():
@@ -476,7 +506,7 @@ def test_relukit_modules_are_recognised_by_their_member_name():
     assert modules, "relukit.nn.MODULES is empty"
     for member, cls in modules.items():
         assert cls.relukit_member == member
-        assert member in FIRING_RULES
+        assert firing_rule(member)
     torch.manual_seed(9)
     model = nn.Sequential(nn.Linear(4, 8), rnn.ReLU(), nn.Linear(8, 2))
     with torch.no_grad():
@@ -496,22 +526,150 @@ def test_nan_counts_as_not_firing_and_as_zero_in_the_sparsity():
     assert monitor.report()[0].sparsity == pytest.approx(3 / 6)  # 0.0 and the two NaNs
 
 
-def test_nonnegative_shortcut_matches_the_registry_and_the_general_path():
-    import relukit
-    from relukit.diagnostics.monitor import _NONNEGATIVE
-
-    ranges = {spec.name: spec.output_range for spec in relukit.family()}
-    assert {m for m in _NONNEGATIVE if FIRING_RULES[m] == "output"} == _NONNEGATIVE
-    assert all(ranges[m].startswith("[0") for m in _NONNEGATIVE)
+def test_relu_rule_equals_the_bare_output_rule():
     relu, identity = nn.ReLU(), nn.Identity()
     model = nn.Sequential(nn.Conv2d(2, 4, 3), relu, identity)
     with DeadUnitMonitor(model, modules={relu: "relu", identity: "output"}) as monitor:
         model(torch.randn(3, 2, 6, 6, generator=gen(0)))
-    shortcut, general = monitor.report()
-    assert (shortcut.units, shortcut.dead, shortcut.sparsity, shortcut.mean_firing_rate) == (
-        general.units,
-        general.dead,
-        general.sparsity,
-        general.mean_firing_rate,
+    member, bare = monitor.report()
+    assert (member.units, member.dead, member.sparsity, member.mean_firing_rate) == (
+        bare.units,
+        bare.dead,
+        bare.sparsity,
+        bare.mean_firing_rate,
     )
     assert torch.equal(monitor.firing_rates()["1"], monitor.firing_rates()["2"])
+
+
+def hook_count(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_monitors_never_entered_leave_no_hooks():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.GELU())
+    monitors = [DeadUnitMonitor(model) for _ in range(50)]
+    assert hook_count(model) == 0
+    assert not any(m.attached for m in monitors)
+    model(torch.ones(2, 3))
+    assert all(m.report()[0].units == 0 for m in monitors)  # nothing counted either
+    first = monitors[0].start()
+    assert first.attached and hook_count(model) > 0
+    first.start()  # a second start attaches nothing more
+    attached = hook_count(model)
+    assert attached == 1 + 1 + 2  # the batch hook, relu's output hook, gelu's input+output
+    first.close()
+    assert hook_count(model) == 0
+    with monitors[1]:
+        assert hook_count(model) == attached
+    assert hook_count(model) == 0
+
+
+def test_every_k_th_batch_is_counted_exactly():
+    torch.manual_seed(10)
+    model = nn.Sequential(nn.Linear(4, 6), nn.SiLU())
+    batches = [torch.randn(5, 4, generator=gen(i)) * 4 for i in range(7)]
+    recorder = Recorder(model[1])
+    with DeadUnitMonitor(model, every=3) as monitor:
+        for x in batches:
+            model(x)
+    recorder.close()
+    counted = Recorder.__new__(Recorder)
+    counted.inputs, counted.outputs = recorder.inputs[0::3], recorder.outputs[0::3]  # 0, 3, 6
+    counts, positions, _ = brute_force(counted, "input", 1, firing_rule("silu")[1])
+    assert monitor.batches_counted == 3 and positions == 15
+    assert torch.equal(monitor.firing_rates()["1"], counts.double() / positions)
+    assert_moments(monitor.report()[0], counted.outputs)
+
+
+def test_manual_batches_and_pause():
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    with DeadUnitMonitor(model, batches="manual", every=2) as monitor:
+        model(torch.ones(4, 2))  # before any next_batch: not counted
+        assert monitor.next_batch() is True
+        model(torch.ones(4, 2))
+        monitor.pause()
+        model(torch.ones(4, 2))  # paused (a validation forward, say)
+        assert monitor.next_batch() is False
+        model(torch.ones(4, 2))
+        assert monitor.next_batch() is True
+        model(torch.ones(1, 2))
+    assert monitor.batches_counted == 2
+    assert monitor.report()[0].inputs_per_unit == 5
+    with pytest.raises(ValueError, match="every must be >= 1, got 0"):
+        DeadUnitMonitor(model, every=0)
+    with pytest.raises(ValueError, match="batches must be 'forward' or 'manual'"):
+        DeadUnitMonitor(model, batches="epoch")  # type: ignore[arg-type]
+
+
+def test_thresholds_follow_the_module_parameters():
+    model = nn.Sequential(
+        nn.Linear(2, 4), nn.Hardtanh(-2.0, 2.0), nn.ELU(alpha=2.0), nn.Softplus(beta=2.0)
+    )
+    rules = {r.name: r.rule for r in DeadUnitMonitor(model).report()}
+    assert rules == {
+        "1": "input > -2",
+        "2": f"input > {math.log(0.01 / 2):.4g}",
+        "3": f"input > {math.log(0.01 / 0.99) / 2:.4g}",
+    }
+    x = torch.tensor([[-2.5, -1.5, 0.0, 3.0]])
+    with DeadUnitMonitor(nn.Sequential(nn.Hardtanh(-2.0, 2.0))) as monitor:
+        monitor.model(x)
+    assert monitor.dead_units() == {"0": [0]}
+
+
+class SwiGLU(nn.Module):
+    """A gated MLP whose activation is a function call, and a fused gate/up variant."""
+
+    def __init__(self, fused: bool) -> None:
+        super().__init__()
+        self.fused = fused
+        self.gate = nn.Linear(4, 16 if fused else 8)
+        self.up = nn.Linear(4, 8)
+        self.down = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            g, u = self.gate(x).chunk(2, dim=-1)
+        else:
+            g, u = self.gate(x), self.up(x)
+        return self.down(nn.functional.silu(g) * u)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_gate_of_a_gated_unit(fused):
+    torch.manual_seed(11)
+    model = SwiGLU(fused)
+    with torch.no_grad():
+        model.gate.bias[5] = -1e3  # a dead gate unit
+    recorder = Recorder(model.gate)
+    spec = Gate("silu", half=0) if fused else Gate("silu")
+    with DeadUnitMonitor(model, modules={"gate": spec}) as monitor:
+        for seed in range(3):
+            model(torch.randn(2, 5, 4, generator=gen(seed)))
+    recorder.close()
+    gates = Recorder.__new__(Recorder)
+    gates.outputs = [o.chunk(2, dim=-1)[0] if fused else o for o in recorder.outputs]
+    counts, positions, _ = brute_force(gates, "output", 2, firing_rule("silu")[1])
+    row = monitor.report()[0]
+    assert (row.member, row.units, row.dead) == ("silu", 8, 1)
+    assert monitor.dead_units() == {"gate": [5]}
+    assert torch.equal(monitor.firing_rates()["gate"], counts.double() / positions)
+    assert_moments(row, gates.outputs)
+    with pytest.raises(ValueError, match="not elementwise"):
+        DeadUnitMonitor(model, modules={"gate": Gate("maxout")})
+    with pytest.raises(ValueError, match=r"Gate\.half must be None, 0 or 1"):
+        DeadUnitMonitor(model, modules={"gate": Gate("silu", half=2)})
+
+
+def test_moments_leave_nan_out_and_follow_far_from_zero_data():
+    model = nn.Sequential(nn.Identity())
+    x = torch.randn(300, 5, generator=gen(12), dtype=torch.float64) * 1e-3 + 1e4
+    y = x.clone()
+    y[7, 2] = float("nan")
+    with DeadUnitMonitor(model, modules={"0": "output"}) as monitor:
+        model(x)
+        model(y)
+    row = monitor.report()[0]
+    assert row.nan == 1
+    assert_moments(row, [x, y])
+    assert monitor.to_dict(units=True)["layers"][0]["firing_rates"] == [1, 1, 599 / 600, 1, 1]

@@ -1,8 +1,9 @@
 """Diagnostics: dead units and sparsity, gradient flow, born-dead probability, initialisation.
 
-* :class:`DeadUnitMonitor` — per-layer dead, rarely firing and sparse units of any PyTorch
-  model, streaming through forward hooks; :meth:`~DeadUnitMonitor.reinitialize_dead` revives
-  dead units.
+* :class:`DeadUnitMonitor` — per-layer dead, rarely firing and sparse units, firing rates
+  per unit, and mean, std, max |x| and kurtosis of any PyTorch model's activations, streaming
+  through forward hooks (on every k-th batch if asked); :meth:`~DeadUnitMonitor.reinitialize_dead`
+  revives dead units. The framework callbacks live in :mod:`relukit.integrations`.
 * :func:`gradient_flow` — per-layer gradient norms of one backward pass.
 * :func:`born_dead_probability` — Monte Carlo probability that a fresh deep ReLU network is
   dead, with a 95 % interval; :func:`born_dead_curve` and :func:`born_dead_grid` for many
@@ -38,19 +39,20 @@ from relukit.diagnostics.gradient_flow import (
 )
 from relukit.diagnostics.init import randomized_asymmetric_
 from relukit.diagnostics.monitor import (
-    FIRING_RULES,
     DeadUnitMonitor,
+    Gate,
     LayerStats,
     Revival,
     find_activations,
+    firing_rule,
     member_of,
 )
 
 __all__ = [
-    "FIRING_RULES",
     "ActivationGrad",
     "BornDeadEstimate",
     "DeadUnitMonitor",
+    "Gate",
     "GradientFlow",
     "LayerStats",
     "Revival",
@@ -59,6 +61,7 @@ __all__ = [
     "born_dead_grid",
     "born_dead_probability",
     "find_activations",
+    "firing_rule",
     "gradient_flow",
     "member_of",
     "plot_born_dead",

@@ -1,31 +1,21 @@
-r"""Dead-unit and sparsity monitor for any PyTorch model.
+r"""Activation statistics of any PyTorch model, streaming: dead, rare and firing units, moments.
 
-:class:`DeadUnitMonitor` hooks every activation module of a model — relukit's own modules (they
-carry a ``relukit_member`` class attribute) and ``torch.nn``'s — and counts, streaming, how
-often each unit *fires*. A unit is one output feature: one channel of an ``(N, C, H, W)`` map,
-one feature of an ``(N, F)`` batch or of an ``(N, T, C)`` sequence.
+:class:`DeadUnitMonitor` hooks activation modules — relukit's own (they carry a
+``relukit_member`` class attribute), ``torch.nn``'s, any module you name, and the gate of a
+gated unit (:class:`Gate`) — and adds up, per layer, without keeping any activation:
 
-Firing rule (:data:`FIRING_RULES`, the one table to extend when a member is added):
+- per unit, how often it *fires* (a unit is one output feature: one channel of an
+  ``(N, C, H, W)`` map, one feature of an ``(N, F)`` batch or of an ``(N, T, C)`` sequence);
+- dead units (never fired) and rare ones (fired on fewer than ``rare_threshold`` of their
+  inputs);
+- mean, standard deviation, largest magnitude and excess kurtosis of the module's output, and
+  its fraction of exact zeros.
 
-======================================================  ========  ============================
-members                                                 rule      unit fires where
-======================================================  ========  ============================
-relu, relu6, squared_relu, crelu, maxout                output    :math:`y > 0`
-leaky_relu, prelu, rrelu, elu, selu, celu, gelu, silu,   input     :math:`x > 0`
-mish, hardtanh, general_relu, softplus, sigmoid, tanh
-======================================================  ========  ============================
-
-The output rule serves members whose output is exactly zero on the inactive side. Members
-whose output is negative there (leaky_relu, elu, …) or never exactly zero (softplus, sigmoid)
-would never look dead by their output, so they fire on a positive input, the side on which
-their derivative is the large one. For maxout, whose gradient never stops, "dead" means only
-"never positive".
-
-Per layer the monitor reports ``units``, ``dead`` (never fired over everything it saw),
-``rare`` (fired, but on fewer than ``rare_threshold`` of its inputs; dead units are not counted
-again), ``sparsity`` (fraction of exact zeros in the module's outputs) and the mean firing
-rate. A unit's inputs are all the positions it is evaluated at: ``N·H·W`` per batch for a
-convolution channel, ``N·T`` for a sequence feature.
+When a unit fires is a fact of the member, read from the registry
+(:attr:`relukit.family.spec.Activation.firing`; :func:`firing_markdown` tabulates it): relu
+fires where its output is > 0, leaky_relu where its input is > 0, hardtanh above ``min_val``,
+and the smooth members above their flat negative region, where |f′| ≤ 0.01 (gelu: x > −3.067).
+The threshold follows the module's own parameters (an ``nn.ELU(alpha=2)`` has its own edge).
 
 Example:
     >>> import torch
@@ -44,85 +34,66 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from types import MappingProxyType
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from relukit.diagnostics.init import _as_generator, _check_init, sample_layer
+from relukit.diagnostics.streaming import Moments, merge, scan
+from relukit.family import MEMBERS, Activation, ParameterError, lookup
 
 __all__ = [
-    "FIRING_RULES",
-    "TORCH_MEMBERS",
     "DeadUnitMonitor",
+    "Gate",
     "LayerStats",
     "Revival",
     "find_activations",
+    "firing_markdown",
+    "firing_rule",
     "member_of",
+    "torch_classes",
 ]
 
-Rule = Literal["output", "input"]
-
-FIRING_RULES: Mapping[str, Rule] = MappingProxyType(
-    {
-        "relu": "output",
-        "relu6": "output",
-        "squared_relu": "output",
-        "crelu": "output",
-        "maxout": "output",
-        "leaky_relu": "input",
-        "prelu": "input",
-        "rrelu": "input",
-        "elu": "input",
-        "selu": "input",
-        "celu": "input",
-        "gelu": "input",
-        "silu": "input",
-        "mish": "input",
-        "hardtanh": "input",
-        "general_relu": "input",
-        "softplus": "input",
-        "sigmoid": "input",
-        "tanh": "input",
-    }
-)
-"""Registry member name → firing rule: ``"output"`` (fires where output > 0) or ``"input"``
-(fires where input > 0)."""
-
-TORCH_MEMBERS: Mapping[type[nn.Module], str] = MappingProxyType(
-    {
-        nn.ReLU: "relu",
-        nn.ReLU6: "relu6",
-        nn.LeakyReLU: "leaky_relu",
-        nn.PReLU: "prelu",
-        nn.RReLU: "rrelu",
-        nn.ELU: "elu",
-        nn.SELU: "selu",
-        nn.CELU: "celu",
-        nn.GELU: "gelu",
-        nn.SiLU: "silu",
-        nn.Mish: "mish",
-        nn.Hardtanh: "hardtanh",
-        nn.Softplus: "softplus",
-        nn.Sigmoid: "sigmoid",
-        nn.Tanh: "tanh",
-    }
-)
-"""``torch.nn`` activation class → registry member name (subclasses are matched too)."""
-
 _FN = "DeadUnitMonitor"
+
+
+@functools.cache
+def torch_classes() -> dict[type[nn.Module], str]:
+    """``torch.nn`` activation class → registry member, derived from each member's ``torch_name``.
+
+    A member's class is the one of ``torch.nn.modules.activation`` whose name, lower-cased,
+    is its ``torch_name`` without underscores (``leaky_relu`` → ``LeakyReLU``).
+
+    Example:
+        >>> from torch import nn
+        >>> torch_classes()[nn.LeakyReLU], torch_classes()[nn.ReLU6]
+        ('leaky_relu', 'relu6')
+    """
+    by_name = {
+        cls.__name__.lower(): cls
+        for cls in vars(nn.modules.activation).values()
+        if isinstance(cls, type) and issubclass(cls, nn.Module)
+    }
+    found = {}
+    for spec in MEMBERS:
+        if spec.torch_name is not None:
+            cls = by_name.get(spec.torch_name.replace("_", ""))
+            if cls is not None:
+                found[cls] = spec.name
+    return found
 
 
 def member_of(module: nn.Module) -> str | None:
     """The registry member a module computes, or ``None`` if it is not a known activation.
 
     A ``relukit_member`` string attribute wins; otherwise the nearest ``torch.nn`` class of
-    :data:`TORCH_MEMBERS` in the module's MRO decides (so ``nn.ReLU6`` is ``"relu6"``, not
+    :func:`torch_classes` in the module's MRO decides (so ``nn.ReLU6`` is ``"relu6"``, not
     ``"hardtanh"``).
 
     Example:
@@ -133,9 +104,10 @@ def member_of(module: nn.Module) -> str | None:
     member = getattr(module, "relukit_member", None)
     if isinstance(member, str):
         return member
+    classes = torch_classes()
     for cls in type(module).__mro__:
-        if cls in TORCH_MEMBERS:
-            return TORCH_MEMBERS[cls]
+        if cls in classes:
+            return classes[cls]
     return None
 
 
@@ -159,6 +131,82 @@ def find_activations(model: nn.Module) -> dict[str, str]:
     return found
 
 
+def _rule_of(spec: Activation) -> tuple[str, Any]:
+    if spec.firing is None:
+        raise ValueError(f"{_FN}: member {spec.name!r} has no firing rule in the registry")
+    return spec.firing.on, spec.firing
+
+
+def firing_rule(member: str, params: Mapping[str, Any] | None = None) -> tuple[str, float]:
+    """``(on, above)``: a unit of ``member`` fires where its ``on`` (``"input"`` or ``"output"``)
+    is above ``above``, for the given parameters (defaults for the others).
+
+    Example:
+        >>> firing_rule("relu"), firing_rule("hardtanh", {"min_val": -2.0})
+        (('output', 0.0), ('input', -2.0))
+        >>> round(firing_rule("gelu")[1], 3)
+        -3.067
+    """
+    spec = lookup(member)
+    on, rule = _rule_of(spec)
+    return on, float(rule.above(spec.bind(dict(params or {}))))
+
+
+def firing_markdown() -> str:
+    """The firing rule of every member as a Markdown table (docs/diagnostics.md holds it)."""
+    lines = [
+        "| member | counted on | fires where | threshold at the defaults |",
+        "|---|---|---|---|",
+    ]
+    for spec in MEMBERS:
+        on, above = firing_rule(spec.name)
+        assert spec.firing is not None
+        lines.append(f"| {spec.name} | {on} | {spec.firing.where} | {above:.4g} |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Monitor the gate of a gated unit: SwiGLU is ``Gate("silu")``, GeGLU ``Gate("gelu")``.
+
+    Point it at the module whose output is the gate's pre-activation ``g`` — the ``Linear``
+    ``W_g`` of ``act(W_g x) * (W_u x)`` — when the activation has no module of its own (it is
+    applied as a function) or when you want the gate as the layer. A unit fires where ``g`` is
+    above the member's threshold (:func:`firing_rule`; for members counted on their output,
+    such as relu, the output exceeds the threshold exactly where the input does). The moments
+    are those of ``g``.
+
+    Attributes:
+        member: the gate's activation, a registry name (``"silu"``, ``"gelu"``, ``"relu"``, …).
+        params: its parameters (defaults for the others).
+        half: for a fused projection whose output is ``[gate, up]`` along the unit axis,
+            ``0`` if the gate is the first half, ``1`` if the second; ``None`` (default) if
+            the whole output is the gate.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> gate = nn.Linear(4, 6)
+        >>> with DeadUnitMonitor(gate, modules={"": Gate("silu", half=0)}) as mon:
+        ...     _ = gate(torch.randn(5, 4, generator=torch.Generator().manual_seed(0)))
+        >>> mon.report()[0].units, mon.report()[0].member
+        (3, 'silu')
+    """
+
+    member: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    half: int | None = None
+
+
+@dataclass(frozen=True)
+class _Layer:
+    module: nn.Module
+    member: str
+    on: str  # "input" or "output"
+    above: float
+    half: int | None = None  # gates of a fused projection
+
+
 @dataclass(frozen=True)
 class LayerStats:
     """One row of the monitor's report.
@@ -166,14 +214,18 @@ class LayerStats:
     Attributes:
         name: qualified module name (``"name[k]"`` for the k-th call when ``per_call=True``).
         member: registry member name (``"custom"`` for a module with an explicit rule).
-        rule: ``"output"`` or ``"input"``, see :data:`FIRING_RULES`.
-        units: number of units (0 if the module was never called).
-        calls: number of forward calls seen.
+        rule: where a unit fires, e.g. ``"output > 0"`` or ``"input > -3.067"``.
+        units: number of units (0 if the module was never seen).
+        calls: number of forward calls counted.
         inputs_per_unit: positions each unit was evaluated at, summed over calls.
         dead: units that never fired.
         rare: units that fired, but on fewer than ``rare_threshold`` of their inputs.
-        sparsity: fraction of exact zeros in the outputs (``nan`` if never called).
-        mean_firing_rate: firing rate averaged over units (``nan`` if never called).
+        sparsity: fraction of exact zeros in the outputs (``nan`` if never seen).
+        mean_firing_rate: firing rate averaged over units (``nan`` if never seen).
+        mean, std: mean and (population) standard deviation of the outputs.
+        max_abs: the largest output magnitude.
+        kurtosis: excess kurtosis of the outputs (0 for a normal distribution).
+        nan: NaN outputs seen (left out of the other statistics).
     """
 
     name: str
@@ -186,11 +238,16 @@ class LayerStats:
     rare: int
     sparsity: float
     mean_firing_rate: float
+    mean: float = math.nan
+    std: float = math.nan
+    max_abs: float = math.nan
+    kurtosis: float = math.nan
+    nan: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``nan`` becomes ``None``)."""
         return {
-            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in asdict(self).items()
         }
 
@@ -216,85 +273,17 @@ class Revival:
 class _Site:
     """Streaming counters of one monitored layer (or one call site of it)."""
 
-    __slots__ = ("calls", "dim", "elements", "fired", "name", "nonzero", "positions", "units")
+    __slots__ = ("acc", "calls", "dim", "fired", "name", "positions", "shift", "units")
 
     def __init__(self, name: str, dim: int | str) -> None:
         self.name = name
         self.dim = dim
         self.units: int = 0
-        self.fired: torch.Tensor | None = None  # float64 (exact integers), one per unit
+        self.fired: torch.Tensor | None = None  # int64, one per unit
         self.positions: int = 0  # inputs per unit
-        self.nonzero: torch.Tensor | None = None  # float64 scalar, non-zero outputs
-        self.elements: int = 0  # output elements seen
+        self.acc: torch.Tensor | None = None  # float64 sums, see streaming.ACC
+        self.shift: float | None = None  # the sums are taken about this value
         self.calls: int = 0
-
-
-_NONNEGATIVE = frozenset({"relu", "relu6", "squared_relu", "crelu"})
-"""Output-rule members whose output is never negative: a shortcut for the counting, not a
-rule (a member missing here is counted by the general path, just as exactly)."""
-
-_CHUNK = 1 << 18  # elements per scratch block on the CPU: small enough to stay in cache
-_FLOAT32_EXACT = 1 << 24  # float32 adds integers exactly up to here
-
-
-def _count(
-    t: torch.Tensor, dim: int, positive: bool, nonzero: bool, nonnegative: bool = False
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Per-unit counts of ``t > 0`` along ``dim`` and the total count of ``t != 0``.
-
-    NaN counts as neither. ``nonnegative`` promises ``t >= 0`` (or NaN), so that the positive
-    count is also the non-zero count and one reduction gives both. On the CPU the work runs
-    over blocks of at most ``_CHUNK`` elements: one small scratch tensor per block instead of
-    an activation-sized one keeps the hook's memory traffic in cache. Block counts are exact
-    (float32 up to 2**24 elements, float64 beyond) and the totals add in float64.
-    """
-    if t.is_complex():
-        raise TypeError(f"{_FN}: complex activations have no firing rule, got {t.dtype}")
-    if not t.is_floating_point():
-        t = t.to(torch.float32)
-    units = t.shape[dim]
-    outer = math.prod(t.shape[:dim])
-    inner = math.prod(t.shape[dim + 1 :])
-    view = t.reshape(outer, units, inner)
-    if t.device.type == "cpu":
-        rows = max(1, _CHUNK // max(units * inner, 1))
-        cols = inner if units * inner <= _CHUNK else max(1, _CHUNK // max(units, 1))
-    else:  # accelerators: one block, fewer kernel launches
-        rows, cols = max(outer, 1), max(inner, 1)
-    acc = torch.float32 if rows * units * cols <= _FLOAT32_EXACT else torch.float64
-    sums: list[torch.Tensor] = []  # per block: positives - negatives, or positives
-    counts: list[torch.Tensor] = []  # per block: positives + negatives (non-zeros)
-    for i in range(0, outer, rows):
-        for j in range(0, inner, cols):
-            sign = torch.sign(view[i : i + rows, :, j : j + cols])  # -1, 0, 1 or NaN
-            if positive and nonnegative:
-                sums.append(torch.nansum(sign, dim=(0, 2), dtype=acc))  # sign is 0, 1 or NaN
-            elif positive and nonzero:
-                sums.append(torch.nansum(sign, dim=(0, 2), dtype=acc))
-                counts.append(torch.nansum(sign.abs_(), dim=(0, 2), dtype=acc))
-            elif positive:
-                sums.append(torch.nansum(sign.clamp_(min=0), dim=(0, 2), dtype=acc))
-            else:
-                counts.append(torch.nansum(sign.abs_(), dtype=acc))
-    pos = nz = None
-    if nonzero and not (positive and nonnegative):
-        count = (
-            torch.stack(counts).sum(0, dtype=torch.float64)
-            if counts
-            else torch.zeros(units, dtype=torch.float64, device=t.device)
-        )
-        nz = count.sum()
-    if positive:
-        pos = (
-            torch.stack(sums).sum(0, dtype=torch.float64)
-            if sums
-            else torch.zeros(units, dtype=torch.float64, device=t.device)
-        )
-        if nonzero and nonnegative:
-            nz = pos.sum()
-        elif nonzero:
-            pos = (pos + count) / 2
-    return pos, nz
 
 
 def _first(pair: tuple[int, Any]) -> int:
@@ -328,6 +317,21 @@ def _check_dim_spec(value: object, where: str) -> int | str:
     return value
 
 
+def _module_params(module: nn.Module, spec: Activation) -> dict[str, Any]:
+    """The member's parameters that ``module`` holds as plain attributes (``alpha``, …)."""
+    found = {}
+    for p in spec.parameters:
+        if p.name in _MODULE_ATTRS:  # nn.Module's own ``training`` is not rrelu's
+            continue
+        value = getattr(module, p.name, _MISSING)
+        if value is None or isinstance(value, bool | int | float | str):
+            found[p.name] = value
+    return found
+
+
+_MISSING = object()
+_MODULE_ATTRS = frozenset(dir(nn.Module()))
+
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
 _PASS_THROUGH = (
     nn.Identity,
@@ -353,23 +357,30 @@ _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 class DeadUnitMonitor:
-    r"""Count dead, rarely firing and sparse units of a model, streaming, through forward hooks.
+    r"""Streaming activation statistics of a model, through forward hooks.
 
-    The hooks are attached when the monitor is created and removed by :meth:`close` or on
-    leaving a ``with`` block; the statistics stay readable afterwards. Memory is O(units): per
-    unit one counter, per layer two more; no activation is stored. Counts are exact: they are
-    summed in float32 over cache-sized blocks and kept in float64 (exact to 2**53). A NaN
-    counts as not firing and, in the sparsity, as a zero. The counters live on the
-    activations' device and are read only when a report is asked for, so monitoring adds no
-    host-device synchronisation. The hooks work under ``torch.no_grad()`` and during training
-    and never touch the autograd graph.
+    Hooks are attached on entering a ``with`` block or on the first :meth:`start`, never at
+    creation, and removed by :meth:`close` or on leaving the block; the statistics stay
+    readable afterwards. Memory is O(units): per unit one counter, per layer a few sums; no
+    activation is stored. Counts are exact integers. A NaN counts as not firing and is left
+    out of the moments (``nan`` counts it); in the sparsity it counts as a zero. The counters
+    live on the activations' device and are read only when a report is asked for, so
+    monitoring adds no host-device synchronisation. The hooks work under ``torch.no_grad()``
+    and during training and never touch the autograd graph.
 
-    A module called several times per forward pass (a shared ``nn.ReLU`` or a recurrent
-    cell) is one layer whose counts add over all calls; its units must agree in number. With
-    ``per_call=True`` each call position within a forward pass of ``model`` is a separate row,
-    named ``"name[k]"`` — right for one ``nn.ReLU`` reused after different layers. Activations
-    applied functionally (``torch.relu(x)`` inside ``forward``) have no module and cannot be
-    hooked; wrap them in modules or convert the model first.
+    **Sampling.** With ``every=k`` only every k-th batch is counted (the first, the
+    (k+1)-th, …); the other batches cost one flag test per hooked module. A batch is one
+    call of ``model`` (``batches="forward"``), or, with ``batches="manual"``, what lies
+    between two calls of :meth:`next_batch` — what the framework callbacks use, since a
+    framework may call submodules directly and runs validation forwards in between;
+    :meth:`pause` stops counting until the next :meth:`next_batch`.
+
+    A module called several times per batch (a shared ``nn.ReLU`` or a recurrent cell) is one
+    layer whose counts add over all calls; its units must agree in number. With
+    ``per_call=True`` each call position within a batch is a separate row, named
+    ``"name[k]"``. Activations applied functionally (``torch.relu(x)`` inside ``forward``) have
+    no module and cannot be hooked: convert the model, or point a :class:`Gate` at the layer
+    that feeds them.
 
     Args:
         model: any ``torch.nn.Module``.
@@ -380,20 +391,22 @@ class DeadUnitMonitor:
             or ``"auto"`` sets it per layer (unlisted layers use ``"auto"``).
         modules: ``None`` to monitor every activation :func:`find_activations` finds; otherwise
             exactly the modules named: an iterable of qualified names or module objects, or a
-            mapping from those to a firing rule (``"output"``/``"input"``) or member name,
-            which lets any module be monitored.
+            mapping from those to a member name, a :class:`Gate`, or a bare rule (``"output"``
+            / ``"input"``: fires where that is > 0), which lets any module be monitored.
         rare_threshold: firing rate below which a live unit counts as rare (default 1 %).
         per_call: report each call position of a shared module separately.
+        every: count one batch in ``every`` (default 1: all).
+        batches: ``"forward"`` (a call of ``model`` is a batch) or ``"manual"``.
 
     Example:
         >>> import torch
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(288, 2))
-        >>> monitor = DeadUnitMonitor(model)
+        >>> monitor = DeadUnitMonitor(model).start()
         >>> _ = model(torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
         >>> stats = monitor.report()[0]
-        >>> stats.units, stats.inputs_per_unit, 0 < stats.sparsity < 1
-        (8, 144, True)
+        >>> stats.units, stats.inputs_per_unit, 0 < stats.sparsity < 1, stats.max_abs > 0
+        (8, 144, True, True)
         >>> monitor.close()
     """
 
@@ -401,10 +414,12 @@ class DeadUnitMonitor:
         self,
         model: nn.Module,
         channel_dim: int | Literal["auto"] | Mapping[str, int | Literal["auto"]] = "auto",
-        modules: Iterable[str | nn.Module] | Mapping[str | nn.Module, str] | None = None,
+        modules: Iterable[str | nn.Module] | Mapping[str | nn.Module, str | Gate] | None = None,
         *,
         rare_threshold: float = 0.01,
         per_call: bool = False,
+        every: int = 1,
+        batches: Literal["forward", "manual"] = "forward",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"{_FN}: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -417,26 +432,74 @@ class DeadUnitMonitor:
             raise ValueError(f"{_FN}: rare_threshold must be in [0, 1], got {rare_threshold!r}")
         if not isinstance(per_call, bool):
             raise TypeError(f"{_FN}: per_call must be a bool, got {per_call!r}")
+        if isinstance(every, bool) or not isinstance(every, int):
+            raise TypeError(f"{_FN}: every must be an int, got {type(every).__name__} {every!r}")
+        if every < 1:
+            raise ValueError(f"{_FN}: every must be >= 1, got {every!r}")
+        if batches not in ("forward", "manual"):
+            raise ValueError(f"{_FN}: batches must be 'forward' or 'manual', got {batches!r}")
         self.model = model
         self.rare_threshold = float(rare_threshold)
         self.per_call = per_call
-        self._layers = self._select(model, modules)  # name -> (module, member, rule)
+        self.every = every
+        self.batches = batches
+        self._layers = self._select(model, modules)
         self._dims = self._dim_specs(channel_dim)
         self._sites: dict[tuple[str, int], _Site] = {}
         self._calls_this_pass: dict[str, int] = {}
         self._max_calls_per_pass: dict[str, int] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._seen = 0  # batches begun
+        self._sampled = 0  # batches counted
+        self._counting = batches == "forward"  # manual: nothing counts before next_batch()
         self.reset()
-        self.attach()
 
     # ------------------------------------------------------------------ set-up
 
     @staticmethod
-    def _select(model: nn.Module, modules: object) -> dict[str, tuple[nn.Module, str, Rule]]:
+    def _layer(name: str, module: nn.Module, rule: object) -> _Layer:
+        if isinstance(rule, Gate):
+            if rule.half not in (None, 0, 1):
+                raise ValueError(f"{_FN}: Gate.half must be None, 0 or 1, got {rule.half!r}")
+            spec = lookup(rule.member)
+            if not spec.elementwise:
+                raise ValueError(f"{_FN}: Gate({rule.member!r}) is not elementwise; no gate rule")
+            try:
+                _on, above = firing_rule(spec.name, rule.params)
+            except ParameterError as err:
+                raise ValueError(f"{_FN}: Gate({rule.member!r}) for {name!r}: {err}") from None
+            return _Layer(module, spec.name, "output", above, rule.half)
+        if rule in ("output", "input"):
+            return _Layer(module, member_of(module) or "custom", str(rule), 0.0)
+        member = member_of(module) if rule is None else rule
+        if member is None:
+            raise ValueError(
+                f"{_FN}: module {name!r} ({type(module).__name__}) is not a known activation; "
+                f"name its member or rule, e.g. modules={{{name!r}: 'relu'}}"
+            )
+        if not isinstance(member, str):
+            raise TypeError(
+                f"{_FN}: modules[{name!r}] must be a member name, a Gate, 'output' or 'input', "
+                f"got {type(member).__name__} {member!r}"
+            )
+        try:
+            spec = lookup(member)
+        except ValueError as err:
+            raise ValueError(f"{_FN}: module {name!r} has member {member!r}: {err}") from None
+        on, firing = _rule_of(spec)
+        own = member_of(module) == spec.name
+        try:
+            params = spec.bind(_module_params(module, spec) if own else {})
+        except ParameterError as err:
+            raise ValueError(f"{_FN}: module {name!r} ({spec.name}): {err}") from None
+        return _Layer(module, spec.name, on, float(firing.above(params)))
+
+    @classmethod
+    def _select(cls, model: nn.Module, modules: object) -> dict[str, _Layer]:
         named = dict(model.named_modules())
         by_id = {id(m): n for n, m in named.items()}
         if modules is None:
-            chosen: dict[str, str | None] = dict.fromkeys(find_activations(model))
+            chosen: dict[str, object] = dict.fromkeys(find_activations(model))
         elif isinstance(modules, str | nn.Module):
             raise TypeError(
                 f"{_FN}: modules must be an iterable or mapping of names/modules, got "
@@ -468,29 +531,7 @@ class DeadUnitMonitor:
                         f"{type(key).__name__} {key!r}"
                     )
                 chosen[name] = rule
-        layers: dict[str, tuple[nn.Module, str, Rule]] = {}
-        for name, rule in chosen.items():
-            module = named[name]
-            if rule is None:
-                member = member_of(module)
-                if member is None:
-                    raise ValueError(
-                        f"{_FN}: module {name!r} ({type(module).__name__}) is not a known "
-                        f"activation; give its firing rule, e.g. modules={{{name!r}: 'output'}}"
-                    )
-            elif rule in ("output", "input"):
-                member = member_of(module) or "custom"
-                layers[name] = (module, member, rule)  # type: ignore[assignment]
-                continue
-            else:
-                member = rule
-            if not isinstance(member, str) or member not in FIRING_RULES:
-                raise ValueError(
-                    f"{_FN}: module {name!r} has member {member!r}, which has no firing rule in "
-                    f"FIRING_RULES; add it there or pass modules={{{name!r}: 'output'}}"
-                )
-            layers[name] = (module, member, FIRING_RULES[member])
-        return layers
+        return {name: cls._layer(name, named[name], rule) for name, rule in chosen.items()}
 
     def _dim_specs(self, channel_dim: object) -> dict[str, int | str]:
         if isinstance(channel_dim, Mapping):
@@ -506,19 +547,21 @@ class DeadUnitMonitor:
         spec = _check_dim_spec(channel_dim, "channel_dim")
         return dict.fromkeys(self._layers, spec)
 
-    def attach(self) -> DeadUnitMonitor:
-        """Attach the hooks (done on creation; needed again only after :meth:`close`)."""
+    @property
+    def attached(self) -> bool:
+        """Whether the hooks are on the model now."""
+        return bool(self._handles)
+
+    def start(self) -> DeadUnitMonitor:
+        """Attach the hooks (entering a ``with`` block does it too); returns the monitor."""
         if self._handles:
             return self
-        self._handles.append(self.model.register_forward_pre_hook(self._new_pass))
-        for name, (module, member, rule) in self._layers.items():
-            if rule == "input":
-                self._handles.append(module.register_forward_pre_hook(self._input_hook(name)))
-            nonnegative = (
-                rule == "output" and member in _NONNEGATIVE and member_of(module) == member
-            )
-            hook = self._output_hook(name, rule, nonnegative)
-            self._handles.append(module.register_forward_hook(hook))
+        if self.batches == "forward":
+            self._handles.append(self.model.register_forward_pre_hook(self._forward_batch))
+        for name, layer in self._layers.items():
+            if layer.on == "input":
+                self._handles.append(layer.module.register_forward_pre_hook(self._input_hook(name)))
+            self._handles.append(layer.module.register_forward_hook(self._output_hook(name)))
         return self
 
     def close(self) -> None:
@@ -528,22 +571,48 @@ class DeadUnitMonitor:
         self._handles.clear()
 
     def __enter__(self) -> DeadUnitMonitor:
-        return self.attach()
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def reset(self) -> None:
-        """Forget every count (hooks stay attached)."""
+        """Forget every count (hooks stay as they are; the sampling phase is kept)."""
         self._sites = {}
         self._calls_this_pass = dict.fromkeys(self._layers, 0)
         self._max_calls_per_pass = dict.fromkeys(self._layers, 0)
+        self._sampled = 0
+
+    # ------------------------------------------------------------------ batches
+
+    @property
+    def batches_counted(self) -> int:
+        """Batches counted since the last :meth:`reset`."""
+        return self._sampled
+
+    @property
+    def counting(self) -> bool:
+        """Whether the current batch is being counted."""
+        return self._counting
+
+    def next_batch(self) -> bool:
+        """Begin a batch; returns whether it is counted (one in ``every``)."""
+        self._seen += 1
+        self._counting = (self._seen - 1) % self.every == 0
+        if self._counting:
+            self._sampled += 1
+        for name in self._calls_this_pass:
+            self._calls_this_pass[name] = 0
+        return self._counting
+
+    def pause(self) -> None:
+        """Count nothing until the next :meth:`next_batch`."""
+        self._counting = False
 
     # ------------------------------------------------------------------ hooks
 
-    def _new_pass(self, _module: nn.Module, _args: tuple[Any, ...]) -> None:
-        for name in self._calls_this_pass:
-            self._calls_this_pass[name] = 0
+    def _forward_batch(self, _module: nn.Module, _args: tuple[Any, ...]) -> None:
+        self.next_batch()
 
     def _site(self, name: str, call: int) -> _Site:
         key = (name, call if self.per_call else 0)
@@ -553,45 +622,61 @@ class DeadUnitMonitor:
             site = self._sites[key] = _Site(row, self._dims[name])
         return site
 
-    def _add(
-        self, site: _Site, t: torch.Tensor, firing: bool, zeros: bool, nonnegative: bool = False
-    ) -> None:
-        """Add ``t``'s per-unit positive counts (``firing``) and non-zero count (``zeros``)."""
-        if firing:
-            dim = _unit_dim(t.ndim, site.dim, site.name)
-            units = t.shape[dim]
+    def _add(self, site: _Site, t: torch.Tensor, layer: _Layer, fire: bool, moments: bool) -> None:
+        """Add ``t``'s per-unit firings (``fire``) and its moments (``moments``)."""
+        if t.is_complex():
+            raise TypeError(f"{_FN}: complex activations have no firing rule, got {t.dtype}")
+        dim = _unit_dim(t.ndim, site.dim, site.name) if t.ndim else 0
+        if layer.half is not None:
+            if t.shape[dim] % 2:
+                raise ValueError(
+                    f"{_FN}: layer {site.name!r} is a fused gate of {t.shape[dim]} units, "
+                    "which do not split in halves"
+                )
+            t = t.chunk(2, dim)[layer.half]
+        if fire:
+            units = t.shape[dim] if t.ndim else 1
             if site.fired is not None and units != site.units:
                 raise ValueError(
                     f"{_FN}: layer {site.name!r} had {site.units} units and now has {units} "
                     f"(shape {tuple(t.shape)}, channel_dim={site.dim!r}); monitor differently "
                     "shaped calls with per_call=True or a different channel_dim"
                 )
-        else:
-            dim = max(t.ndim - 1, 0)
-        flat = t.reshape(1) if t.ndim == 0 else t
-        pos, nonzero = _count(flat, dim, firing, zeros, nonnegative)
-        if pos is not None:
+        if moments and site.shift is None:
+            finite = t[torch.isfinite(t)] if t.is_floating_point() else t.float()
+            site.shift = float(finite.double().mean()) if finite.numel() else 0.0
+        fired, acc = scan(
+            t, dim, layer.above if fire else None, moments, site.shift if moments else 0.0
+        )
+        if fired is not None:
             if site.fired is None:
-                site.fired, site.units = pos, t.shape[dim]
+                site.fired, site.units = fired, fired.numel()
             else:
-                site.fired += pos.to(site.fired.device)
-            site.positions += t.numel() // max(t.shape[dim], 1)
-        if nonzero is not None:
-            site.nonzero = nonzero if site.nonzero is None else site.nonzero + nonzero
-            site.elements += t.numel()
+                site.fired += fired.to(site.fired.device)
+            site.positions += t.numel() // max(site.units, 1)
+        if acc is not None:
+            site.acc = acc if site.acc is None else merge(site.acc, acc)
 
     def _input_hook(self, name: str):
+        layer = self._layers[name]
+
         def hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
+            if not self._counting:
+                return
             if not args or not isinstance(args[0], torch.Tensor):
                 raise TypeError(f"{_FN}: layer {name!r} was called without a tensor input")
             site = self._site(name, self._calls_this_pass[name])
             with torch.no_grad():
-                self._add(site, args[0].detach(), firing=True, zeros=False)
+                self._add(site, args[0].detach(), layer, fire=True, moments=False)
 
         return hook
 
-    def _output_hook(self, name: str, rule: Rule, nonnegative: bool):
+    def _output_hook(self, name: str):
+        layer = self._layers[name]
+
         def hook(_module: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+            if not self._counting:
+                return
             if not isinstance(output, torch.Tensor):
                 raise TypeError(
                     f"{_FN}: layer {name!r} returned {type(output).__name__}, not a tensor"
@@ -599,7 +684,7 @@ class DeadUnitMonitor:
             call = self._calls_this_pass[name]
             site = self._site(name, call)
             with torch.no_grad():
-                self._add(site, output.detach(), rule == "output", True, nonnegative)
+                self._add(site, output.detach(), layer, layer.on == "output", True)
             site.calls += 1
             self._calls_this_pass[name] = call + 1
             self._max_calls_per_pass[name] = max(self._max_calls_per_pass[name], call + 1)
@@ -652,31 +737,39 @@ class DeadUnitMonitor:
         """One :class:`LayerStats` per monitored layer (per call position with ``per_call``)."""
         rows = []
         for name, key, site in self._ordered_sites():
-            _module, member, rule = self._layers[name]
-            if site is None or site.fired is None:
-                rows.append(LayerStats(key, member, rule, 0, 0, 0, 0, 0, math.nan, math.nan))
+            layer = self._layers[name]
+            rule = f"{layer.on} > {layer.above:.4g}"
+            if site is None or site.fired is None or site.acc is None:
+                rows.append(LayerStats(key, layer.member, rule, 0, 0, 0, 0, 0, math.nan, math.nan))
                 continue
             fired = site.fired.cpu()
             rates = fired.double() / max(site.positions, 1)
-            nonzero = int(site.nonzero.item()) if site.nonzero is not None else 0
+            m = Moments.from_sums(site.acc, site.shift or 0.0)
+            elements = m.count + m.nan
             rows.append(
                 LayerStats(
                     name=key,
-                    member=member,
+                    member=layer.member,
                     rule=rule,
                     units=site.units,
                     calls=site.calls,
                     inputs_per_unit=site.positions,
                     dead=int((fired == 0).sum()),
                     rare=int(((fired > 0) & (rates < self.rare_threshold)).sum()),
-                    sparsity=(site.elements - nonzero) / site.elements if site.elements else 0.0,
+                    sparsity=(elements - m.nonzero) / elements if elements else 0.0,
                     mean_firing_rate=float(rates.mean()) if site.units else math.nan,
+                    mean=m.mean,
+                    std=m.std,
+                    max_abs=m.max_abs,
+                    kurtosis=m.kurtosis,
+                    nan=m.nan,
                 )
             )
         return rows
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report as a JSON-ready dict.
+    def to_dict(self, *, units: bool = False) -> dict[str, Any]:
+        """The report as a JSON-ready dict; ``units=True`` adds each row's per-unit firing
+        rates (``"firing_rates"``).
 
         Example:
             >>> import json, torch
@@ -685,12 +778,14 @@ class DeadUnitMonitor:
             >>> with DeadUnitMonitor(m) as mon:
             ...     _ = m(torch.zeros(1, 2))
             >>> sorted(json.loads(json.dumps(mon.to_dict())))
-            ['layers', 'rare_threshold']
+            ['batches', 'layers', 'rare_threshold']
         """
-        return {
-            "rare_threshold": self.rare_threshold,
-            "layers": [row.to_dict() for row in self.report()],
-        }
+        rows = [row.to_dict() for row in self.report()]
+        if units:
+            rates = self.firing_rates()
+            for row in rows:
+                row["firing_rates"] = rates[row["name"]].tolist() if row["name"] in rates else []
+        return {"rare_threshold": self.rare_threshold, "batches": self._sampled, "layers": rows}
 
     def to_json(self, **kwargs: Any) -> str:
         """:meth:`to_dict` serialised with :func:`json.dumps` (``kwargs`` are passed on)."""
@@ -707,10 +802,27 @@ class DeadUnitMonitor:
             >>> m = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
             >>> with DeadUnitMonitor(m) as mon:
             ...     _ = m(torch.ones(3, 2))
-            >>> print(mon.table("text").splitlines()[0])
-            layer  member  units  dead  rare  sparsity  mean rate  calls
+            >>> print(mon.table("text").splitlines()[0][:48])
+            layer  member  units  dead  rare  sparsity  mean
         """
-        header = ("layer", "member", "units", "dead", "rare", "sparsity", "mean rate", "calls")
+        header = (
+            "layer",
+            "member",
+            "units",
+            "dead",
+            "rare",
+            "sparsity",
+            "mean rate",
+            "mean",
+            "std",
+            "max |x|",
+            "kurtosis",
+            "calls",
+        )
+
+        def num(value: float, fmt: str = ".3f") -> str:
+            return "-" if math.isnan(value) else format(value, fmt)
+
         body = [
             (
                 r.name or "(model)",
@@ -718,8 +830,12 @@ class DeadUnitMonitor:
                 str(r.units),
                 str(r.dead),
                 str(r.rare),
-                "-" if math.isnan(r.sparsity) else f"{r.sparsity:.3f}",
-                "-" if math.isnan(r.mean_firing_rate) else f"{r.mean_firing_rate:.3f}",
+                num(r.sparsity),
+                num(r.mean_firing_rate),
+                num(r.mean, ".3g"),
+                num(r.std, ".3g"),
+                num(r.max_abs, ".3g") if r.units else "-",
+                num(r.kurtosis, ".3g"),
                 str(r.calls),
             )
             for r in self.report()
@@ -798,7 +914,7 @@ class DeadUnitMonitor:
             >>> m = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
             >>> with torch.no_grad():
             ...     _ = m[0].bias.copy_(torch.tensor([-1e3, 0.0, 0.0]))
-            >>> mon = DeadUnitMonitor(m)
+            >>> mon = DeadUnitMonitor(m).start()
             >>> _ = m(torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]]))
             >>> mon.reinitialize_dead(seed=0).touched
             {'1': 1}

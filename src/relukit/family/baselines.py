@@ -5,9 +5,14 @@ Integer inputs give floating-point outputs, as in PyTorch and NumPy.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from relukit.family.spec import Activation, Limits
+from relukit.family.spec import FLAT_TOLERANCE, Activation, Firing, Limits, constant
+
+# σ′ = σ(1 − σ) = FLAT_TOLERANCE at σ = (1 − √(1 − 4·FLAT_TOLERANCE))/2
+_SIGMOID_FLAT = (1 - math.sqrt(1 - 4 * FLAT_TOLERANCE)) / 2
+_SIGMOID_EDGE = math.log(_SIGMOID_FLAT / (1 - _SIGMOID_FLAT))
 
 
 def _sigmoid(m: Any, x: Any) -> Any:
@@ -33,6 +38,7 @@ sigmoid = Activation(
     in_family=False,
     integers="float",
     torch_name="sigmoid",
+    firing=Firing(constant(_SIGMOID_EDGE), "x > −4.585 (σ′ = 0.01)"),
     reference="Rumelhart, Hinton & Williams, Learning representations by back-propagating errors",
     year=1986,
     example="""
@@ -67,6 +73,7 @@ tanh = Activation(
     in_family=False,
     integers="float",
     torch_name="tanh",
+    firing=Firing(constant(-math.atanh(math.sqrt(1 - FLAT_TOLERANCE))), "x > −2.993"),
     reference="LeCun, Bottou, Orr & Müller, Efficient BackProp",
     year=1998,
     example="""

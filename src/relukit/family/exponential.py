@@ -6,9 +6,26 @@ from the x ≤ 0 branch, as PyTorch's autograd does (so ``elu'(0) = alpha``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from relukit.family.spec import INF, Activation, Kink, Limits, Parameter, constant, real
+from relukit.family.spec import (
+    FLAT_TOLERANCE,
+    INF,
+    Activation,
+    Firing,
+    Kink,
+    Limits,
+    Parameter,
+    constant,
+    real,
+)
+
+
+def _exp_edge(scale: float) -> float:
+    """Edge of the flat region of ``scale·exp(x)`` for x ≤ 0: where |f′| = FLAT_TOLERANCE."""
+    return math.log(FLAT_TOLERANCE / abs(scale)) if abs(scale) > FLAT_TOLERANCE else 0.0
+
 
 # ---------------------------------------------------------------------------------------------
 # elu
@@ -34,6 +51,7 @@ elu = Activation(
     limits=Limits(lambda p: (-p["alpha"], INF), lambda p: (0.0, 1.0)),
     output_range="(-alpha, ∞)",
     torch_name="elu",
+    firing=Firing(lambda p: _exp_edge(p["alpha"]), "x > ln(0.01/alpha) (≈ −4.605)"),
     reference="Clevert, Unterthiner & Hochreiter, Fast and Accurate Deep Network Learning by "
     "Exponential Linear Units (ELUs)",
     year=2015,
@@ -79,6 +97,10 @@ selu = Activation(
     limits=Limits(lambda p: (-SELU_SCALE * SELU_ALPHA, INF), lambda p: (0.0, SELU_SCALE)),
     output_range="(-scale·alpha, ∞)",
     torch_name="selu",
+    firing=Firing(
+        constant(_exp_edge(SELU_SCALE * SELU_ALPHA)),
+        "x > ln(0.01/(scale·alpha)) (≈ −5.169)",
+    ),
     reference="Klambauer, Unterthiner, Mayr & Hochreiter, Self-Normalizing Neural Networks",
     year=2017,
     example="""
@@ -119,6 +141,10 @@ celu = Activation(
     output_range="(-alpha, ∞)",
     smooth=False,
     torch_name="celu",
+    firing=Firing(
+        lambda p: p["alpha"] * math.log(FLAT_TOLERANCE),
+        "x > alpha·ln 0.01 (≈ −4.605·alpha)",
+    ),
     reference="Barron, Continuously Differentiable Exponential Linear Units",
     year=2017,
     example="""

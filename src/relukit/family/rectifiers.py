@@ -12,6 +12,7 @@ from typing import Any
 from relukit.family.spec import (
     INF,
     Activation,
+    Firing,
     Kink,
     Limits,
     Parameter,
@@ -60,6 +61,7 @@ relu = Activation(
     mask_code=_relu_code,
     mask_derivatives=_zero_one,
     torch_name="relu",
+    firing=Firing(constant(0.0), "y > 0", on="output"),
     reference="Nair & Hinton, Rectified Linear Units Improve Restricted Boltzmann Machines",
     year=2010,
     example="""
@@ -120,6 +122,7 @@ leaky_relu = Activation(
     mask_code=_positive_code,
     mask_derivatives=_leaky_relu_pieces,
     torch_name="leaky_relu",
+    firing=Firing(constant(0.0), "x > 0"),
     reference="Maas, Hannun & Ng, Rectifier Nonlinearities Improve Neural Network Acoustic Models",
     year=2013,
     example="""
@@ -219,6 +222,7 @@ prelu = Activation(
     mask_code=_positive_code,
     mask_derivatives=_prelu_pieces,
     torch_name="prelu",
+    firing=Firing(constant(0.0), "x > 0"),
     reference="He, Zhang, Ren & Sun, Delving Deep into Rectifiers (PReLU)",
     year=2015,
     example="""
@@ -313,6 +317,7 @@ rrelu = Activation(
     mask_code=_rrelu_code,
     mask_derivatives=_rrelu_pieces,
     torch_name="rrelu",
+    firing=Firing(constant(0.0), "x > 0"),
     reference="Xu, Wang, Chen & Li, Empirical Evaluation of Rectified Activations in "
     "Convolutional Network",
     year=2015,
@@ -383,6 +388,7 @@ hardtanh = Activation(
     mask_code=lambda m, x, min_val, max_val: _clip_code(m, x, min_val, max_val),
     mask_derivatives=_zero_one,
     torch_name="hardtanh",
+    firing=Firing(lambda p: p["min_val"], "x > min_val"),
     reference="Collobert, Large Scale Machine Learning (PhD thesis)",
     year=2004,
     example="""
@@ -422,6 +428,7 @@ relu6 = Activation(
     mask_code=lambda m, x: _clip_code(m, x, 0, 6),
     mask_derivatives=_zero_one,
     torch_name="relu6",
+    firing=Firing(constant(0.0), "y > 0", on="output"),
     reference="Krizhevsky, Convolutional Deep Belief Networks on CIFAR-10",
     year=2010,
     example="""
@@ -528,6 +535,7 @@ general_relu = Activation(
     derivative_pieces=_general_relu_pieces,
     mask_code=_general_relu_code,
     mask_derivatives=_general_relu_derivatives,
+    firing=Firing(lambda p: p["threshold"], "x > threshold"),
     reference="Keras, keras.activations.relu (negative_slope, max_value, threshold)",
     year=2015,
     example="""
@@ -561,6 +569,7 @@ squared_relu = Activation(
     limits=Limits(lambda p: (0.0, INF), lambda p: (0.0, INF)),
     output_range="[0, ∞)",
     smooth=False,
+    firing=Firing(constant(0.0), "x > 0"),  # not y > 0: y underflows to 0 for tiny x
     reference="So et al., Primer: Searching for Efficient Transformers for Language Modeling",
     year=2021,
     example="""

@@ -11,12 +11,25 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from relukit.family.spec import INF, Activation, Limits, Parameter, positive, real
+from relukit.family.spec import (
+    FLAT_TOLERANCE,
+    INF,
+    Activation,
+    Firing,
+    Limits,
+    Parameter,
+    constant,
+    positive,
+    real,
+)
 
 SQRT1_2 = math.sqrt(0.5)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 TANH_BETA = math.sqrt(2 / math.pi)
 TANH_KAPPA = 0.044715
+# Edges of the flat regions (|f′| = FLAT_TOLERANCE, found by bisection on the derivative;
+# tests/family/test_firing.py checks them against the registry's own derivative).
+GELU_EDGE = {"none": -3.0674272039089, "tanh": -3.0528549951444695}
 
 # ---------------------------------------------------------------------------------------------
 # gelu
@@ -60,6 +73,7 @@ gelu = Activation(
     monotonic=False,
     smooth=True,
     torch_name="gelu",
+    firing=Firing(lambda p: GELU_EDGE[p["approximate"]], "x > −3.067 (tanh form: −3.053)"),
     reference="Hendrycks & Gimpel, Gaussian Error Linear Units (GELUs)",
     year=2016,
     example="""
@@ -97,6 +111,7 @@ silu = Activation(
     monotonic=False,
     smooth=True,
     torch_name="silu",
+    firing=Firing(constant(-6.261388848819966), "x > −6.261"),
     reference="Elfwing, Uchibe & Doya, Sigmoid-Weighted Linear Units for Neural Network "
     "Function Approximation in Reinforcement Learning",
     year=2017,
@@ -135,6 +150,7 @@ mish = Activation(
     monotonic=False,
     smooth=True,
     torch_name="mish",
+    firing=Firing(constant(-6.263968785699261), "x > −6.264"),
     reference="Misra, Mish: A Self Regularized Non-Monotonic Activation Function",
     year=2019,
     example="""
@@ -178,6 +194,10 @@ softplus = Activation(
     output_range="(0, ∞)",
     smooth=True,
     torch_name="softplus",
+    firing=Firing(
+        lambda p: math.log(FLAT_TOLERANCE / (1 - FLAT_TOLERANCE)) / p["beta"],
+        "x > ln(0.01/0.99)/beta (≈ −4.595/beta)",
+    ),
     reference="Dugas, Bengio, Bélisle, Nadeau & Garcia, Incorporating Second-Order Functional "
     "Knowledge for Better Option Pricing",
     year=2001,

@@ -71,6 +71,34 @@ class Limits:
     derivative: Callable[[Params], Limit]
 
 
+FLAT_TOLERANCE = 0.01
+"""|f′| at and below which a member's negative tail counts as flat (see :class:`Firing`)."""
+
+
+@dataclass(frozen=True)
+class Firing:
+    """When a unit of the member *fires*: the rule activation monitors count with.
+
+    A unit fires at an element where ``on`` — ``"input"`` (x) or ``"output"`` (y) — is above
+    ``above(params)``; ``where`` says it in words for the docs. Piecewise-linear members fire
+    above the kink where their derivative drops (relu: y > 0; leaky_relu: x > 0; hardtanh:
+    x > min_val). Smooth and exponential members fire above their flat negative region: the
+    inputs x for which |f′(t)| ≤ :data:`FLAT_TOLERANCE` at every t ≤ x, where a unit passes at
+    most 1 % of the gradient reaching it (gelu: x > −3.067). Upper saturation (relu6 at 6,
+    tanh near 1) still counts as firing. Elementwise members counted on the output have
+    y > ``above`` exactly where x > ``above``, so the same rule judges a gate's
+    pre-activation (SwiGLU, GeGLU); the tests check that and every flat-region edge.
+    """
+
+    above: Callable[[Params], float]
+    where: str
+    on: str = "input"
+
+    def __post_init__(self) -> None:
+        if self.on not in ("input", "output"):
+            raise TypeError(f"Firing: on must be 'input' or 'output', got {self.on!r}")
+
+
 @dataclass(frozen=True)
 class Activation:
     """One member of the family, defined once.
@@ -84,6 +112,8 @@ class Activation:
     ``2**derivative_bits``, decided by the comparison PyTorch's backward makes (which fixes the
     code of a NaN input), and ``mask_derivatives`` ``(m, like, **params) -> tuple``, the
     derivative on each code (scalars, or arrays broadcastable to ``like``).
+
+    ``firing`` is the rule activation monitors count a unit as firing by (:class:`Firing`).
     """
 
     name: str
@@ -113,6 +143,7 @@ class Activation:
     example: str = ""
     torch_name: str | None = None
     summary: str = ""
+    firing: Firing | None = None
 
     def __post_init__(self) -> None:
         if (self.derivative is None) == (self.vjp is None):

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from relukit.family.spec import Activation, Kink, Parameter, ParameterError, constant, integer
+from relukit.family.spec import (
+    Activation,
+    Firing,
+    Kink,
+    Parameter,
+    ParameterError,
+    constant,
+    integer,
+)
 from relukit.family.spec import positive_integer as _positive_integer
 
 
@@ -61,6 +69,7 @@ crelu = Activation(
     kinks=(Kink("x = 0", "0 for both halves", constant(0.0), constant(0.0)),),
     output_range="[0, ∞), twice the size along axis",
     monotonic=False,
+    firing=Firing(constant(0.0), "y > 0", on="output"),
     reference="Shang, Sohn, Almeida & Lee, Understanding and Improving Convolutional Neural "
     "Networks via Concatenated Rectified Linear Units",
     year=2016,
@@ -141,6 +150,7 @@ maxout = Activation(
         ),
     ),
     output_range="(-∞, ∞), axis divided by pieces",
+    firing=Firing(constant(0.0), "y > 0", on="output"),
     reference="Goodfellow, Warde-Farley, Mirza, Courville & Bengio, Maxout Networks",
     year=2013,
     example="""
