@@ -1,0 +1,109 @@
+"""The Triton mask kernels against the PyTorch rules, bit for bit, in Triton's interpreter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import relukit
+from relukit.nn.rules import rule
+from tests.kernels.gpu.helpers import DTYPES, SIZES, assert_same, inputs, needs_interpreter
+
+needs_interpreter()
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+
+from relukit.kernels.gpu import piecewise  # noqa: E402
+
+INF = math.inf
+CASES = [
+    ("relu", ()),
+    ("leaky_relu", (0.01,)),
+    ("leaky_relu", (0.1,)),
+    ("leaky_relu", (0.0,)),
+    ("leaky_relu", (1.0,)),
+    ("leaky_relu", (-0.5,)),
+    ("relu6", ()),
+    ("hardtanh", (-1.0, 1.0)),
+    ("hardtanh", (-0.0, 6.0)),
+    ("hardtanh", (0.0, 6.0)),
+    ("hardtanh", (-0.3, 0.7)),
+    ("general_relu", (0.0, INF, 0.0)),
+    ("general_relu", (0.1, INF, 0.0)),
+    ("general_relu", (1.0, INF, 0.5)),
+    ("general_relu", (0.5, 3.0, 1.0)),
+    ("general_relu", (1.0, 3.0, 0.0)),
+    ("general_relu", (0.0, 6.0, 0.0)),
+    ("general_relu", (0.2, 6.0, -1.0)),
+]
+
+
+def _id(case: tuple[str, tuple[float, ...]]) -> str:
+    return f"{case[0]}{list(case[1])}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_forward_and_backward_are_the_rules(case, dtype):
+    member, params = case
+    r = rule(member, params)
+    for n in SIZES:
+        x = inputs(n, dtype, seed=n)
+        g = inputs(n, dtype, seed=n + 1)
+        y, mask = piecewise.forward_with_mask(member, params, x)
+        y_rule, mask_rule = r.forward_with_mask(x)
+        assert_same(y, y_rule)
+        assert torch.equal(mask, mask_rule), f"mask differs at n={n}"
+        assert_same(
+            piecewise.backward_from_mask(member, params, g, mask),
+            r.backward_from_mask(g, mask_rule),
+        )
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_mask_is_the_reference_layout(case):
+    """The registry's reference path (relukit.kernels.mask, NumPy) packs the same bytes.
+
+    NaN is left out: general_relu's rule (PyTorch path) gives it the identity's code, the
+    registry the code below the threshold; the layout is what this test is about.
+    """
+    member, params = case
+    names = [p.name for p in relukit.get(member).spec.parameters]
+    bound = dict(zip(names, params, strict=True))
+    if member == "general_relu" and bound["max_value"] == INF:
+        bound["max_value"] = None
+    x = inputs(4999, torch.float64, seed=3).nan_to_num(nan=0.25)
+    _, mask = piecewise.forward_with_mask(member, params, x)
+    _, reference = relukit.get(member, **bound).forward_with_mask(x.numpy())
+    np.testing.assert_array_equal(mask.numpy(), reference)
+
+
+def test_shapes_strides_and_empty():
+    x = inputs(60, torch.float32).reshape(3, 4, 5).transpose(0, 2)
+    y, mask = piecewise.forward_with_mask("relu", (), x)
+    y_rule, mask_rule = rule("relu").forward_with_mask(x)
+    assert y.shape == x.shape and torch.equal(mask, mask_rule)
+    assert_same(y, y_rule.contiguous())
+    g = inputs(60, torch.float32, seed=5).reshape(5, 4, 3)
+    assert_same(
+        piecewise.backward_from_mask("relu", (), g, mask),
+        rule("relu").backward_from_mask(g, mask_rule),
+    )
+    y, mask = piecewise.forward_with_mask("relu", (), torch.empty(0, 3))
+    assert y.shape == (0, 3) and mask.shape == (0,)
+    assert piecewise.backward_from_mask("relu", (), torch.empty(0, 3), mask).shape == (0, 3)
+
+
+def test_in_place():
+    x = inputs(3000, torch.float32)
+    expected, mask_rule = rule("leaky_relu", (0.1,)).forward_with_mask(x)
+    y, mask = piecewise.forward_with_mask("leaky_relu", (0.1,), x, out=x)
+    assert y.data_ptr() == x.data_ptr() and torch.equal(mask, mask_rule)
+    assert_same(x, expected)
+
+
+def test_unknown_member():
+    with pytest.raises(ValueError, match="no kernel for member 'gelu'"):
+        piecewise.forward_with_mask("gelu", (), torch.ones(3))
