@@ -10,7 +10,8 @@ import torch
 
 import relukit
 from relukit.nn.rules import rule
-from tests.kernels.gpu.helpers import DTYPES, SIZES, assert_same, inputs, needs_interpreter
+
+from .helpers import DTYPES, SIZES, assert_same, inputs, needs_interpreter
 
 needs_interpreter()
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
