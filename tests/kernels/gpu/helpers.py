@@ -29,13 +29,24 @@ SPECIALS = (
 )
 
 
-def needs_interpreter() -> None:
-    """Skip unless Triton imports and runs in its interpreter (CPU tensors)."""
+def kernel_device() -> str:
+    """Where the kernels under test run: "cpu" in Triton's interpreter (``TRITON_INTERPRET=1``,
+    as the test suite sets it), else "cuda" (the whole module is skipped without a GPU).
+
+    The oracle always runs on the CPU, so on a GPU the tests also check that masks made on
+    one device are read on the other.
+    """
     pytest.importorskip("triton")
     from relukit.kernels.gpu import launch
 
-    if not launch.interpreted():
-        pytest.skip("Triton runs compiled here (TRITON_INTERPRET unset): CPU tensors cannot run")
+    if launch.interpreted():
+        return "cpu"
+    if not torch.cuda.is_available():
+        pytest.skip(
+            "Triton compiles here (TRITON_INTERPRET=0) but there is no CUDA device",
+            allow_module_level=True,
+        )
+    return "cuda"
 
 
 def inputs(n: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:

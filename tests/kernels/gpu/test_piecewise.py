@@ -1,4 +1,8 @@
-"""The Triton mask kernels against the PyTorch rules, bit for bit, in Triton's interpreter."""
+"""The Triton mask kernels against the PyTorch rules on the CPU, bit for bit.
+
+The kernels run in Triton's interpreter on the CPU (the test suite's default), or compiled on a
+GPU with ``TRITON_INTERPRET=0``; see ``helpers.kernel_device``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ import torch
 import relukit
 from relukit.nn.rules import rule
 
-from .helpers import DTYPES, SIZES, assert_same, inputs, needs_interpreter
+from .helpers import DTYPES, SIZES, assert_same, inputs, kernel_device
 
-needs_interpreter()
+DEVICE = kernel_device()
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 
 from relukit.kernels.gpu import piecewise  # noqa: E402
@@ -53,14 +57,16 @@ def test_forward_and_backward_are_the_rules(case, dtype):
     for n in SIZES:
         x = inputs(n, dtype, seed=n)
         g = inputs(n, dtype, seed=n + 1)
-        y, mask = piecewise.forward_with_mask(member, params, x)
+        y, mask = piecewise.forward_with_mask(member, params, x.to(DEVICE))
         y_rule, mask_rule = r.forward_with_mask(x)
-        assert_same(y, y_rule)
-        assert torch.equal(mask, mask_rule), f"mask differs at n={n}"
+        assert_same(y.cpu(), y_rule)
+        assert torch.equal(mask.cpu(), mask_rule), f"mask differs at n={n}"
+        # the other device's mask, each way
         assert_same(
-            piecewise.backward_from_mask(member, params, g, mask),
+            piecewise.backward_from_mask(member, params, g.to(DEVICE), mask_rule.to(DEVICE)).cpu(),
             r.backward_from_mask(g, mask_rule),
         )
+        assert_same(r.backward_from_mask(g, mask.cpu()), r.backward_from_mask(g, mask_rule))
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)
@@ -76,35 +82,37 @@ def test_mask_is_the_reference_layout(case):
     if member == "general_relu" and bound["max_value"] == INF:
         bound["max_value"] = None
     x = inputs(4999, torch.float64, seed=3).nan_to_num(nan=0.25)
-    _, mask = piecewise.forward_with_mask(member, params, x)
+    _, mask = piecewise.forward_with_mask(member, params, x.to(DEVICE))
     _, reference = relukit.get(member, **bound).forward_with_mask(x.numpy())
-    np.testing.assert_array_equal(mask.numpy(), reference)
+    np.testing.assert_array_equal(mask.cpu().numpy(), reference)
 
 
 def test_shapes_strides_and_empty():
     x = inputs(60, torch.float32).reshape(3, 4, 5).transpose(0, 2)
-    y, mask = piecewise.forward_with_mask("relu", (), x)
+    y, mask = piecewise.forward_with_mask("relu", (), x.to(DEVICE))
     y_rule, mask_rule = rule("relu").forward_with_mask(x)
-    assert y.shape == x.shape and torch.equal(mask, mask_rule)
-    assert_same(y, y_rule.contiguous())
+    assert y.shape == x.shape and torch.equal(mask.cpu(), mask_rule)
+    assert_same(y.cpu(), y_rule.contiguous())
     g = inputs(60, torch.float32, seed=5).reshape(5, 4, 3)
     assert_same(
-        piecewise.backward_from_mask("relu", (), g, mask),
+        piecewise.backward_from_mask("relu", (), g.to(DEVICE), mask).cpu(),
         rule("relu").backward_from_mask(g, mask_rule),
     )
-    y, mask = piecewise.forward_with_mask("relu", (), torch.empty(0, 3))
+    empty = torch.empty(0, 3, device=DEVICE)
+    y, mask = piecewise.forward_with_mask("relu", (), empty)
     assert y.shape == (0, 3) and mask.shape == (0,)
-    assert piecewise.backward_from_mask("relu", (), torch.empty(0, 3), mask).shape == (0, 3)
+    assert piecewise.backward_from_mask("relu", (), empty, mask).shape == (0, 3)
 
 
 def test_in_place():
     x = inputs(3000, torch.float32)
     expected, mask_rule = rule("leaky_relu", (0.1,)).forward_with_mask(x)
+    x = x.to(DEVICE)
     y, mask = piecewise.forward_with_mask("leaky_relu", (0.1,), x, out=x)
-    assert y.data_ptr() == x.data_ptr() and torch.equal(mask, mask_rule)
-    assert_same(x, expected)
+    assert y.data_ptr() == x.data_ptr() and torch.equal(mask.cpu(), mask_rule)
+    assert_same(x.cpu(), expected)
 
 
 def test_unknown_member():
     with pytest.raises(ValueError, match="no kernel for member 'gelu'"):
-        piecewise.forward_with_mask("gelu", (), torch.ones(3))
+        piecewise.forward_with_mask("gelu", (), torch.ones(3, device=DEVICE))

@@ -1,4 +1,5 @@
-"""PReLU and RReLU's Triton kernels against PyTorch, bit for bit, in Triton's interpreter."""
+"""PReLU and RReLU's Triton kernels against PyTorch on the CPU, bit for bit (in Triton's
+interpreter, or compiled on a GPU with ``TRITON_INTERPRET=0``: ``helpers.kernel_device``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from .helpers import DTYPES, assert_same, inputs, needs_interpreter
+from .helpers import DTYPES, assert_same, inputs, kernel_device
 
-needs_interpreter()
+DEVICE = kernel_device()
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 
 from relukit.kernels.gpu import prelu  # noqa: E402
@@ -42,18 +43,22 @@ def test_prelu_is_torch(shape, channels, dtype):
     g = inputs(n, dtype, seed=n + 1).reshape(shape)
     w = (torch.rand(channels, generator=torch.Generator().manual_seed(7)) - 0.3).to(dtype)
     y_torch, dx_torch, dw_torch = _torch_prelu(x, w, g)
+    x, w, g = x.to(DEVICE), w.to(DEVICE), g.to(DEVICE)
     y, mask, negatives = prelu.forward(x, w, True)
-    assert_same(y, y_torch)
-    np.testing.assert_array_equal(mask.numpy(), _packed(x > 0))
-    assert_same(negatives, torch.masked_select(x, ~(x > 0)))
+    assert_same(y.cpu(), y_torch)
+    np.testing.assert_array_equal(mask.cpu().numpy(), _packed(x.cpu() > 0))
+    assert_same(negatives.cpu(), torch.masked_select(x.cpu(), ~(x.cpu() > 0)))
     dx, dw = prelu.backward(g, mask, negatives, w, True, list(x.stride()))
-    assert_same(dx, dx_torch)
-    assert_same(dw, dw_torch)
+    assert_same(dx.cpu(), dx_torch)
+    if DEVICE == "cpu":  # the weight's sum is PyTorch's own, in the device's order
+        assert_same(dw.cpu(), dw_torch)
+    else:
+        torch.testing.assert_close(dw.cpu(), dw_torch, equal_nan=True)
     y, mask, none = prelu.forward(x, w, False)
     assert none.numel() == 0
     dx, dw = prelu.backward(g, mask, none, w, False, list(x.stride()))
-    assert_same(dx, dx_torch)
-    assert torch.equal(dw, torch.zeros_like(w))
+    assert_same(dx.cpu(), dx_torch)
+    assert torch.equal(dw.cpu(), torch.zeros_like(w.cpu()))
 
 
 def test_prelu_channels_last_sums_in_torch_order():
@@ -62,15 +67,18 @@ def test_prelu_channels_last_sums_in_torch_order():
     g = inputs(x.numel(), torch.float32, seed=2).reshape(x.shape)
     w = torch.tensor([0.25, -0.1, 0.3])
     _, dx_torch, dw_torch = _torch_prelu(x, w, g)
+    if DEVICE != "cpu":  # PyTorch's own CUDA sum is the oracle there
+        _, dx_torch, dw_torch = _torch_prelu(x.to(DEVICE), w.to(DEVICE), g.to(DEVICE))
+    x, w, g = x.to(DEVICE), w.to(DEVICE), g.to(DEVICE)
     _, mask, negatives = prelu.forward(x, w, True)
     dx, dw = prelu.backward(g, mask, negatives, w, True, list(x.stride()))
-    assert_same(dx, dx_torch.contiguous())
-    assert_same(dw, dw_torch)
+    assert_same(dx.cpu(), dx_torch.contiguous().cpu())
+    assert_same(dw.cpu(), dw_torch.cpu())
 
 
 def test_prelu_refuses_a_weight_that_does_not_fit():
     with pytest.raises(ValueError, match=r"weight of shape \(4,\) is not one slope or one per"):
-        prelu.forward(torch.ones(2, 3), torch.ones(4), True)
+        prelu.forward(torch.ones(2, 3, device=DEVICE), torch.ones(4, device=DEVICE), True)
     assert prelu.channel_layout(torch.ones(2, 3, 5), torch.ones(1, 3, 1)) == (5, 3)
     assert prelu.channel_layout(torch.ones(2, 3, 5), torch.ones(3, 1, 1)) is None
     assert prelu.channel_layout(torch.ones(9), torch.ones(9)) is None
@@ -85,5 +93,5 @@ def test_rrelu_backward(n, dtype):
     slopes = (0.1 + 0.2 * torch.rand(int(took.sum()), dtype=torch.float64)).to(dtype)
     expected = g.clone()
     expected[took] = g[took] * slopes
-    mask = torch.from_numpy(_packed(~took))
-    assert_same(prelu.rrelu_backward(g, mask, slopes), expected)
+    mask = torch.from_numpy(_packed(~took)).to(DEVICE)
+    assert_same(prelu.rrelu_backward(g.to(DEVICE), mask, slopes.to(DEVICE)).cpu(), expected)
