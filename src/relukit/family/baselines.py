@@ -26,6 +26,8 @@ def _sigmoid_derivative(m: Any, x: Any) -> Any:
 
 sigmoid = Activation(
     name="sigmoid",
+    torch_module="Sigmoid",
+    kernel=lambda p: ("sigmoid", ()),
     summary="Logistic sigmoid (baseline)",
     formula="1 / (1 + exp(−x))",
     latex=r"\sigma(x) = \frac{1}{1 + e^{-x}}",
@@ -60,6 +62,8 @@ def _tanh_derivative(m: Any, x: Any) -> Any:
 
 tanh = Activation(
     name="tanh",
+    torch_module="Tanh",
+    kernel=lambda p: ("tanh", ()),
     summary="Hyperbolic tangent (baseline)",
     formula="tanh(x)",
     latex=r"\tanh(x)",

@@ -41,6 +41,9 @@ def _elu_derivative(m: Any, x: Any, alpha: float) -> Any:
 
 elu = Activation(
     name="elu",
+    module="ELU",
+    torch_module="ELU",
+    kernel=lambda p: ("elu", (p["alpha"],)),
     summary="Exponential Linear Unit",
     formula="x if x > 0 else alpha·(exp(x) − 1)",
     latex=r"\begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}",
@@ -81,6 +84,9 @@ def _selu_derivative(m: Any, x: Any) -> Any:
 
 selu = Activation(
     name="selu",
+    module="SELU",
+    torch_module="SELU",
+    kernel=lambda p: ("selu", ()),
     summary="Scaled ELU (self-normalising)",
     formula="scale·(x if x > 0 else alpha·(exp(x) − 1)), alpha ≈ 1.6733, scale ≈ 1.0507",
     latex=r"\lambda \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}",
@@ -124,6 +130,9 @@ def _celu_derivative(m: Any, x: Any, alpha: float) -> Any:
 
 celu = Activation(
     name="celu",
+    module="CELU",
+    torch_module="CELU",
+    kernel=lambda p: ("celu", (p["alpha"],)),
     summary="Continuously differentiable ELU",
     formula="x if x > 0 else alpha·(exp(x/alpha) − 1)",
     latex=r"\begin{cases} x & x > 0 \\ \alpha (e^{x/\alpha} - 1) & x \le 0 \end{cases}",

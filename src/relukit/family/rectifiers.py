@@ -48,6 +48,9 @@ def _zero_one(m: Any, like: Any, **params: Any) -> tuple[float, float]:
 
 relu = Activation(
     name="relu",
+    module="ReLU",
+    torch_module="ReLU",
+    kernel=lambda p: ("relu", ()),
     summary="Rectified Linear Unit",
     formula="max(0, x)",
     latex=r"\max(0, x)",
@@ -105,6 +108,9 @@ def _slope_limit(slope: float) -> float:
 
 leaky_relu = Activation(
     name="leaky_relu",
+    module="LeakyReLU",
+    torch_module="LeakyReLU",
+    kernel=lambda p: ("leaky", (p["negative_slope"],)),
     summary="Leaky ReLU",
     formula="x if x > 0 else negative_slope·x",
     latex=r"\begin{cases} x & x > 0 \\ a x & x \le 0 \end{cases}",
@@ -195,6 +201,9 @@ def _prelu_weight_vjp(m: Any, x: Any, g: Any, weight: Any, axis: int) -> Any:
 
 prelu = Activation(
     name="prelu",
+    module="PReLU",
+    torch_module="PReLU",
+    kernel=lambda p: ("prelu", ()),
     summary="Parametric ReLU (learnable slope, shared or one per channel)",
     formula="x if x > 0 else weight[c]·x",
     latex=r"\begin{cases} x & x > 0 \\ a_c x & x \le 0 \end{cases}",
@@ -287,6 +296,11 @@ def _check_seed(value: Any) -> str | None:
 
 rrelu = Activation(
     name="rrelu",
+    module="RReLU",
+    torch_module="RReLU",
+    kernel=(
+        lambda p: ("rrelu", ()) if p["training"] else ("leaky", ((p["lower"] + p["upper"]) / 2,))
+    ),
     summary="Randomized leaky ReLU (random slope while training, mean slope otherwise)",
     formula="x if x > 0 else r·x, r ~ U(lower, upper) in training, (lower+upper)/2 otherwise",
     latex=r"\begin{cases} x & x > 0 \\ r x & x \le 0 \end{cases},\ r \sim U(l, u)",
@@ -361,6 +375,9 @@ def _hardtanh_derivative(m: Any, x: Any, min_val: float, max_val: float) -> Any:
 
 hardtanh = Activation(
     name="hardtanh",
+    module="Hardtanh",
+    torch_module="Hardtanh",
+    kernel=lambda p: ("clip", (p["min_val"], p["max_val"])),
     summary="Hard tanh: the identity clipped to [min_val, max_val]",
     formula="min(max(x, min_val), max_val)",
     latex=r"\min(\max(x, a), b)",
@@ -411,6 +428,9 @@ def _relu6_derivative(m: Any, x: Any) -> Any:
 
 relu6 = Activation(
     name="relu6",
+    module="ReLU6",
+    torch_module="ReLU6",
+    kernel=lambda p: ("clip", (0.0, 6.0)),
     summary="ReLU capped at 6",
     formula="min(max(0, x), 6)",
     latex=r"\min(\max(0, x), 6)",
@@ -496,8 +516,21 @@ def _general_relu_derivatives(
     return tuple(dict.fromkeys(_general_relu_values(negative_slope, max_value)))
 
 
+def _general_kernel(p: Params) -> tuple[float, ...]:
+    """The compiled formula's parameters: slope, threshold, cap (0 if none), capped flag."""
+    cap = p["max_value"]
+    return (
+        p["negative_slope"],
+        p["threshold"],
+        0.0 if cap is None else cap,
+        float(cap is not None),
+    )
+
+
 general_relu = Activation(
     name="general_relu",
+    module="GeneralReLU",
+    kernel=lambda p: ("general", _general_kernel(p)),
     summary="Keras's relu: leaky below a threshold, capped above max_value",
     formula="max_value if x ≥ max_value; x if threshold ≤ x < max_value; "
     "negative_slope·(x − threshold) otherwise",
@@ -561,6 +594,8 @@ def _squared_relu_derivative(m: Any, x: Any) -> Any:
 
 squared_relu = Activation(
     name="squared_relu",
+    module="SquaredReLU",
+    kernel=lambda p: ("squared", ()),
     summary="Squared ReLU (Primer)",
     formula="max(0, x)²",
     latex=r"\max(0, x)^2",

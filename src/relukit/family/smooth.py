@@ -59,6 +59,9 @@ def _gelu_derivative(m: Any, x: Any, approximate: str) -> Any:
 
 gelu = Activation(
     name="gelu",
+    module="GELU",
+    torch_module="GELU",
+    kernel=lambda p: ("gelu" if p["approximate"] == "none" else "gelu_tanh", ()),
     summary="Gaussian Error Linear Unit (exact, or the tanh approximation)",
     formula="x·Φ(x) = x·(1 + erf(x/√2))/2; approximate='tanh': "
     "x·(1 + tanh(√(2/π)(x + 0.044715x³)))/2",
@@ -100,6 +103,9 @@ def _silu_derivative(m: Any, x: Any) -> Any:
 
 silu = Activation(
     name="silu",
+    module="SiLU",
+    torch_module="SiLU",
+    kernel=lambda p: ("silu", ()),
     aliases=("swish",),
     summary="Sigmoid Linear Unit (Swish with β = 1)",
     formula="x·σ(x) = x / (1 + exp(−x))",
@@ -140,6 +146,9 @@ def _mish_derivative(m: Any, x: Any) -> Any:
 
 mish = Activation(
     name="mish",
+    module="Mish",
+    torch_module="Mish",
+    kernel=lambda p: ("mish", ()),
     summary="Mish: x·tanh(softplus(x))",
     formula="x·tanh(ln(1 + exp(x)))",
     latex=r"x \tanh(\ln(1 + e^x))",
@@ -181,6 +190,9 @@ def _softplus_derivative(m: Any, x: Any, beta: float, threshold: float) -> Any:
 
 softplus = Activation(
     name="softplus",
+    module="Softplus",
+    torch_module="Softplus",
+    kernel=lambda p: ("softplus", (p["beta"], p["threshold"])),
     summary="Softplus, the smooth ReLU (linear above threshold/beta)",
     formula="ln(1 + exp(beta·x))/beta, or x where beta·x > threshold",
     latex=r"\tfrac{1}{\beta}\ln(1 + e^{\beta x})",

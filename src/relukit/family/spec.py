@@ -20,6 +20,7 @@ from typing import Any
 
 Formula = Callable[..., Any]
 Params = Mapping[str, Any]
+KernelPacking = Callable[[Params], tuple[str, tuple[float, ...]]]
 
 
 class ParameterError(ValueError):
@@ -114,6 +115,21 @@ class Activation:
     derivative on each code (scalars, or arrays broadcastable to ``like``).
 
     ``firing`` is the rule activation monitors count a unit as firing by (:class:`Firing`).
+
+    What the other layers read (they build their tables from these fields, never from lists
+    of member names of their own; ``tests/test_registry.py`` walks every member through each):
+
+    - ``parameters``: their order is the positional order (the order of the functional form's
+      arguments after the input, and of :meth:`encode`'s floats);
+    - ``kernel``: ``(bound params) -> (formula, floats)``, the compiled formula that computes
+      the member (its key in :mod:`relukit.kernels.cpu`) and the formula's own parameters;
+      ``None`` when only the reference path computes it;
+    - ``module``: the class name in :mod:`relukit.nn` (None: no relukit module);
+    - ``torch_module`` / ``torch_name``: the ``torch.nn`` class and the
+      ``torch.nn.functional`` function computing the same thing (None where torch has none;
+      they are also the peers ``relukit bench`` and ``benchmarks/nn_speed.py`` time);
+    - ``mask_code``, ``mask_derivatives`` and ``derivative_pieces``: the mask path's codes
+      and bits (:meth:`derivative_bits`).
     """
 
     name: str
@@ -144,6 +160,9 @@ class Activation:
     torch_name: str | None = None
     summary: str = ""
     firing: Firing | None = None
+    module: str | None = None
+    torch_module: str | None = None
+    kernel: KernelPacking | None = None
 
     def __post_init__(self) -> None:
         if (self.derivative is None) == (self.vjp is None):
@@ -175,6 +194,27 @@ class Activation:
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
+
+    def encode(self, bound: Params) -> list[float]:
+        """The bound parameters as floats in positional order (None as inf, bools as 0/1):
+        how the PyTorch operators carry them. :meth:`decode` is the inverse."""
+        return [
+            math.inf if bound[p.name] is None else float(bound[p.name]) for p in self.parameters
+        ]
+
+    def decode(self, values: list[float]) -> dict[str, Any]:
+        """The parameters :meth:`encode` gave ``values`` for."""
+        decoded: dict[str, Any] = {}
+        for p, value in zip(self.parameters, values, strict=True):
+            if p.default is None and value == math.inf:
+                decoded[p.name] = None
+            elif p.kind is bool:
+                decoded[p.name] = bool(value)
+            elif p.kind is int:
+                decoded[p.name] = int(value)
+            else:
+                decoded[p.name] = value
+        return decoded
 
     def bind(self, params: Params) -> dict[str, Any]:
         """Defaults overlaid with ``params``, every value checked; raises ParameterError."""

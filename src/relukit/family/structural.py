@@ -58,6 +58,7 @@ def _crelu_vjp(m: Any, x: Any, g: Any, axis: int) -> Any:
 
 crelu = Activation(
     name="crelu",
+    module="CReLU",
     summary="Concatenated ReLU: relu(x) and relu(−x) side by side",
     formula="concat(max(0, x), max(0, −x)) along axis",
     latex=r"[\max(0, x), \max(0, -x)]",
@@ -128,6 +129,7 @@ def _maxout_vjp(m: Any, x: Any, g: Any, pieces: int, axis: int) -> Any:
 
 maxout = Activation(
     name="maxout",
+    module="Maxout",
     summary="Maxout: the maximum over groups of k consecutive features",
     formula="max over each group of `pieces` consecutive entries along axis",
     latex=r"\max_{j \in \text{group } i} x_j",

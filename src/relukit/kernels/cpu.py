@@ -88,9 +88,7 @@ def available() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Members: which kernel, which parameters
-
-MASKED = ("relu", "leaky_relu", "prelu", "rrelu", "relu6", "hardtanh", "general_relu")
+# Formulas: which kernel, which parameters (the registry's ``kernel`` field names the formula)
 
 
 class Plan:
@@ -119,64 +117,91 @@ def _limit(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
+Slots = tuple[int, list[float], Callable[..., Any] | None] | None
+
+
+def _general(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
+    slope, threshold, cap, capped = args
+    # p[6]: a zero slope gives +0 below the threshold (not 0·(x − t), NaN at -inf)
+    return _module().GENERAL, [slope, threshold, cap, capped, 0.0, 0.0, float(slope == 0)], None
+
+
+def _elu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
+    (alpha,) = args
+    if not _normal((alpha,), work):
+        return None
+    return _module().ELU, [alpha, 0.0, _remainder(alpha, work)], None
+
+
+def _celu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
+    (alpha,) = args
+    if not _normal((alpha, 1 / alpha), work):
+        return None
+    inverse = 1 / alpha
+    return (
+        _module().CELU,
+        [alpha, inverse, _remainder(inverse, work), _remainder(alpha, work)],
+        None,
+    )
+
+
+def _softplus(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
+    beta, threshold = args
+    if not _normal((beta, 1 / beta), work):
+        return None
+    if work == np.float32 and math.frexp(beta)[0] != 0.5:
+        # beta·x and log1p(·)/beta round in float32 unless beta is a power of two
+        return _module().SOFTPLUS_WIDE, [beta, threshold, _remainder(beta, work)], None
+    return _module().SOFTPLUS, [beta, threshold], None
+
+
+def _prelu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
+    slopes = _prelu_slopes(params["weight"], params["axis"], work)
+    return None if slopes is None else (_module().SLOPES, [], slopes)
+
+
+def _rrelu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
+    slopes = _rrelu_slopes(params["lower"], params["upper"], params["seed"], work)
+    return _module().SLOPES, [], slopes
+
+
+FORMULAS: dict[str, Callable[[tuple[float, ...], dict[str, Any], np.dtype], Slots]] = {
+    "general": _general,
+    "elu": _elu,
+    "celu": _celu,
+    "softplus": _softplus,
+    "prelu": _prelu,
+    "rrelu": _rrelu,
+}
+"""Formulas whose parameters need more than being placed in order (a working-dtype split, a
+check, per-element slopes). Any other formula key ``f`` is the kernels' member ``F`` (upper
+case) with the formula's parameters in ``p[0]``, ``p[1]``, …"""
+
+PER_ELEMENT = frozenset({"prelu", "rrelu"})
+"""Formulas with per-element slopes (code 0 of the mask takes its derivative from them)."""
+
+
+def formula(spec: Activation, params: dict[str, Any]) -> tuple[str, tuple[float, ...]] | None:
+    """The registry's ``(formula, parameters)`` for ``spec`` bound to ``params``, or None."""
+    return None if spec.kernel is None else spec.kernel(params)
+
+
 def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> Plan | None:
     """The kernel plan for ``spec`` (``op``: forward or derivative), or None if it has none."""
-    k = _module()
-    name = spec.name
-    values = [0.0] * 8
-    slopes = None
-    if name == "relu":
-        member = k.RELU
-    elif name == "leaky_relu":
-        member, values[0] = k.LEAKY, params["negative_slope"]
-    elif name == "prelu":
-        member, slopes = k.SLOPES, _prelu_slopes(params["weight"], params["axis"], work)
-        if slopes is None:
-            return None
-    elif name == "rrelu":
-        lower, upper = params["lower"], params["upper"]
-        if params["training"]:
-            member, slopes = k.SLOPES, _rrelu_slopes(lower, upper, params["seed"], work)
-        else:
-            member, values[0] = k.LEAKY, (lower + upper) / 2
-    elif name in ("relu6", "hardtanh"):
-        member = k.CLIP
-        if name == "relu6":
-            values[0], values[1] = 0.0, 6.0
-        else:
-            values[0], values[1] = params["min_val"], params["max_val"]
-    elif name == "general_relu":
-        member = k.GENERAL
-        cap = params["max_value"]
-        values[0], values[1] = params["negative_slope"], params["threshold"]
-        values[2], values[3] = (0.0, 0.0) if cap is None else (cap, 1.0)
-        values[6] = 1.0 if params["negative_slope"] == 0 else 0.0
-    elif name == "squared_relu":
-        member = k.SQUARED
-    elif name == "elu":
-        if not _normal((params["alpha"],), work):
-            return None
-        member, values[0], values[2] = k.ELU, params["alpha"], _remainder(params["alpha"], work)
-    elif name == "selu":
-        member = k.SELU
-    elif name == "celu":
-        if not _normal((params["alpha"], 1 / params["alpha"]), work):
-            return None
-        member, values[0], values[1] = k.CELU, params["alpha"], 1 / params["alpha"]
-        values[2], values[3] = _remainder(values[1], work), _remainder(values[0], work)
-    elif name == "gelu":
-        member = k.GELU if params["approximate"] == "none" else k.GELU_TANH
-    elif name in ("silu", "mish", "sigmoid", "tanh"):
-        member = {"silu": k.SILU, "mish": k.MISH, "sigmoid": k.SIGMOID, "tanh": k.TANH}[name]
-    elif name == "softplus":
-        if not _normal((params["beta"], 1 / params["beta"]), work):
-            return None
-        member, values[0], values[1] = k.SOFTPLUS, params["beta"], params["threshold"]
-        if work == np.float32 and math.frexp(values[0])[0] != 0.5:
-            # beta·x and log1p(·)/beta round in float32 unless beta is a power of two
-            member, values[2] = k.SOFTPLUS_WIDE, _remainder(values[0], work)
-    else:
+    packed = formula(spec, params)
+    if packed is None:
         return None
+    key, args = packed
+    adapt = FORMULAS.get(key)
+    if adapt is None:
+        slots: Slots = getattr(_module(), key.upper()), list(args), None
+    else:
+        slots = adapt(args, params, work)
+        if slots is None:
+            return None
+    member, placed, slopes = slots
+    values = [0.0] * 8
+    values[: len(placed)] = placed
     if spec.limits is not None:
         limits = spec.limits.forward if op == "forward" else spec.limits.derivative
         values[4], values[5] = (_limit(v) for v in limits(params))
@@ -500,7 +525,7 @@ def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
 
 
 def _mask_plan(spec: Activation, params: dict[str, Any], work: np.dtype) -> Plan | None:
-    if spec.name not in MASKED:
+    if spec.mask_code is None:
         return None
     return plan(spec, "forward", params, work)
 
@@ -544,7 +569,7 @@ def forward_with_mask(
         return None
     y = target.flat
     p = the_plan.p.copy()
-    p[7] = 1.0 if (spec.name == "rrelu" and params["training"] and _noisy(params)) else 0.0
+    p[7] = 1.0 if (_formula_key(spec, params) == "rrelu" and _noisy(params)) else 0.0
     mask_np = np.empty(mask_bytes(x.size, bits), dtype=np.uint8)
     k = _module()
     kernel = _kernel("mask_forward", the_plan.member, bits)
@@ -605,6 +630,16 @@ class DirectMask:
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
         """``dx = g·f'`` from the packed codes."""
         self._backward(g, mask, self.aux, dx, self.table, 0, False)
+
+
+def _formula_key(spec: Activation, params: dict[str, Any]) -> str | None:
+    packed = formula(spec, params)
+    return None if packed is None else packed[0]
+
+
+def per_element_slopes(spec: Activation, params: dict[str, Any]) -> bool:
+    """Does the mask path's code 0 take a per-element slope (prelu, rrelu in training)?"""
+    return _formula_key(spec, params) in PER_ELEMENT
 
 
 def _noisy(params: dict[str, Any]) -> bool:

@@ -198,7 +198,7 @@ def _mask_op(
         )
     mask_path.check_mask(where, mask, source, _size(source.array), bits)
     if compiled_takes(source):
-        slopes = spec.name == "prelu" or (spec.name == "rrelu" and params["training"])
+        slopes = _cpu.per_element_slopes(spec, params)
         wide = source.array.dtype.itemsize == 8
         table = _cached(
             spec, params, source, 1 + wide, lambda: _derivative_table(spec, params, wide, slopes)
@@ -216,7 +216,7 @@ def direct_mask(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> An
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _has_numba():
         return None
-    if spec.mask_code is None or spec.name in ("prelu", "rrelu"):
+    if spec.mask_code is None or _cpu.per_element_slopes(spec, params):
         return None
     codes = _piece_codes(spec, params)
     table = _derivative_table(spec, params, dtype.itemsize == 8, False)
