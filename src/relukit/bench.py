@@ -39,6 +39,7 @@ import numpy as np
 
 import relukit
 from relukit import threads
+from relukit.family import lookup
 from relukit.kernels import dispatch
 
 MEMBERS = ("relu", "leaky_relu", "relu6", "elu", "gelu", "silu")
@@ -50,7 +51,7 @@ OPS = (
     "forward_with_mask",
     "backward_from_mask",
 )
-MASKED = ("relu", "leaky_relu", "relu6")
+MASKED = tuple(name for name in MEMBERS if lookup(name).mask_code is not None)
 DTYPES = ("float32", "float64", "bfloat16")
 QUICK_SIZES = (2**10, 2**16)
 FULL_SIZES = tuple(2**k for k in range(10, 27, 2))
@@ -381,6 +382,10 @@ def peer_timers(member: str, op: str, a: Arrays) -> dict[str, Timer]:
 
     peers: dict[str, Timer] = {}
     x, y, z, tx, ty, tz = a.x, a.y, a.z, a.tx, a.ty, a.tz
+    torch_name = lookup(member).torch_name
+    if op == "forward" and torch_name is not None:  # the registry's torch peer
+        function = getattr(F, torch_name)
+        peers[f"F.{torch_name}"] = lambda: function(tx)
     aten = torch.ops.aten
     np_ok = _numpy_ok(a)
     if member == "relu":
@@ -404,7 +409,6 @@ def peer_timers(member: str, op: str, a: Arrays) -> dict[str, Timer]:
             )
         peers.update(
             {
-                "forward": {"torch.relu": lambda: torch.relu(tx)},
                 "forward_out": {"torch.clamp_min(out=)": lambda: torch.clamp_min(tx, 0, out=ty)},
                 "forward_inplace": {"torch.relu_": lambda: torch.relu_(tz)},
                 "derivative": {
@@ -426,7 +430,6 @@ def peer_timers(member: str, op: str, a: Arrays) -> dict[str, Timer]:
             peers["np.where"] = lambda: np.where(x > 0, x, x * 0.01)
         peers.update(
             {
-                "forward": {"F.leaky_relu": lambda: F.leaky_relu(tx, 0.01)},
                 "forward_out": {
                     "leaky_relu(out=)": lambda: torch._C._nn.leaky_relu(tx, 0.01, out=ty)
                 },
@@ -460,7 +463,6 @@ def peer_timers(member: str, op: str, a: Arrays) -> dict[str, Timer]:
             )
         peers.update(
             {
-                "forward": {"F.relu6": lambda: F.relu6(tx)},
                 "forward_out": {"torch.clamp(out=)": lambda: torch.clamp(tx, 0, 6, out=ty)},
                 "forward_inplace": {"torch.clamp_": lambda: torch.clamp_(tz, 0, 6)},
                 "derivative": {
@@ -493,7 +495,6 @@ def _smooth_peers(member: str, op: str, a: Arrays, np_ok: bool) -> dict[str, Tim
     aten = torch.ops.aten
     table: dict[str, dict[str, dict[str, Timer]]] = {
         "elu": {
-            "forward": {"F.elu": lambda: F.elu(tx)},
             "forward_out": {"elu(out=)": lambda: nn.elu(tx, out=ty)},
             "forward_inplace": {"F.elu_": lambda: F.elu_(tz)},
             "derivative": {
@@ -501,12 +502,10 @@ def _smooth_peers(member: str, op: str, a: Arrays, np_ok: bool) -> dict[str, Tim
             },
         },
         "gelu": {
-            "forward": {"F.gelu": lambda: F.gelu(tx)},
             "forward_out": {"gelu(out=)": lambda: nn.gelu(tx, out=ty)},
             "derivative": {"aten.gelu_backward": lambda: aten.gelu_backward(a.ones, tx)},
         },
         "silu": {
-            "forward": {"F.silu": lambda: F.silu(tx)},
             "forward_out": {"silu(out=)": lambda: nn.silu(tx, out=ty)},
             "forward_inplace": {"F.silu(inplace)": lambda: F.silu(tz, inplace=True)},
             "derivative": {"aten.silu_backward": lambda: aten.silu_backward(a.ones, tx)},
@@ -723,11 +722,11 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             add("relu in place vs torch.relu_", torch_inplace["seconds"] / inplace["seconds"], 1.0)
     alloc = pick("relu", "forward", big)
     if alloc:
-        peers = [pick("relu", "forward", big, name) for name in ("np.maximum", "torch.relu")]
+        peers = [pick("relu", "forward", big, name) for name in ("np.maximum", "F.relu")]
         times = [p["seconds"] for p in peers if p]
         if times:
             add(
-                "relu allocating vs faster of np.maximum, torch.relu",
+                "relu allocating vs faster of np.maximum, F.relu",
                 min(times) / alloc["seconds"],
                 1.0,
             )

@@ -15,3 +15,15 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def one_bit_path_at_every_size() -> Iterator[None]:
+    """The tests use small tensors; they test the one-bit path, which runs below
+    ``native_below`` only when it is 0 (tests of the native path set it themselves)."""
+    import relukit.nn
+
+    before = relukit.nn.native_below()
+    relukit.nn.set_native_below(0)
+    yield
+    relukit.nn.set_native_below(before)

@@ -14,7 +14,7 @@ from torch import nn
 import relukit
 import relukit.nn as rn
 from relukit.nn import functional as rf
-from relukit.nn.autograd import PRELU_DOUBLE_BACKWARD
+from relukit.nn.prelu import PRELU_DOUBLE_BACKWARD
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]
 INT_VIEW = {

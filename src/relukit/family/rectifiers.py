@@ -389,8 +389,8 @@ hardtanh = Activation(
     ),
     check=lambda p: (
         None
-        if p["min_val"] < p["max_val"]
-        else f"min_val={p['min_val']!r} must be < max_val={p['max_val']!r}"
+        if p["min_val"] <= p["max_val"]
+        else f"min_val={p['min_val']!r} must be <= max_val={p['max_val']!r}"
     ),
     kinks=(
         Kink("x = min_val", "0", lambda p: p["min_val"], constant(0.0)),

@@ -592,11 +592,12 @@ def forward_with_mask(
     return result, mask_np
 
 
-class DirectMask:
+class MaskKernels:
     """The mask path's two kernels for one bound member and dtype, called without the general
-    path's checks: for C-contiguous, aligned, disjoint 1-D float32/float64 arrays of fewer than
-    :attr:`limit` elements (one block on one thread, no streaming stores), where its fixed cost
-    of tens of microseconds would dominate. Members with per-element slopes have none.
+    path's checks: for C-contiguous, aligned, disjoint 1-D float32/float64 arrays of any size
+    (split into chunks on the pool from ``2·GRAIN_LINEAR`` elements, streamed from
+    :data:`STREAM_BYTES`). The entry points are resolved once, so a small call costs a few
+    microseconds. Members with per-element slopes have none (ValueError).
     """
 
     def __init__(
@@ -613,7 +614,8 @@ class DirectMask:
         self.table = np.zeros(4, dtype=dtype)
         self.table[: table.size] = table
         self.aux = np.zeros(1, dtype=dtype)
-        self.limit = min(2 * GRAIN_LINEAR, STREAM_BYTES // dtype.itemsize)
+        self.limit = 2 * GRAIN_LINEAR
+        self.stream_from = STREAM_BYTES // dtype.itemsize if STREAM else None
         self._forward = _entry_point(
             _kernel("mask_forward", the_plan.member, self.bits),
             (self.aux, self.aux, self.aux, np.zeros(1, np.uint8), self.p, self.codes, 0, False),
@@ -623,13 +625,36 @@ class DirectMask:
             (self.aux, np.zeros(1, np.uint8), self.aux, self.aux, self.table, 0, False),
         )
 
+    def _stream(self, n: int) -> bool:
+        return self.stream_from is not None and n >= self.stream_from
+
     def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
         """``y = f(x)`` and ``mask`` = the packed codes of x."""
-        self._forward(x, self.aux, y, mask, self.p, self.codes, 0, False)
+        n, bits, stream = x.size, self.bits, self._stream(x.size)
+        if n < self.limit:
+            self._forward(x, self.aux, y, mask, self.p, self.codes, 0, stream)
+            return
+        kernel, aux, p, codes = self._forward, self.aux, self.p, self.codes
+
+        def task(a: int, b: int) -> Callable[[], None]:
+            m = mask[a * bits // 8 : mask_bytes(b, bits)]
+            return lambda: kernel(x[a:b], aux, y[a:b], m, p, codes, a, stream)
+
+        threads.run_all([task(a, b) for a, b in _chunks(n, GRAIN_LINEAR)])
 
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
         """``dx = g·f'`` from the packed codes."""
-        self._backward(g, mask, self.aux, dx, self.table, 0, False)
+        n, bits, stream = g.size, self.bits, self._stream(g.size)
+        if n < self.limit:
+            self._backward(g, mask, self.aux, dx, self.table, 0, stream)
+            return
+        kernel, aux, table = self._backward, self.aux, self.table
+
+        def task(a: int, b: int) -> Callable[[], None]:
+            m = mask[a * bits // 8 : mask_bytes(b, bits)]
+            return lambda: kernel(g[a:b], m, aux, dx[a:b], table, a, stream)
+
+        threads.run_all([task(a, b) for a, b in _chunks(n, GRAIN_LINEAR)])
 
 
 def _formula_key(spec: Activation, params: dict[str, Any]) -> str | None:

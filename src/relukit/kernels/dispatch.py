@@ -209,10 +209,10 @@ def _mask_op(
     return mask_path.backward_from_mask(spec, source, mask, params)
 
 
-def direct_mask(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> Any:
-    """The mask path's kernels for small contiguous float32/float64 arrays, called directly
-    (:class:`relukit.kernels.cpu.DirectMask`), or None where they do not apply (no Numba, a
-    member with per-element slopes, another dtype)."""
+def mask_kernels(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> Any:
+    """The mask path's kernels for contiguous float32/float64 arrays, called directly
+    (:class:`relukit.kernels.cpu.MaskKernels`: the entry point :mod:`relukit.nn` takes), or None
+    where they do not apply (no Numba, a member with per-element slopes, another dtype)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _has_numba():
         return None
@@ -221,7 +221,7 @@ def direct_mask(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> An
     codes = _piece_codes(spec, params)
     table = _derivative_table(spec, params, dtype.itemsize == 8, False)
     try:
-        return _cpu.DirectMask(spec, params, dtype, codes, table)
+        return _cpu.MaskKernels(spec, params, dtype, codes, table)
     except ValueError:
         return None
 

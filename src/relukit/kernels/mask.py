@@ -33,6 +33,20 @@ Which code an element gets
 (array([0., 2., 0., 3.]), array([10], dtype=uint8), array([0, 1, 0, 1], dtype=uint8))
 >>> relukit.relu.backward_from_mask(np.array([5.0, 6.0, 7.0, 8.0]), mask)
 array([0., 6., 0., 8.])
+
+The packer
+    This is the one host-side packer of that layout: :func:`pack` / :func:`unpack` for any
+    Array-API array, and, for PyTorch tensors on any device, :func:`pack_bits`,
+    :func:`pack_codes` and their inverses, which :mod:`relukit.nn` uses (one multiply per eight
+    flags instead of eight shifts). The compiled kernels pack the same layout inside their loops
+    (``cpu_kernels.pack`` and the word-at-a-time compares); ``tests/kernels/test_mask.py``
+    holds all of them to ``np.packbits(..., bitorder="little")``.
+
+>>> import torch
+>>> pack_bits(torch.tensor([True, False, True, True, False, False, False, False, True])).tolist()
+[13, 1]
+>>> unpack_codes(pack_codes(torch.tensor([2, 0, 1], dtype=torch.uint8), 2), 3, 2).tolist()
+[2, 0, 1]
 """
 
 from __future__ import annotations
@@ -57,6 +71,8 @@ def _shifts(m: Any, bits: int, like: Any) -> Any:
 
 def pack(m: Any, codes: Any, bits: int) -> Any:
     """The codes (any shape, C order) packed into a ``uint8`` mask, little-endian in each byte."""
+    if type(codes).__module__.startswith("torch"):
+        return pack_codes(codes, bits)
     per_byte = 8 // bits
     flat = m.reshape(m.astype(codes, m.uint8), (-1,))
     pad = (-flat.shape[0]) % per_byte
@@ -130,3 +146,107 @@ def backward_from_mask(spec: Activation, grad: Input, mask: Any, params: dict[st
         # as vjp: a zero derivative blocks the gradient (+0 even for an infinite or NaN g)
         dx = m.where(d == 0, m.zeros_like(d), g * d)
     return dx if dx.dtype == result_dtype else m.astype(dx, result_dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch tensors, on any device (torch is imported by the caller that passes a tensor)
+
+# Multiplying eight 0/1 bytes (one int64, little-endian) by this gathers byte i's bit into bit
+# 56 + i: the terms land at distinct positions 7(i + j + 1) + i, so no carries mix them.
+_GATHER = 0x0102040810204080
+_CODE_BITS = (1, 2, 4, 8)
+
+
+def pack_bits(flags: Any, *, scratch: bool = False) -> Any:
+    """The tensor ``flags`` (any shape; bool, or nonzero meaning 1) as one bit per element, in
+    a 1-D uint8 tensor. With ``scratch=True`` the caller gives a bool ``flags`` away: it is
+    packed in place, so packing needs no memory beyond the result.
+
+    Example:
+        >>> import torch
+        >>> pack_bits(torch.tensor([[True, True], [False, True]])).tolist()
+        [11]
+    """
+    import torch
+
+    flat = flags.reshape(-1)
+    if flat.dtype != torch.bool:
+        flat, scratch = flat != 0, True
+    n = flat.numel()
+    whole = n - n % 8
+    parts = []
+    if whole:
+        head = flat[:whole]
+        if not (scratch and head.is_contiguous() and head.storage_offset() % 8 == 0):
+            head = head.clone()
+        lanes = head.view(torch.uint8).view(torch.int64)
+        parts.append(lanes.mul_(_GATHER).bitwise_right_shift_(56).to(torch.uint8))
+    if whole != n:
+        tail = flat[whole:].to(torch.uint8)
+        weights = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=flat.device)
+        parts.append((tail * weights[: n - whole]).sum(dtype=torch.uint8).reshape(1))
+    if not parts:
+        return torch.empty(0, dtype=torch.uint8, device=flags.device)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _tensor_shifts(bits: int, like: Any) -> Any:
+    import torch
+
+    return torch.arange(0, 8, bits, dtype=torch.uint8, device=like.device)
+
+
+def unpack_bits(packed: Any, n: int) -> Any:
+    """The first ``n`` bits of ``packed`` as a 1-D bool tensor (inverse of :func:`pack_bits`)."""
+    import torch
+
+    spread = (packed.unsqueeze(1) >> _tensor_shifts(1, packed)) & 1
+    return spread.view(-1)[:n].view(torch.bool)
+
+
+_TABLES: dict[tuple[Any, Any], Any] = {}
+
+
+def unpack_bits_as(packed: Any, n: int, dtype: Any) -> Any:
+    """The first ``n`` bits of ``packed`` as 0 and 1 of ``dtype``, in one pass (a table lookup)."""
+    import torch
+
+    key = (dtype, packed.device)
+    table = _TABLES.get(key)
+    if table is None:
+        byte = torch.arange(256, device=packed.device).unsqueeze(1)
+        table = ((byte >> torch.arange(8, device=packed.device)) & 1).to(dtype)
+        _TABLES[key] = table
+    return table.index_select(0, packed.to(torch.int32)).view(-1)[:n]
+
+
+def code_bits(levels: int) -> int:
+    """Bits per code (1, 2, 4 or 8) that hold ``levels`` distinct values; 0 if 8 are not enough."""
+    for bits in _CODE_BITS:
+        if levels <= 1 << bits:
+            return bits
+    return 0
+
+
+def pack_codes(codes: Any, bits: int) -> Any:
+    """Integer codes (each ``< 2**bits``, any shape) of a tensor packed ``8/bits`` to a byte."""
+    import torch
+
+    if bits == 1:
+        return pack_bits(codes)
+    flat = codes.reshape(-1).to(torch.uint8)
+    if bits == 8:
+        return flat.contiguous()
+    per = 8 // bits
+    pad = -flat.numel() % per
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    return (flat.view(-1, per) << _tensor_shifts(bits, flat)).sum(1, dtype=torch.uint8)
+
+
+def unpack_codes(packed: Any, n: int, bits: int) -> Any:
+    """The first ``n`` codes of ``packed`` as a 1-D uint8 tensor (the inverse of pack_codes)."""
+    if bits == 8:
+        return packed[:n]
+    spread = (packed.unsqueeze(1) >> _tensor_shifts(bits, packed)) & ((1 << bits) - 1)
+    return spread.view(-1)[:n]

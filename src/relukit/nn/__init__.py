@@ -6,6 +6,15 @@ tensor where one bit is enough, with gradients equal to PyTorch's bit for bit.
 :func:`convert` swaps them into any model, :func:`revert` swaps back; the operators are
 registered with ``torch.library`` so converted models compile with ``torch.compile``.
 
+Tensors of fewer than :func:`native_below` elements run PyTorch's own operation (a setting:
+:func:`set_native_below`, or the environment variable ``RELUKIT_NN_NATIVE_BELOW``).
+
+The path of a call: module → :mod:`~relukit.nn.functional` → the op's file
+(:mod:`~relukit.nn.masked`, :mod:`~relukit.nn.prelu`, :mod:`~relukit.nn.rrelu`,
+:mod:`~relukit.nn.crelu`, :mod:`~relukit.nn.maxout`: operator, fake, autograd formula) →
+:mod:`~relukit.nn.kernel` (which kernel) → the compiled kernels or the PyTorch rules
+(:mod:`~relukit.nn.rules`).
+
 Example:
     >>> import torch
     >>> from torch import nn
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 from relukit.nn import functional
 from relukit.nn.convert import Conversion, ConversionReport, convert, revert
+from relukit.nn.functional import Error, native_below, set_native_below
 from relukit.nn.modules import (
     CELU,
     ELU,
@@ -54,6 +64,7 @@ __all__ = [
     "CReLU",
     "Conversion",
     "ConversionReport",
+    "Error",
     "GeneralReLU",
     "Hardtanh",
     "LeakyReLU",
@@ -68,5 +79,7 @@ __all__ = [
     "SquaredReLU",
     "convert",
     "functional",
+    "native_below",
     "revert",
+    "set_native_below",
 ]

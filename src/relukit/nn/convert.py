@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from relukit.family import ParameterError, lookup
+from relukit.family import MEMBERS, ParameterError, lookup
 from relukit.nn import modules as rm
 
 Builder = Callable[[nn.Module], nn.Module]
@@ -48,46 +48,45 @@ def _with_mode(new: nn.Module, old: nn.Module) -> nn.Module:
     return new
 
 
-def _prelu(cls: type[nn.PReLU]) -> Builder:
+def _builder(cls: type[nn.Module], signature_of: type[nn.Module]) -> Builder:
+    """Build a ``cls`` from a module of the counterpart class: the constructor arguments of
+    ``signature_of`` read from the old module's attributes, and its parameters handed over as
+    the very same ``Parameter`` objects (built on the meta device first, so nothing is
+    allocated twice)."""
+    names = [
+        name
+        for name in inspect.signature(signature_of).parameters
+        if name not in ("device", "dtype")
+    ]
+    takes_device = "device" in inspect.signature(cls).parameters
+
     def build(old: nn.Module) -> nn.Module:
-        new = cls(old.num_parameters, old.init, device="meta")
-        new.weight = old.weight
+        kwargs = {name: getattr(old, name) for name in names if hasattr(old, name)}
+        if takes_device and old._parameters:
+            kwargs["device"] = "meta"
+        new = cls(**kwargs)
+        for name, parameter in old._parameters.items():
+            setattr(new, name, parameter)
         return new
 
     return build
 
 
+def _counterparts() -> list[tuple[str, type[nn.Module], type[nn.Module]]]:
+    return [
+        (spec.name, getattr(nn, spec.torch_module), rm.MODULES[spec.name])
+        for spec in MEMBERS
+        if spec.torch_module is not None and spec.name in rm.MODULES
+    ]
+
+
 TO_RELUKIT: dict[type[nn.Module], tuple[str, Builder]] = {
-    nn.ReLU: ("relu", lambda m: rm.ReLU(m.inplace)),
-    nn.LeakyReLU: ("leaky_relu", lambda m: rm.LeakyReLU(m.negative_slope, m.inplace)),
-    nn.PReLU: ("prelu", _prelu(rm.PReLU)),
-    nn.RReLU: ("rrelu", lambda m: rm.RReLU(m.lower, m.upper, m.inplace)),
-    nn.ReLU6: ("relu6", lambda m: rm.ReLU6(m.inplace)),
-    nn.Hardtanh: ("hardtanh", lambda m: rm.Hardtanh(m.min_val, m.max_val, m.inplace)),
-    nn.ELU: ("elu", lambda m: rm.ELU(m.alpha, m.inplace)),
-    nn.SELU: ("selu", lambda m: rm.SELU(m.inplace)),
-    nn.CELU: ("celu", lambda m: rm.CELU(m.alpha, m.inplace)),
-    nn.GELU: ("gelu", lambda m: rm.GELU(m.approximate)),
-    nn.SiLU: ("silu", lambda m: rm.SiLU(m.inplace)),
-    nn.Mish: ("mish", lambda m: rm.Mish(m.inplace)),
-    nn.Softplus: ("softplus", lambda m: rm.Softplus(m.beta, m.threshold)),
+    theirs: (member, _builder(ours, theirs)) for member, theirs, ours in _counterparts()
 }
 """torch.nn class → (registry member, builder of the relukit module from the torch one)."""
 
 TO_TORCH: dict[type[nn.Module], Builder] = {
-    rm.ReLU: lambda m: nn.ReLU(m.inplace),
-    rm.LeakyReLU: lambda m: nn.LeakyReLU(m.negative_slope, m.inplace),
-    rm.PReLU: _prelu(nn.PReLU),
-    rm.RReLU: lambda m: nn.RReLU(m.lower, m.upper, m.inplace),
-    rm.ReLU6: lambda m: nn.ReLU6(m.inplace),
-    rm.Hardtanh: lambda m: nn.Hardtanh(m.min_val, m.max_val, m.inplace),
-    rm.ELU: lambda m: nn.ELU(m.alpha, m.inplace),
-    rm.SELU: lambda m: nn.SELU(m.inplace),
-    rm.CELU: lambda m: nn.CELU(m.alpha, m.inplace),
-    rm.GELU: lambda m: nn.GELU(m.approximate),
-    rm.SiLU: lambda m: nn.SiLU(m.inplace),
-    rm.Mish: lambda m: nn.Mish(m.inplace),
-    rm.Softplus: lambda m: nn.Softplus(m.beta, m.threshold),
+    ours: _builder(theirs, theirs) for _member, theirs, ours in _counterparts()
 }
 """relukit class → builder of the torch.nn module (relukit's own members have none)."""
 
@@ -258,28 +257,10 @@ def revert(model: nn.Module) -> Conversion:
 # activations that are function calls
 
 ACTIVATION_FUNCTIONS = frozenset(
-    {
-        "relu",
-        "relu_",
-        "relu6",
-        "leaky_relu",
-        "leaky_relu_",
-        "prelu",
-        "rrelu",
-        "rrelu_",
-        "hardtanh",
-        "hardtanh_",
-        "elu",
-        "elu_",
-        "selu",
-        "selu_",
-        "celu",
-        "celu_",
-        "gelu",
-        "silu",
-        "mish",
-        "softplus",
-    }
+    name
+    for spec in MEMBERS
+    if spec.in_family and spec.torch_name is not None
+    for name in (spec.torch_name, f"{spec.torch_name}_")
 )
 """Names of the torch functions and tensor methods that compute a member."""
 

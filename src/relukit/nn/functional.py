@@ -1,22 +1,31 @@
 """Functional forms of relukit's PyTorch activations, mirroring ``torch.nn.functional``.
 
-Same names, signatures and defaults as ``torch.nn.functional`` where PyTorch has the function,
-plus ``crelu``, ``maxout``, ``squared_relu`` and ``general_relu``. Forward values are PyTorch's
-bit for bit. What changes is what autograd keeps for the backward pass:
+Same names, signatures and defaults as ``torch.nn.functional`` where PyTorch has the function
+(the in-place ``relu_``, ``elu_``, … and the baselines ``sigmoid`` and ``tanh`` included), plus
+``crelu``, ``maxout``, ``squared_relu`` and ``general_relu``. Forward values are PyTorch's bit
+for bit. What changes is what autograd keeps for the backward pass:
 
 - relu, leaky_relu, relu6, hardtanh, general_relu, rrelu (eval): a packed mask, 1 bit per
-  element (2 for general_relu with both a slope and a cap), instead of a full tensor;
+  element (2 for general_relu with both a slope and a cap), instead of a full tensor
+  (:mod:`relukit.nn.masked`);
 - prelu: the mask plus the non-positive inputs, and those only if the weight needs a gradient;
 - rrelu (training): the mask plus one slope per non-positive input;
 - crelu: 2 bits per input; maxout: log2(pieces) bits per output instead of an int64 index;
-- elu, selu, celu, gelu, silu, mish, softplus, squared_relu: PyTorch's own operations, which
-  already keep one tensor and give exact gradients.
+- elu, selu, celu, gelu, silu, mish, softplus, squared_relu, sigmoid, tanh: PyTorch's own
+  operations, which already keep one tensor and give exact gradients.
 
-Input gradients of the mask members are PyTorch's bit for bit, kinks and NaN included. When no
-gradient is needed (``torch.no_grad()``, or inputs that do not require one) the PyTorch
-operation runs directly. ``inplace=True`` writes the result into the input, with PyTorch's
-errors when that would corrupt autograd. Parameter values are checked by the registry
-(:func:`relukit.family.lookup`); ``ParameterError`` (a ``ValueError``) names the function.
+Small tensors: below :func:`native_below` elements (a setting; the default, 2^17, is where the
+one-bit path's fixed cost stops mattering, measured in ``benchmarks/RESULTS.md``), the members
+with a ``torch.nn.functional`` counterpart run it, with PyTorch's own autograd: a saved tensor of
+that size is at most 1 MiB, and PyTorch's call costs less there. Gradients are PyTorch's bit for
+bit on both sides. ``set_native_below(0)`` keeps the one-bit path at every size.
+
+When no gradient is needed (``torch.no_grad()``, or inputs that do not require one) the PyTorch
+operation runs directly. ``inplace=True`` writes the result into the input, with PyTorch's errors
+when that would corrupt autograd. Parameter values are checked by the registry
+(:func:`relukit.family.lookup`); a bad one raises :class:`Error`, which is a ``ValueError`` (and
+relukit's ``ParameterError``) and a ``RuntimeError`` (what torch raises for many such values),
+with a message naming the function.
 
 Example:
     >>> import torch
@@ -33,8 +42,8 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,21 +52,72 @@ from torch import Tensor
 
 from relukit.family import ParameterError, lookup
 from relukit.family.spec import integer
-from relukit.nn.autograd import InplaceMasked, InplaceRReLU, call, check_inplace
-from relukit.nn.rules import rule
+from relukit.nn import crelu as crelu_op
+from relukit.nn import masked as masked_op
+from relukit.nn import maxout as maxout_op
+from relukit.nn import prelu as prelu_op
+from relukit.nn import rrelu as rrelu_op
+from relukit.nn.kernel import entry
+
+
+class Error(ParameterError, RuntimeError):
+    """A value relukit.nn refuses: a ``ValueError`` (relukit's ``ParameterError``) and, as
+    PyTorch raises for many bad values, a ``RuntimeError``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the size below which PyTorch's own operation runs
+
+NATIVE_ENV = "RELUKIT_NN_NATIVE_BELOW"
+NATIVE_DEFAULT = 1 << 17
+
+
+def _native_from_env() -> int:
+    text = os.environ.get(NATIVE_ENV, "").strip()
+    if not text:
+        return NATIVE_DEFAULT
+    try:
+        value = int(text)
+    except ValueError:
+        raise Error(f"{NATIVE_ENV}={text!r}: must be an integer >= 0") from None
+    if value < 0:
+        raise Error(f"{NATIVE_ENV}={text!r}: must be an integer >= 0")
+    return value
+
+
+_native = [_native_from_env()]
+
+
+def native_below() -> int:
+    """Tensors with fewer elements than this run PyTorch's own operation and autograd."""
+    return _native[0]
+
+
+def set_native_below(n: int) -> None:
+    """Set :func:`native_below` (0: the one-bit path at every size). Also read at import from
+    the environment variable ``RELUKIT_NN_NATIVE_BELOW``."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"relukit.nn.set_native_below: n must be an integer, got {n!r}")
+    if n < 0:
+        raise Error(f"relukit.nn.set_native_below: n={n!r} must be >= 0")
+    _native[0] = n
+
+
+# ---------------------------------------------------------------------------------------------
+# checks
 
 
 def check(where: str, member: str, **params: Any) -> dict[str, Any]:
-    """``params`` bound by the registry's checks; ParameterError naming ``where`` otherwise."""
+    """``params`` bound by the registry's checks; :class:`Error` naming ``where`` otherwise."""
     try:
         return _bind(member, tuple(params.items()))
     except ParameterError as error:
-        raise ParameterError(f"{where}: {error}") from None
+        raise Error(f"{where}: {error}") from None
     except TypeError:  # unhashable values: bind without the cache
         try:
             return lookup(member).bind(params)
         except ParameterError as error:
-            raise ParameterError(f"{where}: {error}") from None
+            raise Error(f"{where}: {error}") from None
 
 
 @functools.lru_cache(maxsize=512)
@@ -66,10 +126,10 @@ def _bind(member: str, items: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
 
 
 def check_dim(where: str, dim: Any) -> None:
-    """``dim`` (the registry's ``axis``) must be an integer; ParameterError naming ``where``."""
+    """``dim`` (the registry's ``axis``) must be an integer; :class:`Error` naming ``where``."""
     problem = integer(dim)
     if problem is not None:
-        raise ParameterError(f"{where}: dim={dim!r}: {problem}")
+        raise Error(f"{where}: dim={dim!r}: {problem}")
 
 
 def _checking() -> bool:
@@ -82,14 +142,40 @@ def needs_grad(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def _masked(input: Tensor, member: str, params: Sequence[float], inplace: bool) -> Tensor:
-    if not needs_grad(input):
-        r = rule(member, params)
-        return r.forward_(input) if inplace else r.forward(input)
+def _encoded(member: str, **params: Any) -> list[float]:
+    spec = lookup(member)
+    return spec.encode(spec.bind(params))
+
+
+@functools.lru_cache(maxsize=512)
+def _values(member: str, items: tuple[tuple[str, Any], ...]) -> list[float]:
+    return _encoded(member, **dict(items))
+
+
+def _masked(
+    input: Tensor,
+    member: str,
+    params: dict[str, Any],
+    inplace: bool,
+    native: Callable[[], Tensor] | None,
+) -> Tensor:
+    """A mask member: PyTorch's ``native`` call where it runs, else the one-bit op."""
+    grad = needs_grad(input)
+    if native is not None and (not grad or input.numel() < _native[0]):
+        return native()
+    values = _values(member, tuple(params.items()))
+    if not grad:
+        rule = entry(member, values, input.dtype).rule
+        return rule.forward_(input) if inplace else rule.forward(input)
     if inplace:
-        check_inplace(input, f"relukit.nn.functional.{member}")
-        return InplaceMasked.apply(input, member, list(params))
-    return call("masked", input, member, list(params))[0]
+        return masked_op.forward_inplace(input, member, values, f"relukit.nn.functional.{member}")
+    return masked_op.forward(input, member, values)[0]
+
+
+def masked_member(input: Tensor, member: str, params: dict[str, Any]) -> Tensor:
+    """Any member of the registry with a mask (``mask_code``), by name, with its parameters:
+    the forward of the modules made from the registry (:func:`relukit.nn.modules.made_module`)."""
+    return _masked(input, member, params, False, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +189,12 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
         >>> relu(torch.tensor([-1.0, 2.0])).tolist()
         [0.0, 2.0]
     """
-    return _masked(input, "relu", (), inplace)
+    return _masked(input, "relu", {}, inplace, lambda: F.relu(input, inplace))
+
+
+def relu_(input: Tensor) -> Tensor:
+    """:func:`relu` written into ``input``."""
+    return relu(input, inplace=True)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -115,7 +206,18 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     """
     if _checking():
         check("relukit.nn.functional.leaky_relu", "leaky_relu", negative_slope=negative_slope)
-    return _masked(input, "leaky_relu", (negative_slope,), inplace)
+    return _masked(
+        input,
+        "leaky_relu",
+        {"negative_slope": negative_slope},
+        inplace,
+        lambda: F.leaky_relu(input, negative_slope, inplace),
+    )
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """:func:`leaky_relu` written into ``input``."""
+    return leaky_relu(input, negative_slope, inplace=True)
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
@@ -125,7 +227,7 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
         >>> relu6(torch.tensor([-1.0, 3.0, 9.0])).tolist()
         [0.0, 3.0, 6.0]
     """
-    return _masked(input, "relu6", (), inplace)
+    return _masked(input, "relu6", {}, inplace, lambda: F.relu6(input, inplace))
 
 
 def hardtanh(
@@ -133,13 +235,26 @@ def hardtanh(
 ) -> Tensor:
     """min(max(x, min_val), max_val); 1 bit per element. Derivative 0 at both kinks and NaN.
 
+    ``min_val == max_val`` is allowed, as in PyTorch (a constant, derivative 0).
+
     Example:
         >>> hardtanh(torch.tensor([-3.0, 0.5, 2.0])).tolist()
         [-1.0, 0.5, 1.0]
     """
     if _checking():
         check("relukit.nn.functional.hardtanh", "hardtanh", min_val=min_val, max_val=max_val)
-    return _masked(input, "hardtanh", (min_val, max_val), inplace)
+    return _masked(
+        input,
+        "hardtanh",
+        {"min_val": min_val, "max_val": max_val},
+        inplace,
+        lambda: F.hardtanh(input, min_val, max_val, inplace),
+    )
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """:func:`hardtanh` written into ``input``."""
+    return hardtanh(input, min_val, max_val, inplace=True)
 
 
 def general_relu(
@@ -157,16 +272,10 @@ def general_relu(
         >>> general_relu(torch.tensor([-2.0, 0.5, 1.0, 4.0]), 0.1, 3.0, 1.0).tolist()
         [-0.30000001192092896, -0.05000000074505806, 1.0, 3.0]
     """
+    params = {"negative_slope": negative_slope, "max_value": max_value, "threshold": threshold}
     if _checking():
-        check(
-            "relukit.nn.functional.general_relu",
-            "general_relu",
-            negative_slope=negative_slope,
-            max_value=max_value,
-            threshold=threshold,
-        )
-    cap = math.inf if max_value is None else max_value
-    return _masked(input, "general_relu", (negative_slope, cap, threshold), False)
+        check("relukit.nn.functional.general_relu", "general_relu", **params)
+    return _masked(input, "general_relu", params, False, None)
 
 
 def rrelu(
@@ -189,15 +298,36 @@ def rrelu(
         >>> rrelu(torch.tensor([-2.0, 3.0]), 0.1, 0.3).tolist()
         [-0.4000000059604645, 3.0]
     """
+    where = "relukit.nn.functional.rrelu"
     if _checking():
-        check("relukit.nn.functional.rrelu", "rrelu", lower=lower, upper=upper)
+        check(where, "rrelu", lower=lower, upper=upper)
     if not training:
-        return _masked(input, "leaky_relu", ((lower + upper) / 2,), inplace)
-    if inplace and needs_grad(input):
-        check_inplace(input, "relukit.nn.functional.rrelu")
-        return InplaceRReLU.apply(input, lower, upper, generator)
-    y = call("rrelu", input, lower, upper, generator)[0]
+        return _masked(
+            input,
+            "rrelu",
+            {"lower": lower, "upper": upper, "training": False},
+            inplace,
+            lambda: F.rrelu(input, lower, upper, False, inplace),
+        )
+    grad = needs_grad(input)
+    if generator is None and (not grad or input.numel() < _native[0]):
+        return F.rrelu(input, lower, upper, True, inplace)
+    if inplace and grad:
+        return rrelu_op.forward_inplace(input, lower, upper, generator, where)
+    y = rrelu_op.forward(input, lower, upper, generator)
     return input.copy_(y) if inplace else y
+
+
+def rrelu_(
+    input: Tensor,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """:func:`rrelu` written into ``input``."""
+    return rrelu(input, lower, upper, training, True, generator=generator)
 
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
@@ -213,10 +343,9 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """
     if _checking():
         _check_prelu(input, weight)
-    if not needs_grad(input, weight):
+    if not needs_grad(input, weight) or input.numel() < _native[0]:
         return torch.prelu(input, weight)
-    keep_negatives = torch.is_grad_enabled() and weight.requires_grad
-    return call("prelu", input, weight, keep_negatives)[0]
+    return prelu_op.forward(input, weight)
 
 
 def _check_prelu(input: Tensor, weight: Tensor) -> None:
@@ -224,10 +353,10 @@ def _check_prelu(input: Tensor, weight: Tensor) -> None:
     if not isinstance(weight, Tensor):
         raise TypeError(f"{where}: weight must be a tensor, got {type(weight).__name__}")
     if weight.dim() > 1:
-        raise ParameterError(f"{where}: weight must be 0-D or 1-D, got shape {tuple(weight.shape)}")
+        raise Error(f"{where}: weight must be 0-D or 1-D, got shape {tuple(weight.shape)}")
     channels = input.shape[1] if input.dim() > 1 else 1
     if weight.numel() not in (1, channels):
-        raise ParameterError(
+        raise Error(
             f"{where}: weight has {weight.numel()} slopes but the input has {channels} "
             "channel(s) along dim 1"
         )
@@ -239,9 +368,9 @@ def _check_prelu(input: Tensor, weight: Tensor) -> None:
 
 def _dim(where: str, input: Tensor, dim: int) -> int:
     if input.dim() == 0:
-        raise ParameterError(f"{where}: needs an input with at least one dim (got a 0-d tensor)")
+        raise Error(f"{where}: needs an input with at least one dim (got a 0-d tensor)")
     if not -input.dim() <= dim < input.dim():
-        raise ParameterError(f"{where}: dim={dim} is out of range for {input.dim()} dims")
+        raise Error(f"{where}: dim={dim} is out of range for {input.dim()} dims")
     return dim % input.dim()
 
 
@@ -258,7 +387,7 @@ def crelu(input: Tensor, dim: int = -1) -> Tensor:
     d = _dim(where, input, dim)
     if not needs_grad(input):
         return torch.cat([torch.relu(input), torch.relu(torch.neg(input))], d)
-    return call("crelu", input, d)[0]
+    return crelu_op.forward(input, d)
 
 
 def maxout(input: Tensor, pieces: int = 2, dim: int = -1) -> Tensor:
@@ -278,12 +407,12 @@ def maxout(input: Tensor, pieces: int = 2, dim: int = -1) -> Tensor:
         check_dim(where, dim)
     d = _dim(where, input, dim)
     if input.shape[d] % pieces:
-        raise ParameterError(
+        raise Error(
             f"{where}: pieces={pieces} does not divide dim {dim} of length {input.shape[d]}"
         )
     if not needs_grad(input):
         return input.unflatten(d, (input.shape[d] // pieces, pieces)).max(d + 1).values
-    return call("maxout", input, pieces, d)[0]
+    return maxout_op.forward(input, pieces, d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +441,11 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     return F.elu(input, alpha, inplace)
 
 
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """:func:`elu` written into ``input``."""
+    return elu(input, alpha, inplace=True)
+
+
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale·elu(x, alpha) with the self-normalising constants: ``torch.nn.functional.selu``.
 
@@ -320,6 +454,11 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
         1.050701
     """
     return F.selu(input, inplace)
+
+
+def selu_(input: Tensor) -> Tensor:
+    """:func:`selu` written into ``input``."""
+    return selu(input, inplace=True)
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -332,6 +471,11 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     if _checking():
         check("relukit.nn.functional.celu", "celu", alpha=alpha)
     return F.celu(input, alpha, inplace)
+
+
+def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """:func:`celu` written into ``input``."""
+    return celu(input, alpha, inplace=True)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -378,22 +522,54 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     return F.softplus(input, beta, threshold)
 
 
+def sigmoid(input: Tensor) -> Tensor:
+    """1/(1 + exp(−x)), a baseline (not of the family): ``torch.sigmoid``.
+
+    Example:
+        >>> sigmoid(torch.tensor([0.0])).item()
+        0.5
+    """
+    return torch.sigmoid(input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    """tanh(x), a baseline (not of the family): ``torch.tanh``.
+
+    Example:
+        >>> tanh(torch.tensor([0.0])).item()
+        0.0
+    """
+    return torch.tanh(input)
+
+
 __all__ = [
+    "Error",
     "celu",
+    "celu_",
     "crelu",
     "elu",
+    "elu_",
     "gelu",
     "general_relu",
     "hardtanh",
+    "hardtanh_",
     "leaky_relu",
+    "leaky_relu_",
     "maxout",
     "mish",
+    "native_below",
     "prelu",
     "relu",
     "relu6",
+    "relu_",
     "rrelu",
+    "rrelu_",
     "selu",
+    "selu_",
+    "set_native_below",
+    "sigmoid",
     "silu",
     "softplus",
     "squared_relu",
+    "tanh",
 ]

@@ -9,10 +9,18 @@ converted model is relukit's throughout and its parameters are checked by the re
 CReLU, Maxout, SquaredReLU and GeneralReLU are relukit's own.
 
 Every class carries ``relukit_member``, the registry name of what it computes, which is how
-:mod:`relukit.diagnostics` finds activations in a model. Constructor values are checked by the
-registry (:func:`relukit.family.lookup`), so a bad one raises ``ParameterError``, a
-``ValueError`` that names the class, the parameter and the value (PyTorch accepts some of them,
-e.g. ``RReLU(lower=0.5, upper=0.1)``).
+:mod:`relukit.diagnostics` finds activations in a model; :data:`MODULES` is built from the
+registry's ``module`` field. A member of the registry whose ``module`` names no class written
+here gets one made from its record (:func:`made_module`: its parameters as the constructor's,
+the mask op's forward), so adding a piecewise-linear member needs no code in relukit.nn.
+Constructor values are checked by the registry (:func:`relukit.family.lookup`), so a bad one
+raises :class:`relukit.nn.functional.Error`, a ``ValueError`` (and ``RuntimeError``) that names
+the class, the parameter and the value (PyTorch accepts some of them, e.g.
+``RReLU(lower=0.5, upper=0.1)``).
+
+``torch.jit.script`` cannot compile relukit's modules (their forward calls Python operators);
+scripting a model that holds one raises a ``RuntimeError`` naming the module and pointing at
+``torch.compile``, which compiles them (``fullgraph=True`` included).
 
 Example:
     >>> import torch, relukit.nn
@@ -28,7 +36,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from relukit.family.spec import ParameterError, positive_integer
+from relukit.family import MEMBERS, Activation
+from relukit.family.spec import positive_integer
 from relukit.nn import functional as rf
 
 
@@ -36,11 +45,25 @@ def _check(cls: type, member: str, **params: Any) -> dict[str, Any]:
     return rf.check(f"relukit.nn.{cls.__name__}", member, **params)
 
 
+class Module(nn.Module):
+    """What every relukit.nn module adds to its torch.nn class: ``relukit_member`` and a clear
+    refusal of ``torch.jit.script``."""
+
+    relukit_member: ClassVar[str] = ""
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise RuntimeError(
+            f"relukit.nn.{type(self).__name__} cannot be compiled by torch.jit.script (its "
+            "forward calls relukit's Python operators): use torch.compile(model) instead, or "
+            "relukit.nn.revert(model) to script torch.nn's modules"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # the mask members
 
 
-class ReLU(nn.ReLU):
+class ReLU(Module, nn.ReLU):
     """max(0, x), saving 1 bit per element for the backward (PyTorch saves the output).
 
     Gradients are PyTorch's bit for bit: relu'(0) = 0, relu'(NaN)·g = g.
@@ -56,7 +79,7 @@ class ReLU(nn.ReLU):
         return rf.relu(input, self.inplace)
 
 
-class LeakyReLU(nn.LeakyReLU):
+class LeakyReLU(Module, nn.LeakyReLU):
     """x if x > 0 else negative_slope·x, saving 1 bit per element.
 
     Example:
@@ -74,7 +97,7 @@ class LeakyReLU(nn.LeakyReLU):
         return rf.leaky_relu(input, self.negative_slope, self.inplace)
 
 
-class Hardtanh(nn.Hardtanh):
+class Hardtanh(Module, nn.Hardtanh):
     """min(max(x, min_val), max_val), saving 1 bit per element.
 
     Example:
@@ -104,7 +127,7 @@ class Hardtanh(nn.Hardtanh):
         return rf.hardtanh(input, self.min_val, self.max_val, self.inplace)
 
 
-class ReLU6(nn.ReLU6):
+class ReLU6(Module, nn.ReLU6):
     """min(max(0, x), 6), saving 1 bit per element.
 
     Example:
@@ -118,7 +141,7 @@ class ReLU6(nn.ReLU6):
         return rf.relu6(input, self.inplace)
 
 
-class RReLU(nn.RReLU):
+class RReLU(Module, nn.RReLU):
     """Randomized leaky ReLU; in training, slopes drawn as PyTorch draws them.
 
     ``generator`` (keyword only, not in PyTorch) draws the training slopes; by default
@@ -150,7 +173,7 @@ class RReLU(nn.RReLU):
         )
 
 
-class PReLU(nn.PReLU):
+class PReLU(Module, nn.PReLU):
     """x if x > 0 else weight[c]·x with learnable slopes (one, or one per channel on axis 1).
 
     Saves 1 bit per element, plus the non-positive inputs when the weight needs a gradient.
@@ -169,7 +192,7 @@ class PReLU(nn.PReLU):
     ) -> None:
         problem = positive_integer(num_parameters)
         if problem is not None:
-            raise ParameterError(f"relukit.nn.PReLU: num_parameters={num_parameters!r}: {problem}")
+            raise rf.Error(f"relukit.nn.PReLU: num_parameters={num_parameters!r}: {problem}")
         _check(type(self), "prelu", weight=init)
         super().__init__(num_parameters, init, device, dtype)
 
@@ -181,7 +204,7 @@ class PReLU(nn.PReLU):
 # PyTorch's modules, with relukit's name and checks
 
 
-class ELU(nn.ELU):
+class ELU(Module, nn.ELU):
     """x if x > 0 else alpha·(exp(x) − 1): PyTorch's forward and backward (one saved tensor).
 
     Example:
@@ -196,7 +219,7 @@ class ELU(nn.ELU):
         super().__init__(alpha, inplace)
 
 
-class SELU(nn.SELU):
+class SELU(Module, nn.SELU):
     """Scaled ELU: PyTorch's forward and backward.
 
     Example:
@@ -207,7 +230,7 @@ class SELU(nn.SELU):
     relukit_member = "selu"
 
 
-class CELU(nn.CELU):
+class CELU(Module, nn.CELU):
     """x if x > 0 else alpha·(exp(x/alpha) − 1), alpha > 0: PyTorch's forward and backward.
 
     Example:
@@ -222,7 +245,7 @@ class CELU(nn.CELU):
         super().__init__(alpha, inplace)
 
 
-class GELU(nn.GELU):
+class GELU(Module, nn.GELU):
     """x·Φ(x), or its tanh approximation: PyTorch's forward and backward.
 
     Example:
@@ -237,7 +260,7 @@ class GELU(nn.GELU):
         super().__init__(approximate)
 
 
-class SiLU(nn.SiLU):
+class SiLU(Module, nn.SiLU):
     """x·σ(x): PyTorch's forward and backward.
 
     Example:
@@ -248,7 +271,7 @@ class SiLU(nn.SiLU):
     relukit_member = "silu"
 
 
-class Mish(nn.Mish):
+class Mish(Module, nn.Mish):
     """x·tanh(softplus(x)): PyTorch's forward and backward.
 
     Example:
@@ -259,7 +282,7 @@ class Mish(nn.Mish):
     relukit_member = "mish"
 
 
-class Softplus(nn.Softplus):
+class Softplus(Module, nn.Softplus):
     """log(1 + exp(beta·x))/beta (x above threshold/beta): PyTorch's forward and backward.
 
     Example:
@@ -278,7 +301,7 @@ class Softplus(nn.Softplus):
 # relukit's own
 
 
-class CReLU(nn.Module):
+class CReLU(Module):
     """Concatenated ReLU: cat(relu(x), relu(−x)) along ``dim`` (default: the last).
 
     Shape: the input's, with ``dim`` doubled. Saves 2 bits per input element.
@@ -303,7 +326,7 @@ class CReLU(nn.Module):
         return f"dim={self.dim}"
 
 
-class Maxout(nn.Module):
+class Maxout(Module):
     """The maximum over groups of ``pieces`` consecutive features along ``dim``.
 
     Shape: the input's, with ``dim`` divided by ``pieces``. Ties and NaN as ``torch.max``.
@@ -330,7 +353,7 @@ class Maxout(nn.Module):
         return f"pieces={self.pieces}, dim={self.dim}"
 
 
-class SquaredReLU(nn.Module):
+class SquaredReLU(Module):
     """max(0, x)² (Primer): PyTorch's relu and square, one saved tensor.
 
     Example:
@@ -344,7 +367,7 @@ class SquaredReLU(nn.Module):
         return rf.squared_relu(input)
 
 
-class GeneralReLU(nn.Module):
+class GeneralReLU(Module):
     """Keras's relu: ``negative_slope·(x − threshold)`` below threshold, x, capped at max_value.
 
     Saves 1 bit per element, 2 when there is both a slope (other than 0 and 1) and a cap.
@@ -380,26 +403,56 @@ class GeneralReLU(nn.Module):
         )
 
 
-MODULES: dict[str, type[nn.Module]] = {
-    cls.relukit_member: cls  # type: ignore[attr-defined]
-    for cls in (
-        ReLU,
-        LeakyReLU,
-        PReLU,
-        RReLU,
-        ReLU6,
-        Hardtanh,
-        GeneralReLU,
-        SquaredReLU,
-        ELU,
-        SELU,
-        CELU,
-        GELU,
-        SiLU,
-        Mish,
-        Softplus,
-        CReLU,
-        Maxout,
-    )
-}
-"""Registry member name → relukit module class."""
+def made_module(spec: Activation) -> type[nn.Module]:
+    """A module class for a registry member with a mask (``mask_code``) and scalar parameters,
+    made from its record: ``spec.module`` as the name, the parameters (in order, with their
+    defaults) as the constructor's, the one-bit mask op as the forward."""
+    if spec.mask_code is None or spec.module is None:
+        raise TypeError(f"relukit.nn: {spec.name} has no module written and no mask to make one")
+    names = [p.name for p in spec.parameters]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        Module.__init__(self)
+        values = dict(zip(names, args, strict=False)) | kwargs
+        bound = _check(type(self), spec.name, **values)
+        for name in names:
+            setattr(self, name, bound[name])
+
+    def forward(self: Any, input: Tensor) -> Tensor:
+        params = {name: getattr(self, name) for name in names}
+        return rf.masked_member(input, spec.name, params)
+
+    def extra_repr(self: Any) -> str:
+        return ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+
+    doc = f"{spec.summary}: {spec.formula}, saving its mask code for the backward."
+    namespace = {
+        "__init__": __init__,
+        "forward": forward,
+        "extra_repr": extra_repr,
+        "__doc__": doc,
+        "__module__": __name__,
+        "relukit_member": spec.name,
+    }
+    return type(spec.module, (Module,), namespace)
+
+
+def _modules() -> dict[str, type[nn.Module]]:
+    written = {
+        cls.__name__: cls
+        for cls in globals().values()
+        if isinstance(cls, type) and issubclass(cls, Module) and cls is not Module
+    }
+    table: dict[str, type[nn.Module]] = {}
+    for spec in MEMBERS:
+        if spec.module is None:
+            continue
+        cls = written.get(spec.module) or made_module(spec)
+        if cls.relukit_member != spec.name:
+            raise TypeError(f"relukit.nn.{spec.module} computes {cls.relukit_member}")
+        table[spec.name] = cls
+    return table
+
+
+MODULES: dict[str, type[nn.Module]] = _modules()
+"""Registry member name → relukit module class (from the registry's ``module`` field)."""

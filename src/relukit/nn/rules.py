@@ -1,13 +1,15 @@
-"""The saved-mask rules of the piecewise-linear members, written with PyTorch operations.
+"""The saved-mask rules of the piecewise-linear formulas, written with PyTorch operations.
 
-A rule is a member with bound parameters that knows three things: its forward (PyTorch's own
-operation, so values are PyTorch's bit for bit), the code of each element (which linear piece
-the derivative takes there, decided with the very comparison PyTorch's backward kernel makes,
-NaN included) and the backward from those codes alone. The codes are packed by
-:mod:`relukit.nn.bits`: one bit per element, two for ``general_relu`` with both a slope and a cap.
+A rule is a compiled formula of the registry (``Activation.kernel``: relu, leaky, clip,
+general) with its parameters, written with PyTorch's own operations, and it knows three
+things: its forward (PyTorch's own operation, so values are PyTorch's bit for bit), the code
+of each element (which linear piece the derivative takes there, decided with the very
+comparison PyTorch's backward kernel makes, NaN included) and the backward from those codes
+alone. The codes are packed by :mod:`relukit.kernels.mask`: one bit per element, two for
+``general_relu`` with both a slope and a cap.
 
 ``forward_with_mask`` / ``backward_from_mask`` have the interface of the compiled CPU kernels;
-these PyTorch versions run on every device (and on the CPU until those kernels exist).
+these PyTorch versions run on every device and dtype (:mod:`relukit.nn.kernel` chooses).
 
 Choices at NaN, each PyTorch's: ``relu'(NaN)·g = g`` (``threshold_backward``: ``x <= 0 ? 0 : g``),
 ``leaky_relu'(NaN)·g = slope·g`` (``x > 0 ? g : slope·g``), ``hardtanh'(NaN)·g = 0`` and
@@ -18,7 +20,7 @@ vectorise, such as non-contiguous ones, gives ``g`` there instead).
 
 Example:
     >>> import torch
-    >>> r = rule("leaky_relu", (0.1,))
+    >>> r = rule("leaky", (0.1,))
     >>> y, mask = r.forward_with_mask(torch.tensor([-2.0, 0.0, 3.0]))
     >>> y.tolist(), mask.tolist()
     ([-0.20000000298023224, 0.0, 3.0], [4])
@@ -36,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from relukit.nn.bits import pack_bits, pack_codes, unpack_bits_as, unpack_codes
+from relukit.kernels.mask import pack_bits, pack_codes, unpack_bits_as, unpack_codes
 
 _aten = torch.ops.aten
 
@@ -51,7 +53,6 @@ def _low_precision(dtype: torch.dtype) -> bool:
 class MaskRule:
     """A piecewise-linear member with its parameters bound (see the module docstring)."""
 
-    member = ""
     bits = 1
 
     def forward(self, x: Tensor) -> Tensor:
@@ -97,8 +98,6 @@ def _pass_or_scale(grad: Tensor, passes: Tensor, slope: float) -> Tensor:
 
 
 class ReluRule(MaskRule):
-    member = "relu"
-
     def forward(self, x: Tensor) -> Tensor:
         return torch.relu(x)
 
@@ -113,8 +112,6 @@ class ReluRule(MaskRule):
 
 
 class LeakyRule(MaskRule):
-    member = "leaky_relu"
-
     def __init__(self, negative_slope: float) -> None:
         self.negative_slope = negative_slope
 
@@ -134,8 +131,8 @@ class LeakyRule(MaskRule):
 class ClipRule(MaskRule):
     """hardtanh, and relu6 = hardtanh on [0, 6]."""
 
-    def __init__(self, min_val: float, max_val: float, member: str = "hardtanh") -> None:
-        self.min_val, self.max_val, self.member = min_val, max_val, member
+    def __init__(self, min_val: float, max_val: float) -> None:
+        self.min_val, self.max_val = min_val, max_val
 
     def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val)
@@ -161,11 +158,9 @@ class GeneralRule(MaskRule):
     number; one bit per element when there are at most two, two bits otherwise.
     """
 
-    member = "general_relu"
-
-    def __init__(self, negative_slope: float, max_value: float, threshold: float) -> None:
-        self.negative_slope, self.max_value, self.threshold = negative_slope, max_value, threshold
-        self.capped = math.isfinite(max_value)
+    def __init__(self, negative_slope: float, threshold: float, cap: float, capped: float) -> None:
+        self.negative_slope, self.max_value, self.threshold = negative_slope, cap, threshold
+        self.capped = bool(capped)
         values = (negative_slope, 1.0, 0.0) if self.capped else (negative_slope, 1.0)
         self.derivatives = tuple(dict.fromkeys(values))
         self.piece_codes = tuple(self.derivatives.index(v) for v in values)
@@ -203,18 +198,13 @@ class GeneralRule(MaskRule):
         return _aten.threshold_backward(grad, codes.neg(), -0.5)
 
 
-def _from_params(member: str, params: tuple[float, ...]) -> MaskRule:
-    if member == "relu":
-        return ReluRule()
-    if member == "leaky_relu":
-        return LeakyRule(*params)
-    if member == "relu6":
-        return ClipRule(0.0, 6.0, "relu6")
-    if member == "hardtanh":
-        return ClipRule(*params)
-    if member == "general_relu":
-        return GeneralRule(*params)
-    raise ValueError(f"relukit.nn: no mask rule for member {member!r}")
+RULES: dict[str, type[MaskRule]] = {
+    "relu": ReluRule,
+    "leaky": LeakyRule,
+    "clip": ClipRule,
+    "general": GeneralRule,
+}
+"""Formula key (the registry's ``kernel``) → its PyTorch rule."""
 
 
 def params_key(params: Sequence[float]) -> tuple[tuple[float, bool], ...]:
@@ -224,14 +214,10 @@ def params_key(params: Sequence[float]) -> tuple[tuple[float, bool], ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _cached(member: str, key: tuple[tuple[float, bool], ...]) -> MaskRule:
-    return _from_params(member, tuple(value for value, _ in key))
+def _cached(formula: str, key: tuple[tuple[float, bool], ...]) -> MaskRule:
+    return RULES[formula](*(value for value, _ in key))
 
 
-def rule(member: str, params: Sequence[float] = ()) -> MaskRule:
-    """The rule of ``member`` with its parameters in the custom operators' order.
-
-    ``leaky_relu``: (negative_slope,); ``hardtanh``: (min_val, max_val); ``general_relu``:
-    (negative_slope, max_value or inf, threshold); ``relu`` and ``relu6``: ().
-    """
-    return _cached(member, params_key(params))
+def rule(formula: str, args: Sequence[float] = ()) -> MaskRule:
+    """The rule of ``formula`` with the formula's parameters (the registry's ``kernel``)."""
+    return _cached(formula, params_key(args))

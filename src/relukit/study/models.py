@@ -37,10 +37,16 @@ import torch
 from torch import nn
 
 from relukit.diagnostics import init as inits
+from relukit.family import MEMBERS
 
 __all__ = ["activation_module", "build_model", "check_activation", "hidden_layers"]
 
-_BASELINES: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+# members without a relukit.nn module (the baselines) run torch.nn's, by the registry's name
+_BASELINES: dict[str, type[nn.Module]] = {
+    spec.name: getattr(nn, spec.torch_module)
+    for spec in MEMBERS
+    if spec.module is None and spec.torch_module is not None
+}
 
 
 def activation_module(name: str) -> nn.Module:

@@ -1,4 +1,4 @@
-"""The PyTorch bit packing has the compiled kernels' layout: NumPy's little-endian packbits."""
+"""The packer of tensors has the compiled kernels' layout: NumPy's little-endian packbits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relukit.nn import bits
+from relukit.kernels import mask as bits
 
 
 @given(st.lists(st.booleans(), max_size=200))
@@ -28,7 +28,7 @@ def test_pack_bits_reads_c_order_of_any_layout():
     transposed = flags.transpose(0, 2)
     expected = np.packbits(transposed.numpy().reshape(-1), bitorder="little")
     assert bits.pack_bits(transposed).numpy().tolist() == expected.tolist()
-    assert bits.packed_size(transposed.numel()) == expected.size
+    assert bits.nbytes(transposed.numel(), 1) == expected.size
 
 
 @pytest.mark.parametrize("width", [2, 4, 8])
@@ -37,7 +37,7 @@ def test_codes_round_trip_little_endian(width, data):
     values = data.draw(st.lists(st.integers(0, (1 << width) - 1), max_size=60))
     codes = torch.tensor(values, dtype=torch.uint8)
     packed = bits.pack_codes(codes, width)
-    assert packed.numel() == bits.packed_size(len(values), width)
+    assert packed.numel() == bits.nbytes(len(values), width)
     assert bits.unpack_codes(packed, len(values), width).tolist() == values
     per = 8 // width
     for i, value in enumerate(values):

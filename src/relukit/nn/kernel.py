@@ -1,0 +1,192 @@
+"""Which kernel runs a mask member's forward and backward, and the layout they run in.
+
+One :class:`Masks` per (member, parameters, dtype) holds the choice, made once from the
+registry: the member's compiled formula (``Activation.kernel``) and
+
+- the compiled CPU kernels (:func:`relukit.kernels.dispatch.mask_kernels`, the one entry point
+  from relukit.nn into relukit.kernels), where :meth:`Masks.compiled` says they take the tensor:
+  a CPU float32/float64 tensor and a formula in :data:`EXACT`, whose compiled forward, mask
+  and backward are PyTorch's bit for bit (``tests/nn/test_kernel.py`` holds them to that, NaN,
+  ±0 and ±inf included). Forward and backward ask the same predicate;
+- otherwise the PyTorch rule of the formula (:mod:`relukit.nn.rules`: any device and dtype);
+- a formula without a PyTorch rule runs the registry's own mask path
+  (:mod:`relukit.kernels.mask`), which works on tensors of any device too.
+
+Layout: the work runs on the input's elements in memory order (:func:`memory_order`), so a
+channels_last input gives a channels_last output and input gradient with no copy, and the mask
+holds the codes in that order (C order for a contiguous input). A gradient of another layout
+is first copied into the input's.
+
+Example:
+    >>> import torch
+    >>> masks = entry("relu", [], torch.float32)
+    >>> y, mask = masks.forward(torch.tensor([-1.0, 2.0]))
+    >>> masks.backward(torch.tensor([5.0, 7.0]), mask).tolist()
+    [0.0, 7.0]
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from relukit.family import lookup
+from relukit.kernels import mask as mask_path
+from relukit.kernels.arrays import Input, as_input
+from relukit.nn.rules import RULES, MaskRule, params_key, rule
+
+KERNEL_DTYPES = (torch.float32, torch.float64)
+
+EXACT = frozenset({"relu", "leaky", "clip"})
+"""Formulas whose compiled forward, mask and backward are PyTorch's bit for bit (leaky with a
+zero slope excepted: PyTorch gives 0·(−inf) = NaN and g·0 = −0 where the kernels give the
+limit 0 and +0)."""
+
+
+@functools.lru_cache(maxsize=1)
+def kernels_available() -> bool:
+    """Are relukit's compiled CPU kernels importable and working on this machine?"""
+    try:
+        from relukit.kernels import cpu
+    except ImportError:
+        return False
+    return bool(cpu.available())
+
+
+class ReferenceRule(MaskRule):
+    """The registry's own mask path (:mod:`relukit.kernels.mask`) for a formula without a
+    PyTorch rule: the member's formulas evaluated on tensors of any device."""
+
+    def __init__(self, spec: Any, bound: dict[str, Any]) -> None:
+        self.spec, self.bound = spec, bound
+        self.bits = spec.derivative_bits(bound)
+
+    def _input(self, t: Tensor) -> Input:
+        return as_input(t, f"relukit.nn.functional.{self.spec.name}")
+
+    def forward_with_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return mask_path.forward_with_mask(self.spec, self._input(x), self.bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_mask(x)[0]
+
+    def backward_from_mask(self, grad_out: Tensor, mask: Tensor) -> Tensor:
+        return mask_path.backward_from_mask(self.spec, self._input(grad_out), mask, self.bound)
+
+
+class Masks:
+    """The mask forward and backward of one bound member on tensors of one dtype."""
+
+    def __init__(self, member: str, values: Sequence[float], dtype: torch.dtype) -> None:
+        spec = lookup(member)
+        bound = spec.bind(spec.decode(list(values)))
+        self.bits = spec.derivative_bits(bound)
+        formula, args = spec.kernel(bound) if spec.kernel is not None else ("", ())
+        self.rule: MaskRule = (
+            rule(formula, args) if formula in RULES else ReferenceRule(spec, bound)
+        )
+        self.kernels: Any = None
+        exact = formula in EXACT and not (formula == "leaky" and args[0] == 0)
+        if exact and dtype in KERNEL_DTYPES and kernels_available():
+            from relukit.kernels import dispatch
+
+            numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+            self.kernels = dispatch.mask_kernels(spec, bound, numpy_dtype)
+
+    def compiled(self, t: Tensor) -> bool:
+        """The one predicate: do the compiled kernels take ``t`` (forward or backward)?"""
+        return self.kernels is not None and type(t) is Tensor and t.device.type == "cpu"
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(f(x), mask)``: y in x's layout, the codes in x's memory order."""
+        order = memory_order(x)
+        flat = in_order(x, order)
+        if self.compiled(flat) and flat.numel():
+            y = torch.empty_like(flat)
+            mask = torch.empty(mask_path.nbytes(flat.numel(), self.bits), dtype=torch.uint8)
+            self.kernels.forward(flat.numpy(), y.numpy(), mask.numpy())
+        else:
+            y, mask = self.rule.forward_with_mask(flat)
+        return from_order(y, x, order), mask
+
+    def forward_(self, x: Tensor) -> Tensor:
+        """The forward written into ``x``; returns the mask of x's old values."""
+        order = memory_order(x)
+        flat = in_order(x, order)
+        if self.compiled(flat) and flat.numel() and _shares(flat, x):
+            mask = torch.empty(mask_path.nbytes(flat.numel(), self.bits), dtype=torch.uint8)
+            view = flat.detach().numpy()
+            self.kernels.forward(view, view, mask.numpy())
+            return mask
+        y, mask = self.forward(x)
+        x.copy_(y)
+        return mask
+
+    def backward(self, grad: Tensor, mask: Tensor, order: Sequence[int] | None = None) -> Tensor:
+        """``grad·f'(x)`` from the mask; ``order`` is x's memory order (None: C order)."""
+        order = tuple(range(grad.dim())) if order is None else tuple(order)
+        flat = in_order(grad, order)
+        if self.compiled(flat) and flat.numel() and mask.is_contiguous():
+            dx = torch.empty_like(flat)
+            self.kernels.backward(flat.numpy(), mask.numpy(), dx.numpy())
+        else:
+            dx = self.rule.backward_from_mask(flat, mask)
+        return from_order(dx, grad, order)
+
+
+def _shares(flat: Tensor, x: Tensor) -> bool:
+    return flat.data_ptr() == x.data_ptr()
+
+
+@functools.lru_cache(maxsize=512)
+def _entry(member: str, key: tuple[tuple[float, bool], ...], dtype: torch.dtype) -> Masks:
+    return Masks(member, [value for value, _ in key], dtype)
+
+
+def entry(member: str, values: Sequence[float], dtype: torch.dtype) -> Masks:
+    """The :class:`Masks` of ``member`` with its parameters encoded by ``Activation.encode``
+    (cached: -0.0 and 0.0 are told apart)."""
+    return _entry(member, params_key(values), dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# layout
+
+
+def memory_order(t: Tensor) -> tuple[int, ...]:
+    """t's dims from the slowest-varying in memory to the fastest (C order if contiguous)."""
+    n = t.dim()
+    if t.is_contiguous():
+        return tuple(range(n))
+    strides = t.stride()
+    return tuple(sorted(range(n), key=lambda d: -strides[d]))
+
+
+def in_order(t: Tensor, order: Sequence[int]) -> Tensor:
+    """``t``'s elements as a 1-D tensor in ``order``: a view when t is dense in that order."""
+    permuted = t.detach().permute(*order) if t.dim() else t.detach()
+    flat = permuted.reshape(-1)
+    return flat if flat.is_contiguous() else flat.contiguous()
+
+
+def from_order(flat: Tensor, like: Tensor, order: Sequence[int]) -> Tensor:
+    """The inverse of :func:`in_order`: ``flat`` shaped as ``like``, laid out in ``order``."""
+    if like.dim() == 0:
+        return flat.view(())
+    shape = [like.shape[d] for d in order]
+    inverse = sorted(range(len(order)), key=lambda i: order[i])
+    return flat.view(shape).permute(*inverse)
+
+
+def order_strides(shape: Sequence[int], order: Sequence[int]) -> list[int]:
+    """The strides of a tensor of ``shape`` dense in ``order`` (what the fakes promise)."""
+    strides = [0] * len(shape)
+    step = 1
+    for d in reversed(order):
+        strides[d] = step
+        step *= max(shape[d], 1)
+    return strides
