@@ -84,7 +84,9 @@ def test_study_builds_a_network_with_it(spec):
     assert type(module) is expected
 
 
-@pytest.mark.parametrize("spec", [s for s in MEMBERS if s.mask_code is not None], ids=str)
+@pytest.mark.parametrize(
+    "spec", [s for s in MEMBERS if s.mask_code is not None], ids=lambda s: s.name
+)
 def test_mask_members_run_the_mask_op_with_pytorchs_gradient(spec):
     if spec.name in ("prelu",):  # its own op: weights are tensors (tests/nn/test_autograd.py)
         return

@@ -213,3 +213,50 @@ def test_hundred_steps_give_bit_identical_parameters():
 def piecewise_model_initial() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     return dict(piecewise_model().named_parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# channels_last
+
+
+def channels_last_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 4),
+    ).to(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("native_below", [0, 1 << 30], ids=["one-bit", "native"])
+def test_channels_last_cnn_trains_bit_identical(native_below):
+    rn.set_native_below(native_below)
+    torch.manual_seed(0)
+    theirs = channels_last_cnn()
+    ours = rn.convert(copy.deepcopy(theirs)).model
+    data = torch.Generator().manual_seed(1)
+    models = (theirs, ours)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for m in models]
+    for _ in range(20):
+        x = torch.randn(8, 3, 16, 16, generator=data).contiguous(memory_format=torch.channels_last)
+        target = torch.randint(0, 4, (8,), generator=data)
+        for model, optimizer in zip(models, optimizers, strict=True):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), target).backward()
+            optimizer.step()
+    for (name, a), (_, b) in zip(theirs.named_parameters(), ours.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_channels_last_in_gives_channels_last_output_and_gradient():
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = rn.ReLU()(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    y.backward(torch.ones_like(y))
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,208 @@
+"""Forward + backward of every relukit.nn module that has a torch.nn counterpart, against it.
+
+For each module (from the registry: every member with both ``module`` and ``torch_module``;
+PReLU with one weight and with one per channel, RReLU in training and in evaluation), each
+size (elements, as a ``(n/64, 64)`` input: 64 channels for PReLU), each thread count (PyTorch's
+intra-op threads and relukit's kernel threads alike) and each dtype, the time of one
+``y = m(x); y.backward(g)`` of the torch.nn module and of the relukit.nn module is measured side
+by side in one process: rounds of interleaved blocks (torch, relukit, torch, ...), each block
+long enough to time, the best block of each. The ratio relukit / torch is the table's cell
+(target: ≤ 1.05 in float32 and float64; bfloat16 and float16 are reported without a target).
+The relukit modules run as shipped: below ``relukit.nn.native_below()`` elements they run
+PyTorch's own operation, above it the one-bit path.
+
+The table is written into ``benchmarks/RESULTS.md`` between the markers
+``<!-- nn_speed -->`` and ``<!-- /nn_speed -->`` (replacing an earlier one), the raw times into
+``benchmarks/nn_speed.json``. The machine's load average is recorded before and after: on a
+shared machine the times are noisy (each cell is a best-of, and the two modules are timed in
+alternation so that a burst of load hits both).
+
+    python benchmarks/nn_speed.py [--sizes 10 14 18 20 22 24] [--threads 1 2]
+        [--dtypes float32 float64] [--members ReLU PReLU ...] [--budget 0.2] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import relukit
+import relukit.nn as rn
+from relukit import threads
+from relukit.family import MEMBERS
+
+HERE = Path(__file__).parent
+BEGIN, END = "<!-- nn_speed -->", "<!-- /nn_speed -->"
+TARGET = 1.05
+CHANNELS = 64
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    torch_module: Callable[[], nn.Module]
+    relukit_module: Callable[[], nn.Module]
+
+
+def cases() -> list[Case]:
+    """Every module pair, from the registry (plus the PReLU and RReLU variants)."""
+    found = []
+    for spec in MEMBERS:
+        if spec.module is None or spec.torch_module is None:
+            continue
+        theirs, ours = getattr(nn, spec.torch_module), rn.MODULES[spec.name]
+        if spec.name == "prelu":
+            found.append(Case("PReLU(1)", theirs, ours))
+            found.append(
+                Case(f"PReLU({CHANNELS})", lambda t=theirs: t(CHANNELS), lambda o=ours: o(CHANNELS))
+            )
+        elif spec.name == "rrelu":
+            found.append(Case("RReLU train", theirs, ours))
+            found.append(Case("RReLU eval", lambda t=theirs: t().eval(), lambda o=ours: o().eval()))
+        else:
+            found.append(Case(spec.torch_module, theirs, ours))
+    return found
+
+
+def step(module: nn.Module, x: torch.Tensor, g: torch.Tensor) -> None:
+    module(x).backward(g)
+    x.grad = None
+    for p in module.parameters():
+        p.grad = None
+
+
+def best_pair(
+    a: Callable[[], None], b: Callable[[], None], budget: float, rounds: int = 5
+) -> tuple[float, float]:
+    """Best per-call wall time of a and b, timed in alternating blocks."""
+    a()
+    b()
+    start = time.perf_counter()
+    a()
+    once = max(time.perf_counter() - start, 1e-7)
+    calls = max(1, int(budget / rounds / 2 / once))
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for i, fn in enumerate((a, b)):
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / calls)
+    return best[0], best[1]
+
+
+def measure(case: Case, n: int, dtype: torch.dtype, budget: float) -> dict[str, float]:
+    generator = torch.Generator().manual_seed(n)
+    shape = (n // CHANNELS, CHANNELS)
+    x = torch.randn(shape, generator=generator).to(dtype).requires_grad_()
+    g = torch.randn(shape, generator=generator).to(dtype)
+    theirs = case.torch_module().to(dtype)
+    ours = case.relukit_module().to(dtype)
+    t, r = best_pair(lambda: step(theirs, x, g), lambda: step(ours, x, g), budget)
+    return {"torch_s": t, "relukit_s": r, "ratio": r / t}
+
+
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def table(rows: list[dict], sizes: list[int], columns: list[tuple[str, int]]) -> list[str]:
+    head = "| module | n | " + " | ".join(f"{d} {t}t" for d, t in columns) + " |"
+    lines = [head, "|" + "---|" * (2 + len(columns))]
+    by_key = {(r["case"], r["n"], r["dtype"], r["threads"]): r for r in rows}
+    for name in dict.fromkeys(r["case"] for r in rows):
+        for n in sizes:
+            cells = []
+            for dtype, count in columns:
+                row = by_key.get((name, n, dtype, count))
+                if row is None:
+                    cells.append("")
+                    continue
+                mark = "**" if row["ratio"] > TARGET and dtype in ("float32", "float64") else ""
+                cells.append(f"{mark}{row['ratio']:.2f}{mark}")
+            lines.append(f"| {name} | 2^{n.bit_length() - 1} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write(rows: list[dict], args: argparse.Namespace, before: str, after: str, seconds: float):
+    sizes = [1 << s for s in args.sizes]
+    columns = [(d, t) for d in args.dtypes for t in args.threads]
+    over = [r for r in rows if r["ratio"] > TARGET and r["dtype"] in ("float32", "float64")]
+    text = [
+        BEGIN,
+        "### relukit.nn vs torch.nn, forward + backward (issue 11)",
+        "",
+        f"`python benchmarks/nn_speed.py` on {platform.machine()}, {os.cpu_count()} cores "
+        f"(shared with other work), torch {torch.__version__}, relukit {relukit.__version__}, "
+        f"{datetime.date.today().isoformat()}; load average (1, 5, 15 min) {before} before, "
+        f"{after} after; {seconds / 60:.1f} min. Cell: relukit.nn time / torch.nn time for one "
+        f"`m(x).backward(g)`, best of 5 interleaved blocks, input `(n/64, 64)`; "
+        f"native_below = {rn.native_below()} (below it relukit.nn runs PyTorch's operation). "
+        f"Bold: above {TARGET} in float32/float64 ({len(over)} of "
+        f"{sum(r['dtype'] in ('float32', 'float64') for r in rows)} cells).",
+        "",
+        *table(rows, sizes, columns),
+        END,
+    ]
+    path = HERE / "RESULTS.md"
+    results = path.read_text()
+    block = "\n".join(text)
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if pattern.search(results):
+        results = pattern.sub(lambda _: block, results)
+    else:
+        results = results.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(results)
+    (HERE / "nn_speed.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 14, 18, 20, 22, 24])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--members", nargs="+", default=None, help="case names, e.g. ReLU")
+    parser.add_argument("--budget", type=float, default=0.2, help="seconds per cell and module")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    chosen = [
+        c
+        for c in cases()
+        if args.members is None or c.name.split("(")[0].split()[0] in args.members
+    ]
+    before, start = load(), time.perf_counter()
+    rows = []
+    for count in args.threads:
+        torch.set_num_threads(count)
+        threads.set_num_threads(count)
+        for dtype_name in args.dtypes:
+            dtype = getattr(torch, dtype_name)
+            for case in chosen:
+                for s in args.sizes:
+                    result = measure(case, 1 << s, dtype, args.budget)
+                    row = {"case": case.name, "n": 1 << s, "dtype": dtype_name, "threads": count}
+                    rows.append(row | result)
+                    print(
+                        f"{case.name:12s} 2^{s:<2d} {dtype_name:8s} {count}t "
+                        f"torch {result['torch_s'] * 1e6:10.1f} µs  relukit "
+                        f"{result['relukit_s'] * 1e6:10.1f} µs  ratio {result['ratio']:.3f}",
+                        flush=True,
+                    )
+    after = load()
+    if not args.no_write:
+        write(rows, args, before, after, time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()
