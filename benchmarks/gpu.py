@@ -80,7 +80,7 @@ def gbps(nbytes: float, seconds: float) -> str:
 
 def _bandwidth_row(dtype: torch.dtype, log2: int, reps: int, rounds: int) -> str:
     from relukit.kernels.gpu import piecewise
-    from relukit.nn.rules import rule
+    from relukit.nn.rules import for_member as rule
 
     relu = rule("relu")
     n = 1 << log2

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from relukit.family import lookup
 from relukit.kernels.mask import pack_bits, pack_codes, unpack_bits_as, unpack_codes
 
 _aten = torch.ops.aten
@@ -221,3 +222,17 @@ def _cached(formula: str, key: tuple[tuple[float, bool], ...]) -> MaskRule:
 def rule(formula: str, args: Sequence[float] = ()) -> MaskRule:
     """The rule of ``formula`` with the formula's parameters (the registry's ``kernel``)."""
     return _cached(formula, params_key(args))
+
+
+def for_member(member: str, values: Sequence[float] = ()) -> MaskRule:
+    """The rule of registry member ``member``, its parameters as ``Activation.encode`` gives
+    them (``general_relu``: negative_slope, max_value or inf, threshold).
+
+    Example:
+        >>> for_member("relu6").forward(torch.tensor([-1.0, 7.0])).tolist()
+        [0.0, 6.0]
+    """
+    spec = lookup(member)
+    if spec.kernel is None:
+        raise ValueError(f"relukit.nn.rules: {member} has no compiled formula")
+    return rule(*spec.kernel(spec.bind(spec.decode(list(values)))))

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import relukit
-from relukit.nn.rules import rule
+from relukit.nn.rules import for_member as rule
 
 from .helpers import DTYPES, SIZES, assert_same, inputs, kernel_device
 

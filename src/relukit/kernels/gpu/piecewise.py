@@ -1,6 +1,6 @@
 """Forward with a packed mask, and backward from the mask, for the one-mask members in Triton.
 
-Members and their parameters (the order of :func:`relukit.nn.rules.rule`): ``relu`` (),
+Members and their parameters (the order of :func:`relukit.nn.rules.for_member`): ``relu`` (),
 ``leaky_relu`` (negative_slope,), ``relu6`` (), ``hardtanh`` (min_val, max_val),
 ``general_relu`` (negative_slope, max_value or inf, threshold).
 

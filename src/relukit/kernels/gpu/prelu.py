@@ -153,7 +153,7 @@ def channel_layout(x: Tensor, weight: Tensor) -> tuple[int, int] | None:
 
 
 def _weight_shape(weight: Tensor, ndim: int) -> list[int]:
-    """The shape ``torch.prelu`` broadcasts the weight to (relukit.nn.ops.broadcast_weight)."""
+    """The shape ``torch.prelu`` broadcasts the weight to (relukit.nn.prelu.broadcast_weight)."""
     if weight.dim() == ndim:
         return list(weight.shape)
     shape = [1] * ndim
