@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from relukit.family.numerics import sigmoid as logistic
 from relukit.family.spec import FLAT_TOLERANCE, Activation, Firing, Limits, constant
 
 # σ′ = σ(1 − σ) = FLAT_TOLERANCE at σ = (1 − √(1 − 4·FLAT_TOLERANCE))/2
@@ -16,12 +17,13 @@ _SIGMOID_EDGE = math.log(_SIGMOID_FLAT / (1 - _SIGMOID_FLAT))
 
 
 def _sigmoid(m: Any, x: Any) -> Any:
-    return 1 / (1 + m.exp(-x))
+    return logistic(m, x)
 
 
 def _sigmoid_derivative(m: Any, x: Any) -> Any:
-    s = 1 / (1 + m.exp(-x))
-    return s * (1 - s)
+    # σ(x)(1 − σ(x)) = w/(1 + w)², w = e^{−|x|}: no cancellation, and the tails keep their digits
+    w = m.exp(-m.abs(x))
+    return w / ((1 + w) * (1 + w))
 
 
 sigmoid = Activation(
@@ -56,8 +58,9 @@ def _tanh(m: Any, x: Any) -> Any:
 
 
 def _tanh_derivative(m: Any, x: Any) -> Any:
-    t = m.tanh(x)
-    return 1 - t * t
+    # 1 − tanh(x)² = 4w/(1 + w)², w = e^{−2|x|}: 1 − t² would lose the tails to cancellation
+    w = m.exp(-2 * m.abs(x))
+    return 4 * w / ((1 + w) * (1 + w))
 
 
 tanh = Activation(

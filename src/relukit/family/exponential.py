@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from relukit.family.numerics import finite, two_product
 from relukit.family.spec import (
     FLAT_TOLERANCE,
     INF,
@@ -72,14 +73,16 @@ array([0.367879, 1.      , 1.      ])
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+# (the product of the two floats, 1 ulp below alpha·scale: PyTorch's derivative at the kink)
+SELU_PRODUCT = SELU_ALPHA * SELU_SCALE
 
 
 def _selu(m: Any, x: Any) -> Any:
-    return m.where(x > 0, x * SELU_SCALE, m.expm1(x) * (SELU_ALPHA * SELU_SCALE))
+    return m.where(x > 0, x * SELU_SCALE, m.expm1(x) * SELU_PRODUCT)
 
 
 def _selu_derivative(m: Any, x: Any) -> Any:
-    return m.where(x > 0, SELU_SCALE, m.exp(x) * (SELU_ALPHA * SELU_SCALE))
+    return m.where(x > 0, SELU_SCALE, m.exp(x) * SELU_PRODUCT)
 
 
 selu = Activation(
@@ -120,12 +123,23 @@ array([-1.111331,  0.      ,  1.050701])
 # celu
 
 
+def _quotient(m: Any, x: Any, alpha: float) -> tuple[Any, Any]:
+    """(q, dq): q + dq = x/alpha to about 2^-100 (e^q magnifies q's rounding |q|-fold)."""
+    q = x / alpha
+    p, e = two_product(q, alpha)
+    dq = ((x - p) - e) / alpha
+    return q, finite(m, dq, m.abs(x) < 1e300)
+
+
 def _celu(m: Any, x: Any, alpha: float) -> Any:
-    return m.where(x > 0, x, m.expm1(x * (1 / alpha)) * alpha)
+    q, dq = _quotient(m, x, alpha)
+    return m.where(x > 0, x, (m.expm1(q) + m.exp(q) * dq) * alpha)
 
 
 def _celu_derivative(m: Any, x: Any, alpha: float) -> Any:
-    return m.where(x > 0, 1, m.exp(x * (1 / alpha)))
+    q, dq = _quotient(m, x, alpha)
+    e = m.exp(q)
+    return m.where(x > 0, 1, e + e * dq)
 
 
 celu = Activation(

@@ -1,7 +1,11 @@
 """The smooth members: gelu, silu, mish and softplus.
 
-Each is written the way PyTorch evaluates it, so forward values match PyTorch's to within the
-rounding of the transcendental functions; softplus takes the form that does not overflow.
+Each formula is written in a form that does not cancel (see :mod:`relukit.family.numerics`):
+gelu through erfcx, so its left tail keeps its digits down to the last normal float; the tanh
+form of gelu as x·σ(2u); ``1 − σ`` as σ of the negated argument; mish through
+``n = e^x(e^x + 2)``; each derivative near its zero by its Taylor expansion there. In float64
+they stay within a few ulp of the true value; float32 and 16-bit inputs are evaluated in
+float64 by the reference path and rounded once.
 Where PyTorch's formula gives NaN at ±inf (``gelu(-inf)``, ``silu(-inf)``, ``mish(-inf)`` and
 their derivatives), relukit gives the mathematical limit declared in ``limits``.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from relukit.family.numerics import finite, near_zero, sigmoid, two_product, two_sum
 from relukit.family.spec import (
     FLAT_TOLERANCE,
     INF,
@@ -27,6 +32,9 @@ SQRT1_2 = math.sqrt(0.5)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 TANH_BETA = math.sqrt(2 / math.pi)
 TANH_KAPPA = 0.044715
+TANH_KAPPA_LOW = 2.1960211427085595e-18  # 0.044715 − TANH_KAPPA
+TANH_2BETA_LOW = -9.96930880911092e-17  # 2√(2/π) − 2·TANH_BETA
+
 # Edges of the flat regions (|f′| = FLAT_TOLERANCE, found by bisection on the derivative;
 # tests/family/test_firing.py checks them against the registry's own derivative).
 GELU_EDGE = {"none": -3.0674272039089, "tanh": -3.0528549951444695}
@@ -39,22 +47,65 @@ def _check_approximate(value: Any) -> str | None:
     return None if value in ("none", "tanh") else "must be 'none' or 'tanh'"
 
 
+def _gelu_tanh_argument(m: Any, x: Any) -> tuple[Any, Any]:
+    """``(z, dz)``: z + dz = 2u, u = √(2/π)(x + 0.044715x³), to about 2^-100 relative
+    (1 + tanh(u) = 2σ(2u) and 1 − tanh(u) = 2σ(−2u)); σ(2u) magnifies the rounding of a
+    plainly evaluated 2u |2u|-fold."""
+    small = m.abs(x) < 1e75  # (where x³ and its split stay finite)
+    a, b = two_product(x, x)
+    c, d = two_product(a, x)
+    d = d + b * x
+    e, f = two_product(TANH_KAPPA, c)
+    f = f + TANH_KAPPA * d + TANH_KAPPA_LOW * c
+    g, h = two_sum(x, e)
+    h = h + f
+    z, w = two_product(2 * TANH_BETA, g)
+    w = w + 2 * TANH_BETA * h + TANH_2BETA_LOW * g
+    return z, finite(m, w, small & (m.abs(z) < 1e300))
+
+
+def _gelu_tanh_sigmoids(m: Any, x: Any) -> tuple[Any, Any]:
+    """(σ(2u), σ(−2u)), each with the first-order correction for the low part of 2u."""
+    z, dz = _gelu_tanh_argument(m, x)
+    s, rest = sigmoid(m, z), sigmoid(m, -z)
+    product = s * rest * dz
+    return s + product, rest - product
+
+
+def _phi(m: Any, x: Any) -> Any:
+    """Φ(x) = erfc(t)/2, t = −x/√2; below x = −1 as ``erfcx(t)·e^{−x²/2}/2`` (erfc loses its
+    relative accuracy far in the tail, and magnifies the rounding of t 2t²-fold; erfcx(t) only
+    about once)."""
+    t = -x * SQRT1_2
+    tail = x < -1
+    left = 0.5 * m.erfcx(m.where(tail, t, 0 * x)) * _exp_half_square(m, x)
+    return m.where(tail, left, 0.5 * m.erfc(m.where(tail, 0 * x, t)))
+
+
+def _exp_half_square(m: Any, x: Any) -> Any:
+    """e^{−x²/2}, with x² exact (e^{−hi/2}(1 − lo/2)): e^{−x²/2} magnifies the rounding of x²
+    x²/2-fold."""
+    hi, lo = two_product(x, x)
+    lo = m.where(m.abs(x) < 40, lo, 0 * x)
+    return m.exp(-0.5 * hi) * (1 - 0.5 * lo)
+
+
 def _gelu(m: Any, x: Any, approximate: str) -> Any:
     if approximate == "tanh":
-        return 0.5 * x * (1 + m.tanh(TANH_BETA * (x + TANH_KAPPA * x * x * x)))
-    return x * 0.5 * (1 + m.erf(x * SQRT1_2))
+        return x * _gelu_tanh_sigmoids(m, x)[0]
+    return x * _phi(m, x)
 
 
 def _gelu_derivative(m: Any, x: Any, approximate: str) -> Any:
     if approximate == "tanh":
-        inner = m.tanh(TANH_BETA * (x + TANH_KAPPA * x * x * x))
-        sech2 = 1 - inner * inner
-        # Where tanh saturates the right term is 0, also where x·x overflows (0·inf is NaN).
-        right = m.where(sech2 == 0, 0, 0.5 * x * sech2 * (TANH_BETA * (1 + 3 * TANH_KAPPA * x * x)))
-        return 0.5 * (1 + inner) + right
-    cdf = 0.5 * (1 + m.erf(x * SQRT1_2))
-    pdf = m.exp(-0.5 * x * x) * INV_SQRT_2PI
-    return cdf + x * pdf
+        s, rest = _gelu_tanh_sigmoids(m, x)
+        slope = (2 * TANH_BETA) * (1 + 3 * TANH_KAPPA * x * x)
+        # where σ(2u) or σ(−2u) is 0 the other term is too (also where x·slope overflows)
+        right = m.where(rest == 0, 0 * x, x * slope * rest)
+        general = m.where(s == 0, 0 * x, s * (1 + right))
+        return near_zero(m, x, "gelu-tanh", general)
+    general = _phi(m, x) + x * (_exp_half_square(m, x) * INV_SQRT_2PI)
+    return near_zero(m, x, "gelu", general)
 
 
 gelu = Activation(
@@ -93,12 +144,14 @@ array([ 0., inf])
 
 
 def _silu(m: Any, x: Any) -> Any:
-    return x / (1 + m.exp(-x))
+    return x * sigmoid(m, x)
 
 
 def _silu_derivative(m: Any, x: Any) -> Any:
-    s = 1 / (1 + m.exp(-x))
-    return s * (1 + x * (1 - s))
+    # σ(x)(1 + x(1 − σ(x))), with 1 − σ(x) as σ(−x); where σ(−x) is 0, so is its term
+    rest = sigmoid(m, -x)
+    general = sigmoid(m, x) * (1 + m.where(rest == 0, 0 * x, x * rest))
+    return near_zero(m, x, "silu", general)
 
 
 silu = Activation(
@@ -134,14 +187,26 @@ array([0.5])
 # mish
 
 
+def _mish_parts(m: Any, x: Any) -> tuple[Any, Any]:
+    """(t, 1 − t²) for t = tanh(ln(1 + e^x)) = n/(n + 2), n = e^x(e^x + 2): no logarithm, and
+    1 − t² = 4(n + 1)/(n + 2)² without cancellation. Above x = 40, t = 1 and 1 − t² ≈ 4e^{−2x}
+    (where n would overflow)."""
+    e = m.exp(m.where(x > 40, 0 * x, x))
+    n = e * (e + 2)
+    big = x > 40
+    t = m.where(big, 1 + 0 * x, n / (n + 2))
+    rest = m.where(big, 4 * m.exp(-2 * x), 4 * (n + 1) / ((n + 2) * (n + 2)))
+    return t, rest
+
+
 def _mish(m: Any, x: Any) -> Any:
-    return x * m.tanh(m.log1p(m.exp(x)))
+    return x * _mish_parts(m, x)[0]
 
 
 def _mish_derivative(m: Any, x: Any) -> Any:
-    s = 1 / (1 + m.exp(-x))
-    t = m.tanh(m.log1p(m.exp(x)))
-    return t + x * s * (1 - t * t)
+    t, rest = _mish_parts(m, x)
+    general = t + m.where(rest == 0, 0 * x, x * sigmoid(m, x) * rest)
+    return near_zero(m, x, "mish", general)
 
 
 mish = Activation(
@@ -173,19 +238,26 @@ array([-0.303401,  0.      ,  0.865098])
 # softplus
 
 
+def _scaled(m: Any, x: Any, beta: float) -> tuple[Any, Any]:
+    """(z, dz): z + dz = beta·x exactly (0 for dz where the product overflows)."""
+    z, dz = two_product(x, beta)
+    return z, finite(m, dz, m.abs(z) < 1e300)
+
+
 def _softplus(m: Any, x: Any, beta: float, threshold: float) -> Any:
-    z = x * beta
+    z, dz = _scaled(m, x, beta)
     # log1p(exp(z)) as max(z, 0) + log1p(exp(-|z|)): the same for z ≤ 0, and no overflow above
-    # (PyTorch's log1p(exp(z)) is inf once exp(z) overflows below a large threshold)
+    # (PyTorch's log1p(exp(z)) is inf once exp(z) overflows below a large threshold); plus
+    # σ(z)·dz for the rounding of beta·x, which e^z would magnify |z|-fold
     positive = m.where(z > 0, z, m.zeros_like(z))
-    return m.where(z > threshold, x, (positive + m.log1p(m.exp(-m.abs(z)))) / beta)
+    value = positive + m.log1p(m.exp(-m.abs(z))) + sigmoid(m, z) * dz
+    return m.where(z > threshold, x, value / beta)
 
 
 def _softplus_derivative(m: Any, x: Any, beta: float, threshold: float) -> Any:
-    z = x * beta
-    e = m.exp(z)
-    # exp(z) overflows (inf/inf is NaN) only where threshold is large; the limit there is 1.
-    return m.where((z > threshold) | m.isinf(e), 1, e / (e + 1))
+    z, dz = _scaled(m, x, beta)
+    s = sigmoid(m, z)
+    return m.where(z > threshold, 1, s + s * sigmoid(m, -z) * dz)
 
 
 softplus = Activation(

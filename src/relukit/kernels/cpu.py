@@ -100,19 +100,6 @@ class Plan:
         self.slopes = slopes  # (shape, order) -> per-element slopes, for the SLOPES member
 
 
-def _remainder(value: float, work: np.dtype) -> float:
-    """What a float32 parameter leaves of ``value`` (0 in float64; see ``times_split``)."""
-    return value - float(np.float32(value)) if work == np.float32 else 0.0
-
-
-def _normal(values: tuple[float, ...], work: np.dtype) -> bool:
-    """Whether every value is 0 or a normal number of the working dtype (a parameter that
-    overflows or is subnormal there has no float32-plus-remainder split: the reference path
-    takes it)."""
-    info = np.finfo(work)
-    return all(v == 0 or float(info.tiny) <= abs(v) <= float(info.max) for v in values)
-
-
 def _limit(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
@@ -124,35 +111,6 @@ def _general(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) ->
     slope, threshold, cap, capped = args
     # p[6]: a zero slope gives +0 below the threshold (not 0·(x − t), NaN at -inf)
     return _module().GENERAL, [slope, threshold, cap, capped, 0.0, 0.0, float(slope == 0)], None
-
-
-def _elu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
-    (alpha,) = args
-    if not _normal((alpha,), work):
-        return None
-    return _module().ELU, [alpha, 0.0, _remainder(alpha, work)], None
-
-
-def _celu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
-    (alpha,) = args
-    if not _normal((alpha, 1 / alpha), work):
-        return None
-    inverse = 1 / alpha
-    return (
-        _module().CELU,
-        [alpha, inverse, _remainder(inverse, work), _remainder(alpha, work)],
-        None,
-    )
-
-
-def _softplus(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
-    beta, threshold = args
-    if not _normal((beta, 1 / beta), work):
-        return None
-    if work == np.float32 and math.frexp(beta)[0] != 0.5:
-        # beta·x and log1p(·)/beta round in float32 unless beta is a power of two
-        return _module().SOFTPLUS_WIDE, [beta, threshold, _remainder(beta, work)], None
-    return _module().SOFTPLUS, [beta, threshold], None
 
 
 def _prelu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
@@ -167,14 +125,11 @@ def _rrelu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> S
 
 FORMULAS: dict[str, Callable[[tuple[float, ...], dict[str, Any], np.dtype], Slots]] = {
     "general": _general,
-    "elu": _elu,
-    "celu": _celu,
-    "softplus": _softplus,
     "prelu": _prelu,
     "rrelu": _rrelu,
 }
-"""Formulas whose parameters need more than being placed in order (a working-dtype split, a
-check, per-element slopes). Any other formula key ``f`` is the kernels' member ``F`` (upper
+"""Formulas whose parameters need more than being placed in order (per-element slopes, a
+general_relu flag). Any other formula key ``f`` is the kernels' member ``F`` (upper
 case) with the formula's parameters in ``p[0]``, ``p[1]``, …"""
 
 PER_ELEMENT = frozenset({"prelu", "rrelu"})
@@ -207,7 +162,10 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
         values[4], values[5] = (_limit(v) for v in limits(params))
     else:
         values[4] = values[5] = math.nan
-    return Plan(member, np.array(values, dtype=np.float64).astype(work), slopes)
+    # the smooth members compute in float64 whatever the input (see cpu_kernels): their
+    # parameters keep every digit
+    wide = member in _module().WIDE
+    return Plan(member, np.array(values, dtype=np.float64 if wide else work), slopes)
 
 
 def _prelu_slopes(weight: Any, axis: int, work: np.dtype) -> Callable[..., Any] | None:
@@ -756,10 +714,11 @@ def stream_copy(x: np.ndarray, y: np.ndarray) -> None:
 
 
 def math_function(name: str, x: np.ndarray) -> np.ndarray:
-    """The kernels' own ``name`` (exp, expm1, log1p, erf or tanh) of a float32/float64 array."""
+    """The float32 kernels' own float64 ``name`` (exp, expm1, log1p, phi or tanh) of an
+    array, as float64."""
     k = _module()
-    code = {"exp": k.EXP, "expm1": k.EXPM1, "log1p": k.LOG1P, "erf": k.ERF, "tanh": k.TANH_FUNCTION}
-    flat = np.ascontiguousarray(x).reshape(-1)
+    code = {"exp": k.EXP, "expm1": k.EXPM1, "log1p": k.LOG1P, "phi": k.PHI, "tanh": k.TANH_FUNCTION}
+    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
     y = np.empty_like(flat)
     _kernel("function", code[name])(flat, y)
     return y.reshape(np.shape(x))

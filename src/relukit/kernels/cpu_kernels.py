@@ -13,19 +13,20 @@ kernels of their own only for relu, relu6 and hardtanh's forward and mask, which
 the input's own bits and constants (a 16-bit NaN keeps its payload); the other ops widen them to
 float32 with :func:`convert_kernel` and round the result back once, as the reference path does.
 
-The formulas repeat the registry's (``relukit.family``) operation by operation, in the same
-order and with the constants rounded to the working dtype as NumPy rounds Python floats, so that
-the piecewise-linear members are bit-exact to the reference path in every dtype, and the smooth
-ones in float64 (with the same C library functions). In float32 the smooth members are within
-2 ulp of the registry's formula evaluated in float64: they use the vectorisable functions of
-:mod:`relukit.kernels.cpu_math` and, where float32 rounding of the formula itself would cost
-more, the extra steps described at the formulas below (softplus with a beta that is not a power
-of two is computed in float64 instead).
+The piecewise-linear members repeat the registry's (``relukit.family``) formula operation by
+operation in the working dtype, with the constants rounded to it as NumPy rounds Python floats,
+so that they are bit-exact to the reference path (and PyTorch) in every dtype. The smooth
+members and the exponential units evaluate the registry's well-conditioned float64 formulas
+whatever the input's dtype, and round once: float64 inputs with the C library, float32 and
+16-bit inputs with the vectorisable float64 functions of :mod:`relukit.kernels.cpu_math`. Both
+are within 1 ulp of the true value in float32 (0.5 ulp plus 2^-16 measured; see
+``benchmarks/RESULTS.md``, Accuracy).
 Afterwards the registry's conventions are applied: the limits at ±inf (``p[4]``, ``p[5]``; NaN
 where the formula already gives the limit) and NaN in → NaN out.
 
-Parameters travel in ``p``, eight floats of the working dtype: ``p[0..3]`` and ``p[6..7]`` the
-member's parameters (see ``cpu.py``), ``p[4]``/``p[5]`` the limits at -inf/+inf.
+Parameters travel in ``p``, eight floats of the working dtype (float64 for the smooth members):
+``p[0..3]`` and ``p[6..7]`` the member's parameters (see ``cpu.py``), ``p[4]``/``p[5]`` the limits
+at -inf/+inf.
 Per-element slopes (prelu's channels, rrelu's random slopes) travel in ``aux``, read periodically
 (element ``i`` of the whole array uses ``aux[i % aux.size]``).
 
@@ -47,27 +48,27 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
+from relukit.family.numerics import WIDTH as NEAR_WIDTH
+from relukit.family.numerics import ZEROS
 from relukit.kernels.cpu_math import (
     INLINE_OPTIONS,
     cached_kernel,
     chain_word,
     chain_word_slopes,
-    erf,
-    exp,
-    expm1,
+    exp_f64,
+    expm1_f64,
     fma,
+    horner,
     jit,
-    log1p,
+    log1p_f64,
     narrow,
-    product_error,
+    phi_f64,
     single,
     store_fence,
     stream_clip,
     stream_copy,
     stream_relu,
-    tanh,
-    times_exp,
-    times_split,
+    tanh_f64,
     vector_clip,
     vector_relu,
     widen,
@@ -83,8 +84,10 @@ def _source_stamp() -> int:
     kernel, not the helpers inlined into it from ``cpu_math.py``, so every kernel closes over
     this stamp (closure values are part of the cache key) and a changed helper recompiles it."""
     digest = hashlib.sha256()
-    for name in ("cpu_math.py", "cpu_kernels.py"):
-        digest.update((Path(__file__).parent / name).read_bytes())
+    here = Path(__file__).parent
+    for path in (here / "cpu_math.py", here / "cpu_kernels.py", here / "fits.py",
+                 here.parent / "family" / "numerics.py"):  # fmt: skip
+        digest.update(path.read_bytes())
     return int.from_bytes(digest.digest()[:7], "little")
 
 
@@ -108,9 +111,10 @@ MISH = 13
 SOFTPLUS = 14
 SIGMOID = 15
 TANH = 16
-SOFTPLUS_WIDE = 17  # float32 softplus for a beta that is not a power of two
 
 LINEAR = (RELU, LEAKY, SLOPES, CLIP, GENERAL)  # piecewise linear: one code per element
+# evaluated in float64 whatever the input's dtype, parameters in float64 too
+WIDE = (ELU, SELU, CELU, GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SIGMOID, TANH)
 
 FORWARD = 0
 DERIVATIVE = 1  # also the vjp
@@ -120,31 +124,23 @@ WORD = 64  # elements per mask word at one bit per element; kernels' chunks star
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
-SELU_PRODUCT = SELU_ALPHA * SELU_SCALE
-# what float32 leaves of the constants (see times_split)
-SELU_SCALE_LOW = SELU_SCALE - float(np.float32(SELU_SCALE))
-SELU_PRODUCT_LOW = SELU_PRODUCT - float(np.float32(SELU_PRODUCT))
+SELU_PRODUCT = SELU_ALPHA * SELU_SCALE  # as the registry (PyTorch's value at the kink)
 SQRT1_2 = 0.7071067811865476
+SQRT1_2_LOW = -4.833646656726457e-17  # √½ − SQRT1_2
+INV_SQRT_PI = 0.5641895835477563
 INV_SQRT_2PI = 0.3989422804014327
 TANH_BETA = 0.7978845608028654
 TANH_KAPPA = 0.044715
+TANH_KAPPA_LOW = 2.1960211427085595e-18  # 0.044715 − TANH_KAPPA
+TANH_2BETA_LOW = -9.96930880911092e-17  # 2√(2/π) − 2·TANH_BETA
 
 
 # ---------------------------------------------------------------------------------------------
-# Formulas (the registry's, operation by operation), on the working float v
+# Formulas, on the working float v
 #
-# In float64 every formula is the registry's. In float32 (and so for 16-bit floats) some take
-# extra steps where the registry's float32 rounding would cost more than 2 ulp (measured against
-# the registry's formula in float64, see tests/kernels/test_cpu.py): a parameter is applied as
-# float32 plus remainder (``times_split``), a rounded exp argument is corrected by its rounding
-# error (``product_error``), a few short formulas are finished in float64, and far tails where
-# e^x is subnormal use ``times_exp``.
-
-
-@jit
-def low(v: Any, remainder: float) -> Any:
-    """What float32 leaves of a constant (``remainder``), or 0 in float64."""
-    return c(v, remainder) if single(v) else c(v, 0.0)
+# The piecewise-linear members repeat the registry's formula operation by operation in the
+# working dtype (float32 for float32 and 16-bit inputs), so that they are bit-exact to the
+# reference path and PyTorch.
 
 
 @jit
@@ -189,239 +185,271 @@ def squared_d(v: Any) -> Any:
     return c(v, 2.0) * (v if v > c(v, 0.0) else c(v, 0.0))
 
 
-@jit
-def elu_f(v: Any, alpha: Any, alpha_low: Any) -> Any:
-    return v if v > c(v, 0.0) else times_split(expm1(v), alpha, alpha_low)
+# The smooth members (and the exponential units): their formula in float64 (``x``, the input
+# widened), rounded once at the end. The math comes from ``wide`` helpers that pick, from the
+# input's type at compile time, the C library (float64 inputs) or the vectorisable float64
+# functions of cpu_math (float32 and 16-bit inputs). The forms are the registry's
+# (relukit.family: erfc for gelu, σ(−x) for 1 − σ(x), Taylor expansions at the zeros of the
+# derivatives), so that nothing cancels.
+
+
+def _wide(name: str, narrow_f: Any, wide_f: Any) -> Any:
+    def stub(v: Any, x: Any) -> Any:
+        raise NotImplementedError("only for use inside Numba kernels")
+
+    stub.__name__ = stub.__qualname__ = name
+
+    @overload(stub, jit_options=INLINE_OPTIONS)
+    def _impl(v, x):  # type: ignore[no-untyped-def]
+        if v == types.float64:
+            return lambda v, x: wide_f(x)
+        if v == types.float32:
+            return lambda v, x: narrow_f(x)
+        return None
+
+    return stub
 
 
 @jit
-def elu_d(v: Any, alpha: Any, alpha_low: Any) -> Any:
-    return c(v, 1.0) if v > c(v, 0.0) else times_split(exp(v), alpha, alpha_low)
+def _phi_libm(x: float) -> float:
+    """Φ(x) = erfc(−x/√2)/2 in float64, the argument's rounding put back (as the registry)."""
+    t = -x * SQRT1_2
+    dt = fma(-x, SQRT1_2, -t) + (-x) * SQRT1_2_LOW
+    dt = dt if abs(x) < 40.0 else 0.0
+    return 0.5 * (math.erfc(t) - dt * (2 * INV_SQRT_PI) * math.exp(-t * t))
 
 
 @jit
-def selu_f(v: Any) -> Any:
-    if v > c(v, 0.0):
-        return times_split(v, c(v, SELU_SCALE), low(v, SELU_SCALE_LOW))
-    return times_split(expm1(v), c(v, SELU_PRODUCT), low(v, SELU_PRODUCT_LOW))
+def _gauss_libm(x: float) -> float:
+    """φ(x) in float64 with x² exact (as the registry)."""
+    hi = x * x
+    lo = fma(x, x, -hi) if abs(x) < 40.0 else 0.0
+    return math.exp(-0.5 * hi) * (1.0 - 0.5 * lo) * INV_SQRT_2PI
 
 
 @jit
-def selu_d(v: Any) -> Any:
-    if v > c(v, 0.0):
-        return c(v, SELU_SCALE)
-    return times_split(exp(v), c(v, SELU_PRODUCT), low(v, SELU_PRODUCT_LOW))
+def _gauss_f64(x: float) -> float:
+    return exp_f64(-0.5 * (x * x)) * INV_SQRT_2PI  # x a float32: x² exact
 
 
 @jit
-def celu_f(v: Any, alpha: Any, inverse: Any, split: Any) -> Any:
-    """``split``: the float32 remainders of 1/alpha and of alpha (float32 only)."""
-    q = v * inverse
+def _exp_libm(x: float) -> float:
+    return math.exp(x)
+
+
+@jit
+def _expm1_libm(x: float) -> float:
+    return math.expm1(x)
+
+
+@jit
+def _log1p_libm(x: float) -> float:
+    return math.log1p(x)
+
+
+@jit
+def _tanh_libm(x: float) -> float:
+    return math.tanh(x)
+
+
+wexp = _wide("wexp", exp_f64, _exp_libm)
+wexpm1 = _wide("wexpm1", expm1_f64, _expm1_libm)
+wlog1p = _wide("wlog1p", log1p_f64, _log1p_libm)
+wtanh = _wide("wtanh", tanh_f64, _tanh_libm)
+wphi = _wide("wphi", phi_f64, _phi_libm)
+wgauss = _wide("wgauss", _gauss_f64, _gauss_libm)
+
+# The zeros of the derivatives (relukit.family.numerics): float64 inputs take the registry's
+# expansion; float32 ones, which need 1e-13 only, its first terms over a narrower interval.
+NEAR_WIDTH_32 = 1.0 / 32
+NEAR_TERMS_32 = 11
+GELU_ZERO = ZEROS["gelu"]
+GELU_TANH_ZERO = ZEROS["gelu-tanh"]
+SILU_ZERO = ZEROS["silu"]
+MISH_ZERO = ZEROS["mish"]
+GELU_ZERO_32 = GELU_ZERO[2][:NEAR_TERMS_32]
+GELU_TANH_ZERO_32 = GELU_TANH_ZERO[2][:NEAR_TERMS_32]
+SILU_ZERO_32 = SILU_ZERO[2][:NEAR_TERMS_32]
+MISH_ZERO_32 = MISH_ZERO[2][:NEAR_TERMS_32]
+
+
+@jit
+def near_zero(v: Any, x: float, zero: Any, short: Any, general: float) -> float:
+    """``general``, or within reach of the derivative's zero ``zero`` (r_hi, r_lo, c) its
+    expansion ``h·P(h)``, ``h = (x − r_hi) − r_lo`` (``short``: the float32 coefficients)."""
+    h = (x - zero[0]) - zero[1]
     if single(v):
-        # expm1(q + dq) = expm1(q) + e^q·dq, times alpha, in float64: expm1's error only
-        inverse_low, alpha_low = split
-        dq = np.float64(product_error(v, inverse, q) + v * inverse_low)
-        dq = dq if abs(dq) < np.inf else 0.0  # where q overflows
-        e = np.float64(expm1(q))
-        r = narrow((e + (e + 1.0) * dq) * (np.float64(alpha) + np.float64(alpha_low)), v)
-        return v if v > c(v, 0.0) else r
-    return v if v > c(v, 0.0) else expm1(q) * alpha
+        return h * horner(h, short) if abs(h) <= NEAR_WIDTH_32 else general
+    return h * horner(h, zero[2]) if abs(h) <= NEAR_WIDTH else general
 
 
 @jit
-def celu_d(v: Any, inverse: Any, inverse_low: Any) -> Any:
-    q = v * inverse
-    e = exp(q)
-    if single(v):  # e^(q + dq) = e^q·(1 + dq), dq the rounding of v/alpha
-        dq = product_error(v, inverse, q) + v * inverse_low
-        corrected = fma(e, dq, e)
-        e = corrected if corrected == corrected else e  # NaN only at v = -inf
-    return c(v, 1.0) if v > c(v, 0.0) else e
+def sigmoid_w(v: Any, x: float) -> float:
+    """σ(x), as e^x/(1 + e^x) for x < 0 (as the registry)."""
+    e = wexp(v, -abs(x))
+    return (e if x < 0.0 else 1.0) / (1.0 + e)
 
 
 @jit
-def gelu_erf(v: Any) -> Any:
-    return erf(v * c(v, SQRT1_2))
+def elu_f(v: Any, x: float, alpha: float) -> float:
+    return x if x > 0.0 else wexpm1(v, x) * alpha
 
 
 @jit
-def gelu_f(v: Any, e: Any) -> Any:
-    """gelu from ``e = gelu_erf(v)`` (computed in a pass of its own: one loop each keeps
-    the registers for the polynomials)."""
-    return v * c(v, 0.5) * (c(v, 1.0) + e)
+def elu_d(v: Any, x: float, alpha: float) -> float:
+    return 1.0 if x > 0.0 else wexp(v, x) * alpha
 
 
 @jit
-def gelu_d(v: Any, e: Any) -> Any:
-    cdf = c(v, 0.5) * (c(v, 1.0) + e)
-    pdf = exp(c(v, -0.5) * v * v) * c(v, INV_SQRT_2PI)
-    return cdf + v * pdf
+def selu_f(v: Any, x: float) -> float:
+    return x * SELU_SCALE if x > 0.0 else wexpm1(v, x) * SELU_PRODUCT
 
 
 @jit
-def gelu_tanh_f(v: Any) -> Any:
-    inner = c(v, TANH_BETA) * (v + c(v, TANH_KAPPA) * v * v * v)
-    return c(v, 0.5) * v * (c(v, 1.0) + tanh(inner))
+def selu_d(v: Any, x: float) -> float:
+    return SELU_SCALE if x > 0.0 else wexp(v, x) * SELU_PRODUCT
 
 
 @jit
-def gelu_tanh_d(v: Any) -> Any:
-    inner = tanh(c(v, TANH_BETA) * (v + c(v, TANH_KAPPA) * v * v * v))
-    sech2 = c(v, 1.0) - inner * inner
-    slope = c(v, TANH_BETA) * (c(v, 1.0) + c(v, 3 * TANH_KAPPA) * v * v)
-    right = c(v, 0.0) if sech2 == c(v, 0.0) else c(v, 0.5) * v * sech2 * slope
-    return c(v, 0.5) * (c(v, 1.0) + inner) + right
+def quotient(v: Any, x: float, alpha: float) -> Any:
+    """(q, dq), q + dq = x/alpha to about 2^-100 (float64 inputs; dq = 0 for float32 ones,
+    whose 24 bits do not need it)."""
+    q = x / alpha
+    dq = fma(-q, alpha, x) / alpha
+    return q, (0.0 if (single(v) or not abs(dq) < np.inf) else dq)
 
 
 @jit
-def sigmoid_wide(v: Any) -> float:
-    """σ(v) in float64 from the working float's e^-v: exp's error only (0 where it overflows)."""
-    return 1.0 / (1.0 + np.float64(exp(-v)))
+def celu_f(v: Any, x: float, alpha: float) -> float:
+    q, dq = quotient(v, x, alpha)
+    return x if x > 0.0 else (wexpm1(v, q) + wexp(v, q) * dq) * alpha
 
 
 @jit
-def mish_t_wide(v: Any, e: float) -> float:
-    """tanh(log1p(e)) for e = e^v, as n/(n + 2) with n = e(e + 2) in float64 (1 above v = 20,
-    where it is 1 and e·e may overflow)."""
-    n = e * (e + 2.0)
-    return 1.0 if v > c(v, 20.0) else n / (n + 2.0)
+def celu_d(v: Any, x: float, alpha: float) -> float:
+    q, dq = quotient(v, x, alpha)
+    e = wexp(v, q)
+    return 1.0 if x > 0.0 else e + e * dq
 
 
 @jit
-def silu_f(v: Any) -> Any:
-    if single(v):
-        # x/(1 + e) with the sum's rounding error kept (dl) and the quotient corrected once by
-        # its exact residual: exp's error and a final rounding only
-        e = exp(-v)
-        one = c(v, 1.0)
-        d = one + e
-        bb = d - one
-        dl = (one - (d - bb)) + (e - bb)
-        inverse = one / d
-        q = v * inverse
-        return fma(fma(-q, d, v) - q * dl, inverse, q)  # below -80: far_tail
-    return v / (c(v, 1.0) + exp(-v))
+def gelu_f(v: Any, x: float) -> float:
+    return x * wphi(v, x)
 
 
 @jit
-def silu_d(v: Any) -> Any:
-    if single(v):
-        s = sigmoid_wide(v)
-        return narrow(s * (1.0 + np.float64(v) * (1.0 - s)), v)  # below -80: far_tail
-    s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
-    return s * (c(v, 1.0) + v * (c(v, 1.0) - s))
+def gelu_d(v: Any, x: float) -> float:
+    general = wphi(v, x) + x * wgauss(v, x)
+    return near_zero(v, x, GELU_ZERO, GELU_ZERO_32, general)
 
 
 @jit
-def mish_f(v: Any) -> Any:
-    if single(v):
-        # in float64 from e^x: only exp's error remains (below -20: far_tail)
-        return narrow(np.float64(v) * mish_t_wide(v, np.float64(exp(v))), v)
-    return v * tanh(log1p(exp(v)))
-
-
-@jit
-def mish_d(v: Any) -> Any:
-    if single(v):
-        # in float64 from e^x, σ = e/(1 + e): exp's error only (below -30: far_tail)
-        e = np.float64(exp(v))
-        t = mish_t_wide(v, e)
-        s = 1.0 if v > c(v, 20.0) else e / (1.0 + e)
-        return narrow(t + np.float64(v) * s * (1.0 - t * t), v)
-    s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
-    t = tanh(log1p(exp(v)))
-    return t + v * s * (c(v, 1.0) - t * t)
-
-
-@jit
-def softplus_f(v: Any, beta: Any, threshold: Any) -> Any:
-    # the registry's max(z, 0) + log1p(e^-|z|). In float32 beta is a power of two (otherwise
-    # SOFTPLUS_WIDE), so z and z/beta are exact; for beta < 1 below z = -80: far_tail
-    z = v * beta
-    positive = z if z > c(v, 0.0) else c(v, 0.0)
-    return v if z > threshold else (positive + log1p(exp(-abs(z)))) / beta
-
-
-@jit
-def softplus_d(v: Any, beta: Any, threshold: Any) -> Any:
-    z = v * beta
-    if single(v):  # σ(z) in float64
-        return c(v, 1.0) if z > threshold else narrow(sigmoid_wide(z), v)
-    e = exp(z)
-    return c(v, 1.0) if (z > threshold or e == c(v, np.inf)) else e / (e + c(v, 1.0))
-
-
-@jit
-def softplus_wide_f(v: Any, beta: Any, threshold: Any) -> Any:
-    """softplus for a beta that is not a power of two: the registry's formula in float64
-    (the C library's exp and log1p; not vectorised), rounded once."""
-    z = np.float64(v) * beta
-    positive = z if z > 0.0 else 0.0
-    return v if z > threshold else narrow((positive + math.log1p(math.exp(-abs(z)))) / beta, v)
-
-
-@jit
-def softplus_wide_d(v: Any, beta: Any, threshold: Any) -> Any:
-    z = np.float64(v) * beta
-    e = math.exp(z)
-    one = c(v, 1.0)
-    return one if (z > threshold or e == np.inf) else narrow(e / (e + 1.0), v)
-
-
-@jit
-def far_tail(member: int, derivative: bool, v: Any, beta: Any, threshold: Any) -> Any:
-    """float32 values below ``tail_start``, where e^x is subnormal or nearly (computed in a
-    pass of their own, for the blocks that hold such elements): m·e^x by ``times_exp``,
-    which neither rounds e^x into the subnormals nor forms it. The approximations hold to
-    within 1e-12 of the value there."""
-    one = c(v, 1.0)
-    if member == SILU:  # x·σ(x) and σ(x)(1 + x(1 − σ(x))) are x·e^x and (1 + x)·e^x there
-        return times_exp(one + v, v) if derivative else times_exp(v, v)
-    if member == MISH:  # x·tanh(log1p(e^x)) is x·e^x, and its derivative (1 + x)·e^x
-        return times_exp(one + v, v) if derivative else times_exp(v, v)
-    if member == SIGMOID:  # σ(x) and σ(x)(1 − σ(x)) are both e^x there
-        return times_exp(one, v)
-    # softplus: log1p(e^z)/beta is e^z/beta, and σ(z) is e^z (the identity above threshold)
-    z = v * beta
-    if z > threshold:
-        return one if derivative else v
-    return times_exp(one, z) if derivative else times_exp(one / beta, z)
-
-
-@jit
-def tail_start(member: int, derivative: bool, v: Any, beta: Any) -> Any:
-    """Where :func:`far_tail` takes over (-inf: nowhere): float32 only."""
+def gelu_tanh_sigmoids(v: Any, x: float) -> Any:
+    """(σ(2u), σ(−2u)), u = √(2/π)(x + 0.044715x³); for float64 inputs with 2u in
+    double-double and its low part put back to first order (as the registry)."""
+    z = (2 * TANH_BETA) * (x + TANH_KAPPA * x * x * x)
+    w = 0.0
     if not single(v):
-        return c(v, -np.inf)
-    if member in (SILU, SIGMOID):
-        return c(v, -80.0)
-    if member == MISH:
-        return c(v, -30.0) if derivative else c(v, -20.0)
-    if member == SOFTPLUS and (derivative or beta < c(v, 1.0)):
-        return c(v, -80.0) / beta  # (beta ≥ 1: e^z/beta is subnormal where e^z is)
-    return c(v, -np.inf)
+        a = x * x
+        b = fma(x, x, -a)
+        c = a * x
+        d = fma(a, x, -c) + b * x
+        e = TANH_KAPPA * c
+        f = fma(TANH_KAPPA, c, -e) + TANH_KAPPA * d + TANH_KAPPA_LOW * c
+        g = x + e
+        bb = g - x
+        h = ((x - (g - bb)) + (e - bb)) + f
+        z = (2 * TANH_BETA) * g
+        w = fma(2 * TANH_BETA, g, -z) + (2 * TANH_BETA) * h + TANH_2BETA_LOW * g
+        w = w if (abs(x) < 1e75 and abs(z) < 1e300) else 0.0
+    s = sigmoid_w(v, z)
+    rest = sigmoid_w(v, -z)
+    product = s * rest * w
+    return s + product, rest - product
 
 
 @jit
-def sigmoid_f(v: Any) -> Any:
-    if single(v):
-        return narrow(sigmoid_wide(v), v)
-    return c(v, 1.0) / (c(v, 1.0) + exp(-v))
+def gelu_tanh_f(v: Any, x: float) -> float:
+    return x * gelu_tanh_sigmoids(v, x)[0]
 
 
 @jit
-def sigmoid_d(v: Any) -> Any:
-    if single(v):  # e/(1 + e)² in float64 from e = e^-x: exp's error only (below -80: far_tail)
-        e = np.float64(exp(-v))
-        return narrow(e / ((1.0 + e) * (1.0 + e)), v)
-    s = c(v, 1.0) / (c(v, 1.0) + exp(-v))
-    return s * (c(v, 1.0) - s)
+def gelu_tanh_d(v: Any, x: float) -> float:
+    s, rest = gelu_tanh_sigmoids(v, x)
+    slope = (2 * TANH_BETA) * (1.0 + 3 * TANH_KAPPA * x * x)
+    right = 0.0 if rest == 0.0 else x * slope * rest
+    general = 0.0 if s == 0.0 else s * (1.0 + right)
+    return near_zero(v, x, GELU_TANH_ZERO, GELU_TANH_ZERO_32, general)
 
 
 @jit
-def tanh_d(v: Any) -> Any:
-    t = tanh(v)
-    return c(v, 1.0) - t * t
+def silu_f(v: Any, x: float) -> float:
+    return x * sigmoid_w(v, x)
+
+
+@jit
+def silu_d(v: Any, x: float) -> float:
+    rest = sigmoid_w(v, -x)
+    general = sigmoid_w(v, x) * (1.0 + (0.0 if rest == 0.0 else x * rest))
+    return near_zero(v, x, SILU_ZERO, SILU_ZERO_32, general)
+
+
+@jit
+def mish_parts(v: Any, x: float) -> Any:
+    """(t, 1 − t²), t = tanh(softplus(x)) = n/(n + 2), n = e^x(e^x + 2) (as the registry)."""
+    big = x > 40.0
+    e = wexp(v, 0.0 if big else x)
+    n = e * (e + 2.0)
+    t = 1.0 if big else n / (n + 2.0)
+    rest = 4.0 * wexp(v, -2.0 * x) if big else 4.0 * (n + 1.0) / ((n + 2.0) * (n + 2.0))
+    return t, rest
+
+
+@jit
+def mish_f(v: Any, x: float) -> float:
+    return x * mish_parts(v, x)[0]
+
+
+@jit
+def mish_d(v: Any, x: float) -> float:
+    t, rest = mish_parts(v, x)
+    general = t + (0.0 if rest == 0.0 else x * sigmoid_w(v, x) * rest)
+    return near_zero(v, x, MISH_ZERO, MISH_ZERO_32, general)
+
+
+@jit
+def scaled(v: Any, x: float, beta: float) -> Any:
+    """(z, dz), z + dz = beta·x exactly (float64 inputs; dz = 0 for float32 ones)."""
+    z = x * beta
+    dz = fma(x, beta, -z)
+    return z, (0.0 if (single(v) or not abs(z) < 1e300) else dz)
+
+
+@jit
+def softplus_f(v: Any, x: float, beta: float, threshold: float) -> float:
+    z, dz = scaled(v, x, beta)
+    positive = z if z > 0.0 else 0.0
+    value = positive + wlog1p(v, wexp(v, -abs(z))) + sigmoid_w(v, z) * dz
+    return x if z > threshold else value / beta
+
+
+@jit
+def softplus_d(v: Any, x: float, beta: float, threshold: float) -> float:
+    z, dz = scaled(v, x, beta)
+    s = sigmoid_w(v, z)
+    return 1.0 if z > threshold else s + s * sigmoid_w(v, -z) * dz
+
+
+@jit
+def sigmoid_d(v: Any, x: float) -> float:
+    w = wexp(v, -abs(x))
+    return w / ((1.0 + w) * (1.0 + w))
+
+
+@jit
+def tanh_d(v: Any, x: float) -> float:
+    w = wexp(v, -2.0 * abs(x))
+    return 4.0 * w / ((1.0 + w) * (1.0 + w))
 
 
 @jit
@@ -582,7 +610,6 @@ def map_kernel(member: int, op: int) -> Any:
     linear = member in LINEAR
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
-    tailed = member in (SILU, MISH, SOFTPLUS, SIGMOID)  # see far_tail
 
     @cached_kernel
     def kernel(
@@ -605,17 +632,14 @@ def map_kernel(member: int, op: int) -> Any:
             period = aux.size
             k = first % period
         buf = np.empty(BLOCK, dtype=y.dtype)
-        pre = np.empty(BLOCK if member == GELU else 0, dtype=p.dtype)
         if select:  # one pass over the whole chunk: no buffer, so no blocks
             clip = member == CLIP
             select_block(x, y, a0, a1, low_raw, high_raw, clip, stream)
             if stream:
                 store_fence()
             return
-        tail = tail_start(member, derivative, widen(x[0]), a0)
         i = 0
         while i < n:
-            far = False
             m = min(BLOCK, n - i, period - k)
             # Compute into an L1-resident buffer, then stream or copy it out: the loop then
             # writes memory that cannot alias its inputs (in place, or with a choice of two
@@ -624,12 +648,10 @@ def map_kernel(member: int, op: int) -> Any:
             xs = x[i : i + m]
             gs = g[i : i + m]
             rs = aux[k : k + m]
-            if member == GELU:
-                for j in range(m):
-                    pre[j] = gelu_erf(widen(xs[j]))
             for j in range(m):
                 e = xs[j]
                 v = widen(e)
+                x64 = np.float64(v)
                 if member == RELU:
                     r = c(v, 1.0) if v > c(v, 0.0) else c(v, 0.0)
                 elif member == CLIP:
@@ -647,45 +669,29 @@ def map_kernel(member: int, op: int) -> Any:
                 elif member == SQUARED:
                     r = squared_d(v) if derivative else squared_f(v)
                 elif member == ELU:
-                    r = elu_d(v, a0, a2) if derivative else elu_f(v, a0, a2)
+                    r = elu_d(v, x64, a0) if derivative else elu_f(v, x64, a0)
                 elif member == SELU:
-                    r = selu_d(v) if derivative else selu_f(v)
+                    r = selu_d(v, x64) if derivative else selu_f(v, x64)
                 elif member == CELU:
-                    r = celu_d(v, a1, a2) if derivative else celu_f(v, a0, a1, (a2, a3))
+                    r = celu_d(v, x64, a0) if derivative else celu_f(v, x64, a0)
                 elif member == GELU:
-                    r = gelu_d(v, pre[j]) if derivative else gelu_f(v, pre[j])
+                    r = gelu_d(v, x64) if derivative else gelu_f(v, x64)
                 elif member == GELU_TANH:
-                    r = gelu_tanh_d(v) if derivative else gelu_tanh_f(v)
+                    r = gelu_tanh_d(v, x64) if derivative else gelu_tanh_f(v, x64)
                 elif member == SILU:
-                    r = silu_d(v) if derivative else silu_f(v)
+                    r = silu_d(v, x64) if derivative else silu_f(v, x64)
                 elif member == MISH:
-                    r = mish_d(v) if derivative else mish_f(v)
+                    r = mish_d(v, x64) if derivative else mish_f(v, x64)
                 elif member == SOFTPLUS:
-                    r = softplus_d(v, a0, a1) if derivative else softplus_f(v, a0, a1)
-                elif member == SOFTPLUS_WIDE:
-                    beta = np.float64(a0) + np.float64(a2)
-                    threshold = np.float64(a1)
-                    if derivative:
-                        r = softplus_wide_d(v, beta, threshold)
-                    else:
-                        r = softplus_wide_f(v, beta, threshold)
+                    r = softplus_d(v, x64, a0, a1) if derivative else softplus_f(v, x64, a0, a1)
                 elif member == SIGMOID:
-                    r = sigmoid_d(v) if derivative else sigmoid_f(v)
+                    r = sigmoid_d(v, x64) if derivative else sigmoid_w(v, x64)
                 else:
-                    r = tanh_d(v) if derivative else tanh(v)
-                if tailed:
-                    far |= v < tail
+                    r = tanh_d(v, x64) if derivative else wtanh(v, x64)
                 r = conventions(v, r, low, high)
                 if derivative and vjp:
                     r = chain(widen(gs[j]), r) if linear else widen(gs[j]) * r
                 dst[j] = narrow(r, e)
-            if tailed and far:
-                for j in range(m):
-                    v = widen(xs[j])
-                    if v < tail:
-                        r = far_tail(member, derivative, v, a0, a1)
-                        r = conventions(v, r, low, high)
-                        dst[j] = narrow(widen(gs[j]) * r if vjp else r, xs[j])
             put(y, i, buf, m, stream)
             i += m
             k += m
@@ -1145,13 +1151,13 @@ def copy(x: Any, y: Any, stream: bool) -> None:
 EXP = 0
 EXPM1 = 1
 LOG1P = 2
-ERF = 3
+PHI = 3
 TANH_FUNCTION = 4
 
 
 def function_kernel(function: int) -> Any:
-    """``kernel(x, y)``: ``y = f(x)`` for one of the kernels' own exp, expm1, log1p, erf, tanh
-    (float32: :mod:`relukit.kernels.cpu_math`; float64: the C library), for tests and reports."""
+    """``kernel(x, y)``: ``y = f(x)`` on float64 arrays for one of the float32 kernels' float64
+    functions (exp, expm1, log1p, Φ, tanh of :mod:`relukit.kernels.cpu_math`), for tests."""
 
     stamp = STAMP
 
@@ -1162,15 +1168,15 @@ def function_kernel(function: int) -> Any:
         for i in range(x.size):
             v = x[i]
             if function == EXP:
-                y[i] = exp(v)
+                y[i] = exp_f64(v)
             elif function == EXPM1:
-                y[i] = expm1(v)
+                y[i] = expm1_f64(v)
             elif function == LOG1P:
-                y[i] = log1p(v)
-            elif function == ERF:
-                y[i] = erf(v)
+                y[i] = log1p_f64(v)
+            elif function == PHI:
+                y[i] = phi_f64(v)
             else:
-                y[i] = tanh(v)
+                y[i] = tanh_f64(v)
 
     return kernel
 

@@ -1,32 +1,28 @@
 """Vectorisable scalar math for the compiled kernels (Numba; imported only by the kernels).
 
-Numba turns ``math.exp`` or ``math.erf`` on float32 into calls to the C library, which stop the
-loop vectoriser. The float32 functions here are written with nothing but arithmetic, fused
+Numba turns ``math.exp`` or ``math.erfc`` into calls to the C library, which stop the loop
+vectoriser. The float32 (and 16-bit) kernels evaluate the smooth members in float64 and round
+once, and the float64 functions they use here are written with nothing but arithmetic, fused
 multiply-adds, bit casts and selects, so a loop that calls them compiles to SIMD code:
 
 ================  =============================================================================
-``exp_f32``       Cody-Waite reduction ``x = k·ln2 + r``, ``|r| ≤ ln2/2``; ``expm1(r)`` by a
-                  degree-7 polynomial; ``2^k·(1 + q)`` with one rounding (two in the subnormal
-                  range).
-``expm1_f32``     the same reduction; ``2^k·q + (2^k − 1)`` in one fused multiply-add.
-``log1p_f32``     musl's ``log1pf`` (Sun's algorithm) with its branches turned into selects.
-``erf_f32``       ``x + x·P(x²)`` for ``|x| < 1``; ``1 − exp(Q(|x|))`` above, where ``Q``
-                  approximates ``log(erfc)`` on [1, 4] (erf rounds to ±1 beyond 3.92).
-``tanh_f32``      ``x + x³·P(x²)`` for ``|x| < 0.625``; ``e/(e + 2)``, ``e = expm1(2|x|)``, above.
+``exp_f64``       Cody-Waite reduction ``x = k·ln2 + r``, ``|r| ≤ ln2/2``; ``expm1(r)`` by its
+                  Taylor polynomial to degree 12; ``2^k`` from the bits of the rounding shifter
+                  (in two steps where the result is subnormal).
+``expm1_f64``     the same reduction; ``2^k·q + (2^k − 1)`` in one fused multiply-add.
+``log1p_f64``     ``k·ln2 + 2·atanh(f/(2 + f))`` by its series, plus the rounding of ``1 + w``.
+``tanh_f64``      ``e/(e + 2)``, ``e = expm1(2|x|)``.
+``phi_f64``       Φ(x): erf's Taylor series for ``|x| < 1.188``, ``e^{−x²/2}·erfcx(|x|/√2)/2``
+                  beyond, ``erfcx`` a Chebyshev fit (:mod:`relukit.kernels.fits`).
 ================  =============================================================================
 
-The polynomial coefficients were fitted by iteratively reweighted least squares (Lawson's
-algorithm, which converges to the minimax polynomial) against 40-digit mpmath values, with
-relative weights. Measured against float64 on all 2^32 float32 inputs, the largest errors are
-0.98 ulp (exp), 1.33 (expm1), 0.83 (log1p), 1.21 (erf) and 1.50 (tanh);
-``tests/kernels/test_cpu.py`` checks ≤ 2 ulp on a dense sample of the whole range.
-Special values are exact: NaN in gives NaN out, ±0 keep their sign where the function is odd,
-and ±inf give the limits.
+Their relative error is below 2e-13 (``tests/kernels/test_cpu.py`` checks them against the C
+library and mpmath); rounded to float32, that leaves the members' results within 0.5 ulp of the
+true value plus 2^-16 ulp. The float64 kernels call the C library instead.
 
-The generic helpers (``widen``, ``narrow``, ``exp``, ``erf``, ...) dispatch on the Numba type at
-compile time: float32 (and 16-bit floats, which are widened to float32) use the functions above,
-float64 uses the C library, so one kernel source serves every dtype. 16-bit floats travel as
-their raw bits: float16 as ``int16`` and bfloat16 as ``uint16``.
+The generic helpers (``widen``, ``narrow``, ``const``, ``single``) dispatch on the Numba type at
+compile time, so one kernel source serves every dtype. 16-bit floats travel as their raw bits:
+float16 as ``int16`` and bfloat16 as ``uint16``.
 """
 
 from __future__ import annotations
@@ -41,6 +37,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.core.caching import IndexDataCacheFile
 from numba.extending import intrinsic, overload
+
+from relukit.kernels.fits import ERFCX, ERFCX_HIGH, ERFCX_K, ERFCX_LOW
 
 JIT_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 # Scalar helpers are always inlined into the loops that call them, so that those vectorise. They
@@ -392,200 +390,167 @@ def chain_word_slopes(
 
 
 # ---------------------------------------------------------------------------------------------
-# float32 functions
+# float64 functions for the float32 kernels
+#
+# The float32 (and 16-bit) kernels evaluate each smooth member's formula in float64 and round
+# once, so that the result is within an ulp of the true value wherever it is a normal float32.
+# The C library's float64 functions would stop the loop vectoriser; these are arithmetic, fused
+# multiply-adds, bit casts and selects only. Their relative error is below 1e-13, far below the
+# 2^-24 that rounding to float32 adds; they are not meant for float64 results (the float64
+# kernels use the C library).
 
-LOG2E = F32(1.4426950408889634)
-LN2_HI = F32(0.693145751953125)
-LN2_LO = F32(1.428606765330187e-06)
-SHIFTER = F32(12582912.0)  # 1.5·2^23: (v + SHIFTER) − SHIFTER rounds v to an integer
-# expm1(r) = r + r²·P(r) on |r| ≤ ln2/2, relative error 2.4e-10
-EXPM1_P0 = F32(0.5)
-EXPM1_P1 = F32(0.1666666567325592)
-EXPM1_P2 = F32(0.041666362434625626)
-EXPM1_P3 = F32(0.008333388715982437)
-EXPM1_P4 = F32(0.0013940621865913272)
-EXPM1_P5 = F32(0.00019845999486278743)
+
+@intrinsic
+def f64_as_i64(typingctx: Any, x: Any) -> Any:
+    """The bits of a float64 as an int64."""
+    if x != types.float64:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def i64_as_f64(typingctx: Any, i: Any) -> Any:
+    """The float64 whose bits are the int64 ``i``."""
+    if not (isinstance(i, types.Integer) and i.bitwidth == 64):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(i), codegen
+
+
+LOG2E_64 = 1.4426950408889634
+LN2_HI_64 = 6.93147180369123816490e-01  # fdlibm's split of ln 2: k·LN2_HI_64 is exact
+LN2_LO_64 = 1.90821492927058770002e-10
+SHIFTER_64 = 6755399441055744.0  # 1.5·2^52: k sits in the low bits of (v + SHIFTER_64)
+SHIFTER_BITS = 0x4338000000000000
+SQRT2_64 = 1.4142135623730951
+SQRT1_2_64 = 0.7071067811865476
+# 1/k! for k = 2..12: expm1(r) = r + r²·P(r) on |r| ≤ ln2/2, relative error 2e-16
+EXPM1_64 = tuple(1.0 / math.factorial(k) for k in range(2, 13))
+# 1/(2n + 1) for n = 0..8: log(1 + f) = 2s·P(s²), s = f/(2 + f), |s| ≤ 0.172: error 3e-16
+ATANH_64 = tuple(1.0 / (2 * n + 1) for n in range(9))
+# erf(z) = z·P(z²) on |z| < 0.84: the Taylor series, 17 terms (error 1e-16)
+ERF_64 = tuple(
+    2 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(17)
+)
+_W_LOW = (ERFCX_LOW - ERFCX_K) / (ERFCX_LOW + ERFCX_K)
+_W_HIGH = (ERFCX_HIGH - ERFCX_K) / (ERFCX_HIGH + ERFCX_K)
+ERFCX_SCALE = 2 / (_W_HIGH - _W_LOW)
+ERFCX_SHIFT = -(_W_HIGH + _W_LOW) / (_W_HIGH - _W_LOW)
+PHI_SPLIT = ERFCX_LOW * math.sqrt(2)  # |x| where Φ changes from erf's series to erfcx
 
 
 @jit
-def _reduce(x: Any) -> Any:
-    """(k, q) with x = k·ln2 + r and q = expm1(r), for finite x with |k| ≤ 2^21."""
-    kf = (x * LOG2E + SHIFTER) - SHIFTER
-    r = fma(-kf, LN2_HI, x)
-    r = fma(-kf, LN2_LO, r)
-    p = fma(EXPM1_P5, r, EXPM1_P4)
-    p = fma(p, r, EXPM1_P3)
-    p = fma(p, r, EXPM1_P2)
-    p = fma(p, r, EXPM1_P1)
-    p = fma(p, r, EXPM1_P0)
-    return I32(kf), fma(r * r, p, r)
+def horner(x: float, coefficients: Any) -> float:
+    """``c₀ + c₁x + … + c_n xⁿ`` for a tuple of float64 coefficients."""
+    n = len(coefficients)
+    p = coefficients[n - 1]
+    for i in range(n - 2, -1, -1):
+        p = fma(p, x, coefficients[i])
+    return p
 
 
 @jit
-def _pow2(k: Any) -> Any:
-    """2^k as a float32 for -126 ≤ k ≤ 127 (0 for k = -127)."""
-    return i32_as_f32((k + I32(127)) << I32(23))
+def _reduce64(x: float) -> Any:
+    """(k, expm1(r)) with x = k·ln2 + r, for |x| < 2^50."""
+    shifted = fma(x, LOG2E_64, SHIFTER_64)
+    kf = shifted - SHIFTER_64
+    r = fma(-kf, LN2_HI_64, x)
+    r = fma(-kf, LN2_LO_64, r)
+    q = fma(r * r, horner(r, EXPM1_64), r)
+    return f64_as_i64(shifted) - np.int64(SHIFTER_BITS), q
 
 
 @jit
-def exp_f32(x: Any) -> Any:
-    """e^x in float32 (error < 1 ulp; exp(-inf) = 0, exp(inf) = inf, NaN propagates)."""
-    xc = x if x > F32(-104.0) else F32(-104.0)
-    xc = xc if xc < F32(89.0) else F32(89.0)
-    k, q = _reduce(xc)
-    # 2^k is not a float32 for k = 128 or k < -126: scale in two steps.
-    high = k > I32(127)
-    low = k < I32(-125)
-    kk = k - I32(1) if high else (k + I32(64) if low else k)
-    after = F32(2.0) if high else (F32(5.421010862427522e-20) if low else F32(1.0))
-    s = _pow2(kk)
+def _pow2_64(k: Any) -> float:
+    """2^k as a float64 for −1022 ≤ k ≤ 1023."""
+    return i64_as_f64((k + np.int64(1023)) << np.int64(52))
+
+
+@jit
+def exp_f64(x: float) -> float:
+    """e^x: 0 below −745.2, inf above 709.78 (NaN gives NaN)."""
+    xc = x if x > -746.0 else -746.0
+    xc = xc if xc < 710.0 else 710.0
+    k, q = _reduce64(xc)
+    # 2^k is not a float64 for k = 1024 or k < −1022: scale in two steps
+    high = k > np.int64(1023)
+    low = k < np.int64(-1000)
+    kk = k - np.int64(1) if high else (k + np.int64(64) if low else k)
+    after = 2.0 if high else (5.421010862427522e-20 if low else 1.0)
+    s = _pow2_64(kk)
     y = fma(s, q, s) * after
+    y = np.inf if x > 709.782712893384 else y
+    y = 0.0 if x < -745.2 else y
     return x if x != x else y
 
 
 @jit
-def expm1_f32(x: Any) -> Any:
-    """e^x − 1 in float32 (error < 1.5 ulp; expm1(±0) = ±0, expm1(-inf) = -1)."""
-    xc = x if x > F32(-18.0) else F32(-18.0)
-    xc = xc if xc < F32(89.0) else F32(89.0)
-    k, q = _reduce(xc)
-    high = k > I32(127)
-    kk = k - I32(1) if high else k
-    s = _pow2(kk)
-    # s − 1 is exact for k < 24; above, fold the −1 into q instead (q − 2^-k is exact there).
-    y = fma(s, q, s - F32(1.0)) if k < I32(24) else fma(s, q - _pow2(-kk), s)
-    y = y * F32(2.0) if high else y
-    return x if (x != x or x == F32(0.0)) else y
-
-
-LOG1P_LG1 = F32(0.66666662693)
-LOG1P_LG2 = F32(0.40000972152)
-LOG1P_LG3 = F32(0.28498786688)
-LOG1P_LG4 = F32(0.24279078841)
-LOG1P_LN2_HI = F32(6.9313812256e-01)
-LOG1P_LN2_LO = F32(9.0580006145e-06)
-LOG1P_SMALL_HI = F32(0.41421353816986084)  # sqrt(2) - 1, rounded down: bits 0x3ed413d0
-LOG1P_SMALL_LO = F32(-0.2928932309150696)  # sqrt(2)/2 - 1: bits 0xbe95f619
+def expm1_f64(x: float) -> float:
+    """e^x − 1 (x clamped to [−40, 709]: −1 below, and inf above 709.78; ±0 kept)."""
+    xc = x if x > -40.0 else -40.0
+    xc = xc if xc < 709.0 else 709.0
+    k, q = _reduce64(xc)
+    s = _pow2_64(k)
+    y = fma(s, q, s - 1.0)
+    y = np.inf if x > 709.782712893384 else y
+    return x if (x == 0.0 or x != x) else y
 
 
 @jit
-def log1p_f32(x: Any) -> Any:
-    """log(1 + x) in float32 (error < 1 ulp; log1p(-1) = -inf, NaN below -1)."""
-    small = (x < LOG1P_SMALL_HI) and (x >= LOG1P_SMALL_LO)
-    u = F32(1.0) + x
-    iu = f32_as_i32(u) + I32(0x3F800000 - 0x3F3504F3)
-    k = (iu >> I32(23)) - I32(0x7F)
-    c = (F32(1.0) - (u - x)) if k >= I32(2) else (x - (u - F32(1.0)))
-    c = c / u
-    c = F32(0.0) if (k >= I32(25) or small) else c
-    f = i32_as_f32((iu & I32(0x007FFFFF)) + I32(0x3F3504F3)) - F32(1.0)
-    f = x if small else f
-    k = I32(0) if small else k
-    s = f / (F32(2.0) + f)
-    z = s * s
-    w = z * z
-    t1 = w * (LOG1P_LG2 + w * LOG1P_LG4)
-    t2 = z * (LOG1P_LG1 + w * LOG1P_LG3)
-    r = t2 + t1
-    hfsq = F32(0.5) * f * f
-    dk = F32(k)
-    y = s * (hfsq + r) + (dk * LOG1P_LN2_LO + c) - hfsq + f + dk * LOG1P_LN2_HI
-    tiny = abs(x) < F32(5.960464477539063e-08)  # |x| < 2^-24: log1p(x) rounds to x
-    y = x if (tiny or x != x or x == F32(np.inf)) else y
-    y = F32(-np.inf) if x == F32(-1.0) else y
-    return F32(np.nan) if x < F32(-1.0) else y
-
-
-# erf(x) = x + x·P(x²) on |x| < 1, relative error 1.2e-9
-ERF_P0 = F32(0.12837916612625122)
-ERF_P1 = F32(-0.3761262595653534)
-ERF_P2 = F32(0.11283600330352783)
-ERF_P3 = F32(-0.026854444295167923)
-ERF_P4 = F32(0.005189535208046436)
-ERF_P5 = F32(-0.0008020838140510023)
-ERF_P6 = F32(7.889109110692516e-05)
-# log(erfc(a)) = Q(a − 1) on [1, 4], error in erf 1.1e-9 (relative)
-ERF_Q0 = F32(-1.8496055603027344)
-ERF_Q1 = F32(-2.6389667987823486)
-ERF_Q2 = F32(-0.8431175947189331)
-ERF_Q3 = F32(-0.041503507643938065)
-ERF_Q4 = F32(0.009895475581288338)
-ERF_Q5 = F32(-0.0018293956527486444)
-ERF_Q6 = F32(0.00018638273468241096)
-SIGN = I32(-(2**31))
+def log1p_f64(w: float) -> float:
+    """log(1 + w) for w ≥ 0 (finite)."""
+    u = 1.0 + w
+    c = (w - (u - 1.0)) / u  # the rounding error of 1 + w, carried to first order
+    big = u > SQRT2_64
+    f = 0.5 * u - 1.0 if big else u - 1.0
+    s = f / (2.0 + f)
+    y = 2.0 * s * horner(s * s, ATANH_64) + c
+    return (y + LN2_LO_64) + LN2_HI_64 if big else y
 
 
 @jit
-def _copysign(magnitude: Any, x: Any) -> Any:
-    return i32_as_f32(f32_as_i32(magnitude) | (f32_as_i32(x) & SIGN))
-
-
-@jit
-def erf_f32(x: Any) -> Any:
-    """The error function in float32 (error < 1.5 ulp; erf(±0) = ±0, erf(±inf) = ±1)."""
+def tanh_f64(x: float) -> float:
+    """tanh(x) = e/(e + 2), e = expm1(2|x|), with x's sign (1 beyond |x| = 20)."""
     a = abs(x)
-    z = a * a
-    p = fma(ERF_P6, z, ERF_P5)
-    p = fma(p, z, ERF_P4)
-    p = fma(p, z, ERF_P3)
-    p = fma(p, z, ERF_P2)
-    p = fma(p, z, ERF_P1)
-    p = fma(p, z, ERF_P0)
-    near = fma(a, p, a)
-    t = (a if a < F32(4.0) else F32(4.0)) - F32(1.0)
-    q = fma(ERF_Q6, t, ERF_Q5)
-    q = fma(q, t, ERF_Q4)
-    q = fma(q, t, ERF_Q3)
-    q = fma(q, t, ERF_Q2)
-    q = fma(q, t, ERF_Q1)
-    q = fma(q, t, ERF_Q0)
-    k, e = _reduce(q)  # exp(q) for q in [-17.4, -1.8]: no overflow, no subnormal result
-    s = _pow2(k)
-    far = F32(1.0) - fma(s, e, s)
-    y = _copysign(near if a < F32(1.0) else far, x)
-    return x if x != x else y
-
-
-# tanh(x) = x + x³·P(x²) on |x| < 0.625, relative error 1.6e-10
-TANH_P0 = F32(-0.3333333134651184)
-TANH_P1 = F32(0.1333320587873459)
-TANH_P2 = F32(-0.05394676327705383)
-TANH_P3 = F32(0.021700697019696236)
-TANH_P4 = F32(-0.008177383802831173)
-TANH_P5 = F32(0.0021429494954645634)
+    e = expm1_f64(a + a if a < 20.0 else 40.0)
+    return math.copysign(e / (e + 2.0), x)
 
 
 @jit
-def tanh_f32(x: Any) -> Any:
-    """The hyperbolic tangent in float32 (error < 1.5 ulp; tanh(±0) = ±0, tanh(±inf) = ±1)."""
+def phi_f64(x: float) -> float:
+    """Φ(x), the standard normal distribution function: ``(1 + erf(x/√2))/2`` for
+    |x| < 1.188, ``e^{−x²/2}·erfcx(|x|/√2)/2`` below and 1 minus that above (erfcx fitted,
+    :mod:`relukit.kernels.fits`). x² must be exact (x a float32); below x = −16.9 (where
+    Φ < 1e-64, 0 in float32) the result is only of the right size."""
     a = abs(x)
-    z = a * a
-    p = fma(TANH_P5, z, TANH_P4)
-    p = fma(p, z, TANH_P3)
-    p = fma(p, z, TANH_P2)
-    p = fma(p, z, TANH_P1)
-    p = fma(p, z, TANH_P0)
-    near = fma(a * z, p, a)
-    e = expm1_f32(a + a if a < F32(10.0) else F32(20.0))
-    far = e / (e + F32(2.0))
-    y = _copysign(near if a < F32(0.625) else far, x)
-    return x if x != x else y
+    z = a * SQRT1_2_64
+    erf = z * horner(z * z, ERF_64)
+    near = 0.5 + 0.5 * math.copysign(erf, x)
+    zc = z if z < ERFCX_HIGH else ERFCX_HIGH
+    w = (zc - ERFCX_K) / (zc + ERFCX_K)
+    tail = 0.5 * exp_f64(-0.5 * (x * x)) * clenshaw(fma(w, ERFCX_SCALE, ERFCX_SHIFT), ERFCX)
+    far = tail if x < 0.0 else 1.0 - tail
+    return near if a < PHI_SPLIT else far
 
 
 @jit
-def times_exp_f32(m: Any, x: Any) -> Any:
-    """``m·e^x`` in float32, with e^x never formed: ``fma(m, q, m)·2^k`` rounds once (twice
-    where the result is subnormal), so it does not lose digits where e^x is subnormal
-    (error < 1 ulp). Made for the far tails of the smooth members: x ≤ 0 and 1/64 ≤ |m| ≤ 2^64
-    (below x = -170 it gives m·0; x is clamped at 89)."""
-    xc = x if x > F32(-170.0) else F32(-170.0)
-    xc = xc if xc < F32(89.0) else F32(89.0)
-    k, q = _reduce(xc)
-    # 2^k in two factors that are float32s: the first keeps a product of |m| ≥ 1 normal.
-    k1 = max(min(k, I32(127)), I32(-126))
-    y = fma(m, q, m) * _pow2(k1) * _pow2(k - k1)
-    y = m * F32(0.0) if x < F32(-170.0) else y
-    return x if x != x else y
+def clenshaw(s: float, coefficients: Any) -> float:
+    """The Chebyshev series ``Σ c_k T_k(s)``."""
+    n = len(coefficients)
+    b1 = 0.0
+    b2 = 0.0
+    for i in range(n - 1, 0, -1):
+        b = fma(2.0 * s, b1, coefficients[i] - b2)
+        b2 = b1
+        b1 = b
+    return fma(s, b1, coefficients[0] - b2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -696,64 +661,9 @@ def _const(like, value):  # type: ignore[no-untyped-def]
     return lambda like, value: np.float32(value)
 
 
-def _generic(name: str, f32: Any, f64: Any) -> Any:
-    def stub(v: Any) -> Any:
-        raise NotImplementedError("only for use inside Numba kernels")
-
-    stub.__name__ = stub.__qualname__ = name
-
-    @overload(stub, jit_options=INLINE_OPTIONS)
-    def _impl(v):  # type: ignore[no-untyped-def]
-        if v == types.float64:
-            return lambda v: f64(v)
-        if v == types.float32:
-            return lambda v: f32(v)
-        return None
-
-    return stub
-
-
-@jit
-def _exp64(v: float) -> float:
-    return math.exp(v)
-
-
-@jit
-def _expm164(v: float) -> float:
-    return math.expm1(v)
-
-
-@jit
-def _log1p64(v: float) -> float:
-    return math.log1p(v)
-
-
-@jit
-def _erf64(v: float) -> float:
-    return math.erf(v)
-
-
-@jit
-def _tanh64(v: float) -> float:
-    return math.tanh(v)
-
-
-@jit
-def _times_exp64(m: float, v: float) -> float:
-    return m * math.exp(v)
-
-
-exp = _generic("exp", exp_f32, _exp64)
-expm1 = _generic("expm1", expm1_f32, _expm164)
-log1p = _generic("log1p", log1p_f32, _log1p64)
-erf = _generic("erf", erf_f32, _erf64)
-tanh = _generic("tanh", tanh_f32, _tanh64)
-
-
 def single(v: Any) -> Any:
-    """Whether the working float is float32, as a compile-time constant: float32 kernels take
-    the compensated steps below, float64 ones keep the registry's formula operation by
-    operation (and so stay bit-exact to the reference path)."""
+    """Whether the working float is float32, as a compile-time constant (float32 kernels use
+    the float64 functions above, float64 ones the C library)."""
     raise NotImplementedError("only for use inside Numba kernels")
 
 
@@ -764,39 +674,3 @@ def _single(v):  # type: ignore[no-untyped-def]
     if v == types.float64:
         return lambda v: False
     return None
-
-
-def times_exp(m: Any, v: Any) -> Any:
-    """``m·e^v``: float32 by :func:`times_exp_f32`, float64 as the product of the two."""
-    raise NotImplementedError("only for use inside Numba kernels")
-
-
-@overload(times_exp, jit_options=INLINE_OPTIONS)
-def _times_exp(m, v):  # type: ignore[no-untyped-def]
-    if m == v == types.float32:
-        return lambda m, v: times_exp_f32(m, v)
-    if m == v == types.float64:
-        return lambda m, v: _times_exp64(m, v)
-    return None
-
-
-def product_error(a: Any, b: Any, p: Any) -> Any:
-    """``a·b − p`` exactly, for ``p`` the rounded ``a·b``, in float32 (by one fused
-    multiply-add); 0 in float64, where the registry's rounding is kept."""
-    raise NotImplementedError("only for use inside Numba kernels")
-
-
-@overload(product_error, jit_options=INLINE_OPTIONS)
-def _product_error(a, b, p):  # type: ignore[no-untyped-def]
-    if a == b == p == types.float32:
-        return lambda a, b, p: fma(a, b, -p)
-    if a == b == p == types.float64:
-        return lambda a, b, p: np.float64(0.0)
-    return None
-
-
-@jit
-def times_split(q: Any, hi: Any, lo: Any) -> Any:
-    """``q·(hi + lo)`` rounded once, for a parameter split into a float32 and its remainder
-    (``lo = 0`` in float64: then it is ``q·hi``, as the registry rounds it)."""
-    return q * hi if (lo == 0 or q == 0) else fma(q, hi, q * lo)

@@ -5,12 +5,13 @@ Every evaluation goes through :func:`run`, which picks the compiled CPU kernel
 (:mod:`relukit.kernels.reference`, which takes all) everywhere else.
 
 The compiled kernel is chosen for NumPy arrays and CPU torch tensors that do not require grad,
-of dtype float16, bfloat16, float32 or float64, any shape and layout, with at least
-:data:`MIN_ELEMENTS` elements (for 16-bit floats :data:`MIN_ELEMENTS_16`), for every op of the
-elementwise members (forward, derivative, vjp with respect to x, forward_with_mask,
-backward_from_mask). Below that size the compiled kernel still beats the reference path once
-loaded, but not by enough to justify loading Numba (about 0.3 s) into a program that only ever
-evaluates a few values; the numbers behind the choice are in ``benchmarks/RESULTS.md``. Integer
+of dtype float16, bfloat16, float32 or float64, any shape and layout, of any size from
+:data:`MIN_ELEMENTS` (one element) up, for every op of the elementwise members (forward,
+derivative, vjp with respect to x, forward_with_mask, backward_from_mask). Small arrays take the
+compiled code too, so that an element's value never depends on the length of the array it is
+in (the reference path rounds the same float64 formulas, but through other float64 functions,
+so a result that falls within 1e-13 of a rounding boundary could round the other way); the cost
+is loading Numba (about 0.3 s) and the kernels from its cache at the first call. Integer
 inputs, parameter gradients (prelu's ``wrt="weight"``), the structural members (crelu, maxout)
 and other array libraries stay on the reference path.
 
@@ -38,8 +39,8 @@ from relukit.kernels import mask as mask_path
 from relukit.kernels import reference
 from relukit.kernels.arrays import Input
 
-MIN_ELEMENTS = 1024
-MIN_ELEMENTS_16 = 1024
+MIN_ELEMENTS = 1
+MIN_ELEMENTS_16 = 1
 BACKENDS = ("auto", "compiled", "reference")
 
 _forced: ContextVar[str] = ContextVar("relukit_backend", default="auto")

@@ -1,8 +1,18 @@
 """The reference kernel: every member evaluated from its registry formula on any Array-API array.
 
 This is the oracle every compiled kernel is tested against. It evaluates the formula in a working
-dtype (float32 for 16-bit floats, which are rounded once at the end as PyTorch's CPU kernels do),
-then applies, for every elementwise member, the conventions no formula has to repeat:
+dtype, then rounds once to the input's dtype:
+
+- members whose derivative is piecewise constant (relu, leaky_relu, ...) work in the input's own
+  dtype (float32 for 16-bit floats, as PyTorch's CPU kernels do), so that they equal PyTorch's
+  bit for bit;
+- the others (the smooth members, the exponential units, squared_relu) work in float64 wherever
+  the array library has it on the array's device (NumPy, torch on the CPU): float32 and 16-bit
+  inputs then get their formula's float64 value rounded once, within 1 ulp of the true value
+  (see ``benchmarks/RESULTS.md``, Accuracy); elsewhere (a torch tensor on a GPU, …) they work
+  in the input's dtype, with that dtype's rounding of every step.
+
+It then applies, for every elementwise member, the conventions no formula has to repeat:
 NaN in gives NaN out, ±inf give the limits the member declares, and (in a vector-Jacobian
 product) a zero derivative of a piecewise-linear member blocks the incoming gradient.
 """
@@ -19,7 +29,8 @@ from relukit.kernels.arrays import Input, default_float
 
 
 class Math:
-    """An array namespace plus what the Array API lacks: ``erf``, ``device`` and ``uniform``.
+    """An array namespace plus what the Array API lacks: ``erf``, ``erfc``, ``erfcx``,
+    ``device`` and ``uniform``.
 
     ``dtype`` is the working dtype: ``where`` gives it to a choice between two Python scalars
     (``where(x > 0, 1, slope)``), which the namespace alone would make its default dtype
@@ -42,25 +53,36 @@ class Math:
         return array_api_compat.device(x)
 
     def erf(self, x: Any) -> Any:
-        if array_api_compat.is_numpy_array(x):
-            import scipy.special  # (on first use: its import takes ~0.2 s)
+        return self._special("erf", x)
 
-            return scipy.special.erf(x)
+    def erfc(self, x: Any) -> Any:
+        return self._special("erfc", x)
+
+    def erfcx(self, x: Any) -> Any:
+        """The scaled complementary error function e^{x²}·erfc(x)."""
+        return self._special("erfcx", x)
+
+    def _special(self, name: str, x: Any) -> Any:
+        """SciPy's special function ``name`` from the array's own library (on the host through
+        SciPy where it has none: JAX has no erfcx)."""
         if array_api_compat.is_torch_array(x):
             import torch
 
-            return torch.special.erf(x)
+            return getattr(torch.special, name)(x)
         if array_api_compat.is_jax_array(x):
             import jax.scipy.special
 
-            return jax.scipy.special.erf(x)
+            if hasattr(jax.scipy.special, name):
+                return getattr(jax.scipy.special, name)(x)
         if array_api_compat.is_cupy_array(x):
             import cupyx.scipy.special
 
-            return cupyx.scipy.special.erf(x)
-        import scipy.special
+            return getattr(cupyx.scipy.special, name)(x)
+        import scipy.special  # (on first use: its import takes ~0.2 s)
 
-        host = scipy.special.erf(np.asarray(x))
+        if array_api_compat.is_numpy_array(x):
+            return getattr(scipy.special, name)(x)
+        host = getattr(scipy.special, name)(np.asarray(x))
         return self._xp.asarray(host, dtype=x.dtype, device=self.device(x))
 
     def uniform(self, like: Any, low: float, high: float, seed: Any) -> Any:
@@ -91,9 +113,19 @@ def _chain(m: Math, g: Any, d: Any, spec: Activation) -> Any:
     return g * d
 
 
+def _has_float64(x: Any) -> bool:
+    """Whether ``x``'s array library computes float64 on ``x``'s device."""
+    if array_api_compat.is_numpy_array(x):
+        return True
+    return array_api_compat.is_torch_array(x) and x.device.type == "cpu"
+
+
 def _working(xp: Any, source: Input, spec: Activation) -> tuple[Any, Any]:
     """The array to compute on, and the dtype to give back."""
     x = source.array
+    wide = source.kind in ("float", "low") and x.dtype != xp.float64
+    if wide and spec.elementwise and not spec.piecewise_linear and _has_float64(x):
+        return xp.astype(x, xp.float64), x.dtype
     if source.kind == "low":
         return xp.astype(x, xp.float32), x.dtype
     if source.kind in ("int", "uint") and spec.integers == "float":
