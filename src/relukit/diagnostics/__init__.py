@@ -30,7 +30,7 @@ from relukit.diagnostics.born_dead import (
     born_dead_probability,
     wilson_interval,
 )
-from relukit.diagnostics.figures import plot_born_dead, plot_gradient_flow
+from relukit.diagnostics.figures import plot_activation_stats, plot_born_dead, plot_gradient_flow
 from relukit.diagnostics.gradient_flow import (
     ActivationGrad,
     GradientFlow,
@@ -64,6 +64,7 @@ __all__ = [
     "firing_rule",
     "gradient_flow",
     "member_of",
+    "plot_activation_stats",
     "plot_born_dead",
     "plot_gradient_flow",
     "randomized_asymmetric_",

@@ -1,4 +1,4 @@
-"""Figures for the diagnostics: gradient flow and born-dead probability.
+"""Figures for the diagnostics: gradient flow, born-dead probability, activation statistics.
 
 Figures are built on Matplotlib's Agg canvas directly (no ``pyplot``, no global backend
 switch), returned as :class:`matplotlib.figure.Figure`, and written to disk only when a
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relukit.diagnostics.born_dead import BornDeadEstimate
 from relukit.diagnostics.gradient_flow import GradientFlow
@@ -28,7 +28,7 @@ from relukit.diagnostics.gradient_flow import GradientFlow
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_born_dead", "plot_gradient_flow"]
+__all__ = ["plot_activation_stats", "plot_born_dead", "plot_gradient_flow"]
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -201,4 +201,90 @@ def plot_born_dead(
     )
     curves.grid(alpha=0.3)
     curves.legend(fontsize="small", ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    return _save(fig, path, fn)
+
+
+def plot_activation_stats(
+    windows: Sequence[Any],
+    *,
+    path: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Activation statistics of a training run, layer by layer.
+
+    Left: the per-unit firing rates of the last window, one box per layer, with the dead and
+    rare counts written above. Middle: the dead fraction of each layer over the windows.
+    Right: the largest magnitude (solid) and the excess kurtosis (dotted, right axis) of each
+    layer's outputs over the windows — where transformer outliers show.
+
+    Args:
+        windows: the windows of a :class:`~relukit.integrations.core.TrainingMonitor`
+            (anything with ``step``, ``layers`` — :class:`~relukit.diagnostics.LayerStats` —
+            and ``rates``, a mapping layer → per-unit firing rates).
+        path: where to save the figure; ``None`` saves nothing.
+        title: figure title.
+
+    Returns:
+        The :class:`matplotlib.figure.Figure`.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from relukit.integrations.core import TrainingMonitor
+        >>> model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 4), nn.GELU())
+        >>> tm = TrainingMonitor(every=1, log_every=1)
+        >>> tm.begin(model)
+        >>> for step in range(3):
+        ...     tm.batch_start()
+        ...     _ = model(torch.randn(8, 2))
+        ...     _ = tm.batch_end(step)
+        >>> len(plot_activation_stats(tm.windows).axes)   # three panels and a twin axis
+        4
+    """
+    fn = "plot_activation_stats"
+    windows = list(windows)
+    if not windows or not all(hasattr(w, "layers") and hasattr(w, "rates") for w in windows):
+        raise TypeError(f"{fn}: windows must be a non-empty sequence of monitor windows")
+    last = windows[-1]
+    names = [row.name for row in last.layers if row.units]
+    fig = _new_figure(15, 4.2)
+    ax_rates, ax_dead, ax_max = fig.subplots(1, 3)
+    data = [last.rates[name].numpy() for name in names]
+    if data:
+        ax_rates.boxplot(data, showfliers=True)
+        ax_rates.set_xticks(range(1, len(names) + 1), names, rotation=45, ha="right")
+        for i, row in enumerate(r for r in last.layers if r.units):
+            ax_rates.annotate(
+                f"{row.dead}d/{row.rare}r",
+                (i + 1, 1.02),
+                ha="center",
+                fontsize="x-small",
+                annotation_clip=False,
+            )
+    ax_rates.set(ylabel="firing rate per unit", ylim=(-0.02, 1.08), title="last window")
+    steps = [w.step for w in windows]
+    ax_kurt = ax_max.twinx()
+    for j, name in enumerate(names):
+        rows = [next((r for r in w.layers if r.name == name), None) for w in windows]
+        colour = f"C{j % 10}"
+        ax_dead.plot(
+            steps,
+            [r.dead / r.units if r is not None and r.units else math.nan for r in rows],
+            marker="o",
+            color=colour,
+            label=name,
+        )
+        ax_max.plot(steps, [r.max_abs if r is not None else math.nan for r in rows], color=colour)
+        ax_kurt.plot(
+            steps, [r.kurtosis if r is not None else math.nan for r in rows], ":", color=colour
+        )
+    ax_dead.set(xlabel="step", ylabel="dead fraction", ylim=(-0.02, 1.02), title="dead units")
+    ax_max.set(xlabel="step", ylabel="max |y| (solid)", title="outliers")
+    ax_kurt.set_ylabel("excess kurtosis (dotted)")
+    for ax in (ax_rates, ax_dead, ax_max):
+        ax.grid(alpha=0.3)
+    if names:
+        ax_dead.legend(fontsize="small")
+    if title is not None:
+        fig.suptitle(title)
     return _save(fig, path, fn)

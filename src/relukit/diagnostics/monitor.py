@@ -391,8 +391,9 @@ class DeadUnitMonitor:
             or ``"auto"`` sets it per layer (unlisted layers use ``"auto"``).
         modules: ``None`` to monitor every activation :func:`find_activations` finds; otherwise
             exactly the modules named: an iterable of qualified names or module objects, or a
-            mapping from those to a member name, a :class:`Gate`, or a bare rule (``"output"``
-            / ``"input"``: fires where that is > 0), which lets any module be monitored.
+            mapping from those to a member name, a ``(member, parameters)`` pair, a
+            :class:`Gate`, or a bare rule (``"output"`` / ``"input"``: fires where that is
+            > 0), which lets any module be monitored.
         rare_threshold: firing rate below which a live unit counts as rare (default 1 %).
         per_call: report each call position of a shared module separately.
         every: count one batch in ``every`` (default 1: all).
@@ -414,7 +415,9 @@ class DeadUnitMonitor:
         self,
         model: nn.Module,
         channel_dim: int | Literal["auto"] | Mapping[str, int | Literal["auto"]] = "auto",
-        modules: Iterable[str | nn.Module] | Mapping[str | nn.Module, str | Gate] | None = None,
+        modules: Iterable[str | nn.Module]
+        | Mapping[str | nn.Module, str | Gate | tuple[str, Mapping[str, Any]]]
+        | None = None,
         *,
         rare_threshold: float = 0.01,
         per_call: bool = False,
@@ -471,6 +474,9 @@ class DeadUnitMonitor:
             return _Layer(module, spec.name, "output", above, rule.half)
         if rule in ("output", "input"):
             return _Layer(module, member_of(module) or "custom", str(rule), 0.0)
+        given: Mapping[str, Any] | None = None
+        if isinstance(rule, tuple) and len(rule) == 2 and isinstance(rule[1], Mapping):
+            rule, given = rule
         member = member_of(module) if rule is None else rule
         if member is None:
             raise ValueError(
@@ -479,7 +485,8 @@ class DeadUnitMonitor:
             )
         if not isinstance(member, str):
             raise TypeError(
-                f"{_FN}: modules[{name!r}] must be a member name, a Gate, 'output' or 'input', "
+                f"{_FN}: modules[{name!r}] must be a member name, (member, parameters), a Gate, "
+                "'output' or 'input', "
                 f"got {type(member).__name__} {member!r}"
             )
         try:
@@ -489,7 +496,10 @@ class DeadUnitMonitor:
         on, firing = _rule_of(spec)
         own = member_of(module) == spec.name
         try:
-            params = spec.bind(_module_params(module, spec) if own else {})
+            if given is not None:
+                params = spec.bind(given)
+            else:
+                params = spec.bind(_module_params(module, spec) if own else {})
         except ParameterError as err:
             raise ValueError(f"{_FN}: module {name!r} ({spec.name}): {err}") from None
         return _Layer(module, spec.name, on, float(firing.above(params)))
