@@ -65,28 +65,14 @@ _FN = "DeadUnitMonitor"
 
 @functools.cache
 def torch_classes() -> dict[type[nn.Module], str]:
-    """``torch.nn`` activation class → registry member, derived from each member's ``torch_name``.
-
-    A member's class is the one of ``torch.nn.modules.activation`` whose name, lower-cased,
-    is its ``torch_name`` without underscores (``leaky_relu`` → ``LeakyReLU``).
+    """``torch.nn`` activation class → registry member, from each member's ``torch_module``.
 
     Example:
         >>> from torch import nn
         >>> torch_classes()[nn.LeakyReLU], torch_classes()[nn.ReLU6]
         ('leaky_relu', 'relu6')
     """
-    by_name = {
-        cls.__name__.lower(): cls
-        for cls in vars(nn.modules.activation).values()
-        if isinstance(cls, type) and issubclass(cls, nn.Module)
-    }
-    found = {}
-    for spec in MEMBERS:
-        if spec.torch_name is not None:
-            cls = by_name.get(spec.torch_name.replace("_", ""))
-            if cls is not None:
-                found[cls] = spec.name
-    return found
+    return {getattr(nn, spec.torch_module): spec.name for spec in MEMBERS if spec.torch_module}
 
 
 def member_of(module: nn.Module) -> str | None:
