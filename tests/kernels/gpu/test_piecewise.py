@@ -116,3 +116,15 @@ def test_in_place():
 def test_unknown_member():
     with pytest.raises(ValueError, match="no kernel for member 'gelu'"):
         piecewise.forward_with_mask("gelu", (), torch.ones(3, device=DEVICE))
+
+
+def test_a_mask_of_the_wrong_size_is_refused():
+    g = torch.ones(20, device=DEVICE)
+    with pytest.raises(ValueError, match=r"backward_from_mask: mask is torch.uint8 of 2 elements"):
+        piecewise.backward_from_mask(
+            "relu", (), g, torch.zeros(2, dtype=torch.uint8, device=DEVICE)
+        )
+    with pytest.raises(ValueError, match=r"at 2 bit\(s\) .* need 5 uint8"):
+        piecewise.backward_from_mask(
+            "general_relu", (0.1, 6.0, 0.0), g, torch.zeros(3, dtype=torch.uint8, device=DEVICE)
+        )

@@ -95,3 +95,12 @@ def test_rrelu_backward(n, dtype):
     expected[took] = g[took] * slopes
     mask = torch.from_numpy(_packed(~took)).to(DEVICE)
     assert_same(prelu.rrelu_backward(g.to(DEVICE), mask, slopes.to(DEVICE)).cpu(), expected)
+
+
+def test_a_mask_of_the_wrong_size_is_refused():
+    g = torch.ones(4, 3, device=DEVICE)
+    short = torch.zeros(1, dtype=torch.uint8, device=DEVICE)
+    with pytest.raises(ValueError, match=r"rrelu_backward: mask is torch\.uint8 of 1 elements"):
+        prelu.rrelu_backward(g, short, torch.ones(3, device=DEVICE))
+    with pytest.raises(ValueError, match=r"prelu.backward: mask .* need 2 uint8"):
+        prelu.backward(g, short, g.new_empty(0), torch.ones(3, device=DEVICE), False, [3, 1])

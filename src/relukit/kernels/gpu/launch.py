@@ -67,3 +67,14 @@ def narrow(v, out_dtype: tl.constexpr):
         return rounded.to(tl.uint16).to(tl.bfloat16, bitcast=True)
     else:
         return v.to(out_dtype)
+
+
+def check_mask(where: str, mask: torch.Tensor, like: torch.Tensor, bits: int = 1) -> None:
+    """ValueError unless ``mask`` is a uint8 tensor on ``like``'s device holding the
+    ``ceil(n·bits/8)`` bytes of ``like``'s ``n`` elements (a kernel would read past it)."""
+    expected = (like.numel() * bits + 7) // 8
+    if mask.dtype != torch.uint8 or mask.device != like.device or mask.numel() != expected:
+        raise ValueError(
+            f"{where}: mask is {mask.dtype} of {mask.numel()} elements on {mask.device}; "
+            f"{like.numel()} elements at {bits} bit(s) on {like.device} need {expected} uint8"
+        )

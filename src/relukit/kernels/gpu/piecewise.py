@@ -39,7 +39,7 @@ import torch
 import triton.language as tl
 from torch import Tensor
 
-from relukit.kernels.gpu.launch import constants, grid, jit, narrow, wide
+from relukit.kernels.gpu.launch import check_mask, constants, grid, jit, narrow, wide
 
 RELU, LEAKY, CLIP, GENERAL = 0, 1, 2, 3
 ZERO, PASS, SCALE = 0, 1, 2
@@ -141,6 +141,7 @@ def _forward(
     mask_ptr,
     params_ptr,
     n,
+    nbytes,
     MEMBER: tl.constexpr,
     BITS: tl.constexpr,
     CODE_BELOW: tl.constexpr,
@@ -186,7 +187,7 @@ def _forward(
     tl.store(y_ptr + offsets, narrow(y, y_ptr.dtype.element_ty), mask=valid)
     code = tl.where(valid, code, 0)
     packed = tl.sum(code << (tl.arange(0, PER) * BITS)[None, :], axis=1)
-    tl.store(mask_ptr + rows, packed.to(tl.uint8), mask=rows < (n * BITS + 7) // 8)
+    tl.store(mask_ptr + rows, packed.to(tl.uint8), mask=rows < nbytes)
 
 
 @jit
@@ -196,6 +197,7 @@ def _backward(
     dx_ptr,
     scales_ptr,
     n,
+    nbytes,
     BITS: tl.constexpr,
     K0: tl.constexpr,
     K1: tl.constexpr,
@@ -208,7 +210,7 @@ def _backward(
     rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
     offsets = rows[:, None] * PER + tl.arange(0, PER)[None, :]
     valid = offsets < n
-    packed = tl.load(mask_ptr + rows, mask=rows < (n * BITS + 7) // 8, other=0).to(tl.int32)
+    packed = tl.load(mask_ptr + rows, mask=rows < nbytes, other=0).to(tl.int32)
     code = (packed[:, None] >> (tl.arange(0, PER) * BITS)[None, :]) & ((1 << BITS) - 1)
     g = tl.load(g_ptr + offsets, mask=valid, other=0).to(WIDE)
     zero = tl.zeros_like(g)
@@ -272,6 +274,7 @@ def forward_with_mask(
         mask,
         constants((a, b, c), x.device),
         n,
+        mask.numel(),
         MEMBER=p.member,
         BITS=p.bits,
         CODE_BELOW=below,
@@ -288,6 +291,7 @@ def forward_with_mask(
 def backward_from_mask(member: str, params: Sequence[float], grad: Tensor, mask: Tensor) -> Tensor:
     """``grad·f'(x)`` from the packed mask of ``x`` (contiguous, grad's shape)."""
     p = plan(member, params)
+    check_mask("relukit.kernels.gpu.piecewise.backward_from_mask", mask, grad, p.bits)
     flat = _flat(grad)
     n = flat.numel()
     dx = torch.empty_like(flat)
@@ -300,6 +304,7 @@ def backward_from_mask(member: str, params: Sequence[float], grad: Tensor, mask:
         dx,
         constants(p.scales, grad.device),
         n,
+        mask.numel(),
         BITS=p.bits,
         K0=k0,
         K1=k1,

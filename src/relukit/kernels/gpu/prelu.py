@@ -29,7 +29,7 @@ import torch
 import triton.language as tl
 from torch import Tensor
 
-from relukit.kernels.gpu.launch import grid, jit, narrow, wide
+from relukit.kernels.gpu.launch import check_mask, grid, jit, narrow, wide
 
 ROWS = 256
 """Mask bytes per program (2048 elements)."""
@@ -213,6 +213,7 @@ def backward(
     """PReLU's gradients for the input and (if ``weight_grad``) the weight, from what
     :func:`forward` saved; ``input_strides`` is the layout x had (the weight's sum runs in its
     order). The weight's gradient is zeros when not asked for."""
+    check_mask("relukit.kernels.gpu.prelu.backward", mask, grad)
     inner, channels = channel_layout(grad, weight) or (0, 0)
     if not channels:
         raise ValueError(
@@ -256,6 +257,7 @@ def backward(
 
 def rrelu_backward(grad: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
     """RReLU's ``grad·noise``: the saved slope where the input took one, 1 elsewhere."""
+    check_mask("relukit.kernels.gpu.prelu.rrelu_backward", mask, grad)
     flat = grad.detach().contiguous().view(-1)
     n = flat.numel()
     dx = torch.empty_like(flat)
