@@ -25,6 +25,9 @@ import triton.language as tl
 
 jit = triton.jit
 
+EXACT = {"enable_fp_fusion": False}
+"""Launch options: no multiply-add contracted into an FMA (PyTorch rounds each operation)."""
+
 
 def interpreted() -> bool:
     """Do Triton kernels run in the interpreter in this process (``TRITON_INTERPRET=1``)?"""

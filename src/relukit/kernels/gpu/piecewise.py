@@ -39,7 +39,7 @@ import torch
 import triton.language as tl
 from torch import Tensor
 
-from relukit.kernels.gpu.launch import check_mask, constants, grid, jit, narrow, wide
+from relukit.kernels.gpu.launch import EXACT, check_mask, constants, grid, jit, narrow, wide
 
 RELU, LEAKY, CLIP, GENERAL = 0, 1, 2, 3
 ZERO, PASS, SCALE = 0, 1, 2
@@ -284,6 +284,7 @@ def forward_with_mask(
         ZERO_SLOPE=p.zero_slope,
         WIDE=wide(x.dtype),
         ROWS=ROWS,
+        **EXACT,
     )
     return y.view(x.shape), mask
 
@@ -312,5 +313,6 @@ def backward_from_mask(member: str, params: Sequence[float], grad: Tensor, mask:
         K3=k3,
         WIDE=wide(grad.dtype),
         ROWS=ROWS,
+        **EXACT,
     )
     return dx.view(grad.shape)

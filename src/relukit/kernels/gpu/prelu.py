@@ -29,7 +29,7 @@ import torch
 import triton.language as tl
 from torch import Tensor
 
-from relukit.kernels.gpu.launch import check_mask, grid, jit, narrow, wide
+from relukit.kernels.gpu.launch import EXACT, check_mask, grid, jit, narrow, wide
 
 ROWS = 256
 """Mask bytes per program (2048 elements)."""
@@ -185,20 +185,31 @@ def forward(x: Tensor, weight: Tensor, keep_negatives: bool) -> tuple[Tensor, Te
     w = weight.detach().contiguous().view(-1)
     if n:
         _prelu_forward[programs](
-            flat, w, y, mask, counts, n, inner, channels, keep_negatives, wide(x.dtype), ROWS
+            flat,
+            w,
+            y,
+            mask,
+            counts,
+            n,
+            inner,
+            channels,
+            keep_negatives,
+            wide(x.dtype),
+            ROWS,
+            **EXACT,
         )
     negatives = x.new_empty(0)
     if keep_negatives and n:
         starts, total = _starts(counts)
         negatives = x.new_empty(total)
-        _compact[programs](flat, negatives, starts, n, wide(x.dtype), ROWS)
+        _compact[programs](flat, negatives, starts, n, wide(x.dtype), ROWS, **EXACT)
     return y.view(x.shape), mask, negatives
 
 
 def _saved_starts(mask: Tensor, n: int) -> Tensor:
     programs = grid(n, BLOCK)
     counts = torch.empty(programs, dtype=torch.int64, device=mask.device)
-    _count_zeros[programs](mask, counts, n, ROWS)
+    _count_zeros[programs](mask, counts, n, ROWS, **EXACT)
     return _starts(counts)[0]
 
 
@@ -242,6 +253,7 @@ def backward(
             weight_grad,
             wide(grad.dtype),
             ROWS,
+            **EXACT,
         )
     if not weight_grad:
         return dx.view(grad.shape), torch.zeros_like(weight)
@@ -277,5 +289,6 @@ def rrelu_backward(grad: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
             False,
             wide(grad.dtype),
             ROWS,
+            **EXACT,
         )
     return dx.view(grad.shape)
