@@ -36,7 +36,7 @@ def main() -> None:
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "0")
     import triton.language as tl
 
-    from relukit.kernels.gpu import piecewise, prelu
+    from relukit.kernels.gpu import piecewise, prelu, steps
 
     dtypes = {"fp32": tl.float32, "bf16": tl.float32, "fp16": tl.float32, "fp64": tl.float64}
     count = 0
@@ -73,6 +73,16 @@ def main() -> None:
             flags = {"PRELU": is_prelu, "WEIGHT_GRAD": weight_grad} | rows
             build(prelu._from_saved, saved, flags)
         count += 5
+        for bits in (1, 2, 3, 4):
+            slot = steps.slot_bits(bits)
+            flags = {"SLOT": slot, "WIDE": wide, "ROWS": steps.ROWS}
+            encode = {"x_ptr": t, "borders_ptr": "*fp64", "codes_ptr": "*u8"}
+            encode |= {"n": "i32", "nbytes": "i32"}
+            build(steps._encode, encode, {"BORDERS": (1 << bits) - 1} | flags)
+            backward = {"g_ptr": t, "codes_ptr": "*u8", "levels_ptr": "*fp64", "dx_ptr": t}
+            backward |= {"n": "i32", "nbytes": "i32"}
+            build(steps._backward, backward, flags)
+            count += 2
         print(f"{dt}: compiled", flush=True)
     build(prelu._count_zeros, {"mask_ptr": "*u8", "counts_ptr": "*i64", "n": "i32"}, {"ROWS": 256})
     memory = sorted(set(re.findall(r"(?:ld|st)\.global[.\w]*", ptx)))

@@ -5,7 +5,9 @@ What is here, one module per op kind (Liger-Kernel's habit):
 - :mod:`relukit.kernels.gpu.piecewise`: forward with a packed mask and backward from the mask
   for relu, leaky_relu, relu6, hardtanh and general_relu (one or two bits per element);
 - :mod:`relukit.kernels.gpu.prelu`: PReLU's forward with its mask and the non-positive inputs,
-  its backward (input and weight gradients), and RReLU's backward from mask and saved slopes.
+  its backward (input and weight gradients), and RReLU's backward from mask and saved slopes;
+- :mod:`relukit.kernels.gpu.steps`: few-bit codes (an input's interval among a step
+  derivative's borders) and the backward from them.
 
 Every kernel writes and reads masks in the one layout :mod:`relukit.kernels.mask` documents
 (C order, ``bits`` per element, little-endian in each byte, zero padding), so a mask made on
