@@ -145,3 +145,26 @@ def test_every_kernel_compiles_for_a_gpu():
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     assert "kernels compiled for sm_90" in last and "ld.global.v4.b32" in last, last
+
+
+TORCH_CUDA = [
+    ("relu", (), lambda x: torch.relu(x)),
+    ("leaky_relu", (0.01,), lambda x: torch.nn.functional.leaky_relu(x, 0.01)),
+    ("relu6", (), lambda x: torch.nn.functional.relu6(x)),
+    ("hardtanh", (-0.3, 0.7), lambda x: torch.nn.functional.hardtanh(x, -0.3, 0.7)),
+]
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(("member", "params", "torch_fn"), TORCH_CUDA, ids=lambda v: str(v))
+def test_cuda_matches_torch_on_cuda(member, params, torch_fn, dtype):
+    """On a GPU: the kernels against PyTorch's own CUDA forward and autograd (NaN inputs left
+    out: PyTorch's CPU and CUDA kernels differ there, and the rules follow the CPU's)."""
+    x = inputs(100_003, dtype, seed=11).nan_to_num(nan=0.5).to(DEVICE).requires_grad_(True)
+    g = inputs(100_003, dtype, seed=12).to(DEVICE)
+    y_torch = torch_fn(x)
+    (dx_torch,) = torch.autograd.grad(y_torch, x, g)
+    y, mask = piecewise.forward_with_mask(member, params, x.detach())
+    assert_same(y.cpu(), y_torch.detach().cpu())
+    assert_same(piecewise.backward_from_mask(member, params, g, mask).cpu(), dx_torch.cpu())
