@@ -32,7 +32,7 @@ def _pack(codes: torch.Tensor, slot: int) -> torch.Tensor:
 
 def _oracle(x: torch.Tensor, borders, levels, g: torch.Tensor):
     x64 = x.to(torch.float64).reshape(-1)
-    codes = torch.searchsorted(torch.tensor(borders, dtype=torch.float64), x64, right=True)
+    codes = torch.searchsorted(torch.tensor(borders, dtype=torch.float64), x64, right=False)
     codes = torch.where(torch.isnan(x64), len(borders), codes)
     work = torch.float64 if g.dtype == torch.float64 else torch.float32
     level = torch.tensor(levels, dtype=torch.float64).to(work)[codes]
@@ -57,10 +57,10 @@ def test_codes_and_backward(bits, dtype):
         assert_same(steps.backward(g.to(DEVICE), packed, levels, bits).cpu(), expected)
 
 
-def test_borders_are_rounded_up_to_the_dtype():
+def test_borders_are_rounded_down_to_the_dtype():
     b = steps.dtype_borders([0.1, -0.1, 1.0], torch.bfloat16)
     assert torch.tensor(b).to(torch.bfloat16).to(torch.float64).tolist() == list(b)
-    assert b[0] >= 0.1 and b[1] >= -0.1 and b[2] == 1.0
+    assert b[0] <= 0.1 and b[1] <= -0.1 and b[2] == 1.0
 
 
 def test_bad_arguments():

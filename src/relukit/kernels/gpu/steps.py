@@ -5,10 +5,11 @@ The few-bit backward (:mod:`relukit.memory.steps`, Few-Bit Backward by Novikov e
 per element, the index of the interval its input fell in among ``k − 1`` increasing borders
 (``k = 2**bits`` levels), and multiplies the incoming gradient by that interval's level.
 
-- Code: the number of borders at or below ``x`` (``searchsorted(borders, x, side="right")``);
-  NaN gets the last code, ``k − 1``. The comparison is exact in every dtype: each border is
-  first replaced by the smallest value of x's dtype at or above it (:func:`dtype_borders`), so
-  ``x ≥ border`` is decided in x's own precision with no rounding of the border.
+- Code: the number of borders below ``x`` (``searchsorted(borders, x, side="left")``, so an
+  input on a border takes the lower level); NaN gets the last code, ``k − 1``. The comparison
+  is exact in every dtype: each border is first replaced by the largest value of x's dtype at
+  or below it (:func:`dtype_borders`), so ``x > border`` is decided in x's own precision with
+  no rounding of the border.
 - Layout: the codes packed in slots of ``slot`` bits (1, 2, 4 or 8: the packer's
   ``code_bits(k)``, so 3-bit codes take 4-bit slots), ``8 // slot`` to a byte, little-endian,
   in C order; :mod:`relukit.kernels.mask`'s layout.
@@ -18,7 +19,7 @@ per element, the index of the interval its input fell in among ``k − 1`` incre
 
 >>> import torch
 >>> borders, levels = [-1.0, 0.0, 1.5], [0.0, 0.25, 0.75, 1.0]
->>> x = torch.tensor([-2.0, -1.0, 0.5, 1.5, float("nan")])
+>>> x = torch.tensor([-2.0, -0.5, 0.5, 1.6, float("nan")])
 >>> codes = encode(x, borders, 2)
 >>> codes.tolist()
 [228, 3]
@@ -62,7 +63,7 @@ def _encode(
     x = tl.load(x_ptr + offsets, mask=valid, other=0).to(WIDE)
     code = tl.zeros(offsets.shape, tl.int32)
     for i in tl.static_range(BORDERS):
-        code += tl.where(x >= tl.load(borders_ptr + i).to(WIDE), 1, 0)
+        code += tl.where(x > tl.load(borders_ptr + i).to(WIDE), 1, 0)
     code = tl.where(x != x, BORDERS, code)
     code = tl.where(valid, code, 0)
     packed = tl.sum(code << (tl.arange(0, PER) * SLOT)[None, :], axis=1)
@@ -104,14 +105,14 @@ def slot_bits(bits: int) -> int:
 def _dtype_borders(borders: tuple[float, ...], dtype: torch.dtype) -> tuple[float, ...]:
     exact = torch.tensor(borders, dtype=torch.float64)
     rounded = exact.to(dtype)
-    up = torch.nextafter(rounded, torch.tensor(math.inf, dtype=dtype))
-    ceiling = torch.where(rounded.to(torch.float64) < exact, up, rounded)
-    return tuple(ceiling.to(torch.float64).tolist())
+    down = torch.nextafter(rounded, torch.tensor(-math.inf, dtype=dtype))
+    floor = torch.where(rounded.to(torch.float64) > exact, down, rounded)
+    return tuple(floor.to(torch.float64).tolist())
 
 
 def dtype_borders(borders: Sequence[float], dtype: torch.dtype) -> tuple[float, ...]:
-    """Each border as the smallest value of ``dtype`` at or above it: for x of that dtype,
-    ``x >= border`` exactly when ``x >= dtype_borders(...)[i]``."""
+    """Each border as the largest value of ``dtype`` at or below it: for x of that dtype,
+    ``x > border`` exactly when ``x > dtype_borders(...)[i]``."""
     return _dtype_borders(tuple(float(b) for b in borders), dtype)
 
 
