@@ -80,9 +80,9 @@ def gbps(nbytes: float, seconds: float) -> str:
 
 def _bandwidth_row(dtype: torch.dtype, log2: int, reps: int, rounds: int) -> str:
     from relukit.kernels.gpu import piecewise
-    from relukit.nn.rules import for_member as rule
+    from relukit.nn.rules import for_member
 
-    relu = rule("relu")
+    relu = for_member("relu")
     n = 1 << log2
     x = torch.randn(n, device=DEVICE, dtype=dtype)
     g = torch.randn(n, device=DEVICE, dtype=dtype)

@@ -44,13 +44,13 @@ def main() -> None:
         t = f"*{dt}"
         forward = {"x_ptr": t, "y_ptr": t, "mask_ptr": "*u8", "params_ptr": "*fp64"}
         forward |= {"n": "i32", "nbytes": "i32"}
-        for member, bits in [(0, 1), (1, 1), (2, 1), (3, 1), (3, 2)]:
+        for formula, bits in [(0, 1), (1, 1), (2, 1), (3, 1), (3, 2)]:
             for zero_slope in (False, True):
                 flags = {"CODE_BELOW": 0, "CODE_IDENTITY": 1, "CODE_CAPPED": 2, "CAPPED": bits == 2}
                 flags |= {"ZERO_SLOPE": zero_slope, "WIDE": wide, "ROWS": piecewise.ROWS}
-                k = build(piecewise._forward, forward, {"MEMBER": member, "BITS": bits} | flags)
+                k = build(piecewise._forward, forward, {"FORMULA": formula, "BITS": bits} | flags)
                 count += 1
-                if dt == "fp32" and member == 0 and not zero_slope:
+                if dt == "fp32" and formula == 0 and not zero_slope:
                     ptx = k.asm["ptx"]
         backward = {"g_ptr": t, "mask_ptr": "*u8", "dx_ptr": t, "scales_ptr": "*fp64"}
         backward |= {"n": "i32", "nbytes": "i32"}

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import relukit
-from relukit.nn.rules import for_member as rule
+from relukit.family import lookup
+from relukit.nn.rules import for_member
 
 from .helpers import DTYPES, SIZES, assert_same, inputs, kernel_device
 
@@ -53,21 +54,28 @@ def _id(case: tuple[str, tuple[float, ...]]) -> str:
     return f"{case[0]}{list(case[1])}"
 
 
+def _formula(member: str, values: tuple[float, ...]) -> tuple[str, tuple[float, ...]]:
+    """The registry's compiled formula and its parameters for ``member`` (encoded values)."""
+    spec = lookup(member)
+    return spec.kernel(spec.bind(spec.decode(list(values))))
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_forward_and_backward_are_the_rules(case, dtype):
     member, params = case
-    r = rule(member, params)
+    r = for_member(member, params)
+    formula, args = _formula(member, params)
     for n in SIZES:
         x = inputs(n, dtype, seed=n)
         g = inputs(n, dtype, seed=n + 1)
-        y, mask = piecewise.forward_with_mask(member, params, x.to(DEVICE))
+        y, mask = piecewise.forward_with_mask(formula, args, x.to(DEVICE))
         y_rule, mask_rule = r.forward_with_mask(x)
         assert_same(y.cpu(), y_rule)
         assert torch.equal(mask.cpu(), mask_rule), f"mask differs at n={n}"
         # the other device's mask, each way
         assert_same(
-            piecewise.backward_from_mask(member, params, g.to(DEVICE), mask_rule.to(DEVICE)).cpu(),
+            piecewise.backward_from_mask(formula, args, g.to(DEVICE), mask_rule.to(DEVICE)).cpu(),
             r.backward_from_mask(g, mask_rule),
         )
         assert_same(r.backward_from_mask(g, mask.cpu()), r.backward_from_mask(g, mask_rule))
@@ -86,7 +94,7 @@ def test_mask_is_the_reference_layout(case):
     if member == "general_relu" and bound["max_value"] == INF:
         bound["max_value"] = None
     x = inputs(4999, torch.float64, seed=3).nan_to_num(nan=0.25)
-    _, mask = piecewise.forward_with_mask(member, params, x.to(DEVICE))
+    _, mask = piecewise.forward_with_mask(*_formula(member, params), x.to(DEVICE))
     _, reference = relukit.get(member, **bound).forward_with_mask(x.numpy())
     np.testing.assert_array_equal(mask.cpu().numpy(), reference)
 
@@ -94,13 +102,13 @@ def test_mask_is_the_reference_layout(case):
 def test_shapes_strides_and_empty():
     x = inputs(60, torch.float32).reshape(3, 4, 5).transpose(0, 2)
     y, mask = piecewise.forward_with_mask("relu", (), x.to(DEVICE))
-    y_rule, mask_rule = rule("relu").forward_with_mask(x)
+    y_rule, mask_rule = for_member("relu").forward_with_mask(x)
     assert y.shape == x.shape and torch.equal(mask.cpu(), mask_rule)
     assert_same(y.cpu(), y_rule.contiguous())
     g = inputs(60, torch.float32, seed=5).reshape(5, 4, 3)
     assert_same(
         piecewise.backward_from_mask("relu", (), g.to(DEVICE), mask).cpu(),
-        rule("relu").backward_from_mask(g, mask_rule),
+        for_member("relu").backward_from_mask(g, mask_rule),
     )
     empty = torch.empty(0, 3, device=DEVICE)
     y, mask = piecewise.forward_with_mask("relu", (), empty)
@@ -110,15 +118,15 @@ def test_shapes_strides_and_empty():
 
 def test_in_place():
     x = inputs(3000, torch.float32)
-    expected, mask_rule = rule("leaky_relu", (0.1,)).forward_with_mask(x)
+    expected, mask_rule = for_member("leaky_relu", (0.1,)).forward_with_mask(x)
     x = x.to(DEVICE)
-    y, mask = piecewise.forward_with_mask("leaky_relu", (0.1,), x, out=x)
+    y, mask = piecewise.forward_with_mask("leaky", (0.1,), x, out=x)
     assert y.data_ptr() == x.data_ptr() and torch.equal(mask.cpu(), mask_rule)
     assert_same(x.cpu(), expected)
 
 
 def test_unknown_member():
-    with pytest.raises(ValueError, match="no kernel for member 'gelu'"):
+    with pytest.raises(ValueError, match="no kernel for formula 'gelu'"):
         piecewise.forward_with_mask("gelu", (), torch.ones(3, device=DEVICE))
 
 
@@ -130,7 +138,7 @@ def test_a_mask_of_the_wrong_size_is_refused():
         )
     with pytest.raises(ValueError, match=r"at 2 bit\(s\) .* need 5 uint8"):
         piecewise.backward_from_mask(
-            "general_relu", (0.1, 6.0, 0.0), g, torch.zeros(3, dtype=torch.uint8, device=DEVICE)
+            "general", (0.1, 0.0, 6.0, 1.0), g, torch.zeros(3, dtype=torch.uint8, device=DEVICE)
         )
 
 
@@ -149,22 +157,22 @@ def test_every_kernel_compiles_for_a_gpu():
 
 TORCH_CUDA = [
     ("relu", (), lambda x: torch.relu(x)),
-    ("leaky_relu", (0.01,), lambda x: torch.nn.functional.leaky_relu(x, 0.01)),
-    ("relu6", (), lambda x: torch.nn.functional.relu6(x)),
-    ("hardtanh", (-0.3, 0.7), lambda x: torch.nn.functional.hardtanh(x, -0.3, 0.7)),
+    ("leaky", (0.01,), lambda x: torch.nn.functional.leaky_relu(x, 0.01)),
+    ("clip", (0.0, 6.0), lambda x: torch.nn.functional.relu6(x)),
+    ("clip", (-0.3, 0.7), lambda x: torch.nn.functional.hardtanh(x, -0.3, 0.7)),
 ]
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize(("member", "params", "torch_fn"), TORCH_CUDA, ids=lambda v: str(v))
-def test_cuda_matches_torch_on_cuda(member, params, torch_fn, dtype):
+@pytest.mark.parametrize(("formula", "args", "torch_fn"), TORCH_CUDA, ids=lambda v: str(v))
+def test_cuda_matches_torch_on_cuda(formula, args, torch_fn, dtype):
     """On a GPU: the kernels against PyTorch's own CUDA forward and autograd (NaN inputs left
     out: PyTorch's CPU and CUDA kernels differ there, and the rules follow the CPU's)."""
     x = inputs(100_003, dtype, seed=11).nan_to_num(nan=0.5).to(DEVICE).requires_grad_(True)
     g = inputs(100_003, dtype, seed=12).to(DEVICE)
     y_torch = torch_fn(x)
     (dx_torch,) = torch.autograd.grad(y_torch, x, g)
-    y, mask = piecewise.forward_with_mask(member, params, x.detach())
+    y, mask = piecewise.forward_with_mask(formula, args, x.detach())
     assert_same(y.cpu(), y_torch.detach().cpu())
-    assert_same(piecewise.backward_from_mask(member, params, g, mask).cpu(), dx_torch.cpu())
+    assert_same(piecewise.backward_from_mask(formula, args, g, mask).cpu(), dx_torch.cpu())

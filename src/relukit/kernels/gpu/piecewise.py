@@ -1,8 +1,9 @@
-"""Forward with a packed mask, and backward from the mask, for the one-mask members in Triton.
+"""Forward with a packed mask, and backward from the mask, for the one-mask formulas in Triton.
 
-Members and their parameters (the order of :func:`relukit.nn.rules.for_member`): ``relu`` (),
-``leaky_relu`` (negative_slope,), ``relu6`` (), ``hardtanh`` (min_val, max_val),
-``general_relu`` (negative_slope, max_value or inf, threshold).
+Formulas are the registry's compiled formulas (``Activation.kernel``), with their parameters in
+the registry's order: ``relu`` () for relu; ``leaky`` (negative_slope,) for leaky_relu and rrelu
+outside training; ``clip`` (min_val, max_val) for hardtanh and relu6; ``general``
+(negative_slope, threshold, cap, capped) for general_relu. :data:`FORMULAS` lists them.
 
 One program handles ``ROWS`` rows of ``8 // bits`` consecutive elements, one mask byte per
 row, so the packing is a sum of shifted codes along the row: no second pass over memory, no
@@ -10,21 +11,23 @@ table. Per element the forward reads the input and writes the output and ``bits`
 bytes for float32 at one bit); the backward reads the gradient and the bits and writes the
 result.
 
-What each member computes, as PyTorch does (its CPU rules are the oracle in the tests):
+What each formula computes, as PyTorch does (its rules, :mod:`relukit.nn.rules`, are the oracle
+in the tests):
 
 - relu: ``y = x < 0 ? 0 : x`` (so relu(−0) = −0, NaN passes), code ``not x <= 0``;
   backward ``code ? g : +0``.
-- leaky_relu: ``y = x > 0 ? x : x·slope``, code ``x > 0``; backward ``code ? g : g·slope``.
-- hardtanh, relu6: ``y = x < lo ? lo : x > hi ? hi : x`` (NaN passes), with the bounds
-  rounded to x's dtype; code ``lo < x < hi``; backward ``code ? g : +0``.
-- general_relu: computed in float32 for 16-bit inputs; codes numbered as the registry numbers
-  them (:mod:`relukit.kernels.mask`), one bit or two.
+- leaky: ``y = x > 0 ? x : x·slope``, code ``x > 0``; backward ``code ? g : g·slope``.
+- clip: ``y = x < lo ? lo : x > hi ? hi : x`` (NaN passes), with the bounds rounded to x's
+  dtype; code ``lo < x < hi``; backward ``code ? g : +0``.
+- general: computed in float32 for 16-bit inputs; codes numbered as the registry numbers them
+  (:mod:`relukit.kernels.mask`), one bit or two.
 
 >>> import torch
->>> y, mask = forward_with_mask("general_relu", (0.5, 3.0, 1.0), torch.tensor([0.0, 2.0, 5.0]))
+>>> args = (0.5, 1.0, 3.0, 1.0)  # general_relu: slope 0.5, threshold 1, cap 3
+>>> y, mask = forward_with_mask("general", args, torch.tensor([0.0, 2.0, 5.0]))
 >>> y.tolist(), mask.tolist()
 ([-0.5, 2.0, 3.0], [36])
->>> backward_from_mask("general_relu", (0.5, 3.0, 1.0), torch.ones(3), mask).tolist()
+>>> backward_from_mask("general", args, torch.ones(3), mask).tolist()
 [0.5, 1.0, 0.0]
 """
 
@@ -42,6 +45,8 @@ from torch import Tensor
 from relukit.kernels.gpu.launch import EXACT, check_mask, constants, grid, jit, narrow, wide
 
 RELU, LEAKY, CLIP, GENERAL = 0, 1, 2, 3
+FORMULAS = frozenset({"relu", "leaky", "clip", "general"})
+"""The registry formulas (``Activation.kernel``) these kernels compute."""
 ZERO, PASS, SCALE = 0, 1, 2
 """What the backward gives on a code: +0, the gradient, or the gradient times a slope."""
 
@@ -51,13 +56,13 @@ ROWS = 256
 
 @dataclass(frozen=True)
 class Plan:
-    """A member with its parameters bound, as the kernels take it.
+    """A formula with its parameters bound, as the kernels take it.
 
     ``params`` are the forward's three float parameters; ``codes`` the general_relu piece codes
     (below, identity, capped); ``kinds`` and ``scales`` the backward on each code.
     """
 
-    member: int
+    formula: int
     bits: int
     params: tuple[float, float, float]
     codes: tuple[int, int, int]
@@ -68,8 +73,8 @@ class Plan:
     round_bounds: bool
 
 
-def _general(slope: float, max_value: float, threshold: float) -> Plan:
-    capped = math.isfinite(max_value)
+def _general(slope: float, threshold: float, cap: float, capped: float) -> Plan:
+    capped = bool(capped)
     values = (slope, 1.0, 0.0) if capped else (slope, 1.0)
     derivatives = tuple(dict.fromkeys(values))
     codes = tuple(derivatives.index(v) for v in values) + (0,) * (3 - len(values))
@@ -88,7 +93,7 @@ def _general(slope: float, max_value: float, threshold: float) -> Plan:
     return Plan(
         GENERAL,
         bits,
-        (slope, max_value if capped else 0.0, threshold),
+        (slope, cap if capped else 0.0, threshold),
         codes,  # type: ignore[arg-type]
         capped,
         slope == 0,
@@ -99,30 +104,28 @@ def _general(slope: float, max_value: float, threshold: float) -> Plan:
 
 
 @functools.lru_cache(maxsize=256)
-def _plan_for(member: str, params: tuple[tuple[float, bool], ...]) -> Plan:
-    p = tuple(math.copysign(abs(v), -1.0 if negative else 1.0) for v, negative in params)
+def _plan_for(formula: str, args: tuple[tuple[float, bool], ...]) -> Plan:
+    p = tuple(math.copysign(abs(v), -1.0 if negative else 1.0) for v, negative in args)
     none = (0, 0, 0)
     one_bit = (ZERO, PASS, ZERO, ZERO), (0.0,) * 4
-    if member == "relu" and not p:
+    if formula == "relu" and not p:
         return Plan(RELU, 1, (0.0, 0.0, 0.0), none, False, False, *one_bit, False)
-    if member == "leaky_relu" and len(p) == 1:
+    if formula == "leaky" and len(p) == 1:
         kinds = (SCALE, PASS, ZERO, ZERO)
         return Plan(LEAKY, 1, (p[0], 0.0, 0.0), none, False, False, kinds, (p[0], 0, 0, 0), False)
-    if member == "relu6" and not p:
-        return Plan(CLIP, 1, (0.0, 6.0, 0.0), none, False, False, *one_bit, True)
-    if member == "hardtanh" and len(p) == 2:
+    if formula == "clip" and len(p) == 2:
         return Plan(CLIP, 1, (p[0], p[1], 0.0), none, False, False, *one_bit, True)
-    if member == "general_relu" and len(p) == 3:
+    if formula == "general" and len(p) == 4:
         return _general(*p)
     raise ValueError(
-        f"relukit.kernels.gpu.piecewise: no kernel for member {member!r} with parameters {p}"
+        f"relukit.kernels.gpu.piecewise: no kernel for formula {formula!r} with parameters {p}"
     )
 
 
-def plan(member: str, params: Sequence[float]) -> Plan:
-    """The :class:`Plan` of ``member`` with ``params`` (ValueError for an unknown member)."""
-    key = tuple((float(v), math.copysign(1.0, float(v)) < 0) for v in params)
-    return _plan_for(member, key)
+def plan(formula: str, args: Sequence[float]) -> Plan:
+    """The :class:`Plan` of ``formula`` with ``args`` (ValueError for an unknown formula)."""
+    key = tuple((float(v), math.copysign(1.0, float(v)) < 0) for v in args)
+    return _plan_for(formula, key)
 
 
 def _bounds(p: Plan, dtype: torch.dtype) -> tuple[float, float, float]:
@@ -142,7 +145,7 @@ def _forward(
     params_ptr,
     n,
     nbytes,
-    MEMBER: tl.constexpr,
+    FORMULA: tl.constexpr,
     BITS: tl.constexpr,
     CODE_BELOW: tl.constexpr,
     CODE_IDENTITY: tl.constexpr,
@@ -162,18 +165,18 @@ def _forward(
     b = tl.load(params_ptr + 1)
     c = tl.load(params_ptr + 2)
     zero = tl.zeros_like(w)
-    if MEMBER == 0:  # relu
+    if FORMULA == 0:  # relu
         y = tl.where(w < 0, zero, w)
         code = tl.where(w <= 0, 0, 1)
-    elif MEMBER == 1:  # leaky_relu
+    elif FORMULA == 1:  # leaky
         y = tl.where(w > 0, w, w * a.to(WIDE))
         code = tl.where(w > 0, 1, 0)
-    elif MEMBER == 2:  # hardtanh, relu6
+    elif FORMULA == 2:  # clip: hardtanh, relu6
         lo = a.to(WIDE)
         hi = b.to(WIDE)
         y = tl.where(w < lo, lo, tl.where(w > hi, hi, w))
         code = tl.where((w > lo) & (w < hi), 1, 0)
-    else:  # general_relu: a slope, b max_value, c threshold
+    else:  # general: a slope, b cap, c threshold
         threshold = c.to(WIDE)
         if ZERO_SLOPE:
             y = tl.where(w < threshold, zero, w)
@@ -252,14 +255,14 @@ def _flat(t: Tensor) -> Tensor:
 
 
 def forward_with_mask(
-    member: str, params: Sequence[float], x: Tensor, *, out: Tensor | None = None
+    formula: str, args: Sequence[float], x: Tensor, *, out: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """``(f(x), mask)``: the forward (contiguous, x's shape) and the packed mask of ``x``.
 
     ``out`` (a contiguous tensor of x's shape and dtype, ``x`` itself for the in-place form)
     receives the forward; each element is read before it is written.
     """
-    p = plan(member, params)
+    p = plan(formula, args)
     flat = _flat(x)
     n = flat.numel()
     y = torch.empty_like(flat) if out is None else out
@@ -275,7 +278,7 @@ def forward_with_mask(
         constants((a, b, c), x.device),
         n,
         mask.numel(),
-        MEMBER=p.member,
+        FORMULA=p.formula,
         BITS=p.bits,
         CODE_BELOW=below,
         CODE_IDENTITY=identity,
@@ -289,9 +292,9 @@ def forward_with_mask(
     return y.view(x.shape), mask
 
 
-def backward_from_mask(member: str, params: Sequence[float], grad: Tensor, mask: Tensor) -> Tensor:
+def backward_from_mask(formula: str, args: Sequence[float], grad: Tensor, mask: Tensor) -> Tensor:
     """``grad·f'(x)`` from the packed mask of ``x`` (contiguous, grad's shape)."""
-    p = plan(member, params)
+    p = plan(formula, args)
     check_mask("relukit.kernels.gpu.piecewise.backward_from_mask", mask, grad, p.bits)
     flat = _flat(grad)
     n = flat.numel()
