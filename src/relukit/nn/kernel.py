@@ -8,6 +8,10 @@ registry: the member's compiled formula (``Activation.kernel``) and
   a CPU float32/float64 tensor and a formula in :data:`EXACT`, whose compiled forward, mask
   and backward are PyTorch's bit for bit (``tests/nn/test_kernel.py`` holds them to that, NaN,
   ±0 and ±inf included). Forward and backward ask the same predicate;
+- relukit's Triton kernels (:mod:`relukit.kernels.gpu`) where :func:`triton` says they take
+  the tensor: a CUDA tensor of any float dtype, a formula they compute, and Triton importable
+  (the ``relukit[gpu]`` extra). They give the PyTorch rule's outputs, masks and gradients bit
+  for bit (``tests/kernels/gpu`` holds them to that, in Triton's interpreter);
 - otherwise the PyTorch rule of the formula (:mod:`relukit.nn.rules`: any device and dtype);
 - a formula without a PyTorch rule runs the registry's own mask path
   (:mod:`relukit.kernels.mask`), which works on tensors of any device too.
@@ -35,8 +39,10 @@ import torch
 from torch import Tensor
 
 from relukit.family import lookup
+from relukit.kernels import gpu
 from relukit.kernels import mask as mask_path
 from relukit.kernels.arrays import Input, as_input
+from relukit.kernels.gpu import FORMULAS as GPU_FORMULAS
 from relukit.nn.rules import RULES, MaskRule, params_key, rule
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -89,6 +95,7 @@ class Masks:
         self.rule: MaskRule = (
             rule(formula, args) if formula in RULES else ReferenceRule(spec, bound)
         )
+        self.gpu = (formula, tuple(args)) if formula in GPU_FORMULAS else None
         self.kernels: Any = None
         exact = formula in EXACT and not (formula == "leaky" and args[0] == 0)
         if exact and dtype in KERNEL_DTYPES and kernels_available():
@@ -101,11 +108,19 @@ class Masks:
         """The one predicate: do the compiled kernels take ``t`` (forward or backward)?"""
         return self.kernels is not None and type(t) is Tensor and t.device.type == "cpu"
 
+    def triton(self, t: Tensor) -> bool:
+        """Do the Triton kernels take ``t`` (forward or backward)?"""
+        return self.gpu is not None and triton(t)
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(f(x), mask)``: y in x's layout, the codes in x's memory order."""
         order = memory_order(x)
         flat = in_order(x, order)
-        if self.compiled(flat) and flat.numel():
+        if self.triton(flat):
+            from relukit.kernels.gpu import piecewise
+
+            y, mask = piecewise.forward_with_mask(*self.gpu, flat)
+        elif self.compiled(flat) and flat.numel():
             y = torch.empty_like(flat)
             mask = torch.empty(mask_path.nbytes(flat.numel(), self.bits), dtype=torch.uint8)
             self.kernels.forward(flat.numpy(), y.numpy(), mask.numpy())
@@ -117,6 +132,10 @@ class Masks:
         """The forward written into ``x``; returns the mask of x's old values."""
         order = memory_order(x)
         flat = in_order(x, order)
+        if self.triton(flat) and _shares(flat, x):
+            from relukit.kernels.gpu import piecewise
+
+            return piecewise.forward_with_mask(*self.gpu, flat, out=flat)[1]
         if self.compiled(flat) and flat.numel() and _shares(flat, x):
             mask = torch.empty(mask_path.nbytes(flat.numel(), self.bits), dtype=torch.uint8)
             view = flat.detach().numpy()
@@ -130,12 +149,22 @@ class Masks:
         """``grad·f'(x)`` from the mask; ``order`` is x's memory order (None: C order)."""
         order = tuple(range(grad.dim())) if order is None else tuple(order)
         flat = in_order(grad, order)
-        if self.compiled(flat) and flat.numel() and mask.is_contiguous():
+        if self.triton(flat):
+            from relukit.kernels.gpu import piecewise
+
+            dx = piecewise.backward_from_mask(*self.gpu, flat, mask)
+        elif self.compiled(flat) and flat.numel() and mask.is_contiguous():
             dx = torch.empty_like(flat)
             self.kernels.backward(flat.numpy(), mask.numpy(), dx.numpy())
         else:
             dx = self.rule.backward_from_mask(flat, mask)
         return from_order(dx, grad, order)
+
+
+def triton(t: Tensor) -> bool:
+    """The one predicate for relukit's Triton kernels (masks, PReLU, RReLU): is ``t`` a plain
+    tensor they take (CUDA, a float dtype, Triton importable)?"""
+    return type(t) is Tensor and gpu.takes(t)
 
 
 def _shares(flat: Tensor, x: Tensor) -> bool:

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from relukit.kernels.mask import nbytes, pack_bits, unpack_bits, unpack_bits_as
+from relukit.nn.kernel import triton
 from relukit.nn.library import compiling, dense_strides, like, operator
 
 _aten = torch.ops.aten
@@ -48,8 +49,23 @@ def broadcast_weight(weight: Tensor, ndim: int) -> Tensor:
     return weight.reshape(shape)
 
 
+def _on_triton(t: Tensor, weight: Tensor) -> bool:
+    """The Triton kernels take PReLU on ``t`` (relukit.nn.kernel.triton) when the weight is one
+    slope or one per channel, as torch.nn.PReLU's is."""
+    if not triton(t) or weight.dtype != t.dtype or weight.device != t.device:
+        return False
+    from relukit.kernels.gpu import prelu as kernels
+
+    return kernels.channel_layout(t, weight) is not None
+
+
 def prelu_impl(x: Tensor, weight: Tensor, keep_negatives: bool) -> tuple[Tensor, Tensor, Tensor]:
     """PReLU's forward, the mask ``x > 0`` and, if asked, the other inputs (for the weight)."""
+    if _on_triton(x, weight):
+        from relukit.kernels.gpu import prelu as kernels
+
+        y, mask, negatives = kernels.forward(x, weight, keep_negatives)
+        return like(y, x), mask, negatives
     positive = x > 0
     if keep_negatives:
         negatives = torch.masked_select(x.reshape(-1), ~positive.reshape(-1))
@@ -77,6 +93,11 @@ def prelu_backward_impl(
     input_strides: list[int],
 ) -> tuple[Tensor, Tensor]:
     """Gradients of PReLU for the input and (if ``weight_grad``) the weight."""
+    if _on_triton(grad, weight):
+        from relukit.kernels.gpu import prelu as kernels
+
+        grad_x, grad_w = kernels.backward(grad, mask, negatives, weight, weight_grad, input_strides)
+        return like(grad_x, grad), grad_w
     n = grad.numel()
     w = broadcast_weight(weight, grad.dim())
     if weight_grad:

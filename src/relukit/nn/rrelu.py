@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from relukit.kernels.mask import nbytes, pack_bits, unpack_bits
+from relukit.nn.kernel import triton
 from relukit.nn.library import check_inplace, compiling, operator
 
 _SCHEMA = "(Tensor x, float lower, float upper, Generator? generator=None)"
@@ -100,6 +101,10 @@ def _(
 
 def rrelu_backward_impl(grad: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
     """``grad·noise``: the saved slope where the input was ≤ 0, 1 elsewhere."""
+    if triton(grad) and slopes.dtype == grad.dtype:
+        from relukit.kernels.gpu import prelu as kernels
+
+        return kernels.rrelu_backward(grad, mask, slopes)
     flat = grad.reshape(-1)
     took_slope = ~unpack_bits(mask, flat.numel())
     result = flat.clone()

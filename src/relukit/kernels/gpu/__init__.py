@@ -40,6 +40,13 @@ import torch
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 """The dtypes the kernels take."""
 
+FORMULAS = frozenset({"relu", "leaky", "clip", "general"})
+"""The registry's compiled formulas (``Activation.kernel``) :mod:`.piecewise` computes."""
+
+DEVICES = frozenset({"cuda"})
+"""Device types whose tensors :func:`takes` sends here (the tests add "cpu" while Triton runs
+in its interpreter, to drive relukit.nn through these kernels without a GPU)."""
+
 
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
@@ -55,4 +62,4 @@ def available() -> bool:
 
 def takes(t: torch.Tensor) -> bool:
     """Do the Triton kernels take tensor ``t`` (a CUDA tensor of a float dtype, Triton present)?"""
-    return t.device.type == "cuda" and t.dtype in DTYPES and available()
+    return t.device.type in DEVICES and t.dtype in DTYPES and available()

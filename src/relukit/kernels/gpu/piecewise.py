@@ -3,7 +3,8 @@
 Formulas are the registry's compiled formulas (``Activation.kernel``), with their parameters in
 the registry's order: ``relu`` () for relu; ``leaky`` (negative_slope,) for leaky_relu and rrelu
 outside training; ``clip`` (min_val, max_val) for hardtanh and relu6; ``general``
-(negative_slope, threshold, cap, capped) for general_relu. :data:`FORMULAS` lists them.
+(negative_slope, threshold, cap, capped) for general_relu
+(:data:`relukit.kernels.gpu.FORMULAS`).
 
 One program handles ``ROWS`` rows of ``8 // bits`` consecutive elements, one mask byte per
 row, so the packing is a sum of shifted codes along the row: no second pass over memory, no
@@ -45,8 +46,6 @@ from torch import Tensor
 from relukit.kernels.gpu.launch import EXACT, check_mask, constants, grid, jit, narrow, wide
 
 RELU, LEAKY, CLIP, GENERAL = 0, 1, 2, 3
-FORMULAS = frozenset({"relu", "leaky", "clip", "general"})
-"""The registry formulas (``Activation.kernel``) these kernels compute."""
 ZERO, PASS, SCALE = 0, 1, 2
 """What the backward gives on a code: +0, the gradient, or the gradient times a slope."""
 
