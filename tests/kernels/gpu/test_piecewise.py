@@ -165,7 +165,9 @@ TORCH_CUDA = [
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize(("formula", "args", "torch_fn"), TORCH_CUDA, ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    ("formula", "args", "torch_fn"), TORCH_CUDA, ids=lambda v: "torch" if callable(v) else str(v)
+)
 def test_cuda_matches_torch_on_cuda(formula, args, torch_fn, dtype):
     """On a GPU: the kernels against PyTorch's own CUDA forward and autograd (NaN inputs left
     out: PyTorch's CPU and CUDA kernels differ there, and the rules follow the CPU's)."""
