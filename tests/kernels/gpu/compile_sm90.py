@@ -74,8 +74,7 @@ def main() -> None:
             build(prelu._from_saved, saved, flags)
         count += 5
         for bits in (1, 2, 3, 4):
-            slot = steps.slot_bits(bits)
-            flags = {"SLOT": slot, "WIDE": wide, "ROWS": steps.ROWS}
+            flags = {"BITS": bits, "WIDE": wide, "ROWS": steps.ROWS}
             encode = {"x_ptr": t, "borders_ptr": "*fp64", "codes_ptr": "*u8"}
             encode |= {"n": "i32", "nbytes": "i32"}
             build(steps._encode, encode, {"BORDERS": (1 << bits) - 1} | flags)
