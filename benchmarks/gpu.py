@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import inspect
 import math
 import os
 import platform
@@ -135,10 +136,21 @@ def module_pairs() -> list[tuple[str, nn.Module, nn.Module]]:
     pairs = [
         ("ReLU", nn.ReLU(), rn.ReLU()),
         ("LeakyReLU(0.01)", nn.LeakyReLU(0.01), rn.LeakyReLU(0.01)),
-        ("GELU", nn.GELU(), rn.GELU()),
-        ("GELU('tanh')", nn.GELU("tanh"), rn.GELU("tanh")),
-        ("SiLU", nn.SiLU(), rn.SiLU()),
     ]
+    modes: list[dict[str, object]] = [{}]
+    if "backward" in inspect.signature(rn.GELU).parameters:  # the memory modes (issue 12)
+        modes += [{"backward": "output"}, {"backward": "bits", "bits": 3}]
+    for mode in modes:
+        label = ", ".join(f"{k}={v!r}" for k, v in mode.items())
+        pairs += [
+            (f"GELU({label})", nn.GELU(), rn.GELU(**mode)),
+            (
+                f"GELU('tanh'{', ' + label if label else ''})",
+                nn.GELU("tanh"),
+                rn.GELU("tanh", **mode),
+            ),
+            (f"SiLU({label})", nn.SiLU(), rn.SiLU(**mode)),
+        ]
     return pairs
 
 
