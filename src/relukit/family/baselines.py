@@ -26,6 +26,10 @@ def _sigmoid_derivative(m: Any, x: Any) -> Any:
     return w / ((1 + w) * (1 + w))
 
 
+def _sigmoid_from_output(m: Any, y: Any) -> Any:
+    return y * (1 - y)
+
+
 sigmoid = Activation(
     name="sigmoid",
     torch_module="Sigmoid",
@@ -35,6 +39,7 @@ sigmoid = Activation(
     latex=r"\sigma(x) = \frac{1}{1 + e^{-x}}",
     forward=_sigmoid,
     derivative=_sigmoid_derivative,
+    from_output=_sigmoid_from_output,
     limits=Limits(lambda p: (0.0, 1.0), lambda p: (0.0, 0.0)),
     output_range="(0, 1)",
     bounded=True,
@@ -63,6 +68,10 @@ def _tanh_derivative(m: Any, x: Any) -> Any:
     return 4 * w / ((1 + w) * (1 + w))
 
 
+def _tanh_from_output(m: Any, y: Any) -> Any:
+    return 1 - y * y
+
+
 tanh = Activation(
     name="tanh",
     torch_module="Tanh",
@@ -72,6 +81,7 @@ tanh = Activation(
     latex=r"\tanh(x)",
     forward=_tanh,
     derivative=_tanh_derivative,
+    from_output=_tanh_from_output,
     limits=Limits(lambda p: (-1.0, 1.0), lambda p: (0.0, 0.0)),
     output_range="(-1, 1)",
     bounded=True,

@@ -40,6 +40,16 @@ def _elu_derivative(m: Any, x: Any, alpha: float) -> Any:
     return m.where(x > 0, 1, m.exp(x) * alpha)
 
 
+def _elu_from_output(m: Any, y: Any, alpha: float) -> Any:
+    return m.where(y > 0, 1, y + alpha)  # y = alpha·(e^x − 1): alpha·e^x = y + alpha
+
+
+def _elu_output_check(p: Any) -> str | None:
+    if p["alpha"] >= 0:
+        return None
+    return f"alpha={p['alpha']} < 0 makes the output positive on both sides of 0"
+
+
 elu = Activation(
     name="elu",
     module="ELU",
@@ -50,6 +60,8 @@ elu = Activation(
     latex=r"\begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}",
     forward=_elu,
     derivative=_elu_derivative,
+    from_output=_elu_from_output,
+    from_output_check=_elu_output_check,
     parameters=(Parameter("alpha", 1.0, "value approached as x → -∞ is -alpha", real),),
     kinks=(Kink("x = 0", "alpha (the x ≤ 0 branch)", constant(0.0), lambda p: p["alpha"]),),
     limits=Limits(lambda p: (-p["alpha"], INF), lambda p: (0.0, 1.0)),
@@ -85,6 +97,10 @@ def _selu_derivative(m: Any, x: Any) -> Any:
     return m.where(x > 0, SELU_SCALE, m.exp(x) * SELU_PRODUCT)
 
 
+def _selu_from_output(m: Any, y: Any) -> Any:
+    return m.where(y > 0, SELU_SCALE, y + SELU_ALPHA * SELU_SCALE)
+
+
 selu = Activation(
     name="selu",
     module="SELU",
@@ -95,6 +111,7 @@ selu = Activation(
     latex=r"\lambda \begin{cases} x & x > 0 \\ \alpha (e^x - 1) & x \le 0 \end{cases}",
     forward=_selu,
     derivative=_selu_derivative,
+    from_output=_selu_from_output,
     kinks=(
         Kink(
             "x = 0",
@@ -142,6 +159,10 @@ def _celu_derivative(m: Any, x: Any, alpha: float) -> Any:
     return m.where(x > 0, 1, e + e * dq)
 
 
+def _celu_from_output(m: Any, y: Any, alpha: float) -> Any:
+    return m.where(y > 0, 1, y * (1 / alpha) + 1)
+
+
 celu = Activation(
     name="celu",
     module="CELU",
@@ -152,6 +173,7 @@ celu = Activation(
     latex=r"\begin{cases} x & x > 0 \\ \alpha (e^{x/\alpha} - 1) & x \le 0 \end{cases}",
     forward=_celu,
     derivative=_celu_derivative,
+    from_output=_celu_from_output,
     parameters=(
         Parameter(
             "alpha",

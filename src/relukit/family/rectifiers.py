@@ -592,6 +592,10 @@ def _squared_relu_derivative(m: Any, x: Any) -> Any:
     return 2 * m.where(x > 0, x, 0)
 
 
+def _squared_relu_from_output(m: Any, y: Any) -> Any:
+    return 2 * m.sqrt(y)
+
+
 squared_relu = Activation(
     name="squared_relu",
     module="SquaredReLU",
@@ -601,6 +605,7 @@ squared_relu = Activation(
     latex=r"\max(0, x)^2",
     forward=_squared_relu,
     derivative=_squared_relu_derivative,
+    from_output=_squared_relu_from_output,
     limits=Limits(lambda p: (0.0, INF), lambda p: (0.0, INF)),
     output_range="[0, ∞)",
     smooth=False,

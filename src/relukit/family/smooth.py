@@ -260,6 +260,21 @@ def _softplus_derivative(m: Any, x: Any, beta: float, threshold: float) -> Any:
     return m.where(z > threshold, 1, s + s * sigmoid(m, -z) * dz)
 
 
+def _softplus_from_output(m: Any, y: Any, beta: float, threshold: float) -> Any:
+    # e^{βy} = 1 + e^{βx}, so f' = e^{βx}/(1 + e^{βx}) = 1 − e^{−βy}
+    z = y * beta
+    return m.where(z > threshold, 1, -m.expm1(-z))
+
+
+def _softplus_output_check(p: Any) -> str | None:
+    if p["threshold"] >= 17:
+        return None
+    return (
+        f"threshold={p['threshold']} < 17: softplus jumps by log1p(exp(-threshold))/beta there, "
+        "so its output does not fix its derivative to float32 precision"
+    )
+
+
 softplus = Activation(
     name="softplus",
     module="Softplus",
@@ -270,6 +285,8 @@ softplus = Activation(
     latex=r"\tfrac{1}{\beta}\ln(1 + e^{\beta x})",
     forward=_softplus,
     derivative=_softplus_derivative,
+    from_output=_softplus_from_output,
+    from_output_check=_softplus_output_check,
     parameters=(
         Parameter("beta", 1.0, "sharpness (> 0)", positive),
         Parameter("threshold", 20.0, "beta·x above which the identity is used", real),

@@ -130,6 +130,11 @@ class Activation:
       they are also the peers ``relukit bench`` and ``benchmarks/nn_speed.py`` time);
     - ``mask_code``, ``mask_derivatives`` and ``derivative_pieces``: the mask path's codes
       and bits (:meth:`derivative_bits`).
+    - ``from_output`` ``(m, y, **params) -> f'``, for a member whose derivative is a function
+      of its output, and ``from_output_check`` ``(params) -> str | None`` where some parameters
+      break that: the ``backward="output"`` mode (:mod:`relukit.memory.output`). A member that
+      is not monotonic (one minimum: gelu, silu, mish) needs no formula: that mode keeps one
+      bit beside the output and inverts the member on its side of the minimum.
     """
 
     name: str
@@ -156,6 +161,8 @@ class Activation:
     derivative_pieces: Callable[[Params], int] | None = None
     mask_code: Formula | None = None
     mask_derivatives: Formula | None = None
+    from_output: Formula | None = None
+    from_output_check: Callable[[Params], str | None] | None = None
     example: str = ""
     torch_name: str | None = None
     summary: str = ""
