@@ -89,9 +89,12 @@ def test_symmetric_derivative_gives_symmetric_steps(name):
 
 def test_codes_and_levels():
     q = optimal_steps("gelu", 2)
-    x = np.array([-10.0, q.borders[0], q.borders[1] - 1e-9, 0.2, 10.0, np.nan])
-    assert q.codes(x).tolist() == [0, 1, 1, 2, 3, 3]
-    assert q(x).tolist() == [q.levels[c] for c in [0, 1, 1, 2, 3, 3]]
+    x = np.array([-10.0, q.borders[0], q.borders[0] + 1e-9, q.borders[1], 0.2, 10.0, np.nan])
+    assert q.codes(x).tolist() == [0, 0, 1, 1, 2, 3, 3]
+    assert q(x).tolist() == [q.levels[c] for c in [0, 0, 1, 1, 2, 3, 3]]
+    # a kink on a border: the x <= 0 branch, as the registry and PyTorch choose
+    selu = optimal_steps("selu", 3)
+    assert selu.borders[-1] == 0.0 and selu.codes(np.array([0.0])).tolist() == [6]
 
 
 def test_custom_weight_moves_the_borders():

@@ -245,7 +245,11 @@ def _columns(xp: Any, table: InverseTable, like: Any) -> tuple[Any, ...]:
 
 def invert(table: InverseTable, y: Any, below: Any) -> Any:
     """f' from ``y`` and the bit ``below`` by the table, in ``y``'s namespace and dtype."""
+    if array_api_compat.is_torch_array(y):
+        return _invert_torch(table, y, below)
     xp = array_api_compat.array_namespace(y)
+    shape = y.shape
+    y, below = xp.reshape(y, (-1,)), xp.reshape(below, (-1,))
     y_min = xp.asarray(table.y_min, dtype=y.dtype)
     scale = 1 / table.step
     with np.errstate(all="ignore"):
@@ -261,7 +265,27 @@ def invert(table: InverseTable, y: Any, below: Any) -> Any:
     for column in columns[-2::-1]:
         p = p * t + xp.take(column, index)
     d = xp.where(below, y * p, p)
-    return xp.where(xp.isnan(y), y, d)
+    return xp.reshape(xp.where(xp.isnan(y), y, d), shape)
+
+
+def _invert_torch(table: InverseTable, y: Any, below: Any) -> Any:
+    """:func:`invert` with PyTorch's operations, in place where it can (the same arithmetic)."""
+    import torch
+
+    flat, bit = y.reshape(-1), below.reshape(-1)
+    scale = 1 / table.step
+    z = torch.where(bit, torch.log(flat / table.y_min).neg_(), flat - table.y_min)
+    c = z.clamp_(min=0).sqrt_().mul_(scale)
+    c = torch.where(bit, c.clamp(max=table.left).add_(table.right + 1), c.clamp_(max=table.right))
+    c = c.nan_to_num_(nan=0.0)
+    index = c.to(torch.int64)  # c >= 0: truncation is floor
+    t = c.sub_(index)
+    columns = _columns(torch, table, flat)
+    p = columns[-1].take(index)
+    for column in columns[-2::-1]:
+        p = column.take(index).addcmul_(p, t)
+    d = torch.where(bit, p * flat, p)
+    return torch.where(flat.isnan(), flat, d).view(y.shape)
 
 
 def derivative_from_output(

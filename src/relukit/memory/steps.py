@@ -16,9 +16,10 @@ left out, 1e-15 of the Gaussian). Each cell's integrals of ``w``, ``w·f'`` and 
 from 5-point Gauss–Legendre quadrature, so a kink of ``f'`` at 0 (elu, celu) lies on a cell
 edge and costs no accuracy. ``f'`` is the registry's own derivative, evaluated in float64.
 
-The code of an element is the number of borders at or below it,
-``searchsorted(borders, x, side="right")``, so an input equal to a border takes the upper
-level. A NaN input has no place among the borders and gets the last level.
+The code of an element is the number of borders below it,
+``searchsorted(borders, x, side="left")`` (``torch.bucketize(x, borders)``), so an input equal
+to a border takes the lower level: at a kink on a border (elu, selu and celu at 0) that is the
+x ≤ 0 branch, the registry's and PyTorch's choice. A NaN input gets the last level.
 
 >>> import relukit
 >>> from relukit.memory.steps import optimal_steps
@@ -74,7 +75,7 @@ class StepDerivative:
 
     def codes(self, x: Any) -> np.ndarray:
         """The code (interval index) of each element of ``x``, as uint8."""
-        return np.searchsorted(np.asarray(self.borders), np.asarray(x), side="right").astype(
+        return np.searchsorted(np.asarray(self.borders), np.asarray(x), side="left").astype(
             np.uint8
         )
 
