@@ -56,3 +56,20 @@ def test_code_bits():
         8,
         0,
     ]
+
+
+@given(st.lists(st.integers(0, 7), max_size=60))
+def test_three_bit_codes_are_the_layouts_bit_stream(values):
+    # element i at bit 3i of the little-endian stream (byte 3i // 8, bit 3i % 8), straddling
+    codes = torch.tensor(values, dtype=torch.uint8)
+    packed = bits.pack_codes(codes, 3)
+    assert packed.numel() == bits.nbytes(len(values), 3)
+    stream = np.unpackbits(packed.numpy(), bitorder="little")
+    for i, value in enumerate(values):
+        assert sum(int(stream[3 * i + k]) << k for k in range(3)) == value
+    assert bits.unpack_codes(packed, len(values), 3).tolist() == values
+    # the Array-API packer gives the same bytes for NumPy
+    m = __import__("relukit.kernels.reference", fromlist=["Math"]).Math(np)
+    as_numpy = bits.pack(m, np.array(values, dtype=np.uint8), 3)
+    assert as_numpy.tolist() == packed.tolist()
+    assert bits.unpack(m, as_numpy, len(values), 3).tolist() == values

@@ -1,5 +1,6 @@
 """A converted model trains under DistributedDataParallel (gloo, two processes, loopback) to the
-parameters single-process training reaches on the same global batches."""
+parameters single-process training reaches on the same global batches (the smooth members in
+the memory modes: GELU keeping its output, SiLU 3 bits)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,15 @@ def model() -> nn.Module:
         nn.PReLU(32),
         nn.Linear(32, 32),
         nn.LeakyReLU(0.1),
+        nn.Linear(32, 32),
+        nn.GELU(),
+        nn.Linear(32, 32),
+        nn.SiLU(),
         nn.Linear(32, 3),
     )
-    return rn.convert(net).model
+    net = rn.convert(net, backward="output").model
+    net[9].backward = "bits"  # both memory modes of the smooth members
+    return net
 
 
 def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -73,6 +73,10 @@ def pack(m: Any, codes: Any, bits: int) -> Any:
     """The codes (any shape, C order) packed into a ``uint8`` mask, little-endian in each byte."""
     if type(codes).__module__.startswith("torch"):
         return pack_codes(codes, bits)
+    if 8 % bits:  # codes that straddle bytes (3 bits): the bit stream, least significant first
+        flat = np.asarray(codes, dtype=np.uint8).reshape(-1, 1)
+        stream = (flat >> np.arange(bits, dtype=np.uint8)) & 1
+        return m.asarray(np.packbits(stream.reshape(-1), bitorder="little"))
     per_byte = 8 // bits
     flat = m.reshape(m.astype(codes, m.uint8), (-1,))
     pad = (-flat.shape[0]) % per_byte
@@ -85,6 +89,10 @@ def pack(m: Any, codes: Any, bits: int) -> Any:
 
 def unpack(m: Any, mask: Any, n: int, bits: int) -> Any:
     """The first ``n`` codes of a mask, as a flat ``uint8`` array."""
+    if 8 % bits:
+        stream = np.unpackbits(np.asarray(mask), count=n * bits, bitorder="little")
+        weights = (1 << np.arange(bits)).astype(np.uint8)
+        return m.asarray((stream.reshape(n, bits) * weights).sum(axis=1, dtype=np.uint8))
     fields = m.bitwise_right_shift(mask[:, None], _shifts(m, bits, mask))
     fields = m.bitwise_and(fields, m.asarray((1 << bits) - 1, dtype=m.uint8))
     return m.reshape(fields, (-1,))[:n]
@@ -229,11 +237,16 @@ def code_bits(levels: int) -> int:
 
 
 def pack_codes(codes: Any, bits: int) -> Any:
-    """Integer codes (each ``< 2**bits``, any shape) of a tensor packed ``8/bits`` to a byte."""
+    """Integer codes (each ``< 2**bits``, any shape) of a tensor packed ``8/bits`` to a byte
+    (``bits`` of 3: eight codes to three bytes, the layout's bit stream, some straddling)."""
     import torch
 
     if bits == 1:
         return pack_bits(codes)
+    if 8 % bits:
+        flat = codes.reshape(-1, 1).to(torch.uint8)
+        stream = (flat >> torch.arange(bits, dtype=torch.uint8, device=flat.device)) & 1
+        return pack_bits(stream.view(torch.bool), scratch=True)
     flat = codes.reshape(-1).to(torch.uint8)
     if bits == 8:
         return flat.contiguous()
@@ -248,5 +261,11 @@ def unpack_codes(packed: Any, n: int, bits: int) -> Any:
     """The first ``n`` codes of ``packed`` as a 1-D uint8 tensor (the inverse of pack_codes)."""
     if bits == 8:
         return packed[:n]
+    if 8 % bits:
+        import torch
+
+        stream = unpack_bits_as(packed, n * bits, torch.uint8).view(n, bits)
+        weights = torch.tensor([1 << k for k in range(bits)], dtype=torch.uint8)
+        return (stream * weights.to(packed.device)).sum(1, dtype=torch.uint8)
     spread = (packed.unsqueeze(1) >> _tensor_shifts(bits, packed)) & ((1 << bits) - 1)
     return spread.view(-1)[:n]

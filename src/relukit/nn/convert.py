@@ -198,17 +198,29 @@ def _swap(
     return visit("", model), report
 
 
-def convert(model: nn.Module, members: Iterable[str] | None = None) -> Conversion:
+def convert(
+    model: nn.Module,
+    members: Iterable[str] | None = None,
+    *,
+    backward: str = "input",
+    bits: int = 3,
+) -> Conversion:
     """Replace the torch.nn activation modules of ``model`` by relukit's, in place.
 
     ``members`` limits the swap to these registry names (aliases accepted); None swaps every
-    member relukit has a module for. Returns ``(model, report)``; ``report`` lists what was
-    replaced, what was left (subclasses, members not chosen, values relukit refuses) and the
-    activations written as function calls, which no module swap can reach.
+    member relukit has a module for. ``backward`` (and ``bits``) choose what the smooth
+    members' backward keeps (:class:`relukit.nn.modules.Smooth`); the piecewise-linear members
+    keep their one-bit mask whatever it says. A choice that cannot work for one of the modules
+    to be swapped (``backward="output"`` for ``ELU(alpha=-1)``, an in-place module) raises
+    :class:`relukit.nn.Error` naming that module, before anything is swapped. Returns
+    ``(model, report)``; ``report`` lists what was replaced, what was left (subclasses,
+    members not chosen, values relukit refuses) and the activations written as function
+    calls, which no module swap can reach.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"relukit.nn.convert: model must be a torch.nn.Module, got {type(model)}")
     chosen = _members(members)
+    _check_backward(model, chosen, backward, bits)
 
     def choose(name: str, module: nn.Module) -> Builder | str | None:
         entry = TO_RELUKIT.get(type(module))
@@ -217,11 +229,46 @@ def convert(model: nn.Module, members: Iterable[str] | None = None) -> Conversio
         member, build = entry
         if chosen is not None and member not in chosen:
             return f"member {member!r} not in members"
+        if backward != "input" and issubclass(rm.MODULES[member], rm.Smooth):
+            return _with_backward(build, backward, bits)
         return build
 
     new_model, report = _swap(model, choose)
     report.functional_calls.extend(find_functional_activations(new_model))
     return Conversion(new_model, report)
+
+
+def _with_backward(build: Builder, backward: str, bits: int) -> Builder:
+    def with_backward(old: nn.Module) -> nn.Module:
+        new = build(old)
+        new.backward, new.bits = backward, bits
+        return new
+
+    return with_backward
+
+
+def _check_backward(model: nn.Module, chosen: set[str] | None, backward: str, bits: int) -> None:
+    """The Error of the first module the ``backward`` choice cannot work for, before any swap."""
+    from relukit.nn.functional import check_backward
+
+    check_backward("relukit.nn.convert", "gelu", {}, backward, bits, False)
+    if backward == "input":
+        return
+    for name, module in model.named_modules():
+        entry = TO_RELUKIT.get(type(module))
+        if entry is None or (chosen is not None and entry[0] not in chosen):
+            continue
+        member = entry[0]
+        if not issubclass(rm.MODULES[member], rm.Smooth):
+            continue
+        params = {
+            p.name: getattr(module, p.name)
+            for p in lookup(member).parameters
+            if hasattr(module, p.name)
+        }
+        where = f"relukit.nn.convert: {name or 'model'} ({type(module).__name__})"
+        inplace = bool(getattr(module, "inplace", False))
+        check_backward(where, member, params, backward, bits, inplace)
 
 
 def _torch_subclass(module: nn.Module) -> str | None:

@@ -12,7 +12,11 @@ for bit. What changes is what autograd keeps for the backward pass:
 - rrelu (training): the mask plus one slope per non-positive input;
 - crelu: 2 bits per input; maxout: log2(pieces) bits per output instead of an int64 index;
 - elu, selu, celu, gelu, silu, mish, softplus, squared_relu, sigmoid, tanh: PyTorch's own
-  operations, which already keep one tensor and give exact gradients.
+  operations, which already keep one tensor and give exact gradients. The smooth members take
+  a keyword ``backward`` choosing what their backward keeps instead (:func:`check_backward`):
+  ``"input"`` (the default: PyTorch's, bit for bit), ``"output"`` (the output, which the next
+  layer keeps anyway, plus one bit for gelu, silu and mish; :mod:`relukit.nn.from_output`) or
+  ``"bits"`` with ``bits=1..4`` (Few-Bit's optimal step derivative; :mod:`relukit.nn.stepped`).
 
 Small tensors: below :func:`native_below` elements (a setting; the default, 2^17, is where the
 one-bit path's fixed cost stops mattering, measured in ``benchmarks/RESULTS.md``), the members
@@ -52,11 +56,15 @@ from torch import Tensor
 
 from relukit.family import ParameterError, lookup
 from relukit.family.spec import integer
+from relukit.memory import output as memory_output
+from relukit.memory.steps import BITS
 from relukit.nn import crelu as crelu_op
+from relukit.nn import from_output as output_op
 from relukit.nn import masked as masked_op
 from relukit.nn import maxout as maxout_op
 from relukit.nn import prelu as prelu_op
 from relukit.nn import rrelu as rrelu_op
+from relukit.nn import stepped as stepped_op
 from relukit.nn.kernel import entry
 
 
@@ -176,6 +184,66 @@ def masked_member(input: Tensor, member: str, params: dict[str, Any]) -> Tensor:
     """Any member of the registry with a mask (``mask_code``), by name, with its parameters:
     the forward of the modules made from the registry (:func:`relukit.nn.modules.made_module`)."""
     return _masked(input, member, params, False, None)
+
+
+BACKWARDS = ("input", "output", "bits")
+
+
+def check_backward(
+    where: str, member: str, params: dict[str, Any], backward: Any, bits: Any, inplace: bool
+) -> None:
+    """:class:`Error` naming ``where``, the mode and the member unless ``backward`` (one of
+    :data:`BACKWARDS`) with ``bits`` works for ``member`` with ``params``."""
+    if backward == "input" and (bits in BITS and not isinstance(bits, bool)):
+        return
+    if not isinstance(backward, str) or backward not in BACKWARDS:
+        raise Error(f"{where}: backward={backward!r} is not one of 'input', 'output', 'bits'")
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in BITS:
+        raise Error(f"{where}: bits={bits!r} for {member}: bits must be an integer in 1-4")
+    spec = lookup(member)
+    if backward == "input":
+        return
+    mode = f"backward={backward!r}" + (f" with bits={bits}" if backward == "bits" else "")
+    if spec.piecewise_linear:
+        raise Error(
+            f"{where}: {mode} for {member}: {member} is piecewise linear and already keeps one "
+            "bit per element; the memory modes are for the smooth members"
+        )
+    if inplace:
+        raise Error(
+            f"{where}: {mode} for {member}: inplace=True keeps PyTorch's in-place backward; "
+            "use inplace=False"
+        )
+    if backward == "output":
+        problem = memory_output.refusal(spec, spec.bind(params))
+        if problem is not None:
+            raise Error(f"{where}: {mode} for {member}: {problem}")
+
+
+@torch.compiler.assume_constant_result
+def _memory_key(member: str, items: tuple[tuple[str, Any], ...]) -> str:
+    """The parameters as the memory modes' operators carry them (a constant to torch.compile)."""
+    return output_op.key(member, dict(items))
+
+
+def _smooth(
+    input: Tensor,
+    member: str,
+    params: dict[str, Any],
+    backward: str,
+    bits: int,
+    native: Callable[[], Tensor],
+    inplace: bool = False,
+) -> Tensor:
+    """A smooth member: PyTorch's own operation, or the memory mode ``backward`` chose."""
+    if _checking():
+        check_backward(f"relukit.nn.functional.{member}", member, params, backward, bits, inplace)
+    if backward == "input" or not needs_grad(input):
+        return native()
+    key = _memory_key(member, tuple(params.items()))
+    if backward == "output":
+        return output_op.forward(input, member, key)[0]
+    return stepped_op.forward(input, member, key, bits)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,17 +487,25 @@ def maxout(input: Tensor, pieces: int = 2, dim: int = -1) -> Tensor:
 # the members PyTorch already saves one tensor for
 
 
-def squared_relu(input: Tensor) -> Tensor:
+def squared_relu(input: Tensor, *, backward: str = "input", bits: int = 3) -> Tensor:
     """max(0, x)²: PyTorch's relu then square (one saved tensor, relu(x), shared by both).
 
     Example:
         >>> squared_relu(torch.tensor([-2.0, 3.0])).tolist()
         [0.0, 9.0]
     """
-    return torch.square(torch.relu(input))
+    native = lambda: torch.square(torch.relu(input))  # noqa: E731
+    return _smooth(input, "squared_relu", {}, backward, bits, native)
 
 
-def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+def elu(
+    input: Tensor,
+    alpha: float = 1.0,
+    inplace: bool = False,
+    *,
+    backward: str = "input",
+    bits: int = 3,
+) -> Tensor:
     """x if x > 0 else alpha·(exp(x) − 1): ``torch.nn.functional.elu`` (saves x, or y in place).
 
     Example:
@@ -438,7 +514,8 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """
     if _checking():
         check("relukit.nn.functional.elu", "elu", alpha=alpha)
-    return F.elu(input, alpha, inplace)
+    native = lambda: F.elu(input, alpha, inplace)  # noqa: E731
+    return _smooth(input, "elu", {"alpha": alpha}, backward, bits, native, inplace)
 
 
 def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
@@ -446,14 +523,17 @@ def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return elu(input, alpha, inplace=True)
 
 
-def selu(input: Tensor, inplace: bool = False) -> Tensor:
+def selu(
+    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
+) -> Tensor:
     """scale·elu(x, alpha) with the self-normalising constants: ``torch.nn.functional.selu``.
 
     Example:
         >>> round(selu(torch.tensor([1.0])).item(), 6)
         1.050701
     """
-    return F.selu(input, inplace)
+    native = lambda: F.selu(input, inplace)  # noqa: E731
+    return _smooth(input, "selu", {}, backward, bits, native, inplace)
 
 
 def selu_(input: Tensor) -> Tensor:
@@ -461,7 +541,14 @@ def selu_(input: Tensor) -> Tensor:
     return selu(input, inplace=True)
 
 
-def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+def celu(
+    input: Tensor,
+    alpha: float = 1.0,
+    inplace: bool = False,
+    *,
+    backward: str = "input",
+    bits: int = 3,
+) -> Tensor:
     """x if x > 0 else alpha·(exp(x/alpha) − 1): ``torch.nn.functional.celu``.
 
     Example:
@@ -470,7 +557,8 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """
     if _checking():
         check("relukit.nn.functional.celu", "celu", alpha=alpha)
-    return F.celu(input, alpha, inplace)
+    native = lambda: F.celu(input, alpha, inplace)  # noqa: E731
+    return _smooth(input, "celu", {"alpha": alpha}, backward, bits, native, inplace)
 
 
 def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
@@ -478,7 +566,9 @@ def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return celu(input, alpha, inplace=True)
 
 
-def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+def gelu(
+    input: Tensor, approximate: str = "none", *, backward: str = "input", bits: int = 3
+) -> Tensor:
     """x·Φ(x) (or its tanh approximation): ``torch.nn.functional.gelu``.
 
     Example:
@@ -487,30 +577,44 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """
     if _checking():
         check("relukit.nn.functional.gelu", "gelu", approximate=approximate)
-    return F.gelu(input, approximate=approximate)
+    native = lambda: F.gelu(input, approximate=approximate)  # noqa: E731
+    return _smooth(input, "gelu", {"approximate": approximate}, backward, bits, native)
 
 
-def silu(input: Tensor, inplace: bool = False) -> Tensor:
+def silu(
+    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
+) -> Tensor:
     """x·σ(x): ``torch.nn.functional.silu``.
 
     Example:
         >>> round(silu(torch.tensor([1.0])).item(), 6)
         0.731059
     """
-    return F.silu(input, inplace)
+    native = lambda: F.silu(input, inplace)  # noqa: E731
+    return _smooth(input, "silu", {}, backward, bits, native, inplace)
 
 
-def mish(input: Tensor, inplace: bool = False) -> Tensor:
+def mish(
+    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
+) -> Tensor:
     """x·tanh(softplus(x)): ``torch.nn.functional.mish``.
 
     Example:
         >>> round(mish(torch.tensor([1.0])).item(), 6)
         0.865098
     """
-    return F.mish(input, inplace)
+    native = lambda: F.mish(input, inplace)  # noqa: E731
+    return _smooth(input, "mish", {}, backward, bits, native, inplace)
 
 
-def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+def softplus(
+    input: Tensor,
+    beta: float = 1.0,
+    threshold: float = 20.0,
+    *,
+    backward: str = "input",
+    bits: int = 3,
+) -> Tensor:
     """log(1 + exp(beta·x))/beta, x where beta·x > threshold: ``torch.nn.functional.softplus``.
 
     Example:
@@ -519,7 +623,9 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     """
     if _checking():
         check("relukit.nn.functional.softplus", "softplus", beta=beta, threshold=threshold)
-    return F.softplus(input, beta, threshold)
+    native = lambda: F.softplus(input, beta, threshold)  # noqa: E731
+    params = {"beta": beta, "threshold": threshold}
+    return _smooth(input, "softplus", params, backward, bits, native)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -543,9 +649,11 @@ def tanh(input: Tensor) -> Tensor:
 
 
 __all__ = [
+    "BACKWARDS",
     "Error",
     "celu",
     "celu_",
+    "check_backward",
     "crelu",
     "elu",
     "elu_",

@@ -201,10 +201,41 @@ class PReLU(Module, nn.PReLU):
 
 
 # ---------------------------------------------------------------------------------------------
-# PyTorch's modules, with relukit's name and checks
+# PyTorch's modules, with relukit's name and checks, and the choice of what the backward keeps
 
 
-class ELU(Module, nn.ELU):
+class Smooth(Module):
+    """The keyword-only ``backward`` and ``bits`` of the smooth members' modules.
+
+    ``backward="input"`` (default) is PyTorch's backward, bit for bit; ``"output"`` keeps the
+    output (shared with the next layer) and one bit for gelu, silu and mish; ``"bits"`` keeps
+    ``bits`` (1-4, default 3) bits per element for Few-Bit's step derivative. See
+    :func:`relukit.nn.functional.check_backward` and ``docs/pytorch.md``. Neither is in the
+    state dict, so state dicts load across modes and from torch.nn.
+    """
+
+    backward: str = "input"
+    bits: int = 3
+
+    def _set_backward(self, backward: str, bits: int, params: dict[str, Any]) -> None:
+        inplace = bool(getattr(self, "inplace", False))
+        where = f"relukit.nn.{type(self).__name__}"
+        rf.check_backward(where, self.relukit_member, params, backward, bits, inplace)
+        self.backward, self.bits = backward, bits
+
+    def _memory_repr(self, base: str) -> str:
+        if self.backward == "input":
+            return base
+        extra = f"backward={self.backward!r}" + (
+            f", bits={self.bits}" if self.backward == "bits" else ""
+        )
+        return f"{base}, {extra}" if base else extra
+
+    def extra_repr(self) -> str:
+        return self._memory_repr(super().extra_repr())
+
+
+class ELU(Smooth, nn.ELU):
     """x if x > 0 else alpha·(exp(x) − 1): PyTorch's forward and backward (one saved tensor).
 
     Example:
@@ -214,12 +245,18 @@ class ELU(Module, nn.ELU):
 
     relukit_member = "elu"
 
-    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+    def __init__(
+        self, alpha: float = 1.0, inplace: bool = False, *, backward: str = "input", bits: int = 3
+    ) -> None:
         _check(type(self), "elu", alpha=alpha)
         super().__init__(alpha, inplace)
+        self._set_backward(backward, bits, {"alpha": alpha})
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.elu(input, self.alpha, self.inplace, backward=self.backward, bits=self.bits)
 
 
-class SELU(Module, nn.SELU):
+class SELU(Smooth, nn.SELU):
     """Scaled ELU: PyTorch's forward and backward.
 
     Example:
@@ -229,8 +266,15 @@ class SELU(Module, nn.SELU):
 
     relukit_member = "selu"
 
+    def __init__(self, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> None:
+        super().__init__(inplace)
+        self._set_backward(backward, bits, {})
 
-class CELU(Module, nn.CELU):
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.selu(input, self.inplace, backward=self.backward, bits=self.bits)
+
+
+class CELU(Smooth, nn.CELU):
     """x if x > 0 else alpha·(exp(x/alpha) − 1), alpha > 0: PyTorch's forward and backward.
 
     Example:
@@ -240,12 +284,18 @@ class CELU(Module, nn.CELU):
 
     relukit_member = "celu"
 
-    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+    def __init__(
+        self, alpha: float = 1.0, inplace: bool = False, *, backward: str = "input", bits: int = 3
+    ) -> None:
         _check(type(self), "celu", alpha=alpha)
         super().__init__(alpha, inplace)
+        self._set_backward(backward, bits, {"alpha": alpha})
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.celu(input, self.alpha, self.inplace, backward=self.backward, bits=self.bits)
 
 
-class GELU(Module, nn.GELU):
+class GELU(Smooth, nn.GELU):
     """x·Φ(x), or its tanh approximation: PyTorch's forward and backward.
 
     Example:
@@ -255,12 +305,18 @@ class GELU(Module, nn.GELU):
 
     relukit_member = "gelu"
 
-    def __init__(self, approximate: str = "none") -> None:
+    def __init__(
+        self, approximate: str = "none", *, backward: str = "input", bits: int = 3
+    ) -> None:
         _check(type(self), "gelu", approximate=approximate)
         super().__init__(approximate)
+        self._set_backward(backward, bits, {"approximate": approximate})
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.gelu(input, self.approximate, backward=self.backward, bits=self.bits)
 
 
-class SiLU(Module, nn.SiLU):
+class SiLU(Smooth, nn.SiLU):
     """x·σ(x): PyTorch's forward and backward.
 
     Example:
@@ -270,8 +326,15 @@ class SiLU(Module, nn.SiLU):
 
     relukit_member = "silu"
 
+    def __init__(self, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> None:
+        super().__init__(inplace)
+        self._set_backward(backward, bits, {})
 
-class Mish(Module, nn.Mish):
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.silu(input, self.inplace, backward=self.backward, bits=self.bits)
+
+
+class Mish(Smooth, nn.Mish):
     """x·tanh(softplus(x)): PyTorch's forward and backward.
 
     Example:
@@ -281,8 +344,15 @@ class Mish(Module, nn.Mish):
 
     relukit_member = "mish"
 
+    def __init__(self, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> None:
+        super().__init__(inplace)
+        self._set_backward(backward, bits, {})
 
-class Softplus(Module, nn.Softplus):
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.mish(input, self.inplace, backward=self.backward, bits=self.bits)
+
+
+class Softplus(Smooth, nn.Softplus):
     """log(1 + exp(beta·x))/beta (x above threshold/beta): PyTorch's forward and backward.
 
     Example:
@@ -292,9 +362,22 @@ class Softplus(Module, nn.Softplus):
 
     relukit_member = "softplus"
 
-    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+    def __init__(
+        self,
+        beta: float = 1.0,
+        threshold: float = 20.0,
+        *,
+        backward: str = "input",
+        bits: int = 3,
+    ) -> None:
         _check(type(self), "softplus", beta=beta, threshold=threshold)
         super().__init__(beta, threshold)
+        self._set_backward(backward, bits, {"beta": beta, "threshold": threshold})
+
+    def forward(self, input: Tensor) -> Tensor:
+        return rf.softplus(
+            input, self.beta, self.threshold, backward=self.backward, bits=self.bits
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +436,7 @@ class Maxout(Module):
         return f"pieces={self.pieces}, dim={self.dim}"
 
 
-class SquaredReLU(Module):
+class SquaredReLU(Smooth):
     """max(0, x)² (Primer): PyTorch's relu and square, one saved tensor.
 
     Example:
@@ -363,8 +446,12 @@ class SquaredReLU(Module):
 
     relukit_member = "squared_relu"
 
+    def __init__(self, *, backward: str = "input", bits: int = 3) -> None:
+        super().__init__()
+        self._set_backward(backward, bits, {})
+
     def forward(self, input: Tensor) -> Tensor:
-        return rf.squared_relu(input)
+        return rf.squared_relu(input, backward=self.backward, bits=self.bits)
 
 
 class GeneralReLU(Module):
