@@ -21,7 +21,13 @@ PReLU and with RReLU (training: its drawn slopes are saved), (b) CNN ``Conv → 
 → MaxPool`` (twice, then Linear), and with ``ReLU(inplace=True)``, (c) MLP ``Linear → ReLU →
 Linear``, (d) (a) with GELU and with SiLU.
 
-    python benchmarks/nn_memory.py [--repeats 5] [--steps 3] [--no-rss]
+The memory modes of the smooth members (``--memory-modes``, issue 12): GELU, SiLU and Mish with
+``backward="output"`` and ``backward="bits"`` (3 bits; 1, 2 and 4 for the saved bytes) against
+torch.nn, in (e) ``Linear(512→2048) → member → Linear(2048→512)``, batch 2048, where the next
+Linear keeps the member's output anyway, and (f) ``Linear → member → Dropout → Linear``, where
+it does not.
+
+    python benchmarks/nn_memory.py [--repeats 5] [--steps 3] [--no-rss] [--memory-modes]
 """
 
 from __future__ import annotations
@@ -119,6 +125,68 @@ def patterns(n: int, d: int, hidden: int, images_n: int) -> list[Pattern]:
         Pattern("d-gelu", "(d) FFN with GELU", lambda: ffn(d, hidden, nn.GELU), tokens(n, d)),
         Pattern("d-silu", "(d) FFN with SiLU", lambda: ffn(d, hidden, nn.SiLU), tokens(n, d)),
     ]
+
+
+MEMORY_MEMBERS = (("GELU", nn.GELU), ("SiLU", nn.SiLU), ("Mish", nn.Mish))
+MEMORY_MODES = (("output", 3), ("bits", 3), ("bits", 1), ("bits", 2), ("bits", 4))
+
+
+def memory_patterns(n: int, d: int, hidden: int) -> list[Pattern]:
+    found = []
+    for name, act in MEMORY_MEMBERS:
+        found.append(
+            Pattern(
+                f"e-{name}",
+                f"(e) Linear→{name}→Linear, {n}×{d}, hidden {hidden}",
+                lambda act=act: nn.Sequential(nn.Linear(d, hidden), act(), nn.Linear(hidden, d)),
+                tokens(n, d),
+            )
+        )
+        found.append(
+            Pattern(
+                f"f-{name}",
+                f"(f) Linear→{name}→Dropout→Linear",
+                lambda act=act: ffn(d, hidden, act),
+                tokens(n, d),
+            )
+        )
+    return found
+
+
+def memory_modes(args: argparse.Namespace) -> None:
+    """The table of the smooth members' memory modes against torch.nn, side by side."""
+    print(
+        "\n| pattern | mode | activation saved, MiB (torch → relukit) | total saved, MiB "
+        "(torch → relukit) | total drop, MiB | CPU ms/step (torch → relukit) | CPU ratio | "
+        "wall ms/step (torch → relukit) | wall ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for pattern in memory_patterns(args.tokens, args.d, args.hidden):
+        for backward, bits in MEMORY_MODES:
+            torch.manual_seed(0)
+            theirs = pattern.build()
+            ours = rn.convert(copy.deepcopy(theirs), backward=backward, bits=bits).model
+            x, y = pattern.batch(torch.Generator().manual_seed(0))
+            torch.manual_seed(1)
+            s0 = saved_bytes(theirs, x, y)
+            torch.manual_seed(1)
+            s1 = saved_bytes(ours, x, y)
+            mode = backward if backward == "output" else f"bits={bits}"
+            times = ""
+            if bits == 3:  # time the default of each mode only
+                (w0, c0), (w1, c1) = step_time([theirs, ours], x, y, args.repeats, args.steps)
+                times = (
+                    f"{c0 * 1e3:.1f} → {c1 * 1e3:.1f} | {c1 / c0:.3f} | "
+                    f"{w0 * 1e3:.1f} → {w1 * 1e3:.1f} | {w1 / w0:.3f} |"
+                )
+            else:
+                times = "| | | |"
+            print(
+                f"| {pattern.title} | {mode} | {mib(s0['activation'])} → "
+                f"{mib(s1['activation'])} | {mib(s0['total'])} → {mib(s1['total'])} | "
+                f"{mib(s0['total'] - s1['total'])} | {times}",
+                flush=True,
+            )
 
 
 def loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -253,6 +321,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-rss", action="store_true")
     parser.add_argument("--rss-child", nargs=2, metavar=("PATTERN", "WHICH"))
+    parser.add_argument(
+        "--memory-modes", action="store_true", help="only the smooth members' memory modes"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.rss_child:
@@ -260,6 +331,10 @@ def main() -> None:
         return
 
     print(f"Machine: {machine()}\n")
+    if args.memory_modes:
+        memory_modes(args)
+        print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+        return
     print(
         "| pattern | activation saved, MiB (torch → relukit) | ratio | only there, MiB | "
         "total saved, MiB (torch → relukit) | total drop, MiB | CPU ms/step "

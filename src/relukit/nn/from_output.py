@@ -39,6 +39,7 @@ from torch.autograd.function import once_differentiable
 from relukit.family import Activation, lookup
 from relukit.kernels.mask import nbytes, pack_bits, unpack_bits
 from relukit.memory import output as memory_output
+from relukit.nn.kernel import KERNEL_DTYPES, kernels_available
 from relukit.nn.library import compiling, operator
 
 
@@ -94,14 +95,33 @@ def _(x: Tensor, member: str, params: str) -> tuple[Tensor, Tensor]:
     return torch.empty_like(x), x.new_empty(n, dtype=torch.uint8)
 
 
+def compiled(*tensors: Tensor) -> bool:
+    """Do relukit's compiled CPU kernels take these tensors (CPU, contiguous, float32/64)?"""
+    first = tensors[0]
+    return (
+        first.device.type == "cpu"
+        and first.dtype in KERNEL_DTYPES
+        and all(t.dtype == first.dtype and t.is_contiguous() for t in tensors)
+        and kernels_available()
+    )
+
+
 def from_output_backward_impl(
     grad: Tensor, y: Tensor, mask: Tensor, member: str, params: str
 ) -> Tensor:
     """``grad·f'(x)`` with f' recovered from the output ``y`` and the bits."""
     spec, bound = member_of(member, params)
-    below = None
-    if _minimum(member, params) is not None:
-        below = unpack_bits(mask, y.numel()).view(y.shape)
+    if _minimum(member, params) is None:
+        return grad * memory_output.derivative_from_output(spec, bound, y)
+    if compiled(grad, y):
+        from relukit.kernels import memory as kernels
+
+        table = memory_output.inverse_table(spec, bound, wide=y.dtype == torch.float64)
+        out = kernels.inverse_backward(
+            table, y.detach().numpy().reshape(-1), mask.numpy(), grad.numpy().reshape(-1)
+        )
+        return torch.from_numpy(out).view(grad.shape)
+    below = unpack_bits(mask, y.numel()).view(y.shape)
     return grad * memory_output.derivative_from_output(spec, bound, y, below)
 
 

@@ -31,7 +31,7 @@ from torch.autograd.function import once_differentiable
 
 from relukit.kernels.mask import nbytes, pack_codes, unpack_codes
 from relukit.memory import steps as memory_steps
-from relukit.nn.from_output import member_of, torch_forward
+from relukit.nn.from_output import compiled, member_of, torch_forward
 from relukit.nn.library import compiling, operator
 
 _TENSORS: dict[tuple[str, str, int, torch.dtype, str], tuple[Tensor, Tensor]] = {}
@@ -66,6 +66,11 @@ def stepped_impl(x: Tensor, member: str, params: str, bits: int) -> tuple[Tensor
     """The forward and the packed codes of ``x`` among the borders."""
     spec, bound = member_of(member, params)
     borders, _levels = tables(member, params, bits, x.dtype, x.device)
+    if compiled(x):
+        from relukit.kernels import memory as kernels
+
+        packed = kernels.step_codes(x.detach().numpy().reshape(-1), borders.numpy(), bits)
+        return torch_forward(spec, bound, x), torch.from_numpy(packed)
     codes = torch.bucketize(x.to(borders.dtype), borders, out_int32=True)
     return torch_forward(spec, bound, x), pack_codes(codes, bits)
 
@@ -83,6 +88,11 @@ def stepped_backward_impl(
 ) -> Tensor:
     """``grad·q(x)``: the level of each element's code."""
     _borders, levels = tables(member, params, bits, grad.dtype, grad.device)
+    if compiled(grad):
+        from relukit.kernels import memory as kernels
+
+        out = kernels.step_backward(grad.numpy().reshape(-1), mask.numpy(), levels.numpy(), bits)
+        return torch.from_numpy(out).view(grad.shape)
     codes = unpack_codes(mask, grad.numel(), bits)
     return grad * levels.take(codes.to(torch.int64)).view(grad.shape)
 

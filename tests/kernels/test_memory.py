@@ -1,0 +1,62 @@
+"""The compiled kernels of the memory modes against their PyTorch-operation versions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import relukit
+from relukit import threads
+from relukit.kernels import mask as packer
+from relukit.kernels import memory as kernels
+from relukit.memory.output import branch_bit, inverse_table, invert
+from relukit.memory.steps import steps_for
+
+
+def _inputs(n: int, dtype: np.dtype) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 3).astype(dtype)
+    x[: min(n, 6)] = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 40.0])[: min(n, 6)]
+    return x
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "mish"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 8, 1001, 70_001])
+def test_inverse_backward_is_the_tensor_inverse(name, dtype, n):
+    spec = relukit.get(name).spec
+    x = _inputs(n, dtype)
+    y = np.asarray(relukit.get(name)(x.astype(np.float64))).astype(dtype)
+    bit = branch_bit(spec, {}, torch.from_numpy(x))
+    g = np.random.default_rng(1).standard_normal(n).astype(dtype)
+    table = inverse_table(spec, {}, wide=dtype == np.float64)
+    got = kernels.inverse_backward(table, y, packer.pack_bits(bit).numpy(), g)
+    expected = (torch.from_numpy(g) * invert(table, torch.from_numpy(y), bit)).numpy()
+    # the kernel rounds its intermediate values differently (its logarithm in float64): near
+    # the minimum, where f' is ill-conditioned in y, float32 results move by ~1e-7 absolute
+    atol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=atol)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 5, 8, 63, 64, 65, 1000, 70_003])
+def test_step_codes_and_backward_are_bucketize_and_the_packer(bits, dtype, n):
+    q = steps_for("silu", bits)
+    x = _inputs(n, dtype)
+    borders = np.asarray(q.borders, dtype=dtype)
+    codes = torch.bucketize(torch.from_numpy(x), torch.from_numpy(borders))
+    packed = kernels.step_codes(x, borders, bits)
+    assert packed.tolist() == packer.pack_codes(codes, bits).tolist()
+    levels = np.asarray(q.levels, dtype=dtype)
+    g = np.random.default_rng(2).standard_normal(n).astype(dtype)
+    got = kernels.step_backward(g, packed, levels, bits)
+    np.testing.assert_array_equal(got, g * levels[codes.numpy()])
+
+
+def test_chunks_split_on_byte_boundaries():
+    with threads.limit(2):
+        parts = kernels._chunks(1_000_003)
+    assert parts[0][0] == 0 and parts[-1][1] == 1_000_003
+    assert all(a % 8 == 0 for a, _ in parts)
