@@ -36,7 +36,7 @@ def main() -> None:
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "0")
     import triton.language as tl
 
-    from relukit.kernels.gpu import piecewise, prelu, steps
+    from relukit.kernels.gpu import output, piecewise, prelu, steps
 
     dtypes = {"fp32": tl.float32, "bf16": tl.float32, "fp16": tl.float32, "fp64": tl.float64}
     count = 0
@@ -82,6 +82,12 @@ def main() -> None:
             backward |= {"n": "i32", "nbytes": "i32"}
             build(steps._backward, backward, flags)
             count += 2
+        inverse = {"y_ptr": t, "bits_ptr": "*u8", "g_ptr": t, "table_ptr": f"*{dt}"}
+        inverse |= {"scalars_ptr": "*fp64", "dx_ptr": t, "n": "i32"}
+        inverse["table_ptr"] = "*fp64" if dt == "fp64" else "*fp32"
+        flags = {"RIGHT": 120, "LEFT": 300, "DEGREE": 7 if dt == "fp64" else 3}
+        build(output._from_output, inverse, flags | {"WIDE": wide, "ROWS": output.ROWS})
+        count += 1
         print(f"{dt}: compiled", flush=True)
     build(prelu._count_zeros, {"mask_ptr": "*u8", "counts_ptr": "*i64", "n": "i32"}, {"ROWS": 256})
     memory = sorted(set(re.findall(r"(?:ld|st)\.global[.\w]*", ptx)))

@@ -7,7 +7,9 @@ What is here, one module per op kind (Liger-Kernel's habit):
 - :mod:`relukit.kernels.gpu.prelu`: PReLU's forward with its mask and the non-positive inputs,
   its backward (input and weight gradients), and RReLU's backward from mask and saved slopes;
 - :mod:`relukit.kernels.gpu.steps`: few-bit codes (an input's interval among a step
-  derivative's borders) and the backward from them.
+  derivative's borders) and the backward from them;
+- :mod:`relukit.kernels.gpu.output`: the output-mode backward of gelu, silu and mish (f' from
+  the output and one branch bit, by :mod:`relukit.memory.output`'s table).
 
 Every kernel writes and reads masks in the one layout :mod:`relukit.kernels.mask` documents
 (C order, ``bits`` per element, little-endian in each byte, zero padding), so a mask made on
