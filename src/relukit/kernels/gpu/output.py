@@ -5,8 +5,9 @@ The arithmetic is :func:`relukit.memory.output.invert`'s, per element, in one pa
 the member's minimum ``(x*, y*)`` the variable ``v = √(y − y*)``, left of it
 ``q = √(−log(y/y*))`` (where the table holds ``f'/y``), both divided by the table's step; the
 integer part picks a segment of the table, the fraction ``t`` evaluates its polynomial by
-Horner's rule; NaN outputs give NaN. Then ``dx = g·f'`` in float32 for 16-bit and float32
-tensors (float64 for float64), rounded once.
+Horner's rule; NaN outputs give NaN. ``f'`` is rounded to the tensors' dtype, then
+``dx = g·f'`` is formed in float32 for 16-bit and float32 tensors (float64 for float64) and
+rounded: the PyTorch-op path's ``grad * derivative``.
 
 The branch bits are packed one per element (the packer's layout, C order). The result agrees
 with the PyTorch-op path of :mod:`relukit.memory.output` to float rounding, not bit for bit:
@@ -69,6 +70,7 @@ def _from_output(
         p = tl.load(row + k, mask=valid, other=0) + p * t
     d = tl.where(below, p * y, p)
     d = tl.where(y != y, y, d)
+    d = narrow(d, dx_ptr.dtype.element_ty).to(WIDE)  # f' in the tensors' dtype, as the op has it
     tl.store(dx_ptr + offsets, narrow(g * d, dx_ptr.dtype.element_ty), mask=valid)
 
 
