@@ -39,7 +39,7 @@ from torch.autograd.function import once_differentiable
 from relukit.family import Activation, lookup
 from relukit.kernels.mask import nbytes, pack_bits, unpack_bits
 from relukit.memory import output as memory_output
-from relukit.nn.kernel import KERNEL_DTYPES, kernels_available
+from relukit.nn.kernel import KERNEL_DTYPES, kernels_available, triton
 from relukit.nn.library import compiling, operator
 
 
@@ -113,6 +113,11 @@ def from_output_backward_impl(
     spec, bound = member_of(member, params)
     if _minimum(member, params) is None:
         return grad * memory_output.derivative_from_output(spec, bound, y)
+    if triton(grad) and y.dtype == grad.dtype and y.shape == grad.shape:
+        from relukit.kernels.gpu import output as kernels
+
+        table = memory_output.inverse_table(spec, bound, wide=y.dtype == torch.float64)
+        return kernels.backward(table, y, mask, grad)
     if compiled(grad, y):
         from relukit.kernels import memory as kernels
 

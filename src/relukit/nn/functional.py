@@ -523,9 +523,7 @@ def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return elu(input, alpha, inplace=True)
 
 
-def selu(
-    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
-) -> Tensor:
+def selu(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
     """scale·elu(x, alpha) with the self-normalising constants: ``torch.nn.functional.selu``.
 
     Example:
@@ -581,9 +579,7 @@ def gelu(
     return _smooth(input, "gelu", {"approximate": approximate}, backward, bits, native)
 
 
-def silu(
-    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
-) -> Tensor:
+def silu(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
     """x·σ(x): ``torch.nn.functional.silu``.
 
     Example:
@@ -594,9 +590,7 @@ def silu(
     return _smooth(input, "silu", {}, backward, bits, native, inplace)
 
 
-def mish(
-    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
-) -> Tensor:
+def mish(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
     """x·tanh(softplus(x)): ``torch.nn.functional.mish``.
 
     Example:

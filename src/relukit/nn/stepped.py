@@ -32,6 +32,7 @@ from torch.autograd.function import once_differentiable
 from relukit.kernels.mask import nbytes, pack_codes, unpack_codes
 from relukit.memory import steps as memory_steps
 from relukit.nn.from_output import compiled, member_of, torch_forward
+from relukit.nn.kernel import triton
 from relukit.nn.library import compiling, operator
 
 _TENSORS: dict[tuple[str, str, int, torch.dtype, str], tuple[Tensor, Tensor]] = {}
@@ -58,6 +59,11 @@ def tables(
     return found
 
 
+def _steps(member: str, params: str, bits: int) -> memory_steps.StepDerivative:
+    spec, bound = member_of(member, params)
+    return memory_steps.steps_for(spec, bits, bound)
+
+
 # ---------------------------------------------------------------------------------------------
 # operators
 
@@ -65,6 +71,11 @@ def tables(
 def stepped_impl(x: Tensor, member: str, params: str, bits: int) -> tuple[Tensor, Tensor]:
     """The forward and the packed codes of ``x`` among the borders."""
     spec, bound = member_of(member, params)
+    if triton(x):
+        from relukit.kernels.gpu import steps as kernels
+
+        q = _steps(member, params, bits)
+        return torch_forward(spec, bound, x), kernels.encode(x, q.borders, bits)
     borders, _levels = tables(member, params, bits, x.dtype, x.device)
     if compiled(x):
         from relukit.kernels import memory as kernels
@@ -87,6 +98,10 @@ def stepped_backward_impl(
     grad: Tensor, mask: Tensor, member: str, params: str, bits: int
 ) -> Tensor:
     """``grad·q(x)``: the level of each element's code."""
+    if triton(grad):
+        from relukit.kernels.gpu import steps as kernels
+
+        return kernels.backward(grad, mask, _steps(member, params, bits).levels, bits)
     _borders, levels = tables(member, params, bits, grad.dtype, grad.device)
     if compiled(grad):
         from relukit.kernels import memory as kernels

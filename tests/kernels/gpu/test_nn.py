@@ -22,7 +22,9 @@ from .helpers import assert_same, inputs, kernel_device
 DEVICE = kernel_device()
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 
+from relukit.kernels.gpu import output as output_kernels  # noqa: E402
 from relukit.kernels.gpu import piecewise, prelu  # noqa: E402
+from relukit.kernels.gpu import steps as steps_kernels  # noqa: E402
 
 
 @pytest.fixture
@@ -144,3 +146,52 @@ def test_compiled_model_runs_the_kernels(launches):
     assert launches.count("forward_with_mask") == 2 and launches.count("backward_from_mask") == 2
     for a, b in zip(results[1], results[0], strict=True):
         assert torch.equal(a, b)
+
+
+def _step(module: nn.Module, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    leaf = x.clone().requires_grad_(True)
+    y = module(leaf)
+    y.backward(g)
+    return y.detach(), leaf.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("member", ["GELU", "SiLU", "Mish"])
+def test_memory_modes_run_the_kernels(member, dtype, monkeypatch):
+    """backward="bits" (bit for bit) and backward="output" (to float rounding) through the
+    kernels, against the same modules on relukit's CPU path."""
+    if "backward" not in rn.GELU.__init__.__code__.co_varnames:
+        pytest.skip("relukit.nn has no memory modes here")
+    x = inputs(5000, dtype).nan_to_num(nan=0.5).to(DEVICE)
+    g = inputs(5000, dtype, seed=1).to(DEVICE)
+    modules = [getattr(rn, member)(backward="bits", bits=3), getattr(rn, member)(backward="output")]
+    before = rn.native_below()
+    rn.set_native_below(0)
+    try:
+        expected = [_step(m, x, g) for m in modules]
+        launched: list[str] = []
+        for module, name in [(steps_kernels, "encode"), (output_kernels, "backward")]:
+            original = getattr(module, name)
+
+            def spy(*args, _original=original, _name=name, **kwargs):
+                launched.append(_name)
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(module, name, spy)
+        monkeypatch.setattr(gpu, "DEVICES", frozenset({"cuda", DEVICE}))
+        got = [_step(m, x, g) for m in modules]
+    finally:
+        rn.set_native_below(before)
+    assert launched == ["encode", "backward"]
+    for (y, _), (y_ref, _) in zip(got, expected, strict=True):
+        assert_same(y.cpu(), y_ref.cpu())
+    assert_same(got[0][1].cpu(), expected[0][1].cpu())  # bits: exact
+    # output: f' within 2.5e-7 (test_output) times |g|, plus one rounding of the product
+    eps = 2.5e-7 if dtype == torch.float32 else 2.0**-7
+    reference = expected[1][1].double().cpu()
+    bound = g.abs().double().cpu() * eps + reference.abs() * torch.finfo(dtype).eps
+    actual = got[1][1].double().cpu()
+    assert torch.equal(actual.isnan(), reference.isnan())
+    finite = reference.isfinite()
+    assert torch.equal(actual[reference.isinf()], reference[reference.isinf()])
+    assert ((actual - reference).abs()[finite] <= bound[finite]).all()
