@@ -523,7 +523,9 @@ def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return elu(input, alpha, inplace=True)
 
 
-def selu(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
+def selu(
+    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
+) -> Tensor:
     """scale·elu(x, alpha) with the self-normalising constants: ``torch.nn.functional.selu``.
 
     Example:
@@ -579,7 +581,9 @@ def gelu(
     return _smooth(input, "gelu", {"approximate": approximate}, backward, bits, native)
 
 
-def silu(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
+def silu(
+    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
+) -> Tensor:
     """x·σ(x): ``torch.nn.functional.silu``.
 
     Example:
@@ -590,7 +594,9 @@ def silu(input: Tensor, inplace: bool = False, *, backward: str = "input", bits:
     return _smooth(input, "silu", {}, backward, bits, native, inplace)
 
 
-def mish(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
+def mish(
+    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
+) -> Tensor:
     """x·tanh(softplus(x)): ``torch.nn.functional.mish``.
 
     Example:

@@ -375,7 +375,9 @@ class Softplus(Smooth, nn.Softplus):
         self._set_backward(backward, bits, {"beta": beta, "threshold": threshold})
 
     def forward(self, input: Tensor) -> Tensor:
-        return rf.softplus(input, self.beta, self.threshold, backward=self.backward, bits=self.bits)
+        return rf.softplus(
+            input, self.beta, self.threshold, backward=self.backward, bits=self.bits
+        )
 
 
 # ---------------------------------------------------------------------------------------------
