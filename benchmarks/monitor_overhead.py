@@ -97,6 +97,7 @@ def workload(name: str, gen: torch.Generator) -> tuple[nn.Module, Callable[[nn.M
         loss(m).backward()
         optimizer.step()
 
+    step.forward = loss  # type: ignore[attr-defined]  (the forward alone, for counting_cost)
     return model, step
 
 
@@ -132,6 +133,7 @@ def run(name: str, repeats: int, steps: int) -> None:
             m.engine.monitor.start()
             times[kind].append(block(model, step, steps, m))
             m.engine.close()
+    counting = counting_cost(model, monitors["every=1"], step)
     layers = len(monitors["every=1"].engine.monitor.report())
     print(f"\n{name}: {layers} monitored activation layers, {repeats} blocks of {steps} steps")
     print(
@@ -155,6 +157,31 @@ def run(name: str, repeats: int, steps: int) -> None:
             f"{1e3 * cpu[0]:>8.1f}ms{1e3 * statistics.median(cpu):>7.1f}ms  "
             + "".join(f"{r:>{w}.3f}" for r, w in zip(ratios, (16, 10, 10, 9), strict=True))
         )
+    plain_cpu = min(x[1] for x in base)
+    print(
+        f"counting one batch: {1e3 * counting:.2f} ms CPU = {counting / plain_cpu:.1%} of the best "
+        f"plain step; so every=1 costs {1 + counting / plain_cpu:.3f}x and every=10 "
+        f"{1 + counting / plain_cpu / 10:.3f}x (isolated, best of 15)"
+    )
+
+
+def counting_cost(model: nn.Module, monitor: ActivationMonitor, step) -> float:
+    """Process CPU seconds the hooks spend on one counted batch: forward passes (no grad) with
+    the monitor counting minus the same with it attached but not counting, best of 15 each."""
+    engine = monitor.engine
+    engine.monitor.start()
+    forward = step.forward
+    best = {True: float("inf"), False: float("inf")}
+    with torch.no_grad():
+        for _ in range(15):
+            for counting in (True, False):
+                engine.monitor.next_batch() if counting else engine.monitor.pause()
+                cpu = time.process_time()
+                forward(model)
+                best[counting] = min(best[counting], time.process_time() - cpu)
+    engine.monitor.pause()
+    engine.close()
+    return best[True] - best[False]
 
 
 def main() -> None:

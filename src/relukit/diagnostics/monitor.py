@@ -191,6 +191,7 @@ class _Layer:
     on: str  # "input" or "output"
     above: float
     half: int | None = None  # gates of a fused projection
+    nonnegative: bool = False  # output >= 0 and fires where > 0: its non-zeros are its firings
 
 
 @dataclass(frozen=True)
@@ -488,7 +489,9 @@ class DeadUnitMonitor:
                 params = spec.bind(_module_params(module, spec) if own else {})
         except ParameterError as err:
             raise ValueError(f"{_FN}: module {name!r} ({spec.name}): {err}") from None
-        return _Layer(module, spec.name, on, float(firing.above(params)))
+        above = float(firing.above(params))
+        nonnegative = on == "output" and above == 0 and spec.output_range.startswith("[0")
+        return _Layer(module, spec.name, on, above, None, nonnegative and own)
 
     @classmethod
     def _select(cls, model: nn.Module, modules: object) -> dict[str, _Layer]:
@@ -642,7 +645,12 @@ class DeadUnitMonitor:
             finite = t[torch.isfinite(t)] if t.is_floating_point() else t.float()
             site.shift = float(finite.double().mean()) if finite.numel() else 0.0
         fired, acc = scan(
-            t, dim, layer.above if fire else None, moments, site.shift if moments else 0.0
+            t,
+            dim,
+            layer.above if fire else None,
+            moments,
+            site.shift if moments else 0.0,
+            zeros=not layer.nonnegative,
         )
         if fired is not None:
             if site.fired is None:
@@ -742,6 +750,7 @@ class DeadUnitMonitor:
             rates = fired.double() / max(site.positions, 1)
             m = Moments.from_sums(site.acc, site.shift or 0.0)
             elements = m.count + m.nan
+            nonzero = int(fired.sum()) if layer.nonnegative else m.nonzero
             rows.append(
                 LayerStats(
                     name=key,
@@ -752,7 +761,7 @@ class DeadUnitMonitor:
                     inputs_per_unit=site.positions,
                     dead=int((fired == 0).sum()),
                     rare=int(((fired > 0) & (rates < self.rare_threshold)).sum()),
-                    sparsity=(elements - m.nonzero) / elements if elements else 0.0,
+                    sparsity=(elements - nonzero) / elements if elements else 0.0,
                     mean_firing_rate=float(rates.mean()) if site.units else math.nan,
                     mean=m.mean,
                     std=m.std,

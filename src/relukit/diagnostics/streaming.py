@@ -54,21 +54,21 @@ ACC = 8
 """Length of the sums vector: count, S1, S2, S3, S4 (of x − shift), max |x|, non-zero, NaN."""
 
 _GRAIN = 1 << 17  # elements per thread before a scan is split (a hand-off costs ~20 µs)
-_kernels: dict[str, Any] = {}
+_kernels: dict[Any, Any] = {}
 
 
-def _compile() -> dict[str, Any]:
-    """The Numba loops (compiled on first use; on-disk cache afterwards)."""
-    if _kernels:
-        return _kernels
+def _make_fast(fire: bool, mom: bool, zeros: bool) -> Any:
+    """The vectorising loop for one combination of what to count (constants to Numba, so the
+    branches not taken are pruned before compiling)."""
     import numba
 
     fm = {"reassoc", "contract", "nsz", "arcp"}  # not nnan/ninf: NaN and inf stay honest
 
     @numba.njit(cache=True, nogil=True, fastmath=fm)
-    def fast(x, bits, mask, above, fire, mom, shift, fired, acc):  # pragma: no cover - compiled
+    def fast(x, bits, mask, above, shift, fired, acc):  # pragma: no cover - compiled
         # No NaN test inside the loop: a NaN shows as bits above +inf's, and then the caller
-        # runs ``careful`` instead. (v > above is False for NaN either way.)
+        # runs ``careful`` instead. (v > above is False for NaN either way.) The zeros are
+        # counted in a loop of their own: a second integer sum stops the main loop vectorising.
         outer, units, inner = x.shape
         s1 = 0.0
         s2 = 0.0
@@ -91,7 +91,9 @@ def _compile() -> dict[str, Any]:
                         s4 += d2 * d2
                         b = bits[o, u, 0] & mask
                         top = b if b > top else top
-                        nz += v != 0
+                if zeros:
+                    for u in range(units):
+                        nz += x[o, u, 0] != 0
         else:
             for o in range(outer):
                 for u in range(units):
@@ -109,8 +111,12 @@ def _compile() -> dict[str, Any]:
                             s4 += d2 * d2
                             b = bits[o, u, i] & mask
                             top = b if b > top else top
-                            nz += v != 0
                     fired[u] += f
+                    if zeros:
+                        z = 0
+                        for i in range(inner):
+                            z += x[o, u, i] != 0
+                        nz += z
         acc[0] += outer * units * inner
         acc[1] += s1
         acc[2] += s2
@@ -118,6 +124,18 @@ def _compile() -> dict[str, Any]:
         acc[4] += s4
         acc[6] += nz
         return top
+
+    return fast
+
+
+def _compile(fire: bool, mom: bool, zeros: bool) -> dict[str, Any]:
+    """The Numba loops (compiled on first use; on-disk cache afterwards)."""
+    key = ("fast", fire, mom, zeros)
+    if key not in _kernels:
+        _kernels[key] = _make_fast(fire, mom, zeros)
+    if "careful" in _kernels:
+        return {"fast": _kernels[key], "careful": _kernels["careful"]}
+    import numba
 
     @numba.njit(cache=True, nogil=True)
     def careful(x, above, fire, mom, shift, fired, acc):  # pragma: no cover - compiled
@@ -163,8 +181,8 @@ def _compile() -> dict[str, Any]:
         acc[6] += nz
         acc[7] += nan
 
-    _kernels.update(fast=fast, careful=careful)
-    return _kernels
+    _kernels["careful"] = careful
+    return {"fast": _kernels[key], "careful": careful}
 
 
 def _as_3d(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -179,9 +197,9 @@ def _as_3d(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _scan_cpu(
-    x: torch.Tensor, above: float, fire: bool, mom: bool, shift: float
+    x: torch.Tensor, above: float, fire: bool, mom: bool, shift: float, zeros: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    k = _compile()
+    k = _compile(fire, mom, zeros and mom)
     if x.dtype not in (torch.float32, torch.float64):
         x = x.to(torch.float32)
     a = x.detach().numpy()
@@ -204,9 +222,7 @@ def _scan_cpu(
     def task(p: int) -> None:
         lo, hi = int(bounds[p]), int(bounds[p + 1])
         if not empty:
-            tops[p] = int(
-                k["fast"](a[lo:hi], bits[lo:hi], mask, above, fire, mom, shift, fired[p], acc[p])
-            )
+            tops[p] = int(k["fast"](a[lo:hi], bits[lo:hi], mask, above, shift, fired[p], acc[p]))
 
     threads.run_all([lambda p=p: task(p) for p in range(parts)])
     out_fired, out_acc = fired.sum(0), acc.sum(0)
@@ -250,7 +266,12 @@ def _scan_torch(
 
 
 def scan(
-    t: torch.Tensor, dim: int, above: float | None, moments: bool, shift: float = 0.0
+    t: torch.Tensor,
+    dim: int,
+    above: float | None,
+    moments: bool,
+    shift: float = 0.0,
+    zeros: bool = True,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Per-unit counts of ``t > above`` along axis ``dim``, and the sums vector (:data:`ACC`).
 
@@ -260,6 +281,9 @@ def scan(
         above: the firing threshold, or ``None`` to count nothing per unit.
         moments: whether to return the sums vector.
         shift: the value the power sums are taken about.
+        zeros: count the non-zero elements (the sums vector's entry 6); ``False`` leaves it 0
+            on the CPU, for callers that know it already (on a never-negative output whose
+            threshold is 0, the non-zeros are the firings).
 
     Returns:
         ``(fired, acc)``: an int64 tensor of one count per unit (or ``None``) and a float64
@@ -274,7 +298,7 @@ def scan(
         return _scan_torch(t, dim, float(above or 0.0), fire, moments, shift)
     if not t.is_floating_point():
         t = t.to(torch.float32)
-    fired, acc = _scan_cpu(_as_3d(t, dim), float(above or 0.0), fire, moments, shift)
+    fired, acc = _scan_cpu(_as_3d(t, dim), float(above or 0.0), fire, moments, shift, zeros)
     return (
         torch.from_numpy(fired) if fire else None,
         torch.from_numpy(acc) if moments else None,
