@@ -574,8 +574,12 @@ def op_bytes(op: str, n: int, itemsize: int, bits: int = 1) -> int:
 
 
 def run(config: BenchConfig) -> Report:
-    """Measure everything ``config`` asks for; write JSON/PNG if asked; return the report."""
+    """Measure everything ``config`` asks for; write JSON/PNG if asked; return the report.
+
+    The output paths are checked before anything is measured (ValueError: a figure that does
+    not end in .png or .svg, or a path that cannot be written)."""
     config.check()
+    check_outputs(config)
     context = threads.limit(config.threads) if config.threads else _nothing()
     with context:
         import torch
@@ -598,6 +602,19 @@ def run(config: BenchConfig) -> Report:
     if config.png_path:
         plot(report, config.png_path)
     return report
+
+
+def check_outputs(config: BenchConfig) -> None:
+    """ValueError unless ``config``'s JSON and figure paths can be written; nothing is left
+    behind."""
+    from relukit._outputs import check_file
+    from relukit.plot import check_path
+
+    if config.json_path:
+        check_file(config.json_path, "--json file")
+    if config.png_path:
+        check_path(config.png_path)
+        check_file(config.png_path, "--png file")
 
 
 class _nothing:

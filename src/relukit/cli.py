@@ -151,6 +151,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     depths = _names(args.depths)
     if depths is not None and not all(d.isdigit() for d in depths):
         raise ValueError(f"--depths takes whole numbers, got {','.join(depths)!r}")
+    shape = _names(args.image_shape)
+    if shape is not None and not (len(shape) == 3 and all(d.isdigit() for d in shape)):
+        raise ValueError(f"--image-shape takes C,H,W, got {','.join(shape)!r}")
     config = study.StudyConfig(
         scenario=args.scenario,
         activations=_names(args.activations),
@@ -170,6 +173,10 @@ def cmd_study(args: argparse.Namespace) -> int:
         label=args.label,
         out=args.out,
         force=args.force,
+        resume=args.resume,
+        cluster=args.cluster,
+        modules=args.modules,
+        image_shape=None if shape is None else tuple(int(d) for d in shape),
         jobs=args.jobs,
         threads=args.threads,
         quick=args.quick,
@@ -177,10 +184,16 @@ def cmd_study(args: argparse.Namespace) -> int:
     try:
         with RichProgress() as progress:
             result = study.run(config, progress=progress)
+        print_summary(result, Console())
     except KeyboardInterrupt:
-        print("relukit study: stopped (Ctrl-C)", file=sys.stderr)
+        print(
+            "relukit study: stopped (Ctrl-C); the report folder keeps its previous report, the "
+            "finished runs are stored in it (--resume reports them)"
+            if args.out
+            else "relukit study: stopped (Ctrl-C)",
+            file=sys.stderr,
+        )
         return 130
-    print_summary(result, Console())
     return 130 if result.interrupted else 0
 
 
@@ -250,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     drawing.add_argument("-o", "--output", required=True, help="output file (.png or .svg)")
     drawing.set_defaults(handler=cmd_plot)
 
-    from relukit.study.config import INITS, OPTIMIZERS, SCENARIOS
+    from relukit.study.config import INITS, MODULES, OPTIMIZERS, SCENARIOS
 
     studying = commands.add_parser(
         "study",
@@ -284,7 +297,24 @@ def build_parser() -> argparse.ArgumentParser:
     studying.add_argument(
         "--out", default="relukit-report", metavar="DIR", help="report folder (relukit-report)"
     )
-    studying.add_argument("--force", action="store_true", help="overwrite an existing report")
+    studying.add_argument(
+        "--force", action="store_true", help="overwrite an existing report, drop its runs"
+    )
+    studying.add_argument(
+        "--resume", action="store_true", help="continue the report folder: reuse its runs"
+    )
+    studying.add_argument(
+        "--cluster", metavar="ADDRESS", help="Dask scheduler to run on, e.g. tcp://host:8786"
+    )
+    studying.add_argument(
+        "--modules",
+        choices=MODULES,
+        default="relukit",
+        help="the family's modules: relukit.nn's, torch.nn's, or both side by side",
+    )
+    studying.add_argument(
+        "--image-shape", nargs="+", metavar="C,H,W", help="cnn scenario: a row's image shape"
+    )
     studying.add_argument(
         "--jobs", type=int, metavar="N", help="worker processes (default: one per core)"
     )

@@ -48,7 +48,9 @@ def _refuse_nan(text: str) -> float:
 
 def test_every_file_is_written_and_readable(tiny_report: Path):
     names = {p.name for p in tiny_report.iterdir()}
-    assert {"index.html", "results.json", "results.csv", "summary.csv", *COMPARE_FIGURES} == names
+    files = {"index.html", "results.json", "results.csv", "summary.csv", *COMPARE_FIGURES}
+    assert {*files, "runs"} == names
+    assert len(list((tiny_report / "runs").glob("*.json"))) == 2
     for figure in COMPARE_FIGURES:
         assert (tiny_report / figure).read_bytes().startswith(PNG)
     results = json.loads((tiny_report / "results.json").read_text(), parse_constant=_refuse_nan)
@@ -89,9 +91,10 @@ def test_an_existing_report_is_refused_without_force(tmp_path: Path):
     assert check_out(tmp_path / "new", force=False) == tmp_path / "new"
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "index.html").write_text("keep me")
-    with pytest.raises(ValueError, match="already exists; use --force"):
+    with pytest.raises(ValueError, match="already exists; use --resume .* or --force"):
         check_out(tmp_path / "old", force=False)
     assert check_out(tmp_path / "old", force=True) == tmp_path / "old"
+    assert check_out(tmp_path / "old", force=False, resume=True) == tmp_path / "old"
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="is a file"):
         check_out(tmp_path / "file", force=True)

@@ -101,16 +101,22 @@ def test_same_seed_same_numbers():
 
 
 def _interrupt_at(run: int):
+    """A Ctrl-C when run ``run`` starts (runs go one at a time here, so the runs before it
+    have finished; the run is long enough for the stop to reach it)."""
+
     def progress(event: Event) -> None:
-        if event.kind == "epoch" and event.run == run:
+        if event.kind == "start" and event.run == run:
             raise KeyboardInterrupt
 
     return progress
 
 
+LONGER = {**TINY_CONFIG, "epochs": 12}
+
+
 def test_ctrl_c_keeps_the_completed_runs_and_reports_them(tmp_path):
     out = tmp_path / "report"
-    config = study.StudyConfig(**TINY_CONFIG, out=out)
+    config = study.StudyConfig(**LONGER, out=out)
     result = study.run(config, progress=_interrupt_at(1))
     assert result.interrupted and result.planned == 2
     assert [run.spec.activation for run in result.runs] == ["relu"]
@@ -122,19 +128,19 @@ def test_ctrl_c_keeps_the_completed_runs_and_reports_them(tmp_path):
 
 def test_ctrl_c_before_any_run_completes_still_leaves_a_report(tmp_path):
     out = tmp_path / "report"
-    result = study.run(study.StudyConfig(**TINY_CONFIG, out=out), progress=_interrupt_at(0))
+    result = study.run(study.StudyConfig(**LONGER, out=out), progress=_interrupt_at(0))
     assert result.interrupted and result.runs == []
     assert "No run completed." in (out / "index.html").read_text()
 
 
 def test_ctrl_c_in_the_command_exits_130(tmp_path, capsys, monkeypatch):
     def interrupted(self, event: Event) -> None:
-        if event.kind == "epoch" and event.run == 1:
+        if event.kind == "start" and event.run == 1:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(RichProgress, "__call__", interrupted)
     out = tmp_path / "report"
-    assert main(["study", *TINY, *SERIAL, "--out", str(out)]) == 130
+    assert main(["study", *TINY, *SERIAL, "--epochs", "12", "--out", str(out)]) == 130
     printed = capsys.readouterr().out
     assert "Stopped (Ctrl-C)" in printed and "1 of 2 runs" in printed
     assert (out / "index.html").exists()

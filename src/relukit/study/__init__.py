@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -80,7 +81,7 @@ def _environment(jobs: int, threads: int) -> dict[str, Any]:
     import torch
 
     from relukit import __version__
-    from relukit.study.parallel import cores
+    from relukit.study.runner import cores
 
     return {
         "relukit": __version__,
@@ -101,43 +102,83 @@ def run(
 ) -> StudyResult:
     """Run the study ``config`` describes (default: :class:`StudyConfig` ``()``).
 
+    Every check comes first: the settings, the data, the report folder (it must be new or
+    empty, or ``force``/``resume`` be given, and be a folder that can be written). Then the
+    runs train (:func:`relukit.study.runner.execute`); each finished run is stored in the
+    report folder at once (:mod:`relukit.study.cells`). Then the report is drawn, and only
+    then its files replace the previous ones, each atomically.
+
+    Ctrl-C (in the main thread, where this installs its own SIGINT handler meanwhile): during
+    the runs, the study stops and the finished runs are reported (the result says
+    ``interrupted``); while the report is drawn, ``KeyboardInterrupt`` is raised and the report
+    folder keeps its previous report (the finished runs are stored, ``resume`` reports them);
+    while the files are put in place, it waits for that to end (milliseconds).
+
     Raises:
-        ValueError: a wrong setting, malformed data, or an existing report folder without
-            ``force``; raised before anything is written.
+        ValueError: a wrong setting, malformed data, or a report folder that exists without
+            ``force`` or ``resume`` or cannot be written; raised before anything is written.
     """
-    from relukit.study.parallel import execute, workers
+    from relukit.study.cells import FOLDER, Cells, data_hash
+    from relukit.study.runner import StopRequest, execute, workers
     from relukit.study.scenarios import StudyResult
     from relukit.study.training import Event
 
     config = (config or StudyConfig()).check()
-    specs = config.plan()
-    settings = {name: asdict(config.settings(name)) for name in config.scenarios}
     data = load(config.data, config.label)
+    image_shape = data.image_shape(config.image_shape) if "cnn" in config.scenarios else ()
     out = None
     if config.out is not None:
         from relukit.study.report import check_out
 
-        out = check_out(config.out, force=config.force)
+        out = check_out(config.out, force=config.force, resume=config.resume)
+    planned = len(config.plan())
+    if config.cluster is None:
+        jobs, threads = workers(config.jobs, config.threads, planned)
+    else:
+        jobs, threads = 0, config.threads or 1
+    specs = config.plan(threads=threads, image_shape=image_shape)
+    settings = {name: asdict(config.settings(name)) for name in config.scenarios}
+    cells = Cells(out / FOLDER, data_hash(data)) if out is not None else None
+    if cells is not None and config.force:
+        cells.clear()
     emit = progress or (lambda _event: None)
-    jobs, threads = workers(config.jobs, config.threads, len(specs))
     environment = _environment(jobs, threads)
-    emit(Event("plan", total=len(specs)))
+    stop = StopRequest()
     started = time.perf_counter()
-    runs, interrupted = execute(specs, data, jobs=jobs, threads=threads, emit=emit)
-    environment["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    result = StudyResult(
-        config=config,
-        data=data.describe(),
-        settings=settings,
-        planned=len(specs),
-        runs=runs,
-        interrupted=interrupted,
-        seconds=time.perf_counter() - started,
-        environment=environment,
-    )
-    if out is not None:
-        from relukit.study.report import write_report
+    with stop.handling():
+        outcome = execute(
+            specs,
+            data,
+            jobs=max(jobs, 1),
+            cluster=config.cluster,
+            cells=cells,
+            resume=config.resume,
+            emit=emit,
+            stop=stop,
+        )
+        environment["load_average_after"] = (
+            list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        )
+        environment["engine"] = outcome.engine
+        if config.cluster is not None:
+            environment["jobs"] = outcome.workers
+        result = StudyResult(
+            config=config,
+            data=data.describe(),
+            settings=settings,
+            planned=len(specs),
+            runs=outcome.runs,
+            interrupted=outcome.interrupted,
+            seconds=time.perf_counter() - started,
+            environment=environment,
+            reused=outcome.reused,
+        )
+        if out is not None:
+            from relukit.study.report import commit, render
 
-        emit(Event("report", label=str(out)))
-        result.report = write_report(result, out)
+            with contextlib.suppress(KeyboardInterrupt):
+                emit(Event("report", label=str(out)))
+            with stop.raising():
+                files = render(result)
+            result.report = commit(files, out)
     return result

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BASELINES",
     "DEFAULT_ACTIVATIONS",
     "INITS",
     "LEARNING_RATES",
+    "MODULES",
     "OPTIMIZERS",
     "QUICK",
+    "QUICK_CNN",
     "SCENARIOS",
     "SCENARIO_DEFAULTS",
     "RunSpec",
@@ -35,8 +38,16 @@ __all__ = [
     "StudyConfig",
 ]
 
-SCENARIOS: tuple[str, ...] = ("compare", "dying", "depth")
-"""The scenarios; ``--scenario all`` runs the three in this order."""
+SCENARIOS: tuple[str, ...] = ("compare", "dying", "depth", "cnn")
+"""The scenarios; ``--scenario all`` runs them all in this order."""
+
+MODULES: tuple[str, ...] = ("relukit", "torch", "both")
+"""Whose modules the family's runs use: ``relukit.nn``'s, ``torch.nn``'s (members that have
+one), or ``both`` (each such member trained twice, once on each; the baselines sigmoid and tanh
+are always ``torch.nn``'s)."""
+
+BASELINES: tuple[str, ...] = ("sigmoid", "tanh")
+"""Not members of the family: trained for comparison, always on ``torch.nn``'s modules."""
 
 DEFAULT_ACTIVATIONS: tuple[str, ...] = (
     "relu",
@@ -70,6 +81,7 @@ LEARNING_RATES: dict[str, dict[str, float]] = {
     "compare": {"sgd": 0.03, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3},
     "dying": {"sgd": 0.1, "adam": 0.01, "adamw": 0.01, "rmsprop": 3e-3},
     "depth": {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3},
+    "cnn": {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3},
 }
 """Default learning rate per scenario and optimizer; ``dying``'s are deliberately high."""
 
@@ -122,15 +134,30 @@ SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
         "epochs": 15,
         "bias_shift": 0.0,
     },
+    "cnn": {
+        "activations": ("relu", "tanh", "sigmoid"),
+        "optimizer": "sgd",
+        "seeds": 5,
+        "depth": 3,
+        "depths": (),
+        "width": 16,
+        "epochs": 20,
+        "bias_shift": 0.0,
+    },
 }
 """Each scenario's defaults for the fields left at ``None`` (``lr``: :data:`LEARNING_RATES`).
 
 compare trains with SGD and momentum, under which the baselines' vanishing gradients show;
 dying with Adam at a high rate, under which ReLU units die (with SGD here they mostly revive);
-depth with Adam, which keeps the deep networks of the family trainable."""
+depth with Adam, which keeps the deep networks of the family trainable; cnn with SGD and
+momentum, as Krizhevsky et al. (2012) trained the four-layer CNN of their Figure 1 (``depth``
+counts its convolutions, ``width`` their channels)."""
 
 QUICK: dict[str, Any] = {"seeds": 1, "epochs": 8, "width": 64, "depths": (2, 10, 20)}
-"""What ``quick`` changes in every scenario's defaults (fields set explicitly still win)."""
+"""What ``quick`` changes in every scenario's defaults (fields set explicitly still win)..."""
+
+QUICK_CNN: dict[str, Any] = {"seeds": 2, "epochs": 10}
+"""... except the cnn scenario's, where ``quick`` changes only these."""
 
 
 @dataclass(frozen=True)
@@ -153,11 +180,24 @@ class RunSpec:
     init: str
     bias_shift: float
     target: float
+    modules: str = "relukit"
+    threads: int = 1
+    image_shape: tuple[int, ...] = ()
 
     @property
-    def group(self) -> tuple[str, str, str, int]:
-        """The runs that differ only by seed share a group: (scenario, activation, init, depth)."""
-        return (self.scenario, self.activation, self.init, self.depth)
+    def group(self) -> tuple[str, str, str, int, str]:
+        """The runs that differ only by seed share a group: (scenario, activation, init, depth,
+        modules)."""
+        return (self.scenario, self.activation, self.init, self.depth, self.modules)
+
+    @property
+    def cell(self) -> dict[str, Any]:
+        """What fixes the run's numbers besides the data: every field but ``index`` (its place
+        in one study's plan). Resuming matches runs by a hash of this, the data and the
+        version (:mod:`relukit.study.cells`)."""
+        fields = self.to_dict()
+        del fields["index"]
+        return fields
 
     @property
     def label(self) -> str:
@@ -168,12 +208,21 @@ class RunSpec:
             parts.append(self.init)
         if self.scenario == "depth":
             parts.append(f"depth {self.depth}")
+        if self.modules == "torch" and self.activation not in BASELINES:
+            parts.append("torch.nn")
         parts.append(f"seed {self.seed}")
         return " · ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return asdict(self)
+        fields = asdict(self)
+        fields["image_shape"] = list(self.image_shape)
+        return fields
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> RunSpec:
+        """The spec :meth:`to_dict` wrote."""
+        return cls(**{**fields, "image_shape": tuple(fields.get("image_shape", ()))})
 
 
 def _is_int(value: object) -> bool:
@@ -189,7 +238,7 @@ class StudyConfig:
     """What ``relukit study`` runs (every CLI flag has a field of the same name).
 
     Attributes:
-        scenario: ``"compare"`` (default), ``"dying"``, ``"depth"`` or ``"all"``.
+        scenario: ``"compare"`` (default), ``"dying"``, ``"depth"``, ``"cnn"`` or ``"all"``.
         activations: registry names (aliases accepted); None: the scenario's default.
         seeds: number of seeds, ``seed, seed+1, …``; None: 3 (depth: 2).
         seed: the first seed.
@@ -207,7 +256,15 @@ class StudyConfig:
         data: ``.npz`` or ``.csv`` file; None: the bundled digits.
         label: label column of a ``.csv`` file.
         out: report folder; None writes no report.
-        force: overwrite an existing report folder.
+        force: overwrite an existing report folder (its stored runs are dropped).
+        resume: continue the study in an existing report folder: every run already stored
+            there under the same spec, data and relukit version is reused, only the others
+            are trained.
+        cluster: address of a running Dask scheduler (``tcp://host:8786``) to send the runs
+            to; None: a local cluster of ``jobs`` workers (:mod:`relukit.study.runner`).
+        modules: one of :data:`MODULES`.
+        image_shape: ``(channels, height, width)`` of a row of ``data`` for the cnn scenario;
+            None: ``(1, 8, 8)`` for digits, else the shape of the file's image arrays.
         jobs: worker processes for the runs; 1 (the default here): in this process; None: one
             per core, at most one per run (the command line's default). Workers are started
             with the spawn method, so a script that calls :func:`~relukit.study.run` with
@@ -236,6 +293,10 @@ class StudyConfig:
     label: str | None = None
     out: str | Path | None = "relukit-report"
     force: bool = False
+    resume: bool = False
+    cluster: str | None = None
+    modules: str = "relukit"
+    image_shape: tuple[int, ...] | None = None
     jobs: int | None = 1
     threads: int | None = None
     quick: bool = False
@@ -269,7 +330,7 @@ class StudyConfig:
             from relukit.study.models import check_activation
 
             for name in canonical:
-                check_activation(name)
+                check_activation(name, elementwise="cnn" in self.scenarios)
             activations = tuple(canonical)
         for name, low in (
             ("seeds", 1),
@@ -306,9 +367,25 @@ class StudyConfig:
             raise fail("optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer)
         if self.init not in INITS:
             raise fail("init", f"one of {', '.join(INITS)}", self.init)
-        for name in ("force", "quick"):
+        for name in ("force", "quick", "resume"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"study: {name} must be a bool, got {getattr(self, name)!r}")
+        if self.force and self.resume:
+            raise ValueError("study: give --resume or --force, not both")
+        if self.modules not in MODULES:
+            raise fail("modules", f"one of {', '.join(MODULES)}", self.modules)
+        if self.cluster is not None and not (
+            isinstance(self.cluster, str) and "://" in self.cluster
+        ):
+            raise fail("cluster", "a scheduler address such as tcp://host:8786", self.cluster)
+        if self.image_shape is not None and not (
+            isinstance(self.image_shape, tuple)
+            and len(self.image_shape) == 3
+            and all(_is_int(d) and d >= 1 for d in self.image_shape)
+        ):
+            raise fail("image_shape", "three ints >= 1 (channels, height, width)", self.image_shape)
+        if self.image_shape is not None and "cnn" not in self.scenarios:
+            raise ValueError("study: image_shape applies only to the cnn scenario")
         return replace(self, activations=activations)
 
     def settings(self, scenario: str) -> Settings:
@@ -316,7 +393,7 @@ class StudyConfig:
         config = self.check()
         defaults = dict(SCENARIO_DEFAULTS[scenario])
         if config.quick:
-            defaults.update(QUICK)
+            defaults.update(QUICK_CNN if scenario == "cnn" else QUICK)
         optimizer = config.optimizer or defaults["optimizer"]
         lr = config.lr if config.lr is not None else LEARNING_RATES[scenario][optimizer]
         if scenario == "dying":
@@ -342,14 +419,22 @@ class StudyConfig:
             inits=inits,
         )
 
-    def plan(self) -> list[RunSpec]:
+    def plan(self, threads: int = 1, image_shape: tuple[int, ...] = ()) -> list[RunSpec]:
         """Every run of the study, in the order the report lists them.
+
+        ``threads`` (PyTorch threads of the process that trains a run) and ``image_shape``
+        (the cnn scenario's row shape) are recorded in every spec: both fix its numbers.
 
         Example:
             >>> runs = StudyConfig(activations=("relu", "tanh"), seeds=2).plan()
             >>> [run.label for run in runs]
             ['relu · seed 0', 'tanh · seed 0', 'relu · seed 1', 'tanh · seed 1']
+            >>> runs = StudyConfig(activations=("relu", "tanh"), seeds=1, modules="both").plan()
+            >>> [run.label for run in runs]
+            ['relu · seed 0', 'relu · torch.nn · seed 0', 'tanh · seed 0']
         """
+        from relukit.study.models import has_torch_module
+
         config = self.check()
         specs: list[RunSpec] = []
         for scenario in config.scenarios:
@@ -358,7 +443,9 @@ class StudyConfig:
             for seed in range(config.seed, config.seed + settings.seeds):
                 for depth in depths:
                     for init in settings.inits:
-                        for activation in settings.activations:
+                        for activation, modules in self._modules(
+                            settings.activations, has_torch_module
+                        ):
                             specs.append(
                                 RunSpec(
                                     index=len(specs),
@@ -374,9 +461,29 @@ class StudyConfig:
                                     init=init,
                                     bias_shift=settings.bias_shift,
                                     target=float(config.target),
+                                    modules=modules,
+                                    threads=threads,
+                                    image_shape=image_shape if scenario == "cnn" else (),
                                 )
                             )
         return specs
+
+    def _modules(
+        self, activations: tuple[str, ...], has_torch_module: Any
+    ) -> list[tuple[str, str]]:
+        """(activation, modules) of every group of one seed, in plan order."""
+        pairs = []
+        for activation in activations:
+            if activation in BASELINES:
+                pairs.append((activation, "torch"))
+                continue
+            if self.modules == "torch":
+                pairs.append((activation, "torch" if has_torch_module(activation) else "relukit"))
+                continue
+            pairs.append((activation, "relukit"))
+            if self.modules == "both" and has_torch_module(activation):
+                pairs.append((activation, "torch"))
+        return pairs
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the fields as given (paths as strings)."""
@@ -384,7 +491,7 @@ class StudyConfig:
         for key in ("data", "out"):
             if result[key] is not None:
                 result[key] = str(result[key])
-        for key in ("activations", "depths"):
+        for key in ("activations", "depths", "image_shape"):
             if result[key] is not None:
                 result[key] = list(result[key])
         return result

@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ class Dataset:
         y_train, y_val, y_test: int64 class indices in ``0 … classes-1``.
         labels: the original label of each class index.
         source: one line saying where the data came from and how it was split.
+        shape: the shape of one row before it was flattened: ``(1, 8, 8)`` for digits, the
+            file's for an ``.npz`` of images (``(C, H, W)``, or ``(H, W)``), ``(features,)``
+            otherwise. The cnn scenario reads images of this shape.
     """
 
     name: str
@@ -68,6 +72,7 @@ class Dataset:
     y_test: np.ndarray
     labels: tuple[int, ...]
     source: str
+    shape: tuple[int, ...] = ()
 
     @property
     def features(self) -> int:
@@ -90,7 +95,37 @@ class Dataset:
             "features": self.features,
             "classes": self.classes,
             "labels": list(self.labels),
+            "shape": list(self.shape or (self.features,)),
         }
+
+    def image_shape(self, given: tuple[int, ...] | None = None) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of a row as an image: ``given`` (checked against the
+        number of features), else :attr:`shape`; ValueError when neither says.
+
+        Example:
+            >>> load().image_shape()
+            (1, 8, 8)
+            >>> load().image_shape((2, 4, 4))
+            Traceback (most recent call last):
+            ...
+            ValueError: digits: image shape 2×4×4 has 32 values but a row has 64 features
+        """
+        if given is not None:
+            shape = tuple(given)
+            if math.prod(shape) != self.features:
+                raise ValueError(
+                    f"{self.name}: image shape {'×'.join(map(str, shape))} has "
+                    f"{math.prod(shape)} values but a row has {self.features} features"
+                )
+            return shape  # type: ignore[return-value]
+        if len(self.shape) == 3:
+            return self.shape  # type: ignore[return-value]
+        if len(self.shape) == 2:
+            return (1, *self.shape)  # type: ignore[return-value]
+        raise ValueError(
+            f"{self.name}: the cnn scenario needs images; give --image-shape C,H,W "
+            f"(a row has {self.features} features)"
+        )
 
 
 def load(path: str | Path | None = None, label: str | None = None) -> Dataset:
@@ -132,6 +167,7 @@ def _digits() -> Dataset:
         np.asarray(bunch.data),
         np.asarray(bunch.target),
         "scikit-learn's bundled handwritten digits (8×8 pixels, 10 classes)",
+        (1, 8, 8),
     )
 
 
@@ -139,14 +175,23 @@ def _from_npz(file: Path) -> Dataset:
     name = file.name
     if not zipfile.is_zipfile(file):
         raise ValueError(f"{name}: not a readable .npz archive (write it with numpy.savez)")
+    arrays: dict[str, Any] = {}
+    key = None
     try:
         with np.load(file, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ValueError(f"{name}: not a readable .npz archive ({error})") from None
-    except ValueError as error:  # object arrays refused by allow_pickle=False
+            for key in archive.files:
+                arrays[key] = archive[key]
+                if not isinstance(arrays[key], np.ndarray):  # a member that is not a .npy
+                    raise ValueError(f"{name}: {key} is not a NumPy array (not a .npy member)")
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, KeyError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{name}: not a readable .npz archive ({detail})") from None
+    except ValueError as error:  # a damaged member, or object arrays (allow_pickle=False)
         first = str(error).splitlines()[0] if str(error) else "unreadable array"
-        raise ValueError(f"{name}: {first}") from None
+        if not first.startswith(f"{name}: "):
+            where = f"array {key!r}: " if key is not None else ""
+            first = f"{name}: {where}{first}"
+        raise ValueError(first) from None
     split_keys = ("X_train", "y_train", "X_test", "y_test")
     if any(key in arrays for key in split_keys):
         missing = [key for key in split_keys if key not in arrays]
@@ -173,7 +218,7 @@ def _from_npz(file: Path) -> Dataset:
 def _from_csv(file: Path, label: str) -> Dataset:
     name = file.name
     try:
-        with file.open(newline="", encoding="utf-8") as handle:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except UnicodeDecodeError:
         raise ValueError(f"{name}: not a UTF-8 text file") from None
@@ -282,6 +327,7 @@ def prepare(name: str, arrays: dict[str, np.ndarray], source: str) -> Dataset:
     if "X_val" in arrays:
         pairs.append(("X_val", "y_val"))
     checked: dict[str, np.ndarray] = {}
+    shape = tuple(int(d) for d in np.shape(arrays[pairs[0][0]])[1:])
     for x_key, y_key in pairs:
         x = _features(name, x_key, np.asarray(arrays[x_key]))
         y = _labels(name, y_key, np.asarray(arrays[y_key]))
@@ -302,7 +348,7 @@ def prepare(name: str, arrays: dict[str, np.ndarray], source: str) -> Dataset:
     if "X" in arrays:
         if len(checked["y"]) < 5:
             raise ValueError(f"{name}: X has {len(checked['y'])} rows; the split needs at least 5")
-        return _split_and_scale(name, checked["X"], checked["y"], source)
+        return _split_and_scale(name, checked["X"], checked["y"], source, shape)
     if "X_val" not in checked:
         if len(checked["y_train"]) < 2:
             raise ValueError(f"{name}: X_train has 1 row; a validation split needs at least 2")
@@ -316,10 +362,12 @@ def prepare(name: str, arrays: dict[str, np.ndarray], source: str) -> Dataset:
             raise ValueError(
                 f"{name}: after taking the validation rows, y_train has a single class"
             )
-    return _scaled(name, checked, source)
+    return _scaled(name, checked, source, shape)
 
 
-def _split_and_scale(name: str, X: np.ndarray, y: np.ndarray, source: str) -> Dataset:
+def _split_and_scale(
+    name: str, X: np.ndarray, y: np.ndarray, source: str, shape: tuple[int, ...] = ()
+) -> Dataset:
     order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
     n_test = max(1, round(_TEST_FRACTION * len(y)))
     n_val = max(1, round(_VAL_FRACTION * len(y)))
@@ -334,20 +382,36 @@ def _split_and_scale(name: str, X: np.ndarray, y: np.ndarray, source: str) -> Da
     }
     if len(np.unique(parts["y_train"])) < 2:
         raise ValueError(f"{name}: the training split holds a single class; give more rows")
-    return _scaled(name, parts, f"{source}; split 60/20/20 with seed {SPLIT_SEED}")
+    return _scaled(name, parts, f"{source}; split 60/20/20 with seed {SPLIT_SEED}", shape)
 
 
-def _scaled(name: str, parts: dict[str, np.ndarray], source: str) -> Dataset:
+def _scaled(
+    name: str, parts: dict[str, np.ndarray], source: str, shape: tuple[int, ...] = ()
+) -> Dataset:
+    """Standardise every split with the training split's mean and standard deviation.
+
+    Each feature is first divided by its largest magnitude in the training split, so that the
+    sums of squares cannot overflow whatever the features' size (1e300 or 1e-300 alike); a
+    feature whose spread is below 1e-12 of that magnitude counts as constant (centred only).
+    """
     labels = np.unique(np.concatenate([parts["y_train"], parts["y_val"], parts["y_test"]]))
-    mean = parts["X_train"].mean(axis=0)
-    std = parts["X_train"].std(axis=0)
-    std[std == 0] = 1.0
+    magnitude = np.max(np.abs(parts["X_train"]), axis=0)
+    magnitude[magnitude == 0] = 1.0
+    unit = parts["X_train"] / magnitude
+    mean = unit.mean(axis=0)
+    std = unit.std(axis=0)
+    std[std < 1e-12] = 1.0
 
-    def scale(x: np.ndarray) -> np.ndarray:
+    def scale(key: str) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            scaled = np.ascontiguousarray((x - mean) / std, dtype=np.float32)
-        if not np.isfinite(scaled).all():
-            raise ValueError(f"{name}: features too large to standardise in float32")
+            scaled = np.ascontiguousarray((parts[key] / magnitude - mean) / std, dtype=np.float32)
+        bad = ~np.isfinite(scaled)
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{name}: {key} feature {column} (row {row}) is too far outside the training "
+                "split's range to standardise in float32"
+            )
         return scaled
 
     def index(y: np.ndarray) -> np.ndarray:
@@ -355,12 +419,13 @@ def _scaled(name: str, parts: dict[str, np.ndarray], source: str) -> Dataset:
 
     return Dataset(
         name=name,
-        X_train=scale(parts["X_train"]),
+        X_train=scale("X_train"),
         y_train=index(parts["y_train"]),
-        X_val=scale(parts["X_val"]),
+        X_val=scale("X_val"),
         y_val=index(parts["y_val"]),
-        X_test=scale(parts["X_test"]),
+        X_test=scale("X_test"),
         y_test=index(parts["y_test"]),
         labels=tuple(int(v) for v in labels),
         source=source,
+        shape=shape,
     )

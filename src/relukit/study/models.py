@@ -1,10 +1,15 @@
 r"""The study's networks: one factory from activation name to module, one from spec to network.
 
-Every network is a fully connected stack ``Linear → activation`` repeated ``depth`` times, then a
-``Linear`` to the class scores. For a given seed every activation gets the same initial weights
-wherever the shapes agree: layer :math:`\ell` draws from its own generator, seeded by
-``(seed, ℓ)``, so a member that changes a layer's width (crelu doubles it, maxout divides it)
-changes only the layers whose shapes it changes.
+The MLP (scenarios compare, dying, depth) is a fully connected stack ``Linear → activation``
+repeated ``depth`` times, then a ``Linear`` to the class scores. The CNN (scenario cnn, after
+the four-layer network of Krizhevsky et al. 2012, Figure 1) is ``depth`` blocks
+``Conv2d 3×3 → activation``, each followed by a 2×2 max-pool while the image is at least 4
+pixels on a side, then a ``Linear`` to the class scores (:func:`build_cnn`).
+
+For a given seed every activation gets the same initial weights wherever the shapes agree:
+layer :math:`\ell` draws from its own generator, seeded by ``(seed, ℓ)``, so a member that
+changes a layer's width (crelu doubles it, maxout divides it) changes only the layers whose
+shapes it changes.
 
 Initialisation: the hidden layers use the chosen init (:data:`~relukit.study.config.INITS`);
 the symmetric ones start with zero biases, ``rai`` draws each neuron's weights and bias jointly
@@ -39,7 +44,14 @@ from torch import nn
 from relukit.diagnostics import init as inits
 from relukit.family import MEMBERS
 
-__all__ = ["activation_module", "build_model", "check_activation", "hidden_layers"]
+__all__ = [
+    "activation_module",
+    "build_cnn",
+    "build_model",
+    "check_activation",
+    "has_torch_module",
+    "hidden_layers",
+]
 
 # members without a relukit.nn module (the baselines) run torch.nn's, by the registry's name
 _BASELINES: dict[str, type[nn.Module]] = {
@@ -49,15 +61,32 @@ _BASELINES: dict[str, type[nn.Module]] = {
 }
 
 
-def activation_module(name: str) -> nn.Module:
+def _torch_peer(cls: type[nn.Module]) -> type[nn.Module] | None:
+    """``torch.nn``'s module of the same name as relukit.nn's ``cls`` (relukit.nn keeps
+    torch.nn's class names, signatures and defaults), or None."""
+    peer = getattr(nn, cls.__name__, None)
+    return peer if isinstance(peer, type) and issubclass(peer, nn.Module) else None
+
+
+def has_torch_module(name: str) -> bool:
+    """Whether ``torch.nn`` has a module for the member ``name`` (relu yes, crelu no)."""
+    from relukit.nn import MODULES
+
+    return name in _BASELINES or (name in MODULES and _torch_peer(MODULES[name]) is not None)
+
+
+def activation_module(name: str, modules: str = "relukit") -> nn.Module:
     """A fresh module computing the registry member ``name`` with its default parameters:
-    :mod:`relukit.nn`'s module for a member of the family, ``torch.nn``'s for the baselines.
+    :mod:`relukit.nn`'s module for a member of the family (``torch.nn``'s of the same name when
+    ``modules`` is ``"torch"``), ``torch.nn``'s for the baselines.
 
     Example:
         >>> activation_module("leaky_relu")
         LeakyReLU(negative_slope=0.01)
         >>> type(activation_module("relu")).__module__, type(activation_module("tanh")).__module__
         ('relukit.nn.modules', 'torch.nn.modules.activation')
+        >>> type(activation_module("relu", "torch")).__module__
+        'torch.nn.modules.activation'
     """
     from relukit.nn import MODULES
 
@@ -68,12 +97,26 @@ def activation_module(name: str) -> nn.Module:
             f"study: activation {name!r} has no module to build a network with "
             f"(available: {available})"
         )
+    if modules == "torch":
+        peer = _torch_peer(cls)
+        if peer is None:
+            raise ValueError(f"study: activation {name!r} has no torch.nn module")
+        cls = peer
     return cls()
 
 
-def check_activation(name: str) -> None:
-    """ValueError unless a network can be built with ``name``."""
-    activation_module(name)
+def check_activation(name: str, *, elementwise: bool = False) -> None:
+    """ValueError unless a network can be built with ``name`` (with ``elementwise``: a CNN,
+    whose activations must keep their input's shape)."""
+    module = activation_module(name)
+    if elementwise:
+        with torch.no_grad():
+            shape = tuple(module(torch.zeros(1, 2, 2, 2)).shape)
+        if shape != (1, 2, 2, 2):
+            raise ValueError(
+                f"study: activation {name!r} changes the shape of its input; the cnn scenario "
+                "takes elementwise activations only"
+            )
 
 
 def _output_width(module: nn.Module, width: int) -> int:
@@ -87,13 +130,13 @@ def _generator(seed: int, layer: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state) >> 1)
 
 
-def _initialise(linear: nn.Linear, init: str, generator: torch.Generator) -> None:
+def _initialise(linear: nn.Linear | nn.Conv2d, init: str, generator: torch.Generator) -> None:
     if init == "rai":
         inits.randomized_asymmetric_(linear, generator=generator)
         return
     with torch.no_grad():
         if init == "torch":
-            bound = 1.0 / math.sqrt(linear.in_features)
+            bound = 1.0 / math.sqrt(linear.weight[0].numel())
             draw = torch.rand(linear.weight.shape, generator=generator) * 2 - 1
             linear.weight.copy_(draw * bound)
             linear.bias.copy_((torch.rand(linear.bias.shape, generator=generator) * 2 - 1) * bound)
@@ -112,6 +155,7 @@ def build_model(
     seed: int,
     init: str = "he_normal",
     bias_shift: float = 0.0,
+    modules: str = "relukit",
 ) -> nn.Sequential:
     """The fully connected network of the study (see the module's docstring)."""
     layers: list[nn.Module] = []
@@ -122,12 +166,57 @@ def build_model(
         if bias_shift:
             with torch.no_grad():
                 linear.bias.add_(bias_shift)
-        module = activation_module(activation)
+        module = activation_module(activation, modules)
         layers += [linear, module]
         fan_in = _output_width(module, width)
     head = nn.Linear(fan_in, classes)
     _initialise(head, "lecun_normal", _generator(seed, depth))
     layers.append(head)
+    return nn.Sequential(*layers)
+
+
+def build_cnn(
+    activation: str,
+    *,
+    shape: tuple[int, ...],
+    classes: int,
+    depth: int,
+    width: int,
+    seed: int,
+    init: str = "he_normal",
+    bias_shift: float = 0.0,
+    modules: str = "relukit",
+) -> nn.Sequential:
+    """The convolutional network of the cnn scenario for rows of ``shape`` = (C, H, W), given
+    flattened: ``depth`` blocks ``Conv2d(3×3, padding 1) → activation [→ MaxPool2d(2)]`` of
+    ``width`` channels (pooled while height and width are ≥ 4), then ``Linear`` to the classes.
+    Layer ℓ draws its initial weights from the generator of ``(seed, ℓ)``, as in
+    :func:`build_model`.
+
+    Example:
+        >>> model = build_cnn("relu", shape=(1, 8, 8), classes=10, depth=3, width=16, seed=0)
+        >>> [type(m).__name__ for m in model]  # doctest: +NORMALIZE_WHITESPACE
+        ['Unflatten', 'Conv2d', 'ReLU', 'MaxPool2d', 'Conv2d', 'ReLU', 'MaxPool2d', 'Conv2d',
+         'ReLU', 'Flatten', 'Linear']
+        >>> model(torch.zeros(5, 64)).shape
+        torch.Size([5, 10])
+    """
+    channels, height, side = shape
+    layers: list[nn.Module] = [nn.Unflatten(1, (channels, height, side))]
+    for index in range(depth):
+        conv = nn.Conv2d(channels, width, kernel_size=3, padding=1)
+        _initialise(conv, init, _generator(seed, index))
+        if bias_shift:
+            with torch.no_grad():
+                conv.bias.add_(bias_shift)
+        layers += [conv, activation_module(activation, modules)]
+        channels = width
+        if min(height, side) >= 4:
+            layers.append(nn.MaxPool2d(2))
+            height, side = height // 2, side // 2
+    head = nn.Linear(channels * height * side, classes)
+    _initialise(head, "lecun_normal", _generator(seed, depth))
+    layers += [nn.Flatten(), head]
     return nn.Sequential(*layers)
 
 

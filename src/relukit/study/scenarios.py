@@ -12,11 +12,16 @@ The three scenarios (their runs are planned by :meth:`~relukit.study.config.Stud
   initialisation (RAI, Lu et al. 2020).
 * **depth** — the same network from 2 to 20 hidden layers: the gradient norm reaching the first
   layer at initialisation and the final accuracy, the baselines sigmoid/tanh against the family.
+* **cnn** — Krizhevsky et al. (2012, Figure 1): a four-layer CNN (three convolutions and a
+  linear layer) on the images, relu against tanh and sigmoid; epochs and seconds to the target
+  training accuracy, and the training error per epoch.
 
 :func:`groups` averages the runs that differ only by seed (mean ± standard deviation);
-:func:`claims` turns the groups into verdicts, each with the numbers behind it. The verdicts
-are computed from this study's numbers with the rules written in each claim's ``rule``; they
-say what happened here, on this data, not what is true in general.
+:func:`claims` turns the runs into verdicts: each claim's effect is computed per seed, paired
+(runs of one seed share initial weights and batches), and given a 95 % interval over the seeds
+(:mod:`relukit.study.stats`); the verdict is "holds", "does not hold" or "inconclusive at N
+seeds" by the rule written in each claim. The verdicts say what happened here, on this data,
+not what is true in general.
 """
 
 from __future__ import annotations
@@ -29,12 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from relukit.study.config import StudyConfig
+from relukit.study.config import BASELINES, StudyConfig
+from relukit.study.stats import Interval, verdict
 from relukit.study.training import RunResult
 
-__all__ = ["Claim", "Group", "Stat", "StudyResult", "claims", "groups"]
-
-BASELINES = ("sigmoid", "tanh")
+__all__ = ["BASELINES", "Claim", "Group", "Stat", "StudyResult", "claims", "groups"]
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,13 @@ def _curve_std(rows: Sequence[Sequence[float]]) -> list[float]:
 
 @dataclass(frozen=True)
 class Group:
-    """The runs of one (scenario, activation, init, depth) over its seeds, summarised."""
+    """The runs of one (scenario, activation, init, depth, modules) over its seeds, summarised."""
 
     scenario: str
     activation: str
     init: str
     depth: int
+    modules: str
     seeds: tuple[int, ...]
     test_accuracy: Stat
     test_loss: Stat
@@ -109,11 +114,20 @@ class Group:
     dead_max: Stat
     sparsity_end: Stat
     first_layer_grad: Stat
+    grad_ratio: Stat
     grad_norms: list[float]
+    activation_grad_rms: list[float]
     dead_per_layer: list[float]
     sparsity_per_layer: list[float]
     curves: dict[str, list[float]] = field(repr=False)
     diverged: int = 0
+
+    @property
+    def name(self) -> str:
+        """The activation, marked ``(torch.nn)`` for a family member run on torch.nn's module."""
+        if self.modules == "torch" and self.activation not in BASELINES:
+            return f"{self.activation} (torch.nn)"
+        return self.activation
 
     @property
     def reached(self) -> str:
@@ -148,6 +162,13 @@ def _layer_means(rows: Sequence[Sequence[float]]) -> list[float]:
     return [float(np.nanmean([r[i] for r in rows])) for i in range(width)]
 
 
+def _grad_ratio(run: RunResult) -> float:
+    """‖∂L/∂W₁‖ / ‖∂L/∂W_out‖ at initialisation: below 1, the gradient shrinks towards the
+    input."""
+    norms = run.grad_norms
+    return norms[0] / norms[-1] if norms and norms[-1] else math.nan
+
+
 def groups(runs: Sequence[RunResult]) -> list[Group]:
     """The runs grouped over seeds, in the order their first run appears.
 
@@ -163,11 +184,11 @@ def groups(runs: Sequence[RunResult]) -> list[Group]:
         >>> group.activation, group.seeds, round(group.test_accuracy.mean, 2), group.dead_end.mean
         ('relu', (0, 1), 0.85, 0.1)
     """
-    by_key: dict[tuple[str, str, str, int], list[RunResult]] = {}
+    by_key: dict[tuple[str, str, str, int, str], list[RunResult]] = {}
     for run in runs:
         by_key.setdefault(run.spec.group, []).append(run)
     result = []
-    for (scenario, activation, init, depth), members in by_key.items():
+    for (scenario, activation, init, depth, modules), members in by_key.items():
         dead = [r.dead_fraction for r in members]
         sparsity = [r.mean_sparsity for r in members]
         result.append(
@@ -176,6 +197,7 @@ def groups(runs: Sequence[RunResult]) -> list[Group]:
                 activation=activation,
                 init=init,
                 depth=depth,
+                modules=modules,
                 seeds=tuple(r.spec.seed for r in members),
                 test_accuracy=Stat.of_values(r.test_accuracy for r in members),
                 test_loss=Stat.of_values(r.test_loss for r in members),
@@ -190,7 +212,9 @@ def groups(runs: Sequence[RunResult]) -> list[Group]:
                 dead_max=Stat.of_values(max(d) for d in dead),
                 sparsity_end=Stat.of_values(s[-1] for s in sparsity),
                 first_layer_grad=Stat.of_values(r.grad_norms[0] for r in members),
+                grad_ratio=Stat.of_values(_grad_ratio(r) for r in members),
                 grad_norms=_layer_means([r.grad_norms for r in members]),
+                activation_grad_rms=_layer_means([r.activation_grad_rms for r in members]),
                 dead_per_layer=_layer_means([r.dead[-1] for r in members]),
                 sparsity_per_layer=_layer_means([r.sparsity[-1] for r in members]),
                 curves={
@@ -220,7 +244,8 @@ class StudyResult:
         runs: the completed runs, in plan order.
         interrupted: the study was stopped (Ctrl-C) before every run completed.
         seconds: wall time of the runs.
-        environment: versions, cores, threads, load average.
+        environment: versions, cores, threads, load average, the engine the runs went to.
+        reused: runs taken from the report folder's stored runs (``resume``), not trained.
         report: the report's ``index.html`` (None when no report was written).
     """
 
@@ -232,12 +257,26 @@ class StudyResult:
     interrupted: bool = False
     seconds: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
+    reused: int = 0
     report: Path | None = None
 
-    def groups(self, scenario: str | None = None) -> list[Group]:
-        """The runs grouped over seeds (only ``scenario``'s when given)."""
+    def groups(self, scenario: str | None = None, *, every: bool = False) -> list[Group]:
+        """The runs grouped over seeds (only ``scenario``'s when given). With ``modules``
+        ``"both"``, the family's runs on torch.nn's modules are left out unless ``every``:
+        the claims and the summary are about relukit.nn's, the cost table sets the two side by
+        side."""
         found = groups(self.runs)
-        return [g for g in found if scenario is None or g.scenario == scenario]
+        return [
+            g
+            for g in found
+            if (scenario is None or g.scenario == scenario)
+            and (
+                every
+                or self.config.modules != "both"
+                or g.modules == "relukit"
+                or g.activation in BASELINES
+            )
+        ]
 
     @property
     def scenarios(self) -> list[str]:
@@ -256,198 +295,274 @@ class StudyResult:
             "settings": self.settings,
             "planned": self.planned,
             "completed": len(self.runs),
+            "reused": self.reused,
+            "trained": len(self.runs) - self.reused,
             "interrupted": self.interrupted,
             "seconds": self.seconds,
             "environment": self.environment,
             "claims": [c.to_dict() for c in claims(self)],
-            "groups": [g.to_dict() for g in self.groups()],
+            "groups": [g.to_dict() for g in self.groups(every=True)],
             "runs": [r.to_dict() for r in self.runs],
         }
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim about ReLU, this study's verdict on it and the numbers behind the verdict.
+    """One claim about ReLU, this study's verdict on it and what the verdict rests on.
 
-    ``verdict`` is ``"holds"``, ``"partly"``, ``"does not hold"`` or ``"not tested"``.
+    Attributes:
+        claim: the claim, as the literature makes it.
+        verdict: ``"holds"``, ``"does not hold"``, ``"inconclusive at N seeds"`` or
+            ``"not tested"``.
+        effect: what is measured, with its estimate and 95 % interval, e.g.
+            ``"speed-up 2.0× [1.5, 2.7]"``.
+        evidence: the quantities the effect is computed from (means and per-seed values).
+        rule: how the verdict follows from the interval.
+        interval: the effect's :class:`~relukit.study.stats.Interval` (None: not tested).
     """
 
     claim: str
     verdict: str
+    effect: str
     evidence: str
     rule: str
+    interval: Interval | None = None
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return dict(self.__dict__)
+        out: dict[str, Any] = {k: v for k, v in self.__dict__.items() if k != "interval"}
+        out["interval"] = None if self.interval is None else self.interval.to_dict()
+        return out
 
 
 def _pct(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.1f} %"
 
 
-def _epochs(group: Group) -> float:
-    """Mean epochs to the target, inf when a seed never reached it."""
-    stat = group.epochs_to_target
-    return stat.mean if stat.n == stat.of and stat.n else math.inf
+def _seeds(values: Sequence[float], fmt: str = ".3g") -> str:
+    return ", ".join(format(v, fmt) for v in values)
 
 
-def _epochs_text(group: Group, epochs: int) -> str:
-    stat = group.epochs_to_target
-    if stat.n == 0:
-        return f"{group.activation}: never in {epochs} epochs"
-    text = f"{group.activation}: {stat.mean:.1f} epochs"
-    return text if stat.n == stat.of else f"{text} ({group.reached} seeds)"
+_Runs = dict[int, RunResult]
 
 
-def _verdict(wins: Sequence[bool]) -> str:
-    if all(wins):
-        return "holds"
-    return "partly" if any(wins) else "does not hold"
+def _runs(
+    result: StudyResult, scenario: str, activation: str, init: str | None = None, depth: int = -1
+) -> _Runs:
+    """The main runs (see :meth:`StudyResult.groups`) of one activation, by seed."""
+    kept = {(g.activation, g.modules) for g in result.groups(scenario)}
+    found: _Runs = {}
+    for run in result.runs:
+        spec = run.spec
+        if (
+            spec.scenario == scenario
+            and spec.activation == activation
+            and (spec.activation, spec.modules) in kept
+            and (init is None or spec.init == init)
+            and (depth < 0 or spec.depth == depth)
+        ):
+            found[spec.seed] = run
+    return found
 
 
-def _speed(by_name: dict[str, Group], target: float, epochs: int) -> Claim:
-    title = "ReLU converges faster than sigmoid and tanh"
-    rule = (
-        f"holds when relu's mean epochs to {100 * target:.0f} % training accuracy is below "
-        "every baseline's (a seed that never gets there counts as never)"
+def _paired(a: _Runs, b: _Runs, effect: Any) -> list[float]:
+    """``effect(a_run, b_run)`` for every seed both have, in seed order."""
+    return [effect(a[seed], b[seed]) for seed in sorted(set(a) & set(b))]
+
+
+def _to_target(run: RunResult) -> float:
+    """Epochs to the target; a run that never reached it counts as ``epochs + 1`` (so a
+    speed-up over it is a lower bound)."""
+    if run.epochs_to_target is None:
+        return float(run.spec.epochs + 1)
+    return float(run.epochs_to_target)
+
+
+def _mean_epochs(runs: _Runs) -> str:
+    reached = [r.epochs_to_target for r in runs.values() if r.epochs_to_target is not None]
+    if not reached:
+        return f"never in {next(iter(runs.values())).spec.epochs} epochs"
+    text = f"{np.mean(reached):.1f} epochs"
+    return text if len(reached) == len(runs) else f"{text} ({len(reached)}/{len(runs)} seeds)"
+
+
+_RATIO_RULE = (
+    "paired by seed; holds when the 95 % t interval of the {what} (geometric mean over seeds) "
+    "lies above 1, does not hold when it lies at or below 1, else inconclusive"
+)
+
+
+def _speed(result: StudyResult, scenario: str, baseline: str, title: str) -> Claim:
+    target = f"{100 * result.config.target:.0f} %"
+    rule = _RATIO_RULE.format(
+        what=f"speed-up (baseline's epochs to {target} training accuracy "
+        "over relu's; a seed that never gets there counts as epochs + 1)"
     )
-    baselines = [by_name[b] for b in BASELINES if b in by_name]
-    if "relu" not in by_name or not baselines:
-        return Claim(title, "not tested", "needs relu and sigmoid or tanh in compare", rule)
-    relu = by_name["relu"]
-    evidence = "; ".join(_epochs_text(g, epochs) for g in [relu, *baselines])
-    wins = [_epochs(relu) < _epochs(b) for b in baselines]
-    return Claim(
-        title, _verdict(wins), f"to {100 * target:.0f} % training accuracy: {evidence}", rule
+    relu, other = _runs(result, scenario, "relu"), _runs(result, scenario, baseline)
+    values = _paired(relu, other, lambda r, b: _to_target(b) / _to_target(r))
+    if not values:
+        return Claim(title, "not tested", "", f"needs relu and {baseline} in {scenario}", rule)
+    effect = Interval.of(values, ratio=True)
+    evidence = (
+        f"epochs to {target} training accuracy: relu {_mean_epochs(relu)}, {baseline} "
+        f"{_mean_epochs(other)}; speed-up per seed: {_seeds(values)}"
     )
+    return Claim(title, verdict(effect, 1.0), f"speed-up {effect.text()}", evidence, rule, effect)
 
 
-def _vanishing(by_name: dict[str, Group], depth_groups: Sequence[Group]) -> Claim:
-    title = "ReLU avoids vanishing gradients"
-    rule = (
-        "holds when, at initialisation, the gradient reaching the first layer relative to the "
-        "output layer's is larger for relu than for every baseline"
+def _vanishing(result: StudyResult, baseline: str) -> Claim:
+    title = f"ReLU avoids vanishing gradients (against {baseline})"
+    rule = _RATIO_RULE.format(
+        what="ratio of relu's to the baseline's first-layer / output-layer gradient norm at "
+        "initialisation"
     )
-    evidence = []
-    wins: list[bool] = []
-
-    def ratio(g: Group) -> float:
-        return g.grad_norms[0] / g.grad_norms[-1] if g.grad_norms and g.grad_norms[-1] else 0.0
-
-    baselines = [by_name[b] for b in BASELINES if b in by_name]
-    if "relu" in by_name and baselines:
-        relu = by_name["relu"]
-        shown = ", ".join(f"{g.activation} {ratio(g):.3g}" for g in [relu, *baselines])
-        evidence.append(f"first-layer / output-layer gradient norm at init: {shown}")
-        wins += [ratio(relu) > ratio(b) for b in baselines]
-    deepest = max((g.depth for g in depth_groups), default=0)
-    deep = {g.activation: g for g in depth_groups if g.depth == deepest}
-    deep_baselines = [deep[b] for b in BASELINES if b in deep]
-    if "relu" in deep and deep_baselines:
-        shown = ", ".join(
-            f"{g.activation} {g.first_layer_grad.mean:.3g}" for g in [deep["relu"], *deep_baselines]
-        )
-        evidence.append(f"first-layer gradient norm with {deepest} hidden layers: {shown}")
-        wins += [
-            deep["relu"].first_layer_grad.mean > b.first_layer_grad.mean for b in deep_baselines
-        ]
-    if not wins:
-        return Claim(title, "not tested", "needs relu and sigmoid or tanh", rule)
-    return Claim(title, _verdict(wins), "; ".join(evidence), rule)
+    relu, other = _runs(result, "compare", "relu"), _runs(result, "compare", baseline)
+    values = _paired(relu, other, lambda r, b: _grad_ratio(r) / _grad_ratio(b))
+    if not values:
+        return Claim(title, "not tested", "", f"needs relu and {baseline} in compare", rule)
+    effect = Interval.of(values, ratio=True)
+    means = ", ".join(
+        f"{name} {np.mean([_grad_ratio(r) for r in runs.values()]):.3g}"
+        for name, runs in (("relu", relu), (baseline, other))
+    )
+    evidence = f"‖∂L/∂W₁‖ / ‖∂L/∂W_out‖ at init, mean over seeds: {means}; ratio per seed: "
+    evidence += _seeds(values)
+    return Claim(title, verdict(effect, 1.0), f"ratio {effect.text()}", evidence, rule, effect)
 
 
-def _sparse(by_name: dict[str, Group]) -> Claim:
+def _deep(result: StudyResult, baseline: str) -> Claim:
+    depths = [g.depth for g in result.groups("depth")]
+    deepest = max(depths, default=0)
+    title = f"ReLU avoids vanishing gradients in deep networks (against {baseline})"
+    rule = _RATIO_RULE.format(
+        what=f"ratio of relu's to the baseline's first-layer gradient norm at initialisation, "
+        f"{deepest} hidden layers"
+    )
+    relu = _runs(result, "depth", "relu", depth=deepest)
+    other = _runs(result, "depth", baseline, depth=deepest)
+    values = _paired(relu, other, lambda r, b: r.grad_norms[0] / b.grad_norms[0])
+    if not values:
+        return Claim(title, "not tested", "", f"needs relu and {baseline} in depth", rule)
+    effect = Interval.of(values, ratio=True)
+    evidence = (
+        f"‖∂L/∂W₁‖ with {deepest} hidden layers, mean over seeds: relu "
+        f"{np.mean([r.grad_norms[0] for r in relu.values()]):.3g}, {baseline} "
+        f"{np.mean([r.grad_norms[0] for r in other.values()]):.3g}; ratio per seed: "
+        f"{_seeds(values)}"
+    )
+    return Claim(title, verdict(effect, 1.0), f"ratio {effect.text()}", evidence, rule, effect)
+
+
+def _sparse(result: StudyResult) -> Claim:
     title = "ReLU makes networks sparse"
     rule = (
-        "holds when at least a third of relu's hidden outputs are exactly zero after training, "
-        "partly when at least a tenth are"
+        "holds when the 95 % t interval over seeds of the fraction of relu's hidden outputs "
+        "that are exactly zero after training lies above one third, does not hold when it "
+        "lies at or below, else inconclusive"
     )
-    if "relu" not in by_name:
-        return Claim(title, "not tested", "needs relu in compare", rule)
-    relu = by_name["relu"].sparsity_end.mean
-    others = [g for name, g in by_name.items() if name != "relu"]
-    shown = ", ".join(f"{g.activation} {_pct(g.sparsity_end.mean)}" for g in others[:4])
-    evidence = f"exact zeros among hidden outputs after training: relu {_pct(relu)}"
-    if shown:
-        evidence += f" (vs {shown})"
-    verdict = "holds" if relu >= 1 / 3 else "partly" if relu >= 0.1 else "does not hold"
-    return Claim(title, verdict, evidence, rule)
+    relu = _runs(result, "compare", "relu")
+    if not relu:
+        return Claim(title, "not tested", "", "needs relu in compare", rule)
+    values = [r.mean_sparsity[-1] for _, r in sorted(relu.items())]
+    effect = Interval.of(values)
+    evidence = f"exact zeros among relu's hidden outputs per seed: {_seeds(values, '.1%')}"
+    text = f"zeros {effect.text(1, ' %', 100)}"
+    return Claim(title, verdict(effect, 1 / 3), text, evidence, rule, effect)
 
 
-def _dying(dying: dict[tuple[str, str], Group], init: str, settings: dict[str, Any]) -> Claim:
-    title = "ReLU units die under a high learning rate or a negative bias"
-    rule = "holds when at least 10 % of relu's hidden units are dead at the end of training"
-    group = dying.get(("relu", init))
-    if group is None:
-        return Claim(title, "not tested", "run --scenario dying", rule)
-    evidence = (
-        f"with {settings['optimizer']} lr {settings['lr']:g} and bias shift "
-        f"{settings['bias_shift']:g} ({init}): relu dead units "
-        f"{_pct(group.dead_init.mean)} at init, {_pct(group.dead_end.mean)} at the end "
-        f"(peak {_pct(group.dead_max.mean)})"
-    )
-    verdict = "holds" if group.dead_end.mean >= 0.1 else "does not hold"
-    return Claim(title, verdict, evidence, rule)
-
-
-def _fixes(dying: dict[tuple[str, str], Group], init: str) -> Claim:
-    title = "Leaky ReLU, PReLU and ELU fix dying units"
+def _dying(result: StudyResult, init: str) -> Claim:
+    title = "ReLU units die under a high learning rate and a negative bias"
     rule = (
-        "holds when each of them ends training with fewer units that never see a positive "
-        "input than relu has dead units, under the same dying conditions"
+        "holds when the 95 % t interval over seeds of relu's dead fraction at the end of "
+        "training lies above 10 %, does not hold when at or below, else inconclusive"
     )
-    relu = dying.get(("relu", init))
-    fixes = [dying[(n, init)] for n in ("leaky_relu", "prelu", "elu") if (n, init) in dying]
-    if relu is None or not fixes:
-        return Claim(title, "not tested", "run --scenario dying", rule)
-    shown = ", ".join(
-        f"{g.activation} {_pct(g.dead_end.mean)} (test acc {_pct(g.test_accuracy.mean)})"
-        for g in [relu, *fixes]
-    )
-    wins = [g.dead_end.mean < relu.dead_end.mean for g in fixes]
-    return Claim(title, _verdict(wins), f"dead at the end of training: {shown}", rule)
-
-
-def _rai(dying: dict[tuple[str, str], Group], init: str) -> Claim:
-    title = "Randomized asymmetric initialisation (RAI) keeps ReLU units alive"
-    rule = "holds when relu with RAI has fewer dead units than with the symmetric init, at "
-    rule += "initialisation and at the end"
-    plain, rai = dying.get(("relu", init)), dying.get(("relu", "rai"))
-    if plain is None or rai is None or init == "rai":
-        return Claim(title, "not tested", "run --scenario dying", rule)
+    relu = _runs(result, "dying", "relu", init=init)
+    if not relu:
+        return Claim(title, "not tested", "", "run --scenario dying", rule)
+    values = [r.dead_fraction[-1] for _, r in sorted(relu.items())]
+    effect = Interval.of(values)
+    settings = result.settings["dying"]
     evidence = (
-        f"relu dead units at init / at the end: {init} {_pct(plain.dead_init.mean)} / "
-        f"{_pct(plain.dead_end.mean)}, rai {_pct(rai.dead_init.mean)} / {_pct(rai.dead_end.mean)}"
+        f"{settings['optimizer']} lr {settings['lr']:g}, bias shift {settings['bias_shift']:g}, "
+        f"{init}: relu's dead units at the end per seed: {_seeds(values, '.1%')}"
     )
-    wins = [
-        rai.dead_init.mean < plain.dead_init.mean,
-        rai.dead_end.mean < plain.dead_end.mean,
-    ]
-    return Claim(title, _verdict(wins), evidence, rule)
+    text = f"dead {effect.text(1, ' %', 100)}"
+    return Claim(title, verdict(effect, 0.1), text, evidence, rule, effect)
+
+
+_DIFFERENCE_RULE = (
+    "paired by seed; holds when the 95 % t interval of {what} lies above 0, does not hold "
+    "when it lies at or below 0, else inconclusive"
+)
+
+
+def _fixes(result: StudyResult, member: str, init: str) -> Claim:
+    title = f"{member} fixes dying units"
+    rule = _DIFFERENCE_RULE.format(
+        what=f"relu's dead fraction minus {member}'s (units that never see a positive input) at "
+        "the end of training, under the same dying conditions"
+    )
+    relu, other = _runs(result, "dying", "relu", init=init), _runs(result, "dying", member, init)
+    values = _paired(relu, other, lambda r, m: r.dead_fraction[-1] - m.dead_fraction[-1])
+    if not values:
+        return Claim(title, "not tested", "", "run --scenario dying", rule)
+    effect = Interval.of(values)
+    evidence = (
+        f"dead at the end, mean over seeds: relu "
+        f"{_pct(np.mean([r.dead_fraction[-1] for r in relu.values()]))}, {member} "
+        f"{_pct(np.mean([r.dead_fraction[-1] for r in other.values()]))}; difference per seed: "
+        f"{_seeds(values, '.1%')}"
+    )
+    text = f"fewer dead {effect.text(1, ' pts', 100)}"
+    return Claim(title, verdict(effect, 0.0), text, evidence, rule, effect)
+
+
+def _rai(result: StudyResult, init: str, when: str) -> Claim:
+    title = f"Randomized asymmetric initialisation (RAI) keeps ReLU units alive ({when})"
+    at = 0 if when == "at initialisation" else -1
+    rule = _DIFFERENCE_RULE.format(what=f"relu's dead fraction with {init} minus with rai, {when}")
+    plain, rai = _runs(result, "dying", "relu", init=init), _runs(result, "dying", "relu", "rai")
+    values = _paired(plain, rai, lambda p, r: p.dead_fraction[at] - r.dead_fraction[at])
+    if not values or init == "rai":
+        return Claim(title, "not tested", "", "run --scenario dying", rule)
+    effect = Interval.of(values)
+    evidence = (
+        f"relu's dead units {when}, mean over seeds: {init} "
+        f"{_pct(np.mean([r.dead_fraction[at] for r in plain.values()]))}, rai "
+        f"{_pct(np.mean([r.dead_fraction[at] for r in rai.values()]))}; difference per seed: "
+        f"{_seeds(values, '.1%')}"
+    )
+    text = f"fewer dead {effect.text(1, ' pts', 100)}"
+    return Claim(title, verdict(effect, 0.0), text, evidence, rule, effect)
 
 
 def claims(result: StudyResult) -> list[Claim]:
     """The claims about ReLU that this study's scenarios can check, with verdicts."""
-    compare = {g.activation: g for g in result.groups("compare")}
-    depth_groups = result.groups("depth")
-    dying = {(g.activation, g.init): g for g in result.groups("dying")}
     settings = result.settings
-    compare_epochs = settings.get("compare", {}).get("epochs", 0)
-    target = result.config.target
     found: list[Claim] = []
     if "compare" in settings:
-        found.append(_speed(compare, target, compare_epochs))
-    if "compare" in settings or "depth" in settings:
-        found.append(_vanishing(compare, depth_groups))
-    if "compare" in settings:
-        found.append(_sparse(compare))
-    if "dying" in settings:
-        dying_settings = settings["dying"]
-        init = dying_settings["inits"][0]
         found += [
-            _dying(dying, init, dying_settings),
-            _fixes(dying, init),
-            _rai(dying, init),
+            _speed(result, "compare", b, f"ReLU converges faster than {b}") for b in BASELINES
+        ]
+        found += [_vanishing(result, b) for b in BASELINES]
+    if "depth" in settings:
+        found += [_deep(result, b) for b in BASELINES]
+    if "compare" in settings:
+        found.append(_sparse(result))
+    if "dying" in settings:
+        init = settings["dying"]["inits"][0]
+        found.append(_dying(result, init))
+        found += [_fixes(result, m, init) for m in ("leaky_relu", "prelu", "elu")]
+        found += [_rai(result, init, when) for when in ("at initialisation", "at the end")]
+    if "cnn" in settings:
+        found += [
+            _speed(
+                result,
+                "cnn",
+                b,
+                f"A ReLU CNN reaches the target training error faster than a {b} one "
+                "(Krizhevsky et al. 2012, Figure 1)",
+            )
+            for b in BASELINES
         ]
     return found

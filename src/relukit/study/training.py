@@ -35,7 +35,7 @@ from torch.nn import functional
 from relukit.diagnostics import DeadUnitMonitor, gradient_flow
 from relukit.study.config import RunSpec
 from relukit.study.data import Dataset
-from relukit.study.models import build_model
+from relukit.study.models import build_cnn, build_model
 
 __all__ = ["Event", "RunResult", "Stopped", "Tensors", "train"]
 
@@ -104,6 +104,8 @@ class RunResult:
         dead, sparsity: per epoch, per hidden layer (fractions).
         epoch_seconds: training time of each epoch 1 … epochs_run (measurements excluded).
         grad_norms: ‖∂L/∂W‖ of every weight matrix at initialisation, input layer first.
+        activation_grad_rms: RMS of the loss gradient reaching each activation's output at
+            initialisation, input side first.
         test_loss, test_accuracy: after the last epoch.
         epochs_to_target, seconds_to_target: first epoch whose training accuracy reached the
             target, and the training seconds up to its end; None: never.
@@ -120,6 +122,7 @@ class RunResult:
     sparsity: list[list[float]] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
+    activation_grad_rms: list[float] = field(default_factory=list)
     test_loss: float = math.nan
     test_accuracy: float = math.nan
     epochs_to_target: int | None = None
@@ -137,8 +140,34 @@ class RunResult:
         return [float(np.mean(layers)) for layers in self.sparsity]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN becomes None)."""
+        """JSON-ready dict (NaN and infinities become None)."""
         return _jsonable({**asdict(self), "spec": self.spec.to_dict()})
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> RunResult:
+        """The result :meth:`to_dict` wrote (None read back as NaN where a float belongs).
+
+        Example:
+            >>> from relukit.study.config import StudyConfig
+            >>> spec = StudyConfig(activations=("relu",), seeds=1).plan()[0]
+            >>> result = RunResult(spec, loss=[2.0, math.inf], dead=[[0.5, 0.25]])
+            >>> again = RunResult.from_dict(result.to_dict())
+            >>> again.spec == spec, again.loss, again.dead, math.isnan(again.test_loss)
+            (True, [2.0, nan], [[0.5, 0.25]], True)
+        """
+        values = dict(fields)
+        values["spec"] = RunSpec.from_dict(values["spec"])
+        for key in ("test_loss", "test_accuracy"):
+            values[key] = math.nan if values[key] is None else float(values[key])
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+            values[key] = [math.nan if v is None else float(v) for v in values[key]]
+        for key in ("grad_norms", "activation_grad_rms"):
+            values[key] = [math.nan if v is None else float(v) for v in values.get(key, [])]
+        for key in ("dead", "sparsity"):
+            values[key] = [
+                [math.nan if v is None else float(v) for v in row] for row in values[key]
+            ]
+        return cls(**values)
 
 
 def _jsonable(value: Any) -> Any:
@@ -209,19 +238,22 @@ def train(
         True
     """
     torch.manual_seed(spec.seed)
-    model = build_model(
+    shape = {"features": data.features} if spec.scenario != "cnn" else {"shape": spec.image_shape}
+    model = (build_cnn if spec.scenario == "cnn" else build_model)(
         spec.activation,
-        features=data.features,
+        **shape,
         classes=data.classes,
         depth=spec.depth,
         width=spec.width,
         seed=spec.seed,
         init=spec.init,
         bias_shift=spec.bias_shift,
+        modules=spec.modules,
     )
     result = RunResult(spec)
     flow = gradient_flow(model, (data.X_train, data.y_train), functional.cross_entropy)
     result.grad_norms = [w.grad_norm for w in flow.weights]
+    result.activation_grad_rms = [a.grad_output_rms for a in flow.activations]
     optimizer = _optimizer(spec.optimizer, model, spec.lr)
     _measure(model, data, result)
     order = torch.Generator().manual_seed(spec.seed)

@@ -4,7 +4,7 @@ in plan order, and a clean stop on Ctrl-C."""
 from __future__ import annotations
 
 from relukit import study
-from relukit.study.parallel import cores, workers
+from relukit.study.runner import cores, workers
 from relukit.study.training import Event
 
 CONFIG = {
