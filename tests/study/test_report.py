@@ -91,7 +91,7 @@ def test_an_existing_report_is_refused_without_force(tmp_path: Path):
     assert check_out(tmp_path / "new", force=False) == tmp_path / "new"
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "index.html").write_text("keep me")
-    with pytest.raises(ValueError, match="already exists; use --resume .* or --force"):
+    with pytest.raises(ValueError, match=r"already exists; use --resume .* or --force"):
         check_out(tmp_path / "old", force=False)
     assert check_out(tmp_path / "old", force=True) == tmp_path / "old"
     assert check_out(tmp_path / "old", force=False, resume=True) == tmp_path / "old"
