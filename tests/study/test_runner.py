@@ -53,3 +53,72 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_completed():
     assert result.interrupted and "stopping" in seen
     assert 1 <= len(result.runs) < result.planned
     assert [r.spec.index for r in result.runs] == sorted(r.spec.index for r in result.runs)
+
+
+def _without_timing(run: dict) -> dict:
+    return {k: v for k, v in run.items() if k not in ("epoch_seconds", "seconds_to_target")}
+
+
+def test_a_dask_cluster_gives_the_numbers_of_a_local_run_bit_for_bit():
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        remote = study.run(study.StudyConfig(**CONFIG, cluster=cluster.scheduler_address))
+    local = study.run(study.StudyConfig(**CONFIG, jobs=1))
+    assert remote.environment["engine"].startswith("Dask cluster at ")
+    assert [_without_timing(r.to_dict()) for r in remote.runs] == [
+        _without_timing(r.to_dict()) for r in local.runs
+    ]
+
+
+def test_without_dask_the_runs_go_one_at_a_time_in_this_process_and_it_says_so(monkeypatch):
+    from relukit.study import runner
+
+    monkeypatch.setattr(runner, "engine_available", lambda: False)
+    alone = study.run(study.StudyConfig(**CONFIG, jobs=2))
+    assert "dask.distributed is not installed" in alone.environment["engine"]
+    local = study.run(study.StudyConfig(**CONFIG, jobs=1))
+    assert _numbers(alone) == _numbers(local)
+
+
+def test_an_interrupted_study_resumed_equals_an_uninterrupted_one_and_trains_each_run_once(
+    tmp_path,
+):
+    import json
+
+    config = {**CONFIG, "seeds": 2, "epochs": 6, "jobs": 1}
+    del config["out"]
+    whole = study.run(study.StudyConfig(**config, out=tmp_path / "whole"))
+    assert whole.reused == 0 and not whole.interrupted
+    out = tmp_path / "resumed"
+    trained: list[int] = []
+
+    def stop_at_third(event: Event) -> None:
+        if event.kind == "start":
+            trained.append(event.run)
+            if event.run == 2:
+                raise KeyboardInterrupt
+
+    first = study.run(study.StudyConfig(**config, out=out), progress=stop_at_third)
+    assert first.interrupted and [r.spec.index for r in first.runs] == [0, 1]
+    assert len(list((out / "runs").glob("*.json"))) == 2
+    trained.clear()
+    second = study.run(
+        study.StudyConfig(**config, out=out, resume=True),
+        progress=lambda event: trained.append(event.run) if event.kind == "start" else None,
+    )
+    assert sorted(trained) == [2, 3] and second.reused == 2 and not second.interrupted
+    saved = json.loads((out / "results.json").read_text())
+    reference = json.loads((tmp_path / "whole" / "results.json").read_text())
+    assert saved["reused"] == 2 and saved["trained"] == 2
+    assert [_without_timing(r) for r in saved["runs"]] == [
+        _without_timing(r) for r in reference["runs"]
+    ]
+    trained.clear()
+    more = study.run(
+        study.StudyConfig(**{**config, "seeds": 3}, out=out, resume=True),
+        progress=lambda event: trained.append(event.run) if event.kind == "start" else None,
+    )
+    assert sorted(trained) == [4, 5] and more.reused == 4  # only the new seed is trained
