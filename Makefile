@@ -10,7 +10,7 @@ venv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 
 demo: venv
-	$(PIP) -e .
+	$(PIP) -e '.[cluster]'
 	$(BIN)/relukit study --force
 
 test: venv
