@@ -181,20 +181,31 @@ def cmd_study(args: argparse.Namespace) -> int:
         threads=args.threads,
         quick=args.quick,
     )
+    result = None
     try:
         with RichProgress() as progress:
             result = study.run(config, progress=progress)
         print_summary(result, Console())
     except KeyboardInterrupt:
-        print(
-            "relukit study: stopped (Ctrl-C); the report folder keeps its previous report, the "
-            "finished runs are stored in it (--resume reports them)"
-            if args.out
-            else "relukit study: stopped (Ctrl-C)",
-            file=sys.stderr,
-        )
+        _ignore_ctrl_c()
+        if result is not None or not args.out:
+            print("relukit study: stopped (Ctrl-C)", file=sys.stderr)
+        else:
+            print(
+                "relukit study: stopped (Ctrl-C) before the report was written; the report "
+                f"folder keeps its previous files, and the finished runs are stored in "
+                f"{args.out}/runs (run the same command with --resume to report them)",
+                file=sys.stderr,
+            )
         return 130
     return 130 if result.interrupted else 0
+
+
+def _ignore_ctrl_c() -> None:
+    """Further Ctrl-C ignored: the command is ending, and says so once, without a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -351,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"relukit {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        _ignore_ctrl_c()
+        print(f"relukit {args.command}: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
