@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relukit import study
-from relukit import cli
+from relukit import cli, study
 from relukit.cli import main
 from relukit.study.progress import RichProgress
 from relukit.study.training import Event
