@@ -320,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     studying.add_argument(
         "--modules",
         choices=MODULES,
-        default="relukit",
-        help="the family's modules: relukit.nn's, torch.nn's, or both side by side",
+        help="the family's modules: relukit.nn's, torch.nn's, or both side by side "
+        "(default: both in compare, else relukit)",
     )
     studying.add_argument(
         "--image-shape", nargs="+", metavar="C,H,W", help="cnn scenario: a row's image shape"

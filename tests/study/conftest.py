@@ -9,6 +9,7 @@ import pytest
 from relukit.cli import main
 
 TINY = ["--activations", "relu,tanh", "--seeds", "1", "--epochs", "2", "--width", "16"]
+TINY += ["--modules", "relukit"]
 """A study in about a second: two activations, one seed, two epochs, 16 units."""
 
 SERIAL = ["--jobs", "1", "--threads", "1"]

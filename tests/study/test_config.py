@@ -10,9 +10,17 @@ from relukit.study.config import DEFAULT_ACTIVATIONS, LEARNING_RATES, QUICK, Stu
 def test_the_default_study():
     settings = StudyConfig().settings("compare")
     assert settings.activations == DEFAULT_ACTIVATIONS
-    assert (settings.seeds, settings.depth, settings.optimizer) == (3, 4, "sgd")
-    assert settings.lr == LEARNING_RATES["compare"]["sgd"]
-    assert len(StudyConfig().plan()) == len(DEFAULT_ACTIVATIONS) * 3
+    assert (settings.seeds, settings.depth, settings.optimizer) == (6, 4, "sgd")
+    assert settings.lr == LEARNING_RATES["compare"]["sgd"] and settings.modules == "both"
+    plan = StudyConfig().plan()
+    family = [a for a in DEFAULT_ACTIVATIONS if a not in ("sigmoid", "tanh")]
+    assert len(plan) == (len(DEFAULT_ACTIVATIONS) + len(family)) * 6
+    assert [(s.activation, s.modules) for s in plan[:3]] == [
+        ("relu", "relukit"),
+        ("relu", "torch"),
+        ("leaky_relu", "relukit"),
+    ]
+    assert {s.modules for s in plan if s.activation in ("sigmoid", "tanh")} == {"torch"}
 
 
 def test_each_scenario_has_its_defaults_and_quick_shrinks_them():
@@ -31,13 +39,12 @@ def test_explicit_values_win_over_defaults_and_quick():
 
 
 def test_all_plans_every_scenario_and_seeds_vary_slowest():
-    plan = StudyConfig(scenario="all", activations=("relu", "tanh"), seeds=2, quick=True).plan()
+    plan = StudyConfig(
+        scenario="all", activations=("relu", "tanh"), seeds=2, quick=True, modules="relukit"
+    ).plan()
     assert [spec.index for spec in plan] == list(range(len(plan)))
-    assert [s for s in ("compare", "dying", "depth") if any(p.scenario == s for p in plan)] == [
-        "compare",
-        "dying",
-        "depth",
-    ]
+    scenarios = ("compare", "dying", "depth", "cnn")
+    assert [s for s in scenarios if any(p.scenario == s for p in plan)] == list(scenarios)
     compare = [p for p in plan if p.scenario == "compare"]
     assert [(p.activation, p.seed) for p in compare] == [
         ("relu", 0),

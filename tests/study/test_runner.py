@@ -14,6 +14,7 @@ CONFIG = {
     "width": 16,
     "depth": 2,
     "threads": 1,
+    "modules": "relukit",
     "out": None,
 }
 
@@ -63,7 +64,7 @@ def test_a_dask_cluster_gives_the_numbers_of_a_local_run_bit_for_bit():
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster:
         remote = study.run(study.StudyConfig(**CONFIG, cluster=cluster.scheduler_address))
     local = study.run(study.StudyConfig(**CONFIG, jobs=1))

@@ -44,7 +44,7 @@ def test_stat_leaves_out_missing_values_and_counts_them():
 
 
 def test_groups_average_over_seeds_and_pad_diverged_curves():
-    config = StudyConfig(activations=("relu",), seeds=2)
+    config = StudyConfig(activations=("relu",), seeds=2, modules="relukit")
     first, second = config.plan()
     short = replace(_result(second, epochs_to_target=2), epochs_run=1, loss=[2.0, 4.0])
     (group,) = groups([_result(first, epochs_to_target=1), short])

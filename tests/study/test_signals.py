@@ -59,7 +59,9 @@ def test_ctrl_c_never_loses_finished_runs(tmp_path: Path, signals: int, trial: i
         time.sleep(rng.uniform(0.0, 1.5))
     _, err = process.communicate(timeout=120)
     note = f"after {time.monotonic() - started:.1f} s, {signals} SIGINT(s): {err.decode()[-600:]}"
-    assert process.returncode in (0, 130), note
+    # 130: stopped; 0: it finished first; -SIGINT: a Ctrl-C that landed while Python was still
+    # starting up or already shutting down ended it as a terminal's Ctrl-C ends any program.
+    assert process.returncode in (0, 130, -signal.SIGINT), note
     assert b"Traceback" not in err, note
     assert _cells(out) >= cells_before, note  # a finished run is never lost
     now = _snapshot(out)

@@ -23,6 +23,7 @@ TINY_CONFIG = {
     "width": 16,
     "jobs": 1,
     "threads": 1,
+    "modules": "relukit",
 }
 
 
@@ -145,3 +146,19 @@ def test_ctrl_c_in_the_command_exits_130(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert "Stopped (Ctrl-C)" in printed and "1 of 2 runs" in printed
     assert (out / "index.html").exists()
+
+
+def test_both_modules_set_relukit_nn_and_torch_nn_side_by_side(tmp_path):
+    from relukit.study.report.tables import cost_table
+
+    config = study.StudyConfig(**{**TINY_CONFIG, "modules": "both", "seeds": 2}, out=None)
+    result = study.run(config)
+    assert [(r.spec.activation, r.spec.modules) for r in result.runs[:3]] == [
+        ("relu", "relukit"),
+        ("relu", "torch"),
+        ("tanh", "torch"),
+    ]
+    assert [g.name for g in result.groups("compare")] == ["relu", "tanh"]
+    table = cost_table(result)
+    assert table is not None and [row[0] for row in table.rows] == ["relu"]
+    assert table.rows[0][-1] == "2/2 seeds"  # relukit.nn trains bit for bit as torch.nn does

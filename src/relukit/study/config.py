@@ -101,18 +101,20 @@ class Settings:
     lr: float
     bias_shift: float
     inits: tuple[str, ...]
+    modules: str
 
 
 SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
     "compare": {
         "activations": DEFAULT_ACTIVATIONS,
         "optimizer": "sgd",
-        "seeds": 3,
+        "seeds": 6,
         "depth": 4,
         "depths": (),
         "width": 128,
         "epochs": 30,
         "bias_shift": 0.0,
+        "modules": "both",
     },
     "dying": {
         "activations": ("relu", "leaky_relu", "prelu", "elu"),
@@ -123,6 +125,7 @@ SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
         "width": 128,
         "epochs": 20,
         "bias_shift": -1.0,
+        "modules": "relukit",
     },
     "depth": {
         "activations": ("relu", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh"),
@@ -133,6 +136,7 @@ SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
         "width": 64,
         "epochs": 15,
         "bias_shift": 0.0,
+        "modules": "relukit",
     },
     "cnn": {
         "activations": ("relu", "tanh", "sigmoid"),
@@ -143,6 +147,7 @@ SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
         "width": 16,
         "epochs": 20,
         "bias_shift": 0.0,
+        "modules": "relukit",
     },
 }
 """Each scenario's defaults for the fields left at ``None`` (``lr``: :data:`LEARNING_RATES`).
@@ -225,6 +230,24 @@ class RunSpec:
         return cls(**{**fields, "image_shape": tuple(fields.get("image_shape", ()))})
 
 
+def _modules(
+    activations: tuple[str, ...], modules: str, has_torch_module: Any
+) -> list[tuple[str, str]]:
+    """(activation, modules) of every group of one seed, in plan order."""
+    pairs = []
+    for activation in activations:
+        if activation in BASELINES:
+            pairs.append((activation, "torch"))
+            continue
+        if modules == "torch":
+            pairs.append((activation, "torch" if has_torch_module(activation) else "relukit"))
+            continue
+        pairs.append((activation, "relukit"))
+        if modules == "both" and has_torch_module(activation):
+            pairs.append((activation, "torch"))
+    return pairs
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -262,7 +285,9 @@ class StudyConfig:
             are trained.
         cluster: address of a running Dask scheduler (``tcp://host:8786``) to send the runs
             to; None: a local cluster of ``jobs`` workers (:mod:`relukit.study.runner`).
-        modules: one of :data:`MODULES`.
+        modules: one of :data:`MODULES`; None: the scenario's (compare: ``both``, so that the
+            cost of each member is measured on both implementations; the others:
+            ``relukit``).
         image_shape: ``(channels, height, width)`` of a row of ``data`` for the cnn scenario;
             None: ``(1, 8, 8)`` for digits, else the shape of the file's image arrays.
         jobs: worker processes for the runs; 1 (the default here): in this process; None: one
@@ -295,7 +320,7 @@ class StudyConfig:
     force: bool = False
     resume: bool = False
     cluster: str | None = None
-    modules: str = "relukit"
+    modules: str | None = None
     image_shape: tuple[int, ...] | None = None
     jobs: int | None = 1
     threads: int | None = None
@@ -372,7 +397,7 @@ class StudyConfig:
                 raise TypeError(f"study: {name} must be a bool, got {getattr(self, name)!r}")
         if self.force and self.resume:
             raise ValueError("study: give --resume or --force, not both")
-        if self.modules not in MODULES:
+        if self.modules is not None and self.modules not in MODULES:
             raise fail("modules", f"one of {', '.join(MODULES)}", self.modules)
         if self.cluster is not None and not (
             isinstance(self.cluster, str) and "://" in self.cluster
@@ -417,6 +442,7 @@ class StudyConfig:
             lr=float(lr),
             bias_shift=float(pick("bias_shift")),
             inits=inits,
+            modules=pick("modules"),
         )
 
     def plan(self, threads: int = 1, image_shape: tuple[int, ...] = ()) -> list[RunSpec]:
@@ -426,7 +452,7 @@ class StudyConfig:
         (the cnn scenario's row shape) are recorded in every spec: both fix its numbers.
 
         Example:
-            >>> runs = StudyConfig(activations=("relu", "tanh"), seeds=2).plan()
+            >>> runs = StudyConfig(activations=("relu", "tanh"), seeds=2, modules="relukit").plan()
             >>> [run.label for run in runs]
             ['relu · seed 0', 'tanh · seed 0', 'relu · seed 1', 'tanh · seed 1']
             >>> runs = StudyConfig(activations=("relu", "tanh"), seeds=1, modules="both").plan()
@@ -443,8 +469,8 @@ class StudyConfig:
             for seed in range(config.seed, config.seed + settings.seeds):
                 for depth in depths:
                     for init in settings.inits:
-                        for activation, modules in self._modules(
-                            settings.activations, has_torch_module
+                        for activation, modules in _modules(
+                            settings.activations, settings.modules, has_torch_module
                         ):
                             specs.append(
                                 RunSpec(
@@ -467,23 +493,6 @@ class StudyConfig:
                                 )
                             )
         return specs
-
-    def _modules(
-        self, activations: tuple[str, ...], has_torch_module: Any
-    ) -> list[tuple[str, str]]:
-        """(activation, modules) of every group of one seed, in plan order."""
-        pairs = []
-        for activation in activations:
-            if activation in BASELINES:
-                pairs.append((activation, "torch"))
-                continue
-            if self.modules == "torch":
-                pairs.append((activation, "torch" if has_torch_module(activation) else "relukit"))
-                continue
-            pairs.append((activation, "relukit"))
-            if self.modules == "both" and has_torch_module(activation):
-                pairs.append((activation, "torch"))
-        return pairs
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the fields as given (paths as strings)."""

@@ -239,7 +239,7 @@ class _Dask:
                     n_workers=jobs,
                     threads_per_worker=1,
                     processes=jobs > 1,
-                    dashboard_address=None,
+                    dashboard_address=":0",
                     silence_logs=logging.ERROR,
                 )
             self.client = Client(self.cluster)

@@ -174,7 +174,7 @@ def groups(runs: Sequence[RunResult]) -> list[Group]:
 
     Example:
         >>> from relukit.study.config import StudyConfig
-        >>> specs = StudyConfig(activations=("relu",), seeds=2).plan()
+        >>> specs = StudyConfig(activations=("relu",), seeds=2, modules="relukit").plan()
         >>> runs = [
         ...     RunResult(spec, loss=[2.0, 0.5], accuracy=[0.1, 0.9], dead=[[0.0], [0.1]],
         ...               sparsity=[[0.5], [0.6]], grad_norms=[0.5, 1.0], test_accuracy=acc)
@@ -272,7 +272,7 @@ class StudyResult:
             if (scenario is None or g.scenario == scenario)
             and (
                 every
-                or self.config.modules != "both"
+                or self.settings.get(g.scenario, {}).get("modules") != "both"
                 or g.modules == "relukit"
                 or g.activation in BASELINES
             )

@@ -119,7 +119,7 @@ def summary_tables(result: StudyResult) -> list[Table]:
                     "sparsity: hidden layers after the last epoch; loss: training loss at the "
                     "end; gradient norms at initialisation (the ratio below 1: the gradient "
                     "shrinks towards the input); seconds: the family runs on "
-                    f"{modules[result.config.modules]} modules, sigmoid and tanh on torch.nn's; "
+                    f"{modules[settings['modules']]} modules, sigmoid and tanh on torch.nn's; "
                     "bold: best, its interval excluding every other's",
                 )
             )
