@@ -183,7 +183,17 @@ def _from_npz(file: Path) -> Dataset:
                 arrays[key] = archive[key]
                 if not isinstance(arrays[key], np.ndarray):  # a member that is not a .npy
                     raise ValueError(f"{name}: {key} is not a NumPy array (not a .npy member)")
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, KeyError) as error:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        zlib.error,
+        KeyError,
+        NotImplementedError,  # zipfile: unsupported compression, flags or version
+        RuntimeError,  # zipfile: an encrypted member
+        UnicodeDecodeError,
+        MemoryError,  # a damaged header announcing an impossible shape
+    ) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"{name}: not a readable .npz archive ({detail})") from None
     except ValueError as error:  # a damaged member, or object arrays (allow_pickle=False)
