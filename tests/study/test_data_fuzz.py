@@ -53,7 +53,7 @@ def _table(draw) -> tuple[np.ndarray, np.ndarray]:
 def _npz_bytes(draw, X: np.ndarray, y: np.ndarray) -> bytes:
     dtype = draw(DTYPES)
     with np.errstate(all="ignore"):
-        x_cast = X.astype(dtype) if not dtype.startswith(("U", "S")) else X.astype(dtype)
+        x_cast = X.astype(dtype)
     if draw(st.booleans()) and X.ndim == 2 and X.shape[1] == 4:
         x_cast = x_cast.reshape(len(X), 1, 2, 2)  # images
     buffer = io.BytesIO()
