@@ -61,18 +61,15 @@ _BASELINES: dict[str, type[nn.Module]] = {
 }
 
 
-def _torch_peer(cls: type[nn.Module]) -> type[nn.Module] | None:
-    """``torch.nn``'s module of the same name as relukit.nn's ``cls`` (relukit.nn keeps
-    torch.nn's class names, signatures and defaults), or None."""
-    peer = getattr(nn, cls.__name__, None)
-    return peer if isinstance(peer, type) and issubclass(peer, nn.Module) else None
+# every member's torch.nn module, by the registry's torch_module field
+_TORCH: dict[str, type[nn.Module]] = {
+    spec.name: getattr(nn, spec.torch_module) for spec in MEMBERS if spec.torch_module is not None
+}
 
 
 def has_torch_module(name: str) -> bool:
     """Whether ``torch.nn`` has a module for the member ``name`` (relu yes, crelu no)."""
-    from relukit.nn import MODULES
-
-    return name in _BASELINES or (name in MODULES and _torch_peer(MODULES[name]) is not None)
+    return name in _TORCH
 
 
 def activation_module(name: str, modules: str = "relukit") -> nn.Module:
@@ -98,10 +95,9 @@ def activation_module(name: str, modules: str = "relukit") -> nn.Module:
             f"(available: {available})"
         )
     if modules == "torch":
-        peer = _torch_peer(cls)
-        if peer is None:
+        if name not in _TORCH:
             raise ValueError(f"study: activation {name!r} has no torch.nn module")
-        cls = peer
+        cls = _TORCH[name]
     return cls()
 
 
