@@ -76,6 +76,13 @@ def test_every_file_is_written_and_readable(tiny_report: Path):
     assert float(summary[0]["test_accuracy_mean"]) == relu_accuracy[0]
 
 
+def test_the_reproduce_line_names_the_jobs_and_threads_and_never_none(tiny_report: Path):
+    page = (tiny_report / "index.html").read_text()
+    line = page.split("<dt>reproduce</dt><dd>", 1)[1].split("</dd>", 1)[0]
+    assert line.startswith("relukit study --activations relu,tanh --seeds 1 --width 16 --epochs 2")
+    assert "--jobs 1 --threads 1" in line and "None" not in line and "--quick" in line
+
+
 def test_the_page_is_self_contained(tiny_report: Path):
     page = _Page()
     page.feed((tiny_report / "index.html").read_text())

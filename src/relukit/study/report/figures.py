@@ -148,27 +148,19 @@ def _figure_learning(found: Sequence[Group], styles: dict) -> Figure:
 
 
 def _firing_note(names: Sequence[str]) -> str:
-    """What "dead" means for each of ``names``, from the monitor's firing rules."""
-    from relukit.diagnostics.monitor import FIRING_RULES
+    """What "dead" means for each of ``names``: the registry's firing rule of each member."""
+    from relukit.family import lookup
 
-    by_rule: dict[str, list[str]] = {"output": [], "input": []}
+    rules = []
     for name in dict.fromkeys(names):
-        rule = FIRING_RULES.get(name)
-        if rule is not None:
-            by_rule[rule].append(name)
-    parts = []
-    if by_rule["output"]:
-        parts.append(
-            f"for {', '.join(by_rule['output'])}, a dead unit outputs 0 on every training row "
-            "(and gets no gradient)"
-        )
-    if by_rule["input"]:
-        parts.append(
-            f"for {', '.join(by_rule['input'])}, whose output is not 0 on the inactive side, "
-            "a dead unit has a negative input on every training row (it sits on its flat or "
-            "gently sloped side, but still passes a gradient and can come back)"
-        )
-    return "; ".join(parts)
+        firing = lookup(name).firing
+        if firing is not None:
+            rules.append(f"{name} fires where {firing.where}")
+    return (
+        "a unit is dead when it fires on no training row, by each member's firing rule ("
+        + "; ".join(rules)
+        + "): above its flat region, where a unit passes at least 1 % of the gradient"
+    )
 
 
 def _figure_dead(found: Sequence[Group], styles: dict) -> Figure:
@@ -203,8 +195,9 @@ def _figure_dead(found: Sequence[Group], styles: dict) -> Figure:
     for axes in (family_axes, base_axes, sparse_axes, layer_axes):
         axes.grid(True, alpha=0.3)
         axes.set_xlim(left=0 if axes is not layer_axes else 0.8)
-        top = max((line.get_ydata().max() for line in axes.get_lines()), default=0.0)
-        axes.set_ylim(0, max(1.0, 1.15 * float(np.nan_to_num(top))))
+        values = [np.asarray(line.get_ydata(), dtype=float) for line in axes.get_lines()]
+        finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
+        axes.set_ylim(0, max(1.0, 1.15 * float(finite.max(initial=0.0))))
         if axes.get_lines():
             axes.legend(fontsize="small", ncols=2, loc="upper right")
     if not baselines:
@@ -376,7 +369,7 @@ def figures(result: StudyResult) -> dict[str, tuple[bytes, str]]:
         )
         drawn["dead_units.png"] = (
             _png(_figure_dead(compare, styles)),
-            "A unit is dead when it fires on no training row: "
+            "Dead units: "
             + _firing_note([g.activation for g in compare])
             + ". The baselines have their own panel and scale. Sparsity counts exact zeros, "
             "which only members like relu and relu6 produce.",
