@@ -162,3 +162,18 @@ def test_both_modules_set_relukit_nn_and_torch_nn_side_by_side(tmp_path):
     table = cost_table(result)
     assert table is not None and [row[0] for row in table.rows] == ["relu"]
     assert table.rows[0][-1] == "2/2 seeds"  # relukit.nn trains bit for bit as torch.nn does
+
+
+@pytest.mark.parametrize("where", ["/proc/relukit-report", "a-file/sub", "a-file"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_run(
+    tmp_path, capsys, monkeypatch, where
+):
+    monkeypatch.chdir(tmp_path)
+    Path("a-file").write_text("keep")
+    started: list[Event] = []
+    monkeypatch.setattr(RichProgress, "__call__", lambda self, event: started.append(event))
+    assert main(["study", *TINY, *SERIAL, "--out", where]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"relukit study: error: report folder '{where}'")
+    assert started == [] and Path("a-file").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
