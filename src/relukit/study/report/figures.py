@@ -169,7 +169,7 @@ def _figure_dead(found: Sequence[Group], styles: dict) -> Figure:
     figure = Figure(figsize=(13, 8.2))
     (family_axes, base_axes), (sparse_axes, layer_axes) = figure.subplots(2, 2)
     for group in family:
-        _plot_curve(family_axes, group, "dead", styles, 100, "dead_std")
+        _plot_curve(family_axes, group, "dead", styles, 100)
         _plot_curve(sparse_axes, group, "sparsity", styles, 100)
         colour, style = styles[group.activation]
         layers = np.arange(1, len(group.dead_per_layer) + 1)
@@ -184,7 +184,9 @@ def _figure_dead(found: Sequence[Group], styles: dict) -> Figure:
         )
     for group in baselines:
         _plot_curve(base_axes, group, "dead", styles, 100, "dead_std")
-    family_axes.set_title("The family: dead units (%) over training", fontsize="medium")
+    family_axes.set_title(
+        "The family: dead units (%) over training, mean over seeds", fontsize="medium"
+    )
     base_axes.set_title("Baselines: dead units (%) over training (own scale)", fontsize="medium")
     sparse_axes.set_title("Sparsity: exact zeros among outputs (%)", fontsize="medium")
     layer_axes.set_title("The family: dead units (%) per layer after training", fontsize="medium")
@@ -199,7 +201,7 @@ def _figure_dead(found: Sequence[Group], styles: dict) -> Figure:
         finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
         axes.set_ylim(0, max(1.0, 1.15 * float(finite.max(initial=0.0))))
         if axes.get_lines():
-            axes.legend(fontsize="small", ncols=2, loc="upper right")
+            axes.legend(fontsize="small", ncols=2, loc="best", framealpha=0.8)
     if not baselines:
         base_axes.text(
             0.5, 0.5, "no baseline in this study", ha="center", transform=base_axes.transAxes
@@ -230,6 +232,7 @@ def _figure_gradients(found: Sequence[Group], styles: dict) -> Figure:
     figure = plot_gradient_flow(flows, title="Gradient flow at initialisation (mean over seeds)")
     figure.set_size_inches(12, 4.6)
     for axes in figure.axes:
+        axes.xaxis.get_major_locator().set_params(integer=True)
         for line in axes.get_lines():
             name = str(line.get_label()).removesuffix(" (torch.nn)")
             if name in styles:
