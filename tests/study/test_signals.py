@@ -22,6 +22,14 @@ ARGS = ["--activations", "relu,tanh", "--epochs", "3", "--width", "16", "--jobs"
 ARGS += ["--threads", "1", "--seeds", "3", "--resume"]
 
 
+def _startup(env: dict[str, str]) -> float:
+    """Seconds a fresh Python takes to import the command and the study (now, on this load)."""
+    started = time.monotonic()
+    code = "import relukit.cli, relukit.study.runner, relukit.study.training"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    return time.monotonic() - started
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
@@ -50,8 +58,10 @@ def test_ctrl_c_never_loses_finished_runs(tmp_path: Path, signals: int, trial: i
         env=env,
         start_new_session=True,
     )
-    # The first Ctrl-C lands from start-up to the report's writing, the others soon after.
-    time.sleep(rng.uniform(2.0, 12.0))
+    # The first Ctrl-C lands once Python has started relukit (a Ctrl-C inside the interpreter's
+    # own start-up ends any Python program with its traceback) and before the report is
+    # written; the others soon after.
+    time.sleep(1.5 * _startup(env) + rng.uniform(0.0, 8.0))
     for _ in range(signals):
         if process.poll() is not None:
             break
