@@ -18,8 +18,8 @@ of its ``relukit.nn.convert`` copy:
 
 Patterns: (a) transformer feed-forward ``Linear → ReLU → Dropout → Linear``, the same with
 PReLU and with RReLU (training: its drawn slopes are saved), (b) CNN ``Conv → BatchNorm → ReLU
-→ MaxPool`` (twice, then Linear), and with ``ReLU(inplace=True)``, (c) MLP ``Linear → ReLU →
-Linear``, (d) (a) with GELU and with SiLU.
+→ MaxPool`` (twice, then Linear), with ``ReLU(inplace=True)``, and in channels_last memory
+format (model and input), (c) MLP ``Linear → ReLU → Linear``, (d) (a) with GELU and with SiLU.
 
 The memory modes of the smooth members (``--memory-modes``, issue 12): GELU, SiLU and Mish with
 ``backward="output"`` and ``backward="bits"`` (3 bits; 1, 2 and 4 for the saved bytes) against
@@ -27,7 +27,16 @@ torch.nn, in (e) ``Linear(512→2048) → member → Linear(2048→512)``, batch
 Linear keeps the member's output anyway, and (f) ``Linear → member → Dropout → Linear``, where
 it does not.
 
+relukit.nn runs PyTorch's own operation below ``relukit.nn.native_below()`` elements; the
+tables are measured with the setting given by ``--native-below`` (default 0: the one-bit path
+everywhere, what converting saves; the header says which).
+
+Bit-identical training: for each pattern, 100 SGD steps (momentum 0.9, seeds fixed) of the
+torch.nn model and of its converted copy, and whether every parameter is equal bit for bit
+afterwards (``--identical-steps``; 0 skips).
+
     python benchmarks/nn_memory.py [--repeats 5] [--steps 3] [--no-rss] [--memory-modes]
+        [--native-below N] [--identical-steps 100]
 """
 
 from __future__ import annotations
@@ -96,6 +105,16 @@ def images(n: int) -> Callable[[torch.Generator], tuple[torch.Tensor, torch.Tens
     )
 
 
+def channels_last(
+    batch: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]],
+) -> Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]:
+    def make(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch(g)
+        return x.contiguous(memory_format=torch.channels_last), y
+
+    return make
+
+
 def patterns(n: int, d: int, hidden: int, images_n: int) -> list[Pattern]:
     size = f"{n}×{d}, hidden {hidden}"
     return [
@@ -121,6 +140,12 @@ def patterns(n: int, d: int, hidden: int, images_n: int) -> list[Pattern]:
             "b", f"(b) CNN Conv→BN→ReLU→MaxPool ×2, batch {images_n}×3×32×32", cnn, images(images_n)
         ),
         Pattern("b-inplace", "(b) with ReLU(inplace=True)", lambda: cnn(True), images(images_n)),
+        Pattern(
+            "b-channels-last",
+            "(b) in channels_last",
+            lambda: cnn().to(memory_format=torch.channels_last),
+            channels_last(images(images_n)),
+        ),
         Pattern("c", f"(c) MLP Linear→ReLU→Linear, {size}", lambda: mlp(d, hidden), tokens(n, d)),
         Pattern("d-gelu", "(d) FFN with GELU", lambda: ffn(d, hidden, nn.GELU), tokens(n, d)),
         Pattern("d-silu", "(d) FFN with SiLU", lambda: ffn(d, hidden, nn.SiLU), tokens(n, d)),
@@ -237,6 +262,24 @@ def saved_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str,
     }
 
 
+def identical_after(pattern: Pattern, steps: int) -> bool:
+    """Do the torch.nn model and its converted copy end ``steps`` SGD steps bit-identical?"""
+    torch.manual_seed(0)
+    theirs = pattern.build()
+    ours = rn.convert(copy.deepcopy(theirs)).model
+    for model in (theirs, ours):
+        data = torch.Generator().manual_seed(1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        torch.manual_seed(2)  # dropout and rrelu draw from here
+        for _ in range(steps):
+            x, y = pattern.batch(data)
+            optimizer.zero_grad()
+            loss_of(model, x, y).backward()
+            optimizer.step()
+    pairs = zip(theirs.parameters(), ours.parameters(), strict=True)
+    return all(torch.equal(a, b) for a, b in pairs)
+
+
 def step_time(models: list[nn.Module], x, y, repeats: int, steps: int) -> list[tuple[float, float]]:
     """(best wall seconds, best CPU seconds) per step of each model, in interleaved blocks."""
     optimizers = [torch.optim.SGD(m.parameters(), lr=1e-3) for m in models]
@@ -324,13 +367,17 @@ def main() -> None:
     parser.add_argument(
         "--memory-modes", action="store_true", help="only the smooth members' memory modes"
     )
+    parser.add_argument("--native-below", type=int, default=0)
+    parser.add_argument("--identical-steps", type=int, default=100)
+    parser.add_argument("--identical-tokens", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    rn.set_native_below(args.native_below)
     if args.rss_child:
         rss_child(*args.rss_child, args.tokens, args.d, args.hidden, args.images)
         return
 
-    print(f"Machine: {machine()}\n")
+    print(f"Machine: {machine()}; relukit.nn.native_below() = {rn.native_below()}\n")
     if args.memory_modes:
         memory_modes(args)
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
@@ -360,6 +407,17 @@ def main() -> None:
             f"{w0 * 1e3:.1f} → {w1 * 1e3:.1f} | {w1 / w0:.3f} |",
             flush=True,
         )
+    if args.identical_steps:
+        small = patterns(args.identical_tokens, 32, 64, 8)
+        print(
+            f"\nBit-identical parameters after {args.identical_steps} SGD steps (small sizes: "
+            f"FFN {args.identical_tokens}×32, hidden 64; CNN batch 8):\n"
+        )
+        print("| pattern | bit-identical |")
+        print("|---|---|")
+        for pattern in small:
+            same = identical_after(pattern, args.identical_steps)
+            print(f"| {pattern.title.split(',')[0]} | {'yes' if same else 'NO'} |", flush=True)
     if args.no_rss:
         return
     big = {"n": 32768, "d": 256, "hidden": 1024, "images_n": 512}

@@ -100,6 +100,7 @@ def _(tangent: Tensor, mask: Tensor, dim: int) -> Tensor:
 
 
 def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+    ctx.set_materialize_grads(False)  # no zeros made for the mask's (never used) gradient
     ctx.save_for_backward(output[1])
     ctx.dim = inputs[1]
 
@@ -126,6 +127,8 @@ def _jvp(ctx: Any, grad: Tensor, registered: bool) -> Tensor:
 def _gradient(
     ctx: Any, grad: Tensor, _mask_grad: Any = None, registered: bool = False
 ) -> tuple[Any, ...]:
+    if grad is None:
+        return None, None
     return _backward(ctx, grad, registered), None
 
 
@@ -150,10 +153,11 @@ class CReLUFunction(torch.autograd.Function):
     """The eager form of ``relukit::crelu``."""
 
     @staticmethod
-    def forward(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
-        return crelu_impl(x, dim)
+    def forward(ctx: Any, x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+        output = crelu_impl(x, dim)
+        _setup(ctx, (x, dim), output)
+        return output
 
-    setup_context = staticmethod(_setup)
     backward = staticmethod(_gradient)
 
 
@@ -161,10 +165,11 @@ class CReLUBackward(torch.autograd.Function):
     """The eager form of ``relukit::crelu_backward``."""
 
     @staticmethod
-    def forward(grad: Tensor, mask: Tensor, dim: int) -> Tensor:
-        return crelu_backward_impl(grad, mask, dim)
+    def forward(ctx: Any, grad: Tensor, mask: Tensor, dim: int) -> Tensor:
+        output = crelu_backward_impl(grad, mask, dim)
+        _pair_setup(ctx, (grad, mask, dim), output)
+        return output
 
-    setup_context = staticmethod(_pair_setup)
     backward = staticmethod(_backward_gradient)
 
 
@@ -172,10 +177,11 @@ class CReLUJvp(torch.autograd.Function):
     """The eager form of ``relukit::crelu_jvp``."""
 
     @staticmethod
-    def forward(tangent: Tensor, mask: Tensor, dim: int) -> Tensor:
-        return crelu_jvp_impl(tangent, mask, dim)
+    def forward(ctx: Any, tangent: Tensor, mask: Tensor, dim: int) -> Tensor:
+        output = crelu_jvp_impl(tangent, mask, dim)
+        _pair_setup(ctx, (tangent, mask, dim), output)
+        return output
 
-    setup_context = staticmethod(_pair_setup)
     backward = staticmethod(_jvp_gradient)
 
 

@@ -168,7 +168,7 @@ def _masked(
     native: Callable[[], Tensor] | None,
 ) -> Tensor:
     """A mask member: PyTorch's ``native`` call where it runs, else the one-bit op."""
-    grad = needs_grad(input)
+    grad = input.requires_grad and torch.is_grad_enabled()
     if native is not None and (not grad or input.numel() < _native[0]):
         return native()
     values = _values(member, tuple(params.items()))

@@ -116,46 +116,47 @@ class Masks:
         """``(f(x), mask)``: y in x's layout, the codes in x's memory order."""
         order = memory_order(x)
         flat = in_order(x, order)
-        if self.triton(flat):
+        n = flat.numel()
+        if n and self.kernels is not None and self.compiled(flat):
+            y = torch.empty(n, dtype=flat.dtype)
+            mask = torch.empty((n * self.bits + 7) // 8, dtype=torch.uint8)
+            self.kernels.forward(flat.numpy(), y.numpy(), mask.numpy())
+        elif self.triton(flat):
             from relukit.kernels.gpu import piecewise
 
             y, mask = piecewise.forward_with_mask(*self.gpu, flat)
-        elif self.compiled(flat) and flat.numel():
-            y = torch.empty_like(flat)
-            mask = torch.empty(mask_path.nbytes(flat.numel(), self.bits), dtype=torch.uint8)
-            self.kernels.forward(flat.numpy(), y.numpy(), mask.numpy())
         else:
             y, mask = self.rule.forward_with_mask(flat)
         return from_order(y, x, order), mask
 
     def forward_(self, x: Tensor) -> Tensor:
         """The forward written into ``x``; returns the mask of x's old values."""
-        order = memory_order(x)
-        flat = in_order(x, order)
+        flat = in_order(x, memory_order(x))
+        n = flat.numel()
         if self.triton(flat) and _shares(flat, x):
             from relukit.kernels.gpu import piecewise
 
             return piecewise.forward_with_mask(*self.gpu, flat, out=flat)[1]
-        if self.compiled(flat) and flat.numel() and _shares(flat, x):
-            mask = torch.empty(mask_path.nbytes(flat.numel(), self.bits), dtype=torch.uint8)
-            view = flat.detach().numpy()
+        if n and self.kernels is not None and self.compiled(flat) and _shares(flat, x):
+            mask = torch.empty((n * self.bits + 7) // 8, dtype=torch.uint8)
+            view = flat.numpy()
             self.kernels.forward(view, view, mask.numpy())
             return mask
         y, mask = self.forward(x)
         x.copy_(y)
         return mask
 
-    def backward(self, grad: Tensor, mask: Tensor, order: Sequence[int] | None = None) -> Tensor:
-        """``grad·f'(x)`` from the mask; ``order`` is x's memory order (None: C order)."""
-        order = tuple(range(grad.dim())) if order is None else tuple(order)
+    def backward(self, grad: Tensor, mask: Tensor, order: Sequence[int] = ()) -> Tensor:
+        """``grad·f'(x)`` from the mask; ``order`` is x's memory order (empty: C order)."""
         flat = in_order(grad, order)
-        if self.triton(flat):
+        n = flat.numel()
+        if n and self.kernels is not None and self.compiled(flat) and mask.is_contiguous():
+            dx = torch.empty(n, dtype=flat.dtype)
+            self.kernels.backward(flat.numpy(), mask.numpy(), dx.numpy())
+        elif self.triton(flat):
             from relukit.kernels.gpu import piecewise
 
             dx = piecewise.backward_from_mask(*self.gpu, flat, mask)
-        elif self.compiled(flat) and flat.numel() and mask.is_contiguous():
-            dx = torch.empty_like(flat)
-            self.kernels.backward(flat.numpy(), mask.numpy(), dx.numpy())
         else:
             dx = self.rule.backward_from_mask(flat, mask)
         return from_order(dx, grad, order)
@@ -187,25 +188,30 @@ def entry(member: str, values: Sequence[float], dtype: torch.dtype) -> Masks:
 
 
 def memory_order(t: Tensor) -> tuple[int, ...]:
-    """t's dims from the slowest-varying in memory to the fastest (C order if contiguous)."""
-    n = t.dim()
+    """t's dims from the slowest-varying in memory to the fastest; ``()`` when t is
+    C-contiguous (the common case, which then costs nothing more)."""
     if t.is_contiguous():
-        return tuple(range(n))
+        return ()
     strides = t.stride()
-    return tuple(sorted(range(n), key=lambda d: -strides[d]))
+    order = tuple(sorted(range(t.dim()), key=lambda d: -strides[d]))
+    return () if order == tuple(range(t.dim())) else order
 
 
 def in_order(t: Tensor, order: Sequence[int]) -> Tensor:
-    """``t``'s elements as a 1-D tensor in ``order``: a view when t is dense in that order."""
-    permuted = t.detach().permute(*order) if t.dim() else t.detach()
-    flat = permuted.reshape(-1)
-    return flat if flat.is_contiguous() else flat.contiguous()
+    """``t``'s elements as a contiguous 1-D tensor in ``order`` (``()``: C order), detached: a
+    view when t is dense in that order, else a copy."""
+    t = t.detach()
+    if order:
+        t = t.permute(*order)
+    if t.is_contiguous():
+        return t.view(-1)
+    return t.reshape(-1).contiguous()
 
 
 def from_order(flat: Tensor, like: Tensor, order: Sequence[int]) -> Tensor:
     """The inverse of :func:`in_order`: ``flat`` shaped as ``like``, laid out in ``order``."""
-    if like.dim() == 0:
-        return flat.view(())
+    if not order:
+        return flat.view(like.shape)
     shape = [like.shape[d] for d in order]
     inverse = sorted(range(len(order)), key=lambda i: order[i])
     return flat.view(shape).permute(*inverse)
@@ -213,6 +219,7 @@ def from_order(flat: Tensor, like: Tensor, order: Sequence[int]) -> Tensor:
 
 def order_strides(shape: Sequence[int], order: Sequence[int]) -> list[int]:
     """The strides of a tensor of ``shape`` dense in ``order`` (what the fakes promise)."""
+    order = order or range(len(shape))
     strides = [0] * len(shape)
     step = 1
     for d in reversed(order):

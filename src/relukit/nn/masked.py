@@ -100,6 +100,7 @@ def _(x: Tensor, member: str, params: list[float]) -> Tensor:
 
 
 def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+    ctx.set_materialize_grads(False)  # no zeros made for the mask's (never used) gradient
     x, member, params = inputs
     ctx.save_for_backward(output[1])
     ctx.member, ctx.params, ctx.order = member, params, list(memory_order(x))
@@ -112,7 +113,9 @@ def _gradient(ctx: Any, grad: Tensor, registered: bool) -> Tensor:
     args = (grad, mask, ctx.member, ctx.params, ctx.order)
     if registered:
         return torch.ops.relukit.masked_backward.default(*args)
-    return MaskedBackward.apply(*args)
+    if torch.is_grad_enabled():  # create_graph: the result needs its own backward
+        return MaskedBackward.apply(*args)
+    return masked_backward_impl(*args)
 
 
 def _backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
@@ -122,8 +125,10 @@ def _backward_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
 
 
 def _forward_gradient(
-    ctx: Any, grad: Tensor, _mask_grad: Any = None, registered: bool = False
+    ctx: Any, grad: Tensor | None, _mask_grad: Any = None, registered: bool = False
 ) -> tuple[Any, ...]:
+    if grad is None:
+        return None, None, None
     return _gradient(ctx, grad, registered), None, None
 
 
@@ -144,10 +149,11 @@ class Masked(torch.autograd.Function):
     """The eager form of ``relukit::masked`` (the registered formula, without the dispatcher)."""
 
     @staticmethod
-    def forward(x: Tensor, member: str, params: list[float]) -> tuple[Tensor, Tensor]:
-        return masked_impl(x, member, params)
+    def forward(ctx: Any, x: Tensor, member: str, params: list[float]) -> tuple[Tensor, Tensor]:
+        output = masked_impl(x, member, params)
+        _setup(ctx, (x, member, params), output)
+        return output
 
-    setup_context = staticmethod(_setup)
     backward = staticmethod(_forward_gradient)
 
 
@@ -156,11 +162,12 @@ class MaskedBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        grad: Tensor, mask: Tensor, member: str, params: list[float], order: list[int]
+        ctx: Any, grad: Tensor, mask: Tensor, member: str, params: list[float], order: list[int]
     ) -> Tensor:
-        return masked_backward_impl(grad, mask, member, params, order)
+        output = masked_backward_impl(grad, mask, member, params, order)
+        _backward_setup(ctx, (grad, mask, member, params, order), output)
+        return output
 
-    setup_context = staticmethod(_backward_setup)
     backward = staticmethod(_backward_gradient)
 
 

@@ -116,6 +116,7 @@ def _(tangent: Tensor, index: Tensor, pieces: int, dim: int) -> Tensor:
 
 
 def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+    ctx.set_materialize_grads(False)  # no zeros made for the mask's (never used) gradient
     ctx.save_for_backward(output[1])
     ctx.pieces, ctx.dim = inputs[1], inputs[2]
 
@@ -142,6 +143,8 @@ def _jvp(ctx: Any, grad: Tensor, registered: bool) -> Tensor:
 def _gradient(
     ctx: Any, grad: Tensor, _index_grad: Any = None, registered: bool = False
 ) -> tuple[Any, ...]:
+    if grad is None:
+        return None, None, None
     return _backward(ctx, grad, registered), None, None
 
 
@@ -166,10 +169,11 @@ class MaxoutFunction(torch.autograd.Function):
     """The eager form of ``relukit::maxout``."""
 
     @staticmethod
-    def forward(x: Tensor, pieces: int, dim: int) -> tuple[Tensor, Tensor]:
-        return maxout_impl(x, pieces, dim)
+    def forward(ctx: Any, x: Tensor, pieces: int, dim: int) -> tuple[Tensor, Tensor]:
+        output = maxout_impl(x, pieces, dim)
+        _setup(ctx, (x, pieces, dim), output)
+        return output
 
-    setup_context = staticmethod(_setup)
     backward = staticmethod(_gradient)
 
 
@@ -177,10 +181,11 @@ class MaxoutBackward(torch.autograd.Function):
     """The eager form of ``relukit::maxout_backward``."""
 
     @staticmethod
-    def forward(grad: Tensor, index: Tensor, pieces: int, dim: int) -> Tensor:
-        return maxout_backward_impl(grad, index, pieces, dim)
+    def forward(ctx: Any, grad: Tensor, index: Tensor, pieces: int, dim: int) -> Tensor:
+        output = maxout_backward_impl(grad, index, pieces, dim)
+        _pair_setup(ctx, (grad, index, pieces, dim), output)
+        return output
 
-    setup_context = staticmethod(_pair_setup)
     backward = staticmethod(_backward_gradient)
 
 
@@ -188,10 +193,11 @@ class MaxoutJvp(torch.autograd.Function):
     """The eager form of ``relukit::maxout_jvp``."""
 
     @staticmethod
-    def forward(tangent: Tensor, index: Tensor, pieces: int, dim: int) -> Tensor:
-        return maxout_jvp_impl(tangent, index, pieces, dim)
+    def forward(ctx: Any, tangent: Tensor, index: Tensor, pieces: int, dim: int) -> Tensor:
+        output = maxout_jvp_impl(tangent, index, pieces, dim)
+        _pair_setup(ctx, (tangent, index, pieces, dim), output)
+        return output
 
-    setup_context = staticmethod(_pair_setup)
     backward = staticmethod(_jvp_gradient)
 
 

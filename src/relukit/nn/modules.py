@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from relukit.family import MEMBERS, Activation
@@ -43,6 +44,15 @@ from relukit.nn import functional as rf
 
 def _check(cls: type, member: str, **params: Any) -> dict[str, Any]:
     return rf.check(f"relukit.nn.{cls.__name__}", member, **params)
+
+
+def native(input: Tensor) -> bool:
+    """Does PyTorch's own operation run (no gradient needed, or fewer elements than
+    :func:`relukit.nn.native_below`)? The modules ask first, so that path costs PyTorch's call
+    and little more; their parameters were checked when they were made."""
+    return input.numel() < rf.native_below() or not (
+        input.requires_grad and torch.is_grad_enabled()
+    )
 
 
 class Module(nn.Module):
@@ -76,6 +86,8 @@ class ReLU(Module, nn.ReLU):
     relukit_member = "relu"
 
     def forward(self, input: Tensor) -> Tensor:
+        if native(input):
+            return F.relu(input, self.inplace)
         return rf.relu(input, self.inplace)
 
 
@@ -94,6 +106,8 @@ class LeakyReLU(Module, nn.LeakyReLU):
         super().__init__(negative_slope, inplace)
 
     def forward(self, input: Tensor) -> Tensor:
+        if native(input):
+            return F.leaky_relu(input, self.negative_slope, self.inplace)
         return rf.leaky_relu(input, self.negative_slope, self.inplace)
 
 
@@ -124,6 +138,8 @@ class Hardtanh(Module, nn.Hardtanh):
         super().__init__(min_val, max_val, inplace, min_value, max_value)
 
     def forward(self, input: Tensor) -> Tensor:
+        if native(input):
+            return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
         return rf.hardtanh(input, self.min_val, self.max_val, self.inplace)
 
 
@@ -138,6 +154,8 @@ class ReLU6(Module, nn.ReLU6):
     relukit_member = "relu6"
 
     def forward(self, input: Tensor) -> Tensor:
+        if native(input):
+            return F.relu6(input, self.inplace)
         return rf.relu6(input, self.inplace)
 
 
@@ -168,6 +186,8 @@ class RReLU(Module, nn.RReLU):
         self.generator = generator
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.generator is None and native(input):
+            return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
         return rf.rrelu(
             input, self.lower, self.upper, self.training, self.inplace, generator=self.generator
         )
@@ -197,6 +217,8 @@ class PReLU(Module, nn.PReLU):
         super().__init__(num_parameters, init, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
+        if input.numel() < rf.native_below():
+            return F.prelu(input, self.weight)
         return rf.prelu(input, self.weight)
 
 

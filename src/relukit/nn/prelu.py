@@ -140,6 +140,7 @@ def _(
 
 
 def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    ctx.set_materialize_grads(False)  # no zeros made for the mask's (never used) gradient
     x, weight, keep_negatives = inputs
     _y, mask, negatives = output
     ctx.mark_non_differentiable(negatives)
@@ -151,6 +152,8 @@ def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> Non
 def _gradient(
     ctx: Any, grad: Tensor, _mask_grad: Any, _negatives_grad: Any, registered: bool = False
 ) -> tuple[Any, ...]:
+    if grad is None:
+        return None, None, None
     mask, negatives, weight = ctx.saved_tensors
     weight_grad = bool(ctx.needs_input_grad[1])
     if weight_grad and not ctx.keep_negatives:
@@ -182,10 +185,13 @@ class PReLUFunction(torch.autograd.Function):
     """The eager form of ``relukit::prelu``."""
 
     @staticmethod
-    def forward(x: Tensor, weight: Tensor, keep_negatives: bool) -> tuple[Tensor, Tensor, Tensor]:
-        return prelu_impl(x, weight, keep_negatives)
+    def forward(
+        ctx: Any, x: Tensor, weight: Tensor, keep_negatives: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        output = prelu_impl(x, weight, keep_negatives)
+        _setup(ctx, (x, weight, keep_negatives), output)
+        return output
 
-    setup_context = staticmethod(_setup)
     backward = staticmethod(_gradient)
 
 
@@ -193,10 +199,11 @@ class PReLUBackward(torch.autograd.Function):
     """The eager form of ``relukit::prelu_backward`` (no double backward)."""
 
     @staticmethod
-    def forward(*args: Any) -> tuple[Tensor, Tensor]:
-        return prelu_backward_impl(*args)
+    def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor]:
+        output = prelu_backward_impl(*args)
+        _backward_setup(ctx, args, output)
+        return output
 
-    setup_context = staticmethod(_backward_setup)
     backward = staticmethod(_no_double_backward)
 
 

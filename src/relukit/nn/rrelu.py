@@ -125,6 +125,7 @@ def _(grad: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
 
 
 def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    ctx.set_materialize_grads(False)  # no zeros made for the mask's (never used) gradient
     _y, mask, slopes = output
     ctx.mark_non_differentiable(slopes)
     ctx.save_for_backward(mask, slopes)
@@ -138,6 +139,8 @@ def _apply_backward(ctx: Any, grad: Tensor, registered: bool) -> Tensor:
 
 
 def _gradient(ctx: Any, grad: Tensor, *_unused: Any, registered: bool = False) -> tuple[Any, ...]:
+    if grad is None:
+        return None, None, None, None
     return _apply_backward(ctx, grad, registered), None, None, None
 
 
@@ -161,11 +164,12 @@ class RReLUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        x: Tensor, lower: float, upper: float, generator: torch.Generator | None
+        ctx: Any, x: Tensor, lower: float, upper: float, generator: torch.Generator | None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        return rrelu_impl(x, lower, upper, generator)
+        output = rrelu_impl(x, lower, upper, generator)
+        _setup(ctx, (x, lower, upper, generator), output)
+        return output
 
-    setup_context = staticmethod(_setup)
     backward = staticmethod(_gradient)
 
 
@@ -173,10 +177,11 @@ class RReLUBackward(torch.autograd.Function):
     """The eager form of ``relukit::rrelu_backward``."""
 
     @staticmethod
-    def forward(grad: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
-        return rrelu_backward_impl(grad, mask, slopes)
+    def forward(ctx: Any, grad: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
+        output = rrelu_backward_impl(grad, mask, slopes)
+        _backward_setup(ctx, (grad, mask, slopes), output)
+        return output
 
-    setup_context = staticmethod(_backward_setup)
     backward = staticmethod(_backward_gradient)
 
 
