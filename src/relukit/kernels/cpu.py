@@ -483,9 +483,12 @@ def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
 
 
 def _mask_plan(spec: Activation, params: dict[str, Any], work: np.dtype) -> Plan | None:
+    """The plan of a mask member whose formula the mask kernels compute (``LINEAR``), or None
+    (a new piecewise-linear formula runs the reference mask path until they learn it)."""
     if spec.mask_code is None:
         return None
-    return plan(spec, "forward", params, work)
+    the_plan = plan(spec, "forward", params, work)
+    return the_plan if the_plan is not None and the_plan.member in _module().LINEAR else None
 
 
 def mask_bytes(n: int, bits: int) -> int:

@@ -18,11 +18,15 @@ for bit. What changes is what autograd keeps for the backward pass:
   layer keeps anyway, plus one bit for gelu, silu and mish; :mod:`relukit.nn.from_output`) or
   ``"bits"`` with ``bits=1..4`` (Few-Bit's optimal step derivative; :mod:`relukit.nn.stepped`).
 
-Small tensors: below :func:`native_below` elements (a setting; the default, 2^17, is where the
-one-bit path's fixed cost stops mattering, measured in ``benchmarks/RESULTS.md``), the members
-with a ``torch.nn.functional`` counterpart run it, with PyTorch's own autograd: a saved tensor of
-that size is at most 1 MiB, and PyTorch's call costs less there. Gradients are PyTorch's bit for
-bit on both sides. ``set_native_below(0)`` keeps the one-bit path at every size.
+Small tensors: below :func:`native_below` elements (a setting), the members with a
+``torch.nn.functional`` counterpart run it, with PyTorch's own autograd; gradients are
+PyTorch's bit for bit on both sides. The default, 2^21 elements (8 MiB of float32 saved per
+activation), is where the one-bit path's forward + backward stopped costing more than
+PyTorch's in ``benchmarks/nn_speed.py`` on a shared 2-core machine (CPU time, one thread:
+ReLU 1.49× PyTorch's at 2^20, 0.92× at 2^21, 0.78× at 2^22; the path's fixed cost is some
+40 µs of Python per call, and below 2^21 its forward is no faster than PyTorch's). Set it with
+:func:`set_native_below` or the environment variable ``RELUKIT_NN_NATIVE_BELOW``;
+``set_native_below(0)`` keeps the one-bit path at every size (the most memory saved).
 
 When no gradient is needed (``torch.no_grad()``, or inputs that do not require one) the PyTorch
 operation runs directly. ``inplace=True`` writes the result into the input, with PyTorch's errors
@@ -77,7 +81,7 @@ class Error(ParameterError, RuntimeError):
 # the size below which PyTorch's own operation runs
 
 NATIVE_ENV = "RELUKIT_NN_NATIVE_BELOW"
-NATIVE_DEFAULT = 1 << 17
+NATIVE_DEFAULT = 1 << 21
 
 
 def _native_from_env() -> int:
