@@ -32,54 +32,22 @@ def family(*, include_baselines: bool = True) -> list[Activation]:
     return [spec for spec in MEMBERS if include_baselines or spec.in_family]
 
 
-relu = get("relu")
-leaky_relu = get("leaky_relu")
-prelu = get("prelu")
-rrelu = get("rrelu")
-relu6 = get("relu6")
-hardtanh = get("hardtanh")
-general_relu = get("general_relu")
-squared_relu = get("squared_relu")
-elu = get("elu")
-selu = get("selu")
-celu = get("celu")
-gelu = get("gelu")
-silu = get("silu")
-swish = silu
-mish = get("mish")
-softplus = get("softplus")
-crelu = get("crelu")
-maxout = get("maxout")
-sigmoid = get("sigmoid")
-tanh = get("tanh")
+# One public callable per member of the registry, named as the member (relukit.relu, ...):
+# a member added to the registry appears here with no code of its own.
+for _spec in MEMBERS:
+    globals()[_spec.name] = get(_spec.name)
+swish = globals()["silu"]
+del _spec
 
 __all__ = [
     "Activation",
     "ElementwiseFunction",
     "Function",
     "ParameterError",
-    "celu",
-    "crelu",
-    "elu",
     "family",
-    "gelu",
-    "general_relu",
     "get",
     "get_num_threads",
-    "hardtanh",
-    "leaky_relu",
-    "maxout",
-    "mish",
-    "prelu",
-    "relu",
-    "relu6",
-    "rrelu",
-    "selu",
     "set_num_threads",
-    "sigmoid",
-    "silu",
-    "softplus",
-    "squared_relu",
     "swish",
-    "tanh",
+    *(spec.name for spec in MEMBERS),
 ]
