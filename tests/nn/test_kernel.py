@@ -172,3 +172,25 @@ def test_a_negative_zero_parameter_is_not_served_the_positive_zero_rule():
         y, _ = kernel.entry("hardtanh", [low, 1.0], torch.float32).forward(x)
         expected = torch.nn.functional.hardtanh(x, low, 1.0)
         assert torch.equal(bits(y), bits(expected)), low
+
+
+@pytest.mark.parametrize("n", [0, 5, 64, 1001])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("nan_passes", [False, True])
+def test_split_expand_and_scale_are_the_pytorch_operations(n, dtype, nan_passes):
+    x = special(max(n, 32), dtype, 2)[:n].contiguous()
+    passes = torch.le(x, 0).logical_not() if nan_passes else x > 0
+    mask, rest, count = kernel.split(x, nan_passes, keep=True)
+    assert torch.equal(mask, np_packbits(passes))
+    assert torch.equal(bits(rest), bits(torch.masked_select(x, ~passes))) and count == rest.numel()
+    expected = torch.ones_like(x).masked_scatter_(~passes, rest)
+    assert torch.equal(bits(kernel.expand(mask, rest, 1.0, n)), bits(expected))
+    slopes = special(count + 32, dtype, 3)[:count].contiguous()
+    expected = x.clone()
+    expected[~passes] = x[~passes] * slopes
+    assert torch.equal(bits(kernel.scale(x, mask, slopes)), bits(expected))
+    assert kernel.split(x, nan_passes, keep=False)[2] == count
+
+
+def np_packbits(flags: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(np.packbits(flags.numpy(), bitorder="little"))

@@ -72,6 +72,9 @@ def _kernel(kind: str, *codes: int) -> Any:
             "mask_backward": k.mask_backward_kernel,
             "function": k.function_kernel,
             "copy": k.copy_kernel,
+            "split": k.split_kernel,
+            "expand": k.expand_kernel,
+            "scale": k.scale_kernel,
             "convert": k.convert_kernel,
         }[kind]
         kernel = _kernel_cache[key] = factory(*codes)
@@ -701,6 +704,22 @@ def _numpy_mask(mask: Any) -> tuple[np.ndarray, str] | None:
         ):
             return np.ascontiguousarray(mask.numpy()), "torch"
     return None
+
+
+def split(x: np.ndarray, mask: np.ndarray, rest: np.ndarray, nan_passes: bool, keep: bool) -> int:
+    """Pack the codes ``x > 0`` (``not x <= 0`` with ``nan_passes``) of 1-D ``x`` into
+    ``mask`` and, with ``keep``, copy the elements of code 0 into ``rest``; their count."""
+    return int(_kernel("split")(x, mask, rest, nan_passes, keep))
+
+
+def expand(mask: np.ndarray, values: np.ndarray, fill: float, out: np.ndarray) -> None:
+    """``out = fill`` where the mask's bit is 1, the next of ``values`` where it is 0."""
+    _kernel("expand")(mask, values, out.dtype.type(fill), out)
+
+
+def scale(src: np.ndarray, mask: np.ndarray, slopes: np.ndarray, out: np.ndarray) -> None:
+    """``out = src`` where the mask's bit is 1, ``src·`` the next slope where it is 0."""
+    _kernel("scale")(src, mask, slopes, out)
 
 
 def stream_copy(x: np.ndarray, y: np.ndarray) -> None:

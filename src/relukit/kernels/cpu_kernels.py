@@ -1128,6 +1128,88 @@ def mask_backward_kernel(bits: int, slopes: bool) -> Any:
     return kernel
 
 
+def split_kernel() -> Any:
+    """``kernel(x, mask, rest, nan_passes, keep) -> count``: one pass over 1-D float ``x``
+    packing the codes ``x > 0`` (or ``not x <= 0`` with ``nan_passes``) into ``mask`` at one
+    bit per element, and, with ``keep``, copying the elements of code 0 in order into
+    ``rest`` (which has room for all of x); returns how many have code 0. (prelu keeps its
+    non-positive inputs this way, rrelu counts the slopes it must draw.) Branch-free: signs of
+    real data are unpredictable, and a mispredicted branch per element costs more than the
+    memory traffic."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(x: Any, mask: Any, rest: Any, nan_passes: bool, keep: bool) -> int:
+        n = x.size
+        k = 0
+        if stamp < 0:
+            return k
+        nan = np.int64(nan_passes)
+        top = rest.size - 1
+        for b in range((n + 7) // 8):
+            byte = 0
+            for j in range(min(8, n - 8 * b)):
+                v = x[8 * b + j]
+                on = np.int64(v > 0) | (np.int64(v != v) & nan)
+                if keep:
+                    rest[min(k, top)] = v
+                k += 1 - on
+                byte |= on << j
+            mask[b] = byte
+        return k
+
+    return kernel
+
+
+def expand_kernel() -> Any:
+    """``kernel(mask, values, fill, out)``: ``out[i] = fill`` where bit i of ``mask`` is 1, the
+    next of ``values`` (in order) where it is 0: the inverse of :func:`split_kernel`
+    (branch-free)."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(mask: Any, values: Any, fill: Any, out: Any) -> None:
+        k = 0
+        last = values.size - 1
+        if stamp < 0:
+            return
+        if last < 0:
+            out[:] = fill
+            return
+        for i in range(out.size):
+            on = np.int64((mask[i >> 3] >> (i & 7)) & 1)
+            v = values[min(k, last)]
+            out[i] = fill if on else v
+            k += 1 - on
+
+    return kernel
+
+
+def scale_kernel() -> Any:
+    """``kernel(src, mask, slopes, out)``: ``out[i] = src[i]`` where bit i of ``mask`` is 1,
+    ``src[i]·slopes[k]`` (the next slope, one rounding in src's dtype) where it is 0: rrelu's
+    forward and backward from its drawn slopes (branch-free)."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(src: Any, mask: Any, slopes: Any, out: Any) -> None:
+        k = 0
+        last = slopes.size - 1
+        if stamp < 0:
+            return
+        if last < 0:
+            out[:] = src
+            return
+        for i in range(src.size):
+            on = np.int64((mask[i >> 3] >> (i & 7)) & 1)
+            e = src[i]
+            scaled = e * slopes[min(k, last)]
+            out[i] = e if on else scaled
+            k += 1 - on
+
+    return kernel
+
+
 def copy_kernel() -> Any:
     """``kernel(x, y, stream)``: ``y[:] = x``, the copy the benchmark takes as a limit."""
     stamp = STAMP

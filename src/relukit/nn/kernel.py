@@ -184,6 +184,68 @@ def entry(member: str, values: Sequence[float], dtype: torch.dtype) -> Masks:
 
 
 # ---------------------------------------------------------------------------------------------
+# prelu's and rrelu's per-element slopes: split by a mask, expanded back
+
+
+def _plain(t: Tensor) -> bool:
+    """Do the compiled kernels take this 1-D contiguous tensor?"""
+    return (
+        type(t) is Tensor
+        and t.device.type == "cpu"
+        and t.dtype in KERNEL_DTYPES
+        and t.is_contiguous()
+        and kernels_available()
+    )
+
+
+def split(flat: Tensor, nan_passes: bool, keep: bool) -> tuple[Tensor, Tensor, int]:
+    """``(mask, rest, count)`` of 1-D ``flat``: the packed codes ``x > 0`` (``not x <= 0``
+    with ``nan_passes``), the elements of code 0 in order (empty unless ``keep``), their count."""
+    n = flat.numel()
+    if _plain(flat):
+        from relukit.kernels import cpu
+
+        mask = torch.empty((n + 7) // 8, dtype=torch.uint8)
+        rest = torch.empty(n if keep else 0, dtype=flat.dtype)
+        count = cpu.split(flat.detach().numpy(), mask.numpy(), rest.numpy(), nan_passes, keep)
+        # a copy of exactly ``count`` elements: a view would keep all n alive with it
+        return mask, rest[:count].clone() if keep else rest, count
+    passes = torch.le(flat, 0).logical_not_() if nan_passes else flat > 0
+    rest = torch.masked_select(flat, ~passes) if keep else flat.new_empty(0)
+    count = rest.numel() if keep else int(n - passes.sum())
+    return mask_path.pack_bits(passes, scratch=True), rest, count
+
+
+def expand(mask: Tensor, values: Tensor, fill: float, n: int) -> Tensor:
+    """A 1-D tensor of ``n`` elements: ``fill`` where the mask's bit is 1, the next of
+    ``values`` where it is 0 (the inverse of :func:`split`)."""
+    out = torch.empty(n, dtype=values.dtype, device=values.device)
+    if _plain(values) and mask.is_contiguous() and mask.device.type == "cpu":
+        from relukit.kernels import cpu
+
+        cpu.expand(mask.numpy(), values.detach().numpy(), fill, out.numpy())
+        return out
+    out.fill_(fill)
+    return out.masked_scatter_(~mask_path.unpack_bits(mask, n), values)
+
+
+def scale(src: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
+    """1-D ``src`` where the mask's bit is 1, ``src·`` the next slope where it is 0 (one
+    rounding in src's dtype): rrelu's forward and backward."""
+    n = src.numel()
+    if _plain(src) and _plain(slopes) and slopes.dtype == src.dtype and mask.is_contiguous():
+        from relukit.kernels import cpu
+
+        out = torch.empty_like(src)
+        cpu.scale(src.detach().numpy(), mask.numpy(), slopes.detach().numpy(), out.numpy())
+        return out
+    off = ~mask_path.unpack_bits(mask, n)
+    out = src.clone()
+    out[off] = src[off] * slopes
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # layout
 
 

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from relukit.kernels.mask import nbytes, pack_bits, unpack_bits, unpack_bits_as
-from relukit.nn.kernel import triton
+from relukit.kernels.mask import nbytes, unpack_bits_as
+from relukit.nn.kernel import expand, split, triton
 from relukit.nn.library import compiling, dense_strides, like, operator
 
 _aten = torch.ops.aten
@@ -66,12 +66,8 @@ def prelu_impl(x: Tensor, weight: Tensor, keep_negatives: bool) -> tuple[Tensor,
 
         y, mask, negatives = kernels.forward(x, weight, keep_negatives)
         return like(y, x), mask, negatives
-    positive = x > 0
-    if keep_negatives:
-        negatives = torch.masked_select(x.reshape(-1), ~positive.reshape(-1))
-    else:
-        negatives = x.new_empty(0)
-    return like(torch.prelu(x, weight), x), pack_bits(positive, scratch=True), negatives
+    mask, negatives, _ = split(x.reshape(-1), nan_passes=False, keep=keep_negatives)
+    return like(torch.prelu(x, weight), x), mask, negatives
 
 
 prelu = operator("prelu")(prelu_impl)
@@ -101,9 +97,7 @@ def prelu_backward_impl(
     n = grad.numel()
     w = broadcast_weight(weight, grad.dim())
     if weight_grad:
-        positive = unpack_bits(mask, n)
-        stand_in = torch.ones(n, dtype=grad.dtype, device=grad.device)
-        stand_in.masked_scatter_(~positive, negatives)
+        stand_in = expand(mask, negatives.to(grad.dtype), 1.0, n)
     else:
         stand_in = unpack_bits_as(mask, n, grad.dtype)
     stand_in = stand_in.view(grad.shape)

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from relukit.kernels.mask import nbytes, pack_bits, unpack_bits
-from relukit.nn.kernel import triton
+from relukit.kernels.mask import nbytes, unpack_bits
+from relukit.nn.kernel import scale, split, triton
 from relukit.nn.library import check_inplace, compiling, operator
 
 _SCHEMA = "(Tensor x, float lower, float upper, Generator? generator=None)"
@@ -45,14 +45,17 @@ def _draw(
     work = _opmath(x.dtype)
     low = torch.tensor(lower, dtype=work).item()
     high = torch.tensor(upper, dtype=work).item()
-    takes_slope = flat <= 0
-    count = int(takes_slope.sum())
+    mask, _, count = split(flat, nan_passes=True, keep=False)
     u = torch.empty(count, dtype=torch.float64, device=x.device)
     u.uniform_(0, 1, generator=generator)
     slopes = (low + u * (high - low)).to(work)
-    y = flat.clone()
-    y[takes_slope] = (flat[takes_slope].to(work) * slopes).to(x.dtype)
-    return y.view(x.shape), pack_bits(takes_slope.logical_not_(), scratch=True), slopes.to(x.dtype)
+    if work == x.dtype:
+        y = scale(flat, mask, slopes)
+    else:  # 16-bit: the product in float32, rounded once
+        takes_slope = ~unpack_bits(mask, flat.numel())
+        y = flat.clone()
+        y[takes_slope] = (flat[takes_slope].to(work) * slopes).to(x.dtype)
+    return y.view(x.shape), mask, slopes.to(x.dtype)
 
 
 def rrelu_impl(
@@ -105,11 +108,7 @@ def rrelu_backward_impl(grad: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
         from relukit.kernels.gpu import prelu as kernels
 
         return kernels.rrelu_backward(grad, mask, slopes)
-    flat = grad.reshape(-1)
-    took_slope = ~unpack_bits(mask, flat.numel())
-    result = flat.clone()
-    result[took_slope] = flat[took_slope] * slopes
-    return result.view(grad.shape)
+    return scale(grad.reshape(-1), mask, slopes).view(grad.shape)
 
 
 rrelu_backward = operator("rrelu_backward")(rrelu_backward_impl)
