@@ -117,14 +117,14 @@ class Masks:
         order = memory_order(x)
         flat = in_order(x, order)
         n = flat.numel()
-        if n and self.kernels is not None and self.compiled(flat):
-            y = torch.empty(n, dtype=flat.dtype)
-            mask = torch.empty((n * self.bits + 7) // 8, dtype=torch.uint8)
-            self.kernels.forward(flat.numpy(), y.numpy(), mask.numpy())
-        elif self.triton(flat):
+        if self.triton(flat):
             from relukit.kernels.gpu import piecewise
 
             y, mask = piecewise.forward_with_mask(*self.gpu, flat)
+        elif n and self.kernels is not None and self.compiled(flat):
+            y = torch.empty(n, dtype=flat.dtype)
+            mask = torch.empty((n * self.bits + 7) // 8, dtype=torch.uint8)
+            self.kernels.forward(flat.numpy(), y.numpy(), mask.numpy())
         else:
             y, mask = self.rule.forward_with_mask(flat)
         return from_order(y, x, order), mask
@@ -150,13 +150,13 @@ class Masks:
         """``grad·f'(x)`` from the mask; ``order`` is x's memory order (empty: C order)."""
         flat = in_order(grad, order)
         n = flat.numel()
-        if n and self.kernels is not None and self.compiled(flat) and mask.is_contiguous():
-            dx = torch.empty(n, dtype=flat.dtype)
-            self.kernels.backward(flat.numpy(), mask.numpy(), dx.numpy())
-        elif self.triton(flat):
+        if self.triton(flat):
             from relukit.kernels.gpu import piecewise
 
             dx = piecewise.backward_from_mask(*self.gpu, flat, mask)
+        elif n and self.kernels is not None and self.compiled(flat) and mask.is_contiguous():
+            dx = torch.empty(n, dtype=flat.dtype)
+            self.kernels.backward(flat.numpy(), mask.numpy(), dx.numpy())
         else:
             dx = self.rule.backward_from_mask(flat, mask)
         return from_order(dx, grad, order)
