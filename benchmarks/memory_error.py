@@ -11,8 +11,8 @@ worst cases of the float64 rows):
   levels rounded to the dtype, 16-bit inputs compared in float32), with the Gaussian-weighted
   mean squared error of what is implemented next to the dynamic program's optimum.
 
-Inputs: bfloat16 all finite values; float32 every 64th finite value with |x| ≤ 64 (by bit
-pattern) and every value within 0.25 of the member's minimum; float64 2^22 uniform
+Inputs: bfloat16 all finite values; float32 every 64th (``--stride``) finite value with
+|x| ≤ 64 (by bit pattern) and every value within 0.25 of the member's minimum; float64 2^22 uniform
 on [−40, 40], a 2^20 grid within 0.25 of the minimum and log-spaced tails.
 
 Columns: max |error| and where; max relative error where |f'| ≥ 2^-10 and where; max |error|
@@ -51,6 +51,9 @@ def label(name: str, params: dict) -> str:
     return name + ("(tanh)" if params.get("approximate") == "tanh" else "")
 
 
+STRIDE = [64]
+
+
 def inputs(dtype: str, centre: float, quick: bool) -> np.ndarray:
     """The float64 values of the inputs to test (each exactly representable in ``dtype``)."""
     if dtype == "bfloat16":
@@ -58,7 +61,8 @@ def inputs(dtype: str, centre: float, quick: bool) -> np.ndarray:
         x = bits.view(torch.bfloat16).double().numpy()
     elif dtype == "float32":
         top = int(np.float32(64).view(np.uint32))
-        positive = np.arange(0, top, 1024 if quick else 64, dtype=np.uint32).view(np.float32)
+        stride = 1024 if quick else STRIDE[0]
+        positive = np.arange(0, top, stride, dtype=np.uint32).view(np.float32)
         parts = [positive, -positive]
         if centre != 0:  # every float32 within 0.25 of the minimum (a negative number)
             a, b = np.float32(-centre - 0.25), np.float32(-centre + 0.25)
@@ -179,7 +183,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sparser samples, for a smoke test")
     parser.add_argument("--json", default=None, help="write the rows here")
+    parser.add_argument("--stride", type=int, default=64, help="float32 bit-pattern stride")
     args = parser.parse_args()
+    STRIDE[0] = args.stride
     rows = []
     started = time.time()
     for name, params in MEMBERS:
