@@ -60,3 +60,11 @@ def test_chunks_split_on_byte_boundaries():
         parts = kernels._chunks(1_000_003)
     assert parts[0][0] == 0 and parts[-1][1] == 1_000_003
     assert all(a % 8 == 0 for a, _ in parts)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 8, 9, 1000, 70_001])
+def test_below_bits_is_the_packed_comparison(dtype, n):
+    x = _inputs(n, dtype)
+    expected = packer.pack_bits(torch.from_numpy(x) < -0.75).numpy()
+    assert kernels.below_bits(x, -0.75).tolist() == expected.tolist()

@@ -5,6 +5,7 @@ mask layout of :mod:`relukit.kernels.mask` (element ``i`` at bit ``i·bits`` of 
 little-endian stream), split into chunks of a multiple of 8 elements that run on relukit's
 thread pool (:mod:`relukit.threads`):
 
+- :func:`below_bits`: the bit ``x < x*`` of the output mode, packed;
 - :func:`inverse_backward`: ``g·f'`` from the output ``y`` and the bit ``x < x*``, by the
   piecewise polynomials of :class:`relukit.memory.output.InverseTable` (degree 3 or 7), the
   arithmetic of :func:`relukit.memory.output.invert` element by element, computing the
@@ -60,6 +61,16 @@ def _inverse_backward(y, packed, g, out, coefficients, y_min, scale, right, left
         if yi != yi:
             d = yi
         out[i] = g[i] * d
+
+
+@numba.njit(nogil=True, cache=True)
+def _below_bits(x, threshold, packed, start, stop):
+    for group in range(start // 8, (stop + 7) // 8):
+        first = group * 8
+        acc = 0
+        for i in range(first, min(first + 8, stop)):
+            acc |= (1 if x[i] < threshold else 0) << (i - first)
+        packed[group] = acc
 
 
 def _make_step_codes(bits: int) -> Any:
@@ -130,6 +141,16 @@ def inverse_backward(table: Any, y: np.ndarray, packed: np.ndarray, g: np.ndarra
         ]
     )
     return out
+
+
+def below_bits(x: np.ndarray, threshold: float) -> np.ndarray:
+    """The packed bits ``x < threshold`` (the output mode's bit: below the minimum)."""
+    packed = np.empty(-(-x.size // 8), dtype=np.uint8)
+    t = x.dtype.type(threshold)
+    threads.run_all(
+        [lambda a=a, b=b: _below_bits(x, t, packed, a, b) for a, b in _chunks(x.size)]
+    )
+    return packed
 
 
 def step_codes(x: np.ndarray, borders: np.ndarray, bits: int) -> np.ndarray:
