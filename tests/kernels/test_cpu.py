@@ -3,7 +3,7 @@
 Piecewise-linear members (and squared_relu, which needs nothing but arithmetic) must be bit-exact
 to the reference path in every dtype. The smooth members and the exponential units, which both
 paths evaluate in float64 and round once (with different float64 functions), must be within
-1 ulp of it (8 in float64, see ``FLOAT64_ULPS`` in ``tests/family/test_accuracy.py``), with the
+1 ulp of it (16 in float64, see ``FLOAT64_ULPS`` in ``tests/family/test_accuracy.py``), with the
 same special values; their accuracy against the true function is tested there. The float32
 kernels' own float64 exp/expm1/log1p/Φ/tanh are checked here against the C library and SciPy.
 """
@@ -130,7 +130,7 @@ def ulps_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def agrees(function, got: object, want: object) -> bool:
     """Bit for bit, or for the members computed in float64 and rounded once, within 1 ulp (in
-    float64, where the two paths' float64 functions differ, within 8)."""
+    float64, where the two paths' float64 functions differ, within 16)."""
     if function.name not in SMOOTH:
         return same_bits(got, want)
     got, want = np.asarray(got), np.asarray(want)
@@ -145,7 +145,7 @@ def agrees(function, got: object, want: object) -> bool:
             info.smallest_subnormal
         )
     apart = np.where(tiny & close & (np.signbit(got) == np.signbit(want)), 0.0, apart)
-    return bool(np.all(apart <= (8 if got.dtype == np.float64 else 1)))
+    return bool(np.all(apart <= (16 if got.dtype == np.float64 else 1)))
 
 
 def expected(function, op: str, x, g) -> object:

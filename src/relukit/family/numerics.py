@@ -273,6 +273,19 @@ def finite(m: Any, value: Any, where: Any) -> Any:
     return m.where(where, value, m.zeros_like(value))
 
 
+# 32·ln 2 = SHIFT_HI + SHIFT_LO, SHIFT_HI a multiple of 2^-43, so that a + SHIFT_HI is exact
+# for a on that grid below 1,024 in size (−x²/2 and gelu-tanh's 2u far in the tails)
+SHIFT_HI = 22.180709777918196
+SHIFT_LO = 5.403280016243833e-14
+UNSHIFT = 2.0**-32
+
+
+def exp_shifted(m: Any, a: Any) -> Any:
+    """e^a·2^32: normal wherever a product e^a·c with |c| ≥ 1 is; multiply the product by
+    :data:`UNSHIFT` last."""
+    return m.exp(a + SHIFT_HI) * (1 + SHIFT_LO)
+
+
 def near_zero(m: Any, x: Any, name: str, general: Any) -> Any:
     """``general`` (the derivative of ``name`` at ``x``), or where ``x`` is within
     :data:`WIDTH` of the derivative's zero, its Taylor expansion there."""

@@ -15,7 +15,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from relukit.family.numerics import finite, near_zero, sigmoid, two_product, two_sum
+from relukit.family.numerics import (
+    UNSHIFT,
+    exp_shifted,
+    finite,
+    near_zero,
+    sigmoid,
+    two_product,
+    two_sum,
+)
 from relukit.family.spec import (
     FLAT_TOLERANCE,
     INF,
@@ -34,6 +42,10 @@ TANH_BETA = math.sqrt(2 / math.pi)
 TANH_KAPPA = 0.044715
 TANH_KAPPA_LOW = 2.1960211427085595e-18  # 0.044715 − TANH_KAPPA
 TANH_2BETA_LOW = -9.96930880911092e-17  # 2√(2/π) − 2·TANH_BETA
+GELU_FAR = -26.0
+GELU_TANH_FAR = -600.0  # 2u below which σ(2u) = e^{2u} in float64
+# |x|Φ(x)/φ(x) = Σ (−1)^k (2k − 1)!!/x^{2k}, asymptotically (to 3e-20 at x = −26 with 11 terms)
+MILLS = tuple(float((-1) ** k * math.prod(range(1, 2 * k, 2))) for k in range(11))
 
 # Edges of the flat regions (|f′| = FLAT_TOLERANCE, found by bisection on the derivative;
 # tests/family/test_firing.py checks them against the registry's own derivative).
@@ -90,10 +102,36 @@ def _exp_half_square(m: Any, x: Any) -> Any:
     return m.exp(-0.5 * hi) * (1 - 0.5 * lo)
 
 
+def _gelu_far(m: Any, x: Any, derivative: bool) -> Any:
+    """gelu and gelu′ far in the left tail, where Φ(x) (or φ(x)) is subnormal in float64 but
+    the result is not: ``x·Φ(x) = −φ(x)·S(x)`` and ``−|x|φ(x)(1 − S/x²)``, S the asymptotic
+    series of |x|Φ(x)/φ(x) in 1/x² (error 3e-20 below x = −26), and e^{−x²/2} formed scaled."""
+    xc = m.where(x < GELU_FAR, x, GELU_FAR + 0 * x)
+    hi, lo = two_product(xc, xc)
+    y = 1 / hi
+    series = 0 * y + MILLS[-1]
+    for c in reversed(MILLS[:-1]):
+        series = series * y + c
+    e = exp_shifted(m, -0.5 * hi) * (1 - 0.5 * lo) * INV_SQRT_2PI
+    if derivative:
+        return (-e * (-xc) * (1 - series / hi)) * UNSHIFT
+    return (-e * series) * UNSHIFT
+
+
+def _gelu_tanh_far(m: Any, x: Any, multiplier: Any) -> tuple[Any, Any]:
+    """(where 2u < −600, e^{2u}·multiplier there): σ(2u) = e^{2u}, formed scaled (alone it
+    would be subnormal where the result is not)."""
+    z, dz = _gelu_tanh_argument(m, x)
+    far = z < GELU_TANH_FAR
+    zc = m.where(far, z, GELU_TANH_FAR + 0 * z)
+    return far, (exp_shifted(m, zc) * (1 + dz) * multiplier) * UNSHIFT
+
+
 def _gelu(m: Any, x: Any, approximate: str) -> Any:
     if approximate == "tanh":
-        return x * _gelu_tanh_sigmoids(m, x)[0]
-    return x * _phi(m, x)
+        far, tail = _gelu_tanh_far(m, x, x)
+        return m.where(far, tail, x * _gelu_tanh_sigmoids(m, x)[0])
+    return m.where(x < GELU_FAR, _gelu_far(m, x, False), x * _phi(m, x))
 
 
 def _gelu_derivative(m: Any, x: Any, approximate: str) -> Any:
@@ -103,8 +141,10 @@ def _gelu_derivative(m: Any, x: Any, approximate: str) -> Any:
         # where σ(2u) or σ(−2u) is 0 the other term is too (also where x·slope overflows)
         right = m.where(rest == 0, 0 * x, x * slope * rest)
         general = m.where(s == 0, 0 * x, s * (1 + right))
-        return near_zero(m, x, "gelu-tanh", general)
+        far, tail = _gelu_tanh_far(m, x, 1 + x * slope)
+        return m.where(far, tail, near_zero(m, x, "gelu-tanh", general))
     general = _phi(m, x) + x * (_exp_half_square(m, x) * INV_SQRT_2PI)
+    general = m.where(x < GELU_FAR, _gelu_far(m, x, True), general)
     return near_zero(m, x, "gelu", general)
 
 

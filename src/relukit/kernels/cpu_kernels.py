@@ -48,8 +48,9 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
+from relukit.family.numerics import SHIFT_HI, SHIFT_LO, UNSHIFT, ZEROS
 from relukit.family.numerics import WIDTH as NEAR_WIDTH
-from relukit.family.numerics import ZEROS
+from relukit.family.smooth import GELU_FAR, GELU_TANH_FAR, MILLS
 from relukit.kernels.cpu_math import (
     INLINE_OPTIONS,
     cached_kernel,
@@ -58,11 +59,11 @@ from relukit.kernels.cpu_math import (
     exp_f64,
     expm1_f64,
     fma,
-    horner,
     jit,
     log1p_f64,
     narrow,
     phi_f64,
+    polynomial,
     single,
     store_fence,
     stream_clip,
@@ -85,8 +86,9 @@ def _source_stamp() -> int:
     this stamp (closure values are part of the cache key) and a changed helper recompiles it."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
-    for path in (here / "cpu_math.py", here / "cpu_kernels.py", here / "fits.py",
-                 here.parent / "family" / "numerics.py"):  # fmt: skip
+    family = here.parent / "family"
+    sources = ("cpu_math.py", "cpu_kernels.py", "fits.py")
+    for path in (*(here / n for n in sources), family / "numerics.py", family / "smooth.py"):
         digest.update(path.read_bytes())
     return int.from_bytes(digest.digest()[:7], "little")
 
@@ -263,24 +265,30 @@ wgauss = _wide("wgauss", _gauss_f64, _gauss_libm)
 # expansion; float32 ones, which need 1e-13 only, its first terms over a narrower interval.
 NEAR_WIDTH_32 = 1.0 / 32
 NEAR_TERMS_32 = 11
-GELU_ZERO = ZEROS["gelu"]
-GELU_TANH_ZERO = ZEROS["gelu-tanh"]
-SILU_ZERO = ZEROS["silu"]
-MISH_ZERO = ZEROS["mish"]
-GELU_ZERO_32 = GELU_ZERO[2][:NEAR_TERMS_32]
-GELU_TANH_ZERO_32 = GELU_TANH_ZERO[2][:NEAR_TERMS_32]
-SILU_ZERO_32 = SILU_ZERO[2][:NEAR_TERMS_32]
-MISH_ZERO_32 = MISH_ZERO[2][:NEAR_TERMS_32]
+
+def _near_zero(name: str) -> Any:
+    """``near(v, x, general)``: ``general`` (the derivative of ``name`` at ``x``), or within
+    reach of its zero ``r = r_hi + r_lo`` the expansion ``h·P(h)``, ``h = (x − r_hi) − r_lo``
+    (float32 inputs: the first terms over a narrower interval)."""
+    high, low, coefficients = ZEROS[name]
+    key = name.replace("-", "_")
+    full = polynomial(coefficients, f"{key}_zero")
+    short = polynomial(coefficients[:NEAR_TERMS_32], f"{key}_zero_32")
+
+    @jit
+    def near(v: Any, x: float, general: float) -> float:
+        h = (x - high) - low
+        if single(v):
+            return h * short(h) if abs(h) <= NEAR_WIDTH_32 else general
+        return h * full(h) if abs(h) <= NEAR_WIDTH else general
+
+    return near
 
 
-@jit
-def near_zero(v: Any, x: float, zero: Any, short: Any, general: float) -> float:
-    """``general``, or within reach of the derivative's zero ``zero`` (r_hi, r_lo, c) its
-    expansion ``h·P(h)``, ``h = (x − r_hi) − r_lo`` (``short``: the float32 coefficients)."""
-    h = (x - zero[0]) - zero[1]
-    if single(v):
-        return h * horner(h, short) if abs(h) <= NEAR_WIDTH_32 else general
-    return h * horner(h, zero[2]) if abs(h) <= NEAR_WIDTH else general
+gelu_near_zero = _near_zero("gelu")
+gelu_tanh_near_zero = _near_zero("gelu-tanh")
+silu_near_zero = _near_zero("silu")
+mish_near_zero = _near_zero("mish")
 
 
 @jit
@@ -332,21 +340,46 @@ def celu_d(v: Any, x: float, alpha: float) -> float:
     return 1.0 if x > 0.0 else e + e * dq
 
 
+# x·Φ(x) = −φ(x)·S(x) below x = −26, S the asymptotic series of |x|·Φ(x)/φ(x) in 1/x²
+# (error 3e-20 there): Φ(x) alone is subnormal in float64 below −37.5 while x·Φ(x) is not
+mills_series = polynomial(MILLS, "mills_series")
+@jit
+def exp_shifted(a: float) -> float:
+    """e^a·2^32 (as relukit.family.numerics.exp_shifted)."""
+    return math.exp(a + SHIFT_HI) * (1.0 + SHIFT_LO)
+
+
+@jit
+def gelu_far(x: float, derivative: bool) -> float:
+    """gelu (or gelu′) below ``GELU_FAR`` for float64 inputs: −φ·S, and −|x|φ·(1 − S/x²)."""
+    hi = x * x
+    lo = fma(x, x, -hi)
+    series = mills_series(1.0 / hi)
+    e = exp_shifted(-0.5 * hi) * (1.0 - 0.5 * lo) * INV_SQRT_2PI
+    if derivative:
+        return (-e * (-x) * (1.0 - series / hi)) * UNSHIFT
+    return (-e * series) * UNSHIFT
+
+
 @jit
 def gelu_f(v: Any, x: float) -> float:
+    if not single(v) and x < GELU_FAR:
+        return gelu_far(x, False)
     return x * wphi(v, x)
 
 
 @jit
 def gelu_d(v: Any, x: float) -> float:
+    if not single(v) and x < GELU_FAR:
+        return gelu_far(x, True)
     general = wphi(v, x) + x * wgauss(v, x)
-    return near_zero(v, x, GELU_ZERO, GELU_ZERO_32, general)
+    return gelu_near_zero(v, x, general)
 
 
 @jit
-def gelu_tanh_sigmoids(v: Any, x: float) -> Any:
-    """(σ(2u), σ(−2u)), u = √(2/π)(x + 0.044715x³); for float64 inputs with 2u in
-    double-double and its low part put back to first order (as the registry)."""
+def gelu_tanh_argument(v: Any, x: float) -> Any:
+    """(z, w), z + w = 2u, u = √(2/π)(x + 0.044715x³); w is 0 for float32 inputs, which do
+    not need it, and for float64 ones 2u's rounding error (double-double evaluation)."""
     z = (2 * TANH_BETA) * (x + TANH_KAPPA * x * x * x)
     w = 0.0
     if not single(v):
@@ -362,6 +395,32 @@ def gelu_tanh_sigmoids(v: Any, x: float) -> Any:
         z = (2 * TANH_BETA) * g
         w = fma(2 * TANH_BETA, g, -z) + (2 * TANH_BETA) * h + TANH_2BETA_LOW * g
         w = w if (abs(x) < 1e75 and abs(z) < 1e300) else 0.0
+    return z, w
+
+
+
+
+@jit
+def gelu_tanh_far(v: Any, x: float, derivative: bool) -> Any:
+    """(whether it applies, the value): for float64 inputs with 2u below GELU_TANH_FAR, gelu
+    and gelu′ as e^{2u}·m, m = x or 1 + x·slope (σ(2u) = e^{2u} there), with e^{2u} scaled
+    by 2^32 while it is formed: alone it would be subnormal where the result is not."""
+    if single(v):
+        return False, 0.0
+    z, w = gelu_tanh_argument(v, x)
+    if not z < GELU_TANH_FAR:
+        return False, 0.0
+    m = x
+    if derivative:
+        m = 1.0 + x * ((2 * TANH_BETA) * (1.0 + 3 * TANH_KAPPA * x * x))
+    return True, (exp_shifted(z) * (1.0 + w) * m) * UNSHIFT
+
+
+@jit
+def gelu_tanh_sigmoids(v: Any, x: float) -> Any:
+    """(σ(2u), σ(−2u)), u = √(2/π)(x + 0.044715x³); for float64 inputs with 2u in
+    double-double and its low part put back to first order (as the registry)."""
+    z, w = gelu_tanh_argument(v, x)
     s = sigmoid_w(v, z)
     rest = sigmoid_w(v, -z)
     product = s * rest * w
@@ -370,16 +429,20 @@ def gelu_tanh_sigmoids(v: Any, x: float) -> Any:
 
 @jit
 def gelu_tanh_f(v: Any, x: float) -> float:
-    return x * gelu_tanh_sigmoids(v, x)[0]
+    far, value = gelu_tanh_far(v, x, False)
+    return value if far else x * gelu_tanh_sigmoids(v, x)[0]
 
 
 @jit
 def gelu_tanh_d(v: Any, x: float) -> float:
+    far, value = gelu_tanh_far(v, x, True)
+    if far:
+        return value
     s, rest = gelu_tanh_sigmoids(v, x)
     slope = (2 * TANH_BETA) * (1.0 + 3 * TANH_KAPPA * x * x)
     right = 0.0 if rest == 0.0 else x * slope * rest
     general = 0.0 if s == 0.0 else s * (1.0 + right)
-    return near_zero(v, x, GELU_TANH_ZERO, GELU_TANH_ZERO_32, general)
+    return gelu_tanh_near_zero(v, x, general)
 
 
 @jit
@@ -391,7 +454,7 @@ def silu_f(v: Any, x: float) -> float:
 def silu_d(v: Any, x: float) -> float:
     rest = sigmoid_w(v, -x)
     general = sigmoid_w(v, x) * (1.0 + (0.0 if rest == 0.0 else x * rest))
-    return near_zero(v, x, SILU_ZERO, SILU_ZERO_32, general)
+    return silu_near_zero(v, x, general)
 
 
 @jit
@@ -414,7 +477,7 @@ def mish_f(v: Any, x: float) -> float:
 def mish_d(v: Any, x: float) -> float:
     t, rest = mish_parts(v, x)
     general = t + (0.0 if rest == 0.0 else x * sigmoid_w(v, x) * rest)
-    return near_zero(v, x, MISH_ZERO, MISH_ZERO_32, general)
+    return mish_near_zero(v, x, general)
 
 
 @jit

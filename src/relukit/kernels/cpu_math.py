@@ -446,14 +446,33 @@ ERFCX_SHIFT = -(_W_HIGH + _W_LOW) / (_W_HIGH - _W_LOW)
 PHI_SPLIT = ERFCX_LOW * math.sqrt(2)  # |x| where Φ changes from erf's series to erfcx
 
 
-@jit
-def horner(x: float, coefficients: Any) -> float:
-    """``c₀ + c₁x + … + c_n xⁿ`` for a tuple of float64 coefficients."""
-    n = len(coefficients)
-    p = coefficients[n - 1]
-    for i in range(n - 2, -1, -1):
-        p = fma(p, x, coefficients[i])
-    return p
+def polynomial(coefficients: tuple[float, ...], name: str) -> Any:
+    """A jitted ``p(x) = c₀ + c₁x + … + c_n xⁿ`` (Horner's scheme in fused multiply-adds) with
+    the coefficients written into its code: a loop over a tuple would be kept as a loop, and
+    stop the vectoriser."""
+    body = repr(float(coefficients[-1]))
+    for c in reversed(coefficients[:-1]):
+        body = f"fma({body}, x, {float(c)!r})"
+    namespace: dict[str, Any] = {"fma": fma}
+    exec(f"def {name}(x):\n    return {body}\n", namespace)
+    return jit(namespace[name])
+
+
+def chebyshev(coefficients: tuple[float, ...], name: str) -> Any:
+    """A jitted ``Σ c_k T_k(s)`` (Clenshaw's recurrence), unrolled as :func:`polynomial`."""
+    lines = [f"def {name}(s):", "    b1 = 0.0", "    b2 = 0.0", "    s2 = 2.0 * s"]
+    for c in reversed(coefficients[1:]):
+        lines.append(f"    b1, b2 = fma(s2, b1, {float(c)!r} - b2), b1")
+    lines.append(f"    return fma(s, b1, {float(coefficients[0])!r} - b2)")
+    namespace: dict[str, Any] = {"fma": fma}
+    exec("\n".join(lines) + "\n", namespace)
+    return jit(namespace[name])
+
+
+expm1_series = polynomial(EXPM1_64, "expm1_series")
+atanh_series = polynomial(ATANH_64, "atanh_series")
+erf_series = polynomial(ERF_64, "erf_series")
+erfcx_series = chebyshev(ERFCX, "erfcx_series")
 
 
 @jit
@@ -463,7 +482,7 @@ def _reduce64(x: float) -> Any:
     kf = shifted - SHIFTER_64
     r = fma(-kf, LN2_HI_64, x)
     r = fma(-kf, LN2_LO_64, r)
-    q = fma(r * r, horner(r, EXPM1_64), r)
+    q = fma(r * r, expm1_series(r), r)
     return f64_as_i64(shifted) - np.int64(SHIFTER_BITS), q
 
 
@@ -511,7 +530,7 @@ def log1p_f64(w: float) -> float:
     big = u > SQRT2_64
     f = 0.5 * u - 1.0 if big else u - 1.0
     s = f / (2.0 + f)
-    y = 2.0 * s * horner(s * s, ATANH_64) + c
+    y = 2.0 * s * atanh_series(s * s) + c
     return (y + LN2_LO_64) + LN2_HI_64 if big else y
 
 
@@ -531,26 +550,13 @@ def phi_f64(x: float) -> float:
     Φ < 1e-64, 0 in float32) the result is only of the right size."""
     a = abs(x)
     z = a * SQRT1_2_64
-    erf = z * horner(z * z, ERF_64)
+    erf = z * erf_series(z * z)
     near = 0.5 + 0.5 * math.copysign(erf, x)
     zc = z if z < ERFCX_HIGH else ERFCX_HIGH
     w = (zc - ERFCX_K) / (zc + ERFCX_K)
-    tail = 0.5 * exp_f64(-0.5 * (x * x)) * clenshaw(fma(w, ERFCX_SCALE, ERFCX_SHIFT), ERFCX)
+    tail = 0.5 * exp_f64(-0.5 * (x * x)) * erfcx_series(fma(w, ERFCX_SCALE, ERFCX_SHIFT))
     far = tail if x < 0.0 else 1.0 - tail
     return near if a < PHI_SPLIT else far
-
-
-@jit
-def clenshaw(s: float, coefficients: Any) -> float:
-    """The Chebyshev series ``Σ c_k T_k(s)``."""
-    n = len(coefficients)
-    b1 = 0.0
-    b2 = 0.0
-    for i in range(n - 1, 0, -1):
-        b = fma(2.0 * s, b1, coefficients[i] - b2)
-        b2 = b1
-        b1 = b
-    return fma(s, b1, coefficients[0] - b2)
 
 
 # ---------------------------------------------------------------------------------------------
