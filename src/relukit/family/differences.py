@@ -146,7 +146,7 @@ DIFFERENCES: list[Difference] = [
         )
         for x, value, dtype in (
             (1e200, 1.0, "float64"),
-            (-1e200, 0.0, "float64"),
+            (-1e200, -0.0, "float64"),  # (a negative value that underflows)
             (1e20, 1.0, "float32"),
         )
     ),

@@ -105,8 +105,10 @@ def _exp_half_square(m: Any, x: Any) -> Any:
 def _gelu_far(m: Any, x: Any, derivative: bool) -> Any:
     """gelu and gelu′ far in the left tail, where Φ(x) (or φ(x)) is subnormal in float64 but
     the result is not: ``x·Φ(x) = −φ(x)·S(x)`` and ``−|x|φ(x)(1 − S/x²)``, S the asymptotic
-    series of |x|Φ(x)/φ(x) in 1/x² (error 3e-20 below x = −26), and e^{−x²/2} formed scaled."""
-    xc = m.where(x < GELU_FAR, x, GELU_FAR + 0 * x)
+    series of |x|Φ(x)/φ(x) in 1/x² (error 3e-20 below x = −26), and e^{−x²/2} formed scaled
+    (x clamped at −40, below which both are −0)."""
+    zero = m.zeros_like(x)
+    xc = m.where(x < GELU_FAR, m.where(x > -40, x, zero - 40), zero + GELU_FAR)
     hi, lo = two_product(xc, xc)
     y = 1 / hi
     series = 0 * y + MILLS[-1]
@@ -123,7 +125,9 @@ def _gelu_tanh_far(m: Any, x: Any, multiplier: Any) -> tuple[Any, Any]:
     would be subnormal where the result is not)."""
     z, dz = _gelu_tanh_argument(m, x)
     far = z < GELU_TANH_FAR
-    zc = m.where(far, z, GELU_TANH_FAR + 0 * z)
+    zero = m.zeros_like(z)
+    zc = m.where(far, m.where(z > -1100, z, zero - 1100), zero + GELU_TANH_FAR)
+    multiplier = m.where(multiplier > -1e300, multiplier, zero - 1e300)
     return far, (exp_shifted(m, zc) * (1 + dz) * multiplier) * UNSHIFT
 
 

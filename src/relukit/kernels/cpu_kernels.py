@@ -351,7 +351,9 @@ def exp_shifted(a: float) -> float:
 
 @jit
 def gelu_far(x: float, derivative: bool) -> float:
-    """gelu (or gelu′) below ``GELU_FAR`` for float64 inputs: −φ·S, and −|x|φ·(1 − S/x²)."""
+    """gelu (or gelu′) below ``GELU_FAR`` for float64 inputs: −φ·S, and −|x|φ·(1 − S/x²)
+    (below x = −40, −0: x is clamped there)."""
+    x = max(x, -40.0)
     hi = x * x
     lo = fma(x, x, -hi)
     series = mills_series(1.0 / hi)
@@ -413,7 +415,8 @@ def gelu_tanh_far(v: Any, x: float, derivative: bool) -> Any:
     m = x
     if derivative:
         m = 1.0 + x * ((2 * TANH_BETA) * (1.0 + 3 * TANH_KAPPA * x * x))
-    return True, (exp_shifted(z) * (1.0 + w) * m) * UNSHIFT
+    m = max(m, -1e300)  # (where it overflows, e^{2u} is 0)
+    return True, (exp_shifted(max(z, -1100.0)) * (1.0 + w) * m) * UNSHIFT
 
 
 @jit
