@@ -99,3 +99,37 @@ def test_plot_all_writes_the_gallery(capsys, tmp_path):
     target = tmp_path / "gallery.png"
     assert run(capsys, "plot", "--all", "-o", str(target)) == (0, f"wrote {target}\n", "")
     assert target.stat().st_size > 50_000
+
+
+def test_negative_numbers_need_no_double_dash(capsys, tmp_path):
+    assert run(capsys, "eval", "relu", "-1e3", "-2", "-inf", "3") == (0, "0 0 0 3\n", "")
+    status, out, _ = run(capsys, "eval", "leaky_relu", "-1e3", "--param", "negative_slope=-0.5")
+    assert (status, out) == (0, "500\n")
+    target = tmp_path / "wide.png"
+    status, out, err = run(capsys, "plot", "relu", "--range", "-1e3", "1e3", "-o", str(target))
+    assert (status, err) == (0, "") and target.stat().st_size > 0
+
+
+def test_a_bug_inside_relukit_keeps_its_traceback(monkeypatch):
+    """Only relukit's own user errors become one line; a TypeError from a bug propagates."""
+    import relukit
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
+
+    monkeypatch.setattr(relukit.activation.ElementwiseFunction, "__call__", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        main(["eval", "relu", "1"])
+
+
+def test_user_errors_are_relukits_own_type():
+    import relukit
+
+    for error in (relukit.ParameterError, relukit.UserTypeError, relukit.UserValueError):
+        assert issubclass(error, relukit.UserError)
+    assert issubclass(relukit.ParameterError, ValueError)
+    assert issubclass(relukit.UserTypeError, TypeError)
+    with pytest.raises(relukit.UserError):
+        relukit.relu("text")
+    with pytest.raises(relukit.UserError):
+        relukit.get("nope")

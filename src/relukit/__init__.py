@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from relukit.activation import ElementwiseFunction, Function, make
+from relukit.errors import UserError, UserTypeError, UserValueError
 from relukit.family import MEMBERS, Activation, ParameterError, lookup
 from relukit.threads import get_num_threads, set_num_threads
 
@@ -44,6 +45,9 @@ __all__ = [
     "ElementwiseFunction",
     "Function",
     "ParameterError",
+    "UserError",
+    "UserTypeError",
+    "UserValueError",
     "family",
     "get",
     "get_num_threads",

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from relukit.errors import UserTypeError, UserValueError
 from relukit.family import Activation, ParameterError
 from relukit.kernels import dispatch
 from relukit.kernels.arrays import Input, as_input
@@ -73,12 +74,12 @@ class Function:
                 and wrt == "x"
                 and tuple(grad_array.shape) != tuple(source.array.shape)
             ):
-                raise ValueError(
+                raise UserValueError(
                     f"{self.qualname}: grad_out has shape {tuple(grad_array.shape)}, "
                     f"x has shape {tuple(source.array.shape)}"
                 )
         if source.kind in ("int", "uint") and self.spec.integers == "refuse":
-            raise TypeError(
+            raise UserTypeError(
                 f"{self.qualname}: x has integer dtype {source.array.dtype}; this member "
                 "needs a floating-point input (PyTorch refuses it too)"
             )
@@ -110,7 +111,7 @@ class Function:
         """
         if wrt != "x" and wrt not in self.spec.param_vjps:
             choices = ", ".join(["x", *self.spec.param_vjps])
-            raise ValueError(f"{self.qualname}.vjp: wrt={wrt!r} is not one of: {choices}")
+            raise UserValueError(f"{self.qualname}.vjp: wrt={wrt!r} is not one of: {choices}")
         return self._run("vjp", x, params, grad=grad_out, wrt=wrt)
 
     def forward_with_mask(self, x: Any, /, *, out: Any = None, **params: Any) -> tuple[Any, Any]:
@@ -136,7 +137,7 @@ class Function:
         source = as_input(x, where)
         bound = self._bind(params) if params else self.params
         if source.kind in ("int", "uint") and self.spec.integers == "refuse":
-            raise TypeError(
+            raise UserTypeError(
                 f"{where}: x has integer dtype {source.array.dtype}; this member needs a "
                 "floating-point input (PyTorch refuses it too)"
             )
@@ -201,7 +202,7 @@ def _same(a: Any, b: Any) -> bool:
 def _as_grad(grad: Any, source: Input, where: str) -> Any:
     g = as_input(grad, where, "grad_out")
     if g.xp is not source.xp and not (g.scalar or isinstance(grad, list)):
-        raise TypeError(
+        raise UserTypeError(
             f"{where}: grad_out is {type(grad).__name__} but x is {type(source.array).__name__}"
         )
     if g.xp is not source.xp:
@@ -211,15 +212,17 @@ def _as_grad(grad: Any, source: Input, where: str) -> Any:
 
 def _write(out: Any, result: Any, source: Input, where: str) -> Any:
     if type(out) is not type(source.array):
-        raise TypeError(
+        raise UserTypeError(
             f"{where}: out is {type(out).__name__} but the result is {type(source.array).__name__}"
         )
     if tuple(out.shape) != tuple(result.shape):
-        raise ValueError(
+        raise UserValueError(
             f"{where}: out has shape {tuple(out.shape)}, the result has shape {tuple(result.shape)}"
         )
     if out.dtype != result.dtype:
-        raise TypeError(f"{where}: out has dtype {out.dtype}, the result has dtype {result.dtype}")
+        raise UserTypeError(
+            f"{where}: out has dtype {out.dtype}, the result has dtype {result.dtype}"
+        )
     out[...] = result
     return out
 

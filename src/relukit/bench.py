@@ -39,6 +39,7 @@ import numpy as np
 
 import relukit
 from relukit import threads
+from relukit.errors import UserValueError
 from relukit.family import lookup
 from relukit.kernels import dispatch
 
@@ -118,24 +119,24 @@ class BenchConfig:
         if not self.sizes or any(
             isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.sizes
         ):
-            raise ValueError(f"relukit bench: sizes={self.sizes!r} must be integers >= 1")
+            raise UserValueError(f"relukit bench: sizes={self.sizes!r} must be integers >= 1")
         for name in self.dtypes:
             if name not in DTYPES:
-                raise ValueError(f"relukit bench: dtype {name!r} is not one of {DTYPES}")
+                raise UserValueError(f"relukit bench: dtype {name!r} is not one of {DTYPES}")
         for name in self.members:
             if name not in MEMBERS:
-                raise ValueError(f"relukit bench: member {name!r} is not one of {MEMBERS}")
+                raise UserValueError(f"relukit bench: member {name!r} is not one of {MEMBERS}")
         for name in self.ops:
             if name not in OPS:
-                raise ValueError(f"relukit bench: op {name!r} is not one of {OPS}")
+                raise UserValueError(f"relukit bench: op {name!r} is not one of {OPS}")
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
-            raise ValueError(f"relukit bench: repeats={self.repeats!r} must be an integer >= 1")
+            raise UserValueError(f"relukit bench: repeats={self.repeats!r} must be an integer >= 1")
         if not self.min_time > 0:
-            raise ValueError(f"relukit bench: min_time={self.min_time!r} must be > 0")
+            raise UserValueError(f"relukit bench: min_time={self.min_time!r} must be > 0")
         if self.threads is not None and (
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):
-            raise ValueError(f"relukit bench: threads={self.threads!r} must be an integer >= 1")
+            raise UserValueError(f"relukit bench: threads={self.threads!r} must be an integer >= 1")
 
 
 def _parse_size(text: str) -> int:
@@ -146,7 +147,7 @@ def _parse_size(text: str) -> int:
             return int(base) ** int(exponent)
         return int(text)
     except ValueError:
-        raise ValueError(
+        raise UserValueError(
             f"relukit bench: size {text!r} is not an integer or a power like 2^20"
         ) from None
 

@@ -1,7 +1,9 @@
 """The `relukit` command: argument parsing only; each command calls one library function.
 
-User errors (bad names, values or files) print one line, ``relukit CMD: error: …``, and exit
-with status 2; no traceback.
+User errors print one line, ``relukit CMD: error: …``, and exit with status 2, no traceback:
+relukit's own :class:`relukit.errors.UserError` (a bad name, value, option or file; every
+``ParameterError`` is one) and ``OSError`` (the system refused a file operation; its message
+names the file). Any other exception is a bug in relukit and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-USER_ERRORS = (ValueError, TypeError, OSError)
+from relukit.errors import UserError, UserValueError
+
+USER_ERRORS = (UserError, OSError)
 
 
 def _parse_value(text: str, kind: type) -> Any:
@@ -23,7 +27,7 @@ def _parse_value(text: str, kind: type) -> Any:
         return None
     if kind is bool:
         if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{text!r} is not true or false")
+            raise UserValueError(f"{text!r} is not true or false")
         return text.lower() in ("true", "1")
     if kind is int:
         return int(text)
@@ -41,14 +45,14 @@ def parse_params(name: str, pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"parameter {pair!r} is not of the form k=v")
+            raise UserValueError(f"parameter {pair!r} is not of the form k=v")
         if key not in kinds:
             allowed = ", ".join(kinds) or "none"
-            raise ValueError(f"{name} has no parameter {key!r} (parameters: {allowed})")
+            raise UserValueError(f"{name} has no parameter {key!r} (parameters: {allowed})")
         try:
             params[key] = _parse_value(text, kinds[key])
         except ValueError:
-            raise ValueError(
+            raise UserValueError(
                 f"{name}: {key}={text!r} is not a valid {kinds[key].__name__}"
             ) from None
     return params
@@ -94,7 +98,7 @@ def _float(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"value {text!r} is not a number") from None
+        raise UserValueError(f"value {text!r} is not a number") from None
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -104,7 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     values = np.array([_float(v) for v in args.values], dtype=np.float64)
     if args.derivative:
         if not hasattr(function, "derivative"):
-            raise ValueError(f"{args.name} has no elementwise derivative (use its vjp)")
+            raise UserValueError(f"{args.name} has no elementwise derivative (use its vjp)")
         result = function.derivative(values)
     else:
         result = function(values)
@@ -119,11 +123,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     plot.check_path(args.output)
     if args.all:
         if args.names:
-            raise ValueError("give member names or --all, not both")
+            raise UserValueError("give member names or --all, not both")
         plot.gallery(args.output)
     else:
         if not args.names:
-            raise ValueError("name at least one member, or use --all")
+            raise UserValueError("name at least one member, or use --all")
         functions = []
         for text in args.names:
             name, params = _spec_with_params(text)
@@ -150,10 +154,10 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     depths = _names(args.depths)
     if depths is not None and not all(d.isdigit() for d in depths):
-        raise ValueError(f"--depths takes whole numbers, got {','.join(depths)!r}")
+        raise UserValueError(f"--depths takes whole numbers, got {','.join(depths)!r}")
     shape = _names(args.image_shape)
     if shape is not None and not (len(shape) == 3 and all(d.isdigit() for d in shape)):
-        raise ValueError(f"--image-shape takes C,H,W, got {','.join(shape)!r}")
+        raise UserValueError(f"--image-shape takes C,H,W, got {','.join(shape)!r}")
     config = study.StudyConfig(
         scenario=args.scenario,
         activations=_names(args.activations),
@@ -249,10 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "eval",
         help="evaluate a member at values",
-        description="Evaluate a member at the given values, e.g. relukit eval relu -- -2 0.5 3",
+        description="Evaluate a member at the given values, e.g. relukit eval relu -2 0.5 3",
     )
     evaluate.add_argument("name", help="member name, e.g. relu")
-    evaluate.add_argument("values", nargs="+", help="input values (put -- before negatives)")
+    evaluate.add_argument("values", nargs="+", help="input values, e.g. -1e3 0 2.5")
     evaluate.add_argument("--derivative", action="store_true", help="print f'(x) instead")
     evaluate.add_argument(
         "--param", action="append", default=[], metavar="K=V", help="a parameter, repeatable"
@@ -352,9 +356,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _negatives_as_values(argv: Sequence[str]) -> list[str]:
+    """The arguments with each negative number (``-1e3``, ``-inf``) marked as a value.
+
+    argparse takes a word that starts with ``-`` for an option unless it looks like ``-2`` or
+    ``-.5``; a leading space makes it a value, and ``float``/``int`` read it alike.
+    """
+    return [f" {a}" if a.startswith("-") and a != "-" and _is_number(a) else a for a in argv]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_negatives_as_values(sys.argv[1:] if argv is None else argv))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from relukit.activation import Function, make
+from relukit.errors import UserValueError
 from relukit.family import MEMBERS
 
 FORMATS = (".png", ".svg")
@@ -30,7 +31,7 @@ def check_path(path: str | Path) -> Path:
     """The output path, refused (ValueError) unless it ends in .png or .svg."""
     target = Path(path)
     if target.suffix.lower() not in FORMATS:
-        raise ValueError(f"output file {str(path)!r} must end in .png or .svg")
+        raise UserValueError(f"output file {str(path)!r} must end in .png or .svg")
     return target
 
 
@@ -83,7 +84,7 @@ def draw(
 ) -> None:
     """Draw ``functions`` (or their derivatives) over [low, high] on ``axes``."""
     if not low < high:
-        raise ValueError(f"range low={low!r} must be < high={high!r}")
+        raise UserValueError(f"range low={low!r} must be < high={high!r}")
     x = np.linspace(low, high, points)
     for function in functions:
         for suffix, y in _curves(function, x, derivative):

@@ -28,6 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from relukit.errors import UserTypeError, UserValueError
+
 ENV = "RELUKIT_NUM_THREADS"
 
 _setting: int | None = None
@@ -46,9 +48,9 @@ def cores() -> int:
 
 def _check(n: Any, where: str) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"{where}: n must be an integer, got {type(n).__name__}")
+        raise UserTypeError(f"{where}: n must be an integer, got {type(n).__name__}")
     if n < 1:
-        raise ValueError(f"{where}: n={n!r} must be >= 1")
+        raise UserValueError(f"{where}: n={n!r} must be >= 1")
     return n
 
 
@@ -59,7 +61,7 @@ def _from_env() -> int | None:
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{ENV}={text!r} is not an integer") from None
+        raise UserValueError(f"{ENV}={text!r} is not an integer") from None
     return _check(value, ENV)
 
 

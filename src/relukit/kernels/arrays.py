@@ -12,6 +12,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from relukit.errors import UserTypeError
+
 
 def is_bfloat16(dtype: np.dtype) -> bool:
     """Whether a NumPy dtype is ml_dtypes' bfloat16 (told by name: an array of it exists only
@@ -70,7 +72,9 @@ def as_input(value: Any, where: str, what: str = "x") -> Input:
     """The caller's value as an :class:`Input`; TypeError for anything that is not real numbers."""
     scalar = False
     if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
-        raise TypeError(f"{where}: {what} must be a real number or array, got {describe(value)}")
+        raise UserTypeError(
+            f"{where}: {what} must be a real number or array, got {describe(value)}"
+        )
     if isinstance(value, (int, float, np.generic)):
         scalar = True
         value = np.asarray(value)
@@ -78,18 +82,18 @@ def as_input(value: Any, where: str, what: str = "x") -> Input:
         try:
             value = np.asarray(value)
         except (ValueError, TypeError) as error:
-            raise TypeError(f"{where}: {what} is not a rectangular list of numbers") from error
+            raise UserTypeError(f"{where}: {what} is not a rectangular list of numbers") from error
     elif not isinstance(value, np.ndarray):
         try:
             array_api_compat.array_namespace(value)
         except TypeError:
-            raise TypeError(
+            raise UserTypeError(
                 f"{where}: {what} must be a number, a list or an array, got {describe(value)}"
             ) from None
     xp = array_api_compat.array_namespace(value)
     kind = dtype_kind(xp, value.dtype)
     if kind in ("bool", "complex", "other"):
-        raise TypeError(
+        raise UserTypeError(
             f"{where}: {what} has dtype {value.dtype}, which is not a real numeric type"
         )
     return Input(value, xp, kind, scalar)

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from relukit.errors import UserTypeError, UserValueError
 from relukit.family.spec import Activation
 from relukit.kernels import reference
 from relukit.kernels.arrays import Input
@@ -101,15 +102,15 @@ def unpack(m: Any, mask: Any, n: int, bits: int) -> Any:
 def check_mask(where: str, mask: Any, source: Input, n: int, bits: int) -> None:
     """TypeError/ValueError unless ``mask`` is a uint8 mask of the right size for ``n`` elements."""
     if type(mask) is not type(source.array):
-        raise TypeError(
+        raise UserTypeError(
             f"{where}: mask is {type(mask).__name__} but grad_out is {type(source.array).__name__}"
         )
     dtype = mask.dtype
     if not (dtype == np.uint8 if isinstance(mask, np.ndarray) else str(dtype) == "torch.uint8"):
-        raise TypeError(f"{where}: mask has dtype {dtype}; it must be uint8")
+        raise UserTypeError(f"{where}: mask has dtype {dtype}; it must be uint8")
     expected = nbytes(n, bits)
     if tuple(mask.shape) != (expected,):
-        raise ValueError(
+        raise UserValueError(
             f"{where}: mask has shape {tuple(mask.shape)}; {n} elements at {bits} bit(s) "
             f"each need shape ({expected},)"
         )

@@ -12,7 +12,7 @@ Example:
     >>> StudyConfig(epochs=0).check()
     Traceback (most recent call last):
     ...
-    ValueError: study: epochs must be an int >= 1, got 0
+    relukit.UserValueError: study: epochs must be an int >= 1, got 0
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from relukit.errors import UserTypeError, UserValueError
 
 __all__ = [
     "BASELINES",
@@ -342,22 +344,24 @@ class StudyConfig:
         """This config with activation names made canonical; ValueError/TypeError otherwise."""
         from relukit.family import lookup
 
-        def fail(name: str, rule: str, value: object) -> ValueError:
-            return ValueError(f"study: {name} must be {rule}, got {value!r}")
+        def fail(name: str, rule: str, value: object) -> UserValueError:
+            return UserValueError(f"study: {name} must be {rule}, got {value!r}")
 
         if self.scenario not in (*SCENARIOS, "all"):
             raise fail("scenario", f"one of {', '.join((*SCENARIOS, 'all'))}", self.scenario)
         activations = self.activations
         if activations is not None:
             if isinstance(activations, str) or not all(isinstance(a, str) for a in activations):
-                raise TypeError(f"study: activations must be a tuple of names, got {activations!r}")
+                raise UserTypeError(
+                    f"study: activations must be a tuple of names, got {activations!r}"
+                )
             if not activations:
                 raise fail("activations", "at least one name", activations)
             canonical: list[str] = []
             for name in activations:
                 canonical_name = lookup(name).name
                 if canonical_name in canonical:
-                    raise ValueError(f"study: activation {name!r} is named twice")
+                    raise UserValueError(f"study: activation {name!r} is named twice")
                 canonical.append(canonical_name)
             from relukit.study.models import check_activation
 
@@ -401,9 +405,9 @@ class StudyConfig:
             raise fail("init", f"one of {', '.join(INITS)}", self.init)
         for name in ("force", "quick", "resume"):
             if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"study: {name} must be a bool, got {getattr(self, name)!r}")
+                raise UserTypeError(f"study: {name} must be a bool, got {getattr(self, name)!r}")
         if self.force and self.resume:
-            raise ValueError("study: give --resume or --force, not both")
+            raise UserValueError("study: give --resume or --force, not both")
         if self.modules is not None and self.modules not in MODULES:
             raise fail("modules", f"one of {', '.join(MODULES)}", self.modules)
         if self.cluster is not None and not (
@@ -417,7 +421,7 @@ class StudyConfig:
         ):
             raise fail("image_shape", "three ints >= 1 (channels, height, width)", self.image_shape)
         if self.image_shape is not None and "cnn" not in self.scenarios:
-            raise ValueError("study: image_shape applies only to the cnn scenario")
+            raise UserValueError("study: image_shape applies only to the cnn scenario")
         return replace(self, activations=activations)
 
     def settings(self, scenario: str) -> Settings:

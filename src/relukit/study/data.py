@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from relukit.errors import UserValueError
+
 __all__ = ["SPLIT_SEED", "Dataset", "load", "prepare"]
 
 SPLIT_SEED = 0
@@ -108,12 +110,12 @@ class Dataset:
             >>> load().image_shape((2, 4, 4))
             Traceback (most recent call last):
             ...
-            ValueError: digits: image shape 2×4×4 has 32 values but a row has 64 features
+            relukit.UserValueError: digits: image shape 2×4×4 has 32 values but ... 64 features
         """
         if given is not None:
             shape = tuple(given)
             if math.prod(shape) != self.features:
-                raise ValueError(
+                raise UserValueError(
                     f"{self.name}: image shape {'×'.join(map(str, shape))} has "
                     f"{math.prod(shape)} values but a row has {self.features} features"
                 )
@@ -122,7 +124,7 @@ class Dataset:
             return self.shape  # type: ignore[return-value]
         if len(self.shape) == 2:
             return (1, *self.shape)  # type: ignore[return-value]
-        raise ValueError(
+        raise UserValueError(
             f"{self.name}: the cnn scenario needs images; give --image-shape C,H,W "
             f"(a row has {self.features} features)"
         )
@@ -136,22 +138,22 @@ def load(path: str | Path | None = None, label: str | None = None) -> Dataset:
     """
     if path is None:
         if label is not None:
-            raise ValueError("--label applies only to a .csv file given with --data")
+            raise UserValueError("--label applies only to a .csv file given with --data")
         return _digits()
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in (".npz", ".csv"):
-        raise ValueError(f"data file {str(path)!r} must end in .npz or .csv")
+        raise UserValueError(f"data file {str(path)!r} must end in .npz or .csv")
     if suffix == ".npz" and label is not None:
-        raise ValueError("--label applies only to a .csv file, not to an .npz file")
+        raise UserValueError("--label applies only to a .csv file, not to an .npz file")
     if suffix == ".csv" and label is None:
-        raise ValueError(f"{file.name}: name the label column with --label COLUMN")
+        raise UserValueError(f"{file.name}: name the label column with --label COLUMN")
     if not file.exists():
-        raise ValueError(f"data file {str(path)!r} does not exist")
+        raise UserValueError(f"data file {str(path)!r} does not exist")
     if not file.is_file():
-        raise ValueError(f"data file {str(path)!r} is not a file")
+        raise UserValueError(f"data file {str(path)!r} is not a file")
     if file.stat().st_size == 0:
-        raise ValueError(f"data file {str(path)!r} is empty")
+        raise UserValueError(f"data file {str(path)!r} is empty")
     if suffix == ".npz":
         return _from_npz(file)
     assert label is not None
@@ -174,7 +176,7 @@ def _digits() -> Dataset:
 def _from_npz(file: Path) -> Dataset:
     name = file.name
     if not zipfile.is_zipfile(file):
-        raise ValueError(f"{name}: not a readable .npz archive (write it with numpy.savez)")
+        raise UserValueError(f"{name}: not a readable .npz archive (write it with numpy.savez)")
     arrays: dict[str, Any] = {}
     key = None
     try:
@@ -182,7 +184,7 @@ def _from_npz(file: Path) -> Dataset:
             for key in archive.files:
                 arrays[key] = archive[key]
                 if not isinstance(arrays[key], np.ndarray):  # a member that is not a .npy
-                    raise ValueError(f"{name}: {key} is not a NumPy array (not a .npy member)")
+                    raise UserValueError(f"{name}: {key} is not a NumPy array (not a .npy member)")
     except (
         zipfile.BadZipFile,
         OSError,
@@ -195,30 +197,30 @@ def _from_npz(file: Path) -> Dataset:
         MemoryError,  # a damaged header announcing an impossible shape
     ) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{name}: not a readable .npz archive ({detail})") from None
+        raise UserValueError(f"{name}: not a readable .npz archive ({detail})") from None
     except ValueError as error:  # a damaged member, or object arrays (allow_pickle=False)
         first = str(error).splitlines()[0] if str(error) else "unreadable array"
         if not first.startswith(f"{name}: "):
             where = f"array {key!r}: " if key is not None else ""
             first = f"{name}: {where}{first}"
-        raise ValueError(first) from None
+        raise UserValueError(first) from None
     split_keys = ("X_train", "y_train", "X_test", "y_test")
     if any(key in arrays for key in split_keys):
         missing = [key for key in split_keys if key not in arrays]
         if missing:
-            raise ValueError(
+            raise UserValueError(
                 f"{name}: missing array {missing[0]!r} "
                 "(need X_train, y_train, X_test, y_test, or X, y)"
             )
         if ("X_val" in arrays) != ("y_val" in arrays):
             given, absent = ("X_val", "y_val") if "X_val" in arrays else ("y_val", "X_val")
-            raise ValueError(f"{name}: {given} is given without {absent}")
+            raise UserValueError(f"{name}: {given} is given without {absent}")
         parts = {key: arrays[key] for key in (*split_keys, "X_val", "y_val") if key in arrays}
         return prepare(name, parts, f"{name}: the file's train/test split")
     missing = [key for key in ("X", "y") if key not in arrays]
     if missing:
         found = ", ".join(sorted(arrays)) or "no arrays"
-        raise ValueError(
+        raise UserValueError(
             f"{name}: missing array {missing[0]!r} "
             f"(need X_train, y_train, X_test, y_test, or X, y; found {found})"
         )
@@ -231,29 +233,29 @@ def _from_csv(file: Path, label: str) -> Dataset:
         with file.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except UnicodeDecodeError:
-        raise ValueError(f"{name}: not a UTF-8 text file") from None
+        raise UserValueError(f"{name}: not a UTF-8 text file") from None
     except csv.Error as error:
-        raise ValueError(f"{name}: not a readable CSV file ({error})") from None
+        raise UserValueError(f"{name}: not a readable CSV file ({error})") from None
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
-        raise ValueError(f"data file {name!r} is empty")
+        raise UserValueError(f"data file {name!r} is empty")
     header = [cell.strip() for cell in rows[0]]
     if label not in header:
-        raise ValueError(f"{name}: no column {label!r} (columns: {', '.join(header)})")
+        raise UserValueError(f"{name}: no column {label!r} (columns: {', '.join(header)})")
     if len(set(header)) != len(header):
         duplicate = next(c for c in header if header.count(c) > 1)
-        raise ValueError(f"{name}: column {duplicate!r} appears twice in the header")
+        raise UserValueError(f"{name}: column {duplicate!r} appears twice in the header")
     body = rows[1:]
     if not body:
-        raise ValueError(f"{name}: has a header but no data rows")
+        raise UserValueError(f"{name}: has a header but no data rows")
     if len(header) < 2:
-        raise ValueError(f"{name}: has no feature column besides the label {label!r}")
+        raise UserValueError(f"{name}: has no feature column besides the label {label!r}")
     label_at = header.index(label)
     features = np.empty((len(body), len(header) - 1), dtype=np.float64)
     labels: list[str] = []
     for number, row in enumerate(body, start=2):
         if len(row) != len(header):
-            raise ValueError(
+            raise UserValueError(
                 f"{name}: line {number} has {len(row)} fields, the header has {len(header)}"
             )
         column = 0
@@ -266,7 +268,9 @@ def _from_csv(file: Path, label: str) -> Dataset:
                 features[number - 2, column] = float(text)
             except ValueError:
                 what = "is empty" if not text else f"holds {text!r}, not a number"
-                raise ValueError(f"{name}: line {number}, column {header[at]!r} {what}") from None
+                raise UserValueError(
+                    f"{name}: line {number}, column {header[at]!r} {what}"
+                ) from None
             column += 1
     y = np.empty(len(labels), dtype=np.int64)
     for number, text in enumerate(labels, start=2):
@@ -276,7 +280,7 @@ def _from_csv(file: Path, label: str) -> Dataset:
             value = math.nan
         if not (math.isfinite(value) and value == int(value)):
             shown = repr(text) if text else "an empty cell"
-            raise ValueError(
+            raise UserValueError(
                 f"{name}: label column {label!r} holds {shown} on line {number}, not an integer"
             )
         y[number - 2] = int(value)
@@ -285,22 +289,22 @@ def _from_csv(file: Path, label: str) -> Dataset:
 
 def _features(name: str, key: str, value: np.ndarray) -> np.ndarray:
     if value.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: {key} is not numeric (dtype {value.dtype})")
+        raise UserValueError(f"{name}: {key} is not numeric (dtype {value.dtype})")
     if value.ndim < 2:
-        raise ValueError(
+        raise UserValueError(
             f"{name}: {key} must be 2-D (rows × features), got shape {tuple(value.shape)}"
         )
     if value.shape[0] == 0:
-        raise ValueError(f"{name}: {key} has no rows")
+        raise UserValueError(f"{name}: {key} has no rows")
     flat = value.reshape(value.shape[0], -1)
     if flat.shape[1] == 0:
-        raise ValueError(f"{name}: {key} has no features")
+        raise UserValueError(f"{name}: {key} has no features")
     flat = flat.astype(np.float64)
     bad = ~np.isfinite(flat)
     if bad.any():
         row, column = np.argwhere(bad)[0]
         kind = "NaN" if np.isnan(flat[row, column]) else "an infinite value"
-        raise ValueError(f"{name}: {key} contains {kind} (row {row}, feature {column})")
+        raise UserValueError(f"{name}: {key} contains {kind} (row {row}, feature {column})")
     return flat
 
 
@@ -308,15 +312,19 @@ def _labels(name: str, key: str, value: np.ndarray) -> np.ndarray:
     if value.ndim == 2 and value.shape[1] == 1:
         value = value[:, 0]
     if value.ndim != 1:
-        raise ValueError(f"{name}: {key} must be 1-D (one label per row), got shape {value.shape}")
+        raise UserValueError(
+            f"{name}: {key} must be 1-D (one label per row), got shape {value.shape}"
+        )
     if value.dtype.kind in "iub":
         return value.astype(np.int64)
     if value.dtype.kind != "f":
-        raise ValueError(f"{name}: {key} holds labels of dtype {value.dtype}, not integers")
+        raise UserValueError(f"{name}: {key} holds labels of dtype {value.dtype}, not integers")
     bad = ~np.isfinite(value) | (value != np.round(value))
     if bad.any():
         row = int(np.argmax(bad))
-        raise ValueError(f"{name}: {key} holds {value[row]!r} at row {row}, not an integer label")
+        raise UserValueError(
+            f"{name}: {key} holds {value[row]!r} at row {row}, not an integer label"
+        )
     return value.astype(np.int64)
 
 
@@ -331,7 +339,7 @@ def prepare(name: str, arrays: dict[str, np.ndarray], source: str) -> Dataset:
         >>> prepare("toy", {"X": X, "y": np.zeros(20)}, "a toy")
         Traceback (most recent call last):
         ...
-        ValueError: toy: y has a single class (0); a classifier needs at least 2
+        relukit.UserValueError: toy: y has a single class (0); a classifier needs at least 2
     """
     pairs = [("X", "y")] if "X" in arrays else [("X_train", "y_train"), ("X_test", "y_test")]
     if "X_val" in arrays:
@@ -342,26 +350,30 @@ def prepare(name: str, arrays: dict[str, np.ndarray], source: str) -> Dataset:
         x = _features(name, x_key, np.asarray(arrays[x_key]))
         y = _labels(name, y_key, np.asarray(arrays[y_key]))
         if len(x) != len(y):
-            raise ValueError(f"{name}: {x_key} has {len(x)} rows but {y_key} has {len(y)} labels")
+            raise UserValueError(
+                f"{name}: {x_key} has {len(x)} rows but {y_key} has {len(y)} labels"
+            )
         checked[x_key], checked[y_key] = x, y
     widths = {checked[x_key].shape[1] for x_key, _ in pairs}
     if len(widths) > 1:
         shown = ", ".join(f"{x_key} has {checked[x_key].shape[1]}" for x_key, _ in pairs)
-        raise ValueError(f"{name}: the splits disagree on the number of features ({shown})")
+        raise UserValueError(f"{name}: the splits disagree on the number of features ({shown})")
     train_key = pairs[0][1]
     train_classes = np.unique(checked[train_key])
     if len(train_classes) < 2:
-        raise ValueError(
+        raise UserValueError(
             f"{name}: {train_key} has a single class ({train_classes[0]}); "
             "a classifier needs at least 2"
         )
     if "X" in arrays:
         if len(checked["y"]) < 5:
-            raise ValueError(f"{name}: X has {len(checked['y'])} rows; the split needs at least 5")
+            raise UserValueError(
+                f"{name}: X has {len(checked['y'])} rows; the split needs at least 5"
+            )
         return _split_and_scale(name, checked["X"], checked["y"], source, shape)
     if "X_val" not in checked:
         if len(checked["y_train"]) < 2:
-            raise ValueError(f"{name}: X_train has 1 row; a validation split needs at least 2")
+            raise UserValueError(f"{name}: X_train has 1 row; a validation split needs at least 2")
         order = np.random.default_rng(SPLIT_SEED).permutation(len(checked["y_train"]))
         n_val = max(1, round(_VAL_FRACTION * len(order)))
         val, train = order[:n_val], order[n_val:]
@@ -369,7 +381,7 @@ def prepare(name: str, arrays: dict[str, np.ndarray], source: str) -> Dataset:
         checked["X_val"], checked["y_val"] = x_all[val], y_all[val]
         checked["X_train"], checked["y_train"] = x_all[train], y_all[train]
         if len(np.unique(checked["y_train"])) < 2:
-            raise ValueError(
+            raise UserValueError(
                 f"{name}: after taking the validation rows, y_train has a single class"
             )
     return _scaled(name, checked, source, shape)
@@ -391,7 +403,7 @@ def _split_and_scale(
         "y_test": y[test],
     }
     if len(np.unique(parts["y_train"])) < 2:
-        raise ValueError(f"{name}: the training split holds a single class; give more rows")
+        raise UserValueError(f"{name}: the training split holds a single class; give more rows")
     return _scaled(name, parts, f"{source}; split 60/20/20 with seed {SPLIT_SEED}", shape)
 
 
@@ -418,7 +430,7 @@ def _scaled(
         bad = ~np.isfinite(scaled)
         if bad.any():
             row, column = np.argwhere(bad)[0]
-            raise ValueError(
+            raise UserValueError(
                 f"{name}: {key} feature {column} (row {row}) is too far outside the training "
                 "split's range to standardise in float32"
             )

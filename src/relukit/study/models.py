@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from relukit.diagnostics import init as inits
+from relukit.errors import UserValueError
 from relukit.family import MEMBERS
 
 __all__ = [
@@ -90,13 +91,13 @@ def activation_module(name: str, modules: str = "relukit") -> nn.Module:
     cls = MODULES.get(name) or _BASELINES.get(name)
     if cls is None:
         available = ", ".join([*MODULES, *_BASELINES])
-        raise ValueError(
+        raise UserValueError(
             f"study: activation {name!r} has no module to build a network with "
             f"(available: {available})"
         )
     if modules == "torch":
         if name not in _TORCH:
-            raise ValueError(f"study: activation {name!r} has no torch.nn module")
+            raise UserValueError(f"study: activation {name!r} has no torch.nn module")
         cls = _TORCH[name]
     return cls()
 
@@ -109,7 +110,7 @@ def check_activation(name: str, *, elementwise: bool = False) -> None:
         with torch.no_grad():
             shape = tuple(module(torch.zeros(1, 2, 2, 2)).shape)
         if shape != (1, 2, 2, 2):
-            raise ValueError(
+            raise UserValueError(
                 f"study: activation {name!r} changes the shape of its input; the cnn scenario "
                 "takes elementwise activations only"
             )

@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from relukit.errors import UserValueError
 from relukit.study.cells import Cells
 from relukit.study.config import RunSpec
 from relukit.study.data import Dataset
@@ -228,7 +229,7 @@ class _Dask:
             try:
                 self.client = Client(address, timeout="10s")
             except (OSError, TimeoutError) as error:
-                raise ValueError(
+                raise UserValueError(
                     f"study: cannot reach the Dask scheduler at {address!r} ({error})"
                 ) from None
             count = len(self.client.scheduler_info().get("workers", {}))

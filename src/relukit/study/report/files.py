@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from relukit._outputs import check_folder
+from relukit.errors import UserValueError
 from relukit.study.report.figures import FIGURES, figures
 from relukit.study.scenarios import Stat, StudyResult
 
@@ -45,11 +46,11 @@ def check_out(out: str | Path, *, force: bool, resume: bool = False) -> Path:
         >>> check_out(folder, force=False)
         Traceback (most recent call last):
         ...
-        ValueError: report folder ... already exists; use --resume to continue it or ...
+        relukit.UserValueError: report folder ... already exists; use --resume to continue it or ...
     """
     path = check_folder(out, "report folder")
     if path.is_dir() and any(path.iterdir()) and not (force or resume):
-        raise ValueError(
+        raise UserValueError(
             f"report folder {str(out)!r} already exists; use --resume to continue it or "
             "--force to start afresh"
         )
