@@ -26,6 +26,8 @@ PARAMS: dict[str, list[dict]] = {
         {"negative_slope": 0.1, "max_value": 3.0, "threshold": 1.0},
         {"max_value": 6.0},
         {"negative_slope": -0.2, "threshold": -1.0},
+        {"negative_slope": 0.1, "max_value": 3.0, "threshold": -2.0},
+        {"negative_slope": 0.5, "max_value": 5.0, "threshold": 5.0},
     ],
     "elu": [{"alpha": 2.0}, {"alpha": 0.5}],
     "celu": [{"alpha": 2.0}, {"alpha": 0.25}],

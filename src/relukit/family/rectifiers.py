@@ -22,6 +22,7 @@ from relukit.family.spec import (
     constant,
     non_negative,
     optional_real,
+    plain,
     real,
 )
 
@@ -145,9 +146,19 @@ array([0.07, 0.07, 0.07, 1.  , 1.  ])
 # prelu
 
 
+def _weight_tuple(value: Any) -> Any:
+    """A list of slopes as a tuple (the formulas take any sequence NumPy reads as 1-D)."""
+    return tuple(plain(v) for v in value) if isinstance(value, list) else value
+
+
 def _check_weight(value: Any) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return real(value)
+    if isinstance(value, tuple):
+        if not value:
+            return "must hold at least one slope"
+        problems = [real(v) for v in value]
+        return next((f"slope {p}" for p in problems if p is not None), None)
     shape = getattr(value, "shape", None)
     if shape is None:
         return "must be a real number or a 1-D array of slopes"
@@ -162,7 +173,9 @@ def _prelu_weight(m: Any, x: Any, weight: Any, axis: int) -> Any:
     count = 1 if w.ndim == 0 else w.shape[0]
     if count == 1:
         return m.reshape(w, ())
-    channels = x.shape[axis] if -x.ndim <= axis < x.ndim else 1
+    if not -x.ndim <= axis < max(x.ndim, 1):
+        raise ParameterError(f"axis={axis} is out of range for an input with {x.ndim} axes")
+    channels = x.shape[axis] if x.ndim else 1
     if channels != count:
         raise ParameterError(
             f"weight has {count} slopes but the input has {channels} channel(s) along axis {axis}"
@@ -212,7 +225,11 @@ prelu = Activation(
     param_vjps={"weight": _prelu_weight_vjp},
     parameters=(
         Parameter(
-            "weight", 0.25, "slope(s) for x ≤ 0: one shared or one per channel", _check_weight
+            "weight",
+            0.25,
+            "slope(s) for x ≤ 0: one shared or one per channel (a number, list or 1-D array)",
+            _check_weight,
+            convert=_weight_tuple,
         ),
         Parameter(
             "axis",
@@ -462,51 +479,79 @@ array([0., 0., 1., 0., 0.])
 
 # ---------------------------------------------------------------------------------------------
 # general_relu (Keras semantics)
+#
+# Keras computes relu(x, negative_slope=a, max_value=m, threshold=t) as
+#     c = x·[x > t]  (relu(x) when t = 0),  c = clip(c, 0, m) if m is given,  f = c − a·relu(t − x)
+# so f(x) = a·(x − t) for x ≤ t (0 at x = t), x above t, clipped to [0, m] when capped: with
+# t < 0 and a cap, the inputs in (t, 0] give 0. The pieces below are exactly those.
 
 
 def _general_relu(
     m: Any, x: Any, negative_slope: float, max_value: float | None, threshold: float
 ) -> Any:
-    lower = 0 if negative_slope == 0 else (x - threshold) * negative_slope
-    y = m.where(x >= threshold, x, lower)
-    return y if max_value is None else m.where(x >= max_value, max_value, y)
+    # (x - threshold at x == threshold keeps the sign of a zero input at threshold 0, as relu)
+    if negative_slope == 0:
+        lower = m.where(x < threshold, 0, x - threshold)
+    else:
+        lower = (x - threshold) * negative_slope
+    upper = x if max_value is None else m.where(x >= max_value, max_value, m.where(x > 0, x, 0))
+    return m.where(x > threshold, upper, lower)
+
+
+def _general_relu_flat(x: Any, max_value: float | None, threshold: float) -> Any:
+    """Where the derivative is 0 above the threshold: at or above the cap, and (t < 0) at or
+    below 0, where the cap's clip to [0, max_value] holds the output at 0."""
+    return (x >= max_value) | (x <= 0) if threshold < 0 else x >= max_value
 
 
 def _general_relu_derivative(
     m: Any, x: Any, negative_slope: float, max_value: float | None, threshold: float
 ) -> Any:
     d = m.where(x > threshold, 1, negative_slope)
-    return d if max_value is None else m.where(x >= max_value, 0, d)
+    if max_value is None:
+        return d
+    return m.where((x > threshold) & _general_relu_flat(x, max_value, threshold), 0, d)
+
+
+def _cap(p: Params) -> float | None:
+    return p["max_value"]
 
 
 def _general_relu_check(p: Params) -> str | None:
-    if p["max_value"] is not None and p["max_value"] <= p["threshold"]:
-        return f"max_value={p['max_value']!r} must be > threshold={p['threshold']!r}"
+    if p["max_value"] is not None and p["max_value"] < 0:
+        return (
+            f"max_value={p['max_value']!r} must be >= 0 (Keras clips to [0, max_value], "
+            "which a negative cap leaves undefined)"
+        )
     return None
 
 
 def _general_relu_pieces(p: Params) -> int:
-    values = {p["negative_slope"], 1.0}
-    if p["max_value"] is not None:
-        values.add(0.0)
-    return len(values)
+    return len(set(_general_relu_values(p["negative_slope"], p["max_value"])))
 
 
 def _general_relu_values(negative_slope: float, max_value: float | None) -> tuple[float, ...]:
-    """The derivative below the threshold, above it, and (with a cap) at max_value and above."""
+    """The derivative below the threshold, above it, and (with a cap) where the cap holds."""
     return (negative_slope, 1.0) if max_value is None else (negative_slope, 1.0, 0.0)
+
+
+def general_relu_piece_codes(negative_slope: float, max_value: float | None) -> tuple[int, ...]:
+    """The mask code of each piece (below, between, capped): pieces with the same derivative
+    share a code, numbered in that order, so the codes number ``derivative_pieces``."""
+    values = _general_relu_values(negative_slope, max_value)
+    distinct = list(dict.fromkeys(values))
+    return tuple(distinct.index(v) for v in values)
 
 
 def _general_relu_code(
     m: Any, x: Any, negative_slope: float, max_value: float | None, threshold: float
 ) -> Any:
-    # The pieces are decided as the derivative decides them (no PyTorch counterpart); pieces
-    # with the same derivative share a code, so the codes number derivative_pieces.
-    values = _general_relu_values(negative_slope, max_value)
-    codes = [list(dict.fromkeys(values)).index(v) for v in values]
+    # The pieces are decided as the derivative decides them (no PyTorch counterpart).
+    codes = general_relu_piece_codes(negative_slope, max_value)
     code = m.where(x > threshold, codes[1], codes[0])
     if max_value is not None:
-        code = m.where(x >= max_value, codes[2], code)
+        flat = (x > threshold) & _general_relu_flat(x, max_value, threshold)
+        code = m.where(flat, codes[2], code)
     return code
 
 
@@ -531,16 +576,16 @@ general_relu = Activation(
     name="general_relu",
     module="GeneralReLU",
     kernel=lambda p: ("general", _general_kernel(p)),
-    summary="Keras's relu: leaky below a threshold, capped above max_value",
-    formula="max_value if x ≥ max_value; x if threshold ≤ x < max_value; "
-    "negative_slope·(x − threshold) otherwise",
-    latex=r"\begin{cases} m & x \ge m \\ x & t \le x < m \\ a (x - t) & x < t \end{cases}",
+    summary="Keras's relu: leaky up to a threshold, capped at max_value",
+    formula="negative_slope·(x − threshold) if x ≤ threshold; otherwise x, "
+    "clipped to [0, max_value] when max_value is given (Keras's keras.activations.relu)",
+    latex=r"\begin{cases} a (x - t) & x \le t \\ \min(\max(x, 0), m) & x > t \end{cases}",
     forward=_general_relu,
     derivative=_general_relu_derivative,
     parameters=(
         Parameter("negative_slope", 0.0, "slope a below the threshold", real),
-        Parameter("max_value", None, "saturation value m (None: no cap)", optional_real),
-        Parameter("threshold", 0.0, "threshold t below which the slope applies", real),
+        Parameter("max_value", None, "saturation value m >= 0 (None: no cap)", optional_real),
+        Parameter("threshold", 0.0, "threshold t up to which the slope applies", real),
     ),
     check=_general_relu_check,
     kinks=(
@@ -551,9 +596,15 @@ general_relu = Activation(
             lambda p: p["negative_slope"],
         ),
         Kink(
-            "x = max_value",
+            "x = max_value (when above the threshold)",
             "0",
-            lambda p: INF if p["max_value"] is None else p["max_value"],
+            lambda p: INF if _cap(p) is None or _cap(p) <= p["threshold"] else _cap(p),
+            constant(0.0),
+        ),
+        Kink(
+            "x = 0 (when threshold < 0 < max_value)",
+            "0",
+            lambda p: 0.0 if p["threshold"] < 0 < (_cap(p) or 0) else INF,
             constant(0.0),
         ),
     ),
@@ -573,9 +624,11 @@ general_relu = Activation(
     year=2015,
     example="""
 >>> import relukit
->>> relukit.general_relu([-2.0, 0.5, 1.0, 4.0], negative_slope=0.1, max_value=3.0,
+>>> relukit.general_relu([-2.0, 0.5, 1.0, 1.5, 4.0], negative_slope=0.1, max_value=3.0,
 ...                      threshold=1.0)
-array([-0.3 , -0.05,  1.  ,  3.  ])
+array([-0.3 , -0.05,  0.  ,  1.5 ,  3.  ])
+>>> relukit.general_relu([-10.0, -5.0, 0.0, 5.0, 10.0], max_value=5.0, threshold=5.0)
+array([0., 0., 0., 0., 5.])
 """,
 )
 

@@ -164,16 +164,26 @@ def slopes_f(v: Any, w: Any) -> Any:
 
 
 @jit
+def general_flat(v: Any, t: Any, top: Any, capped: Any) -> Any:
+    # above the threshold, the cap's clip to [0, max_value] holds: at or past the cap, and
+    # (threshold < 0) at or below 0; see relukit.family.rectifiers
+    return capped and v > t and (v >= top or (t < c(v, 0.0) and v <= c(v, 0.0)))
+
+
+@jit
 def general_f(v: Any, a: Any, t: Any, top: Any, capped: Any, flat: Any) -> Any:
-    lower = c(v, 0.0) if flat else (v - t) * a
-    y = v if v >= t else lower
-    return top if (capped and v >= top) else y
+    if not v > t:
+        return (c(v, 0.0) if v < t else v - t) if flat else (v - t) * a
+    if not capped:
+        return v
+    return top if v >= top else (v if v > c(v, 0.0) else c(v, 0.0))
 
 
 @jit
 def general_d(v: Any, a: Any, t: Any, top: Any, capped: Any) -> Any:
-    d = c(v, 1.0) if v > t else a
-    return c(v, 0.0) if (capped and v >= top) else d
+    if general_flat(v, t, top, capped):
+        return c(v, 0.0)
+    return c(v, 1.0) if v > t else a
 
 
 @jit
@@ -1100,7 +1110,7 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
                 else:
                     r = conventions(v, general_f(v, a0, a1, a2, capped, flat), low, high)
                     dst[j] = narrow(r, e)
-                    cs[j] = c2 if (capped and v >= a2) else (c1 if v > a1 else c0)
+                    cs[j] = c2 if general_flat(v, a1, a2, capped) else (c1 if v > a1 else c0)
             if bytewise:
                 for j in range(m, m + 8):
                     codes[j] = np.uint8(0)

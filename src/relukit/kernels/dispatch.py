@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from relukit.errors import UserTypeError, UserValueError
+from relukit.family.rectifiers import general_relu_piece_codes
 from relukit.family.spec import Activation
 from relukit.kernels import mask as mask_path
 from relukit.kernels import reference
@@ -54,7 +56,7 @@ def forced(backend: str) -> Iterator[None]:
     """Within the block, use ``backend``: 'compiled' (where it can take the call, whatever the
     size), 'reference', or 'auto' (the default choice)."""
     if backend not in BACKENDS:
-        raise ValueError(f"dispatch.forced: backend={backend!r} is not one of {BACKENDS}")
+        raise UserValueError(f"dispatch.forced: backend={backend!r} is not one of {BACKENDS}")
     token = _forced.set(backend)
     try:
         yield
@@ -180,7 +182,7 @@ def _mask_op(
 ) -> Any:
     where = f"relukit.{spec.name}.{op}"
     if spec.mask_code is None or spec.mask_derivatives is None:
-        raise TypeError(
+        raise UserTypeError(
             f"{where}: {spec.name} is not piecewise linear, so its backward needs x itself "
             "(use vjp); the mask path serves relu, leaky_relu, prelu, rrelu, relu6, hardtanh "
             "and general_relu"
@@ -194,7 +196,7 @@ def _mask_op(
                 return done
         return mask_path.forward_with_mask(spec, source, params)
     if source.kind not in ("float", "low"):
-        raise TypeError(
+        raise UserTypeError(
             f"{where}: grad_out has dtype {source.array.dtype}; it must be floating point"
         )
     mask_path.check_mask(where, mask, source, _size(source.array), bits)
@@ -244,9 +246,8 @@ def _piece_codes(spec: Activation, params: dict[str, Any]) -> np.ndarray:
     """general_relu's code for its pieces (below the threshold, between, capped)."""
     if spec.name != "general_relu":
         return np.zeros(3, dtype=np.int64)
-    t, top = params["threshold"], params["max_value"]
-    probe = np.array([t - 1.0, t + 1.0 if top is None else (t + top) / 2, top or t + 1.0])
-    return np.asarray(spec.mask_code(reference.Math(np), probe, **params), dtype=np.int64)
+    codes = general_relu_piece_codes(params["negative_slope"], params["max_value"])
+    return np.array((*codes, 0)[:3], dtype=np.int64)
 
 
 def _derivative_table(

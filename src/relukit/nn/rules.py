@@ -149,11 +149,13 @@ class ClipRule(MaskRule):
 
 
 class GeneralRule(MaskRule):
-    """Keras's relu: ``negative_slope·(x − threshold)`` below, the identity, ``max_value`` above.
+    """Keras's relu: ``negative_slope·(x − threshold)`` up to the threshold, then x, clipped to
+    ``[0, max_value]`` with a cap (see ``relukit.family.rectifiers``).
 
     16-bit inputs are compared and computed in float32 and rounded once, as relukit's
-    reference does. Pieces: ``x >= max_value`` is capped (derivative 0), ``x <= threshold`` is
-    below (``negative_slope``), anything else, NaN included, is the identity (1). Codes are the
+    reference does. Pieces: ``x <= threshold`` is below (``negative_slope``), above it the
+    clip's flat parts are capped (derivative 0), anything else, NaN included, is the identity
+    (1). Codes are the
     registry's (``relukit.kernels.mask``): the derivatives (below, identity, capped), without
     repeats and in that order, are numbered 0, 1, 2, and a piece's code is its derivative's
     number; one bit per element when there are at most two, two bits otherwise.
@@ -169,21 +171,32 @@ class GeneralRule(MaskRule):
 
     def forward(self, x: Tensor) -> Tensor:
         work = x.float() if _low_precision(x.dtype) else x
-        below = work < self.threshold
-        if self.negative_slope == 0:
-            y = torch.where(below, 0, work)
-        else:
-            y = torch.where(below, (work - self.threshold) * self.negative_slope, work)
+        below = work <= self.threshold  # (NaN is not: it passes through)
         if self.capped:
-            y = torch.where(work >= self.max_value, self.max_value, y)
+            upper = torch.where(work >= self.max_value, self.max_value, torch.relu(work))
+        else:
+            upper = work
+        if self.negative_slope == 0:
+            y = torch.where(
+                below, torch.where(work < self.threshold, 0, work - self.threshold), upper
+            )
+        else:
+            y = torch.where(below, (work - self.threshold) * self.negative_slope, upper)
         return y.to(x.dtype)
+
+    def _flat(self, work: Tensor) -> Tensor:
+        """Above the threshold, where the cap's clip to [0, max_value] holds (registry's rule)."""
+        flat = work >= self.max_value
+        if self.threshold < 0:
+            flat = flat | (work <= 0)
+        return flat & (work > self.threshold)
 
     def codes(self, x: Tensor) -> Tensor:
         work = x.float() if _low_precision(x.dtype) else x
         below, identity = self.piece_codes[:2]
         codes = torch.where(work <= self.threshold, below, identity)
         if self.capped:
-            codes = torch.where(work >= self.max_value, self.piece_codes[2], codes)
+            codes = torch.where(self._flat(work), self.piece_codes[2], codes)
         return codes.to(torch.uint8) if self.bits == 2 else codes.to(torch.bool)
 
     def backward(self, grad: Tensor, codes: Tensor) -> Tensor:
