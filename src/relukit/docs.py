@@ -121,6 +121,24 @@ def differences_markdown() -> str:
     return intro + "\n\n" + _table(header, records)
 
 
+def keras_differences_markdown() -> str:
+    """Every input where general_relu differs from Keras's relu, with both values."""
+    from relukit.family.differences import KERAS_DIFFERENCES, KerasDifference
+
+    records = [
+        {
+            "call": f"`{d.label}`",
+            "relukit": _value(d.relukit),
+            "keras": _value(d.keras),
+            "why": d.why,
+        }
+        for d in KERAS_DIFFERENCES
+    ]
+    header = [("call", "call"), ("relukit", "relukit"), ("keras", "Keras 3"), ("why", "why")]
+    intro = " ".join((KerasDifference.__doc__ or "").split("\n\n")[1].split())
+    return intro + "\n\n" + _table(header, records)
+
+
 def family_markdown() -> str:
     """The docs page: the family table and the conventions table."""
     records = rows()
@@ -171,6 +189,10 @@ def family_markdown() -> str:
             "## Differences from PyTorch and JAX",
             "",
             differences_markdown(),
+            "",
+            "## Differences from Keras (general_relu)",
+            "",
+            keras_differences_markdown(),
             "",
         ]
     )

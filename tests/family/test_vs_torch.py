@@ -159,9 +159,15 @@ def _kind(x: float) -> str:
     return "nan" if math.isnan(x) else ("finite" if math.isfinite(x) else f"{x:+}")
 
 
+def _jax_only(d: Difference) -> bool:
+    """A difference from JAX alone: PyTorch gives relukit's value (same bits)."""
+    return repr(d.relukit) == repr(d.torch)
+
+
 LISTED = {
     (_case_for(d.member, d.params).id, "derivative" if d.op == "vjp" else d.op, _kind(d.x))
     for d in DIFFERENCES
+    if not _jax_only(d)
 }
 
 
@@ -573,6 +579,9 @@ def test_listed_difference_still_holds(difference):
     ours, theirs = _evaluate(difference)
     assert same_bits(np.array(ours), np.array(difference.relukit)), ours
     assert same_bits(np.array(theirs), np.array(difference.torch)), theirs
-    assert not same_bits(np.array(ours), np.array(theirs))
+    if _jax_only(difference):  # then it must differ from JAX's value
+        assert not same_bits(np.array(ours), np.array(difference.jax))
+    else:
+        assert not same_bits(np.array(ours), np.array(theirs))
     assert difference.why
     assert isinstance(difference.jax, (float, str))

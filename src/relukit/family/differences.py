@@ -24,6 +24,10 @@ The differences, in kinds:
   to ±1.
 * PyTorch's celu backward uses ``alpha`` rounded to float32 (``1.0 / alpha.toFloat()`` in
   ``derivatives.yaml``), which shows in float64 for an alpha that float32 cannot hold.
+* The conventions at a kink, and defaults, follow PyTorch; JAX differs in three places where
+  PyTorch agrees with relukit: JAX's leaky_relu tests ``x >= 0`` (so its gradient at 0 is 1), its
+  hard_tanh passes the gradient at ±1, and its gelu defaults to the tanh form. The values in
+  those rows come from JAX's source (``jax/_src/nn/functions.py``) evaluated by hand.
 * softplus is evaluated as ``max(z, 0) + log1p(exp(-|z|))``, ``z = beta·x``, which does not
   overflow: below a large ``threshold`` PyTorch's ``log1p(exp(z))`` is inf where ``exp(z)``
   overflows, and its derivative ``e / (e + 1)`` is ``inf / inf = NaN`` (relukit: 1).
@@ -226,6 +230,39 @@ DIFFERENCES: list[Difference] = [
         "rounded once from float64; PyTorch computes y·(1-y) from the bfloat16 output y = 1",
         dtype="bfloat16",
     ),
+    # Differences from JAX only (PyTorch agrees with relukit).
+    Difference(
+        "leaky_relu",
+        "derivative",
+        0.0,
+        0.01,
+        0.01,
+        1.0,
+        "the kink takes PyTorch's x > 0 branch; JAX's leaky_relu is where(x >= 0, x, a·x)",
+    ),
+    *(
+        Difference(
+            "hardtanh",
+            "derivative",
+            x,
+            0.0,
+            0.0,
+            1.0,
+            "the kink takes PyTorch's (min < x < max) branch; JAX's hard_tanh is "
+            "where(x > 1, 1, where(x < -1, -1, x)), which passes x's gradient at ±1",
+        )
+        for x in (-1.0, 1.0)
+    ),
+    Difference(
+        "gelu",
+        "forward",
+        0.5,
+        0.34573123063700656,
+        0.34573123063700656,
+        0.34571400982514394,
+        "relukit and PyTorch default to the erf form; JAX's gelu defaults to approximate=True "
+        "(the tanh form, relukit's approximate='tanh')",
+    ),
     Difference(
         "tanh",
         "derivative",
@@ -235,5 +272,53 @@ DIFFERENCES: list[Difference] = [
         0.0,
         "rounded once from float64; PyTorch computes 1-y² from the float16 output y = -1",
         dtype="float16",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class KerasDifference:
+    """relukit's general_relu and Keras's ``keras.activations.relu`` at one input.
+
+    Keras 3 (``keras/src/activations/activations.py``) computes ``x·[x > threshold]``, clips it
+    to ``[0, max_value]`` and subtracts ``negative_slope·relu(threshold − x)``; general_relu
+    gives the same value for every finite input, and differs only where listed here. A negative
+    max_value, which Keras's ReLU layer refuses and its function clips to an empty range, is
+    refused. ``tests/family/test_general_relu.py`` re-evaluates each entry against a port of Keras's code.
+    """
+
+    x: float
+    relukit: float
+    keras: float
+    why: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"general_relu({self.x!r}{args})"
+
+
+KERAS_DIFFERENCES: list[KerasDifference] = [
+    KerasDifference(
+        -10.0,
+        0.0,
+        -0.0,
+        "an input replaced below the threshold gives +0, as relu's does; Keras multiplies x·0",
+        {"threshold": 5.0},
+    ),
+    KerasDifference(
+        -INF,
+        0.0,
+        NAN,
+        "the limit at -inf; Keras multiplies -inf·0 (x·[x > threshold]) = NaN",
+        {"threshold": 5.0},
+    ),
+    KerasDifference(
+        -INF,
+        -INF,
+        NAN,
+        "the limit at -inf; Keras computes -inf·0 − slope·inf = NaN",
+        {"negative_slope": 0.5, "threshold": 5.0},
     ),
 ]

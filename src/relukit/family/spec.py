@@ -18,12 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from relukit.errors import UserValueError
+
 Formula = Callable[..., Any]
 Params = Mapping[str, Any]
 KernelPacking = Callable[[Params], tuple[str, tuple[float, ...]]]
 
 
-class ParameterError(ValueError):
+class ParameterError(UserValueError):
     """A parameter value (or a parameter together with the input) that the member refuses."""
 
 
@@ -32,7 +34,9 @@ class Parameter:
     """One parameter of a member: its name, default, meaning and the check its values must pass.
 
     ``check`` returns ``None`` for a valid value, or a short description of what is wrong.
-    ``kind`` is the type the command line parses a ``k=v`` value into.
+    ``kind`` is the type the command line parses a ``k=v`` value into. ``convert``, if given,
+    turns an accepted spelling of a value into the one the formulas take (prelu: a list of
+    slopes into a tuple) before the check.
     """
 
     name: str
@@ -40,6 +44,7 @@ class Parameter:
     doc: str
     check: Callable[[Any], str | None] | None = None
     kind: type = float
+    convert: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -224,21 +229,27 @@ class Activation:
         return decoded
 
     def bind(self, params: Params) -> dict[str, Any]:
-        """Defaults overlaid with ``params``, every value checked; raises ParameterError."""
+        """Defaults overlaid with ``params``, every value checked; raises ParameterError.
+
+        A NumPy or PyTorch scalar (``np.float32(0.5)``, ``np.int64(2)``, a 0-d tensor) counts as
+        the Python number it holds, as NumPy's own functions take it.
+        """
         known = {p.name: p for p in self.parameters}
         unknown = sorted(set(params) - set(known))
         if unknown:
             allowed = ", ".join(known) or "none"
             name = unknown[0]
             raise ParameterError(
-                f"unknown parameter {name}={params[name]!r} (parameters: {allowed})"
+                f"unknown parameter {name}={show(params[name])} (parameters: {allowed})"
             )
-        bound = {p.name: params.get(p.name, p.default) for p in self.parameters}
-        for name, value in bound.items():
+        bound = {p.name: plain(params.get(p.name, p.default)) for p in self.parameters}
+        for name, given in bound.items():
+            convert = known[name].convert
+            value = bound[name] = given if convert is None else convert(given)
             check = known[name].check
             problem = check(value) if check is not None else None
             if problem is not None:
-                raise ParameterError(f"{name}={value!r}: {problem}")
+                raise ParameterError(f"{name}={show(given)}: {problem}")
         if self.check is not None:
             problem = self.check(bound)
             if problem is not None:
@@ -246,10 +257,41 @@ class Activation:
         return bound
 
 
+def plain(value: Any) -> Any:
+    """A NumPy scalar, 0-d array or 0-d tensor as the Python number (or bool, str) it holds;
+    anything else unchanged."""
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+        try:
+            item = value.item()
+        except (TypeError, ValueError, RuntimeError):
+            return value
+        if isinstance(item, (bool, int, float, complex, str)):
+            return item
+    return value
+
+
+def show(value: Any) -> str:
+    """A value for an error message, on one short line (an array by its shape and dtype)."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and getattr(value, "dtype", None) is not None:
+        return f"<{type(value).__name__} of shape {tuple(shape)} and dtype {value.dtype}>"
+    text = repr(value)
+    if len(text) > 60 or "\n" in text:
+        digits = f" ({len(text)} digits)" if isinstance(value, int) else ""
+        text = f"{text[:24]}…{text[-12:]}{digits}".replace("\n", " ")
+    return text
+
+
 def real(value: Any) -> str | None:
-    """Check: a finite real number."""
+    """Check: a finite real number (a Python int must fit a float64)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "must be a real number"
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            return "must be finite (it is beyond the largest float64)"
+        return None
     return None if math.isfinite(value) else "must be finite"
 
 
