@@ -8,11 +8,12 @@ kind and dtype, writing it into ``out`` when given.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from relukit.errors import UserTypeError, UserValueError
+from relukit.errors import UserError, UserTypeError, UserValueError
 from relukit.family import Activation, ParameterError
 from relukit.kernels import dispatch
 from relukit.kernels.arrays import Input, as_input
@@ -36,13 +37,21 @@ class Function:
         return f"relukit.{self.spec.name}"
 
     def __repr__(self) -> str:
-        changed = {
+        args = ", ".join(f"{k}={v!r}" for k, v in self._changed().items())
+        return f"{self.qualname}({args})" if args else self.qualname
+
+    def __reduce__(self) -> tuple[Any, tuple[str, dict[str, Any]]]:
+        """Pickled by reference, as NumPy's ufuncs are: the member's name and the parameters
+        that differ from the defaults (``relukit.relu`` comes back as ``relukit.relu`` itself),
+        so a member can go to other processes (``ProcessPoolExecutor().map(relukit.relu, …)``)."""
+        return (_unpickle, (self.spec.name, self._changed()))
+
+    def _changed(self) -> dict[str, Any]:
+        return {
             p.name: self.params[p.name]
             for p in self.spec.parameters
             if not _same(self.params[p.name], p.default)
         }
-        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
-        return f"{self.qualname}({args})" if args else self.qualname
 
     def bind(self, **params: Any) -> Function:
         """The same member with ``params`` overriding the bound ones."""
@@ -64,10 +73,10 @@ class Function:
         wrt: str = "x",
         out: Any = None,
     ) -> Any:
-        source = as_input(x, self.qualname)
+        source = _integers(self.spec, as_input(x, self.qualname), self.qualname)
         bound = self._bind(params) if params else self.params
         grad_array = None
-        if grad is not None:
+        if op == "vjp":
             grad_array = _as_grad(grad, source, self.qualname)
             if (
                 self.spec.elementwise
@@ -78,15 +87,10 @@ class Function:
                     f"{self.qualname}: grad_out has shape {tuple(grad_array.shape)}, "
                     f"x has shape {tuple(source.array.shape)}"
                 )
-        if source.kind in ("int", "uint") and self.spec.integers == "refuse":
-            raise UserTypeError(
-                f"{self.qualname}: x has integer dtype {source.array.dtype}; this member "
-                "needs a floating-point input (PyTorch refuses it too)"
-            )
         try:
             result = dispatch.run(self.spec, op, source, bound, grad=grad_array, wrt=wrt, out=out)
-        except ParameterError as error:
-            raise ParameterError(f"{self.qualname}: {error}") from None
+        except UserError as error:
+            raise type(error)(f"{self.qualname}: {error}") from None
         if out is not None:
             return out if result is out else _write(out, result, source, self.qualname)
         if source.scalar:
@@ -134,17 +138,12 @@ class Function:
         (array([-1.,  3.]), array([2], dtype=uint8))
         """
         where = f"{self.qualname}.forward_with_mask"
-        source = as_input(x, where)
+        source = _integers(self.spec, as_input(x, where), where)
         bound = self._bind(params) if params else self.params
-        if source.kind in ("int", "uint") and self.spec.integers == "refuse":
-            raise UserTypeError(
-                f"{where}: x has integer dtype {source.array.dtype}; this member needs a "
-                "floating-point input (PyTorch refuses it too)"
-            )
         try:
             y, mask = dispatch.run(self.spec, "forward_with_mask", source, bound, out=out)
-        except ParameterError as error:
-            raise ParameterError(f"{where}: {error}") from None
+        except UserError as error:
+            raise type(error)(f"{where}: {error}") from None
         if out is not None:
             return (out if y is out else _write(out, y, source, where)), mask
         return (np.asarray(y)[()] if source.scalar else y), mask
@@ -171,8 +170,8 @@ class Function:
             result = dispatch.run(
                 self.spec, "backward_from_mask", source, bound, mask=mask, out=out
             )
-        except ParameterError as error:
-            raise ParameterError(f"{where}: {error}") from None
+        except UserError as error:
+            raise type(error)(f"{where}: {error}") from None
         if out is not None:
             return out if result is out else _write(out, result, source, where)
         return np.asarray(result)[()] if source.scalar else result
@@ -192,6 +191,17 @@ def make(spec: Activation, params: dict[str, Any] | None = None) -> Function:
     return cls(spec, params)
 
 
+def _unpickle(name: str, params: dict[str, Any]) -> Function:
+    """The member ``name`` with ``params`` (see :meth:`Function.__reduce__`)."""
+    import relukit
+
+    if not params:
+        public = getattr(relukit, name, None)
+        if isinstance(public, Function) and public.spec.name == name:
+            return public
+    return relukit.get(name, **params)
+
+
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b) and type(a) is type(b)
@@ -199,21 +209,39 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+def _integers(spec: Activation, source: Input, where: str) -> Input:
+    """An integer input as the member takes it: kept (relu, relu6, hardtanh: ``"same"``),
+    promoted to float64 (``"float"`` members, and Python ints or lists of them for every
+    member, as NumPy's functions promote them), or refused with a TypeError (an integer array
+    for a member PyTorch refuses it for)."""
+    if source.kind not in ("int", "uint") or spec.integers != "refuse":
+        return source
+    if source.python:
+        return replace(source, array=source.array.astype(np.float64), kind="float")
+    raise UserTypeError(
+        f"{where}: x has integer dtype {source.array.dtype}; this member needs a "
+        "floating-point input (PyTorch refuses it too)"
+    )
+
+
 def _as_grad(grad: Any, source: Input, where: str) -> Any:
-    g = as_input(grad, where, "grad_out")
-    if g.xp is not source.xp and not (g.scalar or isinstance(grad, list)):
+    g = as_input(grad, f"{where}.vjp", "grad_out")
+    if g.xp is not source.xp and not (g.scalar or isinstance(grad, (list, tuple))):
         raise UserTypeError(
-            f"{where}: grad_out is {type(grad).__name__} but x is {type(source.array).__name__}"
+            f"{where}.vjp: grad_out is {type(grad).__name__} but x is {type(source.array).__name__}"
         )
     if g.xp is not source.xp:
-        return source.xp.asarray(np.asarray(g.array), dtype=source.array.dtype)
+        # an integer x keeps grad_out's own dtype: its gradient is promoted, not truncated
+        floating = source.kind in ("float", "low")
+        dtype = source.array.dtype if floating else None
+        return source.xp.asarray(np.asarray(g.array), dtype=dtype)
     return g.array
 
 
 def _write(out: Any, result: Any, source: Input, where: str) -> Any:
-    if type(out) is not type(source.array):
+    if type(out) is not type(result):
         raise UserTypeError(
-            f"{where}: out is {type(out).__name__} but the result is {type(source.array).__name__}"
+            f"{where}: out is {type(out).__name__} but the result is {type(result).__name__}"
         )
     if tuple(out.shape) != tuple(result.shape):
         raise UserValueError(
@@ -222,6 +250,12 @@ def _write(out: Any, result: Any, source: Input, where: str) -> Any:
     if out.dtype != result.dtype:
         raise UserTypeError(
             f"{where}: out has dtype {out.dtype}, the result has dtype {result.dtype}"
+        )
+    if not getattr(getattr(out, "flags", None), "writeable", True):
+        raise UserValueError(f"{where}: out is a read-only array")
+    if getattr(out, "requires_grad", False):
+        raise UserValueError(
+            f"{where}: out is a tensor that requires grad, which cannot be written in place"
         )
     out[...] = result
     return out

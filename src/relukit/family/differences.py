@@ -284,7 +284,8 @@ class KerasDifference:
     to ``[0, max_value]`` and subtracts ``negative_slope·relu(threshold − x)``; general_relu
     gives the same value for every finite input, and differs only where listed here. A negative
     max_value, which Keras's ReLU layer refuses and its function clips to an empty range, is
-    refused. ``tests/family/test_general_relu.py`` re-evaluates each entry against a port of Keras's code.
+    refused. ``tests/family/test_general_relu.py`` re-evaluates each entry against a port of
+    Keras's code.
     """
 
     x: float

@@ -147,8 +147,8 @@ array([0.07, 0.07, 0.07, 1.  , 1.  ])
 
 
 def _weight_tuple(value: Any) -> Any:
-    """A list of slopes as a tuple (the formulas take any sequence NumPy reads as 1-D)."""
-    return tuple(plain(v) for v in value) if isinstance(value, list) else value
+    """A list or tuple of slopes as a tuple of Python numbers (NumPy scalars taken as such)."""
+    return tuple(plain(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def _check_weight(value: Any) -> str | None:

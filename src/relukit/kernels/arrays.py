@@ -37,6 +37,7 @@ class Input:
     xp: Any
     kind: str  # "float", "low" (16-bit float), "int", "uint"
     scalar: bool  # the caller passed a scalar: give a NumPy scalar back
+    python: bool = False  # the caller passed Python numbers (a number, list or tuple)
 
 
 def dtype_kind(xp: Any, dtype: Any) -> str:
@@ -70,15 +71,16 @@ def describe(value: Any) -> str:
 
 def as_input(value: Any, where: str, what: str = "x") -> Input:
     """The caller's value as an :class:`Input`; TypeError for anything that is not real numbers."""
-    scalar = False
+    scalar = python = False
     if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
         raise UserTypeError(
             f"{where}: {what} must be a real number or array, got {describe(value)}"
         )
     if isinstance(value, (int, float, np.generic)):
-        scalar = True
+        scalar, python = True, not isinstance(value, np.generic)
         value = np.asarray(value)
     elif isinstance(value, (list, tuple)):
+        python = True
         try:
             value = np.asarray(value)
         except (ValueError, TypeError) as error:
@@ -96,7 +98,7 @@ def as_input(value: Any, where: str, what: str = "x") -> Input:
         raise UserTypeError(
             f"{where}: {what} has dtype {value.dtype}, which is not a real numeric type"
         )
-    return Input(value, xp, kind, scalar)
+    return Input(value, xp, kind, scalar, python)
 
 
 def default_float(xp: Any, array: Any) -> Any:

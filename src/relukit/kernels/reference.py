@@ -24,6 +24,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from relukit.errors import UserTypeError
 from relukit.family.spec import Activation, Limit
 from relukit.kernels.arrays import Input, default_float
 
@@ -81,6 +82,12 @@ class Math:
         import scipy.special  # (on first use: its import takes ~0.2 s)
 
         if array_api_compat.is_numpy_array(x):
+            if x.dtype.itemsize > 8:
+                raise UserTypeError(
+                    f"x has dtype {x.dtype} (long double), for which SciPy has no {name} "
+                    "(it goes up to float64); cast x to float64"
+                    + (", or use approximate='tanh'" if name == "erf" else "")
+                )
             return getattr(scipy.special, name)(x)
         host = getattr(scipy.special, name)(np.asarray(x))
         return self._xp.asarray(host, dtype=x.dtype, device=self.device(x))
@@ -120,16 +127,28 @@ def _has_float64(x: Any) -> bool:
     return array_api_compat.is_torch_array(x) and x.device.type == "cpu"
 
 
-def _working(xp: Any, source: Input, spec: Activation) -> tuple[Any, Any]:
-    """The array to compute on, and the dtype to give back."""
+def _working(xp: Any, source: Input, spec: Activation, op: str, grad: Any) -> tuple[Any, Any]:
+    """The array to compute on, and the dtype to give back.
+
+    An integer input is promoted to floating point for ``"float"`` members, and for the
+    derivative and vjp of every member, as NumPy promotes (``np.gradient`` of integers is
+    float64): the derivative takes the namespace's default float (float64 for NumPy), the vjp
+    the dtype ``x * grad_out`` has (grad_out's, if floating), so no gradient is truncated.
+    """
     x = source.array
-    wide = source.kind in ("float", "low") and x.dtype != xp.float64
+    # (long double stays: float64 would lose its range and digits)
+    longer = getattr(x.dtype, "itemsize", 0) > 8
+    wide = source.kind in ("float", "low") and x.dtype != xp.float64 and not longer
     if wide and spec.elementwise and not spec.piecewise_linear and _has_float64(x):
         return xp.astype(x, xp.float64), x.dtype
     if source.kind == "low":
         return xp.astype(x, xp.float32), x.dtype
-    if source.kind in ("int", "uint") and spec.integers == "float":
+    if source.kind in ("int", "uint") and (spec.integers == "float" or op != "forward"):
         dtype = default_float(xp, x)
+        if op == "vjp" and grad is not None:
+            promoted = xp.result_type(x.dtype, grad.dtype)
+            if xp.isdtype(promoted, "real floating"):
+                dtype = promoted
         return xp.astype(x, dtype), dtype
     return x, x.dtype
 
@@ -148,7 +167,7 @@ def evaluate(
 ) -> Any:
     """``op`` (forward, derivative or vjp) of ``spec`` at ``source``, in its kind and dtype."""
     xp = source.xp
-    x, result_dtype = _working(xp, source, spec)
+    x, result_dtype = _working(xp, source, spec, op, grad)
     m = Math(xp, x.dtype)
     floating = source.kind in ("float", "low")
     with np.errstate(all="ignore"):

@@ -1,0 +1,189 @@
+"""The public callables: integer inputs, parameters as NumPy and PyTorch users spell them,
+the errors that name function, parameter and value, and pickling (issue 10)."""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+import numpy as np
+import pytest
+import torch
+
+import relukit
+
+# ---------------------------------------------------------------------------------------------
+# integer inputs
+
+
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh"])
+def test_integer_x_does_not_truncate_the_gradient(name):
+    f = relukit.get(name)
+    x = [-2, 0, 2, 7]
+    expected = f.vjp(np.array(x, dtype=np.float64), np.full(4, 0.5))
+    for got in (
+        f.vjp(x, [0.5, 0.5, 0.5, 0.5]),
+        f.vjp(np.array(x), np.full(4, 0.5)),
+    ):
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype.kind == "f"
+    for int_dtype in (np.int8, np.int16, np.int64, np.uint32):
+        g = np.full(4, 0.5, np.float32)
+        got = f.vjp(np.array(x).astype(int_dtype), g)
+        assert got.dtype == np.result_type(int_dtype, np.float32)  # NumPy's x * g
+    derivative = f.derivative(np.array(x))
+    assert derivative.dtype == np.float64
+    np.testing.assert_array_equal(derivative, f.derivative(np.array(x, dtype=np.float64)))
+    # integer grad_out too: NumPy's int * int is int, but a gradient is a float
+    assert f.vjp(np.array(x), np.array([3, 3, 3, 3])).dtype == np.float64
+    t = f.vjp(torch.tensor(x), torch.full((4,), 0.5))
+    assert t.dtype == torch.float32 and t.tolist() == expected.tolist()
+    # the forward keeps the integer dtype, as NumPy's maximum and PyTorch's relu do
+    assert f(np.array(x)).dtype == np.int64
+
+
+def test_python_ints_are_promoted_like_numpy_for_float_only_members():
+    assert relukit.gelu(1) == relukit.gelu(1.0)
+    np.testing.assert_array_equal(relukit.elu([-1, 0, 1]), relukit.elu([-1.0, 0.0, 1.0]))
+    np.testing.assert_array_equal(relukit.leaky_relu((-1, 2)), [-0.01, 2.0])
+    np.testing.assert_array_equal(
+        relukit.elu.vjp([-1, 1], [1, 1]), relukit.elu.derivative([-1.0, 1.0])
+    )
+    # an integer array stays refused, as PyTorch refuses it, with a clear message
+    with pytest.raises(TypeError, match=r"relukit\.elu: x has integer dtype int64"):
+        relukit.elu(np.array([1, 2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# parameters
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "same_as"),
+    [
+        ("leaky_relu", {"negative_slope": np.float32(0.5)}, {"negative_slope": 0.5}),
+        ("leaky_relu", {"negative_slope": torch.tensor(0.5)}, {"negative_slope": 0.5}),
+        ("leaky_relu", {"negative_slope": np.array(0.5)}, {"negative_slope": 0.5}),
+        ("maxout", {"pieces": np.int64(2)}, {"pieces": 2}),
+        (
+            "hardtanh",
+            {"min_val": np.float64(-2), "max_val": torch.tensor(3)},
+            {"min_val": -2.0, "max_val": 3},
+        ),
+        ("rrelu", {"training": np.bool_(True), "seed": np.int64(4)}, {"training": True, "seed": 4}),
+        ("prelu", {"weight": [0.5, 0.1]}, {"weight": np.array([0.5, 0.1])}),
+        ("prelu", {"weight": (np.float32(0.5), 0.1)}, {"weight": np.array([0.5, 0.1])}),
+        ("gelu", {"approximate": np.str_("tanh")}, {"approximate": "tanh"}),
+    ],
+)
+def test_numpy_and_torch_scalars_and_lists_are_parameters(name, params, same_as):
+    x = np.array([[-2.0, 3.0], [-4.0, -1.0]])
+    np.testing.assert_array_equal(relukit.get(name, **params)(x), relukit.get(name, **same_as)(x))
+
+
+def test_prelu_weight_list_has_a_weight_gradient():
+    x = np.array([[-2.0, 3.0], [-4.0, -1.0]])
+    got = relukit.prelu.vjp(x, np.ones_like(x), weight=[0.5, 0.1], wrt="weight")
+    np.testing.assert_array_equal(got, [-6.0, -1.0])
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "pattern"),
+    [
+        (
+            lambda: relukit.prelu(np.ones((2, 3)), weight=[0.1, 0.2, 0.3], axis=7),
+            ValueError,
+            r"relukit\.prelu: axis=7 is out of range for an input with 2 axes",
+        ),
+        (
+            lambda: relukit.get("leaky_relu", negative_slope=10**400),
+            ValueError,
+            r"relukit\.leaky_relu: negative_slope=1000.*\(401 digits\): must be finite",
+        ),
+        (
+            lambda: relukit.get("maxout", pieces=np.float32(2.5)),
+            ValueError,
+            r"relukit\.maxout: pieces=2\.5: must be an integer",
+        ),
+        (lambda: relukit.get("prelu", weight=[]), ValueError, r"weight=\[\]: must hold"),
+        (lambda: relukit.get("prelu", weight=["a"]), ValueError, r"weight=\['a'\]: slope"),
+        (
+            lambda: relukit.relu.vjp([1.0], None),
+            TypeError,
+            r"relukit\.relu\.vjp: grad_out must be a real number or array, got .*NoneType",
+        ),
+        (
+            lambda: relukit.gelu(np.ones(3, dtype=np.longdouble)),
+            TypeError,
+            r"relukit\.gelu: x has dtype float128 \(long double\)",
+        ),
+    ],
+)
+def test_errors_name_function_parameter_and_value(call, error, pattern):
+    with pytest.raises(error, match=pattern) as info:
+        call()
+    assert isinstance(info.value, relukit.UserError)
+    assert "\n" not in str(info.value)
+
+
+def test_vjp_with_out_names_it_without_printing_the_array():
+    big = np.zeros(5000)
+    with pytest.raises(ValueError, match=r"relukit\.relu: unknown parameter out=") as info:
+        relukit.relu.vjp(np.ones(5000), np.ones(5000), out=big)
+    assert len(str(info.value)) < 200 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("n", [3, 5000])
+def test_read_only_out_is_refused_by_relukit_and_left_alone(n):
+    out = np.zeros(n)
+    out.flags.writeable = False
+    for op in ("__call__", "derivative"):
+        with pytest.raises(ValueError, match=r"relukit\.relu: out is a read-only array"):
+            getattr(relukit.relu, op)(np.ones(n), out=out)
+    with pytest.raises(ValueError, match=r"forward_with_mask: out is a read-only array"):
+        relukit.relu.forward_with_mask(np.ones(n), out=out)
+    assert not out.any()
+    leaf = torch.zeros(n, requires_grad=True)
+    with pytest.raises(ValueError, match=r"relukit\.relu: out is a tensor that requires grad"):
+        relukit.relu(torch.ones(n), out=leaf)
+
+
+# ---------------------------------------------------------------------------------------------
+# pickling
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        relukit.relu,
+        relukit.swish,
+        relukit.maxout,
+        relukit.get("leaky_relu", negative_slope=0.1),
+        relukit.get("general_relu", negative_slope=0.2, max_value=0.0, threshold=-1.0),
+        relukit.get("prelu", weight=np.array([0.5, 0.1])),
+        relukit.get("rrelu", training=True, seed=3),
+        relukit.get("gelu", approximate="tanh"),
+    ],
+    ids=repr,
+)
+def test_members_pickle_by_name_and_parameters(f):
+    data = pickle.dumps(f)
+    assert len(data) < 1000  # by reference, not by value
+    g = pickle.loads(data)
+    assert repr(g) == repr(f)
+    x = np.array([[-2.0, 3.0], [-4.0, -1.0]])
+    np.testing.assert_array_equal(g(x), f(x))
+    if f.params == {} or f is relukit.swish:
+        assert g is f or g is relukit.silu
+
+
+def test_process_pool_maps_a_member_like_a_ufunc():
+    chunks = [np.linspace(-3, 3, n) for n in (5, 2000, 7)]
+    leaky = relukit.get("leaky_relu", negative_slope=0.2)
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+        results = list(pool.map(relukit.relu, chunks))
+        leaky_results = list(pool.map(leaky, chunks))
+    for chunk, result, leaky_result in zip(chunks, results, leaky_results, strict=True):
+        np.testing.assert_array_equal(result, np.maximum(chunk, 0))
+        np.testing.assert_array_equal(leaky_result, leaky(chunk))
