@@ -25,7 +25,11 @@ __version__ = "0.1.0"
 
 def get(name: str, **params: Any) -> Function:
     """The member called ``name`` (aliases accepted) with ``params`` bound and checked."""
-    return make(lookup(name), params)
+    try:
+        spec = lookup(name)
+    except UserError as error:
+        raise type(error)(f"relukit.get: {error}") from None
+    return make(spec, params)
 
 
 def family(*, include_baselines: bool = True) -> list[Activation]:

@@ -90,7 +90,7 @@ class Function:
         try:
             result = dispatch.run(self.spec, op, source, bound, grad=grad_array, wrt=wrt, out=out)
         except UserError as error:
-            raise type(error)(f"{self.qualname}: {error}") from None
+            raise _named(error, self.qualname) from None
         if out is not None:
             return out if result is out else _write(out, result, source, self.qualname)
         if source.scalar:
@@ -143,7 +143,7 @@ class Function:
         try:
             y, mask = dispatch.run(self.spec, "forward_with_mask", source, bound, out=out)
         except UserError as error:
-            raise type(error)(f"{where}: {error}") from None
+            raise _named(error, where) from None
         if out is not None:
             return (out if y is out else _write(out, y, source, where)), mask
         return (np.asarray(y)[()] if source.scalar else y), mask
@@ -171,7 +171,7 @@ class Function:
                 self.spec, "backward_from_mask", source, bound, mask=mask, out=out
             )
         except UserError as error:
-            raise type(error)(f"{where}: {error}") from None
+            raise _named(error, where) from None
         if out is not None:
             return out if result is out else _write(out, result, source, where)
         return np.asarray(result)[()] if source.scalar else result
@@ -207,6 +207,11 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b) and type(a) is type(b)
     except (TypeError, ValueError):
         return False
+
+
+def _named(error: UserError, where: str) -> UserError:
+    """``error`` with the caller's name in front, unless a relukit function already named."""
+    return error if str(error).startswith("relukit.") else type(error)(f"{where}: {error}")
 
 
 def _integers(spec: Activation, source: Input, where: str) -> Input:

@@ -28,3 +28,7 @@ class UserTypeError(UserError, TypeError):
 
 class UserValueError(UserError, ValueError):
     """A value of the right kind that relukit refuses: out of range, wrong shape, a bad file."""
+
+
+for _error in (UserError, UserTypeError, UserValueError):
+    _error.__module__ = "relukit"  # tracebacks say relukit.UserValueError, where users find it

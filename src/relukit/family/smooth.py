@@ -56,7 +56,9 @@ GELU_EDGE = {"none": -3.0674272039089, "tanh": -3.0528549951444695}
 
 
 def _check_approximate(value: Any) -> str | None:
-    return None if value in ("none", "tanh") else "must be 'none' or 'tanh'"
+    if isinstance(value, str) and value in ("none", "tanh"):
+        return None
+    return "must be 'none' or 'tanh'"
 
 
 def _gelu_tanh_argument(m: Any, x: Any) -> tuple[Any, Any]:

@@ -335,14 +335,14 @@ def general_relu(
     max_value: float | None = None,
     threshold: float = 0.0,
 ) -> Tensor:
-    """Keras's relu: slope·(x − threshold) below the threshold, x, then max_value from there on.
+    """Keras's relu: slope·(x − threshold) up to the threshold, then x clipped to [0, max_value].
 
     1 bit per element, 2 when there is both a slope (not 0 or 1) and a cap. Derivative at the
     threshold: the slope; at max_value: 0; at NaN: 1 (the gradient passes, as relu's).
 
     Example:
         >>> general_relu(torch.tensor([-2.0, 0.5, 1.0, 4.0]), 0.1, 3.0, 1.0).tolist()
-        [-0.30000001192092896, -0.05000000074505806, 1.0, 3.0]
+        [-0.30000001192092896, -0.05000000074505806, 0.0, 3.0]
     """
     params = {"negative_slope": negative_slope, "max_value": max_value, "threshold": threshold}
     if _checking():
