@@ -187,3 +187,9 @@ def test_process_pool_maps_a_member_like_a_ufunc():
     for chunk, result, leaky_result in zip(chunks, results, leaky_results, strict=True):
         np.testing.assert_array_equal(result, np.maximum(chunk, 0))
         np.testing.assert_array_equal(leaky_result, leaky(chunk))
+
+
+def test_weight_gradient_checks_the_shape_of_grad_out():
+    """Found by the fuzz harness: NumPy's broadcasting error escaped."""
+    with pytest.raises(ValueError, match=r"relukit\.prelu: grad_out has shape \(0,\)"):
+        relukit.prelu.vjp(np.zeros(5), np.zeros(0), wrt="weight")

@@ -27,14 +27,18 @@ Four properties are checked on every call:
 
 The CI profile tries a few dozen examples per test; ``RELUKIT_HYPOTHESIS=thorough`` ten times
 more (see ``conftest.py``). ``pytest tests/test_fuzz.py --hypothesis-show-statistics`` counts
-the examples tried.
+the examples tried; with ``RELUKIT_FUZZ_TALLY=file.json`` the calls made and how each ended
+(a result, or a clear error) are added up per area into that file.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
+import json
 import math
+import os
 import pickle
 import re
 from dataclasses import dataclass
@@ -67,6 +71,22 @@ TRANSCENDENTAL = {
     s.name for s in MEMBERS if s.elementwise and not s.piecewise_linear and s.name != "squared_relu"
 }
 BF16 = np.dtype(ml_dtypes.bfloat16)
+
+TALLY: collections.Counter[tuple[str, str]] = collections.Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_tally():
+    """Add this run's calls per area to ``$RELUKIT_FUZZ_TALLY`` (a JSON file), if set."""
+    yield
+    path = os.environ.get("RELUKIT_FUZZ_TALLY")
+    if path:
+        total = json.loads(Path(path).read_text()) if Path(path).exists() else {}
+        for (area, outcome), count in TALLY.items():
+            total.setdefault(area, {}).setdefault(outcome, 0)
+            total[area][outcome] += count
+        Path(path).write_text(json.dumps(total, indent=1, sort_keys=True))
+
 
 # ---------------------------------------------------------------------------------------------
 # parameters
@@ -303,11 +323,20 @@ def same(a: Any, b: Any) -> bool:
 
 
 def close(a: Any, b: Any) -> bool:
-    """Same kind, dtype and shape, values within 1e-3 relative (for issue 13's ulps)."""
+    """Same kind, dtype and shape, values within 5 % or 4 eps of the array's scale: the gap issue 13
+    reports between the compiled kernels and the reference path of the transcendental members
+    (up to ~1 % where their formulas cancel, all of a tail that one path flushes to 0), and
+    nothing more: a wrong branch or formula is off by far more."""
     if type(a) is not type(b) or getattr(a, "dtype", None) != getattr(b, "dtype", None):
         return False
-    x, y = as_f64(a).astype(np.float64), as_f64(b).astype(np.float64)
-    return x.shape == y.shape and bool(np.allclose(x, y, rtol=1e-3, atol=1e-30, equal_nan=True))
+    x, y = as_f64(a), as_f64(b)
+    eps = float(np.finfo(x.dtype).eps) if x.dtype.kind == "f" else 0.0
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    if x.shape != y.shape:
+        return False
+    finite = np.abs(y[np.isfinite(y)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0  # grad_out scales a vjp
+    return bool(np.allclose(x, y, rtol=5e-2, atol=4 * eps * scale, equal_nan=True))
 
 
 def attempt(call: Any) -> tuple[Any, Exception | None]:
@@ -335,6 +364,7 @@ def checked_call(
     result, error = attempt(call)
     with dispatch.forced("reference"):
         expected, expected_error = attempt(reference)
+    TALLY["members", "clear error" if error is not None else "result"] += 1
     if error is not None or expected_error is not None:
         assert error is not None and expected_error is not None, (error, expected_error)
         assert type(error) is type(expected_error), (error, expected_error)
@@ -347,8 +377,8 @@ def checked_call(
 
 def _tolerant(name: str, x: Any) -> bool:
     """Issue 13: transcendental members' compiled results (1,024 elements and more) may
-    differ from the reference path in the last bits; compared to 1e-3 here, bit for bit in
-    the xfailed :func:`test_result_does_not_depend_on_length_or_layout`."""
+    differ from the reference path (:func:`close`); bit for bit in the xfailed
+    :func:`test_result_does_not_depend_on_length_or_layout`."""
     size = int(np.prod(getattr(x, "shape", ())))
     return name in TRANSCENDENTAL and size >= dispatch.MIN_ELEMENTS
 
@@ -465,6 +495,7 @@ def test_every_operation_of_every_member(data, name):
             out = out_buffer(kind, y, x.value)
             alias = out is x.value
             result, out_error = attempt(lambda: f(x.value, out=out, **params))
+            TALLY["members", "clear error" if out_error is not None else "result"] += 1
             if out_error is not None:
                 assert_clear(out_error, (f"relukit.{name}",))
             else:
@@ -478,8 +509,17 @@ def test_every_operation_of_every_member(data, name):
     assert x.unchanged_since(x_before), f"{name}: x was modified by the forward"
 
     if BY_NAME[name].elementwise:
-        call("derivative", x.value)
+        d, error = call("derivative", x.value)
         assert x.unchanged_since(x_before), f"{name}: x was modified by the derivative"
+        integers = np.asarray(as_f64(x.value)).dtype.kind in "iu" if d is not None else False
+        if integers:  # issue 10 item 1: an integer x is promoted, never truncated
+            if isinstance(x.value, torch.Tensor):
+                wide = x.value.to(d.dtype)
+            else:
+                wide = np.asarray(x.value).astype(np.asarray(d).dtype)
+            expected = as_f64(f.derivative(wide, **params))
+            assert as_f64(d).dtype == expected.dtype
+            np.testing.assert_array_equal(as_f64(d), expected)
 
     g = _grad_for(data.draw, y, x)
     g_drawn = Drawn(g, "grad")
@@ -554,6 +594,7 @@ def test_result_does_not_depend_on_length_or_layout(name, dtype, data):
         return out
 
     short = results(x, g)
+    TALLY["length and layout", "result"] += 5
     for label, (xs, gs) in {
         "long": (long_x, long_g),
         "strided": (_lay_out(x, "strided"), _lay_out(g, "strided")),
@@ -587,6 +628,7 @@ def test_get(data, name):
     params = data.draw(parameters(spec.name), label="params") if spec else {}
     before = pickle.dumps(params)
     f, error = attempt(lambda: relukit.get(name, **params))
+    TALLY["relukit.get", "clear error" if error is not None else "result"] += 1
     assert pickle.dumps(params) == before
     if error is not None:
         assert_clear(error, ("relukit.get", f"relukit.{spec.name if spec else ''}"))
@@ -605,11 +647,13 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
         try:
             status = cli.main(argv)
         except SystemExit as exit_:  # argparse: the usage, then one error line
+            TALLY[f"CLI {argv[0]}", "clear error"] += 1
             status = exit_.code if isinstance(exit_.code, int) else 1
             lines = err.getvalue().splitlines()
             assert status == 2 and lines[0].startswith("usage: relukit"), err.getvalue()
             assert re.match(r"relukit( \w+)?: error: ", lines[-1]), err.getvalue()
             return -status, out.getvalue(), err.getvalue()
+    TALLY[f"CLI {argv[0]}", "clear error" if status else "result"] += 1
     return status, out.getvalue(), err.getvalue()
 
 

@@ -78,11 +78,7 @@ class Function:
         grad_array = None
         if op == "vjp":
             grad_array = _as_grad(grad, source, self.qualname)
-            if (
-                self.spec.elementwise
-                and wrt == "x"
-                and tuple(grad_array.shape) != tuple(source.array.shape)
-            ):
+            if self.spec.elementwise and tuple(grad_array.shape) != tuple(source.array.shape):
                 raise UserValueError(
                     f"{self.qualname}: grad_out has shape {tuple(grad_array.shape)}, "
                     f"x has shape {tuple(source.array.shape)}"
