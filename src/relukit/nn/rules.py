@@ -173,7 +173,8 @@ class GeneralRule(MaskRule):
         work = x.float() if _low_precision(x.dtype) else x
         below = work <= self.threshold  # (NaN is not: it passes through)
         if self.capped:
-            upper = torch.where(work >= self.max_value, self.max_value, torch.relu(work))
+            clipped = torch.where(work <= 0, 0, work)  # (NaN passes, -0 gives +0)
+            upper = torch.where(work >= self.max_value, self.max_value, clipped)
         else:
             upper = work
         if self.negative_slope == 0:

@@ -47,6 +47,9 @@ CASES = [
     ("general_relu", (1.0, 3.0, 0.0)),
     ("general_relu", (0.0, 6.0, 0.0)),
     ("general_relu", (0.2, 6.0, -1.0)),
+    ("general_relu", (0.0, 5.0, 5.0)),  # Keras: max_value == threshold
+    ("general_relu", (0.1, 0.0, -2.0)),  # a cap of 0 with a negative threshold
+    ("general_relu", (-0.5, 2.0, -1.5)),
 ]
 
 

@@ -175,17 +175,23 @@ def _forward(
         hi = b.to(WIDE)
         y = tl.where(w < lo, lo, tl.where(w > hi, hi, w))
         code = tl.where((w > lo) & (w < hi), 1, 0)
-    else:  # general: a slope, b cap, c threshold
+    else:  # general (Keras's relu): a slope, b cap, c threshold
         threshold = c.to(WIDE)
+        below = w <= threshold  # (NaN is not: it passes through)
         if ZERO_SLOPE:
-            y = tl.where(w < threshold, zero, w)
+            low = tl.where(w < threshold, zero, w - threshold)
         else:
-            y = tl.where(w < threshold, (w - threshold) * a.to(WIDE), w)
-        code = tl.where(w <= threshold, CODE_BELOW, CODE_IDENTITY)
+            low = (w - threshold) * a.to(WIDE)
+        code = tl.where(below, CODE_BELOW, CODE_IDENTITY)
         if CAPPED:
+            # above the threshold, x clipped to [0, max_value]; flat where the clip holds
             cap = b.to(WIDE)
-            y = tl.where(w >= cap, cap, y)
-            code = tl.where(w >= cap, CODE_CAPPED, code)
+            upper = tl.where(w >= cap, cap, tl.where(w <= 0, zero, w))
+            flat = ((w >= cap) | (w <= 0)) & (w > threshold)  # (w <= 0 only if threshold < 0)
+            code = tl.where(flat, CODE_CAPPED, code)
+        else:
+            upper = w
+        y = tl.where(below, low, upper)
     tl.store(y_ptr + offsets, narrow(y, y_ptr.dtype.element_ty), mask=valid)
     code = tl.where(valid, code, 0)
     packed = tl.sum(code << (tl.arange(0, PER) * BITS)[None, :], axis=1)
