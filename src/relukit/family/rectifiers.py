@@ -619,7 +619,10 @@ general_relu = Activation(
     derivative_pieces=_general_relu_pieces,
     mask_code=_general_relu_code,
     mask_derivatives=_general_relu_derivatives,
-    firing=Firing(lambda p: p["threshold"], "x > threshold"),
+    firing=Firing(
+        lambda p: p["threshold"] if p["max_value"] is None else max(p["threshold"], 0.0),
+        "x > threshold (with a max_value: x > max(threshold, 0), below which the clip holds)",
+    ),
     reference="Keras, keras.activations.relu (negative_slope, max_value, threshold)",
     year=2015,
     example="""
