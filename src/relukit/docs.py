@@ -55,6 +55,15 @@ def _flags(spec: Activation) -> str:
     return ", ".join(flags)
 
 
+# What a member does with integer input (``Activation.integers``), as NumPy would: the forward
+# keeps the dtype where PyTorch does, a derivative or vjp is never truncated to an integer.
+INTEGERS = {
+    "same": "forward kept; derivative and vjp in float (as NumPy promotes x·grad_out)",
+    "float": "→ float",
+    "refuse": "refused for integer arrays (as PyTorch); Python ints → float64 (as NumPy)",
+}
+
+
 def rows() -> list[dict[str, Any]]:
     """One dict per member with every column of the tables, as text."""
     result = []
@@ -70,9 +79,7 @@ def rows() -> list[dict[str, Any]]:
                 "range": spec.output_range,
                 "limits": forward_limits,
                 "derivative_limits": derivative_limits,
-                "integers": {"same": "kept", "float": "→ float", "refuse": "refused"}[
-                    spec.integers
-                ],
+                "integers": INTEGERS[spec.integers],
                 "flags": _flags(spec),
                 "reference": f"{spec.reference} ({spec.year})",
             }
