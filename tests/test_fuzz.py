@@ -50,7 +50,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 import relukit
@@ -61,6 +61,8 @@ from relukit.kernels import dispatch
 BUDGET = settings.default.max_examples  # 50 in CI, 500 in the thorough profile
 FUZZ = settings(max_examples=BUDGET, suppress_health_check=list(HealthCheck))
 FEW = settings(max_examples=max(3, BUDGET // 10), suppress_health_check=list(HealthCheck))
+# The length test xfails for issue 13's members: no shrinking there (it would take minutes each)
+UNSHRUNK = settings(FEW, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 BY_NAME = {spec.name: spec for spec in MEMBERS}
 ALIASES = {alias: spec for spec in MEMBERS for alias in spec.names}
@@ -567,7 +569,7 @@ def _length_cases() -> list[Any]:
     return cases
 
 
-@FEW
+@UNSHRUNK
 @pytest.mark.parametrize(("name", "dtype"), _length_cases())
 @given(data=st.data())
 def test_result_does_not_depend_on_length_or_layout(name, dtype, data):
