@@ -381,7 +381,7 @@ def _tolerant(name: str, x: Any) -> bool:
     """Issue 13: transcendental members' compiled results (1,024 elements and more) may
     differ from the reference path (:func:`close`); bit for bit in the xfailed
     :func:`test_result_does_not_depend_on_length_or_layout`."""
-    size = int(np.prod(getattr(x, "shape", ())))
+    size = x.numel() if isinstance(x, torch.Tensor) else np.size(x)  # (lists too)
     return name in TRANSCENDENTAL and size >= dispatch.MIN_ELEMENTS
 
 
