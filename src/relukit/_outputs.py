@@ -2,7 +2,8 @@
 
 Both checks write nothing they leave behind: a folder or file that did not exist is created to
 prove it can be, then removed again. A path under ``/proc``, under a file, or in a read-only
-place is refused with a one-line ``ValueError`` naming the path and the reason.
+place is refused with a one-line :class:`relukit.UserValueError` (a ``ValueError``) naming
+the path and the reason.
 
 Example:
     >>> import tempfile
@@ -16,7 +17,7 @@ Example:
     >>> check_folder(base / "file" / "sub", "report folder")
     Traceback (most recent call last):
     ...
-    ValueError: report folder '.../file/sub' cannot be created: '.../file' is a file
+    relukit.UserValueError: report folder '.../file/sub' cannot be created: '.../file' is a file
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+from relukit.errors import UserValueError
 
 __all__ = ["check_file", "check_folder"]
 
@@ -45,9 +48,9 @@ def check_folder(path: str | os.PathLike[str], what: str) -> Path:
     folder = Path(path)
     blocking = _blocking_file(folder)
     if blocking == folder:
-        raise ValueError(f"{what} {str(path)!r} is a file, not a folder")
+        raise UserValueError(f"{what} {str(path)!r} is a file, not a folder")
     if blocking is not None:
-        raise ValueError(f"{what} {str(path)!r} cannot be created: {str(blocking)!r} is a file")
+        raise UserValueError(f"{what} {str(path)!r} cannot be created: {str(blocking)!r} is a file")
     created = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +58,7 @@ def check_folder(path: str | os.PathLike[str], what: str) -> Path:
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
-        raise ValueError(f"{what} {str(path)!r} cannot be written: {_reason(error)}") from None
+        raise UserValueError(f"{what} {str(path)!r} cannot be written: {_reason(error)}") from None
     finally:
         for made in created:
             try:
@@ -71,18 +74,20 @@ def check_file(path: str | os.PathLike[str], what: str) -> Path:
     removed."""
     file = Path(path)
     if file.is_dir():
-        raise ValueError(f"{what} {str(path)!r} is a folder, not a file")
+        raise UserValueError(f"{what} {str(path)!r} is a folder, not a file")
     blocking = _blocking_file(file.parent)
     if blocking is not None:
-        raise ValueError(f"{what} {str(path)!r} cannot be written: {str(blocking)!r} is a file")
+        raise UserValueError(f"{what} {str(path)!r} cannot be written: {str(blocking)!r} is a file")
     if not file.parent.is_dir():
-        raise ValueError(f"{what} {str(path)!r} cannot be written: no folder {str(file.parent)!r}")
+        raise UserValueError(
+            f"{what} {str(path)!r} cannot be written: no folder {str(file.parent)!r}"
+        )
     existed = file.exists()
     try:
         with file.open("ab"):
             pass
     except OSError as error:
-        raise ValueError(f"{what} {str(path)!r} cannot be written: {_reason(error)}") from None
+        raise UserValueError(f"{what} {str(path)!r} cannot be written: {_reason(error)}") from None
     if not existed:
         file.unlink(missing_ok=True)
     return file
