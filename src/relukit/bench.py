@@ -432,7 +432,7 @@ def peer_timers(member: str, op: str, a: Arrays) -> dict[str, Timer]:
         peers.update(
             {
                 "forward_out": {
-                    "leaky_relu(out=)": lambda: torch._C._nn.leaky_relu(tx, 0.01, out=ty)
+                    "leaky_relu(out=)": lambda: torch.ops.aten.leaky_relu.out(tx, 0.01, out=ty)
                 },
                 "forward_inplace": {"F.leaky_relu_": lambda: F.leaky_relu_(tz, 0.01)},
                 "derivative": {
@@ -442,7 +442,7 @@ def peer_timers(member: str, op: str, a: Arrays) -> dict[str, Timer]:
                 },
                 "forward_with_mask": {
                     "leaky_relu(out=) + bool mask": lambda: (
-                        torch._C._nn.leaky_relu(tx, 0.01, out=ty),
+                        torch.ops.aten.leaky_relu.out(tx, 0.01, out=ty),
                         torch.gt(tx, 0, out=a.tb),
                     )
                 },
@@ -492,22 +492,21 @@ def _smooth_peers(member: str, op: str, a: Arrays, np_ok: bool) -> dict[str, Tim
     import torch.nn.functional as F
 
     x, y, tx, ty, tz = a.x, a.y, a.tx, a.ty, a.tz
-    nn = torch._C._nn
     aten = torch.ops.aten
     table: dict[str, dict[str, dict[str, Timer]]] = {
         "elu": {
-            "forward_out": {"elu(out=)": lambda: nn.elu(tx, out=ty)},
+            "forward_out": {"elu(out=)": lambda: aten.elu.out(tx, out=ty)},
             "forward_inplace": {"F.elu_": lambda: F.elu_(tz)},
             "derivative": {
                 "aten.elu_backward": lambda: aten.elu_backward(a.ones, 1.0, 1.0, 1.0, False, tx)
             },
         },
         "gelu": {
-            "forward_out": {"gelu(out=)": lambda: nn.gelu(tx, out=ty)},
+            "forward_out": {"gelu(out=)": lambda: aten.gelu.out(tx, out=ty)},
             "derivative": {"aten.gelu_backward": lambda: aten.gelu_backward(a.ones, tx)},
         },
         "silu": {
-            "forward_out": {"silu(out=)": lambda: nn.silu(tx, out=ty)},
+            "forward_out": {"silu(out=)": lambda: aten.silu.out(tx, out=ty)},
             "forward_inplace": {"F.silu(inplace)": lambda: F.silu(tz, inplace=True)},
             "derivative": {"aten.silu_backward": lambda: aten.silu_backward(a.ones, tx)},
         },
