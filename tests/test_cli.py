@@ -133,3 +133,14 @@ def test_user_errors_are_relukits_own_type():
         relukit.relu("text")
     with pytest.raises(relukit.UserError):
         relukit.get("nope")
+
+
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_study_refuses_jobs_with_a_cluster_in_one_line_before_any_work(capsys, tmp_path, jobs):
+    out = tmp_path / "report"
+    code, stdout, stderr = run(
+        capsys, "study", "--cluster", "tcp://127.0.0.1:1", "--jobs", jobs, "--out", str(out)
+    )
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "--jobs" in stderr and "--cluster" in stderr
+    assert not out.exists()

@@ -149,6 +149,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from relukit import study
+    from relukit.study.config import CLUSTER_JOBS
     from relukit.study.progress import RichProgress
     from relukit.study.report import print_summary
 
@@ -158,6 +159,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     shape = _names(args.image_shape)
     if shape is not None and not (len(shape) == 3 and all(d.isdigit() for d in shape)):
         raise UserValueError(f"--image-shape takes C,H,W, got {','.join(shape)!r}")
+    if args.cluster is not None and args.jobs is not None:
+        raise UserValueError(CLUSTER_JOBS)
     config = study.StudyConfig(
         scenario=args.scenario,
         activations=_names(args.activations),

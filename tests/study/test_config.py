@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from relukit.errors import UserValueError
 from relukit.study.config import DEFAULT_ACTIVATIONS, LEARNING_RATES, QUICK, StudyConfig
 
 
@@ -87,3 +88,9 @@ def test_config_round_trips_to_json_ready_dict():
     data = StudyConfig(activations=("relu",), depths=(2, 3)).to_dict()
     assert data["activations"] == ["relu"] and data["depths"] == [2, 3]
     assert data["out"] == "relukit-report"
+
+
+def test_jobs_other_than_one_with_a_cluster_is_refused():
+    with pytest.raises(UserValueError, match="--jobs sets a local cluster"):
+        StudyConfig(cluster="tcp://127.0.0.1:8786", jobs=2).check()
+    StudyConfig(cluster="tcp://127.0.0.1:8786", jobs=None).check()

@@ -3,6 +3,10 @@ in plan order, and a clean stop on Ctrl-C."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from relukit import study
 from relukit.study.runner import cores, workers
 from relukit.study.training import Event
@@ -123,3 +127,58 @@ def test_an_interrupted_study_resumed_equals_an_uninterrupted_one_and_trains_eac
         progress=lambda event: trained.append(event.run) if event.kind == "start" else None,
     )
     assert sorted(trained) == [4, 5] and more.reused == 4  # only the new seed is trained
+
+
+class _SpawningCluster:
+    """Stands in for LocalCluster: starts a child process, then gets a Ctrl-C, as when the user
+    presses it while the workers start."""
+
+    closed = False
+
+    def __init__(self, **_kwargs):
+        import os
+        import signal
+        import subprocess
+        import sys
+
+        code = "import signal as s; print(int(s.SIGINT in s.pthread_sigmask(s.SIG_BLOCK, [])))"
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        type(self).child_blocks_sigint = child.stdout.strip() == "1"
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def close(self):
+        type(self).closed = True
+
+
+def _engine_with(monkeypatch):
+    import distributed
+
+    from relukit.study import runner
+
+    monkeypatch.setattr(distributed, "LocalCluster", _SpawningCluster)
+    monkeypatch.setattr(
+        distributed, "Client", lambda *_a, **_k: (_ for _ in ()).throw(RuntimeError("stop here"))
+    )
+    _SpawningCluster.closed = False
+    return runner
+
+
+def test_a_ctrl_c_while_the_workers_start_is_kept_and_the_workers_never_see_it(monkeypatch):
+    runner = _engine_with(monkeypatch)
+    stop = runner.StopRequest()
+    with stop.handling():
+        with pytest.raises(RuntimeError, match="stop here"):
+            runner._Dask(None, 2, None)
+        waited = 0.0
+        while stop.count == 0 and waited < 10:  # another thread may take the signal first
+            time.sleep(0.01)
+            waited += 0.01
+    assert stop.count == 1  # acted on once the workers are up, not lost
+    assert _SpawningCluster.child_blocks_sigint  # processes started meanwhile ignore Ctrl-C
+
+
+def test_a_ctrl_c_while_the_workers_start_raises_under_the_default_handler(monkeypatch):
+    runner = _engine_with(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        runner._Dask(None, 2, None)
+        time.sleep(10)  # another thread may take the signal first

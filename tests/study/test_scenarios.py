@@ -130,3 +130,20 @@ def test_dying_claims():
     rai = found["Randomized asymmetric initialisation (RAI) keeps ReLU units alive (at the end)"]
     assert rai.verdict == "holds" and "rai 21.0 %" in rai.evidence
     assert not any(c.startswith("ReLU converges faster") for c in found)  # compare did not run
+
+
+def test_a_speed_up_over_a_baseline_that_never_reached_the_target_is_a_lower_bound():
+    config = StudyConfig(activations=("relu", "sigmoid", "tanh"), seeds=2)
+    epochs = {"relu": [1, 1], "sigmoid": None, "tanh": [2, 2]}
+    runs = [_result(s, epochs_to_target=_by_seed(epochs[s.activation], s)) for s in config.plan()]
+    sigmoid, tanh = claims(_study(config, runs))[:2]
+    assert sigmoid.effect.startswith("speed-up ≥ ") and "lower bound" in sigmoid.effect
+    assert "≥" not in tanh.effect and "bound" not in tanh.effect
+
+
+def test_a_speed_up_where_relu_never_reached_the_target_is_not_an_estimate():
+    config = StudyConfig(activations=("relu", "tanh"), seeds=2)
+    epochs = {"relu": None, "tanh": [1, 1]}
+    runs = [_result(s, epochs_to_target=_by_seed(epochs[s.activation], s)) for s in config.plan()]
+    (found,) = [c for c in claims(_study(config, runs)) if c.claim.endswith("than tanh")]
+    assert "not an estimate: relu missed" in found.effect

@@ -88,6 +88,12 @@ LEARNING_RATES: dict[str, dict[str, float]] = {
 """Default learning rate per scenario and optimizer; ``dying``'s are deliberately high."""
 
 
+CLUSTER_JOBS = (
+    "study: --jobs sets a local cluster's worker count; with --cluster the cluster's own "
+    "workers run the study (start more with `dask worker ADDRESS --nworkers N`)"
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """One scenario's settings with every default filled in (what its runs use)."""
@@ -414,6 +420,8 @@ class StudyConfig:
             isinstance(self.cluster, str) and "://" in self.cluster
         ):
             raise fail("cluster", "a scheduler address such as tcp://host:8786", self.cluster)
+        if self.cluster is not None and self.jobs not in (None, 1):
+            raise UserValueError(CLUSTER_JOBS)
         if self.image_shape is not None and not (
             isinstance(self.image_shape, tuple)
             and len(self.image_shape) == 3

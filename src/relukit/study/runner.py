@@ -204,17 +204,22 @@ _EVENT_FIELDS = tuple(Event.__dataclass_fields__)
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored meanwhile (main thread only): worker processes started now inherit that,
-    so a Ctrl-C reaches only this process, which stops the workers through the stop event."""
+def _sigint_held() -> Iterator[None]:
+    """SIGINT blocked meanwhile (main thread only), then delivered here.
+
+    Processes and threads started meanwhile inherit the blocked mask, so a Ctrl-C at the
+    terminal never reaches the workers (this process stops them through the stop event). A
+    Ctrl-C pressed meanwhile stays pending and reaches this process when the block ends, so it
+    is acted on at once rather than lost.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _Dask:
@@ -235,14 +240,19 @@ class _Dask:
             count = len(self.client.scheduler_info().get("workers", {}))
             self.engine = f"Dask cluster at {address} ({count} worker(s))"
         else:
-            with _sigint_ignored():
-                self.cluster = LocalCluster(
-                    n_workers=jobs,
-                    threads_per_worker=1,
-                    processes=jobs > 1,
-                    dashboard_address=":0",
-                    silence_logs=logging.ERROR,
-                )
+            try:
+                with _sigint_held():
+                    self.cluster = LocalCluster(
+                        n_workers=jobs,
+                        threads_per_worker=1,
+                        processes=jobs > 1,
+                        dashboard_address=":0",
+                        silence_logs=logging.ERROR,
+                    )
+            except BaseException:  # a Ctrl-C held while the workers started lands here
+                if self.cluster is not None:
+                    self.cluster.close()
+                raise
             self.client = Client(self.cluster)
             count = jobs
             kind = "worker processes" if jobs > 1 else "worker thread in this process"

@@ -407,7 +407,19 @@ def _speed(result: StudyResult, scenario: str, baseline: str, title: str) -> Cla
         f"epochs to {target} training accuracy: relu {_mean_epochs(relu)}, {baseline} "
         f"{_mean_epochs(other)}; speed-up per seed: {_seeds(values)}"
     )
-    return Claim(title, verdict(effect, 1.0), f"speed-up {effect.text()}", evidence, rule, effect)
+    text = f"speed-up {effect.text()}"
+    missed = [
+        name
+        for name, runs in (("relu", relu), (baseline, other))
+        if any(run.epochs_to_target is None for run in runs.values())
+    ]
+    if missed == [baseline]:
+        text = (
+            f"speed-up ≥ {effect.text()} (a lower bound: {baseline} missed {target} in some seeds)"
+        )
+    elif missed:
+        text += f" (not an estimate: {' and '.join(missed)} missed {target} in some seeds)"
+    return Claim(title, verdict(effect, 1.0), text, evidence, rule, effect)
 
 
 def _vanishing(result: StudyResult, baseline: str) -> Claim:
