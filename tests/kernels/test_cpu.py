@@ -22,6 +22,7 @@ import scipy.special
 import relukit
 from relukit import threads
 from relukit.kernels import cpu, dispatch
+from relukit.kernels.cpu import host
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
@@ -170,9 +171,9 @@ def compiled(function, op: str, x, g, **kwargs) -> object:
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     """Several threads and streaming stores even on the small arrays of the tests."""
-    monkeypatch.setattr(cpu, "GRAIN_LINEAR", 256)
-    monkeypatch.setattr(cpu, "GRAIN_SMOOTH", 256)
-    monkeypatch.setattr(cpu, "STREAM_BYTES", 0)
+    monkeypatch.setattr(host, "GRAIN_LINEAR", 256)
+    monkeypatch.setattr(host, "GRAIN_SMOOTH", 256)
+    monkeypatch.setattr(host, "STREAM_BYTES", 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def test_select_forward_at_every_alignment(name, dtype, monkeypatch):
     function = relukit.get(name)
     lanes = 64 // dtype.itemsize
     for stream in (0, 1 << 40):
-        monkeypatch.setattr(cpu, "STREAM_BYTES", stream)
+        monkeypatch.setattr(host, "STREAM_BYTES", stream)
         for n in (1, lanes - 1, 4 * lanes - 1, 4 * lanes + 1, 5 * lanes + 3, 1000):
             x = sample((n + len(SPECIAL),), dtype, seed=n)[:n]
             with dispatch.forced("reference"):
@@ -366,7 +367,7 @@ def test_torch_tensor_requiring_grad_stays_on_the_reference_path(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("compiled kernel used")
 
-    monkeypatch.setattr(cpu, "_kernel", refuse)
+    monkeypatch.setattr(host, "_kernel", refuse)
     y = relukit.relu(t)
     y.sum().backward()
     assert torch.equal(t.grad, (t > 0).float())
@@ -506,15 +507,15 @@ def test_warm_up_reports_each_member():
 def test_concurrent_cache_writers_cannot_give_one_kernel_another_kernels_code(tmp_path):
     # Two processes that both read the cache index before either wrote it: each data file is
     # named by its key, so an index entry can only ever lead to the code saved for that key.
-    from relukit.kernels import cpu_kernels, cpu_math
+    from relukit.kernels.cpu import compile, kernels
 
-    first = cpu_math._KeyNamedCacheFile(str(tmp_path), "kernel-1.py311", "stamp")
-    second = cpu_math._KeyNamedCacheFile(str(tmp_path), "kernel-1.py311", "stamp")
+    first = compile._KeyNamedCacheFile(str(tmp_path), "kernel-1.py311", "stamp")
+    second = compile._KeyNamedCacheFile(str(tmp_path), "kernel-1.py311", "stamp")
     stale = second._load_index()
     first.save(("float32",), "code for float32")
     second._load_index = lambda: dict(stale)  # it read the index before first's write
     second.save(("float64",), "code for float64")
     assert first.load(("float64",)) == "code for float64"
     assert first.load(("float32",)) in (None, "code for float32")
-    kernel = cpu_kernels.map_kernel(cpu_kernels.RELU, cpu_kernels.FORWARD)
-    assert isinstance(kernel._cache._cache_file, cpu_math._KeyNamedCacheFile)
+    kernel = kernels.map_kernel(kernels.RELU, kernels.FORWARD)
+    assert isinstance(kernel._cache._cache_file, compile._KeyNamedCacheFile)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import relukit
-from relukit.kernels import cpu, dispatch, mask, reference
+from relukit.kernels import dispatch, mask, reference
+from relukit.kernels.cpu import host
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
@@ -60,8 +61,8 @@ def bits_equal(a: object, b: object) -> bool:
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(cpu, "GRAIN_LINEAR", 128)
-    monkeypatch.setattr(cpu, "STREAM_BYTES", 0)
+    monkeypatch.setattr(host, "GRAIN_LINEAR", 128)
+    monkeypatch.setattr(host, "STREAM_BYTES", 0)
 
 
 def nan_derivative(name: str, params: dict, at_nan: float | None, shape, dtype) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 import relukit
 from relukit import threads
 from relukit.family.numerics import ZEROS
-from relukit.kernels import cpu
+from relukit.kernels.cpu import host as cpu_host
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16), BF16]
@@ -104,8 +104,8 @@ def test_an_element_has_one_value_whatever_the_array(name, params, dtype, monkey
         each = [back(evaluate(function, op, values[i : i + 1])) for i in range(values.size)]
         alone[op] = bits(np.concatenate(each))
     rng = np.random.default_rng(1)
-    monkeypatch.setattr(cpu, "GRAIN_LINEAR", 4096)  # several chunks from 8,192 elements up
-    monkeypatch.setattr(cpu, "GRAIN_SMOOTH", 4096)
+    monkeypatch.setattr(cpu_host, "GRAIN_LINEAR", 4096)  # several chunks from 8,192 elements up
+    monkeypatch.setattr(cpu_host, "GRAIN_SMOOTH", 4096)
     for n in LENGTHS:
         groups = [np.arange(i, min(i + n, values.size)) for i in range(0, values.size, n)]
         for group in groups:

@@ -39,7 +39,7 @@ The packer
     Array-API array, and, for PyTorch tensors on any device, :func:`pack_bits`,
     :func:`pack_codes` and their inverses, which :mod:`relukit.nn` uses (one multiply per eight
     flags instead of eight shifts). The compiled kernels pack the same layout inside their loops
-    (``cpu_kernels.pack`` and the word-at-a-time compares); ``tests/kernels/test_mask.py``
+    (``cpu.masks.pack`` and the word-at-a-time compares); ``tests/kernels/test_mask.py``
     holds all of them to ``np.packbits(..., bitorder="little")``.
 
 >>> import torch

@@ -1,4 +1,4 @@
-"""Fitted constants of the compiled kernels' float64 math (:mod:`relukit.kernels.cpu_math`).
+"""Fitted constants of the compiled kernels' float64 math (:mod:`relukit.kernels.cpu.mathlib`).
 
 ``ERFCX``: the scaled complementary error function ``erfcx(z) = e^{z²}·erfc(z)`` on
 [:data:`ERFCX_LOW`, :data:`ERFCX_HIGH`] as a Chebyshev series in
@@ -7,7 +7,7 @@ decaying ``erfcx`` nearly polynomial, so degree 14 reaches a relative error of 1
 least-squares fit on 2,000 Chebyshev nodes against 40-digit mpmath values). The float32
 kernels need no more: their results are rounded to 24 bits.
 
-Regenerate with ``python -m relukit.kernels.fits`` (needs mpmath); the tests check the error.
+Regenerate with ``python -m relukit.kernels.cpu.fits`` (needs mpmath); the tests check the error.
 """
 
 from __future__ import annotations

@@ -56,9 +56,9 @@ _kernel_cache: dict[tuple[Any, ...], Any] = {}
 
 
 def _module() -> Any:
-    from relukit.kernels import cpu_kernels
+    from relukit.kernels.cpu import kernels
 
-    return cpu_kernels
+    return kernels
 
 
 def _kernel(kind: str, *codes: int) -> Any:
@@ -165,7 +165,7 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
         values[4], values[5] = (_limit(v) for v in limits(params))
     else:
         values[4] = values[5] = math.nan
-    # the smooth members compute in float64 whatever the input (see cpu_kernels): their
+    # the smooth members compute in float64 whatever the input (see kernels.py): their
     # parameters keep every digit
     wide = member in _module().WIDE
     return Plan(member, np.array(values, dtype=np.float64 if wide else work), slopes)

@@ -1,0 +1,78 @@
+"""How the kernels are compiled and cached (Numba options, the disk cache, the source stamp)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from numba import njit
+from numba.core.caching import IndexDataCacheFile
+
+JIT_OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
+# Scalar helpers are always inlined into the loops that call them, so that those vectorise. They
+# are not cached on their own: Numba keys such a cache on the helper's file alone (a change to
+# another file they call would leave stale code in freshly compiled kernels), and the float32
+# and float64 versions of one helper would share a cache index (see cached_kernel). Only the
+# kernels are cached.
+INLINE_OPTIONS = {"error_model": "numpy", "nogil": True, "forceinline": True}
+jit = njit(**INLINE_OPTIONS)
+
+
+class _KeyNamedCacheFile(IndexDataCacheFile):
+    """Numba's cache index and data files, with each data file named by a hash of its key.
+
+    Numba numbers the data files of one index in order of arrival. Two processes compiling
+    different signatures of one function at once (float32 and float64, or the kernels of two
+    members, which share the factory's code) can then both pick number 1, and the index of one
+    ends up pointing at the other's code: a TypeError at the next call, or another member's
+    kernel. Named by key, a data file can only hold the code of its key; a concurrent index
+    write may still drop an entry, which costs a recompilation, never a wrong kernel.
+    """
+
+    def __init__(self, cache_path: str, filename_base: str, source_stamp: Any) -> None:
+        super().__init__(cache_path, filename_base, source_stamp)
+        self._filename_base = filename_base
+
+    def save(self, key: Any, data: Any) -> None:
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+        name = f"{self._filename_base}.{digest}.nbc"
+        self._save_data(name, data)  # written to a temporary file, then renamed
+        overloads = self._load_index()
+        if overloads.get(key) != name:
+            overloads[key] = name
+            self._save_index(overloads)
+
+
+def cached_kernel(function: Any) -> Any:
+    """``njit(cache=True)`` (with :data:`JIT_OPTIONS`) whose cache cannot mix up the code of two
+    signatures written by concurrent processes (see :class:`_KeyNamedCacheFile`)."""
+    dispatcher = njit(**JIT_OPTIONS)(function)
+    cache = getattr(dispatcher, "_cache", None)
+    current = getattr(cache, "_cache_file", None)
+    if isinstance(current, IndexDataCacheFile):  # (Numba's internals as of 0.60-0.68)
+        cache._cache_file = _KeyNamedCacheFile(
+            current._cache_path, current._index_name[: -len(".nbi")], current._source_stamp
+        )
+    return dispatcher
+
+
+HOST = ("__init__.py", "host.py")
+
+
+def _source_stamp() -> int:
+    """A hash of the kernels' sources. Numba's disk cache checks only the file that defines a
+    kernel, not the helpers inlined into it from the package's other modules, so every kernel
+    closes over this stamp (closure values are part of the cache key) and a changed helper
+    recompiles it. Every module of the package counts but the host side's (which Numba does
+    not compile)."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    family = here.parent.parent / "family"
+    compiled = sorted(p for p in here.glob("*.py") if p.name not in HOST)
+    for path in (*compiled, family / "numerics.py", family / "smooth.py"):
+        digest.update(path.read_bytes())
+    return int.from_bytes(digest.digest()[:7], "little")
+
+
+STAMP = _source_stamp()

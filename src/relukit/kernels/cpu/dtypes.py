@@ -1,0 +1,140 @@
+"""The element types of the kernels: 16-bit floats as raw bits (float16 in int16, bfloat16 in
+uint16) and the generic helpers that one kernel source serves every dtype with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
+from relukit.kernels.cpu.intrinsics import f32_as_i32, i32_as_f32
+
+F32 = np.float32
+I32 = np.int32
+U32 = np.uint32
+
+
+# ---------------------------------------------------------------------------------------------
+# 16-bit floats, as raw bits: float16 in int16, bfloat16 in uint16
+
+
+@jit
+def half_to_f32(h: Any) -> Any:
+    """The float32 value of the float16 with bits ``h`` (exact; F. Giesen's conversion)."""
+    bits = I32(h) & I32(0xFFFF)
+    o = (bits & I32(0x7FFF)) << I32(13)
+    exponent = o & I32(0x0F800000)
+    o = o + I32((127 - 15) << 23)
+    special = o + I32((128 - 16) << 23)
+    subnormal = i32_as_f32(o + I32(1 << 23)) - F32(6.103515625e-05)
+    o = special if exponent == I32(0x0F800000) else o
+    o = f32_as_i32(subnormal) if exponent == I32(0) else o
+    return i32_as_f32(o | ((bits & I32(0x8000)) << I32(16)))
+
+
+@jit
+def f32_to_half(f: Any) -> Any:
+    """The float16 bits of float32 ``f`` rounded to nearest even (NaN gives a quiet NaN)."""
+    bits = f32_as_i32(f)
+    sign = (bits >> I32(16)) & I32(0x8000)
+    a = bits & I32(0x7FFFFFFF)
+    nan_or_inf = I32(0x7E00) if a > I32(0x7F800000) else I32(0x7C00)
+    # subnormal results: align the mantissa with a magic addition (rounds to nearest even)
+    sub = f32_as_i32(i32_as_f32(a) + F32(0.5)) - I32(0x3F000000)
+    odd = (a >> I32(13)) & I32(1)
+    normal = (a + I32(((15 - 127) << 23) + 0xFFF) + odd) >> I32(13)
+    h = normal if a >= I32(113 << 23) else sub
+    h = nan_or_inf if a >= I32((127 + 16) << 23) else h
+    return np.int16(h | sign)
+
+
+@jit
+def bf16_to_f32(b: Any) -> Any:
+    """The float32 value of the bfloat16 with bits ``b`` (exact)."""
+    return i32_as_f32((I32(b) & I32(0xFFFF)) << I32(16))
+
+
+@jit
+def f32_to_bf16(f: Any) -> Any:
+    """The bfloat16 bits of float32 ``f`` rounded to nearest even (NaN gives a quiet NaN)."""
+    bits = f32_as_i32(f)
+    rounded = (bits + I32(0x7FFF) + ((bits >> I32(16)) & I32(1))) >> I32(16)
+    quiet = (bits >> I32(16)) | I32(0x0040)
+    return np.uint16((quiet if f != f else rounded) & I32(0xFFFF))
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic helpers, resolved at compile time from the Numba type (the overload functions carry no
+# annotations: Numba requires the implementations they return to repeat their signature exactly)
+
+
+def widen(v: Any) -> Any:
+    """The working float of an element: float32/float64 as is, 16-bit bits as float32."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+def narrow(r: Any, like: Any) -> Any:
+    """The working float ``r`` stored in the element type of ``like`` (16-bit: rounded once)."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+def const(like: Any, value: Any) -> Any:
+    """``value`` as the working float type of an element ``like``."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+def _is_half(t: Any) -> bool:
+    return isinstance(t, types.Integer) and t.bitwidth == 16 and t.signed
+
+
+def _is_bf16(t: Any) -> bool:
+    return isinstance(t, types.Integer) and t.bitwidth == 16 and not t.signed
+
+
+@overload(widen, jit_options=INLINE_OPTIONS)
+def _widen(v):  # type: ignore[no-untyped-def]
+    if isinstance(v, types.Float):
+        return lambda v: v
+    if _is_half(v):
+        return lambda v: half_to_f32(v)
+    if _is_bf16(v):
+        return lambda v: bf16_to_f32(v)
+    return None
+
+
+@overload(narrow, jit_options=INLINE_OPTIONS)
+def _narrow(r, like):  # type: ignore[no-untyped-def]
+    if like == types.float64:
+        return lambda r, like: np.float64(r)
+    if like == types.float32:
+        return lambda r, like: np.float32(r)
+    if _is_half(like):
+        return lambda r, like: f32_to_half(np.float32(r))
+    if _is_bf16(like):
+        return lambda r, like: f32_to_bf16(np.float32(r))
+    return None
+
+
+@overload(const, jit_options=INLINE_OPTIONS)
+def _const(like, value):  # type: ignore[no-untyped-def]
+    if like == types.float64:
+        return lambda like, value: np.float64(value)
+    return lambda like, value: np.float32(value)
+
+
+def single(v: Any) -> Any:
+    """Whether the working float is float32, as a compile-time constant (float32 kernels use
+    the float64 functions above, float64 ones the C library)."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(single, jit_options=INLINE_OPTIONS)
+def _single(v):  # type: ignore[no-untyped-def]
+    if v == types.float32:
+        return lambda v: True
+    if v == types.float64:
+        return lambda v: False
+    return None

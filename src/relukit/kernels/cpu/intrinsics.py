@@ -1,0 +1,396 @@
+"""LLVM intrinsics of the compiled kernels: bit casts, fused multiply-add, streaming stores and
+64-element vector compares and selects (written in LLVM IR where Numba's own code generation
+would not give the instruction wanted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+# ---------------------------------------------------------------------------------------------
+# Intrinsics: bit casts, fused multiply-add, streaming stores
+
+
+@intrinsic
+def f32_as_i32(typingctx: Any, x: Any) -> Any:
+    """The bits of a float32 as an int32."""
+    if x != types.float32:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def i32_as_f32(typingctx: Any, i: Any) -> Any:
+    """The float32 whose bits are the low 32 bits of the integer ``i``."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        value = args[0]
+        if i.bitwidth > 32:
+            value = builder.trunc(value, ir.IntType(32))
+        elif i.bitwidth < 32:
+            value = (builder.sext if i.signed else builder.zext)(value, ir.IntType(32))
+        return builder.bitcast(value, ir.FloatType())
+
+    return types.float32(i), codegen
+
+
+@intrinsic
+def fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """``a·b + c`` rounded once (LLVM's ``llvm.fma``; a single instruction on x86-64 with FMA)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.fma(*args)
+
+    return a(a, a, a), codegen
+
+
+@intrinsic
+def stream_copy(typingctx: Any, dst: Any, dst_start: Any, src: Any, src_start: Any, nvec: Any):
+    """Copy ``nvec`` 64-byte vectors from ``src[src_start:]`` to ``dst[dst_start:]`` with
+    non-temporal (streaming) stores. ``dst[dst_start]`` must be 64-byte aligned.
+
+    Streaming stores write whole cache lines to memory without first reading them (no
+    read-for-ownership), which is what lets a kernel that writes a fresh output reach the speed
+    of a copy. Call :func:`store_fence` before the output is read by another thread.
+    """
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array)):
+        return None
+    if dst.dtype != src.dtype:
+        return None
+    sig = types.void(dst, types.intp, src, types.intp, types.intp)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        d, ds, s, ss, nv = args
+        element = context.get_value_type(signature.args[0].dtype)
+        size = context.get_abi_sizeof(element)
+        vector = ir.VectorType(element, 64 // size)
+        dary = context.make_array(signature.args[0])(context, builder, d)
+        sary = context.make_array(signature.args[2])(context, builder, s)
+        dptr = builder.bitcast(builder.gep(dary.data, [ds]), vector.as_pointer())
+        sptr = builder.bitcast(builder.gep(sary.data, [ss]), vector.as_pointer())
+        nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        with cgutils.for_range(builder, nv) as loop:
+            value = builder.load(builder.gep(sptr, [loop.index]), align=size)
+            store = builder.store(value, builder.gep(dptr, [loop.index]), align=64)
+            store.set_metadata("nontemporal", nontemporal)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def store_fence(typingctx: Any) -> Any:
+    """``sfence``: order the streaming stores before any later store (x86-64 only)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence"
+        )
+        builder.call(function, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+UNROLL = 4
+
+
+def _vector_select(clip: bool, nontemporal: bool = True) -> Any:
+    """An intrinsic ``(x, xstart, y, ystart, nvec, low, high)`` writing ``nvec`` 64-byte vectors
+    of relu(x) (``0 if x < 0 else x``) or of the clip (``low if x < low else high if x > high
+    else x``), ``y[ystart]`` 64-byte aligned: the compute and the store of the select-only
+    members in one pass of whole vectors, with streaming stores (``nontemporal``) or plain ones
+    (which may write the vector just read: in place)."""
+
+    @intrinsic
+    def stream(
+        typingctx: Any,
+        x: Any,
+        xstart: Any,
+        y: Any,
+        ystart: Any,
+        nvec: Any,
+        low: Any,
+        high: Any,
+    ) -> Any:
+        if not (isinstance(x, types.Array) and isinstance(x.dtype, types.Float)):
+            return None
+        if not (isinstance(y, types.Array) and y.dtype == x.dtype == low == high):
+            return None
+        sig = types.void(x, types.intp, y, types.intp, types.intp, low, high)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xarr, xs, yarr, ys, nv, lo, hi = args
+            element = context.get_value_type(signature.args[0].dtype)
+            size = context.get_abi_sizeof(element)
+            vector = ir.VectorType(element, 64 // size)
+            xary = context.make_array(signature.args[0])(context, builder, xarr)
+            yary = context.make_array(signature.args[2])(context, builder, yarr)
+            xptr = builder.bitcast(builder.gep(xary.data, [xs]), vector.as_pointer())
+            yptr = builder.bitcast(builder.gep(yary.data, [ys]), vector.as_pointer())
+            streaming = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+
+            def splat(value: Any) -> Any:
+                one = builder.insert_element(
+                    ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0)
+                )
+                mask = ir.Constant(ir.VectorType(ir.IntType(32), vector.count), None)
+                return builder.shuffle_vector(one, ir.Constant(vector, None), mask)
+
+            lows, highs = splat(lo), splat(hi)
+            zero = ir.Constant(vector, None)
+
+            def vectors(indices: list[Any]) -> None:
+                # all loads first: in place, each vector is written only where it was read
+                values = [builder.load(builder.gep(xptr, [i]), align=size) for i in indices]
+                for i, v in zip(indices, values, strict=True):
+                    if clip:
+                        above = builder.select(builder.fcmp_ordered(">", v, highs), highs, v)
+                        r = builder.select(builder.fcmp_ordered("<", v, lows), lows, above)
+                    else:
+                        r = builder.select(builder.fcmp_ordered("<", v, zero), zero, v)
+                    store = builder.store(r, builder.gep(yptr, [i]), align=64)
+                    if nontemporal:
+                        store.set_metadata("nontemporal", streaming)
+
+            # UNROLL vectors an iteration (LLVM does not unroll this loop itself), then the rest
+            unroll = ir.Constant(nv.type, UNROLL)
+            groups = builder.sdiv(nv, unroll)
+            with cgutils.for_range(builder, groups) as loop:
+                first = builder.mul(loop.index, unroll)
+                vectors([builder.add(first, ir.Constant(nv.type, u)) for u in range(UNROLL)])
+            with cgutils.for_range(builder, builder.sub(nv, builder.mul(groups, unroll))) as loop:
+                vectors([builder.add(builder.mul(groups, unroll), loop.index)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return stream
+
+
+stream_relu = _vector_select(clip=False)
+stream_clip = _vector_select(clip=True)
+vector_relu = _vector_select(clip=False, nontemporal=False)
+vector_clip = _vector_select(clip=True, nontemporal=False)
+
+
+# Mask words: 64 elements at a time, compared or selected as one LLVM vector (on x86-64 with
+# AVX-512 a compare gives a mask register, and <64 x i1> is a 64-bit word)
+
+
+def _vector_at(context: Any, builder: Any, arrty: Any, array: Any, start: Any) -> Any:
+    """Pointer to the 64 elements of ``array`` from ``start``, as one vector."""
+    element = context.get_value_type(arrty.dtype)
+    ary = context.make_array(arrty)(context, builder, array)
+    pointer = builder.gep(ary.data, [start])
+    return builder.bitcast(pointer, ir.VectorType(element, 64).as_pointer()), element
+
+
+def _splat(builder: Any, value: Any) -> Any:
+    vector = ir.VectorType(value.type, 64)
+    one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(
+        one, ir.Constant(vector, None), ir.Constant(ir.VectorType(ir.IntType(32), 64), None)
+    )
+
+
+def _float_array(t: Any) -> bool:
+    return isinstance(t, types.Array) and isinstance(t.dtype, types.Float) and t.ndim == 1
+
+
+def _compare_word(kind: str) -> Any:
+    """An intrinsic ``(array, start, a, b) -> uint64``: bit k set where element ``start + k``
+    passes the comparison (``above``: x > a or NaN; ``greater``: x > a; ``between``:
+    a < x < b, false for NaN)."""
+
+    @intrinsic
+    def word(typingctx: Any, array: Any, start: Any, a: Any, b: Any) -> Any:
+        if not (_float_array(array) and a == array.dtype and b == array.dtype):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            pointer, element = _vector_at(context, builder, signature.args[0], args[0], args[1])
+            values = builder.load(pointer, align=context.get_abi_sizeof(element))
+            if kind == "above":
+                bits = builder.fcmp_unordered(">", values, _splat(builder, args[2]))
+            elif kind == "greater":
+                bits = builder.fcmp_ordered(">", values, _splat(builder, args[2]))
+            else:
+                bits = builder.and_(
+                    builder.fcmp_ordered(">", values, _splat(builder, args[2])),
+                    builder.fcmp_ordered("<", values, _splat(builder, args[3])),
+                )
+            return builder.bitcast(bits, ir.IntType(64))
+
+        return types.uint64(array, types.intp, a, b), codegen
+
+    return word
+
+
+word_above = _compare_word("above")
+word_greater = _compare_word("greater")
+word_between = _compare_word("between")
+
+
+def _chain(builder: Any, element: Any, grads: Any, derivative: Any) -> Any:
+    product = builder.fmul(grads, derivative)
+    zero = ir.Constant(ir.VectorType(element, 64), None)
+    return builder.select(builder.fcmp_ordered("==", derivative, zero), zero, product)
+
+
+@intrinsic
+def chain_word(
+    typingctx: Any, g: Any, gstart: Any, word: Any, low: Any, high: Any, dst: Any, dstart: Any
+) -> Any:
+    """``dst[dstart+k] = g[gstart+k]·d_k`` for the 64 elements of a mask word: ``d_k = high``
+    where bit k is set, ``low`` where it is clear; a zero ``d_k`` gives +0 (the chain rule of
+    the piecewise-linear members)."""
+    if not (_float_array(g) and _float_array(dst) and g.dtype == dst.dtype == low == high):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        garr, first, bits_word, below, above, out, out_first = args
+        gptr, element = _vector_at(context, builder, signature.args[0], garr, first)
+        align = context.get_abi_sizeof(element)
+        bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
+        derivative = builder.select(bits, _splat(builder, above), _splat(builder, below))
+        result = _chain(builder, element, builder.load(gptr, align=align), derivative)
+        optr, _ = _vector_at(context, builder, signature.args[5], out, out_first)
+        builder.store(result, optr, align=align)
+        return context.get_dummy_value()
+
+    return types.void(g, types.intp, types.uint64, low, high, dst, types.intp), codegen
+
+
+@intrinsic
+def chain_word_slopes(
+    typingctx: Any,
+    g: Any,
+    gstart: Any,
+    word: Any,
+    high: Any,
+    slopes: Any,
+    sstart: Any,
+    dst: Any,
+    dstart: Any,
+) -> Any:
+    """As :func:`chain_word`, with ``d_k = slopes[sstart+k]`` where bit k is clear."""
+    if not (_float_array(g) and _float_array(slopes) and _float_array(dst)):
+        return None
+    if not g.dtype == slopes.dtype == dst.dtype == high:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        garr, first, bits_word, above, slope_arr, slope_first, out, out_first = args
+        gptr, element = _vector_at(context, builder, signature.args[0], garr, first)
+        align = context.get_abi_sizeof(element)
+        sptr, _ = _vector_at(context, builder, signature.args[4], slope_arr, slope_first)
+        bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
+        derivative = builder.select(bits, _splat(builder, above), builder.load(sptr, align=align))
+        result = _chain(builder, element, builder.load(gptr, align=align), derivative)
+        optr, _ = _vector_at(context, builder, signature.args[6], out, out_first)
+        builder.store(result, optr, align=align)
+        return context.get_dummy_value()
+
+    sig = types.void(g, types.intp, types.uint64, high, slopes, types.intp, dst, types.intp)
+    return sig, codegen
+
+
+@intrinsic
+def f64_as_i64(typingctx: Any, x: Any) -> Any:
+    """The bits of a float64 as an int64."""
+    if x != types.float64:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def i64_as_f64(typingctx: Any, i: Any) -> Any:
+    """The float64 whose bits are the int64 ``i``."""
+    if not (isinstance(i, types.Integer) and i.bitwidth == 64):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(i), codegen
+
+
+def _select_word(clip: bool, stream: bool) -> Any:
+    """An intrinsic ``(xs, start, ys, low, high) -> uint64``: the outputs of the 64 elements
+    from ``start`` (relu, or the clip of relu6/hardtanh, as :func:`select_one`) stored to
+    ``ys[start:start+64]`` and their codes returned as a word (bit k: element ``start + k``;
+    relu: ``not x <= 0``, the clip: ``low < x < high``). With ``stream`` the stores are
+    streaming and ``ys[start]`` must be 64-byte aligned. The 64 elements are loaded before
+    any is stored, so ``ys`` may be ``xs``."""
+
+    @intrinsic
+    def word(typingctx: Any, xs: Any, start: Any, ys: Any, low: Any, high: Any) -> Any:
+        if not (isinstance(xs, types.Array) and isinstance(xs.dtype, types.Float)):
+            return None
+        if not (isinstance(ys, types.Array) and ys.dtype == xs.dtype == low == high):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xarr, first, yarr, lo, hi = args
+            element = context.get_value_type(signature.args[0].dtype)
+            size = context.get_abi_sizeof(element)
+            vector = ir.VectorType(element, 64)
+            xary = context.make_array(signature.args[0])(context, builder, xarr)
+            yary = context.make_array(signature.args[2])(context, builder, yarr)
+            xptr = builder.bitcast(builder.gep(xary.data, [first]), vector.as_pointer())
+            yptr = builder.bitcast(builder.gep(yary.data, [first]), vector.as_pointer())
+            v = builder.load(xptr, align=size)
+
+            def splat(value: Any) -> Any:
+                one = builder.insert_element(
+                    ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0)
+                )
+                mask = ir.Constant(ir.VectorType(ir.IntType(32), 64), None)
+                return builder.shuffle_vector(one, ir.Constant(vector, None), mask)
+
+            if clip:
+                lows, highs = splat(lo), splat(hi)
+                below = builder.fcmp_ordered("<", v, lows)
+                above = builder.fcmp_ordered(">", v, highs)
+                r = builder.select(below, lows, builder.select(above, highs, v))
+                bits = builder.and_(
+                    builder.fcmp_ordered(">", v, lows), builder.fcmp_ordered("<", v, highs)
+                )
+            else:
+                zero = ir.Constant(vector, None)
+                r = builder.select(builder.fcmp_ordered("<", v, zero), zero, v)
+                bits = builder.fcmp_unordered(">", v, zero)
+            if stream:
+                store = builder.store(r, yptr, align=64)
+                nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+                store.set_metadata("nontemporal", nontemporal)
+            else:
+                builder.store(r, yptr, align=size)
+            return builder.bitcast(bits, ir.IntType(64))
+
+        return types.uint64(xs, types.intp, ys, low, high), codegen
+
+    return word
+
+
+relu_word = _select_word(clip=False, stream=False)
+relu_word_streamed = _select_word(clip=False, stream=True)
+clip_word = _select_word(clip=True, stream=False)
+clip_word_streamed = _select_word(clip=True, stream=True)

@@ -1,0 +1,540 @@
+"""The compiled loops: every elementwise member's forward, derivative and vjp, and the fused mask
+forward/backward of the piecewise-linear members (Numba; imported only when first needed).
+
+Each kernel is made by a factory from small integer codes (member, op, bits per code), which
+Numba folds as constants: the branches of the other members are pruned before typing, so a
+kernel holds one member's code only, and because the closure holds nothing but integers its
+compiled code is cached on disk (``cache=True``) like a module-level function.
+
+One loop serves every dtype: elements are read with :func:`~relukit.kernels.cpu.dtypes.widen`
+and written with :func:`~relukit.kernels.cpu.dtypes.narrow`. The kernels are compiled for
+float32 and float64; 16-bit floats (raw bits: float16 as int16, bfloat16 as uint16) get
+kernels of their own only for relu, relu6 and hardtanh's forward and mask, which select between
+the input's own bits and constants (a 16-bit NaN keeps its payload); the other ops widen them to
+float32 with :func:`convert_kernel` and round the result back once, as the reference path does.
+
+The piecewise-linear members repeat the registry's (``relukit.family``) formula operation by
+operation in the working dtype, with the constants rounded to it as NumPy rounds Python floats,
+so that they are bit-exact to the reference path (and PyTorch) in every dtype. The smooth
+members and the exponential units evaluate the registry's well-conditioned float64 formulas
+whatever the input's dtype, and round once: float64 inputs with the C library, float32 and
+16-bit inputs with the vectorisable float64 functions of :mod:`relukit.kernels.cpu.mathlib`. Both
+are within 1 ulp of the true value in float32 (0.5 ulp plus 2^-16 measured; see
+``benchmarks/RESULTS.md``, Accuracy).
+Afterwards the registry's conventions are applied: the limits at ±inf (``p[4]``, ``p[5]``; NaN
+where the formula already gives the limit) and NaN in → NaN out.
+
+Parameters travel in ``p``, eight floats of the working dtype (float64 for the smooth members):
+``p[0..3]`` and ``p[6..7]`` the member's parameters (see ``host.py``), ``p[4]``/``p[5]`` the limits
+at -inf/+inf.
+Per-element slopes (prelu's channels, rrelu's random slopes) travel in ``aux``, read periodically
+(element ``i`` of the whole array uses ``aux[i % aux.size]``).
+
+Large outputs are written with streaming stores (``stream=True``), which skip the
+read-for-ownership of the destination's cache lines: relu, relu6 and hardtanh straight from the
+registers, the other members through an L1-resident block buffer (which also keeps the compute
+loop from writing memory that may alias its input).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from relukit.kernels.cpu.compile import STAMP, cached_kernel, jit
+from relukit.kernels.cpu.dtypes import const as c
+from relukit.kernels.cpu.dtypes import narrow, widen
+from relukit.kernels.cpu.intrinsics import (
+    chain_word,
+    chain_word_slopes,
+    store_fence,
+    word_above,
+    word_greater,
+)
+from relukit.kernels.cpu.loops import BLOCK, chain, conventions, put, select_block
+from relukit.kernels.cpu.masks import load_bytes, pack, select_with_mask, store_bytes, unpack
+from relukit.kernels.cpu.mathlib import exp_f64, expm1_f64, log1p_f64, phi_f64, tanh_f64
+from relukit.kernels.cpu.rectifiers import (
+    general_relu_d,
+    general_relu_f,
+    general_relu_flat,
+    hardtanh_d,
+    leaky_relu_d,
+    leaky_relu_f,
+    prelu_f,
+    relu_d,
+    squared_relu_d,
+    squared_relu_f,
+)
+from relukit.kernels.cpu.smooth import (
+    celu_d,
+    celu_f,
+    elu_d,
+    elu_f,
+    gelu_d,
+    gelu_f,
+    gelu_tanh_d,
+    gelu_tanh_f,
+    mish_d,
+    mish_f,
+    selu_d,
+    selu_f,
+    sigmoid_d,
+    sigmoid_f,
+    silu_d,
+    silu_f,
+    softplus_d,
+    softplus_f,
+    tanh_d,
+    tanh_f,
+)
+
+# Member codes (closure constants of the kernels)
+RELU = 1
+LEAKY = 2
+SLOPES = 3  # prelu per channel, rrelu in training: the slope of each element comes from aux
+CLIP = 4  # relu6 and hardtanh
+GENERAL = 5
+SQUARED = 6
+ELU = 7
+SELU = 8
+CELU = 9
+GELU = 10
+GELU_TANH = 11
+SILU = 12
+MISH = 13
+SOFTPLUS = 14
+SIGMOID = 15
+TANH = 16
+
+LINEAR = (RELU, LEAKY, SLOPES, CLIP, GENERAL)  # piecewise linear: one code per element
+# evaluated in float64 whatever the input's dtype, parameters in float64 too
+WIDE = (ELU, SELU, CELU, GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SIGMOID, TANH)
+
+FORWARD = 0
+DERIVATIVE = 1  # also the vjp
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise kernels
+
+
+def map_kernel(member: int, op: int) -> Any:
+    """``kernel(x, g, aux, y, p, first, stream, vjp)``: ``y = f(x)`` (op FORWARD), or ``f'(x)``
+    (op DERIVATIVE), or ``g·f'(x)`` (op DERIVATIVE with ``vjp``).
+
+    ``first`` is the index of ``x[0]`` in the whole array (for the period of ``aux``); ``g`` is
+    read only for the vjp (pass ``x`` otherwise) and ``aux`` only by the per-element-slope
+    member.
+    """
+    stamp = STAMP
+    select = member in (RELU, CLIP) and op == FORWARD  # pure selects: keep the input's bits
+    linear = member in LINEAR
+    periodic = member == SLOPES
+    derivative = op == DERIVATIVE
+
+    @cached_kernel
+    def kernel(
+        x: Any, g: Any, aux: Any, y: Any, p: Any, first: int, stream: bool, vjp: bool
+    ) -> None:
+        n = x.size
+        if n == 0 or stamp < 0:
+            return
+        a0 = p[0]
+        a1 = p[1]
+        a2 = p[2]
+        a3 = p[3]
+        low = p[4]
+        high = p[5]
+        low_raw = narrow(a0, x[0])
+        high_raw = narrow(a1, x[0])
+        period = n + 1
+        k = 0
+        if periodic:
+            period = aux.size
+            k = first % period
+        buf = np.empty(BLOCK, dtype=y.dtype)
+        if select:  # one pass over the whole chunk: no buffer, so no blocks
+            clip = member == CLIP
+            select_block(x, y, a0, a1, low_raw, high_raw, clip, stream)
+            if stream:
+                store_fence()
+            return
+        i = 0
+        while i < n:
+            m = min(BLOCK, n - i, period - k)
+            # Compute into an L1-resident buffer, then stream or copy it out: the loop then
+            # writes memory that cannot alias its inputs (in place, or with a choice of two
+            # destinations, it would not be vectorised).
+            dst = buf[:m]
+            xs = x[i : i + m]
+            gs = g[i : i + m]
+            rs = aux[k : k + m]
+            for j in range(m):
+                e = xs[j]
+                v = widen(e)
+                x64 = np.float64(v)
+                if member == RELU:
+                    r = relu_d(v)
+                elif member == CLIP:
+                    r = hardtanh_d(v, a0, a1)
+                elif member == LEAKY:
+                    r = leaky_relu_d(v, a0) if derivative else leaky_relu_f(v, a0)
+                elif member == SLOPES:
+                    w = widen(rs[j])
+                    r = leaky_relu_d(v, w) if derivative else prelu_f(v, w)
+                elif member == GENERAL:
+                    if derivative:
+                        r = general_relu_d(v, a0, a1, a2, a3 > 0)
+                    else:
+                        r = general_relu_f(v, a0, a1, a2, a3 > 0, p[6] > 0)
+                elif member == SQUARED:
+                    r = squared_relu_d(v) if derivative else squared_relu_f(v)
+                elif member == ELU:
+                    r = elu_d(v, x64, a0) if derivative else elu_f(v, x64, a0)
+                elif member == SELU:
+                    r = selu_d(v, x64) if derivative else selu_f(v, x64)
+                elif member == CELU:
+                    r = celu_d(v, x64, a0) if derivative else celu_f(v, x64, a0)
+                elif member == GELU:
+                    r = gelu_d(v, x64) if derivative else gelu_f(v, x64)
+                elif member == GELU_TANH:
+                    r = gelu_tanh_d(v, x64) if derivative else gelu_tanh_f(v, x64)
+                elif member == SILU:
+                    r = silu_d(v, x64) if derivative else silu_f(v, x64)
+                elif member == MISH:
+                    r = mish_d(v, x64) if derivative else mish_f(v, x64)
+                elif member == SOFTPLUS:
+                    r = softplus_d(v, x64, a0, a1) if derivative else softplus_f(v, x64, a0, a1)
+                elif member == SIGMOID:
+                    r = sigmoid_d(v, x64) if derivative else sigmoid_f(v, x64)
+                else:
+                    r = tanh_d(v, x64) if derivative else tanh_f(v, x64)
+                r = conventions(v, r, low, high)
+                if derivative and vjp:
+                    r = chain(widen(gs[j]), r) if linear else widen(gs[j]) * r
+                dst[j] = narrow(r, e)
+            put(y, i, buf, m, stream)
+            i += m
+            k += m
+            if k == period:
+                k = 0
+        if stream:
+            store_fence()
+
+    return kernel
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def mask_forward_kernel(member: int, bits: int) -> Any:
+    """``kernel(x, aux, y, mask, p, table, first, stream)``: ``y = f(x)`` and the packed codes.
+
+    The code of each element is the piece PyTorch's backward puts it in (see
+    :mod:`relukit.kernels.mask`): ``x > 0`` (leaky_relu, prelu), ``not x <= 0`` (relu, rrelu
+    in training: ``p[7] = 1``), ``min < x < max`` (hardtanh, relu6), and for general_relu
+    ``table[piece]`` with the pieces below the threshold, between, and capped. ``x`` starts at
+    a word boundary; ``mask`` holds this chunk's codes only. relu, relu6 and hardtanh take one
+    pass (:func:`select_with_mask`: each 64 elements loaded once, their outputs streamed from
+    the registers and their codes packed into a word). The other members compute a block into
+    an L1-resident buffer, then its codes (one 64-element word per vector compare;
+    general_relu: one byte per element, then packed), then stream the buffer out.
+    """
+    bytewise = member == GENERAL
+    selecting = member in (RELU, CLIP)
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(
+        x: Any, aux: Any, y: Any, mask: Any, p: Any, table: Any, first: int, stream: bool
+    ) -> None:
+        n = x.size
+        if n == 0 or stamp < 0:
+            return
+        a0 = p[0]
+        a1 = p[1]
+        a2 = p[2]
+        capped = p[3] > 0
+        low = p[4]
+        high = p[5]
+        flat = p[6] > 0
+        nan_is_one = p[7] > 0
+        if selecting:
+            low_raw = narrow(a0, x[0])
+            high_raw = narrow(a1, x[0])
+            select_with_mask(x, y, mask, a0, a1, low_raw, high_raw, member == CLIP, stream)
+            if stream:
+                store_fence()
+            return
+        c0 = np.uint8(table[0])
+        c1 = np.uint8(table[1])
+        c2 = np.uint8(table[2])
+        zero = c(widen(x[0]), 0.0)
+        words = mask[: (mask.size // 8) * 8].view(np.uint64)
+        period = aux.size if member == SLOPES else n + 1
+        k = first % period if member == SLOPES else 0
+        buf = np.empty(BLOCK, dtype=y.dtype)
+        codes = np.zeros(BLOCK + 8 if bytewise else 8, dtype=np.uint8)
+        i = 0
+        while i < n:
+            m = min(BLOCK, n - i, period - k)
+            dst = buf[:m]
+            xs = x[i : i + m]
+            rs = aux[k : k + m] if member == SLOPES else aux[:0]
+            cs = codes[:m]
+            for j in range(m):
+                e = xs[j]
+                v = widen(e)
+                if member == LEAKY:
+                    dst[j] = narrow(conventions(v, leaky_relu_f(v, a0), low, high), e)
+                elif member == SLOPES:
+                    dst[j] = narrow(conventions(v, prelu_f(v, widen(rs[j])), low, high), e)
+                else:
+                    r = conventions(v, general_relu_f(v, a0, a1, a2, capped, flat), low, high)
+                    dst[j] = narrow(r, e)
+                    cs[j] = c2 if general_relu_flat(v, a1, a2, capped) else (c1 if v > a1 else c0)
+            if bytewise:
+                for j in range(m, m + 8):
+                    codes[j] = np.uint8(0)
+                pack(codes, mask, i * bits // 8, m, bits)
+            else:
+                full = m // 64
+                for w in range(full):
+                    if nan_is_one:
+                        word = word_above(xs, 64 * w, zero, zero)
+                    else:
+                        word = word_greater(xs, 64 * w, zero, zero)
+                    words[i // 64 + w] = word
+                word = np.uint64(0)
+                for j in range(64 * full, m):
+                    v = widen(xs[j])
+                    bit = v > zero or (nan_is_one and v != v)
+                    word |= np.uint64(bit) << np.uint64(j - 64 * full)
+                if m > 64 * full:
+                    store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
+            put(y, i, buf, m, stream)
+            i += m
+            k += m
+            if k == period:
+                k = 0
+        if stream:
+            store_fence()
+
+    return kernel
+
+
+def mask_backward_kernel(bits: int, slopes: bool) -> Any:
+    """``kernel(g, mask, aux, dx, table, first, stream)``: ``dx = g · table[code]``.
+
+    With ``slopes``, code 0 takes its derivative from ``aux`` (prelu's channel slope, rrelu's
+    random slope) instead of ``table[0]``. The product is formed in the working dtype (float32
+    or float64: 16-bit gradients are widened by the caller) and rounded once, exactly as
+    ``vjp`` forms ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
+    boundary; ``mask`` holds this chunk's codes only.
+    """
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(g: Any, mask: Any, aux: Any, dx: Any, table: Any, first: int, stream: bool) -> None:
+        n = g.size
+        if n == 0 or stamp < 0:
+            return
+        t0 = table[0]
+        t1 = table[1]
+        t2 = table[2]
+        t3 = table[3]
+        words = mask[: (mask.size // 8) * 8].view(np.uint64)
+        period = aux.size if slopes else n + 1
+        k = first % period if slopes else 0
+        buf = np.empty(BLOCK, dtype=dx.dtype)
+        codes = np.zeros(BLOCK + 8, dtype=np.uint8)
+        i = 0
+        while i < n:
+            m = min(BLOCK, n - i, period - k)
+            gs = g[i : i + m]
+            rs = aux[k : k + m] if slopes else aux[:0]
+            if bits == 1:
+                full = m // 64
+                for w in range(full):
+                    word = words[i // 64 + w]
+                    if slopes:
+                        chain_word_slopes(gs, 64 * w, word, t1, rs, 64 * w, buf, 64 * w)
+                    else:
+                        chain_word(gs, 64 * w, word, t0, t1, buf, 64 * w)
+                if m > 64 * full:
+                    word = load_bytes(mask, (i + 64 * full) // 8, m - 64 * full)
+                    for j in range(64 * full, m):
+                        below = t0
+                        if slopes:
+                            below = rs[j]
+                        on = (word >> np.uint64(j - 64 * full)) & np.uint64(1)
+                        buf[j] = chain(gs[j], t1 if on != 0 else below)
+            else:
+                unpack(mask, i * bits // 8, m, codes, bits)
+                for j in range(m):
+                    code = codes[j]
+                    d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
+                    buf[j] = chain(gs[j], d)
+            put(dx, i, buf, m, stream)
+            i += m
+            k += m
+            if k == period:
+                k = 0
+        if stream:
+            store_fence()
+
+    return kernel
+
+
+def split_kernel() -> Any:
+    """``kernel(x, mask, rest, nan_passes, keep) -> count``: one pass over 1-D float ``x``
+    packing the codes ``x > 0`` (or ``not x <= 0`` with ``nan_passes``) into ``mask`` at one
+    bit per element, and, with ``keep``, copying the elements of code 0 in order into
+    ``rest`` (which has room for all of x); returns how many have code 0. (prelu keeps its
+    non-positive inputs this way, rrelu counts the slopes it must draw.) Branch-free: signs of
+    real data are unpredictable, and a mispredicted branch per element costs more than the
+    memory traffic."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(x: Any, mask: Any, rest: Any, nan_passes: bool, keep: bool) -> int:
+        n = x.size
+        k = 0
+        if stamp < 0:
+            return k
+        nan = np.int64(nan_passes)
+        top = rest.size - 1
+        for b in range((n + 7) // 8):
+            byte = 0
+            for j in range(min(8, n - 8 * b)):
+                v = x[8 * b + j]
+                on = np.int64(v > 0) | (np.int64(v != v) & nan)
+                if keep:
+                    rest[min(k, top)] = v
+                k += 1 - on
+                byte |= on << j
+            mask[b] = byte
+        return k
+
+    return kernel
+
+
+def expand_kernel() -> Any:
+    """``kernel(mask, values, fill, out)``: ``out[i] = fill`` where bit i of ``mask`` is 1, the
+    next of ``values`` (in order) where it is 0: the inverse of :func:`split_kernel`
+    (branch-free)."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(mask: Any, values: Any, fill: Any, out: Any) -> None:
+        k = 0
+        last = values.size - 1
+        if stamp < 0:
+            return
+        if last < 0:
+            out[:] = fill
+            return
+        for i in range(out.size):
+            on = np.int64((mask[i >> 3] >> (i & 7)) & 1)
+            v = values[min(k, last)]
+            out[i] = fill if on else v
+            k += 1 - on
+
+    return kernel
+
+
+def scale_kernel() -> Any:
+    """``kernel(src, mask, slopes, out)``: ``out[i] = src[i]`` where bit i of ``mask`` is 1,
+    ``src[i]·slopes[k]`` (the next slope, one rounding in src's dtype) where it is 0: rrelu's
+    forward and backward from its drawn slopes (branch-free)."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(src: Any, mask: Any, slopes: Any, out: Any) -> None:
+        k = 0
+        last = slopes.size - 1
+        if stamp < 0:
+            return
+        if last < 0:
+            out[:] = src
+            return
+        for i in range(src.size):
+            on = np.int64((mask[i >> 3] >> (i & 7)) & 1)
+            e = src[i]
+            scaled = e * slopes[min(k, last)]
+            out[i] = e if on else scaled
+            k += 1 - on
+
+    return kernel
+
+
+def copy_kernel() -> Any:
+    """``kernel(x, y, stream)``: ``y[:] = x``, the copy the benchmark takes as a limit."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(x: Any, y: Any, stream: bool) -> None:
+        if stamp >= 0:
+            copy(x, y, stream)
+
+    return kernel
+
+
+@jit
+def copy(x: Any, y: Any, stream: bool) -> None:
+    """``y[:] = x`` in one pass, streamed or not."""
+    put(y, 0, x, x.size, stream)
+    if stream:
+        store_fence()
+
+
+EXP = 0
+EXPM1 = 1
+LOG1P = 2
+PHI = 3
+TANH_FUNCTION = 4
+
+
+def function_kernel(function: int) -> Any:
+    """``kernel(x, y)``: ``y = f(x)`` on float64 arrays for one of the float32 kernels' float64
+    functions (exp, expm1, log1p, Φ, tanh of :mod:`relukit.kernels.cpu.mathlib`), for tests."""
+
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(x: Any, y: Any) -> None:
+        if stamp < 0:
+            return
+        for i in range(x.size):
+            v = x[i]
+            if function == EXP:
+                y[i] = exp_f64(v)
+            elif function == EXPM1:
+                y[i] = expm1_f64(v)
+            elif function == LOG1P:
+                y[i] = log1p_f64(v)
+            elif function == PHI:
+                y[i] = phi_f64(v)
+            else:
+                y[i] = tanh_f64(v)
+
+    return kernel
+
+
+def convert_kernel() -> Any:
+    """``kernel(src, dst)``: ``dst = src`` between 16-bit floats (raw bits) and float32, rounded
+    to nearest even (the cast NumPy and ml_dtypes make), for the members that compute 16-bit
+    inputs in float32."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(src: Any, dst: Any) -> None:
+        if stamp < 0 or src.size == 0:
+            return
+        like = dst[0]  # only its type matters
+        for i in range(src.size):
+            dst[i] = narrow(widen(src[i]), like)
+
+    return kernel

@@ -1,0 +1,257 @@
+"""Vectorisable scalar math for the compiled kernels (Numba; imported only by the kernels).
+
+Numba turns ``math.exp`` or ``math.erfc`` into calls to the C library, which stop the loop
+vectoriser. The float32 (and 16-bit) kernels evaluate the smooth members in float64 and round
+once, and the float64 functions they use here are written with nothing but arithmetic, fused
+multiply-adds, bit casts and selects, so a loop that calls them compiles to SIMD code:
+
+================  =============================================================================
+``exp_f64``       Cody-Waite reduction ``x = k·ln2 + r``, ``|r| ≤ ln2/2``; ``expm1(r)`` by its
+                  Taylor polynomial to degree 12; ``2^k`` from the bits of the rounding shifter
+                  (in two steps where the result is subnormal).
+``expm1_f64``     the same reduction; ``2^k·q + (2^k − 1)`` in one fused multiply-add.
+``log1p_f64``     ``k·ln2 + 2·atanh(f/(2 + f))`` by its series, plus the rounding of ``1 + w``.
+``tanh_f64``      ``e/(e + 2)``, ``e = expm1(2|x|)``.
+``phi_f64``       Φ(x): erf's Taylor series for ``|x| < 1.188``, ``e^{−x²/2}·erfcx(|x|/√2)/2``
+                  beyond, ``erfcx`` a Chebyshev fit (:mod:`relukit.kernels.cpu.fits`).
+================  =============================================================================
+
+Their relative error is below 2e-13 (``tests/kernels/test_cpu.py`` checks them against the C
+library and mpmath); rounded to float32, that leaves the members' results within 0.5 ulp of the
+true value plus 2^-16 ulp. The float64 kernels call the C library instead.
+
+The generic helpers (``widen``, ``narrow``, ``const``, ``single``) dispatch on the Numba type at
+compile time, so one kernel source serves every dtype. 16-bit floats travel as their raw bits:
+float16 as ``int16`` and bfloat16 as ``uint16``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
+from relukit.kernels.cpu.fits import ERFCX, ERFCX_HIGH, ERFCX_K, ERFCX_LOW
+from relukit.kernels.cpu.intrinsics import f64_as_i64, fma, i64_as_f64
+
+SQRT1_2 = 0.7071067811865476
+SQRT1_2_LOW = -4.833646656726457e-17  # √½ − SQRT1_2
+INV_SQRT_PI = 0.5641895835477563
+INV_SQRT_2PI = 0.3989422804014327
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 functions for the float32 kernels
+#
+# The float32 (and 16-bit) kernels evaluate each smooth member's formula in float64 and round
+# once, so that the result is within an ulp of the true value wherever it is a normal float32.
+# The C library's float64 functions would stop the loop vectoriser; these are arithmetic, fused
+# multiply-adds, bit casts and selects only. Their relative error is below 1e-13, far below the
+# 2^-24 that rounding to float32 adds; they are not meant for float64 results (the float64
+# kernels use the C library).
+
+
+LOG2E_64 = 1.4426950408889634
+LN2_HI_64 = 6.93147180369123816490e-01  # fdlibm's split of ln 2: k·LN2_HI_64 is exact
+LN2_LO_64 = 1.90821492927058770002e-10
+SHIFTER_64 = 6755399441055744.0  # 1.5·2^52: k sits in the low bits of (v + SHIFTER_64)
+SHIFTER_BITS = 0x4338000000000000
+SQRT2_64 = 1.4142135623730951
+SQRT1_2_64 = 0.7071067811865476
+# 1/k! for k = 2..12: expm1(r) = r + r²·P(r) on |r| ≤ ln2/2, relative error 2e-16
+EXPM1_64 = tuple(1.0 / math.factorial(k) for k in range(2, 13))
+# 1/(2n + 1) for n = 0..8: log(1 + f) = 2s·P(s²), s = f/(2 + f), |s| ≤ 0.172: error 3e-16
+ATANH_64 = tuple(1.0 / (2 * n + 1) for n in range(9))
+# erf(z) = z·P(z²) on |z| < 0.84: the Taylor series, 17 terms (error 1e-16)
+ERF_64 = tuple(
+    2 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(17)
+)
+_W_LOW = (ERFCX_LOW - ERFCX_K) / (ERFCX_LOW + ERFCX_K)
+_W_HIGH = (ERFCX_HIGH - ERFCX_K) / (ERFCX_HIGH + ERFCX_K)
+ERFCX_SCALE = 2 / (_W_HIGH - _W_LOW)
+ERFCX_SHIFT = -(_W_HIGH + _W_LOW) / (_W_HIGH - _W_LOW)
+PHI_SPLIT = ERFCX_LOW * math.sqrt(2)  # |x| where Φ changes from erf's series to erfcx
+
+
+def polynomial(coefficients: tuple[float, ...], name: str) -> Any:
+    """A jitted ``p(x) = c₀ + c₁x + … + c_n xⁿ`` (Horner's scheme in fused multiply-adds) with
+    the coefficients written into its code: a loop over a tuple would be kept as a loop, and
+    stop the vectoriser."""
+    body = repr(float(coefficients[-1]))
+    for c in reversed(coefficients[:-1]):
+        body = f"fma({body}, x, {float(c)!r})"
+    namespace: dict[str, Any] = {"fma": fma}
+    exec(f"def {name}(x):\n    return {body}\n", namespace)
+    return jit(namespace[name])
+
+
+def chebyshev(coefficients: tuple[float, ...], name: str) -> Any:
+    """A jitted ``Σ c_k T_k(s)`` (Clenshaw's recurrence), unrolled as :func:`polynomial`."""
+    lines = [f"def {name}(s):", "    b1 = 0.0", "    b2 = 0.0", "    s2 = 2.0 * s"]
+    for c in reversed(coefficients[1:]):
+        lines.append(f"    b1, b2 = fma(s2, b1, {float(c)!r} - b2), b1")
+    lines.append(f"    return fma(s, b1, {float(coefficients[0])!r} - b2)")
+    namespace: dict[str, Any] = {"fma": fma}
+    exec("\n".join(lines) + "\n", namespace)
+    return jit(namespace[name])
+
+
+expm1_series = polynomial(EXPM1_64, "expm1_series")
+atanh_series = polynomial(ATANH_64, "atanh_series")
+erf_series = polynomial(ERF_64, "erf_series")
+erfcx_series = chebyshev(ERFCX, "erfcx_series")
+
+
+@jit
+def _reduce64(x: float) -> Any:
+    """(k, expm1(r)) with x = k·ln2 + r, for |x| < 2^50."""
+    shifted = fma(x, LOG2E_64, SHIFTER_64)
+    kf = shifted - SHIFTER_64
+    r = fma(-kf, LN2_HI_64, x)
+    r = fma(-kf, LN2_LO_64, r)
+    q = fma(r * r, expm1_series(r), r)
+    return f64_as_i64(shifted) - np.int64(SHIFTER_BITS), q
+
+
+@jit
+def _pow2_64(k: Any) -> float:
+    """2^k as a float64 for −1022 ≤ k ≤ 1023."""
+    return i64_as_f64((k + np.int64(1023)) << np.int64(52))
+
+
+@jit
+def exp_f64(x: float) -> float:
+    """e^x: 0 below −745.2, inf above 709.78 (NaN gives NaN)."""
+    xc = x if x > -746.0 else -746.0
+    xc = xc if xc < 710.0 else 710.0
+    k, q = _reduce64(xc)
+    # 2^k is not a float64 for k = 1024 or k < −1022: scale in two steps
+    high = k > np.int64(1023)
+    low = k < np.int64(-1000)
+    kk = k - np.int64(1) if high else (k + np.int64(64) if low else k)
+    after = 2.0 if high else (5.421010862427522e-20 if low else 1.0)
+    s = _pow2_64(kk)
+    y = fma(s, q, s) * after
+    y = np.inf if x > 709.782712893384 else y
+    y = 0.0 if x < -745.2 else y
+    return x if x != x else y
+
+
+@jit
+def expm1_f64(x: float) -> float:
+    """e^x − 1 (x clamped to [−40, 709]: −1 below, and inf above 709.78; ±0 kept)."""
+    xc = x if x > -40.0 else -40.0
+    xc = xc if xc < 709.0 else 709.0
+    k, q = _reduce64(xc)
+    s = _pow2_64(k)
+    y = fma(s, q, s - 1.0)
+    y = np.inf if x > 709.782712893384 else y
+    return x if (x == 0.0 or x != x) else y
+
+
+@jit
+def log1p_f64(w: float) -> float:
+    """log(1 + w) for w ≥ 0 (finite)."""
+    u = 1.0 + w
+    c = (w - (u - 1.0)) / u  # the rounding error of 1 + w, carried to first order
+    big = u > SQRT2_64
+    f = 0.5 * u - 1.0 if big else u - 1.0
+    s = f / (2.0 + f)
+    y = 2.0 * s * atanh_series(s * s) + c
+    return (y + LN2_LO_64) + LN2_HI_64 if big else y
+
+
+@jit
+def tanh_f64(x: float) -> float:
+    """tanh(x) = e/(e + 2), e = expm1(2|x|), with x's sign (1 beyond |x| = 20)."""
+    a = abs(x)
+    e = expm1_f64(a + a if a < 20.0 else 40.0)
+    return math.copysign(e / (e + 2.0), x)
+
+
+@jit
+def phi_f64(x: float) -> float:
+    """Φ(x), the standard normal distribution function: ``(1 + erf(x/√2))/2`` for
+    |x| < 1.188, ``e^{−x²/2}·erfcx(|x|/√2)/2`` below and 1 minus that above (erfcx fitted,
+    :mod:`relukit.kernels.cpu.fits`). x² must be exact (x a float32); below x = −16.9 (where
+    Φ < 1e-64, 0 in float32) the result is only of the right size."""
+    a = abs(x)
+    z = a * SQRT1_2_64
+    erf = z * erf_series(z * z)
+    near = 0.5 + 0.5 * math.copysign(erf, x)
+    zc = z if z < ERFCX_HIGH else ERFCX_HIGH
+    w = (zc - ERFCX_K) / (zc + ERFCX_K)
+    tail = 0.5 * exp_f64(-0.5 * (x * x)) * erfcx_series(fma(w, ERFCX_SCALE, ERFCX_SHIFT))
+    far = tail if x < 0.0 else 1.0 - tail
+    return near if a < PHI_SPLIT else far
+
+
+def _wide(name: str, narrow_f: Any, wide_f: Any) -> Any:
+    def stub(v: Any, x: Any) -> Any:
+        raise NotImplementedError("only for use inside Numba kernels")
+
+    stub.__name__ = stub.__qualname__ = name
+
+    @overload(stub, jit_options=INLINE_OPTIONS)
+    def _impl(v, x):  # type: ignore[no-untyped-def]
+        if v == types.float64:
+            return lambda v, x: wide_f(x)
+        if v == types.float32:
+            return lambda v, x: narrow_f(x)
+        return None
+
+    return stub
+
+
+@jit
+def _phi_libm(x: float) -> float:
+    """Φ(x) = erfc(−x/√2)/2 in float64, the argument's rounding put back (as the registry)."""
+    t = -x * SQRT1_2
+    dt = fma(-x, SQRT1_2, -t) + (-x) * SQRT1_2_LOW
+    dt = dt if abs(x) < 40.0 else 0.0
+    return 0.5 * (math.erfc(t) - dt * (2 * INV_SQRT_PI) * math.exp(-t * t))
+
+
+@jit
+def _gauss_libm(x: float) -> float:
+    """φ(x) in float64 with x² exact (as the registry)."""
+    hi = x * x
+    lo = fma(x, x, -hi) if abs(x) < 40.0 else 0.0
+    return math.exp(-0.5 * hi) * (1.0 - 0.5 * lo) * INV_SQRT_2PI
+
+
+@jit
+def _gauss_f64(x: float) -> float:
+    return exp_f64(-0.5 * (x * x)) * INV_SQRT_2PI  # x a float32: x² exact
+
+
+@jit
+def _exp_libm(x: float) -> float:
+    return math.exp(x)
+
+
+@jit
+def _expm1_libm(x: float) -> float:
+    return math.expm1(x)
+
+
+@jit
+def _log1p_libm(x: float) -> float:
+    return math.log1p(x)
+
+
+@jit
+def _tanh_libm(x: float) -> float:
+    return math.tanh(x)
+
+
+wexp = _wide("wexp", exp_f64, _exp_libm)
+wexpm1 = _wide("wexpm1", expm1_f64, _expm1_libm)
+wlog1p = _wide("wlog1p", log1p_f64, _log1p_libm)
+wtanh = _wide("wtanh", tanh_f64, _tanh_libm)
+wphi = _wide("wphi", phi_f64, _phi_libm)
+wgauss = _wide("wgauss", _gauss_f64, _gauss_libm)
