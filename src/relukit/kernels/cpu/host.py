@@ -39,6 +39,9 @@ from relukit.kernels.arrays import Input, bfloat16, is_bfloat16
 STREAM = platform.machine().lower() in ("x86_64", "amd64")
 # Outputs from 8 MiB up (a quarter of this machine's L3) bypass the caches.
 STREAM_BYTES = 1 << 23
+# Allocations from 32 MiB up are new pages from the kernel each time (glibc's largest mmap
+# threshold), which fault in on first write.
+FRESH_BYTES = 1 << 25
 # A call splits into threads only when each gets at least this many elements: handing a chunk
 # to the pool and waiting for it costs about 20 µs, so a chunk must take several times that
 # (measured in RESULTS.md: ~0.1 ns per element for relu in cache, ~0.75 for gelu).
@@ -560,8 +563,8 @@ class MaskKernels:
     """The mask path's two kernels for one bound member and dtype, called without the general
     path's checks: for C-contiguous, aligned, disjoint 1-D float32/float64 arrays of any size
     (split into chunks on the pool from ``2·GRAIN_LINEAR`` elements, streamed from
-    :data:`STREAM_BYTES`). The entry points are resolved once, so a small call costs a few
-    microseconds. Members with per-element slopes have none (ValueError).
+    :data:`STREAM_BYTES` below :data:`FRESH_BYTES`). The entry points are resolved once, so a
+    small call costs a few microseconds. Members with per-element slopes have none (ValueError).
     """
 
     def __init__(
@@ -580,6 +583,7 @@ class MaskKernels:
         self.aux = np.zeros(1, dtype=dtype)
         self.limit = 2 * GRAIN_LINEAR
         self.stream_from = STREAM_BYTES // dtype.itemsize if STREAM else None
+        self.fresh_from = FRESH_BYTES // dtype.itemsize
         self._forward = _entry_point(
             _kernel("mask_forward", the_plan.member, self.bits),
             (self.aux, self.aux, self.aux, np.zeros(1, np.uint8), self.p, self.codes, 0, False),
@@ -590,7 +594,10 @@ class MaskKernels:
         )
 
     def _stream(self, n: int) -> bool:
-        return self.stream_from is not None and n >= self.stream_from
+        # Not from FRESH_BYTES up: relukit.nn allocates y and dx just before the call, and
+        # there they are new pages that fault in on first write, where streaming stores cost
+        # 1.6x plain ones (measured at 2^24 float32: 42 ms against 26 ms a forward).
+        return self.stream_from is not None and self.stream_from <= n < self.fresh_from
 
     def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
         """``y = f(x)`` and ``mask`` = the packed codes of x."""
