@@ -194,3 +194,60 @@ def test_split_expand_and_scale_are_the_pytorch_operations(n, dtype, nan_passes)
 
 def np_packbits(flags: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.packbits(flags.numpy(), bitorder="little"))
+
+
+# prelu's and rrelu's fused kernels: one period of slopes as a pattern, or written word by word
+# (a period longer than kernel.PATTERN); chunk seams (two threads), partial last words
+SLOPE_SHAPES = [(5,), (3, 7), (100, 64), (2, 64, 3, 5), (8193, 64), (2, 8, 4099), (3, 2, 70001)]
+
+
+def slope_cases():
+    return [
+        pytest.param(shape, channels, dt, id=f"{shape}-{channels}-{dt}")
+        for shape in SLOPE_SHAPES
+        for channels in (1, shape[1] if len(shape) > 1 else 1)
+        for dt in kernel.KERNEL_DTYPES
+    ]
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape, channels, dtype", slope_cases())
+def test_prelu_fused_kernels_are_pytorchs_operations(shape, channels, dtype):
+    n = math.prod(shape)
+    x = special(max(n, 32), dtype, 4)[:n].view(shape)
+    g = special(max(n, 32), dtype, 5)[:n].view(shape)
+    w = torch.linspace(-0.5, 0.75, channels, dtype=dtype)
+    assert kernel.fused_slopes(x, w)
+    positive = (x > 0).reshape(-1)
+    for keep in (True, False):
+        y, mask, rest = kernel.prelu_forward(x, w, keep)
+        assert torch.equal(bits(y), bits(torch.prelu(x, w)))
+        assert torch.equal(mask, np_packbits(positive))
+        expected = torch.masked_select(x.reshape(-1), ~positive) if keep else x.new_empty(0)
+        assert torch.equal(bits(rest), bits(expected))
+        gx, gw = kernel.prelu_backward(g, mask, rest, w, keep)
+        shaped = w.reshape([1, channels] + [1] * (len(shape) - 2)) if len(shape) > 1 else w
+        ex, ew = torch.ops.aten._prelu_kernel_backward(g, x, shaped)
+        assert torch.equal(bits(gx), bits(ex))
+        assert torch.equal(bits(gw), bits(ew)) if keep else gw.numel() == 0
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape", SLOPE_SHAPES)
+@pytest.mark.parametrize("dtype", kernel.KERNEL_DTYPES)
+def test_rrelu_fused_kernels_are_pytorchs_operation(shape, dtype):
+    n = math.prod(shape)
+    x = special(max(n, 32), dtype, 6)[:n].view(shape)
+    g = special(max(n, 32), dtype, 7)[:n].view(shape)
+    lower, upper = 0.1, 0.3
+    low, high = (torch.tensor(v, dtype=dtype).item() for v in (lower, upper))
+    y, mask, slopes = kernel.rrelu_forward(x, low, high, torch.Generator().manual_seed(8))
+    noise = torch.empty_like(x)
+    expected = torch.ops.aten.rrelu_with_noise(
+        x, noise, lower, upper, True, torch.Generator().manual_seed(8)
+    )
+    takes = torch.le(x, 0).reshape(-1)
+    assert torch.equal(bits(y), bits(expected))
+    assert torch.equal(mask, np_packbits(~takes))
+    assert torch.equal(bits(slopes), bits(noise.reshape(-1)[takes]))
+    assert torch.equal(bits(kernel.rrelu_backward(g, mask, slopes)), bits(g * noise))

@@ -32,9 +32,12 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import itertools
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -214,6 +217,174 @@ def split(flat: Tensor, nan_passes: bool, keep: bool) -> tuple[Tensor, Tensor, i
     rest = torch.masked_select(flat, ~passes) if keep else flat.new_empty(0)
     count = rest.numel() if keep else int(n - passes.sum())
     return mask_path.pack_bits(passes, scratch=True), rest, count
+
+
+PATTERN = 1 << 15
+"""prelu's slopes travel as one period (``C·inner`` elements) when it is at most this long, else
+each 64-element word's are written as it comes (:mod:`relukit.kernels.cpu.slopes`)."""
+
+
+def _pieces(n: int) -> list[tuple[int, int]]:
+    """The chunks one call splits into on relukit's threads (multiples of 64 elements)."""
+    from relukit.kernels.cpu.host import GRAIN_LINEAR, _chunks
+
+    return _chunks(n, GRAIN_LINEAR)
+
+
+def _run(tasks: list[Callable[[], Any]]) -> list[Any]:
+    """Run the tasks at once on relukit's threads; their results in order."""
+    from relukit import threads
+
+    if len(tasks) == 1:
+        return [tasks[0]()]
+    results: list[Any] = [None] * len(tasks)
+
+    def task(j: int) -> Callable[[], None]:
+        def run() -> None:
+            results[j] = tasks[j]()
+
+        return run
+
+    threads.run_all([task(j) for j in range(len(tasks))])
+    return results
+
+
+def _slices(counts: list[int]) -> list[slice]:
+    """Where each chunk's compressed elements go in the array of all of them."""
+    ends = list(itertools.accumulate(counts))
+    return [slice(end - count, end) for end, count in zip(ends, counts, strict=True)]
+
+
+class _Chunk:
+    """A chunk ``a .. b`` of a 1-D call: its mask bytes and whole mask words."""
+
+    def __init__(self, mask: Any, a: int, b: int) -> None:
+        self.a, self.b = a, b
+        self.mask = mask[a // 8 : (b + 7) // 8]
+        self.words = mask[a // 8 : a // 8 + (b - a) // 64 * 8].view(np.uint64)
+
+
+def fused_slopes(x: Tensor, weight: Tensor | None = None) -> bool:
+    """Do the fused kernels of prelu (with ``weight``: one slope, or one per channel on axis 1)
+    and rrelu take ``x`` (a C-contiguous CPU float32/float64 tensor)?"""
+    if not (x.is_contiguous() and _plain(x.detach().view(-1))):
+        return False
+    return weight is None or (
+        weight.dtype == x.dtype
+        and weight.device.type == "cpu"
+        and (weight.numel() == 1 or (x.dim() >= 2 and weight.numel() == x.shape[1]))
+    )
+
+
+def _prelu_slopes(weight: Tensor, shape: Sequence[int]) -> tuple[Any, int, Any, int]:
+    """``(w, inner, pattern, period)`` as :mod:`relukit.kernels.cpu.slopes` takes them."""
+    w = weight.detach().contiguous().view(-1).numpy()
+    inner = math.prod(shape[2:]) if w.size > 1 else 1
+    period = w.size * inner
+    if period > PATTERN:
+        return w, inner, w[:0], 0
+    return w, inner, np.resize(np.repeat(w, inner), period + 64), period
+
+
+def prelu_forward(x: Tensor, weight: Tensor, keep: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``(y, mask, negatives)`` of PReLU on a C-contiguous CPU tensor (:func:`fused_slopes`):
+    the mask ``x > 0``, and with ``keep`` the other inputs in order (else an empty tensor)."""
+    from relukit.kernels.cpu import slopes
+
+    xs = x.detach().view(-1).numpy()
+    n = xs.size
+    mask = torch.empty((n + 7) // 8, dtype=torch.uint8)
+    chunks = [_Chunk(mask.numpy(), a, b) for a, b in _pieces(n)]
+    counts = [0] * len(chunks)
+    if keep:
+        counts = _run([lambda c=c: int(slopes.count_off(xs[c.a : c.b], True)) for c in chunks])
+    rest = torch.empty(sum(counts), dtype=x.dtype)
+    y = torch.empty(n, dtype=x.dtype)
+    ys, rs = y.numpy(), rest.numpy()
+    w, inner, pattern, period = _prelu_slopes(weight, x.shape)
+    _run(
+        [lambda c=c, r=r: slopes.prelu_forward(
+            xs[c.a : c.b], c.a, w, inner, pattern, period, ys[c.a : c.b], c.words, c.mask, rs[r],
+            keep)
+         for c, r in zip(chunks, _slices(counts), strict=True)]
+    )  # fmt: skip
+    return y.view(x.shape), mask, rest
+
+
+def _zero_bits(mask: Tensor, chunks: list[_Chunk]) -> list[int]:
+    from relukit.kernels.cpu import slopes
+
+    m = mask.numpy()
+    words = m[: m.size // 8 * 8].view(np.uint64)
+    return _run([lambda c=c: int(slopes.zero_bits(words, m, c.a, c.b)) for c in chunks])
+
+
+def prelu_backward(
+    grad: Tensor, mask: Tensor, negatives: Tensor, weight: Tensor, keep: bool
+) -> tuple[Tensor, Tensor]:
+    """``(grad_x, grad_w)`` of PReLU element by element (``grad_w`` of grad's shape, for
+    PyTorch's sum; empty without ``keep``) from the mask and the saved ``negatives``; grad is
+    C-contiguous (:func:`fused_slopes`)."""
+    from relukit.kernels.cpu import slopes
+
+    gs = grad.view(-1).numpy()
+    n = gs.size
+    chunks = [_Chunk(mask.numpy(), a, b) for a, b in _pieces(n)]
+    counts = _zero_bits(mask, chunks) if keep else [0] * len(chunks)
+    gx = torch.empty(n, dtype=grad.dtype)
+    gw = torch.empty(n if keep else 0, dtype=grad.dtype)
+    xs, ws, rs = gx.numpy(), gw.numpy(), negatives.numpy()
+    w, inner, pattern, period = _prelu_slopes(weight, grad.shape)
+    _run(
+        [lambda c=c, r=r: slopes.prelu_backward(
+            gs[c.a : c.b], c.a, w, inner, pattern, period, c.words, c.mask, rs[r],
+            xs[c.a : c.b], ws[c.a : c.b] if keep else ws, keep)
+         for c, r in zip(chunks, _slices(counts), strict=True)]
+    )  # fmt: skip
+    return gx.view(grad.shape), gw.view(grad.shape) if keep else gw
+
+
+def rrelu_forward(
+    x: Tensor, low: float, high: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(y, mask, slopes)`` of RReLU in training on a C-contiguous CPU tensor
+    (:func:`fused_slopes`): one uniform double per element ``x <= 0`` drawn in C order as
+    PyTorch draws them, ``low``/``high`` already rounded to the working precision."""
+    from relukit.kernels.cpu import slopes
+
+    xs = x.detach().view(-1).numpy()
+    n = xs.size
+    mask = torch.empty((n + 7) // 8, dtype=torch.uint8)
+    chunks = [_Chunk(mask.numpy(), a, b) for a, b in _pieces(n)]
+    counts = _run([lambda c=c: int(slopes.count_off(xs[c.a : c.b], False)) for c in chunks])
+    u = torch.empty(sum(counts), dtype=torch.float64).uniform_(0, 1, generator=generator)
+    kept = torch.empty(u.numel(), dtype=x.dtype)
+    y = torch.empty(n, dtype=x.dtype)
+    us, ys, ks = u.numpy(), y.numpy(), kept.numpy()
+    _run(
+        [lambda c=c, r=r: slopes.rrelu_forward(
+            xs[c.a : c.b], us[r], low, high, ys[c.a : c.b], c.words, c.mask, ks[r])
+         for c, r in zip(chunks, _slices(counts), strict=True)]
+    )  # fmt: skip
+    return y.view(x.shape), mask, kept
+
+
+def rrelu_backward(grad: Tensor, mask: Tensor, kept: Tensor) -> Tensor:
+    """``grad·noise`` from the mask and the saved slopes; grad is C-contiguous."""
+    from relukit.kernels.cpu import slopes
+
+    gs = grad.view(-1).numpy()
+    n = gs.size
+    chunks = [_Chunk(mask.numpy(), a, b) for a, b in _pieces(n)]
+    counts = _zero_bits(mask, chunks)
+    gx = torch.empty(n, dtype=grad.dtype)
+    xs, ks = gx.numpy(), kept.numpy()
+    _run(
+        [lambda c=c, r=r: slopes.rrelu_backward(
+            gs[c.a : c.b], c.words, c.mask, ks[r], xs[c.a : c.b])
+         for c, r in zip(chunks, _slices(counts), strict=True)]
+    )  # fmt: skip
+    return gx.view(grad.shape)
 
 
 def expand(mask: Tensor, values: Tensor, fill: float, n: int) -> Tensor:

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from relukit.kernels.mask import nbytes, unpack_bits_as
+from relukit.nn import kernel
 from relukit.nn.kernel import expand, split, triton
 from relukit.nn.library import compiling, dense_strides, like, operator
 
@@ -66,6 +67,8 @@ def prelu_impl(x: Tensor, weight: Tensor, keep_negatives: bool) -> tuple[Tensor,
 
         y, mask, negatives = kernels.forward(x, weight, keep_negatives)
         return like(y, x), mask, negatives
+    if kernel.fused_slopes(x, weight):
+        return kernel.prelu_forward(x, weight, keep_negatives)
     mask, negatives, _ = split(x.reshape(-1), nan_passes=False, keep=keep_negatives)
     return like(torch.prelu(x, weight), x), mask, negatives
 
@@ -94,8 +97,13 @@ def prelu_backward_impl(
 
         grad_x, grad_w = kernels.backward(grad, mask, negatives, weight, weight_grad, input_strides)
         return like(grad_x, grad), grad_w
-    n = grad.numel()
     w = broadcast_weight(weight, grad.dim())
+    if kernel.fused_slopes(grad, weight) and list(grad.stride()) == input_strides:
+        grad_x, grad_w = kernel.prelu_backward(grad, mask, negatives, weight, weight_grad)
+        if weight_grad:  # PyTorch's sum of PyTorch's elementwise products
+            return grad_x, grad_w.sum_to_size(w.shape).reshape(weight.shape)
+        return grad_x, torch.zeros_like(weight)
+    n = grad.numel()
     if weight_grad:
         stand_in = expand(mask, negatives.to(grad.dtype), 1.0, n)
     else:

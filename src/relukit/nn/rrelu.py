@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from relukit.kernels.mask import nbytes, unpack_bits
+from relukit.nn import kernel
 from relukit.nn.kernel import scale, split, triton
 from relukit.nn.library import check_inplace, compiling, operator
 
@@ -45,6 +46,8 @@ def _draw(
     work = _opmath(x.dtype)
     low = torch.tensor(lower, dtype=work).item()
     high = torch.tensor(upper, dtype=work).item()
+    if kernel.fused_slopes(x):
+        return kernel.rrelu_forward(x, low, high, generator)
     mask, _, count = split(flat, nan_passes=True, keep=False)
     u = torch.empty(count, dtype=torch.float64, device=x.device)
     u.uniform_(0, 1, generator=generator)
@@ -108,6 +111,8 @@ def rrelu_backward_impl(grad: Tensor, mask: Tensor, slopes: Tensor) -> Tensor:
         from relukit.kernels.gpu import prelu as kernels
 
         return kernels.rrelu_backward(grad, mask, slopes)
+    if kernel.fused_slopes(grad) and slopes.dtype == grad.dtype:
+        return kernel.rrelu_backward(grad, mask, slopes)
     return scale(grad.reshape(-1), mask, slopes).view(grad.shape)
 
 
