@@ -46,13 +46,14 @@ def _check(cls: type, member: str, **params: Any) -> dict[str, Any]:
     return rf.check(f"relukit.nn.{cls.__name__}", member, **params)
 
 
+_NATIVE = rf._native  # the setting itself (a one-element list), read without a call
+
+
 def native(input: Tensor) -> bool:
     """Does PyTorch's own operation run (no gradient needed, or fewer elements than
     :func:`relukit.nn.native_below`)? The modules ask first, so that path costs PyTorch's call
     and little more; their parameters were checked when they were made."""
-    return input.numel() < rf.native_below() or not (
-        input.requires_grad and torch.is_grad_enabled()
-    )
+    return input.numel() < _NATIVE[0] or not (input.requires_grad and torch.is_grad_enabled())
 
 
 class Module(nn.Module):
@@ -217,7 +218,7 @@ class PReLU(Module, nn.PReLU):
         super().__init__(num_parameters, init, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
-        if input.numel() < rf.native_below():
+        if input.numel() < _NATIVE[0]:
             return F.prelu(input, self.weight)
         return rf.prelu(input, self.weight)
 
@@ -229,7 +230,9 @@ class PReLU(Module, nn.PReLU):
 class Smooth(Module):
     """The keyword-only ``backward`` and ``bits`` of the smooth members' modules.
 
-    ``backward="input"`` (default) is PyTorch's backward, bit for bit; ``"output"`` keeps the
+    ``backward="input"`` (default) is PyTorch's backward, bit for bit (the forward calls
+    ``torch.nn.functional`` directly: the values were checked when the module was made, so the
+    call costs what torch.nn's does); ``"output"`` keeps the
     output (shared with the next layer) and one bit for gelu, silu and mish; ``"bits"`` keeps
     ``bits`` (1-4, default 3) bits per element for Few-Bit's step derivative. See
     :func:`relukit.nn.functional.check_backward` and ``docs/pytorch.md``. Neither is in the
@@ -275,6 +278,8 @@ class ELU(Smooth, nn.ELU):
         self._set_backward(backward, bits, {"alpha": alpha})
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.backward == "input":
+            return F.elu(input, self.alpha, self.inplace)
         return rf.elu(input, self.alpha, self.inplace, backward=self.backward, bits=self.bits)
 
 
@@ -293,6 +298,8 @@ class SELU(Smooth, nn.SELU):
         self._set_backward(backward, bits, {})
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.backward == "input":
+            return F.selu(input, self.inplace)
         return rf.selu(input, self.inplace, backward=self.backward, bits=self.bits)
 
 
@@ -314,6 +321,8 @@ class CELU(Smooth, nn.CELU):
         self._set_backward(backward, bits, {"alpha": alpha})
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.backward == "input":
+            return F.celu(input, self.alpha, self.inplace)
         return rf.celu(input, self.alpha, self.inplace, backward=self.backward, bits=self.bits)
 
 
@@ -335,6 +344,8 @@ class GELU(Smooth, nn.GELU):
         self._set_backward(backward, bits, {"approximate": approximate})
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.backward == "input":
+            return F.gelu(input, approximate=self.approximate)
         return rf.gelu(input, self.approximate, backward=self.backward, bits=self.bits)
 
 
@@ -353,6 +364,8 @@ class SiLU(Smooth, nn.SiLU):
         self._set_backward(backward, bits, {})
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.backward == "input":
+            return F.silu(input, self.inplace)
         return rf.silu(input, self.inplace, backward=self.backward, bits=self.bits)
 
 
@@ -371,6 +384,8 @@ class Mish(Smooth, nn.Mish):
         self._set_backward(backward, bits, {})
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.backward == "input":
+            return F.mish(input, self.inplace)
         return rf.mish(input, self.inplace, backward=self.backward, bits=self.bits)
 
 
@@ -397,9 +412,9 @@ class Softplus(Smooth, nn.Softplus):
         self._set_backward(backward, bits, {"beta": beta, "threshold": threshold})
 
     def forward(self, input: Tensor) -> Tensor:
-        return rf.softplus(
-            input, self.beta, self.threshold, backward=self.backward, bits=self.bits
-        )
+        if self.backward == "input":
+            return F.softplus(input, self.beta, self.threshold)
+        return rf.softplus(input, self.beta, self.threshold, backward=self.backward, bits=self.bits)
 
 
 # ---------------------------------------------------------------------------------------------
