@@ -283,7 +283,8 @@ def _prelu_slopes(weight: Tensor, shape: Sequence[int]) -> tuple[Any, int, Any, 
     period = w.size * inner
     if period > PATTERN:
         return w, inner, w[:0], 0
-    return w, inner, np.resize(np.repeat(w, inner), period + 64), period
+    one = np.repeat(w, inner) if inner > 1 else w
+    return w, inner, np.tile(one, -(-(period + 64) // period))[: period + 64], period
 
 
 def prelu_forward(x: Tensor, weight: Tensor, keep: bool) -> tuple[Tensor, Tensor, Tensor]:
