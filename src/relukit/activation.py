@@ -26,7 +26,7 @@ class Function:
         self.spec = spec
         self.params = self._bind(params or {})
         self.__doc__ = _docstring(spec)
-        self._fast: Any = None  # dispatch.fast_forward for these params, made on first call
+        self._fast: Any = None  # dispatch.Fast for these params, made on first call
 
     @property
     def name(self) -> str:
@@ -96,13 +96,14 @@ class Function:
     def __call__(self, x: Any, /, *, out: Any = None, **params: Any) -> Any:
         """The forward value at ``x`` (written into ``out`` when given)."""
         if not params:
-            fast = self._fast
-            if fast is None:
-                fast = self._fast = dispatch.fast_forward(self.spec, self.params)
-            result = fast(x, out)
+            result = (self._fast or self._make_fast()).forward(x, out)
             if result is not None:
                 return result
         return self._run("forward", x, params, out=out)
+
+    def _make_fast(self) -> dispatch.Fast:
+        self._fast = dispatch.Fast(self.spec, self.params)
+        return self._fast
 
     def vjp(self, x: Any, grad_out: Any, /, *, wrt: str = "x", **params: Any) -> Any:
         """The vector-Jacobian product ``grad_out · ∂f/∂wrt`` at ``x``.
@@ -112,6 +113,10 @@ class Function:
         if wrt != "x" and wrt not in self.spec.param_vjps:
             choices = ", ".join(["x", *self.spec.param_vjps])
             raise UserValueError(f"{self.qualname}.vjp: wrt={wrt!r} is not one of: {choices}")
+        if not params and wrt == "x":
+            result = (self._fast or self._make_fast()).vjp(x, grad_out)
+            if result is not None:
+                return result
         return self._run("vjp", x, params, grad=grad_out, wrt=wrt)
 
     def forward_with_mask(self, x: Any, /, *, out: Any = None, **params: Any) -> tuple[Any, Any]:
@@ -133,6 +138,10 @@ class Function:
         >>> y, mask
         (array([-1.,  3.]), array([2], dtype=uint8))
         """
+        if not params:
+            done = (self._fast or self._make_fast()).forward_with_mask(x, out)
+            if done is not None:
+                return done
         where = f"{self.qualname}.forward_with_mask"
         source = _integers(self.spec, as_input(x, where), where)
         bound = self._bind(params) if params else self.params
@@ -159,6 +168,10 @@ class Function:
         >>> relukit.relu6.backward_from_mask([1.0, 1.0, 1.0], mask)
         array([0., 1., 0.])
         """
+        if not params:
+            result = (self._fast or self._make_fast()).backward_from_mask(grad_out, mask, out)
+            if result is not None:
+                return result
         where = f"{self.qualname}.backward_from_mask"
         source = as_input(grad_out, where, "grad_out")
         bound = self._bind(params) if params else self.params
@@ -178,6 +191,10 @@ class ElementwiseFunction(Function):
 
     def derivative(self, x: Any, /, *, out: Any = None, **params: Any) -> Any:
         """f'(x), elementwise, with the derivative at each kink chosen as documented."""
+        if not params:
+            result = (self._fast or self._make_fast()).derivative(x, out)
+            if result is not None:
+                return result
         return self._run("derivative", x, params, out=out)
 
 

@@ -27,7 +27,7 @@ and other array libraries stay on the reference path.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -98,54 +98,129 @@ def compiled_takes(source: Input) -> bool:
     return _has_numba()
 
 
-def fast_forward(spec: Activation, params: dict[str, Any]) -> Callable[[Any, Any], Any]:
-    """``fast(x, out)``: the forward of a small C-contiguous float32/float64 NumPy array
-    straight to its compiled kernel, or None: take :func:`run`. The few microseconds of a
-    general call matter there, so this is one function, made once per bound member (which
-    keeps it), with the kernel looked up once per dtype."""
-    entries: dict[Any, tuple[Any, Any, int]] = {}
+class Fast:
+    """The calls of one bound member on NumPy arrays, straight to the compiled kernels.
 
-    def fast(x: Any, out: Any) -> Any:
+    Each method takes a C-contiguous, aligned float32/float64 ``numpy.ndarray`` (and ``out``:
+    None, ``x`` itself, or such an array disjoint from x) and returns the result, or None:
+    take :func:`run`, the general path, which also raises the errors. The kernels' plan and
+    entry points are found once per dtype (:class:`relukit.kernels.cpu.host.Calls`), so a
+    small call costs about what the kernel does. Made once per bound member, which keeps it.
+    """
+
+    def __init__(self, spec: Activation, params: dict[str, Any]) -> None:
+        self.spec = spec
+        self.params = params
+        self._calls: dict[Any, Any] = {}
+
+    def _calls_for(self, x: Any) -> Any:
         if type(x) is not np.ndarray:
             return None
-        n = x.size
         backend = _forced.get()
-        if backend == "reference" or (backend == "auto" and n < MIN_ELEMENTS):
+        if backend == "reference" or x.size == 0:
             return None
-        if not (_numba or (_numba is None and _has_numba())):
+        calls = self._calls.get(x.dtype, False)
+        if calls is False:
+            calls = self._calls[x.dtype] = self._make(x.dtype)
+        if calls is None:
             return None
-        dtype = x.dtype
-        entry = entries.get(dtype)
-        if entry is None:
-            if dtype != np.float32 and dtype != np.float64:
-                return None
-            entry = entries[dtype] = _cpu.fast_entry(spec, params, dtype)
-        kernel, p, limit = entry
         flags = x.flags
-        if n > limit or n == 0 or not (flags.c_contiguous and flags.aligned):
+        return calls if flags.c_contiguous and flags.aligned else None
+
+    def _make(self, dtype: np.dtype) -> Any:
+        if dtype != np.float32 and dtype != np.float64:
             return None
+        if not _has_numba() or not self.spec.elementwise:
+            return None
+        spec, params = self.spec, self.params
+        codes = table = None
+        if spec.mask_code is not None and spec.mask_derivatives is not None:
+            if _cpu.per_element_slopes(spec, params):
+                return None
+            codes = _piece_codes(spec, params)
+            table = _derivative_table(spec, params, dtype.itemsize == 8, False)
+        try:
+            return _cpu.Calls(spec, params, dtype, codes, table)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _out(x: np.ndarray, out: Any) -> np.ndarray | None:
+        """The array to write: a new one, or ``out`` when the kernels can write it directly."""
         if out is None:
-            y = np.empty(x.shape, dtype)  # (np.empty_like takes twice as long)
-        elif (
-            type(out) is np.ndarray
-            and out.dtype == dtype
-            and out.shape == x.shape
-            and out.flags.c_contiguous
-            and out.flags.aligned
-            and out.flags.writeable
-            and (out is x or not np.may_share_memory(out, x))
-        ):
-            y = out
-        else:
+            return np.empty(x.shape, x.dtype)  # (np.empty_like takes twice as long)
+        if out is x:
+            return out if x.flags.writeable else None
+        if type(out) is not np.ndarray or out.dtype != x.dtype or out.shape != x.shape:
             return None
-        if x.ndim == 1:
-            kernel(x, x, x, y, p, 0, False, False)
-        else:
-            flat = x.reshape(-1)
-            kernel(flat, flat, flat, y.reshape(-1), p, 0, False, False)
+        flags = out.flags
+        if not (flags.c_contiguous and flags.aligned and flags.writeable):
+            return None
+        return None if np.may_share_memory(out, x) else out
+
+    def forward(self, x: Any, out: Any) -> Any:
+        calls = self._calls_for(x)
+        y = None if calls is None else self._out(x, out)
+        if y is None:
+            return None
+        flat, into = _flats(x, y)
+        calls.map("forward", flat, flat, into, False)
         return y
 
-    return fast
+    def derivative(self, x: Any, out: Any) -> Any:
+        calls = self._calls_for(x)
+        y = None if calls is None else self._out(x, out)
+        if y is None:
+            return None
+        flat, into = _flats(x, y)
+        calls.map("derivative", flat, flat, into, False)
+        return y
+
+    def vjp(self, x: Any, grad: Any) -> Any:
+        calls = self._calls_for(x)
+        if calls is None or type(grad) is not np.ndarray or grad.dtype != x.dtype:
+            return None
+        flags = grad.flags
+        if grad.shape != x.shape or not (flags.c_contiguous and flags.aligned):
+            return None
+        y = np.empty(x.shape, x.dtype)
+        flat, into = _flats(x, y)
+        calls.map("derivative", flat, grad.reshape(-1), into, True)
+        return y
+
+    def forward_with_mask(self, x: Any, out: Any) -> Any:
+        calls = self._calls_for(x)
+        if calls is None or not calls.masked:
+            return None
+        y = self._out(x, out)
+        if y is None:
+            return None
+        mask = np.empty(-(-x.size * calls.bits // 8), np.uint8)
+        calls.forward(*_flats(x, y), mask)
+        return y, mask
+
+    def backward_from_mask(self, grad: Any, mask: Any, out: Any) -> Any:
+        calls = self._calls_for(grad)
+        if calls is None or not calls.masked or type(mask) is not np.ndarray:
+            return None
+        if mask.dtype != np.uint8 or mask.shape != (-(-grad.size * calls.bits // 8),):
+            return None
+        if not mask.flags.c_contiguous:
+            return None
+        dx = self._out(grad, out)
+        if dx is None:
+            return None
+        flat, into = _flats(grad, dx)
+        calls.backward(flat, mask, into)
+        return dx
+
+
+def _flats(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1-D views of C-contiguous ``x`` and ``y``; one object when ``y`` is ``x`` (in place)."""
+    if x.ndim == 1:
+        return x, y
+    flat = x.reshape(-1)
+    return flat, (flat if y is x else y.reshape(-1))
 
 
 def run(
@@ -214,7 +289,7 @@ def _mask_op(
 
 def mask_kernels(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> Any:
     """The mask path's kernels for contiguous float32/float64 arrays, called directly
-    (:class:`relukit.kernels.cpu.MaskKernels`: the entry point :mod:`relukit.nn` takes), or None
+    (:class:`relukit.kernels.cpu.host.Calls`: the entry point :mod:`relukit.nn` takes), or None
     where they do not apply (no Numba, a member with per-element slopes, another dtype)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _has_numba():
@@ -224,7 +299,7 @@ def mask_kernels(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> A
     codes = _piece_codes(spec, params)
     table = _derivative_table(spec, params, dtype.itemsize == 8, False)
     try:
-        return _cpu.MaskKernels(spec, params, dtype, codes, table)
+        return _cpu.Calls(spec, params, dtype, codes, table)
     except ValueError:
         return None
 

@@ -26,11 +26,10 @@ kernel is first needed (``host`` loads ``kernels`` lazily).
 """
 
 from relukit.kernels.cpu.host import (
-    MaskKernels,
+    Calls,
     available,
     backward_from_mask,
     expand,
-    fast_entry,
     forward_with_mask,
     math_function,
     per_element_slopes,
@@ -43,11 +42,10 @@ from relukit.kernels.cpu.host import (
 )
 
 __all__ = [
-    "MaskKernels",
+    "Calls",
     "available",
     "backward_from_mask",
     "expand",
-    "fast_entry",
     "forward_with_mask",
     "math_function",
     "per_element_slopes",

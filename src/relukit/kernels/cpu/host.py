@@ -459,21 +459,6 @@ def _convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return dst
 
 
-def fast_entry(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> tuple[Any, ...]:
-    """(kernel entry point, p, largest size) for :func:`relukit.kernels.dispatch.fast_forward`
-    on a C-contiguous float32/float64 array that one thread does without streaming stores, or
-    (False, None, 0) where it does not apply (a member without an elementwise kernel, or with
-    per-element slopes)."""
-    the_plan = plan(spec, "forward", params, dtype) if spec.elementwise else None
-    if the_plan is None or the_plan.slopes is not None:
-        return False, None, 0
-    limit = min(2 * _grain(the_plan.member) - 1, STREAM_BYTES // dtype.itemsize - 1)
-    kernel = _kernel("map", the_plan.member, _module().FORWARD)
-    sample = np.zeros(1, dtype=dtype)
-    args = (sample, sample, sample, np.zeros(1, dtype=dtype), the_plan.p, 0, False, False)
-    return _entry_point(kernel, args), the_plan.p, limit
-
-
 def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
     """The compiled function of ``kernel`` for the types of ``args`` (compiled by calling it
     on them once), without the dispatcher's type resolution: for callers that only ever pass
@@ -482,6 +467,118 @@ def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
 
     kernel(*args)
     return kernel.overloads[tuple(numba.typeof(a) for a in args)].entry_point
+
+
+class Calls:
+    """One bound member's compiled calls for one dtype (float32 or float64), planned once.
+
+    The methods take C-contiguous, aligned 1-D arrays of that dtype (``y`` is ``x`` itself or
+    disjoint from it; the caller checks) and run the kernel's entry point on the whole array
+    (below ``2·grain`` elements) or on chunks on the pool; outputs from :data:`STREAM_BYTES`
+    are streamed. The plan, the parameters and the entry points are found once, so that the
+    cost of a small call is the kernel's: this is the path :mod:`relukit.kernels.dispatch`
+    takes for NumPy arrays and :mod:`relukit.nn` for tensors. A member with per-element slopes
+    (prelu, rrelu in training) has none (ValueError).
+    """
+
+    def __init__(
+        self,
+        spec: Activation,
+        params: dict[str, Any],
+        dtype: np.dtype,
+        codes: np.ndarray | None = None,
+        table: np.ndarray | None = None,
+    ) -> None:
+        forward = plan(spec, "forward", params, dtype) if spec.elementwise else None
+        if forward is None or forward.slopes is not None:
+            raise ValueError(f"{spec.name} has no direct kernels")
+        derivative = plan(spec, "derivative", params, dtype)
+        assert derivative is not None
+        self.spec, self.params, self.dtype = spec, params, dtype
+        self.member = forward.member
+        k = _module()
+        self.p = {"forward": forward.p, "derivative": derivative.p}
+        self.codes_of = {"forward": k.FORWARD, "derivative": k.DERIVATIVE}
+        self.linear = _grain(self.member) == GRAIN_LINEAR
+        self.aux = np.zeros(1, dtype=dtype)
+        self._maps: dict[str, tuple[Any, np.ndarray]] = {}
+        self.masked = self.member in k.LINEAR and spec.mask_code is not None
+        if self.masked:
+            self.bits = spec.derivative_bits(params)
+            self.mask_p = forward.p.copy()
+            self.mask_p[7] = 0.0
+            self.codes = np.zeros(3, dtype=np.int64) if codes is None else codes
+            self.table = np.zeros(4, dtype=dtype)
+            if table is not None:
+                self.table[: table.size] = table
+        self._mask_forward: Any = None
+        self._mask_backward: Any = None
+
+    def _load(self, op: str) -> tuple[Any, np.ndarray]:
+        x = self.aux
+        args = (x, x, x, x, self.p[op], 0, False, False)
+        kernel = _kernel("map", self.member, self.codes_of[op])
+        loaded = self._maps[op] = (_entry_point(kernel, args), self.p[op])
+        return loaded
+
+    def map(self, op: str, x: np.ndarray, g: np.ndarray, y: np.ndarray, vjp: bool) -> None:
+        """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
+        kernel, p = self._maps.get(op) or self._load(op)
+        n = x.size
+        grain = GRAIN_LINEAR if self.linear else GRAIN_SMOOTH
+        stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
+        if n < 2 * grain:
+            kernel(x, g, self.aux, y, p, 0, stream, vjp)
+            return
+        aux = self.aux
+
+        def task(a: int, b: int) -> Callable[[], None]:
+            return lambda: kernel(x[a:b], g[a:b], aux, y[a:b], p, a, stream, vjp)
+
+        threads.run_all([task(a, b) for a, b in _chunks(n, grain)])
+
+    def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
+        """The mask path: ``y = f(x)`` and ``mask`` = the packed codes of x."""
+        kernel = self._mask_forward
+        if kernel is None:
+            a, m = self.aux, np.zeros(1, np.uint8)
+            kernel = self._mask_forward = _entry_point(
+                _kernel("mask_forward", self.member, self.bits),
+                (a, a, a, m, self.mask_p, self.codes, 0, False),
+            )
+        aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
+        n = x.size
+        stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
+        if n < 2 * GRAIN_LINEAR:
+            kernel(x, aux, y, mask, p, codes, 0, stream)
+            return
+
+        def task(a: int, b: int) -> Callable[[], None]:
+            m = mask[a * bits // 8 : mask_bytes(b, bits)]
+            return lambda: kernel(x[a:b], aux, y[a:b], m, p, codes, a, stream)
+
+        threads.run_all([task(a, b) for a, b in _chunks(n, GRAIN_LINEAR)])
+
+    def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
+        """The mask path: ``dx = g·f'`` from the packed codes."""
+        kernel = self._mask_backward
+        if kernel is None:
+            a, m = self.aux, np.zeros(1, np.uint8)
+            kernel = self._mask_backward = _entry_point(
+                _kernel("mask_backward", self.bits, 0), (a, m, a, a, self.table, 0, False)
+            )
+        aux, table, bits = self.aux, self.table, self.bits
+        n = g.size
+        stream = STREAM and dx is not g and dx.nbytes >= STREAM_BYTES
+        if n < 2 * GRAIN_LINEAR:
+            kernel(g, mask, aux, dx, table, 0, stream)
+            return
+
+        def task(a: int, b: int) -> Callable[[], None]:
+            m = mask[a * bits // 8 : mask_bytes(b, bits)]
+            return lambda: kernel(g[a:b], m, aux, dx[a:b], table, a, stream)
+
+        threads.run_all([task(a, b) for a, b in _chunks(n, GRAIN_LINEAR)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,75 +654,6 @@ def forward_with_mask(
 
         return result, torch.from_numpy(mask_np)
     return result, mask_np
-
-
-class MaskKernels:
-    """The mask path's two kernels for one bound member and dtype, called without the general
-    path's checks: for C-contiguous, aligned, disjoint 1-D float32/float64 arrays of any size
-    (split into chunks on the pool from ``2·GRAIN_LINEAR`` elements, streamed from
-    :data:`STREAM_BYTES` below :data:`FRESH_BYTES`). The entry points are resolved once, so a
-    small call costs a few microseconds. Members with per-element slopes have none (ValueError).
-    """
-
-    def __init__(
-        self, spec: Activation, params: dict[str, Any], dtype: np.dtype, codes: np.ndarray,
-        table: np.ndarray,
-    ) -> None:  # fmt: skip
-        the_plan = _mask_plan(spec, params, dtype)
-        if the_plan is None or the_plan.slopes is not None:
-            raise ValueError(f"{spec.name} has no direct mask kernels")
-        self.bits = spec.derivative_bits(params)
-        self.p = the_plan.p.copy()
-        self.p[7] = 0.0
-        self.codes = np.asarray(codes, dtype=np.int64)
-        self.table = np.zeros(4, dtype=dtype)
-        self.table[: table.size] = table
-        self.aux = np.zeros(1, dtype=dtype)
-        self.limit = 2 * GRAIN_LINEAR
-        self.stream_from = STREAM_BYTES // dtype.itemsize if STREAM else None
-        self.fresh_from = FRESH_BYTES // dtype.itemsize
-        self._forward = _entry_point(
-            _kernel("mask_forward", the_plan.member, self.bits),
-            (self.aux, self.aux, self.aux, np.zeros(1, np.uint8), self.p, self.codes, 0, False),
-        )
-        self._backward = _entry_point(
-            _kernel("mask_backward", self.bits, 0),
-            (self.aux, np.zeros(1, np.uint8), self.aux, self.aux, self.table, 0, False),
-        )
-
-    def _stream(self, n: int) -> bool:
-        # Not from FRESH_BYTES up: relukit.nn allocates y and dx just before the call, and
-        # there they are new pages that fault in on first write, where streaming stores cost
-        # 1.6x plain ones (measured at 2^24 float32: 42 ms against 26 ms a forward).
-        return self.stream_from is not None and self.stream_from <= n < self.fresh_from
-
-    def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
-        """``y = f(x)`` and ``mask`` = the packed codes of x."""
-        n, bits, stream = x.size, self.bits, self._stream(x.size)
-        if n < self.limit:
-            self._forward(x, self.aux, y, mask, self.p, self.codes, 0, stream)
-            return
-        kernel, aux, p, codes = self._forward, self.aux, self.p, self.codes
-
-        def task(a: int, b: int) -> Callable[[], None]:
-            m = mask[a * bits // 8 : mask_bytes(b, bits)]
-            return lambda: kernel(x[a:b], aux, y[a:b], m, p, codes, a, stream)
-
-        threads.run_all([task(a, b) for a, b in _chunks(n, GRAIN_LINEAR)])
-
-    def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
-        """``dx = g·f'`` from the packed codes."""
-        n, bits, stream = g.size, self.bits, self._stream(g.size)
-        if n < self.limit:
-            self._backward(g, mask, self.aux, dx, self.table, 0, stream)
-            return
-        kernel, aux, table = self._backward, self.aux, self.table
-
-        def task(a: int, b: int) -> Callable[[], None]:
-            m = mask[a * bits // 8 : mask_bytes(b, bits)]
-            return lambda: kernel(g[a:b], m, aux, dx[a:b], table, a, stream)
-
-        threads.run_all([task(a, b) for a, b in _chunks(n, GRAIN_LINEAR)])
 
 
 def _formula_key(spec: Activation, params: dict[str, Any]) -> str | None:
