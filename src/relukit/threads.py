@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -109,6 +110,32 @@ def _executor() -> ThreadPoolExecutor:
                     max_workers=max(1, cores() - 1), thread_name_prefix="relukit"
                 )
     return _pool
+
+
+_handoff: float | None = None
+
+
+def handoff_seconds() -> float:
+    """What handing a task to the pool and waiting for it costs on this machine, measured once
+    (the best of 30 rounds of two empty tasks, one on the pool, less the cost of running both on
+    the calling thread): what a chunk must outweigh for a split to pay."""
+    global _handoff
+    if _handoff is None:
+
+        def nothing() -> None:
+            return None
+
+        best = float("inf")
+        for _ in range(30):
+            start = time.perf_counter()
+            run_all([nothing, nothing])
+            split = time.perf_counter() - start
+            start = time.perf_counter()
+            nothing()
+            nothing()
+            best = min(best, split - (time.perf_counter() - start))
+        _handoff = max(best, 1e-6)
+    return _handoff
 
 
 def run_all(tasks: Sequence[Callable[[], Any]]) -> None:

@@ -18,8 +18,8 @@ from relukit.errors import UserTypeError
 def is_bfloat16(dtype: np.dtype) -> bool:
     """Whether a NumPy dtype is ml_dtypes' bfloat16 (told by name: an array of it exists only
     once ml_dtypes is imported, so relukit need not import it, which takes ~0.6 s on some
-    machines)."""
-    return dtype.name == "bfloat16"
+    machines). The kind is checked first: ``dtype.name`` takes over a microsecond."""
+    return dtype.kind == "V" and dtype.name == "bfloat16"
 
 
 def bfloat16() -> np.dtype:

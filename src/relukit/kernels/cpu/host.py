@@ -42,11 +42,11 @@ STREAM_BYTES = 1 << 23
 # Allocations from 32 MiB up are new pages from the kernel each time (glibc's largest mmap
 # threshold), which fault in on first write.
 FRESH_BYTES = 1 << 25
-# A call splits into threads only when each gets at least this many elements: handing a chunk
-# to the pool and waiting for it costs about 20 µs, so a chunk must take several times that
-# (measured in RESULTS.md: ~0.1 ns per element for relu in cache, ~0.75 for gelu).
-GRAIN_LINEAR = 1 << 18  # piecewise-linear members and the mask path
-GRAIN_SMOOTH = 1 << 16  # members that call exp/erf/tanh
+# A call splits into threads only when each gets at least a grain of elements, chosen by
+# :func:`grain` from measurement on this machine; these pin it instead (None: measure).
+GRAIN_LINEAR: int | None = None  # piecewise-linear members, the mask path, copies
+GRAIN_SMOOTH: int | None = None  # members that call exp/erf/tanh
+GRAIN_BOUNDS = (1 << 12, 1 << 22)
 ALIGN = 64  # chunk boundaries: one mask word at one bit per element
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))  # + bfloat16
@@ -337,10 +337,17 @@ def _target(
 # Running kernels over chunks
 
 
-def _chunks(n: int, grain: int) -> list[tuple[int, int]]:
-    if n < 2 * grain:
+def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
+    """``[0, n)`` in chunks for the pool: one per thread, each at least a :func:`grain` (of a
+    ``linear`` member or not) and starting at a multiple of 64 elements."""
+    pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
+    if n < 2 * (GRAIN_BOUNDS[0] if pinned is None else pinned):
         return [(0, n)]
-    parts = max(1, min(threads.get_num_threads(), n // grain))
+    count = threads.get_num_threads()
+    size = grain(linear) if count > 1 else n
+    if n < 2 * size:
+        return [(0, n)]
+    parts = max(1, min(count, n // size))
     bounds = [0] + [(n * j // parts) // ALIGN * ALIGN for j in range(1, parts)] + [n]
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
@@ -349,10 +356,61 @@ def _streams(y: np.ndarray, inplace: bool) -> bool:
     return STREAM and not inplace and y.flags.aligned and y.nbytes >= STREAM_BYTES
 
 
-def _grain(member: int) -> int:
+def _linear(member: int) -> bool:
+    """Does the member's formula cost about what a copy does (no exp, erf or tanh)?"""
+    return member not in _module().WIDE
+
+
+_measured: dict[bool, int] = {}
+
+
+def grain(linear: bool) -> int:
+    """The fewest elements per thread worth a split, for piecewise-linear (``linear``) or smooth
+    members: ``2·H/t``, with H what handing a chunk to the pool and waiting costs
+    (:func:`relukit.threads.handoff_seconds`) and t a kernel's time per element in cache
+    (relu's derivative; exp, the cheapest of the smooth members' functions), both measured
+    once per process on this machine, so a split gains at least a quarter of the time. Within
+    :data:`GRAIN_BOUNDS`, a multiple of 64. :data:`GRAIN_LINEAR` / :data:`GRAIN_SMOOTH` pin it."""
+    pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
+    if pinned is not None:
+        return pinned
+    measured = _measured.get(linear)
+    if measured is None:
+        per_element = _per_element(linear)
+        elements = 2 * threads.handoff_seconds() / per_element
+        low, high = GRAIN_BOUNDS
+        measured = _measured[linear] = int(min(max(elements, low), high)) // ALIGN * ALIGN
+    return measured
+
+
+def _per_element(linear: bool) -> float:
+    """Seconds per element of a representative kernel on 16,384 elements in cache (best of 20)."""
     k = _module()
-    linear = member in (k.RELU, k.LEAKY, k.SLOPES, k.CLIP, k.GENERAL, k.SQUARED)
-    return GRAIN_LINEAR if linear else GRAIN_SMOOTH
+    n = 1 << 14
+    if linear:
+        x = np.linspace(-1.0, 1.0, n, dtype=np.float32)
+        y = np.empty_like(x)
+        p = np.zeros(8, dtype=np.float32)
+        kernel = _kernel("map", k.RELU, k.DERIVATIVE)
+
+        def once() -> None:
+            kernel(x, x, x, y, p, 0, False, False)
+
+    else:
+        x = np.linspace(-1.0, 1.0, n)
+        y = np.empty_like(x)
+        kernel = _kernel("function", k.EXP)
+
+        def once() -> None:
+            kernel(x, y)
+
+    once()
+    best = float("inf")
+    for _ in range(20):
+        start = time.perf_counter()
+        once()
+        best = min(best, time.perf_counter() - start)
+    return max(best / n, 1e-12)
 
 
 def _prepare(array: np.ndarray) -> tuple[np.ndarray, str]:
@@ -423,7 +481,7 @@ def run(
     def task(a: int, b: int) -> Callable[[], None]:
         return lambda: kernel(xr[a:b], gr[a:b], aux, yr[a:b], p, a, stream, vjp)
 
-    threads.run_all([task(a, b) for a, b in _chunks(x.size, _grain(the_plan.member))])
+    threads.run_all([task(a, b) for a, b in _chunks(x.size, _linear(the_plan.member))])
     if finish is not None:
         finish()
     return target.finish(y.reshape(x.shape, order=order))
@@ -455,7 +513,7 @@ def _convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     def task(a: int, b: int) -> Callable[[], None]:
         return lambda: kernel(src[a:b], dst[a:b])
 
-    threads.run_all([task(a, b) for a, b in _chunks(src.size, GRAIN_LINEAR)])
+    threads.run_all([task(a, b) for a, b in _chunks(src.size, True)])
     return dst
 
 
@@ -499,7 +557,7 @@ class Calls:
         k = _module()
         self.p = {"forward": forward.p, "derivative": derivative.p}
         self.codes_of = {"forward": k.FORWARD, "derivative": k.DERIVATIVE}
-        self.linear = _grain(self.member) == GRAIN_LINEAR
+        self.linear = _linear(self.member)
         self.aux = np.zeros(1, dtype=dtype)
         self._maps: dict[str, tuple[Any, np.ndarray]] = {}
         self.masked = self.member in k.LINEAR and spec.mask_code is not None
@@ -525,9 +583,9 @@ class Calls:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
         kernel, p = self._maps.get(op) or self._load(op)
         n = x.size
-        grain = GRAIN_LINEAR if self.linear else GRAIN_SMOOTH
         stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
-        if n < 2 * grain:
+        chunks = _chunks(n, self.linear)
+        if len(chunks) == 1:
             kernel(x, g, self.aux, y, p, 0, stream, vjp)
             return
         aux = self.aux
@@ -535,7 +593,7 @@ class Calls:
         def task(a: int, b: int) -> Callable[[], None]:
             return lambda: kernel(x[a:b], g[a:b], aux, y[a:b], p, a, stream, vjp)
 
-        threads.run_all([task(a, b) for a, b in _chunks(n, grain)])
+        threads.run_all([task(a, b) for a, b in chunks])
 
     def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
         """The mask path: ``y = f(x)`` and ``mask`` = the packed codes of x."""
@@ -549,7 +607,8 @@ class Calls:
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
         n = x.size
         stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
-        if n < 2 * GRAIN_LINEAR:
+        chunks = _chunks(n, True)
+        if len(chunks) == 1:
             kernel(x, aux, y, mask, p, codes, 0, stream)
             return
 
@@ -557,7 +616,7 @@ class Calls:
             m = mask[a * bits // 8 : mask_bytes(b, bits)]
             return lambda: kernel(x[a:b], aux, y[a:b], m, p, codes, a, stream)
 
-        threads.run_all([task(a, b) for a, b in _chunks(n, GRAIN_LINEAR)])
+        threads.run_all([task(a, b) for a, b in chunks])
 
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
@@ -570,7 +629,8 @@ class Calls:
         aux, table, bits = self.aux, self.table, self.bits
         n = g.size
         stream = STREAM and dx is not g and dx.nbytes >= STREAM_BYTES
-        if n < 2 * GRAIN_LINEAR:
+        chunks = _chunks(n, True)
+        if len(chunks) == 1:
             kernel(g, mask, aux, dx, table, 0, stream)
             return
 
@@ -578,7 +638,7 @@ class Calls:
             m = mask[a * bits // 8 : mask_bytes(b, bits)]
             return lambda: kernel(g[a:b], m, aux, dx[a:b], table, a, stream)
 
-        threads.run_all([task(a, b) for a, b in _chunks(n, GRAIN_LINEAR)])
+        threads.run_all([task(a, b) for a, b in chunks])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,7 +705,7 @@ def forward_with_mask(
         m = mask_np[a * bits // 8 : mask_bytes(b, bits)]
         return lambda: kernel(xr[a:b], aux, yr[a:b], m, p, codes, a, stream)
 
-    threads.run_all([task(a, b) for a, b in _chunks(x.size, GRAIN_LINEAR)])
+    threads.run_all([task(a, b) for a, b in _chunks(x.size, True)])
     if finish is not None:
         finish()
     result = target.finish(y.reshape(x.shape))
@@ -719,7 +779,7 @@ def backward_from_mask(
         part = m[a * bits // 8 : mask_bytes(b, bits)]
         return lambda: kernel(gr[a:b], part, aux, dr[a:b], full, a, stream)
 
-    threads.run_all([task(a, b) for a, b in _chunks(g.size, GRAIN_LINEAR)])
+    threads.run_all([task(a, b) for a, b in _chunks(g.size, True)])
     if finish is not None:
         finish()
     return target.finish(dx.reshape(g.shape))
@@ -767,7 +827,7 @@ def stream_copy(x: np.ndarray, y: np.ndarray) -> None:
     def task(a: int, b: int) -> Callable[[], None]:
         return lambda: kernel(xr[a:b], yr[a:b], stream)
 
-    threads.run_all([task(a, b) for a, b in _chunks(xr.size, GRAIN_LINEAR)])
+    threads.run_all([task(a, b) for a, b in _chunks(xr.size, True)])
 
 
 def math_function(name: str, x: np.ndarray) -> np.ndarray:
