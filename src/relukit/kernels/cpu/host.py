@@ -65,10 +65,13 @@ def _module() -> Any:
 
 
 def _kernel(kind: str, *codes: int) -> Any:
+    k = _module()
+    if kind in ("map", "mask_forward") and codes[0] in (k.RELU, k.CLIP) and len(codes) == 3:
+        if kind == "mask_forward" or codes[1] == k.FORWARD:
+            codes = (*codes[:2], False)  # the selects write straight anyway: one variant
     key = (kind, *codes)
     kernel = _kernel_cache.get(key)
     if kernel is None:
-        k = _module()
         factory = {
             "map": k.map_kernel,
             "mask_forward": k.mask_forward_kernel,
@@ -391,7 +394,7 @@ def _per_element(linear: bool) -> float:
         x = np.linspace(-1.0, 1.0, n, dtype=np.float32)
         y = np.empty_like(x)
         p = np.zeros(8, dtype=np.float32)
-        kernel = _kernel("map", k.RELU, k.DERIVATIVE)
+        kernel = _kernel("map", k.RELU, k.DERIVATIVE, True)
 
         def once() -> None:
             kernel(x, x, x, y, p, 0, False, False)
@@ -411,6 +414,11 @@ def _per_element(linear: bool) -> float:
         once()
         best = min(best, time.perf_counter() - start)
     return max(best / n, 1e-12)
+
+
+def _disjoint(y: np.ndarray, *inputs: np.ndarray) -> bool:
+    """May a ``direct`` kernel write ``y`` (no input shares its memory)?"""
+    return not any(np.may_share_memory(y, a) for a in inputs)
 
 
 def _prepare(array: np.ndarray) -> tuple[np.ndarray, str]:
@@ -470,11 +478,12 @@ def run(
         return None
     y = target.flat
     code = k.FORWARD if op == "forward" else k.DERIVATIVE
-    kernel = _kernel("map", the_plan.member, code)
     raw = op == "forward" and the_plan.member in (k.RELU, k.CLIP)
     xr, yr, gr, finish = _operands(xf, y, g, raw)
     # 16-bit outputs are not streamed (the streaming stores are float vectors)
     stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
+    direct = not stream and _disjoint(yr, xr, gr)
+    kernel = _kernel("map", the_plan.member, code, direct)
     p = the_plan.p
     vjp = g is not None
 
@@ -559,7 +568,7 @@ class Calls:
         self.codes_of = {"forward": k.FORWARD, "derivative": k.DERIVATIVE}
         self.linear = _linear(self.member)
         self.aux = np.zeros(1, dtype=dtype)
-        self._maps: dict[str, tuple[Any, np.ndarray]] = {}
+        self._maps: dict[tuple[str, bool], tuple[Any, np.ndarray]] = {}
         self.masked = self.member in k.LINEAR and spec.mask_code is not None
         if self.masked:
             self.bits = spec.derivative_bits(params)
@@ -569,21 +578,22 @@ class Calls:
             self.table = np.zeros(4, dtype=dtype)
             if table is not None:
                 self.table[: table.size] = table
-        self._mask_forward: Any = None
-        self._mask_backward: Any = None
+        self._mask_forward: dict[bool, Any] = {}
+        self._mask_backward: dict[bool, Any] = {}
 
-    def _load(self, op: str) -> tuple[Any, np.ndarray]:
+    def _load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
         x = self.aux
         args = (x, x, x, x, self.p[op], 0, False, False)
-        kernel = _kernel("map", self.member, self.codes_of[op])
-        loaded = self._maps[op] = (_entry_point(kernel, args), self.p[op])
+        kernel = _kernel("map", self.member, self.codes_of[op], direct)
+        loaded = self._maps[op, direct] = (_entry_point(kernel, args), self.p[op])
         return loaded
 
     def map(self, op: str, x: np.ndarray, g: np.ndarray, y: np.ndarray, vjp: bool) -> None:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
-        kernel, p = self._maps.get(op) or self._load(op)
         n = x.size
         stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
+        direct = not stream and y is not x and y is not g
+        kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
         chunks = _chunks(n, self.linear)
         if len(chunks) == 1:
             kernel(x, g, self.aux, y, p, 0, stream, vjp)
@@ -597,16 +607,17 @@ class Calls:
 
     def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
         """The mask path: ``y = f(x)`` and ``mask`` = the packed codes of x."""
-        kernel = self._mask_forward
+        stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
+        direct = not stream and y is not x
+        kernel = self._mask_forward.get(direct)
         if kernel is None:
             a, m = self.aux, np.zeros(1, np.uint8)
-            kernel = self._mask_forward = _entry_point(
-                _kernel("mask_forward", self.member, self.bits),
+            kernel = self._mask_forward[direct] = _entry_point(
+                _kernel("mask_forward", self.member, self.bits, direct),
                 (a, a, a, m, self.mask_p, self.codes, 0, False),
             )
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
         n = x.size
-        stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
         chunks = _chunks(n, True)
         if len(chunks) == 1:
             kernel(x, aux, y, mask, p, codes, 0, stream)
@@ -620,15 +631,16 @@ class Calls:
 
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
-        kernel = self._mask_backward
+        stream = STREAM and dx is not g and dx.nbytes >= STREAM_BYTES
+        direct = not stream and dx is not g
+        kernel = self._mask_backward.get(direct)
         if kernel is None:
             a, m = self.aux, np.zeros(1, np.uint8)
-            kernel = self._mask_backward = _entry_point(
-                _kernel("mask_backward", self.bits, 0), (a, m, a, a, self.table, 0, False)
+            kernel = self._mask_backward[direct] = _entry_point(
+                _kernel("mask_backward", self.bits, 0, direct), (a, m, a, a, self.table, 0, False)
             )
         aux, table, bits = self.aux, self.table, self.bits
         n = g.size
-        stream = STREAM and dx is not g and dx.nbytes >= STREAM_BYTES
         chunks = _chunks(n, True)
         if len(chunks) == 1:
             kernel(g, mask, aux, dx, table, 0, stream)
@@ -696,9 +708,9 @@ def forward_with_mask(
     p[7] = 1.0 if (_formula_key(spec, params) == "rrelu" and _noisy(params)) else 0.0
     mask_np = np.empty(mask_bytes(x.size, bits), dtype=np.uint8)
     k = _module()
-    kernel = _kernel("mask_forward", the_plan.member, bits)
     xr, yr, _, finish = _operands(xf, y, None, the_plan.member in (k.RELU, k.CLIP))
     stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
+    kernel = _kernel("mask_forward", the_plan.member, bits, not stream and _disjoint(yr, xr))
     codes = table.astype(np.int64)
 
     def task(a: int, b: int) -> Callable[[], None]:
@@ -771,9 +783,9 @@ def backward_from_mask(
     dx = target.flat
     full = np.zeros(4, dtype=work)
     full[: table.size] = table
-    kernel = _kernel("mask_backward", bits, int(slopes))
     gr, dr, _, finish = _operands(gf, dx, None, False)
     stream = dx.itemsize > 2 and _streams(dx, np.may_share_memory(dx, gf))
+    kernel = _kernel("mask_backward", bits, int(slopes), not stream and _disjoint(dr, gr))
 
     def task(a: int, b: int) -> Callable[[], None]:
         part = m[a * bits // 8 : mask_bytes(b, bits)]

@@ -120,13 +120,15 @@ DERIVATIVE = 1  # also the vjp
 # Elementwise kernels
 
 
-def map_kernel(member: int, op: int) -> Any:
+def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     """``kernel(x, g, aux, y, p, first, stream, vjp)``: ``y = f(x)`` (op FORWARD), or ``f'(x)``
     (op DERIVATIVE), or ``g·f'(x)`` (op DERIVATIVE with ``vjp``).
 
     ``first`` is the index of ``x[0]`` in the whole array (for the period of ``aux``); ``g`` is
     read only for the vjp (pass ``x`` otherwise) and ``aux`` only by the per-element-slope
-    member.
+    member. A ``direct`` kernel computes straight into ``y``, which must then be disjoint from
+    ``x`` and ``g`` and not streamed (LLVM vectorises the loop behind a runtime overlap check);
+    otherwise each block goes through an L1-resident buffer (in place, or streamed).
     """
     stamp = STAMP
     select = member in (RELU, CLIP) and op == FORWARD  # pure selects: keep the input's bits
@@ -154,20 +156,20 @@ def map_kernel(member: int, op: int) -> Any:
         if periodic:
             period = aux.size
             k = first % period
-        buf = np.empty(BLOCK, dtype=y.dtype)
         if select:  # one pass over the whole chunk: no buffer, so no blocks
             clip = member == CLIP
             select_block(x, y, a0, a1, low_raw, high_raw, clip, stream)
             if stream:
                 store_fence()
             return
+        buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
         i = 0
         while i < n:
             m = min(BLOCK, n - i, period - k)
-            # Compute into an L1-resident buffer, then stream or copy it out: the loop then
-            # writes memory that cannot alias its inputs (in place, or with a choice of two
-            # destinations, it would not be vectorised).
-            dst = buf[:m]
+            # Direct: into y. Otherwise into an L1-resident buffer, then streamed or copied
+            # out: the loop then writes memory that cannot alias its inputs (in place, LLVM's
+            # overlap check would send it to the scalar loop).
+            dst = y[i : i + m] if direct else buf[:m]
             xs = x[i : i + m]
             gs = g[i : i + m]
             rs = aux[k : k + m]
@@ -215,7 +217,8 @@ def map_kernel(member: int, op: int) -> Any:
                 if derivative and vjp:
                     r = chain(widen(gs[j]), r) if linear else widen(gs[j]) * r
                 dst[j] = narrow(r, e)
-            put(y, i, buf, m, stream)
+            if not direct:
+                put(y, i, buf, m, stream)
             i += m
             k += m
             if k == period:
@@ -229,7 +232,7 @@ def map_kernel(member: int, op: int) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def mask_forward_kernel(member: int, bits: int) -> Any:
+def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     """``kernel(x, aux, y, mask, p, table, first, stream)``: ``y = f(x)`` and the packed codes.
 
     The code of each element is the piece PyTorch's backward puts it in (see
@@ -240,7 +243,9 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
     pass (:func:`select_with_mask`: each 64 elements loaded once, their outputs streamed from
     the registers and their codes packed into a word). The other members compute a block into
     an L1-resident buffer, then its codes (one 64-element word per vector compare;
-    general_relu: one byte per element, then packed), then stream the buffer out.
+    general_relu: one byte per element, then packed), then stream the buffer out; a ``direct``
+    kernel computes straight into ``y`` (disjoint from ``x``, not streamed; see
+    :func:`map_kernel`).
     """
     bytewise = member == GENERAL
     selecting = member in (RELU, CLIP)
@@ -275,12 +280,12 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if member == SLOPES else n + 1
         k = first % period if member == SLOPES else 0
-        buf = np.empty(BLOCK, dtype=y.dtype)
+        buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
         codes = np.zeros(BLOCK + 8 if bytewise else 8, dtype=np.uint8)
         i = 0
         while i < n:
             m = min(BLOCK, n - i, period - k)
-            dst = buf[:m]
+            dst = y[i : i + m] if direct else buf[:m]
             xs = x[i : i + m]
             rs = aux[k : k + m] if member == SLOPES else aux[:0]
             cs = codes[:m]
@@ -314,7 +319,8 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
                     word |= np.uint64(bit) << np.uint64(j - 64 * full)
                 if m > 64 * full:
                     store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
-            put(y, i, buf, m, stream)
+            if not direct:
+                put(y, i, buf, m, stream)
             i += m
             k += m
             if k == period:
@@ -325,14 +331,16 @@ def mask_forward_kernel(member: int, bits: int) -> Any:
     return kernel
 
 
-def mask_backward_kernel(bits: int, slopes: bool) -> Any:
+def mask_backward_kernel(bits: int, slopes: bool, direct: bool = False) -> Any:
     """``kernel(g, mask, aux, dx, table, first, stream)``: ``dx = g · table[code]``.
 
     With ``slopes``, code 0 takes its derivative from ``aux`` (prelu's channel slope, rrelu's
     random slope) instead of ``table[0]``. The product is formed in the working dtype (float32
     or float64: 16-bit gradients are widened by the caller) and rounded once, exactly as
     ``vjp`` forms ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
-    boundary; ``mask`` holds this chunk's codes only.
+    boundary; ``mask`` holds this chunk's codes only. A ``direct`` kernel writes ``dx`` straight
+    (``dx`` is ``g`` or disjoint from it, not streamed; the words are explicit vectors, each
+    loaded before it is stored); otherwise through an L1-resident buffer.
     """
     stamp = STAMP
 
@@ -348,21 +356,22 @@ def mask_backward_kernel(bits: int, slopes: bool) -> Any:
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if slopes else n + 1
         k = first % period if slopes else 0
-        buf = np.empty(BLOCK, dtype=dx.dtype)
+        buf = np.empty(1 if direct else BLOCK, dtype=dx.dtype)
         codes = np.zeros(BLOCK + 8, dtype=np.uint8)
         i = 0
         while i < n:
             m = min(BLOCK, n - i, period - k)
             gs = g[i : i + m]
+            dst = dx[i : i + m] if direct else buf[:m]
             rs = aux[k : k + m] if slopes else aux[:0]
             if bits == 1:
                 full = m // 64
                 for w in range(full):
                     word = words[i // 64 + w]
                     if slopes:
-                        chain_word_slopes(gs, 64 * w, word, t1, rs, 64 * w, buf, 64 * w)
+                        chain_word_slopes(gs, 64 * w, word, t1, rs, 64 * w, dst, 64 * w)
                     else:
-                        chain_word(gs, 64 * w, word, t0, t1, buf, 64 * w)
+                        chain_word(gs, 64 * w, word, t0, t1, dst, 64 * w)
                 if m > 64 * full:
                     word = load_bytes(mask, (i + 64 * full) // 8, m - 64 * full)
                     for j in range(64 * full, m):
@@ -370,14 +379,15 @@ def mask_backward_kernel(bits: int, slopes: bool) -> Any:
                         if slopes:
                             below = rs[j]
                         on = (word >> np.uint64(j - 64 * full)) & np.uint64(1)
-                        buf[j] = chain(gs[j], t1 if on != 0 else below)
+                        dst[j] = chain(gs[j], t1 if on != 0 else below)
             else:
                 unpack(mask, i * bits // 8, m, codes, bits)
                 for j in range(m):
                     code = codes[j]
                     d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
-                    buf[j] = chain(gs[j], d)
-            put(dx, i, buf, m, stream)
+                    dst[j] = chain(gs[j], d)
+            if not direct:
+                put(dx, i, buf, m, stream)
             i += m
             k += m
             if k == period:
