@@ -164,7 +164,7 @@ class Fast:
         if y is None:
             return None
         flat, into = _flats(x, y)
-        calls.map("forward", flat, flat, into, False)
+        calls.map("forward", flat, flat, into, False, out is None)
         return y
 
     def derivative(self, x: Any, out: Any) -> Any:
@@ -173,7 +173,7 @@ class Fast:
         if y is None:
             return None
         flat, into = _flats(x, y)
-        calls.map("derivative", flat, flat, into, False)
+        calls.map("derivative", flat, flat, into, False, out is None)
         return y
 
     def vjp(self, x: Any, grad: Any) -> Any:
@@ -185,7 +185,7 @@ class Fast:
             return None
         y = np.empty(x.shape, x.dtype)
         flat, into = _flats(x, y)
-        calls.map("derivative", flat, grad.reshape(-1), into, True)
+        calls.map("derivative", flat, grad.reshape(-1), into, True)  # (a new y)
         return y
 
     def forward_with_mask(self, x: Any, out: Any) -> Any:
@@ -196,7 +196,7 @@ class Fast:
         if y is None:
             return None
         mask = np.empty(-(-x.size * calls.bits // 8), np.uint8)
-        calls.forward(*_flats(x, y), mask)
+        calls.forward(*_flats(x, y), mask, out is None)
         return y, mask
 
     def backward_from_mask(self, grad: Any, mask: Any, out: Any) -> Any:
@@ -211,7 +211,7 @@ class Fast:
         if dx is None:
             return None
         flat, into = _flats(grad, dx)
-        calls.backward(flat, mask, into)
+        calls.backward(flat, mask, into, out is None)
         return dx
 
 

@@ -226,9 +226,9 @@ each 64-element word's are written as it comes (:mod:`relukit.kernels.cpu.slopes
 
 def _pieces(n: int) -> list[tuple[int, int]]:
     """The chunks one call splits into on relukit's threads (multiples of 64 elements)."""
-    from relukit.kernels.cpu.host import GRAIN_LINEAR, _chunks
+    from relukit.kernels.cpu.host import _chunks
 
-    return _chunks(n, GRAIN_LINEAR)
+    return _chunks(n, True)
 
 
 def _run(tasks: list[Callable[[], Any]]) -> list[Any]:

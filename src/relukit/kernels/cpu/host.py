@@ -66,9 +66,9 @@ def _module() -> Any:
 
 def _kernel(kind: str, *codes: int) -> Any:
     k = _module()
-    if kind in ("map", "mask_forward") and codes[0] in (k.RELU, k.CLIP) and len(codes) == 3:
-        if kind == "mask_forward" or codes[1] == k.FORWARD:
-            codes = (*codes[:2], False)  # the selects write straight anyway: one variant
+    selects = kind == "mask_forward" or (kind == "map" and codes[1] == k.FORWARD)
+    if selects and len(codes) == 3 and codes[0] in (k.RELU, k.CLIP):
+        codes = (*codes[:2], False)  # the selects write straight anyway: one variant
     key = (kind, *codes)
     kernel = _kernel_cache.get(key)
     if kernel is None:
@@ -536,13 +536,24 @@ def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
     return kernel.overloads[tuple(numba.typeof(a) for a in args)].entry_point
 
 
+def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool) -> bool:
+    """Are ``y``'s stores streamed? From :data:`STREAM_BYTES` up, not in place, and, for an output
+    ``fresh`` from the allocator, below :data:`FRESH_BYTES`: there it is new pages that fault in
+    on first write, where streaming stores cost 1.6x plain ones (relukit.nn's relu forward at
+    2^24 float32: 42 ms against 26 ms)."""
+    nbytes = y.nbytes
+    faults = fresh and nbytes >= FRESH_BYTES
+    return STREAM and y is not x and nbytes >= STREAM_BYTES and not faults
+
+
 class Calls:
     """One bound member's compiled calls for one dtype (float32 or float64), planned once.
 
     The methods take C-contiguous, aligned 1-D arrays of that dtype (``y`` is ``x`` itself or
     disjoint from it; the caller checks) and run the kernel's entry point on the whole array
     (below ``2·grain`` elements) or on chunks on the pool; outputs from :data:`STREAM_BYTES`
-    are streamed. The plan, the parameters and the entry points are found once, so that the
+    are streamed (below :data:`FRESH_BYTES` when ``fresh``: an output just allocated, as
+    relukit.nn's are). The plan, the parameters and the entry points are found once, so that the
     cost of a small call is the kernel's: this is the path :mod:`relukit.kernels.dispatch`
     takes for NumPy arrays and :mod:`relukit.nn` for tensors. A member with per-element slopes
     (prelu, rrelu in training) has none (ValueError).
@@ -588,10 +599,12 @@ class Calls:
         loaded = self._maps[op, direct] = (_entry_point(kernel, args), self.p[op])
         return loaded
 
-    def map(self, op: str, x: np.ndarray, g: np.ndarray, y: np.ndarray, vjp: bool) -> None:
+    def map(
+        self, op: str, x: np.ndarray, g: np.ndarray, y: np.ndarray, vjp: bool, fresh: bool = True
+    ) -> None:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
         n = x.size
-        stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
+        stream = _stream_to(y, x, fresh)
         direct = not stream and y is not x and y is not g
         kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
         chunks = _chunks(n, self.linear)
@@ -605,9 +618,9 @@ class Calls:
 
         threads.run_all([task(a, b) for a, b in chunks])
 
-    def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
+    def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``y = f(x)`` and ``mask`` = the packed codes of x."""
-        stream = STREAM and y is not x and y.nbytes >= STREAM_BYTES
+        stream = _stream_to(y, x, fresh)
         direct = not stream and y is not x
         kernel = self._mask_forward.get(direct)
         if kernel is None:
@@ -629,9 +642,11 @@ class Calls:
 
         threads.run_all([task(a, b) for a, b in chunks])
 
-    def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
+    def backward(
+        self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True
+    ) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
-        stream = STREAM and dx is not g and dx.nbytes >= STREAM_BYTES
+        stream = _stream_to(dx, g, fresh)
         direct = not stream and dx is not g
         kernel = self._mask_backward.get(direct)
         if kernel is None:
