@@ -117,6 +117,12 @@ class Masks:
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(f(x), mask)``: y in x's layout, the codes in x's memory order."""
+        if self.kernels is not None and _direct(x) and x.numel():
+            # the common case first, in as few PyTorch calls as it takes
+            y = torch.empty(x.shape, dtype=x.dtype)
+            mask = torch.empty((x.numel() * self.bits + 7) // 8, dtype=torch.uint8)
+            self.kernels.forward(_flat(x), _flat(y), mask.numpy())
+            return y, mask
         order = memory_order(x)
         flat = in_order(x, order)
         n = flat.numel()
@@ -151,6 +157,11 @@ class Masks:
 
     def backward(self, grad: Tensor, mask: Tensor, order: Sequence[int] = ()) -> Tensor:
         """``grad·f'(x)`` from the mask; ``order`` is x's memory order (empty: C order)."""
+        direct = self.kernels is not None and _direct(grad) and mask.is_contiguous()
+        if not order and direct and grad.numel():
+            dx = torch.empty(grad.shape, dtype=grad.dtype)
+            self.kernels.backward(_flat(grad), mask.numpy(), _flat(dx))
+            return dx
         flat = in_order(grad, order)
         n = flat.numel()
         if self.triton(flat):
@@ -163,6 +174,16 @@ class Masks:
         else:
             dx = self.rule.backward_from_mask(flat, mask)
         return from_order(dx, grad, order)
+
+
+def _direct(t: Tensor) -> bool:
+    """A C-contiguous plain CPU tensor (of the dtype its :class:`Masks` was made for)."""
+    return type(t) is Tensor and t.is_cpu and t.is_contiguous()
+
+
+def _flat(t: Tensor) -> Any:
+    """A C-contiguous tensor's elements as a 1-D NumPy view."""
+    return t.detach().numpy().reshape(-1)
 
 
 def triton(t: Tensor) -> bool:
