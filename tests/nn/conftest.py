@@ -23,7 +23,7 @@ def one_bit_path_at_every_size() -> Iterator[None]:
     ``native_below`` only when it is 0 (tests of the native path set it themselves)."""
     import relukit.nn
 
-    before = relukit.nn.native_below()
+    before = relukit.nn.native_setting()
     relukit.nn.set_native_below(0)
     yield
     relukit.nn.set_native_below(before)

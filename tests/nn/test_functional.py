@@ -111,6 +111,28 @@ def test_native_path_keeps_pytorchs_saved_tensor_and_the_mask_path_a_mask():
     assert [t.dtype for t in saved(500)] == [torch.uint8]
 
 
+def test_native_below_defaults_are_per_kind_of_member_and_dtype():
+    def saved(n, dtype, f):
+        kept = []
+        x = torch.randn(n, dtype=dtype, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
+            f(x)
+        return {t.dtype for t in kept}
+
+    rn.set_native_below(None)
+    assert rn.native_setting() is None
+    assert rn.native_below(torch.float32) == 1 << 21 == 2 * rn.native_below(torch.float64)
+    assert rn.native_below(torch.float64, slopes=True) == 1 << 18
+    assert saved((1 << 20) - 8, torch.float64, rf.relu) == {torch.float64}
+    assert saved(1 << 20, torch.float64, rf.relu) == {torch.uint8}
+    assert saved(1 << 20, torch.float32, rf.relu) == {torch.float32}
+    training = lambda x: rf.rrelu(x, training=True)  # noqa: E731
+    assert torch.uint8 not in saved((1 << 18) - 8, torch.float32, training)
+    assert torch.uint8 in saved(1 << 18, torch.float32, training)
+    rn.set_native_below(7)
+    assert rn.native_below(torch.float64, slopes=True) == 7 == rn.native_setting()
+
+
 def test_native_below_is_checked():
     with pytest.raises(TypeError, match="set_native_below"):
         rn.set_native_below(1.5)

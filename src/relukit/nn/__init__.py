@@ -6,8 +6,9 @@ tensor where one bit is enough, with gradients equal to PyTorch's bit for bit.
 :func:`convert` swaps them into any model, :func:`revert` swaps back; the operators are
 registered with ``torch.library`` so converted models compile with ``torch.compile``.
 
-Tensors of fewer than :func:`native_below` elements run PyTorch's own operation (a setting:
-:func:`set_native_below`, or the environment variable ``RELUKIT_NN_NATIVE_BELOW``).
+Tensors of fewer than :func:`native_below` elements run PyTorch's own operation (measured
+defaults per kind of member and dtype, or one size set with :func:`set_native_below` or the
+environment variable ``RELUKIT_NN_NATIVE_BELOW``).
 
 The path of a call: module → :mod:`~relukit.nn.functional` → the op's file
 (:mod:`~relukit.nn.masked`, :mod:`~relukit.nn.prelu`, :mod:`~relukit.nn.rrelu`,
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 from relukit.nn import functional
 from relukit.nn.convert import Conversion, ConversionReport, convert, revert
-from relukit.nn.functional import Error, native_below, set_native_below
+from relukit.nn.functional import Error, native_below, native_setting, set_native_below
 from relukit.nn.modules import (
     CELU,
     ELU,
@@ -80,6 +81,7 @@ __all__ = [
     "convert",
     "functional",
     "native_below",
+    "native_setting",
     "revert",
     "set_native_below",
 ]

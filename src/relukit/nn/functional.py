@@ -18,15 +18,26 @@ for bit. What changes is what autograd keeps for the backward pass:
   layer keeps anyway, plus one bit for gelu, silu and mish; :mod:`relukit.nn.from_output`) or
   ``"bits"`` with ``bits=1..4`` (Few-Bit's optimal step derivative; :mod:`relukit.nn.stepped`).
 
-Small tensors: below :func:`native_below` elements (a setting), the members with a
-``torch.nn.functional`` counterpart run it, with PyTorch's own autograd; gradients are
-PyTorch's bit for bit on both sides. The default, 2^21 elements (8 MiB of float32 saved per
-activation), is where the one-bit path's forward + backward stopped costing more than
-PyTorch's in ``benchmarks/nn_speed.py`` on a shared 2-core machine (CPU time, one thread:
-ReLU 1.49× PyTorch's at 2^20, 0.92× at 2^21, 0.78× at 2^22; the path's fixed cost is some
-40 µs of Python per call, and below 2^21 its forward is no faster than PyTorch's). Set it with
-:func:`set_native_below` or the environment variable ``RELUKIT_NN_NATIVE_BELOW``;
-``set_native_below(0)`` keeps the one-bit path at every size (the most memory saved).
+Small tensors: below :func:`native_below` elements, the members with a ``torch.nn.functional``
+counterpart run it, with PyTorch's own autograd; gradients are PyTorch's bit for bit on both
+sides. The defaults are where the one-bit path's forward + backward became the cheaper one,
+measured (CPU time, one thread, ``benchmarks/nn_speed.py``'s cases, relukit.nn / torch.nn with
+the one-bit path at every size):
+
+- the mask members (relu, leaky_relu, relu6, hardtanh, rrelu outside training,
+  general_relu): below :data:`NATIVE_BYTES` = 8 MiB of input, i.e. 2^21 float32 or 2^20 float64
+  elements. Below that the input is in cache and PyTorch's single pass is as fast as the
+  kernels, so the path's fixed cost (some 25 µs of Python a call) decides: ReLU 1.06× at
+  2^20 float32, 0.69× at 2^21; float64 1.02× at 2^19, 0.82× at 2^20; LeakyReLU and RReLU (eval)
+  alike;
+- prelu and rrelu in training: below :data:`NATIVE_SLOPES` = 2^18 elements, any dtype. PyTorch's
+  PReLU backward is a scalar loop and its RReLU draws slope by slope, so the fused kernels win
+  early: PReLU 0.94× at 2^16, 0.71-0.75× at 2^17, 0.49-0.68× at 2^18-2^21; RReLU (training)
+  0.82-0.90× at 2^16, 0.54-0.65× from 2^18.
+
+Set one size in elements for every member with :func:`set_native_below` (``None``: back to the
+defaults) or the environment variable ``RELUKIT_NN_NATIVE_BELOW``; ``set_native_below(0)``
+keeps the one-bit path at every size (the most memory saved).
 
 When no gradient is needed (``torch.no_grad()``, or inputs that do not require one) the PyTorch
 operation runs directly. ``inplace=True`` writes the result into the input, with PyTorch's errors
@@ -81,13 +92,16 @@ class Error(ParameterError, RuntimeError):
 # the size below which PyTorch's own operation runs
 
 NATIVE_ENV = "RELUKIT_NN_NATIVE_BELOW"
-NATIVE_DEFAULT = 1 << 21
+NATIVE_BYTES = 1 << 23
+"""The mask members run PyTorch's operation below this many bytes of input (see above)."""
+NATIVE_SLOPES = 1 << 18
+"""prelu and rrelu in training run PyTorch's operation below this many elements."""
 
 
-def _native_from_env() -> int:
+def _native_from_env() -> int | None:
     text = os.environ.get(NATIVE_ENV, "").strip()
     if not text:
-        return NATIVE_DEFAULT
+        return None
     try:
         value = int(text)
     except ValueError:
@@ -97,22 +111,45 @@ def _native_from_env() -> int:
     return value
 
 
-_native = [_native_from_env()]
+_native: list[int | None] = [_native_from_env()]
 
 
-def native_below() -> int:
-    """Tensors with fewer elements than this run PyTorch's own operation and autograd."""
+def native_below(dtype: torch.dtype = torch.float32, slopes: bool = False) -> int:
+    """Tensors of ``dtype`` with fewer elements than this run PyTorch's own operation and
+    autograd: the setting (:func:`set_native_below`) if one was made, else the measured default
+    of the mask members or (``slopes``) of prelu and rrelu in training."""
+    value = _native[0]
+    if value is not None:
+        return value
+    if slopes:
+        return NATIVE_SLOPES
+    return NATIVE_BYTES // torch.empty(0, dtype=dtype).element_size()
+
+
+def native_setting() -> int | None:
+    """The size set by :func:`set_native_below` or the environment (``None``: the defaults)."""
     return _native[0]
 
 
-def set_native_below(n: int) -> None:
-    """Set :func:`native_below` (0: the one-bit path at every size). Also read at import from
-    the environment variable ``RELUKIT_NN_NATIVE_BELOW``."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"relukit.nn.set_native_below: n must be an integer, got {n!r}")
-    if n < 0:
+def set_native_below(n: int | None) -> None:
+    """One size in elements below which every member runs PyTorch's operation (0: the one-bit
+    path at every size; ``None``: the measured defaults of :func:`native_below`). Also read at
+    import from the environment variable ``RELUKIT_NN_NATIVE_BELOW``."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+        raise TypeError(f"relukit.nn.set_native_below: n must be an integer or None, got {n!r}")
+    if n is not None and n < 0:
         raise Error(f"relukit.nn.set_native_below: n={n!r} must be >= 0")
     _native[0] = n
+
+
+def below_native(input: Tensor, slopes: bool = False) -> bool:
+    """Is ``input`` smaller than :func:`native_below` for it (the test of every call)?"""
+    value = _native[0]
+    if value is not None:
+        return input.numel() < value
+    if slopes:
+        return input.numel() < NATIVE_SLOPES
+    return input.numel() * input.element_size() < NATIVE_BYTES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +210,7 @@ def _masked(
 ) -> Tensor:
     """A mask member: PyTorch's ``native`` call where it runs, else the one-bit op."""
     grad = input.requires_grad and torch.is_grad_enabled()
-    if native is not None and (not grad or input.numel() < _native[0]):
+    if native is not None and (not grad or below_native(input)):
         return native()
     values = _values(member, tuple(params.items()))
     if not grad:
@@ -382,7 +419,7 @@ def rrelu(
             lambda: F.rrelu(input, lower, upper, False, inplace),
         )
     grad = needs_grad(input)
-    if generator is None and (not grad or input.numel() < _native[0]):
+    if generator is None and (not grad or below_native(input, slopes=True)):
         return F.rrelu(input, lower, upper, True, inplace)
     if inplace and grad:
         return rrelu_op.forward_inplace(input, lower, upper, generator, where)
@@ -415,7 +452,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """
     if _checking():
         _check_prelu(input, weight)
-    if not needs_grad(input, weight) or input.numel() < _native[0]:
+    if not needs_grad(input, weight) or below_native(input, slopes=True):
         return torch.prelu(input, weight)
     return prelu_op.forward(input, weight)
 
@@ -527,9 +564,7 @@ def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
     return elu(input, alpha, inplace=True)
 
 
-def selu(
-    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
-) -> Tensor:
+def selu(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
     """scale·elu(x, alpha) with the self-normalising constants: ``torch.nn.functional.selu``.
 
     Example:
@@ -585,9 +620,7 @@ def gelu(
     return _smooth(input, "gelu", {"approximate": approximate}, backward, bits, native)
 
 
-def silu(
-    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
-) -> Tensor:
+def silu(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
     """x·σ(x): ``torch.nn.functional.silu``.
 
     Example:
@@ -598,9 +631,7 @@ def silu(
     return _smooth(input, "silu", {}, backward, bits, native, inplace)
 
 
-def mish(
-    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
-) -> Tensor:
+def mish(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
     """x·tanh(softplus(x)): ``torch.nn.functional.mish``.
 
     Example:
@@ -670,6 +701,7 @@ __all__ = [
     "maxout",
     "mish",
     "native_below",
+    "native_setting",
     "prelu",
     "relu",
     "relu6",

@@ -46,14 +46,12 @@ def _check(cls: type, member: str, **params: Any) -> dict[str, Any]:
     return rf.check(f"relukit.nn.{cls.__name__}", member, **params)
 
 
-_NATIVE = rf._native  # the setting itself (a one-element list), read without a call
-
-
-def native(input: Tensor) -> bool:
+def native(input: Tensor, slopes: bool = False) -> bool:
     """Does PyTorch's own operation run (no gradient needed, or fewer elements than
-    :func:`relukit.nn.native_below`)? The modules ask first, so that path costs PyTorch's call
-    and little more; their parameters were checked when they were made."""
-    return input.numel() < _NATIVE[0] or not (input.requires_grad and torch.is_grad_enabled())
+    :func:`relukit.nn.native_below`; ``slopes``: prelu's and rrelu's in training)? The modules
+    ask first, so that path costs PyTorch's call and little more; their parameters were checked
+    when they were made."""
+    return not (input.requires_grad and torch.is_grad_enabled()) or rf.below_native(input, slopes)
 
 
 class Module(nn.Module):
@@ -187,7 +185,7 @@ class RReLU(Module, nn.RReLU):
         self.generator = generator
 
     def forward(self, input: Tensor) -> Tensor:
-        if self.generator is None and native(input):
+        if self.generator is None and native(input, self.training):
             return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
         return rf.rrelu(
             input, self.lower, self.upper, self.training, self.inplace, generator=self.generator
@@ -218,7 +216,7 @@ class PReLU(Module, nn.PReLU):
         super().__init__(num_parameters, init, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
-        if input.numel() < _NATIVE[0]:
+        if rf.below_native(input, slopes=True):
             return F.prelu(input, self.weight)
         return rf.prelu(input, self.weight)
 

@@ -31,7 +31,7 @@ from relukit.kernels.gpu import steps as steps_kernels  # noqa: E402
 def launches(monkeypatch):
     """Route DEVICE's tensors to the Triton kernels at every size; count kernel calls."""
     monkeypatch.setattr(gpu, "DEVICES", frozenset({"cuda", DEVICE}))
-    before = rn.native_below()
+    before = rn.native_setting()
     rn.set_native_below(0)
     calls: list[str] = []
     for module, name in [
@@ -165,7 +165,7 @@ def test_memory_modes_run_the_kernels(member, dtype, monkeypatch):
     x = inputs(5000, dtype).nan_to_num(nan=0.5).to(DEVICE)
     g = inputs(5000, dtype, seed=1).to(DEVICE)
     modules = [getattr(rn, member)(backward="bits", bits=3), getattr(rn, member)(backward="output")]
-    before = rn.native_below()
+    before = rn.native_setting()
     rn.set_native_below(0)
     try:
         expected = [_step(m, x, g) for m in modules]
