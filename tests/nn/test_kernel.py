@@ -198,7 +198,7 @@ def np_packbits(flags: torch.Tensor) -> torch.Tensor:
 
 # prelu's and rrelu's fused kernels: one period of slopes as a pattern, or written word by word
 # (a period longer than kernel.PATTERN); chunk seams (two threads), partial last words
-SLOPE_SHAPES = [(5,), (3, 7), (100, 64), (2, 64, 3, 5), (8193, 64), (2, 8, 4099), (3, 2, 70001)]
+SLOPE_SHAPES = [(5,), (3, 7), (100, 64), (2, 64, 3, 5), (2049, 64), (2, 8, 4099), (3, 2, 70001)]
 
 
 def slope_cases():
