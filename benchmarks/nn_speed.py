@@ -8,8 +8,9 @@ intra-op threads and relukit's kernel threads alike) and each dtype, the time of
 by side in one process: rounds of interleaved blocks (torch, relukit, torch, ...), each block
 long enough to time, the best block of each. The ratio relukit / torch is the table's cell
 (target: ≤ 1.05 in float32 and float64; bfloat16 and float16 are reported without a target).
-The relukit modules run as shipped: below ``relukit.nn.native_below()`` elements they run
-PyTorch's own operation, above it the one-bit path.
+The relukit modules run as shipped: below ``relukit.nn.native_below(dtype)`` elements (its
+measured defaults: the mask members below 8 MiB of input, PReLU and RReLU in training below 2^18
+elements) they run PyTorch's own operation, above it the one-bit path.
 
 The table is written into ``benchmarks/RESULTS.md`` between the markers
 ``<!-- nn_speed -->`` and ``<!-- /nn_speed -->`` (replacing an earlier one), the raw times into
@@ -137,6 +138,19 @@ def table(rows: list[dict], sizes: list[int], columns: list[tuple[str, int]]) ->
     return lines
 
 
+def native() -> str:
+    """What ``native_below`` is in this run."""
+    if rn.native_setting() is not None:
+        return f"native_below = {rn.native_setting()} elements (set)"
+    below = {d: rn.native_below(getattr(torch, d)).bit_length() - 1 for d in ("float32", "float64")}
+    sizes = ", ".join(f"2^{power} {d}" for d, power in below.items())
+    slopes = rn.native_below(slopes=True).bit_length() - 1
+    return (
+        f"native_below: the mask members below {sizes} elements, PReLU and RReLU (train) "
+        f"below 2^{slopes}"
+    )
+
+
 def write(rows: list[dict], args: argparse.Namespace, before: str, after: str, seconds: float):
     sizes = [1 << s for s in args.sizes]
     columns = [(d, t) for d in args.dtypes for t in args.threads]
@@ -151,7 +165,7 @@ def write(rows: list[dict], args: argparse.Namespace, before: str, after: str, s
         f"{after} after; {seconds / 60:.1f} min. Cell: relukit.nn time / torch.nn time for one "
         f"`m(x).backward(g)`, best of 5 interleaved blocks (3 above 0.1 s a call), "
         f"input `(n/64, 64)`; "
-        f"native_below = {rn.native_below()} (below it relukit.nn runs PyTorch's operation). "
+        f"{native()} (below it relukit.nn runs PyTorch's operation). "
         f"Bold: above {TARGET} in float32/float64 ({len(over)} of "
         f"{sum(r['dtype'] in ('float32', 'float64') for r in rows)} cells).",
         "",
