@@ -2,16 +2,22 @@
 
 Each is one pass over contiguous float32 or float64 arrays (NumPy views of CPU tensors), in the
 mask layout of :mod:`relukit.kernels.mask` (element ``i`` at bit ``i·bits`` of the
-little-endian stream), split into chunks of a multiple of 8 elements that run on relukit's
+little-endian stream). The loops have no branches (selects only), so that LLVM turns them into
+SIMD code, and the tables they look up are copied to the stack first (:func:`_stack_copy`:
+only then does LLVM know that the lookups cannot alias the output, and vectorise them as
+gathers). A call splits its array into chunks of whole 64-element blocks that run on relukit's
 thread pool (:mod:`relukit.threads`):
 
-- :func:`below_bits`: the bit ``x < x*`` of the output mode, packed;
+- :func:`below_bits`: the bit ``x < x*`` of the output mode, packed: one vector compare per
+  64 elements (:func:`relukit.kernels.cpu_math.word_above`);
 - :func:`inverse_backward`: ``g·f'`` from the output ``y`` and the bit ``x < x*``, by the
   piecewise polynomials of :class:`relukit.memory.output.InverseTable` (degree 3 or 7), the
-  arithmetic of :func:`relukit.memory.output.invert` element by element, computing the
-  logarithm only for the elements below the minimum;
+  arithmetic of :func:`relukit.memory.output.invert` element by element, both sides of the
+  minimum computed for every element and then selected. float32 works in float32 with a
+  logarithm of bit operations and atanh's series, float64 with the math library's ``log1p``
+  (see "the output mode" below);
 - :func:`step_codes`: the ``bits``-bit code of each input among the borders (the number of
-  borders below it; NaN: the last), packed;
+  borders below it; NaN: the last), packed 64 elements (``bits`` words) at a time;
 - :func:`step_backward`: ``g·levels[code]`` from the packed codes.
 
 The PyTorch-operation versions (:mod:`relukit.memory.output`, :mod:`relukit.nn.stepped`) are
@@ -26,98 +32,289 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from relukit import threads
+from relukit.kernels.cpu_math import (
+    INLINE_OPTIONS,
+    cached_kernel,
+    const,
+    f32_as_i32,
+    f64_as_i64,
+    fma,
+    i32_as_f32,
+    i64_as_f64,
+    log1p_f64,
+    word_above,
+)
 
-_CHUNK = 1 << 16  # elements per task (a multiple of 8)
-
-
-@numba.njit(nogil=True, cache=True)
-def _inverse_backward(y, packed, g, out, coefficients, y_min, scale, right, left, start, stop):
-    degree = coefficients.shape[1] - 1
-    for i in range(start, stop):
-        yi = y[i]
-        below = (packed[i >> 3] >> (i & 7)) & 1
-        z = -math.log(yi / y_min) if below else yi - y_min
-        if z < 0:
-            z = 0.0
-        c = math.sqrt(z) * scale
-        if below:
-            if c > left:
-                c = left
-        elif c > right:
-            c = right
-        if c != c:
-            c = 0.0
-        k = int(c)
-        t = c - k
-        if below:
-            k += right + 1
-        d = coefficients[k, degree]
-        for j in range(degree - 1, -1, -1):
-            d = d * t + coefficients[k, j]
-        if below:
-            d = d * yi
-        if yi != yi:
-            d = yi
-        out[i] = g[i] * d
+_CHUNK = 1 << 16  # elements per task (a multiple of 64)
+_BLOCK = 64
+_inline = numba.njit(**INLINE_OPTIONS)
+_LN2 = math.log(2.0)
+_MANTISSA = np.int64((1 << 52) - 1)
+_ONE_BITS = np.int64(0x3FF0000000000000)
+_F32 = np.float32
+_I32 = np.int32
+WHERE = "relukit.kernels.memory"
 
 
-@numba.njit(nogil=True, cache=True)
-def _below_bits(x, threshold, packed, start, stop):
-    for group in range(start // 8, (stop + 7) // 8):
-        first = group * 8
-        acc = 0
-        for i in range(first, min(first + 8, stop)):
-            acc |= (1 if x[i] < threshold else 0) << (i - first)
-        packed[group] = acc
+# ---------------------------------------------------------------------------------------------
+# tables on the stack: a loop that loads from a table at data-dependent indices and stores to an
+# array vectorises only where LLVM knows the two cannot overlap, and for a stack copy it does
+
+TABLE_MAX = 8192  # elements of a table copied to the stack (64 KiB of float64)
+
+
+@intrinsic
+def _stack_copy(typingctx: Any, src: Any) -> Any:
+    """A pointer to a stack copy of the first ``TABLE_MAX`` elements of the 1-D ``src``, in the
+    frame of the kernel that calls it (never through a helper: the copy would die with the
+    helper's frame when LLVM inlines it)."""
+    if not (isinstance(src, types.Array) and isinstance(src.dtype, types.Number) and src.ndim == 1):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        element = context.get_value_type(signature.args[0].dtype)
+        buffer = cgutils.alloca_once(builder, ir.ArrayType(element, TABLE_MAX))
+        pointer = builder.bitcast(buffer, element.as_pointer())
+        n = builder.extract_value(ary.shape, 0)
+        limit = ir.Constant(n.type, TABLE_MAX)
+        n = builder.select(builder.icmp_signed(">", n, limit), limit, n)
+        size = ir.Constant(n.type, context.get_abi_sizeof(element))
+        byte = ir.IntType(8).as_pointer()
+        cgutils.raw_memcpy(
+            builder,
+            builder.bitcast(pointer, byte),
+            builder.bitcast(ary.data, byte),
+            builder.mul(n, size),
+            1,
+        )
+        return pointer
+
+    return types.CPointer(src.dtype)(src), codegen
+
+
+# ---------------------------------------------------------------------------------------------
+# mask words: ``bits`` 64-bit words hold the codes of one block
+
+
+@_inline
+def _load_word(packed: Any, first: int) -> Any:
+    """The little-endian 64-bit word of ``packed[first:first + 8]`` (bytes past the end: 0)."""
+    w = np.int64(0)
+    last = min(first + 8, packed.shape[0])
+    for b in range(first, last):
+        w |= np.int64(packed[b]) << np.int64(8 * (b - first))
+    return w
+
+
+@_inline
+def _store_word(packed: Any, first: int, w: Any) -> None:
+    """Write the bytes of ``w`` from ``packed[first]`` (those past the end are dropped)."""
+    last = min(first + 8, packed.shape[0])
+    for b in range(first, last):
+        packed[b] = np.uint8((w >> np.int64(8 * (b - first))) & np.int64(255))
+
+
+# ---------------------------------------------------------------------------------------------
+# the output mode
+#
+# float32 works in float32 (eight lanes, twice float64's). Its logarithm (of r = y/y* in (0, 1],
+# only to place y in the table: a relative error of 2e-7 in −log r moves f' by about 1e-7 of
+# itself) is made of bit operations and atanh's series; r is held at or above the smallest
+# normal float32, so f'/y is held there as the tensor version holds it at the table's end.
+# float64 works in float64 with the math library's log1p (relative error 3e-16). Where f' is
+# ill-conditioned in y (near the minimum) float32 results differ from the tensor version's,
+# which rounds its intermediate values to float32, by up to ~1e-4 (both within the bound the
+# rounding of y allows; tests/kernels/test_memory.py).
+
+
+@_inline
+def _minus_log32(r: Any) -> Any:
+    """−log(r) for r in [2^-126, 1] in float32: r = 2^e·m, m in [√½, √2), 2·atanh(s)."""
+    b = f32_as_i32(r)
+    e = (b >> _I32(23)) - _I32(127)
+    m = i32_as_f32((b & _I32(0x7FFFFF)) | _I32(0x3F800000))
+    big = m > _F32(1.4142135)
+    m = m * _F32(0.5) if big else m
+    e = e + _I32(1) if big else e
+    f = m - _F32(1.0)
+    s = f / (_F32(2.0) + f)
+    s2 = s * s
+    p = fma(
+        fma(fma(fma(s2, _F32(1 / 9), _F32(1 / 7)), s2, _F32(1 / 5)), s2, _F32(1 / 3)), s2, _F32(1.0)
+    )
+    return -fma(_F32(e), _F32(_LN2), _F32(2.0) * s * p)
+
+
+@_inline
+def _minus_log64(r: float) -> float:
+    """−log(r) for r in [2^-1022, 1] in float64: r = 2^e·m, m in [1, 2), and log1p(m − 1)."""
+    b = f64_as_i64(r)
+    e = ((b >> np.int64(52)) & np.int64(0x7FF)) - np.int64(1023)
+    m = i64_as_f64((b & _MANTISSA) | _ONE_BITS)
+    return -fma(np.float64(e), _LN2, log1p_f64(m - 1.0))
+
+
+@_inline
+def _position(y, below, y_min, inv_y_min, scale, right, left, tiny, minus_log):  # type: ignore[no-untyped-def]
+    """(row, t): the table row of ``y`` and its position in the row's segment, in y's dtype."""
+    one, zero = y_min / y_min, y_min - y_min
+    r = y * inv_y_min
+    r = r if r < one else one
+    r = r if r > tiny else tiny  # NaN: tiny (the result is NaN anyway)
+    left_z = minus_log(r)  # both sides computed, then selected: no branch in the loop
+    right_z = y - y_min
+    z = left_z if below else right_z
+    z = z if z > zero else zero
+    c = np.sqrt(z) * scale
+    limit = left if below else right
+    c = c if c < limit else limit
+    floor = np.floor(c)
+    k = np.int32(floor)
+    return (k + np.int32(right) + np.int32(1) if below else k), c - floor
+
+
+@_inline
+def _derivative32(y, below, table, y_min, inv_y_min, scale, right, left):  # type: ignore[no-untyped-def]
+    k, t = _position(
+        y, below, y_min, inv_y_min, scale, right, left, _F32(1.1754944e-38), _minus_log32
+    )
+    base = 4 * k
+    d = fma(fma(fma(table[base + 3], t, table[base + 2]), t, table[base + 1]), t, table[base])
+    d = d * y if below else d
+    return y if y != y else d
+
+
+@_inline
+def _derivative64(y, below, table, y_min, inv_y_min, scale, right, left):  # type: ignore[no-untyped-def]
+    k, t = _position(
+        y, below, y_min, inv_y_min, scale, right, left, 2.2250738585072014e-308, _minus_log64
+    )
+    base = 8 * k
+    d = table[base + 7]
+    for j in range(6, -1, -1):
+        d = fma(d, t, table[base + j])
+    d = d * y if below else d
+    return y if y != y else d
+
+
+def _make_inverse_kernel(wide: bool) -> Any:
+    """``inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop)``."""
+    derivative = _derivative64 if wide else _derivative32
+
+    @cached_kernel
+    def inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop):  # type: ignore[no-untyped-def]
+        rows = numba.carray(_stack_copy(table), (TABLE_MAX,))
+        ys = np.zeros(_BLOCK, dtype=y.dtype)
+        gs = np.zeros(_BLOCK, dtype=g.dtype)
+        like = ys[0]  # the arithmetic is in y's dtype
+        ymin = const(like, y_min)
+        inv_y_min = const(like, 1 / y_min)
+        s = const(like, scale)
+        r = const(like, right)
+        lft = const(like, left)
+        one = np.int64(1)
+        for block in range(start, stop, _BLOCK):
+            word = _load_word(packed, block // 8)
+            if block + _BLOCK <= stop:
+                for j in range(_BLOCK):
+                    below = ((word >> np.int64(j)) & one) != 0
+                    d = derivative(y[block + j], below, rows, ymin, inv_y_min, s, r, lft)
+                    out[block + j] = g[block + j] * d
+            else:
+                m = stop - block
+                ys[:m] = y[block:stop]
+                gs[:m] = g[block:stop]
+                for j in range(m):
+                    below = ((word >> np.int64(j)) & one) != 0
+                    d = derivative(ys[j], below, rows, ymin, inv_y_min, s, r, lft)
+                    out[block + j] = gs[j] * d
+
+    return inverse
+
+
+@cached_kernel
+def _below_bits(x, just_below, packed, start, stop):  # type: ignore[no-untyped-def]
+    # x < t is "not (x > the float before t) and not NaN": the complement of word_above
+    scratch = np.zeros(_BLOCK, dtype=x.dtype)
+    for block in range(start, stop, _BLOCK):
+        if block + _BLOCK <= stop:
+            word = ~np.int64(word_above(x, block, just_below, just_below))
+        else:
+            m = stop - block
+            scratch[:] = np.nan
+            scratch[:m] = x[block:stop]
+            word = ~np.int64(word_above(scratch, 0, just_below, just_below))
+        _store_word(packed, block // 8, word)
+
+
+# ---------------------------------------------------------------------------------------------
+# the bits mode
 
 
 def _make_step_codes(bits: int) -> Any:
-    nb = (1 << bits) - 1  # a compile-time constant: the border loop unrolls, the block vectorises
+    nb = (1 << bits) - 1  # compile-time constants: the loops unroll, the block vectorises
+    field = np.int64(nb)
 
-    @numba.njit(nogil=True)
-    def step_codes(x, borders, packed, start, stop):
-        codes = np.empty(64, dtype=np.uint8)
-        for block in range(start, stop, 64):
-            m = min(64, stop - block)
+    @cached_kernel
+    def step_codes(x, borders, packed, start, stop):  # type: ignore[no-untyped-def]
+        codes = np.zeros(_BLOCK, dtype=np.int64)
+        words = np.zeros(bits, dtype=np.int64)
+        for block in range(start, stop, _BLOCK):
+            m = min(_BLOCK, stop - block)
             for k in range(m):
                 xi = x[block + k]
-                c = 0
+                c = np.int64(0)
                 for b in range(nb):
-                    c += xi > borders[b]
-                codes[k] = nb if xi != xi else c
-            for group in range(0, m, 8):
-                acc = 0
-                last = min(group + 8, m)
-                for k in range(group, last):
-                    acc |= np.int64(codes[k]) << (bits * (k - group))
-                base = (block + group) // 8 * bits
-                for byte in range(((last - group) * bits + 7) // 8):
-                    packed[base + byte] = (acc >> (8 * byte)) & 255
+                    c += np.int64(xi > borders[b])
+                codes[k] = field if xi != xi else c
+            codes[m:] = 0
+            # word w holds the fields whose bits fall in [64w, 64w + 64): OR-reductions
+            for w in range(bits):
+                acc = np.int64(0)
+                for k in range(_BLOCK):
+                    shift = bits * k - 64 * w
+                    left = codes[k] << np.int64(shift & 63)
+                    right = codes[k] >> np.int64((-shift) & 63)
+                    part = left if shift >= 0 else right
+                    acc |= part if -bits < shift < 64 else np.int64(0)
+                words[w] = acc
+            first = block // 8 * bits
+            for w in range(bits):
+                _store_word(packed, first + 8 * w, words[w])
 
     return step_codes
 
 
 def _make_step_backward(bits: int) -> Any:
-    field = (1 << bits) - 1
+    field = np.int64((1 << bits) - 1)
 
-    @numba.njit(nogil=True)
-    def step_backward(g, packed, levels, out, start, stop):
+    @cached_kernel
+    def step_backward(g, packed, levels, out, start, stop):  # type: ignore[no-untyped-def]
+        table = numba.carray(_stack_copy(levels), (TABLE_MAX,))
         n = packed.shape[0]
         for group in range(start // 8, (stop + 7) // 8):
-            acc = 0
+            # the codes of 8 elements fill ``bits`` bytes
+            acc = np.int64(0)
             for byte in range(bits):
                 index = group * bits + byte
                 if index < n:
-                    acc |= np.int64(packed[index]) << (8 * byte)
+                    acc |= np.int64(packed[index]) << np.int64(8 * byte)
             first = group * 8
             for i in range(first, min(first + 8, stop)):
-                out[i] = g[i] * levels[(acc >> (bits * (i - first))) & field]
+                code = (acc >> np.int64(bits * (i - first))) & field
+                out[i] = g[i] * table[code]
 
     return step_backward
 
 
+_INVERSE: dict[bool, Any] = {}
 _STEP_CODES: dict[int, Any] = {}
 _STEP_BACKWARD: dict[int, Any] = {}
 
@@ -125,20 +322,24 @@ _STEP_BACKWARD: dict[int, Any] = {}
 def _chunks(n: int) -> list[tuple[int, int]]:
     parts = max(1, min(threads.get_num_threads(), -(-n // _CHUNK)))
     size = -(-n // parts)
-    size += -size % 8
+    size += -size % _BLOCK
     return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
 
 
 def inverse_backward(table: Any, y: np.ndarray, packed: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``g·f'`` from ``y`` and the packed bits by ``table`` (flat arrays of one dtype)."""
+    """``g·f'`` from ``y`` and the packed bits by ``table`` (flat arrays of one dtype: float32
+    with the degree-3 table, float64 with the degree-7 one)."""
+    wide = y.dtype == np.float64
+    if table.degree != (7 if wide else 3):
+        raise ValueError(f"{WHERE}: a degree-{table.degree} table for {y.dtype} outputs")
+    rows = np.ascontiguousarray(table.coefficients, dtype=y.dtype).reshape(-1)
+    if rows.size > TABLE_MAX:
+        raise ValueError(f"{WHERE}: a table of {rows.size} words (at most {TABLE_MAX})")
+    kernel = _INVERSE.get(wide) or _INVERSE.setdefault(wide, _make_inverse_kernel(wide))
     out = np.empty_like(g)
-    coefficients = table.coefficients.astype(y.dtype)
-    args = (y.dtype.type(table.y_min), y.dtype.type(1 / table.step), table.right, table.left)
+    args = (float(table.y_min), 1 / table.step, float(table.right), float(table.left))
     threads.run_all(
-        [
-            lambda a=a, b=b: _inverse_backward(y, packed, g, out, coefficients, *args, a, b)
-            for a, b in _chunks(y.size)
-        ]
+        [lambda a=a, b=b: kernel(y, packed, g, out, rows, *args, a, b) for a, b in _chunks(y.size)]
     )
     return out
 
@@ -147,8 +348,9 @@ def below_bits(x: np.ndarray, threshold: float) -> np.ndarray:
     """The packed bits ``x < threshold`` (the output mode's bit: below the minimum)."""
     packed = np.empty(-(-x.size // 8), dtype=np.uint8)
     t = x.dtype.type(threshold)
+    just_below = np.nextafter(t, x.dtype.type(-np.inf))
     threads.run_all(
-        [lambda a=a, b=b: _below_bits(x, t, packed, a, b) for a, b in _chunks(x.size)]
+        [lambda a=a, b=b: _below_bits(x, just_below, packed, a, b) for a, b in _chunks(x.size)]
     )
     return packed
 
@@ -157,18 +359,14 @@ def step_codes(x: np.ndarray, borders: np.ndarray, bits: int) -> np.ndarray:
     """The packed ``bits``-bit codes of ``x`` (flat) among ``borders`` (of x's dtype)."""
     packed = np.empty(-(-x.size * bits // 8), dtype=np.uint8)
     kernel = _STEP_CODES.get(bits) or _STEP_CODES.setdefault(bits, _make_step_codes(bits))
-    threads.run_all(
-        [lambda a=a, b=b: kernel(x, borders, packed, a, b) for a, b in _chunks(x.size)]
-    )
+    threads.run_all([lambda a=a, b=b: kernel(x, borders, packed, a, b) for a, b in _chunks(x.size)])
     return packed
 
 
 def step_backward(g: np.ndarray, packed: np.ndarray, levels: np.ndarray, bits: int) -> np.ndarray:
     """``g·levels[code]`` from the packed codes (``levels`` of g's dtype)."""
     out = np.empty_like(g)
-    kernel = _STEP_BACKWARD.get(bits) or _STEP_BACKWARD.setdefault(
-        bits, _make_step_backward(bits)
-    )
+    kernel = _STEP_BACKWARD.get(bits) or _STEP_BACKWARD.setdefault(bits, _make_step_backward(bits))
     threads.run_all(
         [lambda a=a, b=b: kernel(g, packed, levels, out, a, b) for a, b in _chunks(g.size)]
     )
