@@ -9,7 +9,7 @@ import torch
 import relukit
 from relukit import threads
 from relukit.kernels import mask as packer
-from relukit.kernels import memory as kernels
+from relukit.kernels.cpu import memory as kernels
 from relukit.memory.output import branch_bit, inverse_table, invert, minimum
 from relukit.memory.steps import steps_for
 

@@ -84,7 +84,7 @@ def from_output_impl(x: Tensor, member: str, params: str) -> tuple[Tensor, Tenso
     if x_min is None:
         return y, x.new_empty(0, dtype=torch.uint8)
     if compiled(x):
-        from relukit.kernels import memory as kernels
+        from relukit.kernels.cpu import memory as kernels
 
         return y, torch.from_numpy(kernels.below_bits(x.detach().numpy().reshape(-1), x_min))
     return y, pack_bits(x < x_min, scratch=True)
@@ -123,7 +123,7 @@ def from_output_backward_impl(
         table = memory_output.inverse_table(spec, bound, wide=y.dtype == torch.float64)
         return kernels.backward(table, y, mask, grad)
     if compiled(grad, y):
-        from relukit.kernels import memory as kernels
+        from relukit.kernels.cpu import memory as kernels
 
         table = memory_output.inverse_table(spec, bound, wide=y.dtype == torch.float64)
         out = kernels.inverse_backward(

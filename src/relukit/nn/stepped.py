@@ -78,7 +78,7 @@ def stepped_impl(x: Tensor, member: str, params: str, bits: int) -> tuple[Tensor
         return torch_forward(spec, bound, x), kernels.encode(x, q.borders, bits)
     borders, _levels = tables(member, params, bits, x.dtype, x.device)
     if compiled(x):
-        from relukit.kernels import memory as kernels
+        from relukit.kernels.cpu import memory as kernels
 
         packed = kernels.step_codes(x.detach().numpy().reshape(-1), borders.numpy(), bits)
         return torch_forward(spec, bound, x), torch.from_numpy(packed)
@@ -104,7 +104,7 @@ def stepped_backward_impl(
         return kernels.backward(grad, mask, _steps(member, params, bits).levels, bits)
     _borders, levels = tables(member, params, bits, grad.dtype, grad.device)
     if compiled(grad):
-        from relukit.kernels import memory as kernels
+        from relukit.kernels.cpu import memory as kernels
 
         out = kernels.step_backward(grad.numpy().reshape(-1), mask.numpy(), levels.numpy(), bits)
         return torch.from_numpy(out).view(grad.shape)

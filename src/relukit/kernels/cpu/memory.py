@@ -9,7 +9,7 @@ gathers). A call splits its array into chunks of whole 64-element blocks that ru
 thread pool (:mod:`relukit.threads`):
 
 - :func:`below_bits`: the bit ``x < x*`` of the output mode, packed: one vector compare per
-  64 elements (:func:`relukit.kernels.cpu_math.word_above`);
+  64 elements (:func:`relukit.kernels.cpu.intrinsics.word_above`);
 - :func:`inverse_backward`: ``g·f'`` from the output ``y`` and the bit ``x < x*``, by the
   piecewise polynomials of :class:`relukit.memory.output.InverseTable` (degree 3 or 7), the
   arithmetic of :func:`relukit.memory.output.invert` element by element, both sides of the
@@ -38,18 +38,17 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from relukit import threads
-from relukit.kernels.cpu_math import (
-    INLINE_OPTIONS,
-    cached_kernel,
-    const,
+from relukit.kernels.cpu.compile import INLINE_OPTIONS, STAMP, cached_kernel
+from relukit.kernels.cpu.dtypes import const
+from relukit.kernels.cpu.intrinsics import (
     f32_as_i32,
     f64_as_i64,
     fma,
     i32_as_f32,
     i64_as_f64,
-    log1p_f64,
     word_above,
 )
+from relukit.kernels.cpu.mathlib import log1p_f64
 
 _CHUNK = 1 << 16  # elements per task (a multiple of 64)
 _BLOCK = 64
@@ -207,9 +206,12 @@ def _derivative64(y, below, table, y_min, inv_y_min, scale, right, left):  # typ
 def _make_inverse_kernel(wide: bool) -> Any:
     """``inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop)``."""
     derivative = _derivative64 if wide else _derivative32
+    stamp = STAMP  # part of the cache key (see relukit.kernels.cpu.compile)
 
     @cached_kernel
     def inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop):  # type: ignore[no-untyped-def]
+        if stamp < 0:
+            return
         rows = numba.carray(_stack_copy(table), (TABLE_MAX,))
         ys = np.zeros(_BLOCK, dtype=y.dtype)
         gs = np.zeros(_BLOCK, dtype=g.dtype)
@@ -239,19 +241,26 @@ def _make_inverse_kernel(wide: bool) -> Any:
     return inverse
 
 
-@cached_kernel
-def _below_bits(x, just_below, packed, start, stop):  # type: ignore[no-untyped-def]
-    # x < t is "not (x > the float before t) and not NaN": the complement of word_above
-    scratch = np.zeros(_BLOCK, dtype=x.dtype)
-    for block in range(start, stop, _BLOCK):
-        if block + _BLOCK <= stop:
-            word = ~np.int64(word_above(x, block, just_below, just_below))
-        else:
-            m = stop - block
-            scratch[:] = np.nan
-            scratch[:m] = x[block:stop]
-            word = ~np.int64(word_above(scratch, 0, just_below, just_below))
-        _store_word(packed, block // 8, word)
+def _make_below_bits() -> Any:
+    stamp = STAMP
+
+    @cached_kernel
+    def below(x, just_below, packed, start, stop):  # type: ignore[no-untyped-def]
+        # x < t is "not (x > the float before t) and not NaN": the complement of word_above
+        if stamp < 0:
+            return
+        scratch = np.zeros(_BLOCK, dtype=x.dtype)
+        for block in range(start, stop, _BLOCK):
+            if block + _BLOCK <= stop:
+                word = ~np.int64(word_above(x, block, just_below, just_below))
+            else:
+                m = stop - block
+                scratch[:] = np.nan
+                scratch[:m] = x[block:stop]
+                word = ~np.int64(word_above(scratch, 0, just_below, just_below))
+            _store_word(packed, block // 8, word)
+
+    return below
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,9 +270,12 @@ def _below_bits(x, just_below, packed, start, stop):  # type: ignore[no-untyped-
 def _make_step_codes(bits: int) -> Any:
     nb = (1 << bits) - 1  # compile-time constants: the loops unroll, the block vectorises
     field = np.int64(nb)
+    stamp = STAMP
 
     @cached_kernel
     def step_codes(x, borders, packed, start, stop):  # type: ignore[no-untyped-def]
+        if stamp < 0:
+            return
         codes = np.zeros(_BLOCK, dtype=np.int64)
         words = np.zeros(bits, dtype=np.int64)
         for block in range(start, stop, _BLOCK):
@@ -294,9 +306,12 @@ def _make_step_codes(bits: int) -> Any:
 
 def _make_step_backward(bits: int) -> Any:
     field = np.int64((1 << bits) - 1)
+    stamp = STAMP
 
     @cached_kernel
     def step_backward(g, packed, levels, out, start, stop):  # type: ignore[no-untyped-def]
+        if stamp < 0:
+            return
         table = numba.carray(_stack_copy(levels), (TABLE_MAX,))
         n = packed.shape[0]
         for group in range(start // 8, (stop + 7) // 8):
@@ -315,6 +330,7 @@ def _make_step_backward(bits: int) -> Any:
 
 
 _INVERSE: dict[bool, Any] = {}
+_BELOW: list[Any] = []
 _STEP_CODES: dict[int, Any] = {}
 _STEP_BACKWARD: dict[int, Any] = {}
 
@@ -349,8 +365,11 @@ def below_bits(x: np.ndarray, threshold: float) -> np.ndarray:
     packed = np.empty(-(-x.size // 8), dtype=np.uint8)
     t = x.dtype.type(threshold)
     just_below = np.nextafter(t, x.dtype.type(-np.inf))
+    if not _BELOW:
+        _BELOW.append(_make_below_bits())
+    kernel = _BELOW[0]
     threads.run_all(
-        [lambda a=a, b=b: _below_bits(x, just_below, packed, a, b) for a, b in _chunks(x.size)]
+        [lambda a=a, b=b: kernel(x, just_below, packed, a, b) for a, b in _chunks(x.size)]
     )
     return packed
 
