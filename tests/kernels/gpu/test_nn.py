@@ -9,13 +9,16 @@ so a test cannot pass on the PyTorch rules by mistake.
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
 from torch import nn
 
 import relukit.nn as rn
+from relukit.family import lookup
 from relukit.kernels import gpu
+from relukit.memory.output import minimum
 
 from .helpers import assert_same, inputs, kernel_device
 
@@ -186,8 +189,15 @@ def test_memory_modes_run_the_kernels(member, dtype, monkeypatch):
     for (y, _), (y_ref, _) in zip(got, expected, strict=True):
         assert_same(y.cpu(), y_ref.cpu())
     assert_same(got[0][1].cpu(), expected[0][1].cpu())  # bits: exact
-    # output: f' within 2.5e-7 (test_output) times |g|, plus one rounding of the product
+    # output: f' within 2.5e-7 (test_output) times |g|, plus one rounding of the product. Near
+    # the minimum, where f' is ill-conditioned in y, the CPU kernel (float32 inputs worked in
+    # float32 with its own logarithm) and the Triton kernel (PyTorch's arithmetic) round apart
+    # by up to the bound the rounding of y allows, sqrt(f''·ulp(y*)) (tests/kernels/test_memory)
+    low = minimum(lookup(member.lower()), {})
     eps = 2.5e-7 if dtype == torch.float32 else 2.0**-7
+    near = (x.double().cpu() - low.x).abs() < 0.5
+    conditioning = 2 * math.sqrt(low.curvature * torch.finfo(torch.float32).eps * abs(low.y))
+    eps = torch.where(near, max(eps, conditioning), eps)
     reference = expected[1][1].double().cpu()
     bound = g.abs().double().cpu() * eps + reference.abs() * torch.finfo(dtype).eps
     actual = got[1][1].double().cpu()

@@ -58,7 +58,7 @@ _MANTISSA = np.int64((1 << 52) - 1)
 _ONE_BITS = np.int64(0x3FF0000000000000)
 _F32 = np.float32
 _I32 = np.int32
-WHERE = "relukit.kernels.memory"
+WHERE = "relukit.kernels.cpu.memory"
 
 
 # ---------------------------------------------------------------------------------------------
