@@ -11,7 +11,7 @@ Two tasks, each trained from the same initial weights and batches in every mode,
 Prints final test accuracy and loss per mode (mean ± std over the seeds), and the per-epoch
 test accuracy (the learning curves) as JSON with ``--json``.
 
-    python benchmarks/memory_parity.py [--seeds 0 1 2] [--json out.json]
+    python benchmarks/memory_parity.py [--seeds 0 1 2] [--tasks digits reversal] [--json out.json]
 """
 
 from __future__ import annotations
@@ -44,9 +44,7 @@ def digits(seed: int) -> tuple[torch.Tensor, ...]:
 
 
 def mlp(act: type[nn.Module]) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(64, 128), act(), nn.Linear(128, 128), act(), nn.Linear(128, 10)
-    )
+    return nn.Sequential(nn.Linear(64, 128), act(), nn.Linear(128, 128), act(), nn.Linear(128, 10))
 
 
 class Block(nn.Module):
@@ -144,14 +142,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--tasks", nargs="+", choices=["digits", "reversal"], default=["digits", "reversal"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = [("digits", "GELU"), ("digits", "SiLU"), ("digits", "Mish"), ("reversal", "GELU")]
+    runs = [(task, act) for task, act in runs if task in args.tasks]
     everything = {}
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     print(
-        "| task | member | mode | test accuracy (mean ± std) | test loss (mean ± std) "
-        "| CPU s/run |"
+        "| task | member | mode | test accuracy (mean ± std) | test loss (mean ± std) | CPU s/run |"
     )
     print("|---|---|---|---|---|---|")
     for task, act in runs:
