@@ -722,8 +722,8 @@ def forward_with_mask(
     p = the_plan.p.copy()
     p[7] = 1.0 if (_formula_key(spec, params) == "rrelu" and _noisy(params)) else 0.0
     mask_np = np.empty(mask_bytes(x.size, bits), dtype=np.uint8)
-    k = _module()
-    xr, yr, _, finish = _operands(xf, y, None, the_plan.member in (k.RELU, k.CLIP))
+    # 16-bit floats as their raw bits: the mask kernels widen and round back in their one pass
+    xr, yr, _, finish = _operands(xf, y, None, True)
     stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
     kernel = _kernel("mask_forward", the_plan.member, bits, not stream and _disjoint(yr, xr))
     codes = table.astype(np.int64)
@@ -798,9 +798,10 @@ def backward_from_mask(
     dx = target.flat
     full = np.zeros(4, dtype=work)
     full[: table.size] = table
-    gr, dr, _, finish = _operands(gf, dx, None, False)
+    gr, dr, _, finish = _operands(gf, dx, None, True)  # 16-bit: raw bits, one pass
     stream = dx.itemsize > 2 and _streams(dx, np.may_share_memory(dx, gf))
-    kernel = _kernel("mask_backward", bits, int(slopes), not stream and _disjoint(dr, gr))
+    direct = not stream and _disjoint(dr, gr)
+    kernel = _kernel("mask_backward", bits, int(slopes), direct, dx.itemsize == 2)
 
     def task(a: int, b: int) -> Callable[[], None]:
         part = m[a * bits // 8 : mask_bytes(b, bits)]

@@ -210,19 +210,47 @@ def _float_array(t: Any) -> bool:
     return isinstance(t, types.Array) and isinstance(t.dtype, types.Float) and t.ndim == 1
 
 
+def _half_array(t: Any) -> bool:
+    """A 1-D array of 16-bit floats as raw bits (float16 in int16, bfloat16 in uint16)."""
+    return (
+        isinstance(t, types.Array)
+        and isinstance(t.dtype, types.Integer)
+        and t.dtype.bitwidth == 16
+        and t.ndim == 1
+    )
+
+
+def _widened(builder: Any, values: Any, signed: bool) -> Any:
+    """64 raw 16-bit floats as 64 float32 (exact): float16 through ``fpext`` (one vcvtph2ps
+    per 16 with F16C), bfloat16 as the high half of a float32's bits."""
+    if signed:
+        halves = builder.bitcast(values, ir.VectorType(ir.HalfType(), 64))
+        return builder.fpext(halves, ir.VectorType(ir.FloatType(), 64))
+    wide = builder.zext(values, ir.VectorType(ir.IntType(32), 64))
+    shifted = builder.shl(wide, _splat(builder, ir.Constant(ir.IntType(32), 16)))
+    return builder.bitcast(shifted, ir.VectorType(ir.FloatType(), 64))
+
+
 def _compare_word(kind: str) -> Any:
     """An intrinsic ``(array, start, a, b) -> uint64``: bit k set where element ``start + k``
     passes the comparison (``above``: x > a or NaN; ``greater``: x > a; ``between``:
-    a < x < b, false for NaN)."""
+    a < x < b, false for NaN). 16-bit floats (raw bits, float32 ``a`` and ``b``) are widened
+    to float32 in the vector first, so their codes are one vector pass too."""
 
     @intrinsic
     def word(typingctx: Any, array: Any, start: Any, a: Any, b: Any) -> Any:
-        if not (_float_array(array) and a == array.dtype and b == array.dtype):
+        half = _half_array(array)
+        if half:
+            if not (a == b == types.float32):
+                return None
+        elif not (_float_array(array) and a == array.dtype and b == array.dtype):
             return None
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             pointer, element = _vector_at(context, builder, signature.args[0], args[0], args[1])
             values = builder.load(pointer, align=context.get_abi_sizeof(element))
+            if half:
+                values = _widened(builder, values, signature.args[0].dtype.signed)
             if kind == "above":
                 bits = builder.fcmp_unordered(">", values, _splat(builder, args[2]))
             elif kind == "greater":
@@ -237,6 +265,89 @@ def _compare_word(kind: str) -> Any:
         return types.uint64(array, types.intp, a, b), codegen
 
     return word
+
+
+def _vector_select_16(clip: bool) -> Any:
+    """An intrinsic ``(x, start, y, nvec, low, high, low_raw, high_raw)`` writing ``nvec``
+    64-byte vectors (32 elements) of relu (``clip`` False) or the clip of relu6/hardtanh on
+    16-bit floats as raw bits (float16 in int16, bfloat16 in uint16), each element's own bits
+    kept: relu by the sign-bit rule of :func:`relukit.kernels.cpu.rectifiers.relu_f` (a
+    negative number that is neither -0 nor NaN becomes +0), the clip by comparing the elements
+    widened to float32 with ``low`` and ``high`` (float32) and putting ``low_raw`` /
+    ``high_raw`` (their bits) below and above. Each vector is loaded before it is stored, so
+    ``y`` may be ``x``."""
+
+    @intrinsic
+    def select(
+        typingctx: Any,
+        x: Any,
+        start: Any,
+        y: Any,
+        nvec: Any,
+        low: Any,
+        high: Any,
+        low_raw: Any,
+        high_raw: Any,
+    ) -> Any:
+        if not (_half_array(x) and isinstance(y, types.Array) and y.dtype == x.dtype):
+            return None
+        if not (low == high == types.float32 and low_raw == high_raw == x.dtype):
+            return None
+        sig = types.void(x, types.intp, y, types.intp, low, high, low_raw, high_raw)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xarr, first, yarr, nv, lo, hi, lo_raw, hi_raw = args
+            signed = signature.args[0].dtype.signed
+            i16 = ir.IntType(16)
+            vector = ir.VectorType(i16, 32)
+            xary = context.make_array(signature.args[0])(context, builder, xarr)
+            yary = context.make_array(signature.args[2])(context, builder, yarr)
+            xptr = builder.bitcast(builder.gep(xary.data, [first]), vector.as_pointer())
+            yptr = builder.bitcast(builder.gep(yary.data, [first]), vector.as_pointer())
+
+            def splat(value: Any, t: Any) -> Any:
+                kind = ir.VectorType(t, 32)
+                one = builder.insert_element(
+                    ir.Constant(kind, None), value, ir.Constant(ir.IntType(32), 0)
+                )
+                mask = ir.Constant(ir.VectorType(ir.IntType(32), 32), None)
+                return builder.shuffle_vector(one, ir.Constant(kind, None), mask)
+
+            with cgutils.for_range(builder, nv) as loop:
+                v = builder.load(builder.gep(xptr, [loop.index]), align=2)
+                if clip:
+                    if signed:
+                        halves = builder.bitcast(v, ir.VectorType(ir.HalfType(), 32))
+                        wide = builder.fpext(halves, ir.VectorType(ir.FloatType(), 32))
+                    else:
+                        ints = builder.zext(v, ir.VectorType(ir.IntType(32), 32))
+                        sixteen = splat(ir.Constant(ir.IntType(32), 16), ir.IntType(32))
+                        ints = builder.shl(ints, sixteen)
+                        wide = builder.bitcast(ints, ir.VectorType(ir.FloatType(), 32))
+                    below = builder.fcmp_ordered("<", wide, splat(lo, ir.FloatType()))
+                    above = builder.fcmp_ordered(">", wide, splat(hi, ir.FloatType()))
+                    r = builder.select(above, splat(hi_raw, i16), v)
+                    r = builder.select(below, splat(lo_raw, i16), r)
+                else:
+                    infinity = 0x7C00 if signed else 0x7F80
+                    magnitude = builder.and_(v, splat(ir.Constant(i16, 0x7FFF), i16))
+                    negative = builder.icmp_signed("<", v, ir.Constant(vector, None))
+                    nonzero = builder.icmp_unsigned("!=", magnitude, ir.Constant(vector, None))
+                    number = builder.icmp_unsigned(
+                        "<=", magnitude, splat(ir.Constant(i16, infinity), i16)
+                    )
+                    drop = builder.and_(builder.and_(negative, nonzero), number)
+                    r = builder.select(drop, ir.Constant(vector, None), v)
+                builder.store(r, builder.gep(yptr, [loop.index]), align=2)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return select
+
+
+relu_16 = _vector_select_16(clip=False)
+clip_16 = _vector_select_16(clip=True)
 
 
 word_above = _compare_word("above")

@@ -331,13 +331,14 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     return kernel
 
 
-def mask_backward_kernel(bits: int, slopes: bool, direct: bool = False) -> Any:
+def mask_backward_kernel(bits: int, slopes: bool, direct: bool = False, half: bool = False) -> Any:
     """``kernel(g, mask, aux, dx, table, first, stream)``: ``dx = g · table[code]``.
 
     With ``slopes``, code 0 takes its derivative from ``aux`` (prelu's channel slope, rrelu's
     random slope) instead of ``table[0]``. The product is formed in the working dtype (float32
-    or float64: 16-bit gradients are widened by the caller) and rounded once, exactly as
-    ``vjp`` forms ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
+    or float64; a ``half`` kernel takes 16-bit gradients as raw bits, widens each to float32 and
+    rounds the product back once, in the same pass) and rounded once, exactly as ``vjp`` forms
+    ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
     boundary; ``mask`` holds this chunk's codes only. A ``direct`` kernel writes ``dx`` straight
     (``dx`` is ``g`` or disjoint from it, not streamed; the words are explicit vectors, each
     loaded before it is stored); otherwise through an L1-resident buffer.
@@ -364,7 +365,16 @@ def mask_backward_kernel(bits: int, slopes: bool, direct: bool = False) -> Any:
             gs = g[i : i + m]
             dst = dx[i : i + m] if direct else buf[:m]
             rs = aux[k : k + m] if slopes else aux[:0]
-            if bits == 1:
+            if half:
+                unpack(mask, i * bits // 8, m, codes, bits)
+                for j in range(m):
+                    code = codes[j]
+                    d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
+                    if slopes and code == 0:
+                        d = rs[j]
+                    e = gs[j]
+                    dst[j] = narrow(chain(widen(e), d), e)
+            elif bits == 1:
                 full = m // 64
                 for w in range(full):
                     word = words[i // 64 + w]

@@ -12,6 +12,8 @@ from numba.extending import overload
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
 from relukit.kernels.cpu.dtypes import const as c
 from relukit.kernels.cpu.intrinsics import (
+    clip_16,
+    relu_16,
     stream_clip,
     stream_copy,
     stream_relu,
@@ -105,11 +107,14 @@ def _select_vectors(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # ty
 
         return impl
 
-    def fallback(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
-        for j in range(start, start + nvec * (64 // xs.itemsize)):
-            ys[j] = select_one(xs[j], a0, a1, low, high, clip)
+    def halves(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
+        # 16-bit floats (raw bits): ordinary stores (the streaming ones are float vectors)
+        if clip:
+            clip_16(xs, start, ys, nvec, a0, a1, low, high)
+        else:
+            relu_16(xs, start, ys, nvec, a0, a1, low, high)
 
-    return fallback
+    return halves
 
 
 @jit

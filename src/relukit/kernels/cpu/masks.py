@@ -63,7 +63,8 @@ def unpack(mask: Any, start: int, count: int, codes: Any, bits: int) -> None:
 
 
 def above_word(xs: Any, start: int, t: Any) -> Any:
-    """Bits of ``not x <= t`` for the 64 elements from ``start`` (16-bit: on widened values)."""
+    """Bits of ``not x <= t`` for the 64 elements from ``start`` (16-bit: on widened values, in
+    the vector)."""
     raise NotImplementedError("only for use inside Numba kernels")
 
 
@@ -74,32 +75,12 @@ def between_word(xs: Any, start: int, low: Any, high: Any) -> Any:
 
 @overload(above_word, jit_options=INLINE_OPTIONS)
 def _above_word(xs, start, t):  # type: ignore[no-untyped-def]
-    if isinstance(xs.dtype, types.Float):
-        return lambda xs, start, t: word_above(xs, start, t, t)
-
-    def impl(xs, start, t):  # type: ignore[no-untyped-def]
-        word = np.uint64(0)
-        for b in range(64):
-            v = widen(xs[start + b])
-            word |= np.uint64(v > t or v != v) << np.uint64(b)
-        return word
-
-    return impl
+    return lambda xs, start, t: word_above(xs, start, t, t)
 
 
 @overload(between_word, jit_options=INLINE_OPTIONS)
 def _between_word(xs, start, low, high):  # type: ignore[no-untyped-def]
-    if isinstance(xs.dtype, types.Float):
-        return lambda xs, start, low, high: word_between(xs, start, low, high)
-
-    def impl(xs, start, low, high):  # type: ignore[no-untyped-def]
-        word = np.uint64(0)
-        for b in range(64):
-            v = widen(xs[start + b])
-            word |= np.uint64(v > low and v < high) << np.uint64(b)
-        return word
-
-    return impl
+    return lambda xs, start, low, high: word_between(xs, start, low, high)
 
 
 @jit
