@@ -9,9 +9,11 @@ compiled code is cached on disk (``cache=True``) like a module-level function.
 One loop serves every dtype: elements are read with :func:`~relukit.kernels.cpu.dtypes.widen`
 and written with :func:`~relukit.kernels.cpu.dtypes.narrow`. The kernels are compiled for
 float32 and float64; 16-bit floats (raw bits: float16 as int16, bfloat16 as uint16) get
-kernels of their own only for relu, relu6 and hardtanh's forward and mask, which select between
-the input's own bits and constants (a 16-bit NaN keeps its payload); the other ops widen them to
-float32 with :func:`convert_kernel` and round the result back once, as the reference path does.
+kernels of their own for relu, relu6 and hardtanh's forward, which select between the input's
+own bits and constants (a 16-bit NaN keeps its payload), and for every mask path, which widen
+each element to float32 and round the result back once in the same pass; the other ops widen
+them to float32 with :func:`convert_kernel` and round the result back once, as the reference
+path does.
 
 The piecewise-linear members repeat the registry's (``relukit.family``) formula operation by
 operation in the working dtype, with the constants rounded to it as NumPy rounds Python floats,
@@ -331,7 +333,9 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     return kernel
 
 
-def mask_backward_kernel(bits: int, slopes: bool, direct: bool = False, half: bool = False) -> Any:
+def mask_backward_kernel(
+    bits: int, slopes: bool, direct: bool = False, half: bool = False
+) -> Any:
     """``kernel(g, mask, aux, dx, table, first, stream)``: ``dx = g · table[code]``.
 
     With ``slopes``, code 0 takes its derivative from ``aux`` (prelu's channel slope, rrelu's
