@@ -47,6 +47,7 @@ FRESH_BYTES = 1 << 25
 GRAIN_LINEAR: int | None = None  # piecewise-linear members, the mask path, copies
 GRAIN_SMOOTH: int | None = None  # members that call exp/erf/tanh
 GRAIN_BOUNDS = (1 << 12, 1 << 22)
+SMALL = 2 * GRAIN_BOUNDS[0]  # below: one thread and no streaming stores, whatever is measured
 ALIGN = 64  # chunk boundaries: one mask word at one bit per element
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))  # + bfloat16
@@ -590,7 +591,7 @@ class Calls:
             if table is not None:
                 self.table[: table.size] = table
         self._mask_forward: dict[bool, Any] = {}
-        self._mask_backward: dict[bool, Any] = {}
+        self._mask_backward: Any = None
 
     def _load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
         x = self.aux
@@ -604,6 +605,12 @@ class Calls:
     ) -> None:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
         n = x.size
+        if n < SMALL and GRAIN_LINEAR is None and GRAIN_SMOOTH is None:
+            # one thread, no streaming: the cost of a small call is this and the kernel's
+            direct = y is not x and y is not g
+            kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
+            kernel(x, g, self.aux, y, p, 0, False, vjp)
+            return
         stream = _stream_to(y, x, fresh)
         direct = not stream and y is not x and y is not g
         kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
@@ -618,19 +625,31 @@ class Calls:
 
         threads.run_all([task(a, b) for a, b in chunks])
 
+    def _load_forward(self, direct: bool) -> Any:
+        a, m = self.aux, np.zeros(1, np.uint8)
+        kernel = _kernel("mask_forward", self.member, self.bits, direct)
+        args = (a, a, a, m, self.mask_p, self.codes, 0, False)
+        loaded = self._mask_forward[direct] = _entry_point(kernel, args)
+        return loaded
+
+    def _load_backward(self) -> Any:
+        a, m = self.aux, np.zeros(1, np.uint8)
+        kernel = _kernel("mask_backward", self.bits, 0)
+        self._mask_backward = _entry_point(kernel, (a, m, a, a, self.table, 0, False))
+        return self._mask_backward
+
     def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``y = f(x)`` and ``mask`` = the packed codes of x."""
+        n = x.size
+        if n < SMALL and GRAIN_LINEAR is None:
+            direct = y is not x
+            kernel = self._mask_forward.get(direct) or self._load_forward(direct)
+            kernel(x, self.aux, y, mask, self.mask_p, self.codes, 0, False)
+            return
         stream = _stream_to(y, x, fresh)
         direct = not stream and y is not x
-        kernel = self._mask_forward.get(direct)
-        if kernel is None:
-            a, m = self.aux, np.zeros(1, np.uint8)
-            kernel = self._mask_forward[direct] = _entry_point(
-                _kernel("mask_forward", self.member, self.bits, direct),
-                (a, a, a, m, self.mask_p, self.codes, 0, False),
-            )
+        kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
-        n = x.size
         chunks = _chunks(n, True)
         if len(chunks) == 1:
             kernel(x, aux, y, mask, p, codes, 0, stream)
@@ -646,16 +665,13 @@ class Calls:
         self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True
     ) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
-        stream = _stream_to(dx, g, fresh)
-        direct = not stream and dx is not g
-        kernel = self._mask_backward.get(direct)
-        if kernel is None:
-            a, m = self.aux, np.zeros(1, np.uint8)
-            kernel = self._mask_backward[direct] = _entry_point(
-                _kernel("mask_backward", self.bits, 0, direct), (a, m, a, a, self.table, 0, False)
-            )
-        aux, table, bits = self.aux, self.table, self.bits
         n = g.size
+        kernel = self._mask_backward or self._load_backward()
+        if n < SMALL and GRAIN_LINEAR is None:
+            kernel(g, mask, self.aux, dx, self.table, 0, False)
+            return
+        stream = _stream_to(dx, g, fresh)
+        aux, table, bits = self.aux, self.table, self.bits
         chunks = _chunks(n, True)
         if len(chunks) == 1:
             kernel(g, mask, aux, dx, table, 0, stream)
@@ -800,8 +816,7 @@ def backward_from_mask(
     full[: table.size] = table
     gr, dr, _, finish = _operands(gf, dx, None, True)  # 16-bit: raw bits, one pass
     stream = dx.itemsize > 2 and _streams(dx, np.may_share_memory(dx, gf))
-    direct = not stream and _disjoint(dr, gr)
-    kernel = _kernel("mask_backward", bits, int(slopes), direct, dx.itemsize == 2)
+    kernel = _kernel("mask_backward", bits, int(slopes), dx.itemsize == 2)
 
     def task(a: int, b: int) -> Callable[[], None]:
         part = m[a * bits // 8 : mask_bytes(b, bits)]
