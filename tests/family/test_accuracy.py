@@ -7,8 +7,10 @@ tails are included, and nothing but the result sets the unit. The true value com
 itself checked against mpmath below) for float32 and 16-bit results, and from mpmath for
 float64 ones.
 
-- float32: within 1 ulp (the bar is 2; both paths round a float64 value once and measure 0.5),
-  on a stride through all 2^32 bit patterns (every one with ``RELUKIT_HYPOTHESIS=thorough``);
+- float32: within 2 ulp, the bar (the compiled kernels compute in float32 with error-free
+  corrections and measure up to about 1.3; the reference path rounds a float64 value once and
+  stays within 1), on a stride through all 2^32 bit patterns (every one with
+  ``RELUKIT_HYPOTHESIS=thorough``);
 - float16 and bfloat16: within 1 ulp on every bit pattern;
 - float64: within ``truth.FLOAT64_ULPS`` on a dense sample (the bar is 2; where a member misses
   it, ``benchmarks/RESULTS.md`` says so and why).
@@ -35,6 +37,7 @@ THOROUGH = os.environ.get("RELUKIT_HYPOTHESIS") == "thorough"
 STRIDE = 4099  # CI: about a million float32 inputs, every exponent and sign
 CHUNK = 1 << 24
 
+FLOAT32_ULPS = {"compiled": 2.0, "reference": 1.0}
 IDS = [f"{member_id(n, p)}-{'-'.join(f'{v}' for v in p.values())}" for n, p in SMOOTH_CASES]
 
 
@@ -71,7 +74,7 @@ def worst(function, mid: str, op: str, x: np.ndarray, backend: str, dtype) -> tu
 
 @pytest.mark.parametrize(("name", "params"), SMOOTH_CASES, ids=IDS)
 @pytest.mark.parametrize("op", ["forward", "derivative"])
-def test_float32_within_1_ulp_of_the_true_value(name, params, op):
+def test_float32_within_2_ulp_of_the_true_value(name, params, op):
     function, mid = relukit.get(name, **params), member_id(name, params)
     near = [float(np.float32(z[0])) for z in ZEROS.values()]
     edges = np.float32([0.0, 1e-45, 1e-38, 1.0, 88.7, 89.0, 103.9, 104.0, 1e30, 3e38, *near])
@@ -85,7 +88,7 @@ def test_float32_within_1_ulp_of_the_true_value(name, params, op):
             if start == 0:
                 x = np.concatenate([x, extra])
             error, at = worst(function, mid, op, x, backend, np.float32)
-            assert error <= 1.0, (backend, op, at, error)
+            assert error <= FLOAT32_ULPS[backend], (backend, op, at, error)
 
 
 @pytest.mark.parametrize(("name", "params"), SMOOTH_CASES, ids=IDS)

@@ -8,8 +8,9 @@ kinks themselves.
 
 Piecewise-linear members must agree bit for bit, the sign of zero and NaN positions included.
 For the transcendental members PyTorch gives the special values (NaN positions, the values at
-±inf, where it overflows), and the true function the rest: relukit must be within 1 ulp of the
-true value in float32 and 16-bit floats, and within its measured float64 bound
+±inf, where it overflows), and the true function the rest: relukit must be within 2 ulp of the
+true value in float32 (the bar; a vjp rounds g·f′ once more: 3), 1 ulp in 16-bit floats, and
+within its measured float64 bound
 (``truth.FLOAT64_ULPS``) in float64, ulps counted relative to the result alone (the
 true value comes from ``truth.py``). PyTorch's own distance from the true value is measured in
 ``benchmarks/accuracy.py``.
@@ -243,6 +244,8 @@ def true_values(case: Case, op: str, x: np.ndarray, params: dict[str, Any], dtyp
 
 
 def tolerance(case: Case, op: str, dtype) -> float:
+    if dtype == np.float32:
+        return 3.0 if op == "vjp" else 2.0
     if dtype != np.float64:
         return 1.0
     bound = FLOAT64_ULPS.get((case.id, "derivative" if op == "vjp" else op), (2.0, 2.0))[0]

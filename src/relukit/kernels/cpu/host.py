@@ -165,6 +165,8 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
         if slots is None:
             return None
     member, placed, slopes = slots
+    if member in _module().WIDE and work == np.float32 and not _module().moderate(placed):
+        return None  # float32 arithmetic cannot hold the parameter (see math32.moderate)
     values = [0.0] * 8
     values[: len(placed)] = placed
     if spec.limits is not None:

@@ -51,11 +51,13 @@ from relukit.kernels.cpu.intrinsics import (
     chain_word,
     chain_word_slopes,
     store_fence,
+    vector_width_512,
     word_above,
     word_greater,
 )
 from relukit.kernels.cpu.loops import BLOCK, chain, conventions, put, select_block
 from relukit.kernels.cpu.masks import load_bytes, pack, select_with_mask, store_bytes, unpack
+from relukit.kernels.cpu.math32 import moderate  # noqa: F401  (for the host side)
 from relukit.kernels.cpu.mathlib import exp_f64, expm1_f64, log1p_f64, phi_f64, tanh_f64
 from relukit.kernels.cpu.rectifiers import (
     general_relu_d,
@@ -149,8 +151,9 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         a1 = p[1]
         a2 = p[2]
         a3 = p[3]
-        low = p[4]
-        high = p[5]
+        vector_width_512()
+        low = c(widen(x[0]), p[4])  # the limits in the working float
+        high = c(widen(x[0]), p[5])
         low_raw = narrow(a0, x[0])
         high_raw = narrow(a1, x[0])
         period = n + 1

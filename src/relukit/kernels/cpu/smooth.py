@@ -8,11 +8,14 @@ import math
 from typing import Any
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from relukit.family.numerics import SHIFT_HI, SHIFT_LO, UNSHIFT, ZEROS
 from relukit.family.numerics import WIDTH as NEAR_WIDTH
 from relukit.family.smooth import GELU_FAR, GELU_TANH_FAR, MILLS
-from relukit.kernels.cpu.compile import jit
+from relukit.kernels.cpu import math32 as m32
+from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
 from relukit.kernels.cpu.dtypes import single
 from relukit.kernels.cpu.intrinsics import fma
 from relukit.kernels.cpu.mathlib import (
@@ -84,32 +87,32 @@ def sigmoid_w(v: Any, x: float) -> float:
 
 
 @jit
-def sigmoid_f(v: Any, x: float) -> float:
+def sigmoid_f_wide(v: Any, x: float) -> float:
     return sigmoid_w(v, x)
 
 
 @jit
-def tanh_f(v: Any, x: float) -> float:
+def tanh_f_wide(v: Any, x: float) -> float:
     return wtanh(v, x)
 
 
 @jit
-def elu_f(v: Any, x: float, alpha: float) -> float:
+def elu_f_wide(v: Any, x: float, alpha: float) -> float:
     return x if x > 0.0 else wexpm1(v, x) * alpha
 
 
 @jit
-def elu_d(v: Any, x: float, alpha: float) -> float:
+def elu_d_wide(v: Any, x: float, alpha: float) -> float:
     return 1.0 if x > 0.0 else wexp(v, x) * alpha
 
 
 @jit
-def selu_f(v: Any, x: float) -> float:
+def selu_f_wide(v: Any, x: float) -> float:
     return x * SELU_SCALE if x > 0.0 else wexpm1(v, x) * SELU_PRODUCT
 
 
 @jit
-def selu_d(v: Any, x: float) -> float:
+def selu_d_wide(v: Any, x: float) -> float:
     return SELU_SCALE if x > 0.0 else wexp(v, x) * SELU_PRODUCT
 
 
@@ -123,13 +126,13 @@ def quotient(v: Any, x: float, alpha: float) -> Any:
 
 
 @jit
-def celu_f(v: Any, x: float, alpha: float) -> float:
+def celu_f_wide(v: Any, x: float, alpha: float) -> float:
     q, dq = quotient(v, x, alpha)
     return x if x > 0.0 else (wexpm1(v, q) + wexp(v, q) * dq) * alpha
 
 
 @jit
-def celu_d(v: Any, x: float, alpha: float) -> float:
+def celu_d_wide(v: Any, x: float, alpha: float) -> float:
     q, dq = quotient(v, x, alpha)
     e = wexp(v, q)
     return 1.0 if x > 0.0 else e + e * dq
@@ -161,14 +164,14 @@ def gelu_far(x: float, derivative: bool) -> float:
 
 
 @jit
-def gelu_f(v: Any, x: float) -> float:
+def gelu_f_wide(v: Any, x: float) -> float:
     if not single(v) and x < GELU_FAR:
         return gelu_far(x, False)
     return x * wphi(v, x)
 
 
 @jit
-def gelu_d(v: Any, x: float) -> float:
+def gelu_d_wide(v: Any, x: float) -> float:
     if not single(v) and x < GELU_FAR:
         return gelu_far(x, True)
     general = wphi(v, x) + x * wgauss(v, x)
@@ -226,13 +229,13 @@ def gelu_tanh_sigmoids(v: Any, x: float) -> Any:
 
 
 @jit
-def gelu_tanh_f(v: Any, x: float) -> float:
+def gelu_tanh_f_wide(v: Any, x: float) -> float:
     far, value = gelu_tanh_far(v, x, False)
     return value if far else x * gelu_tanh_sigmoids(v, x)[0]
 
 
 @jit
-def gelu_tanh_d(v: Any, x: float) -> float:
+def gelu_tanh_d_wide(v: Any, x: float) -> float:
     far, value = gelu_tanh_far(v, x, True)
     if far:
         return value
@@ -244,12 +247,12 @@ def gelu_tanh_d(v: Any, x: float) -> float:
 
 
 @jit
-def silu_f(v: Any, x: float) -> float:
+def silu_f_wide(v: Any, x: float) -> float:
     return x * sigmoid_w(v, x)
 
 
 @jit
-def silu_d(v: Any, x: float) -> float:
+def silu_d_wide(v: Any, x: float) -> float:
     rest = sigmoid_w(v, -x)
     general = sigmoid_w(v, x) * (1.0 + (0.0 if rest == 0.0 else x * rest))
     return silu_near_zero(v, x, general)
@@ -287,7 +290,7 @@ def scaled(v: Any, x: float, beta: float) -> Any:
 
 
 @jit
-def softplus_f(v: Any, x: float, beta: float, threshold: float) -> float:
+def softplus_f_wide(v: Any, x: float, beta: float, threshold: float) -> float:
     z, dz = scaled(v, x, beta)
     positive = z if z > 0.0 else 0.0
     value = positive + wlog1p(v, wexp(v, -abs(z))) + sigmoid_w(v, z) * dz
@@ -295,19 +298,174 @@ def softplus_f(v: Any, x: float, beta: float, threshold: float) -> float:
 
 
 @jit
-def softplus_d(v: Any, x: float, beta: float, threshold: float) -> float:
+def softplus_d_wide(v: Any, x: float, beta: float, threshold: float) -> float:
     z, dz = scaled(v, x, beta)
     s = sigmoid_w(v, z)
     return 1.0 if z > threshold else s + s * sigmoid_w(v, -z) * dz
 
 
 @jit
-def sigmoid_d(v: Any, x: float) -> float:
+def sigmoid_d_wide(v: Any, x: float) -> float:
     w = wexp(v, -abs(x))
     return w / ((1.0 + w) * (1.0 + w))
 
 
 @jit
-def tanh_d(v: Any, x: float) -> float:
+def tanh_d_wide(v: Any, x: float) -> float:
     w = wexp(v, -2.0 * abs(x))
     return 4.0 * w / ((1.0 + w) * (1.0 + w))
+
+
+# ---------------------------------------------------------------------------------------------
+# The members by working type: float32 (and 16-bit) elements in float32 arithmetic
+# (:mod:`relukit.kernels.cpu.math32`), float64 ones by the float64 formulas above. Each is
+# ``name(v, x, *parameters)``: v the working float, x the same as float64, the parameters float64.
+
+
+def _by_type(name: str, single_f: Any, wide_f: Any, arity: int) -> Any:
+    """A stub ``name(v, x, p0, …)`` that Numba resolves, from v's type, to ``single_f`` (float32)
+    or ``wide_f`` (float64)."""
+    args = ", ".join(["v", "x", *(f"p{i}" for i in range(arity))])
+    source = f"""
+def {name}({args}):
+    raise NotImplementedError("inside Numba kernels only")
+
+
+def impl({args}):
+    if v == types.float32:
+        return lambda {args}: single_f({args})
+    if v == types.float64:
+        return lambda {args}: wide_f({args})
+    return None
+"""
+    namespace: dict[str, Any] = {"types": types, "single_f": single_f, "wide_f": wide_f}
+    exec(source, namespace)
+    overload(namespace[name], jit_options=INLINE_OPTIONS)(namespace["impl"])
+    return namespace[name]
+
+
+@jit
+def _sigmoid_f32(v: Any, x: Any) -> Any:
+    return m32.sigmoid_f32(v)
+
+
+@jit
+def _sigmoid_d32(v: Any, x: Any) -> Any:
+    return m32.sigmoid_d32(v)
+
+
+@jit
+def _tanh_f32(v: Any, x: Any) -> Any:
+    return m32.tanh_f32(v)
+
+
+@jit
+def _tanh_d32(v: Any, x: Any) -> Any:
+    return m32.tanh_d32(v)
+
+
+@jit
+def _silu_f32(v: Any, x: Any) -> Any:
+    return m32.silu_f32(v)
+
+
+@jit
+def _silu_d32(v: Any, x: Any) -> Any:
+    return m32.silu_d32(v)
+
+
+@jit
+def _gelu_f32(v: Any, x: Any) -> Any:
+    return m32.gelu_f32(v)
+
+
+@jit
+def _gelu_d32(v: Any, x: Any) -> Any:
+    return m32.gelu_d32(v)
+
+
+@jit
+def _elu_f32(v: Any, x: Any, alpha: Any) -> Any:
+    ah, al = m32.split(alpha)
+    return m32.elu_f32(v, ah, al)
+
+
+@jit
+def _elu_d32(v: Any, x: Any, alpha: Any) -> Any:
+    ah, al = m32.split(alpha)
+    return m32.elu_d32(v, ah, al)
+
+
+SELU_SCALE_32 = (np.float32(SELU_SCALE), np.float32(SELU_SCALE - float(np.float32(SELU_SCALE))))
+SELU_PRODUCT_32 = (
+    np.float32(SELU_PRODUCT),
+    np.float32(SELU_PRODUCT - float(np.float32(SELU_PRODUCT))),
+)
+
+
+@jit
+def _selu_f32(v: Any, x: Any) -> Any:
+    negative = m32.elu_f32(v, SELU_PRODUCT_32[0], SELU_PRODUCT_32[1])
+    return fma(SELU_SCALE_32[0], v, SELU_SCALE_32[1] * v) if v > 0 else negative
+
+
+@jit
+def _selu_d32(v: Any, x: Any) -> Any:
+    negative = m32.elu_d32(v, SELU_PRODUCT_32[0], SELU_PRODUCT_32[1])
+    return SELU_SCALE_32[0] if v > 0 else negative
+
+
+@jit
+def _celu_f32(v: Any, x: Any, alpha: Any) -> Any:
+    ah, al = m32.split(alpha)
+    return m32.celu_f32(v, ah, al, np.float32(1.0) / ah)
+
+
+@jit
+def _celu_d32(v: Any, x: Any, alpha: Any) -> Any:
+    ah, al = m32.split(alpha)
+    return m32.celu_d32(v, ah, al, np.float32(1.0) / ah)
+
+
+@jit
+def _gelu_tanh_f32(v: Any, x: Any) -> Any:
+    return m32.gelu_tanh_f32(v)
+
+
+@jit
+def _gelu_tanh_d32(v: Any, x: Any) -> Any:
+    return m32.gelu_tanh_d32(v)
+
+
+@jit
+def _softplus_f32(v: Any, x: Any, beta: Any, threshold: Any) -> Any:
+    bh, bl = m32.split(beta)
+    th, tl = m32.split(threshold)
+    return m32.softplus_f32(v, bh, bl, np.float32(1.0) / bh, th, tl)
+
+
+@jit
+def _softplus_d32(v: Any, x: Any, beta: Any, threshold: Any) -> Any:
+    bh, bl = m32.split(beta)
+    th, tl = m32.split(threshold)
+    return m32.softplus_d32(v, bh, bl, th, tl)
+
+
+sigmoid_f = _by_type("sigmoid_f", _sigmoid_f32, sigmoid_f_wide, 0)
+sigmoid_d = _by_type("sigmoid_d", _sigmoid_d32, sigmoid_d_wide, 0)
+tanh_f = _by_type("tanh_f", _tanh_f32, tanh_f_wide, 0)
+tanh_d = _by_type("tanh_d", _tanh_d32, tanh_d_wide, 0)
+silu_f = _by_type("silu_f", _silu_f32, silu_f_wide, 0)
+silu_d = _by_type("silu_d", _silu_d32, silu_d_wide, 0)
+gelu_f = _by_type("gelu_f", _gelu_f32, gelu_f_wide, 0)
+gelu_d = _by_type("gelu_d", _gelu_d32, gelu_d_wide, 0)
+elu_f = _by_type("elu_f", _elu_f32, elu_f_wide, 1)
+elu_d = _by_type("elu_d", _elu_d32, elu_d_wide, 1)
+selu_f = _by_type("selu_f", _selu_f32, selu_f_wide, 0)
+selu_d = _by_type("selu_d", _selu_d32, selu_d_wide, 0)
+celu_f = _by_type("celu_f", _celu_f32, celu_f_wide, 1)
+celu_d = _by_type("celu_d", _celu_d32, celu_d_wide, 1)
+gelu_tanh_f = _by_type("gelu_tanh_f", _gelu_tanh_f32, gelu_tanh_f_wide, 0)
+gelu_tanh_d = _by_type("gelu_tanh_d", _gelu_tanh_d32, gelu_tanh_d_wide, 0)
+softplus_f = _by_type("softplus_f", _softplus_f32, softplus_f_wide, 2)
+softplus_d = _by_type("softplus_d", _softplus_d32, softplus_d_wide, 2)

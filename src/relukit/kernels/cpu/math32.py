@@ -1,0 +1,603 @@
+"""float32 math of the float32 (and 16-bit) kernels: the smooth members in 16 lanes to a vector.
+
+Every function here is float32 arithmetic, fused multiply-adds, bit casts and selects only, so
+a loop that calls it compiles to AVX-512 code of 16 lanes (float64 would give 8, and its
+division costs twice as much). Accuracy comes from error-free transformations where a rounding
+would count, not from a wider type:
+
+- ``exp_sp``: ``e^x·2^offset = s·(1 + p)``: Cody-Waite reduction in two parts of ln 2
+  (XNNPACK's rr2), ``e^r − 1 = r + r²·q(r)`` with ``q`` a minimax fit of degree 4 (relative
+  error 2^-28.3), and ``s = 2^(n + offset)`` straight from the bits of the magic-bias shift.
+  The offset (2^24 where a result may need ``e^x`` below the normal range) keeps ``s`` normal,
+  so neither end of the range needs a select. ``exp_sp2`` also returns the rounding error of
+  the reduced argument.
+- pairs: ``hi + lo`` carried through a sum (Knuth's two-sum) or a product (the fma's
+  two-product), so that ``1 + e``, ``x·e``, ``1 − σ`` lose nothing before the last rounding.
+- ``sigmoid_neg_pair``: ``σ(−a)`` as a pair, one division; the rounding of ``e``, of ``1 + e``
+  and of the quotient go into one residual step, whose ``1/(1 + e)`` is ``1 − σ(−a)``.
+- the members' pieces fitted in :mod:`relukit.kernels.cpu.fits32`: tanh near 0, gelu through
+  ``Y(a) = a·e^{a²/2}·Φ(−a)`` and ``V(a)`` (no erfc, no cancellation in the tails), and each
+  derivative near its zero as ``h·G(h)``.
+
+The float32 results are within 2 ulp of the true value wherever that is a normal float32,
+tails included (``tests/family/test_accuracy.py``; ``benchmarks/RESULTS.md``, Accuracy). The
+16-bit kernels widen to float32, call these and round once more: within 1 ulp of their type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from relukit.family.numerics import ZEROS
+from relukit.kernels.cpu.compile import jit
+from relukit.kernels.cpu.fits32 import (
+    FITS,
+    GELU_D_HIGH,
+    GELU_V_CENTRE,
+    GELU_V_K,
+    GELU_Y_K,
+    GELU_Y_LOW,
+    ZERO_WIDTH,
+)
+from relukit.kernels.cpu.intrinsics import f32_as_i32, fma, i32_as_f32
+
+F = np.float32
+I = np.int32  # noqa: E741
+
+ZERO = F(0.0)
+HALF = F(0.5)
+ONE = F(1.0)
+TWO = F(2.0)
+LOG2E = F(1.4426950408889634)
+LN2_HI = F(0.693145751953125)  # 16 bits: n·LN2_HI is exact for |n| < 256
+LN2_LO = F(1.428606765330187e-06)
+EXP_LOW = F(-104.0)  # e^x·2^24 is normal down to about −103.97
+UP_24 = F(2.0**24)
+DOWN_24 = F(2.0**-24)
+TANH_SMALL = F(0.625)  # |x| up to which tanh is x + x³·T(x²)
+GELU_CLAMP = F(14.0)  # |x| beyond which gelu's tails are 0 in float32 (−e^{−98}·Y)
+
+
+def magic(offset: int) -> Any:
+    """The shifter of :func:`exp_sp` for ``s = 2^(n + offset)``: n + 127 + offset lands in the
+    low bits of ``x·log2 e + shifter``, whose bits shifted left by 23 are then ``s``."""
+    return F(12582912.0 + 127 + offset)
+
+
+SHIFT_0 = magic(0)
+SHIFT_24 = magic(24)
+
+
+def polynomial32(coefficients: tuple[float, ...], name: str) -> Any:
+    """A jitted ``v ↦ p(v)`` as a pair ``(hi, lo)`` from a fit of :mod:`fits32` (``c0`` a
+    pair): Horner in float32 up to ``c₂``, then ``c₁ + v·S`` and ``c₀ + v·(…)`` with exact
+    products and sums, so that terms as large as ``c₀`` add no rounding of their own. The
+    coefficients are written into its code (a loop over a tuple would stop the vectoriser)."""
+    hi, lo, c1, *rest = (float(c) for c in coefficients)
+    body = f"F({rest[-1]!r})"
+    for c in reversed(rest[:-1]):
+        body = f"fma({body}, v, F({c!r}))"
+    source = f"""def {name}(v):
+    p, pl = two_prod(v, {body})
+    s1, s1l = two_sum(F({c1!r}), p)
+    p, pl = two_prod(v, s1)
+    pl = fma(v, s1l + pl, pl)
+    s0, s0l = two_sum(F({hi!r}), p)
+    return two_sum_fast(s0, s0l + (pl + F({lo!r})))
+"""
+    return _compile(source, name)
+
+
+def slope32(coefficients: tuple[float, ...], terms: int, name: str) -> Any:
+    """A jitted ``v ↦ p′(v)`` from the first ``terms`` terms of the derivative: enough for the
+    first-order correction of an argument's rounding, which needs a few bits only."""
+    _, _, *rest = (float(c) for c in coefficients)
+    slope = [k * c for k, c in enumerate(rest[:terms], start=1)]
+    body = f"F({slope[-1]!r})"
+    for c in reversed(slope[:-1]):
+        body = f"fma({body}, v, F({c!r}))"
+    return _compile(f"def {name}(v):\n    return {body}\n", name)
+
+
+def _compile(source: str, name: str) -> Any:
+    namespace: dict[str, Any] = {
+        "F": F, "fma": fma, "two_prod": two_prod, "two_sum": two_sum,
+        "two_sum_fast": two_sum_fast,
+    }  # fmt: skip
+    exec(source, namespace)
+    return jit(namespace[name])
+
+
+def zero32(name: str) -> tuple[Any, Any]:
+    """The zero of a member's derivative as a float32 pair (from the registry's table)."""
+    high, low, _ = ZEROS[name]
+    hi = F(high)
+    return hi, F((high - float(hi)) + low)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairs
+
+
+@jit
+def two_sum(a: Any, b: Any) -> Any:
+    """(s, e), s + e = a + b exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@jit
+def two_sum_fast(a: Any, b: Any) -> Any:
+    """(s, e), s + e = a + b exactly, for |a| ≥ |b| (Dekker)."""
+    s = a + b
+    return s, (a - s) + b
+
+
+@jit
+def two_prod(a: Any, b: Any) -> Any:
+    """(p, e), p + e = a·b exactly (where nothing underflows)."""
+    p = a * b
+    return p, fma(a, b, -p)
+
+
+MODERATE = 2.0**60
+
+
+def moderate(values: Any) -> bool:
+    """Whether the float64 parameters are 0 or within 2^±60, where the float32 formulas hold:
+    a float32 call with another takes the reference path (host side, not compiled)."""
+    return all(v == 0 or 1 / MODERATE < abs(v) < MODERATE for v in values)
+
+
+@jit
+def split(value: Any) -> Any:
+    """A float64 parameter as a float32 pair (hi, lo) (hoisted out of the loops)."""
+    hi = np.float32(value)
+    return hi, np.float32(value - np.float64(hi))
+
+
+# ---------------------------------------------------------------------------------------------
+# exp and its relatives
+
+EXP_Q = tuple(F(c) for c in (FITS["EXP_Q"][0], *FITS["EXP_Q"][2:]))  # c0 is 0.5 - 6e-9
+
+
+@jit
+def exp_q(r: Any) -> Any:
+    return fma(fma(fma(fma(EXP_Q[4], r, EXP_Q[3]), r, EXP_Q[2]), r, EXP_Q[1]), r, EXP_Q[0])
+
+
+@jit
+def exp_sp(x: Any, shifter: Any) -> Any:
+    """(s, p): ``e^x·2^offset = s·(1 + p)``, s a power of two and |p| ≤ 0.42, for the
+    ``shifter = magic(offset)`` and x with ``1 ≤ round(x·log2 e) + 127 + offset ≤ 254``."""
+    v = fma(x, LOG2E, shifter)
+    n = v - shifter
+    r = fma(n, -LN2_HI, x)
+    r = fma(n, -LN2_LO, r)
+    return i32_as_f32(f32_as_i32(v) << I(23)), fma(r * r, exp_q(r), r)
+
+
+@jit
+def exp_sp2(x: Any, shifter: Any) -> Any:
+    """(s, p, rl): as :func:`exp_sp`, and ``rl`` the rounding error of the reduced argument
+    (``e^x·2^offset = s·(1 + p)·(1 + rl)``)."""
+    v = fma(x, LOG2E, shifter)
+    n = v - shifter
+    r1 = fma(n, -LN2_HI, x)  # exact
+    t = n * LN2_LO
+    r = r1 - t
+    rl = (r1 - r) - t
+    return i32_as_f32(f32_as_i32(v) << I(23)), fma(r * r, exp_q(r), r), rl
+
+
+@jit
+def exp_neg(x: Any) -> Any:
+    """e^x for x ≤ 0 (0 below −104), within 0.6 ulp where normal."""
+    xc = x if x > EXP_LOW else EXP_LOW
+    s, p = exp_sp(xc, SHIFT_24)
+    return ZERO if x < EXP_LOW else fma(s, p, s) * DOWN_24
+
+
+@jit
+def exp_neg_pair(x: Any) -> Any:
+    """e^x·2^24 = hi + lo for x ≤ 0 (0 below −104), lo the remainder of hi's rounding."""
+    xc = x if x > EXP_LOW else EXP_LOW
+    s, p = exp_sp(xc, SHIFT_24)
+    hi = fma(s, p, s)
+    lo = fma(s, p, s - hi)  # exact: s and hi are within a factor 2
+    zero = x < EXP_LOW
+    return (ZERO if zero else hi), (ZERO if zero else lo)
+
+
+@jit
+def expm1_pair(x: Any) -> Any:
+    """e^x − 1 = hi + lo for x ≤ 0, to about 2^-27 relative: the remainders of the reduced
+    argument and of the last rounding kept in lo (−1 below −17.4)."""
+    xc = x if x > F(-18.0) else F(-18.0)
+    s, p, rl = exp_sp2(xc, SHIFT_0)
+    sm1 = s - ONE  # exact for s ≥ 2^-24
+    hi = fma(s, p, sm1)
+    sr = s * rl
+    lo = fma(s, p, sm1 - hi) + fma(sr, p, sr)  # exact remainder: sm1 and hi within 2x
+    far = xc <= F(-16.5)
+    return (fma(s, p, s) - ONE if far else hi), (ZERO if far else lo)
+
+
+@jit
+def sigmoid_neg_pair(a: Any) -> Any:
+    """(q, ql): ``σ(−a)·2^24 = q + ql`` for a ≥ 0, to about 2^-26 relative wherever σ(−a)·2^24
+    is normal: e = e^{−a} with the remainder of its last rounding, the rounding of 1 + e and
+    of the quotient, all carried into one residual step (its 1/(1 + e) is 1 − σ(−a): no
+    second division)."""
+    hi, lo = exp_neg_pair(-a)
+    e = hi * DOWN_24
+    d = ONE + e
+    dl = ((ONE - d) + e) + lo * DOWN_24
+    q = hi / d
+    residual = fma(-q, d, hi) + fma(-q, dl, lo)
+    return q, residual * (ONE - q * DOWN_24)
+
+
+@jit
+def complement(q: Any, ql: Any) -> Any:
+    """(m, ml) = 1 − (q + ql)·2^-24 as a pair."""
+    q = q * DOWN_24
+    m = ONE - q
+    return m, ((ONE - m) - q) - ql * DOWN_24
+
+
+@jit
+def product_of_sigmoids(q: Any, ql: Any) -> Any:
+    """σ(a)·σ(−a)·2^24 from the pair of σ(−a)·2^24 (one rounding)."""
+    m, ml = complement(q, ql)
+    return fma(q, m, fma(ql, m, q * ml))
+
+
+# ---------------------------------------------------------------------------------------------
+# Members (float32 in, float32 out; the kernels apply the conventions at NaN and ±inf)
+
+
+@jit
+def sigmoid_f32(x: Any) -> Any:
+    """σ(x): σ(−|x|) from its pair, or 1 − σ(−|x|) (one rounding)."""
+    q, ql = sigmoid_neg_pair(abs(x))
+    m, ml = complement(q, ql)
+    return (q + ql) * DOWN_24 if x < ZERO else m + ml
+
+
+@jit
+def sigmoid_d32(x: Any) -> Any:
+    """σ′(x) = σ(x)·σ(−x)."""
+    q, ql = sigmoid_neg_pair(abs(x))
+    return product_of_sigmoids(q, ql) * DOWN_24
+
+
+@jit
+def tanh_f32(x: Any) -> Any:
+    """tanh(x): ``x + x³·T(x²)`` for |x| ≤ 0.625, else ``1 − 2w/(1 + w)``, w = e^{−2|x|}
+    (within 1.3 ulp)."""
+    a = abs(x)
+    s = a * a
+    th, tt = tanh_t(s)
+    small = fma(a * s, th + tt, a)
+    w = exp_neg(F(-2.0) * a)
+    r = small if a <= TANH_SMALL else fma(F(-2.0), w / (ONE + w), ONE)
+    return -r if x < ZERO else r
+
+
+@jit
+def tanh_d32(x: Any) -> Any:
+    """tanh′(x) = 4·σ(2|x|)·σ(−2|x|)."""
+    q, ql = sigmoid_neg_pair(TWO * abs(x))
+    return product_of_sigmoids(q, ql) * F(2.0**-22)
+
+
+@jit
+def silu_f32(x: Any) -> Any:
+    """x·σ(x) (x·σ(x)·2^24 formed first: σ(x) alone is subnormal below −87)."""
+    q, ql = sigmoid_neg_pair(abs(x))
+    m, ml = complement(q, ql)
+    return fma(x, q, x * ql) * DOWN_24 if x < ZERO else fma(x, m, x * ml)
+
+
+ZERO_SILU = zero32("silu")
+
+
+@jit
+def silu_d32(x: Any) -> Any:
+    """σ(x)·(1 + x·σ(−x)): within ½ of its zero r, ``h·G(h)`` (h = x − r); elsewhere from
+    the pairs q = σ(−|x|), m = 1 − q: ``m·(1 + x·q)`` for x ≥ 0, ``q·(1 + x·m)`` below."""
+    h = (x - ZERO_SILU[0]) - ZERO_SILU[1]
+    gh, gl = zero_silu(h)
+    near = fma(h, gh, h * gl)
+    q, ql = sigmoid_neg_pair(abs(x))
+    m, ml = complement(q, ql)
+    qh = (q + ql) * DOWN_24
+    qll = ((q - qh * UP_24) + ql) * DOWN_24
+    negative = x < ZERO
+    ph, pl = two_prod(x, m if negative else qh)
+    pl = fma(x, ml if negative else qll, pl)
+    g, gl = two_sum(ONE, ph)
+    gl = gl + pl
+    own = q if negative else m * UP_24  # (scaled: σ(x) is subnormal below −87)
+    ownl = ql if negative else ml * UP_24
+    far = fma(own, g, fma(own, gl, ownl * g)) * DOWN_24
+    return near if abs(h) <= F(ZERO_WIDTH) else far
+
+
+@jit
+def elu_f32(x: Any, ah: Any, al: Any) -> Any:
+    """``alpha·(e^x − 1)`` for x ≤ 0, alpha = ah + al."""
+    m, ml = expm1_pair(x if x < ZERO else ZERO)
+    return x if x > ZERO else fma(ah, m, fma(ah, ml, al * m))
+
+
+@jit
+def elu_d32(x: Any, ah: Any, al: Any) -> Any:
+    """``alpha·e^x`` for x ≤ 0, 1 above."""
+    hi, lo = exp_neg_pair(x if x < ZERO else ZERO)
+    r = fma(ah, hi, fma(ah, lo, al * hi)) * DOWN_24
+    return ONE if x > ZERO else r
+
+
+@jit
+def quotient(x: Any, ah: Any, al: Any, inverse: Any) -> Any:
+    """(q, ql): q + ql = x/alpha to about 2^-40, alpha = ah + al, ``inverse`` = 1/ah, for
+    x ≤ 0; (−104, 0) where x/alpha is below −104 (e^q is 0 in float32 there)."""
+    q = x * inverse
+    ql = (fma(-q, ah, x) - q * al) * inverse
+    far = q < EXP_LOW
+    return (EXP_LOW if far else q), (ZERO if far else ql)
+
+
+@jit
+def celu_f32(x: Any, ah: Any, al: Any, inverse: Any) -> Any:
+    """``alpha·(e^{x/alpha} − 1)`` for x ≤ 0: ``expm1(q) + e^q·ql``, q + ql = x/alpha."""
+    q, ql = quotient(x if x < ZERO else ZERO, ah, al, inverse)
+    m, ml = expm1_pair(q)
+    ml = fma(m + ONE, ql, ml)
+    return x if x > ZERO else fma(ah, m, fma(ah, ml, al * m))
+
+
+@jit
+def celu_d32(x: Any, ah: Any, al: Any, inverse: Any) -> Any:
+    """``e^{x/alpha}`` for x ≤ 0, 1 above."""
+    q, ql = quotient(x if x < ZERO else ZERO, ah, al, inverse)
+    hi, lo = exp_neg_pair(q)
+    r = fma(hi, ql, hi + lo) * DOWN_24
+    return ONE if x > ZERO else r
+
+
+# gelu -----------------------------------------------------------------------------------------
+
+ZERO_GELU = zero32("gelu")
+
+
+@jit
+def ratio_pair(a: Any, k: Any) -> Any:
+    """(w, wl): w + wl = (a − k)/(a + k) to about 2^-40 (one division)."""
+    num, numl = two_sum(a, -k)
+    den, denl = two_sum(a, k)
+    r = ONE / den
+    w = num * r
+    residual = fma(-w, den, num) + (numl - w * denl)
+    return w, residual * r
+
+
+@jit
+def gauss_pair(a: Any) -> Any:
+    """e^{−a²/2}·2^24 = hi + lo for 0 ≤ a ≤ 14.4 (a² and the reduced argument as pairs)."""
+    s, sl = two_prod(a, a)
+    e, p, rl = exp_sp2(HALF * -s, SHIFT_24)
+    hi = fma(e, p, e)
+    lo = fma(hi, rl - HALF * sl, fma(e, p, e - hi))
+    return two_sum_fast(hi, lo)  # (the correction for sl reaches 2^-18)
+
+
+@jit
+def gelu_f32(x: Any) -> Any:
+    """x·Φ(x): ``½x + x²·P(x²)`` for |x| ≤ ½; beyond, with a = |x| and
+    ``Y(a) = a·e^{a²/2}·Φ(−a)``, ``−e^{−a²/2}·Y(a)`` on the left and ``x − e^{−x²/2}·Y(x)``
+    on the right."""
+    a = abs(x)
+    s, sl = two_prod(x, x)
+    ph, pl = phi_p(s)
+    small = HALF * x + fma(s, ph, fma(s, pl, sl * ph))
+    ac = a if a < GELU_CLAMP else GELU_CLAMP
+    ac = ac if ac > F(GELU_Y_LOW) else F(GELU_Y_LOW)
+    eh, el = gauss_pair(ac)
+    w, wl = ratio_pair(ac, F(GELU_Y_K))
+    yh, yl = gelu_y(w)
+    yl = fma(wl, gelu_y_slope(w), yl)
+    th, tl = two_prod(eh, yh)
+    t = th + (tl + fma(eh, yl, el * yh))
+    t = ZERO if a > GELU_CLAMP else t  # (and NaN)
+    large = -(t * DOWN_24) if x < ZERO else fma(-t, DOWN_24, x)
+    return small if a <= HALF else large
+
+
+@jit
+def gelu_d32(x: Any) -> Any:
+    """Φ(x) + x·φ(x): ``h·G(h)`` within ½ of its zero r (h = x − r), ``½ + x·D(x²)`` from
+    there to 1.25, and ``∓e^{−a²/2}·a·V(a)`` beyond (added to 1 on the right)."""
+    h = (x - ZERO_GELU[0]) - ZERO_GELU[1]
+    gh, gl = zero_gelu(h)
+    near = fma(h, gh, h * gl)
+    dh, dl = gelu_d_poly(x * x)
+    th, tl = two_prod(x, dh)
+    m, ml = two_sum(HALF, th)
+    middle = m + (ml + fma(x, dl, tl))
+    a = abs(x)
+    ac = a if a < GELU_CLAMP else GELU_CLAMP
+    ac = ac if ac > F(GELU_D_HIGH) else F(GELU_D_HIGH)
+    eh, el = gauss_pair(ac)
+    w, wl = ratio_pair(ac, F(GELU_V_K))
+    vh, vl = gelu_v(w - F(GELU_V_CENTRE))
+    vl = fma(wl, gelu_v_slope(w - F(GELU_V_CENTRE)), vl)
+    ah, al = two_prod(ac, vh)
+    al = fma(ac, vl, al)
+    th, tl = two_prod(eh, ah)
+    t = (th + (tl + fma(eh, al, el * ah))) * DOWN_24
+    t = ZERO if a > GELU_CLAMP else t
+    far = ONE + t if x > ZERO else -t
+    inner = near if abs(h) <= F(ZERO_WIDTH) else middle
+    return inner if (x >= F(-1.25) and x <= F(GELU_D_HIGH)) else far
+
+
+tanh_t = polynomial32(FITS["TANH_T"], "tanh_t")
+phi_p = polynomial32(FITS["PHI_P"], "phi_p")
+gelu_d_poly = polynomial32(FITS["GELU_D"], "gelu_d_poly")
+gelu_y = polynomial32(FITS["GELU_Y"], "gelu_y")
+gelu_y_slope = slope32(FITS["GELU_Y"], 5, "gelu_y_slope")
+gelu_v = polynomial32(FITS["GELU_V"], "gelu_v")
+gelu_v_slope = slope32(FITS["GELU_V"], 5, "gelu_v_slope")
+zero_gelu = polynomial32(FITS["ZERO_GELU"], "zero_gelu")
+zero_silu = polynomial32(FITS["ZERO_SILU"], "zero_silu")
+
+
+# gelu (tanh form) ------------------------------------------------------------------------------
+
+TANH_BETA2 = (F(1.5957691216057308), F(1.5957691216057308 - float(F(1.5957691216057308))))
+KAPPA = (F(0.044715), F(0.044715 - float(F(0.044715))))
+KAPPA3 = (F(0.134145), F(0.134145 - float(F(0.134145))))
+ZERO_GELU_TANH = zero32("gelu-tanh")
+GELU_TANH_CLAMP = F(30.0)  # |x| beyond which σ(2u) is 0 or 1 in float32
+
+
+@jit
+def gelu_tanh_argument(x: Any) -> Any:
+    """(z, zl): z + zl = 2u = 2√(2/π)·(x + 0.044715·x³) to about 2^-40 (x clamped to ±30)."""
+    xc = x if x < GELU_TANH_CLAMP else GELU_TANH_CLAMP
+    xc = xc if xc > -GELU_TANH_CLAMP else -GELU_TANH_CLAMP
+    s, sl = two_prod(xc, xc)
+    c, cl = two_prod(xc, s)
+    cl = fma(xc, sl, cl)
+    e, el = two_prod(KAPPA[0], c)
+    el = el + fma(KAPPA[0], cl, KAPPA[1] * c)
+    g, gl = two_sum(xc, e)
+    gl = gl + el
+    z, zl = two_prod(TANH_BETA2[0], g)
+    return z, zl + fma(TANH_BETA2[0], gl, TANH_BETA2[1] * g)
+
+
+@jit
+def gelu_tanh_sigmoid(x: Any) -> Any:
+    """(q, ql, m, ml, z): σ(−|z|)·2^24 = q + ql and σ(|z|) = m + ml at z + zl = 2u, the
+    rounding of 2u put back to first order (σ(z + zl) = σ(z)·(1 + σ(−z)·zl))."""
+    z, zl = gelu_tanh_argument(x)
+    q, ql = sigmoid_neg_pair(abs(z))
+    m, ml = complement(q, ql)
+    shift = q * m * (zl if z < ZERO else -zl)  # σ(−|z|)·σ(|z|)·(change of −|z|)·2^24
+    return q, ql + shift, m, ml - shift * DOWN_24, z
+
+
+@jit
+def gelu_tanh_f32(x: Any) -> Any:
+    """x·σ(2u) (x·σ·2^24 formed first where σ is small)."""
+    q, ql, m, ml, z = gelu_tanh_sigmoid(x)
+    return fma(x, q, x * ql) * DOWN_24 if z < ZERO else fma(x, m, x * ml)
+
+
+@jit
+def gelu_tanh_d32(x: Any) -> Any:
+    """σ(2u)·(1 + x·σ(−2u)·(2u)′): ``h·G(h)`` within ½ of its zero, else from the pairs."""
+    h = (x - ZERO_GELU_TANH[0]) - ZERO_GELU_TANH[1]
+    gh, gl = zero_gelu_tanh(h)
+    near = fma(h, gh, h * gl)
+    q, ql, m, ml, z = gelu_tanh_sigmoid(x)
+    xc = x if abs(x) < GELU_TANH_CLAMP else F(0.0)
+    # (2u)′ = 2√(2/π)·(1 + 3·0.044715·x²) as a pair
+    s, sl = two_prod(xc, xc)
+    k, kl = two_prod(KAPPA3[0], s)
+    kl = kl + fma(KAPPA3[0], sl, KAPPA3[1] * s)
+    b, bl = two_sum_fast(ONE, k) if k < ONE else two_sum_fast(k, ONE)
+    bl = bl + kl
+    d, dl = two_prod(TANH_BETA2[0], b)
+    dl = dl + fma(TANH_BETA2[0], bl, TANH_BETA2[1] * b)
+    negative = z < ZERO
+    qh = (q + ql) * DOWN_24
+    qll = ((q - qh * UP_24) + ql) * DOWN_24
+    other = m if negative else qh
+    otherl = ml if negative else qll
+    p, pl = two_prod(xc, other)
+    pl = fma(xc, otherl, pl)
+    pd, pdl = two_prod(p, d)
+    pdl = pdl + fma(p, dl, pl * d)
+    g, gl2 = two_sum(ONE, pd)
+    gl2 = gl2 + pdl
+    own = q if negative else m * UP_24
+    ownl = ql if negative else ml * UP_24
+    far = fma(own, g, fma(own, gl2, ownl * g)) * DOWN_24
+    far = ZERO if own == ZERO else far  # (σ underflows before x·σ′ overflows)
+    return near if abs(h) <= F(ZERO_WIDTH) else far
+
+
+# softplus --------------------------------------------------------------------------------------
+
+LN2_24 = (
+    F(0.6931471805599453 * 2**24),
+    F(0.6931471805599453 * 2**24 - float(F(0.6931471805599453 * 2**24))),
+)
+
+
+@jit
+def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> Any:
+    """``(max(z, 0) + log1p(e^{−|z|}))/beta``, z + zl = beta·x (beta = bh + bl, ``inverse``
+    = 1/bh), or x where ``beta·x > threshold`` (threshold = th + tl, compared exactly).
+
+    log1p(w) = 2·atanh(s), s = a/(2 + a), a = w (w ≤ ½) or (w − 1)/2 (plus ln 2), all scaled
+    by 2^24 where they scale with w; the rounding of z is put back as σ(z)·zl."""
+    z, zl = two_prod(x, bh)
+    zl = fma(x, bl, zl)
+    zl = zl if abs(z) < F(1e30) else ZERO
+    above = (z - th) + (zl - tl) > ZERO
+    hi, lo = exp_neg_pair(-abs(z))
+    w = hi * DOWN_24
+    big = w > HALF
+    a = (w - ONE) * HALF  # exact for w > ½
+    a_s = a * UP_24 if big else hi
+    al_s = lo * HALF if big else lo
+    aa = a if big else w
+    t, tl2 = two_sum_fast(TWO, aa)
+    r = ONE / t
+    s_s = a_s * r
+    s_l = (fma(-s_s, t, a_s) + (al_s - s_s * tl2)) * r
+    s = s_s * DOWN_24
+    s2 = s * s
+    series = fma(fma(fma(fma(F(1 / 11), s2, F(1 / 9)), s2, F(1 / 7)), s2, F(1 / 5)), s2, F(1 / 3))
+    lh, ll = two_sum_fast(TWO * s_s, TWO * fma(s_s * s2, series, s_l))
+    lh2, ll2 = two_sum_fast(LN2_24[0], lh)
+    lh = lh2 if big else lh
+    ll = (ll2 + (ll + LN2_24[1])) if big else ll
+    # σ(z)·zl, σ(−|z|) to a few per cent (all that zl needs)
+    sig = fma(F(-0.25), abs(z), HALF) if big else TWO * s * (ONE - s)
+    sig = sig if z < ZERO else ONE - sig
+    ll = fma(sig * UP_24, zl, ll)
+    positive = z * UP_24 if z > ZERO else ZERO
+    sh, sl = two_sum(positive, lh)
+    sl = sl + ll
+    q = sh * inverse
+    q = fma(fma(-q, bh, sh) + (sl - q * bl), inverse, q)
+    return x if above else q * DOWN_24
+
+
+@jit
+def softplus_d32(x: Any, bh: Any, bl: Any, th: Any, tl: Any) -> Any:
+    """σ(z + zl) = σ(z)·(1 + σ(−z)·zl), or 1 where beta·x > threshold."""
+    z, zl = two_prod(x, bh)
+    zl = fma(x, bl, zl)
+    zl = zl if abs(z) < F(1e30) else ZERO
+    above = (z - th) + (zl - tl) > ZERO
+    q, ql = sigmoid_neg_pair(abs(z))
+    m, ml = complement(q, ql)
+    shift = q * m * zl
+    low = (q + (ql + shift)) * DOWN_24
+    high = m + (ml + shift * DOWN_24)
+    return ONE if above else (low if z < ZERO else high)
+
+
+zero_gelu_tanh = polynomial32(FITS["ZERO_GELU_TANH"], "zero_gelu_tanh")
