@@ -192,6 +192,17 @@ def test_kernel_matches_reference(name, params, dtype, monkeypatch):
     for op in ("forward", "derivative", "vjp"):
         got = compiled(function, op, x, g)
         want = expected(function, op, x, g)
+        if op == "vjp" and function.name in SMOOTH:
+            # g·f′ from a derivative that is subnormal in the dtype keeps only its absolute
+            # precision (the kernels round f′ first): close in absolute terms there
+            subnormal = np.abs(np.asarray(expected(function, "derivative", x, g), np.float64))
+            subnormal = subnormal < float(ml_dtypes.finfo(x.dtype).tiny)
+            scale = np.abs(g.astype(np.float64)) * 2**8 * float(
+                ml_dtypes.finfo(x.dtype).smallest_subnormal
+            )
+            gap = np.abs(got.astype(np.float64) - want.astype(np.float64))
+            assert np.all(~subnormal | (gap <= scale) | np.isnan(gap)), (name, params, dtype)
+            got, want = got[~subnormal], want[~subnormal]
         assert agrees(function, got, want), (name, params, dtype, op)
 
 

@@ -47,6 +47,7 @@ F = np.float32
 I = np.int32  # noqa: E741
 
 ZERO = F(0.0)
+NEGATIVE_ZERO = F(-0.0)
 HALF = F(0.5)
 ONE = F(1.0)
 TWO = F(2.0)
@@ -532,7 +533,7 @@ def gelu_tanh_d32(x: Any) -> Any:
     own = q if negative else m * UP_24
     ownl = ql if negative else ml * UP_24
     far = fma(own, g, fma(own, gl2, ownl * g)) * DOWN_24
-    far = ZERO if own == ZERO else far  # (σ underflows before x·σ′ overflows)
+    far = NEGATIVE_ZERO if own == ZERO else far  # (σ(2u) is 0: the limit, from below)
     return near if abs(h) <= F(ZERO_WIDTH) else far
 
 
