@@ -91,6 +91,16 @@ def polynomial32(coefficients: tuple[float, ...], name: str) -> Any:
     return _compile(source, name)
 
 
+def horner32(coefficients: tuple[float, ...], name: str) -> Any:
+    """A jitted ``v ↦ p(v)`` in plain float32 Horner (for a polynomial that only corrects a
+    larger term, whose own rounding then counts little)."""
+    hi, lo, *rest = (float(c) for c in coefficients)
+    body = f"F({rest[-1]!r})"
+    for c in reversed(rest[:-1]):
+        body = f"fma({body}, v, F({c!r}))"
+    return _compile(f"def {name}(v):\n    return fma({body}, v, F({hi + lo!r}))\n", name)
+
+
 def slope32(coefficients: tuple[float, ...], terms: int, name: str) -> Any:
     """A jitted ``v ↦ p′(v)`` from the first ``terms`` terms of the derivative: enough for the
     first-order correction of an argument's rounding, which needs a few bits only."""
@@ -283,11 +293,10 @@ def tanh_f32(x: Any) -> Any:
     (within 1.3 ulp)."""
     a = abs(x)
     s = a * a
-    th, tt = tanh_t(s)
-    small = fma(a * s, th + tt, a)
+    small = fma(a * s, tanh_t(s), a)
     w = exp_neg(F(-2.0) * a)
     r = small if a <= TANH_SMALL else fma(F(-2.0), w / (ONE + w), ONE)
-    return -r if x < ZERO else r
+    return x if x == ZERO else (-r if x < ZERO else r)
 
 
 @jit
@@ -302,7 +311,8 @@ def silu_f32(x: Any) -> Any:
     """x·σ(x) (x·σ(x)·2^24 formed first: σ(x) alone is subnormal below −87)."""
     q, ql = sigmoid_neg_pair(abs(x))
     m, ml = complement(q, ql)
-    return fma(x, q, x * ql) * DOWN_24 if x < ZERO else fma(x, m, x * ml)
+    positive = x if x == ZERO else fma(x, m, x * ml)
+    return fma(x, q, x * ql) * DOWN_24 if x < ZERO else positive
 
 
 ZERO_SILU = zero32("silu")
@@ -334,7 +344,8 @@ def silu_d32(x: Any) -> Any:
 def elu_f32(x: Any, ah: Any, al: Any) -> Any:
     """``alpha·(e^x − 1)`` for x ≤ 0, alpha = ah + al."""
     m, ml = expm1_pair(x if x < ZERO else ZERO)
-    return x if x > ZERO else fma(ah, m, fma(ah, ml, al * m))
+    negative = fma(ah, m, fma(ah, ml, al * m))
+    return x if x > ZERO else (x * ah if x == ZERO else negative)  # (alpha·−0 keeps its sign)
 
 
 @jit
@@ -361,7 +372,8 @@ def celu_f32(x: Any, ah: Any, al: Any, inverse: Any) -> Any:
     q, ql = quotient(x if x < ZERO else ZERO, ah, al, inverse)
     m, ml = expm1_pair(q)
     ml = fma(m + ONE, ql, ml)
-    return x if x > ZERO else fma(ah, m, fma(ah, ml, al * m))
+    negative = fma(ah, m, fma(ah, ml, al * m))
+    return x if x > ZERO else (ZERO if x == ZERO else negative)  # (+0 at ±0, as the registry)
 
 
 @jit
@@ -407,7 +419,8 @@ def gelu_f32(x: Any) -> Any:
     a = abs(x)
     s, sl = two_prod(x, x)
     ph, pl = phi_p(s)
-    small = HALF * x + fma(s, ph, fma(s, pl, sl * ph))
+    t = fma(s, ph, fma(s, pl, sl * ph))
+    small = HALF * x if t == ZERO else HALF * x + t  # (−0 where ½x rounds to it)
     ac = a if a < GELU_CLAMP else GELU_CLAMP
     ac = ac if ac > F(GELU_Y_LOW) else F(GELU_Y_LOW)
     eh, el = gauss_pair(ac)
@@ -418,7 +431,7 @@ def gelu_f32(x: Any) -> Any:
     t = th + (tl + fma(eh, yl, el * yh))
     t = ZERO if a > GELU_CLAMP else t  # (and NaN)
     large = -(t * DOWN_24) if x < ZERO else fma(-t, DOWN_24, x)
-    return small if a <= HALF else large
+    return (x if x == ZERO else small) if a <= HALF else large
 
 
 @jit
@@ -449,7 +462,7 @@ def gelu_d32(x: Any) -> Any:
     return inner if (x >= F(-1.25) and x <= F(GELU_D_HIGH)) else far
 
 
-tanh_t = polynomial32(FITS["TANH_T"], "tanh_t")
+tanh_t = horner32(FITS["TANH_T"], "tanh_t")
 phi_p = polynomial32(FITS["PHI_P"], "phi_p")
 gelu_d_poly = polynomial32(FITS["GELU_D"], "gelu_d_poly")
 gelu_y = polynomial32(FITS["GELU_Y"], "gelu_y")
@@ -500,7 +513,8 @@ def gelu_tanh_sigmoid(x: Any) -> Any:
 def gelu_tanh_f32(x: Any) -> Any:
     """x·σ(2u) (x·σ·2^24 formed first where σ is small)."""
     q, ql, m, ml, z = gelu_tanh_sigmoid(x)
-    return fma(x, q, x * ql) * DOWN_24 if z < ZERO else fma(x, m, x * ml)
+    positive = x if x == ZERO else fma(x, m, x * ml)
+    return fma(x, q, x * ql) * DOWN_24 if z < ZERO else positive
 
 
 @jit
