@@ -14,7 +14,9 @@ elements) they run PyTorch's own operation, above it the one-bit path.
 
 The table is written into ``benchmarks/RESULTS.md`` between the markers
 ``<!-- nn_speed -->`` and ``<!-- /nn_speed -->`` (replacing an earlier one), the raw times into
-``benchmarks/nn_speed.json``. The machine's load average is recorded before and after: on a
+``benchmarks/nn_speed.json``; a run of 16-bit dtypes only (``--dtypes bfloat16 float16``) goes
+to its own markers ``<!-- nn_speed_16 -->`` and file ``nn_speed_16.json``, so that both tables
+stand. The machine's load average is recorded before and after: on a
 shared machine the times are noisy (each cell is a best-of, and the two modules are timed in
 alternation so that a burst of load hits both).
 
@@ -44,7 +46,7 @@ from relukit import threads
 from relukit.family import MEMBERS
 
 HERE = Path(__file__).parent
-BEGIN, END = "<!-- nn_speed -->", "<!-- /nn_speed -->"
+TARGETED = ("float32", "float64")
 TARGET = 1.05
 CHANNELS = 64
 
@@ -132,7 +134,7 @@ def table(rows: list[dict], sizes: list[int], columns: list[tuple[str, int]]) ->
                 if row is None:
                     cells.append("")
                     continue
-                mark = "**" if row["ratio"] > TARGET and dtype in ("float32", "float64") else ""
+                mark = "**" if row["ratio"] > TARGET and dtype in TARGETED else ""
                 cells.append(f"{mark}{row['ratio']:.2f}{mark}")
             lines.append(f"| {name} | 2^{n.bit_length() - 1} | " + " | ".join(cells) + " |")
     return lines
@@ -152,12 +154,16 @@ def native() -> str:
 
 
 def write(rows: list[dict], args: argparse.Namespace, before: str, after: str, seconds: float):
+    name = "nn_speed" if set(args.dtypes) & set(TARGETED) else "nn_speed_16"
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
     sizes = [1 << s for s in args.sizes]
     columns = [(d, t) for d in args.dtypes for t in args.threads]
-    over = [r for r in rows if r["ratio"] > TARGET and r["dtype"] in ("float32", "float64")]
+    over = [r for r in rows if r["ratio"] > TARGET and r["dtype"] in TARGETED]
     text = [
-        BEGIN,
-        "### relukit.nn vs torch.nn, forward + backward (issue 11)",
+        begin,
+        "### relukit.nn vs torch.nn, forward + backward (issue 11"
+        + ("" if name == "nn_speed" else "; 16-bit, no target")
+        + ")",
         "",
         f"`python benchmarks/nn_speed.py` on {platform.machine()}, {os.cpu_count()} cores "
         f"(shared with other work), torch {torch.__version__}, relukit {relukit.__version__}, "
@@ -167,21 +173,21 @@ def write(rows: list[dict], args: argparse.Namespace, before: str, after: str, s
         f"input `(n/64, 64)`; "
         f"{native()} (below it relukit.nn runs PyTorch's operation). "
         f"Bold: above {TARGET} in float32/float64 ({len(over)} of "
-        f"{sum(r['dtype'] in ('float32', 'float64') for r in rows)} cells).",
+        f"{sum(r['dtype'] in TARGETED for r in rows)} cells).",
         "",
         *table(rows, sizes, columns),
-        END,
+        end,
     ]
     path = HERE / "RESULTS.md"
     results = path.read_text()
     block = "\n".join(text)
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if pattern.search(results):
         results = pattern.sub(lambda _: block, results)
     else:
         results = results.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(results)
-    (HERE / "nn_speed.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (HERE / f"{name}.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def main() -> None:
