@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class Case:
     name: str
     torch_module: Callable[[], nn.Module]
     relukit_module: Callable[[], nn.Module]
+    same_op: bool = False  # relukit.nn runs torch.nn's own operation (a smooth member)
 
 
 def cases() -> list[Case]:
@@ -74,7 +76,8 @@ def cases() -> list[Case]:
             found.append(Case("RReLU train", theirs, ours))
             found.append(Case("RReLU eval", lambda t=theirs: t().eval(), lambda o=ours: o().eval()))
         else:
-            found.append(Case(spec.torch_module, theirs, ours))
+            same = issubclass(ours, rn.modules.Smooth)
+            found.append(Case(spec.torch_module, theirs, ours, same))
     return found
 
 
@@ -140,6 +143,20 @@ def table(rows: list[dict], sizes: list[int], columns: list[tuple[str, int]]) ->
     return lines
 
 
+def noise(rows: list[dict]) -> str:
+    """The run's noise floor: the cells where relukit.nn runs torch.nn's own operation."""
+    same = sorted(r["ratio"] for r in rows if r.get("same_op"))
+    if not same:
+        return ""
+    over = sum(r > TARGET for r in same)
+    return (
+        f"Noise floor of this run: the {len(same)} cells of the smooth members, where relukit.nn "
+        f"runs torch.nn's own operation, have median {statistics.median(same):.2f}, 10th-90th "
+        f"percentile {same[len(same) // 10]:.2f}-{same[9 * len(same) // 10]:.2f}, {over} above "
+        f"{TARGET}."
+    )
+
+
 def native() -> str:
     """What ``native_below`` is in this run."""
     if rn.native_setting() is not None:
@@ -173,7 +190,7 @@ def write(rows: list[dict], args: argparse.Namespace, before: str, after: str, s
         f"input `(n/64, 64)`; "
         f"{native()} (below it relukit.nn runs PyTorch's operation). "
         f"Bold: above {TARGET} in float32/float64 ({len(over)} of "
-        f"{sum(r['dtype'] in TARGETED for r in rows)} cells).",
+        f"{sum(r['dtype'] in TARGETED for r in rows)} cells). {noise(rows)}",
         "",
         *table(rows, sizes, columns),
         end,
@@ -215,6 +232,7 @@ def main() -> None:
                 for s in args.sizes:
                     result = measure(case, 1 << s, dtype, args.budget)
                     row = {"case": case.name, "n": 1 << s, "dtype": dtype_name, "threads": count}
+                    row["same_op"] = case.same_op
                     rows.append(row | result)
                     print(
                         f"{case.name:12s} 2^{s:<2d} {dtype_name:8s} {count}t "
