@@ -11,8 +11,10 @@ derivative, vjp with respect to x, forward_with_mask, backward_from_mask). Small
 compiled code too, so that an element's value never depends on the length of the array it is
 in (the reference path rounds the same float64 formulas, but through other float64 functions,
 so a result that falls within 1e-13 of a rounding boundary could round the other way); the cost
-is loading Numba (about 0.3 s) and the kernels from its cache at the first call. Integer
-inputs, parameter gradients (prelu's ``wrt="weight"``), the structural members (crelu, maxout)
+is loading Numba (about 0.3 s) and the kernels from its cache at the first call. An integer
+input that is promoted (see :func:`relukit.kernels.reference.integer_promotion`) is promoted
+first and then takes the path its float values would take, so it gives their bits. Parameter
+gradients (prelu's ``wrt="weight"``), the structural members (crelu, maxout)
 and other array libraries stay on the reference path.
 
 :func:`forced` pins the choice, for tests and benchmarks::
@@ -30,6 +32,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -39,7 +42,7 @@ from relukit.family.rectifiers import general_relu_piece_codes
 from relukit.family.spec import Activation
 from relukit.kernels import mask as mask_path
 from relukit.kernels import reference
-from relukit.kernels.arrays import Input
+from relukit.kernels.arrays import Input, dtype_kind
 
 MIN_ELEMENTS = 1
 MIN_ELEMENTS_16 = 1
@@ -243,6 +246,12 @@ def run(
     """
     if op in ("forward_with_mask", "backward_from_mask"):
         return _mask_op(spec, op, source, params, mask, out)
+    promoted = reference.integer_promotion(source, spec, op, grad)
+    if promoted is not None:
+        # computed as the same values in the promoted float dtype are, on the same path, so
+        # an element's result does not depend on whether it came as an integer
+        array = source.xp.astype(source.array, promoted)
+        source = replace(source, array=array, kind=dtype_kind(source.xp, array.dtype))
     if compiled_takes(source):
         from relukit.kernels import cpu
 

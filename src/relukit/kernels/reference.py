@@ -143,14 +143,24 @@ def _working(xp: Any, source: Input, spec: Activation, op: str, grad: Any) -> tu
         return xp.astype(x, xp.float64), x.dtype
     if source.kind == "low":
         return xp.astype(x, xp.float32), x.dtype
-    if source.kind in ("int", "uint") and (spec.integers == "float" or op != "forward"):
-        dtype = default_float(xp, x)
-        if op == "vjp" and grad is not None:
-            promoted = xp.result_type(x.dtype, grad.dtype)
-            if xp.isdtype(promoted, "real floating"):
-                dtype = promoted
+    dtype = integer_promotion(source, spec, op, grad)
+    if dtype is not None:
         return xp.astype(x, dtype), dtype
     return x, x.dtype
+
+
+def integer_promotion(source: Input, spec: Activation, op: str, grad: Any = None) -> Any:
+    """The floating dtype an integer input is computed in, or None when it is not promoted (a
+    floating input, or the forward of a member that keeps integers): see :func:`_working`."""
+    if source.kind not in ("int", "uint") or (spec.integers != "float" and op == "forward"):
+        return None
+    xp, x = source.xp, source.array
+    dtype = default_float(xp, x)
+    if op == "vjp" and grad is not None:
+        promoted = xp.result_type(x.dtype, grad.dtype)
+        if xp.isdtype(promoted, "real floating"):
+            dtype = promoted
+    return dtype
 
 
 def _cast(xp: Any, y: Any, dtype: Any) -> Any:
