@@ -337,6 +337,7 @@ def silu_d32(x: Any) -> Any:
     own = q if negative else m * UP_24  # (scaled: σ(x) is subnormal below −87)
     ownl = ql if negative else ml * UP_24
     far = fma(own, g, fma(own, gl, ownl * g)) * DOWN_24
+    far = far if far != ZERO else own * g  # an underflow keeps the sign of 1 + x·σ(−x)
     return near if abs(h) <= F(ZERO_WIDTH) else far
 
 
