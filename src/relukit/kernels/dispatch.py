@@ -161,23 +161,20 @@ class Fast:
             return None
         return None if np.may_share_memory(out, x) else out
 
-    def forward(self, x: Any, out: Any) -> Any:
+    def _map(self, op: str, x: Any, out: Any) -> Any:
         calls = self._calls_for(x)
         y = None if calls is None else self._out(x, out)
         if y is None:
             return None
         flat, into = _flats(x, y)
-        calls.map("forward", flat, flat, into, False, out is None)
+        calls.map(op, flat, flat, into, False, out is None)
         return y
 
+    def forward(self, x: Any, out: Any) -> Any:
+        return self._map("forward", x, out)
+
     def derivative(self, x: Any, out: Any) -> Any:
-        calls = self._calls_for(x)
-        y = None if calls is None else self._out(x, out)
-        if y is None:
-            return None
-        flat, into = _flats(x, y)
-        calls.map("derivative", flat, flat, into, False, out is None)
-        return y
+        return self._map("derivative", x, out)
 
     def vjp(self, x: Any, grad: Any) -> Any:
         calls = self._calls_for(x)
