@@ -58,7 +58,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import relukit.nn as rn
-from relukit.nn.convert import TO_RELUKIT
+from relukit.memory import saved as memory_saved
+from relukit.memory.saved import Saved
 
 MIB = 1024 * 1024
 
@@ -207,9 +208,9 @@ def memory_modes(args: argparse.Namespace) -> None:
             else:
                 times = "| | | |"
             print(
-                f"| {pattern.title} | {mode} | {mib(s0['activation'])} → "
-                f"{mib(s1['activation'])} | {mib(s0['total'])} → {mib(s1['total'])} | "
-                f"{mib(s0['total'] - s1['total'])} | {times}",
+                f"| {pattern.title} | {mode} | {mib(s0.activation)} → "
+                f"{mib(s1.activation)} | {mib(s0.total)} → {mib(s1.total)} | "
+                f"{mib(s0.total - s1.total)} | {times}",
                 flush=True,
             )
 
@@ -219,47 +220,9 @@ def loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(out, y) if y.dtype == torch.int64 else F.mse_loss(out, y)
 
 
-def is_activation(module: nn.Module) -> bool:
-    return hasattr(module, "relukit_member") or type(module) in TO_RELUKIT
-
-
-def saved_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, int]:
-    """Bytes saved for backward in one forward, by storage, split by who saved them."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    stack: list[bool] = []
-    storages: dict[int, int] = {}
-    savers: dict[int, set[bool]] = {}
-    hooks = []
-
-    def enter(flag: bool) -> Callable[..., None]:
-        return lambda module, inputs: stack.append(flag)
-
-    def leave(module: nn.Module, inputs: object, output: object) -> None:
-        stack.pop()
-
-    for module in model.modules():
-        if next(module.children(), None) is None:
-            hooks.append(module.register_forward_pre_hook(enter(is_activation(module))))
-            hooks.append(module.register_forward_hook(leave))
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        key = storage.data_ptr()
-        if key not in params:
-            storages[key] = storage.nbytes()
-            savers.setdefault(key, set()).add(bool(stack and stack[-1]))
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = loss_of(model, x, y)
-    loss.backward()
-    for h in hooks:
-        h.remove()
-    return {
-        "total": sum(storages.values()),
-        "activation": sum(storages[k] for k, s in savers.items() if True in s),
-        "only_activation": sum(storages[k] for k, s in savers.items() if s == {True}),
-    }
+def saved_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Saved:
+    """Bytes saved for backward in one training step, by storage, split by who saved them."""
+    return memory_saved.saved_bytes(model, lambda: loss_of(model, x, y).backward())
 
 
 def identical_after(pattern: Pattern, steps: int) -> bool:
@@ -398,11 +361,11 @@ def main() -> None:
         torch.manual_seed(1)
         s1 = saved_bytes(ours, x, y)
         (w0, c0), (w1, c1) = step_time([theirs, ours], x, y, args.repeats, args.steps)
-        ratio = s1["activation"] / s0["activation"] if s0["activation"] else float("nan")
+        ratio = s1.activation / s0.activation if s0.activation else float("nan")
         print(
-            f"| {pattern.title} | {mib(s0['activation'])} → {mib(s1['activation'])} | "
-            f"{ratio:.4f} | {mib(s0['only_activation'])} → {mib(s1['only_activation'])} | "
-            f"{mib(s0['total'])} → {mib(s1['total'])} | {mib(s0['total'] - s1['total'])} | "
+            f"| {pattern.title} | {mib(s0.activation)} → {mib(s1.activation)} | "
+            f"{ratio:.4f} | {mib(s0.only_activation)} → {mib(s1.only_activation)} | "
+            f"{mib(s0.total)} → {mib(s1.total)} | {mib(s0.total - s1.total)} | "
             f"{c0 * 1e3:.1f} → {c1 * 1e3:.1f} | {c1 / c0:.3f} | "
             f"{w0 * 1e3:.1f} → {w1 * 1e3:.1f} | {w1 / w0:.3f} |",
             flush=True,

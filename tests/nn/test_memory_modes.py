@@ -11,6 +11,7 @@ from torch import nn
 
 import relukit
 import relukit.nn as rn
+from relukit.memory.saved import saved_bytes
 from relukit.memory.steps import steps_for
 from relukit.nn import functional as rf
 
@@ -70,33 +71,22 @@ def test_bits_mode_gradient_is_the_step_derivative(name, bits):
     np.testing.assert_array_equal(got.numpy(), g.numpy() * levels)
 
 
-def _saved(model: nn.Module, x: torch.Tensor) -> tuple[int, set[int]]:
+def _saved(model: nn.Module, x: torch.Tensor) -> int:
     """Bytes autograd keeps (unique storages, parameters left out) over a forward."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x).sum().backward()
-    return sum(seen.values()), set(seen)
+    return saved_bytes(model, lambda: model(x).sum().backward()).total
 
 
 def test_output_mode_shares_the_next_layers_tensor_and_bits_keep_three_bits():
     torch.manual_seed(0)
     base = nn.Sequential(nn.Linear(64, 256), nn.GELU(), nn.Linear(256, 64))
     x = torch.randn(128, 64)
-    torch_bytes, _ = _saved(base, x)
+    torch_bytes = _saved(base, x)
     hidden = 128 * 256 * 4
     out_model = rn.convert(copy.deepcopy(base), backward="output").model
-    out_bytes, _ = _saved(out_model, x)
+    out_bytes = _saved(out_model, x)
     assert out_bytes == torch_bytes - hidden + 128 * 256 // 8
     bits_model = rn.convert(copy.deepcopy(base), backward="bits", bits=3).model
-    bits_bytes, _ = _saved(bits_model, x)
+    bits_bytes = _saved(bits_model, x)
     # GELU's input (kept by torch for GELU) is gone; 3 bits per element are kept instead
     assert bits_bytes == torch_bytes - hidden + 128 * 256 * 3 // 8
 
