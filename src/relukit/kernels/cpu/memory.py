@@ -204,14 +204,20 @@ def _derivative64(y, below, table, y_min, inv_y_min, scale, right, left):  # typ
 
 
 def _make_inverse_kernel(wide: bool) -> Any:
-    """``inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop)``."""
-    derivative = _derivative64 if wide else _derivative32
+    """``inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop)``.
+
+    The kernel closes over ``wide`` (a bool), not over the derivative's dispatcher: closure
+    values are part of Numba's cache key, and a dispatcher pickles with an identity of its
+    process, so the kernel would be compiled afresh (seconds) in every process. Numba prunes
+    the branch on the constant, so each kernel calls one derivative.
+    """
     stamp = STAMP  # part of the cache key (see relukit.kernels.cpu.compile)
 
     @cached_kernel
     def inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop):  # type: ignore[no-untyped-def]
         if stamp < 0:
             return
+        derivative = _derivative64 if wide else _derivative32
         rows = numba.carray(_stack_copy(table), (TABLE_MAX,))
         ys = np.zeros(_BLOCK, dtype=y.dtype)
         gs = np.zeros(_BLOCK, dtype=g.dtype)
