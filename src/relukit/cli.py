@@ -187,6 +187,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         threads=args.threads,
         quick=args.quick,
+        backward=_names(args.backward),
     )
     result = None
     try:
@@ -338,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     studying.add_argument("--threads", type=int, metavar="N", help="torch threads per process")
     studying.add_argument("--quick", action="store_true", help="a small study in seconds")
+    studying.add_argument(
+        "--backward",
+        nargs="+",
+        metavar="MODE",
+        help="memory scenario: what the backward keeps (input,output,bits=3; bits=N, N 1-4)",
+    )
     studying.set_defaults(handler=cmd_study)
 
     benching = commands.add_parser(

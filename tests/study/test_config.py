@@ -94,3 +94,38 @@ def test_jobs_other_than_one_with_a_cluster_is_refused():
     with pytest.raises(UserValueError, match="--jobs sets a local cluster"):
         StudyConfig(cluster="tcp://127.0.0.1:8786", jobs=2).check()
     StudyConfig(cluster="tcp://127.0.0.1:8786", jobs=None).check()
+
+
+def test_memory_plans_every_mode_of_the_smooth_members_and_relu_once():
+    plan = StudyConfig(scenario="memory", seeds=2, activations=("silu", "relu")).plan()
+    assert [p.label for p in plan if p.seed == 0] == [
+        "memory · silu · input · seed 0",
+        "memory · silu · output · seed 0",
+        "memory · silu · bits=3 · seed 0",
+        "memory · relu · input · seed 0",
+    ]
+    assert len({p.group for p in plan}) == 4 and {p.modules for p in plan} == {"relukit"}
+    modes = StudyConfig(
+        scenario="memory", activations=("gelu",), seeds=1, backward=("bits", "bits=1")
+    )
+    assert [p.backward for p in modes.plan()] == ["bits=3", "bits=1"]
+    settings = StudyConfig(scenario="memory").settings("memory")
+    assert settings.activations == ("gelu", "silu", "mish", "relu")
+    assert settings.backward == ("input", "output", "bits=3") and settings.seeds == 3
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"backward": ("output", "bits=5")}, "backward mode 'bits=5' is not one of"),
+        ({"backward": ("sideways",)}, "backward mode 'sideways' is not one of"),
+        ({"backward": ("bits", "bits=3")}, "backward must be modes named once each"),
+        ({"backward": ()}, "backward must be a non-empty tuple"),
+        ({"activations": ("gelu", "nope")}, "unknown activation 'nope'"),
+        ({"modules": "torch"}, "memory scenario trains relukit.nn's modules"),
+        ({"scenario": "compare", "backward": ("output",)}, "only to the memory scenario"),
+    ],
+)
+def test_memory_refuses_bad_modes_and_members_naming_them(changes, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        StudyConfig(**{"scenario": "memory", **changes}).check()

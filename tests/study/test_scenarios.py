@@ -147,3 +147,25 @@ def test_a_speed_up_where_relu_never_reached_the_target_is_not_an_estimate():
     runs = [_result(s, epochs_to_target=_by_seed(epochs[s.activation], s)) for s in config.plan()]
     (found,) = [c for c in claims(_study(config, runs)) if c.claim.endswith("than tanh")]
     assert "not an estimate: relu missed" in found.effect
+
+
+def test_memory_claims_hold_output_to_the_seed_spread_and_bits_to_one_std():
+    config = StudyConfig(scenario="memory", activations=("gelu",), seeds=3)
+    accuracy = {"input": [0.90, 0.92, 0.94], "output": [0.90, 0.92, 0.94], "bits=3": [0.9] * 3}
+    loss = {"input": [0.30, 0.32, 0.34], "output": [0.30, 0.32, 0.35], "bits=3": [0.31] * 3}
+    runs = [
+        replace(
+            _result(s),
+            test_accuracy=accuracy[s.backward][s.seed],
+            test_loss=loss[s.backward][s.seed],
+        )
+        for s in config.plan()
+    ]
+    output, bits = claims(_study(config, runs))
+    assert output.claim.startswith("gelu with backward=output") and "seed spread" in output.claim
+    assert output.verdict == "holds" and output.interval is not None
+    assert output.effect.startswith("Δ accuracy 0.00 pts [0.00, 0.00]")
+    # bits=3: accuracy 0.90 is 0.02 below the mean 0.92, more than one std (0.0163)
+    assert bits.verdict == "does not hold" and "one standard deviation" in bits.claim
+    one_seed = [r for r in runs if r.spec.seed == 0]
+    assert {c.verdict for c in claims(_study(config, one_seed))} == {"inconclusive at 1 seed"}

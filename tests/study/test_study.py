@@ -177,3 +177,53 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_run(
     assert error.startswith(f"relukit study: error: report folder '{where}'")
     assert started == [] and Path("a-file").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+MEMORY = ["--scenario", "memory", "--activations", "gelu,relu", "--seeds", "1", "--epochs", "1"]
+MEMORY += ["--depth", "1", "--width", "16", *SERIAL]
+
+
+def test_memory_scenario_counts_what_each_mode_keeps_and_reports_it(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["study", *MEMORY, "--backward", "input,output", "bits", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "memory: 2 members × backward modes × 1 seed" in printed
+    saved = json.loads((out / "results.json").read_text())
+    kept = {(r["spec"]["activation"], r["spec"]["backward"]): r for r in saved["runs"]}
+    assert list(kept) == [
+        ("gelu", "input"),
+        ("gelu", "output"),
+        ("gelu", "bits=3"),
+        ("relu", "input"),
+    ]
+    hidden = 64 * 16 * 4  # one batch of 64 rows, one hidden layer of 16 units, float32
+    # output: gelu's input is no longer kept, its output is (the next Linear keeps it anyway)
+    # plus one bit per element; bits=3: three bits per element instead of the input
+    gelu = kept["gelu", "input"]["kept_bytes"]
+    assert kept["gelu", "output"]["kept_bytes"] == gelu - hidden + 64 * 16 // 8
+    assert kept["gelu", "bits=3"]["kept_bytes"] == gelu - hidden + 64 * 16 * 3 // 8
+    assert kept["gelu", "input"]["kept_by_activations"] == hidden
+    assert {"memory.png", "memory_curves.png"} <= {p.name for p in out.iterdir()}
+    page = (out / "index.html").read_text()
+    assert "gelu with backward=output trains as with its exact gradient" in page
+    assert "kept for backward, KiB/batch" in page and "backward input, output, bits=3" in page
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--backward", "output,bits=7"], "backward mode 'bits=7' is not one of"),
+        (["--activations", "gelu,nope"], "unknown activation 'nope'"),
+        (["--modules", "both"], "memory scenario trains relukit.nn's modules"),
+    ],
+)
+def test_memory_scenario_refuses_bad_modes_in_one_line_writing_nothing(
+    tmp_path, capsys, flags, fragment
+):
+    out = tmp_path / "report"
+    assert main(["study", *MEMORY, *flags, "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(lines) == 1 and lines[0].startswith("relukit study: error: ") and fragment in lines[0]
+    )
+    assert not out.exists()

@@ -25,6 +25,7 @@ from typing import Any
 from relukit.errors import UserTypeError, UserValueError
 
 __all__ = [
+    "BACKWARDS",
     "BASELINES",
     "DEFAULT_ACTIVATIONS",
     "INITS",
@@ -38,9 +39,10 @@ __all__ = [
     "RunSpec",
     "Settings",
     "StudyConfig",
+    "backward_mode",
 ]
 
-SCENARIOS: tuple[str, ...] = ("compare", "dying", "depth", "cnn")
+SCENARIOS: tuple[str, ...] = ("compare", "dying", "depth", "cnn", "memory")
 """The scenarios; ``--scenario all`` runs them all in this order."""
 
 MODULES: tuple[str, ...] = ("relukit", "torch", "both")
@@ -84,8 +86,41 @@ LEARNING_RATES: dict[str, dict[str, float]] = {
     "dying": {"sgd": 0.1, "adam": 0.01, "adamw": 0.01, "rmsprop": 3e-3},
     "depth": {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3},
     "cnn": {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3},
+    "memory": {"sgd": 0.03, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3},
 }
 """Default learning rate per scenario and optimizer; ``dying``'s are deliberately high."""
+
+
+BACKWARDS: tuple[str, ...] = ("input", "output", "bits=3")
+"""What the backward of a smooth member keeps (``relukit.nn``'s ``backward=`` and ``bits=``),
+the memory scenario's default modes: ``input`` (PyTorch's backward, bit for bit), ``output``
+(the output and one branch bit), ``bits=N`` (an N-bit code, N in 1–4; ``bits`` alone: 3)."""
+
+
+def backward_mode(mode: object) -> tuple[str, int]:
+    """``(backward, bits)`` of a mode as the study names it; ValueError naming it otherwise.
+
+    Example:
+        >>> backward_mode("output"), backward_mode("bits"), backward_mode("bits=2")
+        (('output', 3), ('bits', 3), ('bits', 2))
+        >>> backward_mode("bits=5")
+        Traceback (most recent call last):
+        ...
+        relukit.UserValueError: study: backward mode 'bits=5' is not one of input, output, ...
+    """
+    if mode in ("input", "output", "bits"):
+        return str(mode), 3
+    if isinstance(mode, str) and mode.startswith("bits=") and mode[5:] in ("1", "2", "3", "4"):
+        return "bits", int(mode[5:])
+    raise UserValueError(
+        f"study: backward mode {mode!r} is not one of input, output, bits=N (N in 1-4)"
+    )
+
+
+def _mode_name(mode: str) -> str:
+    """The canonical name of a mode: ``bits`` is ``bits=3``."""
+    backward, bits = backward_mode(mode)
+    return f"bits={bits}" if backward == "bits" else backward
 
 
 CLUSTER_JOBS = (
@@ -110,6 +145,7 @@ class Settings:
     bias_shift: float
     inits: tuple[str, ...]
     modules: str
+    backward: tuple[str, ...] = ("input",)
 
 
 SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -157,6 +193,17 @@ SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
         "bias_shift": 0.0,
         "modules": "relukit",
     },
+    "memory": {
+        "activations": ("gelu", "silu", "mish", "relu"),
+        "optimizer": "adam",
+        "seeds": 3,
+        "depth": 2,
+        "depths": (),
+        "width": 128,
+        "epochs": 30,
+        "bias_shift": 0.0,
+        "modules": "relukit",
+    },
 }
 """Each scenario's defaults for the fields left at ``None`` (``lr``: :data:`LEARNING_RATES`).
 
@@ -164,7 +211,9 @@ compare trains with SGD and momentum, under which the baselines' vanishing gradi
 dying with Adam at a high rate, under which ReLU units die (with SGD here they mostly revive);
 depth with Adam, which keeps the deep networks of the family trainable; cnn with SGD and
 momentum, as Krizhevsky et al. (2012) trained the four-layer CNN of their Figure 1 (``depth``
-counts its convolutions, ``width`` their channels)."""
+counts its convolutions, ``width`` their channels); memory with Adam, each smooth member in
+every mode of :data:`BACKWARDS` and relu (one bit already; its own backward only) for
+reference."""
 
 QUICK: dict[str, Any] = {
     "seeds": 1,
@@ -203,12 +252,13 @@ class RunSpec:
     modules: str = "relukit"
     threads: int = 1
     image_shape: tuple[int, ...] = ()
+    backward: str = "input"
 
     @property
-    def group(self) -> tuple[str, str, str, int, str]:
+    def group(self) -> tuple[str, str, str, int, str, str]:
         """The runs that differ only by seed share a group: (scenario, activation, init, depth,
-        modules)."""
-        return (self.scenario, self.activation, self.init, self.depth, self.modules)
+        modules, backward)."""
+        return (self.scenario, self.activation, self.init, self.depth, self.modules, self.backward)
 
     @property
     def cell(self) -> dict[str, Any]:
@@ -228,6 +278,8 @@ class RunSpec:
             parts.append(self.init)
         if self.scenario == "depth":
             parts.append(f"depth {self.depth}")
+        if self.scenario == "memory":
+            parts.append(self.backward)
         if self.modules == "torch" and self.activation not in BASELINES:
             parts.append("torch.nn")
         parts.append(f"seed {self.seed}")
@@ -276,7 +328,8 @@ class StudyConfig:
     """What ``relukit study`` runs (every CLI flag has a field of the same name).
 
     Attributes:
-        scenario: ``"compare"`` (default), ``"dying"``, ``"depth"``, ``"cnn"`` or ``"all"``.
+        scenario: ``"compare"`` (default), ``"dying"``, ``"depth"``, ``"cnn"``, ``"memory"`` or
+            ``"all"``.
         activations: registry names (aliases accepted); None: the scenario's default.
         seeds: number of seeds, ``seed, seed+1, …``; None: 3 (depth: 2).
         seed: the first seed.
@@ -313,6 +366,8 @@ class StudyConfig:
             of a run's numbers can depend on it (the order of floating-point sums), so compare
             studies run with the same value.
         quick: smaller defaults (:data:`QUICK`) for a look in seconds.
+        backward: the memory scenario's modes, from :data:`BACKWARDS` and ``bits=N``; None:
+            :data:`BACKWARDS`.
     """
 
     scenario: str = "compare"
@@ -340,6 +395,7 @@ class StudyConfig:
     jobs: int | None = 1
     threads: int | None = None
     quick: bool = False
+    backward: tuple[str, ...] | None = None
 
     @property
     def scenarios(self) -> tuple[str, ...]:
@@ -430,7 +486,26 @@ class StudyConfig:
             raise fail("image_shape", "three ints >= 1 (channels, height, width)", self.image_shape)
         if self.image_shape is not None and "cnn" not in self.scenarios:
             raise UserValueError("study: image_shape applies only to the cnn scenario")
-        return replace(self, activations=activations)
+        backward = self.backward
+        if backward is not None:
+            if "memory" not in self.scenarios:
+                raise UserValueError("study: backward applies only to the memory scenario")
+            if isinstance(backward, str) or not backward:
+                raise fail("backward", "a non-empty tuple of modes", backward)
+            backward = tuple(_mode_name(mode) for mode in backward)
+            if len(set(backward)) < len(backward):
+                raise fail("backward", "modes named once each", self.backward)
+        if "memory" in self.scenarios:
+            if self.scenario == "memory" and self.modules not in (None, "relukit"):
+                raise UserValueError(
+                    "study: the memory scenario trains relukit.nn's modules in each backward "
+                    f"mode; modules={self.modules!r} does not apply"
+                )
+            from relukit.study.models import backward_modes
+
+            for name in activations or SCENARIO_DEFAULTS["memory"]["activations"]:
+                backward_modes(name, backward or BACKWARDS)
+        return replace(self, activations=activations, backward=backward)
 
     def settings(self, scenario: str) -> Settings:
         """The settings ``scenario`` runs with: the user's values, else the defaults."""
@@ -461,7 +536,8 @@ class StudyConfig:
             lr=float(lr),
             bias_shift=float(pick("bias_shift")),
             inits=inits,
-            modules=pick("modules"),
+            modules="relukit" if scenario == "memory" else pick("modules"),
+            backward=(config.backward or BACKWARDS) if scenario == "memory" else ("input",),
         )
 
     def plan(self, threads: int = 1, image_shape: tuple[int, ...] = ()) -> list[RunSpec]:
@@ -478,19 +554,24 @@ class StudyConfig:
             >>> [run.label for run in runs]
             ['relu · seed 0', 'relu · torch.nn · seed 0', 'tanh · seed 0']
         """
-        from relukit.study.models import has_torch_module
+        from relukit.study.models import backward_modes, has_torch_module
 
         config = self.check()
         specs: list[RunSpec] = []
         for scenario in config.scenarios:
             settings = config.settings(scenario)
             depths = settings.depths or (settings.depth,)
+            cells = [
+                (activation, modules, backward)
+                for activation, modules in _modules(
+                    settings.activations, settings.modules, has_torch_module
+                )
+                for backward in backward_modes(activation, settings.backward)
+            ]
             for seed in range(config.seed, config.seed + settings.seeds):
                 for depth in depths:
                     for init in settings.inits:
-                        for activation, modules in _modules(
-                            settings.activations, settings.modules, has_torch_module
-                        ):
+                        for activation, modules, backward in cells:
                             specs.append(
                                 RunSpec(
                                     index=len(specs),
@@ -509,6 +590,7 @@ class StudyConfig:
                                     modules=modules,
                                     threads=threads,
                                     image_shape=image_shape if scenario == "cnn" else (),
+                                    backward=backward,
                                 )
                             )
         return specs
@@ -519,7 +601,7 @@ class StudyConfig:
         for key in ("data", "out"):
             if result[key] is not None:
                 result[key] = str(result[key])
-        for key in ("activations", "depths", "image_shape"):
+        for key in ("activations", "depths", "image_shape", "backward"):
             if result[key] is not None:
                 result[key] = list(result[key])
         return result

@@ -47,6 +47,7 @@ from relukit.family import MEMBERS
 
 __all__ = [
     "activation_module",
+    "backward_modes",
     "build_cnn",
     "build_model",
     "check_activation",
@@ -73,10 +74,12 @@ def has_torch_module(name: str) -> bool:
     return name in _TORCH
 
 
-def activation_module(name: str, modules: str = "relukit") -> nn.Module:
+def activation_module(name: str, modules: str = "relukit", backward: str = "input") -> nn.Module:
     """A fresh module computing the registry member ``name`` with its default parameters:
     :mod:`relukit.nn`'s module for a member of the family (``torch.nn``'s of the same name when
-    ``modules`` is ``"torch"``), ``torch.nn``'s for the baselines.
+    ``modules`` is ``"torch"``), ``torch.nn``'s for the baselines. ``backward``: what the
+    backward keeps, a mode of :data:`~relukit.study.config.BACKWARDS` (``"bits=2"``…), for
+    the smooth members' relukit.nn modules.
 
     Example:
         >>> activation_module("leaky_relu")
@@ -85,6 +88,8 @@ def activation_module(name: str, modules: str = "relukit") -> nn.Module:
         ('relukit.nn.modules', 'torch.nn.modules.activation')
         >>> type(activation_module("relu", "torch")).__module__
         'torch.nn.modules.activation'
+        >>> activation_module("gelu", backward="bits=2")
+        GELU(approximate='none', backward='bits', bits=2)
     """
     from relukit.nn import MODULES
 
@@ -99,7 +104,33 @@ def activation_module(name: str, modules: str = "relukit") -> nn.Module:
         if name not in _TORCH:
             raise UserValueError(f"study: activation {name!r} has no torch.nn module")
         cls = _TORCH[name]
-    return cls()
+    if backward == "input":
+        return cls()
+    from relukit.study.config import backward_mode
+
+    mode, bits = backward_mode(backward)
+    return cls(backward=mode, bits=bits)
+
+
+def backward_modes(name: str, modes: tuple[str, ...]) -> tuple[str, ...]:
+    """The modes of ``modes`` the memory scenario trains ``name`` with: all of them for a
+    smooth member (a :class:`relukit.nn.modules.Smooth` module; ValueError naming the module,
+    the mode and the member where one cannot work), ``("input",)`` for the others, trained for
+    reference (relu and the piecewise-linear members keep one bit already; crelu, maxout and
+    the baselines have no memory modes).
+
+    Example:
+        >>> backward_modes("silu", ("input", "bits=3")), backward_modes("relu", ("output",))
+        (('input', 'bits=3'), ('input',))
+    """
+    from relukit.nn import MODULES
+    from relukit.nn.modules import Smooth
+
+    if not issubclass(MODULES.get(name, nn.Identity), Smooth):
+        return ("input",)
+    for mode in modes:
+        activation_module(name, backward=mode)
+    return modes
 
 
 def check_activation(name: str, *, elementwise: bool = False) -> None:
@@ -153,8 +184,10 @@ def build_model(
     init: str = "he_normal",
     bias_shift: float = 0.0,
     modules: str = "relukit",
+    backward: str = "input",
 ) -> nn.Sequential:
-    """The fully connected network of the study (see the module's docstring)."""
+    """The fully connected network of the study (see the module's docstring); ``backward``:
+    the activations' memory mode (:func:`activation_module`)."""
     layers: list[nn.Module] = []
     fan_in = features
     for index in range(depth):
@@ -163,7 +196,7 @@ def build_model(
         if bias_shift:
             with torch.no_grad():
                 linear.bias.add_(bias_shift)
-        module = activation_module(activation, modules)
+        module = activation_module(activation, modules, backward)
         layers += [linear, module]
         fan_in = _output_width(module, width)
     head = nn.Linear(fan_in, classes)
@@ -183,6 +216,7 @@ def build_cnn(
     init: str = "he_normal",
     bias_shift: float = 0.0,
     modules: str = "relukit",
+    backward: str = "input",
 ) -> nn.Sequential:
     """The convolutional network of the cnn scenario for rows of ``shape`` = (C, H, W), given
     flattened: ``depth`` blocks ``Conv2d(3×3, padding 1) → activation [→ MaxPool2d(2)]`` of
@@ -206,7 +240,7 @@ def build_cnn(
         if bias_shift:
             with torch.no_grad():
                 conv.bias.add_(bias_shift)
-        layers += [conv, activation_module(activation, modules)]
+        layers += [conv, activation_module(activation, modules, backward)]
         channels = width
         if min(height, side) >= 4:
             layers.append(nn.MaxPool2d(2))

@@ -156,7 +156,7 @@ def _run_one(
         raise Stopped
     torch.set_num_threads(spec.threads)
     tensors = _tensors(data)
-    warm = (spec.scenario == "cnn", spec.activation, spec.modules, spec.threads)
+    warm = (spec.scenario == "cnn", spec.activation, spec.modules, spec.backward, spec.threads)
     if warm not in _PROCESS["warm"]:
         # The first steps of a member in a process pay for lazy set-up (PyTorch's, compiled
         # kernels'), which would otherwise be charged to the run's seconds per epoch.

@@ -15,6 +15,12 @@ The three scenarios (their runs are planned by :meth:`~relukit.study.config.Stud
 * **cnn** — Krizhevsky et al. (2012, Figure 1): a four-layer CNN (three convolutions and a
   linear layer) on the images, relu against tanh and sigmoid; epochs and seconds to the target
   training accuracy, and the training error per epoch.
+* **memory** — what the backward of the smooth members keeps (issue 12): each member trained
+  in every backward mode of relukit.nn (``input``: PyTorch's gradients bit for bit;
+  ``output``: the output, which the next Linear keeps anyway, and one bit; ``bits=3``: a 3-bit
+  code), relu for reference; test accuracy, training loss, the bytes autograd keeps for one
+  batch and time per epoch, and whether ``output`` stays within the seed spread of ``input``
+  and ``bits`` within one standard deviation of it.
 
 :func:`groups` averages the runs that differ only by seed (mean ± standard deviation);
 :func:`claims` turns the runs into verdicts: each claim's effect is computed per seed, paired
@@ -95,7 +101,8 @@ def _curve_std(rows: Sequence[Sequence[float]]) -> list[float]:
 
 @dataclass(frozen=True)
 class Group:
-    """The runs of one (scenario, activation, init, depth, modules) over its seeds, summarised."""
+    """The runs of one (scenario, activation, init, depth, modules, backward) over its seeds,
+    summarised."""
 
     scenario: str
     activation: str
@@ -121,10 +128,16 @@ class Group:
     sparsity_per_layer: list[float]
     curves: dict[str, list[float]] = field(repr=False)
     diverged: int = 0
+    backward: str = "input"
+    kept_bytes: Stat = Stat(math.nan, math.nan, 0, 0)
+    kept_by_activations: Stat = Stat(math.nan, math.nan, 0, 0)
 
     @property
     def name(self) -> str:
-        """The activation, marked ``(torch.nn)`` for a family member run on torch.nn's module."""
+        """The activation, marked ``(torch.nn)`` for a family member run on torch.nn's module,
+        and with its backward mode in the memory scenario (``gelu · output``)."""
+        if self.scenario == "memory":
+            return f"{self.activation} · {self.backward}"
         if self.modules == "torch" and self.activation not in BASELINES:
             return f"{self.activation} (torch.nn)"
         return self.activation
@@ -184,11 +197,11 @@ def groups(runs: Sequence[RunResult]) -> list[Group]:
         >>> group.activation, group.seeds, round(group.test_accuracy.mean, 2), group.dead_end.mean
         ('relu', (0, 1), 0.85, 0.1)
     """
-    by_key: dict[tuple[str, str, str, int, str], list[RunResult]] = {}
+    by_key: dict[tuple[str, str, str, int, str, str], list[RunResult]] = {}
     for run in runs:
         by_key.setdefault(run.spec.group, []).append(run)
     result = []
-    for (scenario, activation, init, depth, modules), members in by_key.items():
+    for (scenario, activation, init, depth, modules, backward), members in by_key.items():
         dead = [r.dead_fraction for r in members]
         sparsity = [r.mean_sparsity for r in members]
         result.append(
@@ -227,6 +240,9 @@ def groups(runs: Sequence[RunResult]) -> list[Group]:
                     "sparsity": _curve(sparsity),
                 },
                 diverged=sum(r.diverged for r in members),
+                backward=backward,
+                kept_bytes=Stat.of_values(r.kept_bytes for r in members),
+                kept_by_activations=Stat.of_values(r.kept_by_activations for r in members),
             )
         )
     return result
@@ -548,6 +564,70 @@ def _rai(result: StudyResult, init: str, when: str) -> Claim:
     return Claim(title, verdict(effect, 0.0), text, evidence, rule, effect)
 
 
+def _mode_runs(result: StudyResult, activation: str, backward: str) -> _Runs:
+    """The memory scenario's runs of one member in one backward mode, by seed."""
+    return {
+        run.spec.seed: run
+        for run in result.runs
+        if run.spec.scenario == "memory"
+        and run.spec.activation == activation
+        and run.spec.backward == backward
+    }
+
+
+def _spread(values: Sequence[float], fmt: str) -> str:
+    return f"{format(float(np.mean(values)), fmt)} (seeds {format(min(values), fmt)}–" + (
+        f"{format(max(values), fmt)}, std {format(float(np.std(values)), fmt)})"
+    )
+
+
+def _memory(result: StudyResult, activation: str, mode: str) -> Claim:
+    """Does ``mode`` train ``activation`` as its exact gradient does? ``output`` must stay
+    within the seed spread of ``input`` (PyTorch's gradients bit for bit), ``bits=N`` within
+    one standard deviation of it (issue 12's bars), in test accuracy and in test loss."""
+    spread = mode == "output"
+    title = f"{activation} with backward={mode} trains as with its exact gradient (within " + (
+        "the seed spread)" if spread else "one standard deviation)"
+    )
+    rule = (
+        f"holds when the mean over seeds of {mode}'s test accuracy and of its test loss each "
+        + (
+            "lie within the range over seeds of input's (PyTorch's gradients, bit for bit)"
+            if spread
+            else "lie within one standard deviation (over seeds, ddof 0) of input's mean "
+            "(PyTorch's gradients, bit for bit)"
+        )
+        + ", does not hold otherwise; inconclusive below 2 seeds. The effect: the difference "
+        "to input, paired by seed, with its 95 % t interval"
+    )
+    exact, other = _mode_runs(result, activation, "input"), _mode_runs(result, activation, mode)
+    seeds = sorted(set(exact) & set(other))
+    if not seeds:
+        return Claim(title, "not tested", "", f"needs {activation} with input and {mode}", rule)
+    accuracy = Interval.of(other[s].test_accuracy - exact[s].test_accuracy for s in seeds)
+    loss = Interval.of(other[s].test_loss - exact[s].test_loss for s in seeds)
+    within = True
+    for measure in ("test_accuracy", "test_loss"):
+        base = [getattr(exact[s], measure) for s in seeds]
+        mean = float(np.mean([getattr(other[s], measure) for s in seeds]))
+        if spread:
+            within = within and min(base) <= mean <= max(base)
+        else:
+            within = within and abs(mean - float(np.mean(base))) <= float(np.std(base))
+    if len(seeds) < 2:
+        verdict_text = f"inconclusive at {len(seeds)} seed"
+    else:
+        verdict_text = "holds" if within else "does not hold"
+    evidence = (
+        f"test accuracy: input {_spread([exact[s].test_accuracy for s in seeds], '.2%')}, "
+        f"{mode} {_spread([other[s].test_accuracy for s in seeds], '.2%')}; test loss: input "
+        f"{_spread([exact[s].test_loss for s in seeds], '.4f')}, {mode} "
+        f"{_spread([other[s].test_loss for s in seeds], '.4f')}"
+    )
+    text = f"Δ accuracy {accuracy.text(2, ' pts', 100)}; Δ loss {loss.text(4)}"
+    return Claim(title, verdict_text, text, evidence, rule, accuracy)
+
+
 def claims(result: StudyResult) -> list[Claim]:
     """The claims about ReLU that this study's scenarios can check, with verdicts."""
     settings = result.settings
@@ -577,4 +657,8 @@ def claims(result: StudyResult) -> list[Claim]:
             )
             for b in BASELINES
         ]
+    if "memory" in settings:
+        for group in result.groups("memory"):
+            if group.backward != "input":
+                found.append(_memory(result, group.activation, group.backward))
     return found

@@ -12,7 +12,10 @@ fraction of dead units and the sparsity (fraction of exact zeros), counted by
 :class:`~relukit.diagnostics.monitor.DeadUnitMonitor` (a unit is dead when it fires on no
 training row). At initialisation only: the norm of the loss gradient of every weight matrix
 (:func:`~relukit.diagnostics.gradient_flow.gradient_flow`), the vanishing-gradient measure. At
-the end: test loss and accuracy. The first epoch after which the training accuracy reaches
+the end: test loss and accuracy. In the memory scenario, before training: the bytes autograd
+keeps for the backward pass of one training batch (:func:`relukit.memory.saved.saved_bytes`:
+unique storages, parameters left out), all of them and those only the activations keep. The
+first epoch after which the training accuracy reaches
 ``target`` gives the epochs and the seconds of training (the measurements excluded) to the
 target; ``None`` when it never does. A non-finite loss stops the run (``diverged``).
 
@@ -33,6 +36,7 @@ from torch import nn
 from torch.nn import functional
 
 from relukit.diagnostics import DeadUnitMonitor, gradient_flow
+from relukit.memory.saved import saved_bytes
 from relukit.study.config import RunSpec
 from relukit.study.data import Dataset
 from relukit.study.models import build_cnn, build_model
@@ -110,6 +114,9 @@ class RunResult:
         epochs_to_target, seconds_to_target: first epoch whose training accuracy reached the
             target, and the training seconds up to its end; None: never.
         diverged: the loss became NaN or infinite.
+        kept_bytes, kept_by_activations: bytes kept for the backward pass of one training
+            batch of ``batch_size`` rows, all and only the activations'; None: not measured
+            (measured in the memory scenario).
     """
 
     spec: RunSpec
@@ -128,6 +135,8 @@ class RunResult:
     epochs_to_target: int | None = None
     seconds_to_target: float | None = None
     diverged: bool = False
+    kept_bytes: int | None = None
+    kept_by_activations: int | None = None
 
     @property
     def dead_fraction(self) -> list[float]:
@@ -249,8 +258,13 @@ def train(
         init=spec.init,
         bias_shift=spec.bias_shift,
         modules=spec.modules,
+        backward=spec.backward,
     )
     result = RunResult(spec)
+    if spec.scenario == "memory":
+        x, y = data.X_train[: spec.batch_size].clone(), data.y_train[: spec.batch_size]
+        kept = saved_bytes(model, lambda: functional.cross_entropy(model(x), y))
+        result.kept_bytes, result.kept_by_activations = kept.total, kept.only_activation
     flow = gradient_flow(model, (data.X_train, data.y_train), functional.cross_entropy)
     result.grad_norms = [w.grad_norm for w in flow.weights]
     result.activation_grad_rms = [a.grad_output_rms for a in flow.activations]

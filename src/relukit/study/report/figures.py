@@ -30,6 +30,8 @@ FIGURES: tuple[str, ...] = (
     "dying.png",
     "depth.png",
     "cnn.png",
+    "memory.png",
+    "memory_curves.png",
 )
 """Every figure a report may hold (a scenario that was not run leaves its figures out)."""
 
@@ -286,6 +288,95 @@ def _figure_cnn(found: Sequence[Group], styles: dict, target: float) -> Figure:
     return figure
 
 
+_MODE_MARKS = {"input": ("o", "-"), "output": ("s", "--")}
+"""Marker and line style of each backward mode (``bits=N``: triangles, dotted)."""
+
+
+def _mode_mark(backward: str) -> tuple[str, str]:
+    return _MODE_MARKS.get(backward, ("^", ":"))
+
+
+def _figure_memory(found: Sequence[Group], styles: dict) -> Figure:
+    """Bytes kept for the backward pass against test accuracy, and seconds per epoch."""
+    figure = Figure(figsize=(12, 4.8))
+    kept_axes, time_axes = figure.subplots(1, 2)
+    members = list(dict.fromkeys(g.activation for g in found))
+    modes = list(dict.fromkeys(g.backward for g in found))
+    width = 0.8 / max(len(modes), 1)
+    for group in found:
+        colour = styles[group.activation][0]
+        marker, _ = _mode_mark(group.backward)
+        kept_axes.errorbar(
+            group.kept_bytes.mean / 1024,
+            100 * group.test_accuracy.mean,
+            yerr=100 * group.test_accuracy.std if group.test_accuracy.n > 1 else None,
+            color=colour,
+            marker=marker,
+            markersize=8,
+            capsize=3,
+            linestyle="none",
+            label=group.name,
+        )
+        offset = (modes.index(group.backward) - (len(modes) - 1) / 2) * width
+        hatch = {"input": None, "output": "//"}.get(group.backward, "..")
+        time_axes.bar(
+            members.index(group.activation) + offset,
+            group.seconds_per_epoch.mean,
+            width=width,
+            yerr=group.seconds_per_epoch.std if group.seconds_per_epoch.n > 1 else None,
+            color=colour,
+            alpha=0.9 if group.backward == "input" else 0.55,
+            hatch=hatch,
+            edgecolor="#333333",
+            capsize=2,
+        )
+    kept_axes.set_xlabel("bytes kept for the backward pass of one batch (KiB)")
+    kept_axes.set_ylabel("test accuracy (%), mean ± std over seeds")
+    kept_axes.set_title("Memory kept against accuracy (up-left is better)", fontsize="medium")
+    kept_axes.legend(fontsize="small", ncols=2, loc="lower right")
+    time_axes.set_xticks(range(len(members)), members)
+    time_axes.set_ylabel("seconds per epoch, mean ± std over seeds")
+    time_axes.set_title("Time per epoch; bars per member: " + ", ".join(modes), fontsize="medium")
+    for axes in (kept_axes, time_axes):
+        axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def _figure_memory_curves(found: Sequence[Group], styles: dict) -> Figure:
+    """Per member, training loss and validation accuracy per epoch in each backward mode."""
+    members = list(dict.fromkeys(g.activation for g in found))
+    figure = Figure(figsize=(max(4.2 * len(members), 8), 7.6))
+    panels = figure.subplots(2, len(members), squeeze=False, sharex=True)
+    for column, member in enumerate(members):
+        loss_axes, acc_axes = panels[0][column], panels[1][column]
+        for group in (g for g in found if g.activation == member):
+            colour = styles[member][0]
+            marker, style = _mode_mark(group.backward)
+            for axes, key, scale in ((loss_axes, "loss", 1.0), (acc_axes, "val_accuracy", 100)):
+                values = np.asarray(group.curves[key], dtype=float) * scale
+                axes.plot(
+                    _epochs_axis(len(values)),
+                    values,
+                    color=colour,
+                    linestyle=style,
+                    marker=marker,
+                    markevery=max(1, len(values) // 8),
+                    markersize=4,
+                    linewidth=1.5,
+                    label=group.backward,
+                )
+        loss_axes.set_yscale("log")
+        loss_axes.set_title(f"{member}: training loss", fontsize="medium")
+        acc_axes.set_title(f"{member}: validation accuracy (%)", fontsize="medium")
+        acc_axes.set_xlabel("epoch (0 = at initialisation)")
+        for axes in (loss_axes, acc_axes):
+            axes.grid(True, alpha=0.3)
+            axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
 def _figure_dying(found: Sequence[Group], styles: dict, settings: dict) -> Figure:
     inits = list(dict.fromkeys(g.init for g in found))
     figure = Figure(figsize=(6 * len(inits), 4.4))
@@ -405,6 +496,20 @@ def figures(result: StudyResult) -> dict[str, tuple[bytes, str]]:
             "After Krizhevsky et al. (2012), Figure 1: the training error of the same "
             "four-layer CNN with each activation, mean over seeds, against epochs and against "
             "seconds. The claims table gives the speed-up to the target with its interval.",
+        )
+    memory = result.groups("memory")
+    if memory:
+        drawn["memory.png"] = (
+            _png(_figure_memory(memory, styles)),
+            "Left: what autograd keeps for the backward pass of one training batch (each "
+            "storage once, parameters left out) against the test accuracy, per member and "
+            "backward mode (circle: input, square: output, triangle: bits). Right: seconds per "
+            "epoch (plain: input, hatched: output, dotted: bits).",
+        )
+        drawn["memory_curves.png"] = (
+            _png(_figure_memory_curves(memory, styles)),
+            "Learning curves per backward mode, mean over seeds: the same initial weights and "
+            "batches in every mode, only what the backward keeps differs.",
         )
     studied = [spec.name for spec in _registry() if spec.name in names]
     drawn["gallery.png"] = (

@@ -68,6 +68,7 @@ def _csv_rows(result: StudyResult) -> list[list[Any]]:
                 spec.scenario,
                 spec.activation,
                 spec.modules,
+                spec.backward,
                 spec.init,
                 spec.depth,
                 spec.seed,
@@ -86,6 +87,9 @@ def _csv_rows(result: StudyResult) -> list[list[Any]]:
         add(spec, "", "", "seconds_to_target", run.seconds_to_target)
         add(spec, "", "", "epochs_run", run.epochs_run)
         add(spec, "", "", "diverged", int(run.diverged))
+        if run.kept_bytes is not None:
+            add(spec, "", "", "kept_bytes", run.kept_bytes)
+            add(spec, "", "", "kept_by_activations", run.kept_by_activations)
         for layer, norm in enumerate(run.grad_norms, start=1):
             add(spec, 0, layer, "grad_norm_at_init", norm)
         for epoch in range(len(run.loss)):
@@ -116,8 +120,10 @@ def _summary_rows(result: StudyResult) -> tuple[list[str], list[list[Any]]]:
         "sparsity_end",
         "first_layer_grad",
         "grad_ratio",
+        "kept_bytes",
+        "kept_by_activations",
     )
-    header = ["scenario", "activation", "modules", "init", "depth", "seeds"]
+    header = ["scenario", "activation", "modules", "backward", "init", "depth", "seeds"]
     for name in stats:
         header += [f"{name}_mean", f"{name}_std", f"{name}_n"]
     header += ["diverged"]
@@ -127,6 +133,7 @@ def _summary_rows(result: StudyResult) -> tuple[list[str], list[list[Any]]]:
             group.scenario,
             group.activation,
             group.modules,
+            group.backward,
             group.init,
             group.depth,
             len(group.seeds),
@@ -163,6 +170,7 @@ def render(result: StudyResult) -> dict[str, bytes]:
             "scenario",
             "activation",
             "modules",
+            "backward",
             "init",
             "depth",
             "seed",

@@ -152,7 +152,8 @@ def _setup_html(result: StudyResult) -> str:
                 + (" (momentum 0.9)" if settings["optimizer"] == "sgd" else "")
                 + f", lr {settings['lr']:g}"
                 + (f"; bias shift {settings['bias_shift']:g}" if settings["bias_shift"] else "")
-                + (f"; inits {', '.join(settings['inits'])}" if scenario == "dying" else ""),
+                + (f"; inits {', '.join(settings['inits'])}" if scenario == "dying" else "")
+                + (f"; backward {', '.join(settings['backward'])}" if scenario == "memory" else ""),
             )
         )
     load = env.get("load_average_before")
@@ -259,6 +260,8 @@ def page(result: StudyResult, figures: dict[str, tuple[bytes, str]]) -> str:
         "dying.png": "Dying units under a high learning rate and a negative bias",
         "depth.png": "Depth: vanishing gradients",
         "cnn.png": "A CNN: training error against epochs (Krizhevsky et al. 2012, Figure 1)",
+        "memory.png": "Memory: bytes kept for the backward pass, accuracy and time",
+        "memory_curves.png": "Memory: learning curves per backward mode",
         "gallery.png": "The family",
     }
     if order:

@@ -15,7 +15,15 @@ from typing import Any
 from relukit.study.scenarios import BASELINES, Group, Stat, StudyResult, claims
 from relukit.study.stats import Interval
 
-__all__ = ["Table", "best_cells", "cost_table", "print_summary", "rich_tables", "summary_tables"]
+__all__ = [
+    "Table",
+    "best_cells",
+    "cost_table",
+    "memory_table",
+    "print_summary",
+    "rich_tables",
+    "summary_tables",
+]
 
 
 def _pct(stat: Stat) -> str:
@@ -154,6 +162,8 @@ def summary_tables(result: StudyResult) -> list[Table]:
                     "Figure 1",
                 )
             )
+        elif scenario == "memory":
+            tables.append(memory_table(result, found, settings, seeds, training))
         elif scenario == "dying":
             rows = tuple(
                 (
@@ -209,6 +219,77 @@ def summary_tables(result: StudyResult) -> list[Table]:
     return tables
 
 
+def _kib(stat: Stat) -> str:
+    return "—" if stat.n == 0 else f"{stat.mean / 1024:.1f}"
+
+
+def memory_table(
+    result: StudyResult, found: list[Group], settings: dict[str, Any], seeds: str, training: str
+) -> Table:
+    """The memory scenario's summary: per member and backward mode, accuracy, losses, the
+    bytes kept for the backward pass, time per epoch, and the differences to ``input`` paired
+    by seed."""
+    exact = {g.activation: g for g in found if g.backward == "input"}
+    rows = []
+    for group in found:
+        base = exact.get(group.activation)
+        versus = ("", "", "")
+        if base is not None and base is not group:
+            runs, base_runs = _seed_runs(result, group), _seed_runs(result, base)
+            seeds_both = sorted(set(runs) & set(base_runs))
+            accuracy = Interval.of(
+                runs[s].test_accuracy - base_runs[s].test_accuracy for s in seeds_both
+            )
+            kept = (
+                f"{group.kept_bytes.mean / base.kept_bytes.mean:.3f}×"
+                if base.kept_bytes.n and base.kept_bytes.mean
+                else "—"
+            )
+            ratio = Interval.of(_paired_seconds(result, group, base), ratio=True)
+            versus = (accuracy.text(2, " pts", 100), kept, ratio.text(3))
+        rows.append(
+            (
+                group.activation,
+                group.backward,
+                _pct(group.test_accuracy),
+                versus[0],
+                _num(group.final_loss, 4),
+                _num(group.test_loss, 4),
+                _kib(group.kept_bytes),
+                _kib(group.kept_by_activations),
+                versus[1],
+                _num(group.seconds_per_epoch, 2, " s"),
+                versus[2],
+            )
+        )
+    return Table(
+        f"memory: {_plural(len(exact), 'member')} × backward modes × {seeds}, "
+        f"{settings['depth']} hidden layers of {settings['width']}, {settings['epochs']} "
+        f"epochs, {training}, batch {result.config.batch_size}",
+        (
+            "member",
+            "backward",
+            "test accuracy",
+            "Δ accuracy vs input [95 %]",
+            "final training loss",
+            "test loss",
+            "kept for backward, KiB/batch",
+            "only by the activations, KiB",
+            "kept vs input",
+            "s / epoch",
+            "time vs input [95 %]",
+        ),
+        tuple(rows),
+        "mean ± std over seeds; input: PyTorch's backward, bit for bit; output: the output "
+        "(which the next Linear keeps anyway) and one bit per element; bits=N: an N-bit code "
+        "per element (Few-Bit's step derivative); relu (one bit already) for reference. Kept "
+        "for backward: the bytes autograd keeps for one training batch, each storage once, "
+        "parameters left out; 'only by the activations': storages no other layer keeps. "
+        "Differences to input paired by seed: accuracy difference and geometric-mean time "
+        "ratio with their 95 % t intervals",
+    )
+
+
 def cost_table(result: StudyResult) -> Table | None:
     """Seconds per epoch of each family member on relukit.nn's and on torch.nn's modules, with
     the ratio paired by seed and its interval (only when both were run: ``modules="both"``)."""
@@ -253,7 +334,14 @@ def _seed_runs(result: StudyResult, group: Group) -> dict[int, Any]:
         run.spec.seed: run
         for run in result.runs
         if run.spec.group
-        == (group.scenario, group.activation, group.init, group.depth, group.modules)
+        == (
+            group.scenario,
+            group.activation,
+            group.init,
+            group.depth,
+            group.modules,
+            group.backward,
+        )
     }
 
 
