@@ -624,7 +624,8 @@ def _memory(result: StudyResult, activation: str, mode: str) -> Claim:
         f"{_spread([exact[s].test_loss for s in seeds], '.4f')}, {mode} "
         f"{_spread([other[s].test_loss for s in seeds], '.4f')}"
     )
-    text = f"Δ accuracy {accuracy.text(2, ' pts', 100)}; Δ loss {loss.text(4)}"
+    low_high = "" if math.isnan(loss.low) else f" [{loss.low:.1e}, {loss.high:.1e}]"
+    text = f"Δ accuracy {accuracy.text(2, ' pts', 100)}; Δ loss {loss.estimate:.1e}{low_high}"
     return Claim(title, verdict_text, text, evidence, rule, accuracy)
 
 
