@@ -222,7 +222,7 @@ def peak_memory(big: dict[str, int] = BIG) -> list[str]:
             model = model.to(DEVICE)
             x, y = (t.to(DEVICE) for t in pattern.batch(torch.Generator().manual_seed(0)))
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-            saved.append(nn_memory.saved_bytes(model, x, y)["total"])
+            saved.append(nn_memory.saved_bytes(model, x, y).total)
             optimizer.zero_grad(set_to_none=False)
             nn_memory.loss_of(model, x, y).backward()  # warm-up: kernels, gradient buffers
             optimizer.step()
