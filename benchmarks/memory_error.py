@@ -11,6 +11,14 @@ worst cases of the float64 rows):
   levels rounded to the dtype, 16-bit inputs compared in float32), with the Gaussian-weighted
   mean squared error of what is implemented next to the dynamic program's optimum.
 
+Each row is measured twice: on the PyTorch-tensor path above (what relukit.nn runs on every
+device), and on what relukit.nn runs on the CPU, through its operators' own implementations
+(``relukit.nn.from_output`` and ``relukit.nn.stepped``): the compiled kernels of
+:mod:`relukit.kernels.cpu.memory` for float32 and float64 (the output mode's inverse in the
+dtype's own arithmetic, the bits mode's codes and levels), the tensor path elsewhere. The
+"CPU" columns give that path's errors and whether its derivatives equal the tensor path's bit
+for bit.
+
 Inputs: bfloat16 all finite values; float32 every 64th (``--stride``) finite value with
 |x| ≤ 64 (by bit pattern) and every value within 0.25 of the member's minimum; float64 2^22 uniform
 on [−40, 40], a 2^20 grid within 0.25 of the minimum and log-spaced tails.
@@ -33,6 +41,7 @@ import torch
 
 import relukit
 from relukit.memory import output, steps
+from relukit.nn import from_output, stepped
 
 MEMBERS = [
     ("gelu", {}),
@@ -109,22 +118,40 @@ def summarise(x: np.ndarray, got: np.ndarray, d: np.ndarray, centre: float) -> d
     }
 
 
+def with_cpu(
+    row: dict, x: np.ndarray, got: np.ndarray, cpu: np.ndarray, d: np.ndarray, centre: float
+) -> dict:
+    """``row`` with the errors of relukit.nn's CPU path (``cpu``) and whether they equal the
+    tensor path's (``got``) bit for bit."""
+    found = summarise(x, cpu, d, centre)
+    row["cpu"] = {k: found[k] for k in ("max_abs", "at", "max_rel", "rel_at", "max_abs_away")}
+    row["cpu_identical"] = bool(np.array_equal(got, cpu, equal_nan=True))
+    return row
+
+
 def output_rows(f: relukit.Function, dtype: str, quick: bool) -> dict:
     spec, params = f.spec, f.params
     centre = output.minimum(spec, params).x if output.needs_bit(spec) else 0.0
     x = inputs(dtype, centre, quick)
     y, d = exact(f, x)
     tdtype = DTYPES[dtype]
-    got = np.empty_like(d)
+    key = from_output.key(spec.name, params)
+    got, cpu = np.empty_like(d), np.empty_like(d)
     for start in range(0, x.size, 1 << 22):
         c = slice(start, start + (1 << 22))
         yt = torch.from_numpy(y[c]).to(tdtype)
         xt = torch.from_numpy(x[c]).to(tdtype)
         below = output.branch_bit(spec, params, xt) if output.needs_bit(spec) else None
         got[c] = output.derivative_from_output(spec, params, yt, below).double().numpy()
-    row = summarise(x, got, d, centre)
+        # relukit.nn's CPU path: its bits from x, its backward from the same y
+        _, mask = from_output.from_output_impl(xt, spec.name, key)
+        ones = torch.ones_like(yt)
+        grad = from_output.from_output_backward_impl(ones, yt, mask, spec.name, key)
+        cpu[c] = grad.double().numpy()
+    row = with_cpu(summarise(x, got, d, centre), x, got, cpu, d, centre)
     if dtype == "float64":
         row["mpmath_checked"] = mpmath_check(f, x, got)
+        row["cpu"]["mpmath_checked"] = mpmath_check(f, x, cpu)
     return row
 
 
@@ -167,7 +194,13 @@ def bits_rows(f: relukit.Function, bits: int, dtype: str, quick: bool) -> dict:
     xt = torch.from_numpy(x).to(tdtype).to(work)
     codes = torch.bucketize(xt, borders)
     got = levels[codes].double().numpy()
-    row = summarise(x, got, d, 0.0)
+    # relukit.nn's CPU path: its codes of x in the dtype, its backward of a gradient of ones
+    key = from_output.key(spec.name, params)
+    native = torch.from_numpy(x).to(tdtype)
+    _, packed = stepped.stepped_impl(native, spec.name, key, bits)
+    ones = torch.ones_like(native)
+    cpu = stepped.stepped_backward_impl(ones, packed, spec.name, key, bits).double().numpy()
+    row = with_cpu(summarise(x, got, d, 0.0), x, got, cpu, d, 0.0)
     # weighted mean squared error of the implemented step (rounded borders and levels)
     grid = np.linspace(-8, 8, 400_001 if quick else 4_000_001)
     _, dg = exact(f, grid)
@@ -205,16 +238,20 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     print(f"\n{time.time() - started:.0f} s\n")
     print(
-        "| member | mode | dtype | inputs | max abs error | at x | max rel error (|f'| ≥ 2^-10) "
-        "| at x | max abs error, |x − x*| ≥ 0.5 | weighted MSE (DP optimum) |"
+        "| member | mode | dtype | inputs | max abs error | at x | max rel error (\\|f′\\| ≥ "
+        "2^-10) | at x | max abs error, \\|x − x*\\| ≥ 0.5 | weighted MSE (DP optimum) | CPU: "
+        "max abs error | CPU: max rel error | CPU: max abs error, \\|x − x*\\| ≥ 0.5 | CPU = "
+        "tensor path, bit for bit |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         wmse = f"{r['wmse']:.3e} ({r['wmse_optimum']:.3e})" if "wmse" in r else ""
+        cpu = r["cpu"]
         print(
             f"| {r['member']} | {r['mode']} | {r['dtype']} | {r['n']:,} | {r['max_abs']:.2e} | "
             f"{r['at']:.6g} | {r['max_rel']:.2e} | {r['rel_at']:.6g} | {r['max_abs_away']:.2e} "
-            f"| {wmse} |"
+            f"| {wmse} | {cpu['max_abs']:.2e} | {cpu['max_rel']:.2e} | "
+            f"{cpu['max_abs_away']:.2e} | {'yes' if r['cpu_identical'] else 'no'} |"
         )
     if args.json:
         with open(args.json, "w") as handle:
