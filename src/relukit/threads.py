@@ -7,10 +7,13 @@ of cores this process may run on. When PyTorch is imported, the default is also 
 data-loading workers, say) is not oversubscribed by relukit.
 
 The kernels are compiled with Numba without ``parallel=True``: each is a serial loop that
-releases the GIL, and a call splits its array into contiguous chunks that run on a shared pool
-of ``cores − 1`` worker threads plus the calling thread. This pool never spins while idle, so
-it does not compete with PyTorch's (OpenMP) threads between calls, and two threads of the caller
-calling relukit at once share the same workers instead of each starting their own.
+releases the GIL, and a call splits its array into contiguous chunks that the calling thread
+and a shared pool of worker threads take one at a time (:func:`run_all`). A worker spins,
+without the GIL, for :data:`SPIN_SECONDS` after its last task and then sleeps: a call soon
+after another hands its chunks over with a store instead of a wake-up (which costs the caller
+some 30 µs in a virtual machine), and between bursts of calls the pool leaves the cores to
+PyTorch's (OpenMP) threads. While one thread of the caller uses the pool, another's calls run on
+their own thread.
 
 >>> import relukit.threads as threads
 >>> with threads.limit(1):
@@ -20,12 +23,12 @@ calling relukit at once share the same workers instead of each starting their ow
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,8 +38,6 @@ ENV = "RELUKIT_NUM_THREADS"
 
 _setting: int | None = None
 _local = threading.local()
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 def cores() -> int:
@@ -101,15 +102,137 @@ def limit(n: int) -> Iterator[None]:
         _local.limit = previous
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(
-                    max_workers=max(1, cores() - 1), thread_name_prefix="relukit"
-                )
-    return _pool
+# ---------------------------------------------------------------------------------------------
+# The pool: workers that stay awake a little after each task
+
+
+SPIN_SECONDS = 1e-4
+"""How long a worker (and a caller waiting for one) stays awake spinning before it sleeps: long
+enough to span the gap between a module's forward and backward or two calls in a row (tens of
+µs), short enough to leave the core to PyTorch's own threads soon after."""
+
+SETTLE_SECONDS = 5e-6
+"""How long a worker that sees a post waits before it takes the GIL: the caller posts, then
+claims its first task and enters its kernel, which lets the GIL go. A thread that asks for the
+GIL while another holds it sleeps until woken, some 40 µs in a virtual machine (measured)."""
+
+_POSTED, _SLEEPING = 0, 1
+
+
+class _Call:
+    """One :func:`run_all`: its tasks, claimed one at a time by whichever thread is free."""
+
+    def __init__(self, tasks: Sequence[Callable[[], Any]]) -> None:
+        self.tasks = tasks
+        self.claims = iter(range(len(tasks)))  # next() is atomic under the GIL
+        self.finished = itertools.count(1)
+        self.done = _zeros(1)  # 1 once every task has finished
+        self.error: BaseException | None = None
+
+    def drain(self) -> bool:
+        """Run unclaimed tasks until none is left; True if this thread finished the last."""
+        last = False
+        for j in self.claims:
+            try:
+                self.tasks[j]()
+            except BaseException as error:  # re-raised by the caller
+                self.error = self.error or error
+            last = next(self.finished) == len(self.tasks)
+        return last
+
+    def wait(self) -> None:
+        """Until every task has finished: spinning, then polling between short sleeps."""
+        rounds = _rounds()
+        while _spin(self.done, 0, 0, rounds) == 0:
+            time.sleep(SPIN_SECONDS)
+        if self.error is not None:
+            raise self.error
+
+
+class _Worker(threading.Thread):
+    """A pool thread: takes the latest call posted to it, spins for the next, then sleeps."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(name=f"relukit-{number}", daemon=True)
+        self.state = _zeros(2)  # [sequence number of the latest post, asleep]
+        self.call: _Call | None = None
+        self.wake = threading.Semaphore(0)
+        self.start()
+
+    def post(self, call: _Call) -> None:
+        self.call = call
+        self.state[_POSTED] += 1  # only the posting thread (holding the pool's lock) writes it
+        if self.state[_SLEEPING]:
+            self.wake.release()
+
+    def run(self) -> None:
+        state, seen = self.state, 0
+        rounds, settle = _rounds(), _rounds(SETTLE_SECONDS)
+        finished = None  # the call whose last task this thread finished: told without the GIL
+        while True:
+            posted = _spin(state, _POSTED, seen, rounds, settle, finished)
+            finished = None
+            if posted == seen:
+                # Statements under the GIL run one at a time, so either the post sees the flag
+                # or this sees the post. A spare permit only makes one more round.
+                state[_SLEEPING] = 1
+                while state[_POSTED] == seen:
+                    self.wake.acquire()
+                state[_SLEEPING] = 0
+                continue
+            seen = posted
+            call, self.call = self.call, None
+            if call is not None and call.drain():
+                finished = call.done
+
+
+_workers: list[_Worker] = []
+_busy = threading.Lock()
+
+
+def _zeros(n: int) -> Any:
+    import numpy as np
+
+    return np.zeros(n, dtype=np.int64)
+
+
+_spin_rate: list[float] = []
+
+
+def _rounds(seconds: float = SPIN_SECONDS) -> int:
+    """``seconds`` in rounds of the compiled spin (0 where it is not available)."""
+    if not _spin_rate:
+        try:
+            from relukit.kernels.cpu import spin
+        except ImportError:  # no Numba: wait by sleeping only
+            _spin_rate.append(0.0)
+        else:
+            _spin_rate.append(spin.rounds_per_second())
+    return max(1, int(seconds * _spin_rate[0])) if _spin_rate[0] else 0
+
+
+def _spin(
+    state: Any, index: int, old: int, rounds: int, settle: int = 0, done: Any = None
+) -> int:
+    """:func:`relukit.kernels.cpu.spin.spin` (``done[0] = 1`` first); without Numba, a read."""
+    if rounds == 0:
+        if done is not None:
+            done[0] = 1
+        return int(state[index])
+    from relukit.kernels.cpu.spin import spin
+
+    return int(spin(state, index, old, rounds, settle, done, 1))
+
+
+def _forget_after_fork() -> None:
+    """A forked child has none of the parent's threads: start a pool of its own when needed."""
+    global _busy
+    _workers.clear()
+    _busy = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 _handoff: float | None = None
@@ -138,14 +261,25 @@ def handoff_seconds() -> float:
     return _handoff
 
 
-def run_all(tasks: Sequence[Callable[[], Any]]) -> None:
-    """Run ``tasks`` at once: all but the last on the pool, the last on the calling thread."""
-    if len(tasks) == 1:
-        tasks[0]()
+def run_all(tasks: Sequence[Callable[[], Any]], count: int | None = None) -> None:
+    """Run ``tasks`` on ``count`` threads (default: :func:`get_num_threads`, at most one per
+    task): the calling thread and pool workers take them one at a time until none is left, so
+    a worker that wakes late, or shares its core with other work, takes fewer (a call is then
+    no slower than the caller alone would be). The caller waits for the tasks the workers took.
+    A call made while the pool serves another thread's runs on its own thread."""
+    threads = min(len(tasks), get_num_threads() if count is None else count)
+    if threads <= 1 or not _busy.acquire(blocking=False):
+        for task in tasks:
+            task()
         return
-    futures: list[Future[Any]] = [_executor().submit(task) for task in tasks[:-1]]
     try:
-        tasks[-1]()
+        call = _Call(tasks)
+        while len(_workers) < threads - 1:
+            _workers.append(_Worker(len(_workers) + 1))
+        for worker in _workers[: threads - 1]:
+            worker.post(call)
+        if call.drain():
+            call.done[0] = 1
+        call.wait()
     finally:
-        for future in futures:
-            future.result()
+        _busy.release()
