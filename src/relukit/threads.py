@@ -235,21 +235,24 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-_handoff: float | None = None
+_handoff: dict[bool, float] = {}
 
 
-def handoff_seconds() -> float:
+def handoff_seconds(asleep: bool = False) -> float:
     """What handing a task to the pool and waiting for it costs on this machine, measured once
-    (the best of 30 rounds of two empty tasks, one on the pool, less the cost of running both on
-    the calling thread): what a chunk must outweigh for a split to pay."""
-    global _handoff
-    if _handoff is None:
+    (the best of 30 rounds of two empty tasks, less the cost of running both on the calling
+    thread): what a chunk must outweigh for a split to pay. ``asleep``: to a worker that has
+    gone to sleep (best of 5, each after a pause longer than :data:`SPIN_SECONDS`), which costs
+    the caller a wake-up."""
+    if asleep not in _handoff:
 
         def nothing() -> None:
             return None
 
         best = float("inf")
-        for _ in range(30):
+        for _ in range(5 if asleep else 30):
+            if asleep:
+                time.sleep(3 * SPIN_SECONDS)
             start = time.perf_counter()
             run_all([nothing, nothing])
             split = time.perf_counter() - start
@@ -257,17 +260,18 @@ def handoff_seconds() -> float:
             nothing()
             nothing()
             best = min(best, split - (time.perf_counter() - start))
-        _handoff = max(best, 1e-6)
-    return _handoff
+        _handoff[asleep] = max(best, 1e-6)
+    return _handoff[asleep]
 
 
-def run_all(tasks: Sequence[Callable[[], Any]], count: int | None = None) -> None:
-    """Run ``tasks`` on ``count`` threads (default: :func:`get_num_threads`, at most one per
-    task): the calling thread and pool workers take them one at a time until none is left, so
-    a worker that wakes late, or shares its core with other work, takes fewer (a call is then
-    no slower than the caller alone would be). The caller waits for the tasks the workers took.
+def run_all(tasks: Sequence[Callable[[], Any]], wake: bool = True) -> None:
+    """Run ``tasks`` on up to :func:`get_num_threads` threads: the calling thread and pool
+    workers take them one at a time until none is left, so a worker that wakes late, or shares
+    its core with other work, takes fewer (a call is then no slower than the caller alone would
+    be). The caller waits for the tasks the workers took. Without ``wake``, workers that have
+    gone to sleep are left asleep (waking one costs the caller more than a small call gains).
     A call made while the pool serves another thread's runs on its own thread."""
-    threads = min(len(tasks), get_num_threads() if count is None else count)
+    threads = min(len(tasks), get_num_threads())
     if threads <= 1 or not _busy.acquire(blocking=False):
         for task in tasks:
             task()
@@ -277,7 +281,8 @@ def run_all(tasks: Sequence[Callable[[], Any]], count: int | None = None) -> Non
         while len(_workers) < threads - 1:
             _workers.append(_Worker(len(_workers) + 1))
         for worker in _workers[: threads - 1]:
-            worker.post(call)
+            if wake or not worker.state[_SLEEPING]:
+                worker.post(call)
         if call.drain():
             call.done[0] = 1
         call.wait()

@@ -367,32 +367,54 @@ def _linear(member: int) -> bool:
     return member not in _module().WIDE
 
 
-_measured: dict[bool, int] = {}
+_measured: dict[tuple[bool, bool], int] = {}
 
 
-def grain(linear: bool) -> int:
+def grain(linear: bool, asleep: bool = False) -> int:
     """The fewest elements per thread worth a split, for piecewise-linear (``linear``) or smooth
     members: ``2·H/t``, with H what handing a chunk to the pool and waiting costs
     (:func:`relukit.threads.handoff_seconds`) and t a kernel's time per element in cache
-    (relu's derivative; exp, the cheapest of the smooth members' functions), both measured
-    once per process on this machine, so a split gains at least a quarter of the time. Within
-    :data:`GRAIN_BOUNDS`, a multiple of 64. :data:`GRAIN_LINEAR` / :data:`GRAIN_SMOOTH` pin it."""
+    (relu's derivative on float32; exp, the cheapest of the smooth members' functions), both
+    measured once per process on this machine, so a split gains at least a quarter of the
+    time. ``asleep``: the grain worth waking a worker that has gone to sleep (H of a wake-up,
+    some 40-140 µs in a virtual machine against 3-5 µs awake; t of a piecewise-linear member
+    out of cache, 2^20 elements, as the calls that large are). Within :data:`GRAIN_BOUNDS`, a
+    multiple of 64. :data:`GRAIN_LINEAR` / :data:`GRAIN_SMOOTH` pin it."""
     pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
     if pinned is not None:
         return pinned
-    measured = _measured.get(linear)
+    measured = _measured.get((linear, asleep))
     if measured is None:
-        per_element = _per_element(linear)
-        elements = 2 * threads.handoff_seconds() / per_element
+        per_element = _per_element(linear, large=asleep)
+        elements = 2 * threads.handoff_seconds(asleep) / per_element
         low, high = GRAIN_BOUNDS
-        measured = _measured[linear] = int(min(max(elements, low), high)) // ALIGN * ALIGN
+        measured = int(min(max(elements, low), high)) // ALIGN * ALIGN
+        _measured[linear, asleep] = measured
     return measured
 
 
-def _per_element(linear: bool) -> float:
-    """Seconds per element of a representative kernel on 16,384 elements in cache (best of 20)."""
+def _spread(
+    n: int, linear: bool, task: Callable[[int, int], Callable[[], None]], itemsize: int = 4
+) -> None:
+    """Run ``task(a, b)()`` over ``[0, n)`` in :func:`_chunks` on the pool, waking sleeping
+    workers only for a call of at least twice the :func:`grain` of a wake-up (in float32
+    elements: a piecewise-linear member's time is its bytes', so ``itemsize`` 8 halves it)."""
+    chunks = _chunks(n, linear)
+    if len(chunks) == 1:
+        task(0, n)()
+        return
+    pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
+    scale = max(itemsize, 4) / 4 if linear else 1.0
+    wake = pinned is not None or n * scale >= 2 * grain(linear, asleep=True)
+    threads.run_all([task(a, b) for a, b in chunks], wake)
+
+
+def _per_element(linear: bool, large: bool = False) -> float:
+    """Seconds per element of a representative kernel on 16,384 elements in cache, or
+    (``large``, piecewise-linear only) on 2^20 float32 elements, past the core's own caches
+    (best of 20)."""
     k = _module()
-    n = 1 << 14
+    n = 1 << (20 if large and linear else 14)
     if linear:
         x = np.linspace(-1.0, 1.0, n, dtype=np.float32)
         y = np.empty_like(x)
@@ -493,7 +515,7 @@ def run(
     def task(a: int, b: int) -> Callable[[], None]:
         return lambda: kernel(xr[a:b], gr[a:b], aux, yr[a:b], p, a, stream, vjp)
 
-    threads.run_all([task(a, b) for a, b in _chunks(x.size, _linear(the_plan.member))])
+    _spread(x.size, _linear(the_plan.member), task, xr.itemsize)
     if finish is not None:
         finish()
     return target.finish(y.reshape(x.shape, order=order))
@@ -525,7 +547,7 @@ def _convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     def task(a: int, b: int) -> Callable[[], None]:
         return lambda: kernel(src[a:b], dst[a:b])
 
-    threads.run_all([task(a, b) for a, b in _chunks(src.size, True)])
+    _spread(src.size, True, task)
     return dst
 
 
@@ -616,16 +638,12 @@ class Calls:
         stream = _stream_to(y, x, fresh)
         direct = not stream and y is not x and y is not g
         kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
-        chunks = _chunks(n, self.linear)
-        if len(chunks) == 1:
-            kernel(x, g, self.aux, y, p, 0, stream, vjp)
-            return
         aux = self.aux
 
         def task(a: int, b: int) -> Callable[[], None]:
             return lambda: kernel(x[a:b], g[a:b], aux, y[a:b], p, a, stream, vjp)
 
-        threads.run_all([task(a, b) for a, b in chunks])
+        _spread(n, self.linear, task, x.itemsize)
 
     def _load_forward(self, direct: bool) -> Any:
         a, m = self.aux, np.zeros(1, np.uint8)
@@ -652,16 +670,12 @@ class Calls:
         direct = not stream and y is not x
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
-        chunks = _chunks(n, True)
-        if len(chunks) == 1:
-            kernel(x, aux, y, mask, p, codes, 0, stream)
-            return
 
         def task(a: int, b: int) -> Callable[[], None]:
             m = mask[a * bits // 8 : mask_bytes(b, bits)]
             return lambda: kernel(x[a:b], aux, y[a:b], m, p, codes, a, stream)
 
-        threads.run_all([task(a, b) for a, b in chunks])
+        _spread(n, True, task, x.itemsize)
 
     def backward(
         self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True
@@ -674,16 +688,12 @@ class Calls:
             return
         stream = _stream_to(dx, g, fresh)
         aux, table, bits = self.aux, self.table, self.bits
-        chunks = _chunks(n, True)
-        if len(chunks) == 1:
-            kernel(g, mask, aux, dx, table, 0, stream)
-            return
 
         def task(a: int, b: int) -> Callable[[], None]:
             m = mask[a * bits // 8 : mask_bytes(b, bits)]
             return lambda: kernel(g[a:b], m, aux, dx[a:b], table, a, stream)
 
-        threads.run_all([task(a, b) for a, b in chunks])
+        _spread(n, True, task, g.itemsize)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -750,7 +760,7 @@ def forward_with_mask(
         m = mask_np[a * bits // 8 : mask_bytes(b, bits)]
         return lambda: kernel(xr[a:b], aux, yr[a:b], m, p, codes, a, stream)
 
-    threads.run_all([task(a, b) for a, b in _chunks(x.size, True)])
+    _spread(x.size, True, task, xr.itemsize)
     if finish is not None:
         finish()
     result = target.finish(y.reshape(x.shape))
@@ -824,7 +834,7 @@ def backward_from_mask(
         part = m[a * bits // 8 : mask_bytes(b, bits)]
         return lambda: kernel(gr[a:b], part, aux, dr[a:b], full, a, stream)
 
-    threads.run_all([task(a, b) for a, b in _chunks(g.size, True)])
+    _spread(g.size, True, task, gr.itemsize)
     if finish is not None:
         finish()
     return target.finish(dx.reshape(g.shape))
@@ -872,7 +882,7 @@ def stream_copy(x: np.ndarray, y: np.ndarray) -> None:
     def task(a: int, b: int) -> Callable[[], None]:
         return lambda: kernel(xr[a:b], yr[a:b], stream)
 
-    threads.run_all([task(a, b) for a, b in _chunks(xr.size, True)])
+    _spread(xr.size, True, task, xr.itemsize)
 
 
 def math_function(name: str, x: np.ndarray) -> np.ndarray:
