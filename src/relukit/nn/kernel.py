@@ -117,9 +117,8 @@ class Masks:
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(f(x), mask)``: y in x's layout, the codes in x's memory order."""
-        if self.kernels is not None and _direct(x) and x.numel():
-            # the common case first, in as few PyTorch calls as it takes (a CPU tensor, which
-            # the Triton kernels never take)
+        if self.kernels is not None and _direct(x) and x.numel() and not self.triton(x):
+            # the common case first, in as few PyTorch calls as it takes
             y = torch.empty(x.shape, dtype=x.dtype)
             mask = torch.empty((x.numel() * self.bits + 7) // 8, dtype=torch.uint8)
             self.kernels.forward(_flat(x), _flat(y), mask.numpy())
@@ -159,7 +158,7 @@ class Masks:
     def backward(self, grad: Tensor, mask: Tensor, order: Sequence[int] = ()) -> Tensor:
         """``grad·f'(x)`` from the mask; ``order`` is x's memory order (empty: C order)."""
         direct = self.kernels is not None and _direct(grad) and mask.is_contiguous()
-        if not order and direct and grad.numel():
+        if not order and direct and grad.numel() and not self.triton(grad):
             dx = torch.empty(grad.shape, dtype=grad.dtype)
             self.kernels.backward(_flat(grad), mask.numpy(), _flat(dx))
             return dx
@@ -178,8 +177,7 @@ class Masks:
 
 
 def _direct(t: Tensor) -> bool:
-    """A C-contiguous plain CPU tensor (of the dtype its :class:`Masks` was made for; never one
-    the Triton kernels take)."""
+    """A C-contiguous plain CPU tensor (of the dtype its :class:`Masks` was made for)."""
     return type(t) is Tensor and t.is_cpu and t.is_contiguous()
 
 
