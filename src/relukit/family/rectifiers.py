@@ -111,7 +111,7 @@ leaky_relu = Activation(
     name="leaky_relu",
     module="LeakyReLU",
     torch_module="LeakyReLU",
-    kernel=lambda p: ("leaky", (p["negative_slope"],)),
+    kernel=lambda p: ("leaky_relu", (p["negative_slope"],)),
     summary="Leaky ReLU",
     formula="x if x > 0 else negative_slope·x",
     latex=r"\begin{cases} x & x > 0 \\ a x & x \le 0 \end{cases}",
@@ -316,7 +316,9 @@ rrelu = Activation(
     module="RReLU",
     torch_module="RReLU",
     kernel=(
-        lambda p: ("rrelu", ()) if p["training"] else ("leaky", ((p["lower"] + p["upper"]) / 2,))
+        lambda p: ("rrelu", ())
+        if p["training"]
+        else ("leaky_relu", ((p["lower"] + p["upper"]) / 2,))
     ),
     summary="Randomized leaky ReLU (random slope while training, mean slope otherwise)",
     formula="x if x > 0 else r·x, r ~ U(lower, upper) in training, (lower+upper)/2 otherwise",
@@ -394,7 +396,7 @@ hardtanh = Activation(
     name="hardtanh",
     module="Hardtanh",
     torch_module="Hardtanh",
-    kernel=lambda p: ("clip", (p["min_val"], p["max_val"])),
+    kernel=lambda p: ("hardtanh", (p["min_val"], p["max_val"])),
     summary="Hard tanh: the identity clipped to [min_val, max_val]",
     formula="min(max(x, min_val), max_val)",
     latex=r"\min(\max(x, a), b)",
@@ -447,7 +449,7 @@ relu6 = Activation(
     name="relu6",
     module="ReLU6",
     torch_module="ReLU6",
-    kernel=lambda p: ("clip", (0.0, 6.0)),
+    kernel=lambda p: ("hardtanh", (0.0, 6.0)),
     summary="ReLU capped at 6",
     formula="min(max(0, x), 6)",
     latex=r"\min(\max(0, x), 6)",
@@ -575,7 +577,7 @@ def _general_kernel(p: Params) -> tuple[float, ...]:
 general_relu = Activation(
     name="general_relu",
     module="GeneralReLU",
-    kernel=lambda p: ("general", _general_kernel(p)),
+    kernel=lambda p: ("general_relu", _general_kernel(p)),
     summary="Keras's relu: leaky up to a threshold, capped at max_value",
     formula="negative_slope·(x − threshold) if x ≤ threshold; otherwise x, "
     "clipped to [0, max_value] when max_value is given (Keras's keras.activations.relu)",
@@ -655,7 +657,7 @@ def _squared_relu_from_output(m: Any, y: Any) -> Any:
 squared_relu = Activation(
     name="squared_relu",
     module="SquaredReLU",
-    kernel=lambda p: ("squared", ()),
+    kernel=lambda p: ("squared_relu", ()),
     summary="Squared ReLU (Primer)",
     formula="max(0, x)²",
     latex=r"\max(0, x)^2",

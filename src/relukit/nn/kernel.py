@@ -50,7 +50,7 @@ from relukit.nn.rules import RULES, MaskRule, params_key, rule
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
 
-EXACT = frozenset({"relu", "leaky", "clip"})
+EXACT = frozenset({"relu", "leaky_relu", "hardtanh"})
 """Formulas whose compiled forward, mask and backward are PyTorch's bit for bit (leaky with a
 zero slope excepted: PyTorch gives 0·(−inf) = NaN and g·0 = −0 where the kernels give the
 limit 0 and +0)."""
@@ -100,7 +100,7 @@ class Masks:
         )
         self.gpu = (formula, tuple(args)) if formula in GPU_FORMULAS else None
         self.kernels: Any = None
-        exact = formula in EXACT and not (formula == "leaky" and args[0] == 0)
+        exact = formula in EXACT and not (formula == "leaky_relu" and args[0] == 0)
         if exact and dtype in KERNEL_DTYPES and kernels_available():
             from relukit.kernels import dispatch
 

@@ -1,12 +1,12 @@
 """The saved-mask rules of the piecewise-linear formulas, written with PyTorch operations.
 
-A rule is a compiled formula of the registry (``Activation.kernel``: relu, leaky, clip,
-general) with its parameters, written with PyTorch's own operations, and it knows three
-things: its forward (PyTorch's own operation, so values are PyTorch's bit for bit), the code
-of each element (which linear piece the derivative takes there, decided with the very
-comparison PyTorch's backward kernel makes, NaN included) and the backward from those codes
-alone. The codes are packed by :mod:`relukit.kernels.mask`: one bit per element, two for
-``general_relu`` with both a slope and a cap.
+A rule is a compiled formula of the registry (``Activation.kernel``, keyed by registry name:
+relu, leaky_relu, hardtanh, general_relu) with its parameters, written with PyTorch's own
+operations, and it knows three things: its forward (PyTorch's own operation, so values are
+PyTorch's bit for bit), the code of each element (which linear piece the derivative takes
+there, decided with the very comparison PyTorch's backward kernel makes, NaN included) and the
+backward from those codes alone. The codes are packed by :mod:`relukit.kernels.mask`: one bit
+per element, two for ``general_relu`` with both a slope and a cap.
 
 ``forward_with_mask`` / ``backward_from_mask`` have the interface of the compiled CPU kernels;
 these PyTorch versions run on every device and dtype (:mod:`relukit.nn.kernel` chooses).
@@ -20,7 +20,7 @@ vectorise, such as non-contiguous ones, gives ``g`` there instead).
 
 Example:
     >>> import torch
-    >>> r = rule("leaky", (0.1,))
+    >>> r = rule("leaky_relu", (0.1,))
     >>> y, mask = r.forward_with_mask(torch.tensor([-2.0, 0.0, 3.0]))
     >>> y.tolist(), mask.tolist()
     ([-0.20000000298023224, 0.0, 3.0], [4])
@@ -215,9 +215,9 @@ class GeneralRule(MaskRule):
 
 RULES: dict[str, type[MaskRule]] = {
     "relu": ReluRule,
-    "leaky": LeakyRule,
-    "clip": ClipRule,
-    "general": GeneralRule,
+    "leaky_relu": LeakyRule,
+    "hardtanh": ClipRule,
+    "general_relu": GeneralRule,
 }
 """Formula key (the registry's ``kernel``) → its PyTorch rule."""
 

@@ -123,7 +123,7 @@ def test_in_place():
     x = inputs(3000, torch.float32)
     expected, mask_rule = for_member("leaky_relu", (0.1,)).forward_with_mask(x)
     x = x.to(DEVICE)
-    y, mask = piecewise.forward_with_mask("leaky", (0.1,), x, out=x)
+    y, mask = piecewise.forward_with_mask("leaky_relu", (0.1,), x, out=x)
     assert y.data_ptr() == x.data_ptr() and torch.equal(mask.cpu(), mask_rule)
     assert_same(x.cpu(), expected)
 
@@ -141,7 +141,10 @@ def test_a_mask_of_the_wrong_size_is_refused():
         )
     with pytest.raises(ValueError, match=r"at 2 bit\(s\) .* need 5 uint8"):
         piecewise.backward_from_mask(
-            "general", (0.1, 0.0, 6.0, 1.0), g, torch.zeros(3, dtype=torch.uint8, device=DEVICE)
+            "general_relu",
+            (0.1, 0.0, 6.0, 1.0),
+            g,
+            torch.zeros(3, dtype=torch.uint8, device=DEVICE),
         )
 
 
@@ -160,9 +163,9 @@ def test_every_kernel_compiles_for_a_gpu():
 
 TORCH_CUDA = [
     ("relu", (), lambda x: torch.relu(x)),
-    ("leaky", (0.01,), lambda x: torch.nn.functional.leaky_relu(x, 0.01)),
-    ("clip", (0.0, 6.0), lambda x: torch.nn.functional.relu6(x)),
-    ("clip", (-0.3, 0.7), lambda x: torch.nn.functional.hardtanh(x, -0.3, 0.7)),
+    ("leaky_relu", (0.01,), lambda x: torch.nn.functional.leaky_relu(x, 0.01)),
+    ("hardtanh", (0.0, 6.0), lambda x: torch.nn.functional.relu6(x)),
+    ("hardtanh", (-0.3, 0.7), lambda x: torch.nn.functional.hardtanh(x, -0.3, 0.7)),
 ]
 
 

@@ -68,7 +68,7 @@ def _module() -> Any:
 def _kernel(kind: str, *codes: int) -> Any:
     k = _module()
     selects = kind == "mask_forward" or (kind == "map" and codes[1] == k.FORWARD)
-    if selects and len(codes) == 3 and codes[0] in (k.RELU, k.CLIP):
+    if selects and len(codes) == 3 and codes[0] in (k.RELU, k.HARDTANH):
         codes = (*codes[:2], False)  # the selects write straight anyway: one variant
     key = (kind, *codes)
     kernel = _kernel_cache.get(key)
@@ -120,7 +120,8 @@ Slots = tuple[int, list[float], Callable[..., Any] | None] | None
 def _general(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
     slope, threshold, cap, capped = args
     # p[6]: a zero slope gives +0 below the threshold (not 0·(x − t), NaN at -inf)
-    return _module().GENERAL, [slope, threshold, cap, capped, 0.0, 0.0, float(slope == 0)], None
+    slots = [slope, threshold, cap, capped, 0.0, 0.0, float(slope == 0)]
+    return _module().GENERAL_RELU, slots, None
 
 
 def _prelu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> Slots:
@@ -134,7 +135,7 @@ def _rrelu(args: tuple[float, ...], params: dict[str, Any], work: np.dtype) -> S
 
 
 FORMULAS: dict[str, Callable[[tuple[float, ...], dict[str, Any], np.dtype], Slots]] = {
-    "general": _general,
+    "general_relu": _general,
     "prelu": _prelu,
     "rrelu": _rrelu,
 }
@@ -510,7 +511,7 @@ def run(
         return None
     y = target.flat
     code = k.FORWARD if op == "forward" else k.DERIVATIVE
-    raw = op == "forward" and the_plan.member in (k.RELU, k.CLIP)
+    raw = op == "forward" and the_plan.member in (k.RELU, k.HARDTANH)
     xr, yr, gr, finish = _operands(xf, y, g, raw)
     # 16-bit outputs are not streamed (the streaming stores are float vectors)
     stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))

@@ -96,11 +96,11 @@ from relukit.kernels.cpu.smooth import (
 
 # Member codes (closure constants of the kernels)
 RELU = 1
-LEAKY = 2
+LEAKY_RELU = 2
 SLOPES = 3  # prelu per channel, rrelu in training: the slope of each element comes from aux
-CLIP = 4  # relu6 and hardtanh
-GENERAL = 5
-SQUARED = 6
+HARDTANH = 4  # hardtanh and relu6 (hardtanh from 0 to 6)
+GENERAL_RELU = 5
+SQUARED_RELU = 6
 ELU = 7
 SELU = 8
 CELU = 9
@@ -112,7 +112,8 @@ SOFTPLUS = 14
 SIGMOID = 15
 TANH = 16
 
-LINEAR = (RELU, LEAKY, SLOPES, CLIP, GENERAL)  # piecewise linear: one code per element
+# piecewise linear: one code per element
+LINEAR = (RELU, LEAKY_RELU, SLOPES, HARDTANH, GENERAL_RELU)
 # evaluated in float64 whatever the input's dtype, parameters in float64 too
 WIDE = (ELU, SELU, CELU, GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SIGMOID, TANH)
 
@@ -135,7 +136,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     otherwise each block goes through an L1-resident buffer (in place, or streamed).
     """
     stamp = STAMP
-    select = member in (RELU, CLIP) and op == FORWARD  # pure selects: keep the input's bits
+    select = member in (RELU, HARDTANH) and op == FORWARD  # pure selects: keep the input's bits
     linear = member in LINEAR
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
@@ -162,7 +163,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
             period = aux.size
             k = first % period
         if select:  # one pass over the whole chunk: no buffer, so no blocks
-            clip = member == CLIP
+            clip = member == HARDTANH
             select_block(x, y, a0, a1, low_raw, high_raw, clip, stream)
             if stream:
                 store_fence()
@@ -184,19 +185,19 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                 x64 = np.float64(v)
                 if member == RELU:
                     r = relu_d(v)
-                elif member == CLIP:
+                elif member == HARDTANH:
                     r = hardtanh_d(v, a0, a1)
-                elif member == LEAKY:
+                elif member == LEAKY_RELU:
                     r = leaky_relu_d(v, a0) if derivative else leaky_relu_f(v, a0)
                 elif member == SLOPES:
                     w = widen(rs[j])
                     r = leaky_relu_d(v, w) if derivative else prelu_f(v, w)
-                elif member == GENERAL:
+                elif member == GENERAL_RELU:
                     if derivative:
                         r = general_relu_d(v, a0, a1, a2, a3 > 0)
                     else:
                         r = general_relu_f(v, a0, a1, a2, a3 > 0, p[6] > 0)
-                elif member == SQUARED:
+                elif member == SQUARED_RELU:
                     r = squared_relu_d(v) if derivative else squared_relu_f(v)
                 elif member == ELU:
                     r = elu_d(v, x64, a0) if derivative else elu_f(v, x64, a0)
@@ -252,8 +253,8 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     kernel computes straight into ``y`` (disjoint from ``x``, not streamed; see
     :func:`map_kernel`).
     """
-    bytewise = member == GENERAL
-    selecting = member in (RELU, CLIP)
+    bytewise = member == GENERAL_RELU
+    selecting = member in (RELU, HARDTANH)
     stamp = STAMP
 
     @cached_kernel
@@ -274,7 +275,7 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
         if selecting:
             low_raw = narrow(a0, x[0])
             high_raw = narrow(a1, x[0])
-            select_with_mask(x, y, mask, a0, a1, low_raw, high_raw, member == CLIP, stream)
+            select_with_mask(x, y, mask, a0, a1, low_raw, high_raw, member == HARDTANH, stream)
             if stream:
                 store_fence()
             return
@@ -297,7 +298,7 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
             for j in range(m):
                 e = xs[j]
                 v = widen(e)
-                if member == LEAKY:
+                if member == LEAKY_RELU:
                     dst[j] = narrow(conventions(v, leaky_relu_f(v, a0), low, high), e)
                 elif member == SLOPES:
                     dst[j] = narrow(conventions(v, prelu_f(v, widen(rs[j])), low, high), e)

@@ -42,7 +42,7 @@ import torch
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 """The dtypes the kernels take."""
 
-FORMULAS = frozenset({"relu", "leaky", "clip", "general"})
+FORMULAS = frozenset({"relu", "leaky_relu", "hardtanh", "general_relu"})
 """The registry's compiled formulas (``Activation.kernel``) :mod:`.piecewise` computes."""
 
 DEVICES = frozenset({"cuda"})

@@ -1,9 +1,9 @@
 """Forward with a packed mask, and backward from the mask, for the one-mask formulas in Triton.
 
 Formulas are the registry's compiled formulas (``Activation.kernel``), with their parameters in
-the registry's order: ``relu`` () for relu; ``leaky`` (negative_slope,) for leaky_relu and rrelu
-outside training; ``clip`` (min_val, max_val) for hardtanh and relu6; ``general``
-(negative_slope, threshold, cap, capped) for general_relu
+the registry's order: ``relu`` () for relu; ``leaky_relu`` (negative_slope,) for leaky_relu and
+rrelu outside training; ``hardtanh`` (min_val, max_val) for hardtanh and relu6;
+``general_relu`` (negative_slope, threshold, cap, capped) for general_relu
 (:data:`relukit.kernels.gpu.FORMULAS`).
 
 One program handles ``ROWS`` rows of ``8 // bits`` consecutive elements, one mask byte per
@@ -17,18 +17,18 @@ in the tests):
 
 - relu: ``y = x < 0 ? 0 : x`` (so relu(−0) = −0, NaN passes), code ``not x <= 0``;
   backward ``code ? g : +0``.
-- leaky: ``y = x > 0 ? x : x·slope``, code ``x > 0``; backward ``code ? g : g·slope``.
-- clip: ``y = x < lo ? lo : x > hi ? hi : x`` (NaN passes), with the bounds rounded to x's
+- leaky_relu: ``y = x > 0 ? x : x·slope``, code ``x > 0``; backward ``code ? g : g·slope``.
+- hardtanh: ``y = x < lo ? lo : x > hi ? hi : x`` (NaN passes), with the bounds rounded to x's
   dtype; code ``lo < x < hi``; backward ``code ? g : +0``.
-- general: computed in float32 for 16-bit inputs; codes numbered as the registry numbers them
+- general_relu: computed in float32 for 16-bit inputs; codes numbered as the registry numbers them
   (:mod:`relukit.kernels.mask`), one bit or two.
 
 >>> import torch
 >>> args = (0.5, 1.0, 3.0, 1.0)  # general_relu: slope 0.5, threshold 1, cap 3
->>> y, mask = forward_with_mask("general", args, torch.tensor([0.0, 2.0, 5.0]))
+>>> y, mask = forward_with_mask("general_relu", args, torch.tensor([0.0, 2.0, 5.0]))
 >>> y.tolist(), mask.tolist()
 ([-0.5, 2.0, 3.0], [36])
->>> backward_from_mask("general", args, torch.ones(3), mask).tolist()
+>>> backward_from_mask("general_relu", args, torch.ones(3), mask).tolist()
 [0.5, 1.0, 0.0]
 """
 
@@ -109,12 +109,12 @@ def _plan_for(formula: str, args: tuple[tuple[float, bool], ...]) -> Plan:
     one_bit = (ZERO, PASS, ZERO, ZERO), (0.0,) * 4
     if formula == "relu" and not p:
         return Plan(RELU, 1, (0.0, 0.0, 0.0), none, False, False, *one_bit, False)
-    if formula == "leaky" and len(p) == 1:
+    if formula == "leaky_relu" and len(p) == 1:
         kinds = (SCALE, PASS, ZERO, ZERO)
         return Plan(LEAKY, 1, (p[0], 0.0, 0.0), none, False, False, kinds, (p[0], 0, 0, 0), False)
-    if formula == "clip" and len(p) == 2:
+    if formula == "hardtanh" and len(p) == 2:
         return Plan(CLIP, 1, (p[0], p[1], 0.0), none, False, False, *one_bit, True)
-    if formula == "general" and len(p) == 4:
+    if formula == "general_relu" and len(p) == 4:
         return _general(*p)
     raise ValueError(
         f"relukit.kernels.gpu.piecewise: no kernel for formula {formula!r} with parameters {p}"
