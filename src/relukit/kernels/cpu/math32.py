@@ -58,6 +58,7 @@ EXP_LOW = F(-104.0)  # e^x·2^24 is normal down to about −103.97
 UP_24 = F(2.0**24)
 DOWN_24 = F(2.0**-24)
 TANH_SMALL = F(0.625)  # |x| up to which tanh is x + x³·T(x²)
+TANH_CLAMP = F(9.5)  # |x| beyond which tanh rounds to 1
 GELU_CLAMP = F(14.0)  # |x| beyond which gelu's tails are 0 in float32 (−e^{−98}·Y)
 
 
@@ -206,6 +207,13 @@ def exp_sp2(x: Any, shifter: Any) -> Any:
 
 
 @jit
+def exp_plain(x: Any) -> Any:
+    """e^x for −87.3 ≤ x ≤ 88.7 (e^x normal), within 0.6 ulp."""
+    s, p = exp_sp(x, SHIFT_0)
+    return fma(s, p, s)
+
+
+@jit
 def exp_neg(x: Any) -> Any:
     """e^x for x ≤ 0 (0 below −104), within 0.6 ulp where normal."""
     xc = x if x > EXP_LOW else EXP_LOW
@@ -273,11 +281,34 @@ def product_of_sigmoids(q: Any, ql: Any) -> Any:
 
 
 @jit
+def times_sigmoid(f: Any, x: Any) -> Any:
+    """``f·σ(x)`` rounded once (f = 1 for σ, x for silu): ``f·e/(1 + e)`` below 0 and
+    ``f/(1 + e)`` above, e = e^{−|x|}. Below 0 the numerator is scaled by 2^24 while it is
+    formed (σ(x) is subnormal below −87.3: there kept to its absolute precision; 0 below
+    −104) and kept as a pair with e's rounding; one division, whose rounding and that of
+    ``1 + e`` go into one residual step (its ``1/(1 + e)`` needs a few bits only:
+    ``1 − e/2``, within 12 %)."""
+    z = -abs(x)
+    s, p = exp_sp(z if z > EXP_LOW else EXP_LOW, SHIFT_24)
+    e24 = fma(s, p, s)
+    el = fma(s, p, s - e24)  # exact: s and e24 are within a factor 2
+    negative = x < ZERO
+    k = e24 if negative else ONE
+    nh = f * k
+    nl = fma(f, el if negative else ZERO, fma(f, k, -nh))
+    e = e24 * DOWN_24
+    d = ONE + e
+    dl = ((ONE - d) + e) + el * DOWN_24
+    q = nh / d
+    rd = fma(-q, dl, fma(-q, d, nh) + nl)
+    r = fma(rd, fma(-HALF, e, ONE), q) * (DOWN_24 if negative else ONE)
+    return f * ZERO if x < EXP_LOW else r
+
+
+@jit
 def sigmoid_f32(x: Any) -> Any:
-    """σ(x): σ(−|x|) from its pair, or 1 − σ(−|x|) (one rounding)."""
-    q, ql = sigmoid_neg_pair(abs(x))
-    m, ml = complement(q, ql)
-    return (q + ql) * DOWN_24 if x < ZERO else m + ml
+    """σ(x) (:func:`times_sigmoid`)."""
+    return times_sigmoid(ONE, x)
 
 
 @jit
@@ -289,14 +320,14 @@ def sigmoid_d32(x: Any) -> Any:
 
 @jit
 def tanh_f32(x: Any) -> Any:
-    """tanh(x): ``x + x³·T(x²)`` for |x| ≤ 0.625, else ``1 − 2w/(1 + w)``, w = e^{−2|x|}
-    (within 1.3 ulp)."""
+    """tanh(x): ``x + x³·T(x²)`` for |x| ≤ 0.625, else ``1 − 2/(1 + e^{2|x|})`` (|x| clamped
+    to 9.5, where tanh rounds to 1)."""
     a = abs(x)
-    s = a * a
-    small = fma(a * s, tanh_t(s), a)
-    w = exp_neg(F(-2.0) * a)
-    r = small if a <= TANH_SMALL else fma(F(-2.0), w / (ONE + w), ONE)
-    return x if x == ZERO else (-r if x < ZERO else r)
+    s = x * x
+    small = fma(x * s, tanh_t(s), x)  # (keeps the sign of ±0)
+    ac = a if a < TANH_CLAMP else TANH_CLAMP
+    large = ONE - TWO / (ONE + exp_plain(ac + ac))
+    return small if a <= TANH_SMALL else (-large if x < ZERO else large)
 
 
 @jit
@@ -308,11 +339,8 @@ def tanh_d32(x: Any) -> Any:
 
 @jit
 def silu_f32(x: Any) -> Any:
-    """x·σ(x) (x·σ(x)·2^24 formed first: σ(x) alone is subnormal below −87)."""
-    q, ql = sigmoid_neg_pair(abs(x))
-    m, ml = complement(q, ql)
-    positive = x if x == ZERO else fma(x, m, x * ml)
-    return fma(x, q, x * ql) * DOWN_24 if x < ZERO else positive
+    """x·σ(x) (:func:`times_sigmoid`; −0 at −0)."""
+    return x if x == ZERO else times_sigmoid(x, x)
 
 
 ZERO_SILU = zero32("silu")
