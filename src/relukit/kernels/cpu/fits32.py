@@ -14,6 +14,8 @@ first, the rest refitted after each. The error after rounding is the comment bes
   ``gelu(−a) = −e^{−a²/2}·Y(a)``; it tends to 1/√(2π).
 - ``GELU_V``: ``V(a) = 1/√(2π) − Y(a)/a²`` on ``1.25 ≤ a ≤ 13.3`` (v = (a − 1)/(a + 1) − ½), so
   that ``gelu′(−a) = −e^{−a²/2}·a·V(a)`` and ``gelu′(a) = 1 + e^{−a²/2}·a·V(a)``.
+- ``LOG1P_P``: ``(log1p(w) − w + w²/2)/w³`` on ``0 ≤ w ≤ 1`` (v = w − ½), relative to
+  ``log1p(w)``, so that ``log1p(w) = w − w²/2 + w³·P(w)``.
 - ``ZERO_<member>``: ``f′(r + h)/h`` on ``|h| ≤ 0.5``, r the zero of the derivative (v = h).
 
 Regenerate with ``python -m relukit.kernels.fits32`` (needs mpmath); the tests check the
@@ -97,6 +99,17 @@ FITS: dict[str, tuple[float, ...]] = {
         0.02948587015271187,
         -0.03008590079843998,
         0.02842031978070736,
+    ),
+    "LOG1P_P": (  # 2^-27.0
+        0.2437208890914917,
+        -2.5484205856685094e-09,
+        -0.12899215519428253,
+        0.07152015715837479,
+        -0.04085254669189453,
+        0.02389194630086422,
+        -0.014601080678403378,
+        0.009001550264656544,
+        -0.003675732295960188,
     ),
     "ZERO_GELU": (  # 2^-31.2
         0.43149399757385254,
@@ -214,6 +227,10 @@ def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
     x = nodes(1e-4, GELU_D_HIGH)
     d = values(lambda t: (mp.ncdf(t) + t * mp.npdf(t) - 0.5) / t, x)
     out["GELU_D"] = (x * x, d, 1 / d, 7)
+    w = nodes(1e-6, 1.0, 1500)
+    lp = values(mp.log1p, w)
+    p = values(lambda t: (mp.log1p(t) - t + t * t / 2) / t**3, w)
+    out["LOG1P_P"] = (w - 0.5, p, w**3 / lp, 7)
 
     def y(t: Any) -> Any:
         return t * mp.exp(t * t / 2) * mp.ncdf(-t)

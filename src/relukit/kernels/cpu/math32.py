@@ -492,6 +492,7 @@ def gelu_d32(x: Any) -> Any:
 
 
 tanh_t = horner32(FITS["TANH_T"], "tanh_t")
+log1p_p = horner32(FITS["LOG1P_P"], "log1p_p")
 phi_p = polynomial32(FITS["PHI_P"], "phi_p")
 gelu_d_poly = polynomial32(FITS["GELU_D"], "gelu_d_poly")
 gelu_y = polynomial32(FITS["GELU_Y"], "gelu_y")
@@ -590,43 +591,38 @@ LN2_24 = (
 
 @jit
 def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> Any:
-    """``(max(z, 0) + log1p(e^{−|z|}))/beta``, z + zl = beta·x (beta = bh + bl, ``inverse``
-    = 1/bh), or x where ``beta·x > threshold`` (threshold = th + tl, compared exactly).
+    """``(max(z, 0) + log1p(w))/beta``, w = e^{−|z|}, z + zl = beta·x (beta = bh + bl,
+    ``inverse`` = 1/bh), or x where ``beta·x > threshold`` (threshold = th + tl, compared
+    exactly).
 
-    log1p(w) = 2·atanh(s), s = a/(2 + a), a = w (w ≤ ½) or (w − 1)/2 (plus ln 2), all scaled
-    by 2^24 where they scale with w; the rounding of z is put back as σ(z)·zl."""
+    ``log1p(w) = w − w²/2 + w³·P(w)`` (:mod:`fits32`'s ``LOG1P_P``), w's rounding put back, the sum
+    scaled by 2^24 while it is formed (it is subnormal where z is below −87) and carried as a
+    pair through ``max(z, 0)``, the rounding of z (as ``σ(z)·zl``) and the division by beta."""
     z, zl = two_prod(x, bh)
     zl = fma(x, bl, zl)
     zl = zl if abs(z) < F(1e30) else ZERO
     above = (z - th) + (zl - tl) > ZERO
-    hi, lo = exp_neg_pair(-abs(z))
-    w = hi * DOWN_24
-    big = w > HALF
-    a = (w - ONE) * HALF  # exact for w > ½
-    a_s = a * UP_24 if big else hi
-    al_s = lo * HALF if big else lo
-    aa = a if big else w
-    t, tl2 = two_sum_fast(TWO, aa)
-    r = ONE / t
-    s_s = a_s * r
-    s_l = (fma(-s_s, t, a_s) + (al_s - s_s * tl2)) * r
-    s = s_s * DOWN_24
-    s2 = s * s
-    series = fma(fma(fma(fma(F(1 / 11), s2, F(1 / 9)), s2, F(1 / 7)), s2, F(1 / 5)), s2, F(1 / 3))
-    lh, ll = two_sum_fast(TWO * s_s, TWO * fma(s_s * s2, series, s_l))
-    lh2, ll2 = two_sum_fast(LN2_24[0], lh)
-    lh = lh2 if big else lh
-    ll = (ll2 + (ll + LN2_24[1])) if big else ll
-    # σ(z)·zl, σ(−|z|) to a few per cent (all that zl needs)
-    sig = fma(F(-0.25), abs(z), HALF) if big else TWO * s * (ONE - s)
-    sig = sig if z < ZERO else ONE - sig
-    ll = fma(sig * UP_24, zl, ll)
-    positive = z * UP_24 if z > ZERO else ZERO
-    sh, sl = two_sum(positive, lh)
+    a = -abs(z)
+    s, p = exp_sp(a if a > EXP_LOW else EXP_LOW, SHIFT_24)
+    w24 = fma(s, p, s)
+    wl = fma(s, p, s - w24)  # exact: s and w24 are within a factor 2
+    w = w24 * DOWN_24
+    inv = fma(-HALF, w, ONE)  # 1/(1 + w) within 12 %: for the corrections only
+    u, ul = two_prod(w24, w)  # w²·2^24
+    h = fma(-HALF, u, w24)
+    hl = fma(-HALF, u, w24 - h)  # (w24 − h is exact: h is within a factor 2 of w24)
+    t = hl + fma(u, w * log1p_p(w - HALF), fma(-HALF, ul, wl * inv))
+    lh = h + t
+    ll = (h - lh) + t
+    negative = z < ZERO
+    sigma = (w if negative else ONE) * inv  # σ(z) within 12 %: all that zl needs
+    ll = fma(sigma * UP_24, zl, ll)
+    sh, sl = two_sum(ZERO if negative else z * UP_24, lh)
     sl = sl + ll
     q = sh * inverse
     q = fma(fma(-q, bh, sh) + (sl - q * bl), inverse, q)
-    return x if above else q * DOWN_24
+    r = ZERO if a < EXP_LOW else q * DOWN_24
+    return x if above else r
 
 
 @jit
