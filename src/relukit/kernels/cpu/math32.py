@@ -26,6 +26,7 @@ tails included (``tests/family/test_accuracy.py``; ``benchmarks/RESULTS.md``, Ac
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -281,34 +282,40 @@ def product_of_sigmoids(q: Any, ql: Any) -> Any:
 
 
 @jit
-def times_sigmoid(f: Any, x: Any) -> Any:
-    """``f·σ(x)`` rounded once (f = 1 for σ, x for silu): ``f·e/(1 + e)`` below 0 and
-    ``f/(1 + e)`` above, e = e^{−|x|}. Below 0 the numerator is scaled by 2^24 while it is
-    formed (σ(x) is subnormal below −87.3: there kept to its absolute precision; 0 below
-    −104) and kept as a pair with e's rounding; one division, whose rounding and that of
-    ``1 + e`` go into one residual step (its ``1/(1 + e)`` needs a few bits only:
-    ``1 − e/2``, within 12 %)."""
+def times_sigmoid(f: Any, x: Any, one: bool) -> Any:
+    """``f·σ(x)`` rounded once (f = 1 for σ, with ``one`` a constant True; x for silu):
+    ``f·e/(1 + e)`` below 0 and ``f/(1 + e)`` above, e = e^{−|x|}. Below 0 the numerator is
+    scaled by 2^24 while it is formed (σ(x) is subnormal below −87.3: there kept to its
+    absolute precision; 0 below −104) and kept as a pair with e's rounding; one division,
+    whose rounding and that of ``1 + e`` go into one residual step (its ``1/(1 + e)`` needs a
+    few bits only: ``1 − e/2``, within 12 %)."""
     z = -abs(x)
     s, p = exp_sp(z if z > EXP_LOW else EXP_LOW, SHIFT_24)
     e24 = fma(s, p, s)
     el = fma(s, p, s - e24)  # exact: s and e24 are within a factor 2
     negative = x < ZERO
-    k = e24 if negative else ONE
-    nh = f * k
-    nl = fma(f, el if negative else ZERO, fma(f, k, -nh))
+    if one:  # (the numerator 2^24·e or 2^24 is exact)
+        nh = e24 if negative else UP_24
+        nl = el if negative else ZERO
+        scale = DOWN_24
+    else:
+        k = e24 if negative else ONE
+        nh = f * k
+        nl = fma(f, el if negative else ZERO, fma(f, k, -nh))
+        scale = DOWN_24 if negative else ONE
     e = e24 * DOWN_24
     d = ONE + e
     dl = ((ONE - d) + e) + el * DOWN_24
     q = nh / d
     rd = fma(-q, dl, fma(-q, d, nh) + nl)
-    r = fma(rd, fma(-HALF, e, ONE), q) * (DOWN_24 if negative else ONE)
+    r = fma(rd, fma(-HALF, e, ONE), q) * scale
     return f * ZERO if x < EXP_LOW else r
 
 
 @jit
 def sigmoid_f32(x: Any) -> Any:
     """σ(x) (:func:`times_sigmoid`)."""
-    return times_sigmoid(ONE, x)
+    return times_sigmoid(ONE, x, True)
 
 
 @jit
@@ -327,7 +334,7 @@ def tanh_f32(x: Any) -> Any:
     small = fma(x * s, tanh_t(s), x)  # (keeps the sign of ±0)
     ac = a if a < TANH_CLAMP else TANH_CLAMP
     large = ONE - TWO / (ONE + exp_plain(ac + ac))
-    return small if a <= TANH_SMALL else (-large if x < ZERO else large)
+    return small if a <= TANH_SMALL else math.copysign(large, x)
 
 
 @jit
@@ -340,7 +347,7 @@ def tanh_d32(x: Any) -> Any:
 @jit
 def silu_f32(x: Any) -> Any:
     """x·σ(x) (:func:`times_sigmoid`; −0 at −0)."""
-    return x if x == ZERO else times_sigmoid(x, x)
+    return x if x == ZERO else times_sigmoid(x, x, False)
 
 
 ZERO_SILU = zero32("silu")
