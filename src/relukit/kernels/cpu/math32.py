@@ -215,14 +215,6 @@ def exp_plain(x: Any) -> Any:
 
 
 @jit
-def exp_neg(x: Any) -> Any:
-    """e^x for x ≤ 0 (0 below −104), within 0.6 ulp where normal."""
-    xc = x if x > EXP_LOW else EXP_LOW
-    s, p = exp_sp(xc, SHIFT_24)
-    return ZERO if x < EXP_LOW else fma(s, p, s) * DOWN_24
-
-
-@jit
 def exp_neg_pair(x: Any) -> Any:
     """e^x·2^24 = hi + lo for x ≤ 0 (0 below −104), lo the remainder of hi's rounding."""
     xc = x if x > EXP_LOW else EXP_LOW
