@@ -12,8 +12,9 @@ float64 ones.
   stays within 1), on a stride through all 2^32 bit patterns (every one with
   ``RELUKIT_HYPOTHESIS=thorough``);
 - float16 and bfloat16: within 1 ulp on every bit pattern;
-- float64: within ``truth.FLOAT64_ULPS`` on a dense sample (the bar is 2; where a member misses
-  it, ``benchmarks/RESULTS.md`` says so and why).
+- float64: within 2 ulp on a dense sample for the compiled kernels (which compute in
+  double-double); the reference path within ``truth.FLOAT64_REFERENCE_ULPS`` where it misses
+  the bar (``benchmarks/RESULTS.md`` says so and why).
 
 Both the compiled kernels (what NumPy arrays and CPU tensors get) and the reference path are
 measured.
@@ -31,7 +32,7 @@ import relukit
 from relukit.family.numerics import ZEROS
 from relukit.kernels import dispatch
 
-from .truth import FLOAT64_ULPS, SMOOTH_CASES, exact, member_id, truth
+from .truth import FLOAT64_REFERENCE_ULPS, SMOOTH_CASES, exact, member_id, truth
 
 THOROUGH = os.environ.get("RELUKIT_HYPOTHESIS") == "thorough"
 STRIDE = 4099  # CI: about a million float32 inputs, every exponent and sign
@@ -104,13 +105,15 @@ def test_16_bit_within_1_ulp_on_every_input(name, params, dtype):
 
 
 def float64_sample(n: int, seed: int = 1) -> np.ndarray:
-    """Uniform on [−12, 12], log-spaced magnitudes from 1e-300 to 700 of both signs, the left
-    tail [−40, −1], and ±0.75 around each zero of a derivative."""
+    """Uniform on [−12, 12], log-spaced magnitudes from 1e-300 to 750 of both signs, the left
+    tails [−40, −1] (gelu) and [−760, −690] (where e^x is subnormal but x·e^x is not), and ±0.75
+    around each zero of a derivative."""
     rng = np.random.default_rng(seed)
     parts = [
         rng.uniform(-12, 12, n),
-        np.sign(rng.standard_normal(n)) * np.geomspace(1e-300, 700, n),
+        np.sign(rng.standard_normal(n)) * np.geomspace(1e-300, 750, n),
         rng.uniform(-40, -1, n // 3),
+        rng.uniform(-760, -690, n // 6),
     ]
     parts += [z[0] + rng.uniform(-0.75, 0.75, n // 6) for z in ZEROS.values()]
     return np.concatenate(parts)
@@ -119,11 +122,13 @@ def float64_sample(n: int, seed: int = 1) -> np.ndarray:
 @pytest.mark.parametrize(("name", "params"), SMOOTH_CASES, ids=IDS)
 @pytest.mark.parametrize("op", ["forward", "derivative"])
 def test_float64_on_a_dense_sample(name, params, op):
+    # 2,000 (CI: about 7,000 inputs) found every member that the plain float64 kernels left at
+    # 3 ulp and more (gelu, gelu-tanh, silu′, mish, selu, σ′, tanh′)
     function, mid = relukit.get(name, **params), member_id(name, params)
-    x = float64_sample(20_000 if THOROUGH else 600)
+    x = float64_sample(20_000 if THOROUGH else 2_000)
     true = np.array([exact(mid, op, float(v), params) for v in x])
-    bounds = FLOAT64_ULPS.get((mid, op), (2.0, 2.0))
-    for backend, bound in zip(("compiled", "reference"), bounds, strict=True):
+    bounds = {"compiled": 2.0, "reference": FLOAT64_REFERENCE_ULPS.get((mid, op), 2.0)}
+    for backend, bound in bounds.items():
         error = ulp_error(evaluate(function, op, x, backend), true, np.float64)
         assert error.max() <= bound, (backend, x[np.argmax(error)], error.max())
 

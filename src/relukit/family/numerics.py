@@ -236,6 +236,17 @@ ZEROS: dict[str, tuple[float, float, tuple[float, ...]]] = {
 }
 
 
+# c_1 − float(c_1) and c_2 − float(c_2): the float64 kernels sum the first terms of the
+# expansion in double-double (rounded to float64, c_1 alone would cost up to 0.5 ulp where the
+# terms of the expansion cancel)
+ZEROS_LOW: dict[str, tuple[float, float]] = {
+    "gelu": (2.7308688141129613e-17, 2.3344842362524718e-17),
+    "gelu-tanh": (2.028254970529195e-17, -2.562359819429644e-17),
+    "silu": (-3.974332795880862e-18, -1.1662011480926915e-17),
+    "mish": (1.5332816617135587e-17, 3.823755128643401e-18),
+}
+
+
 SPLITTER = 134217729.0  # 2^27 + 1: Veltkamp's split of a float64 into two 26-bit halves
 
 
@@ -297,8 +308,10 @@ def near_zero(m: Any, x: Any, name: str, general: Any) -> Any:
     return m.where(m.abs(h) <= WIDTH, h * p, general)
 
 
-def generate(digits: int = 50) -> dict[str, tuple[float, float, tuple[float, ...]]]:
-    """The tables, computed with mpmath."""
+def generate(
+    digits: int = 50,
+) -> tuple[dict[str, tuple[float, float, tuple[float, ...]]], dict[str, tuple[float, float]]]:
+    """The tables (:data:`ZEROS`, :data:`ZEROS_LOW`), computed with mpmath."""
     import mpmath as mp
 
     mp.mp.dps = digits
@@ -322,16 +335,21 @@ def generate(digits: int = 50) -> dict[str, tuple[float, float, tuple[float, ...
         "silu": (lambda x: sigmoid(x) * (1 + x * (1 - sigmoid(x))), -1.28),
         "mish": (mish, -1.19),
     }
-    tables = {}
+    tables, lows = {}, {}
     for name, (f, guess) in functions.items():
         r = mp.findroot(f, guess)
         hi = float(r)
         coefficients = mp.taylor(f, r, DEGREE)[1:]
         tables[name] = (hi, float(r - hi), tuple(float(c) for c in coefficients))
-    return tables
+        lows[name] = (float(coefficients[0] - float(coefficients[0])),
+                      float(coefficients[1] - float(coefficients[1])))  # fmt: skip
+    return tables, lows
 
 
 if __name__ == "__main__":  # pragma: no cover
-    for key, (hi, lo, cs) in generate().items():
+    zeros, low_parts = generate()
+    for key, (hi, lo, cs) in zeros.items():
         print(f'    "{key}": (\n        {hi!r},\n        {lo!r},')
         print("        (\n" + "".join(f"            {c!r},\n" for c in cs) + "        ),\n    ),")
+    for key, (c1, c2) in low_parts.items():
+        print(f'    "{key}": ({c1!r}, {c2!r}),')

@@ -17,12 +17,8 @@ multiply-adds, bit casts and selects, so a loop that calls them compiles to SIMD
 ================  =============================================================================
 
 Their relative error is below 2e-13 (``tests/kernels/test_cpu.py`` checks them against the C
-library and mpmath); rounded to float32, that leaves the members' results within 0.5 ulp of the
-true value plus 2^-16 ulp. The float64 kernels call the C library instead.
-
-The generic helpers (``widen``, ``narrow``, ``const``, ``single``) dispatch on the Numba type at
-compile time, so one kernel source serves every dtype. 16-bit floats travel as their raw bits:
-float16 as ``int16`` and bfloat16 as ``uint16``.
+library and mpmath). The float64 kernels compute in double-double instead
+(:mod:`relukit.kernels.cpu.math64`); :func:`polynomial` and :func:`chebyshev` serve both.
 """
 
 from __future__ import annotations
@@ -31,10 +27,8 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import types
-from numba.extending import overload
 
-from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
+from relukit.kernels.cpu.compile import jit
 from relukit.kernels.cpu.fits import ERFCX, ERFCX_HIGH, ERFCX_K, ERFCX_LOW
 from relukit.kernels.cpu.intrinsics import f64_as_i64, fma, i64_as_f64
 
@@ -52,7 +46,7 @@ INV_SQRT_2PI = 0.3989422804014327
 # The C library's float64 functions would stop the loop vectoriser; these are arithmetic, fused
 # multiply-adds, bit casts and selects only. Their relative error is below 1e-13, far below the
 # 2^-24 that rounding to float32 adds; they are not meant for float64 results (the float64
-# kernels use the C library).
+# kernels use relukit.kernels.cpu.math64).
 
 
 LOG2E_64 = 1.4426950408889634
@@ -188,70 +182,3 @@ def phi_f64(x: float) -> float:
     tail = 0.5 * exp_f64(-0.5 * (x * x)) * erfcx_series(fma(w, ERFCX_SCALE, ERFCX_SHIFT))
     far = tail if x < 0.0 else 1.0 - tail
     return near if a < PHI_SPLIT else far
-
-
-def _wide(name: str, narrow_f: Any, wide_f: Any) -> Any:
-    def stub(v: Any, x: Any) -> Any:
-        raise NotImplementedError("only for use inside Numba kernels")
-
-    stub.__name__ = stub.__qualname__ = name
-
-    @overload(stub, jit_options=INLINE_OPTIONS)
-    def _impl(v, x):  # type: ignore[no-untyped-def]
-        if v == types.float64:
-            return lambda v, x: wide_f(x)
-        if v == types.float32:
-            return lambda v, x: narrow_f(x)
-        return None
-
-    return stub
-
-
-@jit
-def _phi_libm(x: float) -> float:
-    """Φ(x) = erfc(−x/√2)/2 in float64, the argument's rounding put back (as the registry)."""
-    t = -x * SQRT1_2
-    dt = fma(-x, SQRT1_2, -t) + (-x) * SQRT1_2_LOW
-    dt = dt if abs(x) < 40.0 else 0.0
-    return 0.5 * (math.erfc(t) - dt * (2 * INV_SQRT_PI) * math.exp(-t * t))
-
-
-@jit
-def _gauss_libm(x: float) -> float:
-    """φ(x) in float64 with x² exact (as the registry)."""
-    hi = x * x
-    lo = fma(x, x, -hi) if abs(x) < 40.0 else 0.0
-    return math.exp(-0.5 * hi) * (1.0 - 0.5 * lo) * INV_SQRT_2PI
-
-
-@jit
-def _gauss_f64(x: float) -> float:
-    return exp_f64(-0.5 * (x * x)) * INV_SQRT_2PI  # x a float32: x² exact
-
-
-@jit
-def _exp_libm(x: float) -> float:
-    return math.exp(x)
-
-
-@jit
-def _expm1_libm(x: float) -> float:
-    return math.expm1(x)
-
-
-@jit
-def _log1p_libm(x: float) -> float:
-    return math.log1p(x)
-
-
-@jit
-def _tanh_libm(x: float) -> float:
-    return math.tanh(x)
-
-
-wexp = _wide("wexp", exp_f64, _exp_libm)
-wexpm1 = _wide("wexpm1", expm1_f64, _expm1_libm)
-wlog1p = _wide("wlog1p", log1p_f64, _log1p_libm)
-wtanh = _wide("wtanh", tanh_f64, _tanh_libm)
-wphi = _wide("wphi", phi_f64, _phi_libm)
-wgauss = _wide("wgauss", _gauss_f64, _gauss_libm)

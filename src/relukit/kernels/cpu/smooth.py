@@ -1,5 +1,11 @@
-"""The smooth members' formulas (and the exponential units'), on the working float: their formula in
-float64 (``x``, the input widened), rounded once by the loop that calls them.
+"""The smooth members' formulas (and the exponential units'), on the working float.
+
+float32 elements (and 16-bit ones, widened to float32) are computed in float32 arithmetic
+(:mod:`relukit.kernels.cpu.math32`); float64 elements by the registry's well-conditioned forms
+(erfc and the Mills ratio for gelu, σ(−x) for 1 − σ(x), ``n = e^x(e^x + 2)`` for mish, Taylor
+expansions at the zeros of the derivatives) evaluated in double-double arithmetic
+(:mod:`relukit.kernels.cpu.math64`) and rounded once, within 2 ulp of the true value
+(``benchmarks/accuracy.py``).
 """
 
 from __future__ import annotations
@@ -11,64 +17,81 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from relukit.family.numerics import SHIFT_HI, SHIFT_LO, UNSHIFT, ZEROS
 from relukit.family.numerics import WIDTH as NEAR_WIDTH
-from relukit.family.smooth import GELU_FAR, GELU_TANH_FAR, MILLS
+from relukit.family.numerics import ZEROS, ZEROS_LOW
 from relukit.kernels.cpu import math32 as m32
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
-from relukit.kernels.cpu.dtypes import single
-from relukit.kernels.cpu.intrinsics import fma
-from relukit.kernels.cpu.mathlib import (
-    INV_SQRT_2PI,
-    polynomial,
-    wexp,
-    wexpm1,
-    wgauss,
-    wlog1p,
-    wphi,
-    wtanh,
+from relukit.kernels.cpu.fits import (
+    MILLS,
+    MILLS_A,
+    MILLS_B,
+    MILLS_HIGH,
+    MILLS_K,
+    MILLS_LOW,
+    MILLS_LOW_PARTS,
 )
+from relukit.kernels.cpu.intrinsics import fma
+from relukit.kernels.cpu.math64 import (
+    dd_add,
+    dd_div,
+    dd_mul,
+    dd_scale,
+    exp_dd,
+    expm1_dd,
+    fast_two_sum,
+    log1p_dd,
+    quotient,
+    two_prod,
+    two_sum,
+)
+from relukit.kernels.cpu.mathlib import INV_SQRT_2PI, chebyshev, polynomial
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 SELU_PRODUCT = SELU_ALPHA * SELU_SCALE  # as the registry (PyTorch's value at the kink)
-
+# the true scale and alpha·scale as double-doubles (hi, lo)
+SELU_SCALE_DD = (1.0507009873554805, 3.9874847667154144e-17)
+SELU_PRODUCT_DD = (1.7580993408473768, 1.41535193800845e-17)
 
 TANH_BETA = 0.7978845608028654
 TANH_KAPPA = 0.044715
 TANH_KAPPA_LOW = 2.1960211427085595e-18  # 0.044715 − TANH_KAPPA
 TANH_2BETA_LOW = -9.96930880911092e-17  # 2√(2/π) − 2·TANH_BETA
+TANH_3KAPPA = (0.134145, 1.3526957332032908e-17)  # 3·0.044715 as a double-double
+INV_SQRT_2PI_LOW = -2.49232720227773e-17  # 1/√(2π) − INV_SQRT_2PI
+
+# Below x = −700, e^x is formed scaled by 2^64 (exp_dd's shift) and the result scaled back
+# last: alone e^x would be subnormal (below −708.4) where x·e^x, say, is not.
+FAR = -700.0
+SHIFT = np.int64(64)
+UNSCALE = 2.0**-64
 
 
-# The smooth members (and the exponential units): their formula in float64 (``x``, the input
-# widened), rounded once at the end. The math comes from ``wide`` helpers that pick, from the
-# input's type at compile time, the C library (float64 inputs) or the vectorisable float64
-# functions of mathlib (float32 and 16-bit inputs). The forms are the registry's
-# (relukit.family: erfc for gelu, σ(−x) for 1 − σ(x), Taylor expansions at the zeros of the
-# derivatives), so that nothing cancels.
-
-
-# The zeros of the derivatives (relukit.family.numerics): float64 inputs take the registry's
-# expansion; float32 ones, which need 1e-13 only, its first terms over a narrower interval.
-NEAR_WIDTH_32 = 1.0 / 32
-NEAR_TERMS_32 = 11
+# ---------------------------------------------------------------------------------------------
+# float64: double-double (the working float is float64; ``v`` and ``x`` are the same value)
 
 
 def _near_zero(name: str) -> Any:
-    """``near(v, x, general)``: ``general`` (the derivative of ``name`` at ``x``), or within
-    reach of its zero ``r = r_hi + r_lo`` the expansion ``h·P(h)``, ``h = (x − r_hi) − r_lo``
-    (float32 inputs: the first terms over a narrower interval)."""
+    """``near(x, general)``: ``general`` (the derivative of ``name`` at ``x``), or within
+    :data:`~relukit.family.numerics.WIDTH` of its zero ``r = r_hi + r_lo`` the expansion
+    ``h·(c₁ + c₂h + h²·P(h))``, ``h = x − r`` and the first two terms in double-double."""
     high, low, coefficients = ZEROS[name]
-    key = name.replace("-", "_")
-    full = polynomial(coefficients, f"{key}_zero")
-    short = polynomial(coefficients[:NEAR_TERMS_32], f"{key}_zero_32")
+    c1, c2, c3 = coefficients[:3]
+    c1_low, c2_low = ZEROS_LOW[name]
+    rest = polynomial(coefficients[3:], f"{name.replace('-', '_')}_zero_rest")
 
     @jit
-    def near(v: Any, x: float, general: float) -> float:
-        h = (x - high) - low
-        if single(v):
-            return h * short(h) if abs(h) <= NEAR_WIDTH_32 else general
-        return h * full(h) if abs(h) <= NEAR_WIDTH else general
+    def near(x: float, general: float) -> float:
+        hh, hl = two_sum(x, -high)
+        hh, hl = fast_two_sum(hh, hl - low)
+        a = fma(hh, rest(hh), c3)
+        bh, bl = two_prod(hh, a)
+        bh, bl = dd_add(bh, bl, c2, c2_low)
+        ph, pl = dd_scale(bh, bl, hh)
+        ph, pl = dd_add(ph, pl, c1, c1_low)
+        pl = pl + hl * fma(2.0 * c3, hh, c2)  # P(hh + hl) = P(hh) + hl·P′(hh)
+        y = fma(hh, ph, fma(hh, pl, hl * ph))
+        return y if abs(hh) <= NEAR_WIDTH else general
 
     return near
 
@@ -80,240 +103,337 @@ mish_near_zero = _near_zero("mish")
 
 
 @jit
-def sigmoid_w(v: Any, x: float) -> float:
-    """σ(x), as e^x/(1 + e^x) for x < 0 (as the registry)."""
-    e = wexp(v, -abs(x))
-    return (e if x < 0.0 else 1.0) / (1.0 + e)
+def logistic(x: float, dx: float) -> Any:
+    """(wh, wl, dh, dl, unscale) for σ(±(x + dx)): w = e^{−|x+dx|}·2^s and d = 1 + e^{−|x+dx|}
+    as double-doubles, so σ(x) = w/d for x < 0 and 1/d above, σ(−x) the other; below
+    :data:`FAR`, s = 64 and d = 1 (e^x is then below 1e-304), else s = 0; unscale = 2^-s."""
+    far = x < FAR
+    wh, wl = exp_dd(-abs(x), dx if x < 0.0 else -dx, SHIFT if far else np.int64(0))
+    dh, dl = fast_two_sum(1.0, wh)
+    dl = dl + wl
+    if far:
+        dh, dl = 1.0, 0.0
+    return wh, wl, dh, dl, (UNSCALE if far else 1.0)
+
+
+@jit
+def sigmoid_wide(x: float, dx: float) -> float:
+    """σ(x + dx), rounded once."""
+    wh, wl, dh, dl, unscale = logistic(x, dx)
+    nh, nl = (wh, wl) if x < 0.0 else (1.0, 0.0)
+    return quotient(nh, nl, dh, dl) * unscale
+
+
+@jit
+def sigmoid_times(x: float, dx: float, ch: float, cl: float) -> float:
+    """σ(z)·(1 + c·σ(−z)), z = x + dx, c = ch + cl, rounded once (silu′ and gelu-tanh′):
+    ``n·(d + c·m)/d²`` with σ(z) = n/d, σ(−z) = m/d."""
+    wh, wl, dh, dl, unscale = logistic(x, dx)
+    negative = x < 0.0
+    nh, nl = (wh, wl) if negative else (1.0, 0.0)
+    mh, ml = (1.0, 0.0) if negative else (wh, wl)
+    th, tl = dd_mul(ch, cl, mh, ml)
+    th, tl = dd_add(dh, dl, th, tl)
+    th, tl = (dh, dl) if mh == 0.0 else (th, tl)  # (c·0, where c may be infinite)
+    ph, pl = dd_mul(nh, nl, th, tl)
+    qh, ql = dd_mul(dh, dl, dh, dl)
+    y = quotient(ph, pl, qh, ql) * unscale
+    return math.copysign(0.0, th) if (nh == 0.0 or y == 0.0) else y
 
 
 @jit
 def sigmoid_f_wide(v: Any, x: float) -> float:
-    return sigmoid_w(v, x)
-
-
-@jit
-def tanh_f_wide(v: Any, x: float) -> float:
-    return wtanh(v, x)
-
-
-@jit
-def elu_f_wide(v: Any, x: float, alpha: float) -> float:
-    return x if x > 0.0 else wexpm1(v, x) * alpha
-
-
-@jit
-def elu_d_wide(v: Any, x: float, alpha: float) -> float:
-    return 1.0 if x > 0.0 else wexp(v, x) * alpha
-
-
-@jit
-def selu_f_wide(v: Any, x: float) -> float:
-    return x * SELU_SCALE if x > 0.0 else wexpm1(v, x) * SELU_PRODUCT
-
-
-@jit
-def selu_d_wide(v: Any, x: float) -> float:
-    return SELU_SCALE if x > 0.0 else wexp(v, x) * SELU_PRODUCT
-
-
-@jit
-def quotient(v: Any, x: float, alpha: float) -> Any:
-    """(q, dq), q + dq = x/alpha to about 2^-100 (float64 inputs; dq = 0 for float32 ones,
-    whose 24 bits do not need it)."""
-    q = x / alpha
-    dq = fma(-q, alpha, x) / alpha
-    return q, (0.0 if (single(v) or not abs(dq) < np.inf) else dq)
-
-
-@jit
-def celu_f_wide(v: Any, x: float, alpha: float) -> float:
-    q, dq = quotient(v, x, alpha)
-    return x if x > 0.0 else (wexpm1(v, q) + wexp(v, q) * dq) * alpha
-
-
-@jit
-def celu_d_wide(v: Any, x: float, alpha: float) -> float:
-    q, dq = quotient(v, x, alpha)
-    e = wexp(v, q)
-    return 1.0 if x > 0.0 else e + e * dq
-
-
-# x·Φ(x) = −φ(x)·S(x) below x = −26, S the asymptotic series of |x|·Φ(x)/φ(x) in 1/x²
-# (error 3e-20 there): Φ(x) alone is subnormal in float64 below −37.5 while x·Φ(x) is not
-mills_series = polynomial(MILLS, "mills_series")
-
-
-@jit
-def exp_shifted(a: float) -> float:
-    """e^a·2^32 (as relukit.family.numerics.exp_shifted)."""
-    return math.exp(a + SHIFT_HI) * (1.0 + SHIFT_LO)
-
-
-@jit
-def gelu_far(x: float, derivative: bool) -> float:
-    """gelu (or gelu′) below ``GELU_FAR`` for float64 inputs: −φ·S, and −|x|φ·(1 − S/x²)
-    (below x = −40, −0: x is clamped there)."""
-    x = max(x, -40.0)
-    hi = x * x
-    lo = fma(x, x, -hi)
-    series = mills_series(1.0 / hi)
-    e = exp_shifted(-0.5 * hi) * (1.0 - 0.5 * lo) * INV_SQRT_2PI
-    if derivative:
-        return (-e * (-x) * (1.0 - series / hi)) * UNSHIFT
-    return (-e * series) * UNSHIFT
-
-
-@jit
-def gelu_f_wide(v: Any, x: float) -> float:
-    if not single(v) and x < GELU_FAR:
-        return gelu_far(x, False)
-    return x * wphi(v, x)
-
-
-@jit
-def gelu_d_wide(v: Any, x: float) -> float:
-    if not single(v) and x < GELU_FAR:
-        return gelu_far(x, True)
-    general = wphi(v, x) + x * wgauss(v, x)
-    return gelu_near_zero(v, x, general)
-
-
-@jit
-def gelu_tanh_argument(v: Any, x: float) -> Any:
-    """(z, w), z + w = 2u, u = √(2/π)(x + 0.044715x³); w is 0 for float32 inputs, which do
-    not need it, and for float64 ones 2u's rounding error (double-double evaluation)."""
-    z = (2 * TANH_BETA) * (x + TANH_KAPPA * x * x * x)
-    w = 0.0
-    if not single(v):
-        a = x * x
-        b = fma(x, x, -a)
-        c = a * x
-        d = fma(a, x, -c) + b * x
-        e = TANH_KAPPA * c
-        f = fma(TANH_KAPPA, c, -e) + TANH_KAPPA * d + TANH_KAPPA_LOW * c
-        g = x + e
-        bb = g - x
-        h = ((x - (g - bb)) + (e - bb)) + f
-        z = (2 * TANH_BETA) * g
-        w = fma(2 * TANH_BETA, g, -z) + (2 * TANH_BETA) * h + TANH_2BETA_LOW * g
-        w = w if (abs(x) < 1e75 and abs(z) < 1e300) else 0.0
-    return z, w
-
-
-@jit
-def gelu_tanh_far(v: Any, x: float, derivative: bool) -> Any:
-    """(whether it applies, the value): for float64 inputs with 2u below GELU_TANH_FAR, gelu
-    and gelu′ as e^{2u}·m, m = x or 1 + x·slope (σ(2u) = e^{2u} there), with e^{2u} scaled
-    by 2^32 while it is formed: alone it would be subnormal where the result is not."""
-    if single(v):
-        return False, 0.0
-    z, w = gelu_tanh_argument(v, x)
-    if not z < GELU_TANH_FAR:
-        return False, 0.0
-    m = x
-    if derivative:
-        m = 1.0 + x * ((2 * TANH_BETA) * (1.0 + 3 * TANH_KAPPA * x * x))
-    m = max(m, -1e300)  # (where it overflows, e^{2u} is 0)
-    return True, (exp_shifted(max(z, -1100.0)) * (1.0 + w) * m) * UNSHIFT
-
-
-@jit
-def gelu_tanh_sigmoids(v: Any, x: float) -> Any:
-    """(σ(2u), σ(−2u)), u = √(2/π)(x + 0.044715x³); for float64 inputs with 2u in
-    double-double and its low part put back to first order (as the registry)."""
-    z, w = gelu_tanh_argument(v, x)
-    s = sigmoid_w(v, z)
-    rest = sigmoid_w(v, -z)
-    product = s * rest * w
-    return s + product, rest - product
-
-
-@jit
-def gelu_tanh_f_wide(v: Any, x: float) -> float:
-    far, value = gelu_tanh_far(v, x, False)
-    return value if far else x * gelu_tanh_sigmoids(v, x)[0]
-
-
-@jit
-def gelu_tanh_d_wide(v: Any, x: float) -> float:
-    far, value = gelu_tanh_far(v, x, True)
-    if far:
-        return value
-    s, rest = gelu_tanh_sigmoids(v, x)
-    slope = (2 * TANH_BETA) * (1.0 + 3 * TANH_KAPPA * x * x)
-    right = 0.0 if rest == 0.0 else x * slope * rest
-    general = 0.0 if s == 0.0 else s * (1.0 + right)
-    return gelu_tanh_near_zero(v, x, general)
-
-
-@jit
-def silu_f_wide(v: Any, x: float) -> float:
-    return x * sigmoid_w(v, x)
-
-
-@jit
-def silu_d_wide(v: Any, x: float) -> float:
-    rest = sigmoid_w(v, -x)
-    general = sigmoid_w(v, x) * (1.0 + (0.0 if rest == 0.0 else x * rest))
-    return silu_near_zero(v, x, general)
-
-
-@jit
-def mish_parts(v: Any, x: float) -> Any:
-    """(t, 1 − t²), t = tanh(softplus(x)) = n/(n + 2), n = e^x(e^x + 2) (as the registry)."""
-    big = x > 40.0
-    e = wexp(v, 0.0 if big else x)
-    n = e * (e + 2.0)
-    t = 1.0 if big else n / (n + 2.0)
-    rest = 4.0 * wexp(v, -2.0 * x) if big else 4.0 * (n + 1.0) / ((n + 2.0) * (n + 2.0))
-    return t, rest
-
-
-@jit
-def mish_f(v: Any, x: float) -> float:
-    return x * mish_parts(v, x)[0]
-
-
-@jit
-def mish_d(v: Any, x: float) -> float:
-    t, rest = mish_parts(v, x)
-    general = t + (0.0 if rest == 0.0 else x * sigmoid_w(v, x) * rest)
-    return mish_near_zero(v, x, general)
-
-
-@jit
-def scaled(v: Any, x: float, beta: float) -> Any:
-    """(z, dz), z + dz = beta·x exactly (float64 inputs; dz = 0 for float32 ones)."""
-    z = x * beta
-    dz = fma(x, beta, -z)
-    return z, (0.0 if (single(v) or not abs(z) < 1e300) else dz)
-
-
-@jit
-def softplus_f_wide(v: Any, x: float, beta: float, threshold: float) -> float:
-    z, dz = scaled(v, x, beta)
-    positive = z if z > 0.0 else 0.0
-    value = positive + wlog1p(v, wexp(v, -abs(z))) + sigmoid_w(v, z) * dz
-    return x if z > threshold else value / beta
-
-
-@jit
-def softplus_d_wide(v: Any, x: float, beta: float, threshold: float) -> float:
-    z, dz = scaled(v, x, beta)
-    s = sigmoid_w(v, z)
-    return 1.0 if z > threshold else s + s * sigmoid_w(v, -z) * dz
+    return sigmoid_wide(x, 0.0)
 
 
 @jit
 def sigmoid_d_wide(v: Any, x: float) -> float:
-    w = wexp(v, -abs(x))
-    return w / ((1.0 + w) * (1.0 + w))
+    wh, wl, dh, dl, unscale = logistic(x, 0.0)
+    qh, ql = dd_mul(dh, dl, dh, dl)
+    return quotient(wh, wl, qh, ql) * unscale
+
+
+@jit
+def tanh_f_wide(v: Any, x: float) -> float:
+    """tanh|x| = −m/(2 + m), m = e^{−2|x|} − 1, with x's sign."""
+    mh, ml = expm1_dd(-2.0 * abs(x), 0.0)
+    dh, dl = fast_two_sum(2.0, mh)
+    return math.copysign(quotient(-mh, -ml, dh, dl + ml), x)
 
 
 @jit
 def tanh_d_wide(v: Any, x: float) -> float:
-    w = wexp(v, -2.0 * abs(x))
-    return 4.0 * w / ((1.0 + w) * (1.0 + w))
+    """4w/(1 + w)², w = e^{−2|x|} (scaled by 2^64 beyond |x| = 350)."""
+    far = abs(x) > -0.5 * FAR
+    wh, wl = exp_dd(-2.0 * abs(x), 0.0, SHIFT if far else np.int64(0))
+    dh, dl = fast_two_sum(1.0, wh)
+    dl = dl + wl
+    if far:
+        dh, dl = 1.0, 0.0
+    qh, ql = dd_mul(dh, dl, dh, dl)
+    return 4.0 * quotient(wh, wl, qh, ql) * (UNSCALE if far else 1.0)
+
+
+@jit
+def exp_times(x: float, dx: float, ch: float, cl: float) -> float:
+    """e^{x+dx}·c, rounded once (x ≤ 0)."""
+    far = x < FAR
+    eh, el = exp_dd(x, dx, SHIFT if far else np.int64(0))
+    ph, pl = dd_mul(eh, el, ch, cl)
+    return (ph + pl) * (UNSCALE if far else 1.0)
+
+
+@jit
+def expm1_times(x: float, dx: float, ch: float, cl: float) -> float:
+    """(e^{x+dx} − 1)·c, rounded once (x ≤ 0; ±0 keeps its sign)."""
+    mh, ml = expm1_dd(x, dx)
+    ph, pl = dd_mul(mh, ml, ch, cl)
+    return mh * ch if x == 0.0 else ph + pl
+
+
+@jit
+def elu_f_wide(v: Any, x: float, alpha: float) -> float:
+    return x if x > 0.0 else expm1_times(x, 0.0, alpha, 0.0)
+
+
+@jit
+def elu_d_wide(v: Any, x: float, alpha: float) -> float:
+    return 1.0 if x > 0.0 else exp_times(x, 0.0, alpha, 0.0)
+
+
+@jit
+def selu_f_wide(v: Any, x: float) -> float:
+    if x > 0.0:
+        return fma(x, SELU_SCALE_DD[0], x * SELU_SCALE_DD[1])
+    return expm1_times(x, 0.0, SELU_PRODUCT_DD[0], SELU_PRODUCT_DD[1])
+
+
+@jit
+def selu_d_wide(v: Any, x: float) -> float:
+    if x > 0.0:
+        return SELU_SCALE
+    if x == 0.0:
+        return SELU_PRODUCT  # the kink: PyTorch's value
+    return exp_times(x, 0.0, SELU_PRODUCT_DD[0], SELU_PRODUCT_DD[1])
+
+
+@jit
+def quotient_parts(x: float, alpha: float) -> Any:
+    """(q, dq), q + dq = x/alpha to about 2^-100 (dq = 0 where it overflows)."""
+    q = x / alpha
+    dq = fma(-q, alpha, x) / alpha
+    return q, (dq if abs(dq) < np.inf else 0.0)
+
+
+@jit
+def celu_f_wide(v: Any, x: float, alpha: float) -> float:
+    q, dq = quotient_parts(x, alpha)
+    return x if x > 0.0 else expm1_times(q, dq, alpha, 0.0)
+
+
+@jit
+def celu_d_wide(v: Any, x: float, alpha: float) -> float:
+    q, dq = quotient_parts(x, alpha)
+    return 1.0 if x > 0.0 else exp_times(q, dq, 1.0, 0.0)
+
+
+@jit
+def silu_f_wide(v: Any, x: float) -> float:
+    wh, wl, dh, dl, unscale = logistic(x, 0.0)
+    nh, nl = (wh, wl) if x < 0.0 else (1.0, 0.0)
+    sh, sl = dd_div(nh, nl, dh, dl)
+    return fma(x, sh, x * sl) * unscale
+
+
+@jit
+def silu_d_wide(v: Any, x: float) -> float:
+    return silu_near_zero(x, sigmoid_times(x, 0.0, x, 0.0))
+
+
+@jit
+def mish_parts(x: float) -> Any:
+    """(th, tl, rh, rl, sh, sl, unscale): t = tanh(softplus(x)) = n/(n + 2), n = e^x(e^x + 2),
+    1 − t² = 4(n + 1)/(n + 2)² and σ(x) = e/(1 + e), as double-doubles (as the registry).
+    Above x = 40, t = 1 and 1 − t² is taken as 0; below :data:`FAR`, t and σ are scaled by 2^64
+    (as e^x)."""
+    big = x > 40.0
+    far = x < FAR
+    eh, el = exp_dd(0.0 if big else x, 0.0, SHIFT if far else np.int64(0))
+    gh, gl = (2.0, 0.0) if far else dd_add(eh, el, 2.0, 0.0)
+    nh, nl = dd_mul(eh, el, gh, gl)
+    mh, ml = (2.0, 0.0) if far else dd_add(nh, nl, 2.0, 0.0)
+    th, tl = dd_div(nh, nl, mh, ml)
+    ah, al = (1.0, 0.0) if far else dd_add(nh, nl, 1.0, 0.0)
+    qh, ql = dd_mul(mh, ml, mh, ml)
+    rh, rl = dd_div(4.0 * ah, 4.0 * al, qh, ql)
+    oh, ol = (1.0, 0.0) if far else dd_add(eh, el, 1.0, 0.0)
+    sh, sl = dd_div(eh, el, oh, ol)
+    if big:  # (x·σ·(1 − t²) < 1e-33 there: mish′ rounds to t = 1)
+        th, tl, rh, rl = 1.0, 0.0, 0.0, 0.0
+    return th, tl, rh, rl, sh, sl, (UNSCALE if far else 1.0)
+
+
+@jit
+def mish_f(v: Any, x: float) -> float:
+    parts = mish_parts(x)  # (the unused ones are not computed: the code is inlined)
+    return fma(x, parts[0], x * parts[1]) * parts[6]
+
+
+@jit
+def mish_d(v: Any, x: float) -> float:
+    """t + x·σ(x)·(1 − t²)."""
+    th, tl, rh, rl, sh, sl, unscale = mish_parts(x)
+    ph, pl = dd_scale(sh, sl, x)
+    ph, pl = dd_mul(ph, pl, rh, rl)
+    gh, gl = dd_add(th, tl, ph, pl)
+    return mish_near_zero(x, (gh + gl) * unscale)
+
+
+@jit
+def softplus_f_wide(v: Any, x: float, beta: float, threshold: float) -> float:
+    """(max(z, 0) + log1p(e^{−|z|}))/beta, z = beta·x exactly as z + dz."""
+    z, dz = two_prod(x, beta)
+    dz = dz if abs(z) < 1e300 else 0.0
+    far = z < FAR
+    wh, wl = exp_dd(-abs(z), dz if z < 0.0 else -dz, SHIFT if far else np.int64(0))
+    lh, ll = log1p_dd(wh, wl)
+    if z > 0.0:
+        lh, ll = dd_add(z, dz, lh, ll)
+    y = quotient(lh, ll, beta, 0.0) * (UNSCALE if far else 1.0)
+    return x if z > threshold else y
+
+
+@jit
+def softplus_d_wide(v: Any, x: float, beta: float, threshold: float) -> float:
+    z, dz = two_prod(x, beta)
+    dz = dz if abs(z) < 1e300 else 0.0
+    return 1.0 if z > threshold else sigmoid_wide(z, dz)
+
+
+@jit
+def gelu_tanh_argument(x: float) -> Any:
+    """(z, w), z + w = 2u, u = √(2/π)(x + 0.044715x³), in double-double (w = 0 beyond
+    |x| = 1e75, where 2u is far beyond the range of σ's change)."""
+    a, b = two_prod(x, x)
+    c, d = two_prod(a, x)
+    d = d + b * x
+    e, f = two_prod(TANH_KAPPA, c)
+    f = f + TANH_KAPPA * d + TANH_KAPPA_LOW * c
+    g, h = two_sum(x, e)
+    h = h + f
+    z, w = two_prod(2 * TANH_BETA, g)
+    w = w + (2 * TANH_BETA) * h + TANH_2BETA_LOW * g
+    return z, (w if (abs(x) < 1e75 and abs(z) < 1e300) else 0.0)
+
+
+@jit
+def gelu_tanh_f_wide(v: Any, x: float) -> float:
+    """x·σ(2u)."""
+    z, w = gelu_tanh_argument(x)
+    wh, wl, dh, dl, unscale = logistic(z, w)
+    nh, nl = (wh, wl) if z < 0.0 else (1.0, 0.0)
+    sh, sl = dd_div(nh, nl, dh, dl)
+    return fma(x, sh, x * sl) * unscale
+
+
+@jit
+def gelu_tanh_d_wide(v: Any, x: float) -> float:
+    """σ(2u)·(1 + x·slope·σ(−2u)), slope = 2√(2/π)(1 + 3·0.044715x²)."""
+    z, w = gelu_tanh_argument(x)
+    ah, al = two_prod(x, x)
+    ah, al = dd_mul(ah, al, TANH_3KAPPA[0], TANH_3KAPPA[1])
+    ah, al = dd_add(ah, al, 1.0, 0.0)
+    ah, al = dd_mul(ah, al, 2 * TANH_BETA, TANH_2BETA_LOW)
+    ch, cl = dd_scale(ah, al, x)
+    if not abs(ch) < 1e300:  # (where x·slope overflows, σ(±2u) is 0)
+        ch, cl = math.copysign(1e300, x), 0.0
+    return gelu_tanh_near_zero(x, sigmoid_times(z, w, ch, cl))
+
+
+# gelu: Φ(x) − 1/2 = x·φ(0)·S(x²) for |x| ≤ 1, S(y) = Σ (−1)^n (y/2)^n/(n!(2n + 1)) (to
+# n = 15: 1e-19); beyond, Φ(−t) = φ(t)·g(t)/t, g(t) = t·R(t) (R the Mills ratio) a Chebyshev
+# series (relukit.kernels.cpu.fits), so that gelu(−t) = −φ(t)·g(t) and gelu(t) = t − φ(t)·g(t)
+CENTRE = tuple((-1) ** n / (2**n * math.factorial(n) * (2 * n + 1)) for n in range(2, 16))
+SIXTH = (-0.16666666666666666, -9.25185853854297e-18)  # −1/6 as a double-double
+GAUSS_FAR = -36.0  # below, φ(x) is formed scaled by 2^64 (as e^x below FAR)
+centre_rest = polynomial(CENTRE, "centre_rest")
+mills_tail = chebyshev((0.0, 0.0, *MILLS[2:]), "mills_tail")
+
+
+@jit
+def gauss(x: float) -> Any:
+    """(hi, lo, unscale): φ(x)·2^s, s = 64 below :data:`GAUSS_FAR` (else 0), unscale = 2^-s;
+    |x| is clamped at :data:`~relukit.kernels.cpu.fits.MILLS_HIGH` (φ(40) = 0 in float64)."""
+    far = x < GAUSS_FAR
+    t = min(abs(x), MILLS_HIGH)
+    yh, yl = two_prod(t, t)
+    eh, el = exp_dd(-0.5 * yh, -0.5 * yl, SHIFT if far else np.int64(0))
+    ph, pl = dd_mul(eh, el, INV_SQRT_2PI, INV_SQRT_2PI_LOW)
+    return ph, pl, (UNSCALE if far else 1.0)
+
+
+@jit
+def mills(t: float) -> Any:
+    """g(t) = t·R(t) for 1 ≤ t ≤ 40, as a double-double."""
+    nh, nl = two_sum(t, -MILLS_K)
+    dh, dl = two_sum(t, MILLS_K)
+    wh, wl = dd_div(nh, nl, dh, dl)
+    sh, sl = dd_scale(wh, wl, MILLS_A)
+    sh, sl = dd_add(sh, sl, MILLS_B, 0.0)
+    gh, gl = dd_mul(MILLS[1], MILLS_LOW_PARTS[1], sh, sl)
+    gh, gl = dd_add(gh, gl, MILLS[0], MILLS_LOW_PARTS[0])
+    return dd_add(gh, gl, mills_tail(sh), 0.0)
+
+
+@jit
+def phi_centre(x: float) -> Any:
+    """Φ(x) for |x| ≤ 1, as a double-double."""
+    yh, yl = two_prod(x, x)
+    ah, al = two_prod(yh, centre_rest(yh))
+    ah, al = dd_add(ah, al, SIXTH[0], SIXTH[1])
+    ah, al = dd_mul(ah, al, yh, yl)
+    ah, al = dd_add(ah, al, 1.0, 0.0)
+    ah, al = dd_scale(ah, al, x)
+    ah, al = dd_mul(ah, al, INV_SQRT_2PI, INV_SQRT_2PI_LOW)
+    return dd_add(ah, al, 0.5, 0.0)
+
+
+@jit
+def gelu_f_wide(v: Any, x: float) -> float:
+    t = min(max(abs(x), MILLS_LOW), MILLS_HIGH)
+    ph, pl, unscale = gauss(x)
+    gh, gl = mills(t)
+    qh, ql = dd_mul(ph, pl, gh, gl)  # φ·g
+    if abs(x) <= MILLS_LOW:
+        ch, cl = phi_centre(x)
+        return fma(x, ch, x * cl)
+    if x < 0.0:
+        return -abs((qh + ql) * unscale)
+    rh, rl = dd_add(x, 0.0, -qh, -ql)
+    return rh + rl
+
+
+@jit
+def gelu_d_wide(v: Any, x: float) -> float:
+    """Φ + xφ: as φ·(g − t²)/t below −1, 1 + φ·(x² − g)/x above 1."""
+    t = min(max(abs(x), MILLS_LOW), MILLS_HIGH)
+    ph, pl, unscale = gauss(x)
+    gh, gl = mills(t)
+    yh, yl = two_prod(t, t)
+    kh, kl = dd_add(gh, gl, -yh, -yl)  # g − t²
+    mh, ml = dd_mul(ph, pl, kh, kl)
+    if abs(x) <= MILLS_LOW:
+        ch, cl = phi_centre(x)
+        eh, el = dd_scale(ph, pl, x)
+        ch, cl = dd_add(ch, cl, eh, el)
+        general = ch + cl
+    elif x < 0.0:
+        general = -abs(quotient(mh, ml, t, 0.0) * unscale)
+    else:
+        nh, nl = dd_div(-mh, -ml, t, 0.0)
+        nh, nl = dd_add(nh, nl, 1.0, 0.0)
+        general = nh + nl
+    return gelu_near_zero(x, general)
 
 
 # ---------------------------------------------------------------------------------------------

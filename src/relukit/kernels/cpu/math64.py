@@ -1,0 +1,182 @@
+"""Double-double arithmetic for the float64 kernels (Numba; imported only by the kernels).
+
+A float64 result within 2 ulp of the true value needs its formula evaluated to better than
+float64: a chain of a few rounded float64 steps already reaches 3 ulp, and the derivatives of
+gelu, silu and mish subtract terms of about the same size. So the float64 members carry each
+intermediate value as an unevaluated sum ``hi + lo`` of two float64 (a "double-double", about
+106 bits) and round once at the end. The building blocks are exact: ``two_sum`` (Knuth) and
+``two_prod`` (a fused multiply-add) give a sum or product and its rounding error.
+
+================  =============================================================================
+``exp_dd``        e^{x+dx}·2^shift: Cody-Waite reduction ``x = k·ln2 + r`` (|r| ≤ ln2/2, r
+                  exact in double-double), ``e^r − 1 = r + r²/2 + r³·P(r)`` with ``r + r²/2``
+                  exact and P of degree 12 in float64 (relative error below 2^-62).
+``expm1_dd``      e^{x+dx} − 1 from the same pieces, ``(2^k − 1) + 2^k·(e^r − 1)``.
+``log1p_dd``      log(1 + w) for 0 ≤ w ≤ 1: ``j·ln2 + 2·atanh(s)``, ``s = (f − 1)/(f + 1)``,
+                  ``f = (1 + w)/2^j`` in [0.71, 1.42], ``2s`` exact and the rest of the series
+                  in float64.
+================  =============================================================================
+
+All are arithmetic, fused multiply-adds, bit casts and selects, so the loops that call them
+vectorise (the C library's exp, which the float64 kernels used before, does not). Their
+relative error is below 2^-55 (``tests/kernels/test_math64.py`` checks them against mpmath;
+exp_dd's low part loses its digits where it is subnormal, below x = −690: the callers scale).
+Every function is written for finite, moderate inputs; the callers clamp, and the loops
+apply the conventions for NaN and ±inf afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from relukit.kernels.cpu.compile import jit
+from relukit.kernels.cpu.intrinsics import f64_as_i64, fma, i64_as_f64
+from relukit.kernels.cpu.mathlib import polynomial
+
+LOG2E = 1.4426950408889634
+LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: k·LN2_HI is exact
+LN2_LO = 1.90821492927058770002e-10
+LN2 = (0.6931471805599453, 2.3190468138462996e-17)  # ln 2 as a double-double
+SHIFTER = 6755399441055744.0  # 1.5·2^52: k sits in the low bits of (v + SHIFTER)
+SHIFTER_BITS = 0x4338000000000000
+SQRT2 = 1.4142135623730951
+# 1/k! for k = 3..15: e^r − 1 − r − r²/2 = r³·P(r), truncation below 2^-63 on |r| ≤ ln2/2
+EXP_TAIL = tuple(1.0 / math.factorial(k) for k in range(3, 16))
+# 2/(2n + 1) for n = 1..9: 2·atanh(s) − 2s = s³·P(s²), truncation below 2^-64 on |s| ≤ 0.172
+ATANH_TAIL = tuple(2.0 / (2 * n + 1) for n in range(1, 10))
+
+exp_tail = polynomial(EXP_TAIL, "exp_tail")
+atanh_tail = polynomial(ATANH_TAIL, "atanh_tail")
+
+
+@jit
+def two_sum(a: float, b: float) -> Any:
+    """(s, e): s = a + b rounded and s + e = a + b exactly."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@jit
+def fast_two_sum(a: float, b: float) -> Any:
+    """(s, e) as :func:`two_sum`, for |a| ≥ |b| (or a = 0)."""
+    s = a + b
+    return s, b - (s - a)
+
+
+@jit
+def two_prod(a: float, b: float) -> Any:
+    """(p, e): p = a·b rounded and p + e = a·b exactly (while a·b neither over- nor
+    underflows)."""
+    p = a * b
+    return p, fma(a, b, -p)
+
+
+@jit
+def dd_add(ah: float, al: float, bh: float, bl: float) -> Any:
+    s, e = two_sum(ah, bh)
+    return fast_two_sum(s, e + (al + bl))
+
+
+@jit
+def dd_mul(ah: float, al: float, bh: float, bl: float) -> Any:
+    p = ah * bh
+    return fast_two_sum(p, fma(ah, bh, -p) + (ah * bl + al * bh))
+
+
+@jit
+def dd_scale(ah: float, al: float, b: float) -> Any:
+    """(ah + al)·b for a float64 b."""
+    p = ah * b
+    return fast_two_sum(p, fma(ah, b, -p) + al * b)
+
+
+@jit
+def dd_div(ah: float, al: float, bh: float, bl: float) -> Any:
+    q = ah / bh
+    r = (fma(-q, bh, ah) + al) - q * bl
+    return fast_two_sum(q, r / bh)
+
+
+@jit
+def quotient(ah: float, al: float, bh: float, bl: float) -> float:
+    """(ah + al)/(bh + bl), rounded once (to within about 2^-100 of the true quotient)."""
+    q = ah / bh
+    r = (fma(-q, bh, ah) + al) - q * bl
+    return q + r / bh
+
+
+@jit
+def pow2(k: Any) -> float:
+    """2^k as a float64 for −1022 ≤ k ≤ 1023."""
+    return i64_as_f64((k + np.int64(1023)) << np.int64(52))
+
+
+@jit
+def reduce(x: float, dx: float) -> Any:
+    """(k, qh, ql) with e^{x+dx} = 2^k·(1 + qh + ql), for |x| < 2^20 and |dx| ≤ 2^-30."""
+    shifted = fma(x, LOG2E, SHIFTER)
+    kf = shifted - SHIFTER
+    rh = fma(-kf, LN2_HI, x)  # exact (Sterbenz; k·LN2_HI has 43 bits)
+    ph, pl = two_prod(kf, LN2_LO)
+    r, re = two_sum(rh, -ph)
+    rl = (re - pl) + dx  # r + rl = x + dx − k·ln2 to about 2^-75
+    sh, sl = two_prod(r, r)
+    a, ae = two_sum(r, 0.5 * sh)
+    lo = ae + (0.5 * sl + r * sh * exp_tail(r))
+    lo = lo + rl * ((1.0 + a) + lo)  # e^{r+rl} − 1 = (e^r − 1) + rl·e^r, to 2^-100
+    qh, ql = two_sum(a, lo)
+    return f64_as_i64(shifted) - np.int64(SHIFTER_BITS), qh, ql
+
+
+@jit
+def exp_dd(x: float, dx: float, shift: Any) -> Any:
+    """(hi, lo): e^{x+dx}·2^shift (0 ≤ shift ≤ 64), for x ≤ 709.78; 0 below x = −746 + shift·ln2,
+    and subnormal results only to their absolute precision."""
+    xc = x if x > -800.0 else -800.0
+    k, qh, ql = reduce(xc, dx)
+    k = k + shift
+    uh, ul = fast_two_sum(1.0, qh)
+    ul = ul + ql
+    # 2^k is not a float64 for k = 1024 or k < −1022: scale in two steps
+    high = k > np.int64(1023)
+    low = k < np.int64(-1000)
+    kk = k - np.int64(1) if high else (k + np.int64(64) if low else k)
+    kk = kk if kk > np.int64(-1022) else np.int64(-1022)
+    after = 2.0 if high else (5.421010862427522e-20 if low else 1.0)
+    s = pow2(kk)
+    hi = uh * s * after
+    lo = ul * s * after
+    return (hi, lo) if xc > -800.0 else (0.0, 0.0)
+
+
+@jit
+def expm1_dd(x: float, dx: float) -> Any:
+    """(hi, lo): e^{x+dx} − 1, for x ≤ 0 (−1 below x = −40, where it rounds to −1; ±0 kept)."""
+    clamped = not x > -40.0
+    k, qh, ql = reduce(-40.0 if clamped else x, 0.0 if clamped else dx)
+    s = pow2(k)
+    c, ce = two_sum(s, -1.0)  # exact: 2^k − 1
+    h, e = two_sum(c, s * qh)
+    h, e = fast_two_sum(h, e + (ce + s * ql))
+    return (x, 0.0) if x == 0.0 else (h, e)
+
+
+@jit
+def log1p_dd(wh: float, wl: float) -> Any:
+    """(hi, lo): log(1 + w), w = wh + wl, 0 ≤ w ≤ 1."""
+    uh, ul = fast_two_sum(1.0, wh)
+    ul = ul + wl
+    big = uh > SQRT2
+    fh = 0.5 * uh if big else uh
+    fl = 0.5 * ul if big else ul
+    nh, nl = fast_two_sum(fh - 1.0, fl)  # fh − 1 is exact
+    dh, dl = two_sum(fh, 1.0)
+    dh, dl = fast_two_sum(dh, dl + fl)
+    sh, sl = dd_div(nh, nl, dh, dl)
+    t = sh * sh
+    h, e = fast_two_sum(2.0 * sh, 2.0 * sl + sh * t * atanh_tail(t))
+    return dd_add(h, e, LN2[0], LN2[1]) if big else (h, e)
