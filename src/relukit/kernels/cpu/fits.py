@@ -12,7 +12,7 @@ kernels need no more: their results are rounded to 24 bits.
 ``w = (t − MILLS_K)/(t + MILLS_K)`` (the float64 kernels' Φ: ``Φ(−t) = φ(t)·g(t)/t``). g lies
 in [0.65, 1), and degree 23 reaches a relative error of 1e-19; the coefficients are the exact
 Chebyshev coefficients of g (mpmath, 40 digits, 48 nodes; the map uses the float64 values of
-``MILLS_A`` and ``MILLS_B``), the first two as double-doubles (``MILLS_LOW_PARTS``).
+``MILLS_A`` and ``MILLS_B``), the first four as double-doubles (``MILLS_LOW_PARTS``).
 
 Regenerate with ``python -m relukit.kernels.cpu.fits`` (needs mpmath); the tests check the error.
 """
@@ -76,10 +76,15 @@ MILLS: tuple[float, ...] = (
     -9.475501469089237e-19,
     -2.241840909497359e-19,
 )
-MILLS_LOW_PARTS: tuple[float, float] = (-2.821261155525435e-17, 7.623454393624282e-18)
+MILLS_LOW_PARTS: tuple[float, ...] = (
+    -2.821261155525435e-17,
+    7.623454393624282e-18,
+    2.2499736360857255e-18,
+    8.841238618782648e-20,
+)
 
 
-def generate_mills(nodes: int = 48) -> tuple[tuple[float, ...], tuple[float, float]]:
+def generate_mills(nodes: int = 48) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """``MILLS`` and ``MILLS_LOW_PARTS``, with mpmath."""
     import mpmath as mp
 
@@ -99,10 +104,7 @@ def generate_mills(nodes: int = 48) -> tuple[tuple[float, ...], tuple[float, flo
                 / nodes
             )
             cs.append(c / 2 if n == 0 else c)
-        return tuple(float(c) for c in cs), (
-            float(cs[0] - float(cs[0])),
-            float(cs[1] - float(cs[1])),
-        )
+        return tuple(float(c) for c in cs), tuple(float(c - float(c)) for c in cs[:4])
 
 
 def generate(nodes: int = 2000) -> tuple[float, ...]:
@@ -125,4 +127,4 @@ if __name__ == "__main__":  # pragma: no cover
     print("ERFCX: tuple[float, ...] = (\n" + "".join(f"    {c!r},\n" for c in generate()) + ")")
     mills, low_parts = generate_mills()
     print("MILLS: tuple[float, ...] = (\n" + "".join(f"    {c!r},\n" for c in mills) + ")")
-    print(f"MILLS_LOW_PARTS: tuple[float, float] = {low_parts!r}")
+    print(f"MILLS_LOW_PARTS: tuple[float, ...] = {low_parts!r}")

@@ -685,9 +685,7 @@ class Calls:
 
         _spread(n, True, task, x.itemsize)
 
-    def backward(
-        self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True
-    ) -> None:
+    def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
         n = g.size
         kernel = self._mask_backward or self._load_backward()

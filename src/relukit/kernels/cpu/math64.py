@@ -5,7 +5,8 @@ float64: a chain of a few rounded float64 steps already reaches 3 ulp, and the d
 gelu, silu and mish subtract terms of about the same size. So the float64 members carry each
 intermediate value as an unevaluated sum ``hi + lo`` of two float64 (a "double-double", about
 106 bits) and round once at the end. The building blocks are exact: ``two_sum`` (Knuth) and
-``two_prod`` (a fused multiply-add) give a sum or product and its rounding error.
+``two_prod`` (a fused multiply-add) give a sum or product and its rounding error (the generic
+ones of :mod:`relukit.kernels.cpu.math32`, which serve both widths).
 
 ================  =============================================================================
 ``exp_dd``        e^{x+dx}·2^shift: Cody-Waite reduction ``x = k·ln2 + r`` (|r| ≤ ln2/2, r
@@ -13,13 +14,13 @@ intermediate value as an unevaluated sum ``hi + lo`` of two float64 (a "double-d
                   exact and P of degree 12 in float64 (relative error below 2^-62).
 ``expm1_dd``      e^{x+dx} − 1 from the same pieces, ``(2^k − 1) + 2^k·(e^r − 1)``.
 ``log1p_dd``      log(1 + w) for 0 ≤ w ≤ 1: ``j·ln2 + 2·atanh(s)``, ``s = (f − 1)/(f + 1)``,
-                  ``f = (1 + w)/2^j`` in [0.71, 1.42], ``2s`` exact and the rest of the series
-                  in float64.
+                  ``f = (1 + w)/2^j`` in [0.71, 1.42], ``2s + s³(2/3 + …)`` with the terms from
+                  2s⁵/5 on in float64.
 ================  =============================================================================
 
 All are arithmetic, fused multiply-adds, bit casts and selects, so the loops that call them
 vectorise (the C library's exp, which the float64 kernels used before, does not). Their
-relative error is below 2^-55 (``tests/kernels/test_math64.py`` checks them against mpmath;
+relative error is below 2^-58 (``tests/kernels/test_math64.py`` checks them against mpmath;
 exp_dd's low part loses its digits where it is subnormal, below x = −690: the callers scale).
 Every function is written for finite, moderate inputs; the callers clamp, and the loops
 apply the conventions for NaN and ±inf afterwards.
@@ -34,6 +35,7 @@ import numpy as np
 
 from relukit.kernels.cpu.compile import jit
 from relukit.kernels.cpu.intrinsics import f64_as_i64, fma, i64_as_f64
+from relukit.kernels.cpu.math32 import two_prod, two_sum, two_sum_fast
 from relukit.kernels.cpu.mathlib import polynomial
 
 LOG2E = 1.4426950408889634
@@ -45,60 +47,39 @@ SHIFTER_BITS = 0x4338000000000000
 SQRT2 = 1.4142135623730951
 # 1/k! for k = 3..15: e^r − 1 − r − r²/2 = r³·P(r), truncation below 2^-63 on |r| ≤ ln2/2
 EXP_TAIL = tuple(1.0 / math.factorial(k) for k in range(3, 16))
-# 2/(2n + 1) for n = 1..9: 2·atanh(s) − 2s = s³·P(s²), truncation below 2^-64 on |s| ≤ 0.172
-ATANH_TAIL = tuple(2.0 / (2 * n + 1) for n in range(1, 10))
+# 2/(2n + 1) for n = 2..13: 2·atanh(s) − 2s − 2s³/3 = s⁵·P(s²), truncation below 2^-70 on
+# |s| ≤ 0.172 (2/3 as a double-double)
+ATANH_TAIL = tuple(2.0 / (2 * n + 1) for n in range(2, 14))
+TWO_THIRDS = (0.6666666666666666, 3.700743415417188e-17)
 
 exp_tail = polynomial(EXP_TAIL, "exp_tail")
 atanh_tail = polynomial(ATANH_TAIL, "atanh_tail")
 
 
 @jit
-def two_sum(a: float, b: float) -> Any:
-    """(s, e): s = a + b rounded and s + e = a + b exactly."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-@jit
-def fast_two_sum(a: float, b: float) -> Any:
-    """(s, e) as :func:`two_sum`, for |a| ≥ |b| (or a = 0)."""
-    s = a + b
-    return s, b - (s - a)
-
-
-@jit
-def two_prod(a: float, b: float) -> Any:
-    """(p, e): p = a·b rounded and p + e = a·b exactly (while a·b neither over- nor
-    underflows)."""
-    p = a * b
-    return p, fma(a, b, -p)
-
-
-@jit
 def dd_add(ah: float, al: float, bh: float, bl: float) -> Any:
     s, e = two_sum(ah, bh)
-    return fast_two_sum(s, e + (al + bl))
+    return two_sum_fast(s, e + (al + bl))
 
 
 @jit
 def dd_mul(ah: float, al: float, bh: float, bl: float) -> Any:
     p = ah * bh
-    return fast_two_sum(p, fma(ah, bh, -p) + (ah * bl + al * bh))
+    return two_sum_fast(p, fma(ah, bh, -p) + (ah * bl + al * bh))
 
 
 @jit
 def dd_scale(ah: float, al: float, b: float) -> Any:
     """(ah + al)·b for a float64 b."""
     p = ah * b
-    return fast_two_sum(p, fma(ah, b, -p) + al * b)
+    return two_sum_fast(p, fma(ah, b, -p) + al * b)
 
 
 @jit
 def dd_div(ah: float, al: float, bh: float, bl: float) -> Any:
     q = ah / bh
     r = (fma(-q, bh, ah) + al) - q * bl
-    return fast_two_sum(q, r / bh)
+    return two_sum_fast(q, r / bh)
 
 
 @jit
@@ -139,7 +120,7 @@ def exp_dd(x: float, dx: float, shift: Any) -> Any:
     xc = x if x > -800.0 else -800.0
     k, qh, ql = reduce(xc, dx)
     k = k + shift
-    uh, ul = fast_two_sum(1.0, qh)
+    uh, ul = two_sum_fast(1.0, qh)
     ul = ul + ql
     # 2^k is not a float64 for k = 1024 or k < −1022: scale in two steps
     high = k > np.int64(1023)
@@ -161,22 +142,25 @@ def expm1_dd(x: float, dx: float) -> Any:
     s = pow2(k)
     c, ce = two_sum(s, -1.0)  # exact: 2^k − 1
     h, e = two_sum(c, s * qh)
-    h, e = fast_two_sum(h, e + (ce + s * ql))
+    h, e = two_sum_fast(h, e + (ce + s * ql))
     return (x, 0.0) if x == 0.0 else (h, e)
 
 
 @jit
 def log1p_dd(wh: float, wl: float) -> Any:
     """(hi, lo): log(1 + w), w = wh + wl, 0 ≤ w ≤ 1."""
-    uh, ul = fast_two_sum(1.0, wh)
+    uh, ul = two_sum_fast(1.0, wh)
     ul = ul + wl
     big = uh > SQRT2
     fh = 0.5 * uh if big else uh
     fl = 0.5 * ul if big else ul
-    nh, nl = fast_two_sum(fh - 1.0, fl)  # fh − 1 is exact
+    nh, nl = two_sum_fast(fh - 1.0, fl)  # fh − 1 is exact
     dh, dl = two_sum(fh, 1.0)
-    dh, dl = fast_two_sum(dh, dl + fl)
+    dh, dl = two_sum_fast(dh, dl + fl)
     sh, sl = dd_div(nh, nl, dh, dl)
-    t = sh * sh
-    h, e = fast_two_sum(2.0 * sh, 2.0 * sl + sh * t * atanh_tail(t))
+    th, tl = two_prod(sh, sh)
+    ph, pl = dd_add(TWO_THIRDS[0], TWO_THIRDS[1], th * atanh_tail(th), 0.0)
+    th, tl = dd_scale(th, tl, sh)
+    th, tl = dd_mul(th, tl, ph, pl)  # s³·(2/3 + 2s²/5 + …)
+    h, e = dd_add(2.0 * sh, 2.0 * sl, th, tl)
     return dd_add(h, e, LN2[0], LN2[1]) if big else (h, e)

@@ -94,6 +94,19 @@ def chebyshev(coefficients: tuple[float, ...], name: str) -> Any:
     return jit(namespace[name])
 
 
+def clenshaw_steps(coefficients: tuple[float, ...], name: str) -> Any:
+    """A jitted ``(b_m, b_{m+1})``: Clenshaw's recurrence ``b_k = c_k + 2s·b_{k+1} − b_{k+2}``
+    run down through ``coefficients`` (c_m … c_N), for a caller that finishes it (in
+    double-double, say)."""
+    lines = [f"def {name}(s):", "    b1 = 0.0", "    b2 = 0.0", "    s2 = 2.0 * s"]
+    for c in reversed(coefficients):
+        lines.append(f"    b1, b2 = fma(s2, b1, {float(c)!r} - b2), b1")
+    lines.append("    return b1, b2")
+    namespace: dict[str, Any] = {"fma": fma}
+    exec("\n".join(lines) + "\n", namespace)
+    return jit(namespace[name])
+
+
 expm1_series = polynomial(EXPM1_64, "expm1_series")
 atanh_series = polynomial(ATANH_64, "atanh_series")
 erf_series = polynomial(ERF_64, "erf_series")

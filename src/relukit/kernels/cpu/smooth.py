@@ -38,13 +38,13 @@ from relukit.kernels.cpu.math64 import (
     dd_scale,
     exp_dd,
     expm1_dd,
-    fast_two_sum,
     log1p_dd,
     quotient,
     two_prod,
     two_sum,
+    two_sum_fast,
 )
-from relukit.kernels.cpu.mathlib import INV_SQRT_2PI, chebyshev, polynomial
+from relukit.kernels.cpu.mathlib import INV_SQRT_2PI, clenshaw_steps, polynomial
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -83,7 +83,7 @@ def _near_zero(name: str) -> Any:
     @jit
     def near(x: float, general: float) -> float:
         hh, hl = two_sum(x, -high)
-        hh, hl = fast_two_sum(hh, hl - low)
+        hh, hl = two_sum_fast(hh, hl - low)
         a = fma(hh, rest(hh), c3)
         bh, bl = two_prod(hh, a)
         bh, bl = dd_add(bh, bl, c2, c2_low)
@@ -109,7 +109,7 @@ def logistic(x: float, dx: float) -> Any:
     :data:`FAR`, s = 64 and d = 1 (e^x is then below 1e-304), else s = 0; unscale = 2^-s."""
     far = x < FAR
     wh, wl = exp_dd(-abs(x), dx if x < 0.0 else -dx, SHIFT if far else np.int64(0))
-    dh, dl = fast_two_sum(1.0, wh)
+    dh, dl = two_sum_fast(1.0, wh)
     dl = dl + wl
     if far:
         dh, dl = 1.0, 0.0
@@ -157,7 +157,7 @@ def sigmoid_d_wide(v: Any, x: float) -> float:
 def tanh_f_wide(v: Any, x: float) -> float:
     """tanh|x| = −m/(2 + m), m = e^{−2|x|} − 1, with x's sign."""
     mh, ml = expm1_dd(-2.0 * abs(x), 0.0)
-    dh, dl = fast_two_sum(2.0, mh)
+    dh, dl = two_sum_fast(2.0, mh)
     return math.copysign(quotient(-mh, -ml, dh, dl + ml), x)
 
 
@@ -166,7 +166,7 @@ def tanh_d_wide(v: Any, x: float) -> float:
     """4w/(1 + w)², w = e^{−2|x|} (scaled by 2^64 beyond |x| = 350)."""
     far = abs(x) > -0.5 * FAR
     wh, wl = exp_dd(-2.0 * abs(x), 0.0, SHIFT if far else np.int64(0))
-    dh, dl = fast_two_sum(1.0, wh)
+    dh, dl = two_sum_fast(1.0, wh)
     dl = dl + wl
     if far:
         dh, dl = 1.0, 0.0
@@ -357,7 +357,8 @@ CENTRE = tuple((-1) ** n / (2**n * math.factorial(n) * (2 * n + 1)) for n in ran
 SIXTH = (-0.16666666666666666, -9.25185853854297e-18)  # −1/6 as a double-double
 GAUSS_FAR = -36.0  # below, φ(x) is formed scaled by 2^64 (as e^x below FAR)
 centre_rest = polynomial(CENTRE, "centre_rest")
-mills_tail = chebyshev((0.0, 0.0, *MILLS[2:]), "mills_tail")
+MILLS_SPLIT = 6  # Clenshaw's steps from c_6 up in float64, the last ones in double-double
+mills_steps = clenshaw_steps(MILLS[MILLS_SPLIT:], "mills_steps")
 
 
 @jit
@@ -373,16 +374,34 @@ def gauss(x: float) -> Any:
 
 
 @jit
+def clenshaw_step(s2: Any, b: Any, c: Any, k: int) -> Any:
+    """``c_k + 2s·b − c`` (s2 = 2s, b and c as double-doubles): one step of Clenshaw's
+    recurrence for ``MILLS`` in double-double."""
+    th, tl = dd_mul(s2[0], s2[1], b[0], b[1])
+    th, tl = dd_add(th, tl, -c[0], -c[1])
+    return dd_add(th, tl, MILLS[k], MILLS_LOW_PARTS[k] if k < 4 else 0.0)
+
+
+@jit
 def mills(t: float) -> Any:
-    """g(t) = t·R(t) for 1 ≤ t ≤ 40, as a double-double."""
+    """g(t) = t·R(t) for 1 ≤ t ≤ 40, as a double-double: s(t) in double-double, and the last
+    steps of Clenshaw's recurrence too (near s = ±1 it magnifies their roundings k-fold)."""
     nh, nl = two_sum(t, -MILLS_K)
     dh, dl = two_sum(t, MILLS_K)
     wh, wl = dd_div(nh, nl, dh, dl)
     sh, sl = dd_scale(wh, wl, MILLS_A)
     sh, sl = dd_add(sh, sl, MILLS_B, 0.0)
-    gh, gl = dd_mul(MILLS[1], MILLS_LOW_PARTS[1], sh, sl)
-    gh, gl = dd_add(gh, gl, MILLS[0], MILLS_LOW_PARTS[0])
-    return dd_add(gh, gl, mills_tail(sh), 0.0)
+    b6, b7 = mills_steps(sh)
+    s2 = (2.0 * sh, 2.0 * sl)
+    b5 = clenshaw_step(s2, (b6, 0.0), (b7, 0.0), 5)
+    b4 = clenshaw_step(s2, b5, (b6, 0.0), 4)
+    b3 = clenshaw_step(s2, b4, b5, 3)
+    b2 = clenshaw_step(s2, b3, b4, 2)
+    bh, bl = clenshaw_step(s2, b2, b3, 1)
+    ch, cl = b2
+    gh, gl = dd_mul(sh, sl, bh, bl)  # c_0 + s·b_1 − b_2
+    gh, gl = dd_add(gh, gl, -ch, -cl)
+    return dd_add(gh, gl, MILLS[0], MILLS_LOW_PARTS[0])
 
 
 @jit
