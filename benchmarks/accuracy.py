@@ -7,13 +7,15 @@ for PyTorch (``torch.nn.functional``, and ``torch.autograd`` for the derivative)
 
 - float32: every ``--stride``-th of the 2^32 bit patterns (1 = all of them);
 - float16 and bfloat16: every bit pattern;
-- float64: a dense sample of ``--float64`` inputs (uniform on [−12, 12], log-spaced magnitudes
-  up to 700, the left tail, around the zeros of the derivatives), against mpmath.
+- float64: a dense sample of about 3.5·``--float64`` inputs (uniform on [−12, 12], log-spaced
+  magnitudes up to 750, the left tails, around the zeros of the derivatives), against mpmath.
 
 The oracle is ``tests/family/truth.py``. Prints the Markdown table and, with ``--write``,
 puts it into ``benchmarks/RESULTS.md`` between the accuracy markers.
 
-    python benchmarks/accuracy.py [--stride 257] [--float64 2000] [--write]
+    python benchmarks/accuracy.py [--stride 257] [--float64 2000] [--dtypes float64] [--write]
+
+``--dtypes`` picks some of the dtypes (for a quick check; ``--write`` needs all four).
 """
 
 from __future__ import annotations
@@ -89,9 +91,12 @@ def worst(error: np.ndarray, x: np.ndarray) -> str:
     return f"{error[i]:.2f} at {float(x[i]):.7g}" if error[i] > 0 else "0"
 
 
-def measure(stride: int, n64: int) -> list[str]:
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+def measure(stride: int, n64: int, dtypes: tuple[str, ...] = DTYPES) -> list[str]:
     rows = []
-    for dtype in ("float32", "float16", "bfloat16", "float64"):
+    for dtype in dtypes:
         x = inputs(dtype, stride, n64)
         x64 = x.astype(np.float64)
         for name, params in SMOOTH_CASES:
@@ -117,10 +122,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stride", type=int, default=257)
     parser.add_argument("--float64", type=int, default=2000)
+    parser.add_argument("--dtypes", default=",".join(DTYPES))
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
+    dtypes = tuple(args.dtypes.split(","))
+    if not set(dtypes) <= set(DTYPES) or (args.write and set(dtypes) != set(DTYPES)):
+        parser.error(f"--dtypes {args.dtypes!r}: some of {','.join(DTYPES)} (all four to --write)")
     start = time.time()
-    rows = measure(args.stride, args.float64)
+    rows = measure(args.stride, args.float64, dtypes)
     count = len(inputs("float32", args.stride, 0))
     table = "\n".join(
         [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from relukit.family.numerics import finite, two_product
+from relukit.family.numerics import exp_times, finite, two_product
 from relukit.family.spec import (
     FLAT_TOLERANCE,
     INF,
@@ -37,7 +37,8 @@ def _elu(m: Any, x: Any, alpha: float) -> Any:
 
 
 def _elu_derivative(m: Any, x: Any, alpha: float) -> Any:
-    return m.where(x > 0, 1, m.exp(x) * alpha)
+    # (far left, alpha·e^x formed scaled: alone e^x is subnormal where alpha·e^x may not be)
+    return m.where(x > 0, 1, exp_times(m, x, alpha, m.exp(x) * alpha))
 
 
 def _elu_from_output(m: Any, y: Any, alpha: float) -> Any:
@@ -94,7 +95,7 @@ def _selu(m: Any, x: Any) -> Any:
 
 
 def _selu_derivative(m: Any, x: Any) -> Any:
-    return m.where(x > 0, SELU_SCALE, m.exp(x) * SELU_PRODUCT)
+    return m.where(x > 0, SELU_SCALE, exp_times(m, x, SELU_PRODUCT, m.exp(x) * SELU_PRODUCT))
 
 
 def _selu_from_output(m: Any, y: Any) -> Any:

@@ -297,6 +297,19 @@ def exp_shifted(m: Any, a: Any) -> Any:
     return m.exp(a + SHIFT_HI) * (1 + SHIFT_LO)
 
 
+# Below FAR, e^x is formed scaled by 2^32 (exp_shifted): alone it is subnormal below x = −708.4,
+# where x·e^x, (1 + x)·e^x or alpha·e^x is not yet (down to about −715)
+FAR = -700.0
+
+
+def exp_times(m: Any, x: Any, factor: Any, general: Any) -> Any:
+    """``general`` (a member's value, ≈ e^x·factor far left), and below :data:`FAR` e^x·factor
+    formed scaled, ``(exp_shifted(x)·factor)·UNSHIFT``."""
+    far = x < FAR
+    xc = m.where(far, x, m.zeros_like(x) + FAR)
+    return m.where(far, (exp_shifted(m, xc) * factor) * UNSHIFT, general)
+
+
 def near_zero(m: Any, x: Any, name: str, general: Any) -> Any:
     """``general`` (the derivative of ``name`` at ``x``), or where ``x`` is within
     :data:`WIDTH` of the derivative's zero, its Taylor expansion there."""

@@ -18,6 +18,7 @@ from typing import Any
 from relukit.family.numerics import (
     UNSHIFT,
     exp_shifted,
+    exp_times,
     finite,
     near_zero,
     sigmoid,
@@ -190,14 +191,16 @@ array([ 0., inf])
 
 
 def _silu(m: Any, x: Any) -> Any:
-    return x * sigmoid(m, x)
+    # far left (below −700), σ(x) = e^x to 1e-304: x·e^x formed scaled
+    return exp_times(m, x, x, x * sigmoid(m, x))
 
 
 def _silu_derivative(m: Any, x: Any) -> Any:
-    # σ(x)(1 + x(1 − σ(x))), with 1 − σ(x) as σ(−x); where σ(−x) is 0, so is its term
+    # σ(x)(1 + x(1 − σ(x))), with 1 − σ(x) as σ(−x); where σ(−x) is 0, so is its term; far
+    # left, e^x·(1 + x) formed scaled
     rest = sigmoid(m, -x)
     general = sigmoid(m, x) * (1 + m.where(rest == 0, 0 * x, x * rest))
-    return near_zero(m, x, "silu", general)
+    return near_zero(m, x, "silu", exp_times(m, x, 1 + x, general))
 
 
 silu = Activation(
@@ -246,13 +249,15 @@ def _mish_parts(m: Any, x: Any) -> tuple[Any, Any]:
 
 
 def _mish(m: Any, x: Any) -> Any:
-    return x * _mish_parts(m, x)[0]
+    # far left (below −700), t = e^x to 1e-304: x·e^x formed scaled
+    return exp_times(m, x, x, x * _mish_parts(m, x)[0])
 
 
 def _mish_derivative(m: Any, x: Any) -> Any:
+    # far left, t + x·σ·(1 − t²) = e^x·(1 + x) to 1e-304, formed scaled
     t, rest = _mish_parts(m, x)
     general = t + m.where(rest == 0, 0 * x, x * sigmoid(m, x) * rest)
-    return near_zero(m, x, "mish", general)
+    return near_zero(m, x, "mish", exp_times(m, x, 1 + x, general))
 
 
 mish = Activation(

@@ -1,9 +1,10 @@
 """Vectorisable scalar math for the compiled kernels (Numba; imported only by the kernels).
 
 Numba turns ``math.exp`` or ``math.erfc`` into calls to the C library, which stop the loop
-vectoriser. The float32 (and 16-bit) kernels evaluate the smooth members in float64 and round
-once, and the float64 functions they use here are written with nothing but arithmetic, fused
-multiply-adds, bit casts and selects, so a loop that calls them compiles to SIMD code:
+vectoriser. The float64 functions here, to 2e-13 (written for float32 kernels that evaluated in
+float64 and rounded once; :mod:`relukit.kernels.cpu.memory` uses ``log1p_f64``), are nothing but
+arithmetic, fused multiply-adds, bit casts and selects, so a loop that calls them compiles to
+SIMD code:
 
 ================  =============================================================================
 ``exp_f64``       Cody-Waite reduction ``x = k·ln2 + r``, ``|r| ≤ ln2/2``; ``expm1(r)`` by its

@@ -286,7 +286,8 @@ def mish_d(v: Any, x: float) -> float:
     ph, pl = dd_scale(sh, sl, x)
     ph, pl = dd_mul(ph, pl, rh, rl)
     gh, gl = dd_add(th, tl, ph, pl)
-    return mish_near_zero(x, (gh + gl) * unscale)
+    y = (gh + gl) * unscale
+    return mish_near_zero(x, math.copysign(0.0, 1.0 + x) if y == 0.0 else y)
 
 
 @jit
