@@ -162,13 +162,16 @@ from_output.register_autograd(_registered_gradient, setup_context=_setup)
 
 
 class FromOutput(torch.autograd.Function):
-    """The eager form of ``relukit::from_output`` (one backward: f'' is not kept)."""
+    """The eager form of ``relukit::from_output`` (one backward: f'' is not kept). Its forward
+    takes ``ctx`` itself rather than a ``setup_context``: PyTorch binds a separate
+    ``setup_context``'s arguments through ``inspect.signature`` at every call, tens of
+    microseconds that a small tensor's whole forward does not take."""
 
     @staticmethod
-    def forward(x: Tensor, member: str, params: str) -> tuple[Tensor, Tensor]:
-        return from_output_impl(x, member, params)
-
-    setup_context = staticmethod(_setup)
+    def forward(ctx: Any, x: Tensor, member: str, params: str) -> tuple[Tensor, Tensor]:
+        output = from_output_impl(x, member, params)
+        _setup(ctx, (x, member, params), output)
+        return output
 
     @staticmethod
     @once_differentiable

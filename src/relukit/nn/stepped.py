@@ -140,13 +140,14 @@ stepped.register_autograd(_registered_gradient, setup_context=_setup)
 
 
 class Stepped(torch.autograd.Function):
-    """The eager form of ``relukit::stepped``."""
+    """The eager form of ``relukit::stepped`` (its forward takes ``ctx``, as
+    :class:`relukit.nn.from_output.FromOutput`'s does, for the same reason)."""
 
     @staticmethod
-    def forward(x: Tensor, member: str, params: str, bits: int) -> tuple[Tensor, Tensor]:
-        return stepped_impl(x, member, params, bits)
-
-    setup_context = staticmethod(_setup)
+    def forward(ctx: Any, x: Tensor, member: str, params: str, bits: int) -> tuple[Tensor, Tensor]:
+        output = stepped_impl(x, member, params, bits)
+        _setup(ctx, (x, member, params, bits), output)
+        return output
 
     @staticmethod
     @once_differentiable

@@ -348,15 +348,29 @@ def _chunks(n: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
 
 
+_ROWS: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
+
+
+def _rows(table: Any, dtype: np.dtype) -> np.ndarray:
+    """The table's coefficients as one flat array of ``dtype``, made once per table (a call on a
+    small tensor would otherwise spend more on the conversion than on the kernel)."""
+    key = (id(table), str(dtype))
+    found = _ROWS.get(key)
+    if found is None or found[0] is not table:
+        rows = np.ascontiguousarray(table.coefficients, dtype=dtype).reshape(-1)
+        if rows.size > TABLE_MAX:
+            raise ValueError(f"{WHERE}: a table of {rows.size} words (at most {TABLE_MAX})")
+        found = _ROWS[key] = (table, rows)
+    return found[1]
+
+
 def inverse_backward(table: Any, y: np.ndarray, packed: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``g·f'`` from ``y`` and the packed bits by ``table`` (flat arrays of one dtype: float32
     with the degree-3 table, float64 with the degree-7 one)."""
     wide = y.dtype == np.float64
     if table.degree != (7 if wide else 3):
         raise ValueError(f"{WHERE}: a degree-{table.degree} table for {y.dtype} outputs")
-    rows = np.ascontiguousarray(table.coefficients, dtype=y.dtype).reshape(-1)
-    if rows.size > TABLE_MAX:
-        raise ValueError(f"{WHERE}: a table of {rows.size} words (at most {TABLE_MAX})")
+    rows = _rows(table, y.dtype)
     kernel = _INVERSE.get(wide) or _INVERSE.setdefault(wide, _make_inverse_kernel(wide))
     out = np.empty_like(g)
     args = (float(table.y_min), 1 / table.step, float(table.right), float(table.left))
