@@ -35,8 +35,12 @@ Bit-identical training: for each pattern, 100 SGD steps (momentum 0.9, seeds fix
 torch.nn model and of its converted copy, and whether every parameter is equal bit for bit
 afterwards (``--identical-steps``; 0 skips).
 
+With ``--memory-modes --write`` the table, its header (command, machine, load) and the
+step-time verdict replace the section of that thread count in RESULTS.md (between its
+``<!-- nn_memory.py --memory-modes --threads N: … -->`` markers).
+
     python benchmarks/nn_memory.py [--repeats 5] [--steps 3] [--no-rss] [--memory-modes]
-        [--native-below N] [--identical-steps 100]
+        [--write] [--native-below N] [--identical-steps 100]
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -179,14 +184,17 @@ def memory_patterns(n: int, d: int, hidden: int) -> list[Pattern]:
     return found
 
 
-def memory_modes(args: argparse.Namespace) -> None:
-    """The table of the smooth members' memory modes against torch.nn, side by side."""
-    print(
-        "\n| pattern | mode | activation saved, MiB (torch → relukit) | total saved, MiB "
+def memory_modes(args: argparse.Namespace) -> str:
+    """The table of the smooth members' memory modes against torch.nn, side by side, with the
+    step-time target's verdict under it (returned as Markdown, printed row by row)."""
+    lines = [
+        "| pattern | mode | activation saved, MiB (torch → relukit) | total saved, MiB "
         "(torch → relukit) | total drop, MiB | CPU ms/step (torch → relukit) | CPU ratio | "
-        "wall ms/step (torch → relukit) | wall ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+        "wall ms/step (torch → relukit) | wall ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    print("\n" + "\n".join(lines), flush=True)
+    ratios: list[tuple[str, float, float]] = []
     for pattern in memory_patterns(args.tokens, args.d, args.hidden):
         for backward, bits in MEMORY_MODES:
             torch.manual_seed(0)
@@ -205,14 +213,42 @@ def memory_modes(args: argparse.Namespace) -> None:
                     f"{c0 * 1e3:.1f} → {c1 * 1e3:.1f} | {c1 / c0:.3f} | "
                     f"{w0 * 1e3:.1f} → {w1 * 1e3:.1f} | {w1 / w0:.3f} |"
                 )
+                ratios.append((f"{pattern.key} {mode}", c1 / c0, w1 / w0))
             else:
                 times = "| | | |"
-            print(
+            lines.append(
                 f"| {pattern.title} | {mode} | {mib(s0.activation)} → "
                 f"{mib(s1.activation)} | {mib(s0.total)} → {mib(s1.total)} | "
-                f"{mib(s0.total - s1.total)} | {times}",
-                flush=True,
+                f"{mib(s0.total - s1.total)} | {times}"
             )
+            print(lines[-1], flush=True)
+    if ratios:
+        met = [name for name, cpu, _ in ratios if cpu <= 1.1]
+        worst = max(ratios, key=lambda r: r[1])
+        lines += [
+            "",
+            f"Step time ≤ 1.1× torch.nn (CPU time, {torch.get_num_threads()} thread(s)): met in "
+            f"{len(met)} of {len(ratios)} timed cells; the highest CPU ratio {worst[1]:.3f} "
+            f"({worst[0]}), the highest wall ratio {max(r[2] for r in ratios):.3f}.",
+        ]
+        print("\n".join(lines[-2:]), flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str, threads: int, header: str) -> None:
+    """Put ``text`` into RESULTS.md between this thread count's markers (appended to the file
+    the first time)."""
+    path = Path(__file__).with_name("RESULTS.md")
+    begin = f"<!-- nn_memory.py --memory-modes --threads {threads}: begin (generated) -->"
+    end = f"<!-- nn_memory.py --memory-modes --threads {threads}: end -->"
+    block = f"{begin}\n{header}\n\n{text}{end}"
+    results = path.read_text(encoding="utf-8")
+    if begin in results and end in results:
+        head, rest = results.split(begin, 1)
+        results = head + block + rest.split(end, 1)[1]
+    else:
+        results += f"\n{block}\n"
+    path.write_text(results, encoding="utf-8")
 
 
 def loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -330,6 +366,12 @@ def main() -> None:
     parser.add_argument(
         "--memory-modes", action="store_true", help="only the smooth members' memory modes"
     )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="with --memory-modes: put the table into RESULTS.md (between this thread count's "
+        "markers)",
+    )
     parser.add_argument("--native-below", type=int, default=0)
     parser.add_argument("--identical-steps", type=int, default=100)
     parser.add_argument("--identical-tokens", type=int, default=64)
@@ -342,8 +384,20 @@ def main() -> None:
 
     print(f"Machine: {machine()}; relukit.nn.native_below() = {rn.native_below()}\n")
     if args.memory_modes:
-        memory_modes(args)
-        print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+        started = time.time()
+        header = machine()
+        text = memory_modes(args)
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"\nload average at the end: {load}")
+        if args.write:
+            header = (
+                f"`python benchmarks/nn_memory.py --memory-modes --repeats {args.repeats} "
+                f"--steps {args.steps} --threads {args.threads}` ({time.time() - started:.0f} "
+                f"s; {header}; at the end {load}; relukit.nn.native_below() = "
+                f"{rn.native_below()}):"
+            )
+            write_section(text, args.threads, header)
+            print(f"wrote the table into {Path(__file__).with_name('RESULTS.md')}")
         return
     print(
         "| pattern | activation saved, MiB (torch → relukit) | ratio | only there, MiB | "
