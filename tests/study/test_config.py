@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from relukit.errors import UserValueError
@@ -129,3 +131,11 @@ def test_memory_plans_every_mode_of_the_smooth_members_and_relu_once():
 def test_memory_refuses_bad_modes_and_members_naming_them(changes, fragment):
     with pytest.raises(ValueError, match=fragment):
         StudyConfig(**{"scenario": "memory", **changes}).check()
+
+
+def test_a_run_of_the_default_backward_keeps_the_cell_key_it_had_before_the_memory_scenario():
+    spec = StudyConfig(activations=("relu",), seeds=1).plan()[0]
+    assert "backward" not in spec.cell
+    memory = StudyConfig(scenario="memory", activations=("gelu",), seeds=1).plan()
+    assert [s.cell.get("backward", "input") for s in memory] == ["input", "output", "bits=3"]
+    assert len({json.dumps(s.cell, sort_keys=True) for s in memory}) == 3

@@ -264,9 +264,13 @@ class RunSpec:
     def cell(self) -> dict[str, Any]:
         """What fixes the run's numbers besides the data: every field but ``index`` (its place
         in one study's plan). Resuming matches runs by a hash of this, the data and the
-        version (:mod:`relukit.study.cells`)."""
+        version (:mod:`relukit.study.cells`). ``backward`` counts only where it is not
+        ``"input"``, so that the runs stored before the memory scenario existed keep their
+        keys."""
         fields = self.to_dict()
         del fields["index"]
+        if fields["backward"] == "input":
+            del fields["backward"]
         return fields
 
     @property
