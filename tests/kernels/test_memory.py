@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -67,11 +69,42 @@ def test_step_codes_and_backward_are_bucketize_and_the_packer(bits, dtype, n):
     np.testing.assert_array_equal(got, g * levels[codes.numpy()])
 
 
-def test_chunks_split_on_byte_boundaries():
+def test_chunks_split_on_mask_words_and_cover_the_array_once():
+    parts: list[tuple[int, int]] = []
     with threads.limit(2):
-        parts = kernels._chunks(1_000_003)
-    assert parts[0][0] == 0 and parts[-1][1] == 1_000_003
-    assert all(a % 8 == 0 for a, _ in parts)
+        kernels.spread(1_000_003, lambda a, b: lambda: parts.append((a, b)))
+    parts.sort()
+    assert len(parts) > 1 and parts[0][0] == 0 and parts[-1][1] == 1_000_003
+    assert all(a % 64 == 0 for a, _ in parts)
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(parts))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_split_call_gives_the_bits_of_one_thread(dtype):
+    x = _inputs(1_000_003, dtype)
+    spec = relukit.get("gelu").spec
+    y = np.asarray(relukit.get("gelu")(x.astype(np.float64))).astype(dtype)
+    g = np.random.default_rng(3).standard_normal(x.size).astype(dtype)
+    table = inverse_table(spec, {}, wide=dtype == np.float64)
+    q = steps_for("gelu", 3)
+    borders, levels = np.asarray(q.borders, dtype=dtype), np.asarray(q.levels, dtype=dtype)
+
+    def every() -> list[np.ndarray]:
+        packed = kernels.below_bits(x, -0.75)
+        codes = kernels.step_codes(x, borders, 3)
+        return [
+            packed,
+            kernels.inverse_backward(table, y, packed, g),
+            codes,
+            kernels.step_backward(g, codes, levels, 3),
+        ]
+
+    with threads.limit(1):
+        one = every()
+    with threads.limit(2):
+        two = every()
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -5,8 +5,8 @@ mask layout of :mod:`relukit.kernels.mask` (element ``i`` at bit ``i·bits`` of 
 little-endian stream). The loops have no branches (selects only), so that LLVM turns them into
 SIMD code, and the tables they look up are copied to the stack first (:func:`_stack_copy`:
 only then does LLVM know that the lookups cannot alias the output, and vectorise them as
-gathers). A call splits its array into chunks of whole 64-element blocks that run on relukit's
-thread pool (:mod:`relukit.threads`):
+gathers). A call splits its array as every kernel's call does (:func:`spread`: chunks of
+whole 64-element blocks, claimed one at a time by the threads of relukit's pool):
 
 - :func:`below_bits`: the bit ``x < x*`` of the output mode, packed: one vector compare per
   64 elements (:func:`relukit.kernels.cpu.intrinsics.word_above`);
@@ -37,7 +37,6 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from relukit import threads
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, STAMP, cached_kernel
 from relukit.kernels.cpu.dtypes import const
 from relukit.kernels.cpu.intrinsics import (
@@ -50,7 +49,6 @@ from relukit.kernels.cpu.intrinsics import (
 )
 from relukit.kernels.cpu.mathlib import log1p_f64
 
-_CHUNK = 1 << 16  # elements per task (a multiple of 64)
 _BLOCK = 64
 _inline = numba.njit(**INLINE_OPTIONS)
 _LN2 = math.log(2.0)
@@ -335,17 +333,19 @@ def _make_step_backward(bits: int) -> Any:
     return step_backward
 
 
+def spread(n: int, task: Any) -> None:
+    """Run ``task(a, b)()`` over ``[0, n)`` as the other kernels do
+    (:func:`relukit.kernels.cpu.host._spread`: chunks of whole 64-element blocks, up to four per
+    thread, claimed one at a time, sleeping workers woken only for calls worth it)."""
+    from relukit.kernels.cpu.host import _spread
+
+    _spread(n, False, task)
+
+
 _INVERSE: dict[bool, Any] = {}
 _BELOW: list[Any] = []
 _STEP_CODES: dict[int, Any] = {}
 _STEP_BACKWARD: dict[int, Any] = {}
-
-
-def _chunks(n: int) -> list[tuple[int, int]]:
-    parts = max(1, min(threads.get_num_threads(), -(-n // _CHUNK)))
-    size = -(-n // parts)
-    size += -size % _BLOCK
-    return [(start, min(start + size, n)) for start in range(0, n, size)] or [(0, 0)]
 
 
 _ROWS: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
@@ -374,9 +374,7 @@ def inverse_backward(table: Any, y: np.ndarray, packed: np.ndarray, g: np.ndarra
     kernel = _INVERSE.get(wide) or _INVERSE.setdefault(wide, _make_inverse_kernel(wide))
     out = np.empty_like(g)
     args = (float(table.y_min), 1 / table.step, float(table.right), float(table.left))
-    threads.run_all(
-        [lambda a=a, b=b: kernel(y, packed, g, out, rows, *args, a, b) for a, b in _chunks(y.size)]
-    )
+    spread(y.size, lambda a, b: lambda: kernel(y, packed, g, out, rows, *args, a, b))
     return out
 
 
@@ -388,9 +386,7 @@ def below_bits(x: np.ndarray, threshold: float) -> np.ndarray:
     if not _BELOW:
         _BELOW.append(_make_below_bits())
     kernel = _BELOW[0]
-    threads.run_all(
-        [lambda a=a, b=b: kernel(x, just_below, packed, a, b) for a, b in _chunks(x.size)]
-    )
+    spread(x.size, lambda a, b: lambda: kernel(x, just_below, packed, a, b))
     return packed
 
 
@@ -398,7 +394,7 @@ def step_codes(x: np.ndarray, borders: np.ndarray, bits: int) -> np.ndarray:
     """The packed ``bits``-bit codes of ``x`` (flat) among ``borders`` (of x's dtype)."""
     packed = np.empty(-(-x.size * bits // 8), dtype=np.uint8)
     kernel = _STEP_CODES.get(bits) or _STEP_CODES.setdefault(bits, _make_step_codes(bits))
-    threads.run_all([lambda a=a, b=b: kernel(x, borders, packed, a, b) for a, b in _chunks(x.size)])
+    spread(x.size, lambda a, b: lambda: kernel(x, borders, packed, a, b))
     return packed
 
 
@@ -406,7 +402,5 @@ def step_backward(g: np.ndarray, packed: np.ndarray, levels: np.ndarray, bits: i
     """``g·levels[code]`` from the packed codes (``levels`` of g's dtype)."""
     out = np.empty_like(g)
     kernel = _STEP_BACKWARD.get(bits) or _STEP_BACKWARD.setdefault(bits, _make_step_backward(bits))
-    threads.run_all(
-        [lambda a=a, b=b: kernel(g, packed, levels, out, a, b) for a, b in _chunks(g.size)]
-    )
+    spread(g.size, lambda a, b: lambda: kernel(g, packed, levels, out, a, b))
     return out
