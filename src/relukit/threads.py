@@ -141,10 +141,13 @@ class _Call:
         return last
 
     def wait(self) -> None:
-        """Until every task has finished: spinning, then polling between short sleeps."""
-        rounds = _rounds()
-        while _spin(self.done, 0, 0, rounds) == 0:
-            time.sleep(SPIN_SECONDS)
+        """Until every task has finished: spinning for :data:`SPIN_SECONDS`, then polling
+        between sleeps that double up to a millisecond (a long wait costs little CPU)."""
+        pause = SPIN_SECONDS
+        if _spin(self.done, 0, 0, _rounds()) == 0:
+            while self.done[0] == 0:
+                time.sleep(pause)
+                pause = min(2 * pause, 1e-3)
         if self.error is not None:
             raise self.error
 
