@@ -6,8 +6,9 @@
                   chunks on :mod:`relukit.threads`' pool; the public functions below
 ``kernels``       the compiled kernels (elementwise map, mask forward and backward, the helpers
                   of :mod:`relukit.nn`), made by factories from small integer codes
-``loops``         what the kernels share: the block loop's output (streamed or not), the
-                  conventions at NaN and ±inf, the chain rule, the one-pass select
+``loops``         what the kernels share: the one block loop (``blocks``), a block's output
+                  (streamed or not), the conventions at NaN and ±inf, the chain rule, the
+                  one-pass select
 ``masks``         mask words: packing and unpacking codes, 64 elements per compare
 ``rectifiers``    the piecewise-linear members' formulas (``leaky_relu_f``, ``prelu_f``, …)
 ``smooth``        the smooth members' and exponential units' formulas (``gelu_f``, ``elu_d``, …)

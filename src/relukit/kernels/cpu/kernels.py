@@ -55,7 +55,7 @@ from relukit.kernels.cpu.intrinsics import (
     word_above,
     word_greater,
 )
-from relukit.kernels.cpu.loops import BLOCK, chain, conventions, put, select_block
+from relukit.kernels.cpu.loops import BLOCK, blocks, chain, conventions, put, select_block
 from relukit.kernels.cpu.masks import load_bytes, pack, select_with_mask, store_bytes, unpack
 from relukit.kernels.cpu.math32 import moderate  # noqa: F401  (for the host side)
 from relukit.kernels.cpu.mathlib import exp_f64, expm1_f64, log1p_f64, phi_f64, tanh_f64
@@ -160,10 +160,10 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         low_raw = narrow(a0, x[0])
         high_raw = narrow(a1, x[0])
         period = n + 1
-        k = 0
+        start = 0
         if periodic:
             period = aux.size
-            k = first % period
+            start = first % period
         if select:  # one pass over the whole chunk: no buffer, so no blocks
             clip = member == HARDTANH
             select_block(x, y, a0, a1, low_raw, high_raw, clip, stream)
@@ -177,9 +177,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         # 2^24 for sigmoid)
         block = SMOOTH_BLOCK if smooth else BLOCK
         lead = ((-np.int64(y.ctypes.data)) & 63) // y.itemsize if smooth and stream else 0
-        i = 0
-        while i < n:
-            m = min(lead if i == 0 and lead > 0 else block, n - i, period - k)
+        for i, m, k in blocks(n, period, start, block, lead):
             # Direct: into y. Otherwise into an L1-resident buffer, then streamed or copied
             # out: the loop then writes memory that cannot alias its inputs (in place, LLVM's
             # overlap check would send it to the scalar loop).
@@ -233,10 +231,6 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                 dst[j] = narrow(r, e)
             if not direct:
                 put(y, i, buf, m, stream)
-            i += m
-            k += m
-            if k == period:
-                k = 0
         if stream:
             store_fence()
 
@@ -293,12 +287,10 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
         zero = c(widen(x[0]), 0.0)
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if member == SLOPES else n + 1
-        k = first % period if member == SLOPES else 0
+        start = first % period if member == SLOPES else 0
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
         codes = np.zeros(BLOCK + 8 if bytewise else 8, dtype=np.uint8)
-        i = 0
-        while i < n:
-            m = min(BLOCK, n - i, period - k)
+        for i, m, k in blocks(n, period, start, BLOCK, 0):
             dst = y[i : i + m] if direct else buf[:m]
             xs = x[i : i + m]
             rs = aux[k : k + m] if member == SLOPES else aux[:0]
@@ -335,10 +327,6 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
                     store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
             if not direct:
                 put(y, i, buf, m, stream)
-            i += m
-            k += m
-            if k == period:
-                k = 0
         if stream:
             store_fence()
 
@@ -370,12 +358,10 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         t3 = table[3]
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if slopes else n + 1
-        k = first % period if slopes else 0
+        start = first % period if slopes else 0
         buf = np.empty(BLOCK, dtype=dx.dtype)
         codes = np.zeros(BLOCK + 8, dtype=np.uint8)
-        i = 0
-        while i < n:
-            m = min(BLOCK, n - i, period - k)
+        for i, m, k in blocks(n, period, start, BLOCK, 0):
             gs = g[i : i + m]
             dst = buf[:m]
             rs = aux[k : k + m] if slopes else aux[:0]
@@ -411,10 +397,6 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
                     d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
                     dst[j] = chain(gs[j], d)
             put(dx, i, buf, m, stream)
-            i += m
-            k += m
-            if k == period:
-                k = 0
         if stream:
             store_fence()
 

@@ -1,12 +1,13 @@
-"""The loops the kernels share: writing a block out (streamed or not), the NaN and infinity
-conventions, the chain rule, and the one-pass select of relu, relu6 and hardtanh."""
+"""The loops the kernels share: the block loop itself (:func:`blocks`), writing a block out
+(streamed or not), the NaN and infinity conventions, the chain rule, and the one-pass select of
+relu, relu6 and hardtanh."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.extending import overload
 
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
@@ -24,6 +25,23 @@ from relukit.kernels.cpu.rectifiers import hardtanh_f, relu_f
 
 BLOCK = 2048  # elements per block: 8 KiB of float32, well inside L1
 WORD = 64  # elements per mask word at one bit per element; kernels' chunks start at multiples
+
+
+@njit(error_model="numpy", nogil=True)
+def blocks(n: int, period: int, k: int, block: int, lead: int) -> Any:
+    """The block loop of every kernel: ``(i, m, k)`` for each block ``[i, i + m)`` of
+    ``[0, n)``, at most ``block`` elements (:data:`BLOCK`: in L1 with its buffer; the first
+    ``lead`` elements long if ``lead`` > 0), cut where the period of a kernel's per-element
+    ``aux`` wraps (``k`` its index into ``aux``, from the ``k`` given; ``period`` > n: no
+    period)."""
+    i = 0
+    while i < n:
+        m = min(lead if i == 0 and lead > 0 else block, n - i, period - k)
+        yield i, m, k
+        i += m
+        k += m
+        if k == period:
+            k = 0
 
 
 @jit
