@@ -299,9 +299,10 @@ def times_sigmoid(f: Any, x: Any, one: bool) -> Any:
     d = ONE + e
     dl = ((ONE - d) + e) + el * DOWN_24
     q = nh / d
-    rd = fma(-q, dl, fma(-q, d, nh) + nl)
-    r = fma(rd, fma(-HALF, e, ONE), q) * scale
-    return f * ZERO if x < EXP_LOW else r
+    # q − the residual·1/(1 + e): at f = ±0 it is then q, with its sign
+    residual = fma(q, dl, fma(q, d, -nh) - nl)
+    r = fma(-residual, fma(-HALF, e, ONE), q) * scale
+    return (ZERO if one else NEGATIVE_ZERO) if x < EXP_LOW else r
 
 
 @jit
@@ -338,8 +339,8 @@ def tanh_d32(x: Any) -> Any:
 
 @jit
 def silu_f32(x: Any) -> Any:
-    """x·σ(x) (:func:`times_sigmoid`; −0 at −0)."""
-    return x if x == ZERO else times_sigmoid(x, x, False)
+    """x·σ(x) (:func:`times_sigmoid`)."""
+    return times_sigmoid(x, x, False)
 
 
 ZERO_SILU = zero32("silu")
