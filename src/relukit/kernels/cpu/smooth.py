@@ -17,7 +17,6 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from relukit.family.numerics import WIDTH as NEAR_WIDTH
 from relukit.family.numerics import ZEROS, ZEROS_LOW
 from relukit.kernels.cpu import math32 as m32
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
@@ -71,14 +70,23 @@ UNSCALE = 2.0**-64
 # float64: double-double (the working float is float64; ``v`` and ``x`` are the same value)
 
 
+# The zeros of the derivatives: within NEAR_WIDTH_64 the registry's expansion, its first
+# NEAR_TERMS_64 terms (truncation below 2^-60 of the result there); beyond, the double-double
+# formulas, whose error (2^-60 of the terms that cancel) is below 2^-57 of the result from
+# |h| = 1/4 out (the registry's float64 formulas need the expansion out to 3/4)
+NEAR_WIDTH_64 = 0.25
+NEAR_TERMS_64 = 20
+
+
 def _near_zero(name: str) -> Any:
     """``near(x, general)``: ``general`` (the derivative of ``name`` at ``x``), or within
-    :data:`~relukit.family.numerics.WIDTH` of its zero ``r = r_hi + r_lo`` the expansion
+    :data:`NEAR_WIDTH_64` of its zero ``r = r_hi + r_lo`` the expansion
     ``h·(c₁ + c₂h + h²·P(h))``, ``h = x − r`` and the first two terms in double-double."""
     high, low, coefficients = ZEROS[name]
     c1, c2, c3 = coefficients[:3]
     c1_low, c2_low = ZEROS_LOW[name]
-    rest = polynomial(coefficients[3:], f"{name.replace('-', '_')}_zero_rest")
+    terms = coefficients[3:NEAR_TERMS_64]
+    rest = polynomial(terms, f"{name.replace('-', '_')}_zero_rest")
 
     @jit
     def near(x: float, general: float) -> float:
@@ -91,7 +99,7 @@ def _near_zero(name: str) -> Any:
         ph, pl = dd_add(ph, pl, c1, c1_low)
         pl = pl + hl * fma(2.0 * c3, hh, c2)  # P(hh + hl) = P(hh) + hl·P′(hh)
         y = fma(hh, ph, fma(hh, pl, hl * ph))
-        return y if abs(hh) <= NEAR_WIDTH else general
+        return y if abs(hh) <= NEAR_WIDTH_64 else general
 
     return near
 
