@@ -366,7 +366,7 @@ CENTRE = tuple((-1) ** n / (2**n * math.factorial(n) * (2 * n + 1)) for n in ran
 SIXTH = (-0.16666666666666666, -9.25185853854297e-18)  # −1/6 as a double-double
 GAUSS_FAR = -36.0  # below, φ(x) is formed scaled by 2^64 (as e^x below FAR)
 centre_rest = polynomial(CENTRE, "centre_rest")
-MILLS_SPLIT = 6  # Clenshaw's steps from c_6 up in float64, the last ones in double-double
+MILLS_SPLIT = 4  # Clenshaw's steps from c_4 up in float64, the last four in double-double
 mills_steps = clenshaw_steps(MILLS[MILLS_SPLIT:], "mills_steps")
 
 
@@ -400,12 +400,10 @@ def mills(t: float) -> Any:
     wh, wl = dd_div(nh, nl, dh, dl)
     sh, sl = dd_scale(wh, wl, MILLS_A)
     sh, sl = dd_add(sh, sl, MILLS_B, 0.0)
-    b6, b7 = mills_steps(sh)
+    b4, b5 = mills_steps(sh)
     s2 = (2.0 * sh, 2.0 * sl)
-    b5 = clenshaw_step(s2, (b6, 0.0), (b7, 0.0), 5)
-    b4 = clenshaw_step(s2, b5, (b6, 0.0), 4)
-    b3 = clenshaw_step(s2, b4, b5, 3)
-    b2 = clenshaw_step(s2, b3, b4, 2)
+    b3 = clenshaw_step(s2, (b4, 0.0), (b5, 0.0), 3)
+    b2 = clenshaw_step(s2, b3, (b4, 0.0), 2)
     bh, bl = clenshaw_step(s2, b2, b3, 1)
     ch, cl = b2
     gh, gl = dd_mul(sh, sl, bh, bl)  # c_0 + s·b_1 − b_2
