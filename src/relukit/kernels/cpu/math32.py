@@ -346,6 +346,18 @@ def silu_f32(x: Any) -> Any:
 ZERO_SILU = zero32("silu")
 
 
+ZERO_MISH = zero32("mish")
+
+
+@jit
+def mish_d_near(x: Any, general: Any) -> Any:
+    """mish′: ``general`` (its float64 formula, rounded), or within ½ of its zero r the
+    expansion ``h·G(h)``, h = x − r (the formula cancels there)."""
+    h = (x - ZERO_MISH[0]) - ZERO_MISH[1]
+    gh, gl = zero_mish(h)
+    return fma(h, gh, h * gl) if abs(h) <= F(ZERO_WIDTH) else general
+
+
 @jit
 def silu_d32(x: Any) -> Any:
     """σ(x)·(1 + x·σ(−x)): within ½ of its zero r, ``h·G(h)`` (h = x − r); elsewhere from
@@ -501,6 +513,7 @@ gelu_v = polynomial32(FITS["GELU_V"], "gelu_v")
 gelu_v_slope = slope32(FITS["GELU_V"], 5, "gelu_v_slope")
 zero_gelu = polynomial32(FITS["ZERO_GELU"], "zero_gelu")
 zero_silu = polynomial32(FITS["ZERO_SILU"], "zero_silu")
+zero_mish = polynomial32(FITS["ZERO_MISH"], "zero_mish")
 
 
 # gelu (tanh form) ------------------------------------------------------------------------------

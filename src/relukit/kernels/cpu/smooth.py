@@ -43,7 +43,7 @@ from relukit.kernels.cpu.math64 import (
     two_sum,
     two_sum_fast,
 )
-from relukit.kernels.cpu.mathlib import INV_SQRT_2PI, clenshaw_steps, polynomial
+from relukit.kernels.cpu.mathlib import INV_SQRT_2PI, clenshaw_steps, exp_f64, polynomial
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -282,13 +282,13 @@ def mish_parts(x: float) -> Any:
 
 
 @jit
-def mish_f(v: Any, x: float) -> float:
+def mish_f_wide(v: Any, x: float) -> float:
     parts = mish_parts(x)  # (the unused ones are not computed: the code is inlined)
     return fma(x, parts[0], x * parts[1]) * parts[6]
 
 
 @jit
-def mish_d(v: Any, x: float) -> float:
+def mish_d_wide(v: Any, x: float) -> float:
     """t + x·σ(x)·(1 − t²)."""
     th, tl, rh, rl, sh, sl, unscale = mish_parts(x)
     ph, pl = dd_scale(sh, sl, x)
@@ -597,6 +597,32 @@ def _softplus_d32(v: Any, x: Any, beta: Any, threshold: Any) -> Any:
     return m32.softplus_d32(v, bh, bl, th, tl)
 
 
+@jit
+def _mish_parts32(x: float) -> Any:
+    """(t, 1 − t², σ(x)) for a float32 input, in float64 (each within about 1e-15 relative,
+    enough for one float32 rounding): t = n/(n + 2), n = e^x(e^x + 2); t = 1 above 40."""
+    big = x > 40.0
+    e = exp_f64(0.0 if big else x)
+    n = e * (e + 2.0)
+    t = 1.0 if big else n / (n + 2.0)
+    rest = 0.0 if big else 4.0 * (n + 1.0) / ((n + 2.0) * (n + 2.0))
+    return t, rest, e / (1.0 + e)
+
+
+@jit
+def _mish_f32(v: Any, x: Any) -> Any:
+    t, _, _ = _mish_parts32(x)
+    return np.float32(x * t)
+
+
+@jit
+def _mish_d32(v: Any, x: Any) -> Any:
+    t, rest, s = _mish_parts32(x)
+    y = t + x * s * rest
+    y = math.copysign(0.0, 1.0 + x) if y == 0.0 else y  # (an underflow keeps the sign of 1 + x)
+    return m32.mish_d_near(v, np.float32(y))
+
+
 sigmoid_f = _by_type("sigmoid_f", _sigmoid_f32, sigmoid_f_wide, 0)
 sigmoid_d = _by_type("sigmoid_d", _sigmoid_d32, sigmoid_d_wide, 0)
 tanh_f = _by_type("tanh_f", _tanh_f32, tanh_f_wide, 0)
@@ -615,3 +641,5 @@ gelu_tanh_f = _by_type("gelu_tanh_f", _gelu_tanh_f32, gelu_tanh_f_wide, 0)
 gelu_tanh_d = _by_type("gelu_tanh_d", _gelu_tanh_d32, gelu_tanh_d_wide, 0)
 softplus_f = _by_type("softplus_f", _softplus_f32, softplus_f_wide, 2)
 softplus_d = _by_type("softplus_d", _softplus_d32, softplus_d_wide, 2)
+mish_f = _by_type("mish_f", _mish_f32, mish_f_wide, 0)
+mish_d = _by_type("mish_d", _mish_d32, mish_d_wide, 0)
