@@ -178,7 +178,17 @@ def test_a_ctrl_c_while_the_workers_start_is_kept_and_the_workers_never_see_it(m
 
 
 def test_a_ctrl_c_while_the_workers_start_raises_under_the_default_handler(monkeypatch):
+    import distributed
+
     runner = _engine_with(monkeypatch)
+
+    def client_after_a_while(*_args, **_kwargs):
+        # The kernel may hand the held SIGINT to another thread (the kernels' pool, Dask's),
+        # whose handler runs when that thread is next scheduled: give it time before the stub's
+        # error would pre-empt it. Python's sleep is interrupted by the KeyboardInterrupt.
+        time.sleep(10)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(distributed, "Client", client_after_a_while)
     with pytest.raises(KeyboardInterrupt):
         runner._Dask(None, 2, None)
-        time.sleep(10)  # another thread may take the signal first
