@@ -194,5 +194,10 @@ def test_a_ctrl_c_while_the_workers_start_raises_under_the_default_handler(monke
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(distributed, "Client", client_after_a_while)
-    with pytest.raises(KeyboardInterrupt):
-        runner._Dask(None, 2, None)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    print(f"SIGINT handler before this test: {previous!r}")  # shown if it fails
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner._Dask(None, 2, None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
