@@ -12,6 +12,7 @@ import relukit
 from relukit import threads
 from relukit.kernels import mask as packer
 from relukit.kernels.cpu import memory as kernels
+from relukit.kernels.cpu.team import START, STOP
 from relukit.memory.output import branch_bit, inverse_table, invert, minimum
 from relukit.memory.steps import steps_for
 
@@ -72,7 +73,7 @@ def test_step_codes_and_backward_are_bucketize_and_the_packer(bits, dtype, n):
 def test_chunks_split_on_mask_words_and_cover_the_array_once():
     parts: list[tuple[int, int]] = []
     with threads.limit(2):
-        kernels.spread(1_000_003, lambda a, b: lambda: parts.append((a, b)))
+        kernels.spread(1_000_003, lambda a, b: parts.append((a, b)), START, STOP)
     parts.sort()
     assert len(parts) > 1 and parts[0][0] == 0 and parts[-1][1] == 1_000_003
     assert all(a % 64 == 0 for a, _ in parts)

@@ -57,7 +57,8 @@ def cached_kernel(function: Any) -> Any:
     return dispatcher
 
 
-HOST = ("__init__.py", "host.py", "spin.py")  # not part of the kernels: see _source_stamp
+# not part of the kernels: see _source_stamp
+HOST = ("__init__.py", "host.py", "spin.py", "team.py")
 
 
 def _source_stamp() -> int:

@@ -14,7 +14,8 @@ dtype float16, bfloat16, float32 or float64, of any shape and layout:
   written through a temporary.
 
 Work is split into contiguous chunks (multiples of 64 elements, so that mask words never
-straddle two threads) run on :mod:`relukit.threads`' pool. Outputs of at least
+straddle two threads) run on the process's OpenMP team where one is loaded (PyTorch's threads;
+:mod:`relukit.kernels.cpu.team`), else on :mod:`relukit.threads`' pool. Outputs of at least
 :data:`STREAM_BYTES` are written with streaming stores (x86-64 only).
 
 Nothing here imports Numba until a kernel is first needed; kernels come from Numba's on-disk
@@ -28,6 +29,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,8 @@ import numpy as np
 from relukit import threads
 from relukit.family.spec import Activation
 from relukit.kernels.arrays import Input, bfloat16, is_bfloat16
+from relukit.kernels.cpu import team
+from relukit.kernels.cpu.team import START, Part
 
 STREAM = platform.machine().lower() in ("x86_64", "amd64")
 # Outputs from 8 MiB up (a quarter of this machine's L3) bypass the caches.
@@ -402,19 +406,34 @@ def grain(linear: bool, asleep: bool = False) -> int:
 
 
 def _spread(
-    n: int, linear: bool, task: Callable[[int, int], Callable[[], None]], itemsize: int = 4
+    n: int,
+    linear: bool,
+    kernel: Any,
+    args: tuple[Any, ...],
+    itemsize: int = 4,
+    compiled: Any = None,
 ) -> None:
-    """Run ``task(a, b)()`` over ``[0, n)`` in :func:`_chunks` on the pool, waking sleeping
-    workers only for a call of at least twice the :func:`grain` of a wake-up (in float32
-    elements: a piecewise-linear member's time is its bytes', so ``itemsize`` 8 halves it)."""
+    """``kernel(*team.bind(args, a, b))`` over ``[0, n)`` in :func:`_chunks`: on the process's
+    OpenMP team where one is loaded (:mod:`relukit.kernels.cpu.team`; PyTorch's threads; there
+    ``compiled`` is ``kernel``'s Numba dispatcher where ``kernel`` is one of its entry points),
+    else on relukit's pool, waking sleeping workers only for a call of at least twice the
+    :func:`grain` of a wake-up (in float32 elements: a piecewise-linear member's time is its
+    bytes', so ``itemsize`` 8 halves it)."""
     chunks = _chunks(n, linear)
     if len(chunks) == 1:
-        task(0, n)()
+        kernel(*team.bind(args, 0, n))
         return
+    if team.available():
+        compiled = kernel if compiled is None else compiled
+        kinds = team.layout(compiled, args)
+        if kinds is not None:
+            bounds = [a for a, _ in chunks] + [n]
+            team.run(compiled, args, bounds, min(len(chunks), threads.get_num_threads()), kinds)
+            return
     pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
     scale = max(itemsize, 4) / 4 if linear else 1.0
     wake = pinned is not None or n * scale >= 2 * grain(linear, asleep=True)
-    threads.run_all([task(a, b) for a, b in chunks], wake)
+    threads.run_all([partial(kernel, *team.bind(args, a, b)) for a, b in chunks], wake)
 
 
 def _per_element(linear: bool, large: bool = False) -> float:
@@ -520,10 +539,8 @@ def run(
     p = the_plan.p
     vjp = g is not None
 
-    def task(a: int, b: int) -> Callable[[], None]:
-        return lambda: kernel(xr[a:b], gr[a:b], aux, yr[a:b], p, a, stream, vjp)
-
-    _spread(x.size, _linear(the_plan.member), task, xr.itemsize)
+    args = (Part(xr), Part(gr), aux, Part(yr), p, START, stream, vjp)
+    _spread(x.size, _linear(the_plan.member), kernel, args, xr.itemsize)
     if finish is not None:
         finish()
     return target.finish(y.reshape(x.shape, order=order))
@@ -552,10 +569,7 @@ def _convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """``dst[...] = src`` (1-D, float32 and raw 16-bit bits), rounded to nearest even."""
     kernel = _kernel("convert")
 
-    def task(a: int, b: int) -> Callable[[], None]:
-        return lambda: kernel(src[a:b], dst[a:b])
-
-    _spread(src.size, True, task)
+    _spread(src.size, True, kernel, (Part(src), Part(dst)))
     return dst
 
 
@@ -648,10 +662,9 @@ class Calls:
         kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
         aux = self.aux
 
-        def task(a: int, b: int) -> Callable[[], None]:
-            return lambda: kernel(x[a:b], g[a:b], aux, y[a:b], p, a, stream, vjp)
-
-        _spread(n, self.linear, task, x.itemsize)
+        args = (Part(x), Part(g), aux, Part(y), p, START, stream, vjp)
+        compiled = _kernel("map", self.member, self.codes_of[op], direct)
+        _spread(n, self.linear, kernel, args, x.itemsize, compiled)
 
     def _load_forward(self, direct: bool) -> Any:
         a, m = self.aux, np.zeros(1, np.uint8)
@@ -679,11 +692,9 @@ class Calls:
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
 
-        def task(a: int, b: int) -> Callable[[], None]:
-            m = mask[a * bits // 8 : mask_bytes(b, bits)]
-            return lambda: kernel(x[a:b], aux, y[a:b], m, p, codes, a, stream)
-
-        _spread(n, True, task, x.itemsize)
+        args = (Part(x), aux, Part(y), Part(mask, bits), p, codes, START, stream)
+        compiled = _kernel("mask_forward", self.member, bits, direct)
+        _spread(n, True, kernel, args, x.itemsize, compiled)
 
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
@@ -695,11 +706,8 @@ class Calls:
         stream = _stream_to(dx, g, fresh)
         aux, table, bits = self.aux, self.table, self.bits
 
-        def task(a: int, b: int) -> Callable[[], None]:
-            m = mask[a * bits // 8 : mask_bytes(b, bits)]
-            return lambda: kernel(g[a:b], m, aux, dx[a:b], table, a, stream)
-
-        _spread(n, True, task, g.itemsize)
+        args = (Part(g), Part(mask, bits), aux, Part(dx), table, START, stream)
+        _spread(n, True, kernel, args, g.itemsize, _kernel("mask_backward", bits, 0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -762,11 +770,8 @@ def forward_with_mask(
     kernel = _kernel("mask_forward", the_plan.member, bits, not stream and _disjoint(yr, xr))
     codes = table.astype(np.int64)
 
-    def task(a: int, b: int) -> Callable[[], None]:
-        m = mask_np[a * bits // 8 : mask_bytes(b, bits)]
-        return lambda: kernel(xr[a:b], aux, yr[a:b], m, p, codes, a, stream)
-
-    _spread(x.size, True, task, xr.itemsize)
+    args = (Part(xr), aux, Part(yr), Part(mask_np, bits), p, codes, START, stream)
+    _spread(x.size, True, kernel, args, xr.itemsize)
     if finish is not None:
         finish()
     result = target.finish(y.reshape(x.shape))
@@ -836,11 +841,8 @@ def backward_from_mask(
     stream = dx.itemsize > 2 and _streams(dx, np.may_share_memory(dx, gf))
     kernel = _kernel("mask_backward", bits, int(slopes), dx.itemsize == 2)
 
-    def task(a: int, b: int) -> Callable[[], None]:
-        part = m[a * bits // 8 : mask_bytes(b, bits)]
-        return lambda: kernel(gr[a:b], part, aux, dr[a:b], full, a, stream)
-
-    _spread(g.size, True, task, gr.itemsize)
+    args = (Part(gr), Part(m, bits), aux, Part(dr), full, START, stream)
+    _spread(g.size, True, kernel, args, gr.itemsize)
     if finish is not None:
         finish()
     return target.finish(dx.reshape(g.shape))
@@ -885,10 +887,7 @@ def stream_copy(x: np.ndarray, y: np.ndarray) -> None:
     xr, yr = _raw(x.reshape(-1)), _raw(y.reshape(-1))
     stream = _streams(y, False)
 
-    def task(a: int, b: int) -> Callable[[], None]:
-        return lambda: kernel(xr[a:b], yr[a:b], stream)
-
-    _spread(xr.size, True, task, xr.itemsize)
+    _spread(xr.size, True, kernel, (Part(xr), Part(yr), stream), xr.itemsize)
 
 
 def math_function(name: str, x: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ from relukit.kernels.cpu.intrinsics import (
     word_above,
 )
 from relukit.kernels.cpu.mathlib import log1p_f64
+from relukit.kernels.cpu.team import START, STOP
 
 _BLOCK = 64
 _inline = numba.njit(**INLINE_OPTIONS)
@@ -333,13 +334,14 @@ def _make_step_backward(bits: int) -> Any:
     return step_backward
 
 
-def spread(n: int, task: Any) -> None:
-    """Run ``task(a, b)()`` over ``[0, n)`` as the other kernels do
+def spread(n: int, kernel: Any, *args: Any) -> None:
+    """``kernel(*args)`` over ``[0, n)`` as the other kernels run
     (:func:`relukit.kernels.cpu.host._spread`: chunks of whole 64-element blocks, up to four per
-    thread, claimed one at a time, sleeping workers woken only for calls worth it)."""
+    thread, claimed one at a time), with :data:`~relukit.kernels.cpu.team.START` and
+    :data:`~relukit.kernels.cpu.team.STOP` among ``args`` the bounds of each chunk."""
     from relukit.kernels.cpu.host import _spread
 
-    _spread(n, False, task)
+    _spread(n, False, kernel, args)
 
 
 _INVERSE: dict[bool, Any] = {}
@@ -374,7 +376,7 @@ def inverse_backward(table: Any, y: np.ndarray, packed: np.ndarray, g: np.ndarra
     kernel = _INVERSE.get(wide) or _INVERSE.setdefault(wide, _make_inverse_kernel(wide))
     out = np.empty_like(g)
     args = (float(table.y_min), 1 / table.step, float(table.right), float(table.left))
-    spread(y.size, lambda a, b: lambda: kernel(y, packed, g, out, rows, *args, a, b))
+    spread(y.size, kernel, y, packed, g, out, rows, *args, START, STOP)
     return out
 
 
@@ -386,7 +388,7 @@ def below_bits(x: np.ndarray, threshold: float) -> np.ndarray:
     if not _BELOW:
         _BELOW.append(_make_below_bits())
     kernel = _BELOW[0]
-    spread(x.size, lambda a, b: lambda: kernel(x, just_below, packed, a, b))
+    spread(x.size, kernel, x, just_below, packed, START, STOP)
     return packed
 
 
@@ -394,7 +396,7 @@ def step_codes(x: np.ndarray, borders: np.ndarray, bits: int) -> np.ndarray:
     """The packed ``bits``-bit codes of ``x`` (flat) among ``borders`` (of x's dtype)."""
     packed = np.empty(-(-x.size * bits // 8), dtype=np.uint8)
     kernel = _STEP_CODES.get(bits) or _STEP_CODES.setdefault(bits, _make_step_codes(bits))
-    spread(x.size, lambda a, b: lambda: kernel(x, borders, packed, a, b))
+    spread(x.size, kernel, x, borders, packed, START, STOP)
     return packed
 
 
@@ -402,5 +404,5 @@ def step_backward(g: np.ndarray, packed: np.ndarray, levels: np.ndarray, bits: i
     """``g·levels[code]`` from the packed codes (``levels`` of g's dtype)."""
     out = np.empty_like(g)
     kernel = _STEP_BACKWARD.get(bits) or _STEP_BACKWARD.setdefault(bits, _make_step_backward(bits))
-    spread(g.size, lambda a, b: lambda: kernel(g, packed, levels, out, a, b))
+    spread(g.size, kernel, g, packed, levels, out, START, STOP)
     return out

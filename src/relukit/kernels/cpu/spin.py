@@ -51,6 +51,39 @@ def load_acquire(typingctx: Any, array: Any, index: Any) -> Any:
 
 
 @intrinsic
+def fetch_add(typingctx: Any, array: Any, index: Any) -> Any:
+    """``array[index] += 1`` of an int64 array as one atomic operation; the value before. How
+    the threads of :mod:`relukit.kernels.cpu.team` claim chunks."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        return None
+    if not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        kind = signature.args[0]
+        view = context.make_array(kind)(context, builder, args[0])
+        at = context.cast(builder, args[1], signature.args[1], types.intp)
+        pointer = cgutils.get_item_pointer(context, builder, kind, view, [at])
+        one = ir.Constant(ir.IntType(64), 1)
+        return builder.atomic_rmw("add", pointer, one, "monotonic")
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def address(typingctx: Any, value: Any) -> Any:
+    """An int64 address as a ``void*`` (for ``numba.carray``)."""
+    if not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        word = context.cast(builder, args[0], signature.args[0], types.int64)
+        return builder.inttoptr(word, ir.IntType(8).as_pointer())
+
+    return types.voidptr(value), codegen
+
+
+@intrinsic
 def pause(typingctx: Any) -> Any:
     """``pause`` (x86-64): a spin-wait hint that frees the core's resources for a while; a
     no-op elsewhere."""

@@ -1,0 +1,118 @@
+"""relukit.kernels.cpu.team: kernels' chunks on the process's OpenMP team."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch  # noqa: F401  (loads PyTorch's OpenMP runtime)
+
+from relukit import threads
+from relukit.kernels.cpu import host, team
+from relukit.kernels.cpu.team import START, STOP, Part
+
+pytestmark = pytest.mark.skipif(not host.available(), reason="needs Numba")
+
+LINUX = sys.platform.startswith("linux")
+
+
+def test_bind_gives_each_chunk_its_part_its_bounds_and_the_rest_whole():
+    x = np.arange(200.0)
+    codes = np.arange(50, dtype=np.uint8)  # 2 bits per element
+    whole = np.zeros(3)
+    bound = team.bind((Part(x), Part(codes, 2), whole, START, STOP, True), 64, 130)
+    assert bound[0].tolist() == x[64:130].tolist()
+    assert bound[1].tolist() == codes[16:33].tolist()  # ceil(130 * 2 / 8) = 33
+    assert bound[2] is whole and bound[3:] == (64, 130, True)
+
+
+def test_layout_declines_what_a_trampoline_cannot_pass():
+    kernel = host._kernel("copy")
+    x = np.zeros(8)
+    assert team.layout(kernel, (Part(x), Part(x), False)) is not None
+    assert team.layout(lambda *a: None, (Part(x), Part(x), False)) is None  # not compiled
+    assert team.layout(kernel, (Part(x), np.zeros((2, 4)), False)) is None  # not 1-D
+    assert team.layout(kernel, (Part(x), Part(x[::2]), False)) is None  # strided
+    assert team.layout(kernel, (Part(x), Part(x), "text")) is None
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_pytorch_s_runtime_is_found_once_torch_is_imported():
+    assert team.available()
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_call_on_the_team_gives_the_bits_of_one_thread(dtype):
+    n = 300_007
+    x = np.random.default_rng(0).standard_normal(n).astype(dtype)
+    x[::97] = np.nan
+    kernel = host._kernel("mask_forward", host._module().RELU, 1, False)
+    p = np.zeros(8, dtype=dtype)
+    p[4], p[5] = 0.0, np.inf
+    codes = np.zeros(3, dtype=np.int64)
+    aux = np.zeros(1, dtype=dtype)
+    y1, m1 = np.empty_like(x), np.empty(-(-n // 8), dtype=np.uint8)
+    kernel(x, aux, y1, m1, p, codes, 0, False)
+    y2, m2 = np.full_like(x, 7.0), np.zeros_like(m1)
+    args = (Part(x), aux, Part(y2), Part(m2, 1), p, codes, START, False)
+    bounds = [*range(0, n, 64 * 500), n]
+    team.run(kernel, args, bounds, 2, team.layout(kernel, args))
+    assert y1.tobytes() == y2.tobytes() and m1.tobytes() == m2.tobytes()
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_every_chunk_runs_once_with_its_bounds_and_scalars():
+    # the stream copy kernel over chunks of odd sizes, float32 scalars passed through
+    n = 100_003
+    x = np.arange(n, dtype=np.float32)
+    y = np.zeros_like(x)
+    kernel = host._kernel("copy")
+    args = (Part(x), Part(y), False)
+    bounds = [0, 64, 128, 50_048, 50_112, n]
+    team.run(kernel, args, bounds, 2, team.layout(kernel, args))
+    np.testing.assert_array_equal(y, x)
+
+
+def _child(code: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_relukit_openmp_0_turns_the_team_off():
+    code = "import torch; from relukit.kernels.cpu import team; print(team.available())"
+    assert _child(code, {"RELUKIT_OPENMP": "0"}) == "False"
+    assert _child(code, {"RELUKIT_OPENMP": "1"}) == "True"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_on_relukit_s_pool_and_gets_the_same_bits():
+    x = np.random.default_rng(1).standard_normal(1 << 20)
+    import relukit
+
+    expected = relukit.relu(x)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        try:
+            with threads.limit(2):
+                same = relukit.relu(x).tobytes() == expected.tobytes()
+            os.write(write, b"%d%d" % (team.available(), same))
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    answer = os.read(read, 2)
+    os.close(read)
+    assert status == 0 and answer == b"01"
