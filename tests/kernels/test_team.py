@@ -12,7 +12,7 @@ import torch  # noqa: F401  (loads PyTorch's OpenMP runtime)
 
 from relukit import threads
 from relukit.kernels.cpu import host, team
-from relukit.kernels.cpu.team import START, STOP, Part
+from relukit.kernels.cpu.team import START, STOP, Part, Segments, Words
 
 pytestmark = pytest.mark.skipif(not host.available(), reason="needs Numba")
 
@@ -116,3 +116,23 @@ def test_a_forked_child_runs_on_relukit_s_pool_and_gets_the_same_bits():
     answer = os.read(read, 2)
     os.close(read)
     assert status == 0 and answer == b"01"
+
+
+def test_words_and_segments_give_each_chunk_its_own():
+    words = np.arange(10, dtype=np.uint64)
+    values = np.arange(100.0)
+    offsets = np.array([0, 7, 7, 30], dtype=np.int64)
+    args = (Words(words), Segments(values, offsets))
+    first, second = team.bind(args, 64, 200, 1), team.bind(args, 200, 300, 2)
+    assert first[0].tolist() == [1, 2] and first[1].size == 0  # words 1..2 lie inside [64, 200)
+    assert second[0].tolist() == [3] and second[1].tolist() == values[7:30].tolist()
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_what_each_chunk_returns_comes_back_in_order():
+    from relukit.kernels.cpu import slopes
+
+    x = np.random.default_rng(3).standard_normal(70_000)
+    chunks = [(0, 640), (640, 30_016), (30_016, 70_000)]
+    got = host.run_chunks(slopes.count_off, (Part(x), True), chunks, returns=True)
+    assert got == [int(np.sum(~(x[a:b] > 0))) for a, b in chunks]

@@ -32,9 +32,8 @@ Example:
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,9 @@ from relukit.family import lookup
 from relukit.kernels import gpu
 from relukit.kernels import mask as mask_path
 from relukit.kernels.arrays import Input, as_input
+from relukit.kernels.cpu.team import START, STOP, Part, Segments, Words
 from relukit.kernels.gpu import FORMULAS as GPU_FORMULAS
+from relukit.kernels.pages import empty_tensor
 from relukit.nn.rules import RULES, MaskRule, params_key, rule
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -119,7 +120,7 @@ class Masks:
         """``(f(x), mask)``: y in x's layout, the codes in x's memory order."""
         if self.kernels is not None and _direct(x) and x.numel() and not self.triton(x):
             # the common case first, in as few PyTorch calls as it takes
-            y = torch.empty(x.shape, dtype=x.dtype)
+            y = empty_tensor(x.shape, x.dtype)
             mask = torch.empty((x.numel() * self.bits + 7) // 8, dtype=torch.uint8)
             self.kernels.forward(_flat(x), _flat(y), mask.numpy())
             return y, mask
@@ -131,7 +132,7 @@ class Masks:
 
             y, mask = piecewise.forward_with_mask(*self.gpu, flat)
         elif n and self.kernels is not None and self.compiled(flat):
-            y = torch.empty(n, dtype=flat.dtype)
+            y = empty_tensor(n, flat.dtype)
             mask = torch.empty((n * self.bits + 7) // 8, dtype=torch.uint8)
             self.kernels.forward(flat.numpy(), y.numpy(), mask.numpy())
         else:
@@ -159,7 +160,7 @@ class Masks:
         """``grad·f'(x)`` from the mask; ``order`` is x's memory order (empty: C order)."""
         direct = self.kernels is not None and _direct(grad) and mask.is_contiguous()
         if not order and direct and grad.numel() and not self.triton(grad):
-            dx = torch.empty(grad.shape, dtype=grad.dtype)
+            dx = empty_tensor(grad.shape, grad.dtype)
             self.kernels.backward(_flat(grad), mask.numpy(), _flat(dx))
             return dx
         flat = in_order(grad, order)
@@ -169,7 +170,7 @@ class Masks:
 
             dx = piecewise.backward_from_mask(*self.gpu, flat, mask)
         elif n and self.kernels is not None and self.compiled(flat) and mask.is_contiguous():
-            dx = torch.empty(n, dtype=flat.dtype)
+            dx = empty_tensor(n, flat.dtype)
             self.kernels.backward(flat.numpy(), mask.numpy(), dx.numpy())
         else:
             dx = self.rule.backward_from_mask(flat, mask)
@@ -256,37 +257,26 @@ def _pieces(n: int) -> list[tuple[int, int]]:
     return _chunks(n, False)
 
 
-def _run(tasks: list[Callable[[], Any]]) -> list[Any]:
-    """Run the tasks at once on relukit's threads; their results in order."""
-    from relukit import threads
+def _run(
+    kernel: Any, args: tuple[Any, ...], chunks: list[tuple[int, int]], counts: bool = False
+) -> list[int]:
+    """``kernel`` over the chunks at once on relukit's threads (see
+    :func:`relukit.kernels.cpu.host.run_chunks`); with ``counts``, the count each call
+    returned, in order."""
+    from relukit.kernels.cpu.host import run_chunks
 
-    if len(tasks) == 1:
-        return [tasks[0]()]
-    results: list[Any] = [None] * len(tasks)
-
-    def task(j: int) -> Callable[[], None]:
-        def run() -> None:
-            results[j] = tasks[j]()
-
-        return run
-
-    threads.run_all([task(j) for j in range(len(tasks))])
-    return results
+    return run_chunks(kernel, args, chunks, returns=counts)
 
 
-def _slices(counts: list[int]) -> list[slice]:
-    """Where each chunk's compressed elements go in the array of all of them."""
-    ends = list(itertools.accumulate(counts))
-    return [slice(end - count, end) for end, count in zip(ends, counts, strict=True)]
+def _offsets(counts: list[int]) -> np.ndarray:
+    """Where each chunk's compressed elements start in the array of all of them, and the end."""
+    return np.concatenate(([0], np.cumsum(counts, dtype=np.int64))).astype(np.int64)
 
 
-class _Chunk:
-    """A chunk ``a .. b`` of a 1-D call: its mask bytes and whole mask words."""
-
-    def __init__(self, mask: Any, a: int, b: int) -> None:
-        self.a, self.b = a, b
-        self.mask = mask[a // 8 : (b + 7) // 8]
-        self.words = mask[a // 8 : a // 8 + (b - a) // 64 * 8].view(np.uint64)
+def _masks(mask: Tensor, n: int) -> tuple[Part, Words]:
+    """A chunk's mask bytes and the whole 64-bit words of its mask (``n`` elements)."""
+    m = mask.numpy()
+    return Part(m, 1), Words(m[: n // 64 * 8].view(np.uint64))
 
 
 def fused_slopes(x: Tensor, weight: Tensor | None = None) -> bool:
@@ -320,29 +310,27 @@ def prelu_forward(x: Tensor, weight: Tensor, keep: bool) -> tuple[Tensor, Tensor
     xs = x.detach().view(-1).numpy()
     n = xs.size
     mask = torch.empty((n + 7) // 8, dtype=torch.uint8)
-    chunks = [_Chunk(mask.numpy(), a, b) for a, b in _pieces(n)]
-    counts = [0] * len(chunks)
-    if keep:
-        counts = _run([lambda c=c: int(slopes.count_off(xs[c.a : c.b], True)) for c in chunks])
-    rest = torch.empty(sum(counts), dtype=x.dtype)
-    y = torch.empty(n, dtype=x.dtype)
-    ys, rs = y.numpy(), rest.numpy()
+    chunks = _pieces(n)
+    counts = _run(slopes.count_off, (Part(xs), True), chunks, True) if keep else [0] * len(chunks)
+    offsets = _offsets(counts)
+    rest = torch.empty(int(offsets[-1]), dtype=x.dtype)
+    y = empty_tensor(n, x.dtype)
     w, inner, pattern, period = _prelu_slopes(weight, x.shape)
-    _run(
-        [lambda c=c, r=r: slopes.prelu_forward(
-            xs[c.a : c.b], c.a, w, inner, pattern, period, ys[c.a : c.b], c.words, c.mask, rs[r],
-            keep)
-         for c, r in zip(chunks, _slices(counts), strict=True)]
+    part, words = _masks(mask, n)
+    args = (
+        Part(xs), START, w, inner, pattern, period, Part(y.numpy()), words, part,
+        Segments(rest.numpy(), offsets), keep,
     )  # fmt: skip
+    _run(slopes.prelu_forward, args, chunks)
     return y.view(x.shape), mask, rest
 
 
-def _zero_bits(mask: Tensor, chunks: list[_Chunk]) -> list[int]:
+def _zero_bits(mask: Tensor, chunks: list[tuple[int, int]]) -> list[int]:
     from relukit.kernels.cpu import slopes
 
     m = mask.numpy()
     words = m[: m.size // 8 * 8].view(np.uint64)
-    return _run([lambda c=c: int(slopes.zero_bits(words, m, c.a, c.b)) for c in chunks])
+    return _run(slopes.zero_bits, (words, m, START, STOP), chunks, True)
 
 
 def prelu_backward(
@@ -355,18 +343,19 @@ def prelu_backward(
 
     gs = grad.view(-1).numpy()
     n = gs.size
-    chunks = [_Chunk(mask.numpy(), a, b) for a, b in _pieces(n)]
+    chunks = _pieces(n)
     counts = _zero_bits(mask, chunks) if keep else [0] * len(chunks)
-    gx = torch.empty(n, dtype=grad.dtype)
-    gw = torch.empty(n if keep else 0, dtype=grad.dtype)
-    xs, ws, rs = gx.numpy(), gw.numpy(), negatives.numpy()
+    gx = empty_tensor(n, grad.dtype)
+    gw = empty_tensor(n if keep else 0, grad.dtype)
+    ws = gw.numpy()
     w, inner, pattern, period = _prelu_slopes(weight, grad.shape)
-    _run(
-        [lambda c=c, r=r: slopes.prelu_backward(
-            gs[c.a : c.b], c.a, w, inner, pattern, period, c.words, c.mask, rs[r],
-            xs[c.a : c.b], ws[c.a : c.b] if keep else ws, keep)
-         for c, r in zip(chunks, _slices(counts), strict=True)]
+    part, words = _masks(mask, n)
+    args = (
+        Part(gs), START, w, inner, pattern, period, words, part,
+        Segments(negatives.numpy(), _offsets(counts)), Part(gx.numpy()),
+        Part(ws) if keep else ws, keep,
     )  # fmt: skip
+    _run(slopes.prelu_backward, args, chunks)
     return gx.view(grad.shape), gw.view(grad.shape) if keep else gw
 
 
@@ -381,17 +370,17 @@ def rrelu_forward(
     xs = x.detach().view(-1).numpy()
     n = xs.size
     mask = torch.empty((n + 7) // 8, dtype=torch.uint8)
-    chunks = [_Chunk(mask.numpy(), a, b) for a, b in _pieces(n)]
-    counts = _run([lambda c=c: int(slopes.count_off(xs[c.a : c.b], False)) for c in chunks])
-    u = torch.empty(sum(counts), dtype=torch.float64).uniform_(0, 1, generator=generator)
+    chunks = _pieces(n)
+    offsets = _offsets(_run(slopes.count_off, (Part(xs), False), chunks, True))
+    u = torch.empty(int(offsets[-1]), dtype=torch.float64).uniform_(0, 1, generator=generator)
     kept = torch.empty(u.numel(), dtype=x.dtype)
-    y = torch.empty(n, dtype=x.dtype)
-    us, ys, ks = u.numpy(), y.numpy(), kept.numpy()
-    _run(
-        [lambda c=c, r=r: slopes.rrelu_forward(
-            xs[c.a : c.b], us[r], low, high, ys[c.a : c.b], c.words, c.mask, ks[r])
-         for c, r in zip(chunks, _slices(counts), strict=True)]
+    y = empty_tensor(n, x.dtype)
+    part, words = _masks(mask, n)
+    args = (
+        Part(xs), Segments(u.numpy(), offsets), low, high, Part(y.numpy()), words, part,
+        Segments(kept.numpy(), offsets),
     )  # fmt: skip
+    _run(slopes.rrelu_forward, args, chunks)
     return y.view(x.shape), mask, kept
 
 
@@ -401,15 +390,12 @@ def rrelu_backward(grad: Tensor, mask: Tensor, kept: Tensor) -> Tensor:
 
     gs = grad.view(-1).numpy()
     n = gs.size
-    chunks = [_Chunk(mask.numpy(), a, b) for a, b in _pieces(n)]
-    counts = _zero_bits(mask, chunks)
-    gx = torch.empty(n, dtype=grad.dtype)
-    xs, ks = gx.numpy(), kept.numpy()
-    _run(
-        [lambda c=c, r=r: slopes.rrelu_backward(
-            gs[c.a : c.b], c.words, c.mask, ks[r], xs[c.a : c.b])
-         for c, r in zip(chunks, _slices(counts), strict=True)]
-    )  # fmt: skip
+    chunks = _pieces(n)
+    offsets = _offsets(_zero_bits(mask, chunks))
+    gx = empty_tensor(n, grad.dtype)
+    part, words = _masks(mask, n)
+    args = (Part(gs), words, part, Segments(kept.numpy(), offsets), Part(gx.numpy()))
+    _run(slopes.rrelu_backward, args, chunks)
     return gx.view(grad.shape)
 
 

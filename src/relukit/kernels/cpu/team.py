@@ -19,8 +19,10 @@ cached on disk). Where no runtime is loaded, after ``fork`` (an OpenMP team does
 it), or with ``RELUKIT_OPENMP=0``, :func:`available` is False and callers use the pool.
 
 The arguments of a call are described, not bound: :class:`Part` marks an array whose chunk the
-kernel gets (elements ``[a, b)``, or the bytes of their packed codes), :data:`START` and
-:data:`STOP` the chunk's bounds; anything else is passed whole (arrays, ints, bools, floats).
+kernel gets (elements ``[a, b)``, or the bytes of their packed codes), :class:`Words` a mask's
+whole 64-bit words in the chunk, :class:`Segments` an array cut at offsets of its own (values
+the chunks counted before), :data:`START` and :data:`STOP` the chunk's bounds; anything else is
+passed whole (arrays, ints, bools, floats).
 
 >>> import numpy as np
 >>> x = np.arange(8.0)
@@ -54,6 +56,27 @@ class Part:
         self.bits = bits
 
 
+class Words:
+    """A one-bit mask as 64-bit words, of which each chunk ``[a, b)`` gets the words wholly
+    inside it (``a // 64`` to ``b // 64``)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+
+class Segments:
+    """An array cut at ``offsets`` (int64, one more than the chunks): chunk ``j`` gets
+    ``array[offsets[j]:offsets[j + 1]]`` (the values the chunks before it did not take)."""
+
+    __slots__ = ("array", "offsets")
+
+    def __init__(self, array: np.ndarray, offsets: np.ndarray) -> None:
+        self.array = array
+        self.offsets = offsets
+
+
 class _Bound:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -67,18 +90,25 @@ START = _Bound("START")
 STOP = _Bound("STOP")
 """One past the last element of the chunk (an int argument)."""
 
+_CUT = (Part, Words, Segments)
 
-def bind(args: Sequence[Any], a: int, b: int) -> tuple[Any, ...]:
-    """The arguments of the kernel call for chunk ``[a, b)``."""
+
+def bind(args: Sequence[Any], a: int, b: int, j: int = 0) -> tuple[Any, ...]:
+    """The arguments of the kernel call for chunk ``j``, ``[a, b)``."""
     bound: list[Any] = []
     for arg in args:
+        kind = type(arg)
         if arg is START:
             bound.append(a)
         elif arg is STOP:
             bound.append(b)
-        elif type(arg) is Part:
+        elif kind is Part:
             bits, array = arg.bits, arg.array
             bound.append(array[a:b] if bits == 0 else array[a * bits // 8 : -(-b * bits // 8)])
+        elif kind is Words:
+            bound.append(arg.array[a // 64 : b // 64])
+        elif kind is Segments:
+            bound.append(arg.array[arg.offsets[j] : arg.offsets[j + 1]])
         else:
             bound.append(arg)
     return tuple(bound)
@@ -138,9 +168,11 @@ if hasattr(os, "register_at_fork"):
 # Trampolines
 
 # The block a call passes to its trampoline (int64 words): [chunks, claimed, length of the
-# block, then two words per argument (an array's address and length, or a scalar), then the
-# chunks' bounds].
-_HEADER = 3
+# block, address of the results (0: none), then three words per argument (an array's address
+# and length and, for Segments, the address of its offsets; or a scalar), then the chunks'
+# bounds].
+_HEADER = 4
+_SLOTS = 3
 _trampolines: dict[tuple[Any, ...], tuple[Any, int]] = {}
 
 
@@ -157,25 +189,52 @@ def layout(kernel: Any, args: Sequence[Any]) -> tuple[Any, ...] | None:
         if arg is START or arg is STOP:
             kinds.append(arg.name)
             continue
-        array = arg.array if type(arg) is Part else arg
+        kind = type(arg)
+        array = arg.array if kind in _CUT else arg
         if isinstance(array, np.ndarray):
             if array.ndim != 1 or not array.flags.c_contiguous:
                 return None
-            if type(arg) is Part:
+            if kind is Part:
                 kinds.append(("part", array.dtype.str, arg.bits))
             else:
-                kinds.append(("array", array.dtype.str))
+                name = {Words: "words", Segments: "segments"}.get(kind, "array")
+                kinds.append((name, array.dtype.str))
             continue
-        kind = str(numba.typeof(arg))
-        if kind != "bool" and not kind.startswith(("int", "uint", "float")):
+        kind_name = str(numba.typeof(arg))
+        if kind_name != "bool" and not kind_name.startswith(("int", "uint", "float")):
             return None
-        kinds.append(("scalar", kind))
+        kinds.append(("scalar", kind_name))
     return tuple(kinds)
 
 
-def _trampoline(kernel: Any, kinds: tuple[Any, ...]) -> tuple[Any, int]:
-    """The compiled ``void(void*)`` that runs ``kernel``'s chunks of a call laid out so, and its
-    address."""
+def _argument(i: int, kind: Any, namespace: dict[str, Any], setup: list[str]) -> str:
+    """The trampoline's expression for argument ``i`` of chunk ``j``, ``[a, b)``."""
+    slot = _HEADER + _SLOTS * i
+    if kind == "START":
+        return "a"
+    if kind == "STOP":
+        return "b"
+    if kind[0] == "scalar":
+        if kind[1] == "bool":
+            return f"block[{slot}] != 0"
+        source = "floats" if kind[1].startswith("float") else "block"
+        return f"np.{kind[1]}({source}[{slot}])"
+    namespace[f"d{i}"] = np.dtype(kind[1]).type
+    setup.append(f"    v{i} = carray(address(block[{slot}]), block[{slot + 1}], d{i})")
+    if kind[0] == "array":
+        return f"v{i}"
+    if kind[0] == "words":
+        return f"v{i}[a // 64 : b // 64]"
+    if kind[0] == "segments":
+        setup.append(f"    o{i} = carray(address(block[{slot + 2}]), chunks + 1, np.int64)")
+        return f"v{i}[o{i}[j] : o{i}[j + 1]]"
+    bits = kind[2]
+    return f"v{i}[a:b]" if bits == 0 else f"v{i}[a * {bits} // 8 : (b * {bits} + 7) // 8]"
+
+
+def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any, int]:
+    """The compiled ``void(void*)`` that runs ``kernel``'s chunks of a call laid out so (with
+    ``results``: storing what each returns), and its address."""
     from numba import carray, cfunc, types
 
     from relukit.kernels.cpu.spin import address, fetch_add
@@ -188,29 +247,10 @@ def _trampoline(kernel: Any, kinds: tuple[Any, ...]) -> tuple[Any, int]:
         "kernel": kernel,
     }
     setup: list[str] = []
-    call: list[str] = []
-    for i, kind in enumerate(kinds):
-        slot = _HEADER + 2 * i
-        if kind == "START":
-            call.append("a")
-        elif kind == "STOP":
-            call.append("b")
-        elif kind[0] in ("part", "array"):
-            namespace[f"d{i}"] = np.dtype(kind[1]).type
-            setup.append(f"    v{i} = carray(address(block[{slot}]), block[{slot + 1}], d{i})")
-            if kind[0] == "array":
-                call.append(f"v{i}")
-            elif kind[2] == 0:
-                call.append(f"v{i}[a:b]")
-            else:
-                bits = kind[2]
-                call.append(f"v{i}[a * {bits} // 8 : (b * {bits} + 7) // 8]")
-        elif kind[1] == "bool":
-            call.append(f"block[{slot}] != 0")
-        elif kind[1].startswith("float"):
-            call.append(f"np.{kind[1]}(floats[{slot}])")
-        else:
-            call.append(f"np.{kind[1]}(block[{slot}])")
+    call = ", ".join(_argument(i, kind, namespace, setup) for i, kind in enumerate(kinds))
+    if results:
+        setup.append("    results = carray(address(block[3]), chunks, np.int64)")
+    bounds = _HEADER + _SLOTS * len(kinds)
     source = "\n".join(
         [
             "def trampoline(data):",
@@ -224,9 +264,9 @@ def _trampoline(kernel: Any, kinds: tuple[Any, ...]) -> tuple[Any, int]:
             "        j = fetch_add(block, 1)",
             "        if j >= chunks:",
             "            break",
-            f"        a = block[{_HEADER + 2 * len(kinds)} + j]",
-            f"        b = block[{_HEADER + 2 * len(kinds)} + j + 1]",
-            f"        kernel({', '.join(call)})",
+            f"        a = block[{bounds} + j]",
+            f"        b = block[{bounds} + j + 1]",
+            f"        {'results[j] = ' if results else ''}kernel({call})",
         ]
     )
     exec(compile(source, f"<relukit trampoline {kinds}>", "exec"), namespace)
@@ -234,28 +274,40 @@ def _trampoline(kernel: Any, kinds: tuple[Any, ...]) -> tuple[Any, int]:
     return compiled, compiled.address
 
 
-def run(kernel: Any, args: Sequence[Any], bounds: Sequence[int], threads: int, kinds: Any) -> None:
-    """``kernel(*bind(args, a, b))`` for each chunk ``[a, b)`` of ``bounds`` (ascending), on
-    ``threads`` threads of the OpenMP team; ``kinds`` is :func:`layout` of them (not None).
-    Only where :func:`available`."""
+def run(
+    kernel: Any,
+    args: Sequence[Any],
+    bounds: Sequence[int],
+    threads: int,
+    kinds: Any,
+    results: np.ndarray | None = None,
+) -> None:
+    """``kernel(*bind(args, a, b, j))`` for each chunk ``j``, ``[a, b)`` of ``bounds``
+    (ascending), on ``threads`` threads of the OpenMP team, storing what it returns in
+    ``results[j]`` (int64) if given; ``kinds`` is :func:`layout` of them (not None). Only
+    where :func:`available`."""
     parallel = _parallel()
-    key = (kernel, kinds)
+    key = (kernel, kinds, results is not None)
     found = _trampolines.get(key)
     if found is None:
-        found = _trampolines[key] = _trampoline(kernel, kinds)
+        found = _trampolines[key] = _trampoline(kernel, kinds, results is not None)
     chunks = len(bounds) - 1
-    words = _HEADER + 2 * len(args)
+    words = _HEADER + _SLOTS * len(args)
     block = np.empty(words + len(bounds), dtype=np.int64)
     block[0], block[1], block[2] = chunks, 0, block.size
+    block[3] = 0 if results is None else results.ctypes.data
     floats = block.view(np.float64)
     for i, arg in enumerate(args):
-        slot = _HEADER + 2 * i
+        slot = _HEADER + _SLOTS * i
         if arg is START or arg is STOP:
             continue
-        array = arg.array if type(arg) is Part else arg
+        kind = type(arg)
+        array = arg.array if kind in _CUT else arg
         if isinstance(array, np.ndarray):
             block[slot] = array.ctypes.data
             block[slot + 1] = array.size
+            if kind is Segments:
+                block[slot + 2] = arg.offsets.ctypes.data
         elif isinstance(arg, float | np.floating):
             floats[slot] = arg
         else:

@@ -1,0 +1,65 @@
+"""relukit.kernels.pages: large outputs on transparent huge pages."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from relukit.kernels import pages
+
+
+def _huge_kib(address: int) -> int:
+    """AnonHugePages of the mapping holding ``address`` (from /proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split()[0]
+            if "-" in first and ":" not in first:
+                low, high = (int(part, 16) for part in first.split("-"))
+                inside = low <= address < high
+            elif inside and first == "AnonHugePages:":
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or pages._page_size() == 0,
+    reason="needs transparent huge pages (Linux, not 'never')",
+)
+def test_a_large_fresh_output_lands_on_huge_pages():
+    tensor = pages.empty_tensor((pages.HUGE_BYTES // 4,), torch.float32)
+    tensor.fill_(1.0)
+    assert _huge_kib(tensor.data_ptr() + pages.HUGE_BYTES // 2) > 0
+
+
+def test_outputs_have_the_shape_dtype_and_order_asked_for():
+    a = pages.empty_array((3, pages.HUGE_BYTES // 24 + 1), np.float64, order="F")
+    assert a.shape == (3, pages.HUGE_BYTES // 24 + 1) and a.flags.f_contiguous
+    t = pages.empty_tensor((2, 5), torch.bfloat16)
+    assert t.shape == (2, 5) and t.dtype == torch.bfloat16
+    assert pages.empty_array((0,), np.float32).size == 0
+
+
+def test_small_outputs_and_switched_off_huge_pages_are_left_alone(monkeypatch):
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(pages, "_madvise", lambda: lambda a, n, advice: calls.append((a, n)))
+    monkeypatch.setattr(pages, "_page_size", lambda: 1 << 21)
+    pages.advise(1 << 21, pages.HUGE_BYTES - 1)
+    assert calls == []
+    pages.advise((1 << 21) + 5, pages.HUGE_BYTES)  # only the aligned part inside
+    assert calls == [(1 << 22, pages.HUGE_BYTES - (1 << 21))]
+    monkeypatch.setattr(pages, "_page_size", lambda: 0)
+    pages.advise(1 << 21, 2 * pages.HUGE_BYTES)
+    assert len(calls) == 1
+
+
+def test_relukit_huge_pages_0_switches_them_off(monkeypatch):
+    pages._page_size.cache_clear()
+    monkeypatch.setenv(pages.ENV, "0")
+    try:
+        assert pages._page_size() == 0
+    finally:
+        pages._page_size.cache_clear()
