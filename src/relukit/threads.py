@@ -39,15 +39,26 @@ from relukit.errors import UserTypeError, UserValueError
 ENV = "RELUKIT_NUM_THREADS"
 
 _setting: int | None = None
-_local = threading.local()
+
+
+class _Local(threading.local):
+    limit: int | None = None  # (a class default: found without an AttributeError)
+
+
+_local = _Local()
+
+
+_cores: list[int] = []
 
 
 def cores() -> int:
-    """The number of cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """The number of cores this process may run on (looked up once per process)."""
+    if not _cores:
+        try:
+            _cores.append(len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            _cores.append(os.cpu_count() or 1)
+    return _cores[0]
 
 
 def _check(n: Any, where: str) -> int:
@@ -58,20 +69,30 @@ def _check(n: Any, where: str) -> int:
     return n
 
 
+_parsed: dict[str, int | None] = {}
+
+
 def _from_env() -> int | None:
     text = os.environ.get(ENV)
-    if text is None or not text.strip():
+    if text is None:
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserValueError(f"{ENV}={text!r} is not an integer") from None
-    return _check(value, ENV)
+    value = _parsed.get(text, 0)
+    if value == 0:  # not parsed yet (a valid count is at least 1)
+        if not text.strip():
+            value = None
+        else:
+            try:
+                number = int(text)
+            except ValueError:
+                raise UserValueError(f"{ENV}={text!r} is not an integer") from None
+            value = _check(number, ENV)
+        _parsed[text] = value
+    return value
 
 
 def get_num_threads() -> int:
     """The number of threads the next compiled kernel called from this thread will use."""
-    override = getattr(_local, "limit", None)
+    override = _local.limit
     if override is not None:
         return override
     if _setting is not None:
@@ -96,7 +117,7 @@ def set_num_threads(n: int | None) -> None:
 def limit(n: int) -> Iterator[None]:
     """Use at most ``n`` threads for the calls made by this thread inside the ``with`` block."""
     n = _check(n, "relukit.threads.limit")
-    previous = getattr(_local, "limit", None)
+    previous = _local.limit
     _local.limit = n if previous is None else min(n, previous)
     try:
         yield
@@ -216,9 +237,7 @@ def _rounds(seconds: float = SPIN_SECONDS) -> int:
     return max(1, int(seconds * _spin_rate[0])) if _spin_rate[0] else 0
 
 
-def _spin(
-    state: Any, index: int, old: int, rounds: int, settle: int = 0, done: Any = None
-) -> int:
+def _spin(state: Any, index: int, old: int, rounds: int, settle: int = 0, done: Any = None) -> int:
     """:func:`relukit.kernels.cpu.spin.spin` (``done[0] = 1`` first); without Numba, a read."""
     if rounds == 0:
         if done is not None:
@@ -232,6 +251,7 @@ def _spin(
 def _forget_after_fork() -> None:
     """A forked child has none of the parent's threads: start a pool of its own when needed."""
     global _busy
+    _cores.clear()
     _workers.clear()
     _busy = threading.Lock()
 

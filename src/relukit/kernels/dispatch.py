@@ -43,6 +43,7 @@ from relukit.family.spec import Activation
 from relukit.kernels import mask as mask_path
 from relukit.kernels import reference
 from relukit.kernels.arrays import Input, dtype_kind
+from relukit.kernels.pages import HUGE_BYTES, empty_array
 
 MIN_ELEMENTS = 1
 MIN_ELEMENTS_16 = 1
@@ -150,8 +151,12 @@ class Fast:
     @staticmethod
     def _out(x: np.ndarray, out: Any) -> np.ndarray | None:
         """The array to write: a new one, or ``out`` when the kernels can write it directly."""
-        if out is None:
-            return np.empty(x.shape, x.dtype)  # (np.empty_like takes twice as long)
+        if out is None:  # (np.empty_like takes twice as long)
+            return (
+                np.empty(x.shape, x.dtype)
+                if x.nbytes < HUGE_BYTES
+                else empty_array(x.shape, x.dtype)
+            )
         if out is x:
             return out if x.flags.writeable else None
         if type(out) is not np.ndarray or out.dtype != x.dtype or out.shape != x.shape:

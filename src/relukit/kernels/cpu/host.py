@@ -355,7 +355,8 @@ def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
     """``[0, n)`` in chunks for the pool: up to :data:`PIECES` per thread, each at least a
     :func:`grain` (of a ``linear`` member or not) and starting at a multiple of 64 elements."""
     pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
-    if n < 2 * (GRAIN_BOUNDS[0] if pinned is None else pinned):
+    known = _measured.get((linear, False), GRAIN_BOUNDS[0]) if pinned is None else pinned
+    if n < 2 * known:  # (without asking for the thread count: a small call's cost)
         return [(0, n)]
     count = threads.get_num_threads()
     size = grain(linear) if count > 1 else n
@@ -689,7 +690,9 @@ class Calls:
         direct = not stream and y is not x and y is not g
         kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
         aux = self.aux
-
+        if len(_chunks(n, self.linear)) == 1:
+            kernel(x, g, aux, y, p, 0, stream, vjp)
+            return
         args = (Part(x), Part(g), aux, Part(y), p, START, stream, vjp)
         compiled = _kernel("map", self.member, self.codes_of[op], direct)
         _spread(n, self.linear, kernel, args, x.itemsize, compiled)
@@ -722,7 +725,9 @@ class Calls:
         direct = not stream and y is not x
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
-
+        if len(_chunks(n, True)) == 1:
+            kernel(x, aux, y, mask, p, codes, 0, stream)
+            return
         args = (Part(x), aux, Part(y), Part(mask, bits), p, codes, START, stream)
         compiled = _kernel("mask_forward", self.member, bits, direct)
         _spread(n, True, kernel, args, x.itemsize, compiled)
@@ -736,7 +741,9 @@ class Calls:
             return
         stream = _stream_to(dx, g, fresh)
         aux, table, bits = self.aux, self.table, self.bits
-
+        if len(_chunks(n, True)) == 1:
+            kernel(g, mask, aux, dx, table, 0, stream)
+            return
         args = (Part(g), Part(mask, bits), aux, Part(dx), table, START, stream)
         _spread(n, True, kernel, args, g.itemsize, _kernel("mask_backward", bits, 0))
 
