@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import pytest
 
-from relukit.cli import main
+from relukit.cli import main, program
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -120,6 +123,37 @@ def test_a_bug_inside_relukit_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(relukit.activation.ElementwiseFunction, "__call__", broken)
     with pytest.raises(TypeError, match="unsupported operand"):
         main(["eval", "relu", "1"])
+
+
+def _ctrl_c_in_eval(monkeypatch) -> None:
+    import relukit
+
+    def pressed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(relukit.activation.ElementwiseFunction, "__call__", pressed)
+
+
+def test_a_command_stopped_by_ctrl_c_in_process_gives_back_the_callers_handler(monkeypatch, capsys):
+    """130 and one line; the caller's Ctrl-C works again afterwards (was SIG_IGN for good)."""
+    _ctrl_c_in_eval(monkeypatch)
+    before = signal.getsignal(signal.SIGINT)
+    assert main(["eval", "relu", "1"]) == 130
+    assert capsys.readouterr().err == "relukit eval: stopped (Ctrl-C)\n"
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_the_program_stopped_by_ctrl_c_ignores_ctrl_c_until_it_exits(monkeypatch, capsys):
+    _ctrl_c_in_eval(monkeypatch)
+    monkeypatch.setattr(sys, "argv", ["relukit", "eval", "relu", "1"])
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            program()
+        assert exit_.value.code == 130
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_user_errors_are_relukits_own_type():

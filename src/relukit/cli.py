@@ -9,7 +9,9 @@ names the file). Any other exception is a bug in relukit and keeps its traceback
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -210,10 +212,11 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _ignore_ctrl_c() -> None:
-    """Further Ctrl-C ignored: the command is ending, and says so once, without a traceback."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Further Ctrl-C ignored: the command is ending, and says so once, without a traceback
+    (main thread only: elsewhere Python cannot change handlers). :func:`main` puts back the
+    handler it found; :func:`program` keeps ignoring until the process exits."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -384,6 +387,33 @@ def _negatives_as_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` (default: this process's arguments) in this process and return
+    its exit status: 0, 2 for a user error, 130 when stopped by Ctrl-C.
+
+    A command stopped by Ctrl-C ignores further Ctrl-C while it ends; the SIGINT handler this
+    found is back when it returns, so a program that calls it keeps its own Ctrl-C.
+
+    Example:
+        >>> main(["eval", "relu", "-2", "3"])
+        0 3
+        0
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        return _command(argv)
+    finally:
+        if previous is not None and signal.getsignal(signal.SIGINT) is not previous:
+            signal.signal(signal.SIGINT, previous)
+
+
+def program() -> None:
+    """The ``relukit`` program (its console script, ``python -m relukit.cli``): runs the
+    command line's command and exits with its status. After a Ctrl-C the process keeps
+    ignoring Ctrl-C until it has exited, so a second one never prints a traceback."""
+    sys.exit(_command(None))
+
+
+def _command(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(_negatives_as_values(sys.argv[1:] if argv is None else argv))
     handler: Callable[[argparse.Namespace], int] = args.handler
@@ -400,4 +430,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program()

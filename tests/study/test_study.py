@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relukit import cli, study
+from relukit import study
 from relukit.cli import main
 from relukit.study.progress import RichProgress
 from relukit.study.training import Event
@@ -140,7 +140,6 @@ def test_ctrl_c_in_the_command_exits_130(tmp_path, capsys, monkeypatch):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(RichProgress, "__call__", interrupted)
-    monkeypatch.setattr(cli, "_ignore_ctrl_c", lambda: None)  # keep pytest's own Ctrl-C
     out = tmp_path / "report"
     assert main(["study", *TINY, *SERIAL, "--epochs", "12", "--out", str(out)]) == 130
     printed = capsys.readouterr().out
