@@ -1,4 +1,5 @@
-"""Shared test configuration: a deterministic, modest hypothesis profile for the whole suite.
+"""Shared test configuration: a deterministic, modest hypothesis profile for the whole suite,
+and a check that no test leaves the process's Ctrl-C handling changed.
 
 ``RELUKIT_HYPOTHESIS=thorough`` switches to a random, ten times longer search, for hunting
 edge cases before a change lands (CI keeps the deterministic profile).
@@ -7,7 +8,9 @@ edge cases before a change lands (CI keeps the deterministic profile).
 from __future__ import annotations
 
 import os
+import signal
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 _COMMON = {
@@ -20,3 +23,28 @@ settings.register_profile("thorough", derandomize=False, max_examples=500, **_CO
 settings.load_profile(
     "thorough" if os.environ.get("RELUKIT_HYPOTHESIS") == "thorough" else "relukit"
 )
+
+
+def _sigint() -> tuple[object, bool]:
+    """SIGINT's handler, and whether this thread blocks it."""
+    return signal.getsignal(signal.SIGINT), signal.SIGINT in signal.pthread_sigmask(
+        signal.SIG_BLOCK, []
+    )
+
+
+@pytest.fixture(autouse=True)
+def _sigint_left_as_found(request: pytest.FixtureRequest):
+    """Fails the test after which SIGINT's handler or mask differs (a later Ctrl-C test would
+    otherwise fail for it, inside the whole suite only), and puts them back."""
+    before = _sigint()
+    yield
+    after = _sigint()
+    if after == before:
+        return
+    if before[0] is not None:
+        signal.signal(signal.SIGINT, before[0])
+    signal.pthread_sigmask(signal.SIG_BLOCK if before[1] else signal.SIG_UNBLOCK, {signal.SIGINT})
+    pytest.fail(
+        f"{request.node.nodeid} left SIGINT changed: handler {before[0]!r} -> {after[0]!r}, "
+        f"blocked {before[1]} -> {after[1]}"
+    )
