@@ -48,6 +48,12 @@ def test_processes_give_the_numbers_of_one_process_in_plan_order():
 
 
 def test_ctrl_c_stops_the_workers_and_keeps_what_completed():
+    # The Ctrl-C comes when the main thread first sees a run done; the others must still be
+    # unfinished then. With 4 runs of 2 epochs (0.15 s each) a main thread 0.2-0.4 s late
+    # (a loaded machine) found every run done and kept all 4. Runs of 60 epochs (about 1 s
+    # here), three per worker, leave the rest unfinished unless it is 2 runs' time late; the
+    # stop cuts the runs under way short, so only the first run is paid for in full.
+    config = {**CONFIG, "epochs": 60, "seeds": 3}
     seen: list[str] = []
 
     def progress(event: Event) -> None:
@@ -55,7 +61,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_completed():
         if event.kind == "done" and "stopping" not in seen:
             raise KeyboardInterrupt
 
-    result = study.run(study.StudyConfig(**CONFIG, jobs=2), progress=progress)
+    result = study.run(study.StudyConfig(**config, jobs=2), progress=progress)
     assert result.interrupted and "stopping" in seen
     assert 1 <= len(result.runs) < result.planned
     assert [r.spec.index for r in result.runs] == sorted(r.spec.index for r in result.runs)
