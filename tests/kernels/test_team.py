@@ -136,3 +136,22 @@ def test_what_each_chunk_returns_comes_back_in_order():
     chunks = [(0, 640), (640, 30_016), (30_016, 70_000)]
     got = host.run_chunks(slopes.count_off, (Part(x), True), chunks, returns=True)
     assert got == [int(np.sum(~(x[a:b] > 0))) for a, b in chunks]
+
+
+def test_no_two_kernels_share_a_symbol_name():
+    # the trampolines link kernels by symbol; kernels from the disk cache keep the names their
+    # compiling processes gave them (qualified name + a per-process count), so the names must
+    # differ by the kernel's own codes (two map kernels once shared "...kernel$187")
+    k = host._module()
+    kernels = [
+        host._kernel("map", k.RELU, k.FORWARD, True),
+        host._kernel("map", k.GELU, k.FORWARD, False),
+        host._kernel("map", k.GELU, k.DERIVATIVE, False),
+        host._kernel("map", k.SILU, k.DERIVATIVE, False),
+        host._kernel("mask_forward", k.RELU, 1, False),
+        host._kernel("mask_forward", k.LEAKY_RELU, 1, False),
+        host._kernel("mask_backward", 1, 0, False),
+        host._kernel("mask_backward", 2, 0, False),
+    ]
+    names = [kernel.py_func.__qualname__ for kernel in kernels]
+    assert len(set(names)) == len(names), names

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from numba import njit
 from numba.core.caching import IndexDataCacheFile
 
@@ -44,9 +45,32 @@ class _KeyNamedCacheFile(IndexDataCacheFile):
             self._save_index(overloads)
 
 
+def _codes_in_name(function: Any) -> None:
+    """Append the integer codes a factory's kernel closes over to its ``__qualname__``.
+
+    Numba names a compiled function by its qualified name, a number counted per process and its
+    argument types. Kernels loaded from the disk cache keep the names the compiling processes
+    gave them, so two different kernels of one factory compiled in two processes can carry the
+    same symbol (measured: relu's and another member's map kernel, both ``...kernel$187``).
+    Called on its own each kernel is fine, but code that links several of them (the OpenMP
+    trampolines of :mod:`relukit.kernels.cpu.team`) may then call the wrong one. With the
+    codes in the name, no two kernels share a symbol. (:data:`STAMP` is left out: the name,
+    and so the cache file, stays the same from one source version to the next.)"""
+    codes = []
+    for cell in function.__closure__ or ():
+        value = cell.cell_contents
+        if isinstance(value, bool | int | np.integer) and value != STAMP:
+            codes.append(str(int(value)))
+    if codes:
+        function.__qualname__ = f"{function.__qualname__}_{'_'.join(codes)}"
+        function.__name__ = f"{function.__name__}_{'_'.join(codes)}"
+
+
 def cached_kernel(function: Any) -> Any:
     """``njit(cache=True)`` (with :data:`JIT_OPTIONS`) whose cache cannot mix up the code of two
-    signatures written by concurrent processes (see :class:`_KeyNamedCacheFile`)."""
+    signatures written by concurrent processes (see :class:`_KeyNamedCacheFile`), and whose
+    symbol names differ from every other kernel's (:func:`_codes_in_name`)."""
+    _codes_in_name(function)
     dispatcher = njit(**JIT_OPTIONS)(function)
     cache = getattr(dispatcher, "_cache", None)
     current = getattr(cache, "_cache_file", None)
