@@ -297,3 +297,30 @@ def test_errors():
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match="mask is ndarray"):
         relukit.relu.backward_from_mask(torch.ones(10), m)
+
+
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+@pytest.mark.parametrize("dtype", [np.dtype(np.float16), BF16])
+@pytest.mark.parametrize("member", ["relu", "relu6", "hardtanh", "leaky_relu"])
+def test_16_bit_backward_from_mask_is_the_product_rounded_once(dtype, member):
+    # g·f' formed in float32 and rounded back once, NaN as the rounding gives it (float16: the
+    # quiet NaN with g's sign; bfloat16: the payload with the quiet bit); the relu-like members
+    # take a select of bits, the others the product: both must give these bits
+    n = 100_003
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(n).astype(np.float32).astype(dtype)
+    g = (rng.standard_normal(n) * 1e3).astype(np.float32).astype(dtype)
+    bits = g.view(np.uint16)
+    nan, quiet = (0x7C01, 0x7E00) if dtype == np.float16 else (0x7F81, 0x0040)
+    bits[::97], bits[::89], bits[::103] = nan, nan | 0x8000, 0x8000
+    f = relukit.get(member)
+    _, codes = f.forward_with_mask(x)
+    got = f.backward_from_mask(g, codes).view(np.uint16)
+    with dispatch.forced("reference"):
+        d = np.asarray(f.derivative(x.astype(np.float32)), dtype=np.float32)
+    g32 = g.astype(np.float32)
+    product = np.where(d == 0, np.float32(0), g32 * d).astype(dtype).view(np.uint16)
+    is_nan = (bits & 0x7FFF) > (0x7C00 if dtype == np.float16 else 0x7F80)
+    nan_out = ((bits & 0x8000) if dtype == np.float16 else bits) | quiet
+    expected = np.where(is_nan & (d != 0), nan_out, product).astype(np.uint16)
+    np.testing.assert_array_equal(got, expected)

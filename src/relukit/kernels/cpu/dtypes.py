@@ -125,6 +125,32 @@ def _const(like, value):  # type: ignore[no-untyped-def]
     return lambda like, value: np.float32(value)
 
 
+def passed(e: Any) -> Any:
+    """A 16-bit element (raw bits) as ``narrow(widen(e)·1, e)`` stores it, without the
+    arithmetic: itself, a NaN quieted (bfloat16: the quiet bit set, payload kept; float16: the
+    quiet NaN 0x7E00 with e's sign, as :func:`f32_to_half` rounds every NaN)."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(passed, jit_options=INLINE_OPTIONS)
+def _passed(e):  # type: ignore[no-untyped-def]
+    if _is_half(e):
+
+        def half_impl(e):  # type: ignore[no-untyped-def]
+            nan = (I32(e) & I32(0x7FFF)) > I32(0x7C00)
+            return np.int16((I32(e) & I32(0x8000)) | I32(0x7E00)) if nan else e
+
+        return half_impl
+    if _is_bf16(e):
+
+        def bf16_impl(e):  # type: ignore[no-untyped-def]
+            nan = (I32(e) & I32(0x7FFF)) > I32(0x7F80)
+            return np.uint16(I32(e) | I32(0x0040)) if nan else e
+
+        return bf16_impl
+    return None
+
+
 def single(v: Any) -> Any:
     """Whether the working float is float32, as a compile-time constant (float32 kernels use
     the float64 functions above, float64 ones the C library)."""

@@ -46,7 +46,7 @@ import numpy as np
 
 from relukit.kernels.cpu.compile import STAMP, cached_kernel, jit
 from relukit.kernels.cpu.dtypes import const as c
-from relukit.kernels.cpu.dtypes import narrow, widen
+from relukit.kernels.cpu.dtypes import narrow, passed, widen
 from relukit.kernels.cpu.intrinsics import (
     chain_word,
     chain_word_slopes,
@@ -365,7 +365,35 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
             gs = g[i : i + m]
             dst = buf[:m]
             rs = aux[k : k + m] if slopes else aux[:0]
-            if half:
+            if half and bits == 1:
+                # 64 elements per mask word (no unpacking into bytes); relu, relu6 and
+                # hardtanh (derivatives 0 and 1) select bits: as fast as a copy, where the
+                # multiply widens and rounds back (measured, bfloat16 2^22: 0.58 ms select,
+                # 1.12 multiply, 2.19 through unpacked bytes; a copy 0.56)
+                passes = not slopes and t0 == 0 and t1 == 1
+                full = m // 64
+                for w in range(full + 1):
+                    count = 64 if w < full else m - 64 * full
+                    if count == 0:
+                        break
+                    at = i // 64 + w
+                    word = (
+                        np.uint64(words[at]) if w < full
+                        else load_bytes(mask, (i + 64 * full) // 8, count)
+                    )  # fmt: skip
+                    base = 64 * w
+                    if passes:
+                        for j in range(count):
+                            on = (word >> np.uint64(j)) & np.uint64(1)
+                            e = gs[base + j]
+                            dst[base + j] = passed(e) if on != 0 else e ^ e
+                    else:
+                        for j in range(count):
+                            on = (word >> np.uint64(j)) & np.uint64(1)
+                            d = t1 if on != 0 else (rs[base + j] if slopes else t0)
+                            e = gs[base + j]
+                            dst[base + j] = narrow(chain(widen(e), d), e)
+            elif half:
                 unpack(mask, i * bits // 8, m, codes, bits)
                 for j in range(m):
                     code = codes[j]
