@@ -270,7 +270,7 @@ def _run(
 
 def _offsets(counts: list[int]) -> np.ndarray:
     """Where each chunk's compressed elements start in the array of all of them, and the end."""
-    return np.concatenate(([0], np.cumsum(counts, dtype=np.int64))).astype(np.int64)
+    return np.concatenate((np.zeros(1, np.int64), np.cumsum(counts, dtype=np.int64)))
 
 
 def _masks(mask: Tensor, n: int) -> tuple[Part, Words]:

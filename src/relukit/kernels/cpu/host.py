@@ -409,14 +409,15 @@ def _spread(
     args: tuple[Any, ...],
     itemsize: int = 4,
     compiled: Any = None,
+    chunks: list[tuple[int, int]] | None = None,
 ) -> None:
     """``kernel(*team.bind(args, a, b))`` over ``[0, n)`` in :func:`_chunks`: on the process's
     OpenMP team where one is loaded (:mod:`relukit.kernels.cpu.team`; PyTorch's threads; there
     ``compiled`` is ``kernel``'s Numba dispatcher where ``kernel`` is one of its entry points),
     else on relukit's pool, waking sleeping workers only for a call of at least twice the
     :func:`grain` of a wake-up (in float32 elements: a piecewise-linear member's time is its
-    bytes', so ``itemsize`` 8 halves it)."""
-    chunks = _chunks(n, linear)
+    bytes', so ``itemsize`` 8 halves it). ``chunks``: :func:`_chunks` if the caller has them."""
+    chunks = _chunks(n, linear) if chunks is None else chunks
     if len(chunks) == 1:
         kernel(*team.bind(args, 0, n))
         return
@@ -690,12 +691,13 @@ class Calls:
         direct = not stream and y is not x and y is not g
         kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
         aux = self.aux
-        if len(_chunks(n, self.linear)) == 1:
+        chunks = _chunks(n, self.linear)
+        if len(chunks) == 1:
             kernel(x, g, aux, y, p, 0, stream, vjp)
             return
         args = (Part(x), Part(g), aux, Part(y), p, START, stream, vjp)
         compiled = _kernel("map", self.member, self.codes_of[op], direct)
-        _spread(n, self.linear, kernel, args, x.itemsize, compiled)
+        _spread(n, self.linear, kernel, args, x.itemsize, compiled, chunks)
 
     def _load_forward(self, direct: bool) -> Any:
         a, m = self.aux, np.zeros(1, np.uint8)
@@ -725,12 +727,13 @@ class Calls:
         direct = not stream and y is not x
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
-        if len(_chunks(n, True)) == 1:
+        chunks = _chunks(n, True)
+        if len(chunks) == 1:
             kernel(x, aux, y, mask, p, codes, 0, stream)
             return
         args = (Part(x), aux, Part(y), Part(mask, bits), p, codes, START, stream)
         compiled = _kernel("mask_forward", self.member, bits, direct)
-        _spread(n, True, kernel, args, x.itemsize, compiled)
+        _spread(n, True, kernel, args, x.itemsize, compiled, chunks)
 
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
@@ -741,11 +744,13 @@ class Calls:
             return
         stream = _stream_to(dx, g, fresh)
         aux, table, bits = self.aux, self.table, self.bits
-        if len(_chunks(n, True)) == 1:
+        chunks = _chunks(n, True)
+        if len(chunks) == 1:
             kernel(g, mask, aux, dx, table, 0, stream)
             return
         args = (Part(g), Part(mask, bits), aux, Part(dx), table, START, stream)
-        _spread(n, True, kernel, args, g.itemsize, _kernel("mask_backward", bits, 0))
+        compiled = _kernel("mask_backward", bits, 0)
+        _spread(n, True, kernel, args, g.itemsize, compiled, chunks)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,20 +31,32 @@ from numba.extending import intrinsic
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 
+def _int64_item(array: Any, index: Any) -> bool:
+    """Do the intrinsics below take ``array[index]`` (an int64 array, an integer index)?"""
+    return (
+        isinstance(array, types.Array)
+        and array.dtype == types.int64
+        and isinstance(index, types.Integer)
+    )
+
+
+def _item_pointer(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+    """A pointer to ``args[0][args[1]]`` (the array and index of the intrinsics below)."""
+    kind = signature.args[0]
+    view = context.make_array(kind)(context, builder, args[0])
+    at = context.cast(builder, args[1], signature.args[1], types.intp)
+    return cgutils.get_item_pointer(context, builder, kind, view, [at])
+
+
 @intrinsic
 def load_acquire(typingctx: Any, array: Any, index: Any) -> Any:
     """``array[index]`` of an int64 array, read with an atomic acquire load (never hoisted out
     of a loop, and ordered before the reads that follow it)."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int64):
-        return None
-    if not isinstance(index, types.Integer):
+    if not _int64_item(array, index):
         return None
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        kind = signature.args[0]
-        view = context.make_array(kind)(context, builder, args[0])
-        at = context.cast(builder, args[1], signature.args[1], types.intp)
-        pointer = cgutils.get_item_pointer(context, builder, kind, view, [at])
+        pointer = _item_pointer(context, builder, signature, args)
         return builder.load_atomic(pointer, "acquire", 8)
 
     return types.int64(array, index), codegen
@@ -54,16 +66,11 @@ def load_acquire(typingctx: Any, array: Any, index: Any) -> Any:
 def fetch_add(typingctx: Any, array: Any, index: Any) -> Any:
     """``array[index] += 1`` of an int64 array as one atomic operation; the value before. How
     the threads of :mod:`relukit.kernels.cpu.team` claim chunks."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int64):
-        return None
-    if not isinstance(index, types.Integer):
+    if not _int64_item(array, index):
         return None
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        kind = signature.args[0]
-        view = context.make_array(kind)(context, builder, args[0])
-        at = context.cast(builder, args[1], signature.args[1], types.intp)
-        pointer = cgutils.get_item_pointer(context, builder, kind, view, [at])
+        pointer = _item_pointer(context, builder, signature, args)
         one = ir.Constant(ir.IntType(64), 1)
         return builder.atomic_rmw("add", pointer, one, "monotonic")
 
