@@ -155,3 +155,25 @@ def test_no_two_kernels_share_a_symbol_name():
     ]
     names = [kernel.py_func.__qualname__ for kernel in kernels]
     assert len(set(names)) == len(names), names
+
+
+@pytest.mark.parametrize("n", [100_000, 300_000, 1_000_003, 5_000_000])
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_split_has_a_multiple_of_the_thread_count_of_chunks(n, count):
+    # 3 chunks on 2 threads take two turns of one chunk's time: no faster than 2 chunks
+    with threads.limit(count):
+        chunks = host._chunks(n, True)
+    assert chunks[0][0] == 0 and chunks[-1][1] == n
+    assert len(chunks) == 1 or len(chunks) % count == 0
+
+
+def test_a_layout_passes_its_arrays_scalars_and_offsets_to_the_launcher():
+    x = np.arange(10.0)
+    offsets = np.zeros(3, dtype=np.int64)
+    args = (Part(x), Words(np.zeros(2, np.uint64)), Segments(x, offsets), START, 2.5, True, 7)
+    kinds = team.layout(host._kernel("copy"), args)
+    assert kinds is not None
+    values = kinds.values(args)
+    assert values[0] is x and values[2] is x and values[3] is offsets
+    assert values[4:] == (2.5, True, 7)
+    assert team.layout(host._kernel("copy"), args) == kinds

@@ -118,18 +118,21 @@ class Fast:
         self._calls: dict[Any, Any] = {}
 
     def _calls_for(self, x: Any) -> Any:
+        """The member's :class:`Calls` for ``x`` (a NumPy array the kernels take as it is), or
+        None. The checks are ordered and written for the cost of a small call."""
         if type(x) is not np.ndarray:
-            return None
-        backend = _forced.get()
-        if backend == "reference" or x.size == 0:
             return None
         calls = self._calls.get(x.dtype, False)
         if calls is False:
+            if x.size == 0:
+                return None
             calls = self._calls[x.dtype] = self._make(x.dtype)
-        if calls is None:
+        if calls is None or _forced.get() == "reference":
             return None
         flags = x.flags
-        return calls if flags.c_contiguous and flags.aligned else None
+        if not (flags.c_contiguous and flags.aligned) or x.size == 0:
+            return None
+        return calls
 
     def _make(self, dtype: np.dtype) -> Any:
         if dtype != np.float32 and dtype != np.float64:
@@ -159,20 +162,31 @@ class Fast:
             )
         if out is x:
             return out if x.flags.writeable else None
-        if type(out) is not np.ndarray or out.dtype != x.dtype or out.shape != x.shape:
+        if type(out) is not np.ndarray or out.shape != x.shape:
+            return None
+        if out.dtype is not x.dtype and out.dtype != x.dtype:
             return None
         flags = out.flags
-        if not (flags.c_contiguous and flags.aligned and flags.writeable):
+        if not flags.carray:  # C-contiguous, aligned and writeable
             return None
+        # Two arrays that each own their buffer cannot overlap (np.may_share_memory costs as
+        # much as the rest of a small call)
+        if flags.owndata and x.flags.owndata:
+            return out
         return None if np.may_share_memory(out, x) else out
 
     def _map(self, op: str, x: Any, out: Any) -> Any:
         calls = self._calls_for(x)
-        y = None if calls is None else self._out(x, out)
+        if calls is None:
+            return None
+        y = self._out(x, out)
         if y is None:
             return None
-        flat, into = _flats(x, y)
-        calls.map(op, flat, flat, into, False, out is None)
+        if x.ndim == 1:
+            calls.map(op, x, x, y, False, out is None)
+        else:
+            flat = x.reshape(-1)
+            calls.map(op, flat, flat, flat if y is x else y.reshape(-1), False, out is None)
         return y
 
     def forward(self, x: Any, out: Any) -> Any:

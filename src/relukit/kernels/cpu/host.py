@@ -353,18 +353,51 @@ took 300 and the caller's 730)."""
 
 def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
     """``[0, n)`` in chunks for the pool: up to :data:`PIECES` per thread, each at least a
-    :func:`grain` (of a ``linear`` member or not) and starting at a multiple of 64 elements."""
+    :func:`grain` (of a ``linear`` member or not) and starting at a multiple of 64 elements.
+    Remembered per size and thread count (the list is shared: callers do not change it)."""
     pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
     known = _measured.get((linear, False), GRAIN_BOUNDS[0]) if pinned is None else pinned
     if n < 2 * known:  # (without asking for the thread count: a small call's cost)
         return [(0, n)]
     count = threads.get_num_threads()
+    key = (n, linear, count, pinned)
+    found = _split.get(key)
+    if found is not None:
+        return found
     size = grain(linear) if count > 1 else n
     if n < 2 * size:
-        return [(0, n)]
-    parts = max(1, min(PIECES * count, n // size))
-    bounds = [0] + [(n * j // parts) // ALIGN * ALIGN for j in range(1, parts)] + [n]
-    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+        chunks = [(0, n)]
+    else:
+        parts = max(1, min(PIECES * count, n // size))
+        if parts > count:  # a multiple of the thread count: 3 chunks on 2 threads take 2 turns
+            parts -= parts % count
+        bounds = [0] + [(n * j // parts) // ALIGN * ALIGN for j in range(1, parts)] + [n]
+        chunks = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    if len(_split) >= 256:
+        _split.clear()
+        _bounds.clear()
+    _split[key] = chunks
+    _bounds_of(chunks, count)
+    return chunks
+
+
+_split: dict[tuple[int, bool, int, int | None], list[tuple[int, int]]] = {}
+_bounds: dict[int, tuple[list[tuple[int, int]], np.ndarray, int]] = {}
+
+
+def _bounds_of(chunks: list[tuple[int, int]], count: int | None = None) -> tuple[np.ndarray, int]:
+    """The chunks' bounds as int64 (``a`` of each, then the last ``b``) and the number of
+    threads to run them on: ``count`` (the thread count :func:`_chunks` planned them for, or
+    :func:`relukit.threads.get_num_threads`) up to one per chunk; remembered per list."""
+    found = _bounds.get(id(chunks))
+    if found is None or found[0] is not chunks:
+        if len(_bounds) >= 256:
+            _bounds.clear()
+        array = np.array([a for a, _ in chunks] + [chunks[-1][1]], dtype=np.int64)
+        if count is None:
+            return array, min(len(chunks), threads.get_num_threads())
+        found = _bounds[id(chunks)] = (chunks, array, min(len(chunks), count))
+    return found[1], found[2]
 
 
 def _streams(y: np.ndarray, inplace: bool) -> bool:
@@ -381,8 +414,9 @@ _measured: dict[tuple[bool, bool], int] = {}
 
 def grain(linear: bool, asleep: bool = False) -> int:
     """The fewest elements per thread worth a split, for piecewise-linear (``linear``) or smooth
-    members: ``2·H/t``, with H what handing a chunk to the pool and waiting costs
-    (:func:`relukit.threads.handoff_seconds`) and t a kernel's time per element in cache
+    members: ``2·H/t``, with H what handing a chunk to the OpenMP team and waiting costs
+    (:func:`_team_handoff`, where the team is there when first asked; else to the pool,
+    :func:`relukit.threads.handoff_seconds`) and t a kernel's time per element in cache
     (relu's derivative on float32; exp, the cheapest of the smooth members' functions), both
     measured once per process on this machine, so a split gains at least a quarter of the
     time. ``asleep``: the grain worth waking a worker that has gone to sleep (H of a wake-up,
@@ -395,11 +429,50 @@ def grain(linear: bool, asleep: bool = False) -> int:
     measured = _measured.get((linear, asleep))
     if measured is None:
         per_element = _per_element(linear, large=asleep)
-        elements = 2 * threads.handoff_seconds(asleep) / per_element
+        on_team = not asleep and team.available()
+        handoff = _team_handoff() if on_team else threads.handoff_seconds(asleep)
+        elements = 2 * handoff / per_element
         low, high = GRAIN_BOUNDS
         measured = int(min(max(elements, low), high)) // ALIGN * ALIGN
         _measured[linear, asleep] = measured
     return measured
+
+
+def _team_handoff() -> float:
+    """What splitting a call in two on the OpenMP team costs beyond half the call's work,
+    measured once per process: the best of 30 rounds of the copy kernel on 16,384 float32
+    elements in cache, split in two as a kernel call is (its arguments described, the thread
+    count asked, :func:`_spread` on the team), less half the time of one call on all of them.
+    That counts the team's start and end and the Python of a split call."""
+    if _handoff:
+        return _handoff[0]
+    kernel = _kernel("copy")
+    n = 1 << 14
+    x = np.zeros(n, dtype=np.float32)
+    y = np.zeros_like(x)
+    chunks = [(0, n // 2), (n // 2, n)]
+    _bounds_of(chunks, 2)  # (as a split call's chunks are: planned, their bounds kept)
+    kinds = team.layout(kernel, (Part(x), Part(y), False))
+
+    def split() -> None:
+        threads.get_num_threads()
+        args = (Part(x), Part(y), False)
+        _spread(n, True, kernel, args, 4, kernel, chunks, kinds)
+
+    split()  # (compiles the trampoline)
+    kernel(x, y, False)
+    best = float("inf")
+    for _ in range(30):
+        start = time.perf_counter()
+        split()
+        middle = time.perf_counter()
+        kernel(x, y, False)
+        best = min(best, (middle - start) - (time.perf_counter() - middle) / 2)
+    _handoff.append(max(best, 1e-7))
+    return _handoff[0]
+
+
+_handoff: list[float] = []
 
 
 def _spread(
@@ -410,13 +483,16 @@ def _spread(
     itemsize: int = 4,
     compiled: Any = None,
     chunks: list[tuple[int, int]] | None = None,
+    kinds: Any = None,
 ) -> None:
     """``kernel(*team.bind(args, a, b))`` over ``[0, n)`` in :func:`_chunks`: on the process's
     OpenMP team where one is loaded (:mod:`relukit.kernels.cpu.team`; PyTorch's threads; there
     ``compiled`` is ``kernel``'s Numba dispatcher where ``kernel`` is one of its entry points),
     else on relukit's pool, waking sleeping workers only for a call of at least twice the
     :func:`grain` of a wake-up (in float32 elements: a piecewise-linear member's time is its
-    bytes', so ``itemsize`` 8 halves it). ``chunks``: :func:`_chunks` if the caller has them."""
+    bytes', so ``itemsize`` 8 halves it). ``chunks``: :func:`_chunks`, and ``kinds``:
+    :func:`team.layout <relukit.kernels.cpu.team.layout>` of ``compiled`` and ``args``, if the
+    caller has them."""
     chunks = _chunks(n, linear) if chunks is None else chunks
     if len(chunks) == 1:
         kernel(*team.bind(args, 0, n))
@@ -424,7 +500,7 @@ def _spread(
     pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
     scale = max(itemsize, 4) / 4 if linear else 1.0
     wake = pinned is not None or n * scale >= 2 * grain(linear, asleep=True)
-    run_chunks(kernel, args, chunks, compiled, wake)
+    run_chunks(kernel, args, chunks, compiled, wake, kinds=kinds)
 
 
 def run_chunks(
@@ -434,23 +510,24 @@ def run_chunks(
     compiled: Any = None,
     wake: bool = True,
     returns: bool = False,
+    kinds: Any = None,
 ) -> list[int]:
     """``kernel(*team.bind(args, a, b, j))`` for each chunk ``j``, ``[a, b)`` (contiguous, in
     order): on the calling thread if there is one, else on the OpenMP team where one is loaded
     (``compiled``: ``kernel``'s Numba dispatcher where ``kernel`` is an entry point of it), else
     on relukit's pool (``wake``: waking workers gone to sleep). With ``returns``, what each
-    call returned (ints), in order."""
+    call returned (ints), in order. ``kinds``: the team's layout of the call, if the caller
+    has it."""
     if len(chunks) == 1:
         a, b = chunks[0]
         value = kernel(*team.bind(args, a, b))
         return [int(value)] if returns else []
     if team.available():
         compiled = kernel if compiled is None else compiled
-        kinds = team.layout(compiled, args)
+        kinds = team.layout(compiled, args) if kinds is None else kinds
         if kinds is not None:
-            bounds = [a for a, _ in chunks] + [chunks[-1][1]]
+            bounds, count = _bounds_of(chunks)
             results = np.zeros(len(chunks), dtype=np.int64) if returns else None
-            count = min(len(chunks), threads.get_num_threads())
             team.run(compiled, args, bounds, count, kinds, results)
             return [] if results is None else results.tolist()
     values: list[int] = [0] * len(chunks)
@@ -656,7 +733,9 @@ class Calls:
         self.linear = _linear(self.member)
         self.selects = self.member in (k.RELU, k.HARDTANH)
         self.aux = np.zeros(1, dtype=dtype)
-        self._maps: dict[tuple[str, bool], tuple[Any, np.ndarray]] = {}
+        # op -> (entry point, parameters): kernels into y directly, and through a buffer
+        self._direct: dict[str, tuple[Any, np.ndarray]] = {}
+        self._buffered: dict[str, tuple[Any, np.ndarray]] = {}
         self.masked = self.member in k.LINEAR and spec.mask_code is not None
         if self.masked:
             self.bits = spec.derivative_bits(params)
@@ -667,13 +746,15 @@ class Calls:
             if table is not None:
                 self.table[: table.size] = table
         self._mask_forward: dict[bool, Any] = {}
+        self._layouts: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self._mask_backward: Any = None
 
     def _load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
         x = self.aux
         args = (x, x, x, x, self.p[op], 0, False, False)
         kernel = _kernel("map", self.member, self.codes_of[op], direct)
-        loaded = self._maps[op, direct] = (_entry_point(kernel, args), self.p[op])
+        loaded = (_entry_point(kernel, args), self.p[op])
+        (self._direct if direct else self._buffered)[op] = loaded
         return loaded
 
     def map(
@@ -683,21 +764,38 @@ class Calls:
         n = x.size
         if n < SMALL and GRAIN_LINEAR is None and GRAIN_SMOOTH is None:
             # one thread, no streaming: the cost of a small call is this and the kernel's
-            direct = y is not x and y is not g
-            kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
+            if y is not x and y is not g:
+                kernel, p = self._direct.get(op) or self._load(op, True)
+            else:
+                kernel, p = self._buffered.get(op) or self._load(op, False)
             kernel(x, g, self.aux, y, p, 0, False, vjp)
             return
         stream = _stream_to(y, x, fresh)
         direct = not stream and y is not x and y is not g
-        kernel, p = self._maps.get((op, direct)) or self._load(op, direct)
+        kernel, p = (self._direct if direct else self._buffered).get(op) or self._load(op, direct)
         aux = self.aux
         chunks = _chunks(n, self.linear)
         if len(chunks) == 1:
             kernel(x, g, aux, y, p, 0, stream, vjp)
             return
         args = (Part(x), Part(g), aux, Part(y), p, START, stream, vjp)
-        compiled = _kernel("map", self.member, self.codes_of[op], direct)
-        _spread(n, self.linear, kernel, args, x.itemsize, compiled, chunks)
+        compiled, kinds = self._layout(("map", op, direct, stream, vjp), args)
+        _spread(n, self.linear, kernel, args, x.itemsize, compiled, chunks, kinds)
+
+    def _layout(self, key: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
+        """The Numba dispatcher of a split call's kernel and the team's layout of its ``args``,
+        found once per kind of call (``key``): the arrays' dtypes are this object's, so the
+        layout does not change."""
+        found = self._layouts.get(key)
+        if found is None:
+            if key[0] == "map":
+                compiled = _kernel("map", self.member, self.codes_of[key[1]], key[2])
+            elif key[0] == "mask_forward":
+                compiled = _kernel("mask_forward", self.member, self.bits, key[1])
+            else:
+                compiled = _kernel("mask_backward", self.bits, 0)
+            found = self._layouts[key] = (compiled, team.layout(compiled, args))
+        return found
 
     def _load_forward(self, direct: bool) -> Any:
         a, m = self.aux, np.zeros(1, np.uint8)
@@ -732,8 +830,8 @@ class Calls:
             kernel(x, aux, y, mask, p, codes, 0, stream)
             return
         args = (Part(x), aux, Part(y), Part(mask, bits), p, codes, START, stream)
-        compiled = _kernel("mask_forward", self.member, bits, direct)
-        _spread(n, True, kernel, args, x.itemsize, compiled, chunks)
+        compiled, kinds = self._layout(("mask_forward", direct, stream), args)
+        _spread(n, True, kernel, args, x.itemsize, compiled, chunks, kinds)
 
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
@@ -749,8 +847,8 @@ class Calls:
             kernel(g, mask, aux, dx, table, 0, stream)
             return
         args = (Part(g), Part(mask, bits), aux, Part(dx), table, START, stream)
-        compiled = _kernel("mask_backward", bits, 0)
-        _spread(n, True, kernel, args, g.itemsize, compiled, chunks)
+        compiled, kinds = self._layout(("mask_backward", stream), args)
+        _spread(n, True, kernel, args, g.itemsize, compiled, chunks, kinds)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -139,3 +139,35 @@ def rounds_per_second() -> float:
         spin(state, 0, 0, rounds)
         best = min(best, time.perf_counter() - start)
     return rounds / max(best, 1e-7)
+
+
+@intrinsic
+def call_parallel(typingctx: Any, function: Any, trampoline: Any, data: Any, threads: Any) -> Any:
+    """``function(trampoline, data, threads, 0)``, all four given as int64 (addresses and a
+    count): an OpenMP runtime's ``GOMP_parallel(void (*)(void*), void*, unsigned, unsigned)``
+    called from compiled code (:mod:`relukit.kernels.cpu.team`)."""
+    if not all(isinstance(a, types.Integer) for a in (function, trampoline, data, threads)):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        words = [
+            context.cast(builder, value, kind, types.int64)
+            for value, kind in zip(args, signature.args, strict=True)
+        ]
+        byte_pointer = ir.IntType(8).as_pointer()
+        unsigned = ir.IntType(32)
+        task = ir.FunctionType(ir.VoidType(), [byte_pointer]).as_pointer()
+        kind = ir.FunctionType(ir.VoidType(), [task, byte_pointer, unsigned, unsigned])
+        callee = builder.inttoptr(words[0], kind.as_pointer())
+        builder.call(
+            callee,
+            [
+                builder.inttoptr(words[1], task),
+                builder.inttoptr(words[2], byte_pointer),
+                builder.trunc(words[3], unsigned),
+                ir.Constant(unsigned, 0),
+            ],
+        )
+        return context.get_dummy_value()
+
+    return types.void(function, trampoline, data, threads), codegen

@@ -11,12 +11,16 @@ every one of those cases (measured side by side, ``/proc/self/maps`` libgomp, to
 
 So when an OpenMP runtime is already loaded in the process (by PyTorch, or another library),
 :func:`run` calls its ``GOMP_parallel`` (the entry point compiled ``#pragma omp parallel``
-regions call; LLVM's and Intel's runtimes export it too) through ctypes, which lets the GIL go.
-Each thread of the team runs a small compiled trampoline that claims chunks one at a time with
-an atomic counter and calls the kernel on each, with no Python and no GIL. A trampoline is
-generated per kernel and argument layout and compiled once per process (about 0.2 s; it is not
-cached on disk). Where no runtime is loaded, after ``fork`` (an OpenMP team does not survive
-it), or with ``RELUKIT_OPENMP=0``, :func:`available` is False and callers use the pool.
+regions call; LLVM's and Intel's runtimes export it too). Each thread of the team runs a small
+compiled trampoline that claims chunks one at a time with an atomic counter and calls the
+kernel on each, with no Python and no GIL. The call itself is made by a compiled launcher that
+writes the arrays' addresses, the scalars and the chunks' bounds into the block the trampolines
+read and calls ``GOMP_parallel`` without the GIL: one Numba entry point for the whole hand-off
+(through ctypes, with the addresses read in Python, a split call cost some 15 µs more). A
+trampoline and its launcher are generated per kernel and argument layout and compiled once per
+process (about 0.2 s; they are not cached on disk). Where no runtime is loaded, after ``fork``
+(an OpenMP team does not survive it), or with ``RELUKIT_OPENMP=0``, :func:`available` is False
+and callers use the pool.
 
 The arguments of a call are described, not bound: :class:`Part` marks an array whose chunk the
 kernel gets (elements ``[a, b)``, or the bytes of their packed codes), :class:`Words` a mask's
@@ -173,16 +177,30 @@ if hasattr(os, "register_at_fork"):
 # bounds].
 _HEADER = 4
 _SLOTS = 3
-_trampolines: dict[tuple[Any, ...], tuple[Any, int]] = {}
+# (kernel, kinds, results) -> [trampoline, its address, launcher, the launcher's entry point]
+_trampolines: dict[tuple[Any, ...], list[Any]] = {}
 
 
-def layout(kernel: Any, args: Sequence[Any]) -> tuple[Any, ...] | None:
+_SCALAR_KINDS = {bool: "bool", int: "int64", float: "float64"}
+
+
+def _dispatcher_class() -> Any:
+    if not _dispatcher:
+        import numba
+
+        _dispatcher.append(numba.core.registry.CPUDispatcher)
+    return _dispatcher[0]
+
+
+_dispatcher: list[Any] = []
+
+
+def layout(kernel: Any, args: Sequence[Any]) -> Layout | None:
     """What a trampoline's code depends on: each argument's kind and type; None where a
     trampoline cannot make the call: ``kernel`` not compiled by Numba, arrays other than 1-D and
-    C-contiguous, scalars other than bools, ints and floats."""
-    import numba
-
-    if not isinstance(kernel, numba.core.registry.CPUDispatcher):
+    C-contiguous, scalars other than bools, ints and floats. (Asked at every split call, so it
+    reads types, not ``numba.typeof``.)"""
+    if not isinstance(kernel, _dispatcher_class()):
         return None
     kinds: list[Any] = []
     for arg in args:
@@ -191,20 +209,57 @@ def layout(kernel: Any, args: Sequence[Any]) -> tuple[Any, ...] | None:
             continue
         kind = type(arg)
         array = arg.array if kind in _CUT else arg
-        if isinstance(array, np.ndarray):
+        if type(array) is np.ndarray:
             if array.ndim != 1 or not array.flags.c_contiguous:
                 return None
             if kind is Part:
-                kinds.append(("part", array.dtype.str, arg.bits))
+                kinds.append(("part", array.dtype, arg.bits))
             else:
                 name = {Words: "words", Segments: "segments"}.get(kind, "array")
-                kinds.append((name, array.dtype.str))
+                kinds.append((name, array.dtype))
             continue
-        kind_name = str(numba.typeof(arg))
-        if kind_name != "bool" and not kind_name.startswith(("int", "uint", "float")):
+        name = _SCALAR_KINDS.get(kind)
+        if name is None:
+            if not isinstance(arg, np.bool_ | np.integer | np.floating):
+                return None
+            name = np.dtype(kind).name
+        if kind is int and not -(2**63) <= arg < 2**63:
             return None
-        kinds.append(("scalar", kind_name))
-    return tuple(kinds)
+        kinds.append(("scalar", name))
+    return Layout(tuple(kinds))
+
+
+class Layout:
+    """:func:`layout` of a call: ``kinds``, each argument's kind and type, and what a call with
+    that layout needs, made once: the trampoline and launcher of each kernel called so
+    (:func:`run`), and ``values(args)``, the arguments the launcher takes (START and STOP left
+    out, each Part's, Words' and Segments' array, and a Segments' offsets after it)."""
+
+    __slots__ = ("kinds", "launches", "values")
+
+    def __init__(self, kinds: tuple[Any, ...]) -> None:
+        self.kinds = kinds
+        self.launches: dict[tuple[Any, bool], list[Any]] = {}
+        taken: list[str] = []
+        for i, kind in enumerate(kinds):
+            if kind in ("START", "STOP"):
+                continue
+            if kind[0] == "scalar" or kind[0] == "array":
+                taken.append(f"a[{i}]")
+            else:
+                taken.append(f"a[{i}].array")
+                if kind[0] == "segments":
+                    taken.append(f"a[{i}].offsets")
+        self.values = eval(f"lambda a: ({''.join(t + ', ' for t in taken)})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layout) and other.kinds == self.kinds
+
+    def __hash__(self) -> int:
+        return hash(self.kinds)
+
+    def __repr__(self) -> str:
+        return f"Layout{self.kinds!r}"
 
 
 def _argument(i: int, kind: Any, namespace: dict[str, Any], setup: list[str]) -> str:
@@ -232,9 +287,9 @@ def _argument(i: int, kind: Any, namespace: dict[str, Any], setup: list[str]) ->
     return f"v{i}[a:b]" if bits == 0 else f"v{i}[a * {bits} // 8 : (b * {bits} + 7) // 8]"
 
 
-def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any, int]:
+def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any, int, Any]:
     """The compiled ``void(void*)`` that runs ``kernel``'s chunks of a call laid out so (with
-    ``results``: storing what each returns), and its address."""
+    ``results``: storing what each returns), its address, and its :func:`_launcher`."""
     from numba import carray, cfunc, types
 
     from relukit.kernels.cpu.spin import address, fetch_add
@@ -271,7 +326,60 @@ def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any
     )
     exec(compile(source, f"<relukit trampoline {kinds}>", "exec"), namespace)
     compiled = cfunc(types.void(types.voidptr), nopython=True)(namespace["trampoline"])
-    return compiled, compiled.address
+    return compiled, compiled.address, _launcher(kinds, results)
+
+
+def _launcher(kinds: tuple[Any, ...], results: bool) -> Any:
+    """The compiled ``launch(parallel, trampoline, threads, bounds, results, *values)`` that
+    fills a call's block (:data:`_HEADER`) and calls the runtime's ``GOMP_parallel`` on it
+    without the GIL: ``values`` are the arguments laid out as ``kinds`` (START and STOP left
+    out; a Segments gives its array, then its offsets), ``results`` an int64 array (read only
+    ``with results``). Returns how many chunks were claimed (which also keeps the block alive
+    until the call is over)."""
+    from numba import njit
+
+    from relukit.kernels.cpu.spin import call_parallel
+
+    words = _HEADER + _SLOTS * len(kinds)
+    names: list[str] = []
+    lines: list[str] = []
+    for i, kind in enumerate(kinds):
+        slot = _HEADER + _SLOTS * i
+        if kind in ("START", "STOP"):
+            continue
+        names.append(f"v{i}")
+        if kind[0] == "scalar":
+            if kind[1] == "bool":
+                lines.append(f"    block[{slot}] = 1 if v{i} else 0")
+            elif kind[1].startswith("float"):
+                lines.append(f"    floats[{slot}] = v{i}")
+            else:
+                lines.append(f"    block[{slot}] = v{i}")
+            continue
+        lines.append(f"    block[{slot}] = v{i}.ctypes.data")
+        lines.append(f"    block[{slot + 1}] = v{i}.size")
+        if kind[0] == "segments":
+            names.append(f"o{i}")
+            lines.append(f"    block[{slot + 2}] = o{i}.ctypes.data")
+    source = "\n".join(
+        [
+            f"def launch(parallel, trampoline, threads, bounds, results, {', '.join(names)}):",
+            f"    size = {words} + bounds.size",
+            "    block = np.empty(size, np.int64)",
+            "    floats = block.view(np.float64)",
+            "    block[0] = bounds.size - 1",
+            "    block[1] = 0",
+            "    block[2] = size",
+            f"    block[3] = {'results.ctypes.data' if results else '0'}",
+            *lines,
+            f"    block[{words}:] = bounds",
+            "    call_parallel(parallel, trampoline, block.ctypes.data, threads)",
+            "    return block[1]",
+        ]
+    )
+    namespace: dict[str, Any] = {"np": np, "call_parallel": call_parallel}
+    exec(compile(source, f"<relukit launcher {kinds}>", "exec"), namespace)
+    return njit(nogil=True)(namespace["launch"])
 
 
 def run(
@@ -279,7 +387,7 @@ def run(
     args: Sequence[Any],
     bounds: Sequence[int],
     threads: int,
-    kinds: Any,
+    kinds: Layout,
     results: np.ndarray | None = None,
 ) -> None:
     """``kernel(*bind(args, a, b, j))`` for each chunk ``j``, ``[a, b)`` of ``bounds``
@@ -287,30 +395,38 @@ def run(
     ``results[j]`` (int64) if given; ``kinds`` is :func:`layout` of them (not None). Only
     where :func:`available`."""
     parallel = _parallel()
-    key = (kernel, kinds, results is not None)
-    found = _trampolines.get(key)
+    returns = results is not None
+    found = kinds.launches.get((kernel, returns))
     if found is None:
-        found = _trampolines[key] = _trampoline(kernel, kinds, results is not None)
-    chunks = len(bounds) - 1
-    words = _HEADER + _SLOTS * len(args)
-    block = np.empty(words + len(bounds), dtype=np.int64)
-    block[0], block[1], block[2] = chunks, 0, block.size
-    block[3] = 0 if results is None else results.ctypes.data
-    floats = block.view(np.float64)
-    for i, arg in enumerate(args):
-        slot = _HEADER + _SLOTS * i
-        if arg is START or arg is STOP:
-            continue
-        kind = type(arg)
-        array = arg.array if kind in _CUT else arg
-        if isinstance(array, np.ndarray):
-            block[slot] = array.ctypes.data
-            block[slot + 1] = array.size
-            if kind is Segments:
-                block[slot + 2] = arg.offsets.ctypes.data
-        elif isinstance(arg, float | np.floating):
-            floats[slot] = arg
-        else:
-            block[slot] = int(arg)
-    block[words:] = bounds
-    parallel(found[1], block.ctypes.data, threads, 0)
+        key = (kernel, kinds.kinds, returns)
+        found = _trampolines.get(key)
+        if found is None:
+            found = _trampolines[key] = [*_trampoline(kernel, kinds.kinds, returns), None]
+        kinds.launches[kernel, returns] = found
+    if type(bounds) is not np.ndarray or bounds.dtype != np.int64:
+        bounds = np.asarray(bounds, dtype=np.int64)
+    launch = found[3]
+    if launch is None:
+        launch = found[2]
+        if launch.signatures:  # from the second call on: its entry point, without typing
+            launch = found[3] = launch.overloads[launch.signatures[0]].entry_point
+    launch(
+        _address(parallel),
+        found[1],
+        threads,
+        bounds,
+        _NO_RESULTS if results is None else results,
+        *kinds.values(args),
+    )
+
+
+_NO_RESULTS = np.zeros(1, dtype=np.int64)
+_addresses: dict[int, tuple[Any, int]] = {}
+
+
+def _address(function: Any) -> int:
+    """The address of a ctypes function (kept with it: ctypes functions are not hashable)."""
+    found = _addresses.get(id(function))
+    if found is None or found[0] is not function:
+        found = _addresses[id(function)] = (function, ctypes.cast(function, ctypes.c_void_p).value)
+    return found[1]
