@@ -226,7 +226,14 @@ def layout(kernel: Any, args: Sequence[Any]) -> Layout | None:
         if kind is int and not -(2**63) <= arg < 2**63:
             return None
         kinds.append(("scalar", name))
-    return Layout(tuple(kinds))
+    key = tuple(kinds)
+    found = _layouts.get(key)
+    if found is None:
+        found = _layouts[key] = Layout(key)
+    return found
+
+
+_layouts: dict[tuple[Any, ...], Layout] = {}
 
 
 class Layout:
