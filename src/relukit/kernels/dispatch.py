@@ -50,6 +50,7 @@ MIN_ELEMENTS_16 = 1
 BACKENDS = ("auto", "compiled", "reference")
 
 _forced: ContextVar[str] = ContextVar("relukit_backend", default="auto")
+_forcing = [0]  # blocks of forced() open in any context: none, and no call need ask _forced
 _numba: bool | None = None
 _cpu: Any = None
 _tables: dict[tuple[int, int], tuple[Any, ...]] = {}
@@ -62,9 +63,11 @@ def forced(backend: str) -> Iterator[None]:
     if backend not in BACKENDS:
         raise UserValueError(f"dispatch.forced: backend={backend!r} is not one of {BACKENDS}")
     token = _forced.set(backend)
+    _forcing[0] += 1
     try:
         yield
     finally:
+        _forcing[0] -= 1
         _forced.reset(token)
 
 
@@ -127,10 +130,10 @@ class Fast:
             if x.size == 0:
                 return None
             calls = self._calls[x.dtype] = self._make(x.dtype)
-        if calls is None or _forced.get() == "reference":
+        if calls is None or (_forcing[0] and _forced.get() == "reference"):
             return None
         flags = x.flags
-        if not (flags.c_contiguous and flags.aligned) or x.size == 0:
+        if not (flags.carray or (flags.c_contiguous and flags.aligned)) or x.size == 0:
             return None
         return calls
 
@@ -176,9 +179,16 @@ class Fast:
         return None if np.may_share_memory(out, x) else out
 
     def _map(self, op: str, x: Any, out: Any) -> Any:
+        """``op`` (forward or derivative) at ``x``, into ``out`` or a new array; None: take the
+        general path."""
         calls = self._calls_for(x)
         if calls is None:
             return None
+        if out is None and x.ndim == 1:  # (the commonest small call, written out)
+            n = x.size
+            y = np.empty(n, x.dtype) if n * x.itemsize < HUGE_BYTES else empty_array(n, x.dtype)
+            calls.map(op, x, x, y, False, True)
+            return y
         y = self._out(x, out)
         if y is None:
             return None
