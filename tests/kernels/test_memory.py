@@ -114,3 +114,24 @@ def test_below_bits_is_the_packed_comparison(dtype, n):
     x = _inputs(n, dtype)
     expected = packer.pack_bits(torch.from_numpy(x) < -0.75).numpy()
     assert kernels.below_bits(x, -0.75).tolist() == expected.tolist()
+
+
+def test_the_deposit_without_bmi2_is_pdep():
+    # the software loop that replaces BMI2's pdep where the host lacks it gives its bits
+    from numba import njit
+
+    from relukit.kernels.cpu import intrinsics
+
+    loop = njit(intrinsics._deposit_loop)
+    compiled = njit(lambda v, m: intrinsics.deposit(v, m))
+    rng = np.random.default_rng(5)
+    for value, mask in rng.integers(0, 2**63, size=(200, 2), dtype=np.uint64):
+        mask = np.uint64(mask) | np.uint64(1 << 63) if value & 1 else np.uint64(mask)
+        want = 0
+        k = 0
+        for bit in range(64):
+            if int(mask) >> bit & 1:
+                want |= ((int(value) >> k) & 1) << bit
+                k += 1
+        assert int(loop(np.uint64(value), mask)) == want
+        assert int(compiled(np.uint64(value), mask)) == want

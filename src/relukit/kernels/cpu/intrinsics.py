@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -520,3 +521,64 @@ relu_word = _select_word(clip=False, stream=False)
 relu_word_streamed = _select_word(clip=False, stream=True)
 clip_word = _select_word(clip=True, stream=False)
 clip_word_streamed = _select_word(clip=True, stream=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bit deposit (BMI2's pdep; a loop over the mask's bits where the host lacks it)
+
+
+def _host_has_bmi2() -> bool:
+    import llvmlite.binding as llvm
+
+    try:
+        return bool(llvm.get_host_cpu_features().get("bmi2"))
+    except RuntimeError:  # (features unknown on this host)
+        return False
+
+
+BMI2 = _host_has_bmi2()
+
+
+def _bit_gather(name: str) -> Any:
+    @intrinsic
+    def operation(typingctx: Any, value: Any, mask: Any) -> Any:
+        if not (isinstance(value, types.Integer) and isinstance(mask, types.Integer)):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            word = ir.IntType(64)
+            a = context.cast(builder, args[0], signature.args[0], types.uint64)
+            b = context.cast(builder, args[1], signature.args[1], types.uint64)
+            kind = ir.FunctionType(word, [word, word])
+            function = cgutils.get_or_insert_function(
+                builder.module, kind, f"llvm.x86.bmi.{name}.64"
+            )
+            return builder.call(function, [a, b])
+
+        return types.uint64(value, mask), codegen
+
+    return operation
+
+
+def _deposit_loop(value: Any, mask: Any) -> Any:
+    """pdep without BMI2: the low bits of ``value`` into the set bits of ``mask``, in order."""
+    result = np.uint64(0)
+    source = np.uint64(value)
+    m = np.uint64(mask)
+    one = np.uint64(1)
+    while m != 0:
+        lowest = m & (~m + one)
+        if source & one:
+            result |= lowest
+        source >>= one
+        m &= m - one
+    return result
+
+
+if BMI2:
+    deposit = _bit_gather("pdep")
+    """``pdep``: the low bits of a uint64 into the set bits of a mask, in order."""
+else:  # pragma: no cover (hosts without BMI2)
+    from numba import njit
+
+    deposit = njit(inline="always")(_deposit_loop)
