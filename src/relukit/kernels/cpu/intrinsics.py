@@ -527,16 +527,16 @@ clip_word_streamed = _select_word(clip=True, stream=True)
 # Bit deposit (BMI2's pdep; a loop over the mask's bits where the host lacks it)
 
 
-def _host_has_bmi2() -> bool:
+def _host_has(feature: str) -> bool:
     import llvmlite.binding as llvm
 
     try:
-        return bool(llvm.get_host_cpu_features().get("bmi2"))
+        return bool(llvm.get_host_cpu_features().get(feature))
     except RuntimeError:  # (features unknown on this host)
         return False
 
 
-BMI2 = _host_has_bmi2()
+BMI2 = _host_has("bmi2")
 
 
 def _bit_gather(name: str) -> Any:
@@ -582,3 +582,35 @@ else:  # pragma: no cover (hosts without BMI2)
     from numba import njit
 
     deposit = njit(inline="always")(_deposit_loop)
+
+
+# ---------------------------------------------------------------------------------------------
+# float16 by the hardware's conversions (F16C: vcvtph2ps / vcvtps2ph, 16 lanes with AVX-512)
+
+
+F16C = _host_has("f16c")
+
+
+@intrinsic
+def half_bits_to_f32(typingctx: Any, h: Any) -> Any:
+    """The float32 value of the float16 with bits ``h`` (an int16): LLVM's ``fpext``, exact."""
+    if not (isinstance(h, types.Integer) and h.bitwidth == 16):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(h), codegen
+
+
+@intrinsic
+def f32_to_half_bits(typingctx: Any, f: Any) -> Any:
+    """The float16 bits (int16) of float32 ``f`` rounded to nearest even: LLVM's ``fptrunc``
+    (a NaN keeps the top of its payload; callers that want one NaN select it)."""
+    if f != types.float32:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.int16(f), codegen
