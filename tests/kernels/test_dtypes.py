@@ -12,19 +12,20 @@ pytestmark = pytest.mark.skipif(not host.available(), reason="needs Numba")
 
 
 @njit
-def _widen_all(h, hardware):  # type: ignore[no-untyped-def]
-    out = np.empty(h.size, dtype=np.float32)
-    for i in range(h.size):
-        out[i] = dtypes._half_to_f32_hardware(h[i]) if hardware else dtypes._half_to_f32_ops(h[i])
+def _each(values, function, out):  # type: ignore[no-untyped-def]
+    for i in range(values.size):
+        out[i] = function(values[i])
     return out
 
 
-@njit
-def _narrow_all(f, hardware):  # type: ignore[no-untyped-def]
-    out = np.empty(f.size, dtype=np.int16)
-    for i in range(f.size):
-        out[i] = dtypes._f32_to_half_hardware(f[i]) if hardware else dtypes._f32_to_half_ops(f[i])
-    return out
+def _widen_all(h: np.ndarray, hardware: bool) -> np.ndarray:
+    function = dtypes._half_to_f32_hardware if hardware else dtypes._half_to_f32_ops
+    return _each(h, function, np.empty(h.size, dtype=np.float32))
+
+
+def _narrow_all(f: np.ndarray, hardware: bool) -> np.ndarray:
+    function = dtypes._f32_to_half_hardware if hardware else dtypes._f32_to_half_ops
+    return _each(f, function, np.empty(f.size, dtype=np.int16))
 
 
 @pytest.mark.skipif(not dtypes.F16C, reason="the host has no F16C")
