@@ -46,6 +46,7 @@ from relukit.kernels.arrays import Input, dtype_kind
 from relukit.kernels.pages import HUGE_BYTES, empty_array
 
 MIN_ELEMENTS = 1
+_BYTES = np.dtype(np.uint8)  # (a dtype object: np.uint8 is converted to one at every use)
 MIN_ELEMENTS_16 = 1
 BACKENDS = ("auto", "compiled", "reference")
 
@@ -224,23 +225,31 @@ class Fast:
         y = self._out(x, out)
         if y is None:
             return None
-        mask = np.empty(-(-x.size * calls.bits // 8), np.uint8)
-        calls.forward(*_flats(x, y), mask, out is None)
+        mask = np.empty(-(-x.size * calls.bits // 8), _BYTES)
+        if x.ndim == 1:
+            calls.forward(x, y, mask, out is None)
+        else:
+            calls.forward(*_flats(x, y), mask, out is None)
         return y, mask
 
     def backward_from_mask(self, grad: Any, mask: Any, out: Any) -> Any:
         calls = self._calls_for(grad)
         if calls is None or not calls.masked or type(mask) is not np.ndarray:
             return None
-        if mask.dtype != np.uint8 or mask.shape != (-(-grad.size * calls.bits // 8),):
+        if mask.dtype is not _BYTES and mask.dtype != _BYTES:
+            return None
+        if mask.ndim != 1 or mask.size != -(-grad.size * calls.bits // 8):
             return None
         if not mask.flags.c_contiguous:
             return None
         dx = self._out(grad, out)
         if dx is None:
             return None
-        flat, into = _flats(grad, dx)
-        calls.backward(flat, mask, into, out is None)
+        if grad.ndim == 1:
+            calls.backward(grad, mask, dx, out is None)
+        else:
+            flat, into = _flats(grad, dx)
+            calls.backward(flat, mask, into, out is None)
         return dx
 
 
