@@ -63,3 +63,24 @@ def test_relukit_huge_pages_0_switches_them_off(monkeypatch):
         assert pages._page_size() == 0
     finally:
         pages._page_size.cache_clear()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mincore is Linux's")
+def test_resident_tells_new_pages_from_written_ones():
+    # 64 MiB: above glibc's largest mmap threshold, so a fresh map whose pages are not in yet
+    fresh = np.empty(1 << 24, dtype=np.float32)
+    assert not pages.resident(fresh)
+    fresh[:] = 1.0
+    assert pages.resident(fresh)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mincore is Linux's")
+def test_a_fresh_output_on_new_pages_is_not_streamed():
+    from relukit.kernels.cpu import host
+
+    x = np.ones(1 << 22, dtype=np.float32)  # 16 MiB: streamed when its output's pages are in
+    y = np.empty(1 << 24, dtype=np.float32)[: 1 << 22]  # (part of a fresh 64 MiB map)
+    assert not host._stream_to(y, x, fresh=True)
+    y[:] = 0.0
+    assert host._stream_to(y, x, fresh=True) == host.STREAM
+    assert host._stream_to(y, x, fresh=False) == host.STREAM
