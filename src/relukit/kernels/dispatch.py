@@ -193,11 +193,8 @@ class Fast:
         y = self._out(x, out)
         if y is None:
             return None
-        if x.ndim == 1:
-            calls.map(op, x, x, y, False, out is None)
-        else:
-            flat = x.reshape(-1)
-            calls.map(op, flat, flat, flat if y is x else y.reshape(-1), False, out is None)
+        flat, into = _flats(x, y)
+        calls.map(op, flat, flat, into, False, out is None)
         return y
 
     def forward(self, x: Any, out: Any) -> Any:
@@ -226,10 +223,7 @@ class Fast:
         if y is None:
             return None
         mask = np.empty(-(-x.size * calls.bits // 8), _BYTES)
-        if x.ndim == 1:
-            calls.forward(x, y, mask, out is None)
-        else:
-            calls.forward(*_flats(x, y), mask, out is None)
+        calls.forward(*_flats(x, y), mask, out is None)
         return y, mask
 
     def backward_from_mask(self, grad: Any, mask: Any, out: Any) -> Any:
@@ -245,11 +239,8 @@ class Fast:
         dx = self._out(grad, out)
         if dx is None:
             return None
-        if grad.ndim == 1:
-            calls.backward(grad, mask, dx, out is None)
-        else:
-            flat, into = _flats(grad, dx)
-            calls.backward(flat, mask, into, out is None)
+        flat, into = _flats(grad, dx)
+        calls.backward(flat, mask, into, out is None)
         return dx
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
 import os
 import sys
 from typing import Any
@@ -85,8 +86,7 @@ def _mincore() -> Any:
     return function
 
 
-_PAGE = 4096
-_vector = ctypes.create_string_buffer(1)
+_PAGE = mmap.PAGESIZE
 
 
 def resident(array: np.ndarray) -> bool:
@@ -99,9 +99,10 @@ def resident(array: np.ndarray) -> bool:
         return True
     middle = array.ctypes.data + array.nbytes // 2
     start = middle // _PAGE * _PAGE
-    if function(start, _PAGE, _vector) != 0:
+    vector = ctypes.create_string_buffer(1)  # (per call: ctypes lets the GIL go during it)
+    if function(start, _PAGE, vector) != 0:
         return True
-    return bool(_vector.raw[0] & 1)
+    return bool(vector.raw[0] & 1)
 
 
 def empty_tensor(shape: Any, dtype: Any) -> Any:

@@ -528,8 +528,13 @@ clip_word_streamed = _select_word(clip=True, stream=True)
 
 
 def _host_has(feature: str) -> bool:
+    """Does the CPU Numba compiles for have ``feature``? The host's, unless ``NUMBA_CPU_NAME``
+    names another target (then ``NUMBA_CPU_FEATURES`` says)."""
     import llvmlite.binding as llvm
+    from numba.core import config
 
+    if config.CPU_NAME and config.CPU_NAME != "host":
+        return f"+{feature}" in (config.CPU_FEATURES or "").split(",")
     try:
         return bool(llvm.get_host_cpu_features().get(feature))
     except RuntimeError:  # (features unknown on this host)
@@ -539,25 +544,21 @@ def _host_has(feature: str) -> bool:
 BMI2 = _host_has("bmi2")
 
 
-def _bit_gather(name: str) -> Any:
-    @intrinsic
-    def operation(typingctx: Any, value: Any, mask: Any) -> Any:
-        if not (isinstance(value, types.Integer) and isinstance(mask, types.Integer)):
-            return None
+@intrinsic
+def _pdep(typingctx: Any, value: Any, mask: Any) -> Any:
+    """``pdep``: the low bits of a uint64 into the set bits of a mask, in order (BMI2)."""
+    if not (isinstance(value, types.Integer) and isinstance(mask, types.Integer)):
+        return None
 
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            word = ir.IntType(64)
-            a = context.cast(builder, args[0], signature.args[0], types.uint64)
-            b = context.cast(builder, args[1], signature.args[1], types.uint64)
-            kind = ir.FunctionType(word, [word, word])
-            function = cgutils.get_or_insert_function(
-                builder.module, kind, f"llvm.x86.bmi.{name}.64"
-            )
-            return builder.call(function, [a, b])
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        word = ir.IntType(64)
+        a = context.cast(builder, args[0], signature.args[0], types.uint64)
+        b = context.cast(builder, args[1], signature.args[1], types.uint64)
+        kind = ir.FunctionType(word, [word, word])
+        function = cgutils.get_or_insert_function(builder.module, kind, "llvm.x86.bmi.pdep.64")
+        return builder.call(function, [a, b])
 
-        return types.uint64(value, mask), codegen
-
-    return operation
+    return types.uint64(value, mask), codegen
 
 
 def _deposit_loop(value: Any, mask: Any) -> Any:
@@ -576,8 +577,7 @@ def _deposit_loop(value: Any, mask: Any) -> Any:
 
 
 if BMI2:
-    deposit = _bit_gather("pdep")
-    """``pdep``: the low bits of a uint64 into the set bits of a mask, in order."""
+    deposit = _pdep
 else:  # pragma: no cover (hosts without BMI2)
     from numba import njit
 

@@ -37,6 +37,7 @@ passed whole (arrays, ints, bools, floats).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -177,22 +178,16 @@ if hasattr(os, "register_at_fork"):
 # bounds].
 _HEADER = 4
 _SLOTS = 3
-# (kernel, kinds, results) -> [trampoline, its address, launcher, the launcher's entry point]
-_trampolines: dict[tuple[Any, ...], list[Any]] = {}
 
 
 _SCALAR_KINDS = {bool: "bool", int: "int64", float: "float64"}
 
 
+@functools.cache
 def _dispatcher_class() -> Any:
-    if not _dispatcher:
-        import numba
+    import numba
 
-        _dispatcher.append(numba.core.registry.CPUDispatcher)
-    return _dispatcher[0]
-
-
-_dispatcher: list[Any] = []
+    return numba.core.registry.CPUDispatcher
 
 
 def layout(kernel: Any, args: Sequence[Any]) -> Layout | None:
@@ -246,6 +241,7 @@ class Layout:
 
     def __init__(self, kinds: tuple[Any, ...]) -> None:
         self.kinds = kinds
+        # (kernel, results) -> [trampoline, its address, launcher, the launcher's entry point]
         self.launches: dict[tuple[Any, bool], list[Any]] = {}
         taken: list[str] = []
         for i, kind in enumerate(kinds):
@@ -258,12 +254,6 @@ class Layout:
                 if kind[0] == "segments":
                     taken.append(f"a[{i}].offsets")
         self.values = eval(f"lambda a: ({''.join(t + ', ' for t in taken)})")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Layout) and other.kinds == self.kinds
-
-    def __hash__(self) -> int:
-        return hash(self.kinds)
 
     def __repr__(self) -> str:
         return f"Layout{self.kinds!r}"
@@ -405,11 +395,7 @@ def run(
     returns = results is not None
     found = kinds.launches.get((kernel, returns))
     if found is None:
-        key = (kernel, kinds.kinds, returns)
-        found = _trampolines.get(key)
-        if found is None:
-            found = _trampolines[key] = [*_trampoline(kernel, kinds.kinds, returns), None]
-        kinds.launches[kernel, returns] = found
+        found = kinds.launches[kernel, returns] = [*_trampoline(kernel, kinds.kinds, returns), None]
     if type(bounds) is not np.ndarray or bounds.dtype != np.int64:
         bounds = np.asarray(bounds, dtype=np.int64)
     launch = found[3]
