@@ -48,6 +48,7 @@ from relukit.kernels.cpu.intrinsics import (
     fma,
     i32_as_f32,
     i64_as_f64,
+    vector_width_512,
     word_above,
     word_greater,
 )
@@ -69,6 +70,10 @@ WHERE = "relukit.kernels.cpu.memory"
 # array vectorises only where LLVM knows the two cannot overlap, and for a stack copy it does
 
 TABLE_MAX = 8192  # elements of a table copied to the stack (64 KiB of float64)
+# The output mode's tables are laid out by columns (coefficient j of row k at j·COLUMN + k), so
+# that a lookup is one gather from a constant offset with the row as its 32-bit index.
+COLUMN32 = TABLE_MAX // 4  # rows of a degree-3 table
+COLUMN64 = TABLE_MAX // 8  # rows of a degree-7 table
 
 
 @intrinsic
@@ -165,7 +170,8 @@ def _minus_log64(r: float) -> float:
 
 @_inline
 def _position(y, below, y_min, inv_y_min, scale, right, left, tiny, minus_log):  # type: ignore[no-untyped-def]
-    """(row, t): the table row of ``y`` and its position in the row's segment, in y's dtype."""
+    """(row, t): the table row of ``y`` (an int32, so that the lookups are 32-bit-index
+    gathers) and its position in the row's segment, in y's dtype."""
     one, zero = y_min / y_min, y_min - y_min
     r = y * inv_y_min
     r = r if r < one else one
@@ -178,30 +184,30 @@ def _position(y, below, y_min, inv_y_min, scale, right, left, tiny, minus_log): 
     limit = left if below else right
     c = c if c < limit else limit
     floor = np.floor(c)
-    k = np.int32(floor)
-    return (k + np.int32(right) + np.int32(1) if below else k), c - floor
+    first = right + one if below else zero  # the left rows follow the right ones and the limit
+    return np.int32(floor + first), c - floor
 
 
 @_inline
-def _derivative32(y, below, table, y_min, inv_y_min, scale, right, left):  # type: ignore[no-untyped-def]
+def _derivative32(y, below, rows, y_min, inv_y_min, scale, right, left):  # type: ignore[no-untyped-def]
     k, t = _position(
         y, below, y_min, inv_y_min, scale, right, left, _F32(1.1754944e-38), _minus_log32
     )
-    base = 4 * k
-    d = fma(fma(fma(table[base + 3], t, table[base + 2]), t, table[base + 1]), t, table[base])
+    c = COLUMN32
+    d = fma(fma(fma(rows[3 * c + k], t, rows[2 * c + k]), t, rows[c + k]), t, rows[k])
     d = d * y if below else d
     return y if y != y else d
 
 
 @_inline
-def _derivative64(y, below, table, y_min, inv_y_min, scale, right, left):  # type: ignore[no-untyped-def]
+def _derivative64(y, below, rows, y_min, inv_y_min, scale, right, left):  # type: ignore[no-untyped-def]
     k, t = _position(
         y, below, y_min, inv_y_min, scale, right, left, 2.2250738585072014e-308, _minus_log64
     )
-    base = 8 * k
-    d = table[base + 7]
+    c = COLUMN64
+    d = rows[7 * c + k]
     for j in range(6, -1, -1):
-        d = fma(d, t, table[base + j])
+        d = fma(d, t, rows[j * c + k])
     d = d * y if below else d
     return y if y != y else d
 
@@ -218,13 +224,13 @@ def _make_inverse_kernel(wide: bool) -> Any:
 
     @cached_kernel
     def inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop):  # type: ignore[no-untyped-def]
-        if stamp < 0:
+        if stamp < 0 or stop <= start:
             return
+        if not wide:
+            vector_width_512()  # 16 float32 lanes (float64 gains nothing from 8)
         derivative = _derivative64 if wide else _derivative32
-        rows = numba.carray(_stack_copy(table), (TABLE_MAX,))
-        ys = np.zeros(_BLOCK, dtype=y.dtype)
-        gs = np.zeros(_BLOCK, dtype=g.dtype)
-        like = ys[0]  # the arithmetic is in y's dtype
+        rows = _stack_copy(table)  # a pointer: its lookups do not wrap negative indices
+        like = y[0]  # the arithmetic is in y's dtype
         ymin = const(like, y_min)
         inv_y_min = const(like, 1 / y_min)
         s = const(like, scale)
@@ -233,19 +239,19 @@ def _make_inverse_kernel(wide: bool) -> Any:
         one = np.int64(1)
         for block in range(start, stop, _BLOCK):
             word = _load_word(packed, block // 8)
-            if block + _BLOCK <= stop:
+            # slices, indexed from 0: an index LLVM cannot prove non-negative is wrapped, and
+            # the wrapped loads become gathers
+            ys = y[block : block + _BLOCK]
+            gs = g[block : block + _BLOCK]
+            outs = out[block : block + _BLOCK]
+            if ys.shape[0] == _BLOCK:
                 for j in range(_BLOCK):
                     below = ((word >> np.int64(j)) & one) != 0
-                    d = derivative(y[block + j], below, rows, ymin, inv_y_min, s, r, lft)
-                    out[block + j] = g[block + j] * d
+                    outs[j] = gs[j] * derivative(ys[j], below, rows, ymin, inv_y_min, s, r, lft)
             else:
-                m = stop - block
-                ys[:m] = y[block:stop]
-                gs[:m] = g[block:stop]
-                for j in range(m):
+                for j in range(ys.shape[0]):
                     below = ((word >> np.int64(j)) & one) != 0
-                    d = derivative(ys[j], below, rows, ymin, inv_y_min, s, r, lft)
-                    out[block + j] = gs[j] * d
+                    outs[j] = gs[j] * derivative(ys[j], below, rows, ymin, inv_y_min, s, r, lft)
 
     return inverse
 
@@ -400,15 +406,19 @@ _ROWS: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
 
 
 def _rows(table: Any, dtype: np.dtype) -> np.ndarray:
-    """The table's coefficients as one flat array of ``dtype``, made once per table (a call on a
-    small tensor would otherwise spend more on the conversion than on the kernel)."""
+    """The table's coefficients by columns, each padded to the kernel's column length, as one
+    flat array of ``dtype``, made once per table (a call on a small tensor would otherwise
+    spend more on the conversion than on the kernel)."""
     key = (id(table), str(dtype))
     found = _ROWS.get(key)
     if found is None or found[0] is not table:
-        rows = np.ascontiguousarray(table.coefficients, dtype=dtype).reshape(-1)
-        if rows.size > TABLE_MAX:
-            raise ValueError(f"{WHERE}: a table of {rows.size} words (at most {TABLE_MAX})")
-        found = _ROWS[key] = (table, rows)
+        count, width = table.coefficients.shape
+        column = TABLE_MAX // width
+        if count > column:
+            raise ValueError(f"{WHERE}: a table of {count} rows (at most {column})")
+        rows = np.zeros((width, column), dtype=dtype)
+        rows[:, :count] = table.coefficients.T
+        found = _ROWS[key] = (table, rows.reshape(-1))
     return found[1]
 
 
