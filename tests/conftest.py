@@ -7,8 +7,12 @@ edge cases before a change lands (CI keeps the deterministic profile).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -48,3 +52,20 @@ def _sigint_left_as_found(request: pytest.FixtureRequest):
         f"{request.node.nodeid} left SIGINT changed: handler {before[0]!r} -> {after[0]!r}, "
         f"blocked {before[1]} -> {after[1]}"
     )
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` imported as a module (its ``main`` not run)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """:func:`load_benchmark`, for the tests of the scripts in ``benchmarks/``."""
+    return load_benchmark

@@ -3,9 +3,6 @@ candidates from which the bits rows take their maxima over every float32."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,16 +10,10 @@ import torch
 import relukit
 from relukit.memory import steps
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "memory_error.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("memory_error_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(benchmark_script):
+    return benchmark_script("memory_error")
 
 
 def _numpy_summary(x, got, d, centre):

@@ -7,9 +7,7 @@ writes its section, not any number.
 
 from __future__ import annotations
 
-import importlib.util
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,15 +15,11 @@ import torch
 from .helpers import kernel_device
 
 DEVICE = kernel_device()
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "gpu.py"
 
 
 @pytest.fixture
-def gpu_script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("gpu_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def gpu_script(benchmark_script):
+    return benchmark_script("gpu")
 
 
 def test_no_cuda_device_is_one_line_and_status_2(gpu_script, monkeypatch, capsys):
