@@ -60,6 +60,7 @@ MEMBERS = [
     ("selu", {}),
     ("celu", {}),
     ("softplus", {}),
+    ("squared_relu", {}),
 ]
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
@@ -232,6 +233,8 @@ def mpmath_check(f: relukit.Function, x: np.ndarray, got: np.ndarray) -> float:
             return t * mpmath.tanh(mpmath.log1p(mpmath.exp(t)))
         if name == "softplus":
             return mpmath.log1p(mpmath.exp(t))
+        if name == "squared_relu":
+            return t * t if t > 0 else mpmath.mpf(0)
         alpha = {"elu": 1, "selu": 1.6732632423543772848170429916717, "celu": 1}[name]
         scale = 1.0507009873554804934193349852946 if name == "selu" else 1
         return scale * (t if t > 0 else alpha * mpmath.expm1(t))

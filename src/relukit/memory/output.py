@@ -35,7 +35,7 @@ Accuracy
     and ``f'`` recovered from it moves by ``f''·δy/f'``. Near the minimum, where ``f' → 0``,
     that becomes ``√(2·f''·δy)``: with float32 outputs about 1e-4 absolute at the minimum of
     gelu, silu and mish, falling to the float32 resolution of ``f'`` 0.5 away from it.
-    ``benchmarks/output_derivative_error.py`` measures it against the exact derivative (float64
+    ``benchmarks/memory_error.py`` measures it against the exact derivative (float64
     and mpmath) for every member and dtype; the table is in ``benchmarks/RESULTS.md``.
 
 >>> import numpy as np, relukit

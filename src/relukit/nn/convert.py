@@ -249,11 +249,14 @@ def _with_backward(build: Builder, backward: str, bits: int) -> Builder:
 
 def _check_backward(model: nn.Module, chosen: set[str] | None, backward: str, bits: int) -> None:
     """The Error of the first module the ``backward`` choice cannot work for, before any swap."""
-    from relukit.nn.functional import check_backward
+    from relukit.nn.functional import check_backward, check_choice
 
-    check_backward("relukit.nn.convert", "gelu", {}, backward, bits, False)
+    check_choice("relukit.nn.convert", backward, bits)
     if backward == "input":
         return
+    for member in sorted(chosen or ()):  # a piecewise member named with a memory mode
+        if not issubclass(rm.MODULES[member], rm.Smooth):
+            check_backward("relukit.nn.convert", member, {}, backward, bits, False)
     for name, module in model.named_modules():
         entry = TO_RELUKIT.get(type(module))
         if entry is None or (chosen is not None and entry[0] not in chosen):

@@ -230,6 +230,18 @@ def masked_member(input: Tensor, member: str, params: dict[str, Any]) -> Tensor:
 BACKWARDS = ("input", "output", "bits")
 
 
+def check_choice(where: str, backward: Any, bits: Any, member: str | None = None) -> None:
+    """:class:`Error` naming ``where``, the mode (and ``member``) unless ``backward`` is one of
+    :data:`BACKWARDS` and ``bits`` an integer in 1–4."""
+    of = f" for {member}" if member else ""
+    if not isinstance(backward, str) or backward not in BACKWARDS:
+        raise Error(f"{where}: backward={backward!r}{of}: not one of 'input', 'output', 'bits'")
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in BITS:
+        raise Error(
+            f"{where}: backward={backward!r} with bits={bits!r}{of}: bits must be an integer in 1-4"
+        )
+
+
 def check_backward(
     where: str, member: str, params: dict[str, Any], backward: Any, bits: Any, inplace: bool
 ) -> None:
@@ -237,10 +249,7 @@ def check_backward(
     :data:`BACKWARDS`) with ``bits`` works for ``member`` with ``params``."""
     if backward == "input" and (bits in BITS and not isinstance(bits, bool)):
         return
-    if not isinstance(backward, str) or backward not in BACKWARDS:
-        raise Error(f"{where}: backward={backward!r} is not one of 'input', 'output', 'bits'")
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in BITS:
-        raise Error(f"{where}: bits={bits!r} for {member}: bits must be an integer in 1-4")
+    check_choice(where, backward, bits, member)
     spec = lookup(member)
     if backward == "input":
         return
@@ -259,6 +268,14 @@ def check_backward(
         problem = memory_output.refusal(spec, spec.bind(params))
         if problem is not None:
             raise Error(f"{where}: {mode} for {member}: {problem}")
+
+
+def one_bit(member: str, backward: Any, bits: Any) -> None:
+    """The choice given to a piecewise-linear member's function: its backward keeps one bit per
+    element whatever, so only ``backward="input"`` (with bits in 1–4) is taken; anything else
+    is refused by name (:func:`check_backward`)."""
+    if backward != "input" or bits != 3:
+        check_backward(f"relukit.nn.functional.{member}", member, {}, backward, bits, False)
 
 
 @torch.compiler.assume_constant_result
@@ -291,13 +308,14 @@ def _smooth(
 # the mask members
 
 
-def relu(input: Tensor, inplace: bool = False) -> Tensor:
+def relu(input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> Tensor:
     """max(0, x); the backward keeps 1 bit per element. relu'(0) = 0, relu'(NaN)·g = g.
 
     Example:
         >>> relu(torch.tensor([-1.0, 2.0])).tolist()
         [0.0, 2.0]
     """
+    one_bit("relu", backward, bits)
     return _masked(input, "relu", {}, inplace, lambda: F.relu(input, inplace))
 
 
@@ -306,13 +324,21 @@ def relu_(input: Tensor) -> Tensor:
     return relu(input, inplace=True)
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+def leaky_relu(
+    input: Tensor,
+    negative_slope: float = 0.01,
+    inplace: bool = False,
+    *,
+    backward: str = "input",
+    bits: int = 3,
+) -> Tensor:
     """x if x > 0 else negative_slope·x; 1 bit per element. Derivative at 0 and NaN: the slope.
 
     Example:
         >>> leaky_relu(torch.tensor([-1.0, 2.0]), 0.5).tolist()
         [-0.5, 2.0]
     """
+    one_bit("leaky_relu", backward, bits)
     if _checking():
         check("relukit.nn.functional.leaky_relu", "leaky_relu", negative_slope=negative_slope)
     return _masked(
@@ -329,18 +355,27 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     return leaky_relu(input, negative_slope, inplace=True)
 
 
-def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+def relu6(
+    input: Tensor, inplace: bool = False, *, backward: str = "input", bits: int = 3
+) -> Tensor:
     """min(max(0, x), 6); 1 bit per element. Derivative 0 at 0, 6 and NaN.
 
     Example:
         >>> relu6(torch.tensor([-1.0, 3.0, 9.0])).tolist()
         [0.0, 3.0, 6.0]
     """
+    one_bit("relu6", backward, bits)
     return _masked(input, "relu6", {}, inplace, lambda: F.relu6(input, inplace))
 
 
 def hardtanh(
-    input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
+    input: Tensor,
+    min_val: float = -1.0,
+    max_val: float = 1.0,
+    inplace: bool = False,
+    *,
+    backward: str = "input",
+    bits: int = 3,
 ) -> Tensor:
     """min(max(x, min_val), max_val); 1 bit per element. Derivative 0 at both kinks and NaN.
 
@@ -350,6 +385,7 @@ def hardtanh(
         >>> hardtanh(torch.tensor([-3.0, 0.5, 2.0])).tolist()
         [-1.0, 0.5, 1.0]
     """
+    one_bit("hardtanh", backward, bits)
     if _checking():
         check("relukit.nn.functional.hardtanh", "hardtanh", min_val=min_val, max_val=max_val)
     return _masked(
@@ -371,6 +407,9 @@ def general_relu(
     negative_slope: float = 0.0,
     max_value: float | None = None,
     threshold: float = 0.0,
+    *,
+    backward: str = "input",
+    bits: int = 3,
 ) -> Tensor:
     """Keras's relu: slope·(x − threshold) up to the threshold, then x clipped to [0, max_value].
 
@@ -381,6 +420,7 @@ def general_relu(
         >>> general_relu(torch.tensor([-2.0, 0.5, 1.0, 4.0]), 0.1, 3.0, 1.0).tolist()
         [-0.30000001192092896, -0.05000000074505806, 0.0, 3.0]
     """
+    one_bit("general_relu", backward, bits)
     params = {"negative_slope": negative_slope, "max_value": max_value, "threshold": threshold}
     if _checking():
         check("relukit.nn.functional.general_relu", "general_relu", **params)
@@ -395,6 +435,8 @@ def rrelu(
     inplace: bool = False,
     *,
     generator: torch.Generator | None = None,
+    backward: str = "input",
+    bits: int = 3,
 ) -> Tensor:
     """Randomized leaky ReLU: slope r ~ U(lower, upper) per input ≤ 0 in training, else the mean.
 
@@ -407,6 +449,7 @@ def rrelu(
         >>> rrelu(torch.tensor([-2.0, 3.0]), 0.1, 0.3).tolist()
         [-0.4000000059604645, 3.0]
     """
+    one_bit("rrelu", backward, bits)
     where = "relukit.nn.functional.rrelu"
     if _checking():
         check(where, "rrelu", lower=lower, upper=upper)
@@ -439,7 +482,7 @@ def rrelu_(
     return rrelu(input, lower, upper, training, True, generator=generator)
 
 
-def prelu(input: Tensor, weight: Tensor) -> Tensor:
+def prelu(input: Tensor, weight: Tensor, *, backward: str = "input", bits: int = 3) -> Tensor:
     """x if x > 0 else weight[c]·x, c the channel (axis 1); weight has 1 or C slopes.
 
     The backward keeps 1 bit per element, plus the non-positive inputs when the weight needs a
@@ -450,6 +493,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
         >>> prelu(torch.tensor([[-2.0, 3.0]]), torch.tensor([0.5])).tolist()
         [[-1.0, 3.0]]
     """
+    one_bit("prelu", backward, bits)
     if _checking():
         _check_prelu(input, weight)
     if not needs_grad(input, weight) or below_native(input, slopes=True):

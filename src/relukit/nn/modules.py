@@ -3,9 +3,12 @@
 Where PyTorch has the module, relukit's has the same name, constructor signature, defaults,
 ``extra_repr`` and state dict, and subclasses it (``isinstance(relukit.nn.ReLU(), nn.ReLU)``):
 only ``forward`` changes, to :mod:`relukit.nn.functional`, whose backward keeps a packed mask
-instead of a full tensor. ELU, SELU, CELU, GELU, SiLU, Mish and Softplus keep PyTorch's own
-forward and backward (one saved tensor is what their exact gradient needs); they are here so a
-converted model is relukit's throughout and its parameters are checked by the registry.
+instead of a full tensor; their keyword-only ``backward`` takes only ``"input"`` (a memory
+mode for them is refused by name: the mask already keeps one bit). ELU, SELU, CELU, GELU,
+SiLU, Mish, Softplus and SquaredReLU keep PyTorch's own forward and, by default, its backward
+(:class:`Smooth`); ``backward="output"`` keeps the output instead of the input, its gradient
+exact up to the rounding of the output (at a minimum √(2·f″·δy): about 1e-4 in float32, 1e-8
+in float64, 1e-2 in bfloat16), and ``backward="bits"`` keeps a 1–4-bit code per element.
 CReLU, Maxout, SquaredReLU and GeneralReLU are relukit's own.
 
 Every class carries ``relukit_member``, the registry name of what it computes, which is how
@@ -60,6 +63,14 @@ class Module(nn.Module):
 
     relukit_member: ClassVar[str] = ""
 
+    def _one_bit(self, backward: str, bits: int) -> None:
+        """The choice given to a piecewise-linear member's module: its backward keeps one bit
+        per element whatever, so only ``backward="input"`` (with bits in 1–4) is taken and
+        anything else is refused, naming the module, the mode and the member."""
+        if backward != "input" or bits != 3:
+            where = f"relukit.nn.{type(self).__name__}"
+            rf.check_backward(where, self.relukit_member, {}, backward, bits, False)
+
     def __prepare_scriptable__(self) -> nn.Module:
         raise RuntimeError(
             f"relukit.nn.{type(self).__name__} cannot be compiled by torch.jit.script (its "
@@ -84,6 +95,10 @@ class ReLU(Module, nn.ReLU):
 
     relukit_member = "relu"
 
+    def __init__(self, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> None:
+        self._one_bit(backward, bits)
+        super().__init__(inplace)
+
     def forward(self, input: Tensor) -> Tensor:
         if native(input):
             return F.relu(input, self.inplace)
@@ -100,7 +115,15 @@ class LeakyReLU(Module, nn.LeakyReLU):
 
     relukit_member = "leaky_relu"
 
-    def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
+    def __init__(
+        self,
+        negative_slope: float = 1e-2,
+        inplace: bool = False,
+        *,
+        backward: str = "input",
+        bits: int = 3,
+    ) -> None:
+        self._one_bit(backward, bits)
         _check(type(self), "leaky_relu", negative_slope=negative_slope)
         super().__init__(negative_slope, inplace)
 
@@ -127,7 +150,11 @@ class Hardtanh(Module, nn.Hardtanh):
         inplace: bool = False,
         min_value: float | None = None,
         max_value: float | None = None,
+        *,
+        backward: str = "input",
+        bits: int = 3,
     ) -> None:
+        self._one_bit(backward, bits)
         _check(
             type(self),
             "hardtanh",
@@ -151,6 +178,10 @@ class ReLU6(Module, nn.ReLU6):
     """
 
     relukit_member = "relu6"
+
+    def __init__(self, inplace: bool = False, *, backward: str = "input", bits: int = 3) -> None:
+        self._one_bit(backward, bits)
+        super().__init__(inplace)
 
     def forward(self, input: Tensor) -> Tensor:
         if native(input):
@@ -179,7 +210,10 @@ class RReLU(Module, nn.RReLU):
         inplace: bool = False,
         *,
         generator: torch.Generator | None = None,
+        backward: str = "input",
+        bits: int = 3,
     ) -> None:
+        self._one_bit(backward, bits)
         _check(type(self), "rrelu", lower=lower, upper=upper)
         super().__init__(lower, upper, inplace)
         self.generator = generator
@@ -207,8 +241,16 @@ class PReLU(Module, nn.PReLU):
     relukit_member = "prelu"
 
     def __init__(
-        self, num_parameters: int = 1, init: float = 0.25, device: Any = None, dtype: Any = None
+        self,
+        num_parameters: int = 1,
+        init: float = 0.25,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        backward: str = "input",
+        bits: int = 3,
     ) -> None:
+        self._one_bit(backward, bits)
         problem = positive_integer(num_parameters)
         if problem is not None:
             raise rf.Error(f"relukit.nn.PReLU: num_parameters={num_parameters!r}: {problem}")
@@ -231,7 +273,10 @@ class Smooth(Module):
     ``backward="input"`` (default) is PyTorch's backward, bit for bit (the forward calls
     ``torch.nn.functional`` directly: the values were checked when the module was made, so the
     call costs what torch.nn's does); ``"output"`` keeps the
-    output (shared with the next layer) and one bit for gelu, silu and mish; ``"bits"`` keeps
+    output (shared with the next layer) and one bit for gelu, silu and mish, and recovers f′
+    from them, exact up to the rounding of the output (at the minimum of gelu, silu and mish
+    √(2·f″·δy): about 1e-4 in float32, 1e-8 in float64, 1e-2 in bfloat16; at the dtype's
+    resolution 0.5 away from it); ``"bits"`` keeps
     ``bits`` (1-4, default 3) bits per element for Few-Bit's step derivative. See
     :func:`relukit.nn.functional.check_backward` and ``docs/pytorch.md``. Neither is in the
     state dict, so state dicts load across modes and from torch.nn.
@@ -503,9 +548,16 @@ class GeneralReLU(Module):
     __constants__: ClassVar[list[str]] = ["negative_slope", "max_value", "threshold"]
 
     def __init__(
-        self, negative_slope: float = 0.0, max_value: float | None = None, threshold: float = 0.0
+        self,
+        negative_slope: float = 0.0,
+        max_value: float | None = None,
+        threshold: float = 0.0,
+        *,
+        backward: str = "input",
+        bits: int = 3,
     ) -> None:
         super().__init__()
+        self._one_bit(backward, bits)
         _check(
             type(self),
             "general_relu",
@@ -535,6 +587,7 @@ def made_module(spec: Activation) -> type[nn.Module]:
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         Module.__init__(self)
+        self._one_bit(kwargs.pop("backward", "input"), kwargs.pop("bits", 3))
         values = dict(zip(names, args, strict=False)) | kwargs
         bound = _check(type(self), spec.name, **values)
         for name in names:
