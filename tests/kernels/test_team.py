@@ -160,11 +160,12 @@ def test_no_two_kernels_share_a_symbol_name():
 @pytest.mark.parametrize("n", [100_000, 300_000, 1_000_003, 5_000_000])
 @pytest.mark.parametrize("count", [2, 3])
 def test_a_split_has_a_multiple_of_the_thread_count_of_chunks(n, count):
-    # 3 chunks on 2 threads take two turns of one chunk's time: no faster than 2 chunks
+    # 3 chunks on 2 threads take two turns of one chunk's time: no faster than 2 chunks. Up
+    # to ``count`` chunks take one turn (how many the measured grain allows: 2 of 3 threads)
     with threads.limit(count):
         chunks = host._chunks(n, True)
     assert chunks[0][0] == 0 and chunks[-1][1] == n
-    assert len(chunks) == 1 or len(chunks) % count == 0
+    assert len(chunks) <= count or len(chunks) % count == 0
 
 
 def test_a_layout_passes_its_arrays_scalars_and_offsets_to_the_launcher():
