@@ -270,12 +270,14 @@ def check_backward(
             raise Error(f"{where}: {mode} for {member}: {problem}")
 
 
-def one_bit(member: str, backward: Any, bits: Any) -> None:
-    """The choice given to a piecewise-linear member's function: its backward keeps one bit per
-    element whatever, so only ``backward="input"`` (with bits in 1–4) is taken; anything else
-    is refused by name (:func:`check_backward`)."""
+def one_bit(member: str, backward: Any, bits: Any, where: str | None = None) -> None:
+    """The choice given to a piecewise-linear member's function or module (``where``; default
+    its function): its backward keeps one bit per element whatever, so only
+    ``backward="input"`` (with bits in 1–4) is taken; anything else is refused by name
+    (:func:`check_backward`)."""
     if backward != "input" or bits != 3:
-        check_backward(f"relukit.nn.functional.{member}", member, {}, backward, bits, False)
+        where = where or f"relukit.nn.functional.{member}"
+        check_backward(where, member, {}, backward, bits, False)
 
 
 @torch.compiler.assume_constant_result

@@ -64,12 +64,8 @@ class Module(nn.Module):
     relukit_member: ClassVar[str] = ""
 
     def _one_bit(self, backward: str, bits: int) -> None:
-        """The choice given to a piecewise-linear member's module: its backward keeps one bit
-        per element whatever, so only ``backward="input"`` (with bits in 1–4) is taken and
-        anything else is refused, naming the module, the mode and the member."""
-        if backward != "input" or bits != 3:
-            where = f"relukit.nn.{type(self).__name__}"
-            rf.check_backward(where, self.relukit_member, {}, backward, bits, False)
+        """:func:`relukit.nn.functional.one_bit` for this module: only ``backward="input"``."""
+        rf.one_bit(self.relukit_member, backward, bits, f"relukit.nn.{type(self).__name__}")
 
     def __prepare_scriptable__(self) -> nn.Module:
         raise RuntimeError(
