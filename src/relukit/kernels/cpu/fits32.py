@@ -8,17 +8,23 @@ first, the rest refitted after each. The error after rounding is the comment bes
 
 - ``EXP_Q``: ``(e^r − 1 − r)/r²`` on ``|r| ≤ ln2/2`` (v = r).
 - ``TANH_T``: ``(tanh x − x)/x³`` on ``|x| ≤ 0.625`` (v = x²).
-- ``PHI_P``: ``(Φ(x) − ½)/x`` on ``|x| ≤ 0.5`` (v = x²).
 - ``GELU_D``: ``(gelu′(x) − ½)/x`` on ``|x| ≤ 1.25`` (v = x²).
-- ``GELU_Y``: ``Y(a) = a·e^{a²/2}·Φ(−a)`` on ``0.5 ≤ a ≤ 13.3`` (v = (a − 3)/(a + 3)), so that
-  ``gelu(−a) = −e^{−a²/2}·Y(a)``; it tends to 1/√(2π).
 - ``GELU_V``: ``V(a) = 1/√(2π) − Y(a)/a²`` on ``1.25 ≤ a ≤ 13.3`` (v = (a − 1)/(a + 1) − ½), so
-  that ``gelu′(−a) = −e^{−a²/2}·a·V(a)`` and ``gelu′(a) = 1 + e^{−a²/2}·a·V(a)``.
+  that ``gelu′(−a) = −e^{−a²/2}·a·V(a)`` and ``gelu′(a) = 1 + e^{−a²/2}·a·V(a)``, with
+  ``Y(a) = a·e^{a²/2}·Φ(−a)``.
 - ``LOG1P_P``: ``(log1p(w) − w + w²/2)/w³`` on ``0 ≤ w ≤ 1`` (v = w − ½), relative to
   ``log1p(w)``, so that ``log1p(w) = w − w²/2 + w³·P(w)``.
 - ``ZERO_<member>``: ``f′(r + h)/h`` on ``|h| ≤ 0.5``, r the zero of the derivative (v = h).
 
-Regenerate with ``python -m relukit.kernels.fits32`` (needs mpmath); the tests check the
+:data:`WIDE_FITS` are float64 polynomials for the few float32 paths that compute in float64
+(where that is cheaper than pairs: no compensation at all), fitted the same way with the
+coefficients kept in float64:
+
+- ``EXP_E``: ``e^r`` on ``|r| ≤ ln2/2`` (v = r).
+- ``GELU_M``: ``M(a) = e^{a²/2}·Φ(−a)`` on ``0 ≤ a ≤ 14`` (v = (a − 4)/(a + 4)), so that
+  ``Φ(−a) = e^{−a²/2}·M(a)``: gelu.
+
+Regenerate with ``python -m relukit.kernels.cpu.fits32`` (needs mpmath); the tests check the
 members' errors.
 """
 
@@ -27,13 +33,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-GELU_Y_K = 3.0
-GELU_Y_LOW = 0.5
 GELU_V_K = 1.0
 GELU_V_CENTRE = 0.5
 GELU_V_LOW = 1.25
 GELU_HIGH = 13.3
 GELU_D_HIGH = 1.25
+GELU_M_K = 4.0
+GELU_M_END = 14.0
 ZERO_WIDTH = 0.5
 
 # (c0_hi, c0_lo, c1, ..., cn)
@@ -54,14 +60,6 @@ FITS: dict[str, tuple[float, ...]] = {
         0.020638830959796906,
         -0.005704688839614391,
     ),
-    "PHI_P": (  # 2^-33.2
-        0.3989422917366028,
-        -1.1352587314661378e-08,
-        -0.06649037450551987,
-        0.009973390959203243,
-        -0.0011856778291985393,
-        0.00010881029447773471,
-    ),
     "GELU_D": (  # 2^-31.5
         0.7978845834732056,
         -2.270859233988176e-08,
@@ -72,20 +70,6 @@ FITS: dict[str, tuple[float, ...]] = {
         -0.00011346724932081997,
         9.17777288123034e-06,
         -5.130050908519479e-07,
-    ),
-    "GELU_Y": (  # 2^-29.6
-        0.3645418584346771,
-        -1.2998248699602755e-08,
-        0.10987585783004761,
-        -0.1396571695804596,
-        0.09137721359729767,
-        -0.02886207215487957,
-        -0.001743404078297317,
-        0.003993117716163397,
-        -1.910520950332284e-05,
-        -0.0006271969759836793,
-        -2.3586200768477283e-05,
-        8.136022370308638e-05,
     ),
     "GELU_V": (  # 2^-27.9
         0.3584376275539398,
@@ -166,6 +150,35 @@ FITS: dict[str, tuple[float, ...]] = {
 }
 
 
+# (c0, c1, ..., cn) in float64
+WIDE_FITS: dict[str, tuple[float, ...]] = {
+    "EXP_E": (  # 2^-34.5
+        0.999999999961681,
+        1.0000000002431062,
+        0.5000000104539203,
+        0.16666665126088767,
+        0.04166622541713155,
+        0.008333561095210353,
+        0.0013948183889513968,
+        0.0001977517070126818,
+    ),
+    "GELU_M": (  # 2^-32.0
+        0.09441064130333822,
+        -0.17039772191515917,
+        0.12437925569843283,
+        -0.07170739009680556,
+        0.03086479221721414,
+        -0.008492327809681906,
+        0.0005076130916729615,
+        0.0006401587683107862,
+        -0.0001868210796966227,
+        -4.91063718083346e-05,
+        2.603896173684695e-05,
+        7.907503843752997e-06,
+    ),
+}
+
+
 def _lawson(v: Any, target: Any, weight: Any, degree: int, first: int = 0) -> Any:
     import numpy as np
 
@@ -199,6 +212,44 @@ def fit(v: Any, target: Any, weight: Any, degree: int) -> tuple[tuple[float, ...
     return (hi, lo, *fixed[1:]), error
 
 
+def fit_wide(v: Any, target: Any, weight: Any, degree: int) -> tuple[tuple[float, ...], float]:
+    """(c0, c1, …, c_degree) in float64, and the maximum of ``|p(v) − target|·weight``."""
+    import numpy as np
+
+    c = _lawson(v, target, weight, degree)
+    value = sum(float(c[j]) * v**j for j in range(degree + 1))
+    return tuple(float(x) for x in c), float(np.max(np.abs(value - target) * weight))
+
+
+def _wide_targets() -> dict[str, tuple[Any, Any, Any, int]]:
+    import mpmath as mp
+    import numpy as np
+
+    mp.mp.dps = 40
+    out: dict[str, tuple[Any, Any, Any, int]] = {}
+    r = _nodes(-0.5 * math_log2(), 0.5 * math_log2())
+    e = _values(mp.exp, r)
+    out["EXP_E"] = (r, e, 1 / e, 7)
+    k = GELU_M_K
+    w = _nodes(-1.0, (GELU_M_END - k) / (GELU_M_END + k))
+    m = _values(lambda t: mp.exp(t * t / 2) * mp.ncdf(-t), k * (1 + w) / (1 - w))
+    out["GELU_M"] = (w, m, 1 / np.abs(m), 11)
+    return out
+
+
+def _nodes(low: float, high: float, n: int = 1200) -> Any:
+    import numpy as np
+
+    return (np.cos(np.linspace(0, np.pi, n)) * (high - low) + (high + low)) / 2
+
+
+def _values(f: Callable[[Any], Any], xs: Any) -> Any:
+    import mpmath as mp
+    import numpy as np
+
+    return np.array([float(f(mp.mpf(float(x)))) for x in xs])
+
+
 def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
     import mpmath as mp
     import numpy as np
@@ -206,13 +257,8 @@ def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
     from relukit.family.numerics import ZEROS
 
     mp.mp.dps = 40
-
-    def nodes(low: float, high: float, n: int = 1200) -> Any:
-        return (np.cos(np.linspace(0, np.pi, n)) * (high - low) + (high + low)) / 2
-
-    def values(f: Callable[[Any], Any], xs: Any) -> Any:
-        return np.array([float(f(mp.mpf(float(x)))) for x in xs])
-
+    nodes = _nodes
+    values = _values
     out: dict[str, tuple[Any, Any, Any, int]] = {}
     r = nodes(-0.5 * math_log2(), 0.5 * math_log2())
     r = r[np.abs(r) > 1e-7]
@@ -221,9 +267,6 @@ def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
     x = nodes(1e-4, 0.625)
     out["TANH_T"] = (x * x, values(lambda t: (mp.tanh(t) - t) / t**3, x),
                      x**3 / values(mp.tanh, x), 4)  # fmt: skip
-    x = nodes(1e-4, 0.5)
-    p = values(lambda t: (mp.ncdf(t) - 0.5) / t, x)
-    out["PHI_P"] = (x * x, p, 1 / p, 4)
     x = nodes(1e-4, GELU_D_HIGH)
     d = values(lambda t: (mp.ncdf(t) + t * mp.npdf(t) - 0.5) / t, x)
     out["GELU_D"] = (x * x, d, 1 / d, 7)
@@ -235,14 +278,10 @@ def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
     def y(t: Any) -> Any:
         return t * mp.exp(t * t / 2) * mp.ncdf(-t)
 
-    for name, k, centre, low, f, degree in (
-        ("GELU_Y", GELU_Y_K, 0.0, GELU_Y_LOW, y, 10),
-        ("GELU_V", GELU_V_K, GELU_V_CENTRE, GELU_V_LOW,
-         lambda t: 1 / mp.sqrt(2 * mp.pi) - y(t) / t**2, 9),
-    ):  # fmt: skip
-        w = nodes((low - k) / (low + k), (GELU_HIGH - k) / (GELU_HIGH + k))
-        g = values(f, k * (1 + w) / (1 - w))
-        out[name] = (w - centre, g, 1 / g, degree)
+    k = GELU_V_K
+    w = nodes((GELU_V_LOW - k) / (GELU_V_LOW + k), (GELU_HIGH - k) / (GELU_HIGH + k))
+    g = values(lambda t: 1 / mp.sqrt(2 * mp.pi) - y(t) / t**2, k * (1 + w) / (1 - w))
+    out["GELU_V"] = (w - GELU_V_CENTRE, g, 1 / g, 9)
     beta = mp.sqrt(2 / mp.pi)
     kappa = mp.mpf("0.044715")
 
@@ -283,9 +322,16 @@ def generate() -> dict[str, tuple[tuple[float, ...], float]]:
     return {name: fit(*args) for name, args in _targets().items()}
 
 
+def generate_wide() -> dict[str, tuple[tuple[float, ...], float]]:
+    """Every fit of :data:`WIDE_FITS` and its error."""
+    return {name: fit_wide(*args) for name, args in _wide_targets().items()}
+
+
 if __name__ == "__main__":  # pragma: no cover
     import math
 
-    for name, (coefficients, error) in generate().items():
-        body = "".join(f"        {c!r},\n" for c in coefficients)
-        print(f'    "{name}": (  # 2^{math.log2(error):.1f}\n{body}    ),')
+    for table, fits in (("FITS", generate()), ("WIDE_FITS", generate_wide())):
+        print(f"{table}:")
+        for name, (coefficients, error) in fits.items():
+            body = "".join(f"        {c!r},\n" for c in coefficients)
+            print(f'    "{name}": (  # 2^{math.log2(error):.1f}\n{body}    ),')

@@ -18,10 +18,10 @@ path does.
 The piecewise-linear members repeat the registry's (``relukit.family``) formula operation by
 operation in the working dtype, with the constants rounded to it as NumPy rounds Python floats,
 so that they are bit-exact to the reference path (and PyTorch) in every dtype. The smooth
-members and the exponential units evaluate the registry's well-conditioned float64 formulas
-whatever the input's dtype, and round once: float64 inputs with the C library, float32 and
-16-bit inputs with the vectorisable float64 functions of :mod:`relukit.kernels.cpu.mathlib`. Both
-are within 1 ulp of the true value in float32 (0.5 ulp plus 2^-16 measured; see
+members and the exponential units round once from a value computed to better than the
+result's dtype: float64 inputs in double-double (:mod:`relukit.kernels.cpu.math64`), float32
+and 16-bit inputs in float32 pairs (:mod:`relukit.kernels.cpu.math32`; gelu in float64).
+The float32 results are within 2 ulp of the true value, 16-bit ones within 1 (see
 ``benchmarks/RESULTS.md``, Accuracy).
 Afterwards the registry's conventions are applied: the limits at ±inf (``p[4]``, ``p[5]``; NaN
 where the formula already gives the limit) and NaN in → NaN out.

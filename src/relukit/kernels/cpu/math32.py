@@ -15,9 +15,12 @@ would count, not from a wider type:
   two-product), so that ``1 + e``, ``x·e``, ``1 − σ`` lose nothing before the last rounding.
 - ``sigmoid_neg_pair``: ``σ(−a)`` as a pair, one division; the rounding of ``e``, of ``1 + e``
   and of the quotient go into one residual step, whose ``1/(1 + e)`` is ``1 − σ(−a)``.
-- the members' pieces fitted in :mod:`relukit.kernels.cpu.fits32`: tanh near 0, gelu through
-  ``Y(a) = a·e^{a²/2}·Φ(−a)`` and ``V(a)`` (no erfc, no cancellation in the tails), and each
-  derivative near its zero as ``h·G(h)``.
+- the members' pieces fitted in :mod:`relukit.kernels.cpu.fits32`: tanh near 0, gelu′ through
+  ``V(a)`` (no erfc, no cancellation in the tails), and each derivative near its zero as
+  ``h·G(h)``.
+
+gelu itself computes in float64 instead, where that costs less than the pairs: 8 lanes, but
+nothing to compensate (``gelu_f32``, within 0.51 ulp).
 
 The float32 results are within 2 ulp of the true value wherever that is a normal float32,
 tails included (``tests/family/test_accuracy.py``; ``benchmarks/RESULTS.md``, Accuracy). The
@@ -36,13 +39,15 @@ from relukit.kernels.cpu.compile import jit
 from relukit.kernels.cpu.fits32 import (
     FITS,
     GELU_D_HIGH,
+    GELU_M_END,
+    GELU_M_K,
     GELU_V_CENTRE,
     GELU_V_K,
-    GELU_Y_K,
-    GELU_Y_LOW,
+    WIDE_FITS,
     ZERO_WIDTH,
 )
-from relukit.kernels.cpu.intrinsics import f32_as_i32, fma, i32_as_f32
+from relukit.kernels.cpu.intrinsics import f32_as_i32, f64_as_i64, fma, i32_as_f32, i64_as_f64
+from relukit.kernels.cpu.mathlib import polynomial
 
 F = np.float32
 I = np.int32  # noqa: E741
@@ -452,27 +457,34 @@ def gauss_pair(a: Any) -> Any:
     return two_sum_fast(hi, lo)  # (the correction for sl reaches 2^-18)
 
 
+SHIFT_64 = 6755399441055744.0 + 1023.0  # 1.5·2^52 + the bias: n + 1023 in the low bits
+GELU_M_END_64 = float(GELU_M_END)
+exp_e = polynomial(WIDE_FITS["EXP_E"], "exp_e")
+gelu_m = polynomial(WIDE_FITS["GELU_M"], "gelu_m")
+
+
 @jit
 def gelu_f32(x: Any) -> Any:
-    """x·Φ(x): ``½x + x²·P(x²)`` for |x| ≤ ½; beyond, with a = |x| and
-    ``Y(a) = a·e^{a²/2}·Φ(−a)``, ``−e^{−a²/2}·Y(a)`` on the left and ``x − e^{−x²/2}·Y(x)``
-    on the right."""
-    a = abs(x)
-    s, sl = two_prod(x, x)
-    ph, pl = phi_p(s)
-    t = fma(s, ph, fma(s, pl, sl * ph))
-    small = HALF * x if t == ZERO else HALF * x + t  # (−0 where ½x rounds to it)
-    ac = a if a < GELU_CLAMP else GELU_CLAMP
-    ac = ac if ac > F(GELU_Y_LOW) else F(GELU_Y_LOW)
-    eh, el = gauss_pair(ac)
-    w, wl = ratio_pair(ac, F(GELU_Y_K))
-    yh, yl = gelu_y(w)
-    yl = fma(wl, gelu_y_slope(w), yl)
-    th, tl = two_prod(eh, yh)
-    t = th + (tl + fma(eh, yl, el * yh))
-    t = ZERO if a > GELU_CLAMP else t  # (and NaN)
-    large = -(t * DOWN_24) if x < ZERO else fma(-t, DOWN_24, x)
-    return (x if x == ZERO else small) if a <= HALF else large
+    """x·Φ(x) in float64, rounded once (float64 costs less here than float32 pairs: nothing
+    needs compensating). With a = |x| ≤ 14 and ``M(a) = e^{a²/2}·Φ(−a)`` (a polynomial in
+    ``w = (a − 4)/(a + 4)``, to 2^-32), ``Φ(−a) = e^{−a²/2}·M(a)``, then ``x·Φ(−a)`` on the
+    left and ``x·(1 − Φ(−a))`` on the right (Φ(−a) ≤ ½: nothing cancels). a² is exact in
+    float64; ``e^{−a²/2} = 2^n·e^r`` (Cody-Waite in one step, e^r to 2^-34.5); ``1/(a + 4)``
+    from a float32 division and one Newton step (2^-46). Within 0.51 ulp; −0 and x beyond 14
+    (the true value is subnormal from −13.2 down)."""
+    xd = np.float64(x)
+    a = abs(xd)
+    ac = a if a < GELU_M_END_64 else GELU_M_END_64  # (and NaN)
+    t = -0.5 * (ac * ac)
+    v = fma(t, 1.4426950408889634, SHIFT_64)
+    n = v - SHIFT_64
+    e = i64_as_f64(f64_as_i64(v) << np.int64(52)) * exp_e(fma(n, -0.6931471805599453, t))
+    d = ac + GELU_M_K
+    q = np.float64(ONE / F(d))
+    q = fma(q, fma(-q, d, 1.0), q)
+    g = e * gelu_m((ac - GELU_M_K) * q)
+    y = xd * (g if xd < 0.0 else 1.0 - g)  # (±0 keep their sign)
+    return F((-0.0 if xd < 0.0 else xd) if a > GELU_M_END_64 else y)
 
 
 @jit
@@ -505,10 +517,7 @@ def gelu_d32(x: Any) -> Any:
 
 tanh_t = horner32(FITS["TANH_T"], "tanh_t")
 log1p_p = horner32(FITS["LOG1P_P"], "log1p_p")
-phi_p = polynomial32(FITS["PHI_P"], "phi_p")
 gelu_d_poly = polynomial32(FITS["GELU_D"], "gelu_d_poly")
-gelu_y = polynomial32(FITS["GELU_Y"], "gelu_y")
-gelu_y_slope = slope32(FITS["GELU_Y"], 5, "gelu_y_slope")
 gelu_v = polynomial32(FITS["GELU_V"], "gelu_v")
 gelu_v_slope = slope32(FITS["GELU_V"], 5, "gelu_v_slope")
 zero_gelu = polynomial32(FITS["ZERO_GELU"], "zero_gelu")

@@ -1,0 +1,42 @@
+"""The shipped fits of the float32 kernels (:mod:`relukit.kernels.cpu.fits32`) are what their
+generator fits, to the error written beside each, against 40-digit mpmath values."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from relukit.kernels.cpu import fits32
+
+SOURCE = Path(fits32.__file__).read_text()
+
+
+def stated_error(name: str) -> float:
+    """The bound in the comment beside a fit: ``"NAME": (  # 2^-28.3``."""
+    match = re.search(rf'"{name}": \(  # 2\^(-?[0-9.]+)', SOURCE)
+    assert match, name
+    return 2.0 ** float(match.group(1))
+
+
+def value(coefficients: tuple[float, ...], v: np.ndarray) -> np.ndarray:
+    return sum(c * v**k for k, c in enumerate(coefficients))
+
+
+@pytest.mark.parametrize("name", sorted(fits32.FITS))
+def test_each_float32_fit_meets_its_stated_error(name):
+    v, target, weight, _ = fits32._targets()[name]
+    hi, lo, *rest = fits32.FITS[name]
+    error = np.max(np.abs(value((hi + lo, *rest), v) - target) * weight)
+    assert error <= stated_error(name) * 2**0.05, (name, math.log2(error))
+    assert all(np.float32(c) == c for c in (hi, lo, *rest)), "coefficients are float32"
+
+
+@pytest.mark.parametrize("name", sorted(fits32.WIDE_FITS))
+def test_each_float64_fit_meets_its_stated_error(name):
+    v, target, weight, _ = fits32._wide_targets()[name]
+    error = np.max(np.abs(value(fits32.WIDE_FITS[name], v) - target) * weight)
+    assert error <= stated_error(name) * 2**0.05, (name, math.log2(error))
