@@ -566,3 +566,45 @@ def test_underflowed_results_keep_the_sign_of_the_reference_path(name, dtype):
         np.testing.assert_array_equal(
             np.signbit(got)[zeros], np.signbit(expected)[zeros], err_msg=f"{name}.{op}"
         )
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float16), BF16], ids=lambda d: d.name)
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "relu6", "hardtanh", "gelu", "elu"])
+def test_16_bit_arrays_take_the_direct_calls_and_give_the_general_path_s_bits(
+    name, dtype, monkeypatch
+):
+    if dtype == np.float16 and not host._f16c():
+        pytest.skip("float16 without F16C takes the general path")
+    function = relukit.get(name)
+    n = 5000
+    x = sample((n,), np.dtype(np.float32)).astype(dtype)
+    g = sample((n,), np.dtype(np.float32))[::-1].astype(dtype)
+    apart = np.empty(2 * n, dtype)[::2]  # a strided view: the general path
+    ga = np.empty(2 * n, dtype)[::2]
+    apart[...], ga[...] = x, g
+    taken = []
+    for method in ("map", "forward", "backward"):
+        original = getattr(host.Calls, method)
+
+        def spy(self, *args, _original=original, _method=method, **kwargs):
+            taken.append(_method)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(host.Calls, method, spy)
+    with dispatch.forced("compiled"):
+        assert same_bits(function(x), function(apart))
+        assert same_bits(function.derivative(x), function.derivative(apart))
+        assert same_bits(function.vjp(x, g), function.vjp(apart, ga))
+        y = np.empty_like(x)
+        assert function(x, out=y) is y and same_bits(y, function(apart))
+        z = x.copy()
+        assert function(z, out=z) is z and same_bits(z, function(apart))
+        if function.spec.mask_code is not None:
+            y, mask = function.forward_with_mask(x)
+            ya, mask_a = function.forward_with_mask(apart)
+            assert same_bits(y, ya) and np.array_equal(mask, mask_a)
+            dx = function.backward_from_mask(g, mask)
+            assert same_bits(dx, function.backward_from_mask(ga, mask_a))
+    assert {"map"} <= set(taken)
+    if function.spec.mask_code is not None:
+        assert {"forward", "backward"} <= set(taken)

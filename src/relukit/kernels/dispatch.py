@@ -109,9 +109,10 @@ def compiled_takes(source: Input) -> bool:
 class Fast:
     """The calls of one bound member on NumPy arrays, straight to the compiled kernels.
 
-    Each method takes a C-contiguous, aligned float32/float64 ``numpy.ndarray`` (and ``out``:
-    None, ``x`` itself, or such an array disjoint from x) and returns the result, or None:
-    take :func:`run`, the general path, which also raises the errors. The kernels' plan and
+    Each method takes a C-contiguous, aligned ``numpy.ndarray`` of float32, float64, float16
+    or bfloat16 (and ``out``: None, ``x`` itself, or such an array disjoint from x) and
+    returns the result, or None: take :func:`run`, the general path, which also raises the
+    errors. The kernels' plan and
     entry points are found once per dtype (:class:`relukit.kernels.cpu.host.Calls`), so a
     small call costs about what the kernel does. Made once per bound member, which keeps it.
     """
@@ -139,7 +140,7 @@ class Fast:
         return calls
 
     def _make(self, dtype: np.dtype) -> Any:
-        if dtype != np.float32 and dtype != np.float64:
+        if dtype != np.float32 and dtype != np.float64 and dtype_kind(np, dtype) != "low":
             return None
         if not _has_numba() or not self.spec.elementwise:
             return None

@@ -716,7 +716,8 @@ def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool) -> bool:
 
 
 class Calls:
-    """One bound member's compiled calls for one dtype (float32 or float64), planned once.
+    """One bound member's compiled calls for one dtype (float32, float64, or a 16-bit float),
+    planned once.
 
     The methods take C-contiguous, aligned 1-D arrays of that dtype (``y`` is ``x`` itself or
     disjoint from it; the caller checks) and run the kernel's entry point on the whole array
@@ -724,8 +725,10 @@ class Calls:
     are streamed (below :data:`FRESH_BYTES` when ``fresh``: an output just allocated, as
     relukit.nn's are). The plan, the parameters and the entry points are found once, so that the
     cost of a small call is the kernel's: this is the path :mod:`relukit.kernels.dispatch`
-    takes for NumPy arrays and :mod:`relukit.nn` for tensors. A member with per-element slopes
-    (prelu, rrelu in training) has none (ValueError).
+    takes for NumPy arrays and :mod:`relukit.nn` for tensors. 16-bit floats go to the kernels
+    as their raw bits, which widen each element to float32 and round the result back once, in
+    one pass, as the general path does (not streamed; float16 only on a host with F16C). A
+    member with per-element slopes (prelu, rrelu in training) has none (ValueError).
     """
 
     def __init__(
@@ -736,10 +739,15 @@ class Calls:
         codes: np.ndarray | None = None,
         table: np.ndarray | None = None,
     ) -> None:
-        forward = plan(spec, "forward", params, dtype) if spec.elementwise else None
+        dtype = np.dtype(dtype)
+        self.half = dtype.itemsize == 2
+        if self.half and dtype == np.float16 and not _f16c():
+            raise ValueError("float16 without F16C: the general path widens it first")
+        work = _work(dtype)
+        forward = plan(spec, "forward", params, work) if spec.elementwise else None
         if forward is None or forward.slopes is not None:
             raise ValueError(f"{spec.name} has no direct kernels")
-        derivative = plan(spec, "derivative", params, dtype)
+        derivative = plan(spec, "derivative", params, work)
         assert derivative is not None
         self.spec, self.params, self.dtype = spec, params, dtype
         self.member = forward.member
@@ -748,7 +756,10 @@ class Calls:
         self.codes_of = {"forward": k.FORWARD, "derivative": k.DERIVATIVE}
         self.linear = _linear(self.member)
         self.selects = self.member in (k.RELU, k.HARDTANH)
-        self.aux = np.zeros(1, dtype=dtype)
+        self.aux = np.zeros(1, dtype=work)
+        # what the kernels read and write: 16-bit floats as their bits
+        self.raw = _raw(np.zeros(1, dtype)).dtype if self.half else None
+        self._element = np.zeros(1, dtype=self.raw or work)
         # op -> (entry point, parameters): kernels into y directly, and through a buffer
         self._direct: dict[str, tuple[Any, np.ndarray]] = {}
         self._buffered: dict[str, tuple[Any, np.ndarray]] = {}
@@ -758,7 +769,7 @@ class Calls:
             self.mask_p = forward.p.copy()
             self.mask_p[7] = 0.0
             self.codes = np.zeros(3, dtype=np.int64) if codes is None else codes
-            self.table = np.zeros(4, dtype=dtype)
+            self.table = np.zeros(4, dtype=work)
             if table is not None:
                 self.table[: table.size] = table
         self._mask_forward: dict[bool, Any] = {}
@@ -766,8 +777,8 @@ class Calls:
         self._mask_backward: Any = None
 
     def _load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
-        x = self.aux
-        args = (x, x, x, x, self.p[op], 0, False, False)
+        x = self._element
+        args = (x, x, self.aux, x, self.p[op], 0, False, False)
         kernel = _kernel("map", self.member, self.codes_of[op], direct)
         loaded = (_entry_point(kernel, args), self.p[op])
         (self._direct if direct else self._buffered)[op] = loaded
@@ -778,16 +789,19 @@ class Calls:
     ) -> None:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
         n = x.size
+        apart = y is not x and y is not g
+        if self.raw is not None:
+            x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
         if n < SMALL and GRAIN_LINEAR is None and GRAIN_SMOOTH is None:
             # one thread, no streaming: the cost of a small call is this and the kernel's
-            if y is not x and y is not g:
+            if apart:
                 kernel, p = self._direct.get(op) or self._load(op, True)
             else:
                 kernel, p = self._buffered.get(op) or self._load(op, False)
             kernel(x, g, self.aux, y, p, 0, False, vjp)
             return
-        stream = _stream_to(y, x, fresh)
-        direct = not stream and y is not x and y is not g
+        stream = not self.half and _stream_to(y, x, fresh)  # (16-bit: raw views, not streamed)
+        direct = not stream and apart
         kernel, p = (self._direct if direct else self._buffered).get(op) or self._load(op, direct)
         aux = self.aux
         chunks = _chunks(n, self.linear)
@@ -809,36 +823,39 @@ class Calls:
             elif key[0] == "mask_forward":
                 compiled = _kernel("mask_forward", self.member, self.bits, key[1])
             else:
-                compiled = _kernel("mask_backward", self.bits, 0)
+                compiled = _kernel("mask_backward", self.bits, 0, self.half)
             found = self._layouts[key] = (compiled, team.layout(compiled, args))
         return found
 
     def _load_forward(self, direct: bool) -> Any:
-        a, m = self.aux, np.zeros(1, np.uint8)
+        e, m = self._element, np.zeros(1, np.uint8)
         kernel = _kernel("mask_forward", self.member, self.bits, direct)
-        args = (a, a, a, m, self.mask_p, self.codes, 0, False)
+        args = (e, self.aux, e, m, self.mask_p, self.codes, 0, False)
         loaded = self._mask_forward[direct] = _entry_point(kernel, args)
         return loaded
 
     def _load_backward(self) -> Any:
-        a, m = self.aux, np.zeros(1, np.uint8)
-        kernel = _kernel("mask_backward", self.bits, 0)
-        self._mask_backward = _entry_point(kernel, (a, m, a, a, self.table, 0, False))
+        e, m = self._element, np.zeros(1, np.uint8)
+        kernel = _kernel("mask_backward", self.bits, 0, self.half)
+        self._mask_backward = _entry_point(kernel, (e, m, self.aux, e, self.table, 0, False))
         return self._mask_backward
 
     def forward(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``y = f(x)`` and ``mask`` = the packed codes of x."""
         n = x.size
+        apart = y is not x
+        if self.raw is not None:
+            x, y = x.view(self.raw), y.view(self.raw)
         if n < SMALL and GRAIN_LINEAR is None:
-            direct = y is not x
+            direct = apart
             kernel = self._mask_forward.get(direct) or self._load_forward(direct)
             kernel(x, self.aux, y, mask, self.mask_p, self.codes, 0, False)
             return
         # Only the selecting kernels stream: the others would write through their block buffer,
         # which cost more than it saved (leaky_relu, 2^20 float64, forward: 779 µs streamed
         # against 647 on 1 thread, 445 against 418 on 2; relu: 653 against 636, 410 against 405)
-        stream = self.selects and _stream_to(y, x, fresh)
-        direct = not stream and y is not x
+        stream = self.selects and not self.half and _stream_to(y, x, fresh)
+        direct = not stream and apart
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
         chunks = _chunks(n, True)
@@ -852,11 +869,13 @@ class Calls:
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
         n = g.size
+        if self.raw is not None:
+            g, dx = g.view(self.raw), dx.view(self.raw)
         kernel = self._mask_backward or self._load_backward()
         if n < SMALL and GRAIN_LINEAR is None:
             kernel(g, mask, self.aux, dx, self.table, 0, False)
             return
-        stream = _stream_to(dx, g, fresh)
+        stream = not self.half and _stream_to(dx, g, fresh)
         aux, table, bits = self.aux, self.table, self.bits
         chunks = _chunks(n, True)
         if len(chunks) == 1:

@@ -214,11 +214,11 @@ def _vector_at(context: Any, builder: Any, arrty: Any, array: Any, start: Any) -
     return builder.bitcast(pointer, ir.VectorType(element, 64).as_pointer()), element
 
 
-def _splat(builder: Any, value: Any) -> Any:
-    vector = ir.VectorType(value.type, 64)
+def _splat(builder: Any, value: Any, lanes: int = 64) -> Any:
+    vector = ir.VectorType(value.type, lanes)
     one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0))
     return builder.shuffle_vector(
-        one, ir.Constant(vector, None), ir.Constant(ir.VectorType(ir.IntType(32), 64), None)
+        one, ir.Constant(vector, None), ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
     )
 
 
@@ -237,14 +237,51 @@ def _half_array(t: Any) -> bool:
 
 
 def _widened(builder: Any, values: Any, signed: bool) -> Any:
-    """64 raw 16-bit floats as 64 float32 (exact): float16 through ``fpext`` (one vcvtph2ps
-    per 16 with F16C), bfloat16 as the high half of a float32's bits."""
+    """Raw 16-bit floats as float32 (exact): float16 through ``fpext`` (one vcvtph2ps per 16
+    with F16C), bfloat16 as the high half of a float32's bits."""
+    lanes = values.type.count
     if signed:
-        halves = builder.bitcast(values, ir.VectorType(ir.HalfType(), 64))
-        return builder.fpext(halves, ir.VectorType(ir.FloatType(), 64))
-    wide = builder.zext(values, ir.VectorType(ir.IntType(32), 64))
-    shifted = builder.shl(wide, _splat(builder, ir.Constant(ir.IntType(32), 16)))
-    return builder.bitcast(shifted, ir.VectorType(ir.FloatType(), 64))
+        halves = builder.bitcast(values, ir.VectorType(ir.HalfType(), lanes))
+        return builder.fpext(halves, ir.VectorType(ir.FloatType(), lanes))
+    wide = builder.zext(values, ir.VectorType(ir.IntType(32), lanes))
+    shifted = builder.shl(wide, _splat(builder, ir.Constant(ir.IntType(32), 16), lanes))
+    return builder.bitcast(shifted, ir.VectorType(ir.FloatType(), lanes))
+
+
+def _relu_16(builder: Any, v: Any, signed: bool) -> tuple[Any, Any]:
+    """(relu of raw 16-bit floats, their codes ``not x <= 0``) from the bits alone: a negative
+    number that is neither -0 nor NaN becomes +0 (the sign-bit rule of
+    :func:`relukit.kernels.cpu.rectifiers.relu_f`); the code is x > 0, or NaN."""
+    lanes = v.type.count
+    i16 = ir.IntType(16)
+    zero = ir.Constant(v.type, None)
+    infinity = _splat(builder, ir.Constant(i16, 0x7C00 if signed else 0x7F80), lanes)
+    magnitude = builder.and_(v, _splat(builder, ir.Constant(i16, 0x7FFF), lanes))
+    negative = builder.icmp_signed("<", v, zero)
+    nonzero = builder.icmp_unsigned("!=", magnitude, zero)
+    number = builder.icmp_unsigned("<=", magnitude, infinity)
+    drop = builder.and_(builder.and_(negative, nonzero), number)
+    positive = builder.and_(builder.not_(negative), nonzero)
+    return builder.select(drop, zero, v), builder.or_(positive, builder.not_(number))
+
+
+def _clip_16(
+    builder: Any, v: Any, signed: bool, lo: Any, hi: Any, lo_raw: Any, hi_raw: Any
+) -> tuple[Any, Any]:
+    """(the clip of raw 16-bit floats to [lo, hi], their codes ``lo < x < hi``): compared
+    widened to float32 (``lo``, ``hi``), the bits ``lo_raw`` / ``hi_raw`` put below and above,
+    each element's own bits kept between (and NaN, whose code is 0)."""
+    lanes = v.type.count
+    wide = _widened(builder, v, signed)
+    below = builder.fcmp_ordered("<", wide, _splat(builder, lo, lanes))
+    above = builder.fcmp_ordered(">", wide, _splat(builder, hi, lanes))
+    r = builder.select(above, _splat(builder, hi_raw, lanes), v)
+    r = builder.select(below, _splat(builder, lo_raw, lanes), r)
+    code = builder.and_(
+        builder.fcmp_ordered(">", wide, _splat(builder, lo, lanes)),
+        builder.fcmp_ordered("<", wide, _splat(builder, hi, lanes)),
+    )
+    return r, code
 
 
 def _compare_word(kind: str) -> Any:
@@ -314,46 +351,17 @@ def _vector_select_16(clip: bool) -> Any:
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             xarr, first, yarr, nv, lo, hi, lo_raw, hi_raw = args
             signed = signature.args[0].dtype.signed
-            i16 = ir.IntType(16)
-            vector = ir.VectorType(i16, 32)
+            vector = ir.VectorType(ir.IntType(16), 32)
             xary = context.make_array(signature.args[0])(context, builder, xarr)
             yary = context.make_array(signature.args[2])(context, builder, yarr)
             xptr = builder.bitcast(builder.gep(xary.data, [first]), vector.as_pointer())
             yptr = builder.bitcast(builder.gep(yary.data, [first]), vector.as_pointer())
-
-            def splat(value: Any, t: Any) -> Any:
-                kind = ir.VectorType(t, 32)
-                one = builder.insert_element(
-                    ir.Constant(kind, None), value, ir.Constant(ir.IntType(32), 0)
-                )
-                mask = ir.Constant(ir.VectorType(ir.IntType(32), 32), None)
-                return builder.shuffle_vector(one, ir.Constant(kind, None), mask)
-
             with cgutils.for_range(builder, nv) as loop:
                 v = builder.load(builder.gep(xptr, [loop.index]), align=2)
                 if clip:
-                    if signed:
-                        halves = builder.bitcast(v, ir.VectorType(ir.HalfType(), 32))
-                        wide = builder.fpext(halves, ir.VectorType(ir.FloatType(), 32))
-                    else:
-                        ints = builder.zext(v, ir.VectorType(ir.IntType(32), 32))
-                        sixteen = splat(ir.Constant(ir.IntType(32), 16), ir.IntType(32))
-                        ints = builder.shl(ints, sixteen)
-                        wide = builder.bitcast(ints, ir.VectorType(ir.FloatType(), 32))
-                    below = builder.fcmp_ordered("<", wide, splat(lo, ir.FloatType()))
-                    above = builder.fcmp_ordered(">", wide, splat(hi, ir.FloatType()))
-                    r = builder.select(above, splat(hi_raw, i16), v)
-                    r = builder.select(below, splat(lo_raw, i16), r)
+                    r, _ = _clip_16(builder, v, signed, lo, hi, lo_raw, hi_raw)
                 else:
-                    infinity = 0x7C00 if signed else 0x7F80
-                    magnitude = builder.and_(v, splat(ir.Constant(i16, 0x7FFF), i16))
-                    negative = builder.icmp_signed("<", v, ir.Constant(vector, None))
-                    nonzero = builder.icmp_unsigned("!=", magnitude, ir.Constant(vector, None))
-                    number = builder.icmp_unsigned(
-                        "<=", magnitude, splat(ir.Constant(i16, infinity), i16)
-                    )
-                    drop = builder.and_(builder.and_(negative, nonzero), number)
-                    r = builder.select(drop, ir.Constant(vector, None), v)
+                    r, _ = _relu_16(builder, v, signed)
                 builder.store(r, builder.gep(yptr, [loop.index]), align=2)
             return context.get_dummy_value()
 
@@ -364,6 +372,52 @@ def _vector_select_16(clip: bool) -> Any:
 
 relu_16 = _vector_select_16(clip=False)
 clip_16 = _vector_select_16(clip=True)
+
+
+def _select_word_16(clip: bool) -> Any:
+    """An intrinsic ``(x, start, y, low, high, low_raw, high_raw) -> uint64``: the 64 16-bit
+    floats (raw bits) from ``x[start]`` selected as :func:`_vector_select_16` selects them,
+    stored to ``y[start:]``, and their one-bit codes as a word: relu's ``not x <= 0`` (x > 0
+    or NaN, from the bits), the clip's ``low < x < high`` (on the widened values, false for
+    NaN). One pass: each vector is loaded once (before it is stored, so ``y`` may be ``x``)."""
+
+    @intrinsic
+    def word(
+        typingctx: Any,
+        x: Any,
+        start: Any,
+        y: Any,
+        low: Any,
+        high: Any,
+        low_raw: Any,
+        high_raw: Any,
+    ) -> Any:
+        if not (_half_array(x) and _half_array(y) and y.dtype == x.dtype):
+            return None
+        if not (low == high == types.float32 and low_raw == high_raw == x.dtype):
+            return None
+        sig = types.uint64(x, types.intp, y, low, high, low_raw, high_raw)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xarr, first, yarr, lo, hi, lo_raw, hi_raw = args
+            signed = signature.args[0].dtype.signed
+            xptr, _ = _vector_at(context, builder, signature.args[0], xarr, first)
+            v = builder.load(xptr, align=2)
+            if clip:
+                r, bits = _clip_16(builder, v, signed, lo, hi, lo_raw, hi_raw)
+            else:
+                r, bits = _relu_16(builder, v, signed)
+            yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
+            builder.store(r, yptr, align=2)
+            return builder.bitcast(bits, ir.IntType(64))
+
+        return sig, codegen
+
+    return word
+
+
+relu_word_16 = _select_word_16(clip=False)
+clip_word_16 = _select_word_16(clip=True)
 
 
 word_above = _compare_word("above")
@@ -396,6 +450,88 @@ def chain_word(
         result = _chain(builder, element, builder.load(gptr, align=align), derivative)
         optr, _ = _vector_at(context, builder, signature.args[5], out, out_first)
         builder.store(result, optr, align=align)
+        return context.get_dummy_value()
+
+    return types.void(g, types.intp, types.uint64, low, high, dst, types.intp), codegen
+
+
+@intrinsic
+def pass_word_16(typingctx: Any, g: Any, gstart: Any, word: Any, dst: Any, dstart: Any) -> Any:
+    """``dst[dstart+k] = g[gstart+k]`` where bit k of the mask word is set, +0 where it is
+    clear, for 64 16-bit floats as raw bits (float16 in int16, bfloat16 in uint16): the chain
+    rule of a derivative that is 0 or 1, as ``narrow(widen(g)·d)`` stores it (a NaN quieted,
+    as :func:`relukit.kernels.cpu.dtypes.passed`), in one vector select."""
+    if not (_half_array(g) and _half_array(dst) and g.dtype == dst.dtype):
+        return None
+    signed = g.dtype.signed
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        garr, first, bits_word, out, out_first = args
+        gptr, element = _vector_at(context, builder, signature.args[0], garr, first)
+        values = builder.load(gptr, align=2)
+
+        def splat(v: int) -> Any:
+            return _splat(builder, ir.Constant(element, v))
+
+        magnitude = builder.and_(values, splat(0x7FFF))
+        # NaN: above the infinity's bits (compared as unsigned: the magnitude has no sign bit)
+        nan = builder.icmp_unsigned(">", magnitude, splat(0x7C00 if signed else 0x7F80))
+        if signed:  # float16: the quiet NaN 0x7E00 with the sign
+            quiet = builder.or_(builder.and_(values, splat(0x8000)), splat(0x7E00))
+        else:  # bfloat16: the quiet bit set, the payload kept
+            quiet = builder.or_(values, splat(0x0040))
+        passed = builder.select(nan, quiet, values)
+        bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
+        result = builder.select(bits, passed, splat(0))
+        optr, _ = _vector_at(context, builder, signature.args[3], out, out_first)
+        builder.store(result, optr, align=2)
+        return context.get_dummy_value()
+
+    return types.void(g, types.intp, types.uint64, dst, types.intp), codegen
+
+
+@intrinsic
+def chain_word_16(
+    typingctx: Any, g: Any, gstart: Any, word: Any, low: Any, high: Any, dst: Any, dstart: Any
+) -> Any:
+    """:func:`chain_word` for 64 16-bit floats as raw bits (float16 in int16, bfloat16 in
+    uint16; ``low`` and ``high`` float32): each gradient widened to float32, multiplied, and
+    rounded back once to nearest even (a NaN quieted), as ``narrow(chain(widen(g), d))``."""
+    if not (_half_array(g) and _half_array(dst) and g.dtype == dst.dtype):
+        return None
+    if not low == high == types.float32:
+        return None
+    signed = g.dtype.signed
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        garr, first, bits_word, below, above, out, out_first = args
+        gptr, _ = _vector_at(context, builder, signature.args[0], garr, first)
+        grads = _widened(builder, builder.load(gptr, align=2), signed)
+        bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
+        derivative = builder.select(bits, _splat(builder, above), _splat(builder, below))
+        product = _chain(builder, ir.FloatType(), grads, derivative)
+        halves = ir.VectorType(ir.IntType(16), 64)
+        nan = builder.fcmp_unordered("uno", product, product)
+        if signed:  # float16: the hardware's rounding (F16C), a NaN as 0x7E00 with its sign
+            rounded = builder.bitcast(
+                builder.fptrunc(product, ir.VectorType(ir.HalfType(), 64)), halves
+            )
+            sign = builder.and_(rounded, _splat(builder, ir.Constant(ir.IntType(16), 0x8000)))
+            quiet = builder.or_(sign, _splat(builder, ir.Constant(ir.IntType(16), 0x7E00)))
+            result = builder.select(nan, quiet, rounded)
+        else:  # bfloat16: round to nearest even on the bits, a NaN quieted
+
+            def splat(v: int) -> Any:
+                return _splat(builder, ir.Constant(ir.IntType(32), v))
+
+            wide = builder.bitcast(product, ir.VectorType(ir.IntType(32), 64))
+            high_half = builder.lshr(wide, splat(16))
+            odd = builder.and_(high_half, splat(1))
+            rounded = builder.lshr(builder.add(builder.add(wide, splat(0x7FFF)), odd), splat(16))
+            quiet = builder.or_(high_half, splat(0x0040))
+            result = builder.trunc(builder.select(nan, quiet, rounded), halves)
+        optr, _ = _vector_at(context, builder, signature.args[5], out, out_first)
+        builder.store(result, optr, align=2)
         return context.get_dummy_value()
 
     return types.void(g, types.intp, types.uint64, low, high, dst, types.intp), codegen

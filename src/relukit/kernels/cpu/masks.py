@@ -13,13 +13,15 @@ from relukit.kernels.cpu.dtypes import const as c
 from relukit.kernels.cpu.dtypes import widen
 from relukit.kernels.cpu.intrinsics import (
     clip_word,
+    clip_word_16,
     clip_word_streamed,
     relu_word,
+    relu_word_16,
     relu_word_streamed,
     word_above,
     word_between,
 )
-from relukit.kernels.cpu.loops import BLOCK, select_block, select_one
+from relukit.kernels.cpu.loops import select_one
 
 GATHER = np.uint64(0x0102040810204080)  # eight 0/1 bytes times this: byte i's bit at 56 + i
 SPREAD = np.uint64(0x0101010101010101)
@@ -173,28 +175,22 @@ def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: i
 
         return fused
 
-    def blocks(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
-        # 16-bit floats: the codes of a block, then its outputs (two vectorised passes)
+    def halves(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
+        # 16-bit floats (raw bits, not streamed): one pass too, 64 elements per vector
         n = xs.size
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
-        zero = c(widen(xs[0]), 0.0)
-        i = 0
-        while i < n:
-            m = min(8 * BLOCK, n - i)
-            block = xs[i : i + m]
-            full = m // 64
-            for w in range(full):
-                if clip:
-                    words[i // 64 + w] = between_word(block, 64 * w, a0, a1)
-                else:
-                    words[i // 64 + w] = above_word(block, 64 * w, zero)
-            word = np.uint64(0)
-            for j in range(64 * full, m):
-                word |= select_bit(block[j], a0, a1, clip) << np.uint64(j - 64 * full)
-            if m > 64 * full:
-                store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
-            # the codes first: in place, the outputs overwrite the block
-            select_block(block, ys[i : i + m], a0, a1, low, high, clip, stream)
-            i += m
+        groups = n // 64
+        for w in range(groups):
+            if clip:
+                words[w] = clip_word_16(xs, 64 * w, ys, a0, a1, low, high)
+            else:
+                words[w] = relu_word_16(xs, 64 * w, ys, a0, a1, low, high)
+        word = np.uint64(0)
+        for j in range(64 * groups, n):
+            e = xs[j]
+            word |= select_bit(e, a0, a1, clip) << np.uint64(j - 64 * groups)
+            ys[j] = select_one(e, a0, a1, low, high, clip)
+        if n > 64 * groups:
+            store_bytes(mask, 8 * groups, word, n - 64 * groups)
 
-    return blocks
+    return halves
