@@ -490,6 +490,66 @@ def pass_word_16(typingctx: Any, g: Any, gstart: Any, word: Any, dst: Any, dstar
     return types.void(g, types.intp, types.uint64, dst, types.intp), codegen
 
 
+def _narrowed(builder: Any, values: Any, signed: bool) -> Any:
+    """float32 values rounded to nearest even into raw 16-bit floats, as
+    :func:`relukit.kernels.cpu.dtypes.narrow` rounds them: float16 by the hardware's
+    conversion (F16C), a NaN as 0x7E00 with its sign; bfloat16 on the bits, a NaN quieted
+    (its high half with the quiet bit)."""
+    lanes = values.type.count
+    halves = ir.VectorType(ir.IntType(16), lanes)
+    nan = builder.fcmp_unordered("uno", values, values)
+    if signed:
+        rounded = builder.bitcast(
+            builder.fptrunc(values, ir.VectorType(ir.HalfType(), lanes)), halves
+        )
+        sign = builder.and_(rounded, _splat(builder, ir.Constant(ir.IntType(16), 0x8000), lanes))
+        quiet = builder.or_(sign, _splat(builder, ir.Constant(ir.IntType(16), 0x7E00), lanes))
+        return builder.select(nan, quiet, rounded)
+
+    def splat(v: int) -> Any:
+        return _splat(builder, ir.Constant(ir.IntType(32), v), lanes)
+
+    wide = builder.bitcast(values, ir.VectorType(ir.IntType(32), lanes))
+    high_half = builder.lshr(wide, splat(16))
+    odd = builder.and_(high_half, splat(1))
+    rounded = builder.lshr(builder.add(builder.add(wide, splat(0x7FFF)), odd), splat(16))
+    quiet = builder.or_(high_half, splat(0x0040))
+    return builder.trunc(builder.select(nan, quiet, rounded), halves)
+
+
+@intrinsic
+def leaky_word_16(typingctx: Any, x: Any, start: Any, y: Any, a: Any, low: Any, high: Any) -> Any:
+    """leaky_relu on the 64 16-bit floats (raw bits) from ``x[start]``, into ``y[start:]``,
+    and their codes ``x > 0`` as a word, in one pass: widened to float32, ``x`` or ``x·a``,
+    the limits ``low`` / ``high`` at ∓inf where they are numbers, NaN kept, rounded back once
+    (as ``narrow(conventions(v, leaky_relu_f(v, a), low, high))``). Each vector is loaded
+    before it is stored, so ``y`` may be ``x``."""
+    if not (_half_array(x) and _half_array(y) and y.dtype == x.dtype):
+        return None
+    if not a == low == high == types.float32:
+        return None
+    signed = x.dtype.signed
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        xarr, first, yarr, slope, lo, hi = args
+        xptr, _ = _vector_at(context, builder, signature.args[0], xarr, first)
+        wide = _widened(builder, builder.load(xptr, align=2), signed)
+        positive = builder.fcmp_ordered(">", wide, _splat(builder, ir.Constant(ir.FloatType(), 0)))
+        r = builder.select(positive, wide, builder.fmul(wide, _splat(builder, slope)))
+        for limit, infinity in ((lo, float("-inf")), (hi, float("inf"))):
+            at = builder.fcmp_ordered(
+                "==", wide, _splat(builder, ir.Constant(ir.FloatType(), infinity))
+            )
+            number = builder.fcmp_ordered("==", limit, limit)
+            r = builder.select(builder.and_(at, _splat(builder, number)), _splat(builder, limit), r)
+        r = builder.select(builder.fcmp_unordered("uno", wide, wide), wide, r)
+        yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
+        builder.store(_narrowed(builder, r, signed), yptr, align=2)
+        return builder.bitcast(positive, ir.IntType(64))
+
+    return types.uint64(x, types.intp, y, a, low, high), codegen
+
+
 @intrinsic
 def chain_word_16(
     typingctx: Any, g: Any, gstart: Any, word: Any, low: Any, high: Any, dst: Any, dstart: Any
@@ -510,26 +570,7 @@ def chain_word_16(
         bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
         derivative = builder.select(bits, _splat(builder, above), _splat(builder, below))
         product = _chain(builder, ir.FloatType(), grads, derivative)
-        halves = ir.VectorType(ir.IntType(16), 64)
-        nan = builder.fcmp_unordered("uno", product, product)
-        if signed:  # float16: the hardware's rounding (F16C), a NaN as 0x7E00 with its sign
-            rounded = builder.bitcast(
-                builder.fptrunc(product, ir.VectorType(ir.HalfType(), 64)), halves
-            )
-            sign = builder.and_(rounded, _splat(builder, ir.Constant(ir.IntType(16), 0x8000)))
-            quiet = builder.or_(sign, _splat(builder, ir.Constant(ir.IntType(16), 0x7E00)))
-            result = builder.select(nan, quiet, rounded)
-        else:  # bfloat16: round to nearest even on the bits, a NaN quieted
-
-            def splat(v: int) -> Any:
-                return _splat(builder, ir.Constant(ir.IntType(32), v))
-
-            wide = builder.bitcast(product, ir.VectorType(ir.IntType(32), 64))
-            high_half = builder.lshr(wide, splat(16))
-            odd = builder.and_(high_half, splat(1))
-            rounded = builder.lshr(builder.add(builder.add(wide, splat(0x7FFF)), odd), splat(16))
-            quiet = builder.or_(high_half, splat(0x0040))
-            result = builder.trunc(builder.select(nan, quiet, rounded), halves)
+        result = _narrowed(builder, product, signed)
         optr, _ = _vector_at(context, builder, signature.args[5], out, out_first)
         builder.store(result, optr, align=2)
         return context.get_dummy_value()

@@ -58,7 +58,14 @@ from relukit.kernels.cpu.intrinsics import (
     word_greater,
 )
 from relukit.kernels.cpu.loops import BLOCK, blocks, chain, conventions, put, select_block
-from relukit.kernels.cpu.masks import load_bytes, pack, select_with_mask, store_bytes, unpack
+from relukit.kernels.cpu.masks import (
+    leaky_words_16,
+    load_bytes,
+    pack,
+    select_with_mask,
+    store_bytes,
+    unpack,
+)
 from relukit.kernels.cpu.math32 import moderate  # noqa: F401  (for the host side)
 from relukit.kernels.cpu.mathlib import exp_f64, expm1_f64, log1p_f64, phi_f64, tanh_f64
 from relukit.kernels.cpu.rectifiers import (
@@ -297,6 +304,11 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
             xs = x[i : i + m]
             rs = aux[k : k + m] if member == SLOPES else aux[:0]
             cs = codes[:m]
+            fused = member == LEAKY_RELU and not nan_is_one
+            if fused and leaky_words_16(xs, dst, mask, i, a0, low, high):
+                if not direct:  # (16-bit: one vector pass; float32/float64: the loop below)
+                    put(y, i, buf, m, stream)
+                continue
             for j in range(m):
                 e = xs[j]
                 v = widen(e)

@@ -10,18 +10,20 @@ from numba.extending import overload
 
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
 from relukit.kernels.cpu.dtypes import const as c
-from relukit.kernels.cpu.dtypes import widen
+from relukit.kernels.cpu.dtypes import narrow, widen
 from relukit.kernels.cpu.intrinsics import (
     clip_word,
     clip_word_16,
     clip_word_streamed,
+    leaky_word_16,
     relu_word,
     relu_word_16,
     relu_word_streamed,
     word_above,
     word_between,
 )
-from relukit.kernels.cpu.loops import select_one
+from relukit.kernels.cpu.loops import conventions, select_one
+from relukit.kernels.cpu.rectifiers import leaky_relu_f
 
 GATHER = np.uint64(0x0102040810204080)  # eight 0/1 bytes times this: byte i's bit at 56 + i
 SPREAD = np.uint64(0x0101010101010101)
@@ -192,5 +194,37 @@ def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: i
             ys[j] = select_one(e, a0, a1, low, high, clip)
         if n > 64 * groups:
             store_bytes(mask, 8 * groups, word, n - 64 * groups)
+
+    return halves
+
+
+def leaky_words_16(xs: Any, ys: Any, mask: Any, i: int, a: Any, low: Any, high: Any) -> bool:
+    """leaky_relu with its codes ``x > 0`` on a block ``xs`` of 16-bit floats (raw bits) that
+    starts at element ``i`` of the chunk (a multiple of 64), in one pass
+    (:func:`~relukit.kernels.cpu.intrinsics.leaky_word_16` per 64 elements): True. For float32
+    and float64 blocks it does nothing and gives False (their loop is the kernel's own)."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(leaky_words_16, jit_options=INLINE_OPTIONS)
+def _leaky_words_16(xs, ys, mask, i, a, low, high):  # type: ignore[no-untyped-def]
+    if isinstance(xs.dtype, types.Float):
+        return lambda xs, ys, mask, i, a, low, high: False
+
+    def halves(xs, ys, mask, i, a, low, high):  # type: ignore[no-untyped-def]
+        m = xs.size
+        words = mask[: (mask.size // 8) * 8].view(np.uint64)
+        full = m // 64
+        for w in range(full):
+            words[i // 64 + w] = leaky_word_16(xs, 64 * w, ys, a, low, high)
+        word = np.uint64(0)
+        for j in range(64 * full, m):
+            e = xs[j]
+            v = widen(e)
+            word |= np.uint64(v > c(v, 0.0)) << np.uint64(j - 64 * full)
+            ys[j] = narrow(conventions(v, leaky_relu_f(v, a), low, high), e)
+        if m > 64 * full:
+            store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
+        return True
 
     return halves
