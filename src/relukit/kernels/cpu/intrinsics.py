@@ -286,8 +286,8 @@ def _clip_16(
 
 def _compare_word(kind: str) -> Any:
     """An intrinsic ``(array, start, a, b) -> uint64``: bit k set where element ``start + k``
-    passes the comparison (``above``: x > a or NaN; ``greater``: x > a; ``between``:
-    a < x < b, false for NaN). 16-bit floats (raw bits, float32 ``a`` and ``b``) are widened
+    passes the comparison (``above``: x > a or NaN; ``greater``: x > a; ``b`` is not read).
+    16-bit floats (raw bits, float32 ``a`` and ``b``) are widened
     to float32 in the vector first, so their codes are one vector pass too."""
 
     @intrinsic
@@ -306,13 +306,8 @@ def _compare_word(kind: str) -> Any:
                 values = _widened(builder, values, signature.args[0].dtype.signed)
             if kind == "above":
                 bits = builder.fcmp_unordered(">", values, _splat(builder, args[2]))
-            elif kind == "greater":
-                bits = builder.fcmp_ordered(">", values, _splat(builder, args[2]))
             else:
-                bits = builder.and_(
-                    builder.fcmp_ordered(">", values, _splat(builder, args[2])),
-                    builder.fcmp_ordered("<", values, _splat(builder, args[3])),
-                )
+                bits = builder.fcmp_ordered(">", values, _splat(builder, args[2]))
             return builder.bitcast(bits, ir.IntType(64))
 
         return types.uint64(array, types.intp, a, b), codegen
@@ -422,7 +417,6 @@ clip_word_16 = _select_word_16(clip=True)
 
 word_above = _compare_word("above")
 word_greater = _compare_word("greater")
-word_between = _compare_word("between")
 
 
 def _chain(builder: Any, element: Any, grads: Any, derivative: Any) -> Any:

@@ -299,12 +299,12 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
         start = first % period if member == SLOPES else 0
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
         codes = np.zeros(BLOCK + 8 if bytewise else 8, dtype=np.uint8)
+        fused = member == LEAKY_RELU and not nan_is_one  # (16-bit: leaky_words_16)
         for i, m, k in blocks(n, period, start, BLOCK, 0):
             dst = y[i : i + m] if direct else buf[:m]
             xs = x[i : i + m]
             rs = aux[k : k + m] if member == SLOPES else aux[:0]
             cs = codes[:m]
-            fused = member == LEAKY_RELU and not nan_is_one
             if fused and leaky_words_16(xs, dst, mask, i, a0, low, high):
                 if not direct:  # (16-bit: one vector pass; float32/float64: the loop below)
                     put(y, i, buf, m, stream)

@@ -19,8 +19,6 @@ from relukit.kernels.cpu.intrinsics import (
     relu_word,
     relu_word_16,
     relu_word_streamed,
-    word_above,
-    word_between,
 )
 from relukit.kernels.cpu.loops import conventions, select_one
 from relukit.kernels.cpu.rectifiers import leaky_relu_f
@@ -64,27 +62,6 @@ def unpack(mask: Any, start: int, count: int, codes: Any, bits: int) -> None:
             quads[q] = (
                 b | (b << np.uint32(6)) | (b << np.uint32(12)) | (b << np.uint32(18))
             ) & np.uint32(0x03030303)
-
-
-def above_word(xs: Any, start: int, t: Any) -> Any:
-    """Bits of ``not x <= t`` for the 64 elements from ``start`` (16-bit: on widened values, in
-    the vector)."""
-    raise NotImplementedError("only for use inside Numba kernels")
-
-
-def between_word(xs: Any, start: int, low: Any, high: Any) -> Any:
-    """Bits of ``low < x < high`` for the 64 elements from ``start``."""
-    raise NotImplementedError("only for use inside Numba kernels")
-
-
-@overload(above_word, jit_options=INLINE_OPTIONS)
-def _above_word(xs, start, t):  # type: ignore[no-untyped-def]
-    return lambda xs, start, t: word_above(xs, start, t, t)
-
-
-@overload(between_word, jit_options=INLINE_OPTIONS)
-def _between_word(xs, start, low, high):  # type: ignore[no-untyped-def]
-    return lambda xs, start, low, high: word_between(xs, start, low, high)
 
 
 @jit

@@ -458,7 +458,6 @@ def gauss_pair(a: Any) -> Any:
 
 
 SHIFT_64 = 6755399441055744.0 + 1023.0  # 1.5·2^52 + the bias: n + 1023 in the low bits
-GELU_M_END_64 = float(GELU_M_END)
 exp_e = polynomial(WIDE_FITS["EXP_E"], "exp_e")
 gelu_m = polynomial(WIDE_FITS["GELU_M"], "gelu_m")
 
@@ -474,7 +473,7 @@ def gelu_f32(x: Any) -> Any:
     (the true value is subnormal from −13.2 down)."""
     xd = np.float64(x)
     a = abs(xd)
-    ac = a if a < GELU_M_END_64 else GELU_M_END_64  # (and NaN)
+    ac = a if a < GELU_M_END else GELU_M_END  # (and NaN)
     t = -0.5 * (ac * ac)
     v = fma(t, 1.4426950408889634, SHIFT_64)
     n = v - SHIFT_64
@@ -484,7 +483,7 @@ def gelu_f32(x: Any) -> Any:
     q = fma(q, fma(-q, d, 1.0), q)
     g = e * gelu_m((ac - GELU_M_K) * q)
     y = xd * (g if xd < 0.0 else 1.0 - g)  # (±0 keep their sign)
-    return F((-0.0 if xd < 0.0 else xd) if a > GELU_M_END_64 else y)
+    return F((-0.0 if xd < 0.0 else xd) if a > GELU_M_END else y)
 
 
 @jit
