@@ -20,7 +20,9 @@ operation in the working dtype, with the constants rounded to it as NumPy rounds
 so that they are bit-exact to the reference path (and PyTorch) in every dtype. The smooth
 members and the exponential units round once from a value computed to better than the
 result's dtype: float64 inputs in double-double (:mod:`relukit.kernels.cpu.math64`), float32
-and 16-bit inputs in float32 pairs (:mod:`relukit.kernels.cpu.math32`; gelu in float64).
+and 16-bit inputs in float32 pairs (:mod:`relukit.kernels.cpu.math32`; gelu in float64, and
+for float32 inputs with |x| < 4 by a table of float32 polynomials, 16 lanes at a time:
+:mod:`relukit.kernels.cpu.vector32`).
 The float32 results are within 2 ulp of the true value, 16-bit ones within 1 (see
 ``benchmarks/RESULTS.md``, Accuracy).
 Afterwards the registry's conventions are applied: the limits at ±inf (``p[4]``, ``p[5]``; NaN
@@ -102,6 +104,7 @@ from relukit.kernels.cpu.smooth import (
     tanh_d,
     tanh_f,
 )
+from relukit.kernels.cpu.vector32 import gelu_forward_block
 
 # Member codes (closure constants of the kernels)
 RELU = 1
@@ -151,6 +154,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
     smooth = member in WIDE
+    gelu_forward = member == GELU and op == FORWARD  # float32: 16 lanes, table per lane
 
     @cached_kernel
     def kernel(
@@ -180,6 +184,8 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                 store_fence()
             return
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
+        rest = np.empty(SMOOTH_BLOCK + 16 if gelu_forward else 1, dtype=np.uint32)
+        values = np.empty(SMOOTH_BLOCK + 16 if gelu_forward else 1, dtype=np.float32)
         # Smooth members stream short blocks, the first one ending where y is 64-byte
         # aligned: each block's lines then go out whole while the next block is computed (a
         # block of 2,048 computes, then streams, with little overlap: about 1.6x slower at
@@ -194,7 +200,8 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
             xs = x[i : i + m]
             gs = g[i : i + m]
             rs = aux[k : k + m]
-            for j in range(m):
+            centre_gelu = gelu_forward and gelu_forward_block(xs, dst, low, high, rest, values)
+            for j in range(0 if centre_gelu else m):  # (float32 gelu: done above)
                 e = xs[j]
                 v = widen(e)
                 x64 = np.float64(v)
