@@ -20,9 +20,9 @@ operation in the working dtype, with the constants rounded to it as NumPy rounds
 so that they are bit-exact to the reference path (and PyTorch) in every dtype. The smooth
 members and the exponential units round once from a value computed to better than the
 result's dtype: float64 inputs in double-double (:mod:`relukit.kernels.cpu.math64`), float32
-and 16-bit inputs in float32 pairs (:mod:`relukit.kernels.cpu.math32`; gelu in float64, and
-for float32 inputs with |x| < 4 by a table of float32 polynomials, 16 lanes at a time:
-:mod:`relukit.kernels.cpu.vector32`).
+and 16-bit inputs in float32 pairs (:mod:`relukit.kernels.cpu.math32`; gelu in float64).
+float32 gelu, silu and sigmoid take a table of float32 polynomials on their centre, 16 lanes at
+a time (:mod:`relukit.kernels.cpu.vector32`).
 The float32 results are within 2 ulp of the true value, 16-bit ones within 1 (see
 ``benchmarks/RESULTS.md``, Accuracy).
 Afterwards the registry's conventions are applied: the limits at ±inf (``p[4]``, ``p[5]``; NaN
@@ -104,7 +104,12 @@ from relukit.kernels.cpu.smooth import (
     tanh_d,
     tanh_f,
 )
-from relukit.kernels.cpu.vector32 import gelu_forward_block
+from relukit.kernels.cpu.vector32 import (
+    gelu_forward_block,
+    no_forward_block,
+    sigmoid_forward_block,
+    silu_forward_block,
+)
 
 # Member codes (closure constants of the kernels)
 RELU = 1
@@ -128,6 +133,9 @@ TANH = 16
 LINEAR = (RELU, LEAKY_RELU, SLOPES, HARDTANH, GENERAL_RELU)
 # evaluated in float64 whatever the input's dtype, parameters in float64 too
 WIDE = (ELU, SELU, CELU, GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SIGMOID, TANH)
+
+# float32 forwards with a centre table (relukit.kernels.cpu.vector32)
+CENTRE_BLOCKS = {GELU: gelu_forward_block, SILU: silu_forward_block, SIGMOID: sigmoid_forward_block}
 
 FORWARD = 0
 DERIVATIVE = 1  # also the vjp
@@ -154,7 +162,8 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
     smooth = member in WIDE
-    gelu_forward = member == GELU and op == FORWARD  # float32: 16 lanes, table per lane
+    centre = op == FORWARD and member in CENTRE_BLOCKS  # float32: 16 lanes, a table row each
+    centre_block = CENTRE_BLOCKS[member] if centre else no_forward_block
 
     @cached_kernel
     def kernel(
@@ -184,8 +193,8 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                 store_fence()
             return
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
-        rest = np.empty(SMOOTH_BLOCK + 16 if gelu_forward else 1, dtype=np.uint32)
-        values = np.empty(SMOOTH_BLOCK + 16 if gelu_forward else 1, dtype=np.float32)
+        rest = np.empty(SMOOTH_BLOCK + 16 if centre else 1, dtype=np.uint32)
+        values = np.empty(SMOOTH_BLOCK + 16 if centre else 1, dtype=np.float32)
         # Smooth members stream short blocks, the first one ending where y is 64-byte
         # aligned: each block's lines then go out whole while the next block is computed (a
         # block of 2,048 computes, then streams, with little overlap: about 1.6x slower at
@@ -200,8 +209,8 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
             xs = x[i : i + m]
             gs = g[i : i + m]
             rs = aux[k : k + m]
-            centre_gelu = gelu_forward and gelu_forward_block(xs, dst, low, high, rest, values)
-            for j in range(0 if centre_gelu else m):  # (float32 gelu: done above)
+            done = centre_block(xs, dst, low, high, rest, values)
+            for j in range(0 if done else m):  # (done: a float32 centre table's member)
                 e = xs[j]
                 v = widen(e)
                 x64 = np.float64(v)

@@ -22,7 +22,7 @@ would count, not from a wider type:
 gelu itself computes in float64 instead, where that costs less than the pairs: 8 lanes, but
 nothing to compensate (``gelu_f32``, within 0.51 ulp). The float32 kernels take it for
 |x| ≥ 4, NaN and ±inf only: the centre is a table of float32 polynomials, 16 lanes at a time
-(:mod:`relukit.kernels.cpu.vector32`, within 0.91 ulp); 16-bit inputs take it everywhere.
+(:mod:`relukit.kernels.cpu.vector32`, within 0.99 ulp); 16-bit inputs take it everywhere.
 
 The float32 results are within 2 ulp of the true value wherever that is a normal float32,
 tails included (``tests/family/test_accuracy.py``; ``benchmarks/RESULTS.md``, Accuracy). The
