@@ -62,3 +62,6 @@ def test_each_centre_table_row_meets_its_stated_error(name):
         exact = np.array([float(left(mp.mpf(c) + mp.mpf(float(u)))) for u in t])
         assert np.max(np.abs(value(tuple(p), t) / exact - 1)) <= bound, j
         assert abs(float(left(mp.mpf(c)) - p[0])) <= 2.0**-24 * p[0] / 100, j
+    # −0 keeps its sign only if t·P > 0 at a = 0 (x·p₀ + x·(t·P) with x = −0 is −0)
+    c, *p = table[0]
+    assert c > 0 and value(tuple(p[1:]), np.array([-c]))[0] < 0

@@ -12,11 +12,12 @@ from scipy.special import erfc, expit
 
 from relukit.kernels.cpu import vector32
 
-# name: (table, centre's end, the true function in float64)
+# name: (table, centre's end, the true function in float64, the bound in ulp: every float32 on
+# the centre measured 0.989 (gelu), 1.217 (silu), 0.801 (sigmoid))
 CENTRES = {
-    "gelu": ("GELU", 4.0, lambda x: x * 0.5 * erfc(-x / np.sqrt(2))),
-    "silu": ("SIGMOID", 16.0, lambda x: x * expit(x)),
-    "sigmoid": ("SIGMOID", 16.0, expit),
+    "gelu": ("GELU", 4.0, lambda x: x * 0.5 * erfc(-x / np.sqrt(2)), 1.0),
+    "silu": ("SIGMOID", 16.0, lambda x: x * expit(x), 1.25),
+    "sigmoid": ("SIGMOID", 16.0, expit, 0.85),
 }
 
 
@@ -53,8 +54,8 @@ def sample(end: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", sorted(CENTRES))
-def test_writes_the_centre_lanes_within_2_ulp_and_returns_the_others(name):
-    _, end, true = CENTRES[name]
+def test_writes_the_centre_lanes_within_their_bound_and_returns_the_others(name):
+    _, end, true, bound = CENTRES[name]
     x = sample(end)
     y = np.full_like(x, 7.0)
     places = centre_calls(name)(x, y, 16)
@@ -66,7 +67,7 @@ def test_writes_the_centre_lanes_within_2_ulp_and_returns_the_others(name):
     exact = true(x[centre].astype(np.float64))
     normal = np.abs(exact) >= 2.0**-126
     ulp = 2.0 ** (np.floor(np.log2(np.abs(exact[normal]))) - 23)
-    assert np.max(np.abs(y[centre][normal] - exact[normal]) / ulp) <= 2.0
+    assert np.max(np.abs(y[centre][normal] - exact[normal]) / ulp) <= bound
 
 
 @pytest.mark.parametrize("name", sorted(CENTRES))
@@ -88,6 +89,7 @@ def test_a_partial_vector_reads_and_writes_only_its_lanes(name, count):
         assert np.array_equal(places[b][places[b] >= 0], others)
 
 
+@pytest.mark.skipif(not vector32.AVX512, reason="both builds would be the lane-by-lane one")
 @pytest.mark.parametrize("name", sorted(CENTRES))
 def test_without_avx512_the_same_bits_and_places(monkeypatch, name):
     x = sample(CENTRES[name][1])
@@ -97,3 +99,21 @@ def test_without_avx512_the_same_bits_and_places(monkeypatch, name):
     generic = np.zeros_like(x)
     assert np.array_equal(centre_calls(name)(x, generic, 16), places)
     assert np.array_equal(with_host.view(np.uint32), generic.view(np.uint32))
+
+
+@pytest.mark.parametrize("name", sorted(CENTRES))
+def test_the_kernels_give_each_element_its_own_value_in_every_block(name):
+    """Through the public function: lengths 1–300 at several offsets (partial vectors, a block's
+    padding of the others, their scatter) give each element the bits it has alone."""
+    import relukit
+
+    f = relukit.get(name)
+    x = sample(CENTRES[name][1])
+    alone = np.concatenate([f(x[k : k + 1]) for k in range(x.size)])
+    for n in (1, 15, 17, 33, 255, 256, 257, 300):
+        for offset in (0, 3, 1001):
+            part = x[offset : offset + n]
+            assert np.array_equal(
+                f(part).view(np.uint32), alone[offset : offset + n].view(np.uint32)
+            )
+    assert np.array_equal(f(x).view(np.uint32), alone.view(np.uint32))

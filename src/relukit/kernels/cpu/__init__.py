@@ -12,8 +12,8 @@
 ``masks``         mask words: packing and unpacking codes, 64 elements per compare
 ``rectifiers``    the piecewise-linear members' formulas (``leaky_relu_f``, ``prelu_f``, …)
 ``smooth``        the smooth members' and exponential units' formulas (``gelu_f``, ``elu_d``, …)
-``vector32``      float32 formulas as 16-lane LLVM vectors with a table row per lane (gelu's
-                  centre, |x| < 4)
+``vector32``      float32 formulas as 16-lane LLVM vectors with a table row per lane (the
+                  centres of gelu, |x| < 4, and of silu and sigmoid, |x| < 16)
 ``mathlib``       the float64 math library of the float32 kernels (exp, expm1, log1p, tanh, Φ)
                   and its choice against the C library's for float64 inputs; ``fits`` its
                   fitted constants

@@ -20,9 +20,14 @@ would count, not from a wider type:
   ``h·G(h)``.
 
 gelu itself computes in float64 instead, where that costs less than the pairs: 8 lanes, but
-nothing to compensate (``gelu_f32``, within 0.51 ulp). The float32 kernels take it for
-|x| ≥ 4, NaN and ±inf only: the centre is a table of float32 polynomials, 16 lanes at a time
-(:mod:`relukit.kernels.cpu.vector32`, within 0.99 ulp); 16-bit inputs take it everywhere.
+nothing to compensate (``gelu_f32``, within 0.51 ulp).
+
+For float32 arrays the kernels take ``gelu_f32``, ``silu_f32`` and ``sigmoid_f32`` only off
+their centres (|x| ≥ 4 for gelu, ≥ 16 for silu and sigmoid, NaN, ±inf): on the centres a
+table of float32 polynomials gives them, 16 lanes at a time (:mod:`relukit.kernels.cpu.vector32`;
+within 0.99, 1.22 and 0.80 ulp). 16-bit inputs, widened element by element, take these
+functions everywhere; where float16 has no F16C conversions it is widened into a float32 array
+first, and takes the centres.
 
 The float32 results are within 2 ulp of the true value wherever that is a normal float32,
 tails included (``tests/family/test_accuracy.py``; ``benchmarks/RESULTS.md``, Accuracy). The

@@ -158,7 +158,7 @@ def _centre_16(table: str, times_x: bool) -> Any:
                 builder,
                 "llvm.masked.load.v16f32.p0",
                 ir.FunctionType(VF, [pointer, I32, MASK, VF]),
-                [xptr, ir.Constant(I32, 4), present, ir.Constant(VF, None)],
+                [xptr, ir.Constant(I32, 1), present, ir.Constant(VF, None)],
             )
             a = _call(builder, "llvm.fabs.v16f32", ir.FunctionType(VF, [VF]), [v])
             inside = builder.fcmp_ordered("<", a, _splat_f(end))
@@ -195,7 +195,7 @@ def _centre_16(table: str, times_x: bool) -> Any:
                 builder,
                 "llvm.masked.store.v16f32.p0",
                 ir.FunctionType(ir.VoidType(), [VF, pointer, I32, MASK]),
-                [r, yptr, ir.Constant(I32, 4), builder.and_(present, inside)],
+                [r, yptr, ir.Constant(I32, 1), builder.and_(present, inside)],
             )
             others = builder.and_(present, builder.not_(inside))
             bits = builder.bitcast(others, ir.IntType(LANES))
@@ -228,7 +228,7 @@ def _forward_block(centre: Any, formula: Any, name: str) -> Any:
     their values into ``values``, float32, as many), put through ``formula`` (the member's
     float32 formula) and the registry's conventions (``low``, ``high``: the limits at ∓inf) in
     one vectorised loop, exactly as the element loop would, and scattered back. Returns whether
-    it did (False, untouched, for any other dtype)."""
+    it did (False, untouched, for any other dtype or a non-contiguous layout)."""
 
     def block(xs: Any, ys: Any, low: Any, high: Any, rest: Any, values: Any) -> bool:
         raise NotImplementedError("only for use inside Numba kernels")
@@ -237,7 +237,8 @@ def _forward_block(centre: Any, formula: Any, name: str) -> Any:
 
     @overload(block, jit_options=INLINE_OPTIONS)
     def _block(xs, ys, low, high, rest, values):  # type: ignore[no-untyped-def]
-        if not (isinstance(xs, types.Array) and xs.dtype == ys.dtype == types.float32):
+        contiguous = isinstance(xs, types.Array) and xs.layout == ys.layout == "C"
+        if not (contiguous and xs.dtype == ys.dtype == types.float32):
             return lambda xs, ys, low, high, rest, values: False
 
         def impl(xs, ys, low, high, rest, values):  # type: ignore[no-untyped-def]
