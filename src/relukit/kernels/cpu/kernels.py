@@ -195,6 +195,8 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
         rest = np.empty(SMOOTH_BLOCK + 16 if centre else 1, dtype=np.uint32)
         values = np.empty(SMOOTH_BLOCK + 16 if centre else 1, dtype=np.float32)
+        wide = np.empty(SMOOTH_BLOCK if centre else 1, dtype=np.float32)  # (16-bit inputs)
+        out32 = np.empty(SMOOTH_BLOCK if centre else 1, dtype=np.float32)
         # Smooth members stream short blocks, the first one ending where y is 64-byte
         # aligned: each block's lines then go out whole while the next block is computed (a
         # block of 2,048 computes, then streams, with little overlap: about 1.6x slower at
@@ -209,7 +211,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
             xs = x[i : i + m]
             gs = g[i : i + m]
             rs = aux[k : k + m]
-            done = centre_block(xs, dst, low, high, rest, values)
+            done = centre_block(xs, dst, low, high, rest, values, wide, out32)
             for j in range(0 if done else m):  # (done: a float32 centre table's member)
                 e = xs[j]
                 v = widen(e)

@@ -25,9 +25,9 @@ nothing to compensate (``gelu_f32``, within 0.51 ulp).
 For float32 arrays the kernels take ``gelu_f32``, ``silu_f32`` and ``sigmoid_f32`` only off
 their centres (|x| ≥ 4 for gelu, ≥ 16 for silu and sigmoid, NaN, ±inf): on the centres a
 table of float32 polynomials gives them, 16 lanes at a time (:mod:`relukit.kernels.cpu.vector32`;
-within 0.99, 1.22 and 0.80 ulp). 16-bit inputs, widened element by element, take these
-functions everywhere; where float16 has no F16C conversions it is widened into a float32 array
-first, and takes the centres.
+within 0.99, 1.22 and 0.80 ulp). 16-bit inputs take the same float32 path, widened and
+rounded back once, so that float16 gives the same bits whether the host converts it with F16C
+in the kernel or widens it into a float32 array first.
 
 The float32 results are within 2 ulp of the true value wherever that is a normal float32,
 tails included (``tests/family/test_accuracy.py``; ``benchmarks/RESULTS.md``, Accuracy). The

@@ -26,6 +26,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from relukit.kernels.cpu.compile import INLINE_OPTIONS
+from relukit.kernels.cpu.dtypes import narrow, widen
 from relukit.kernels.cpu.fits32 import CENTRE_SHAPES, CENTRE_TABLES
 from relukit.kernels.cpu.intrinsics import _host_has
 from relukit.kernels.cpu.loops import conventions
@@ -222,26 +223,43 @@ sigmoid_centre_16 = _centre_16("SIGMOID", times_x=False)
 
 
 def _forward_block(centre: Any, formula: Any, name: str) -> Any:
-    """``block(xs, ys, low, high, rest, values) -> bool``: the member of a block into ``ys``
-    (same size, not overlapping) if ``xs`` holds float32: the centre 16 lanes at a time; the
-    other elements gathered (their places into ``rest``, uint32, 16 more than the block's size,
-    their values into ``values``, float32, as many), put through ``formula`` (the member's
-    float32 formula) and the registry's conventions (``low``, ``high``: the limits at ∓inf) in
-    one vectorised loop, exactly as the element loop would, and scattered back. Returns whether
-    it did (False, untouched, for any other dtype or a non-contiguous layout)."""
+    """``block(xs, ys, low, high, rest, values, wide, out) -> bool``: the member of a block
+    into ``ys`` (same size, not overlapping). float32: the centre 16 lanes at a time; the other
+    elements gathered (their places into ``rest``, uint32, 16 more than the block's size, their
+    values into ``values``, float32, as many), put through ``formula`` (the member's float32
+    formula) and the registry's conventions (``low``, ``high``: the limits at ∓inf) in one
+    vectorised loop, exactly as the element loop would, and scattered back. 16-bit floats (raw
+    bits): widened into ``wide``, that done into ``out`` (float32, the block's size each), then
+    rounded back once, so that they get the float32 path's values rounded, on every host.
+    Returns whether it did (False, untouched, for float64 or a non-contiguous layout)."""
 
-    def block(xs: Any, ys: Any, low: Any, high: Any, rest: Any, values: Any) -> bool:
+    def block(
+        xs: Any, ys: Any, low: Any, high: Any, rest: Any, values: Any, wide: Any, out: Any
+    ) -> bool:
         raise NotImplementedError("only for use inside Numba kernels")
 
     block.__name__ = block.__qualname__ = name
 
     @overload(block, jit_options=INLINE_OPTIONS)
-    def _block(xs, ys, low, high, rest, values):  # type: ignore[no-untyped-def]
+    def _block(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
         contiguous = isinstance(xs, types.Array) and xs.layout == ys.layout == "C"
-        if not (contiguous and xs.dtype == ys.dtype == types.float32):
-            return lambda xs, ys, low, high, rest, values: False
+        raw = contiguous and isinstance(xs.dtype, types.Integer) and xs.dtype.bitwidth == 16
+        if raw and xs.dtype == ys.dtype:
 
-        def impl(xs, ys, low, high, rest, values):  # type: ignore[no-untyped-def]
+            def halves(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
+                m = xs.size
+                for j in range(m):
+                    wide[j] = widen(xs[j])
+                block(wide[:m], out[:m], low, high, rest, values, wide, out)
+                for j in range(m):
+                    ys[j] = narrow(out[j], xs[j])
+                return True
+
+            return halves
+        if not (contiguous and xs.dtype == ys.dtype == types.float32):
+            return lambda xs, ys, low, high, rest, values, wide, out: False
+
+        def impl(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
             m = xs.size
             count = 0
             for i in range(0, m, LANES):
@@ -266,14 +284,16 @@ def _forward_block(centre: Any, formula: Any, name: str) -> Any:
     return block
 
 
-def no_forward_block(xs: Any, ys: Any, low: Any, high: Any, rest: Any, values: Any) -> bool:
+def no_forward_block(
+    xs: Any, ys: Any, low: Any, high: Any, rest: Any, values: Any, wide: Any, out: Any
+) -> bool:
     """The block function of a member without a centre table: does nothing, returns False."""
     raise NotImplementedError("only for use inside Numba kernels")
 
 
 @overload(no_forward_block, jit_options=INLINE_OPTIONS)
-def _no_forward_block(xs, ys, low, high, rest, values):  # type: ignore[no-untyped-def]
-    return lambda xs, ys, low, high, rest, values: False
+def _no_forward_block(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
+    return lambda xs, ys, low, high, rest, values, wide, out: False
 
 
 gelu_forward_block = _forward_block(gelu_centre_16, gelu_f32, "gelu_forward_block")
