@@ -105,6 +105,7 @@ from relukit.kernels.cpu.smooth import (
     tanh_f,
 )
 from relukit.kernels.cpu.vector32 import (
+    LANES,
     gelu_forward_block,
     no_forward_block,
     sigmoid_forward_block,
@@ -193,10 +194,14 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                 store_fence()
             return
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
-        rest = np.empty(SMOOTH_BLOCK + 16 if centre else 1, dtype=np.uint32)
-        values = np.empty(SMOOTH_BLOCK + 16 if centre else 1, dtype=np.float32)
-        wide = np.empty(SMOOTH_BLOCK if centre else 1, dtype=np.float32)  # (16-bit inputs)
-        out32 = np.empty(SMOOTH_BLOCK if centre else 1, dtype=np.float32)
+        # the centre's scratch in one allocation (none used by float64): the places and values
+        # of the others (a vector more than a block), and 16-bit blocks widened and done
+        room = SMOOTH_BLOCK + LANES if centre and x.itemsize < 8 else 1
+        scratch = np.empty(4 * room, dtype=np.float32)
+        rest = scratch[:room].view(np.uint32)
+        values = scratch[room : 2 * room]
+        wide = scratch[2 * room : 3 * room]
+        out32 = scratch[3 * room :]
         # Smooth members stream short blocks, the first one ending where y is 64-byte
         # aligned: each block's lines then go out whole while the next block is computed (a
         # block of 2,048 computes, then streams, with little overlap: about 1.6x slower at
