@@ -186,16 +186,29 @@ def test_in_place_forward(backend):
 
 
 @pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
-@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh"])
-def test_streamed_output_at_every_alignment(name, dtype):
-    # The compiled relu/clip kernel stores whole 64-byte lines from the output's first 64-byte
-    # boundary on and carries the codes of the elements before it across each mask word.
-    function = relukit.get(name)
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("relu", {}),
+        ("relu6", {}),
+        ("hardtanh", {}),
+        ("leaky_relu", {"negative_slope": 0.07}),
+        ("prelu", {"weight": np.array([0.25])}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_streamed_output_at_every_alignment(name, params, dtype):
+    # The one-pass kernels store whole 64-byte lines from the output's first 64-byte boundary
+    # on: forward carries the codes of the elements before it across each mask word, backward
+    # takes each group's 64 codes from two mask words.
+    function = relukit.get(name, **params)
     lanes = 64 // dtype.itemsize
     for n in (1, lanes - 1, 64, 65, 127, 129, 300, 1000):
         x = sample((n,), dtype, seed=n)
+        g = sample((n,), dtype, seed=n + 1)
         with dispatch.forced("reference"):
             want_y, want_m = function.forward_with_mask(x)
+            want_dx = function.backward_from_mask(g, want_m)
         for offset in range(lanes):
             base = np.zeros(n + lanes, dtype=dtype)
             y_out = base[offset : offset + n]
@@ -204,10 +217,19 @@ def test_streamed_output_at_every_alignment(name, dtype):
             assert y is y_out and bits_equal(y, want_y), (n, offset)
             assert np.array_equal(m, want_m), (n, offset)
             assert not base[offset + n :].any() and not base[:offset].any()
+            base[:] = 0
+            with dispatch.forced("compiled"):
+                dx = function.backward_from_mask(g, m, out=y_out)
+            assert dx is y_out and bits_equal(dx, want_dx), (n, offset)
+            assert not base[offset + n :].any() and not base[:offset].any()
         z = x.copy()
         with dispatch.forced("compiled"):
             _, m = function.forward_with_mask(z, out=z)
         assert bits_equal(z, want_y) and np.array_equal(m, want_m)
+        h = g.copy()
+        with dispatch.forced("compiled"):
+            function.backward_from_mask(h, m, out=h)
+        assert bits_equal(h, want_dx)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

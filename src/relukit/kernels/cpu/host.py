@@ -755,7 +755,8 @@ class Calls:
         self.p = {"forward": forward.p, "derivative": derivative.p}
         self.codes_of = {"forward": k.FORWARD, "derivative": k.DERIVATIVE}
         self.linear = _linear(self.member)
-        self.selects = self.member in (k.RELU, k.HARDTANH)
+        # mask kernels that write from the registers in one pass (the others through a buffer)
+        self.one_pass = self.member in (k.RELU, k.HARDTANH, k.LEAKY_RELU)
         self.aux = np.zeros(1, dtype=work)
         # what the kernels read and write: 16-bit floats as their bits
         self.raw = _raw(np.zeros(1, dtype)).dtype if self.half else None
@@ -851,10 +852,10 @@ class Calls:
             kernel = self._mask_forward.get(direct) or self._load_forward(direct)
             kernel(x, self.aux, y, mask, self.mask_p, self.codes, 0, False)
             return
-        # Only the selecting kernels stream: the others would write through their block buffer,
-        # which cost more than it saved (leaky_relu, 2^20 float64, forward: 779 µs streamed
-        # against 647 on 1 thread, 445 against 418 on 2; relu: 653 against 636, 410 against 405)
-        stream = self.selects and not self.half and _stream_to(y, x, fresh)
+        # Only the one-pass kernels stream: the others would write through their block buffer,
+        # which cost more than it saved (leaky_relu through its buffer, 2^20 float64, forward:
+        # 779 µs streamed against 647 on 1 thread, 445 against 418 on 2)
+        stream = self.one_pass and not self.half and _stream_to(y, x, fresh)
         direct = not stream and apart
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits

@@ -35,9 +35,10 @@ Per-element slopes (prelu's channels, rrelu's random slopes) travel in ``aux``, 
 (element ``i`` of the whole array uses ``aux[i % aux.size]``).
 
 Large outputs are written with streaming stores (``stream=True``), which skip the
-read-for-ownership of the destination's cache lines: relu, relu6 and hardtanh straight from the
-registers, the other members through an L1-resident block buffer (which also keeps the compute
-loop from writing memory that may alias its input).
+read-for-ownership of the destination's cache lines: relu, relu6 and hardtanh (and the mask
+paths of leaky_relu, and every one-bit backward from a mask) straight from the registers, the
+other members through an L1-resident block buffer (which also keeps the compute loop from
+writing memory that may alias its input).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from relukit.kernels.cpu.intrinsics import (
     chain_word,
     chain_word_16,
     chain_word_slopes,
+    chain_word_slopes_streamed,
+    chain_word_streamed,
     pass_word_16,
     store_fence,
     vector_width_512,
@@ -61,10 +64,11 @@ from relukit.kernels.cpu.intrinsics import (
 )
 from relukit.kernels.cpu.loops import BLOCK, blocks, chain, conventions, put, select_block
 from relukit.kernels.cpu.masks import (
-    leaky_words_16,
+    clip_with_mask,
+    leaky_with_mask,
     load_bytes,
     pack,
-    select_with_mask,
+    relu_with_mask,
     store_bytes,
     unpack,
 )
@@ -279,9 +283,10 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     :mod:`relukit.kernels.mask`): ``x > 0`` (leaky_relu, prelu), ``not x <= 0`` (relu, rrelu
     in training: ``p[7] = 1``), ``min < x < max`` (hardtanh, relu6), and for general_relu
     ``table[piece]`` with the pieces below the threshold, between, and capped. ``x`` starts at
-    a word boundary; ``mask`` holds this chunk's codes only. relu, relu6 and hardtanh take one
-    pass (:func:`select_with_mask`: each 64 elements loaded once, their outputs streamed from
-    the registers and their codes packed into a word). The other members compute a block into
+    a word boundary; ``mask`` holds this chunk's codes only. relu, relu6, hardtanh and
+    leaky_relu take one pass (:func:`~relukit.kernels.cpu.masks.relu_with_mask` and its
+    siblings: each 64 elements loaded once, their outputs stored (streamed) from the registers
+    and their codes packed into a word). The other members compute a block into
     an L1-resident buffer, then its codes (one 64-element word per vector compare;
     general_relu: one byte per element, then packed), then stream the buffer out; a ``direct``
     kernel computes straight into ``y`` (disjoint from ``x``, not streamed; see
@@ -306,10 +311,13 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
         high = p[5]
         flat = p[6] > 0
         nan_is_one = p[7] > 0
-        if selecting:
-            low_raw = narrow(a0, x[0])
-            high_raw = narrow(a1, x[0])
-            select_with_mask(x, y, mask, a0, a1, low_raw, high_raw, member == HARDTANH, stream)
+        if selecting or (member == LEAKY_RELU and not nan_is_one):
+            if member == RELU:
+                relu_with_mask(x, y, mask, a0, a1, narrow(a0, x[0]), narrow(a1, x[0]), stream)
+            elif member == HARDTANH:
+                clip_with_mask(x, y, mask, a0, a1, narrow(a0, x[0]), narrow(a1, x[0]), stream)
+            else:
+                leaky_with_mask(x, y, mask, a0, a1, low, high, stream)
             if stream:
                 store_fence()
             return
@@ -322,16 +330,11 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
         start = first % period if member == SLOPES else 0
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
         codes = np.zeros(BLOCK + 8 if bytewise else 8, dtype=np.uint8)
-        fused = member == LEAKY_RELU and not nan_is_one  # (16-bit: leaky_words_16)
         for i, m, k in blocks(n, period, start, BLOCK, 0):
             dst = y[i : i + m] if direct else buf[:m]
             xs = x[i : i + m]
             rs = aux[k : k + m] if member == SLOPES else aux[:0]
             cs = codes[:m]
-            if fused and leaky_words_16(xs, dst, mask, i, a0, low, high):
-                if not direct:  # (16-bit: one vector pass; float32/float64: the loop below)
-                    put(y, i, buf, m, stream)
-                continue
             for j in range(m):
                 e = xs[j]
                 v = widen(e)
@@ -378,10 +381,12 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
     or float64; a ``half`` kernel takes 16-bit gradients as raw bits, widens each to float32 and
     rounds the product back once, in the same pass) and rounded once, exactly as ``vjp`` forms
     ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
-    boundary; ``mask`` holds this chunk's codes only. Each block of float32 or float64 goes
-    through an L1-resident buffer (writing the words straight into ``dx`` measured 0.8x as
-    fast: 0.48 against 0.59 of a copy at 2^16 float32, 0.77 against 0.95 at 2^20); 16-bit
-    blocks go straight into ``dx`` (1.4x as fast as through the buffer), except in place.
+    boundary; ``mask`` holds this chunk's codes only. float32 and float64 at one bit go
+    straight into ``dx``, 64 elements per mask word, streamed from ``dx``'s first 64-byte
+    boundary (through an L1-resident buffer, as before, they ran at 0.55 of a copy at 2^16
+    float32 and 0.62 at 2^24 float64 on a Zen 4; straight, 0.93 and 1.04); at two bits they
+    go through the buffer. 16-bit blocks go straight into ``dx`` (1.4x as fast as through the
+    buffer), except in place.
     """
     stamp = STAMP
 
@@ -397,13 +402,23 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if slopes else n + 1
         start = first % period if slopes else 0
-        buf = np.empty(BLOCK, dtype=dx.dtype)
+        # float32/float64 at one bit: straight into dx, 64 elements per vector store that
+        # starts on a 64-byte boundary of dx (streamed or not). 16-bit: straight into dx unless
+        # in place (LLVM's overlap check would send the loops to their scalar versions):
+        # bfloat16 relu 2^22, 1 thread, 0.88 → 0.64 ms (a copy 0.57)
+        words_direct = not half and bits == 1
+        direct = words_direct or (half and not stream and dx.ctypes.data != g.ctypes.data)
+        buf = np.empty(1 if direct else BLOCK, dtype=dx.dtype)
         codes = np.zeros(BLOCK + 8, dtype=np.uint8)
-        # 16-bit: straight into dx unless in place (LLVM's overlap check would send the loops
-        # to their scalar versions): bfloat16 relu 2^22, 1 thread, 0.88 → 0.64 ms (a copy
-        # 0.57). float32 measured the other way (2^20: 0.31 ms through the buffer, 0.38 not)
-        direct = half and not stream and dx.ctypes.data != g.ctypes.data
-        for i, m, k in blocks(n, period, start, BLOCK, 0):
+        size = dx.itemsize
+        # the mask's whole words, and the codes in its last bytes (as a word)
+        whole = words.size
+        last = load_bytes(mask, 8 * whole, 8 * (mask.size - 8 * whole))
+        # streamed one-bit vectors start on dx's first 64-byte boundary: a first block as long
+        lead = 0
+        if words_direct and stream:
+            lead = ((-np.int64(dx.ctypes.data)) & 63) // size
+        for i, m, k in blocks(n, period, start, BLOCK, lead):
             gs = g[i : i + m]
             dst = dx[i : i + m] if direct else buf[:m]
             rs = aux[k : k + m] if slopes else aux[:0]
@@ -449,21 +464,35 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
                     e = gs[j]
                     dst[j] = narrow(chain(widen(e), d), e)
             elif bits == 1:
-                full = m // 64
-                for w in range(full):
-                    word = words[i // 64 + w]
-                    if slopes:
-                        chain_word_slopes(gs, 64 * w, word, t1, rs, 64 * w, dst, 64 * w)
+                # 64 elements per vector, their codes from one mask word (two where a period
+                # of aux cut a block off a word boundary), streamed where the block starts on
+                # a 64-byte boundary of dx; the rest element by element. (No helper taking an
+                # array is called per vector or element: Numba's reference counts on its
+                # arguments cost more than the vector.)
+                groups = m // 64
+                shift = i & 63
+                up = np.uint64(shift)
+                down = np.uint64(64 - shift)
+                q = i >> 6
+                streamed = stream and ((np.int64(dx.ctypes.data) + i * size) & 63) == 0
+                for w in range(groups):
+                    at = 64 * w
+                    word = words[q + w]
+                    if shift != 0:
+                        after = words[q + w + 1] if q + w + 1 < whole else last
+                        word = (word >> up) | (after << down)
+                    if slopes and streamed:
+                        chain_word_slopes_streamed(gs, at, word, t1, rs, at, dst, at)
+                    elif slopes:
+                        chain_word_slopes(gs, at, word, t1, rs, at, dst, at)
+                    elif streamed:
+                        chain_word_streamed(gs, at, word, t0, t1, dst, at)
                     else:
-                        chain_word(gs, 64 * w, word, t0, t1, dst, 64 * w)
-                if m > 64 * full:
-                    word = load_bytes(mask, (i + 64 * full) // 8, m - 64 * full)
-                    for j in range(64 * full, m):
-                        below = t0
-                        if slopes:
-                            below = rs[j]
-                        on = (word >> np.uint64(j - 64 * full)) & np.uint64(1)
-                        dst[j] = chain(gs[j], t1 if on != 0 else below)
+                        chain_word(gs, at, word, t0, t1, dst, at)
+                for j in range(64 * groups, m):
+                    b = i + j
+                    on = (mask[b >> 3] >> np.uint8(b & 7)) & np.uint8(1)
+                    dst[j] = chain(gs[j], t1 if on != 0 else (rs[j] if slopes else t0))
             else:
                 unpack(mask, i * bits // 8, m, codes, bits)
                 for j in range(m):

@@ -15,13 +15,18 @@ from relukit.kernels.cpu.intrinsics import (
     clip_word,
     clip_word_16,
     clip_word_streamed,
+    leaky_word,
     leaky_word_16,
+    leaky_word_16_plain,
+    leaky_word_plain,
+    leaky_word_plain_streamed,
+    leaky_word_streamed,
     relu_word,
     relu_word_16,
     relu_word_streamed,
 )
-from relukit.kernels.cpu.loops import conventions, select_one
-from relukit.kernels.cpu.rectifiers import leaky_relu_f
+from relukit.kernels.cpu.loops import conventions
+from relukit.kernels.cpu.rectifiers import hardtanh_f, leaky_relu_f, relu_f
 
 GATHER = np.uint64(0x0102040810204080)  # eight 0/1 bytes times this: byte i's bit at 56 + i
 SPREAD = np.uint64(0x0101010101010101)
@@ -80,43 +85,106 @@ def load_bytes(mask: Any, start: int, count: int) -> Any:
     return word
 
 
+# The one-pass members: each 64 elements loaded once, their outputs stored and their codes
+# returned as a word. Every word function takes ``(xs, start, ys, a0, a1, low, high, stream)``:
+# relu and the clip of relu6/hardtanh read ``a0``/``a1`` (the bounds in the working dtype) and
+# ``low``/``high`` (the bounds as 16-bit raw bits), leaky_relu ``a0`` (its slope) and
+# ``low``/``high`` (its limits at ∓inf). 16-bit floats (raw bits) are never streamed.
+
+
 @jit
-def select_word(xs: Any, start: int, ys: Any, a0: Any, a1: Any, clip: bool, stream: bool) -> Any:
-    """:func:`_select_word`'s four variants, chosen by the (constant) flags."""
-    if clip:
-        if stream:
-            return clip_word_streamed(xs, start, ys, a0, a1)
-        return clip_word(xs, start, ys, a0, a1)
+def _relu_word(xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool):
     if stream:
         return relu_word_streamed(xs, start, ys, a0, a1)
     return relu_word(xs, start, ys, a0, a1)
 
 
 @jit
-def select_bit(e: Any, a0: Any, a1: Any, clip: bool) -> Any:
-    """The code of one element (as :func:`_select_word`), as a uint64 0 or 1."""
+def _clip_word(xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool):
+    if stream:
+        return clip_word_streamed(xs, start, ys, a0, a1)
+    return clip_word(xs, start, ys, a0, a1)
+
+
+@jit
+def _plain_limits(a: Any, low: Any, high: Any) -> bool:
+    """Are leaky_relu's limits at ∓inf what its formula gives there (or NaN: none)? Then its
+    words need not apply them (:func:`~relukit.kernels.cpu.intrinsics._leaky`)."""
+    return (low != low or low == c(a, -np.inf) * a) and (high != high or high == c(a, np.inf))
+
+
+@jit
+def _leaky_word(xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool):
+    plain = _plain_limits(a0, low, high)
+    if plain and stream:
+        return leaky_word_plain_streamed(xs, start, ys, a0, low, high)
+    if plain:
+        return leaky_word_plain(xs, start, ys, a0, low, high)
+    if stream:
+        return leaky_word_streamed(xs, start, ys, a0, low, high)
+    return leaky_word(xs, start, ys, a0, low, high)
+
+
+@jit
+def _relu_word_16(
+    xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool
+):
+    return relu_word_16(xs, start, ys, a0, a1, low, high)
+
+
+@jit
+def _clip_word_16(
+    xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool
+):
+    return clip_word_16(xs, start, ys, a0, a1, low, high)
+
+
+@jit
+def _leaky_word_16(
+    xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool
+) -> Any:
+    if _plain_limits(a0, low, high):
+        return leaky_word_16_plain(xs, start, ys, a0, low, high)
+    return leaky_word_16(xs, start, ys, a0, low, high)
+
+
+@jit
+def _relu_one(e: Any, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
+    """One element's output and code (uint64 0 or 1): relu, ``not x <= 0``."""
     v = widen(e)
-    if clip:
-        return np.uint64(v > a0 and v < a1)
-    return np.uint64(v > c(v, 0.0) or v != v)
+    return relu_f(e), np.uint64(v > c(v, 0.0) or v != v)
 
 
-def select_with_mask(
-    xs: Any, ys: Any, mask: Any, a0: Any, a1: Any, low: Any, high: Any, clip: bool, stream: bool
-) -> None:
-    """relu or the clip of relu6/hardtanh on a chunk, with its packed one-bit codes."""
-    raise NotImplementedError("only for use inside Numba kernels")
+@jit
+def _clip_one(e: Any, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
+    """The clip of relu6/hardtanh, ``a0 < x < a1``."""
+    v = widen(e)
+    return hardtanh_f(e, a0, a1, low, high), np.uint64(v > a0 and v < a1)
 
 
-@overload(select_with_mask, jit_options=INLINE_OPTIONS)
-def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
-    if isinstance(xs.dtype, types.Float):
+@jit
+def _leaky_one(e: Any, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
+    """leaky_relu, ``x > 0``."""
+    v = widen(e)
+    return narrow(conventions(v, leaky_relu_f(v, a0), low, high), e), np.uint64(v > c(v, 0.0))
 
-        def fused(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
-            # One pass: each 64 elements are loaded once, their outputs stored (streamed from
-            # a 64-byte boundary of ys) and their codes packed in a register. The groups
-            # follow ys's alignment, so a mask word takes the last ``head`` codes of one
-            # group and the first ``64 - head`` of the next.
+
+def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
+    """``run(xs, ys, mask, a0, a1, low, high, stream)``: a member's outputs on a chunk and its
+    packed one-bit codes in one pass, 64 elements per ``word`` (``word_16`` for 16-bit floats),
+    the ends element by element with ``one``."""
+
+    def run(xs: Any, ys: Any, mask: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool):
+        raise NotImplementedError("only for use inside Numba kernels")
+
+    @overload(run, jit_options=INLINE_OPTIONS)
+    def _run(xs, ys, mask, a0, a1, low, high, stream):  # type: ignore[no-untyped-def]
+        vector = word if isinstance(xs.dtype, types.Float) else word_16
+
+        def fused(xs, ys, mask, a0, a1, low, high, stream):  # type: ignore[no-untyped-def]
+            # The groups follow ys's alignment where the stores are streamed (from a 64-byte
+            # boundary), so a mask word takes the last ``head`` codes of one group and the
+            # first ``64 - head`` of the next.
             n = xs.size
             words = mask[: (mask.size // 8) * 8].view(np.uint64)
             head = 0
@@ -124,25 +192,25 @@ def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: i
                 head = min(n, ((-np.int64(ys.ctypes.data)) & 63) // ys.itemsize)
             carry = np.uint64(0)
             for j in range(head):
-                ys[j] = select_one(xs[j], a0, a1, low, high, clip)
-                carry |= select_bit(xs[j], a0, a1, clip) << np.uint64(j)
+                ys[j], bit = one(xs[j], a0, a1, low, high)
+                carry |= bit << np.uint64(j)
             groups = (n - head) // 64
             if head == 0:
                 for w in range(groups):
-                    words[w] = select_word(xs, 64 * w, ys, a0, a1, clip, stream)
+                    words[w] = vector(xs, 64 * w, ys, a0, a1, low, high, stream)
             else:
                 up = np.uint64(head)
                 down = np.uint64(64 - head)
                 for w in range(groups):
-                    word = select_word(xs, head + 64 * w, ys, a0, a1, clip, stream)
-                    words[w] = carry | (word << up)
-                    carry = word >> down
+                    got = vector(xs, head + 64 * w, ys, a0, a1, low, high, stream)
+                    words[w] = carry | (got << up)
+                    carry = got >> down
             # the last elements: ``carry`` holds the codes from element 64·groups on
             at = 64 * groups
             count = head
             for j in range(head + 64 * groups, n):
-                ys[j] = select_one(xs[j], a0, a1, low, high, clip)
-                carry |= select_bit(xs[j], a0, a1, clip) << np.uint64(count)
+                ys[j], bit = one(xs[j], a0, a1, low, high)
+                carry |= bit << np.uint64(count)
                 count += 1
                 if count == 64:
                     words[at // 64] = carry
@@ -154,54 +222,9 @@ def _select_with_mask(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: i
 
         return fused
 
-    def halves(xs, ys, mask, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
-        # 16-bit floats (raw bits, not streamed): one pass too, 64 elements per vector
-        n = xs.size
-        words = mask[: (mask.size // 8) * 8].view(np.uint64)
-        groups = n // 64
-        for w in range(groups):
-            if clip:
-                words[w] = clip_word_16(xs, 64 * w, ys, a0, a1, low, high)
-            else:
-                words[w] = relu_word_16(xs, 64 * w, ys, a0, a1, low, high)
-        word = np.uint64(0)
-        for j in range(64 * groups, n):
-            e = xs[j]
-            word |= select_bit(e, a0, a1, clip) << np.uint64(j - 64 * groups)
-            ys[j] = select_one(e, a0, a1, low, high, clip)
-        if n > 64 * groups:
-            store_bytes(mask, 8 * groups, word, n - 64 * groups)
-
-    return halves
+    return run
 
 
-def leaky_words_16(xs: Any, ys: Any, mask: Any, i: int, a: Any, low: Any, high: Any) -> bool:
-    """leaky_relu with its codes ``x > 0`` on a block ``xs`` of 16-bit floats (raw bits) that
-    starts at element ``i`` of the chunk (a multiple of 64), in one pass
-    (:func:`~relukit.kernels.cpu.intrinsics.leaky_word_16` per 64 elements): True. For float32
-    and float64 blocks it does nothing and gives False (their loop is the kernel's own)."""
-    raise NotImplementedError("only for use inside Numba kernels")
-
-
-@overload(leaky_words_16, jit_options=INLINE_OPTIONS)
-def _leaky_words_16(xs, ys, mask, i, a, low, high):  # type: ignore[no-untyped-def]
-    if isinstance(xs.dtype, types.Float):
-        return lambda xs, ys, mask, i, a, low, high: False
-
-    def halves(xs, ys, mask, i, a, low, high):  # type: ignore[no-untyped-def]
-        m = xs.size
-        words = mask[: (mask.size // 8) * 8].view(np.uint64)
-        full = m // 64
-        for w in range(full):
-            words[i // 64 + w] = leaky_word_16(xs, 64 * w, ys, a, low, high)
-        word = np.uint64(0)
-        for j in range(64 * full, m):
-            e = xs[j]
-            v = widen(e)
-            word |= np.uint64(v > c(v, 0.0)) << np.uint64(j - 64 * full)
-            ys[j] = narrow(conventions(v, leaky_relu_f(v, a), low, high), e)
-        if m > 64 * full:
-            store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
-        return True
-
-    return halves
+relu_with_mask = _one_pass(_relu_word, _relu_word_16, _relu_one)
+clip_with_mask = _one_pass(_clip_word, _clip_word_16, _clip_one)
+leaky_with_mask = _one_pass(_leaky_word, _leaky_word_16, _leaky_one)
