@@ -222,6 +222,38 @@ def _splat(builder: Any, value: Any, lanes: int = 64) -> Any:
     )
 
 
+def _store(builder: Any, value: Any, pointer: Any, align: int, stream: bool) -> None:
+    """Store a vector: with ``stream`` a streaming store (``pointer`` 64-byte aligned)."""
+    if stream:
+        store = builder.store(value, pointer, align=64)
+        store.set_metadata(
+            "nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        )
+    else:
+        builder.store(value, pointer, align=align)
+
+
+def _word_by_vectors(
+    builder: Any, xptr: Any, yptr: Any, element: Any, size: int, stream: bool, kernel: Any
+) -> Any:
+    """The 64 elements from ``xptr`` one 64-byte vector at a time: ``kernel(v) -> (r, codes)``,
+    ``r`` stored to ``yptr`` (streamed with ``stream``), the codes shifted into the word that
+    is returned. (The whole word's compares at once need more mask registers than AVX-512 has,
+    and their spills halved the streamed float64 rate: relu6 at 2^24, 13.6 ms against relu's
+    5.8.) Each vector is loaded before it is stored, so ``yptr`` may be ``xptr``."""
+    lanes = 64 // size
+    piece = ir.VectorType(element, lanes).as_pointer()
+    xs, ys = builder.bitcast(xptr, piece), builder.bitcast(yptr, piece)
+    word = ir.Constant(ir.IntType(64), 0)
+    for q in range(64 // lanes):
+        at = [ir.Constant(ir.IntType(64), q)]
+        r, codes = kernel(builder.load(builder.gep(xs, at), align=size))
+        _store(builder, r, builder.gep(ys, at), size, stream)
+        bits = builder.zext(builder.bitcast(codes, ir.IntType(lanes)), ir.IntType(64))
+        word = builder.or_(word, builder.shl(bits, ir.Constant(ir.IntType(64), q * lanes)))
+    return word
+
+
 def _float_array(t: Any) -> bool:
     return isinstance(t, types.Array) and isinstance(t.dtype, types.Float) and t.ndim == 1
 
@@ -396,15 +428,15 @@ def _select_word_16(clip: bool) -> Any:
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             xarr, first, yarr, lo, hi, lo_raw, hi_raw = args
             signed = signature.args[0].dtype.signed
-            xptr, _ = _vector_at(context, builder, signature.args[0], xarr, first)
-            v = builder.load(xptr, align=2)
-            if clip:
-                r, bits = _clip_16(builder, v, signed, lo, hi, lo_raw, hi_raw)
-            else:
-                r, bits = _relu_16(builder, v, signed)
+            xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
             yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
-            builder.store(r, yptr, align=2)
-            return builder.bitcast(bits, ir.IntType(64))
+
+            def kernel(v: Any) -> tuple[Any, Any]:
+                if clip:
+                    return _clip_16(builder, v, signed, lo, hi, lo_raw, hi_raw)
+                return _relu_16(builder, v, signed)
+
+            return _word_by_vectors(builder, xptr, yptr, element, 2, False, kernel)
 
         return sig, codegen
 
@@ -560,12 +592,15 @@ def _leaky_word_16(plain: bool) -> Any:
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             xarr, first, yarr, slope, lo, hi = args
-            xptr, _ = _vector_at(context, builder, signature.args[0], xarr, first)
-            wide = _widened(builder, builder.load(xptr, align=2), signed)
-            r, positive = _leaky(builder, wide, slope, lo, hi, plain)
+            xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
             yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
-            builder.store(_narrowed(builder, r, signed), yptr, align=2)
-            return builder.bitcast(positive, ir.IntType(64))
+
+            def kernel(v: Any) -> tuple[Any, Any]:
+                wide = _widened(builder, v, signed)
+                r, positive = _leaky(builder, wide, slope, lo, hi, plain)
+                return _narrowed(builder, r, signed), positive
+
+            return _word_by_vectors(builder, xptr, yptr, element, 2, False, kernel)
 
         return types.uint64(x, types.intp, y, a, low, high), codegen
 
@@ -574,38 +609,6 @@ def _leaky_word_16(plain: bool) -> Any:
 
 leaky_word_16 = _leaky_word_16(plain=False)
 leaky_word_16_plain = _leaky_word_16(plain=True)
-
-
-def _store(builder: Any, value: Any, pointer: Any, align: int, stream: bool) -> None:
-    """Store a vector: with ``stream`` a streaming store (``pointer`` 64-byte aligned)."""
-    if stream:
-        store = builder.store(value, pointer, align=64)
-        store.set_metadata(
-            "nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
-        )
-    else:
-        builder.store(value, pointer, align=align)
-
-
-def _word_by_vectors(
-    builder: Any, xptr: Any, yptr: Any, element: Any, size: int, stream: bool, kernel: Any
-) -> Any:
-    """The 64 elements from ``xptr`` one 64-byte vector at a time: ``kernel(v) -> (r, codes)``,
-    ``r`` stored to ``yptr`` (streamed with ``stream``), the codes shifted into the word that
-    is returned. (The whole word's compares at once need more mask registers than AVX-512 has,
-    and their spills halved the streamed float64 rate: relu6 at 2^24, 13.6 ms against relu's
-    5.8.) Each vector is loaded before it is stored, so ``yptr`` may be ``xptr``."""
-    lanes = 64 // size
-    piece = ir.VectorType(element, lanes).as_pointer()
-    xs, ys = builder.bitcast(xptr, piece), builder.bitcast(yptr, piece)
-    word = ir.Constant(ir.IntType(64), 0)
-    for q in range(64 // lanes):
-        at = [ir.Constant(ir.IntType(64), q)]
-        r, codes = kernel(builder.load(builder.gep(xs, at), align=size))
-        _store(builder, r, builder.gep(ys, at), size, stream)
-        bits = builder.zext(builder.bitcast(codes, ir.IntType(lanes)), ir.IntType(64))
-        word = builder.or_(word, builder.shl(bits, ir.Constant(ir.IntType(64), q * lanes)))
-    return word
 
 
 def _leaky_word(stream: bool, plain: bool) -> Any:
