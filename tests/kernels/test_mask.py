@@ -193,6 +193,7 @@ def test_in_place_forward(backend):
         ("relu6", {}),
         ("hardtanh", {}),
         ("leaky_relu", {"negative_slope": 0.07}),
+        ("leaky_relu", {"negative_slope": 0.0}),  # (its limit at -inf is not -inf·0)
         ("prelu", {"weight": np.array([0.25])}),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
@@ -230,6 +231,62 @@ def test_streamed_output_at_every_alignment(name, params, dtype):
         with dispatch.forced("compiled"):
             function.backward_from_mask(h, m, out=h)
         assert bits_equal(h, want_dx)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+@pytest.mark.parametrize(
+    ("name", "params", "shape"),
+    [
+        ("prelu", {"weight": np.array([0.1, -0.2, 0.3])}, (2, 3, 1700)),
+        ("rrelu", {"training": True, "seed": 5}, (10_000,)),
+    ],
+    ids=["prelu", "rrelu"],
+)
+def test_slopes_backward_over_many_blocks_at_every_alignment(name, params, shape, dtype):
+    # Per-element slopes (a channel period, random slopes) over several blocks and chunks, into
+    # outputs at every offset from a 64-byte boundary: each 64-element vector must take its own
+    # slopes and codes whatever block and word boundary it starts on.
+    function = relukit.get(name, **params)
+    x = sample(shape, dtype, seed=3)
+    g = sample(shape, dtype, seed=4)
+    with dispatch.forced("reference"):
+        _, m = function.forward_with_mask(x)
+        want = function.backward_from_mask(g, m)
+    n, lanes = x.size, 64 // dtype.itemsize
+    for offset in range(0, lanes, 3):
+        base = np.zeros(n + lanes, dtype=dtype)
+        out = base[offset : offset + n].reshape(shape)
+        with dispatch.forced("compiled"):
+            dx = function.backward_from_mask(g, m, out=out)
+        assert dx is out and bits_equal(dx, want), offset
+        assert not base[offset + n :].any() and not base[:offset].any()
+    h = g.copy()  # in place: not streamed
+    with dispatch.forced("compiled"):
+        function.backward_from_mask(h, m, out=h)
+    assert bits_equal(h, want)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float16), BF16], ids=str)
+@pytest.mark.parametrize("slope", [0.07, 0.0])
+def test_16_bit_leaky_relu_mask_forward_in_place(dtype, slope):
+    function = relukit.get("leaky_relu", negative_slope=slope)
+    x = sample((1000,), dtype, seed=8)
+    with dispatch.forced("reference"):
+        want_y, want_m = function.forward_with_mask(x)
+    z = x.copy()
+    with dispatch.forced("compiled"):
+        y, m = function.forward_with_mask(z, out=z)
+    assert y is z and bits_equal(z, want_y) and np.array_equal(m, want_m)
+
+
+def test_last_level_cache_reads_sysfs(tmp_path):
+    for index, (level, size) in enumerate([("1", "32K"), ("2", "1024K"), ("3", "32768K")]):
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        (folder / "level").write_text(level + "\n")
+        (folder / "size").write_text(size + "\n")
+    assert host.last_level_cache(str(tmp_path)) == 32 << 20
+    assert host.last_level_cache(str(tmp_path / "missing")) is None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

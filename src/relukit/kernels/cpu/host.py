@@ -29,6 +29,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,8 +42,28 @@ from relukit.kernels.cpu.team import START, Part
 from relukit.kernels.pages import empty_array, empty_tensor, resident
 
 STREAM = platform.machine().lower() in ("x86_64", "amd64")
-# Outputs from 8 MiB up (a quarter of this machine's L3) bypass the caches.
-STREAM_BYTES = 1 << 23
+
+
+def last_level_cache(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
+    """Bytes of the largest cache of this machine's first CPU (Linux's sysfs), or None."""
+    sizes = []
+    for index in Path(root).glob("index*"):
+        try:
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+        digits = text[:-1] if unit > 1 else text
+        if digits.isdigit():
+            sizes.append(int(digits) * unit)
+    return max(sizes) if sizes else None
+
+
+# Outputs from half the last-level cache up bypass the caches (16 MiB where it is unknown).
+# Measured on a Zen 4 with 32 MiB of L3, relu out= (ms, streamed / not, 1 and 2 threads):
+# 8 MiB 0.30 / 0.25 and 0.36 / 0.25, 16 MiB 0.69 / 0.81 and 0.73 / 0.72, 32 MiB 1.55 / 2.21
+# and 1.44 / 2.26 (8 MiB, the Xeon's quarter of its L3, had cost up to 1.9x on 2 threads).
+STREAM_BYTES = (last_level_cache() or 1 << 25) // 2
 # Allocations from 32 MiB up are new pages from the kernel each time (glibc's largest mmap
 # threshold), which fault in on first write.
 FRESH_BYTES = 1 << 25
@@ -71,9 +92,11 @@ def _module() -> Any:
 
 def _kernel(kind: str, *codes: int) -> Any:
     k = _module()
-    selects = kind == "mask_forward" or (kind == "map" and codes[1] == k.FORWARD)
-    if selects and len(codes) == 3 and codes[0] in (k.RELU, k.HARDTANH):
-        codes = (*codes[:2], False)  # the selects write straight anyway: one variant
+    if len(codes) == 3 and (
+        (kind == "mask_forward" and codes[0] in k.ONE_PASS)
+        or (kind == "map" and codes[1] == k.FORWARD and codes[0] in (k.RELU, k.HARDTANH))
+    ):
+        codes = (*codes[:2], False)  # these write straight from the registers: one variant
     key = (kind, *codes)
     kernel = _kernel_cache.get(key)
     if kernel is None:
@@ -756,7 +779,7 @@ class Calls:
         self.codes_of = {"forward": k.FORWARD, "derivative": k.DERIVATIVE}
         self.linear = _linear(self.member)
         # mask kernels that write from the registers in one pass (the others through a buffer)
-        self.one_pass = self.member in (k.RELU, k.HARDTANH, k.LEAKY_RELU)
+        self.one_pass = self.member in k.ONE_PASS
         self.aux = np.zeros(1, dtype=work)
         # what the kernels read and write: 16-bit floats as their bits
         self.raw = _raw(np.zeros(1, dtype)).dtype if self.half else None
@@ -853,8 +876,8 @@ class Calls:
             kernel(x, self.aux, y, mask, self.mask_p, self.codes, 0, False)
             return
         # Only the one-pass kernels stream: the others would write through their block buffer,
-        # which cost more than it saved (leaky_relu through its buffer, 2^20 float64, forward:
-        # 779 µs streamed against 647 on 1 thread, 445 against 418 on 2)
+        # which cost more than it saved (general_relu at 2^24, 1 / 2 threads: float32 13.7 /
+        # 7.4 ms streamed against 12.8 / 6.5, float64 26.2 / 14.4 against 22.3 / 10.9)
         stream = self.one_pass and not self.half and _stream_to(y, x, fresh)
         direct = not stream and apart
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
@@ -943,7 +966,9 @@ def forward_with_mask(
     mask_np = np.empty(mask_bytes(x.size, bits), dtype=np.uint8)
     # 16-bit floats as their raw bits: the mask kernels widen and round back in their one pass
     xr, yr, _, finish = _operands(xf, y, None, True)
-    stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
+    # as Calls.forward: only the one-pass kernels stream
+    one_pass = the_plan.member in _module().ONE_PASS and p[7] == 0.0
+    stream = one_pass and y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
     kernel = _kernel("mask_forward", the_plan.member, bits, not stream and _disjoint(yr, xr))
     codes = table.astype(np.int64)
 

@@ -202,8 +202,8 @@ vector_relu = _vector_select(clip=False, nontemporal=False)
 vector_clip = _vector_select(clip=True, nontemporal=False)
 
 
-# Mask words: 64 elements at a time, compared or selected as one LLVM vector (on x86-64 with
-# AVX-512 a compare gives a mask register, and <64 x i1> is a 64-bit word)
+# Mask words: 64 elements at a time, compared or selected one 64-byte vector at a time (on
+# x86-64 with AVX-512 a compare gives a mask register, and <64 x i1> is a 64-bit word)
 
 
 def _vector_at(context: Any, builder: Any, arrty: Any, array: Any, start: Any) -> Any:

@@ -36,7 +36,8 @@ Per-element slopes (prelu's channels, rrelu's random slopes) travel in ``aux``, 
 
 Large outputs are written with streaming stores (``stream=True``), which skip the
 read-for-ownership of the destination's cache lines: relu, relu6 and hardtanh (and the mask
-paths of leaky_relu, and every one-bit backward from a mask) straight from the registers, the
+forward of leaky_relu, and the one-bit float32/float64 backward from a mask) straight from the
+registers, the
 other members through an L1-resident block buffer (which also keeps the compute loop from
 writing memory that may alias its input).
 """
@@ -136,6 +137,9 @@ TANH = 16
 
 # piecewise linear: one code per element
 LINEAR = (RELU, LEAKY_RELU, SLOPES, HARDTANH, GENERAL_RELU)
+# mask forwards in one pass, stored from the registers (leaky_relu's codes are x > 0: p[7], the
+# NaN-is-one code, is set only for rrelu in training, a SLOPES member)
+ONE_PASS = (RELU, HARDTANH, LEAKY_RELU)
 # evaluated in float64 whatever the input's dtype, parameters in float64 too
 WIDE = (ELU, SELU, CELU, GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SIGMOID, TANH)
 
@@ -385,7 +389,10 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
     straight into ``dx``, 64 elements per mask word, streamed from ``dx``'s first 64-byte
     boundary (through an L1-resident buffer, as before, they ran at 0.55 of a copy at 2^16
     float32 and 0.62 at 2^24 float64 on a Zen 4; straight, 0.93 and 1.04); at two bits they
-    go through the buffer. 16-bit blocks go straight into ``dx`` (1.4x as fast as through the
+    go through the buffer. (``aux``'s period is a multiple of 64 or at least n, see
+    ``host._periodic``, so a block cut where it wraps starts on a mask word; such a block
+    starts off dx's 64-byte boundary unless dx starts on one, and is then not streamed,
+    nor are the blocks after it: a speed cost only, for prelu and rrelu in training.) 16-bit blocks go straight into ``dx`` (1.4x as fast as through the
     buffer), except in place.
     """
     stamp = STAMP

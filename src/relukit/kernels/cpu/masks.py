@@ -188,8 +188,11 @@ def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
             n = xs.size
             words = mask[: (mask.size // 8) * 8].view(np.uint64)
             head = 0
+            address = np.int64(ys.ctypes.data)
+            if stream and address % ys.itemsize != 0:
+                stream = False  # (no element starts on a 64-byte boundary)
             if stream:
-                head = min(n, ((-np.int64(ys.ctypes.data)) & 63) // ys.itemsize)
+                head = min(n, ((-address) & 63) // ys.itemsize)
             carry = np.uint64(0)
             for j in range(head):
                 ys[j], bit = one(xs[j], a0, a1, low, high)
