@@ -392,8 +392,8 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
     go through the buffer. (``aux``'s period is a multiple of 64 or at least n, see
     ``host._periodic``, so a block cut where it wraps starts on a mask word; such a block
     starts off dx's 64-byte boundary unless dx starts on one, and is then not streamed,
-    nor are the blocks after it: a speed cost only, for prelu and rrelu in training.) 16-bit blocks go straight into ``dx`` (1.4x as fast as through the
-    buffer), except in place.
+    nor are the blocks after it: a speed cost only, for prelu and rrelu in training.) 16-bit
+    blocks go straight into ``dx`` (1.4x as fast as through the buffer), except in place.
     """
     stamp = STAMP
 
