@@ -294,7 +294,7 @@ def test_out_and_in_place(function, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
-@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh"])
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh", "leaky_relu"])
 def test_select_forward_at_every_alignment(name, dtype, monkeypatch):
     # relu/relu6/hardtanh store whole 64-byte vectors, four an iteration, from the output's first
     # 64-byte boundary on, streamed or not, into another array or in place.
@@ -318,7 +318,7 @@ def test_select_forward_at_every_alignment(name, dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
-@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh"])
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh", "leaky_relu"])
 def test_select_forward_into_an_output_not_aligned_on_its_element_size(name, dtype):
     # no element of such an output starts on a 64-byte boundary: no whole vectors to store
     function = relukit.get(name)

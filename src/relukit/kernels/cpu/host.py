@@ -94,7 +94,7 @@ def _kernel(kind: str, *codes: int) -> Any:
     k = _module()
     if len(codes) == 3 and (
         (kind == "mask_forward" and codes[0] in k.ONE_PASS)
-        or (kind == "map" and codes[1] == k.FORWARD and codes[0] in (k.RELU, k.HARDTANH))
+        or (kind == "map" and codes[1] == k.FORWARD and codes[0] in k.ONE_PASS)
     ):
         codes = (*codes[:2], False)  # these write straight from the registers: one variant
     key = (kind, *codes)

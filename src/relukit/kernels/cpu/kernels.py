@@ -35,9 +35,9 @@ Per-element slopes (prelu's channels, rrelu's random slopes) travel in ``aux``, 
 (element ``i`` of the whole array uses ``aux[i % aux.size]``).
 
 Large outputs are written with streaming stores (``stream=True``), which skip the
-read-for-ownership of the destination's cache lines: relu, relu6 and hardtanh (and the mask
-forward of leaky_relu, and the one-bit float32/float64 backward from a mask) straight from the
-registers, the
+read-for-ownership of the destination's cache lines: relu, relu6, hardtanh and leaky_relu's
+forward (and their mask forwards, and the one-bit float32/float64 backward from a mask) straight
+from the registers, the
 other members through an L1-resident block buffer (which also keeps the compute loop from
 writing memory that may alias its input).
 """
@@ -66,6 +66,7 @@ from relukit.kernels.cpu.intrinsics import (
 from relukit.kernels.cpu.loops import BLOCK, blocks, chain, conventions, put, select_block
 from relukit.kernels.cpu.masks import (
     clip_with_mask,
+    leaky_block,
     leaky_with_mask,
     load_bytes,
     pack,
@@ -167,6 +168,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     """
     stamp = STAMP
     select = member in (RELU, HARDTANH) and op == FORWARD  # pure selects: keep the input's bits
+    leaky = member == LEAKY_RELU and op == FORWARD  # one pass from the registers too
     linear = member in LINEAR
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
@@ -195,9 +197,11 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         if periodic:
             period = aux.size
             start = first % period
-        if select:  # one pass over the whole chunk: no buffer, so no blocks
-            clip = member == HARDTANH
-            select_block(x, y, a0, a1, low_raw, high_raw, clip, stream)
+        if select or leaky:  # one pass over the whole chunk: no buffer, so no blocks
+            if leaky:
+                leaky_block(x, y, a0, low, high, stream)
+            else:
+                select_block(x, y, a0, a1, low_raw, high_raw, member == HARDTANH, stream)
             if stream:
                 store_fence()
             return
