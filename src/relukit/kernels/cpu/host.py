@@ -92,10 +92,8 @@ def _module() -> Any:
 
 def _kernel(kind: str, *codes: int) -> Any:
     k = _module()
-    if len(codes) == 3 and (
-        (kind == "mask_forward" and codes[0] in k.ONE_PASS)
-        or (kind == "map" and codes[1] == k.FORWARD and codes[0] in k.ONE_PASS)
-    ):
+    one_pass = kind == "mask_forward" or (kind == "map" and codes[1] == k.FORWARD)
+    if one_pass and len(codes) == 3 and codes[0] in k.ONE_PASS:
         codes = (*codes[:2], False)  # these write straight from the registers: one variant
     key = (kind, *codes)
     kernel = _kernel_cache.get(key)

@@ -37,9 +37,8 @@ Per-element slopes (prelu's channels, rrelu's random slopes) travel in ``aux``, 
 Large outputs are written with streaming stores (``stream=True``), which skip the
 read-for-ownership of the destination's cache lines: relu, relu6, hardtanh and leaky_relu's
 forward (and their mask forwards, and the one-bit float32/float64 backward from a mask) straight
-from the registers, the
-other members through an L1-resident block buffer (which also keeps the compute loop from
-writing memory that may alias its input).
+from the registers, the other members through an L1-resident block buffer (which also keeps the
+compute loop from writing memory that may alias its input).
 """
 
 from __future__ import annotations
@@ -301,7 +300,6 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     :func:`map_kernel`).
     """
     bytewise = member == GENERAL_RELU
-    selecting = member in (RELU, HARDTANH)
     stamp = STAMP
 
     @cached_kernel
@@ -319,7 +317,7 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
         high = p[5]
         flat = p[6] > 0
         nan_is_one = p[7] > 0
-        if selecting or (member == LEAKY_RELU and not nan_is_one):
+        if member in ONE_PASS and not nan_is_one:
             if member == RELU:
                 relu_with_mask(x, y, mask, a0, a1, narrow(a0, x[0]), narrow(a1, x[0]), stream)
             elif member == HARDTANH:
@@ -425,7 +423,8 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         # the mask's whole words, and the codes in its last bytes (as a word)
         whole = words.size
         last = load_bytes(mask, 8 * whole, 8 * (mask.size - 8 * whole))
-        # streamed one-bit vectors start on dx's first 64-byte boundary: a first block as long
+        # streamed one-bit vectors start on dx's first 64-byte boundary: the first block is as
+        # long as the distance to it
         lead = 0
         if words_direct and stream:
             lead = ((-np.int64(dx.ctypes.data)) & 63) // size
