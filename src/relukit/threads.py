@@ -1,10 +1,12 @@
 """How many threads relukit's compiled kernels use, and the pool they run on.
 
 The count comes from, in order: :func:`limit` (a context manager, per thread of the caller),
-:func:`set_num_threads`, the environment variable ``RELUKIT_NUM_THREADS``, and otherwise the number
-of cores this process may run on. When PyTorch is imported, the default is also capped by
-``torch.get_num_threads()``, so that a program that limited PyTorch's threads (to leave cores to
-data-loading workers, say) is not oversubscribed by relukit.
+:func:`set_num_threads`, the environment variable ``RELUKIT_NUM_THREADS`` (read once, at the first
+call, as OpenMP reads ``OMP_NUM_THREADS``, and again at ``set_num_threads(None)``: asking
+``os.environ`` costs 0.7 µs, which every kernel call from 2^13 elements up would pay), and
+otherwise the number of cores this process may run on. When PyTorch is imported, the default is
+also capped by ``torch.get_num_threads()``, so that a program that limited PyTorch's threads (to
+leave cores to data-loading workers, say) is not oversubscribed by relukit.
 
 The kernels are compiled with Numba without ``parallel=True``: each is a serial loop that
 releases the GIL, and a call splits its array into contiguous chunks. Where an OpenMP runtime is
@@ -69,24 +71,23 @@ def _check(n: Any, where: str) -> int:
     return n
 
 
-_parsed: dict[str, int | None] = {}
+_environment: list[int | None] = []  # RELUKIT_NUM_THREADS's count as read (empty: not read yet)
+_torch_count: list[Callable[[], int]] = []  # torch.get_num_threads, once torch is imported
 
 
 def _from_env() -> int | None:
+    """RELUKIT_NUM_THREADS's count (None: not set), read from the environment the first time."""
+    if _environment:
+        return _environment[0]
     text = os.environ.get(ENV)
-    if text is None:
-        return None
-    value = _parsed.get(text, 0)
-    if value == 0:  # not parsed yet (a valid count is at least 1)
-        if not text.strip():
-            value = None
-        else:
-            try:
-                number = int(text)
-            except ValueError:
-                raise UserValueError(f"{ENV}={text!r} is not an integer") from None
-            value = _check(number, ENV)
-        _parsed[text] = value
+    value = None
+    if text is not None and text.strip():
+        try:
+            number = int(text)
+        except ValueError:
+            raise UserValueError(f"{ENV}={text!r} is not an integer") from None
+        value = _check(number, ENV)  # (an error is raised again at the next call: not kept)
+    _environment.append(value)
     return value
 
 
@@ -97,20 +98,28 @@ def get_num_threads() -> int:
         return override
     if _setting is not None:
         return _setting
-    env = _from_env()
+    env = _environment[0] if _environment else _from_env()
     if env is not None:
         return env
-    n = cores()
-    torch = sys.modules.get("torch")
-    if torch is not None and hasattr(torch, "get_num_threads"):
-        n = min(n, max(1, torch.get_num_threads()))
+    n = _cores[0] if _cores else cores()
+    if not _torch_count:
+        torch = sys.modules.get("torch")
+        if torch is None or not hasattr(torch, "get_num_threads"):
+            return n
+        _torch_count.append(torch.get_num_threads)
+    capped = _torch_count[0]()
+    if capped < n:  # (min and max cost 0.2 µs: this is on every large kernel call's path)
+        n = capped if capped > 1 else 1
     return n
 
 
 def set_num_threads(n: int | None) -> None:
-    """Use ``n`` threads from now on (``None``: back to ``RELUKIT_NUM_THREADS`` or the default)."""
+    """Use ``n`` threads from now on (``None``: back to ``RELUKIT_NUM_THREADS``, read again from
+    the environment, or the default)."""
     global _setting
     _setting = None if n is None else _check(n, "relukit.set_num_threads")
+    if n is None:
+        _environment.clear()
 
 
 @contextmanager

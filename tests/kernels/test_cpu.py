@@ -460,15 +460,19 @@ def test_result_does_not_depend_on_thread_count():
 
 def test_thread_settings(monkeypatch):
     monkeypatch.setattr(threads, "_setting", None)
+    monkeypatch.setattr(threads, "_environment", [])
     monkeypatch.setenv(threads.ENV, "3")
+    assert threads.get_num_threads() == 3
+    monkeypatch.setenv(threads.ENV, "5")  # read once: a change is seen at set_num_threads(None)
     assert threads.get_num_threads() == 3
     threads.set_num_threads(2)
     assert threads.get_num_threads() == 2
     with threads.limit(1):
         assert threads.get_num_threads() == 1
     threads.set_num_threads(None)
-    assert threads.get_num_threads() == 3
+    assert threads.get_num_threads() == 5
     monkeypatch.setenv(threads.ENV, "many")
+    threads.set_num_threads(None)
     with pytest.raises(ValueError, match="RELUKIT_NUM_THREADS"):
         threads.get_num_threads()
     with pytest.raises(ValueError, match="n=0"):

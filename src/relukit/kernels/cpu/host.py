@@ -73,6 +73,11 @@ GRAIN_LINEAR: int | None = None  # piecewise-linear members, the mask path, copi
 GRAIN_SMOOTH: int | None = None  # members that call exp/erf/tanh
 GRAIN_BOUNDS = (1 << 12, 1 << 22)
 SMALL = 2 * GRAIN_BOUNDS[0]  # below: one thread and no streaming stores, whatever is measured
+# Below WHOLE_BELOW[linear] elements (smooth members, piecewise-linear ones and the mask path)
+# a call runs whole on the calling thread, unstreamed, whatever the thread count: SMALL, and
+# twice the grain once :func:`grain` has measured it (at most what streams). A call there costs
+# the kernel's time and the entry point's, without asking the thread count (0.15-0.4 µs).
+WHOLE_BELOW = [SMALL, SMALL]
 ALIGN = 64  # chunk boundaries: one mask word at one bit per element
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))  # + bfloat16
@@ -381,6 +386,8 @@ def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
     if n < 2 * known:  # (without asking for the thread count: a small call's cost)
         return [(0, n)]
     count = threads.get_num_threads()
+    if count == 1:
+        return [(0, n)]
     key = (n, linear, count, pinned)
     found = _split.get(key)
     if found is not None:
@@ -456,6 +463,8 @@ def grain(linear: bool, asleep: bool = False) -> int:
         low, high = GRAIN_BOUNDS
         measured = int(min(max(elements, low), high)) // ALIGN * ALIGN
         _measured[linear, asleep] = measured
+        if not asleep:  # (_chunks splits nothing below 2·measured either)
+            WHOLE_BELOW[linear] = max(SMALL, min(2 * measured, STREAM_BYTES // 8))
     return measured
 
 
@@ -783,8 +792,8 @@ class Calls:
         self.raw = _raw(np.zeros(1, dtype)).dtype if self.half else None
         self._element = np.zeros(1, dtype=self.raw or work)
         # op -> (entry point, parameters): kernels into y directly, and through a buffer
-        self._direct: dict[str, tuple[Any, np.ndarray]] = {}
-        self._buffered: dict[str, tuple[Any, np.ndarray]] = {}
+        self.direct: dict[str, tuple[Any, np.ndarray]] = {}
+        self.buffered: dict[str, tuple[Any, np.ndarray]] = {}
         self.masked = self.member in k.LINEAR and spec.mask_code is not None
         if self.masked:
             self.bits = spec.derivative_bits(params)
@@ -798,12 +807,14 @@ class Calls:
         self._layouts: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self._mask_backward: Any = None
 
-    def _load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
+    def load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
+        """The entry point of ``op``'s map kernel (writing y directly, or through a buffer) and
+        its parameters, loaded and kept in :attr:`direct` / :attr:`buffered`."""
         x = self._element
         args = (x, x, self.aux, x, self.p[op], 0, False, False)
         kernel = _kernel("map", self.member, self.codes_of[op], direct)
         loaded = (_entry_point(kernel, args), self.p[op])
-        (self._direct if direct else self._buffered)[op] = loaded
+        (self.direct if direct else self.buffered)[op] = loaded
         return loaded
 
     def map(
@@ -814,17 +825,17 @@ class Calls:
         apart = y is not x and y is not g
         if self.raw is not None:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
-        if n < SMALL and GRAIN_LINEAR is None and GRAIN_SMOOTH is None:
+        if n < WHOLE_BELOW[self.linear] and GRAIN_LINEAR is None and GRAIN_SMOOTH is None:
             # one thread, no streaming: the cost of a small call is this and the kernel's
             if apart:
-                kernel, p = self._direct.get(op) or self._load(op, True)
+                kernel, p = self.direct.get(op) or self.load(op, True)
             else:
-                kernel, p = self._buffered.get(op) or self._load(op, False)
+                kernel, p = self.buffered.get(op) or self.load(op, False)
             kernel(x, g, self.aux, y, p, 0, False, vjp)
             return
         stream = not self.half and _stream_to(y, x, fresh)  # (16-bit: raw views, not streamed)
         direct = not stream and apart
-        kernel, p = (self._direct if direct else self._buffered).get(op) or self._load(op, direct)
+        kernel, p = (self.direct if direct else self.buffered).get(op) or self.load(op, direct)
         aux = self.aux
         chunks = _chunks(n, self.linear)
         if len(chunks) == 1:
@@ -868,7 +879,7 @@ class Calls:
         apart = y is not x
         if self.raw is not None:
             x, y = x.view(self.raw), y.view(self.raw)
-        if n < SMALL and GRAIN_LINEAR is None:
+        if n < WHOLE_BELOW[True] and GRAIN_LINEAR is None:
             direct = apart
             kernel = self._mask_forward.get(direct) or self._load_forward(direct)
             kernel(x, self.aux, y, mask, self.mask_p, self.codes, 0, False)
@@ -894,7 +905,7 @@ class Calls:
         if self.raw is not None:
             g, dx = g.view(self.raw), dx.view(self.raw)
         kernel = self._mask_backward or self._load_backward()
-        if n < SMALL and GRAIN_LINEAR is None:
+        if n < WHOLE_BELOW[True] and GRAIN_LINEAR is None:
             kernel(g, mask, self.aux, dx, self.table, 0, False)
             return
         stream = not self.half and _stream_to(dx, g, fresh)
