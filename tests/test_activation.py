@@ -213,3 +213,61 @@ def test_weight_gradient_checks_the_shape_of_grad_out():
     """Found by the fuzz harness: NumPy's broadcasting error escaped."""
     with pytest.raises(ValueError, match=r"relukit\.prelu: grad_out has shape \(0,\)"):
         relukit.prelu.vjp(np.zeros(5), np.zeros(0), wrt="weight")
+
+
+# ---------------------------------------------------------------------------------------------
+# the one-frame path of NumPy arrays (dispatch.elementwise_method)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "gelu", "elu"])
+@pytest.mark.parametrize("shape", [(5,), (3, 7), (2, 3, 1500)])
+def test_repeated_calls_take_every_form_of_out_as_the_general_path_does(name, shape):
+    from relukit.kernels import dispatch
+
+    f = relukit.get(name)
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64, np.float32):  # (the second float32: a dtype switch)
+        x = rng.normal(size=shape).astype(dtype)
+        before = x.copy()
+        with dispatch.forced("reference"):
+            want = f(x)
+            want_d = f.derivative(x)
+        for op, expected in ((f, want), (f.derivative, want_d)):
+            for _ in range(2):  # the first call finds the dtype's kernels; the second is lean
+                got = op(x)
+                assert got.shape == shape and got.dtype == dtype
+                np.testing.assert_allclose(
+                    got, expected, rtol=4e-7 if dtype == np.float32 else 1e-15
+                )
+                out = np.full(shape, np.nan, dtype)
+                assert op(x, out=out) is out
+                np.testing.assert_array_equal(out, got)
+                z = x.copy()
+                assert op(z, out=z) is z
+                np.testing.assert_array_equal(z, got)
+                np.testing.assert_array_equal(x, before)
+        # another layout or dtype of out: the general path writes it or names the mismatch
+        wide = np.empty(shape, np.float64 if dtype == np.float32 else np.float32)
+        with pytest.raises(TypeError, match="out has dtype"):
+            f(x, out=wide)
+        if len(shape) > 1:
+            transposed = np.empty(shape[::-1], dtype).T
+            assert f(x, out=transposed) is transposed
+            np.testing.assert_array_equal(transposed, f(x))
+
+
+def test_the_one_frame_path_leaves_read_only_and_overlapping_arrays_to_the_general_path():
+    x = np.linspace(-3.0, 3.0, 4096, dtype=np.float32)
+    relukit.relu(x)  # (the dtype's kernels found: the next calls are lean)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        relukit.relu(frozen, out=frozen)
+    np.testing.assert_array_equal(relukit.relu(frozen), np.maximum(x, 0))
+    buffer = np.random.default_rng(0).normal(size=4097).astype(np.float32)
+    expected = np.maximum(buffer[:-1], 0)  # (written one element on from where it is read)
+    relukit.relu(buffer[:-1], out=buffer[1:])
+    np.testing.assert_array_equal(buffer[1:], expected)
+    empty = np.empty((0, 3), np.float32)
+    assert relukit.relu(empty).shape == (0, 3)
+    assert relukit.relu.derivative(empty, out=empty) is empty

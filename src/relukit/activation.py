@@ -95,10 +95,6 @@ class Function:
 
     def __call__(self, x: Any, /, *, out: Any = None, **params: Any) -> Any:
         """The forward value at ``x`` (written into ``out`` when given)."""
-        if not params:
-            result = (self._fast or self._make_fast()).forward(x, out)
-            if result is not None:
-                return result
         return self._run("forward", x, params, out=out)
 
     def _make_fast(self) -> dispatch.Fast:
@@ -189,13 +185,13 @@ class Function:
 class ElementwiseFunction(Function):
     """A member whose output has the input's shape: it also has an elementwise ``derivative``."""
 
-    def derivative(self, x: Any, /, *, out: Any = None, **params: Any) -> Any:
-        """f'(x), elementwise, with the derivative at each kink chosen as documented."""
-        if not params:
-            result = (self._fast or self._make_fast()).derivative(x, out)
-            if result is not None:
-                return result
-        return self._run("derivative", x, params, out=out)
+    # NumPy arrays straight to the compiled kernels, in one frame (else Function's _run)
+    __call__ = dispatch.elementwise_method(
+        "forward", "The forward value at ``x`` (written into ``out`` when given)."
+    )
+    derivative = dispatch.elementwise_method(
+        "derivative", "f'(x), elementwise, with the derivative at each kink chosen as documented."
+    )
 
 
 def make(spec: Activation, params: dict[str, Any] | None = None) -> Function:

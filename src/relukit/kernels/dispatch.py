@@ -106,27 +106,99 @@ def compiled_takes(source: Input) -> bool:
     return _has_numba()
 
 
+def elementwise_method(op: str, doc: str) -> Any:
+    """The public ``__call__`` (``op`` forward) or ``derivative`` of an elementwise member
+    (``doc`` its docstring): ``op`` at ``x``, written into ``out`` when given.
+
+    A NumPy array the compiled kernels take as it is (float32 or float64, C-contiguous,
+    aligned, writeable, the dtype of the member's previous call) goes straight to the kernel's
+    entry point, its checks inline, in one frame below the caller. Other NumPy arrays go
+    through :class:`Fast`'s checks and everything else through the member's general path
+    (``_run``), which raises the errors.
+
+    What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
+    takes 1.34 µs against ``np.maximum``'s 1.16, in place 1.02 µs. Calling an instance costs
+    0.12 µs, the checks 0.25, the entry point's unboxing of its five arrays 0.25 and a new
+    array 0.15, where a ufunc does its whole call in about 0.65.
+    """
+
+    def method(self: Any, x: Any, /, *, out: Any = None, **params: Any) -> Any:
+        if not params and type(x) is np.ndarray:
+            fast = self._fast
+            if fast is not None and x.dtype is fast.dtype and not _forcing[0] and x.flags.carray:
+                calls = fast.calls if x.size else None
+            else:
+                calls = (fast or self._make_fast()).calls_checked(x)
+            if calls is not None:
+                if out is None:
+                    if x.nbytes < HUGE_BYTES:
+                        y = np.empty(x.shape, x.dtype)
+                    else:
+                        y = empty_array(x.shape, x.dtype)
+                elif out is x and x.flags.writeable:
+                    y = x
+                else:
+                    y = Fast.written(x, out)
+                if y is not None:
+                    result, n, apart = y, x.size, y is not x
+                    if x.ndim != 1:
+                        x = x.reshape(-1)
+                        y = y.reshape(-1) if apart else x
+                    host = _cpu.host
+                    if (
+                        n < host.WHOLE_BELOW[calls.linear]
+                        and calls.raw is None
+                        and host.GRAIN_LINEAR is None
+                        and host.GRAIN_SMOOTH is None
+                    ):  # Calls.map's small call, written out
+                        kernel, p = (calls.direct if apart else calls.buffered).get(
+                            op
+                        ) or calls.load(op, apart)
+                        kernel(x, x, calls.aux, y, p, 0, False, False)
+                    else:
+                        calls.map(op, x, x, y, False, out is None)
+                    return result
+        return self._run(op, x, params, out=out)
+
+    method.__name__ = "__call__" if op == "forward" else op
+    method.__doc__ = doc
+    return method
+
+
 class Fast:
     """The calls of one bound member on NumPy arrays, straight to the compiled kernels.
 
     Each method takes a C-contiguous, aligned ``numpy.ndarray`` of float32, float64, float16
     or bfloat16 (and ``out``: None, ``x`` itself, or such an array disjoint from x) and
     returns the result, or None: take :func:`run`, the general path, which also raises the
-    errors. The kernels' plan and
-    entry points are found once per dtype (:class:`relukit.kernels.cpu.host.Calls`), so a
-    small call costs about what the kernel does. Made once per bound member, which keeps it.
+    errors. The kernels' plan and entry points are found once per dtype
+    (:class:`relukit.kernels.cpu.host.Calls`), so a small call costs about what the kernel
+    does; the forward and the derivative are :func:`elementwise_method`. Made once per bound
+    member, which keeps it.
     """
 
     def __init__(self, spec: Activation, params: dict[str, Any]) -> None:
         self.spec = spec
         self.params = params
         self._calls: dict[Any, Any] = {}
+        # the dtype of the latest C-contiguous, aligned, writeable x and its Calls: one
+        # compare finds them again
+        self.dtype: Any = None
+        self.calls: Any = None
 
     def _calls_for(self, x: Any) -> Any:
         """The member's :class:`Calls` for ``x`` (a NumPy array the kernels take as it is), or
-        None. The checks are ordered and written for the cost of a small call."""
+        None. Written for the cost of a small call: the checks cost what a Python attribute
+        does, and anything unusual (no Calls yet, an empty or read-only array, another dtype or
+        layout, a :func:`forced` block) is left to :meth:`calls_checked`."""
         if type(x) is not np.ndarray:
             return None
+        if x.dtype is self.dtype and not _forcing[0] and x.flags.carray and x.size:
+            return self.calls
+        return self.calls_checked(x)
+
+    def calls_checked(self, x: np.ndarray) -> Any:
+        """:meth:`_calls_for` with every check: made for a new dtype, asking :func:`forced`."""
         calls = self._calls.get(x.dtype, False)
         if calls is False:
             if x.size == 0:
@@ -137,6 +209,8 @@ class Fast:
         flags = x.flags
         if not (flags.carray or (flags.c_contiguous and flags.aligned)) or x.size == 0:
             return None
+        if flags.carray and not _forcing[0]:
+            self.dtype, self.calls = x.dtype, calls
         return calls
 
     def _make(self, dtype: np.dtype) -> Any:
@@ -157,8 +231,9 @@ class Fast:
             return None
 
     @staticmethod
-    def _out(x: np.ndarray, out: Any) -> np.ndarray | None:
-        """The array to write: a new one, or ``out`` when the kernels can write it directly."""
+    def written(x: np.ndarray, out: Any) -> np.ndarray | None:
+        """The array to write: a new one, or ``out`` when the kernels can write it directly
+        (None: the general path copies into it, or raises)."""
         if out is None:  # (np.empty_like takes twice as long)
             return (
                 np.empty(x.shape, x.dtype)
@@ -167,10 +242,8 @@ class Fast:
             )
         if out is x:
             return out if x.flags.writeable else None
-        if type(out) is not np.ndarray or out.shape != x.shape:
-            return None
-        if out.dtype is not x.dtype and out.dtype != x.dtype:
-            return None
+        if type(out) is not np.ndarray or out.dtype is not x.dtype or out.shape != x.shape:
+            return None  # (another dtype object of the same dtype: the general path takes it)
         flags = out.flags
         if not flags.carray:  # C-contiguous, aligned and writeable
             return None
@@ -180,30 +253,6 @@ class Fast:
             return out
         return None if np.may_share_memory(out, x) else out
 
-    def _map(self, op: str, x: Any, out: Any) -> Any:
-        """``op`` (forward or derivative) at ``x``, into ``out`` or a new array; None: take the
-        general path."""
-        calls = self._calls_for(x)
-        if calls is None:
-            return None
-        if out is None and x.ndim == 1:  # (the commonest small call, written out)
-            n = x.size
-            y = np.empty(n, x.dtype) if n * x.itemsize < HUGE_BYTES else empty_array(n, x.dtype)
-            calls.map(op, x, x, y, False, True)
-            return y
-        y = self._out(x, out)
-        if y is None:
-            return None
-        flat, into = _flats(x, y)
-        calls.map(op, flat, flat, into, False, out is None)
-        return y
-
-    def forward(self, x: Any, out: Any) -> Any:
-        return self._map("forward", x, out)
-
-    def derivative(self, x: Any, out: Any) -> Any:
-        return self._map("derivative", x, out)
-
     def vjp(self, x: Any, grad: Any) -> Any:
         calls = self._calls_for(x)
         if calls is None or type(grad) is not np.ndarray or grad.dtype != x.dtype:
@@ -211,7 +260,7 @@ class Fast:
         flags = grad.flags
         if grad.shape != x.shape or not (flags.c_contiguous and flags.aligned):
             return None
-        y = self._out(x, None)
+        y = self.written(x, None)
         flat, into = _flats(x, y)
         calls.map("derivative", flat, grad.reshape(-1), into, True)  # (a new y)
         return y
@@ -220,7 +269,7 @@ class Fast:
         calls = self._calls_for(x)
         if calls is None or not calls.masked:
             return None
-        y = self._out(x, out)
+        y = self.written(x, out)
         if y is None:
             return None
         mask = np.empty(-(-x.size * calls.bits // 8), _BYTES)
@@ -237,7 +286,7 @@ class Fast:
             return None
         if not mask.flags.c_contiguous:
             return None
-        dx = self._out(grad, out)
+        dx = self.written(grad, out)
         if dx is None:
             return None
         flat, into = _flats(grad, dx)
