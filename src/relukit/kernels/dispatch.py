@@ -55,6 +55,7 @@ _forcing = [0]  # blocks of forced() open in any context: none, and no call need
 _numba: bool | None = None
 _cpu: Any = None
 _tables: dict[tuple[int, int], tuple[Any, ...]] = {}
+_NONE = (None, None)  # Fast.last before a call
 
 
 @contextmanager
@@ -125,8 +126,9 @@ def elementwise_method(op: str, doc: str) -> Any:
     def method(self: Any, x: Any, /, *, out: Any = None, **params: Any) -> Any:
         if not params and type(x) is np.ndarray:
             fast = self._fast
-            if fast is not None and x.dtype is fast.dtype and not _forcing[0] and x.flags.carray:
-                calls = fast.calls if x.size else None
+            last = _NONE if fast is None else fast.last  # (one read: another thread may set it)
+            if x.dtype is last[0] and not _forcing[0] and x.flags.carray:
+                calls = last[1] if x.size else None
             else:
                 calls = (fast or self._make_fast()).calls_checked(x)
             if calls is not None:
@@ -181,10 +183,10 @@ class Fast:
         self.spec = spec
         self.params = params
         self._calls: dict[Any, Any] = {}
-        # the dtype of the latest C-contiguous, aligned, writeable x and its Calls: one
-        # compare finds them again
-        self.dtype: Any = None
-        self.calls: Any = None
+        # (dtype, Calls) of the latest C-contiguous, aligned, writeable x: one compare finds
+        # them again. One attribute, set and read whole, so that a thread calling with another
+        # dtype cannot pair one dtype with the other's Calls
+        self.last: tuple[Any, Any] = _NONE
 
     def _calls_for(self, x: Any) -> Any:
         """The member's :class:`Calls` for ``x`` (a NumPy array the kernels take as it is), or
@@ -193,8 +195,9 @@ class Fast:
         layout, a :func:`forced` block) is left to :meth:`calls_checked`."""
         if type(x) is not np.ndarray:
             return None
-        if x.dtype is self.dtype and not _forcing[0] and x.flags.carray and x.size:
-            return self.calls
+        last = self.last
+        if x.dtype is last[0] and not _forcing[0] and x.flags.carray and x.size:
+            return last[1]
         return self.calls_checked(x)
 
     def calls_checked(self, x: np.ndarray) -> Any:
@@ -210,7 +213,7 @@ class Fast:
         if not (flags.carray or (flags.c_contiguous and flags.aligned)) or x.size == 0:
             return None
         if flags.carray and not _forcing[0]:
-            self.dtype, self.calls = x.dtype, calls
+            self.last = (x.dtype, calls)
         return calls
 
     def _make(self, dtype: np.dtype) -> Any:
