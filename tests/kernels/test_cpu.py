@@ -178,6 +178,7 @@ def small_chunks(monkeypatch):
     """Several threads and streaming stores even on the small arrays of the tests."""
     monkeypatch.setattr(host, "GRAIN_LINEAR", 256)
     monkeypatch.setattr(host, "GRAIN_SMOOTH", 256)
+    monkeypatch.setattr(host, "PIECES_TEAM", host.PIECES)  # (many chunks on the team too)
     monkeypatch.setattr(host, "STREAM_BYTES", 0)
 
 

@@ -62,6 +62,7 @@ def bits_equal(a: object, b: object) -> bool:
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     monkeypatch.setattr(host, "GRAIN_LINEAR", 128)
+    monkeypatch.setattr(host, "PIECES_TEAM", host.PIECES)  # (many chunks on the team too)
     monkeypatch.setattr(host, "STREAM_BYTES", 0)
 
 

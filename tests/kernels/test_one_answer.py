@@ -106,6 +106,7 @@ def test_an_element_has_one_value_whatever_the_array(name, params, dtype, monkey
     rng = np.random.default_rng(1)
     monkeypatch.setattr(cpu_host, "GRAIN_LINEAR", 4096)  # several chunks from 8,192 elements up
     monkeypatch.setattr(cpu_host, "GRAIN_SMOOTH", 4096)
+    monkeypatch.setattr(cpu_host, "PIECES_TEAM", cpu_host.PIECES)
     for n in LENGTHS:
         groups = [np.arange(i, min(i + n, values.size)) for i in range(0, values.size, n)]
         for group in groups:
