@@ -10,8 +10,9 @@ ratio above 1 means relukit is faster. Then the first-call (compile) cost in fre
 
     python benchmarks/kernels.py [--repeats 3] [--sizes 2^10,2^16] [--no-write] [--no-compile]
 
-replaces the section between the ``kernels.py`` markers of ``benchmarks/RESULTS.md`` (or prints
-it, with ``--no-write``) and saves every row in ``benchmarks/kernels.json``. The default run
+replaces the section between the ``kernels.py`` markers of ``benchmarks/RESULTS.md`` and saves
+every row in ``benchmarks/kernels.json`` (with ``--no-write`` it prints the section and writes
+neither). The default run
 takes about 15 minutes on a quiet 2-core machine (most of it at 2^24 and 2^26); close other
 programs first: the numbers are only as quiet as the machine.
 """
@@ -176,10 +177,10 @@ def main() -> None:
             print(f"{dtype}, {count} thread(s): {time.perf_counter() - start:.0f} s", flush=True)
     compile_seconds = {} if args.no_compile else compile_cost()
     text = section(runs, compile_seconds, time.perf_counter() - start, sizes)
-    (HERE / "kernels.json").write_text(json.dumps(rows, indent=0), "utf-8")
-    if args.no_write:
+    if args.no_write:  # (kernels.json is the rows of the table in RESULTS.md: left as it is)
         print(text)
         return
+    (HERE / "kernels.json").write_text(json.dumps(rows, indent=0), "utf-8")
     results = HERE / "RESULTS.md"
     results.write_text(replace_section(results.read_text("utf-8"), text), "utf-8")
     print(f"wrote {results} ({time.perf_counter() - start:.0f} s)")
