@@ -53,7 +53,7 @@ def test_module_and_functional_form(spec):
     else:
         cls = rn.MODULES[spec.name]
         assert cls.__name__ == spec.module and cls.relukit_member == spec.name
-        assert getattr(rn, spec.module, cls) is cls
+        assert getattr(rn, spec.module) is cls and spec.module in rn.__all__  # relukit.nn.<it>
     if spec.torch_name is not None:
         assert hasattr(F, spec.torch_name), f"{spec.name}: torch has no F.{spec.torch_name}"
         ours = getattr(rf, spec.torch_name)

@@ -85,3 +85,20 @@ __all__ = [
     "revert",
     "set_native_below",
 ]
+
+# A member whose module is made from its registry record (modules.made_module) has no class
+# written above: it is found here by its module name, so that adding a member to the registry
+# gives relukit.nn.<its module> without an edit to this file.
+_MADE = {cls.__name__: cls for cls in MODULES.values() if cls.__name__ not in __all__}
+__all__ += sorted(_MADE)
+
+
+def __getattr__(name: str) -> type:
+    try:
+        return _MADE[name]
+    except KeyError:
+        raise AttributeError(f"module 'relukit.nn' has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MADE))
