@@ -71,14 +71,17 @@ def _check(n: Any, where: str) -> int:
     return n
 
 
-_environment: list[int | None] = []  # RELUKIT_NUM_THREADS's count as read (empty: not read yet)
+_UNREAD = object()
+_environment: Any = _UNREAD  # RELUKIT_NUM_THREADS's count as read (None: not set), one object
 _torch_count: list[Callable[[], int]] = []  # torch.get_num_threads, once torch is imported
 
 
 def _from_env() -> int | None:
     """RELUKIT_NUM_THREADS's count (None: not set), read from the environment the first time."""
-    if _environment:
-        return _environment[0]
+    global _environment
+    read = _environment  # (one read: set_num_threads(None) may reset it from another thread)
+    if read is not _UNREAD:
+        return read  # type: ignore[no-any-return]
     text = os.environ.get(ENV)
     value = None
     if text is not None and text.strip():
@@ -87,7 +90,7 @@ def _from_env() -> int | None:
         except ValueError:
             raise UserValueError(f"{ENV}={text!r} is not an integer") from None
         value = _check(number, ENV)  # (an error is raised again at the next call: not kept)
-    _environment.append(value)
+    _environment = value
     return value
 
 
@@ -98,7 +101,7 @@ def get_num_threads() -> int:
         return override
     if _setting is not None:
         return _setting
-    env = _environment[0] if _environment else _from_env()
+    env = _from_env()
     if env is not None:
         return env
     n = _cores[0] if _cores else cores()
@@ -116,10 +119,10 @@ def get_num_threads() -> int:
 def set_num_threads(n: int | None) -> None:
     """Use ``n`` threads from now on (``None``: back to ``RELUKIT_NUM_THREADS``, read again from
     the environment, or the default)."""
-    global _setting
+    global _setting, _environment
     _setting = None if n is None else _check(n, "relukit.set_num_threads")
     if n is None:
-        _environment.clear()
+        _environment = _UNREAD
 
 
 @contextmanager

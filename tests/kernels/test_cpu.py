@@ -461,7 +461,7 @@ def test_result_does_not_depend_on_thread_count():
 
 def test_thread_settings(monkeypatch):
     monkeypatch.setattr(threads, "_setting", None)
-    monkeypatch.setattr(threads, "_environment", [])
+    monkeypatch.setattr(threads, "_environment", threads._UNREAD)
     monkeypatch.setenv(threads.ENV, "3")
     assert threads.get_num_threads() == 3
     monkeypatch.setenv(threads.ENV, "5")  # read once: a change is seen at set_num_threads(None)

@@ -378,7 +378,7 @@ worker's half took 300 and the caller's 730)."""
 
 PIECES_TEAM = 1
 """Chunks per thread on the OpenMP team, where the other threads are PyTorch's own, not
-competing with it: one contiguous half per thread. Four each cost up to a third more (AMD EPYC,
+competing with it: one contiguous chunk per thread. Four each cost up to a third more (AMD EPYC,
 2 threads, relu6 out= / forward_with_mask / backward_from_mask, best of 4 interleaved rounds,
 4 chunks per thread against 1: float32 2^19-2^21 1.09-1.34x the time, float64 2^19-2^20
 1.02-1.21x; 2^17, 2^18 and 2^22 within ±5 %)."""
@@ -396,7 +396,8 @@ def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
     count = threads.get_num_threads()
     if count == 1:
         return [(0, n)]
-    key = (n, linear, count, pinned, PIECES, PIECES_TEAM)
+    pieces = PIECES_TEAM if team.available() else PIECES  # (the team comes with torch)
+    key = (n, linear, count, pinned, pieces)
     found = _split.get(key)
     if found is not None:
         return found
@@ -404,7 +405,6 @@ def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
     if n < 2 * size:
         chunks = [(0, n)]
     else:
-        pieces = PIECES_TEAM if team.available() else PIECES
         parts = max(1, min(pieces * count, n // size))
         if parts > count:  # a multiple of the thread count: 3 chunks on 2 threads take 2 turns
             parts -= parts % count
@@ -418,7 +418,7 @@ def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
     return chunks
 
 
-_split: dict[tuple[int, bool, int, int | None, int, int], list[tuple[int, int]]] = {}
+_split: dict[tuple[int, bool, int, int | None, int], list[tuple[int, int]]] = {}
 _bounds: dict[int, tuple[list[tuple[int, int]], np.ndarray, int]] = {}
 
 
