@@ -984,8 +984,9 @@ def forward_with_mask(
     mask_np = np.empty(mask_bytes(x.size, bits), dtype=np.uint8)
     # 16-bit floats as their raw bits: the mask kernels widen and round back in their one pass
     xr, yr, _, finish = _operands(xf, y, None, True)
-    # as Calls.forward: only the one-pass kernels stream
-    one_pass = the_plan.member in _module().ONE_PASS and p[7] == 0.0
+    # as Calls.forward: only the one-pass kernels stream (p[7], the NaN-is-one code, is set
+    # only for rrelu in training, a per-element-slopes member, never one of them)
+    one_pass = the_plan.member in _module().ONE_PASS
     stream = one_pass and y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
     kernel = _kernel("mask_forward", the_plan.member, bits, not stream and _disjoint(yr, xr))
     codes = table.astype(np.int64)
