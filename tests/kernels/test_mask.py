@@ -186,7 +186,7 @@ def test_in_place_forward(backend):
     assert y is x and bits_equal(x, want)
 
 
-@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(
     ("name", "params"),
     [
@@ -234,7 +234,7 @@ def test_streamed_output_at_every_alignment(name, params, dtype):
         assert bits_equal(h, want_dx)
 
 
-@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(
     ("name", "params", "shape"),
     [
@@ -404,3 +404,46 @@ def test_16_bit_backward_from_mask_is_the_product_rounded_once(dtype, member):
     nan_out = ((bits & 0x8000) if dtype == np.float16 else bits) | quiet
     expected = np.where(is_nan & (d != 0), nan_out, product).astype(np.uint16)
     np.testing.assert_array_equal(got, expected)
+
+
+BOUNDS_16 = [
+    {},
+    {"min_val": -0.3, "max_val": 0.7},  # neither a bfloat16 nor a float16
+    {"min_val": -0.0, "max_val": 0.0},
+    {"min_val": 0.0, "max_val": -0.0},
+    {"min_val": -3.39e38, "max_val": 3.39e38},  # bfloat16: between its largest and inf
+    {"min_val": 1e-40, "max_val": 3.3e38},  # a float32 subnormal; above float16's largest
+    {"min_val": -70000.0, "max_val": 65520.0},  # float16: beyond -max, its rounding to inf
+    {"min_val": 2.0, "max_val": 1.0},  # an empty interval: every element is clipped
+]
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float16), BF16], ids=str)
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("relu", {}), ("relu6", {}), ("leaky_relu", {})]
+    + [("hardtanh", bounds) for bounds in BOUNDS_16],
+    ids=lambda v: v if isinstance(v, str) else str(v).replace(" ", ""),
+)
+def test_16_bit_one_pass_on_every_bit_pattern(name, params, dtype):
+    # The one-pass kernels decide 16-bit elements on their bits (relu, and the clip on order
+    # keys of the bounds) or widened (leaky_relu): all 65,536 patterns, NaNs of every payload
+    # and sign included, against the reference path, forward too (the clip's map kernel).
+    try:
+        function = relukit.get(name, **params)
+    except ValueError:
+        pytest.skip("bounds the registry refuses")
+    x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+    g = x[::-1].copy()
+    with dispatch.forced("reference"):
+        want = function(x)
+        want_y, want_m = function.forward_with_mask(x)
+        want_dx = function.backward_from_mask(g, want_m)
+    with dispatch.forced("compiled"):
+        got = function(x)
+        y, m = function.forward_with_mask(x)
+        dx = function.backward_from_mask(g, m)
+    assert bits_equal(got, want)
+    assert bits_equal(y, want_y)
+    assert np.array_equal(m, want_m)
+    assert bits_equal(dx, want_dx)

@@ -93,6 +93,83 @@ def f32_to_bf16(f: Any) -> Any:
     return np.uint16((quiet if f != f else rounded) & I32(0xFFFF))
 
 
+@jit
+def order_key(e: Any) -> Any:
+    """The order key of a 16-bit float (raw bits, int16 or uint16) as an int32 in [-2^15, 2^15):
+    its bits as a signed integer with the magnitude bits flipped when the sign is set, so that
+    the keys of the numbers are ordered as their values, -0 just below +0, and the NaNs lie
+    outside those of [-inf, inf]. Its own inverse on the low 16 bits."""
+    bits = I32(e) & I32(0xFFFF)
+    key = bits ^ I32(0x7FFF) if bits >= I32(0x8000) else bits
+    return key - I32(0x10000) if key >= I32(0x8000) else key
+
+
+@jit
+def _key_value(key: Any, like: Any) -> Any:
+    """The float32 value of the 16-bit float (of ``like``'s raw type) whose order key is
+    ``key``."""
+    return widen(_raw(order_key(key), like))
+
+
+@jit
+def _bound_keys(b: Any, like: Any) -> tuple[Any, Any]:
+    """``(lt, gt)`` for a float32 bound ``b`` and the 16-bit floats of ``like``'s raw type:
+    for every one that is not NaN, ``x < b`` exactly when ``order_key(x) < lt`` and ``x > b``
+    exactly when ``order_key(x) > gt`` (``lt``: the least key of a value ``>= b``; ``gt``: the
+    greatest of a value ``<= b``; ``b`` rounded to nearest is one key from each)."""
+    k = order_key(narrow(b, like))
+    at = _key_value(k, like)
+    lt = k + I32(1) if at < b else (k - I32(1) if _key_value(k - I32(1), like) >= b else k)
+    gt = k - I32(1) if at > b else (k + I32(1) if _key_value(k + I32(1), like) <= b else k)
+    return lt, gt
+
+
+@jit
+def clip_keys(low: Any, high: Any, like: Any) -> Any:
+    """The bounds of a clip of 16-bit floats (``like``'s raw type) as order keys, the
+    ``keys`` of :func:`relukit.kernels.cpu.intrinsics._clip_16`: ``(below_low, above_low,
+    above_high, below_high)``, so that, for ``x`` not NaN, ``x < low`` is ``key(-inf) <=
+    key < below_low``, ``x > high`` is ``above_high < key <= key(inf)``, and ``low < x <
+    high`` is ``above_low < key < below_high`` (NaN keys fall outside all three). A NaN bound
+    compares false: its ranges are empty."""
+    infinity = I32(0x7F80) if _unsigned(like) else I32(0x7C00)
+    lowest = order_key(infinity | I32(0x8000))
+    below_low, above_low = _bound_keys(low, like)
+    below_high, above_high = _bound_keys(high, like)
+    if low != low:
+        below_low, above_low = lowest, I32(0x7FFF)
+    if high != high:
+        above_high, below_high = infinity, I32(-0x8000)
+    return (
+        np.int16(below_low),
+        np.int16(above_low),
+        np.int16(above_high),
+        np.int16(below_high),
+    )
+
+
+def _unsigned(like: Any) -> bool:
+    """Whether ``like`` is bfloat16's raw type (uint16), as a compile-time constant."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(_unsigned, jit_options=INLINE_OPTIONS)
+def _unsigned_impl(like):  # type: ignore[no-untyped-def]
+    return (lambda like: True) if _is_bf16(like) else (lambda like: False)
+
+
+def _raw(bits: Any, like: Any) -> Any:
+    """The low 16 bits of the int32 ``bits`` as ``like``'s raw type."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(_raw, jit_options=INLINE_OPTIONS)
+def _raw_impl(bits, like):  # type: ignore[no-untyped-def]
+    if _is_bf16(like):
+        return lambda bits, like: np.uint16(bits & I32(0xFFFF))
+    return lambda bits, like: np.int16(bits)
+
+
 # ---------------------------------------------------------------------------------------------
 # Generic helpers, resolved at compile time from the Numba type (the overload functions carry no
 # annotations: Numba requires the implementations they return to repeat their signature exactly)

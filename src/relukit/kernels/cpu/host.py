@@ -896,7 +896,7 @@ class Calls:
         # Only the one-pass kernels stream: the others would write through their block buffer,
         # which cost more than it saved (general_relu at 2^24, 1 / 2 threads: float32 13.7 /
         # 7.4 ms streamed against 12.8 / 6.5, float64 26.2 / 14.4 against 22.3 / 10.9)
-        stream = self.one_pass and not self.half and _stream_to(y, x, fresh)
+        stream = self.one_pass and _stream_to(y, x, fresh)
         direct = not stream and apart
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
@@ -917,7 +917,7 @@ class Calls:
         if n < WHOLE_BELOW[True] and GRAIN_LINEAR is None:
             kernel(g, mask, self.aux, dx, self.table, 0, False)
             return
-        stream = not self.half and _stream_to(dx, g, fresh)
+        stream = _stream_to(dx, g, fresh)
         aux, table, bits = self.aux, self.table, self.bits
         chunks = _chunks(n, True)
         if len(chunks) == 1:
@@ -987,7 +987,7 @@ def forward_with_mask(
     # as Calls.forward: only the one-pass kernels stream (p[7], the NaN-is-one code, is set
     # only for rrelu in training, a per-element-slopes member, never one of them)
     one_pass = the_plan.member in _module().ONE_PASS
-    stream = one_pass and y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
+    stream = one_pass and _streams(y, np.may_share_memory(y, xf))
     kernel = _kernel("mask_forward", the_plan.member, bits, not stream and _disjoint(yr, xr))
     codes = table.astype(np.int64)
 
@@ -1059,7 +1059,7 @@ def backward_from_mask(
     full = np.zeros(4, dtype=work)
     full[: table.size] = table
     gr, dr, _, finish = _operands(gf, dx, None, True)  # 16-bit: raw bits, one pass
-    stream = dx.itemsize > 2 and _streams(dx, np.may_share_memory(dx, gf))
+    stream = _streams(dx, np.may_share_memory(dx, gf))
     kernel = _kernel("mask_backward", bits, int(slopes), dx.itemsize == 2)
 
     args = (Part(gr), Part(m, bits), aux, Part(dr), full, START, stream)

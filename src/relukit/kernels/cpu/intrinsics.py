@@ -121,6 +121,8 @@ def store_fence(typingctx: Any) -> Any:
 
 
 UNROLL = 4
+# the bounds of a 16-bit clip as order keys (see _clip_16)
+KEYS = types.UniTuple(types.int16, 4)
 
 
 def _vector_select(clip: bool, nontemporal: bool = True) -> Any:
@@ -283,35 +285,63 @@ def _widened(builder: Any, values: Any, signed: bool) -> Any:
 def _relu_16(builder: Any, v: Any, signed: bool) -> tuple[Any, Any]:
     """(relu of raw 16-bit floats, their codes ``not x <= 0``) from the bits alone: a negative
     number that is neither -0 nor NaN becomes +0 (the sign-bit rule of
-    :func:`relukit.kernels.cpu.rectifiers.relu_f`); the code is x > 0, or NaN."""
+    :func:`relukit.kernels.cpu.rectifiers.relu_f`); the code is x > 0, or NaN.
+
+    As 16-bit integers the negative numbers (-inf included, -0 not) are one range, from 0x8001
+    to ``0x8000 | inf`` (``inf``: the infinity's bits), which adding 0x7FFF moves to ``[0, inf
+    - 1]`` (one add, one unsigned compare); the negative NaNs lie above ``0x8000 | inf``, so
+    the codes are ``v > (0x8000 | inf)`` as signed integers, and ``v != 0``: five vector
+    operations per 32 elements, where the sign, magnitude and NaN tests written out took ten.
+    """
     lanes = v.type.count
     i16 = ir.IntType(16)
+    infinity = 0x7C00 if signed else 0x7F80
+
+    def splat(value: int) -> Any:
+        return _splat(builder, ir.Constant(i16, value), lanes)
+
     zero = ir.Constant(v.type, None)
-    infinity = _splat(builder, ir.Constant(i16, 0x7C00 if signed else 0x7F80), lanes)
-    magnitude = builder.and_(v, _splat(builder, ir.Constant(i16, 0x7FFF), lanes))
-    negative = builder.icmp_signed("<", v, zero)
-    nonzero = builder.icmp_unsigned("!=", magnitude, zero)
-    number = builder.icmp_unsigned("<=", magnitude, infinity)
-    drop = builder.and_(builder.and_(negative, nonzero), number)
-    positive = builder.and_(builder.not_(negative), nonzero)
-    return builder.select(drop, zero, v), builder.or_(positive, builder.not_(number))
+    drop = builder.icmp_unsigned("<=", builder.add(v, splat(0x7FFF)), splat(infinity - 1))
+    above = builder.icmp_signed(">", v, splat(infinity - 0x8000))  # (0x8000 | inf, signed)
+    code = builder.and_(above, builder.icmp_unsigned("!=", v, zero))
+    return builder.select(drop, zero, v), code
 
 
-def _clip_16(
-    builder: Any, v: Any, signed: bool, lo: Any, hi: Any, lo_raw: Any, hi_raw: Any
-) -> tuple[Any, Any]:
-    """(the clip of raw 16-bit floats to [lo, hi], their codes ``lo < x < hi``): compared
-    widened to float32 (``lo``, ``hi``), the bits ``lo_raw`` / ``hi_raw`` put below and above,
-    each element's own bits kept between (and NaN, whose code is 0)."""
+def _clip_16(builder: Any, v: Any, signed: bool, keys: Any, lo_raw: Any, hi_raw: Any) -> Any:
+    """(the clip of raw 16-bit floats to [lo, hi], their codes ``lo < x < hi``) on the bits:
+    ``keys`` are the bounds as order keys (:func:`relukit.kernels.cpu.dtypes.clip_keys`), the
+    bits ``lo_raw`` / ``hi_raw`` are put below and above, each element's own bits kept between
+    (and NaN, whose code is 0). The order key of a 16-bit float (its bits as a signed integer,
+    the magnitude bits flipped when negative) orders the numbers as their values do, with -0
+    just below +0 and the NaNs outside [-inf, inf]: the ranges ``[key(-inf), below)`` and
+    ``(above, key(inf)]`` are one subtraction and one unsigned compare each, the codes two
+    signed compares. About half the vector operations of comparing the elements widened to
+    float32, and the same answers (see ``clip_keys``)."""
     lanes = v.type.count
-    wide = _widened(builder, v, signed)
-    below = builder.fcmp_ordered("<", wide, _splat(builder, lo, lanes))
-    above = builder.fcmp_ordered(">", wide, _splat(builder, hi, lanes))
-    r = builder.select(above, _splat(builder, hi_raw, lanes), v)
-    r = builder.select(below, _splat(builder, lo_raw, lanes), r)
+    i16 = ir.IntType(16)
+    infinity = 0x7C00 if signed else 0x7F80
+    lowest = ((0x8000 | infinity) ^ 0x7FFF) - 0x10000  # key(-inf)
+
+    def splat(value: Any) -> Any:
+        if isinstance(value, int):
+            value = ir.Constant(i16, value)
+        return _splat(builder, value, lanes)
+
+    below_lo, above_lo, above_hi, below_hi = (builder.extract_value(keys, i) for i in range(4))
+    flip = builder.and_(builder.ashr(v, splat(15)), splat(0x7FFF))
+    key = builder.xor(v, flip)
+    # key - key(-inf) < below_lo - key(-inf), unsigned: key(-inf) <= key < below_lo
+    span = builder.sub(below_lo, ir.Constant(i16, lowest))
+    below = builder.icmp_unsigned("<", builder.sub(key, splat(lowest)), splat(span))
+    # key - above_hi - 1 < key(inf) - above_hi, unsigned: above_hi < key <= key(inf)
+    start = builder.add(above_hi, ir.Constant(i16, 1))
+    span = builder.sub(ir.Constant(i16, infinity), above_hi)
+    above = builder.icmp_unsigned("<", builder.sub(key, splat(start)), splat(span))
+    r = builder.select(above, splat(hi_raw), v)
+    r = builder.select(below, splat(lo_raw), r)
     code = builder.and_(
-        builder.fcmp_ordered(">", wide, _splat(builder, lo, lanes)),
-        builder.fcmp_ordered("<", wide, _splat(builder, hi, lanes)),
+        builder.icmp_signed(">", key, splat(above_lo)),
+        builder.icmp_signed("<", key, splat(below_hi)),
     )
     return r, code
 
@@ -348,14 +378,14 @@ def _compare_word(kind: str) -> Any:
 
 
 def _vector_select_16(clip: bool) -> Any:
-    """An intrinsic ``(x, start, y, nvec, low, high, low_raw, high_raw)`` writing ``nvec``
+    """An intrinsic ``(x, start, y, nvec, keys, low_raw, high_raw)`` writing ``nvec``
     64-byte vectors (32 elements) of relu (``clip`` False) or the clip of relu6/hardtanh on
     16-bit floats as raw bits (float16 in int16, bfloat16 in uint16), each element's own bits
     kept: relu by the sign-bit rule of :func:`relukit.kernels.cpu.rectifiers.relu_f` (a
-    negative number that is neither -0 nor NaN becomes +0), the clip by comparing the elements
-    widened to float32 with ``low`` and ``high`` (float32) and putting ``low_raw`` /
-    ``high_raw`` (their bits) below and above. Each vector is loaded before it is stored, so
-    ``y`` may be ``x``."""
+    negative number that is neither -0 nor NaN becomes +0), the clip by comparing their order
+    keys with the bounds' (``keys``, see :func:`_clip_16`; relu does not read them) and
+    putting ``low_raw`` / ``high_raw`` (the bounds' bits) below and above. Each vector is
+    loaded before it is stored, so ``y`` may be ``x``."""
 
     @intrinsic
     def select(
@@ -364,19 +394,18 @@ def _vector_select_16(clip: bool) -> Any:
         start: Any,
         y: Any,
         nvec: Any,
-        low: Any,
-        high: Any,
+        keys: Any,
         low_raw: Any,
         high_raw: Any,
     ) -> Any:
         if not (_half_array(x) and isinstance(y, types.Array) and y.dtype == x.dtype):
             return None
-        if not (low == high == types.float32 and low_raw == high_raw == x.dtype):
+        if not (keys == KEYS and low_raw == high_raw == x.dtype):
             return None
-        sig = types.void(x, types.intp, y, types.intp, low, high, low_raw, high_raw)
+        sig = types.void(x, types.intp, y, types.intp, keys, low_raw, high_raw)
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            xarr, first, yarr, nv, lo, hi, lo_raw, hi_raw = args
+            xarr, first, yarr, nv, bounds, lo_raw, hi_raw = args
             signed = signature.args[0].dtype.signed
             vector = ir.VectorType(ir.IntType(16), 32)
             xary = context.make_array(signature.args[0])(context, builder, xarr)
@@ -386,7 +415,7 @@ def _vector_select_16(clip: bool) -> Any:
             with cgutils.for_range(builder, nv) as loop:
                 v = builder.load(builder.gep(xptr, [loop.index]), align=2)
                 if clip:
-                    r, _ = _clip_16(builder, v, signed, lo, hi, lo_raw, hi_raw)
+                    r, _ = _clip_16(builder, v, signed, bounds, lo_raw, hi_raw)
                 else:
                     r, _ = _relu_16(builder, v, signed)
                 builder.store(r, builder.gep(yptr, [loop.index]), align=2)
@@ -401,12 +430,13 @@ relu_16 = _vector_select_16(clip=False)
 clip_16 = _vector_select_16(clip=True)
 
 
-def _select_word_16(clip: bool) -> Any:
-    """An intrinsic ``(x, start, y, low, high, low_raw, high_raw) -> uint64``: the 64 16-bit
+def _select_word_16(clip: bool, stream: bool) -> Any:
+    """An intrinsic ``(x, start, y, keys, low_raw, high_raw) -> uint64``: the 64 16-bit
     floats (raw bits) from ``x[start]`` selected as :func:`_vector_select_16` selects them,
-    stored to ``y[start:]``, and their one-bit codes as a word: relu's ``not x <= 0`` (x > 0
-    or NaN, from the bits), the clip's ``low < x < high`` (on the widened values, false for
-    NaN). One pass: each vector is loaded once (before it is stored, so ``y`` may be ``x``)."""
+    stored to ``y[start:]`` (streamed with ``stream``: ``y[start]`` 64-byte aligned), and
+    their one-bit codes as a word: relu's ``not x <= 0`` (x > 0 or NaN, from the bits), the
+    clip's ``low < x < high`` (on the order keys, false for NaN). One pass: each vector is
+    loaded once (before it is stored, so ``y`` may be ``x``)."""
 
     @intrinsic
     def word(
@@ -414,37 +444,38 @@ def _select_word_16(clip: bool) -> Any:
         x: Any,
         start: Any,
         y: Any,
-        low: Any,
-        high: Any,
+        keys: Any,
         low_raw: Any,
         high_raw: Any,
     ) -> Any:
         if not (_half_array(x) and _half_array(y) and y.dtype == x.dtype):
             return None
-        if not (low == high == types.float32 and low_raw == high_raw == x.dtype):
+        if not (keys == KEYS and low_raw == high_raw == x.dtype):
             return None
-        sig = types.uint64(x, types.intp, y, low, high, low_raw, high_raw)
+        sig = types.uint64(x, types.intp, y, keys, low_raw, high_raw)
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            xarr, first, yarr, lo, hi, lo_raw, hi_raw = args
+            xarr, first, yarr, bounds, lo_raw, hi_raw = args
             signed = signature.args[0].dtype.signed
             xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
             yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
 
             def kernel(v: Any) -> tuple[Any, Any]:
                 if clip:
-                    return _clip_16(builder, v, signed, lo, hi, lo_raw, hi_raw)
+                    return _clip_16(builder, v, signed, bounds, lo_raw, hi_raw)
                 return _relu_16(builder, v, signed)
 
-            return _word_by_vectors(builder, xptr, yptr, element, 2, False, kernel)
+            return _word_by_vectors(builder, xptr, yptr, element, 2, stream, kernel)
 
         return sig, codegen
 
     return word
 
 
-relu_word_16 = _select_word_16(clip=False)
-clip_word_16 = _select_word_16(clip=True)
+relu_word_16 = _select_word_16(clip=False, stream=False)
+relu_word_16_streamed = _select_word_16(clip=False, stream=True)
+clip_word_16 = _select_word_16(clip=True, stream=False)
+clip_word_16_streamed = _select_word_16(clip=True, stream=True)
 
 
 word_above = _compare_word("above")
@@ -490,39 +521,49 @@ chain_word = _chain_word(stream=False)
 chain_word_streamed = _chain_word(stream=True)
 
 
-@intrinsic
-def pass_word_16(typingctx: Any, g: Any, gstart: Any, word: Any, dst: Any, dstart: Any) -> Any:
-    """``dst[dstart+k] = g[gstart+k]`` where bit k of the mask word is set, +0 where it is
-    clear, for 64 16-bit floats as raw bits (float16 in int16, bfloat16 in uint16): the chain
-    rule of a derivative that is 0 or 1, as ``narrow(widen(g)·d)`` stores it (a NaN quieted,
-    as :func:`relukit.kernels.cpu.dtypes.passed`), in one vector select."""
-    if not (_half_array(g) and _half_array(dst) and g.dtype == dst.dtype):
-        return None
-    signed = g.dtype.signed
+def _pass_word_16(stream: bool) -> Any:
+    """An intrinsic ``(g, gstart, word, dst, dstart)``: ``dst[dstart+k] = g[gstart+k]`` where
+    bit k of the mask word is set, +0 where it is clear, for 64 16-bit floats as raw bits
+    (float16 in int16, bfloat16 in uint16): the chain rule of a derivative that is 0 or 1, as
+    ``narrow(widen(g)·d)`` stores it (a NaN quieted, as
+    :func:`relukit.kernels.cpu.dtypes.passed`), in one vector select; streamed with
+    ``stream`` (``dst[dstart]`` 64-byte aligned)."""
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        garr, first, bits_word, out, out_first = args
-        gptr, element = _vector_at(context, builder, signature.args[0], garr, first)
-        values = builder.load(gptr, align=2)
+    @intrinsic
+    def select(typingctx: Any, g: Any, gstart: Any, word: Any, dst: Any, dstart: Any) -> Any:
+        if not (_half_array(g) and _half_array(dst) and g.dtype == dst.dtype):
+            return None
+        signed = g.dtype.signed
 
-        def splat(v: int) -> Any:
-            return _splat(builder, ir.Constant(element, v))
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            garr, first, bits_word, out, out_first = args
+            gptr, element = _vector_at(context, builder, signature.args[0], garr, first)
+            values = builder.load(gptr, align=2)
 
-        magnitude = builder.and_(values, splat(0x7FFF))
-        # NaN: above the infinity's bits (compared as unsigned: the magnitude has no sign bit)
-        nan = builder.icmp_unsigned(">", magnitude, splat(0x7C00 if signed else 0x7F80))
-        if signed:  # float16: the quiet NaN 0x7E00 with the sign
-            quiet = builder.or_(builder.and_(values, splat(0x8000)), splat(0x7E00))
-        else:  # bfloat16: the quiet bit set, the payload kept
-            quiet = builder.or_(values, splat(0x0040))
-        passed = builder.select(nan, quiet, values)
-        bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
-        result = builder.select(bits, passed, splat(0))
-        optr, _ = _vector_at(context, builder, signature.args[3], out, out_first)
-        builder.store(result, optr, align=2)
-        return context.get_dummy_value()
+            def splat(v: int) -> Any:
+                return _splat(builder, ir.Constant(element, v))
 
-    return types.void(g, types.intp, types.uint64, dst, types.intp), codegen
+            magnitude = builder.and_(values, splat(0x7FFF))
+            # NaN: above the infinity's bits (compared as unsigned: the magnitude has no sign bit)
+            nan = builder.icmp_unsigned(">", magnitude, splat(0x7C00 if signed else 0x7F80))
+            if signed:  # float16: the quiet NaN 0x7E00 with the sign
+                quiet = builder.or_(builder.and_(values, splat(0x8000)), splat(0x7E00))
+            else:  # bfloat16: the quiet bit set, the payload kept
+                quiet = builder.or_(values, splat(0x0040))
+            passed = builder.select(nan, quiet, values)
+            bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
+            result = builder.select(bits, passed, splat(0))
+            optr, _ = _vector_at(context, builder, signature.args[3], out, out_first)
+            _store(builder, result, optr, 2, stream)
+            return context.get_dummy_value()
+
+        return types.void(g, types.intp, types.uint64, dst, types.intp), codegen
+
+    return select
+
+
+pass_word_16 = _pass_word_16(stream=False)
+pass_word_16_streamed = _pass_word_16(stream=True)
 
 
 def _narrowed(builder: Any, values: Any, signed: bool) -> Any:
@@ -575,12 +616,12 @@ def _leaky(builder: Any, v: Any, slope: Any, lo: Any, hi: Any, plain: bool) -> t
     return builder.select(builder.fcmp_unordered("uno", v, v), v, r), positive
 
 
-def _leaky_word_16(plain: bool) -> Any:
+def _leaky_word_16(plain: bool, stream: bool) -> Any:
     """An intrinsic ``(x, start, y, a, low, high) -> uint64``: leaky_relu on the 64 16-bit
-    floats (raw bits) from ``x[start]``, into ``y[start:]``, and their codes ``x > 0`` as a
-    word, in one pass: widened to float32, :func:`_leaky`, rounded back once (as
-    ``narrow(conventions(v, leaky_relu_f(v, a), low, high))``). Each vector is loaded before
-    it is stored, so ``y`` may be ``x``."""
+    floats (raw bits) from ``x[start]``, into ``y[start:]`` (streamed with ``stream``:
+    ``y[start]`` 64-byte aligned), and their codes ``x > 0`` as a word, in one pass: widened
+    to float32, :func:`_leaky`, rounded back once (as ``narrow(conventions(v, leaky_relu_f(v,
+    a), low, high))``). Each vector is loaded before it is stored, so ``y`` may be ``x``."""
 
     @intrinsic
     def word(typingctx: Any, x: Any, start: Any, y: Any, a: Any, low: Any, high: Any) -> Any:
@@ -600,15 +641,17 @@ def _leaky_word_16(plain: bool) -> Any:
                 r, positive = _leaky(builder, wide, slope, lo, hi, plain)
                 return _narrowed(builder, r, signed), positive
 
-            return _word_by_vectors(builder, xptr, yptr, element, 2, False, kernel)
+            return _word_by_vectors(builder, xptr, yptr, element, 2, stream, kernel)
 
         return types.uint64(x, types.intp, y, a, low, high), codegen
 
     return word
 
 
-leaky_word_16 = _leaky_word_16(plain=False)
-leaky_word_16_plain = _leaky_word_16(plain=True)
+leaky_word_16 = _leaky_word_16(plain=False, stream=False)
+leaky_word_16_streamed = _leaky_word_16(plain=False, stream=True)
+leaky_word_16_plain = _leaky_word_16(plain=True, stream=False)
+leaky_word_16_plain_streamed = _leaky_word_16(plain=True, stream=True)
 
 
 def _leaky_word(stream: bool, plain: bool) -> Any:
@@ -645,32 +688,41 @@ leaky_word_plain = _leaky_word(stream=False, plain=True)
 leaky_word_plain_streamed = _leaky_word(stream=True, plain=True)
 
 
-@intrinsic
-def chain_word_16(
-    typingctx: Any, g: Any, gstart: Any, word: Any, low: Any, high: Any, dst: Any, dstart: Any
-) -> Any:
+def _chain_word_16(stream: bool) -> Any:
     """:func:`chain_word` for 64 16-bit floats as raw bits (float16 in int16, bfloat16 in
     uint16; ``low`` and ``high`` float32): each gradient widened to float32, multiplied, and
-    rounded back once to nearest even (a NaN quieted), as ``narrow(chain(widen(g), d))``."""
-    if not (_half_array(g) and _half_array(dst) and g.dtype == dst.dtype):
-        return None
-    if not low == high == types.float32:
-        return None
-    signed = g.dtype.signed
+    rounded back once to nearest even (a NaN quieted), as ``narrow(chain(widen(g), d))``;
+    streamed with ``stream`` (``dst[dstart]`` 64-byte aligned)."""
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        garr, first, bits_word, below, above, out, out_first = args
-        gptr, _ = _vector_at(context, builder, signature.args[0], garr, first)
-        grads = _widened(builder, builder.load(gptr, align=2), signed)
-        bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
-        derivative = builder.select(bits, _splat(builder, above), _splat(builder, below))
-        product = _chain(builder, ir.FloatType(), grads, derivative)
-        result = _narrowed(builder, product, signed)
-        optr, _ = _vector_at(context, builder, signature.args[5], out, out_first)
-        builder.store(result, optr, align=2)
-        return context.get_dummy_value()
+    @intrinsic
+    def chain(
+        typingctx: Any, g: Any, gstart: Any, word: Any, low: Any, high: Any, dst: Any, dstart: Any
+    ) -> Any:
+        if not (_half_array(g) and _half_array(dst) and g.dtype == dst.dtype):
+            return None
+        if not low == high == types.float32:
+            return None
+        signed = g.dtype.signed
 
-    return types.void(g, types.intp, types.uint64, low, high, dst, types.intp), codegen
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            garr, first, bits_word, below, above, out, out_first = args
+            gptr, _ = _vector_at(context, builder, signature.args[0], garr, first)
+            grads = _widened(builder, builder.load(gptr, align=2), signed)
+            bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
+            derivative = builder.select(bits, _splat(builder, above), _splat(builder, below))
+            product = _chain(builder, ir.FloatType(), grads, derivative)
+            result = _narrowed(builder, product, signed)
+            optr, _ = _vector_at(context, builder, signature.args[5], out, out_first)
+            _store(builder, result, optr, 2, stream)
+            return context.get_dummy_value()
+
+        return types.void(g, types.intp, types.uint64, low, high, dst, types.intp), codegen
+
+    return chain
+
+
+chain_word_16 = _chain_word_16(stream=False)
+chain_word_16_streamed = _chain_word_16(stream=True)
 
 
 def _chain_word_slopes(stream: bool) -> Any:

@@ -53,10 +53,12 @@ from relukit.kernels.cpu.dtypes import narrow, passed, widen
 from relukit.kernels.cpu.intrinsics import (
     chain_word,
     chain_word_16,
+    chain_word_16_streamed,
     chain_word_slopes,
     chain_word_slopes_streamed,
     chain_word_streamed,
     pass_word_16,
+    pass_word_16_streamed,
     store_fence,
     vector_width_512,
     word_above,
@@ -387,15 +389,16 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
     or float64; a ``half`` kernel takes 16-bit gradients as raw bits, widens each to float32 and
     rounds the product back once, in the same pass) and rounded once, exactly as ``vjp`` forms
     ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
-    boundary; ``mask`` holds this chunk's codes only. float32 and float64 at one bit go
-    straight into ``dx``, 64 elements per mask word, streamed from ``dx``'s first 64-byte
-    boundary (through an L1-resident buffer, as before, they ran at 0.55 of a copy at 2^16
-    float32 and 0.62 at 2^24 float64 on a Zen 4; straight, 0.93 and 1.04); at two bits they
-    go through the buffer. (``aux``'s period is a multiple of 64 or at least n, see
+    boundary; ``mask`` holds this chunk's codes only. At one bit every dtype goes straight
+    into ``dx``, 64 elements per mask word, streamed from ``dx``'s first 64-byte boundary
+    (through an L1-resident buffer, as before, float32 ran at 0.55 of a copy at 2^16 and
+    float64 at 0.62 at 2^24 on a Zen 4; straight, 0.93 and 1.04); at two bits float32 and
+    float64 go through the buffer. (``aux``'s period is a multiple of 64 or at least n, see
     ``host._periodic``, so a block cut where it wraps starts on a mask word; such a block
     starts off dx's 64-byte boundary unless dx starts on one, and is then not streamed,
     nor are the blocks after it: a speed cost only, for prelu and rrelu in training.) 16-bit
-    blocks go straight into ``dx`` (1.4x as fast as through the buffer), except in place.
+    blocks at two bits go straight into ``dx`` (1.4x as fast as through the buffer), except
+    in place.
     """
     stamp = STAMP
 
@@ -411,11 +414,12 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if slopes else n + 1
         start = first % period if slopes else 0
-        # float32/float64 at one bit: straight into dx, 64 elements per vector store that
-        # starts on a 64-byte boundary of dx (streamed or not). 16-bit: straight into dx unless
-        # in place (LLVM's overlap check would send the loops to their scalar versions):
-        # bfloat16 relu 2^22, 1 thread, 0.88 → 0.64 ms (a copy 0.57)
-        words_direct = not half and bits == 1
+        # one bit: straight into dx, 64 elements per mask word, streamed from dx's first
+        # 64-byte boundary. (Through a block buffer, float32 at 2^16 ran at 0.55 of a copy,
+        # float64 at 2^24 0.62; straight, 0.93 and 1.04. 16-bit at two bits go straight into
+        # dx unless in place, where LLVM's overlap check would send the loops to their scalar
+        # versions: bfloat16 relu 2^22, 1 thread, 0.88 → 0.64 ms, a copy 0.57.)
+        words_direct = bits == 1
         direct = words_direct or (half and not stream and dx.ctypes.data != g.ctypes.data)
         buf = np.empty(1 if direct else BLOCK, dtype=dx.dtype)
         codes = np.zeros(BLOCK + 8, dtype=np.uint8)
@@ -428,57 +432,20 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         lead = 0
         if words_direct and stream:
             lead = ((-np.int64(dx.ctypes.data)) & 63) // size
+        # 16-bit relu, relu6 and hardtanh (derivatives 0 and 1) select bits: as fast as a
+        # copy, where the multiply widens and rounds back (measured, bfloat16 2^22: 0.58 ms
+        # select, 1.12 multiply, 2.19 through unpacked bytes; a copy 0.56)
+        passes = half and not slopes and t0 == 0 and t1 == 1
         for i, m, k in blocks(n, period, start, BLOCK, lead):
             gs = g[i : i + m]
             dst = dx[i : i + m] if direct else buf[:m]
             rs = aux[k : k + m] if slopes else aux[:0]
-            if half and bits == 1:
-                # 64 elements per mask word (no unpacking into bytes); relu, relu6 and
-                # hardtanh (derivatives 0 and 1) select bits: as fast as a copy, where the
-                # multiply widens and rounds back (measured, bfloat16 2^22: 0.58 ms select,
-                # 1.12 multiply, 2.19 through unpacked bytes; a copy 0.56)
-                passes = not slopes and t0 == 0 and t1 == 1
-                full = m // 64
-                for w in range(full + 1):
-                    count = 64 if w < full else m - 64 * full
-                    if count == 0:
-                        break
-                    at = i // 64 + w
-                    word = (
-                        np.uint64(words[at]) if w < full
-                        else load_bytes(mask, (i + 64 * full) // 8, count)
-                    )  # fmt: skip
-                    base = 64 * w
-                    if passes and w < full:
-                        pass_word_16(gs, base, word, dst, base)
-                    elif passes:
-                        for j in range(count):
-                            on = (word >> np.uint64(j)) & np.uint64(1)
-                            e = gs[base + j]
-                            dst[base + j] = passed(e) if on != 0 else e ^ e
-                    elif not slopes and w < full:
-                        chain_word_16(gs, base, word, t0, t1, dst, base)
-                    else:
-                        for j in range(count):
-                            on = (word >> np.uint64(j)) & np.uint64(1)
-                            d = t1 if on != 0 else (rs[base + j] if slopes else t0)
-                            e = gs[base + j]
-                            dst[base + j] = narrow(chain(widen(e), d), e)
-            elif half:
-                unpack(mask, i * bits // 8, m, codes, bits)
-                for j in range(m):
-                    code = codes[j]
-                    d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
-                    if slopes and code == 0:
-                        d = rs[j]
-                    e = gs[j]
-                    dst[j] = narrow(chain(widen(e), d), e)
-            elif bits == 1:
+            if bits == 1:
                 # 64 elements per vector, their codes from one mask word (two where a period
-                # of aux cut a block off a word boundary), streamed where the block starts on
-                # a 64-byte boundary of dx; the rest element by element. (No helper taking an
-                # array is called per vector or element: Numba's reference counts on its
-                # arguments cost more than the vector.)
+                # of aux or the lead cut a block off a word boundary), streamed where the
+                # block starts on a 64-byte boundary of dx; the rest element by element. (No
+                # helper taking an array is called per vector or element: Numba's reference
+                # counts on its arguments cost more than the vector.)
                 groups = m // 64
                 shift = i & 63
                 up = np.uint64(shift)
@@ -491,7 +458,20 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
                     if shift != 0:
                         after = words[q + w + 1] if q + w + 1 < whole else last
                         word = (word >> up) | (after << down)
-                    if slopes and streamed:
+                    if half and passes and streamed:
+                        pass_word_16_streamed(gs, at, word, dst, at)
+                    elif half and passes:
+                        pass_word_16(gs, at, word, dst, at)
+                    elif half and not slopes and streamed:
+                        chain_word_16_streamed(gs, at, word, t0, t1, dst, at)
+                    elif half and not slopes:
+                        chain_word_16(gs, at, word, t0, t1, dst, at)
+                    elif half:
+                        for j in range(at, at + 64):
+                            on = (word >> np.uint64(j - at)) & np.uint64(1)
+                            e = gs[j]
+                            dst[j] = narrow(chain(widen(e), t1 if on != 0 else rs[j]), e)
+                    elif slopes and streamed:
                         chain_word_slopes_streamed(gs, at, word, t1, rs, at, dst, at)
                     elif slopes:
                         chain_word_slopes(gs, at, word, t1, rs, at, dst, at)
@@ -502,7 +482,23 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
                 for j in range(64 * groups, m):
                     b = i + j
                     on = (mask[b >> 3] >> np.uint8(b & 7)) & np.uint8(1)
-                    dst[j] = chain(gs[j], t1 if on != 0 else (rs[j] if slopes else t0))
+                    e = gs[j]
+                    if half and passes:
+                        dst[j] = passed(e) if on != 0 else e ^ e
+                    elif half:
+                        d = t1 if on != 0 else (rs[j] if slopes else t0)
+                        dst[j] = narrow(chain(widen(e), d), e)
+                    else:
+                        dst[j] = chain(e, t1 if on != 0 else (rs[j] if slopes else t0))
+            elif half:
+                unpack(mask, i * bits // 8, m, codes, bits)
+                for j in range(m):
+                    code = codes[j]
+                    d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
+                    if slopes and code == 0:
+                        d = rs[j]
+                    e = gs[j]
+                    dst[j] = narrow(chain(widen(e), d), e)
             else:
                 unpack(mask, i * bits // 8, m, codes, bits)
                 for j in range(m):

@@ -9,20 +9,24 @@ from numba import types
 from numba.extending import overload
 
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
+from relukit.kernels.cpu.dtypes import clip_keys, narrow, widen
 from relukit.kernels.cpu.dtypes import const as c
-from relukit.kernels.cpu.dtypes import narrow, widen
 from relukit.kernels.cpu.intrinsics import (
     clip_word,
     clip_word_16,
+    clip_word_16_streamed,
     clip_word_streamed,
     leaky_word,
     leaky_word_16,
     leaky_word_16_plain,
+    leaky_word_16_plain_streamed,
+    leaky_word_16_streamed,
     leaky_word_plain,
     leaky_word_plain_streamed,
     leaky_word_streamed,
     relu_word,
     relu_word_16,
+    relu_word_16_streamed,
     relu_word_streamed,
 )
 from relukit.kernels.cpu.loops import conventions
@@ -89,7 +93,8 @@ def load_bytes(mask: Any, start: int, count: int) -> Any:
 # returned as a word. Every word function takes ``(xs, start, ys, a0, a1, low, high, stream)``:
 # relu and the clip of relu6/hardtanh read ``a0``/``a1`` (the bounds in the working dtype) and
 # ``low``/``high`` (the bounds as 16-bit raw bits), leaky_relu ``a0`` (its slope) and
-# ``low``/``high`` (its limits at ∓inf). 16-bit floats (raw bits) are never streamed.
+# ``low``/``high`` (its limits at ∓inf). 16-bit floats are raw bits (``a0``/``a1``, the slope
+# and bounds, float32).
 
 
 @jit
@@ -129,22 +134,33 @@ def _leaky_word(xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: 
 def _relu_word_16(
     xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool
 ):
-    return relu_word_16(xs, start, ys, a0, a1, low, high)
+    keys = clip_keys(a0, a1, low)  # (loop-invariant: computed once, before the words)
+    if stream:
+        return relu_word_16_streamed(xs, start, ys, keys, low, high)
+    return relu_word_16(xs, start, ys, keys, low, high)
 
 
 @jit
 def _clip_word_16(
     xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool
 ):
-    return clip_word_16(xs, start, ys, a0, a1, low, high)
+    keys = clip_keys(a0, a1, low)  # (loop-invariant: computed once, before the words)
+    if stream:
+        return clip_word_16_streamed(xs, start, ys, keys, low, high)
+    return clip_word_16(xs, start, ys, keys, low, high)
 
 
 @jit
 def _leaky_word_16(
     xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool
 ) -> Any:
-    if _plain_limits(a0, low, high):
+    plain = _plain_limits(a0, low, high)
+    if plain and stream:
+        return leaky_word_16_plain_streamed(xs, start, ys, a0, low, high)
+    if plain:
         return leaky_word_16_plain(xs, start, ys, a0, low, high)
+    if stream:
+        return leaky_word_16_streamed(xs, start, ys, a0, low, high)
     return leaky_word_16(xs, start, ys, a0, low, high)
 
 
@@ -236,7 +252,7 @@ leaky_with_mask = _one_pass(_leaky_word, _leaky_word_16, _leaky_one)
 def leaky_block(xs: Any, ys: Any, a: Any, low: Any, high: Any, stream: bool) -> None:
     """leaky_relu's forward on a chunk in one pass, 64 elements per :func:`_leaky_word` (their
     codes unused), stored from the registers: streamed from ``ys``'s first 64-byte boundary
-    with ``stream`` (16-bit floats, raw bits, are not streamed); the ends element by element.
+    with ``stream``; the ends element by element.
     Each vector is loaded before it is stored, so ``ys`` may be ``xs``."""
     raise NotImplementedError("only for use inside Numba kernels")
 
