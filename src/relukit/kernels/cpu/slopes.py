@@ -87,11 +87,56 @@ def _suffix(vector: Any) -> str:
 
 def _compress(builder: Any, context: Any, arrty: Any, array: Any, start: Any, values: Any,
               keep: Any) -> None:  # fmt: skip
-    """Store the lanes of ``values`` where ``keep`` is set, in order, from ``array[start]``."""
+    """Store the lanes of ``values`` where ``keep`` is set, in order, from ``array[start]``: one
+    64-byte piece at a time, compressed in a register (``llvm.experimental.vector.compress``:
+    ``vcompressps``/``vcompresspd`` into a register on AVX-512) and stored with a mask of its
+    first lanes. (LLVM's masked compress-store is the form of vcompress that stores to memory,
+    which is microcoded on Zen 4: prelu's forward keeping its inputs took 2.1 ns an element
+    there, float64, against 0.4 without them.) Writes nothing past the kept elements: chunks
+    run at once into neighbouring parts of one array."""
+    element = values.type.element
+    size = context.get_abi_sizeof(element)
+    lanes = 64 // size
+    piece = ir.VectorType(element, lanes)
+    flags = ir.VectorType(ir.IntType(1), lanes)
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    count_type = ir.IntType(lanes)
+    first = ir.Constant(ir.VectorType(i32, lanes), list(range(lanes)))
+    compress = _function(
+        builder, f"llvm.experimental.vector.compress.v{lanes}{_kind(element)}", piece,
+        [piece, flags, piece],
+    )  # fmt: skip
+    store = _function(
+        builder, f"llvm.masked.store.v{lanes}{_kind(element)}.p0", ir.VoidType(),
+        [piece, piece.as_pointer(), i32, flags],
+    )  # fmt: skip
+    ctpop = _function(builder, f"llvm.ctpop.i{lanes}", count_type, [count_type])
     pointer = _at(context, builder, arrty, array, start)
-    name = f"llvm.masked.compressstore.{_suffix(values.type)}"
-    function = _function(builder, name, ir.VoidType(), [values.type, pointer.type, keep.type])
-    builder.call(function, [values, pointer, keep])
+    offset = ir.Constant(i64, 0)
+    undefined = ir.Constant(piece, ir.Undefined)
+    for q in range(WORD // lanes):
+        taken = ir.Constant(ir.VectorType(i32, lanes), list(range(q * lanes, (q + 1) * lanes)))
+        part = builder.shuffle_vector(values, values, taken)
+        take = builder.shuffle_vector(keep, keep, taken)
+        packed = builder.call(compress, [part, take, undefined])
+        count = builder.call(ctpop, [builder.bitcast(take, count_type)])
+        prefix = builder.icmp_unsigned(
+            "<", first, _splat_lanes(builder, builder.zext(count, i32), lanes)
+        )
+        target = builder.bitcast(builder.gep(pointer, [offset]), piece.as_pointer())
+        builder.call(store, [packed, target, ir.Constant(i32, size), prefix])
+        offset = builder.add(offset, builder.zext(count, i64))
+
+
+def _kind(element: Any) -> str:
+    return "f64" if isinstance(element, ir.DoubleType) else "f32"
+
+
+def _splat_lanes(builder: Any, value: Any, lanes: int) -> Any:
+    vector = ir.VectorType(value.type, lanes)
+    one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0))
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
+    return builder.shuffle_vector(one, ir.Constant(vector, None), zeros)
 
 
 def _expand(builder: Any, context: Any, arrty: Any, array: Any, start: Any, take: Any) -> Any:
