@@ -2,7 +2,7 @@
 
 Every member of ``relukit bench`` (relu, leaky_relu, relu6, elu, gelu, silu) and its ops
 (allocating forward, ``out=``, in place, derivative, forward_with_mask, backward_from_mask) ×
-dtype (float32, float64, bfloat16) × threads (1, 2) × size (2^10, 2^14, 2^16, 2^18, 2^20,
+dtype (float32, float64, bfloat16, float16) × threads (1, 2) × size (2^10, 2^14, 2^16, 2^18, 2^20,
 2^22, 2^24, 2^26), each cell three ratios measured side by side in one run: relukit against the
 machine's copy of the same bytes (in-place ops: an in-place read-modify-write), against the
 fastest NumPy peer and against the fastest PyTorch peer (PyTorch on the same thread count); a
@@ -13,7 +13,7 @@ ratio above 1 means relukit is faster. Then the first-call (compile) cost in fre
 replaces the section between the ``kernels.py`` markers of ``benchmarks/RESULTS.md`` and saves
 every row in ``benchmarks/kernels.json`` (with ``--no-write`` it prints the section and writes
 neither). The default run
-takes about 15 minutes on a quiet 2-core machine (most of it at 2^24 and 2^26); close other
+takes about 20 minutes on a quiet 2-core machine (most of it at 2^24 and 2^26); close other
 programs first: the numbers are only as quiet as the machine.
 """
 
@@ -29,7 +29,7 @@ from relukit.bench import BenchConfig, Report, compile_cost, run
 
 HERE = Path(__file__).parent
 SIZES = tuple(2**k for k in (10, 14, 16, 18, 20, 22, 24, 26))
-DTYPES = ("float32", "float64", "bfloat16")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
 THREADS = (1, 2)
 BEGIN = "<!-- benchmarks/kernels.py: begin (generated, do not edit by hand) -->"
 END = "<!-- benchmarks/kernels.py: end -->"

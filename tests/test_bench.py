@@ -53,8 +53,8 @@ def test_options_are_parsed_and_checked():
     assert quick.sizes == bench.QUICK_SIZES and not quick.compile_cost
     with pytest.raises(ValueError, match="2\\^20"):
         bench.BenchConfig.from_options(sizes="big")
-    with pytest.raises(ValueError, match="float16"):
-        bench.BenchConfig.from_options(dtypes="float16")
+    with pytest.raises(ValueError, match="int8"):
+        bench.BenchConfig.from_options(dtypes="int8")
     with pytest.raises(ValueError, match="repeats"):
         bench.BenchConfig.from_options(repeats=0)
 
@@ -65,11 +65,11 @@ def test_command_line_error_is_one_line(capsys):
     assert err.startswith("relukit bench: error:") and err.count("\n") == 1
 
 
-def test_bfloat16_and_float64_rows():
+def test_16_bit_and_float64_rows():
     report = bench.run(
         bench.BenchConfig(
             sizes=(2048,),
-            dtypes=("bfloat16", "float64"),
+            dtypes=("bfloat16", "float16", "float64"),
             members=("relu", "silu"),
             ops=("forward_out", "backward_from_mask"),
             repeats=1,
@@ -79,13 +79,20 @@ def test_bfloat16_and_float64_rows():
     )
     ours = {(r["member"], r["op"], r["dtype"]) for r in report.rows if r["kind"] == "relukit"}
     assert ours == {
-        ("relu", "forward_out", "bfloat16"),
-        ("relu", "forward_out", "float64"),
-        ("relu", "backward_from_mask", "bfloat16"),
-        ("relu", "backward_from_mask", "float64"),
-        ("silu", "forward_out", "bfloat16"),
-        ("silu", "forward_out", "float64"),
+        (member, op, dtype)
+        for member, op in [
+            ("relu", "forward_out"),
+            ("relu", "backward_from_mask"),
+            ("silu", "forward_out"),
+        ]
+        for dtype in ("bfloat16", "float16", "float64")
     }
-    bf16 = next(r for r in report.rows if r["dtype"] == "bfloat16" and r["kind"] == "relukit")
-    assert bf16["bytes"] == 2 * 2 * 2048
-    assert "| relu | forward_out | bfloat16 | 2^11 |" in bench.markdown(report)
+    for dtype in ("bfloat16", "float16"):
+        row = next(r for r in report.rows if r["dtype"] == dtype and r["kind"] == "relukit")
+        assert row["bytes"] == 2 * 2 * 2048
+        assert f"| relu | forward_out | {dtype} | 2^11 |" in bench.markdown(report)
+    # NumPy has float16 (a peer), not bfloat16
+    numpy_peers = {
+        r["dtype"] for r in report.rows if r["kind"] == "peer" and r["impl"].startswith("np.")
+    }
+    assert "float16" in numpy_peers and "bfloat16" not in numpy_peers

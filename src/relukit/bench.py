@@ -53,7 +53,7 @@ OPS = (
     "backward_from_mask",
 )
 MASKED = tuple(name for name in MEMBERS if lookup(name).mask_code is not None)
-DTYPES = ("float32", "float64", "bfloat16")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
 QUICK_SIZES = (2**10, 2**16)
 FULL_SIZES = tuple(2**k for k in range(10, 27, 2))
 

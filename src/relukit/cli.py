@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     benching.add_argument("--quick", action="store_true", help="a few seconds: 2^10, 2^16")
     benching.add_argument("--sizes", metavar="N,N", help="element counts, e.g. 2^10,2^20")
-    benching.add_argument("--dtypes", metavar="D,D", help="float32,float64,bfloat16")
+    benching.add_argument("--dtypes", metavar="D,D", help="float32,float64,bfloat16,float16")
     benching.add_argument("--repeats", type=int, metavar="N", help="interleaved rounds (5)")
     benching.add_argument("--threads", type=int, metavar="N", help="kernel threads")
     benching.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
