@@ -9,8 +9,8 @@ by side in one process: rounds of interleaved blocks (torch, relukit, torch, ...
 long enough to time, the best block of each. The ratio relukit / torch is the table's cell
 (target: ≤ 1.05 in float32 and float64; bfloat16 and float16 are reported without a target).
 The relukit modules run as shipped: below ``relukit.nn.native_below(dtype)`` elements (its
-measured defaults: the mask members below 8 MiB of input, PReLU and RReLU in training below 2^18
-elements) they run PyTorch's own operation, above it the one-bit path.
+measured defaults: the mask members below half the last-level cache of input, PReLU and RReLU in
+training below 2^18 elements) they run PyTorch's own operation, above it the one-bit path.
 
 The table is written into ``benchmarks/RESULTS.md`` between the markers
 ``<!-- nn_speed -->`` and ``<!-- /nn_speed -->`` (replacing an earlier one), the raw times into

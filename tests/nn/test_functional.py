@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import relukit.nn as rn
 from relukit.family import ParameterError
+from relukit.kernels.cpu import host
 from relukit.nn import functional as rf
 
 IN_PLACE = [
@@ -121,11 +122,15 @@ def test_native_below_defaults_are_per_kind_of_member_and_dtype():
 
     rn.set_native_below(None)
     assert rn.native_setting() is None
-    assert rn.native_below(torch.float32) == 1 << 21 == 2 * rn.native_below(torch.float64)
+    # the mask members: below half the last-level cache of input (the size the kernels stream
+    # from; 16 MiB where it is unknown)
+    assert rf.NATIVE_BYTES == host.STREAM_BYTES == (host.last_level_cache() or 1 << 25) // 2
+    n64 = rf.NATIVE_BYTES // 8
+    assert rn.native_below(torch.float32) == 2 * n64 == 2 * rn.native_below(torch.float64)
     assert rn.native_below(torch.float64, slopes=True) == 1 << 18
-    assert saved((1 << 20) - 8, torch.float64, rf.relu) == {torch.float64}
-    assert saved(1 << 20, torch.float64, rf.relu) == {torch.uint8}
-    assert saved(1 << 20, torch.float32, rf.relu) == {torch.float32}
+    assert saved(n64 - 8, torch.float64, rf.relu) == {torch.float64}
+    assert saved(n64, torch.float64, rf.relu) == {torch.uint8}
+    assert saved(n64, torch.float32, rf.relu) == {torch.float32}
     training = lambda x: rf.rrelu(x, training=True)  # noqa: E731
     assert torch.uint8 not in saved((1 << 18) - 8, torch.float32, training)
     assert torch.uint8 in saved(1 << 18, torch.float32, training)

@@ -25,11 +25,16 @@ measured (CPU time, one thread, ``benchmarks/nn_speed.py``'s cases, relukit.nn /
 the one-bit path at every size):
 
 - the mask members (relu, leaky_relu, relu6, hardtanh, rrelu outside training,
-  general_relu): below :data:`NATIVE_BYTES` = 8 MiB of input, i.e. 2^21 float32 or 2^20 float64
-  elements. Below that the input is in cache and PyTorch's single pass is as fast as the
-  kernels, so the path's fixed cost (some 25 µs of Python a call) decides: ReLU 1.06× at
-  2^20 float32, 0.69× at 2^21; float64 1.02× at 2^19, 0.82× at 2^20; LeakyReLU and RReLU (eval)
-  alike;
+  general_relu): below :data:`NATIVE_BYTES` of input, half the last-level cache (16 MiB where
+  it cannot be read; 16 MiB on the 32 MiB Zen 4 these were measured on, i.e. below 2^22
+  float32 or 2^21 float64 elements), the size from which :mod:`relukit.kernels.cpu.host`
+  streams its outputs past the cache. Below it input, output and gradient stay in cache, so
+  PyTorch's single pass is as fast as the kernels and the path's fixed cost and mask decide:
+  with the one-bit path at 8 MiB of input (2^20 float64, 2^21 float32) ReLU, LeakyReLU,
+  ReLU6, Hardtanh and RReLU (eval) took 1.01-1.43x torch.nn's time on 2 threads (nine of ten
+  cells above 1.19) and 0.97-1.12x on 1, against 0.93-1.06x running PyTorch's operation
+  (``benchmarks/nn_speed.py --sizes 20 21``, one run); at 16 MiB (2^22 float32) the one-bit
+  path took 0.61-1.02x;
 - prelu and rrelu in training: below :data:`NATIVE_SLOPES` = 2^18 elements, any dtype. PyTorch's
   PReLU backward is a scalar loop and its RReLU draws slope by slope, so the fused kernels win
   early: PReLU 0.94× at 2^16, 0.71-0.75× at 2^17, 0.49-0.68× at 2^18-2^21; RReLU (training)
@@ -71,6 +76,7 @@ from torch import Tensor
 
 from relukit.family import ParameterError, lookup
 from relukit.family.spec import integer
+from relukit.kernels.cpu.host import STREAM_BYTES
 from relukit.memory import output as memory_output
 from relukit.memory.steps import BITS
 from relukit.nn import crelu as crelu_op
@@ -92,8 +98,9 @@ class Error(ParameterError, RuntimeError):
 # the size below which PyTorch's own operation runs
 
 NATIVE_ENV = "RELUKIT_NN_NATIVE_BELOW"
-NATIVE_BYTES = 1 << 23
-"""The mask members run PyTorch's operation below this many bytes of input (see above)."""
+NATIVE_BYTES = STREAM_BYTES
+"""The mask members run PyTorch's operation below this many bytes of input: half the last-level
+cache (see above)."""
 NATIVE_SLOPES = 1 << 18
 """prelu and rrelu in training run PyTorch's operation below this many elements."""
 
