@@ -101,7 +101,9 @@ def test_a_forked_child_runs_on_relukit_s_pool_and_gets_the_same_bits():
     x = np.random.default_rng(1).standard_normal(1 << 20)
     import relukit
 
-    expected = relukit.relu(x)
+    with threads.limit(2):  # twice: the second call repeats the first's launch on the team
+        expected = relukit.relu(x)
+        assert relukit.relu(x).tobytes() == expected.tobytes()
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns to pytest
@@ -116,6 +118,45 @@ def test_a_forked_child_runs_on_relukit_s_pool_and_gets_the_same_bits():
     answer = os.read(read, 2)
     os.close(read)
     assert status == 0 and answer == b"01"
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "gelu"])
+def test_a_repeated_split_call_takes_its_kept_launch_and_gives_the_same_bits(name, monkeypatch):
+    import relukit
+    from relukit.kernels import dispatch
+
+    monkeypatch.setattr(host, "GRAIN_LINEAR", 4096)
+    monkeypatch.setattr(host, "GRAIN_SMOOTH", 4096)
+    repeated: list[bool] = []
+    launch = host.Calls._launch
+
+    def counted(self, *args):  # type: ignore[no-untyped-def]
+        repeated.append(launch(self, *args))
+        return repeated[-1]
+
+    monkeypatch.setattr(host.Calls, "_launch", counted)
+    function = relukit.get(name)
+    rng = np.random.default_rng(3)
+    for n in (20_000, 100_003):  # (a launch kept for fewer elements would leave some out)
+        x = rng.standard_normal(n).astype(np.float32)
+        x[::101] = np.nan
+        g = rng.standard_normal(n).astype(np.float32)
+        with dispatch.forced("compiled"), threads.limit(1):  # one thread, one chunk
+            want = function(x)
+            want_d = function.derivative(x)
+            if function.spec.piecewise_linear:
+                want_y, want_m = function.forward_with_mask(x)
+                want_dx = function.backward_from_mask(g, want_m)
+        for count in (2, 2, 1, 2):  # the thread count changes the chunks: a launch of its own
+            with threads.limit(count):
+                assert function(x).tobytes() == want.tobytes()
+                assert function.derivative(x).tobytes() == want_d.tobytes()
+                if function.spec.piecewise_linear:
+                    y, m = function.forward_with_mask(x)
+                    assert y.tobytes() == want_y.tobytes() and np.array_equal(m, want_m)
+                    assert function.backward_from_mask(g, m).tobytes() == want_dx.tobytes()
+    assert True in repeated and False in repeated
 
 
 def test_words_and_segments_give_each_chunk_its_own():
