@@ -682,7 +682,8 @@ def run(
     code = k.FORWARD if op == "forward" else k.DERIVATIVE
     raw = op == "forward" and the_plan.member in (k.RELU, k.HARDTANH)
     xr, yr, gr, finish = _operands(xf, y, g, raw)
-    # 16-bit outputs are not streamed (the streaming stores are float vectors)
+    # 16-bit map outputs are not streamed (the map kernels' streaming stores are float
+    # vectors; the mask kernels stream 16-bit words too)
     stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
     direct = not stream and _disjoint(yr, xr, gr)
     kernel = _kernel("map", the_plan.member, code, direct)
@@ -771,8 +772,9 @@ class Calls:
     cost of a small call is the kernel's: this is the path :mod:`relukit.kernels.dispatch`
     takes for NumPy arrays and :mod:`relukit.nn` for tensors. 16-bit floats go to the kernels
     as their raw bits, which widen each element to float32 and round the result back once, in
-    one pass, as the general path does (not streamed; float16 only on a host with F16C). A
-    member with per-element slopes (prelu, rrelu in training) has none (ValueError).
+    one pass, as the general path does (float16 only on a host with F16C; their map kernels
+    are not streamed, their mask paths are). A member with per-element slopes (prelu, rrelu
+    in training) has none (ValueError).
     """
 
     def __init__(
