@@ -28,7 +28,8 @@ the one-bit path at every size):
   general_relu): below :data:`NATIVE_BYTES` of input, half the last-level cache (16 MiB where
   it cannot be read; 16 MiB on the 32 MiB Zen 4 these were measured on, i.e. below 2^22
   float32 or 2^21 float64 elements), the size from which :mod:`relukit.kernels.cpu.host`
-  streams its outputs past the cache. Below it input, output and gradient stay in cache, so
+  streams its outputs past the cache on x86-64 (measured on that machine only; the threshold
+  follows the cache of the machine at hand). Below it input, output and gradient stay in cache, so
   PyTorch's single pass is as fast as the kernels and the path's fixed cost and mask decide:
   with the one-bit path at 8 MiB of input (2^20 float64, 2^21 float32) ReLU, LeakyReLU,
   ReLU6, Hardtanh and RReLU (eval) took 1.01-1.43x torch.nn's time on 2 threads (nine of ten

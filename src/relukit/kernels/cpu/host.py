@@ -930,7 +930,8 @@ class Calls:
         # Only the one-pass kernels stream: the others would write through their block buffer,
         # which cost more than it saved (general_relu at 2^24, 1 / 2 threads: float32 13.7 /
         # 7.4 ms streamed against 12.8 / 6.5, float64 26.2 / 14.4 against 22.3 / 10.9)
-        stream = self.one_pass and _stream_to(y, x, fresh)
+        # (``apart``, not ``_stream_to``'s ``y is x``: 16-bit views of one array are two)
+        stream = self.one_pass and apart and _stream_to(y, x, fresh)
         direct = not stream and apart
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
@@ -949,13 +950,14 @@ class Calls:
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
         n = g.size
+        apart = dx is not g  # (before the 16-bit views, which are two objects)
         if self.raw is not None:
             g, dx = g.view(self.raw), dx.view(self.raw)
         kernel = self._mask_backward or self._load_backward()
         if n < WHOLE_BELOW[True] and GRAIN_LINEAR is None:
             kernel(g, mask, self.aux, dx, self.table, 0, False)
             return
-        stream = _stream_to(dx, g, fresh)
+        stream = apart and _stream_to(dx, g, fresh)
         aux, table, bits = self.aux, self.table, self.bits
         chunks = _chunks(n, True)
         if len(chunks) == 1:

@@ -398,7 +398,7 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
     starts off dx's 64-byte boundary unless dx starts on one, and is then not streamed,
     nor are the blocks after it: a speed cost only, for prelu and rrelu in training.) 16-bit
     blocks at two bits go straight into ``dx`` (1.4x as fast as through the buffer), except
-    in place.
+    in place or streamed.
     """
     stamp = STAMP
 
