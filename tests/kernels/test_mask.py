@@ -475,3 +475,30 @@ def test_in_place_mask_calls_are_not_streamed(dtype, monkeypatch):
     assert bits_equal(z, want_y) and np.array_equal(m, want_m) and bits_equal(h, want_dx)
     assert not any(stream for stream, same in streamed if same)
     assert any(stream for stream, same in streamed if not same)
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float16), BF16], ids=str)
+@pytest.mark.parametrize("bounds", [(1e-40, 1.0), (-6e-8, 6e-8), (0.0, 6.0)], ids=str)
+def test_16_bit_clip_is_the_same_in_a_vector_and_alone_with_denormals_flushed(dtype, bounds):
+    # The vectors decide 16-bit elements on their bits, so the element-by-element ends must
+    # too: with flush-to-zero on, a widened compare would see a subnormal as 0 there only.
+    torch = pytest.importorskip("torch")
+    if not torch.set_flush_denormal(True):
+        pytest.skip("no flush-to-zero on this CPU")
+    try:
+        function = relukit.get("hardtanh", min_val=bounds[0], max_val=bounds[1])
+        x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+        with dispatch.forced("compiled"):
+            whole = function(x).view(np.uint16)
+            y, m = function.forward_with_mask(x)
+            codes = np.unpackbits(m, bitorder="little")[: x.size]
+            for start in range(0, x.size, 4099):  # 67 elements: one vector and three alone
+                part = x[start : start + 67]
+                assert np.array_equal(function(part).view(np.uint16), whole[start : start + 67])
+                py, pm = function.forward_with_mask(part)
+                assert np.array_equal(py.view(np.uint16), whole[start : start + 67])
+                part_codes = np.unpackbits(pm, bitorder="little")[: part.size]
+                assert np.array_equal(part_codes, codes[start : start + 67])
+        assert np.array_equal(y.view(np.uint16), whole)
+    finally:
+        torch.set_flush_denormal(False)

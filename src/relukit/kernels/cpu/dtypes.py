@@ -148,6 +148,21 @@ def clip_keys(low: Any, high: Any, like: Any) -> Any:
     )
 
 
+@jit
+def clip_decide(e: Any, low: Any, high: Any, like: Any) -> tuple[bool, bool, bool]:
+    """``(x < low, x > high, low < x < high)`` for a 16-bit float ``e`` (raw bits), decided
+    on its order key against :func:`clip_keys` as the vector clip decides them (NaN: all
+    false). Element by element, for the ends of the arrays the vectors do not cover."""
+    below_low, above_low, above_high, below_high = clip_keys(low, high, like)
+    infinity = I32(0x7F80) if _unsigned(like) else I32(0x7C00)
+    lowest = order_key(infinity | I32(0x8000))
+    k = order_key(e)
+    below = k >= lowest and k < I32(below_low)
+    above = k > I32(above_high) and k <= infinity
+    inside = k > I32(above_low) and k < I32(below_high)
+    return below, above, inside
+
+
 def _unsigned(like: Any) -> bool:
     """Whether ``like`` is bfloat16's raw type (uint16), as a compile-time constant."""
     raise NotImplementedError("only for use inside Numba kernels")

@@ -30,7 +30,7 @@ from relukit.kernels.cpu.intrinsics import (
     relu_word_streamed,
 )
 from relukit.kernels.cpu.loops import conventions
-from relukit.kernels.cpu.rectifiers import hardtanh_f, leaky_relu_f, relu_f
+from relukit.kernels.cpu.rectifiers import hardtanh_code, hardtanh_f, leaky_relu_f, relu_f
 
 GATHER = np.uint64(0x0102040810204080)  # eight 0/1 bytes times this: byte i's bit at 56 + i
 SPREAD = np.uint64(0x0101010101010101)
@@ -174,8 +174,7 @@ def _relu_one(e: Any, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
 @jit
 def _clip_one(e: Any, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
     """The clip of relu6/hardtanh, ``a0 < x < a1``."""
-    v = widen(e)
-    return hardtanh_f(e, a0, a1, low, high), np.uint64(v > a0 and v < a1)
+    return hardtanh_f(e, a0, a1, low, high), np.uint64(hardtanh_code(e, a0, a1, low))
 
 
 @jit

@@ -9,8 +9,8 @@ from numba import types
 from numba.extending import overload
 
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
+from relukit.kernels.cpu.dtypes import clip_decide
 from relukit.kernels.cpu.dtypes import const as c
-from relukit.kernels.cpu.dtypes import widen
 
 # ---------------------------------------------------------------------------------------------
 # Formulas, on the working float v
@@ -31,12 +31,46 @@ def hardtanh_d(v: Any, low: Any, high: Any) -> Any:
     return c(v, 1.0) if (v > low and v < high) else c(v, 0.0)
 
 
-@jit
 def hardtanh_f(e: Any, low: Any, high: Any, low_raw: Any, high_raw: Any) -> Any:
     """relu6's and hardtanh's clip of an element ``e`` (its own bits kept; ``low_raw`` and
-    ``high_raw``: the bounds in ``e``'s type)."""
-    v = widen(e)
-    return low_raw if v < low else (high_raw if v > high else e)
+    ``high_raw``: the bounds in ``e``'s type): compared with ``low`` and ``high`` in float32
+    or float64, and a 16-bit float (raw bits) on the order keys of its bits, as the vector
+    kernels decide it (:func:`relukit.kernels.cpu.dtypes.clip_decide`), so that which of them
+    takes an element does not change its result, whatever the flush-to-zero mode."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(hardtanh_f, jit_options=INLINE_OPTIONS)
+def _hardtanh_f(e, low, high, low_raw, high_raw):  # type: ignore[no-untyped-def]
+    if isinstance(e, types.Float):
+
+        def floats(e, low, high, low_raw, high_raw):  # type: ignore[no-untyped-def]
+            return low_raw if e < low else (high_raw if e > high else e)
+
+        return floats
+
+    def bits(e, low, high, low_raw, high_raw):  # type: ignore[no-untyped-def]
+        below, above, _ = clip_decide(e, low, high, low_raw)
+        return low_raw if below else (high_raw if above else e)
+
+    return bits
+
+
+def hardtanh_code(e: Any, low: Any, high: Any, low_raw: Any) -> Any:
+    """The clip's one-bit code of an element, ``low < x < high``, decided as
+    :func:`hardtanh_f` decides its result."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(hardtanh_code, jit_options=INLINE_OPTIONS)
+def _hardtanh_code(e, low, high, low_raw):  # type: ignore[no-untyped-def]
+    if isinstance(e, types.Float):
+        return lambda e, low, high, low_raw: e > low and e < high
+
+    def bits(e, low, high, low_raw):  # type: ignore[no-untyped-def]
+        return clip_decide(e, low, high, low_raw)[2]
+
+    return bits
 
 
 @jit
