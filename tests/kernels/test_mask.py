@@ -481,14 +481,20 @@ def test_in_place_mask_calls_are_not_streamed(dtype, monkeypatch):
 @pytest.mark.parametrize("bounds", [(1e-40, 1.0), (-6e-8, 6e-8), (0.0, 6.0)], ids=str)
 def test_16_bit_clip_is_the_same_in_a_vector_and_alone_with_denormals_flushed(dtype, bounds):
     # The vectors decide 16-bit elements on their bits, so the element-by-element ends must
-    # too: with flush-to-zero on, a widened compare would see a subnormal as 0 there only.
+    # too, and the bounds' keys must not depend on the FPU mode of the thread that computes
+    # them: with flush-to-zero on (the calling thread's only; the whole array is split on two
+    # threads here), a float compare would see a subnormal as 0.
+    from relukit import threads
+
     torch = pytest.importorskip("torch")
+    function = relukit.get("hardtanh", min_val=bounds[0], max_val=bounds[1])
+    x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+    with dispatch.forced("compiled"), threads.limit(2):
+        function(x)  # (the team's threads start before the mode is set: they do not inherit it)
     if not torch.set_flush_denormal(True):
         pytest.skip("no flush-to-zero on this CPU")
     try:
-        function = relukit.get("hardtanh", min_val=bounds[0], max_val=bounds[1])
-        x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
-        with dispatch.forced("compiled"):
+        with dispatch.forced("compiled"), threads.limit(2):
             whole = function(x).view(np.uint16)
             y, m = function.forward_with_mask(x)
             codes = np.unpackbits(m, bitorder="little")[: x.size]

@@ -105,22 +105,41 @@ def order_key(e: Any) -> Any:
 
 
 @jit
-def _key_value(key: Any, like: Any) -> Any:
+def _value_key(key: Any, like: Any) -> Any:
     """The float32 value of the 16-bit float (of ``like``'s raw type) whose order key is
-    ``key``."""
-    return widen(_raw(order_key(key), like))
+    ``key``, as an order key of float32 (``±0`` one key): compared exactly, as integers, so
+    that no flush-to-zero mode of the FPU changes the comparison."""
+    return _key32(widen(_raw(order_key(key), like)))
+
+
+@jit
+def _key32(f: Any) -> Any:
+    """The order key of a float32 that is not NaN, as an int32, with ``-0`` and ``+0`` one key:
+    ``a < b`` exactly when ``_key32(a) < _key32(b)``, subnormals included. (The negative keys
+    move up by one, which puts -0 on +0's key: a test of the bits for zero would not do, since
+    LLVM turns it into a float compare with 0, which flush-to-zero answers for subnormals.)"""
+    bits = f32_as_i32(f)
+    sign = bits >> I32(31)  # -1 or 0
+    return (bits ^ (sign & I32(0x7FFFFFFF))) + (sign & I32(1))
 
 
 @jit
 def _bound_keys(b: Any, like: Any) -> tuple[Any, Any]:
-    """``(lt, gt)`` for a float32 bound ``b`` and the 16-bit floats of ``like``'s raw type:
-    for every one that is not NaN, ``x < b`` exactly when ``order_key(x) < lt`` and ``x > b``
-    exactly when ``order_key(x) > gt`` (``lt``: the least key of a value ``>= b``; ``gt``: the
-    greatest of a value ``<= b``; ``b`` rounded to nearest is one key from each)."""
+    """``(lt, gt)`` for a float32 bound ``b`` (not NaN) and the 16-bit floats of ``like``'s raw
+    type: for every one that is not NaN, ``x < b`` exactly when ``order_key(x) < lt`` and
+    ``x > b`` exactly when ``order_key(x) > gt`` (``lt``: the least key of a value ``>= b``;
+    ``gt``: the greatest of a value ``<= b``; ``b`` rounded to nearest is one key from each).
+    Every comparison is on integer keys: with flush-to-zero on, a float compare would see a
+    subnormal as 0, and the threads of one call need not share that mode."""
+    infinity = I32(0x7F80) if _unsigned(like) else I32(0x7C00)
+    lowest = order_key(infinity | I32(0x8000))
     k = order_key(narrow(b, like))
-    at = _key_value(k, like)
-    lt = k + I32(1) if at < b else (k - I32(1) if _key_value(k - I32(1), like) >= b else k)
-    gt = k - I32(1) if at > b else (k + I32(1) if _key_value(k + I32(1), like) <= b else k)
+    kb = _key32(F32(b))
+    at = _value_key(k, like)
+    below = k > lowest and _value_key(k - I32(1), like) >= kb  # (the one below is no NaN)
+    above = k < infinity and _value_key(k + I32(1), like) <= kb
+    lt = k + I32(1) if at < kb else (k - I32(1) if below else k)
+    gt = k - I32(1) if at > kb else (k + I32(1) if above else k)
     return lt, gt
 
 
