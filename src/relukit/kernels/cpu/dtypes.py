@@ -124,6 +124,13 @@ def _key32(f: Any) -> Any:
 
 
 @jit
+def _infinities(like: Any) -> tuple[Any, Any]:
+    """The order keys of -inf and +inf of ``like``'s raw 16-bit type."""
+    infinity = I32(0x7F80) if _unsigned(like) else I32(0x7C00)
+    return order_key(infinity | I32(0x8000)), infinity
+
+
+@jit
 def _bound_keys(b: Any, like: Any) -> tuple[Any, Any]:
     """``(lt, gt)`` for a float32 bound ``b`` (not NaN) and the 16-bit floats of ``like``'s raw
     type: for every one that is not NaN, ``x < b`` exactly when ``order_key(x) < lt`` and
@@ -131,8 +138,7 @@ def _bound_keys(b: Any, like: Any) -> tuple[Any, Any]:
     ``gt``: the greatest of a value ``<= b``; ``b`` rounded to nearest is one key from each).
     Every comparison is on integer keys: with flush-to-zero on, a float compare would see a
     subnormal as 0, and the threads of one call need not share that mode."""
-    infinity = I32(0x7F80) if _unsigned(like) else I32(0x7C00)
-    lowest = order_key(infinity | I32(0x8000))
+    lowest, infinity = _infinities(like)
     k = order_key(narrow(b, like))
     kb = _key32(F32(b))
     at = _value_key(k, like)
@@ -151,8 +157,7 @@ def clip_keys(low: Any, high: Any, like: Any) -> Any:
     key < below_low``, ``x > high`` is ``above_high < key <= key(inf)``, and ``low < x <
     high`` is ``above_low < key < below_high`` (NaN keys fall outside all three). A NaN bound
     compares false: its ranges are empty."""
-    infinity = I32(0x7F80) if _unsigned(like) else I32(0x7C00)
-    lowest = order_key(infinity | I32(0x8000))
+    lowest, infinity = _infinities(like)
     below_low, above_low = _bound_keys(low, like)
     below_high, above_high = _bound_keys(high, like)
     if low != low:
@@ -167,14 +172,17 @@ def clip_keys(low: Any, high: Any, like: Any) -> Any:
     )
 
 
+NO_KEYS = (np.int16(0), np.int16(0), np.int16(0), np.int16(0))
+"""What relu's 16-bit vectors take in place of :func:`clip_keys` (they do not read them)."""
+
+
 @jit
 def clip_decide(e: Any, low: Any, high: Any, like: Any) -> tuple[bool, bool, bool]:
     """``(x < low, x > high, low < x < high)`` for a 16-bit float ``e`` (raw bits), decided
     on its order key against :func:`clip_keys` as the vector clip decides them (NaN: all
     false). Element by element, for the ends of the arrays the vectors do not cover."""
     below_low, above_low, above_high, below_high = clip_keys(low, high, like)
-    infinity = I32(0x7F80) if _unsigned(like) else I32(0x7C00)
-    lowest = order_key(infinity | I32(0x8000))
+    lowest, infinity = _infinities(like)
     k = order_key(e)
     below = k >= lowest and k < I32(below_low)
     above = k > I32(above_high) and k <= infinity

@@ -860,12 +860,9 @@ class Calls:
             kernel(x, g, aux, y, p, 0, stream, vjp)
             return
         key = ("map", op, direct, stream, vjp)
-        if self._launch(key, chunks, (x, g, aux, y, p, stream, vjp)):
-            return
-        args = (Part(x), Part(g), aux, Part(y), p, START, stream, vjp)
-        compiled, kinds = self._layout(key, args)
-        _spread(n, self.linear, kernel, args, x.itemsize, compiled, chunks, kinds)
-        self._remember(key, chunks, compiled, kinds)
+        if not self._launch(key, chunks, (x, g, aux, y, p, stream, vjp)):
+            args = (Part(x), Part(g), aux, Part(y), p, START, stream, vjp)
+            self._split(key, n, self.linear, kernel, args, x.itemsize, chunks)
 
     def _launch(self, key: tuple[Any, ...], chunks: Any, values: tuple[Any, ...]) -> bool:
         """Make a split call as the same kind of call on the same chunks was last made on the
@@ -879,8 +876,20 @@ class Calls:
         ready[2](*ready[3], *values)
         return True
 
-    def _remember(self, key: tuple[Any, ...], chunks: Any, compiled: Any, kinds: Any) -> None:
-        """Keep what :meth:`_launch` needs to repeat a split call made on the team."""
+    def _split(
+        self,
+        key: tuple[Any, ...],
+        n: int,
+        linear: bool,
+        kernel: Any,
+        args: tuple[Any, ...],
+        itemsize: int,
+        chunks: Any,
+    ) -> None:
+        """A split call the general way (:func:`_spread`), keeping what :meth:`_launch` needs
+        to repeat it where it ran on the team."""
+        compiled, kinds = self._layout(key, args)
+        _spread(n, linear, kernel, args, itemsize, compiled, chunks, kinds)
         if kinds is None:
             return
         bounds, count = _bounds_of(chunks)
@@ -940,12 +949,9 @@ class Calls:
             kernel(x, aux, y, mask, p, codes, 0, stream)
             return
         key = ("mask_forward", direct, stream)
-        if self._launch(key, chunks, (x, aux, y, mask, p, codes, stream)):
-            return
-        args = (Part(x), aux, Part(y), Part(mask, bits), p, codes, START, stream)
-        compiled, kinds = self._layout(key, args)
-        _spread(n, True, kernel, args, x.itemsize, compiled, chunks, kinds)
-        self._remember(key, chunks, compiled, kinds)
+        if not self._launch(key, chunks, (x, aux, y, mask, p, codes, stream)):
+            args = (Part(x), aux, Part(y), Part(mask, bits), p, codes, START, stream)
+            self._split(key, n, True, kernel, args, x.itemsize, chunks)
 
     def backward(self, g: np.ndarray, mask: np.ndarray, dx: np.ndarray, fresh: bool = True) -> None:
         """The mask path: ``dx = g·f'`` from the packed codes."""
@@ -964,12 +970,9 @@ class Calls:
             kernel(g, mask, aux, dx, table, 0, stream)
             return
         key = ("mask_backward", stream)
-        if self._launch(key, chunks, (g, mask, aux, dx, table, stream)):
-            return
-        args = (Part(g), Part(mask, bits), aux, Part(dx), table, START, stream)
-        compiled, kinds = self._layout(key, args)
-        _spread(n, True, kernel, args, g.itemsize, compiled, chunks, kinds)
-        self._remember(key, chunks, compiled, kinds)
+        if not self._launch(key, chunks, (g, mask, aux, dx, table, stream)):
+            args = (Part(g), Part(mask, bits), aux, Part(dx), table, START, stream)
+            self._split(key, n, True, kernel, args, g.itemsize, chunks)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
-from relukit.kernels.cpu.dtypes import clip_keys
+from relukit.kernels.cpu.dtypes import NO_KEYS, clip_keys
 from relukit.kernels.cpu.dtypes import const as c
 from relukit.kernels.cpu.intrinsics import (
     clip_16,
@@ -128,11 +128,10 @@ def _select_vectors(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # ty
 
     def halves(xs, ys, start, nvec, a0, a1, low, high, clip, stream):  # type: ignore[no-untyped-def]
         # 16-bit floats (raw bits): ordinary stores (the streaming ones are float vectors)
-        keys = clip_keys(a0, a1, low)
         if clip:
-            clip_16(xs, start, ys, nvec, keys, low, high)
+            clip_16(xs, start, ys, nvec, clip_keys(a0, a1, low), low, high)
         else:
-            relu_16(xs, start, ys, nvec, keys, low, high)
+            relu_16(xs, start, ys, nvec, NO_KEYS, low, high)
 
     return halves
 

@@ -9,7 +9,7 @@ from numba import types
 from numba.extending import overload
 
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
-from relukit.kernels.cpu.dtypes import clip_keys, narrow, widen
+from relukit.kernels.cpu.dtypes import NO_KEYS, clip_keys, narrow, widen
 from relukit.kernels.cpu.dtypes import const as c
 from relukit.kernels.cpu.intrinsics import (
     clip_word,
@@ -134,10 +134,9 @@ def _leaky_word(xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: 
 def _relu_word_16(
     xs: Any, start: int, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool
 ):
-    keys = clip_keys(a0, a1, low)  # (loop-invariant: computed once, before the words)
     if stream:
-        return relu_word_16_streamed(xs, start, ys, keys, low, high)
-    return relu_word_16(xs, start, ys, keys, low, high)
+        return relu_word_16_streamed(xs, start, ys, NO_KEYS, low, high)
+    return relu_word_16(xs, start, ys, NO_KEYS, low, high)
 
 
 @jit

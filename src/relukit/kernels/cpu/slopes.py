@@ -44,6 +44,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from relukit.kernels.cpu.compile import cached_kernel
+from relukit.kernels.cpu.intrinsics import _splat
 
 WORD = 64
 
@@ -82,7 +83,9 @@ def _function(builder: Any, name: str, result: Any, arguments: list[Any]) -> Any
 
 
 def _suffix(vector: Any) -> str:
-    return f"v{WORD}{'f64' if isinstance(vector.element, ir.DoubleType) else 'f32'}"
+    """LLVM's name of a vector type in an intrinsic's name: ``v64f32``, ``v8f64``."""
+    kind = "f64" if isinstance(vector.element, ir.DoubleType) else "f32"
+    return f"v{vector.count}{kind}"
 
 
 def _compress(builder: Any, context: Any, arrty: Any, array: Any, start: Any, values: Any,
@@ -103,11 +106,11 @@ def _compress(builder: Any, context: Any, arrty: Any, array: Any, start: Any, va
     count_type = ir.IntType(lanes)
     first = ir.Constant(ir.VectorType(i32, lanes), list(range(lanes)))
     compress = _function(
-        builder, f"llvm.experimental.vector.compress.v{lanes}{_kind(element)}", piece,
+        builder, f"llvm.experimental.vector.compress.{_suffix(piece)}", piece,
         [piece, flags, piece],
     )  # fmt: skip
     store = _function(
-        builder, f"llvm.masked.store.v{lanes}{_kind(element)}.p0", ir.VoidType(),
+        builder, f"llvm.masked.store.{_suffix(piece)}.p0", ir.VoidType(),
         [piece, piece.as_pointer(), i32, flags],
     )  # fmt: skip
     ctpop = _function(builder, f"llvm.ctpop.i{lanes}", count_type, [count_type])
@@ -120,23 +123,10 @@ def _compress(builder: Any, context: Any, arrty: Any, array: Any, start: Any, va
         take = builder.shuffle_vector(keep, keep, taken)
         packed = builder.call(compress, [part, take, undefined])
         count = builder.call(ctpop, [builder.bitcast(take, count_type)])
-        prefix = builder.icmp_unsigned(
-            "<", first, _splat_lanes(builder, builder.zext(count, i32), lanes)
-        )
+        prefix = builder.icmp_unsigned("<", first, _splat(builder, builder.zext(count, i32), lanes))
         target = builder.bitcast(builder.gep(pointer, [offset]), piece.as_pointer())
         builder.call(store, [packed, target, ir.Constant(i32, size), prefix])
         offset = builder.add(offset, builder.zext(count, i64))
-
-
-def _kind(element: Any) -> str:
-    return "f64" if isinstance(element, ir.DoubleType) else "f32"
-
-
-def _splat_lanes(builder: Any, value: Any, lanes: int) -> Any:
-    vector = ir.VectorType(value.type, lanes)
-    one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0))
-    zeros = ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
-    return builder.shuffle_vector(one, ir.Constant(vector, None), zeros)
 
 
 def _expand(builder: Any, context: Any, arrty: Any, array: Any, start: Any, take: Any) -> Any:
@@ -155,13 +145,6 @@ def _bits(builder: Any, word: Any) -> Any:
 
 def _word(builder: Any, bits: Any) -> Any:
     return builder.bitcast(bits, ir.IntType(64))
-
-
-def _splat(builder: Any, value: Any) -> Any:
-    vector = ir.VectorType(value.type, WORD)
-    one = builder.insert_element(ir.Constant(vector, None), value, ir.Constant(ir.IntType(32), 0))
-    lanes = ir.Constant(ir.VectorType(ir.IntType(32), WORD), None)
-    return builder.shuffle_vector(one, ir.Constant(vector, None), lanes)
 
 
 @intrinsic

@@ -403,11 +403,7 @@ def run(
         found = kinds.launches[kernel, returns] = [*_trampoline(kernel, kinds.kinds, returns), None]
     if type(bounds) is not np.ndarray or bounds.dtype != np.int64:
         bounds = np.asarray(bounds, dtype=np.int64)
-    launch = found[3]
-    if launch is None:
-        launch = found[2]
-        if launch.signatures:  # from the second call on: its entry point, without typing
-            launch = found[3] = launch.overloads[launch.signatures[0]].entry_point
+    launch = found[3] or _entry_point(found) or found[2]
     launch(
         _address(parallel),
         found[1],
@@ -429,12 +425,20 @@ def prepared(kernel: Any, kinds: Layout, bounds: np.ndarray, threads: int) -> An
     found = kinds.launches.get((kernel, False))
     if parallel is None or found is None:
         return None
-    launch = found[3]
+    launch = found[3] or _entry_point(found)
     if launch is None:
-        if not found[2].signatures:
-            return None
-        launch = found[3] = found[2].overloads[found[2].signatures[0]].entry_point
+        return None
     return launch, (_address(parallel), found[1], threads, bounds, _NO_RESULTS)
+
+
+def _entry_point(found: list[Any]) -> Any:
+    """The launcher's entry point, kept in ``found[3]`` once the launcher is compiled (from the
+    second call on: called without typing its arguments); None before."""
+    launcher = found[2]
+    if not launcher.signatures:
+        return None
+    found[3] = launcher.overloads[launcher.signatures[0]].entry_point
+    return found[3]
 
 
 _NO_RESULTS = np.zeros(1, dtype=np.int64)
