@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from relukit import threads
 from relukit.kernels import pages
 
 
@@ -75,12 +76,31 @@ def test_resident_tells_new_pages_from_written_ones():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mincore is Linux's")
-def test_a_fresh_output_on_new_pages_is_not_streamed():
+def test_a_fresh_output_on_new_pages_is_not_streamed(monkeypatch: pytest.MonkeyPatch) -> None:
     from relukit.kernels.cpu import host
 
     x = np.ones(1 << 22, dtype=np.float32)  # 16 MiB: streamed when its output's pages are in
     y = np.empty(1 << 24, dtype=np.float32)[: 1 << 22]  # (part of a fresh 64 MiB map)
-    assert not host._stream_to(y, x, fresh=True)
-    y[:] = 0.0
-    assert host._stream_to(y, x, fresh=True) == host.STREAM
-    assert host._stream_to(y, x, fresh=False) == host.STREAM
+    with threads.limit(1):  # (16 MiB streams on one thread from a 32 MiB cache: STREAM_BYTES)
+        monkeypatch.setattr(host, "STREAM_BYTES", 1 << 24)
+        assert not host._stream_to(y, x, fresh=True)
+        y[:] = 0.0
+        assert host._stream_to(y, x, fresh=True) == host.STREAM
+        assert host._stream_to(y, x, fresh=False) == host.STREAM
+
+
+def test_a_split_call_streams_from_the_whole_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relukit.kernels.cpu import host
+
+    monkeypatch.setattr(host, "STREAM_BYTES", 1 << 24)  # (split calls: from 32 MiB)
+    x = np.ones(1 << 22, dtype=np.float32)
+    y = np.zeros(1 << 22, dtype=np.float32)  # 16 MiB
+    with threads.limit(1):
+        assert host._stream_to(y, x, fresh=False) == host.STREAM
+        assert host._streams(y, False) == host.STREAM
+    with threads.limit(2):
+        assert not host._stream_to(y, x, fresh=False)
+        assert not host._streams(y, False)
+        z = np.zeros(1 << 23, dtype=np.float32)  # 32 MiB
+        assert host._stream_to(z, x, fresh=False) == host.STREAM
+        assert host._streams(z, False) == host.STREAM

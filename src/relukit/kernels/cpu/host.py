@@ -64,6 +64,12 @@ def last_level_cache(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | 
 # 8 MiB 0.30 / 0.25 and 0.36 / 0.25, 16 MiB 0.69 / 0.81 and 0.73 / 0.72, 32 MiB 1.55 / 2.21
 # and 1.44 / 2.26 (8 MiB, the Xeon's quarter of its L3, had cost up to 1.9x on 2 threads).
 STREAM_BYTES = (last_level_cache() or 1 << 25) // 2
+# A call split over threads streams from twice that, the whole last-level cache (:func:`_large`):
+# two cores read and write the cached part of a hot in+out working set at twice the rate, while
+# streaming stores share one memory bus (about 55 GB/s here on 1 or 2 threads). Same machine,
+# relu out= float32 on 2 threads (µs, streamed / not / torch.clamp_min(out=), best of 15 side by
+# side): 12 MiB 458 / 205 / 204, 16 MiB 608 / 344 / 326, 24 MiB 918 / 827 / 738, 32 MiB
+# 1238 / 1380 / 1144.
 # Allocations from 32 MiB up are new pages from the kernel each time (glibc's largest mmap
 # threshold), which fault in on first write.
 FRESH_BYTES = 1 << 25
@@ -438,7 +444,15 @@ def _bounds_of(chunks: list[tuple[int, int]], count: int | None = None) -> tuple
 
 
 def _streams(y: np.ndarray, inplace: bool) -> bool:
-    return STREAM and not inplace and y.flags.aligned and y.nbytes >= STREAM_BYTES
+    return STREAM and not inplace and y.flags.aligned and _large(y.nbytes)
+
+
+def _large(nbytes: int) -> bool:
+    """Is an output of ``nbytes`` large enough to stream: from :data:`STREAM_BYTES` up on one
+    thread, from twice that (the whole last-level cache) where the call splits over several."""
+    if nbytes < STREAM_BYTES:
+        return False
+    return nbytes >= 2 * STREAM_BYTES or threads.get_num_threads() == 1
 
 
 def _linear(member: int) -> bool:
@@ -746,14 +760,14 @@ def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
 
 
 def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool) -> bool:
-    """Are ``y``'s stores streamed? From :data:`STREAM_BYTES` up, not in place, and, for an output
-    ``fresh`` from the allocator, below :data:`FRESH_BYTES` and only where its pages are already
-    mapped (:func:`relukit.kernels.pages.resident`): new pages fault in on first write, where
-    streaming stores cost 1.6x plain ones (relukit.nn's relu forward at 2^24 float32: 42 ms
-    against 26 ms; forward+backward at 2^22, 1 thread, in a process whose glibc mapped each
-    16 MiB output afresh: 18.3 ms streamed against 11.4 for torch.nn)."""
+    """Are ``y``'s stores streamed? From :data:`STREAM_BYTES` up (:func:`_large`), not in place,
+    and, for an output ``fresh`` from the allocator, below :data:`FRESH_BYTES` and only where its
+    pages are already mapped (:func:`relukit.kernels.pages.resident`): new pages fault in on
+    first write, where streaming stores cost 1.6x plain ones (relukit.nn's relu forward at 2^24
+    float32: 42 ms against 26 ms; forward+backward at 2^22, 1 thread, in a process whose glibc
+    mapped each 16 MiB output afresh: 18.3 ms streamed against 11.4 for torch.nn)."""
     nbytes = y.nbytes
-    if not STREAM or y is x or nbytes < STREAM_BYTES:
+    if not STREAM or y is x or not _large(nbytes):
         return False
     # a fresh output below FRESH_BYTES is reused memory or new pages, as glibc's state has it
     # (its mmap threshold moves with what the process freed before): ask
