@@ -294,6 +294,31 @@ def test_out_and_in_place(function, dtype):
     assert same_bits(inplace, want)
 
 
+@pytest.mark.parametrize("name", ["relu", "silu", "gelu", "elu"])
+def test_only_piecewise_linear_members_stream(name, monkeypatch):
+    # smooth members are bound by their arithmetic: streaming (through a block buffer) cost
+    # them up to 25 % (silu 2^24 float32); the fixture streams every output of the others
+    function = relukit.get(name)
+    x = sample((1 << 12,), np.dtype(np.float32), seed=4)
+    with threads.limit(1):  # (one chunk: the fixture's STREAM_BYTES streams split calls too)
+        want = compiled(function, "forward", x, None)
+        slope = compiled(function, "derivative", x, None)
+    decisions: list[bool] = []
+    for helper in ("_stream_to", "_streams"):
+        decide = getattr(host, helper)
+
+        def spy(*args, decide=decide):  # type: ignore[no-untyped-def]
+            decisions.append(decide(*args))
+            return decisions[-1]
+
+        monkeypatch.setattr(host, helper, spy)
+    y, wide = np.empty_like(x), np.empty(2 * x.size, dtype=x.dtype)
+    assert same_bits(compiled(function, "forward", x, None, out=y), want)
+    assert same_bits(compiled(function, "derivative", x, None, out=y), slope)
+    assert same_bits(compiled(function, "forward", x, None, out=wide[::2]), want)  # (run's path)
+    assert any(decisions) == (name == "relu")
+
+
 @pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
 @pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh", "leaky_relu"])
 def test_select_forward_at_every_alignment(name, dtype, monkeypatch):

@@ -70,6 +70,10 @@ STREAM_BYTES = (last_level_cache() or 1 << 25) // 2
 # relu out= float32 on 2 threads (µs, streamed / not / torch.clamp_min(out=), best of 15 side by
 # side): 12 MiB 458 / 205 / 204, 16 MiB 608 / 344 / 326, 24 MiB 918 / 827 / 738, 32 MiB
 # 1238 / 1380 / 1144.
+# Only the piecewise-linear members stream: the smooth ones, bound by their arithmetic, lost
+# more to the block buffer that streaming stores are written through than they gained. Same
+# machine, 2^24 float32 out=, ns per element, streamed / direct (1 thread): silu 0.60 / 0.46,
+# sigmoid 0.51 / 0.41, elu 0.60 / 0.55, gelu and the others within 3 %, float64 too.
 # Allocations from 32 MiB up are new pages from the kernel each time (glibc's largest mmap
 # threshold), which fault in on first write.
 FRESH_BYTES = 1 << 25
@@ -697,15 +701,16 @@ def run(
     raw = op == "forward" and the_plan.member in (k.RELU, k.HARDTANH)
     xr, yr, gr, finish = _operands(xf, y, g, raw)
     # 16-bit map outputs are not streamed (the map kernels' streaming stores are float
-    # vectors; the mask kernels stream 16-bit words too)
-    stream = y.itemsize > 2 and _streams(y, np.may_share_memory(y, xf))
+    # vectors; the mask kernels stream 16-bit words too), nor a smooth member's (STREAM_BYTES)
+    linear = _linear(the_plan.member)
+    stream = y.itemsize > 2 and linear and _streams(y, np.may_share_memory(y, xf))
     direct = not stream and _disjoint(yr, xr, gr)
     kernel = _kernel("map", the_plan.member, code, direct)
     p = the_plan.p
     vjp = g is not None
 
     args = (Part(xr), Part(gr), aux, Part(yr), p, START, stream, vjp)
-    _spread(x.size, _linear(the_plan.member), kernel, args, xr.itemsize)
+    _spread(x.size, linear, kernel, args, xr.itemsize)
     if finish is not None:
         finish()
     return target.finish(y.reshape(x.shape, order=order))
@@ -865,7 +870,8 @@ class Calls:
                 kernel, p = self.buffered.get(op) or self.load(op, False)
             kernel(x, g, self.aux, y, p, 0, False, vjp)
             return
-        stream = not self.half and _stream_to(y, x, fresh)  # (16-bit: raw views, not streamed)
+        # (16-bit: raw views, not streamed; smooth members: see STREAM_BYTES)
+        stream = self.linear and not self.half and _stream_to(y, x, fresh)
         direct = not stream and apart
         kernel, p = (self.direct if direct else self.buffered).get(op) or self.load(op, direct)
         aux = self.aux
