@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import types
 from pathlib import Path
 from typing import Any
 
@@ -66,23 +67,56 @@ def _codes_in_name(function: Any) -> None:
         function.__name__ = f"{function.__name__}_{'_'.join(codes)}"
 
 
+def _name_cache_files_by_key(compiled: Any) -> None:
+    """Give a compiled function's disk cache :class:`_KeyNamedCacheFile` files."""
+    cache = getattr(compiled, "_cache", None)
+    current = getattr(cache, "_cache_file", None)
+    if isinstance(current, IndexDataCacheFile):  # (Numba's internals as of 0.60-0.68)
+        cache._cache_file = _KeyNamedCacheFile(
+            current._cache_path, current._index_name[: -len(".nbi")], current._source_stamp
+        )
+
+
 def cached_kernel(function: Any) -> Any:
     """``njit(cache=True)`` (with :data:`JIT_OPTIONS`) whose cache cannot mix up the code of two
     signatures written by concurrent processes (see :class:`_KeyNamedCacheFile`), and whose
     symbol names differ from every other kernel's (:func:`_codes_in_name`)."""
     _codes_in_name(function)
     dispatcher = njit(**JIT_OPTIONS)(function)
-    cache = getattr(dispatcher, "_cache", None)
-    current = getattr(cache, "_cache_file", None)
-    if isinstance(current, IndexDataCacheFile):  # (Numba's internals as of 0.60-0.68)
-        cache._cache_file = _KeyNamedCacheFile(
-            current._cache_path, current._index_name[: -len(".nbi")], current._source_stamp
-        )
+    _name_cache_files_by_key(dispatcher)
     return dispatcher
 
 
+def cached_cfunc(function: Any, signature: Any, names: dict[str, Any]) -> Any:
+    """``cfunc(signature, cache=True)`` of a factory's ``function`` that calls other compiled
+    functions of that factory: those it finds under ``names``, added to its globals. Numba keys
+    a cache entry on the code and the closure's values, not on the globals, and a compiled
+    function held in the closure would make a key of its own in every process; so the closure
+    must hold the integer codes that decide ``names`` (as :func:`cached_kernel`'s do), which
+    keeps one entry per choice of them. Built (or loaded) at once: a C function pointer at
+    ``.address``."""
+    from numba.core import sigutils
+    from numba.core.ccallback import CFunc
+
+    built = types.FunctionType(
+        function.__code__,
+        {**function.__globals__, **names},
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )
+    built.__qualname__ = function.__qualname__
+    _codes_in_name(built)
+    kind = sigutils.normalize_signature(signature)  # (as numba.cfunc does)
+    compiled = CFunc(built, kind, locals={}, options={"error_model": "numpy"})
+    compiled.enable_caching()
+    _name_cache_files_by_key(compiled)
+    compiled.compile()
+    return compiled
+
+
 # not part of the kernels: see _source_stamp
-HOST = ("__init__.py", "host.py", "spin.py", "team.py")
+HOST = ("__init__.py", "host.py", "team.py")
 
 
 def _source_stamp() -> int:

@@ -4,6 +4,7 @@ would not give the instruction wanted)."""
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,32 @@ def store_fence(typingctx: Any) -> Any:
             builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence"
         )
         builder.call(function, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@intrinsic
+def clear_float_status(typingctx: Any) -> Any:
+    """Clear this thread's floating-point exception flags: MXCSR's six status bits (x86-64;
+    elsewhere nothing, and the host does not make the ufuncs that need it). NumPy reads them
+    after a ufunc's inner loop and warns; the kernels raise "invalid" comparing NaN where
+    their results are right, and no other relukit call warns, so the ufunc loops clear them
+    when done."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        if platform.machine().lower() in ("x86_64", "amd64"):
+            word = ir.IntType(32)
+            pointer = ir.IntType(8).as_pointer()
+            kind = ir.FunctionType(ir.VoidType(), [pointer])
+            module = builder.module
+            store = cgutils.get_or_insert_function(module, kind, "llvm.x86.sse.stmxcsr")
+            load = cgutils.get_or_insert_function(module, kind, "llvm.x86.sse.ldmxcsr")
+            slot = cgutils.alloca_once(builder, word)
+            builder.call(store, [builder.bitcast(slot, pointer)])
+            cleared = builder.and_(builder.load(slot), ir.Constant(word, 0xFFFFFFC0))
+            builder.store(cleared, slot)
+            builder.call(load, [builder.bitcast(slot, pointer)])
         return context.get_dummy_value()
 
     return types.void(), codegen

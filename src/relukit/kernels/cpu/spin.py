@@ -5,8 +5,8 @@ time in a virtual machine, measured: ``ThreadPoolExecutor.submit`` median 30 µs
 
 :func:`spin` reads the word with an atomic (acquire) load and ``pause`` between reads (x86-64),
 for a bounded number of rounds; :func:`rounds_per_second` calibrates that bound on this machine.
-Compiled on its own (it inlines nothing from the other kernel modules), so it is left out of
-the kernels' source stamp.
+Its intrinsics are also inlined into the kernels (:func:`address`, in the ufunc loops of
+:func:`relukit.kernels.cpu.kernels.ufunc_loop`), so it counts in the kernels' source stamp.
 
 >>> import numpy as np
 >>> state = np.zeros(1, dtype=np.int64)

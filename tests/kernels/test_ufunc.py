@@ -1,0 +1,172 @@
+"""The map kernels as NumPy ufuncs (``Calls.ufunc``), which small NumPy calls take.
+
+Their inner loop runs the same kernel as ``Calls.map``, so every member must give the same bits
+through it, on any layout NumPy hands the loop (unit strides, other strides, overlapping
+operands NumPy copies first), without NumPy's floating-point warnings; and the public call must
+keep relukit's own results and errors around it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import relukit
+from relukit.errors import UserTypeError, UserValueError
+from relukit.kernels.cpu import host
+
+DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]
+CASES = [(s.name, {}) for s in relukit.family() if s.elementwise and s.name != "prelu"] + [
+    ("gelu", {"approximate": "tanh"}),
+    ("softplus", {"beta": 3.0, "threshold": 0.2}),
+    ("elu", {"alpha": 0.5}),
+    ("leaky_relu", {"negative_slope": 0.07}),
+    ("hardtanh", {"min_val": -0.1, "max_val": 2.5}),
+    ("general_relu", {"negative_slope": 0.1, "max_value": 3.0, "threshold": 1.0}),
+]
+
+
+def sample(n: int, dtype: np.dtype, seed: int = 0) -> np.ndarray:
+    values = np.random.default_rng(seed).standard_normal(n) * 6
+    values[:7] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-40, -1e-310]
+    with np.errstate(over="ignore"):
+        return values.astype(dtype)
+
+
+def calls_of(function: relukit.Activation, dtype: np.dtype) -> host.Calls:
+    function(np.ones(4, dtype))  # (makes the Fast path's Calls for this dtype)
+    calls = function._fast._calls[dtype]
+    assert calls is not None
+    return calls
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(("name", "params"), CASES, ids=lambda v: v if isinstance(v, str) else "")
+def test_the_ufunc_gives_the_kernels_bits_on_every_layout(name, params, dtype):
+    function = relukit.get(name, **params)
+    if name == "rrelu":
+        function = relukit.get(name, training=False, **params)
+    calls = calls_of(function, dtype)
+    x = sample(3000, dtype)
+    for op in ("forward", "derivative"):
+        want = np.empty_like(x)
+        calls.map(op, x, x, want, False)
+        ufunc = calls.ufunc(op)
+        assert isinstance(ufunc, np.ufunc)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (NumPy's "invalid value encountered")
+            assert np.array_equal(bits(ufunc(x)), bits(want))
+            strided = np.repeat(x, 2)[::2]
+            assert np.array_equal(bits(ufunc(strided)), bits(want))
+            assert np.array_equal(bits(ufunc(x[::-1])[::-1]), bits(want))
+            into = np.zeros(2 * x.size, dtype)
+            assert ufunc(x, out=into[1::2]) is not None
+            assert np.array_equal(bits(into[1::2]), bits(want)) and not into[::2].any()
+            two = ufunc(x.reshape(60, 50))
+            assert two.flags.c_contiguous and np.array_equal(bits(two), bits(want))
+            shifted = np.concatenate([x, x[:1]])  # out one element past x, in one buffer
+            ufunc(shifted[:-1], out=shifted[1:])
+            assert np.array_equal(bits(shifted[1:]), bits(want))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_small_calls_take_the_ufunc_and_keep_relukits_results(dtype, monkeypatch):
+    function = relukit.get("leaky_relu", negative_slope=0.2)
+    calls = calls_of(function, dtype)
+    x = sample(1000, dtype, seed=1)
+    want = np.empty_like(x)
+    calls.map("forward", x, x, want, False)
+    taken = []
+    make = host.Calls.ufunc
+
+    def spy(self, op):  # type: ignore[no-untyped-def]
+        taken.append(op)
+        return make(self, op)
+
+    monkeypatch.setattr(host.Calls, "ufunc", spy)
+    calls.ufuncs.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = function(x)
+        assert type(y) is np.ndarray and y.dtype == dtype and np.array_equal(bits(y), bits(want))
+        out = np.empty_like(x)
+        assert function(x, out=out) is out and np.array_equal(bits(out), bits(want))
+        slope = function.derivative(x.reshape(20, 50))
+        assert slope.shape == (20, 50)
+    assert taken == ["forward", "derivative"]  # (made once each, then kept)
+    # out's checks stay relukit's, and in place stays the kernel's (NumPy's costs more at n=1)
+    with pytest.raises(UserTypeError, match="out has dtype"):
+        function(x, out=np.empty(x.size, np.float16))
+    with pytest.raises(UserValueError, match="out has shape"):
+        function(x, out=np.empty((2, x.size), dtype))
+    z = x.copy()
+    assert function(z, out=z) is z and np.array_equal(bits(z), bits(want))
+    scalar = function(np.asarray(x[10]))  # 0-d: not the ufunc (it would return a scalar)
+    assert type(scalar) is np.ndarray and scalar.shape == ()
+    assert np.array_equal(bits(scalar), bits(want[10:11]))
+    assert taken == ["forward", "derivative"]
+
+
+def test_without_the_ufunc_small_calls_take_the_kernel_as_before(monkeypatch):
+    function = relukit.get("gelu")
+    x = sample(500, np.dtype(np.float32), seed=2)
+    want = function(x)
+    calls = calls_of(function, np.dtype(np.float32))
+    calls.ufuncs.clear()
+    monkeypatch.setattr(host.Calls, "ufunc", lambda self, op: False)
+    assert np.array_equal(bits(function(x)), bits(want))
+    out = np.empty_like(x)
+    assert function(x, out=out) is out and np.array_equal(bits(out), bits(want))
+
+
+def test_16_bit_floats_have_no_ufunc():
+    import ml_dtypes
+
+    for dtype in (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)):
+        function = relukit.get("relu")
+        try:
+            calls = calls_of(function, dtype)
+        except AssertionError:  # (float16 without F16C: no Calls at all)
+            continue
+        assert calls.ufunc("forward") is False
+
+
+def test_one_loop_per_member_op_and_dtype_whatever_the_parameters(monkeypatch):
+    # each bound member gets a ufunc of its own (its parameters), on one compiled loop: loading
+    # the loop again for each had cost 3 ms and 45 kB of JIT memory per relukit.get
+    kernels = host._module()
+    made = []
+    build = kernels.ufunc_loop
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        made.append(args[:3])
+        return build(*args)
+
+    monkeypatch.setattr(kernels, "ufunc_loop", spy)
+    monkeypatch.setattr(host, "_kernel_cache", dict(host._kernel_cache))
+    for key in [k for k in host._kernel_cache if k[0] == "ufunc"]:
+        del host._kernel_cache[key]
+    x = sample(100, np.dtype(np.float32), seed=3)
+    for slope in (0.1, 0.2, 0.3):
+        function = relukit.get("leaky_relu", negative_slope=slope)
+        want = np.where(x > 0, x, np.float32(slope) * x)
+        assert np.array_equal(bits(function(x)[7:]), bits(want[7:]))
+    assert len(made) == 1
+
+
+def test_no_ufunc_where_its_loop_cannot_clear_the_float_flags(monkeypatch):
+    monkeypatch.setattr(host, "UFUNCS", False)
+    function = relukit.get("elu", alpha=0.3)
+    calls = calls_of(function, np.dtype(np.float64))
+    calls.ufuncs.clear()
+    assert calls.ufunc("forward") is False
+    x = sample(100, np.dtype(np.float64), seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert function(x).shape == x.shape
