@@ -455,8 +455,8 @@ def test_in_place_mask_calls_are_not_streamed(dtype, monkeypatch):
     streamed = []
     decide = host._stream_to
 
-    def spy(y, x, fresh):  # type: ignore[no-untyped-def]
-        streamed.append((decide(y, x, fresh), y.ctypes.data == x.ctypes.data))
+    def spy(y, x, fresh, cached=True):  # type: ignore[no-untyped-def]
+        streamed.append((decide(y, x, fresh, cached), y.ctypes.data == x.ctypes.data))
         return streamed[-1][0]
 
     monkeypatch.setattr(host, "_stream_to", spy)

@@ -94,13 +94,15 @@ def test_a_split_call_streams_from_the_whole_cache(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(host, "STREAM_BYTES", 1 << 24)  # (split calls: from 32 MiB)
     x = np.ones(1 << 22, dtype=np.float32)
-    y = np.zeros(1 << 22, dtype=np.float32)  # 16 MiB
+    y = np.ones(1 << 22, dtype=np.float32)  # 16 MiB, its pages in
     with threads.limit(1):
         assert host._stream_to(y, x, fresh=False) == host.STREAM
         assert host._streams(y, False) == host.STREAM
     with threads.limit(2):
         assert not host._stream_to(y, x, fresh=False)
         assert not host._streams(y, False)
+        # a mask call into a fresh output (relukit.nn's) streams from half the cache still
+        assert host._stream_to(y, x, fresh=True, cached=False) == host.STREAM
         z = np.zeros(1 << 23, dtype=np.float32)  # 32 MiB
         assert host._stream_to(z, x, fresh=False) == host.STREAM
         assert host._streams(z, False) == host.STREAM

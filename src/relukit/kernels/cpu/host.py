@@ -64,12 +64,16 @@ def last_level_cache(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | 
 # 8 MiB 0.30 / 0.25 and 0.36 / 0.25, 16 MiB 0.69 / 0.81 and 0.73 / 0.72, 32 MiB 1.55 / 2.21
 # and 1.44 / 2.26 (8 MiB, the Xeon's quarter of its L3, had cost up to 1.9x on 2 threads).
 STREAM_BYTES = (last_level_cache() or 1 << 25) // 2
-# A call split over threads streams from twice that, the whole last-level cache (:func:`_large`):
-# two cores read and write the cached part of a hot in+out working set at twice the rate, while
-# streaming stores share one memory bus (about 55 GB/s here on 1 or 2 threads). Same machine,
-# relu out= float32 on 2 threads (µs, streamed / not / torch.clamp_min(out=), best of 15 side by
-# side): 12 MiB 458 / 205 / 204, 16 MiB 608 / 344 / 326, 24 MiB 918 / 827 / 738, 32 MiB
-# 1238 / 1380 / 1144.
+# A call split over threads streams from twice that, the whole last-level cache, where its
+# working set is likely to be x and y alone (:func:`_large`: map calls, and mask calls into a
+# given out): two cores read and write the cached part of a hot in+out working set at twice the
+# rate, while streaming stores share one memory bus (about 55 GB/s here on 1 or 2 threads).
+# Same machine, relu out= float32 on 2 threads (µs, streamed / not / torch.clamp_min(out=),
+# best of 15 side by side): 12 MiB 458 / 205 / 204, 16 MiB 608 / 344 / 326, 24 MiB 918 / 827 /
+# 738, 32 MiB 1238 / 1380 / 1144. A mask call into a fresh output (relukit.nn's forward and
+# backward, whose step also keeps the mask and reads the gradients) still streams from
+# STREAM_BYTES: there ReLU, ReLU6 and Hardtanh at 2^22 float32 on 2 threads took 0.78-0.98x
+# torch.nn's time streamed, 0.99-1.12x not (nn_speed.py, three runs each, side by side).
 # Only the piecewise-linear members stream: the smooth ones, bound by their arithmetic, lost
 # more to the block buffer that streaming stores are written through than they gained. Same
 # machine, 2^24 float32 out=, ns per element, streamed / direct (1 thread): silu 0.60 / 0.46,
@@ -454,15 +458,16 @@ def _bounds_of(chunks: list[tuple[int, int]], count: int | None = None) -> tuple
 
 
 def _streams(y: np.ndarray, inplace: bool) -> bool:
-    return STREAM and not inplace and y.flags.aligned and _large(y.nbytes)
+    return STREAM and not inplace and y.flags.aligned and _large(y.nbytes, True)
 
 
-def _large(nbytes: int) -> bool:
+def _large(nbytes: int, cached: bool) -> bool:
     """Is an output of ``nbytes`` large enough to stream: from :data:`STREAM_BYTES` up on one
-    thread, from twice that (the whole last-level cache) where the call splits over several."""
+    thread; where the call splits over several and the working set is likely x and y alone
+    (``cached``), from twice that, the whole last-level cache."""
     if nbytes < STREAM_BYTES:
         return False
-    return nbytes >= 2 * STREAM_BYTES or threads.get_num_threads() == 1
+    return not cached or nbytes >= 2 * STREAM_BYTES or threads.get_num_threads() == 1
 
 
 def _linear(member: int) -> bool:
@@ -770,15 +775,16 @@ def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
     return kernel.overloads[tuple(numba.typeof(a) for a in args)].entry_point
 
 
-def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool) -> bool:
-    """Are ``y``'s stores streamed? From :data:`STREAM_BYTES` up (:func:`_large`), not in place,
+def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool, cached: bool = True) -> bool:
+    """Are ``y``'s stores streamed? From :data:`STREAM_BYTES` up (:func:`_large`, ``cached``:
+    whether a split call keeps up to the whole last-level cache in it), not in place,
     and, for an output ``fresh`` from the allocator, below :data:`FRESH_BYTES` and only where its
     pages are already mapped (:func:`relukit.kernels.pages.resident`): new pages fault in on
     first write, where streaming stores cost 1.6x plain ones (relukit.nn's relu forward at 2^24
     float32: 42 ms against 26 ms; forward+backward at 2^22, 1 thread, in a process whose glibc
     mapped each 16 MiB output afresh: 18.3 ms streamed against 11.4 for torch.nn)."""
     nbytes = y.nbytes
-    if not STREAM or y is x or not _large(nbytes):
+    if not STREAM or y is x or not _large(nbytes, cached):
         return False
     # a fresh output below FRESH_BYTES is reused memory or new pages, as glibc's state has it
     # (its mmap threshold moves with what the process freed before): ask
@@ -1011,7 +1017,7 @@ class Calls:
         # which cost more than it saved (general_relu at 2^24, 1 / 2 threads: float32 13.7 /
         # 7.4 ms streamed against 12.8 / 6.5, float64 26.2 / 14.4 against 22.3 / 10.9)
         # (``apart``, not ``_stream_to``'s ``y is x``: 16-bit views of one array are two)
-        stream = self.one_pass and apart and _stream_to(y, x, fresh)
+        stream = self.one_pass and apart and _stream_to(y, x, fresh, not fresh)
         direct = not stream and apart
         kernel = self._mask_forward.get(direct) or self._load_forward(direct)
         aux, p, codes, bits = self.aux, self.mask_p, self.codes, self.bits
@@ -1034,7 +1040,7 @@ class Calls:
         if n < WHOLE_BELOW[True] and GRAIN_LINEAR is None:
             kernel(g, mask, self.aux, dx, self.table, 0, False)
             return
-        stream = apart and _stream_to(dx, g, fresh)
+        stream = apart and _stream_to(dx, g, fresh, not fresh)
         aux, table, bits = self.aux, self.table, self.bits
         chunks = _chunks(n, True)
         if len(chunks) == 1:
