@@ -140,13 +140,14 @@ def elementwise_method(op: str, doc: str) -> Any:
                 calls = (fast or self._make_fast()).calls_checked(x)
             if calls is not None:
                 host = _cpu.host
-                if (
-                    out is not x  # (in place: the kernel, below; NumPy's is slower at n = 1)
-                    and x.size < host.WHOLE_BELOW[calls.linear]
-                    and x.ndim
+                small = (  # one thread, no streaming
+                    x.size < host.WHOLE_BELOW[calls.linear]
                     and host.GRAIN_LINEAR is None
                     and host.GRAIN_SMOOTH is None
-                ):  # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C
+                )
+                # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C; in
+                # place, the kernel below (NumPy's call is slower at n = 1)
+                if small and out is not x and x.ndim:
                     ufunc = calls.ufuncs.get(op)
                     if ufunc is None:
                         ufunc = calls.ufunc(op)
@@ -170,16 +171,11 @@ def elementwise_method(op: str, doc: str) -> Any:
                 else:
                     y = Fast.written(x, out)
                 if y is not None:
-                    result, n, apart = y, x.size, y is not x
+                    result, apart = y, y is not x
                     if x.ndim != 1:
                         x = x.reshape(-1)
                         y = y.reshape(-1) if apart else x
-                    if (
-                        n < host.WHOLE_BELOW[calls.linear]
-                        and calls.raw is None
-                        and host.GRAIN_LINEAR is None
-                        and host.GRAIN_SMOOTH is None
-                    ):  # Calls.map's small call, written out
+                    if small and calls.raw is None:  # Calls.map's small call, written out
                         kernel, p = (calls.direct if apart else calls.buffered).get(
                             op
                         ) or calls.load(op, apart)

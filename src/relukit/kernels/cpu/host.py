@@ -870,36 +870,35 @@ class Calls:
         the same written in Python cost 0.8 (relu at 1,024 float32 elements, AMD EPYC, Python
         3.11). One thread, no streaming: for the calls below :data:`WHOLE_BELOW`."""
         found = self.ufuncs.get(op)
-        if found is not None:
-            return found
-        found = False
-        if UFUNCS and not self.half:
-            try:
-                from numba.np.ufunc._internal import PyUFunc_None, fromfunc
-            except ImportError:
-                fromfunc = None
-            if fromfunc is not None:
-                code = self.codes_of[op]
-                loop = _kernel("ufunc", self.member, code, self.dtype.itemsize)
-                p, aux = self.p[op], self.aux
-                data = np.array([p.ctypes.data, aux.ctypes.data, aux.size], dtype=np.int64)
-                number = self.dtype.num
-                try:  # (a private API: another Numba may want other arguments)
-                    found = fromfunc(
-                        f"{self.spec.name}_{op}",
-                        f"relukit's {self.spec.name} {op} kernel as a ufunc",
-                        [loop.address],
-                        [[number, number]],
-                        1,
-                        1,
-                        [data.ctypes.data],
-                        [loop, data, p, aux],
-                        PyUFunc_None,
-                    )
-                except (TypeError, ValueError):
-                    found = False
-        self.ufuncs[op] = found
+        if found is None:
+            found = self.ufuncs[op] = UFUNCS and not self.half and self._make_ufunc(op)
         return found
+
+    def _make_ufunc(self, op: str) -> Any:
+        """:meth:`ufunc`'s ufunc, made; False where Numba's ``fromfunc`` is not to be had."""
+        try:
+            from numba.np.ufunc._internal import PyUFunc_None, fromfunc
+        except ImportError:
+            return False
+        loop = _kernel("ufunc", self.member, self.codes_of[op], self.dtype.itemsize)
+        p, aux = self.p[op], self.aux
+        data = np.array([p.ctypes.data, aux.ctypes.data, aux.size], dtype=np.int64)
+        number = self.dtype.num
+        name = f"{self.spec.name}_{op}"
+        try:  # (a private API: another Numba may want other arguments)
+            return fromfunc(
+                name,
+                f"relukit's {self.spec.name} {op} kernel as a ufunc",
+                [loop.address],
+                [[number, number]],
+                1,
+                1,
+                [data.ctypes.data],
+                [loop, data, p, aux],  # (kept alive with the ufunc)
+                PyUFunc_None,
+            )
+        except (TypeError, ValueError):
+            return False
 
     def load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
         """The entry point of ``op``'s map kernel (writing y directly, or through a buffer) and

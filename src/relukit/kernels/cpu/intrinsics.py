@@ -4,7 +4,6 @@ would not give the instruction wanted)."""
 
 from __future__ import annotations
 
-import platform
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,8 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from relukit.kernels.cpu.spin import X86
 
 # ---------------------------------------------------------------------------------------------
 # Intrinsics: bit casts, fused multiply-add, streaming stores
@@ -130,7 +131,7 @@ def clear_float_status(typingctx: Any) -> Any:
     when done."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        if platform.machine().lower() in ("x86_64", "amd64"):
+        if X86:
             word = ir.IntType(32)
             pointer = ir.IntType(8).as_pointer()
             kind = ir.FunctionType(ir.VoidType(), [pointer])
