@@ -12,17 +12,12 @@ first, the rest refitted after each. The error after rounding is the comment bes
 - ``GELU_V``: ``V(a) = 1/√(2π) − Y(a)/a²`` on ``1.25 ≤ a ≤ 13.3`` (v = (a − 1)/(a + 1) − ½), so
   that ``gelu′(−a) = −e^{−a²/2}·a·V(a)`` and ``gelu′(a) = 1 + e^{−a²/2}·a·V(a)``, with
   ``Y(a) = a·e^{a²/2}·Φ(−a)``.
+- ``GELU_L``: ``ln Y(a)`` on ``4 ≤ a ≤ 14`` (v = 1/a², absolute error), so that gelu's tails
+  are ``−e^{−a²/2 + L}`` on the left and ``x − e^{−a²/2 + L}`` on the right; ``c₀ = ln(1/√(2π))``
+  is the exponent's exact part (:func:`relukit.kernels.cpu.math32.gelu_f32`).
 - ``LOG1P_P``: ``(log1p(w) − w + w²/2)/w³`` on ``0 ≤ w ≤ 1`` (v = w − ½), relative to
   ``log1p(w)``, so that ``log1p(w) = w − w²/2 + w³·P(w)``.
 - ``ZERO_<member>``: ``f′(r + h)/h`` on ``|h| ≤ 0.5``, r the zero of the derivative (v = h).
-
-:data:`WIDE_FITS` are float64 polynomials for the few float32 paths that compute in float64
-(where that is cheaper than pairs: no compensation at all), fitted the same way with the
-coefficients kept in float64:
-
-- ``EXP_E``: ``e^r`` on ``|r| ≤ ln2/2`` (v = r).
-- ``GELU_M``: ``M(a) = e^{a²/2}·Φ(−a)`` on ``0 ≤ a ≤ 14`` (v = (a − 4)/(a + 4)), so that
-  ``Φ(−a) = e^{−a²/2}·M(a)``: gelu.
 
 :data:`CENTRE_TABLES` hold a member's centre as 32 float32 polynomials (shapes in
 :data:`CENTRE_SHAPES`), one per interval ``[jw, (j + 1)w)`` of ``a = |x|``, of its small side
@@ -46,8 +41,8 @@ GELU_V_CENTRE = 0.5
 GELU_V_LOW = 1.25
 GELU_HIGH = 13.3
 GELU_D_HIGH = 1.25
-GELU_M_K = 4.0
-GELU_M_END = 14.0
+GELU_L_LOW = 4.0
+GELU_L_HIGH = 14.0
 # the centre tables: (row width, rows, degree); each covers a = |x| < width·rows
 CENTRE_SHAPES: dict[str, tuple[float, int, int]] = {
     "GELU": (0.125, 32, 5),  # |x| < 4
@@ -147,6 +142,16 @@ FITS: dict[str, tuple[float, ...]] = {
         -4.098297722521238e-05,
         -4.120068842894398e-05,
     ),
+    "GELU_L": (  # 2^-28.9
+        -0.9189385771751404,
+        -2.9537376988741926e-08,
+        -0.9999697804450989,
+        2.495347738265991,
+        -11.973489761352539,
+        72.36011505126953,
+        -381.11004638671875,
+        1085.23291015625,
+    ),
     "ZERO_MISH": (  # 2^-29.4
         0.2669479250907898,
         -1.1142323508295249e-08,
@@ -159,35 +164,6 @@ FITS: dict[str, tuple[float, ...]] = {
         0.0009663701057434082,
         0.00021839220426045358,
         -7.44738053981564e-06,
-    ),
-}
-
-
-# (c0, c1, ..., cn) in float64
-WIDE_FITS: dict[str, tuple[float, ...]] = {
-    "EXP_E": (  # 2^-34.5
-        0.999999999961681,
-        1.0000000002431062,
-        0.5000000104539203,
-        0.16666665126088767,
-        0.04166622541713155,
-        0.008333561095210353,
-        0.0013948183889513968,
-        0.0001977517070126818,
-    ),
-    "GELU_M": (  # 2^-32.0
-        0.09441064130333822,
-        -0.17039772191515917,
-        0.12437925569843283,
-        -0.07170739009680556,
-        0.03086479221721414,
-        -0.008492327809681906,
-        0.0005076130916729615,
-        0.0006401587683107862,
-        -0.0001868210796966227,
-        -4.91063718083346e-05,
-        2.603896173684695e-05,
-        7.907503843752997e-06,
     ),
 }
 
@@ -412,31 +388,6 @@ def fit(v: Any, target: Any, weight: Any, degree: int) -> tuple[tuple[float, ...
     return (hi, lo, *fixed[1:]), error
 
 
-def fit_wide(v: Any, target: Any, weight: Any, degree: int) -> tuple[tuple[float, ...], float]:
-    """(c0, c1, …, c_degree) in float64, and the maximum of ``|p(v) − target|·weight``."""
-    import numpy as np
-
-    c = _lawson(v, target, weight, degree)
-    value = sum(float(c[j]) * v**j for j in range(degree + 1))
-    return tuple(float(x) for x in c), float(np.max(np.abs(value - target) * weight))
-
-
-def _wide_targets() -> dict[str, tuple[Any, Any, Any, int]]:
-    import mpmath as mp
-    import numpy as np
-
-    mp.mp.dps = 40
-    out: dict[str, tuple[Any, Any, Any, int]] = {}
-    r = _nodes(-0.5 * math_log2(), 0.5 * math_log2())
-    e = _values(mp.exp, r)
-    out["EXP_E"] = (r, e, 1 / e, 7)
-    k = GELU_M_K
-    w = _nodes(-1.0, (GELU_M_END - k) / (GELU_M_END + k))
-    m = _values(lambda t: mp.exp(t * t / 2) * mp.ncdf(-t), k * (1 + w) / (1 - w))
-    out["GELU_M"] = (w, m, 1 / np.abs(m), 11)
-    return out
-
-
 def _left(name: str) -> Any:
     """The small side of a centre table's member, ``F(a)`` for ``a ≥ 0`` (mpmath): Φ(−a) for
     gelu, σ(−a) for sigmoid (and silu, which shares its table)."""
@@ -553,6 +504,8 @@ def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
     w = nodes((GELU_V_LOW - k) / (GELU_V_LOW + k), (GELU_HIGH - k) / (GELU_HIGH + k))
     g = values(lambda t: 1 / mp.sqrt(2 * mp.pi) - y(t) / t**2, k * (1 + w) / (1 - w))
     out["GELU_V"] = (w - GELU_V_CENTRE, g, 1 / g, 9)
+    a = nodes(GELU_L_LOW, GELU_L_HIGH)
+    out["GELU_L"] = (1 / (a * a), values(lambda t: mp.log(y(t)), a), np.ones_like(a), 6)
     beta = mp.sqrt(2 / mp.pi)
     kappa = mp.mpf("0.044715")
 
@@ -593,19 +546,13 @@ def generate() -> dict[str, tuple[tuple[float, ...], float]]:
     return {name: fit(*args) for name, args in _targets().items()}
 
 
-def generate_wide() -> dict[str, tuple[tuple[float, ...], float]]:
-    """Every fit of :data:`WIDE_FITS` and its error."""
-    return {name: fit_wide(*args) for name, args in _wide_targets().items()}
-
-
 if __name__ == "__main__":  # pragma: no cover
     import math
 
-    for table, fits in (("FITS", generate()), ("WIDE_FITS", generate_wide())):
-        print(f"{table}:")
-        for name, (coefficients, error) in fits.items():
-            body = "".join(f"        {c!r},\n" for c in coefficients)
-            print(f'    "{name}": (  # 2^{math.log2(error):.1f}\n{body}    ),')
+    print("FITS:")
+    for name, (coefficients, error) in generate().items():
+        body = "".join(f"        {c!r},\n" for c in coefficients)
+        print(f'    "{name}": (  # 2^{math.log2(error):.1f}\n{body}    ),')
     print("# fmt: off\nCENTRE_TABLES = {")
     for name in CENTRE_SHAPES:
         rows, error = centre_table(name)

@@ -19,8 +19,8 @@ would count, not from a wider type:
   ``V(a)`` (no erfc, no cancellation in the tails), and each derivative near its zero as
   ``h·G(h)``.
 
-gelu itself computes in float64 instead, where that costs less than the pairs: 8 lanes, but
-nothing to compensate (``gelu_f32``, within 0.51 ulp).
+gelu's tails need no pairs: their exponent's large terms cancel exactly, and on the right
+``x·Φ(−x)`` only corrects x (``gelu_f32``, within 1.7 ulp).
 
 For float32 arrays the kernels take ``gelu_f32``, ``silu_f32`` and ``sigmoid_f32`` only off
 their centres (|x| ≥ 4 for gelu, ≥ 16 for silu and sigmoid, NaN, ±inf): on the centres a
@@ -46,15 +46,12 @@ from relukit.kernels.cpu.compile import jit
 from relukit.kernels.cpu.fits32 import (
     FITS,
     GELU_D_HIGH,
-    GELU_M_END,
-    GELU_M_K,
+    GELU_L_LOW,
     GELU_V_CENTRE,
     GELU_V_K,
-    WIDE_FITS,
     ZERO_WIDTH,
 )
-from relukit.kernels.cpu.intrinsics import f32_as_i32, f64_as_i64, fma, i32_as_f32, i64_as_f64
-from relukit.kernels.cpu.mathlib import polynomial
+from relukit.kernels.cpu.intrinsics import f32_as_i32, fma, i32_as_f32
 
 F = np.float32
 I = np.int32  # noqa: E741
@@ -73,6 +70,7 @@ DOWN_24 = F(2.0**-24)
 TANH_SMALL = F(0.625)  # |x| up to which tanh is x + x³·T(x²)
 TANH_CLAMP = F(9.5)  # |x| beyond which tanh rounds to 1
 GELU_CLAMP = F(14.0)  # |x| beyond which gelu's tails are 0 in float32 (−e^{−98}·Y)
+GELU_L_LOW_32 = F(GELU_L_LOW)
 
 
 def magic(offset: int) -> Any:
@@ -464,33 +462,34 @@ def gauss_pair(a: Any) -> Any:
     return two_sum_fast(hi, lo)  # (the correction for sl reaches 2^-18)
 
 
-SHIFT_64 = 6755399441055744.0 + 1023.0  # 1.5·2^52 + the bias: n + 1023 in the low bits
-exp_e = polynomial(WIDE_FITS["EXP_E"], "exp_e")
-gelu_m = polynomial(WIDE_FITS["GELU_M"], "gelu_m")
+GELU_L_HI = F(FITS["GELU_L"][0])  # ln(1/√(2π)): the exact part of the tails' exponent
 
 
 @jit
 def gelu_f32(x: Any) -> Any:
-    """x·Φ(x) in float64, rounded once (float64 costs less here than float32 pairs: nothing
-    needs compensating). With a = |x| ≤ 14 and ``M(a) = e^{a²/2}·Φ(−a)`` (a polynomial in
-    ``w = (a − 4)/(a + 4)``, to 2^-32), ``Φ(−a) = e^{−a²/2}·M(a)``, then ``x·Φ(−a)`` on the
-    left and ``x·(1 − Φ(−a))`` on the right (Φ(−a) ≤ ½: nothing cancels). a² is exact in
-    float64; ``e^{−a²/2} = 2^n·e^r`` (Cody-Waite in one step, e^r to 2^-34.5); ``1/(a + 4)``
-    from a float32 division and one Newton step (2^-46). Within 0.51 ulp; −0 and x beyond 14
-    (the true value is subnormal from −13.2 down)."""
-    xd = np.float64(x)
-    a = abs(xd)
-    ac = a if a < GELU_M_END else GELU_M_END  # (and NaN)
-    t = -0.5 * (ac * ac)
-    v = fma(t, 1.4426950408889634, SHIFT_64)
-    n = v - SHIFT_64
-    e = i64_as_f64(f64_as_i64(v) << np.int64(52)) * exp_e(fma(n, -0.6931471805599453, t))
-    d = ac + GELU_M_K
-    q = np.float64(ONE / F(d))
-    q = fma(q, fma(-q, d, 1.0), q)
-    g = e * gelu_m((ac - GELU_M_K) * q)
-    y = xd * (g if xd < 0.0 else 1.0 - g)  # (±0 keep their sign)
-    return F((-0.0 if xd < 0.0 else xd) if a > GELU_M_END else y)
+    """x·Φ(x) off the centre table (|x| ≥ 4, NaN, ±inf; :mod:`relukit.kernels.cpu.vector32`
+    takes the rest), in float32: ``q = a·Φ(−a) = e^{−a²/2 + L(a)}`` with ``L = ln Y`` a
+    polynomial in ``1/a²`` (``GELU_L``, 2^-28.9 absolute), then ``−q`` on the left and ``x − q``
+    on the right (q ≤ x·2^-15 there: nothing cancels). The exponent's large terms cancel
+    exactly: a² is a pair, ``−a²/2 − n·ln2_hi`` is exact (Cody-Waite, n from the rounded sum)
+    and adding ``c₀`` to it is exact (Sterbenz: both are near 0.95); only the small rest, of
+    size 0.4, rounds. Then ``e^r`` as in :func:`exp_sp`, scaled by 2^24 so that the subnormal
+    results (beyond −13.2) round once. Within 1.7 ulp (every float32 with 4 ≤ |x| ≤ 14); −0
+    and x beyond 14 (the true value is subnormal from −13.2 down)."""
+    a = abs(x)
+    ac = a if a < GELU_CLAMP else GELU_CLAMP  # (and NaN)
+    ac = ac if ac > GELU_L_LOW_32 else GELU_L_LOW_32
+    s, sl = two_prod(ac, ac)
+    half = -HALF * s  # exact
+    v = fma(half + GELU_L_HI, LOG2E, SHIFT_24)
+    n = v - SHIFT_24
+    r = fma(n, -LN2_HI, half) + GELU_L_HI  # both exact
+    r = r + fma(n, -LN2_LO, gelu_l(ONE / s))
+    r = fma(sl, -HALF, r)
+    scale = i32_as_f32(f32_as_i32(v) << I(23))
+    q = fma(scale, fma(r * r, exp_q(r), r), scale) * DOWN_24
+    y = x - q if x > ZERO else -q
+    return y if a < GELU_CLAMP else (x if x > ZERO else NEGATIVE_ZERO)
 
 
 @jit
@@ -526,6 +525,8 @@ log1p_p = horner32(FITS["LOG1P_P"], "log1p_p")
 gelu_d_poly = polynomial32(FITS["GELU_D"], "gelu_d_poly")
 gelu_v = polynomial32(FITS["GELU_V"], "gelu_v")
 gelu_v_slope = slope32(FITS["GELU_V"], 5, "gelu_v_slope")
+# L(v) − c₀'s high part: c₀'s low part + v·(c₁ + …), small (|·| ≤ 0.06)
+gelu_l = horner32((FITS["GELU_L"][1], 0.0, *FITS["GELU_L"][2:]), "gelu_l")
 zero_gelu = polynomial32(FITS["ZERO_GELU"], "zero_gelu")
 zero_silu = polynomial32(FITS["ZERO_SILU"], "zero_silu")
 zero_mish = polynomial32(FITS["ZERO_MISH"], "zero_mish")
