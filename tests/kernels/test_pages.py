@@ -106,3 +106,53 @@ def test_a_split_call_streams_from_the_whole_cache(monkeypatch: pytest.MonkeyPat
         z = np.zeros(1 << 23, dtype=np.float32)  # 32 MiB
         assert host._stream_to(z, x, fresh=False) == host.STREAM
         assert host._streams(z, False) == host.STREAM
+
+
+def test_on_one_thread_a_call_runs_whole_wherever_it_does_not_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relukit.kernels.cpu import host
+
+    monkeypatch.setattr(host, "STREAM_BYTES", 1 << 24)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [8192, 8192])
+    big = 1 << 22  # elements, above WHOLE_BELOW
+    with threads.limit(1):
+        assert host.whole(big, 4 * big - 4, linear=True)  # below the streaming threshold
+        assert not host.whole(big, 4 * big, linear=True)  # streamed: the planned path
+        assert host.whole(big, 1 << 30, linear=False)  # smooth members never stream
+    with threads.limit(2):
+        assert host.whole(100, 400, linear=True)
+        assert not host.whole(big, 4 * big - 4, linear=True)
+        assert not host.whole(big, 4 * big - 4, linear=False)
+    monkeypatch.setattr(host, "GRAIN_LINEAR", 4096)
+    with threads.limit(1):
+        assert not host.whole(100, 400, linear=True)  # a pinned grain plans every call
+
+
+def test_a_one_thread_call_past_whole_below_takes_no_planned_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """relu out= and the mask paths on 2^16 float32 elements on one thread: the kernel's entry
+    point or its ufunc, not Calls.map's chunks and streaming (1.1 µs of Python)."""
+    import relukit
+    from relukit.kernels.cpu import host
+
+    relu = relukit.get("relu")
+    x = np.random.default_rng(1).standard_normal(1 << 16).astype(np.float32)
+    expected = np.maximum(x, 0)
+    _, mask = relu.forward_with_mask(x)  # (on 2 threads: measures the grain, sets WHOLE_BELOW)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [8192, 8192])
+
+    def planned(*args: object, **kwargs: object) -> None:
+        raise AssertionError("planned a call that runs whole")
+
+    monkeypatch.setattr(host, "_chunks", planned)
+    with threads.limit(1):
+        assert np.array_equal(relu(x), expected)
+        out = np.empty_like(x)
+        relu(x, out=out)
+        assert np.array_equal(out, expected)
+        y1, mask1 = relu.forward_with_mask(x, out=out)
+        assert np.array_equal(y1, expected) and np.array_equal(mask1, mask)
+        g = np.ones_like(x)
+        assert np.array_equal(relu.backward_from_mask(g, mask), (x > 0).astype(np.float32))

@@ -112,15 +112,16 @@ def elementwise_method(op: str, doc: str) -> Any:
     (``doc`` its docstring): ``op`` at ``x``, written into ``out`` when given.
 
     A C-contiguous, aligned, writeable NumPy array of the dtype of the member's previous call
-    is taken with its checks inline, in one frame below the caller. Below
-    :data:`~relukit.kernels.cpu.host.WHOLE_BELOW` elements (float32 and float64, no grain
-    pinned, not in place) it goes to the kernel as a NumPy ufunc (:meth:`Calls.ufunc
-    <relukit.kernels.cpu.host.Calls.ufunc>`), which makes the output and calls the kernel in
-    C; in place (where NumPy's call costs more at one element) or without that ufunc, straight
-    to the kernel's entry point; from ``WHOLE_BELOW`` up through :meth:`Calls.map
-    <relukit.kernels.cpu.host.Calls.map>`. Other NumPy arrays go through :class:`Fast`'s
-    checks, and everything else through the member's general path (``_run``), which raises
-    the errors.
+    is taken with its checks inline, in one frame below the caller. Where the call runs whole
+    on this thread (:func:`~relukit.kernels.cpu.host.whole`: below
+    :data:`~relukit.kernels.cpu.host.WHOLE_BELOW` elements, or on one thread wherever it would
+    not stream; float32 and float64, not in place, an output below the huge pages') it goes to
+    the kernel as a NumPy ufunc (:meth:`Calls.ufunc <relukit.kernels.cpu.host.Calls.ufunc>`),
+    which makes the output and calls the kernel in C; in place (where NumPy's call costs more
+    at one element) or without that ufunc, straight to the kernel's entry point; other calls
+    through :meth:`Calls.map <relukit.kernels.cpu.host.Calls.map>`. Other NumPy arrays go
+    through :class:`Fast`'s checks, and everything else through the member's general path
+    (``_run``), which raises the errors.
 
     What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
     takes 1.09 µs against ``np.maximum``'s 1.14 (1.32 through the entry point), ``out=``
@@ -140,14 +141,16 @@ def elementwise_method(op: str, doc: str) -> Any:
                 calls = (fast or self._make_fast()).calls_checked(x)
             if calls is not None:
                 host = _cpu.host
-                small = (  # one thread, no streaming
+                # one thread, no streaming (host.whole, its first test inline: 0.06 µs)
+                small = (
                     x.size < host.WHOLE_BELOW[calls.linear]
                     and host.GRAIN_LINEAR is None
                     and host.GRAIN_SMOOTH is None
-                )
-                # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C; in
-                # place, the kernel below (NumPy's call is slower at n = 1)
-                if small and out is not x and x.ndim:
+                ) or host.whole(x.size, x.nbytes, calls.linear)
+                # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C (and
+                # its allocation, below the huge pages'); in place, the kernel below (NumPy's
+                # call is slower at n = 1)
+                if small and out is not x and x.ndim and (out is not None or x.nbytes < HUGE_BYTES):
                     ufunc = calls.ufuncs.get(op)
                     if ufunc is None:
                         ufunc = calls.ufunc(op)
