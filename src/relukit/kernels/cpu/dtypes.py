@@ -13,6 +13,7 @@ from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
 from relukit.kernels.cpu.intrinsics import (
     F16C,
     f32_as_i32,
+    f32_to_bf16_bits,
     f32_to_half_bits,
     half_bits_to_f32,
     i32_as_f32,
@@ -87,10 +88,7 @@ def bf16_to_f32(b: Any) -> Any:
 @jit
 def f32_to_bf16(f: Any) -> Any:
     """The bfloat16 bits of float32 ``f`` rounded to nearest even (NaN gives a quiet NaN)."""
-    bits = f32_as_i32(f)
-    rounded = (bits + I32(0x7FFF) + ((bits >> I32(16)) & I32(1))) >> I32(16)
-    quiet = (bits >> I32(16)) | I32(0x0040)
-    return np.uint16((quiet if f != f else rounded) & I32(0xFFFF))
+    return f32_to_bf16_bits(f)
 
 
 @jit

@@ -599,26 +599,15 @@ def _narrowed(builder: Any, values: Any, signed: bool) -> Any:
     :func:`relukit.kernels.cpu.dtypes.narrow` rounds them: float16 by the hardware's
     conversion (F16C), a NaN as 0x7E00 with its sign; bfloat16 on the bits, a NaN quieted
     (its high half with the quiet bit)."""
+    if not signed:
+        return _bf16_bits(builder, values)
     lanes = values.type.count
     halves = ir.VectorType(ir.IntType(16), lanes)
     nan = builder.fcmp_unordered("uno", values, values)
-    if signed:
-        rounded = builder.bitcast(
-            builder.fptrunc(values, ir.VectorType(ir.HalfType(), lanes)), halves
-        )
-        sign = builder.and_(rounded, _splat(builder, ir.Constant(ir.IntType(16), 0x8000), lanes))
-        quiet = builder.or_(sign, _splat(builder, ir.Constant(ir.IntType(16), 0x7E00), lanes))
-        return builder.select(nan, quiet, rounded)
-
-    def splat(v: int) -> Any:
-        return _splat(builder, ir.Constant(ir.IntType(32), v), lanes)
-
-    wide = builder.bitcast(values, ir.VectorType(ir.IntType(32), lanes))
-    high_half = builder.lshr(wide, splat(16))
-    odd = builder.and_(high_half, splat(1))
-    rounded = builder.lshr(builder.add(builder.add(wide, splat(0x7FFF)), odd), splat(16))
-    quiet = builder.or_(high_half, splat(0x0040))
-    return builder.trunc(builder.select(nan, quiet, rounded), halves)
+    rounded = builder.bitcast(builder.fptrunc(values, ir.VectorType(ir.HalfType(), lanes)), halves)
+    sign = builder.and_(rounded, _splat(builder, ir.Constant(ir.IntType(16), 0x8000), lanes))
+    quiet = builder.or_(sign, _splat(builder, ir.Constant(ir.IntType(16), 0x7E00), lanes))
+    return builder.select(nan, quiet, rounded)
 
 
 def _leaky(builder: Any, v: Any, slope: Any, lo: Any, hi: Any, plain: bool) -> tuple[Any, Any]:
@@ -948,6 +937,46 @@ def half_bits_to_f32(typingctx: Any, h: Any) -> Any:
         return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
 
     return types.float32(h), codegen
+
+
+@intrinsic
+def f32_to_bf16_bits(typingctx: Any, f: Any) -> Any:
+    """The bfloat16 bits (uint16) of float32 ``f`` rounded to nearest even, a NaN as its top
+    half with the quiet bit set: ``(b + 0x7FFF + (b >> 16 & 1)) >> 16`` in 32-bit integers.
+    Written in LLVM because Numba widens int32 arithmetic to int64, which the vectoriser then
+    runs at 8 lanes in four times the instructions (relukit's bfloat16 stores took 0.17 ns per
+    element, against 0.03 in 32-bit lanes)."""
+    if f != types.float32:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return _bf16_bits(builder, args[0])
+
+    return types.uint16(f), codegen
+
+
+def _bf16_bits(builder: Any, values: Any) -> Any:
+    """float32 values (a scalar or a vector) rounded to nearest even into bfloat16 bits, a NaN
+    quieted (its high half with the quiet bit)."""
+    if isinstance(values.type, ir.VectorType):
+        lanes = values.type.count
+        i32, i16 = ir.VectorType(ir.IntType(32), lanes), ir.VectorType(ir.IntType(16), lanes)
+
+        def constant(v: int) -> Any:
+            return _splat(builder, ir.Constant(ir.IntType(32), v), lanes)
+    else:
+        i32, i16 = ir.IntType(32), ir.IntType(16)
+
+        def constant(v: int) -> Any:
+            return ir.Constant(i32, v)
+
+    wide = builder.bitcast(values, i32)
+    high_half = builder.lshr(wide, constant(16))
+    odd = builder.and_(high_half, constant(1))
+    rounded = builder.lshr(builder.add(builder.add(wide, constant(0x7FFF)), odd), constant(16))
+    quiet = builder.or_(high_half, constant(0x0040))
+    nan = builder.fcmp_unordered("uno", values, values)
+    return builder.trunc(builder.select(nan, quiet, rounded), i16)
 
 
 @intrinsic
