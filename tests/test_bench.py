@@ -96,3 +96,29 @@ def test_16_bit_and_float64_rows():
         r["dtype"] for r in report.rows if r["kind"] == "peer" and r["impl"].startswith("np.")
     }
     assert "float16" in numpy_peers and "bfloat16" not in numpy_peers
+
+
+def test_each_op_is_timed_side_by_side_with_its_limit(monkeypatch):
+    """The copy (or, in place, the read-modify-write) is timed in the same interleaved rounds as
+    relukit and the peers of each op, and the op's ratio to the limit comes from those times."""
+    rounds: list[dict[str, float]] = []
+    real = bench._best
+
+    def recording(timers, repeats, min_time):
+        best = real(timers, repeats, min_time)
+        rounds.append(best)
+        return best
+
+    monkeypatch.setattr(bench, "_best", recording)
+    config = bench.BenchConfig(
+        sizes=(4096,), members=("relu",), ops=("forward_out", "forward_inplace"), repeats=1,
+        min_time=1e-4, compile_cost=False,
+    )  # fmt: skip
+    report = bench.run(config)
+    ops = [best for best in rounds if "relukit" in best]
+    assert len(ops) == 2
+    for best, op, kind in zip(ops, config.ops, ("copy", "rmw"), strict=True):
+        side = {k[len("limit:") :]: v for k, v in best.items() if k.startswith("limit:")}
+        assert side and set(side) == set(bench.limits(bench.Arrays("float32", 8))[kind])
+        row = next(r for r in report.rows if r["kind"] == "relukit" and r["op"] == op)
+        assert row["ratio_limit"] == pytest.approx(min(side.values()) / best["relukit"])

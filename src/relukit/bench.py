@@ -1,11 +1,13 @@
 """``relukit bench``: the kernels' speed as a fraction of what the machine's memory can move.
 
 Elementwise activations are memory-bound, so each measurement is set against the machine's own
-limit for the same bytes, measured in the same run: a copy (the best of ``np.copyto``,
+limit for the same bytes, timed side by side with it (in the same interleaved rounds as each
+op, so that a noisy moment of the machine slows both): a copy (the best of ``np.copyto``,
 ``torch.Tensor.copy_`` and relukit's streaming-store copy) for ops that write a new array, and an
 in-place read-modify-write (the best of ``np.negative(z, out=z)`` and ``z.neg_()``) for ops
-that write over their input. Each op is also timed in its peers: NumPy, PyTorch on the CPU (same
-thread count), and numexpr and JAX when they are installed.
+that write over their input (the limit's own rows are its first timing, before the members').
+Each op is also timed in its peers: NumPy, PyTorch on the CPU (same thread count), and numexpr
+and JAX when they are installed.
 
 Every implementation of a (member, op, dtype, size) is timed in turn, then again, ``repeats``
 times (interleaved, so that all see the same machine state), and the best time is kept; a time
@@ -631,10 +633,7 @@ def _measure(report: Report, config: BenchConfig, a: Arrays) -> None:
         f"limit:{kind}:{name}": fn for kind, d in limit_timers.items() for name, fn in d.items()
     }
     limit_best = _best(flat, config.repeats, config.min_time)
-    best_copy = min(v for k, v in limit_best.items() if k.startswith("limit:copy:"))
-    best_rmw = min(v for k, v in limit_best.items() if k.startswith("limit:rmw:"))
-    copy_gbps = op_bytes("forward", a.n, a.itemsize) / best_copy / 1e9
-    rmw_gbps = op_bytes("forward", a.n, a.itemsize) / best_rmw / 1e9
+    limit_bytes = op_bytes("forward", a.n, a.itemsize)
     for key, seconds in limit_best.items():
         _, kind, name = key.split(":", 2)
         report.rows.append(
@@ -653,10 +652,12 @@ def _measure(report: Report, config: BenchConfig, a: Arrays) -> None:
             timers = {"relukit": ours}
             peers = peer_timers(member, op, a)
             timers.update({f"peer:{name}": fn for name, fn in peers.items()})
+            side = limit_timers["rmw" if op == "forward_inplace" else "copy"]
+            timers.update({f"limit:{name}": fn for name, fn in side.items()})
             best = _best(timers, config.repeats, config.min_time)
             size = op_bytes(op, a.n, a.itemsize)
-            limit = rmw_gbps if op == "forward_inplace" else copy_gbps
-            peer_times = {k.split(":", 1)[1]: v for k, v in best.items() if k != "relukit"}
+            limit = limit_bytes / min(best[f"limit:{name}"] for name in side) / 1e9
+            peer_times = {k[5:]: v for k, v in best.items() if k.startswith("peer:")}
             fastest = min(peer_times, key=lambda k: peer_times[k]) if peer_times else None
             for name, seconds in peer_times.items():
                 report.rows.append(
