@@ -145,3 +145,27 @@ def test_16_bit_inputs_get_the_float32_path_rounded_once(name, dtype):
     nan = np.isnan(x.astype(np.float32))
     assert np.array_equal(np.isnan(y.astype(np.float32)), nan)
     assert np.array_equal(y.view(np.uint16)[~nan], rounded.view(np.uint16)[~nan])
+
+
+def test_float64_gelu_by_block_gives_each_element_its_own_formula_s_bits():
+    """float64 gelu's block (the centre on every element, the others compacted and put through
+    the tails) gives the bits of the element formula, ``centre if |x| <= 1 else tail``, at the
+    bound, across blocks and at the ends (NaN and ±inf by the conventions)."""
+    import relukit
+    from relukit.kernels.cpu import smooth
+
+    @njit
+    def by_element(x):
+        out = np.empty_like(x)
+        for j in range(x.size):
+            out[j] = smooth.gelu_f_wide(x[j], x[j])
+        return out
+
+    bound = np.array([1.0, -1.0, np.nextafter(1.0, 2.0), np.nextafter(-1.0, -2.0), 0.0, -0.0])
+    rng = np.random.default_rng(3)
+    x = np.concatenate([bound, rng.standard_normal(1500) * 3, [39.0, -39.0, 41.0, -41.0, 1e-310]])
+    rng.shuffle(x)
+    gelu = relukit.get("gelu")
+    assert np.array_equal(gelu(x).view(np.int64), by_element(x).view(np.int64))
+    ends = gelu(np.array([np.nan, np.inf, -np.inf]))
+    assert np.isnan(ends[0]) and ends[1] == np.inf and ends[2] == 0.0

@@ -269,6 +269,19 @@ def _const(like, value):  # type: ignore[no-untyped-def]
     return lambda like, value: np.float32(value)
 
 
+def scratch(like: Any, n: int) -> Any:
+    """An uninitialised 1-D array of ``n`` working floats of the elements of array ``like``:
+    float64 for float64, float32 for float32 and the 16-bit floats."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+@overload(scratch, jit_options=INLINE_OPTIONS)
+def _scratch(like, n):  # type: ignore[no-untyped-def]
+    if like.dtype == types.float64:
+        return lambda like, n: np.empty(n, dtype=np.float64)
+    return lambda like, n: np.empty(n, dtype=np.float32)
+
+
 def passed(e: Any) -> Any:
     """A 16-bit element (raw bits) as ``narrow(widen(e)·1, e)`` stores it, without the
     arithmetic: itself, a NaN quieted (bfloat16: the quiet bit set, payload kept; float16: the

@@ -12,7 +12,7 @@ first, the rest refitted after each. The error after rounding is the comment bes
 - ``GELU_V``: ``V(a) = 1/√(2π) − Y(a)/a²`` on ``1.25 ≤ a ≤ 13.3`` (v = (a − 1)/(a + 1) − ½), so
   that ``gelu′(−a) = −e^{−a²/2}·a·V(a)`` and ``gelu′(a) = 1 + e^{−a²/2}·a·V(a)``, with
   ``Y(a) = a·e^{a²/2}·Φ(−a)``.
-- ``GELU_L``: ``ln Y(a)`` on ``4 ≤ a ≤ 14`` (v = 1/a², absolute error), so that gelu's tails
+- ``GELU_L``: ``ln Y(a)`` on ``4 ≤ a ≤ 14.375`` (v = 1/a², absolute error), so that gelu's tails
   are ``−e^{−a²/2 + L}`` on the left and ``x − e^{−a²/2 + L}`` on the right; ``c₀ = ln(1/√(2π))``
   is the exponent's exact part (:func:`relukit.kernels.cpu.math32.gelu_f32`).
 - ``LOG1P_P``: ``(log1p(w) − w + w²/2)/w³`` on ``0 ≤ w ≤ 1`` (v = w − ½), relative to
@@ -42,7 +42,7 @@ GELU_V_LOW = 1.25
 GELU_HIGH = 13.3
 GELU_D_HIGH = 1.25
 GELU_L_LOW = 4.0
-GELU_L_HIGH = 14.0
+GELU_L_HIGH = 14.375
 # the centre tables: (row width, rows, degree); each covers a = |x| < width·rows
 CENTRE_SHAPES: dict[str, tuple[float, int, int]] = {
     "GELU": (0.125, 32, 5),  # |x| < 4
@@ -142,15 +142,15 @@ FITS: dict[str, tuple[float, ...]] = {
         -4.098297722521238e-05,
         -4.120068842894398e-05,
     ),
-    "GELU_L": (  # 2^-28.9
+    "GELU_L": (  # 2^-28.8
         -0.9189385771751404,
-        -2.9537376988741926e-08,
-        -0.9999697804450989,
-        2.495347738265991,
-        -11.973489761352539,
-        72.36011505126953,
-        -381.11004638671875,
-        1085.23291015625,
+        -2.419632139094574e-08,
+        -0.9999712109565735,
+        2.4954843521118164,
+        -11.979703903198242,
+        72.50579833984375,
+        -382.80865478515625,
+        1093.0272216796875,
     ),
     "ZERO_MISH": (  # 2^-29.4
         0.2669479250907898,

@@ -816,11 +816,13 @@ class Calls:
 
     The methods take C-contiguous, aligned 1-D arrays of that dtype (``y`` is ``x`` itself or
     disjoint from it; the caller checks) and run the kernel's entry point on the whole array
-    (below ``2·grain`` elements) or on chunks on the pool; outputs from :data:`STREAM_BYTES`
-    are streamed (below :data:`FRESH_BYTES` when ``fresh``: an output just allocated, as
-    relukit.nn's are). The plan, the parameters and the entry points are found once, so that the
-    cost of a small call is the kernel's: this is the path :mod:`relukit.kernels.dispatch`
-    takes for NumPy arrays and :mod:`relukit.nn` for tensors. 16-bit floats go to the kernels
+    where :func:`whole` says so (below ``2·grain`` elements, or on one thread wherever the call
+    does not stream) or on chunks on the pool; outputs from :data:`STREAM_BYTES` are streamed
+    as :func:`_large` says (not those of smooth members; below :data:`FRESH_BYTES` when
+    ``fresh``: an output just allocated, as relukit.nn's are). The plan, the parameters and
+    the entry points are found once, so that the cost of a small call is the kernel's: this
+    is the path :mod:`relukit.kernels.dispatch` takes for NumPy arrays and :mod:`relukit.nn`
+    for tensors. 16-bit floats go to the kernels
     as their raw bits, which widen each element to float32 and round the result back once, in
     one pass, as the general path does (float16 only on a host with F16C; their map kernels
     are not streamed, their mask paths are). A member with per-element slopes (prelu, rrelu

@@ -50,7 +50,7 @@ from numba import carray, types
 
 from relukit.kernels.cpu.compile import STAMP, cached_cfunc, cached_kernel, jit
 from relukit.kernels.cpu.dtypes import const as c
-from relukit.kernels.cpu.dtypes import narrow, passed, widen
+from relukit.kernels.cpu.dtypes import narrow, passed, scratch, widen
 from relukit.kernels.cpu.intrinsics import (
     chain_word,
     chain_word_16,
@@ -148,7 +148,8 @@ ONE_PASS = (RELU, HARDTANH, LEAKY_RELU)
 # evaluated in float64 whatever the input's dtype, parameters in float64 too
 WIDE = (ELU, SELU, CELU, GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SIGMOID, TANH)
 
-# float32 forwards with a centre table (relukit.kernels.cpu.vector32)
+# forwards by blocks (relukit.kernels.cpu.vector32): float32 with a centre table, float64 gelu
+# with its centre and tails apart
 CENTRE_BLOCKS = {GELU: gelu_forward_block, SILU: silu_forward_block, SIGMOID: sigmoid_forward_block}
 
 FORWARD = 0
@@ -177,7 +178,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
     smooth = member in WIDE
-    centre = op == FORWARD and member in CENTRE_BLOCKS  # float32: 16 lanes, a table row each
+    centre = op == FORWARD and member in CENTRE_BLOCKS  # (float32: 16 lanes, a table row each)
     centre_block = CENTRE_BLOCKS[member] if centre else no_forward_block
 
     @cached_kernel
@@ -210,14 +211,14 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                 store_fence()
             return
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
-        # the centre's scratch in one allocation (none used by float64): the places and values
+        # the centre's scratch in one allocation, of the working float: the places and values
         # of the others (a vector more than a block), and 16-bit blocks widened and done
-        room = SMOOTH_BLOCK + LANES if centre and x.itemsize < 8 else 1
-        scratch = np.empty(4 * room, dtype=np.float32)
-        rest = scratch[:room].view(np.uint32)
-        values = scratch[room : 2 * room]
-        wide = scratch[2 * room : 3 * room]
-        out32 = scratch[3 * room :]
+        room = SMOOTH_BLOCK + LANES if centre else 1
+        space = scratch(x, 4 * room)
+        rest = space[:room].view(np.uint32)
+        values = space[room : 2 * room]
+        wide = space[2 * room : 3 * room]
+        out32 = space[3 * room :]
         # Smooth members stream short blocks, the first one ending where y is 64-byte
         # aligned: each block's lines then go out whole while the next block is computed (a
         # block of 2,048 computes, then streams, with little overlap: about 1.6x slower at

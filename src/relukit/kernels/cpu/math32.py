@@ -20,7 +20,7 @@ would count, not from a wider type:
   ``h·G(h)``.
 
 gelu's tails need no pairs: their exponent's large terms cancel exactly, and on the right
-``x·Φ(−x)`` only corrects x (``gelu_f32``, within 1.7 ulp).
+``x·Φ(−x)`` only corrects x (``gelu_f32``, within 1.2 ulp).
 
 For float32 arrays the kernels take ``gelu_f32``, ``silu_f32`` and ``sigmoid_f32`` only off
 their centres (|x| ≥ 4 for gelu, ≥ 16 for silu and sigmoid, NaN, ±inf): on the centres a
@@ -46,6 +46,7 @@ from relukit.kernels.cpu.compile import jit
 from relukit.kernels.cpu.fits32 import (
     FITS,
     GELU_D_HIGH,
+    GELU_L_HIGH,
     GELU_L_LOW,
     GELU_V_CENTRE,
     GELU_V_K,
@@ -69,8 +70,9 @@ UP_24 = F(2.0**24)
 DOWN_24 = F(2.0**-24)
 TANH_SMALL = F(0.625)  # |x| up to which tanh is x + x³·T(x²)
 TANH_CLAMP = F(9.5)  # |x| beyond which tanh rounds to 1
-GELU_CLAMP = F(14.0)  # |x| beyond which gelu's tails are 0 in float32 (−e^{−98}·Y)
+GELU_CLAMP = F(14.0)  # |x| beyond which gelu′'s tails are 0 or 1 in float32 (e^{−98}·a·V)
 GELU_L_LOW_32 = F(GELU_L_LOW)
+GELU_L_HIGH_32 = F(GELU_L_HIGH)  # |x| from which gelu is −0 or x in float32 (below −14.36: −0)
 
 
 def magic(offset: int) -> Any:
@@ -468,28 +470,32 @@ GELU_L_HI = F(FITS["GELU_L"][0])  # ln(1/√(2π)): the exact part of the tails'
 @jit
 def gelu_f32(x: Any) -> Any:
     """x·Φ(x) off the centre table (|x| ≥ 4, NaN, ±inf; :mod:`relukit.kernels.cpu.vector32`
-    takes the rest), in float32: ``q = a·Φ(−a) = e^{−a²/2 + L(a)}`` with ``L = ln Y`` a
-    polynomial in ``1/a²`` (``GELU_L``, 2^-28.9 absolute), then ``−q`` on the left and ``x − q``
-    on the right (q ≤ x·2^-15 there: nothing cancels). The exponent's large terms cancel
-    exactly: a² is a pair, ``−a²/2 − n·ln2_hi`` is exact (Cody-Waite, n from the rounded sum)
-    and adding ``c₀`` to it is exact (Sterbenz: both are near 0.95); only the small rest, of
-    size 0.4, rounds. Then ``e^r`` as in :func:`exp_sp`, scaled by 2^24 so that the subnormal
-    results (beyond −13.2) round once. Within 1.7 ulp (every float32 with 4 ≤ |x| ≤ 14); −0
-    and x beyond 14 (the true value is subnormal from −13.2 down)."""
+    takes the rest in every layout), in float32: ``q = a·Φ(−a) = e^{−a²/2 + L(a)}`` with
+    ``L = ln Y`` a polynomial in ``1/a²`` (``GELU_L``, 2^-28.8 absolute), then ``−q`` on the
+    left and ``x − q`` on the right (q ≤ x·2^-15 there: nothing cancels). The exponent's large
+    terms cancel exactly: a² is a pair, n is rounded from the whole exponent, ``−a²/2 −
+    n·ln2_hi`` is exact (Cody-Waite) and adding ``c₀`` to it is exact (Sterbenz: both are near
+    0.95); only the small rest rounds, to r with |r| ≤ ln2/2 (+2^-16). Then ``e^r`` as in
+    :func:`exp_sp`, scaled by 2^24 so that the subnormal results (−13.2 to −14.36, where the
+    true value rounds to −0) stay normal until the last product. Within 1.2 ulp on every
+    float32 with 4 ≤ |x| ≤ 14 (the subnormal results within 0.87 of their spacing: rounded
+    twice); −0 from −14.375 down (the reduced exponent's 2^(n + 24) is normal above), x from
+    14.375 up, NaN as NaN."""
     a = abs(x)
-    ac = a if a < GELU_CLAMP else GELU_CLAMP  # (and NaN)
+    ac = a if a < GELU_L_HIGH_32 else GELU_L_HIGH_32  # (and NaN)
     ac = ac if ac > GELU_L_LOW_32 else GELU_L_LOW_32
     s, sl = two_prod(ac, ac)
     half = -HALF * s  # exact
-    v = fma(half + GELU_L_HI, LOG2E, SHIFT_24)
+    d = gelu_l(ONE / s)  # L − c₀'s high part, small
+    v = fma(half + (GELU_L_HI + d), LOG2E, SHIFT_24)
     n = v - SHIFT_24
     r = fma(n, -LN2_HI, half) + GELU_L_HI  # both exact
-    r = r + fma(n, -LN2_LO, gelu_l(ONE / s))
+    r = r + fma(n, -LN2_LO, d)
     r = fma(sl, -HALF, r)
     scale = i32_as_f32(f32_as_i32(v) << I(23))
     q = fma(scale, fma(r * r, exp_q(r), r), scale) * DOWN_24
     y = x - q if x > ZERO else -q
-    return y if a < GELU_CLAMP else (x if x > ZERO else NEGATIVE_ZERO)
+    return y if a < GELU_L_HIGH_32 else (NEGATIVE_ZERO if x < ZERO else x)
 
 
 @jit

@@ -425,18 +425,29 @@ def phi_centre(x: float) -> Any:
 
 
 @jit
-def gelu_f_wide(v: Any, x: float) -> float:
+def gelu_f_wide_centre(x: float) -> float:
+    """gelu for |x| ≤ :data:`~relukit.kernels.cpu.fits.MILLS_LOW`: x·Φ(x), Φ in double-double."""
+    ch, cl = phi_centre(x)
+    return fma(x, ch, x * cl)
+
+
+@jit
+def gelu_f_wide_tail(x: float) -> float:
+    """gelu beyond the centre (and NaN, ±inf, which the conventions then set): −φ(t)·g(t) on
+    the left, t − φ(t)·g(t) on the right."""
     t = min(max(abs(x), MILLS_LOW), MILLS_HIGH)
     ph, pl, unscale = gauss(x)
     gh, gl = mills(t)
     qh, ql = dd_mul(ph, pl, gh, gl)  # φ·g
-    if abs(x) <= MILLS_LOW:
-        ch, cl = phi_centre(x)
-        return fma(x, ch, x * cl)
     if x < 0.0:
         return -abs((qh + ql) * unscale)
     rh, rl = dd_add(x, 0.0, -qh, -ql)
     return rh + rl
+
+
+@jit
+def gelu_f_wide(v: Any, x: float) -> float:
+    return gelu_f_wide_centre(x) if abs(x) <= MILLS_LOW else gelu_f_wide_tail(x)
 
 
 @jit
@@ -522,6 +533,8 @@ def _silu_d32(v: Any, x: Any) -> Any:
 
 @jit
 def _gelu_f32(v: Any, x: Any) -> Any:
+    # only off the centre: gelu's float32 forward block (vector32) takes every block the map
+    # kernel sees (1-D, C-contiguous) and hands this formula its tails alone
     return m32.gelu_f32(v)
 
 
