@@ -141,12 +141,15 @@ def elementwise_method(op: str, doc: str) -> Any:
                 calls = (fast or self._make_fast()).calls_checked(x)
             if calls is not None:
                 host = _cpu.host
-                # one thread, no streaming (host.whole, its first test inline: 0.06 µs)
+                # one thread, no streaming: host.whole, inline (its call costs 0.06 µs)
                 small = (
-                    x.size < host.WHOLE_BELOW[calls.linear]
-                    and host.GRAIN_LINEAR is None
+                    host.GRAIN_LINEAR is None
                     and host.GRAIN_SMOOTH is None
-                ) or host.whole(x.size, x.nbytes, calls.linear)
+                    and (
+                        x.size < host.WHOLE_BELOW[calls.linear]
+                        or host.alone(x.nbytes, calls.linear)
+                    )
+                )
                 # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C (and
                 # its allocation, below the huge pages'); in place, the kernel below (NumPy's
                 # call is slower at n = 1)

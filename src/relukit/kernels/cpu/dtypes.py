@@ -86,12 +86,6 @@ def bf16_to_f32(b: Any) -> Any:
 
 
 @jit
-def f32_to_bf16(f: Any) -> Any:
-    """The bfloat16 bits of float32 ``f`` rounded to nearest even (NaN gives a quiet NaN)."""
-    return f32_to_bf16_bits(f)
-
-
-@jit
 def order_key(e: Any) -> Any:
     """The order key of a 16-bit float (raw bits, int16 or uint16) as an int32 in [-2^15, 2^15):
     its bits as a signed integer with the magnitude bits flipped when the sign is set, so that
@@ -258,7 +252,7 @@ def _narrow(r, like):  # type: ignore[no-untyped-def]
     if _is_half(like):
         return lambda r, like: f32_to_half(np.float32(r))
     if _is_bf16(like):
-        return lambda r, like: f32_to_bf16(np.float32(r))
+        return lambda r, like: f32_to_bf16_bits(np.float32(r))
     return None
 
 

@@ -14,7 +14,8 @@ exactly) and the float32 pairs of silu and sigmoid
 (:func:`~relukit.kernels.cpu.math32.times_sigmoid`). Those stay for the elements outside the
 centre (and NaN, ±inf), which the centre compresses out of each vector, places and values, and
 which are then computed together in whole vectors. Which formula an element takes depends on
-its own value alone.
+its own value alone. gelu's float64 block, kept beside them, splits its centre and tails the
+same way without a table (:func:`_forward_block`).
 """
 
 from __future__ import annotations
