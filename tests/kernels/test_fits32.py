@@ -37,6 +37,9 @@ def test_each_float32_fit_meets_its_stated_error(name):
 
 @pytest.mark.parametrize("name", sorted(fits32.CENTRE_TABLES))
 def test_each_centre_table_row_meets_its_stated_error(name):
+    """Relative to |F|, or to |t·P| where F changes sign (there p₀, F at the zero's float32,
+    is only rounded: its own rounding is left out, a float32 a gives t = 0 or |t| at least half
+    a spacing of c)."""
     import mpmath as mp
 
     mp.mp.dps = 30
@@ -44,17 +47,47 @@ def test_each_centre_table_row_meets_its_stated_error(name):
     assert match
     bound = 2.0 ** float(match.group(1)) * 2**0.05
     step, rows, degree = fits32.CENTRE_SHAPES[name]
+    paired = name in fits32.CENTRE_PAIRED
     left = fits32._left(name)
+    root = fits32._root(name)
     table = fits32.CENTRE_TABLES[name]
     assert len(table) == rows == 32
     for j, (c, *p) in enumerate(table):
-        assert j * step <= c < (j + 1) * step
-        assert len(p) == degree + 1
+        assert len(p) == degree + 1 + paired
         assert all(np.float32(v) == v for v in (c, *p)), "float32 entries"
+        remainder = p.pop() if paired else 0.0
+        at_root = root is not None and c == float(np.float32(root))
+        assert j * step <= c < (j + 1) * step or at_root
         t = np.linspace(j * step, (j + 1) * step, 41) - c
+        t = t[np.abs(t) >= float(np.spacing(np.float32(c))) / 2]
         exact = np.array([float(left(mp.mpf(c) + mp.mpf(float(u)))) for u in t])
-        assert np.max(np.abs(value(tuple(p), t) / exact - 1)) <= bound, j
-        assert abs(float(left(mp.mpf(c)) - p[0])) <= 2.0**-24 * p[0] / 100, j
-    # −0 keeps its sign only if t·P > 0 at a = 0 (x·p₀ + x·(t·P) with x = −0 is −0)
-    c, *p = table[0]
-    assert c > 0 and value(tuple(p[1:]), np.array([-c]))[0] < 0
+        own = float(left(mp.mpf(c))) - p[0]
+        got = value(tuple(p), t) + remainder * t + own
+        scale = np.maximum(np.abs(exact), np.abs(exact - p[0]))
+        assert np.max(np.abs(got - exact) / scale) <= bound, j
+        limit = 2.0**-24 * abs(p[0]) * (1.0 if at_root else 1 / 100)
+        assert abs(own) <= limit, j
+    if name in ("GELU", "SIGMOID"):  # the tables that x·F(x) uses
+        # −0 keeps its sign only if t·P > 0 at a = 0 (x·p₀ + x·(t·P) with x = −0 is −0)
+        c, *p = table[0]
+        assert c > 0 and value(tuple(p[1:]), np.array([-c]))[0] < 0
+
+
+@pytest.mark.parametrize(
+    ("name", "member"), [("GELU_DERIVATIVE", "gelu"), ("SILU_DERIVATIVE", "silu")]
+)
+def test_a_derivative_table_centres_the_rows_near_its_zero_on_it(name, member):
+    """Where F(−a) changes sign (a = −r, r the zero of the member's derivative) its row is
+    centred on r's float32 (else p₀ + t·P cancels: F small, t·P not), with its neighbour on
+    the side r lies nearest to where that cancels less (gelu′), and p₀ there is F at that
+    float32, rounded."""
+    from relukit.family.numerics import ZEROS
+
+    step = fits32.CENTRE_SHAPES[name][0]
+    r = -(ZEROS[member][0] + ZEROS[member][1])
+    c = float(np.float32(r))
+    centred = [j for j, row in enumerate(fits32.CENTRE_TABLES[name]) if row[0] == c]
+    assert int(r // step) in centred
+    assert 1 <= len(centred) <= 2
+    for j in centred:
+        assert fits32.CENTRE_TABLES[name][j][1] == float(np.float32(float(fits32._left(name)(c))))

@@ -22,12 +22,12 @@ would count, not from a wider type:
 gelu's tails need no pairs: their exponent's large terms cancel exactly, and on the right
 ``x·Φ(−x)`` only corrects x (``gelu_f32``, within 1.2 ulp).
 
-For float32 arrays the kernels take ``gelu_f32``, ``silu_f32`` and ``sigmoid_f32`` only off
-their centres (|x| ≥ 4 for gelu, ≥ 16 for silu and sigmoid, NaN, ±inf): on the centres a
-table of float32 polynomials gives them, 16 lanes at a time (:mod:`relukit.kernels.cpu.vector32`;
-within 0.99, 1.22 and 0.80 ulp). 16-bit inputs take the same float32 path, widened and
-rounded back once, so that float16 gives the same bits whether the host converts it with F16C
-in the kernel or widens it into a float32 array first.
+For float32 arrays the kernels take ``gelu_f32``, ``silu_f32``, ``sigmoid_f32``, ``gelu_d32``
+and ``silu_d32`` only off their centres (|x| ≥ 4 for gelu and gelu′, ≥ 16 for silu, sigmoid and
+silu′, NaN, ±inf): on the centres a table of float32 polynomials gives them, 16 lanes at a time
+(:mod:`relukit.kernels.cpu.vector32`; within 0.99, 1.22, 0.80, 1.29 and 1.59 ulp). 16-bit inputs
+take the same float32 path, widened and rounded back once, so that float16 gives the same bits
+whether the host converts it with F16C in the kernel or widens it into a float32 array first.
 
 The float32 results are within 2 ulp of the true value wherever that is a normal float32,
 tails included (``tests/family/test_accuracy.py``; ``benchmarks/RESULTS.md``, Accuracy). The
