@@ -212,3 +212,30 @@ def test_in_place_gives_the_bits_of_a_separate_output(name, dtype):
         assert f(same, out=same) is same
         for got in (out, same):
             assert np.array_equal(got.view(np.uint8), fresh.view(np.uint8)), (n, dtype)
+
+
+@pytest.mark.parametrize("member", ["gelu", "silu"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_the_vjp_through_a_derivative_centre_is_g_times_f_prime_rounded_once(member, dtype):
+    """float32: ``g·f′(x)`` in float32, as the element loop forms it; 16-bit: the float32 product
+    of the widened g and the float32 path's f′, rounded once, on every 16-bit input."""
+    import ml_dtypes
+
+    import relukit
+
+    f = relukit.get(member)
+    if dtype == "float32":
+        x = sample(16.0)
+        g = np.random.default_rng(5).standard_normal(x.size).astype(np.float32)
+        want = g * f.derivative(x)
+        assert np.array_equal(f.vjp(x, g).view(np.uint32), want.view(np.uint32))
+        return
+    kind = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(np.float16)
+    x = np.arange(1 << 16, dtype=np.uint16).view(kind)
+    g = np.random.default_rng(5).standard_normal(x.size).astype(kind)
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = (g.astype(np.float32) * f.derivative(x.astype(np.float32))).astype(kind)
+    got = f.vjp(x, g)
+    nan = np.isnan(want.astype(np.float32))
+    assert np.array_equal(np.isnan(got.astype(np.float32)), nan)
+    assert np.array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan])

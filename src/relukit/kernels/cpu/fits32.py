@@ -8,8 +8,7 @@ first, the rest refitted after each. The error after rounding is the comment bes
 
 - ``EXP_Q``: ``(e^r − 1 − r)/r²`` on ``|r| ≤ ln2/2`` (v = r).
 - ``TANH_T``: ``(tanh x − x)/x³`` on ``|x| ≤ 0.625`` (v = x²).
-- ``GELU_D``: ``(gelu′(x) − ½)/x`` on ``|x| ≤ 1.25`` (v = x²).
-- ``GELU_V``: ``V(a) = 1/√(2π) − Y(a)/a²`` on ``1.25 ≤ a ≤ 13.3`` (v = (a − 1)/(a + 1) − ½), so
+- ``GELU_V``: ``V(a) = 1/√(2π) − Y(a)/a²`` on ``4 ≤ a ≤ 13.3`` (v = (a − 1)/(a + 1) − ½), so
   that ``gelu′(−a) = −e^{−a²/2}·a·V(a)`` and ``gelu′(a) = 1 + e^{−a²/2}·a·V(a)``, with
   ``Y(a) = a·e^{a²/2}·Φ(−a)``.
 - ``GELU_L``: ``ln Y(a)`` on ``4 ≤ a ≤ 14.375`` (v = 1/a², absolute error), so that gelu's tails
@@ -17,7 +16,8 @@ first, the rest refitted after each. The error after rounding is the comment bes
   is the exponent's exact part (:func:`relukit.kernels.cpu.math32.gelu_f32`).
 - ``LOG1P_P``: ``(log1p(w) − w + w²/2)/w³`` on ``0 ≤ w ≤ 1`` (v = w − ½), relative to
   ``log1p(w)``, so that ``log1p(w) = w − w²/2 + w³·P(w)``.
-- ``ZERO_<member>``: ``f′(r + h)/h`` on ``|h| ≤ 0.5``, r the zero of the derivative (v = h).
+- ``ZERO_<member>``: ``f′(r + h)/h`` on ``|h| ≤ 0.5``, r the zero of the derivative (v = h):
+  gelu-tanh and mish (gelu′ and silu′ have centre tables, below).
 
 :data:`CENTRE_TABLES` hold a member's centre as 32 float32 polynomials (shapes in
 :data:`CENTRE_SHAPES`), one per interval ``[jw, (j + 1)w)`` of ``a = |x|``, of its small side
@@ -42,9 +42,8 @@ from typing import Any
 
 GELU_V_K = 1.0
 GELU_V_CENTRE = 0.5
-GELU_V_LOW = 1.25
+GELU_V_LOW = 4.0
 GELU_HIGH = 13.3
-GELU_D_HIGH = 1.25
 GELU_L_LOW = 4.0
 GELU_L_HIGH = 14.375
 # the centre tables: (row width, rows, degree); each covers a = |x| < width·rows
@@ -77,29 +76,15 @@ FITS: dict[str, tuple[float, ...]] = {
         0.020638830959796906,
         -0.005704688839614391,
     ),
-    "GELU_D": (  # 2^-31.5
-        0.7978845834732056,
-        -2.270859233988176e-08,
-        -0.26596152782440186,
-        0.059841424226760864,
-        -0.009498902596533298,
-        0.0011547186877578497,
-        -0.00011346724932081997,
-        9.17777288123034e-06,
-        -5.130050908519479e-07,
-    ),
-    "GELU_V": (  # 2^-27.9
-        0.3584376275539398,
-        2.723344438848585e-09,
-        0.19974692165851593,
-        -0.3284991979598999,
-        0.22265034914016724,
-        -0.1119099035859108,
-        0.08956629782915115,
-        -0.06693960726261139,
-        0.02948587015271187,
-        -0.03008590079843998,
-        0.02842031978070736,
+    "GELU_V": (  # 2^-30.9
+        0.3584379553794861,
+        -5.496111121772174e-09,
+        0.19973525404930115,
+        -0.32832416892051697,
+        0.22123895585536957,
+        -0.10524904727935791,
+        0.07096169143915176,
+        -0.0370015986263752,
     ),
     "LOG1P_P": (  # 2^-27.0
         0.2437208890914917,
@@ -111,19 +96,6 @@ FITS: dict[str, tuple[float, ...]] = {
         -0.014601080678403378,
         0.009001550264656544,
         -0.003675732295960188,
-    ),
-    "ZERO_GELU": (  # 2^-31.2
-        0.43149399757385254,
-        -5.116004508920469e-09,
-        0.38828498125076294,
-        -0.018199704587459564,
-        -0.11400814354419708,
-        -0.014770583249628544,
-        0.01942034810781479,
-        0.004528366029262543,
-        -0.0022317408584058285,
-        -0.000693611626047641,
-        0.0001683464797679335,
     ),
     "ZERO_GELU_TANH": (  # 2^-29.4
         0.4304001033306122,
@@ -137,19 +109,6 @@ FITS: dict[str, tuple[float, ...]] = {
         -0.002376651158556342,
         -0.0008527289028279483,
         0.00017010643205139786,
-    ),
-    "ZERO_SILU": (  # 2^-30.4
-        0.2178117036819458,
-        2.0340742423741176e-09,
-        0.14664879441261292,
-        0.018874812871217728,
-        -0.01522253081202507,
-        -0.006606542505323887,
-        0.00012501998571678996,
-        0.0007982159149833024,
-        0.00019333112868480384,
-        -4.098297722521238e-05,
-        -4.120068842894398e-05,
     ),
     "GELU_L": (  # 2^-28.8
         -0.9189385771751404,
@@ -762,9 +721,6 @@ def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
     x = nodes(1e-4, 0.625)
     out["TANH_T"] = (x * x, values(lambda t: (mp.tanh(t) - t) / t**3, x),
                      x**3 / values(mp.tanh, x), 4)  # fmt: skip
-    x = nodes(1e-4, GELU_D_HIGH)
-    d = values(lambda t: (mp.ncdf(t) + t * mp.npdf(t) - 0.5) / t, x)
-    out["GELU_D"] = (x * x, d, 1 / d, 7)
     w = nodes(1e-6, 1.0, 1500)
     lp = values(mp.log1p, w)
     p = values(lambda t: (mp.log1p(t) - t + t * t / 2) / t**3, w)
@@ -776,7 +732,7 @@ def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
     k = GELU_V_K
     w = nodes((GELU_V_LOW - k) / (GELU_V_LOW + k), (GELU_HIGH - k) / (GELU_HIGH + k))
     g = values(lambda t: 1 / mp.sqrt(2 * mp.pi) - y(t) / t**2, k * (1 + w) / (1 - w))
-    out["GELU_V"] = (w - GELU_V_CENTRE, g, 1 / g, 9)
+    out["GELU_V"] = (w - GELU_V_CENTRE, g, 1 / g, 6)
     a = nodes(GELU_L_LOW, GELU_L_HIGH)
     out["GELU_L"] = (1 / (a * a), values(lambda t: mp.log(y(t)), a), np.ones_like(a), 6)
     beta = mp.sqrt(2 / mp.pi)
@@ -794,9 +750,7 @@ def _targets() -> dict[str, tuple[Any, Any, Any, int]]:
         return u + t * sig(t) * (1 - u * u)
 
     derivatives = {
-        "gelu": lambda t: mp.ncdf(t) + t * mp.npdf(t),
         "gelu-tanh": gelu_tanh_d,
-        "silu": lambda t: sig(t) * (1 + t * sig(-t)),
         "mish": mish_d,
     }
     h = nodes(-ZERO_WIDTH, ZERO_WIDTH)

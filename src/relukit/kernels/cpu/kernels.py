@@ -244,17 +244,13 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
             xs = x[i : i + m]
             gs = g[i : i + m]
             rs = aux[k : k + m]
-            # (a 16-bit vjp takes the element loop: g·f′ rounded once, as there)
             done = False
-            if centre and not (vjp and x.itemsize == 2):
+            if centre:
                 # a centre writes each place once, after reading it: straight into y, in
                 # place too (no buffer, no copy out), unless streamed or a vjp (y may be g)
                 into = not (stream or vjp)
                 ys = y[i : i + m] if into else dst
-                done = centre_block(xs, ys, low, high, rest, values, wide, out32)
-                if done and vjp:  # (float32: the element loop's g·f′ exactly)
-                    for j in range(m):
-                        ys[j] = gs[j] * ys[j]
+                done = centre_block(xs, gs, ys, vjp, low, high, rest, values, wide, out32)
                 if done and into:
                     continue
             for j in range(0 if done else m):  # (done: a float32 centre table's member)

@@ -45,7 +45,6 @@ from relukit.family.numerics import ZEROS
 from relukit.kernels.cpu.compile import jit
 from relukit.kernels.cpu.fits32 import (
     FITS,
-    GELU_D_HIGH,
     GELU_L_HIGH,
     GELU_L_LOW,
     GELU_V_CENTRE,
@@ -355,9 +354,6 @@ def silu_f32(x: Any) -> Any:
     return times_sigmoid(x, x, False)
 
 
-ZERO_SILU = zero32("silu")
-
-
 ZERO_MISH = zero32("mish")
 
 
@@ -372,11 +368,9 @@ def mish_d_near(x: Any, general: Any) -> Any:
 
 @jit
 def silu_d32(x: Any) -> Any:
-    """σ(x)·(1 + x·σ(−x)): within ½ of its zero r, ``h·G(h)`` (h = x − r); elsewhere from
-    the pairs q = σ(−|x|), m = 1 − q: ``m·(1 + x·q)`` for x ≥ 0, ``q·(1 + x·m)`` below."""
-    h = (x - ZERO_SILU[0]) - ZERO_SILU[1]
-    gh, gl = zero_silu(h)
-    near = fma(h, gh, h * gl)
+    """σ(x)·(1 + x·σ(−x)) off the centre table (|x| ≥ 16, NaN, ±inf;
+    :mod:`relukit.kernels.cpu.vector32` takes the rest in every layout), from the pairs
+    q = σ(−|x|), m = 1 − q: ``m·(1 + x·q)`` for x ≥ 0, ``q·(1 + x·m)`` below."""
     q, ql = sigmoid_neg_pair(abs(x))
     m, ml = complement(q, ql)
     qh = (q + ql) * DOWN_24
@@ -389,8 +383,7 @@ def silu_d32(x: Any) -> Any:
     own = q if negative else m * UP_24  # (scaled: σ(x) is subnormal below −87)
     ownl = ql if negative else ml * UP_24
     far = fma(own, g, fma(own, gl, ownl * g)) * DOWN_24
-    far = far if far != ZERO else own * g  # an underflow keeps the sign of 1 + x·σ(−x)
-    return near if abs(h) <= F(ZERO_WIDTH) else far
+    return far if far != ZERO else own * g  # an underflow keeps the sign of 1 + x·σ(−x)
 
 
 @jit
@@ -439,8 +432,6 @@ def celu_d32(x: Any, ah: Any, al: Any, inverse: Any) -> Any:
 
 
 # gelu -----------------------------------------------------------------------------------------
-
-ZERO_GELU = zero32("gelu")
 
 
 @jit
@@ -500,18 +491,11 @@ def gelu_f32(x: Any) -> Any:
 
 @jit
 def gelu_d32(x: Any) -> Any:
-    """Φ(x) + x·φ(x): ``h·G(h)`` within ½ of its zero r (h = x − r), ``½ + x·D(x²)`` from
-    there to 1.25, and ``∓e^{−a²/2}·a·V(a)`` beyond (added to 1 on the right)."""
-    h = (x - ZERO_GELU[0]) - ZERO_GELU[1]
-    gh, gl = zero_gelu(h)
-    near = fma(h, gh, h * gl)
-    dh, dl = gelu_d_poly(x * x)
-    th, tl = two_prod(x, dh)
-    m, ml = two_sum(HALF, th)
-    middle = m + (ml + fma(x, dl, tl))
+    """Φ(x) + x·φ(x) off the centre table (|x| ≥ 4, NaN, ±inf;
+    :mod:`relukit.kernels.cpu.vector32` takes the rest in every layout): ``∓e^{−a²/2}·a·V(a)``
+    (added to 1 on the right), 0 or 1 beyond 14."""
     a = abs(x)
-    ac = a if a < GELU_CLAMP else GELU_CLAMP
-    ac = ac if ac > F(GELU_D_HIGH) else F(GELU_D_HIGH)
+    ac = a if a < GELU_CLAMP else GELU_CLAMP  # (and NaN)
     eh, el = gauss_pair(ac)
     w, wl = ratio_pair(ac, F(GELU_V_K))
     vh, vl = gelu_v(w - F(GELU_V_CENTRE))
@@ -521,20 +505,15 @@ def gelu_d32(x: Any) -> Any:
     th, tl = two_prod(eh, ah)
     t = (th + (tl + fma(eh, al, el * ah))) * DOWN_24
     t = ZERO if a > GELU_CLAMP else t
-    far = ONE + t if x > ZERO else -t
-    inner = near if abs(h) <= F(ZERO_WIDTH) else middle
-    return inner if (x >= F(-1.25) and x <= F(GELU_D_HIGH)) else far
+    return ONE + t if x > ZERO else -t
 
 
 tanh_t = horner32(FITS["TANH_T"], "tanh_t")
 log1p_p = horner32(FITS["LOG1P_P"], "log1p_p")
-gelu_d_poly = polynomial32(FITS["GELU_D"], "gelu_d_poly")
 gelu_v = polynomial32(FITS["GELU_V"], "gelu_v")
 gelu_v_slope = slope32(FITS["GELU_V"], 5, "gelu_v_slope")
 # L(v) − c₀'s high part: c₀'s low part + v·(c₁ + …), small (|·| ≤ 0.06)
 gelu_l = horner32((FITS["GELU_L"][1], 0.0, *FITS["GELU_L"][2:]), "gelu_l")
-zero_gelu = polynomial32(FITS["ZERO_GELU"], "zero_gelu")
-zero_silu = polynomial32(FITS["ZERO_SILU"], "zero_silu")
 zero_mish = polynomial32(FITS["ZERO_MISH"], "zero_mish")
 
 

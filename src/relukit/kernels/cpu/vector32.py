@@ -260,52 +260,53 @@ silu_derivative_centre_16 = _centre_16("SILU_DERIVATIVE", times_x=False)
 
 
 def _centre_block(centre: Any, formula: Any, name: str, apart: Any = None) -> Any:
-    """``block(xs, ys, low, high, rest, values, wide, out) -> bool``: the member (or its
-    derivative: ``formula`` and the centre say which) of a block into ``ys`` (same size; ``xs``
-    itself or apart from it: each place is read before it is written, and the others' values
-    are kept aside first). float32: the centre 16 lanes at a time; the other
-    elements compressed out by it (their places into ``rest``, uint32, 16 more than the
-    block's size, their values into ``values``, float32, as many), put through ``formula`` (the
-    member's float32 formula) and the registry's conventions (``low``, ``high``: the limits at
-    ∓inf) in one vectorised loop, exactly as the element loop would, and scattered back.
-    16-bit floats (raw bits): widened into ``wide``, that done into ``out`` (float32, the
-    block's size each), then rounded back once, so that they get the float32 path's values
-    rounded, on every host. float64, for a member with ``apart = (centre, tail, bound)`` (gelu):
-    ``centre`` on every element, then the elements with ``|x| > bound`` (and NaN) compacted,
-    put through ``tail`` in one vectorised loop and scattered back, as the element loop's
-    ``centre(x) if |x| ≤ bound else tail(x)`` would give them: the centre's 68 % of N(0, 1)
-    inputs do not pay for the tail's exp and Mills ratio (gelu out= on 2^16 float64 elements, 1
-    thread, AMD EPYC: 17.1 ns per element with both on every element, 9.2 this way; ``values``
-    float64 then, ``rest`` as before). Returns whether it did (False, untouched, for a float64
-    member without ``apart`` or a non-contiguous layout)."""
+    """``block(xs, gs, ys, vjp, low, high, rest, values, wide, out) -> bool``: the member (or its
+    derivative: ``formula`` and the centre say which) of a block into ``ys`` (same size;
+    ``xs`` itself or apart from it: each place is read before it is written, and the others'
+    values are kept aside first), times ``gs`` with ``vjp`` (``ys`` apart from ``gs`` then),
+    as the element loop's ``g·f′`` in the working float, rounded once. float32: the centre
+    16 lanes at a time; the other elements compressed out by it (their places into ``rest``,
+    uint32, 16 more than the block's size, their values into ``values``, float32, as many),
+    put through ``formula`` (the member's float32 formula) and the registry's conventions
+    (``low``, ``high``: the limits at ∓inf) in one vectorised loop, exactly as the element
+    loop would, and scattered back. 16-bit floats (raw bits): widened into ``wide``, that
+    done into ``out`` (float32, the block's size each), then rounded back once, so that they
+    get the float32 path's values rounded, on every host. float64, for a member with ``apart
+    = (centre, tail, bound)`` (gelu): ``centre`` on every element, then the elements with
+    ``|x| > bound`` (and NaN) compacted, put through ``tail`` in one vectorised loop and
+    scattered back, as the element loop's ``centre(x) if |x| ≤ bound else tail(x)`` would
+    give them: the centre's 68 % of N(0, 1) inputs do not pay for the tail's exp and Mills
+    ratio (gelu out= on 2^16 float64 elements, 1 thread, AMD EPYC: 17.1 ns per element with
+    both on every element, 9.2 this way; ``values`` float64 then, ``rest`` as before).
+    Returns whether it did (False, untouched, for a float64 member without ``apart`` or a
+    non-contiguous layout)."""
 
-    def block(
-        xs: Any, ys: Any, low: Any, high: Any, rest: Any, values: Any, wide: Any, out: Any
-    ) -> bool:
-        raise NotImplementedError("only for use inside Numba kernels")
-
-    block.__name__ = block.__qualname__ = name
+    block = _block_stub(name)
 
     @overload(block, jit_options=INLINE_OPTIONS)
-    def _block(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
+    def _block(xs, gs, ys, vjp, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
         contiguous = isinstance(xs, types.Array) and xs.layout == ys.layout == "C"
         raw = contiguous and isinstance(xs.dtype, types.Integer) and xs.dtype.bitwidth == 16
         if raw and xs.dtype == ys.dtype:
 
-            def halves(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
+            def halves(xs, gs, ys, vjp, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
                 m = xs.size
                 for j in range(m):
                     wide[j] = widen(xs[j])
-                block(wide[:m], out[:m], low, high, rest, values, wide, out)
-                for j in range(m):
-                    ys[j] = narrow(out[j], xs[j])
+                block(wide[:m], wide[:m], out[:m], False, low, high, rest, values, wide, out)
+                if vjp:
+                    for j in range(m):
+                        ys[j] = narrow(widen(gs[j]) * out[j], xs[j])
+                else:
+                    for j in range(m):
+                        ys[j] = narrow(out[j], xs[j])
                 return True
 
             return halves
         if apart is not None and contiguous and xs.dtype == ys.dtype == types.float64:
             inner, _, bound = apart
 
-            def split(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
+            def split(xs, gs, ys, vjp, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
                 m = xs.size
                 count = 0
                 for j in range(m):  # (without a branch: the places of the others, in order)
@@ -317,19 +318,25 @@ def _centre_block(centre: Any, formula: Any, name: str, apart: Any = None) -> An
                     v = xs[j]
                     ys[j] = conventions(v, inner(v), low, high)
                 others_64(ys, rest, values, count, low, high)
+                if vjp:
+                    for j in range(m):
+                        ys[j] = gs[j] * ys[j]
                 return True
 
             return split
         if not (contiguous and xs.dtype == ys.dtype == types.float32):
-            return lambda xs, ys, low, high, rest, values, wide, out: False
+            return lambda xs, gs, ys, vjp, low, high, rest, values, wide, out: False
 
-        def impl(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
+        def impl(xs, gs, ys, vjp, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
             m = xs.size
             count = 0
             for i in range(0, m, LANES):
                 often = count * 64 > i  # (more than 1 in 64 so far)
                 count += centre(xs, i, min(LANES, m - i), ys, rest, values, count, often)
             others_32(ys, rest, values, count, low, high)
+            if vjp:
+                for j in range(m):
+                    ys[j] = gs[j] * ys[j]
             return True
 
         return impl
@@ -362,17 +369,35 @@ def _others(formula: Any, lanes: int) -> Any:
     return others
 
 
-def no_centre_block(
-    xs: Any, ys: Any, low: Any, high: Any, rest: Any, values: Any, wide: Any, out: Any
-) -> bool:
-    """The block function of a member and op without a centre table: does nothing, returns
-    False."""
-    raise NotImplementedError("only for use inside Numba kernels")
+def _block_stub(name: str) -> Any:
+    """A block function's Python stub, ``name(xs, gs, ys, vjp, low, high, rest, values, wide,
+    out) -> bool``, for an ``overload`` to give its Numba implementation."""
+
+    def block(
+        xs: Any,
+        gs: Any,
+        ys: Any,
+        vjp: bool,
+        low: Any,
+        high: Any,
+        rest: Any,
+        values: Any,
+        wide: Any,
+        out: Any,
+    ) -> bool:
+        raise NotImplementedError("only for use inside Numba kernels")
+
+    block.__name__ = block.__qualname__ = name
+    return block
+
+
+# the block function of a member and op without a centre table: does nothing, returns False
+no_centre_block = _block_stub("no_centre_block")
 
 
 @overload(no_centre_block, jit_options=INLINE_OPTIONS)
-def _no_centre_block(xs, ys, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
-    return lambda xs, ys, low, high, rest, values, wide, out: False
+def _no_centre_block(xs, gs, ys, vjp, low, high, rest, values, wide, out):  # type: ignore[no-untyped-def]
+    return lambda xs, gs, ys, vjp, low, high, rest, values, wide, out: False
 
 
 gelu_forward_block = _centre_block(
