@@ -105,6 +105,13 @@ def test_small_calls_take_the_ufunc_and_keep_relukits_results(dtype, monkeypatch
         function(x, out=np.empty(x.size, np.float16))
     with pytest.raises(UserValueError, match="out has shape"):
         function(x, out=np.empty((2, x.size), dtype))
+    read_only = np.full_like(x, 7.0)
+    read_only.flags.writeable = False
+    with pytest.raises(UserValueError, match="out is a read-only array"):
+        function(x, out=read_only)  # (NumPy's ufunc refuses it, then relukit's check says so)
+    assert np.all(read_only == 7.0)
+    strided = np.empty(2 * x.size, dtype)[::2]  # (the ufunc's loop goes through copies)
+    assert function(x, out=strided) is strided and np.array_equal(bits(strided), bits(want))
     z = x.copy()
     assert function(z, out=z) is z and np.array_equal(bits(z), bits(want))
     scalar = function(np.asarray(x[10]))  # 0-d: not the ufunc (it would return a scalar)

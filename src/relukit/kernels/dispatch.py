@@ -143,30 +143,31 @@ def elementwise_method(op: str, doc: str) -> Any:
                 host = _cpu.host
                 # one thread, no streaming: host.whole, inline (its call costs 0.06 µs)
                 small = (
-                    host.GRAIN_LINEAR is None
-                    and host.GRAIN_SMOOTH is None
-                    and (
-                        x.size < host.WHOLE_BELOW[calls.linear]
-                        or host.alone(x.nbytes, calls.linear)
-                    )
-                )
+                    x.size < host.WHOLE_BELOW[calls.linear] or host.alone(x.nbytes, calls.linear)
+                ) and (host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None)
                 # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C (and
                 # its allocation, below the huge pages'); in place, the kernel below (NumPy's
                 # call is slower at n = 1)
-                if small and out is not x and x.ndim and (out is not None or x.nbytes < HUGE_BYTES):
+                if small and out is not x and x.ndim:
                     ufunc = calls.ufuncs.get(op)
                     if ufunc is None:
                         ufunc = calls.ufunc(op)
                     if ufunc is not False:
                         if out is None:
-                            return ufunc(x)
-                        if (
+                            if x.nbytes < HUGE_BYTES:
+                                return ufunc(x)
+                        elif (
                             type(out) is np.ndarray
                             and out.dtype is x.dtype
                             and out.shape == x.shape
-                            and out.flags.carray
-                        ):  # (NumPy copies what overlaps)
-                            return ufunc(x, out)
+                        ):
+                            # (NumPy copies what overlaps and takes any strides, through the
+                            # loop's contiguous copies: the same bits; a read-only out raises
+                            # in NumPy, and then the general path raises relukit's error)
+                            try:
+                                return ufunc(x, out)
+                            except ValueError:
+                                pass
                 if out is None:
                     if x.nbytes < HUGE_BYTES:
                         y = np.empty(x.shape, x.dtype)
