@@ -71,10 +71,16 @@ def centre_calls(name: str, often: int = 0):
 
 
 def sample(end: float) -> np.ndarray:
+    from relukit.family.numerics import ZEROS
+
     rng = np.random.default_rng(7)
     edges = np.arange(0, 33) * (end / 32)  # every row's ends, and just inside them
+    # ±64 float32 around the zeros of gelu′ and silu′ (the derivative tables' rows there)
+    steps = np.arange(-64, 65, dtype=np.int32)
+    near = [(np.float32(-ZEROS[m][0]).view(np.int32) + steps).view(np.float32)
+            for m in ("gelu", "silu")]  # fmt: skip
     values = np.concatenate([
-        edges, np.nextafter(edges.astype(np.float32), np.float32(0)),
+        edges, np.nextafter(edges.astype(np.float32), np.float32(0)), *near,
         rng.uniform(-1.1 * end, 1.1 * end, 4000),
         [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan],
     ]).astype(np.float32)  # fmt: skip

@@ -13,7 +13,8 @@
 ``rectifiers``    the piecewise-linear members' formulas (``leaky_relu_f``, ``prelu_f``, …)
 ``smooth``        the smooth members' and exponential units' formulas (``gelu_f``, ``elu_d``, …)
 ``vector32``      float32 formulas as 16-lane LLVM vectors with a table row per lane (the
-                  centres of gelu, |x| < 4, and of silu and sigmoid, |x| < 16)
+                  centres of gelu and gelu′, |x| < 4, and of silu, sigmoid and silu′,
+                  |x| < 16)
 ``mathlib``       the float64 math library of the float32 kernels (exp, expm1, log1p, tanh, Φ)
                   and its choice against the C library's for float64 inputs; ``fits`` its
                   fitted constants

@@ -647,11 +647,11 @@ def centre_table(name: str) -> tuple[tuple[tuple[float, ...], ...], float]:
     for j in range(rows_count):
         low, high = j * step, (j + 1) * step
         candidates = [_table_centre(f, (j + 0.5) * step)]
-        if root is not None and root / 2 <= low and high <= 2 * root:
+        c = float(f32(root)) if root is not None else 0.0
+        if root is not None and c / 2 <= low and high <= 2 * c:
             # near where F changes sign, p₀ + t·P(t) about the middle cancels (F small, t·P
             # not); about the zero's float32 c (a − c exact: Sterbenz) it is (t − δ)·G(t),
             # δ = r − c, with |t| ≥ 2|δ| or t = 0: no more than a factor 2
-            c = float(f32(root))
             candidates.append((c, float(f32(float(f(mp.mpf(c)))))))
         best = None
         for c, p0 in candidates:
@@ -659,8 +659,8 @@ def centre_table(name: str) -> tuple[tuple[tuple[float, ...], ...], float]:
             # (a float32 a gives t = 0 or |t| at least half c's spacing: none between)
             t = t[np.abs(t) >= float(np.spacing(f32(c))) / 2]
             target = _values(lambda u, c=c: f(mp.mpf(c) + u), t)
-            exact = float(f(mp.mpf(c)) - p0)  # p₀'s own rounding (at t = 0 the result is p₀)
-            # relative to |F|, or to |t·P| where that is larger (F(c) ≈ −δ·G(0), only rounded)
+            # relative to |F|, or to |t·P| where that is larger (F(c) ≈ −δ·G(0), only
+            # rounded: its rounding counts, except at t = 0, where the result is p₀ itself)
             weight = 1 / np.maximum(np.abs(target), np.abs(target - p0))
             fixed = [p0]
             remainder = 0.0  # of p₁, in a paired table
@@ -671,7 +671,7 @@ def centre_table(name: str) -> tuple[tuple[tuple[float, ...], ...], float]:
                 if k == 1 and name in CENTRE_PAIRED:
                     remainder = float(f32(coefficient - fixed[1]))
             value = sum(fixed[i] * t**i for i in range(degree + 1)) + remainder * t
-            error = float(np.max(np.abs(value + exact - target) * weight))
+            error = float(np.max(np.abs(value - target) * weight))
             cancellation = float(np.max(np.abs(value - p0) / np.abs(target)))
             if best is None or cancellation < best[0]:
                 paired = (remainder,) if name in CENTRE_PAIRED else ()

@@ -21,8 +21,8 @@ so that they are bit-exact to the reference path (and PyTorch) in every dtype. T
 members and the exponential units round once from a value computed to better than the
 result's dtype: float64 inputs in double-double (:mod:`relukit.kernels.cpu.math64`), float32
 and 16-bit inputs in float32 pairs (:mod:`relukit.kernels.cpu.math32`; gelu in float64).
-float32 gelu, silu and sigmoid take a table of float32 polynomials on their centre, 16 lanes at
-a time (:mod:`relukit.kernels.cpu.vector32`).
+float32 gelu, silu and sigmoid and the derivatives of gelu and silu take a table of float32
+polynomials on their centre, 16 lanes at a time (:mod:`relukit.kernels.cpu.vector32`).
 The float32 results are within 2 ulp of the true value, 16-bit ones within 1 (see
 ``benchmarks/RESULTS.md``, Accuracy).
 Afterwards the registry's conventions are applied: the limits at ±inf (``p[4]``, ``p[5]``; NaN
@@ -190,6 +190,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     derivative = op == DERIVATIVE
     smooth = member in WIDE
     centre = (member, op) in CENTRE_BLOCKS  # (float32: 16 lanes, a table row each)
+    wide_block = (member, op) == (GELU, FORWARD)  # (the one block that takes float64 too)
     centre_block = CENTRE_BLOCKS[member, op] if centre else no_centre_block
 
     @cached_kernel
@@ -224,7 +225,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
         # the centre's scratch in one allocation, of the working float: the places and values
         # of the others (a vector more than a block), and 16-bit blocks widened and done
-        room = SMOOTH_BLOCK + LANES if centre else 1
+        room = SMOOTH_BLOCK + LANES if centre and (wide_block or x.itemsize < 8) else 1
         space = scratch(x, 4 * room)
         rest = space[:room].view(np.uint32)
         values = space[room : 2 * room]

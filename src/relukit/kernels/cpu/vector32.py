@@ -10,16 +10,18 @@ takes from the table by its row ``⌊a/w⌋``. With AVX-512 a lookup is one two-
 (``vpermi2ps``: 32 float32 entries in two registers); elsewhere it is an element read per lane,
 with the same arithmetic, so the same bits, only slower.
 
-That is about twenty vector operations per 16 elements, against some forty for gelu's tails
+That is about twenty vector operations per 16 elements, against some forty for the formulas
+the elements off the centre (and NaN, ±inf) keep: gelu's tails
 (:func:`relukit.kernels.cpu.math32.gelu_f32`, an exp with its argument's large terms cancelled
-exactly) and the float32 pairs of silu and sigmoid
-(:func:`~relukit.kernels.cpu.math32.times_sigmoid`); gelu′ and silu′ on 2^16 float32 elements
-of N(0, 1), 1 thread, AMD EPYC: 2.51 → 0.44 and 1.81 → 0.52 ns per element (PyTorch's
-backward 1.05 and 0.55). Those stay for the elements outside the
-centre (and NaN, ±inf), which the centre compresses out of each vector, places and values, and
-which are then computed together in whole vectors. Which formula an element takes depends on
-its own value alone. gelu's float64 block, kept beside them, splits its centre and tails the
-same way without a table (:func:`_centre_block`).
+exactly), the float32 pairs of silu and sigmoid
+(:func:`~relukit.kernels.cpu.math32.times_sigmoid`) and the tails of gelu′ and silu′
+(:func:`~relukit.kernels.cpu.math32.gelu_d32`, :func:`~relukit.kernels.cpu.math32.silu_d32`).
+The centre compresses those elements out of each vector, places and values, and they are then
+computed together in whole vectors. Which formula an element takes depends on its own value
+alone. gelu′ and silu′ on 2^16 float32 elements of N(0, 1), 1 thread, AMD EPYC: 2.51 → 0.44
+and 1.81 → 0.52 ns per element with their tables (PyTorch's backward 1.05 and 0.55). gelu's
+float64 block, kept beside them, splits its centre and tails the same way without a table
+(:func:`_centre_block`).
 """
 
 from __future__ import annotations
@@ -136,7 +138,9 @@ def _centre_16(table: str, times_x: bool) -> Any:
     ``F(−a) = p₀ + t·P(t)`` from the lane's row; ``x·F(x)`` is ``x·p₀ + x·(t·P)`` for
     ``x < 0`` and ``x·q_hi + x·(q_lo − t·P)`` above (``q_hi + q_lo = 1 − p₀`` exactly, from
     two subtractions), each with its large term rounded once in a fused multiply-add (±0 kept:
-    the side is the sign bit's); ``F(x)`` is ``p₀ + t·P`` and ``q_hi + (q_lo − t·P)``.
+    the side is the sign bit's); ``F(x)`` is ``p₀ + t·P`` and ``q_hi + (q_lo − t·P)``, in a
+    paired table (:data:`~relukit.kernels.cpu.fits32.CENTRE_PAIRED`, the derivatives) with
+    ``t·p₁′`` (p₁'s remainder) added to ``p₀`` and taken from ``q_lo`` first.
     ``y`` must not overlap ``x`` except in the same places."""
     rows_table = CENTRE_TABLES[table]
     step, count_rows, degree = CENTRE_SHAPES[table]
@@ -204,7 +208,7 @@ def _centre_16(table: str, times_x: bool) -> Any:
             # the left side by the sign bit: −0 then gives −0 (x·p₀ + x·(t·P), t·P > 0)
             left = builder.icmp_signed("<", builder.bitcast(v, VI), ir.Constant(VI, None))
             p0 = _lookup(builder, column(1), rows)
-            # q = 1 − p₀ as a pair, exact: q_hi rounded, q_lo its error (1 ≥ p₀: Fast2Sum)
+            # q = 1 − p₀ as a pair, exact: q_hi rounded, q_lo its error (|p₀| ≤ 1: Fast2Sum)
             one = _splat_f(1.0)
             q_hi = builder.fsub(one, p0)
             q_lo = builder.fsub(builder.fsub(one, q_hi), p0)
