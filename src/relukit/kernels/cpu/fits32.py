@@ -647,12 +647,12 @@ def centre_table(name: str) -> tuple[tuple[tuple[float, ...], ...], float]:
     for j in range(rows_count):
         low, high = j * step, (j + 1) * step
         candidates = [_table_centre(f, (j + 0.5) * step)]
-        c = float(f32(root)) if root is not None else 0.0
-        if root is not None and c / 2 <= low and high <= 2 * c:
+        at_zero = float(f32(root)) if root is not None else 0.0
+        if root is not None and at_zero / 2 <= low and high <= 2 * at_zero:
             # near where F changes sign, p₀ + t·P(t) about the middle cancels (F small, t·P
             # not); about the zero's float32 c (a − c exact: Sterbenz) it is (t − δ)·G(t),
             # δ = r − c, with |t| ≥ 2|δ| or t = 0: no more than a factor 2
-            candidates.append((c, float(f32(float(f(mp.mpf(c)))))))
+            candidates.append((at_zero, float(f32(float(f(mp.mpf(at_zero)))))))
         best = None
         for c, p0 in candidates:
             t = _nodes(low - c, high - c, 400)

@@ -323,8 +323,7 @@ def _centre_block(centre: Any, formula: Any, name: str, apart: Any = None) -> An
                     ys[j] = conventions(v, inner(v), low, high)
                 others_64(ys, rest, values, count, low, high)
                 if vjp:
-                    for j in range(m):
-                        ys[j] = gs[j] * ys[j]
+                    _times_g(ys, gs)
                 return True
 
             return split
@@ -339,8 +338,7 @@ def _centre_block(centre: Any, formula: Any, name: str, apart: Any = None) -> An
                 count += centre(xs, i, min(LANES, m - i), ys, rest, values, count, often)
             others_32(ys, rest, values, count, low, high)
             if vjp:
-                for j in range(m):
-                    ys[j] = gs[j] * ys[j]
+                _times_g(ys, gs)
             return True
 
         return impl
@@ -348,6 +346,13 @@ def _centre_block(centre: Any, formula: Any, name: str, apart: Any = None) -> An
     others_32 = _others(formula, LANES)
     others_64 = _others(apart[1], 8) if apart is not None else None
     return block
+
+
+@jit
+def _times_g(ys: Any, gs: Any) -> None:
+    """``ys ← g·ys`` in the working float: a block's vjp, as the element loop forms ``g·f′``."""
+    for j in range(ys.size):
+        ys[j] = gs[j] * ys[j]
 
 
 def _others(formula: Any, lanes: int) -> Any:
