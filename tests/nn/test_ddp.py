@@ -4,9 +4,6 @@ the memory modes: GELU keeping its output, SiLU 3 bits)."""
 
 from __future__ import annotations
 
-import os
-import socket
-
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -57,11 +54,11 @@ def train(net: nn.Module, rank: int, world: int) -> None:
         optimizer.step()
 
 
-def worker(rank: int, port: int, path: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
+def worker(rank: int, store: str, path: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    # rendezvous through a file, not a TCP port: a port found free and then released could be
+    # taken by another process before the store bound it (EADDRINUSE, seen once in CI)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
     try:
         net = model()
         train(DistributedDataParallel(net), rank, WORLD)
@@ -75,15 +72,9 @@ def worker(rank: int, port: int, path: str) -> None:
         dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_two_processes_match_single_process_training(tmp_path):
     path = str(tmp_path / "ddp.pt")
-    mp.spawn(worker, args=(free_port(), path), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(str(tmp_path / "store"), path), nprocs=WORLD, join=True)
     distributed = torch.load(path)
 
     single = model()
