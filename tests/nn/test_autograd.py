@@ -4,6 +4,7 @@ gradcheck in float64, double backward, in-place semantics and autocast."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -97,6 +98,24 @@ def test_piecewise_linear_matches_torch_bit_for_bit(torch_cls, relukit_cls, kwar
     y1, gx1, _ = run(ours, x, g)
     assert identical(y1, y0)
     assert identical(gx1, gx0)
+
+
+@pytest.mark.parametrize("dtype", [*DTYPES, torch.float16], ids=str)
+@pytest.mark.parametrize("lower_upper", [(1 / 8, 1 / 3), (0.1, 0.3), (0.0, 0.0), (0.3, 1.7)])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_rrelu_eval_below_native_below_is_torchs_bit_for_bit(dtype, lower_upper, inplace):
+    # below native_below the module and the function run leaky_relu with the mean slope,
+    # which is what F.rrelu runs outside training (without its unused noise tensor)
+    x, g = inputs(dtype), grads(dtype, (64, 64))
+    rn.set_native_below(1 << 30)
+    theirs = nn.RReLU(*lower_upper, inplace=inplace).eval()
+    y0, gx0, _ = run(theirs, x, g)
+    ours = rn.RReLU(*lower_upper, inplace=inplace).eval()
+    functional = partial(rf.rrelu, lower=lower_upper[0], upper=lower_upper[1], inplace=inplace)
+    for path in (ours, functional):
+        y1, gx1, _ = run(path, x, g)
+        assert identical(y1, y0)
+        assert identical(gx1, gx0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -469,7 +469,7 @@ def rrelu(
             "rrelu",
             {"lower": lower, "upper": upper, "training": False},
             inplace,
-            lambda: F.rrelu(input, lower, upper, False, inplace),
+            lambda: rrelu_eval_native(input, lower, upper, inplace),
         )
     grad = needs_grad(input)
     if generator is None and (not grad or below_native(input, slopes=True)):
@@ -478,6 +478,13 @@ def rrelu(
         return rrelu_op.forward_inplace(input, lower, upper, generator, where)
     y = rrelu_op.forward(input, lower, upper, generator)
     return input.copy_(y) if inplace else y
+
+
+def rrelu_eval_native(input: Tensor, lower: float, upper: float, inplace: bool) -> Tensor:
+    """PyTorch's RReLU outside training, bit for bit: ``F.leaky_relu`` with slope
+    (lower + upper)/2 in double, which is what ``F.rrelu(training=False)`` runs (its forward
+    and backward are leaky_relu's) after allocating a noise tensor it does not use."""
+    return F.leaky_relu(input, (lower + upper) / 2, inplace)
 
 
 def rrelu_(

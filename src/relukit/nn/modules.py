@@ -215,8 +215,11 @@ class RReLU(Module, nn.RReLU):
         self.generator = generator
 
     def forward(self, input: Tensor) -> Tensor:
-        if self.generator is None and native(input, self.training):
-            return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+        if not self.training:
+            if native(input):
+                return rf.rrelu_eval_native(input, self.lower, self.upper, self.inplace)
+        elif self.generator is None and native(input, True):
+            return F.rrelu(input, self.lower, self.upper, True, self.inplace)
         return rf.rrelu(
             input, self.lower, self.upper, self.training, self.inplace, generator=self.generator
         )
