@@ -272,35 +272,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-_handoff: dict[bool, float] = {}
-
-
-def handoff_seconds(asleep: bool = False) -> float:
-    """What handing a task to the pool and waiting for it costs on this machine, measured once
-    (the best of 30 rounds of two empty tasks, less the cost of running both on the calling
-    thread): what a chunk must outweigh for a split to pay. ``asleep``: to a worker that has
-    gone to sleep (best of 5, each after a pause longer than :data:`SPIN_SECONDS`), which costs
-    the caller a wake-up."""
-    if asleep not in _handoff:
-
-        def nothing() -> None:
-            return None
-
-        best = float("inf")
-        for _ in range(5 if asleep else 30):
-            if asleep:
-                time.sleep(3 * SPIN_SECONDS)
-            start = time.perf_counter()
-            run_all([nothing, nothing])
-            split = time.perf_counter() - start
-            start = time.perf_counter()
-            nothing()
-            nothing()
-            best = min(best, split - (time.perf_counter() - start))
-        _handoff[asleep] = max(best, 1e-6)
-    return _handoff[asleep]
-
-
 def run_all(tasks: Sequence[Callable[[], Any]], wake: bool = True) -> None:
     """Run ``tasks`` on up to :func:`get_num_threads` threads: the calling thread and pool
     workers take them one at a time until none is left, so a worker that wakes late, or shares

@@ -114,19 +114,19 @@ def test_on_one_thread_a_call_runs_whole_wherever_it_does_not_stream(
     from relukit.kernels.cpu import host
 
     monkeypatch.setattr(host, "STREAM_BYTES", 1 << 24)
-    monkeypatch.setattr(host, "WHOLE_BELOW", [8192, 8192])
+    monkeypatch.setattr(host, "WHOLE_BELOW", [8192, 8192, 8192])
     big = 1 << 22  # elements, above WHOLE_BELOW
     with threads.limit(1):
-        assert host.whole(big, 4 * big - 4, linear=True)  # below the streaming threshold
-        assert not host.whole(big, 4 * big, linear=True)  # streamed: the planned path
-        assert host.whole(big, 1 << 30, linear=False)  # smooth members never stream
+        assert host.whole(big, 4 * big - 4, host.LINEAR)  # below the streaming threshold
+        assert not host.whole(big, 4 * big, host.LINEAR)  # streamed: the planned path
+        assert host.whole(big, 1 << 30, host.SMOOTH)  # smooth members never stream
     with threads.limit(2):
-        assert host.whole(100, 400, linear=True)
-        assert not host.whole(big, 4 * big - 4, linear=True)
-        assert not host.whole(big, 4 * big - 4, linear=False)
+        assert host.whole(100, 400, host.LINEAR)
+        assert not host.whole(big, 4 * big - 4, host.LINEAR)
+        assert not host.whole(big, 4 * big - 4, host.SMOOTH)
     monkeypatch.setattr(host, "GRAIN_LINEAR", 4096)
     with threads.limit(1):
-        assert not host.whole(100, 400, linear=True)  # a pinned grain plans every call
+        assert not host.whole(100, 400, host.LINEAR)  # a pinned grain plans every call
 
 
 def test_a_one_thread_call_past_whole_below_takes_no_planned_path(
@@ -141,7 +141,7 @@ def test_a_one_thread_call_past_whole_below_takes_no_planned_path(
     x = np.random.default_rng(1).standard_normal(1 << 16).astype(np.float32)
     expected = np.maximum(x, 0)
     _, mask = relu.forward_with_mask(x)  # (on 2 threads: measures the grain, sets WHOLE_BELOW)
-    monkeypatch.setattr(host, "WHOLE_BELOW", [8192, 8192])
+    monkeypatch.setattr(host, "WHOLE_BELOW", [8192, 8192, 8192])
 
     def planned(*args: object, **kwargs: object) -> None:
         raise AssertionError("planned a call that runs whole")

@@ -249,9 +249,9 @@ each 64-element word's are written as it comes (:mod:`relukit.kernels.cpu.slopes
 def _pieces(n: int) -> list[tuple[int, int]]:
     """The chunks one call splits into on relukit's threads (multiples of 64 elements). The
     fused kernels take 0.4-2 ns an element, as the smooth members' do, not a copy's 0.1: they
-    split at the grain measured for those (about 2^15 elements here), so that calls from
-    :data:`relukit.nn.functional.NATIVE_SLOPES` elements up use every thread, as PyTorch's
-    operations do."""
+    split at the grain measured for those in float32 (:data:`~relukit.kernels.cpu.host.SMOOTH`),
+    so that calls from :data:`relukit.nn.functional.NATIVE_SLOPES` elements up use every
+    thread, as PyTorch's operations do."""
     from relukit.kernels.cpu.host import _chunks
 
     return _chunks(n, False)

@@ -87,14 +87,20 @@ FRESH_BYTES = 1 << 25
 # A call splits into threads only when each gets at least a grain of elements, chosen by
 # :func:`grain` from measurement on this machine; these pin it instead (None: measure).
 GRAIN_LINEAR: int | None = None  # piecewise-linear members, the mask path, copies
-GRAIN_SMOOTH: int | None = None  # members that call exp/erf/tanh
+GRAIN_SMOOTH: int | None = None  # members that call exp/erf/tanh (SMOOTH and SMOOTH_WIDE)
 GRAIN_BOUNDS = (1 << 12, 1 << 22)
 SMALL = 2 * GRAIN_BOUNDS[0]  # below: one thread and no streaming stores, whatever is measured
-# Below WHOLE_BELOW[linear] elements (smooth members, piecewise-linear ones and the mask path)
-# a call runs whole on the calling thread, unstreamed, whatever the thread count: SMALL, and
-# twice the grain once :func:`grain` has measured it (at most what streams). A call there costs
-# the kernel's time and the entry point's, without asking the thread count (0.15-0.4 µs).
-WHOLE_BELOW = [SMALL, SMALL]
+# What an element costs, by class (:func:`cost_class`): the grain is measured for each. A smooth
+# member's float64 kernel takes 4-9x its float32 one (1 thread, 2^14 elements in cache, Xeon:
+# sigmoid 0.68 / 3.56 ns, gelu 0.79 / 6.1, softplus 1.29 / 11.9), so one grain for both would
+# split float32 calls that the hand-off makes slower, or keep float64 ones whole that a split
+# would halve. ``False`` and ``True`` stand for SMOOTH and LINEAR.
+SMOOTH, LINEAR, SMOOTH_WIDE = 0, 1, 2
+# Below WHOLE_BELOW[cost] elements a call runs whole on the calling thread, unstreamed,
+# whatever the thread count: SMALL, and twice the grain once :func:`grain` has measured it (at
+# most what streams). A call there costs the kernel's time and the entry point's, without
+# asking the thread count (0.15-0.4 µs).
+WHOLE_BELOW = [SMALL, SMALL, SMALL]
 ALIGN = 64  # chunk boundaries: one mask word at one bit per element
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))  # + bfloat16
@@ -404,24 +410,24 @@ competing with it: one contiguous chunk per thread. Four each cost up to a third
 1.02-1.21x; 2^17, 2^18 and 2^22 within ±5 %)."""
 
 
-def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
+def _chunks(n: int, cost: int) -> list[tuple[int, int]]:
     """``[0, n)`` in chunks for the pool: up to :data:`PIECES` per thread (:data:`PIECES_TEAM` on
-    the OpenMP team), each at least a
-    :func:`grain` (of a ``linear`` member or not) and starting at a multiple of 64 elements.
-    Remembered per size and thread count (the list is shared: callers do not change it)."""
-    pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
-    known = _measured.get((linear, False), GRAIN_BOUNDS[0]) if pinned is None else pinned
+    the OpenMP team), each at least a :func:`grain` (of the ``cost`` class) and starting at a
+    multiple of 64 elements. Remembered per size and thread count (the list is shared: callers
+    do not change it)."""
+    pinned = _pinned(cost)
+    known = _measured.get((cost, False), GRAIN_BOUNDS[0]) if pinned is None else pinned
     if n < 2 * known:  # (without asking for the thread count: a small call's cost)
         return [(0, n)]
     count = threads.get_num_threads()
     if count == 1:
         return [(0, n)]
     pieces = PIECES_TEAM if team.available() else PIECES  # (the team comes with torch)
-    key = (n, linear, count, pinned, pieces)
+    key = (n, cost, count, pinned, pieces)
     found = _split.get(key)
     if found is not None:
         return found
-    size = grain(linear) if count > 1 else n
+    size = grain(cost) if count > 1 else n
     if n < 2 * size:
         chunks = [(0, n)]
     else:
@@ -438,7 +444,7 @@ def _chunks(n: int, linear: bool) -> list[tuple[int, int]]:
     return chunks
 
 
-_split: dict[tuple[int, bool, int, int | None, int], list[tuple[int, int]]] = {}
+_split: dict[tuple[int, int, int, int | None, int], list[tuple[int, int]]] = {}
 _bounds: dict[int, tuple[list[tuple[int, int]], np.ndarray, int]] = {}
 
 
@@ -475,47 +481,54 @@ def _linear(member: int) -> bool:
     return member not in _module().WIDE
 
 
-_measured: dict[tuple[bool, bool], int] = {}
+_measured: dict[tuple[int, bool], int] = {}
 
 
-def grain(linear: bool, asleep: bool = False) -> int:
-    """The fewest elements per thread worth a split, for piecewise-linear (``linear``) or smooth
-    members: ``2·H/t``, with H what handing a chunk to the OpenMP team and waiting costs
-    (:func:`_team_handoff`, where the team is there when first asked; else to the pool,
-    :func:`relukit.threads.handoff_seconds`) and t a kernel's time per element in cache
-    (relu's derivative on float32; exp, the cheapest of the smooth members' functions), both
-    measured once per process on this machine, so a split gains at least a quarter of the
-    time. ``asleep``: the grain worth waking a worker that has gone to sleep (H of a wake-up,
-    some 40-140 µs in a virtual machine against 3-5 µs awake; t of a piecewise-linear member
-    out of cache, 2^20 elements, as the calls that large are). Within :data:`GRAIN_BOUNDS`, a
-    multiple of 64. :data:`GRAIN_LINEAR` / :data:`GRAIN_SMOOTH` pin it."""
-    pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
+def cost_class(linear: bool, itemsize: int) -> int:
+    """The class of a kernel's cost per element: :data:`LINEAR` for a piecewise-linear member
+    (and the mask path), else :data:`SMOOTH_WIDE` in float64 and :data:`SMOOTH` below."""
+    if linear:
+        return LINEAR
+    return SMOOTH_WIDE if itemsize == 8 else SMOOTH
+
+
+def _pinned(cost: int) -> int | None:
+    return GRAIN_LINEAR if cost == LINEAR else GRAIN_SMOOTH
+
+
+def grain(cost: int, asleep: bool = False) -> int:
+    """The fewest elements per thread worth a split, for a kernel of the ``cost`` class
+    (:func:`cost_class`): ``2·H/t``, with H what splitting a call in two costs beyond half
+    its work (:func:`_handoff`) and t the class's time per element in cache
+    (:func:`_per_element`), both measured once per process on this machine, so a split gains
+    at least a quarter of the time. ``asleep``: the grain worth waking a pool worker that has
+    gone to sleep (H of a wake-up; for :data:`LINEAR`, t out of cache, 2^20 elements, as the
+    calls that large are). Within :data:`GRAIN_BOUNDS`, a multiple of 64. Asked only for a
+    call on more than one thread. :data:`GRAIN_LINEAR` / :data:`GRAIN_SMOOTH` pin it."""
+    pinned = _pinned(cost)
     if pinned is not None:
         return pinned
-    measured = _measured.get((linear, asleep))
+    measured = _measured.get((cost, asleep))
     if measured is None:
-        per_element = _per_element(linear, large=asleep)
-        on_team = not asleep and team.available()
-        handoff = _team_handoff() if on_team else threads.handoff_seconds(asleep)
-        elements = 2 * handoff / per_element
+        elements = 2 * _handoff(asleep) / _per_element(cost, large=asleep)
         low, high = GRAIN_BOUNDS
         measured = int(min(max(elements, low), high)) // ALIGN * ALIGN
-        _measured[linear, asleep] = measured
+        _measured[cost, asleep] = measured
         if not asleep:  # (_chunks splits nothing below 2·measured either)
-            WHOLE_BELOW[linear] = max(SMALL, min(2 * measured, STREAM_BYTES // 8))
+            WHOLE_BELOW[cost] = max(SMALL, min(2 * measured, STREAM_BYTES // 8))
     return measured
 
 
-def whole(n: int, nbytes: int, linear: bool) -> bool:
-    """Does a call of ``n`` elements (``nbytes`` of output) of a ``linear`` member (or the
-    mask path) or a smooth one run whole on the calling thread, without streaming stores: below
-    :data:`WHOLE_BELOW` whatever the thread count, and on one thread wherever it would not
-    stream (:func:`alone`). Such a call costs the kernel's time and its entry point's; the
-    others plan their chunks and streaming, some 1.1 µs of Python more (relu out= on 2^16
-    float32 elements, 1 thread, AMD EPYC: 7.2 µs against 6.1). Never while a grain is pinned."""
+def whole(n: int, nbytes: int, cost: int) -> bool:
+    """Does a call of ``n`` elements (``nbytes`` of output) of the ``cost`` class run whole on
+    the calling thread, without streaming stores: below :data:`WHOLE_BELOW` whatever the thread
+    count, and on one thread wherever it would not stream (:func:`alone`). Such a call costs
+    the kernel's time and its entry point's; the others plan their chunks and streaming, some
+    1.1 µs of Python more (relu out= on 2^16 float32 elements, 1 thread, AMD EPYC: 7.2 µs
+    against 6.1). Never while a grain is pinned."""
     if GRAIN_LINEAR is not None or GRAIN_SMOOTH is not None:
         return False
-    return n < WHOLE_BELOW[linear] or alone(nbytes, linear)
+    return n < WHOLE_BELOW[cost] or alone(nbytes, cost == LINEAR)
 
 
 def alone(nbytes: int, linear: bool) -> bool:
@@ -525,9 +538,23 @@ def alone(nbytes: int, linear: bool) -> bool:
     return (nbytes < STREAM_BYTES or not linear) and threads.get_num_threads() == 1
 
 
+def _handoff(asleep: bool = False) -> float:
+    """What splitting a call over two threads costs beyond half its work, measured once per
+    process: on the OpenMP team where one is there when first asked (:func:`_team_handoff`),
+    else (and with ``asleep``, a wake-up) on relukit's pool (:func:`_pool_handoff`)."""
+    on_team = not asleep and team.available()  # (the team comes with torch, maybe later)
+    found = _handoffs.get((asleep, on_team))
+    if found is None:
+        found = _team_handoff() if on_team else _pool_handoff(asleep)
+        _handoffs[asleep, on_team] = found
+    return found
+
+
+_handoffs: dict[tuple[bool, bool], float] = {}
+
+
 def _team_handoff() -> float:
-    """What splitting a call in two on the OpenMP team costs beyond half the call's work,
-    measured once per process: the best of 30 rounds of the copy kernel on 16,384 float32
+    """The team's hand-off: the best of 30 rounds of the copy kernel on 16,384 float32
     elements in cache, split in two as a kernel call is (its arguments described, the thread
     count asked, :func:`_spread` on the team), less half the time of one call on all of them.
     That counts the team's start and end and the Python of a split call. (A repeated call
@@ -536,8 +563,6 @@ def _team_handoff() -> float:
     threads, relu in place at 2^17 float32 elements ran as fast whole as split, and out= split
     only paid from 2^16, so a hand-off measured on the launch alone, 1.5 µs against about 3
     here, split calls from 38,000 elements that ran slower so.)"""
-    if _handoff:
-        return _handoff[0]
     kernel = _kernel("copy")
     n = 1 << 14
     x = np.zeros(n, dtype=np.float32)
@@ -549,7 +574,7 @@ def _team_handoff() -> float:
     def split() -> None:
         threads.get_num_threads()
         args = (Part(x), Part(y), False)
-        _spread(n, True, kernel, args, 4, kernel, chunks, kinds)
+        _spread(n, LINEAR, kernel, args, 4, kernel, chunks, kinds)
 
     split()  # (compiles the trampoline)
     kernel(x, y, False)
@@ -560,16 +585,48 @@ def _team_handoff() -> float:
         middle = time.perf_counter()
         kernel(x, y, False)
         best = min(best, (middle - start) - (time.perf_counter() - middle) / 2)
-    _handoff.append(max(best, 1e-7))
-    return _handoff[0]
+    return max(best, 1e-7)
 
 
-_handoff: list[float] = []
+def _pool_handoff(asleep: bool) -> float:
+    """The pool's hand-off: the median of 15 rounds (5 with ``asleep``, each after a pause that
+    puts the workers to sleep) of the exp kernel on 2^15 float64 elements in cache, some 90 µs
+    of work, in the chunks of a split call on 2 threads (:data:`PIECES` each, claimed one at a
+    time, each chunk's call taking the GIL), less half the time of one call on all of them in
+    the same round. The chunks must outlast a worker's start: split into two empty tasks, the
+    caller ran both before the worker came and the hand-off read 1.3 µs, where a split gelu
+    call on 2^14 float32 elements then took 49 µs against 11 whole (2-core Xeon VM). There,
+    measured this way, it is 40-90 µs: threads that take the GIL in turn wake each other."""
+    kernel = _kernel("function", _module().EXP)
+    n = 1 << 15
+    x = np.linspace(-1.0, 1.0, n)
+    y = np.empty_like(x)
+    parts = 2 * PIECES
+    bounds = [n * j // parts // ALIGN * ALIGN for j in range(parts + 1)]
+    args = (Part(x), Part(y))
+
+    def chunk(a: int, b: int) -> Callable[[], None]:
+        return lambda: kernel(*team.bind(args, a, b))
+
+    tasks = [chunk(a, b) for a, b in itertools.pairwise(bounds)]
+    with threads.limit(2):
+        threads.run_all(tasks)  # (starts the workers)
+        kernel(x, y)
+        rounds = []
+        for _ in range(5 if asleep else 15):
+            if asleep:
+                time.sleep(3 * threads.SPIN_SECONDS)
+            start = time.perf_counter()
+            threads.run_all(tasks)
+            middle = time.perf_counter()
+            kernel(x, y)
+            rounds.append((middle - start) - (time.perf_counter() - middle) / 2)
+    return max(float(np.median(rounds)), 1e-7)
 
 
 def _spread(
     n: int,
-    linear: bool,
+    cost: int,
     kernel: Any,
     args: tuple[Any, ...],
     itemsize: int = 4,
@@ -585,13 +642,13 @@ def _spread(
     bytes', so ``itemsize`` 8 halves it). ``chunks``: :func:`_chunks`, and ``kinds``:
     :func:`team.layout <relukit.kernels.cpu.team.layout>` of ``compiled`` and ``args``, if the
     caller has them."""
-    chunks = _chunks(n, linear) if chunks is None else chunks
+    chunks = _chunks(n, cost) if chunks is None else chunks
     if len(chunks) == 1:
         kernel(*team.bind(args, 0, n))
         return
-    pinned = GRAIN_LINEAR if linear else GRAIN_SMOOTH
-    scale = max(itemsize, 4) / 4 if linear else 1.0
-    wake = pinned is not None or n * scale >= 2 * grain(linear, asleep=True)
+    pinned = _pinned(cost)
+    scale = max(itemsize, 4) / 4 if cost == LINEAR else 1.0
+    wake = pinned is not None or n * scale >= 2 * grain(cost, asleep=True)
     run_chunks(kernel, args, chunks, compiled, wake, kinds=kinds)
 
 
@@ -634,28 +691,31 @@ def run_chunks(
     return [int(v) for v in values] if returns else []
 
 
-def _per_element(linear: bool, large: bool = False) -> float:
-    """Seconds per element of a representative kernel on 16,384 elements in cache, or
-    (``large``, piecewise-linear only) on 2^20 float32 elements, past the core's own caches
-    (best of 20)."""
+def _per_element(cost: int, large: bool = False) -> float:
+    """Seconds per element of the cost class's cheapest kernel on 16,384 elements in cache, or
+    (``large``, :data:`LINEAR` only) on 2^20 float32 elements, past the core's own caches (best
+    of 20): relu's derivative in float32 (:data:`LINEAR`), sigmoid in float32 (:data:`SMOOTH`:
+    the centre tables' cost) and exp in float64 (:data:`SMOOTH_WIDE`)."""
     k = _module()
+    linear = cost == LINEAR
     n = 1 << (20 if large and linear else 14)
-    if linear:
+    if cost == SMOOTH_WIDE:
+        x = np.linspace(-1.0, 1.0, n)
+        y = np.empty_like(x)
+        function = _kernel("function", k.EXP)
+
+        def once() -> None:
+            function(x, y)
+
+    else:
         x = np.linspace(-1.0, 1.0, n, dtype=np.float32)
         y = np.empty_like(x)
-        p = np.zeros(8, dtype=np.float32)
-        kernel = _kernel("map", k.RELU, k.DERIVATIVE, True)
+        p = np.zeros(8, dtype=np.float32 if linear else np.float64)  # (as plan gives it)
+        member, op = (k.RELU, k.DERIVATIVE) if linear else (k.SIGMOID, k.FORWARD)
+        kernel = _kernel("map", member, op, True)
 
         def once() -> None:
             kernel(x, x, x, y, p, 0, False, False)
-
-    else:
-        x = np.linspace(-1.0, 1.0, n)
-        y = np.empty_like(x)
-        kernel = _kernel("function", k.EXP)
-
-        def once() -> None:
-            kernel(x, y)
 
     once()
     best = float("inf")
@@ -740,7 +800,7 @@ def run(
     vjp = g is not None
 
     args = (Part(xr), Part(gr), aux, Part(yr), p, START, stream, vjp)
-    _spread(x.size, linear, kernel, args, xr.itemsize)
+    _spread(x.size, cost_class(linear, np.dtype(work).itemsize), kernel, args, xr.itemsize)
     if finish is not None:
         finish()
     return target.finish(y.reshape(x.shape, order=order))
@@ -853,6 +913,7 @@ class Calls:
         self.p = {"forward": forward.p, "derivative": derivative.p}
         self.codes_of = {"forward": k.FORWARD, "derivative": k.DERIVATIVE}
         self.linear = _linear(self.member)
+        self.cost = cost_class(self.linear, np.dtype(work).itemsize)
         # mask kernels that write from the registers in one pass (the others through a buffer)
         self.one_pass = self.member in k.ONE_PASS
         self.aux = np.zeros(1, dtype=work)
@@ -939,7 +1000,7 @@ class Calls:
         apart = y is not x and y is not g
         if self.raw is not None:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
-        if whole(n, y.nbytes, self.linear):
+        if whole(n, y.nbytes, self.cost):
             # one thread, no streaming: the cost of a small call is this and the kernel's
             if apart:
                 kernel, p = self.direct.get(op) or self.load(op, True)
@@ -952,14 +1013,14 @@ class Calls:
         direct = not stream and apart
         kernel, p = (self.direct if direct else self.buffered).get(op) or self.load(op, direct)
         aux = self.aux
-        chunks = _chunks(n, self.linear)
+        chunks = _chunks(n, self.cost)
         if len(chunks) == 1:
             kernel(x, g, aux, y, p, 0, stream, vjp)
             return
         key = ("map", op, direct, stream, vjp)
         if not self._launch(key, chunks, (x, g, aux, y, p, stream, vjp)):
             args = (Part(x), Part(g), aux, Part(y), p, START, stream, vjp)
-            self._split(key, n, self.linear, kernel, args, x.itemsize, chunks)
+            self._split(key, n, self.cost, kernel, args, x.itemsize, chunks)
 
     def _launch(self, key: tuple[Any, ...], chunks: Any, values: tuple[Any, ...]) -> bool:
         """Make a split call as the same kind of call on the same chunks was last made on the
@@ -977,7 +1038,7 @@ class Calls:
         self,
         key: tuple[Any, ...],
         n: int,
-        linear: bool,
+        cost: int,
         kernel: Any,
         args: tuple[Any, ...],
         itemsize: int,
@@ -986,7 +1047,7 @@ class Calls:
         """A split call the general way (:func:`_spread`), keeping what :meth:`_launch` needs
         to repeat it where it ran on the team."""
         compiled, kinds = self._layout(key, args)
-        _spread(n, linear, kernel, args, itemsize, compiled, chunks, kinds)
+        _spread(n, cost, kernel, args, itemsize, compiled, chunks, kinds)
         if kinds is None:
             return
         bounds, count = _bounds_of(chunks)
