@@ -25,17 +25,20 @@ measured (CPU time, one thread, ``benchmarks/nn_speed.py``'s cases, relukit.nn /
 the one-bit path at every size):
 
 - the mask members (relu, leaky_relu, relu6, hardtanh, rrelu outside training,
-  general_relu): below :data:`NATIVE_BYTES` of input, half the last-level cache (16 MiB where
-  it cannot be read; 16 MiB on the 32 MiB Zen 4 these were measured on, i.e. below 2^22
-  float32 or 2^21 float64 elements), the size from which :mod:`relukit.kernels.cpu.host`
-  streams its outputs past the cache on x86-64 (measured on that machine only; the threshold
-  follows the cache of the machine at hand). Below it input, output and gradient stay in cache, so
-  PyTorch's single pass is as fast as the kernels and the path's fixed cost and mask decide:
-  with the one-bit path at 8 MiB of input (2^20 float64, 2^21 float32) ReLU, LeakyReLU,
-  ReLU6, Hardtanh and RReLU (eval) took 1.01-1.43x torch.nn's time on 2 threads (nine of ten
-  cells above 1.19) and 0.97-1.12x on 1, against 0.93-1.06x running PyTorch's operation
-  (``benchmarks/nn_speed.py --sizes 20 21``, one run); at 16 MiB (2^22 float32) the one-bit
-  path took 0.61-1.02x;
+  general_relu): below :data:`NATIVE_BYTES` of input, half the last-level cache but at most
+  16 MiB (i.e. below 2^22 float32 or 2^21 float64 elements). Below it input, output and
+  gradient stay in cache, so PyTorch's single pass is as fast as the kernels and the path's
+  fixed cost and mask decide. On a Zen 4 with 32 MiB of L3, with the one-bit path at 8 MiB of
+  input (2^20 float64, 2^21 float32) ReLU, LeakyReLU, ReLU6, Hardtanh and RReLU (eval) took
+  1.01-1.43x torch.nn's time on 2 threads (nine of ten cells above 1.19) and 0.97-1.12x on
+  1, against 0.93-1.06x running PyTorch's operation (``benchmarks/nn_speed.py --sizes 20
+  21``, one run); at 16 MiB (2^22 float32) the one-bit path took 0.61-1.02x. The cap: a
+  virtual machine may read a last-level cache shared with the whole host (300 MiB on a
+  2-core Xeon VM), where half of it would keep PyTorch's saved tensors up to 150 MiB of
+  input. There, with the one-bit path at every size, ReLU, LeakyReLU and ReLU6 took
+  1.11-1.69x torch.nn's time at 1 MiB (2^18 float32), 0.85-1.12x at 4-8 MiB and 0.46-0.96x
+  from 16 MiB (2^22 float32) up (``RELUKIT_NN_NATIVE_BELOW=0 python benchmarks/nn_speed.py
+  --sizes 14 18 20 22 24``, one run);
 - prelu and rrelu in training: below :data:`NATIVE_SLOPES` = 2^18 elements, any dtype. PyTorch's
   PReLU backward is a scalar loop and its RReLU draws slope by slope, so the fused kernels win
   early: PReLU 0.94× at 2^16, 0.71-0.75× at 2^17, 0.49-0.68× at 2^18-2^21; RReLU (training)
@@ -99,9 +102,9 @@ class Error(ParameterError, RuntimeError):
 # the size below which PyTorch's own operation runs
 
 NATIVE_ENV = "RELUKIT_NN_NATIVE_BELOW"
-NATIVE_BYTES = STREAM_BYTES
+NATIVE_BYTES = min(STREAM_BYTES, 1 << 24)
 """The mask members run PyTorch's operation below this many bytes of input: half the last-level
-cache (see above)."""
+cache, at most 16 MiB (see above)."""
 NATIVE_SLOPES = 1 << 18
 """prelu and rrelu in training run PyTorch's operation below this many elements."""
 
