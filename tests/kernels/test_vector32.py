@@ -155,6 +155,24 @@ def test_the_kernels_give_each_element_its_own_value_in_every_block(name):
 
 
 @pytest.mark.parametrize("name", sorted(CENTRES))
+@pytest.mark.parametrize("off", [0.01, 0.6])
+def test_a_whole_chunk_gathers_its_others_across_blocks_and_gives_each_its_own_bits(name, off):
+    """A float32 call straight into y takes its whole chunk at once; the elements off the
+    centre fill the scratch (272 places) many times over, in place too."""
+    f = public(name)
+    end = CENTRES[name][1]
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-end, end, 20_000).astype(np.float32)
+    far = rng.random(x.size) < off
+    x[far] = rng.uniform(end, 3 * end, far.sum()) * rng.choice([-1, 1], far.sum())
+    alone = np.concatenate([f(x[k : k + 1]) for k in range(x.size)])
+    assert np.array_equal(f(x).view(np.uint32), alone.view(np.uint32))
+    y = x.copy()
+    f(y, out=y)
+    assert np.array_equal(y.view(np.uint32), alone.view(np.uint32))
+
+
+@pytest.mark.parametrize("name", sorted(CENTRES))
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_16_bit_inputs_get_the_float32_path_rounded_once(name, dtype):
     """Every 16-bit input, as a host without F16C computes float16 (widened into a float32
