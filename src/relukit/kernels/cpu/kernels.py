@@ -163,6 +163,7 @@ CENTRE_BLOCKS = {
     (SILU, DERIVATIVE): silu_derivative_block,
 }
 SMOOTH_BLOCK = 256  # elements per block of the smooth members (see map_kernel)
+SPAN = 1 << 30  # elements per call of a centre block over a whole chunk (see map_kernel)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,10 +233,18 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         wide = space[2 * room : 3 * room]
         out32 = space[3 * room :]
         # float32 straight into y: the centre over the whole chunk at once, the elements off it
-        # gathered across blocks (vector32's block function)
-        whole_chunk = centre and not (stream or vjp) and x.itemsize == 4
-        if whole_chunk and centre_block(x, g, y, False, low, high, rest, values, wide, out32):
-            return
+        # gathered across blocks (vector32's block function; spans of 2^30 elements, whose
+        # places fit its uint32 scratch)
+        if centre and not (stream or vjp) and x.itemsize == 4:
+            taken = True
+            for a in range(0, n, SPAN):
+                b = min(a + SPAN, n)
+                xa, ga, ya = x[a:b], g[a:b], y[a:b]
+                if not centre_block(xa, ga, ya, False, low, high, rest, values, wide, out32):
+                    taken = False  # (the first span: another dtype or layout, nothing written)
+                    break
+            if taken:
+                return
         # Smooth members stream short blocks, the first one ending where y is 64-byte
         # aligned: each block's lines then go out whole while the next block is computed (a
         # block of 2,048 computes, then streams, with little overlap: about 1.6x slower at
