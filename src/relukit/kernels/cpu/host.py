@@ -577,15 +577,7 @@ def _team_handoff() -> float:
         _spread(n, LINEAR, kernel, args, 4, kernel, chunks, kinds)
 
     split()  # (compiles the trampoline)
-    kernel(x, y, False)
-    best = float("inf")
-    for _ in range(30):
-        start = time.perf_counter()
-        split()
-        middle = time.perf_counter()
-        kernel(x, y, False)
-        best = min(best, (middle - start) - (time.perf_counter() - middle) / 2)
-    return max(best, 1e-7)
+    return max(min(_split_less_half(split, lambda: kernel(x, y, False), 30)), 1e-7)
 
 
 def _pool_handoff(asleep: bool) -> float:
@@ -609,19 +601,31 @@ def _pool_handoff(asleep: bool) -> float:
         return lambda: kernel(*team.bind(args, a, b))
 
     tasks = [chunk(a, b) for a, b in itertools.pairwise(bounds)]
+    pause = 3 * threads.SPIN_SECONDS if asleep else 0.0
     with threads.limit(2):
         threads.run_all(tasks)  # (starts the workers)
-        kernel(x, y)
-        rounds = []
-        for _ in range(5 if asleep else 15):
-            if asleep:
-                time.sleep(3 * threads.SPIN_SECONDS)
-            start = time.perf_counter()
-            threads.run_all(tasks)
-            middle = time.perf_counter()
-            kernel(x, y)
-            rounds.append((middle - start) - (time.perf_counter() - middle) / 2)
+        rounds = _split_less_half(
+            lambda: threads.run_all(tasks), lambda: kernel(x, y), 5 if asleep else 15, pause
+        )
     return max(float(np.median(rounds)), 1e-7)
+
+
+def _split_less_half(
+    split: Callable[[], None], whole: Callable[[], None], rounds: int, pause: float = 0.0
+) -> list[float]:
+    """Each round's time of ``split`` less half that of ``whole`` right after it (after a
+    ``pause``, if any, before each round): what a split costs beyond its halves' work."""
+    whole()
+    found = []
+    for _ in range(rounds):
+        if pause:
+            time.sleep(pause)
+        start = time.perf_counter()
+        split()
+        middle = time.perf_counter()
+        whole()
+        found.append((middle - start) - (time.perf_counter() - middle) / 2)
+    return found
 
 
 def _spread(
