@@ -36,7 +36,8 @@ def test_each_class_measures_its_grain_and_the_size_below_which_calls_run_whole(
     grain = host.grain(cost)
     low, high = host.GRAIN_BOUNDS
     assert low <= grain <= high and grain % host.ALIGN == 0
-    expected = max(host.SMALL, min(2 * grain, host.STREAM_BYTES // 8))
+    below = host.STREAM_FLOOR if host.STREAM_BYTES is None else host.STREAM_BYTES
+    expected = max(host.SMALL, min(2 * grain, below // 8))  # (nothing below it streams)
     assert host.WHOLE_BELOW[cost] == expected
     others = [host.WHOLE_BELOW[c] for c in range(3) if c != cost]
     assert others == [host.SMALL, host.SMALL]

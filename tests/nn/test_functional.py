@@ -122,10 +122,10 @@ def test_native_below_defaults_are_per_kind_of_member_and_dtype():
 
     rn.set_native_below(None)
     assert rn.native_setting() is None
-    # the mask members: below half the last-level cache of input (the size the kernels stream
-    # from; 16 MiB where it is unknown), at most 16 MiB (a VM may read the host's whole cache)
-    assert (host.last_level_cache() or 1 << 25) // 2 == host.STREAM_BYTES
-    assert min(host.STREAM_BYTES, 1 << 24) == rf.NATIVE_BYTES
+    # the mask members: below half the last-level cache of input (16 MiB where it is
+    # unknown), at most 16 MiB (a VM may read the host's whole cache)
+    assert (host.last_level_cache() or 1 << 25) // 2 == host.CACHE_HALF
+    assert min(host.CACHE_HALF, 1 << 24) == rf.NATIVE_BYTES
     n64 = rf.NATIVE_BYTES // 8
     assert rn.native_below(torch.float32) == 2 * n64 == 2 * rn.native_below(torch.float64)
     assert rn.native_below(torch.float64, slopes=True) == 1 << 18

@@ -80,7 +80,7 @@ from torch import Tensor
 
 from relukit.family import ParameterError, lookup
 from relukit.family.spec import integer
-from relukit.kernels.cpu.host import STREAM_BYTES
+from relukit.kernels.cpu.host import CACHE_HALF
 from relukit.memory import output as memory_output
 from relukit.memory.steps import BITS
 from relukit.nn import crelu as crelu_op
@@ -102,7 +102,7 @@ class Error(ParameterError, RuntimeError):
 # the size below which PyTorch's own operation runs
 
 NATIVE_ENV = "RELUKIT_NN_NATIVE_BELOW"
-NATIVE_BYTES = min(STREAM_BYTES, 1 << 24)
+NATIVE_BYTES = min(CACHE_HALF, 1 << 24)
 """The mask members run PyTorch's operation below this many bytes of input: half the last-level
 cache, at most 16 MiB (see above)."""
 NATIVE_SLOPES = 1 << 18

@@ -16,7 +16,7 @@ dtype float16, bfloat16, float32 or float64, of any shape and layout:
 Work is split into contiguous chunks (multiples of 64 elements, so that mask words never
 straddle two threads) run on the process's OpenMP team where one is loaded (PyTorch's threads;
 :mod:`relukit.kernels.cpu.team`), else on :mod:`relukit.threads`' pool. Outputs of at least
-:data:`STREAM_BYTES` are written with streaming stores (x86-64 only).
+:func:`stream_bytes` (measured) are written with streaming stores (x86-64 only).
 
 Nothing here imports Numba until a kernel is first needed; kernels come from Numba's on-disk
 cache after the first compilation (see :func:`warm_up` for the cost).
@@ -59,12 +59,36 @@ def last_level_cache(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | 
     return max(sizes) if sizes else None
 
 
-# Outputs from half the last-level cache up bypass the caches (16 MiB where it is unknown).
-# Measured on a Zen 4 with 32 MiB of L3, relu out= (ms, streamed / not, 1 and 2 threads):
-# 8 MiB 0.30 / 0.25 and 0.36 / 0.25, 16 MiB 0.69 / 0.81 and 0.73 / 0.72, 32 MiB 1.55 / 2.21
-# and 1.44 / 2.26 (8 MiB, the Xeon's quarter of its L3, had cost up to 1.9x on 2 threads).
-STREAM_BYTES = (last_level_cache() or 1 << 25) // 2
-# A call split over threads streams from twice that, the whole last-level cache, where its
+# Outputs from STREAM_BYTES up bypass the caches: measured once per process on this machine
+# (stream_bytes), between STREAM_FLOOR and half the last-level cache (CACHE_HALF, 16 MiB where
+# it is unknown), or pinned (STREAM_BYTES, or the environment variable RELUKIT_STREAM_BYTES).
+# Half the last-level cache, the threshold until it was measured, was right on a Zen 4 with 32
+# MiB of L3 (relu out=, ms, streamed / not, 1 and 2 threads: 8 MiB 0.30 / 0.25 and 0.36 /
+# 0.25, 16 MiB 0.69 / 0.81 and 0.73 / 0.72, 32 MiB 1.55 / 2.21 and 1.44 / 2.26), but a virtual
+# machine may read its host's whole cache from sysfs: 300 MiB on a 2-vCPU Xeon VM (Emerald
+# Rapids, 2 MiB of L2 per core), where relu out= on one thread then ran unstreamed up to 150
+# MiB. There, ns per element, streamed / not: 1 MiB 0.30 / 0.28, 2 MiB 0.33 / 0.39, 16 MiB
+# 0.25 / 0.32, 64 MiB 0.30 / 0.65 (torch.clamp_min(out=) 0.65).
+STREAM_FLOOR = 1 << 20
+CACHE_HALF = (last_level_cache() or 1 << 25) // 2
+STREAM_ENV = "RELUKIT_STREAM_BYTES"
+
+
+def _stream_pin() -> int | None:
+    """RELUKIT_STREAM_BYTES as a count of bytes (None: not set)."""
+    import os
+
+    text = os.environ.get(STREAM_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"{STREAM_ENV} must be a whole number of bytes, not {text!r}")
+    return int(text)
+
+
+STREAM_BYTES: int | None = _stream_pin()
+"""Outputs from this many bytes up are streamed (None: :func:`stream_bytes` measures it)."""
+# A call split over threads streams from twice that (the Zen 4's whole L3), where its
 # working set is likely to be x and y alone (:func:`_large`: map calls, and mask calls into a
 # given out): two cores read and write the cached part of a hot in+out working set at twice the
 # rate, while streaming stores share one memory bus (about 55 GB/s here on 1 or 2 threads).
@@ -72,7 +96,7 @@ STREAM_BYTES = (last_level_cache() or 1 << 25) // 2
 # best of 15 side by side): 12 MiB 458 / 205 / 204, 16 MiB 608 / 344 / 326, 24 MiB 918 / 827 /
 # 738, 32 MiB 1238 / 1380 / 1144. A mask call into a fresh output (relukit.nn's forward and
 # backward, whose step also keeps the mask and reads the gradients) still streams from
-# STREAM_BYTES: there ReLU, ReLU6 and Hardtanh at 2^22 float32 on 2 threads took 0.78-0.98x
+# stream_bytes(): there ReLU, ReLU6 and Hardtanh at 2^22 float32 on 2 threads took 0.78-0.98x
 # torch.nn's time streamed, 0.99-1.12x not (nn_speed.py, three runs each, side by side).
 # Only the piecewise-linear members stream: the smooth ones, bound by their arithmetic, lost
 # more to the block buffer that streaming stores are written through than they gained. Same
@@ -468,12 +492,73 @@ def _streams(y: np.ndarray, inplace: bool) -> bool:
 
 
 def _large(nbytes: int, cached: bool) -> bool:
-    """Is an output of ``nbytes`` large enough to stream: from :data:`STREAM_BYTES` up on one
+    """Is an output of ``nbytes`` large enough to stream: from :func:`stream_bytes` up on one
     thread; where the call splits over several and the working set is likely x and y alone
-    (``cached``), from twice that, the whole last-level cache."""
-    if nbytes < STREAM_BYTES:
+    (``cached``), from twice that, each core's caches holding their part."""
+    if _unstreamed(nbytes):
         return False
-    return not cached or nbytes >= 2 * STREAM_BYTES or threads.get_num_threads() == 1
+    return not cached or nbytes >= 2 * stream_bytes() or threads.get_num_threads() == 1
+
+
+def _unstreamed(nbytes: int) -> bool:
+    """Is an output of ``nbytes`` below the size that streams on one thread (measured only for
+    outputs from :data:`STREAM_FLOOR` up)?"""
+    pinned = STREAM_BYTES
+    if pinned is not None:
+        return nbytes < pinned
+    return nbytes < STREAM_FLOOR or nbytes < stream_bytes()
+
+
+def stream_bytes() -> int:
+    """The size of output from which streaming stores pay on one thread: :data:`STREAM_BYTES`
+    where pinned, else measured once per process (:func:`_stream_threshold` on
+    :func:`_streaming_wins`, some 20-80 ms at the first output that large)."""
+    pinned = STREAM_BYTES
+    if pinned is not None:
+        return pinned
+    if not _stream_found:
+        _stream_found.append(_stream_threshold(_streaming_wins) if STREAM else CACHE_HALF)
+    return _stream_found[0]
+
+
+_stream_found: list[int] = []
+STREAM_MEASURE_TOP = 1 << 25  # the largest size measured; CACHE_HALF where none below wins
+
+
+def _stream_threshold(wins: Callable[[int], bool]) -> int:
+    """The first of two doubling sizes from :data:`STREAM_FLOOR` at which ``wins(size)`` (do
+    streaming stores beat plain ones there?) holds, measured up to
+    :data:`STREAM_MEASURE_TOP` and below :data:`CACHE_HALF`; else :data:`CACHE_HALF`. (A
+    win at one size alone, where the two are within noise, is not taken.)"""
+    top = min(CACHE_HALF, STREAM_MEASURE_TOP)
+    size = STREAM_FLOOR
+    won = False
+    while size <= top:
+        if wins(size):
+            if won:
+                return size // 2
+            won = True
+        else:
+            won = False
+        size *= 2
+    return max(CACHE_HALF, STREAM_FLOOR)
+
+
+def _streaming_wins(nbytes: int, rounds: int = 5) -> bool:
+    """Does the copy kernel write ``nbytes`` of float32 faster with streaming stores than
+    without, on this thread, the same input and output each round (best of ``rounds``, the
+    two interleaved, after one of each)?"""
+    kernel = _kernel("copy")
+    x = np.ones(nbytes // 4, dtype=np.float32)
+    y = np.zeros_like(x)
+    best = {False: math.inf, True: math.inf}
+    for round_ in range(rounds + 1):
+        for stream in (False, True):
+            start = time.perf_counter()
+            kernel(x, y, stream)
+            if round_:
+                best[stream] = min(best[stream], time.perf_counter() - start)
+    return best[True] < best[False]
 
 
 def _linear(member: int) -> bool:
@@ -515,7 +600,9 @@ def grain(cost: int, asleep: bool = False) -> int:
         measured = int(min(max(elements, low), high)) // ALIGN * ALIGN
         _measured[cost, asleep] = measured
         if not asleep:  # (_chunks splits nothing below 2·measured either)
-            WHOLE_BELOW[cost] = max(SMALL, min(2 * measured, STREAM_BYTES // 8))
+            # (at most what may stream: no measuring of streaming stores here)
+            below = STREAM_FLOOR if STREAM_BYTES is None else STREAM_BYTES
+            WHOLE_BELOW[cost] = max(SMALL, min(2 * measured, below // 8))
     return measured
 
 
@@ -533,9 +620,9 @@ def whole(n: int, nbytes: int, cost: int) -> bool:
 
 def alone(nbytes: int, linear: bool) -> bool:
     """On one thread (which a pinned grain does not change), does an output of ``nbytes`` stay
-    unstreamed: below :data:`STREAM_BYTES` for a piecewise-linear member or the mask path, at
-    every size for a smooth member (:func:`_large`, :data:`STREAM_BYTES`)."""
-    return (nbytes < STREAM_BYTES or not linear) and threads.get_num_threads() == 1
+    unstreamed: below :func:`stream_bytes` for a piecewise-linear member or the mask path, at
+    every size for a smooth member (:func:`_large`)."""
+    return (not linear or _unstreamed(nbytes)) and threads.get_num_threads() == 1
 
 
 def _handoff(asleep: bool = False) -> float:
@@ -795,7 +882,7 @@ def run(
     raw = op == "forward" and the_plan.member in (k.RELU, k.HARDTANH)
     xr, yr, gr, finish = _operands(xf, y, g, raw)
     # 16-bit map outputs are not streamed (the map kernels' streaming stores are float
-    # vectors; the mask kernels stream 16-bit words too), nor a smooth member's (STREAM_BYTES)
+    # vectors; the mask kernels stream 16-bit words too), nor a smooth member's (see STREAM_BYTES)
     linear = _linear(the_plan.member)
     stream = y.itemsize > 2 and linear and _streams(y, np.may_share_memory(y, xf))
     direct = not stream and _disjoint(yr, xr, gr)
@@ -859,7 +946,7 @@ def _entry_point(kernel: Any, args: tuple[Any, ...]) -> Any:
 
 
 def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool, cached: bool = True) -> bool:
-    """Are ``y``'s stores streamed? From :data:`STREAM_BYTES` up (:func:`_large`, ``cached``:
+    """Are ``y``'s stores streamed? From :func:`stream_bytes` up (:func:`_large`, ``cached``:
     whether a split call keeps up to the whole last-level cache in it), not in place,
     and, for an output ``fresh`` from the allocator, below :data:`FRESH_BYTES` and only where its
     pages are already mapped (:func:`relukit.kernels.pages.resident`): new pages fault in on
@@ -881,7 +968,7 @@ class Calls:
     The methods take C-contiguous, aligned 1-D arrays of that dtype (``y`` is ``x`` itself or
     disjoint from it; the caller checks) and run the kernel's entry point on the whole array
     where :func:`whole` says so (below ``2·grain`` elements, or on one thread wherever the call
-    does not stream) or on chunks on the pool; outputs from :data:`STREAM_BYTES` are streamed
+    does not stream) or on chunks on the pool; outputs from :func:`stream_bytes` are streamed
     as :func:`_large` says (not those of smooth members; below :data:`FRESH_BYTES` when
     ``fresh``: an output just allocated, as relukit.nn's are). The plan, the parameters and
     the entry points are found once, so that the cost of a small call is the kernel's: this
@@ -1312,7 +1399,7 @@ def scale(src: np.ndarray, mask: np.ndarray, slopes: np.ndarray, out: np.ndarray
 
 def stream_copy(x: np.ndarray, y: np.ndarray) -> None:
     """``y[...] = x`` (same shape and dtype, C-contiguous) with the kernels' threads and, from
-    :data:`STREAM_BYTES`, streaming stores: the copy ``relukit bench`` takes as a limit."""
+    :func:`stream_bytes`, streaming stores: the copy ``relukit bench`` takes as a limit."""
     kernel = _kernel("copy")
     xr, yr = _raw(x.reshape(-1)), _raw(y.reshape(-1))
     stream = _streams(y, False)

@@ -1,0 +1,102 @@
+"""relukit.kernels.cpu.host: the size from which outputs are streamed, measured or pinned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from relukit import threads
+from relukit.kernels.cpu import host
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    """Nothing pinned, nothing measured yet, a 64 MiB cache of which 32 MiB are measured."""
+    monkeypatch.setattr(host, "STREAM_BYTES", None)
+    monkeypatch.setattr(host, "_stream_found", [])
+    monkeypatch.setattr(host, "CACHE_HALF", 32 * MIB)
+    monkeypatch.setattr(host, "STREAM_MEASURE_TOP", 32 * MIB)
+
+
+def asked(wins_from: int | None, alone: tuple[int, ...] = ()) -> tuple[list[int], object]:
+    sizes: list[int] = []
+
+    def wins(size: int) -> bool:
+        sizes.append(size)
+        return size in alone or (wins_from is not None and size >= wins_from)
+
+    return sizes, wins
+
+
+@pytest.mark.usefixtures("measured")
+def test_the_threshold_is_the_first_of_two_sizes_where_streaming_wins():
+    sizes, wins = asked(4 * MIB)
+    assert host._stream_threshold(wins) == 4 * MIB
+    assert sizes == [MIB, 2 * MIB, 4 * MIB, 8 * MIB]  # (stops at the second win)
+    # a win at one size alone is noise, not a threshold
+    sizes, wins = asked(16 * MIB, alone=(2 * MIB,))
+    assert host._stream_threshold(wins) == 16 * MIB
+    # no two wins up to the largest size measured: half the last-level cache, as before
+    sizes, wins = asked(None, alone=(32 * MIB,))
+    assert host._stream_threshold(wins) == 32 * MIB
+    assert sizes == [MIB << k for k in range(6)]
+
+
+def test_the_measurement_stops_below_half_the_cache(monkeypatch):
+    monkeypatch.setattr(host, "CACHE_HALF", 6 * MIB)  # (a 12 MiB last-level cache)
+    monkeypatch.setattr(host, "STREAM_MEASURE_TOP", 32 * MIB)
+    sizes, wins = asked(None)
+    assert host._stream_threshold(wins) == 6 * MIB
+    assert sizes == [MIB, 2 * MIB, 4 * MIB]
+
+
+@pytest.mark.usefixtures("measured")
+def test_it_is_measured_once_and_only_for_outputs_that_large(monkeypatch):
+    sizes, wins = asked(2 * MIB)
+    monkeypatch.setattr(host, "_streaming_wins", wins)
+    with threads.limit(1):
+        assert not host._large(MIB - 1, True)  # below the floor: nothing measured
+        assert host.alone(MIB - 1, True)
+        assert sizes == []
+        assert not host._large(2 * MIB - 1, True)
+        assert host._large(2 * MIB, True) == host.STREAM
+        assert not host.alone(2 * MIB, True) and host.alone(2 * MIB, False)
+    assert host.stream_bytes() == (2 * MIB if host.STREAM else 32 * MIB)
+    assert len(sizes) == (3 if host.STREAM else 0)  # once per process
+    with threads.limit(2):  # a split call: each core's caches hold their part
+        assert not host._large(3 * MIB, True)
+        assert host._large(3 * MIB, False) == host.STREAM
+        assert host._large(4 * MIB, True) == host.STREAM
+
+
+def test_a_pinned_size_is_taken_as_it_is(monkeypatch):
+    def never(size: int) -> bool:
+        raise AssertionError("measured")
+
+    monkeypatch.setattr(host, "_streaming_wins", never)
+    monkeypatch.setattr(host, "STREAM_BYTES", 0)  # (every output, as the tests pin it)
+    assert host.stream_bytes() == 0 and host._large(64, True)
+    monkeypatch.setattr(host, "STREAM_BYTES", 1 << 40)
+    assert not host._large(1 << 30, True)
+
+
+def test_the_environment_pins_it_in_bytes(monkeypatch):
+    monkeypatch.setenv(host.STREAM_ENV, " 4194304 ")
+    assert host._stream_pin() == 4 * MIB
+    monkeypatch.setenv(host.STREAM_ENV, "")
+    assert host._stream_pin() is None
+    monkeypatch.setenv(host.STREAM_ENV, "4M")
+    with pytest.raises(ValueError, match=r"^RELUKIT_STREAM_BYTES must be a whole number of bytes"):
+        host._stream_pin()
+
+
+@pytest.mark.skipif(not host.STREAM, reason="streaming stores are x86-64's")
+def test_the_measurement_copies_both_ways():
+    winner = host._streaming_wins(MIB, rounds=2)
+    assert isinstance(winner, bool)
+    x = np.arange(1000, dtype=np.float32)
+    y = np.zeros_like(x)
+    host._kernel("copy")(x, y, True)  # (the kernel it times, streamed: the same copy)
+    assert np.array_equal(x, y)
