@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from relukit import threads
+from relukit.errors import UserValueError
 from relukit.kernels.cpu import host
 
 MIB = 1 << 20
@@ -39,9 +40,22 @@ def test_the_threshold_is_the_first_of_two_sizes_where_streaming_wins():
     sizes, wins = asked(16 * MIB, alone=(2 * MIB,))
     assert host._stream_threshold(wins) == 16 * MIB
     # no two wins up to the largest size measured: half the last-level cache, as before
-    sizes, wins = asked(None, alone=(32 * MIB,))
+    sizes, wins = asked(None, alone=(16 * MIB,))
     assert host._stream_threshold(wins) == 32 * MIB
     assert sizes == [MIB << k for k in range(6)]
+
+
+def test_a_win_at_the_largest_size_measured_is_taken_below_half_a_larger_cache(monkeypatch):
+    # a VM reading its host's 300 MiB: measured up to 32 MiB, not up to 150
+    monkeypatch.setattr(host, "CACHE_HALF", 150 * MIB)
+    monkeypatch.setattr(host, "STREAM_MEASURE_TOP", 32 * MIB)
+    sizes, wins = asked(32 * MIB)
+    assert host._stream_threshold(wins) == 32 * MIB
+    assert sizes[-1] == 32 * MIB
+    sizes, wins = asked(None)
+    assert host._stream_threshold(wins) == 150 * MIB
+    sizes, wins = asked(2 * MIB)
+    assert host._stream_threshold(wins) == 2 * MIB
 
 
 def test_the_measurement_stops_below_half_the_cache(monkeypatch):
@@ -62,7 +76,7 @@ def test_it_is_measured_once_and_only_for_outputs_that_large(monkeypatch):
         assert sizes == []
         assert not host._large(2 * MIB - 1, True)
         assert host._large(2 * MIB, True) == host.STREAM
-        assert not host.alone(2 * MIB, True) and host.alone(2 * MIB, False)
+        assert host.alone(2 * MIB, True) != host.STREAM and host.alone(2 * MIB, False)
     assert host.stream_bytes() == (2 * MIB if host.STREAM else 32 * MIB)
     assert len(sizes) == (3 if host.STREAM else 0)  # once per process
     with threads.limit(2):  # a split call: each core's caches hold their part
@@ -88,8 +102,28 @@ def test_the_environment_pins_it_in_bytes(monkeypatch):
     monkeypatch.setenv(host.STREAM_ENV, "")
     assert host._stream_pin() is None
     monkeypatch.setenv(host.STREAM_ENV, "4M")
-    with pytest.raises(ValueError, match=r"^RELUKIT_STREAM_BYTES must be a whole number of bytes"):
+    with pytest.raises(UserValueError, match=r"^RELUKIT_STREAM_BYTES='4M' is not a whole number"):
         host._stream_pin()
+    monkeypatch.setenv(host.STREAM_ENV, "\u00b2")  # (a digit to str.isdigit, not to int)
+    with pytest.raises(UserValueError, match="is not a whole number of bytes"):
+        host._stream_pin()
+
+
+def test_the_environment_pins_it_where_nothing_else_does(monkeypatch):
+    def never(size: int) -> bool:
+        raise AssertionError("measured")
+
+    monkeypatch.setattr(host, "_streaming_wins", never)
+    monkeypatch.setattr(host, "STREAM_BYTES", None)
+    monkeypatch.setattr(host, "_stream_found", [])
+    monkeypatch.setattr(host, "_STREAM_ENV_SET", True)
+    monkeypatch.setenv(host.STREAM_ENV, "0")
+    assert host.stream_bytes() == 0
+    with threads.limit(1):
+        assert host._large(64, True)  # (every output, below the floor too)
+    monkeypatch.setenv(host.STREAM_ENV, "lots")
+    with pytest.raises(UserValueError, match="RELUKIT_STREAM_BYTES='lots'"):
+        host._large(64, True)
 
 
 @pytest.mark.skipif(not host.STREAM, reason="streaming stores are x86-64's")

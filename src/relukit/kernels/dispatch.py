@@ -142,9 +142,9 @@ def elementwise_method(op: str, doc: str) -> Any:
             if calls is not None:
                 host = _cpu.host
                 # one thread, no streaming: host.whole, inline (its call costs 0.06 µs)
-                small = (
+                small = (host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None) and (
                     x.size < host.WHOLE_BELOW[calls.cost] or host.alone(x.nbytes, calls.linear)
-                ) and (host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None)
+                )
                 # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C (and
                 # its allocation, below the huge pages'); in place, the kernel below (NumPy's
                 # call is slower at n = 1)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from relukit import threads
+from relukit.errors import UserValueError
 from relukit.family.spec import Activation
 from relukit.kernels.arrays import Input, bfloat16, is_bfloat16
 from relukit.kernels.cpu import team
@@ -74,20 +77,22 @@ CACHE_HALF = (last_level_cache() or 1 << 25) // 2
 STREAM_ENV = "RELUKIT_STREAM_BYTES"
 
 
+STREAM_BYTES: int | None = None
+"""Outputs from this many bytes up are streamed (None: :func:`stream_bytes` reads
+``RELUKIT_STREAM_BYTES`` or measures it)."""
+_STREAM_ENV_SET = bool(os.environ.get(STREAM_ENV, "").strip())
+
+
 def _stream_pin() -> int | None:
     """RELUKIT_STREAM_BYTES as a count of bytes (None: not set)."""
-    import os
-
     text = os.environ.get(STREAM_ENV, "").strip()
     if not text:
         return None
-    if not text.isdigit():
-        raise ValueError(f"{STREAM_ENV} must be a whole number of bytes, not {text!r}")
+    if not (text.isascii() and text.isdigit()):
+        raise UserValueError(f"{STREAM_ENV}={text!r} is not a whole number of bytes")
     return int(text)
 
 
-STREAM_BYTES: int | None = _stream_pin()
-"""Outputs from this many bytes up are streamed (None: :func:`stream_bytes` measures it)."""
 # A call split over threads streams from twice that (the Zen 4's whole L3), where its
 # working set is likely to be x and y alone (:func:`_large`: map calls, and mask calls into a
 # given out): two cores read and write the cached part of a hot in+out working set at twice the
@@ -122,8 +127,8 @@ SMALL = 2 * GRAIN_BOUNDS[0]  # below: one thread and no streaming stores, whatev
 SMOOTH, LINEAR, SMOOTH_WIDE = 0, 1, 2
 # Below WHOLE_BELOW[cost] elements a call runs whole on the calling thread, unstreamed,
 # whatever the thread count: SMALL, and twice the grain once :func:`grain` has measured it (at
-# most what streams). A call there costs the kernel's time and the entry point's, without
-# asking the thread count (0.15-0.4 µs).
+# most STREAM_FLOOR's elements of float64, which never stream unless pinned). A call there
+# costs the kernel's time and the entry point's, without asking the thread count (0.15-0.4 µs).
 WHOLE_BELOW = [SMALL, SMALL, SMALL]
 ALIGN = 64  # chunk boundaries: one mask word at one bit per element
 
@@ -506,30 +511,44 @@ def _unstreamed(nbytes: int) -> bool:
     pinned = STREAM_BYTES
     if pinned is not None:
         return nbytes < pinned
-    return nbytes < STREAM_FLOOR or nbytes < stream_bytes()
+    if nbytes < STREAM_FLOOR and not _STREAM_ENV_SET:
+        return True
+    return nbytes < stream_bytes()
 
 
 def stream_bytes() -> int:
     """The size of output from which streaming stores pay on one thread: :data:`STREAM_BYTES`
-    where pinned, else measured once per process (:func:`_stream_threshold` on
-    :func:`_streaming_wins`, some 20-80 ms at the first output that large)."""
+    or ``RELUKIT_STREAM_BYTES`` where set, else measured once per process
+    (:func:`_stream_threshold` on :func:`_streaming_wins`; 10-20 ms where streaming wins from
+    a few MiB, about 100 ms where it wins nowhere up to :data:`STREAM_MEASURE_TOP`), at the
+    first call on one thread of a piecewise-linear member or mask path with an output that
+    large (in place too: :func:`alone` does not know)."""
     pinned = STREAM_BYTES
     if pinned is not None:
         return pinned
+    if _STREAM_ENV_SET:
+        found = _stream_pin()  # (a bad value raises at every call, as RELUKIT_NUM_THREADS's)
+        if found is not None:
+            return found
     if not _stream_found:
-        _stream_found.append(_stream_threshold(_streaming_wins) if STREAM else CACHE_HALF)
+        with _stream_lock:  # (one measurement: two at once would share the memory bus)
+            if not _stream_found:
+                measured = _stream_threshold(_streaming_wins) if STREAM else CACHE_HALF
+                _stream_found.append(measured)
     return _stream_found[0]
 
 
 _stream_found: list[int] = []
-STREAM_MEASURE_TOP = 1 << 25  # the largest size measured; CACHE_HALF where none below wins
+_stream_lock = threading.Lock()
+STREAM_MEASURE_TOP = 1 << 25  # the largest size measured
 
 
 def _stream_threshold(wins: Callable[[int], bool]) -> int:
     """The first of two doubling sizes from :data:`STREAM_FLOOR` at which ``wins(size)`` (do
-    streaming stores beat plain ones there?) holds, measured up to
-    :data:`STREAM_MEASURE_TOP` and below :data:`CACHE_HALF`; else :data:`CACHE_HALF`. (A
-    win at one size alone, where the two are within noise, is not taken.)"""
+    streaming stores beat plain ones there?) holds, measured up to the smaller of
+    :data:`STREAM_MEASURE_TOP` and :data:`CACHE_HALF`; that largest size where it wins there
+    alone (nothing larger measured), else :data:`CACHE_HALF`. (A win at one size alone below
+    it, where the two are within noise, is not taken.)"""
     top = min(CACHE_HALF, STREAM_MEASURE_TOP)
     size = STREAM_FLOOR
     won = False
@@ -541,6 +560,8 @@ def _stream_threshold(wins: Callable[[int], bool]) -> int:
         else:
             won = False
         size *= 2
+    if won and size // 2 < CACHE_HALF:
+        return size // 2
     return max(CACHE_HALF, STREAM_FLOOR)
 
 
@@ -622,7 +643,7 @@ def alone(nbytes: int, linear: bool) -> bool:
     """On one thread (which a pinned grain does not change), does an output of ``nbytes`` stay
     unstreamed: below :func:`stream_bytes` for a piecewise-linear member or the mask path, at
     every size for a smooth member (:func:`_large`)."""
-    return (not linear or _unstreamed(nbytes)) and threads.get_num_threads() == 1
+    return threads.get_num_threads() == 1 and (not linear or not STREAM or _unstreamed(nbytes))
 
 
 def _handoff(asleep: bool = False) -> float:
