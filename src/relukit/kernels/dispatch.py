@@ -160,6 +160,7 @@ def elementwise_method(op: str, doc: str) -> Any:
                             type(out) is np.ndarray
                             and out.dtype is x.dtype
                             and out.shape == x.shape
+                            and not host.aliased(out, x)  # (the ufunc's loop writes it directly)
                         ):
                             # (NumPy copies what overlaps and takes any strides, through the
                             # loop's contiguous copies: the same bits; a read-only out raises
@@ -183,9 +184,10 @@ def elementwise_method(op: str, doc: str) -> Any:
                         x = x.reshape(-1)
                         y = y.reshape(-1) if apart else x
                     if small and calls.raw is None:  # Calls.map's small call, written out
-                        kernel, p = (calls.direct if apart else calls.buffered).get(
+                        into = apart and not host.aliased(y, x)
+                        kernel, p = (calls.direct if into else calls.buffered).get(
                             op
-                        ) or calls.load(op, apart)
+                        ) or calls.load(op, into)
                         kernel(x, x, calls.aux, y, p, 0, False, False)
                     else:
                         calls.map(op, x, x, y, False, out is None)

@@ -178,10 +178,11 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     read only for the vjp (pass ``x`` otherwise) and ``aux`` only by the per-element-slope
     member. A ``direct`` kernel computes straight into ``y``, which must then be disjoint from
     ``x`` and ``g`` and not streamed (LLVM vectorises the loop behind a runtime overlap check);
-    otherwise each block goes through an L1-resident buffer (in place, or streamed), except
-    where a centre table takes it (:data:`CENTRE_BLOCKS`, float32): that writes into ``y``,
-    in place too, unless streamed or a vjp (silu in place on 2^16 float32 elements, 1 thread,
-    AMD EPYC: 39 → 32 µs).
+    otherwise each block goes through an L1-resident buffer (in place, streamed, or an output
+    a few bytes after its input modulo 1 MiB: :func:`relukit.kernels.cpu.host.aliased`),
+    except where a centre table takes it (:data:`CENTRE_BLOCKS`, float32): that writes into
+    ``y`` in place, unless streamed or a vjp (silu in place on 2^16 float32 elements, 1
+    thread, AMD EPYC: 39 → 32 µs).
     """
     stamp = STAMP
     select = member in (RELU, HARDTANH) and op == FORWARD  # pure selects: keep the input's bits
@@ -234,15 +235,28 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         out32 = space[3 * room :]
         # float32 straight into y: the centre over the whole chunk at once, the elements off it
         # gathered across blocks (vector32's block function; spans of 2^30 elements, whose
-        # places fit its uint32 scratch)
+        # places fit its uint32 scratch). A buffered kernel's y that is not x, neither
+        # streamed nor a vjp, is one the host found a few bytes after x modulo 1 MiB
+        # (host.aliased): there the centre goes through the buffer BLOCK elements at a time
+        # (their others done with them), so that the loads run ahead of the stores
+        apart = not direct and y.ctypes.data != x.ctypes.data and not (stream or vjp)
         if centre and not (stream or vjp) and x.itemsize == 4:
             taken = True
-            for a in range(0, n, SPAN):
-                b = min(a + SPAN, n)
-                xa, ga, ya = x[a:b], g[a:b], y[a:b]
-                if not centre_block(xa, ga, ya, False, low, high, rest, values, wide, out32):
-                    taken = False  # (the first span: another dtype or layout, nothing written)
-                    break
+            if apart:
+                for a in range(0, n, BLOCK):
+                    b = min(a + BLOCK, n)
+                    xa, ga, ya = x[a:b], g[a:b], buf[: b - a]
+                    if not centre_block(xa, ga, ya, False, low, high, rest, values, wide, out32):
+                        taken = False  # (another dtype or layout, nothing written)
+                        break
+                    put(y, a, buf, b - a, False)
+            else:
+                for a in range(0, n, SPAN):
+                    b = min(a + SPAN, n)
+                    xa, ga, ya = x[a:b], g[a:b], y[a:b]
+                    if not centre_block(xa, ga, ya, False, low, high, rest, values, wide, out32):
+                        taken = False  # (the first span: another dtype or layout, nothing written)
+                        break
             if taken:
                 return
         # Smooth members stream short blocks, the first one ending where y is 64-byte
@@ -268,7 +282,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                 # forward on 2^16 float32, 1 thread, Xeon, 49 µs against 29)
                 if derivative and vjp:  # (forward kernels: never a vjp)
                     done = centre_block(xs, gs, dst, True, low, high, rest, values, wide, out32)
-                elif stream:
+                elif stream or apart:
                     done = centre_block(xs, gs, dst, False, low, high, rest, values, wide, out32)
                 else:
                     ys = y[i : i + m]

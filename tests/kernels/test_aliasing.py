@@ -1,0 +1,71 @@
+"""relukit.kernels.cpu: outputs a few bytes after their input modulo 1 MiB go through the buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import relukit
+from relukit import threads
+from relukit.kernels.cpu import host
+
+MIB = 1 << 20
+
+
+def placed(n: int, distance: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """x (N(0, 2) values, ±inf and NaN among them) and an empty y starting ``distance`` bytes
+    after it, in one buffer."""
+    itemsize = np.dtype(dtype).itemsize
+    room = np.empty(n * itemsize + distance + 2 * MIB + 64, dtype=np.uint8)
+    start = -room.ctypes.data % 64
+    x = room[start : start + n * itemsize].view(dtype)
+    y = room[start + distance : start + distance + n * itemsize].view(dtype)
+    x[:] = 2 * np.random.default_rng(n).standard_normal(n)
+    x[:3] = [np.inf, -np.inf, np.nan]
+    return x, y
+
+
+def test_only_an_output_a_little_after_its_input_modulo_1_mib_is_aliased():
+    x, _ = placed(1 << 18, 2 * MIB)
+    for distance, expected in [(MIB + 16, True), (2 * MIB + 4, True), (MIB + 128, True),
+                               (MIB + 192, False), (MIB, False), (MIB + 4096, False),
+                               (MIB - 64, False)]:  # fmt: skip
+        room = np.empty(x.nbytes + distance, dtype=np.uint8)
+        a = room[: x.nbytes].view(np.float32)
+        b = room[distance : distance + x.nbytes].view(np.float32)
+        assert host.aliased(b, a) is expected, distance
+    small = np.empty(1 << 12, dtype=np.float32)
+    assert not host.aliased(small[16:], small[:-16])  # below ALIAS_BYTES: never asked
+    assert not host.aliased(x, x)  # in place
+
+
+@pytest.mark.parametrize(
+    ("name", "op"),
+    [("gelu", "forward"), ("sigmoid", "forward"), ("silu", "forward"), ("gelu", "derivative"),
+     ("tanh", "forward"), ("elu", "forward"), ("softplus", "derivative")],
+)  # fmt: skip
+@pytest.mark.parametrize("count", [1, 2])
+def test_an_aliased_output_gets_the_same_bits_through_the_buffer(name, op, count, monkeypatch):
+    n = (1 << 18) + 37  # (1 MiB and a tail: more than one block, and a partial one)
+    function = relukit.get(name)
+    call = function.derivative if op == "derivative" else function
+    x, y = placed(n, 2 * MIB + 16)
+    assert host.aliased(y, x)
+    want = call(x.copy())
+    answers: list[bool] = []
+    ask = host.aliased
+
+    def spy(*arrays):  # type: ignore[no-untyped-def]
+        answers.append(ask(*arrays))
+        return answers[-1]
+
+    monkeypatch.setattr(host, "aliased", spy)
+    with threads.limit(count):
+        got = call(x, out=y)
+    assert got is y
+    np.testing.assert_array_equal(y.view(np.int32), want.view(np.int32))
+    assert answers and all(answers)  # (asked where the kernel is chosen, and found aliased)
+    # the same distance plus 4 KiB: written directly, the same bits
+    x2, y2 = placed(n, 2 * MIB + 4096 + 16)
+    assert not host.aliased(y2, x2)
+    np.testing.assert_array_equal(call(x2, out=y2).view(np.int32), want.view(np.int32))
