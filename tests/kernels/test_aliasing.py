@@ -25,6 +25,19 @@ def placed(n: int, distance: int, dtype=np.float32) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
+def asked_aliased(monkeypatch) -> list[bool]:
+    """host.aliased's answers from now on, in order."""
+    answers: list[bool] = []
+    ask = host.aliased
+
+    def spy(*arrays):  # type: ignore[no-untyped-def]
+        answers.append(ask(*arrays))
+        return answers[-1]
+
+    monkeypatch.setattr(host, "aliased", spy)
+    return answers
+
+
 def test_only_an_output_a_little_after_its_input_modulo_1_mib_is_aliased():
     x, _ = placed(1 << 18, 2 * MIB)
     for distance, expected in [(MIB + 16, True), (2 * MIB + 4, True), (MIB + 128, True),
@@ -47,19 +60,15 @@ def test_only_an_output_a_little_after_its_input_modulo_1_mib_is_aliased():
 @pytest.mark.parametrize("count", [1, 2])
 def test_an_aliased_output_gets_the_same_bits_through_the_buffer(name, op, count, monkeypatch):
     n = (1 << 18) + 37  # (1 MiB and a tail: more than one block, and a partial one)
+    if count == 2:  # (split into chunks, each as aliased as the whole)
+        monkeypatch.setattr(host, "GRAIN_SMOOTH", 1 << 14)
+        monkeypatch.setattr(host, "GRAIN_LINEAR", 1 << 14)
     function = relukit.get(name)
     call = function.derivative if op == "derivative" else function
     x, y = placed(n, 2 * MIB + 16)
     assert host.aliased(y, x)
     want = call(x.copy())
-    answers: list[bool] = []
-    ask = host.aliased
-
-    def spy(*arrays):  # type: ignore[no-untyped-def]
-        answers.append(ask(*arrays))
-        return answers[-1]
-
-    monkeypatch.setattr(host, "aliased", spy)
+    answers = asked_aliased(monkeypatch)
     with threads.limit(count):
         got = call(x, out=y)
     assert got is y
@@ -69,3 +78,28 @@ def test_an_aliased_output_gets_the_same_bits_through_the_buffer(name, op, count
     x2, y2 = placed(n, 2 * MIB + 4096 + 16)
     assert not host.aliased(y2, x2)
     np.testing.assert_array_equal(call(x2, out=y2).view(np.int32), want.view(np.int32))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("op", ["forward", "allocating"])
+def test_other_dtypes_and_fresh_outputs_too(dtype, op, monkeypatch):
+    # float64 gelu's centre and tails apart, and the 16-bit floats widened per block, through
+    # the buffer; an allocating call's output is asked about too (not NumPy's ufunc's own)
+    from relukit.kernels.arrays import bfloat16
+
+    kind = bfloat16() if dtype == "bfloat16" else np.dtype(dtype)
+    if kind == np.float16 and not host._f16c():
+        pytest.skip("float16 without F16C takes the general path")
+    n = (1 << 19) + 37
+    after = (((n * np.dtype(kind).itemsize) >> 20) + 1) << 20  # (a whole MiB past x's end)
+    x, y = placed(n, after + 16, dtype=kind)
+    gelu = relukit.get("gelu")
+    want = gelu(x.copy())
+    answers = asked_aliased(monkeypatch)
+    with threads.limit(1):
+        got = gelu(x, out=y) if op == "forward" else gelu(x)
+    bits = np.uint16 if np.dtype(kind).itemsize == 2 else np.int64
+    np.testing.assert_array_equal(np.asarray(got).view(bits), want.view(bits))
+    assert answers  # (asked where the kernel is chosen)
+    if op == "forward":
+        assert all(answers)

@@ -154,7 +154,9 @@ def elementwise_method(op: str, doc: str) -> Any:
                         ufunc = calls.ufunc(op)
                     if ufunc is not False:
                         if out is None:
-                            if x.nbytes < HUGE_BYTES:
+                            # (from ALIAS_BYTES, NumPy's fresh output may lie just after x:
+                            # allocated below instead, where host.aliased is asked)
+                            if x.nbytes < host.ALIAS_BYTES:
                                 return ufunc(x)
                         elif (
                             type(out) is np.ndarray

@@ -838,14 +838,16 @@ def _per_element(cost: int, large: bool = False) -> float:
     return max(best / n, 1e-12)
 
 
-# An output a few bytes after its input modulo 1 MiB (as NumPy's heap gives an array allocated
-# right after another of 1-16 MiB: 16 bytes after) makes each load wait on the store just
-# before it, whose address the core takes for the load's (compared on 20 bits). Measured on the
-# 2-vCPU Xeon VM (Emerald Rapids), float32 out= on 2^20 elements, 1 thread, ns per element,
-# y − x ≡ 16 / 4096 bytes modulo 1 MiB: tanh 1.90 / 0.57, elu 1.47 / 0.55, gelu 1.75 / 0.85
-# (PyTorch's tanh 0.62 / 0.37). Through the block buffer (computed in L1, then copied out) the
-# loads run ahead of the stores: tanh 1.05 there. Such outputs take the buffered kernel from
-# ALIAS_BYTES up (below, the check's 0.3 µs would count and the core hid the wait).
+# An output a few bytes after its input modulo 1 MiB (as glibc's heap, once its mmap threshold
+# has risen, gives an array of a whole number of MiB, up to 32, allocated right after another:
+# 16 bytes after) makes each load wait on the store just before it, whose address the core
+# takes for the load's (compared on 20 bits, it seems). Measured on the 2-vCPU Xeon VM (Emerald
+# Rapids), float32 out= on 2^20 elements, 1 thread, ns per element, y − x ≡ 16 / 4096 bytes
+# modulo 1 MiB: tanh 1.90 / 0.57, elu 1.47 / 0.55, gelu 1.75 / 0.85 (PyTorch's tanh 0.62 /
+# 0.37); 128 bytes on, half that; from 192, nothing. Through the block buffer (computed in L1,
+# then copied out) the loads run ahead of the stores: tanh 1.05 there. Such outputs take the
+# buffered kernel from ALIAS_BYTES up (seen from 1 MiB, in one of two runs there: tanh 2.42 /
+# 0.81, through the buffer 0.76; not at 256 KiB and below, whose lines stay in L2).
 ALIAS_PERIOD = 1 << 20
 ALIAS_WINDOW = 192
 ALIAS_BYTES = 1 << 20

@@ -237,8 +237,9 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         # gathered across blocks (vector32's block function; spans of 2^30 elements, whose
         # places fit its uint32 scratch). A buffered kernel's y that is not x, neither
         # streamed nor a vjp, is one the host found a few bytes after x modulo 1 MiB
-        # (host.aliased): there the centre goes through the buffer BLOCK elements at a time
-        # (their others done with them), so that the loads run ahead of the stores
+        # (host.aliased; it passes no partly overlapping y, and a y apart from x taken this
+        # way would only cost speed): there the centre goes through the buffer BLOCK elements
+        # at a time (their others done with them), so that the loads run ahead of the stores
         apart = not direct and y.ctypes.data != x.ctypes.data and not (stream or vjp)
         if centre and not (stream or vjp) and x.itemsize == 4:
             taken = True
@@ -276,7 +277,8 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
             done = False
             if centre:
                 # a centre writes each place once, after reading it: straight into y, in
-                # place too (no buffer, no copy out), unless streamed or a vjp (y may be g).
+                # place too (no buffer, no copy out), unless streamed, a vjp (y may be g) or
+                # apart (above).
                 # (vjp and the choice of y as constants in each call: with them at run time,
                 # LLVM's code for the whole block was some 1.5-1.7x slower, vjp or not: gelu
                 # forward on 2^16 float32, 1 thread, Xeon, 49 µs against 29)
