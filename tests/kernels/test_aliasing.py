@@ -54,8 +54,7 @@ def test_only_an_output_a_little_after_its_input_modulo_1_mib_is_aliased():
 
 @pytest.mark.parametrize(
     ("name", "op"),
-    [("gelu", "forward"), ("sigmoid", "forward"), ("silu", "forward"), ("gelu", "derivative"),
-     ("tanh", "forward"), ("elu", "forward"), ("softplus", "derivative")],
+    [("gelu", "forward"), ("sigmoid", "forward"), ("gelu", "derivative"), ("tanh", "forward")],
 )  # fmt: skip
 @pytest.mark.parametrize("count", [1, 2])
 def test_an_aliased_output_gets_the_same_bits_through_the_buffer(name, op, count, monkeypatch):
@@ -80,8 +79,11 @@ def test_an_aliased_output_gets_the_same_bits_through_the_buffer(name, op, count
     np.testing.assert_array_equal(call(x2, out=y2).view(np.int32), want.view(np.int32))
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
-@pytest.mark.parametrize("op", ["forward", "allocating"])
+@pytest.mark.parametrize(
+    ("dtype", "op"),
+    [("float64", "forward"), ("float16", "forward"), ("bfloat16", "forward"),
+     ("float64", "allocating")],
+)  # fmt: skip
 def test_other_dtypes_and_fresh_outputs_too(dtype, op, monkeypatch):
     # float64 gelu's centre and tails apart, and the 16-bit floats widened per block, through
     # the buffer; an allocating call's output is asked about too (not NumPy's ufunc's own)
