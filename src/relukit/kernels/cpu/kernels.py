@@ -238,33 +238,26 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         # places fit its uint32 scratch). A buffered kernel's y that is not x, neither
         # streamed nor a vjp, is one the host found a few bytes after x modulo 1 MiB
         # (host.aliased; it passes no partly overlapping y, and a y apart from x taken this
-        # way would only cost speed): there the centre goes through the buffer BLOCK elements
-        # at a time (their others done with them), so that the loads run ahead of the stores
+        # way would only cost speed): there the blocks below go through the buffer, float32
+        # ones of BLOCK elements (their others done with them), so that the loads run ahead
+        # of the stores. (One call of the centre block fewer than a loop of its own: each is
+        # inlined, and compiled again for every kernel.)
         apart = not direct and y.ctypes.data != x.ctypes.data and not (stream or vjp)
-        if centre and not (stream or vjp) and x.itemsize == 4:
+        if centre and not (stream or vjp or apart) and x.itemsize == 4:
             taken = True
-            if apart:
-                for a in range(0, n, BLOCK):
-                    b = min(a + BLOCK, n)
-                    xa, ga, ya = x[a:b], g[a:b], buf[: b - a]
-                    if not centre_block(xa, ga, ya, False, low, high, rest, values, wide, out32):
-                        taken = False  # (another dtype or layout, nothing written)
-                        break
-                    put(y, a, buf, b - a, False)
-            else:
-                for a in range(0, n, SPAN):
-                    b = min(a + SPAN, n)
-                    xa, ga, ya = x[a:b], g[a:b], y[a:b]
-                    if not centre_block(xa, ga, ya, False, low, high, rest, values, wide, out32):
-                        taken = False  # (the first span: another dtype or layout, nothing written)
-                        break
+            for a in range(0, n, SPAN):
+                b = min(a + SPAN, n)
+                xa, ga, ya = x[a:b], g[a:b], y[a:b]
+                if not centre_block(xa, ga, ya, False, low, high, rest, values, wide, out32):
+                    taken = False  # (the first span: another dtype or layout, nothing written)
+                    break
             if taken:
                 return
         # Smooth members stream short blocks, the first one ending where y is 64-byte
         # aligned: each block's lines then go out whole while the next block is computed (a
         # block of 2,048 computes, then streams, with little overlap: about 1.6x slower at
         # 2^24 for sigmoid)
-        block = SMOOTH_BLOCK if smooth else BLOCK
+        block = SMOOTH_BLOCK if smooth and not (apart and x.itemsize == 4) else BLOCK
         lead = ((-np.int64(y.ctypes.data)) & 63) // y.itemsize if smooth and stream else 0
         for i, m, k in blocks(n, period, start, block, lead):
             # Direct: into y. Otherwise into an L1-resident buffer, then streamed or copied
