@@ -508,11 +508,8 @@ def _large(nbytes: int, cached: bool) -> bool:
 def _unstreamed(nbytes: int) -> bool:
     """Is an output of ``nbytes`` below the size that streams on one thread (measured only for
     outputs from :data:`STREAM_FLOOR` up)?"""
-    pinned = STREAM_BYTES
-    if pinned is not None:
-        return nbytes < pinned
-    if nbytes < STREAM_FLOOR and not _STREAM_ENV_SET:
-        return True
+    if nbytes < STREAM_FLOOR and STREAM_BYTES is None and not _STREAM_ENV_SET:
+        return True  # (nothing pinned: not measured for this)
     return nbytes < stream_bytes()
 
 
@@ -1134,12 +1131,12 @@ class Calls:
     ) -> None:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
         n = x.size
-        apart = y is not x and y is not g
+        into = y is not x and y is not g and not aliased(y, x, g)  # (a direct kernel may)
         if self.raw is not None:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
         if whole(n, y.nbytes, self.cost):
             # one thread, no streaming: the cost of a small call is this and the kernel's
-            if apart and not aliased(y, x, g):
+            if into:
                 kernel, p = self.direct.get(op) or self.load(op, True)
             else:
                 kernel, p = self.buffered.get(op) or self.load(op, False)
@@ -1147,7 +1144,7 @@ class Calls:
             return
         # (16-bit: raw views, not streamed; smooth members: see STREAM_BYTES)
         stream = self.linear and not self.half and _stream_to(y, x, fresh)
-        direct = not stream and apart and not aliased(y, x, g)
+        direct = not stream and into
         kernel, p = (self.direct if direct else self.buffered).get(op) or self.load(op, direct)
         aux = self.aux
         chunks = _chunks(n, self.cost)
