@@ -1,7 +1,8 @@
 """The float64 kernels' double-double math (:mod:`relukit.kernels.cpu.math64`) and the fit of
 the Mills ratio (:mod:`relukit.kernels.cpu.fits`) against mpmath: relative error below 2^-58, a
 32nd of the float64 ulp at most, so that the members that chain a few of them stay within 2 ulp
-(and nearly always within 1)."""
+(and nearly always within 1); the float64 pairs (exp_pair, expm1_pair) within 2^-55, for the
+members that round their product once."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ _exp, _expm1, _log1p = _pairs(_exp_dd), _pairs(math64.expm1_dd), _pairs(math64.l
 _mills_pairs = _pairs(_mills)
 
 
+@njit
+def _exp_pair(x, dx):  # type: ignore[no-untyped-def]
+    return math64.exp_pair(x, dx, np.int64(0))
+
+
+_exp_p, _expm1_p = _pairs(_exp_pair), _pairs(math64.expm1_pair)
+
+
 def _g(t: mp.mpf) -> mp.mpf:
     return t * mp.sqrt(mp.pi / 2) * mp.exp(t * t / 2) * mp.erfc(t / mp.sqrt(2))
 
@@ -52,6 +61,8 @@ CASES = {
     "expm1": (_expm1, mp.expm1, (-40.0, 0.0), BOUND),
     "log1p": (_log1p, mp.log1p, (0.0, 1.0), BOUND),
     "mills": (_mills_pairs, _g, (1.0, 40.0), BOUND),
+    "exp_pair": (_exp_p, mp.exp, (-700.0, 0.0), 2.0**-55),
+    "expm1_pair": (_expm1_p, mp.expm1, (-40.0, 0.0), 2.0**-55),
 }
 
 
@@ -61,9 +72,13 @@ def test_double_double_functions_within_their_bounds(name):
     rng = np.random.default_rng(5)
     x = np.concatenate([rng.uniform(low, high, 1500), rng.uniform(-1.0, 1.0, 300) * 1e-3])
     x = np.clip(x, low, high)
-    if name == "exp":
+    if name in ("exp", "exp_pair"):
         x = np.concatenate([x, np.linspace(-0.35, 0.35, 101), [0.0, 1e-300, -1e-300]])
+        x = np.clip(x, low, high)
     dx = np.zeros_like(x) if name == "mills" else x * rng.uniform(-1.1e-16, 1.1e-16, x.size)
+    if name.endswith("_pair"):  # the callers' low parts: a product's error, up to 2^-44
+        dx = np.where(rng.random(x.size) < 0.5, dx, rng.uniform(-(2.0**-44), 2.0**-44, x.size))
+        dx = np.where(x == 0.0, 0.0, dx)
     if name == "log1p":
         dx = np.where(x + dx < 0, 0.0, dx)
     got = kernel(x, dx)
@@ -80,13 +95,20 @@ def test_expm1_keeps_the_sign_of_zero_and_clamps():
     assert (got[2:, 0] == -1.0).all()
 
 
-def test_exp_scaled_by_2_to_the_64_keeps_the_digits_of_subnormal_results():
+@pytest.mark.parametrize(("exp", "bound"), [(math64.exp_dd, BOUND), (math64.exp_pair, 2.0**-55)])
+def test_exp_scaled_by_2_to_the_64_keeps_the_digits_of_subnormal_results(exp, bound):
     @njit
-    def scaled(x):  # type: ignore[no-untyped-def]
-        return math64.exp_dd(x, 0.0, np.int64(64))
+    def scaled(x, shift):  # type: ignore[no-untyped-def]
+        return exp(x, 0.0, np.int64(shift))
 
-    for v in (-700.5, -720.25, -744.0):
-        hi, lo = scaled(v)
+    for v in (-700.5, -720.25, -744.0) + ((-751.5,) if exp is math64.exp_pair else ()):
+        hi, lo = scaled(v, 64)
         with mp.workdps(40):
             want = mp.exp(mp.mpf(v)) * 2**64
-            assert abs(mp.mpf(hi) + mp.mpf(lo) - want) <= BOUND * want, v
+            assert abs(mp.mpf(hi) + mp.mpf(lo) - want) <= bound * want, v
+            # unscaled, a subnormal result to its absolute precision (2^-1074)
+            hi, lo = scaled(v, 0)
+            want = mp.exp(mp.mpf(v))
+            assert abs(mp.mpf(hi) + mp.mpf(lo) - want) <= max(bound * want, 2.0**-1074), v
+    if exp is math64.exp_pair:
+        assert scaled(-752.5, 64) == (0.0, 0.0)
