@@ -9,17 +9,14 @@ intermediate value as an unevaluated sum ``hi + lo`` of two float64 (a "double-d
 ones of :mod:`relukit.kernels.cpu.math32`, which serve both widths).
 
 ================  =============================================================================
-``exp_dd``        e^{x+dx}·2^shift: Cody-Waite reduction ``x = k·ln2 + r`` (|r| ≤ ln2/2, r
-                  exact in double-double), ``e^r − 1 = r + r²/2 + r³·P(r)`` with ``r + r²/2``
-                  exact and P of degree 12 in float64 (relative error below 2^-62).
-``expm1_dd``      e^{x+dx} − 1 from the same pieces, ``(2^k − 1) + 2^k·(e^r − 1)``.
-``exp_pair``      e^{x+dx} as ``hi + lo`` to a relative 2^-55 (x ≤ 0): the same reduction with r
-                  rounded and its error kept apart, ``e^r − 1 = r + r²·P(r)`` with P the
-                  Taylor series to 1/13! (truncation 2^-57.7), ``1 + p`` split exactly.
-                  About a third of exp_dd's operations, for the members whose results do
-                  not cancel (the exponential units): chained with one rounding, within
-                  0.65 ulp.
-``expm1_pair``    e^{x+dx} − 1 from the same pieces, for x ≤ 0.
+``exp_pair``      e^{x+dx}·2^shift as ``hi + lo`` to a relative 2^-55: Cody-Waite reduction
+                  ``x = k·ln2 + r`` (|r| ≤ ln2/2) with r rounded and its error kept apart,
+                  ``e^r − 1 = r + r²·P(r)`` with P the Taylor series to 1/13! (truncation
+                  2^-57.7), and ``1 + (e^r − 1)`` split exactly: some thirty operations. The
+                  members' formulas either round its product once (the exponential units:
+                  within 0.65 ulp) or lose no more than a factor of 8 to cancellation outside
+                  the expansions at their zeros (silu′, mish′: within 1 ulp).
+``expm1_pair``    e^{x+dx} − 1 from the same pieces, ``(2^k − 1) + 2^k·(e^r − 1)``, x ≤ 0.
 ``log1p_dd``      log(1 + w) for 0 ≤ w ≤ 1: ``j·ln2 + 2·atanh(s)``, ``s = (f − 1)/(f + 1)``,
                   ``f = (1 + w)/2^j`` in [0.71, 1.42], ``2s + s³(2/3 + …)`` with the terms from
                   2s⁵/5 on in float64.
@@ -27,8 +24,9 @@ ones of :mod:`relukit.kernels.cpu.math32`, which serve both widths).
 
 All are arithmetic, fused multiply-adds, bit casts and selects, so the loops that call them
 vectorise (the C library's exp, which the float64 kernels used before, does not). Their
-relative error is below 2^-58 (``tests/kernels/test_math64.py`` checks them against mpmath;
-exp_dd's low part loses its digits where it is subnormal, below x = −690: the callers scale).
+relative error is below 2^-58, the pairs' 2^-55 (``tests/kernels/test_math64.py`` checks them
+against mpmath; exp_pair's low part loses its digits where it is subnormal, below x = −690:
+the callers scale by 2^64). (A double-double exp, to 2^-62, cost three times as much.)
 Every function is written for finite, moderate inputs; the callers clamp, and the loops
 apply the conventions for NaN and ±inf afterwards.
 """
@@ -52,14 +50,11 @@ LN2 = (0.6931471805599453, 2.3190468138462996e-17)  # ln 2 as a double-double
 SHIFTER = 6755399441055744.0  # 1.5·2^52: k sits in the low bits of (v + SHIFTER)
 SHIFTER_BITS = 0x4338000000000000
 SQRT2 = 1.4142135623730951
-# 1/k! for k = 3..15: e^r − 1 − r − r²/2 = r³·P(r), truncation below 2^-63 on |r| ≤ ln2/2
-EXP_TAIL = tuple(1.0 / math.factorial(k) for k in range(3, 16))
 # 2/(2n + 1) for n = 2..13: 2·atanh(s) − 2s − 2s³/3 = s⁵·P(s²), truncation below 2^-70 on
 # |s| ≤ 0.172 (2/3 as a double-double)
 ATANH_TAIL = tuple(2.0 / (2 * n + 1) for n in range(2, 14))
 TWO_THIRDS = (0.6666666666666666, 3.700743415417188e-17)
 
-exp_tail = polynomial(EXP_TAIL, "exp_tail")
 # 1/k! for k = 2..13: e^r − 1 − r = r²·P(r), truncation below 2^-57.7 on |r| ≤ ln2/2
 exp_series = polynomial(tuple(1.0 / math.factorial(k) for k in range(2, 14)), "exp_series")
 PAIR_LOW = -752.0  # exp_pair's floor: 2^k·2^64 is still a normal float64 there
@@ -114,42 +109,6 @@ def pow2(k: Any) -> float:
     return i64_as_f64((k + np.int64(1023)) << np.int64(52))
 
 
-@jit
-def reduce(x: float, dx: float) -> Any:
-    """(k, qh, ql) with e^{x+dx} = 2^k·(1 + qh + ql), for |x| < 2^20 and |dx| ≤ 2^-30."""
-    shifted = fma(x, LOG2E, SHIFTER)
-    kf = shifted - SHIFTER
-    rh = fma(-kf, LN2_HI, x)  # exact (Sterbenz; k·LN2_HI has 43 bits)
-    ph, pl = two_prod(kf, LN2_LO)
-    r, re = two_sum(rh, -ph)
-    rl = (re - pl) + dx  # r + rl = x + dx − k·ln2 to about 2^-75
-    sh, sl = two_prod(r, r)
-    a, ae = two_sum(r, 0.5 * sh)
-    lo = ae + (0.5 * sl + r * sh * exp_tail(r))
-    lo = lo + rl * ((1.0 + a) + lo)  # e^{r+rl} − 1 = (e^r − 1) + rl·e^r, to 2^-100
-    qh, ql = two_sum(a, lo)
-    return f64_as_i64(shifted) - np.int64(SHIFTER_BITS), qh, ql
-
-
-@jit
-def exp_dd(x: float, dx: float, shift: Any) -> Any:
-    """(hi, lo): e^{x+dx}·2^shift (0 ≤ shift ≤ 64), for x ≤ 709.78; 0 below x = −746 + shift·ln2,
-    and subnormal results only to their absolute precision."""
-    xc = x if x > -800.0 else -800.0
-    k, qh, ql = reduce(xc, dx)
-    k = k + shift
-    uh, ul = two_sum_fast(1.0, qh)
-    ul = ul + ql
-    # 2^k is not a float64 for k = 1024 or k < −1022: scale in two steps
-    high = k > np.int64(1023)
-    low = k < np.int64(-1000)
-    kk = k - np.int64(1) if high else (k + np.int64(64) if low else k)
-    kk = kk if kk > np.int64(-1022) else np.int64(-1022)
-    after = 2.0 if high else (5.421010862427522e-20 if low else 1.0)
-    s = pow2(kk)
-    hi = uh * s * after
-    lo = ul * s * after
-    return (hi, lo) if xc > -800.0 else (0.0, 0.0)
 
 
 @jit
@@ -172,7 +131,7 @@ def reduce_pair(x: float, dx: float) -> Any:
 
 @jit
 def exp_pair(x: float, dx: float, shift: Any) -> Any:
-    """(hi, lo): e^{x+dx}·2^shift to a relative 2^-55, for x ≤ 0 and 0 ≤ shift ≤ 64; 0 below
+    """(hi, lo): e^{x+dx}·2^shift to a relative 2^-55, for x ≤ 709 and 0 ≤ shift ≤ 64; 0 below
     x = −752, and subnormal results only to their absolute precision."""
     xc = x if x > PAIR_LOW else PAIR_LOW
     k, ph, pl = reduce_pair(xc, dx)
@@ -195,17 +154,6 @@ def expm1_pair(x: float, dx: float) -> Any:
     h, e = two_sum_fast(c, s * ph)
     return (x, 0.0) if x == 0.0 else (h, e + (ce + s * pl))
 
-
-@jit
-def expm1_dd(x: float, dx: float) -> Any:
-    """(hi, lo): e^{x+dx} − 1, for x ≤ 0 (−1 below x = −40, where it rounds to −1; ±0 kept)."""
-    clamped = not x > -40.0
-    k, qh, ql = reduce(-40.0 if clamped else x, 0.0 if clamped else dx)
-    s = pow2(k)
-    c, ce = two_sum(s, -1.0)  # exact: 2^k − 1
-    h, e = two_sum(c, s * qh)
-    h, e = two_sum_fast(h, e + (ce + s * ql))
-    return (x, 0.0) if x == 0.0 else (h, e)
 
 
 @jit

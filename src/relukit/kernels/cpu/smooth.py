@@ -37,9 +37,7 @@ from relukit.kernels.cpu.math64 import (
     dd_div,
     dd_mul,
     dd_scale,
-    exp_dd,
     exp_pair,
-    expm1_dd,
     expm1_pair,
     log1p_dd,
     quotient,
@@ -63,7 +61,7 @@ TANH_2BETA_LOW = -9.96930880911092e-17  # 2√(2/π) − 2·TANH_BETA
 TANH_3KAPPA = (0.134145, 1.3526957332032908e-17)  # 3·0.044715 as a double-double
 INV_SQRT_2PI_LOW = -2.49232720227773e-17  # 1/√(2π) − INV_SQRT_2PI
 
-# Below x = −700, e^x is formed scaled by 2^64 (exp_dd's shift) and the result scaled back
+# Below x = −700, e^x is formed scaled by 2^64 (exp_pair's shift) and the result scaled back
 # last: alone e^x would be subnormal (below −708.4) where x·e^x, say, is not.
 FAR = -700.0
 SHIFT = np.int64(64)
@@ -169,7 +167,7 @@ def sigmoid_d_wide(v: Any, x: float) -> float:
 @jit
 def tanh_f_wide(v: Any, x: float) -> float:
     """tanh|x| = −m/(2 + m), m = e^{−2|x|} − 1, with x's sign."""
-    mh, ml = expm1_dd(-2.0 * abs(x), 0.0)
+    mh, ml = expm1_pair(-2.0 * abs(x), 0.0)
     dh, dl = two_sum_fast(2.0, mh)
     return math.copysign(quotient(-mh, -ml, dh, dl + ml), x)
 
@@ -178,7 +176,7 @@ def tanh_f_wide(v: Any, x: float) -> float:
 def tanh_d_wide(v: Any, x: float) -> float:
     """4w/(1 + w)², w = e^{−2|x|} (scaled by 2^64 beyond |x| = 350)."""
     far = abs(x) > -0.5 * FAR
-    wh, wl = exp_dd(-2.0 * abs(x), 0.0, SHIFT if far else np.int64(0))
+    wh, wl = exp_pair(-2.0 * abs(x), 0.0, SHIFT if far else np.int64(0))
     dh, dl = two_sum_fast(1.0, wh)
     dl = dl + wl
     if far:
@@ -274,7 +272,7 @@ def mish_parts(x: float) -> Any:
     (as e^x)."""
     big = x > 40.0
     far = x < FAR
-    eh, el = exp_dd(0.0 if big else x, 0.0, SHIFT if far else np.int64(0))
+    eh, el = exp_pair(0.0 if big else x, 0.0, SHIFT if far else np.int64(0))
     gh, gl = (2.0, 0.0) if far else dd_add(eh, el, 2.0, 0.0)
     nh, nl = dd_mul(eh, el, gh, gl)
     mh, ml = (2.0, 0.0) if far else dd_add(nh, nl, 2.0, 0.0)
@@ -312,7 +310,7 @@ def softplus_f_wide(v: Any, x: float, beta: float, threshold: float) -> float:
     z, dz = two_prod(x, beta)
     dz = dz if abs(z) < 1e300 else 0.0
     far = z < FAR
-    wh, wl = exp_dd(-abs(z), dz if z < 0.0 else -dz, SHIFT if far else np.int64(0))
+    wh, wl = exp_pair(-abs(z), dz if z < 0.0 else -dz, SHIFT if far else np.int64(0))
     lh, ll = log1p_dd(wh, wl)
     if z > 0.0:
         lh, ll = dd_add(z, dz, lh, ll)
@@ -385,7 +383,7 @@ def gauss(x: float) -> Any:
     far = x < GAUSS_FAR
     t = min(abs(x), MILLS_HIGH)
     yh, yl = two_prod(t, t)
-    eh, el = exp_dd(-0.5 * yh, -0.5 * yl, SHIFT if far else np.int64(0))
+    eh, el = exp_pair(-0.5 * yh, -0.5 * yl, SHIFT if far else np.int64(0))
     ph, pl = dd_mul(eh, el, INV_SQRT_2PI, INV_SQRT_2PI_LOW)
     return ph, pl, (UNSCALE if far else 1.0)
 
