@@ -5,9 +5,11 @@ float32 elements (and 16-bit ones, widened to float32) are computed in float32 a
 (erfc and the Mills ratio for gelu, σ(−x) for 1 − σ(x), ``n = e^x(e^x + 2)`` for mish, Taylor
 expansions at the zeros of the derivatives) evaluated in double-double arithmetic
 (:mod:`relukit.kernels.cpu.math64`) and rounded once, within 2 ulp of the true value
-(``benchmarks/accuracy.py``). e^x is a float64 pair (``exp_pair``, relative 2^-55, a third of
-the double-double's cost) wherever the formula does not magnify its error: the exponential
-units and σ's ``e^{−|x|}``.
+(``benchmarks/accuracy.py``). e^x itself is a float64 pair (``exp_pair``, relative 2^-55, a
+third of a double-double exp's operations): the exponential units round its product once, and
+where the other formulas subtract (near the derivatives' zeros) they lose at most a factor of
+8 of it outside the expansions there; benchmarks/accuracy.py's float64 inputs all stay within
+1 ulp.
 """
 
 from __future__ import annotations
