@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import ml_dtypes
+import mpmath as mp
 import numpy as np
 import pytest
 import scipy.special
@@ -220,6 +221,7 @@ def test_kernel_matches_reference(name, params, dtype, monkeypatch):
         ("celu", {"alpha": 1e39}),
         ("softplus", {"beta": 1e39}),
         ("softplus", {"beta": 2.0**-140}),
+        ("softplus", {"beta": 2.0**-1030}),  # (1/beta overflows; the results that do: inf)
         ("softplus", {"beta": 1.7, "threshold": 15.0}),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
@@ -232,6 +234,30 @@ def test_parameters_float32_cannot_hold_keep_their_digits(name, params, dtype):
         got = compiled(function, op, x, None)
         assert agrees(function, got, expected(function, op, x, None)), op
         assert not np.isnan(got).any(), op
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "op", "factor"),
+    [
+        ("elu", {"alpha": 1e30}, "derivative", 1e30),
+        ("softplus", {"beta": 2.0**-140}, "forward", 2.0**140),
+    ],
+    ids=["elu", "softplus"],
+)
+def test_float64_far_left_where_a_parameter_makes_the_result_normal(name, params, op, factor):
+    # factor·e^z with e^z subnormal (z below −708) and the product a normal number: the kernels
+    # scale e^z by 2^64 there, which keeps its digits down to z = −752 (below, e^z·2^64 is
+    # subnormal too: its absolute precision, 2^-1074, scaled back), and give 0 from −800
+    function = relukit.get(name, **params)
+    z = np.array([-700.5, -712.25, -730.0, -745.0, -751.5, -755.5, -768.0, -790.0, -805.0])
+    x = z * 2.0**140 if name == "softplus" else z
+    got = compiled(function, op, x, None)
+    assert got[-1] == 0.0
+    with mp.workdps(40):
+        for v, g in zip(z[:-1], got[:-1], strict=True):
+            want = factor * (mp.log1p(mp.exp(v)) if name == "softplus" else mp.exp(v))
+            bound = 2 * 2.0**-52 * want + (0 if v > -752 else factor * mp.mpf(2) ** -1137)
+            assert abs(mp.mpf(g) - want) <= bound, (v, g, float(want))
 
 
 def test_kernel_is_used_and_leaves_input_untouched():

@@ -11,12 +11,15 @@ ones of :mod:`relukit.kernels.cpu.math32`, which serve both widths).
 ================  =============================================================================
 ``exp_pair``      e^{x+dx}·2^shift as ``hi + lo`` to a relative 2^-55: Cody-Waite reduction
                   ``x = k·ln2 + r`` (|r| ≤ ln2/2) with r rounded and its error kept apart,
-                  ``e^r − 1 = r + r²·P(r)`` with P the Taylor series to 1/13! (truncation
-                  2^-57.7), and ``1 + (e^r − 1)`` split exactly: some thirty operations. The
-                  members' formulas either round its product once (the exponential units:
-                  within 0.65 ulp) or lose no more than a factor of 8 to cancellation outside
-                  the expansions at their zeros (silu′, mish′: within 1 ulp).
-``expm1_pair``    e^{x+dx} − 1 from the same pieces, ``(2^k − 1) + 2^k·(e^r − 1)``, x ≤ 0.
+                  ``e^r − 1 = r + r²·P(r)`` with P the Taylor series to 1/14! (truncation
+                  2^-63; the roundings of r²·P(r), at most 2^-55.5 of e^r, dominate), and
+                  ``1 + (e^r − 1)`` split exactly: some thirty operations. The exponential
+                  units round its product once (within 0.75 ulp); where the other formulas
+                  subtract, outside the expansions at the derivatives' zeros, its error grows
+                  at most about threefold (gelu′ near x = −1; silu′ and mish′ 1.6-fold).
+``expm1_pair``    e^{x+dx} − 1 from the same pieces, ``(2^k − 1) + 2^k·(e^r − 1)``, x ≤ 0: to
+                  a relative 2^-54 where the result is smallest against its terms (about
+                  −0.29, at x ≈ −0.35).
 ``log1p_dd``      log(1 + w) for 0 ≤ w ≤ 1: ``j·ln2 + 2·atanh(s)``, ``s = (f − 1)/(f + 1)``,
                   ``f = (1 + w)/2^j`` in [0.71, 1.42], ``2s + s³(2/3 + …)`` with the terms from
                   2s⁵/5 on in float64.
@@ -56,8 +59,9 @@ ATANH_TAIL = tuple(2.0 / (2 * n + 1) for n in range(2, 14))
 TWO_THIRDS = (0.6666666666666666, 3.700743415417188e-17)
 
 # 1/k! for k = 2..13: e^r − 1 − r = r²·P(r), truncation below 2^-57.7 on |r| ≤ ln2/2
-exp_series = polynomial(tuple(1.0 / math.factorial(k) for k in range(2, 14)), "exp_series")
-PAIR_LOW = -752.0  # exp_pair's floor: 2^k·2^64 is still a normal float64 there
+# 1/k! for k = 2..14: e^r − 1 − r = r²·P(r), truncation below 2^-63 on |r| ≤ ln2/2
+exp_series = polynomial(tuple(1.0 / math.factorial(k) for k in range(2, 15)), "exp_series")
+PAIR_LOW = -800.0  # exp_pair's floor: e^x·2^64 is 0 in float64 from about −790 on
 atanh_tail = polynomial(ATANH_TAIL, "atanh_tail")
 
 
@@ -109,8 +113,6 @@ def pow2(k: Any) -> float:
     return i64_as_f64((k + np.int64(1023)) << np.int64(52))
 
 
-
-
 @jit
 def reduce_pair(x: float, dx: float) -> Any:
     """(k, ph, pl) with e^{x+dx} = 2^k·(1 + ph + pl) to a relative 2^-55, for |x| < 2^20 and
@@ -131,20 +133,24 @@ def reduce_pair(x: float, dx: float) -> Any:
 
 @jit
 def exp_pair(x: float, dx: float, shift: Any) -> Any:
-    """(hi, lo): e^{x+dx}·2^shift to a relative 2^-55, for x ≤ 709 and 0 ≤ shift ≤ 64; 0 below
-    x = −752, and subnormal results only to their absolute precision."""
+    """(hi, lo): e^{x+dx}·2^shift to a relative 2^-55, for x + shift·ln2 ≤ 709 and
+    0 ≤ shift ≤ 64; 0 below x = −800, and subnormal results (or a subnormal low part, from
+    about −745 + shift·ln2 down) only to their absolute precision."""
     xc = x if x > PAIR_LOW else PAIR_LOW
     k, ph, pl = reduce_pair(xc, dx)
     hi, lo = two_sum_fast(1.0, ph)
     k = k + shift
-    low = k < np.int64(-1000)  # 2^k is not a float64 below −1022: scale in two steps
-    s = pow2(k + np.int64(64) if low else k) * (5.421010862427522e-20 if low else 1.0)
+    # 2^k is not a float64 below −1022: scale in two steps (the first one clamped: there the
+    # result is below 2^-1080, 0 once scaled)
+    low = k < np.int64(-1000)
+    kk = max(k + np.int64(64), np.int64(-1022)) if low else k
+    s = pow2(kk) * (5.421010862427522e-20 if low else 1.0)
     return (hi * s, (lo + pl) * s) if x > PAIR_LOW else (0.0, 0.0)
 
 
 @jit
 def expm1_pair(x: float, dx: float) -> Any:
-    """(hi, lo): e^{x+dx} − 1 to a relative 2^-55, for x ≤ 0 (−1 below x = −40, where it rounds
+    """(hi, lo): e^{x+dx} − 1 to a relative 2^-54, for x ≤ 0 (−1 below x = −40, where it rounds
     to −1; ±0 kept). 2^k − 1 is split exactly, and leads the sum for k ≤ −1; for k = 0 it is
     0 and the sum is p itself."""
     clamped = not x > -40.0
@@ -153,7 +159,6 @@ def expm1_pair(x: float, dx: float) -> Any:
     c, ce = two_sum_fast(-1.0, s)  # 2^k − 1 (k ≤ 0: |s| ≤ 1)
     h, e = two_sum_fast(c, s * ph)
     return (x, 0.0) if x == 0.0 else (h, e + (ce + s * pl))
-
 
 
 @jit
