@@ -58,7 +58,6 @@ SQRT2 = 1.4142135623730951
 ATANH_TAIL = tuple(2.0 / (2 * n + 1) for n in range(2, 14))
 TWO_THIRDS = (0.6666666666666666, 3.700743415417188e-17)
 
-# 1/k! for k = 2..13: e^r − 1 − r = r²·P(r), truncation below 2^-57.7 on |r| ≤ ln2/2
 # 1/k! for k = 2..14: e^r − 1 − r = r²·P(r), truncation below 2^-63 on |r| ≤ ln2/2
 exp_series = polynomial(tuple(1.0 / math.factorial(k) for k in range(2, 15)), "exp_series")
 PAIR_LOW = -800.0  # exp_pair's floor: e^x·2^64 is 0 in float64 from about −790 on
@@ -96,6 +95,12 @@ def dd_div(ah: float, al: float, bh: float, bl: float) -> Any:
     q = ah * inverse
     r = (fma(-q, bh, ah) + al) - q * bl
     return two_sum_fast(q, r * inverse)
+
+
+@jit
+def pair_times(ah: float, al: float, bh: float, bl: float) -> float:
+    """(ah + al)·(bh + bl) rounded once, for products that need no more (al·bl dropped)."""
+    return fma(ah, bh, fma(ah, bl, al * bh))
 
 
 @jit

@@ -42,6 +42,7 @@ from relukit.kernels.cpu.math64 import (
     exp_pair,
     expm1_pair,
     log1p_dd,
+    pair_times,
     quotient,
     two_prod,
     two_sum,
@@ -197,14 +198,14 @@ def exp_times(x: float, dx: float, ch: float, cl: float) -> float:
     """e^{x+dx}·c, rounded once (x ≤ 0)."""
     far = x < FAR
     eh, el = exp_pair(x, dx, SHIFT if far else np.int64(0))
-    return fma(eh, ch, fma(eh, cl, el * ch)) * (UNSCALE if far else 1.0)
+    return pair_times(eh, el, ch, cl) * (UNSCALE if far else 1.0)
 
 
 @jit
 def expm1_times(x: float, dx: float, ch: float, cl: float) -> float:
     """(e^{x+dx} − 1)·c, rounded once (x ≤ 0; ±0 keeps its sign)."""
     mh, ml = expm1_pair(x, dx)
-    return mh * ch if x == 0.0 else fma(mh, ch, fma(mh, cl, ml * ch))
+    return mh * ch if x == 0.0 else pair_times(mh, ml, ch, cl)
 
 
 @jit
