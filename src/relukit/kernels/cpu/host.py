@@ -225,8 +225,9 @@ FORMULAS: dict[str, Callable[[tuple[float, ...], dict[str, Any], np.dtype], Slot
     "rrelu": _rrelu,
 }
 """Formulas whose parameters need more than being placed in order (per-element slopes, a
-general_relu flag). Any other formula key ``f`` is the kernels' member ``F`` (upper
-case) with the formula's parameters in ``p[0]``, ``p[1]``, …"""
+general_relu flag). Any other formula key is the kernels' member of that key
+(:func:`relukit.kernels.cpu.kernels.code`) with the formula's parameters in ``p[0]``, ``p[1]``,
+…"""
 
 PER_ELEMENT = frozenset({"prelu", "rrelu"})
 """Formulas with per-element slopes (code 0 of the mask takes its derivative from them)."""
@@ -245,7 +246,7 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
     key, args = packed
     adapt = FORMULAS.get(key)
     if adapt is None:
-        slots: Slots = getattr(_module(), key.upper()), list(args), None
+        slots: Slots = _module().code(key), list(args), None
     else:
         slots = adapt(args, params, work)
         if slots is None:

@@ -47,8 +47,11 @@ from typing import Any
 
 import numpy as np
 from numba import carray, types
+from numba.extending import overload
 
-from relukit.kernels.cpu.compile import STAMP, cached_cfunc, cached_kernel, jit
+from relukit.kernels.cpu import rectifiers as rectifier_formulas
+from relukit.kernels.cpu import smooth as smooth_formulas
+from relukit.kernels.cpu.compile import INLINE_OPTIONS, STAMP, cached_cfunc, cached_kernel, jit
 from relukit.kernels.cpu.dtypes import const as c
 from relukit.kernels.cpu.dtypes import narrow, passed, scratch, widen
 from relukit.kernels.cpu.intrinsics import (
@@ -124,7 +127,8 @@ from relukit.kernels.cpu.vector32 import (
     silu_forward_block,
 )
 
-# Member codes (closure constants of the kernels)
+# Member codes (closure constants of the kernels): the formulas with code of their own here,
+# each named by its registry formula key in upper case (see PLAIN below for the others)
 RELU = 1
 LEAKY_RELU = 2
 SLOPES = 3  # prelu per channel, rrelu in training: the slope of each element comes from aux
@@ -141,6 +145,84 @@ MISH = 13
 SOFTPLUS = 14
 SIGMOID = 15
 TANH = 16
+
+# A formula the kernels have no code of their own for is a plain one: ``<key>_f(v, p)`` and
+# ``<key>_d(v, p)`` in a formula module, on the working float ``v`` and the parameter slots
+# ``p`` (the record's kernel floats from p[0], the limits in p[4], p[5]). Its code is numbered
+# here from the registry's formula keys, in order of key (the same in every process, as the
+# kernels' disk cache needs), and the map kernel calls the pair by that code
+# (:func:`plain_forward`, :func:`plain_derivative`): adding such a member touches its record,
+# its formulas and its tests, not this file.
+FORMULA_MODULES = (rectifier_formulas, smooth_formulas)
+FIRST_PLAIN = 32
+
+
+def _plain_formulas() -> dict[int, tuple[str, Any, Any, bool]]:
+    """``code: (key, forward, derivative, blocking)`` of each plain formula the registry names
+    (at its members' default parameters); ``blocking``: a piecewise-linear member, whose zero
+    derivative blocks the incoming gradient in its vjp (as the reference path's does)."""
+    from relukit.family import MEMBERS
+
+    found: dict[str, tuple[Any, Any, bool]] = {}
+    for spec in MEMBERS:
+        key = None if spec.kernel is None else spec.kernel(spec.bind({}))[0]
+        if key is None or isinstance(globals().get(key.upper()), int):
+            continue
+        for module in FORMULA_MODULES:
+            forward = getattr(module, f"{key}_f", None)
+            derivative = getattr(module, f"{key}_d", None)
+            if forward is not None and derivative is not None:
+                found[key] = (forward, derivative, spec.piecewise_linear)
+                break
+    return {FIRST_PLAIN + i: (key, *found[key]) for i, key in enumerate(sorted(found))}
+
+
+PLAIN = _plain_formulas()
+
+
+def code(key: str) -> int:
+    """The member code of the registry's formula ``key`` (a key with neither a code of its own
+    nor a plain pair, such as prelu's, is one the host adapts: KeyError)."""
+    for number, (name, *_) in PLAIN.items():
+        if name == key:
+            return number
+    number = globals().get(key.upper())
+    if not isinstance(number, int):
+        raise KeyError(key)
+    return number
+
+
+def plain_forward(member: int, v: Any, p: Any) -> Any:
+    """``<key>_f(v, p)`` of the plain formula with code ``member`` (a constant), in a kernel."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+def plain_derivative(member: int, v: Any, p: Any) -> Any:
+    """``<key>_d(v, p)`` of the plain formula with code ``member`` (a constant), in a kernel."""
+    raise NotImplementedError("only for use inside Numba kernels")
+
+
+def _plain_call(which: int) -> Any:
+    """The implementation of :func:`plain_forward` (``which`` 1) or :func:`plain_derivative`
+    (2), chosen by the member code's literal value at compile time."""
+
+    def choose(member: Any, v: Any, p: Any) -> Any:
+        found = PLAIN.get(getattr(member, "literal_value", None))
+        if found is None:
+            return None  # (not a plain code: no implementation; the kernels never ask)
+        formula = found[which]
+
+        def call(member: Any, v: Any, p: Any) -> Any:
+            return formula(v, p)
+
+        return call
+
+    return choose
+
+
+overload(plain_forward, prefer_literal=True, jit_options=INLINE_OPTIONS)(_plain_call(1))
+overload(plain_derivative, prefer_literal=True, jit_options=INLINE_OPTIONS)(_plain_call(2))
+
 
 # piecewise linear: one code per element
 LINEAR = (RELU, LEAKY_RELU, SLOPES, HARDTANH, GENERAL_RELU)
@@ -187,7 +269,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     stamp = STAMP
     select = member in (RELU, HARDTANH) and op == FORWARD  # pure selects: keep the input's bits
     leaky = member == LEAKY_RELU and op == FORWARD  # one pass from the registers too
-    linear = member in LINEAR
+    blocking = member in LINEAR or (member in PLAIN and PLAIN[member][3])
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
     smooth = member in WIDE
@@ -321,11 +403,17 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                     r = softplus_d(v, x64, a0, a1) if derivative else softplus_f(v, x64, a0, a1)
                 elif member == SIGMOID:
                     r = sigmoid_d(v, x64) if derivative else sigmoid_f(v, x64)
-                else:
+                elif member == TANH:
                     r = tanh_d(v, x64) if derivative else tanh_f(v, x64)
+                else:
+                    r = (
+                        plain_derivative(member, v, p)
+                        if derivative
+                        else plain_forward(member, v, p)
+                    )
                 r = conventions(v, r, low, high)
                 if derivative and vjp:
-                    r = chain(widen(gs[j]), r) if linear else widen(gs[j]) * r
+                    r = chain(widen(gs[j]), r) if blocking else widen(gs[j]) * r
                 dst[j] = narrow(r, e)
             if not direct:
                 put(y, i, buf, m, stream)
