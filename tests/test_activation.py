@@ -271,3 +271,15 @@ def test_the_one_frame_path_leaves_read_only_and_overlapping_arrays_to_the_gener
     empty = np.empty((0, 3), np.float32)
     assert relukit.relu(empty).shape == (0, 3)
     assert relukit.relu.derivative(empty, out=empty) is empty
+
+
+@pytest.mark.parametrize("n", [3, 3000])
+def test_a_parameter_past_the_dtype_s_range_rounds_to_inf_on_torch_as_on_numpy(n):
+    # the fuzz test found torch's where refusing negative_slope=1e308 on float32 tensors
+    x = np.resize(np.array([-1.0, 2.0, -np.inf, 0.0], np.float32), n)
+    f = relukit.leaky_relu
+    for op in ("__call__", "derivative"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected = getattr(f, op)(x, negative_slope=1e308)
+            got = getattr(f, op)(torch.from_numpy(x).requires_grad_(), negative_slope=1e308)
+        np.testing.assert_array_equal(got.detach().numpy(), expected, err_msg=op)

@@ -33,9 +33,9 @@ class Math:
     """An array namespace plus what the Array API lacks: ``erf``, ``erfc``, ``erfcx``,
     ``device`` and ``uniform``.
 
-    ``dtype`` is the working dtype: ``where`` gives it to a choice between two Python scalars
-    (``where(x > 0, 1, slope)``), which the namespace alone would make its default dtype
-    (float32 for torch, losing the slope's float64 digits).
+    ``dtype`` is the working dtype: ``where`` gives it to the Python numbers it chooses between
+    (``where(x > 0, 1, slope)``, which the namespace alone would make its default dtype:
+    float32 for torch, losing the slope's float64 digits).
     """
 
     def __init__(self, xp: Any, dtype: Any = None) -> None:
@@ -46,8 +46,14 @@ class Math:
         return getattr(self._xp, name)
 
     def where(self, condition: Any, a: Any, b: Any) -> Any:
-        if self.dtype is not None and isinstance(a, (int, float)) and isinstance(b, (int, float)):
-            a = self._xp.asarray(a, dtype=self.dtype, device=self.device(condition))
+        if self.dtype is not None:
+            # a Python number rounded to the working dtype (one past its range to ±inf, as
+            # NumPy rounds it; torch's where refuses a float that overflows the tensor's)
+            device = self.device(condition)
+            if isinstance(a, (int, float)):
+                a = self._xp.asarray(a, dtype=self.dtype, device=device)
+            if isinstance(b, (int, float)):
+                b = self._xp.asarray(b, dtype=self.dtype, device=device)
         return self._xp.where(condition, a, b)
 
     def device(self, x: Any) -> Any:
