@@ -57,15 +57,20 @@ def test_plain_formulas_are_numbered_from_the_registry_in_order_of_key(monkeypat
         dataclasses.replace(silu, name="smoothed", kernel=lambda p: ("smooth_test", ())),
         dataclasses.replace(relu, name="half", kernel=lambda p: ("half_test", ())),  # no _d
     )
+    before = {key: rest for key, *rest in kernels._plain_formulas().values()}
     monkeypatch.setattr(sys.modules["relukit.family"], "MEMBERS", (*MEMBERS, *added))
     monkeypatch.setattr(kernels, "FORMULA_MODULES", (*kernels.FORMULA_MODULES, FORMULAS))
     found = kernels._plain_formulas()
+    expected = {
+        **before,
+        "shifted_test": [shifted_f, shifted_d, True],
+        "smooth_test": [shifted_f, shifted_d, False],
+    }
     assert found == {
-        kernels.FIRST_PLAIN: ("shifted_test", shifted_f, shifted_d, True),
-        kernels.FIRST_PLAIN + 1: ("smooth_test", shifted_f, shifted_d, False),
+        kernels.FIRST_PLAIN + i: (key, *expected[key]) for i, key in enumerate(sorted(expected))
     }
     monkeypatch.setattr(kernels, "PLAIN", found)
-    assert kernels.code("shifted_test") == kernels.FIRST_PLAIN
+    assert found[kernels.code("shifted_test")][0] == "shifted_test"
     assert kernels.code("relu") == kernels.RELU
 
 
