@@ -132,7 +132,7 @@ def elementwise_method(op: str, doc: str) -> Any:
     """
 
     def method(self: Any, x: Any, /, *, out: Any = None, **params: Any) -> Any:
-        if not params and type(x) is np.ndarray:
+        if type(x) is np.ndarray and not params:
             fast = self._fast
             last = _NONE if fast is None else fast.last  # (one read: another thread may set it)
             if x.dtype is last[0] and not _forcing[0] and x.flags.carray:
@@ -141,10 +141,13 @@ def elementwise_method(op: str, doc: str) -> Any:
                 calls = (fast or self._make_fast()).calls_checked(x)
             if calls is not None:
                 host = _cpu.host
+                n = x.size
                 # one thread, no streaming: host.whole, inline (its call costs 0.06 µs)
                 small = (host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None) and (
-                    x.size < host.WHOLE_BELOW[calls.cost] or host.alone(x.nbytes, calls.linear)
+                    n < host.WHOLE_BELOW[calls.cost] or host.alone(x.nbytes, calls.linear)
                 )
+                # below ALIAS_BYTES no output can be aliased (host.aliased, without its call)
+                few = x.nbytes < host.ALIAS_BYTES
                 # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C (and
                 # its allocation, below the huge pages'); in place, the kernel below (NumPy's
                 # call is slower at n = 1)
@@ -156,13 +159,13 @@ def elementwise_method(op: str, doc: str) -> Any:
                         if out is None:
                             # (from ALIAS_BYTES, NumPy's fresh output may lie just after x:
                             # allocated below instead, where host.aliased is asked)
-                            if x.nbytes < host.ALIAS_BYTES:
+                            if few:
                                 return ufunc(x)
                         elif (
                             type(out) is np.ndarray
                             and out.dtype is x.dtype
                             and out.shape == x.shape
-                            and not host.aliased(out, x)  # (the ufunc's loop writes it directly)
+                            and (few or not host.aliased(out, x))  # (the loop writes out)
                         ):
                             # (NumPy copies what overlaps and takes any strides, through the
                             # loop's contiguous copies: the same bits; a read-only out raises
@@ -186,7 +189,7 @@ def elementwise_method(op: str, doc: str) -> Any:
                         x = x.reshape(-1)
                         y = y.reshape(-1) if apart else x
                     if small and calls.raw is None:  # Calls.map's small call, written out
-                        into = apart and not host.aliased(y, x)
+                        into = apart and (few or not host.aliased(y, x))
                         kernel, p = (calls.direct if into else calls.buffered).get(
                             op
                         ) or calls.load(op, into)
