@@ -199,10 +199,10 @@ def test_in_place_forward(backend):
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
-def test_streamed_output_at_every_alignment(name, params, dtype):
+def test_output_at_every_alignment(name, params, dtype):
     # The one-pass kernels store whole 64-byte lines from the output's first 64-byte boundary
-    # on: forward carries the codes of the elements before it across each mask word, backward
-    # takes each group's 64 codes from two mask words.
+    # on, streamed or not: forward carries the codes of the elements before it across each
+    # mask word, backward takes each group's 64 codes from two mask words.
     function = relukit.get(name, **params)
     lanes = 64 // dtype.itemsize
     for n in (1, lanes - 1, 64, 65, 127, 129, 300, 1000):
