@@ -283,3 +283,12 @@ def test_a_parameter_past_the_dtype_s_range_rounds_to_inf_on_torch_as_on_numpy(n
             expected = getattr(f, op)(x, negative_slope=1e308)
             got = getattr(f, op)(torch.from_numpy(x).requires_grad_(), negative_slope=1e308)
         np.testing.assert_array_equal(got.detach().numpy(), expected, err_msg=op)
+
+
+def test_integer_inputs_keep_numpy_s_rules_for_parameters_past_their_range():
+    # (the working dtype is the integer one: a bound past int8's range is not rounded into it)
+    x = np.array([-5, 3, 100], np.int8)
+    f = relukit.hardtanh
+    np.testing.assert_array_equal(f(x, min_val=-1000.0, max_val=1000.0), x)
+    got = f(torch.from_numpy(x), min_val=-1000.0, max_val=1000.0)
+    assert got.dtype == torch.int8 and torch.equal(got, torch.from_numpy(x))

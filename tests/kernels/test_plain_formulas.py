@@ -34,7 +34,8 @@ def shifted_d(v: Any, p: Any) -> Any:
 
 FORMULAS = types.SimpleNamespace(
     shifted_test_f=shifted_f, shifted_test_d=shifted_d, smooth_test_f=shifted_f,
-    smooth_test_d=shifted_d, half_test_f=shifted_f,
+    smooth_test_d=shifted_d, half_test_f=shifted_f, orphan_test_f=shifted_f,
+    orphan_test_d=shifted_d, prelu_f=shifted_f, prelu_d=shifted_d,
 )  # fmt: skip
 
 
@@ -46,11 +47,14 @@ def test_every_formula_key_of_the_registry_has_a_member_code():
         if key in host.FORMULAS:  # (adapted by the host: per-element slopes, flags)
             continue
         assert isinstance(kernels.code(key), int), spec.name
+    assert all(number < kernels.FIRST_PLAIN for number in kernels.OWN_CODES.values())
     with pytest.raises(KeyError):
         kernels.code("no_such_formula")
+    unknown = dataclasses.replace(lookup("relu"), kernel=lambda p: ("no_such_formula", ()))
+    assert host.plan(unknown, "forward", {}, np.dtype(np.float32)) is None
 
 
-def test_plain_formulas_are_numbered_from_the_registry_in_order_of_key(monkeypatch):
+def test_plain_formulas_are_the_formula_modules_pairs_in_order_of_key(monkeypatch):
     relu, silu = lookup("relu"), lookup("silu")
     added = (
         dataclasses.replace(relu, name="shifted", kernel=lambda p: ("shifted_test", (1.0,))),
@@ -63,9 +67,10 @@ def test_plain_formulas_are_numbered_from_the_registry_in_order_of_key(monkeypat
     found = kernels._plain_formulas()
     expected = {
         **before,
-        "shifted_test": [shifted_f, shifted_d, True],
+        "shifted_test": [shifted_f, shifted_d, True],  # (piecewise linear: blocks g)
         "smooth_test": [shifted_f, shifted_d, False],
-    }
+        "orphan_test": [shifted_f, shifted_d, False],  # (a pair no member names)
+    }  # (not half_test, which has no _d, nor prelu, which the host adapts)
     assert found == {
         kernels.FIRST_PLAIN + i: (key, *expected[key]) for i, key in enumerate(sorted(expected))
     }
@@ -82,7 +87,7 @@ def _uncached(kernel: Any) -> Any:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("blocking", [True, False])
 def test_the_map_kernel_calls_a_plain_pair_by_its_code(monkeypatch, dtype, blocking):
-    code = 99
+    code = 99  # (Numba keeps the pair it first typed for a code: one pair for 99 here)
     monkeypatch.setitem(kernels.PLAIN, code, ("shifted_test", shifted_f, shifted_d, blocking))
     x = np.array([-2.0, -0.0, 0.5, 1.0, 1.5, 3.0, np.inf, -np.inf, np.nan] * 40, dtype)
     g = np.full_like(x, np.inf)

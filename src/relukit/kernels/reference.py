@@ -46,9 +46,10 @@ class Math:
         return getattr(self._xp, name)
 
     def where(self, condition: Any, a: Any, b: Any) -> Any:
-        if self.dtype is not None:
-            # a Python number rounded to the working dtype (one past its range to ±inf, as
-            # NumPy rounds it; torch's where refuses a float that overflows the tensor's)
+        if self.dtype is not None and self._xp.isdtype(self.dtype, "real floating"):
+            # a Python number rounded to the working float (one past its range to ±inf, as
+            # NumPy rounds it; torch's where refuses a float that overflows the tensor's).
+            # Integer inputs (relu, hardtanh: integers="same") keep NumPy's own rules.
             device = self.device(condition)
             if isinstance(a, (int, float)):
                 a = self._xp.asarray(a, dtype=self.dtype, device=device)

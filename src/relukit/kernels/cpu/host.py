@@ -246,7 +246,12 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
     key, args = packed
     adapt = FORMULAS.get(key)
     if adapt is None:
-        slots: Slots = _module().code(key), list(args), None
+        if len(args) > 4:
+            return None  # (p[4], p[5] hold the limits: at most four parameters)
+        try:
+            slots: Slots = _module().code(key), list(args), None
+        except KeyError:
+            return None  # (no compiled formula of that key: the reference path)
     else:
         slots = adapt(args, params, work)
         if slots is None:

@@ -127,8 +127,7 @@ from relukit.kernels.cpu.vector32 import (
     silu_forward_block,
 )
 
-# Member codes (closure constants of the kernels): the formulas with code of their own here,
-# each named by its registry formula key in upper case (see PLAIN below for the others)
+# Member codes (closure constants of the kernels): the formulas with code of their own here
 RELU = 1
 LEAKY_RELU = 2
 SLOPES = 3  # prelu per channel, rrelu in training: the slope of each element comes from aux
@@ -145,51 +144,67 @@ MISH = 13
 SOFTPLUS = 14
 SIGMOID = 15
 TANH = 16
+# by the registry's formula key (SLOPES has none: the host adapts prelu's and rrelu's)
+OWN_CODES = {
+    "relu": RELU, "leaky_relu": LEAKY_RELU, "hardtanh": HARDTANH, "general_relu": GENERAL_RELU,
+    "squared_relu": SQUARED_RELU, "elu": ELU, "selu": SELU, "celu": CELU, "gelu": GELU,
+    "gelu_tanh": GELU_TANH, "silu": SILU, "mish": MISH, "softplus": SOFTPLUS,
+    "sigmoid": SIGMOID, "tanh": TANH,
+}  # fmt: skip
 
-# A formula the kernels have no code of their own for is a plain one: ``<key>_f(v, p)`` and
-# ``<key>_d(v, p)`` in a formula module, on the working float ``v`` and the parameter slots
-# ``p`` (the record's kernel floats from p[0], the limits in p[4], p[5]). Its code is numbered
-# here from the registry's formula keys, in order of key (the same in every process, as the
-# kernels' disk cache needs), and the map kernel calls the pair by that code
-# (:func:`plain_forward`, :func:`plain_derivative`): adding such a member touches its record,
-# its formulas and its tests, not this file.
+# Any other formula is a plain one: ``<key>_f(v, p)`` and ``<key>_d(v, p)`` in a formula
+# module, on the working float ``v`` (float32 for float32 and 16-bit input, as for the
+# piecewise-linear members; costed as a copy is) and the parameter slots ``p`` in it (the
+# record's kernel floats in p[0..3], the limits in p[4], p[5]). The pairs are numbered from
+# FIRST_PLAIN in order of key, as the formula modules hold them: the kernels' compiled code
+# then depends only on the sources in compile.STAMP and the integers and flags in their
+# closures, as their disk cache needs. The map kernel calls the pair by its code
+# (:func:`plain_forward`, :func:`plain_derivative`), so adding such a member touches its
+# record, its formulas and its tests, not this file.
 FORMULA_MODULES = (rectifier_formulas, smooth_formulas)
 FIRST_PLAIN = 32
 
 
 def _plain_formulas() -> dict[int, tuple[str, Any, Any, bool]]:
-    """``code: (key, forward, derivative, blocking)`` of each plain formula the registry names
-    (at its members' default parameters); ``blocking``: a piecewise-linear member, whose zero
-    derivative blocks the incoming gradient in its vjp (as the reference path's does)."""
+    """``code: (key, forward, derivative, blocking)`` of each plain pair of the formula modules
+    (the first module's where two hold one key); ``blocking``: the registry's member with that
+    formula at its default parameters is piecewise linear, so that a zero derivative blocks
+    the incoming gradient in its vjp (as the reference path's does)."""
     from relukit.family import MEMBERS
+    from relukit.kernels.cpu.host import FORMULAS  # (formulas the host adapts: prelu, rrelu)
 
-    found: dict[str, tuple[Any, Any, bool]] = {}
+    blocking: dict[str, bool] = {}
     for spec in MEMBERS:
-        key = None if spec.kernel is None else spec.kernel(spec.bind({}))[0]
-        if key is None or isinstance(globals().get(key.upper()), int):
-            continue
-        for module in FORMULA_MODULES:
-            forward = getattr(module, f"{key}_f", None)
+        if spec.kernel is not None:
+            blocking.setdefault(spec.kernel(spec.bind({}))[0], spec.piecewise_linear)
+    found: dict[str, tuple[Any, Any]] = {}
+    for module in FORMULA_MODULES:
+        for name in dir(module):
+            key = name[:-2]
+            if not name.endswith("_f") or key in OWN_CODES or key in FORMULAS or key in found:
+                continue
             derivative = getattr(module, f"{key}_d", None)
-            if forward is not None and derivative is not None:
-                found[key] = (forward, derivative, spec.piecewise_linear)
-                break
-    return {FIRST_PLAIN + i: (key, *found[key]) for i, key in enumerate(sorted(found))}
+            if derivative is not None:
+                found[key] = (getattr(module, name), derivative)
+    return {
+        FIRST_PLAIN + i: (key, *found[key], blocking.get(key, False))
+        for i, key in enumerate(sorted(found))
+    }
 
 
 PLAIN = _plain_formulas()
 
 
 def code(key: str) -> int:
-    """The member code of the registry's formula ``key`` (a key with neither a code of its own
-    nor a plain pair, such as prelu's, is one the host adapts: KeyError)."""
+    """The member code of the registry's formula ``key``; KeyError where the kernels have
+    none (the member then runs the reference path; prelu's and rrelu's, which the host
+    adapts, are not asked)."""
+    if key in OWN_CODES:
+        return OWN_CODES[key]
     for number, (name, *_) in PLAIN.items():
         if name == key:
             return number
-    number = globals().get(key.upper())
-    if not isinstance(number, int):
-        raise KeyError(key)
-    return number
+    raise KeyError(key)
 
 
 def plain_forward(member: int, v: Any, p: Any) -> Any:
@@ -580,13 +595,14 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
     rounds the product back once, in the same pass) and rounded once, exactly as ``vjp`` forms
     ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
     boundary; ``mask`` holds this chunk's codes only. At one bit every dtype goes straight
-    into ``dx``, 64 elements per mask word, streamed from ``dx``'s first 64-byte boundary
-    (through an L1-resident buffer, as before, float32 ran at 0.55 of a copy at 2^16 and
+    into ``dx``, 64 elements per mask word, from ``dx``'s first 64-byte boundary, streamed or
+    not (through an L1-resident buffer, as before, float32 ran at 0.55 of a copy at 2^16 and
     float64 at 0.62 at 2^24 on a Zen 4; straight, 0.93 and 1.04); at two bits float32 and
     float64 go through the buffer. (``aux``'s period is a multiple of 64 or at least n, see
     ``host._periodic``, so a block cut where it wraps starts on a mask word; such a block
     starts off dx's 64-byte boundary unless dx starts on one, and is then not streamed,
-    nor are the blocks after it: a speed cost only, for prelu and rrelu in training.) 16-bit
+    and its stores and those of the blocks after it may split cache lines: a speed cost
+    only, for prelu and rrelu in training.) 16-bit
     blocks at two bits go straight into ``dx`` (1.4x as fast as through the buffer), except
     in place or streamed.
     """
