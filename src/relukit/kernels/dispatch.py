@@ -141,10 +141,9 @@ def elementwise_method(op: str, doc: str) -> Any:
                 calls = (fast or self._make_fast()).calls_checked(x)
             if calls is not None:
                 host = _cpu.host
-                n = x.size
                 # one thread, no streaming: host.whole, inline (its call costs 0.06 µs)
                 small = (host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None) and (
-                    n < host.WHOLE_BELOW[calls.cost] or host.alone(x.nbytes, calls.linear)
+                    x.size < host.WHOLE_BELOW[calls.cost] or host.alone(x.nbytes, calls.linear)
                 )
                 # below ALIAS_BYTES no output can be aliased (host.aliased, without its call)
                 few = x.nbytes < host.ALIAS_BYTES
