@@ -26,14 +26,17 @@ def _derivative(member: str):
 
 # name: (table, centre's end, the true function in float64, the bound in ulp, x·F(x)): every
 # float32 on the centre measured 1.044 (gelu, at 1.2180767e-4), 1.217 (silu), 0.801
-# (sigmoid); every float32 of 2^-12 ≤ |x| < end 1.287 (gelu′, at −0.62372744) and 1.588
-# (silu′, at −1.033301)
+# (sigmoid), 1.0 (tanh, at 1.1755203e-38, where x·(t·P) is subnormal; 0.655 from 2^-100 up, at
+# 0.5139466); every float32 of 2^-12 ≤ |x| < end 1.287 (gelu′, at −0.62372744) and 1.588
+# (silu′, at −1.033301). tanh's table is odd: tanh(x) = x·F(|x|) (ODD).
+ODD = {"tanh"}
 CENTRES = {
     "gelu": ("GELU", 4.0, lambda x: x * 0.5 * erfc(-x / np.sqrt(2)), 1.1, True),
     "silu": ("SIGMOID", 16.0, lambda x: x * expit(x), 1.25, True),
     "sigmoid": ("SIGMOID", 16.0, expit, 0.85, False),
     "gelu-derivative": ("GELU_DERIVATIVE", 4.0, _derivative("gelu"), 1.3, False),
     "silu-derivative": ("SILU_DERIVATIVE", 16.0, _derivative("silu"), 1.6, False),
+    "tanh": ("TANH", 8.0, np.tanh, 1.0, True),
 }
 
 
@@ -52,7 +55,7 @@ def centre_calls(name: str, often: int = 0):
     each call hands back, per 16-lane block (-1 after its last), after checking that the values
     it hands back with them are those of x at those places."""
     table, _, _, _, times_x = CENTRES[name]
-    centre = vector32._centre_16(table, times_x=times_x)
+    centre = vector32._centre_16(table, times_x=times_x, odd=name in ODD)
 
     @njit
     def calls(x, y, count):

@@ -125,6 +125,7 @@ from relukit.kernels.cpu.vector32 import (
     sigmoid_forward_block,
     silu_derivative_block,
     silu_forward_block,
+    tanh_forward_block,
 )
 
 # Member codes (closure constants of the kernels): the formulas with code of their own here
@@ -258,6 +259,7 @@ CENTRE_BLOCKS = {
     (SIGMOID, FORWARD): sigmoid_forward_block,
     (GELU, DERIVATIVE): gelu_derivative_block,
     (SILU, DERIVATIVE): silu_derivative_block,
+    (TANH, FORWARD): tanh_forward_block,
 }
 SMOOTH_BLOCK = 256  # elements per block of the smooth members (see map_kernel)
 SPAN = 1 << 30  # elements per call of a centre block over a whole chunk (see map_kernel)

@@ -331,8 +331,9 @@ def sigmoid_d32(x: Any) -> Any:
 
 @jit
 def tanh_f32(x: Any) -> Any:
-    """tanh(x): ``x + x³·T(x²)`` for |x| ≤ 0.625, else ``1 − 2/(1 + e^{2|x|})`` (|x| clamped
-    to 9.5, where tanh rounds to 1)."""
+    """tanh(x) off the centre table (|x| ≥ 8, NaN, ±inf; :mod:`relukit.kernels.cpu.vector32`
+    takes the rest in every layout): ``x + x³·T(x²)`` for |x| ≤ 0.625, else ``1 − 2/(1 +
+    e^{2|x|})`` (|x| clamped to 9.5, where tanh rounds to 1)."""
     a = abs(x)
     s = x * x
     small = fma(x * s, tanh_t(s), x)  # (keeps the sign of ±0)
