@@ -120,6 +120,35 @@ def test_small_calls_take_the_ufunc_and_keep_relukits_results(dtype, monkeypatch
     assert taken == ["forward", "derivative"]
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_once_made_the_ufunc_takes_small_calls_first_and_relukit_still_checks_out(dtype):
+    """The first route of a small call (the ufunc already made, the fewest checks) gives the
+    kernel's bits on any layout of x, and an out of another shape, even one that x broadcasts
+    to or one of x's ndim and size, gets relukit's error and stays as it was."""
+    function = relukit.get("silu")
+    calls = calls_of(function, dtype)
+    x = sample(600, dtype, seed=4).reshape(20, 30)
+    want = np.empty_like(x)
+    calls.map("forward", x.reshape(-1), x.reshape(-1), want.reshape(-1), False)
+    function(x)  # (makes the ufunc)
+    assert calls.ufuncs.get("forward")
+    assert np.array_equal(bits(function(x)), bits(want))
+    assert np.array_equal(bits(function(x.T)), bits(want.T))  # (F-ordered: NumPy's copies)
+    assert np.array_equal(bits(function(x[:, ::3])), bits(want[:, ::3]))
+    out = np.empty((30, 20), dtype).T
+    assert function(x, out=out) is out and np.array_equal(bits(out), bits(want))
+    for shape in [(30, 20), (2, 20, 30), (600,), (1, 600)]:
+        other = np.full(shape, 7.0, dtype)
+        with pytest.raises(UserValueError, match="out has shape"):
+            function(x, out=other)
+        assert np.all(other == 7.0)
+    row = x[:1]  # (1, 30): broadcasts to out's (20, 30)
+    other = np.full((20, 30), 7.0, dtype)
+    with pytest.raises(UserValueError, match="out has shape"):
+        function(row, out=other)
+    assert np.all(other == 7.0)
+
+
 def test_without_the_ufunc_small_calls_take_the_kernel_as_before(monkeypatch):
     function = relukit.get("gelu")
     x = sample(500, np.dtype(np.float32), seed=2)

@@ -56,6 +56,9 @@ _numba: bool | None = None
 _cpu: Any = None
 _tables: dict[tuple[int, int], tuple[Any, ...]] = {}
 _NONE = (None, None)  # Fast.last before a call
+# Below this many elements (and 2^20 bytes) a call is one that a ufunc takes whole on the
+# calling thread (host.WHOLE_BELOW starts there, and only grows), unless a grain is pinned
+UFUNC_BELOW = 1 << 13
 
 
 @contextmanager
@@ -123,6 +126,12 @@ def elementwise_method(op: str, doc: str) -> Any:
     through :class:`Fast`'s checks, and everything else through the member's general path
     (``_run``), which raises the errors.
 
+    Once a member's ufunc is made, a call below :data:`UFUNC_BELOW` elements goes to it first,
+    with the fewest checks (on 1,024 float32 elements, 1 thread, Xeon, Python 3.11: ``relu(x)``
+    1.08 → 0.79 µs against ``np.maximum``'s 0.85, ``out=`` 1.29 → 0.92 against 0.79; calling
+    an instance with a keyword argument costs 0.23 µs of that in CPython 3.11, a method call
+    0.07, and the ufunc itself 0.42).
+
     What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
     takes 1.09 µs against ``np.maximum``'s 1.14 (1.32 through the entry point), ``out=``
     1.33 against 1.13 (out's checks cost 0.25), in place 1.12 µs; at one element 0.85 µs
@@ -135,8 +144,35 @@ def elementwise_method(op: str, doc: str) -> Any:
         if type(x) is np.ndarray and not params:
             fast = self._fast
             last = _NONE if fast is None else fast.last  # (one read: another thread may set it)
-            if x.dtype is last[0] and not _forcing[0] and x.flags.carray:
-                calls = last[1] if x.size else None
+            dtype = x.dtype
+            if dtype is last[0] and not _forcing[0]:
+                n = x.size
+                ndim = x.ndim
+                if 0 < n < UFUNC_BELOW and ndim:
+                    # the smallest calls, first and with the fewest checks: the kernel as its
+                    # ufunc once made (any layout: NumPy hands its loop contiguous copies),
+                    # below every WHOLE_BELOW and ALIAS_BYTES (whole on this thread, no output
+                    # aliased) unless a grain is pinned; in place below, as there
+                    ufunc = last[1].ufuncs.get(op)
+                    host = _cpu.host
+                    if ufunc and host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None:
+                        if out is None:
+                            return ufunc(x)
+                        # (an out of x's ndim and size that x broadcasts to has x's shape; one
+                        # it does not raises, as a read-only out does: the general path then
+                        # raises relukit's error)
+                        if (
+                            type(out) is np.ndarray
+                            and out is not x
+                            and out.dtype is dtype
+                            and out.ndim == ndim
+                            and out.size == n
+                        ):
+                            try:
+                                return ufunc(x, out)
+                            except ValueError:
+                                pass
+                calls = (last[1] if n else None) if x.flags.carray else fast.calls_checked(x)
             else:
                 calls = (fast or self._make_fast()).calls_checked(x)
             if calls is not None:
