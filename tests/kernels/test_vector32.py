@@ -28,7 +28,8 @@ def _derivative(member: str):
 # float32 on the centre measured 1.044 (gelu, at 1.2180767e-4), 1.217 (silu), 0.801
 # (sigmoid), 1.0 (tanh, at 1.1755203e-38, where x·(t·P) is subnormal; 0.655 from 2^-100 up, at
 # 0.5139466); every float32 of 2^-12 ≤ |x| < end 1.287 (gelu′, at −0.62372744) and 1.588
-# (silu′, at −1.033301). tanh's table is odd: tanh(x) = x·F(|x|) (ODD).
+# (silu′, at −1.033301); gelu's tanh form 1.238 (at −3.7423103). tanh's table is odd:
+# tanh(x) = x·F(|x|) (ODD).
 ODD = {"tanh"}
 CENTRES = {
     "gelu": ("GELU", 4.0, lambda x: x * 0.5 * erfc(-x / np.sqrt(2)), 1.1, True),
@@ -37,6 +38,7 @@ CENTRES = {
     "gelu-derivative": ("GELU_DERIVATIVE", 4.0, _derivative("gelu"), 1.3, False),
     "silu-derivative": ("SILU_DERIVATIVE", 16.0, _derivative("silu"), 1.6, False),
     "tanh": ("TANH", 8.0, np.tanh, 1.0, True),
+    "gelu_tanh": ("GELU_TANH", 4.0, lambda x: truth("gelu-tanh", "forward", x, {}), 1.3, True),
 }
 
 
@@ -45,7 +47,7 @@ def public(name: str):
     import relukit
 
     member, _, op = name.partition("-")
-    f = relukit.get(member)
+    f = relukit.get("gelu", approximate="tanh") if member == "gelu_tanh" else relukit.get(member)
     return f.derivative if op else f
 
 

@@ -556,7 +556,8 @@ def gelu_tanh_sigmoid(x: Any) -> Any:
 
 @jit
 def gelu_tanh_f32(x: Any) -> Any:
-    """x·σ(2u) (x·σ·2^24 formed first where σ is small)."""
+    """x·σ(2u) (x·σ·2^24 formed first where σ is small), off the centre table (|x| ≥ 4, NaN,
+    ±inf; :mod:`relukit.kernels.cpu.vector32` takes the rest in every layout)."""
     q, ql, m, ml, z = gelu_tanh_sigmoid(x)
     positive = x if x == ZERO else fma(x, m, x * ml)
     return fma(x, q, x * ql) * DOWN_24 if z < ZERO else positive
