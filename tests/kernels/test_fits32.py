@@ -67,14 +67,19 @@ def test_each_centre_table_row_meets_its_stated_error(name):
         assert np.max(np.abs(got - exact) / scale) <= bound, j
         limit = 2.0**-24 * abs(p[0]) * (1.0 if at_root else 1 / 100)
         assert abs(own) <= limit, j
-    if name in ("GELU", "SIGMOID"):  # the tables that x·F(x) uses
+    if name in ("GELU", "SIGMOID", "GELU_TANH", "TANH"):  # the tables that x·F(x) uses
         # −0 keeps its sign only if t·P > 0 at a = 0 (x·p₀ + x·(t·P) with x = −0 is −0)
         c, *p = table[0]
         assert c > 0 and value(tuple(p[1:]), np.array([-c]))[0] < 0
 
 
 @pytest.mark.parametrize(
-    ("name", "member"), [("GELU_DERIVATIVE", "gelu"), ("SILU_DERIVATIVE", "silu")]
+    ("name", "member"),
+    [
+        ("GELU_DERIVATIVE", "gelu"),
+        ("SILU_DERIVATIVE", "silu"),
+        ("GELU_TANH_DERIVATIVE", "gelu-tanh"),
+    ],
 )
 def test_a_derivative_table_centres_the_rows_near_its_zero_on_it(name, member):
     """Where F(−a) changes sign (a = −r, r the zero of the member's derivative) its row is

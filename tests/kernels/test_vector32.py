@@ -28,8 +28,8 @@ def _derivative(member: str):
 # float32 on the centre measured 1.044 (gelu, at 1.2180767e-4), 1.217 (silu), 0.801
 # (sigmoid), 1.0 (tanh, at 1.1755203e-38, where x·(t·P) is subnormal; 0.655 from 2^-100 up, at
 # 0.5139466); every float32 of 2^-12 ≤ |x| < end 1.287 (gelu′, at −0.62372744) and 1.588
-# (silu′, at −1.033301); gelu's tanh form 1.238 (at −3.7423103). tanh's table is odd:
-# tanh(x) = x·F(|x|) (ODD).
+# (silu′, at −1.033301); gelu's tanh form 1.238 (at −3.7423103), its derivative 1.177 (at
+# −0.83009833; below 2^-12 0.631). tanh's table is odd: tanh(x) = x·F(|x|) (ODD).
 ODD = {"tanh"}
 CENTRES = {
     "gelu": ("GELU", 4.0, lambda x: x * 0.5 * erfc(-x / np.sqrt(2)), 1.1, True),
@@ -39,6 +39,13 @@ CENTRES = {
     "silu-derivative": ("SILU_DERIVATIVE", 16.0, _derivative("silu"), 1.6, False),
     "tanh": ("TANH", 8.0, np.tanh, 1.0, True),
     "gelu_tanh": ("GELU_TANH", 4.0, lambda x: truth("gelu-tanh", "forward", x, {}), 1.3, True),
+    "gelu_tanh-derivative": (
+        "GELU_TANH_DERIVATIVE",
+        4.0,
+        lambda x: truth("gelu-tanh", "derivative", x, {}),
+        1.25,
+        False,
+    ),
 }
 
 
@@ -84,7 +91,7 @@ def sample(end: float) -> np.ndarray:
     # ±64 float32 around the zeros of gelu′ and silu′ (the derivative tables' rows there)
     steps = np.arange(-64, 65, dtype=np.int32)
     near = [(np.float32(-ZEROS[m][0]).view(np.int32) + steps).view(np.float32)
-            for m in ("gelu", "silu")]  # fmt: skip
+            for m in ("gelu", "silu", "gelu-tanh")]  # fmt: skip
     values = np.concatenate([
         edges, np.nextafter(edges.astype(np.float32), np.float32(0)), *near,
         rng.uniform(-1.1 * end, 1.1 * end, 4000),

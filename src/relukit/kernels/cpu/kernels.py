@@ -121,6 +121,7 @@ from relukit.kernels.cpu.vector32 import (
     LANES,
     gelu_derivative_block,
     gelu_forward_block,
+    gelu_tanh_derivative_block,
     gelu_tanh_forward_block,
     no_centre_block,
     sigmoid_forward_block,
@@ -262,6 +263,7 @@ CENTRE_BLOCKS = {
     (SILU, DERIVATIVE): silu_derivative_block,
     (TANH, FORWARD): tanh_forward_block,
     (GELU_TANH, FORWARD): gelu_tanh_forward_block,
+    (GELU_TANH, DERIVATIVE): gelu_tanh_derivative_block,
 }
 SMOOTH_BLOCK = 256  # elements per block of the smooth members (see map_kernel)
 SPAN = 1 << 30  # elements per call of a centre block over a whole chunk (see map_kernel)
