@@ -142,6 +142,9 @@ def test_once_made_the_ufunc_takes_small_calls_first_and_relukit_still_checks_ou
         with pytest.raises(UserValueError, match="out has shape"):
             function(x, out=other)
         assert np.all(other == 7.0)
+    # a new output's order is the general path's whichever route: x's for C and F, else C
+    assert function(x.T).flags.f_contiguous and function(x[:, ::3]).flags.c_contiguous
+    assert function(x.T[::2]).flags.c_contiguous
     row = x[:1]  # (1, 30): broadcasts to out's (20, 30)
     other = np.full((20, 30), 7.0, dtype)
     with pytest.raises(UserValueError, match="out has shape"):

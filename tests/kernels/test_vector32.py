@@ -1,8 +1,8 @@
-"""The float32 centres of gelu, silu and sigmoid and of the derivatives of gelu and silu as
-16-lane vectors (:mod:`relukit.kernels.cpu.vector32`): which lanes each writes, the places it
-hands back, its values against the true function, and the same bits whether a lane's table row
-comes from an AVX-512 permute or from an element read, and its places from a compress or lane
-by lane."""
+"""The float32 centres of gelu (both forms), silu, sigmoid and tanh and of the derivatives of
+gelu (both forms) and silu as 16-lane vectors (:mod:`relukit.kernels.cpu.vector32`): which
+lanes each writes, the places it hands back, its values against the true function, and the
+same bits whether a lane's table row comes from an AVX-512 permute or from an element read, and
+its places from a compress or lane by lane."""
 
 from __future__ import annotations
 

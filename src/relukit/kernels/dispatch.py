@@ -150,24 +150,28 @@ def elementwise_method(op: str, doc: str) -> Any:
                 ndim = x.ndim
                 if 0 < n < UFUNC_BELOW and ndim:
                     # the smallest calls, first and with the fewest checks: the kernel as its
-                    # ufunc once made (any layout: NumPy hands its loop contiguous copies),
-                    # below every WHOLE_BELOW and ALIAS_BYTES (whole on this thread, no output
-                    # aliased) unless a grain is pinned; in place below, as there
+                    # ufunc once made (any strides: its loop gathers them into contiguous
+                    # copies), below every WHOLE_BELOW and ALIAS_BYTES (whole on this thread, no
+                    # output aliased) unless a grain is pinned; in place below, as there. A new
+                    # output has x's order, C or F, as below: NumPy's for other layouts (its
+                    # strides' order) is not the general path's (C), so those go there
                     ufunc = last[1].ufuncs.get(op)
                     host = _cpu.host
                     if ufunc and host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None:
                         if out is None:
-                            return ufunc(x)
-                        # (an out of x's ndim and size that x broadcasts to has x's shape; one
-                        # it does not raises, as a read-only out does: the general path then
-                        # raises relukit's error)
-                        if (
+                            flags = x.flags
+                            if flags.c_contiguous or flags.f_contiguous:
+                                return ufunc(x)
+                        elif (
                             type(out) is np.ndarray
                             and out is not x
                             and out.dtype is dtype
                             and out.ndim == ndim
                             and out.size == n
                         ):
+                            # (an out of x's ndim and size that x broadcasts to has x's shape;
+                            # one it does not raises, as a read-only out does: the general path
+                            # then raises relukit's error)
                             try:
                                 return ufunc(x, out)
                             except ValueError:

@@ -565,7 +565,9 @@ def gelu_tanh_f32(x: Any) -> Any:
 
 @jit
 def gelu_tanh_d32(x: Any) -> Any:
-    """σ(2u)·(1 + x·σ(−2u)·(2u)′): ``h·G(h)`` within ½ of its zero, else from the pairs."""
+    """σ(2u)·(1 + x·σ(−2u)·(2u)′) off the centre table (|x| ≥ 4, NaN, ±inf;
+    :mod:`relukit.kernels.cpu.vector32` takes the rest in every layout): ``h·G(h)`` within ½
+    of its zero, else from the pairs."""
     h = (x - ZERO_GELU_TANH[0]) - ZERO_GELU_TANH[1]
     gh, gl = zero_gelu_tanh(h)
     near = fma(h, gh, h * gl)
