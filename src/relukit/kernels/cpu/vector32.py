@@ -232,23 +232,23 @@ def _centre_16(table: str, times_x: bool, odd: bool = False) -> Any:
                 s = fma(s, t, _lookup(builder, column(k), rows))
             p0 = _lookup(builder, column(1), rows)
             raw = builder.bitcast(v, VI)
+            # the side by the sign bit (−0 on the left) and t·P = p(t) − p₀, for every form
+            # (LLVM drops what a form does not use)
+            left = builder.icmp_signed("<", raw, ir.Constant(VI, None))
+            tp = builder.fmul(t, s)
             if odd:
                 # x·F(|x|): x·p₀ + x·(t·P), p₀ unrounded (±0 kept: t·P > 0 at 0)
-                r = fma(v, p0, builder.fmul(v, builder.fmul(t, s)))
+                r = fma(v, p0, builder.fmul(v, tp))
             elif times_x:
                 # x·F(x) as fma(x, A, B): on the left x·p₀ + x·(t·P) (A = p₀, B = x·(t·P):
                 # the table's p₀ unrounded), on the right x − x·F(−a) (A = −(p₀ + t·P)
-                # rounded once, B = x; F(−a) ≤ F(a) there, so its rounding counts less); the
-                # side by the sign bit: −0 gives −0·p₀ + −0 (t·P > 0 at 0)
-                left = builder.icmp_signed("<", raw, ir.Constant(VI, None))
-                tp = builder.fmul(t, s)
+                # rounded once, B = x; F(−a) ≤ F(a) there, so its rounding counts less);
+                # −0 gives −0·p₀ + −0 (t·P > 0 at 0)
                 minus_f = fma(builder.fneg(t), s, builder.fneg(p0))  # (one vfnmsub)
                 big = builder.select(left, p0, minus_f)
                 addend = builder.select(left, builder.fmul(v, tp), v)
                 r = fma(v, big, addend)
             else:
-                # the left side by the sign bit: −0 then gives −0
-                left = builder.icmp_signed("<", raw, ir.Constant(VI, None))
                 # q = 1 − p₀ as a pair, exact: q_hi rounded, q_lo its error (Fast2Sum)
                 one = _splat_f(1.0)
                 q_hi = builder.fsub(one, p0)
