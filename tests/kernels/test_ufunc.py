@@ -73,6 +73,24 @@ def test_the_ufunc_gives_the_kernels_bits_on_every_layout(name, params, dtype):
             shifted = np.concatenate([x, x[:1]])  # out one element past x, in one buffer
             ufunc(shifted[:-1], out=shifted[1:])
             assert np.array_equal(bits(shifted[1:]), bits(want))
+            # the ufunc for calls in place: the buffered kernel over x itself, or the copies
+            inplace = calls.ufunc(op, inplace=True)
+            assert isinstance(inplace, np.ufunc) and inplace is not ufunc
+            z = x.copy()
+            assert inplace(z, z) is z and np.array_equal(bits(z), bits(want))
+            spread = np.repeat(x, 2)
+            inplace(spread[::2], spread[::2])
+            assert np.array_equal(bits(spread[::2]), bits(want))
+            assert np.array_equal(bits(spread[1::2]), bits(x))  # (untouched)
+            backward = x.copy()[::-1]
+            inplace(backward, backward)
+            assert np.array_equal(bits(backward[::-1]), bits(want))
+            grid = np.asfortranarray(x.copy().reshape(60, 50))
+            inplace(grid, grid)
+            assert np.array_equal(bits(grid), bits(want.reshape(60, 50)))
+            shifted = np.concatenate([x, x[:1]])  # and apart, as the other one is
+            inplace(shifted[:-1], out=shifted[1:])
+            assert np.array_equal(bits(shifted[1:]), bits(want))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -85,12 +103,13 @@ def test_small_calls_take_the_ufunc_and_keep_relukits_results(dtype, monkeypatch
     taken = []
     make = host.Calls.ufunc
 
-    def spy(self, op):  # type: ignore[no-untyped-def]
-        taken.append(op)
-        return make(self, op)
+    def spy(self, op, inplace=False):  # type: ignore[no-untyped-def]
+        taken.append(op + (" in place" if inplace else ""))
+        return make(self, op, inplace)
 
     monkeypatch.setattr(host.Calls, "ufunc", spy)
     calls.ufuncs.clear()
+    calls.inplace_ufuncs.clear()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         y = function(x)
@@ -100,7 +119,7 @@ def test_small_calls_take_the_ufunc_and_keep_relukits_results(dtype, monkeypatch
         slope = function.derivative(x.reshape(20, 50))
         assert slope.shape == (20, 50)
     assert taken == ["forward", "derivative"]  # (made once each, then kept)
-    # out's checks stay relukit's, and in place stays the kernel's (NumPy's costs more at n=1)
+    # out's checks stay relukit's
     with pytest.raises(UserTypeError, match="out has dtype"):
         function(x, out=np.empty(x.size, np.float16))
     with pytest.raises(UserValueError, match="out has shape"):
@@ -112,12 +131,24 @@ def test_small_calls_take_the_ufunc_and_keep_relukits_results(dtype, monkeypatch
     assert np.all(read_only == 7.0)
     strided = np.empty(2 * x.size, dtype)[::2]  # (the ufunc's loop goes through copies)
     assert function(x, out=strided) is strided and np.array_equal(bits(strided), bits(want))
-    z = x.copy()
-    assert function(z, out=z) is z and np.array_equal(bits(z), bits(want))
     scalar = function(np.asarray(x[10]))  # 0-d: not the ufunc (it would return a scalar)
     assert type(scalar) is np.ndarray and scalar.shape == ()
     assert np.array_equal(bits(scalar), bits(want[10:11]))
     assert taken == ["forward", "derivative"]
+    # in place: the ufunc made for that, once; one element stays the kernel's (NumPy copies
+    # it first, which costs more), and a read-only x gets relukit's error and keeps its values
+    z = x.copy()
+    assert function(z, out=z) is z and np.array_equal(bits(z), bits(want))
+    z = x.copy()
+    assert function(z, out=z) is z and np.array_equal(bits(z), bits(want))
+    one = x[:1].copy()
+    assert function(one, out=one) is one and np.array_equal(bits(one), bits(want[:1]))
+    assert taken == ["forward", "derivative", "forward in place"]
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(UserValueError, match="read-only"):
+        function(frozen, out=frozen)
+    assert np.array_equal(bits(frozen), bits(x))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -158,10 +189,13 @@ def test_without_the_ufunc_small_calls_take_the_kernel_as_before(monkeypatch):
     want = function(x)
     calls = calls_of(function, np.dtype(np.float32))
     calls.ufuncs.clear()
-    monkeypatch.setattr(host.Calls, "ufunc", lambda self, op: False)
+    calls.inplace_ufuncs.clear()
+    monkeypatch.setattr(host.Calls, "ufunc", lambda self, op, inplace=False: False)
     assert np.array_equal(bits(function(x)), bits(want))
     out = np.empty_like(x)
     assert function(x, out=out) is out and np.array_equal(bits(out), bits(want))
+    z = x.copy()
+    assert function(z, out=z) is z and np.array_equal(bits(z), bits(want))
 
 
 def test_16_bit_floats_have_no_ufunc():

@@ -118,19 +118,21 @@ def elementwise_method(op: str, doc: str) -> Any:
     is taken with its checks inline, in one frame below the caller. Where the call runs whole
     on this thread (:func:`~relukit.kernels.cpu.host.whole`: below
     :data:`~relukit.kernels.cpu.host.WHOLE_BELOW` elements, or on one thread wherever it would
-    not stream; float32 and float64, not in place, an output below the huge pages') it goes to
-    the kernel as a NumPy ufunc (:meth:`Calls.ufunc <relukit.kernels.cpu.host.Calls.ufunc>`),
-    which makes the output and calls the kernel in C; in place (where NumPy's call costs more
-    at one element) or without that ufunc, straight to the kernel's entry point; other calls
-    through :meth:`Calls.map <relukit.kernels.cpu.host.Calls.map>`. Other NumPy arrays go
-    through :class:`Fast`'s checks, and everything else through the member's general path
-    (``_run``), which raises the errors.
+    not stream; float32 and float64, an output below the huge pages') it goes to the kernel as
+    a NumPy ufunc (:meth:`Calls.ufunc <relukit.kernels.cpu.host.Calls.ufunc>`), which makes
+    the output and calls the kernel in C; in place to the ufunc made for that (but for one
+    element, where NumPy copies first and costs more), and without a ufunc straight to the
+    kernel's entry point; other calls through :meth:`Calls.map
+    <relukit.kernels.cpu.host.Calls.map>`. Other NumPy arrays go through :class:`Fast`'s
+    checks, and everything else through the member's general path (``_run``), which raises
+    the errors.
 
-    Once a member's ufunc is made, a call below :data:`UFUNC_BELOW` elements goes to it first,
-    with the fewest checks (on 1,024 float32 elements, 1 thread, Xeon, Python 3.11: ``relu(x)``
-    1.08 → 0.79 µs against ``np.maximum``'s 0.85, ``out=`` 1.29 → 0.92 against 0.79; calling
-    an instance with a keyword argument costs 0.23 µs of that in CPython 3.11, a method call
-    0.07, and the ufunc itself 0.42).
+    Once a member's ufunc is made, a call that runs whole on this thread with an output below
+    :data:`~relukit.kernels.cpu.host.ALIAS_BYTES` goes to it first, with the fewest checks
+    (on 1,024 float32 elements, 1 thread, Xeon, Python 3.11: ``relu(x)`` 1.08 → 0.79 µs
+    against ``np.maximum``'s 0.85, ``out=`` 1.29 → 0.92 against 0.79, in place 1.20 → 0.70
+    against 0.72 and ``torch.relu_``'s 0.62; calling an instance with a keyword argument costs
+    0.23 µs of that in CPython 3.11, a method call 0.07, and the ufunc itself 0.42).
 
     What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
     takes 1.09 µs against ``np.maximum``'s 1.14 (1.32 through the entry point), ``out=``
@@ -148,35 +150,65 @@ def elementwise_method(op: str, doc: str) -> Any:
             if dtype is last[0] and not _forcing[0]:
                 n = x.size
                 ndim = x.ndim
-                if 0 < n < UFUNC_BELOW and ndim:
-                    # the smallest calls, first and with the fewest checks: the kernel as its
-                    # ufunc once made (any strides: its loop gathers them into contiguous
-                    # copies), below every WHOLE_BELOW and ALIAS_BYTES (whole on this thread, no
-                    # output aliased) unless a grain is pinned; in place below, as there. A new
-                    # output has x's order, C or F, as below: NumPy's for other layouts (its
-                    # strides' order) is not the general path's (C), so those go there
-                    ufunc = last[1].ufuncs.get(op)
-                    host = _cpu.host
-                    if ufunc and host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None:
-                        if out is None:
-                            flags = x.flags
-                            if flags.c_contiguous or flags.f_contiguous:
-                                return ufunc(x)
-                        elif (
-                            type(out) is np.ndarray
-                            and out is not x
-                            and out.dtype is dtype
-                            and out.ndim == ndim
-                            and out.size == n
-                        ):
-                            # (an out of x's ndim and size that x broadcasts to has x's shape;
-                            # one it does not raises, as a read-only out does: the general path
-                            # then raises relukit's error)
+                host = _cpu.host
+                calls = last[1]
+                if (
+                    ndim
+                    and n
+                    and (
+                        n < UFUNC_BELOW
+                        or (
+                            x.nbytes < host.ALIAS_BYTES
+                            and (
+                                n < host.WHOLE_BELOW[calls.cost]
+                                or host.alone(x.nbytes, calls.linear)
+                            )
+                        )
+                    )
+                    and host.GRAIN_LINEAR is None
+                    and host.GRAIN_SMOOTH is None
+                ):
+                    # the calls that run whole on this thread (below every WHOLE_BELOW, or
+                    # host.whole's other cases, and ALIAS_BYTES: no output aliased), first and
+                    # with the fewest checks: the kernel as its ufunc once made (any strides:
+                    # its loop gathers them into contiguous copies) unless a grain is pinned;
+                    # in place, the ufunc made for that. A new output has x's order, C or F,
+                    # as below: NumPy's for other layouts (its strides' order) is not the
+                    # general path's (C), so those go there. (relu on 2^16 float32, out=, 1
+                    # thread, Xeon: 1.0 µs of Python more than the ufunc's call below here, 0.5
+                    # here)
+                    if out is None:
+                        ufunc = calls.ufuncs.get(op)
+                        flags = x.flags
+                        if ufunc and (flags.c_contiguous or flags.f_contiguous):
+                            return ufunc(x)
+                    elif out is x:
+                        # in place: the ufunc whose loop writes over its input (a
+                        # read-only x raises in NumPy, and then in the general path; at
+                        # one element NumPy copies, and the kernel below costs less)
+                        ufunc = calls.inplace_ufuncs.get(op)
+                        if ufunc and n > 1:
+                            try:
+                                return ufunc(x, x)
+                            except ValueError:
+                                pass
+                    elif (
+                        type(out) is np.ndarray
+                        and out.dtype is dtype
+                        and out.ndim == ndim
+                        and out.size == n
+                    ):
+                        # (an out of x's ndim and size that x broadcasts to has x's shape;
+                        # one it does not raises, as a read-only out does: the general path
+                        # then raises relukit's error)
+                        ufunc = calls.ufuncs.get(op)
+                        if ufunc:
                             try:
                                 return ufunc(x, out)
                             except ValueError:
                                 pass
-                calls = (last[1] if n else None) if x.flags.carray else fast.calls_checked(x)
+                if not (n and x.flags.carray):
+                    calls = fast.calls_checked(x)
             else:
                 calls = (fast or self._make_fast()).calls_checked(x)
             if calls is not None:
@@ -188,14 +220,20 @@ def elementwise_method(op: str, doc: str) -> Any:
                 # below ALIAS_BYTES no output can be aliased (host.aliased, without its call)
                 few = x.nbytes < host.ALIAS_BYTES
                 # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C (and
-                # its allocation, below the huge pages'); in place, the kernel below (NumPy's
-                # call is slower at n = 1)
-                if small and out is not x and x.ndim:
-                    ufunc = calls.ufuncs.get(op)
+                # its allocation, below the huge pages'); in place, the ufunc made for that
+                # (NumPy copies one element in place: 0.8 µs a call; the kernel below 0.5)
+                inplace = out is x
+                if small and x.ndim and (x.size > 1 or not inplace):
+                    ufunc = (calls.inplace_ufuncs if inplace else calls.ufuncs).get(op)
                     if ufunc is None:
-                        ufunc = calls.ufunc(op)
+                        ufunc = calls.ufunc(op, inplace)
                     if ufunc is not False:
-                        if out is None:
+                        if inplace:
+                            try:
+                                return ufunc(x, x)
+                            except ValueError:
+                                pass  # (read-only: the general path raises relukit's error)
+                        elif out is None:
                             # (from ALIAS_BYTES, NumPy's fresh output may lie just after x:
                             # allocated below instead, where host.aliased is asked)
                             if few:

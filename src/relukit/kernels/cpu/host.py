@@ -165,8 +165,8 @@ def _kernel(kind: str, *codes: int) -> Any:
             "expand": k.expand_kernel,
             "scale": k.scale_kernel,
             "convert": k.convert_kernel,
-            "ufunc": lambda member, op, itemsize: k.ufunc_loop(
-                member, op, itemsize, _kernel("map", member, op, True)
+            "ufunc": lambda member, op, itemsize, inplace: k.ufunc_loop(
+                member, op, itemsize, _kernel("map", member, op, not inplace), inplace
             ),
         }[kind]
         kernel = _kernel_cache[key] = factory(*codes)
@@ -1077,12 +1077,17 @@ class Calls:
         # split calls made on the OpenMP team, to repeat (see _launch)
         self._ready: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._mask_backward: Any = None
-        # op -> the map kernel as a NumPy ufunc (False: none to be had; see ufunc)
+        # op -> the map kernel as a NumPy ufunc (False: none to be had; see ufunc), and the
+        # one for calls in place
         self.ufuncs: dict[str, Any] = {}
+        self.inplace_ufuncs: dict[str, Any] = {}
 
-    def ufunc(self, op: str) -> Any:
+    def ufunc(self, op: str, inplace: bool = False) -> Any:
         """``op``'s map kernel (forward or derivative, float32 or float64) as a NumPy ufunc of
-        one input, kept in :attr:`ufuncs`, or False where there is none: 16-bit floats, hosts
+        one input, kept in :attr:`ufuncs` (with ``inplace``, the one whose loop runs the
+        kernel where the output is the input: :attr:`inplace_ufuncs`; made at the first call
+        in place, as the other at the first call apart, each 0.3-0.6 s once per machine, then
+        loaded from the cache), or False where there is none: 16-bit floats, hosts
         other than x86-64 (:data:`UFUNCS`), or a Numba whose private
         ``numba.np.ufunc._internal.fromfunc`` (what ``numba.vectorize`` makes its ufuncs with)
         is missing or takes other arguments. Its inner loop runs the kernel
@@ -1091,18 +1096,20 @@ class Calls:
         checks, the output's allocation and any copying for overlap in C: 0.3 µs a call where
         the same written in Python cost 0.8 (relu at 1,024 float32 elements, AMD EPYC, Python
         3.11). One thread, no streaming: for the calls below :data:`WHOLE_BELOW`."""
-        found = self.ufuncs.get(op)
+        kept = self.inplace_ufuncs if inplace else self.ufuncs
+        found = kept.get(op)
         if found is None:
-            found = self.ufuncs[op] = UFUNCS and not self.half and self._make_ufunc(op)
+            found = kept[op] = UFUNCS and not self.half and self._make_ufunc(op, inplace)
         return found
 
-    def _make_ufunc(self, op: str) -> Any:
+    def _make_ufunc(self, op: str, inplace: bool) -> Any:
         """:meth:`ufunc`'s ufunc, made; False where Numba's ``fromfunc`` is not to be had."""
         try:
             from numba.np.ufunc._internal import PyUFunc_None, fromfunc
         except ImportError:
             return False
-        loop = _kernel("ufunc", self.member, self.codes_of[op], self.dtype.itemsize)
+        itemsize = self.dtype.itemsize
+        loop = _kernel("ufunc", self.member, self.codes_of[op], itemsize, int(inplace))
         p, aux = self.p[op], self.aux
         data = np.array([p.ctypes.data, aux.ctypes.data, aux.size], dtype=np.int64)
         number = self.dtype.num

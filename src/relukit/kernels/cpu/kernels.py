@@ -444,28 +444,29 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     return kernel
 
 
-def ufunc_loop(member: int, op: int, itemsize: int, into: Any) -> Any:
+def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0) -> Any:
     """A NumPy ufunc inner loop (C: ``void loop(char **args, npy_intp const *dimensions,
-    npy_intp const *steps, void *data)``) running ``into``, :func:`map_kernel`'s direct kernel
-    of ``member`` and ``op`` (as the host already has it), on float32 (``itemsize`` 4) or
-    float64 (8) elements: ``y = f(x)`` or ``f'(x)``.
+    npy_intp const *steps, void *data)``) running ``into``, :func:`map_kernel`'s kernel of
+    ``member`` and ``op`` (as the host already has it: the direct one, or with ``inplace`` the
+    buffered one, which may write over its input), on float32 (``itemsize`` 4) or float64 (8)
+    elements: ``y = f(x)`` or ``f'(x)``.
 
     ``data`` points at three int64: the addresses of the kernel's parameters ``p`` (float64 for
     a :data:`WIDE` member, else the elements' dtype) and of ``aux``, and ``aux``'s size. Unit
-    strides into a ``y`` apart from ``x`` run the kernel on the elements where they are; other
-    strides, or operands that overlap, go through two contiguous copies, so an element's value
-    is the same either way. Compiled once and cached on disk like the kernels (its closure
-    holds only integers; :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by
-    name). Linking one kernel in, it costs about what compiling that kernel does (0.3-0.6 s,
-    once per machine)."""
+    strides into a ``y`` apart from ``x`` (with ``inplace``: ``y`` that is ``x``) run the kernel
+    on the elements where they are; other strides, or operands that overlap otherwise, go
+    through two contiguous copies, so an element's value is the same either way. Compiled once
+    and cached on disk like the kernels (its closure holds only integers;
+    :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by name). Linking one
+    kernel in, it costs about what compiling that kernel does (0.3-0.6 s, once per machine)."""
     stamp = STAMP
     dtype = np.float32 if itemsize == 4 else np.float64
     names = {"ELEMENT": dtype, "PARAMETER": np.float64 if member in WIDE else dtype, "INTO": into}
 
     def loop(args, dimensions, steps, data):  # type: ignore[no-untyped-def]
         n = dimensions[0]
-        # (member and op in the closure: with itemsize and the stamp, the cache's key)
-        if n <= 0 or stamp < 0 or member < 0 or op < 0:
+        # (member, op and inplace in the closure: with itemsize and the stamp, the cache's key)
+        if n <= 0 or stamp < 0 or member < 0 or op < 0 or inplace < 0:
             return
         p = carray(address(data[0]), 8, PARAMETER)  # noqa: F821 (cached_cfunc's names)
         aux = carray(address(data[1]), data[2], ELEMENT)  # noqa: F821
@@ -473,8 +474,11 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any) -> Any:
         at_y = args[1]
         step_x = steps[0]
         step_y = steps[1]
-        apart = at_y >= at_x + n * itemsize or at_x >= at_y + n * itemsize
-        if step_x == itemsize and step_y == itemsize and apart:
+        if inplace:
+            fits = at_y == at_x
+        else:
+            fits = at_y >= at_x + n * itemsize or at_x >= at_y + n * itemsize
+        if step_x == itemsize and step_y == itemsize and fits:
             x = carray(address(at_x), n, ELEMENT)  # noqa: F821
             y = carray(address(at_y), n, ELEMENT)  # noqa: F821
             INTO(x, x, aux, y, p, 0, False, False)  # noqa: F821
