@@ -213,14 +213,40 @@ def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
             for j in range(head):
                 ys[j], bit = one(xs[j], a0, a1, low, high)
                 carry |= bit << np.uint64(j)
+            # Four words at a time, stored together: a word stored after each 64 elements
+            # cost 15-25 % over a copy (relu at 2^16 float32 in L2, 1 thread, Xeon: 7.7-7.9
+            # µs against 6.7-6.9 four at a time, 5.9-6.1 for np.copyto, 6.2-6.3 with the
+            # words not stored at all)
             groups = (n - head) // 64
+            quads = groups - groups % 4
             if head == 0:
-                for w in range(groups):
+                for w in range(0, quads, 4):
+                    at = 64 * w
+                    g0 = vector(xs, at, ys, a0, a1, low, high, stream)
+                    g1 = vector(xs, at + 64, ys, a0, a1, low, high, stream)
+                    g2 = vector(xs, at + 128, ys, a0, a1, low, high, stream)
+                    g3 = vector(xs, at + 192, ys, a0, a1, low, high, stream)
+                    words[w] = g0
+                    words[w + 1] = g1
+                    words[w + 2] = g2
+                    words[w + 3] = g3
+                for w in range(quads, groups):
                     words[w] = vector(xs, 64 * w, ys, a0, a1, low, high, stream)
             else:
                 up = np.uint64(head)
                 down = np.uint64(64 - head)
-                for w in range(groups):
+                for w in range(0, quads, 4):
+                    at = head + 64 * w
+                    g0 = vector(xs, at, ys, a0, a1, low, high, stream)
+                    g1 = vector(xs, at + 64, ys, a0, a1, low, high, stream)
+                    g2 = vector(xs, at + 128, ys, a0, a1, low, high, stream)
+                    g3 = vector(xs, at + 192, ys, a0, a1, low, high, stream)
+                    words[w] = carry | (g0 << up)
+                    words[w + 1] = (g0 >> down) | (g1 << up)
+                    words[w + 2] = (g1 >> down) | (g2 << up)
+                    words[w + 3] = (g2 >> down) | (g3 << up)
+                    carry = g3 >> down
+                for w in range(quads, groups):
                     got = vector(xs, head + 64 * w, ys, a0, a1, low, high, stream)
                     words[w] = carry | (got << up)
                     carry = got >> down
