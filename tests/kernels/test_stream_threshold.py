@@ -14,7 +14,9 @@ MIB = 1 << 20
 
 @pytest.fixture
 def measured(monkeypatch):
-    """Nothing pinned, nothing measured yet, a 64 MiB cache of which 32 MiB are measured."""
+    """Nothing pinned, nothing measured yet, a 64 MiB cache of which 32 MiB are measured, from
+    1 MiB (a core's L2 of 1 MiB or less)."""
+    monkeypatch.setattr(host, "STREAM_FLOOR", MIB)
     monkeypatch.setattr(host, "STREAM_BYTES", None)
     monkeypatch.setattr(host, "_stream_found", [])
     monkeypatch.setattr(host, "CACHE_HALF", 32 * MIB)
@@ -47,6 +49,7 @@ def test_the_threshold_is_the_first_of_two_sizes_where_streaming_wins():
 
 def test_a_win_at_the_largest_size_measured_is_taken_below_half_a_larger_cache(monkeypatch):
     # a VM reading its host's 300 MiB: measured up to 32 MiB, not up to 150
+    monkeypatch.setattr(host, "STREAM_FLOOR", MIB)
     monkeypatch.setattr(host, "CACHE_HALF", 150 * MIB)
     monkeypatch.setattr(host, "STREAM_MEASURE_TOP", 32 * MIB)
     sizes, wins = asked(32 * MIB)
@@ -59,6 +62,7 @@ def test_a_win_at_the_largest_size_measured_is_taken_below_half_a_larger_cache(m
 
 
 def test_the_measurement_stops_below_half_the_cache(monkeypatch):
+    monkeypatch.setattr(host, "STREAM_FLOOR", MIB)
     monkeypatch.setattr(host, "CACHE_HALF", 6 * MIB)  # (a 12 MiB last-level cache)
     monkeypatch.setattr(host, "STREAM_MEASURE_TOP", 32 * MIB)
     sizes, wins = asked(None)
@@ -134,3 +138,37 @@ def test_the_measurement_copies_both_ways():
     y = np.zeros_like(x)
     host._kernel("copy")(x, y, True)  # (the kernel it times, streamed: the same copy)
     assert np.array_equal(x, y)
+
+
+def caches(root, sizes):
+    for index, (level, size) in enumerate(sizes):
+        folder = root / f"index{index}"
+        folder.mkdir(parents=True)
+        if level is not None:
+            (folder / "level").write_text(f"{level}\n")
+        (folder / "size").write_text(size + "\n")
+    return str(root)
+
+
+def test_outputs_below_a_cores_l2_never_stream(tmp_path, monkeypatch):
+    # the floor is the L2 where it is above 1 MiB (the Xeon's 2 MiB), else 1 MiB
+    xeon = caches(tmp_path / "xeon", [(1, "48K"), (1, "32K"), (2, "2048K"), (3, "307200K")])
+    assert host.cache_sizes(xeon) == {1: 48 << 10, 2: 2 * MIB, 3: 300 * MIB}
+    assert host.stream_floor(xeon) == 2 * MIB
+    zen = caches(tmp_path / "zen", [(1, "32K"), (2, "1024K"), (3, "32768K")])
+    assert host.stream_floor(zen) == MIB
+    unknown = caches(tmp_path / "unknown", [(None, "4096K")])  # (no level: not taken as L2)
+    assert host.stream_floor(unknown) == MIB and host.last_level_cache(unknown) == 4 * MIB
+    assert host.stream_floor(str(tmp_path / "missing")) == MIB
+    # below the floor nothing is measured and nothing streams, on one thread
+    monkeypatch.setattr(host, "STREAM_FLOOR", 2 * MIB)
+    monkeypatch.setattr(host, "STREAM_BYTES", None)
+    monkeypatch.setattr(host, "_stream_found", [])
+    monkeypatch.setattr(host, "_STREAM_ENV_SET", False)
+    sizes, wins = asked(MIB)
+    monkeypatch.setattr(host, "_streaming_wins", wins)
+    with threads.limit(1):
+        assert host.alone(2 * MIB - 1, True) and not host._large(2 * MIB - 1, True)
+        assert sizes == []
+        assert host._stream_threshold(wins) == 2 * MIB  # (measured from the floor up)
+        assert sizes == [2 * MIB, 4 * MIB]

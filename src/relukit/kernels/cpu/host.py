@@ -47,19 +47,38 @@ from relukit.kernels.pages import empty_array, empty_tensor, resident
 STREAM = platform.machine().lower() in ("x86_64", "amd64")
 
 
-def last_level_cache(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
-    """Bytes of the largest cache of this machine's first CPU (Linux's sysfs), or None."""
-    sizes = []
+CACHES = "/sys/devices/system/cpu/cpu0/cache"
+
+
+def cache_sizes(root: str = CACHES) -> dict[int, int]:
+    """Bytes of the largest cache at each level of this machine's first CPU (Linux's sysfs;
+    level 0 where a cache does not say its level), empty where sysfs does not tell."""
+    sizes: dict[int, int] = {}
     for index in Path(root).glob("index*"):
         try:
             text = (index / "size").read_text().strip()
         except OSError:
             continue
+        try:
+            level = int((index / "level").read_text().strip())
+        except (OSError, ValueError):
+            level = 0
         unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
         digits = text[:-1] if unit > 1 else text
         if digits.isdigit():
-            sizes.append(int(digits) * unit)
-    return max(sizes) if sizes else None
+            sizes[level] = max(sizes.get(level, 0), int(digits) * unit)
+    return sizes
+
+
+def last_level_cache(root: str = CACHES) -> int | None:
+    """Bytes of the largest cache of this machine's first CPU (Linux's sysfs), or None."""
+    sizes = cache_sizes(root)
+    return max(sizes.values()) if sizes else None
+
+
+def stream_floor(root: str = CACHES) -> int:
+    """:data:`STREAM_FLOOR`: 1 MiB, or a core's level-2 cache where that is larger."""
+    return max(1 << 20, cache_sizes(root).get(2, 0))
 
 
 # Outputs from STREAM_BYTES up bypass the caches: measured once per process on this machine
@@ -72,7 +91,15 @@ def last_level_cache(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | 
 # Rapids, 2 MiB of L2 per core), where relu out= on one thread then ran unstreamed up to 150
 # MiB. There, ns per element, streamed / not: 1 MiB 0.30 / 0.28, 2 MiB 0.33 / 0.39, 16 MiB
 # 0.25 / 0.32, 64 MiB 0.30 / 0.65 (torch.clamp_min(out=) 0.65).
-STREAM_FLOOR = 1 << 20
+# Outputs below the floor never stream: a core's L2 (1 MiB where smaller or unknown). There
+# x and y fit in L2 or nearly, where a call repeated on them finds both there and plain stores
+# win, which the measurement (streamed and plain calls interleaved, so that each finds y
+# evicted by the other) does not see: on the Xeon, with 2 MiB of L2, it took 1 MiB in most
+# processes, and relu out= on 2^18 float32 (1 MiB), 1 thread, then took 54-57 µs against 33-35
+# unstreamed (np.copyto 30, torch.clamp_min(out=) 40); from 2 MiB streaming wins either way
+# (the copy kernel, five calls of each in a row: 1 MiB 57 / 58 µs plain / streamed, 2 MiB
+# 151-167 / 112-130)
+STREAM_FLOOR = stream_floor()
 CACHE_HALF = (last_level_cache() or 1 << 25) // 2
 STREAM_ENV = "RELUKIT_STREAM_BYTES"
 
@@ -161,6 +188,7 @@ def _kernel(kind: str, *codes: int) -> Any:
             "mask_backward": k.mask_backward_kernel,
             "function": k.function_kernel,
             "copy": k.copy_kernel,
+            "distance": k.distance_kernel,
             "split": k.split_kernel,
             "expand": k.expand_kernel,
             "scale": k.scale_kernel,
@@ -862,8 +890,12 @@ def aliased(y: np.ndarray, *inputs: np.ndarray) -> bool:
     makes each load wait on a store?"""
     if y.nbytes < ALIAS_BYTES:
         return False
-    address = y.ctypes.data
-    return any(0 < (address - a.ctypes.data) % ALIAS_PERIOD < ALIAS_WINDOW for a in inputs)
+    if y.itemsize == 2:  # (16-bit floats, which Numba does not type: ctypes, 1.1 µs each)
+        return any(
+            0 < (y.ctypes.data - a.ctypes.data) % ALIAS_PERIOD < ALIAS_WINDOW for a in inputs
+        )
+    distance = _kernel("distance")
+    return any(0 < distance(y, a) % ALIAS_PERIOD < ALIAS_WINDOW for a in inputs)
 
 
 def _disjoint(y: np.ndarray, *inputs: np.ndarray) -> bool:

@@ -825,6 +825,20 @@ def copy_kernel() -> Any:
     return kernel
 
 
+def distance_kernel() -> Any:
+    """``kernel(y, x)``: the bytes from ``x``'s first element to ``y``'s (an int64), for the
+    host's aliasing check: 0.2-0.3 µs a call, where ``y.ctypes.data - x.ctypes.data`` in
+    Python cost 2.3, and more in the call it was in (relu out= on 2^18 float32, 1 thread,
+    Xeon: 53-56 µs against 44-45 for its ufunc alone)."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(y: Any, x: Any) -> Any:
+        return np.int64(y.ctypes.data) - np.int64(x.ctypes.data) + stamp * 0
+
+    return kernel
+
+
 @jit
 def copy(x: Any, y: Any, stream: bool) -> None:
     """``y[:] = x`` in one pass, streamed or not."""
