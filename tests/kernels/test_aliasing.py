@@ -105,3 +105,44 @@ def test_other_dtypes_and_fresh_outputs_too(dtype, op, monkeypatch):
     assert answers  # (asked where the kernel is chosen)
     if op == "forward":
         assert all(answers)
+
+
+def test_the_distance_is_the_same_by_the_kernel_and_by_ctypes():
+    room = np.zeros(1 << 16, np.float64)
+    half = np.zeros(1 << 16, np.float16)
+    frozen = room.copy()
+    frozen.flags.writeable = False
+    grid = room.reshape(256, 256)
+    cases = [
+        (room[8:], room[:-8]),  # (1-D, C-ordered, writeable: the kernel)
+        (room.view(np.float32)[3:], room.view(np.float32)[:-3]),
+        (room[:-8], room[8:]),  # (negative)
+        (room[::2], room[1::2]),  # (the others: ctypes)
+        (grid[1:], grid[:-1]),
+        (frozen[4:], frozen[:-4]),
+        (room[4:], frozen[:-4]),
+        (half[5:], half[:-5]),
+    ]
+    for y, a in cases:
+        assert host._distance(y, a) == y.ctypes.data - a.ctypes.data
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "hardtanh"])
+def test_a_one_pass_forward_does_not_ask_whether_its_output_is_aliased(name, monkeypatch):
+    # its direct and buffered kernels are one (it writes from its registers): the answer could
+    # change nothing, and asking cost a microsecond a call; its derivative still asks
+    function = relukit.get(name)
+    x, y = placed(1 << 18, MIB + 16)
+    assert host.aliased(y, x)
+    want = function(x)
+    slope = function.derivative(x)
+    answers = asked_aliased(monkeypatch)
+    for count in (1, 2):
+        y.fill(7.0)
+        with threads.limit(count):
+            assert function(x, out=y) is y
+        assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), count
+    assert answers == []
+    with threads.limit(1):
+        function.derivative(x, out=y)
+    assert answers and np.array_equal(y.view(np.uint32), slope.view(np.uint32))

@@ -140,24 +140,40 @@ def test_the_measurement_copies_both_ways():
     assert np.array_equal(x, y)
 
 
-def caches(root, sizes):
-    for index, (level, size) in enumerate(sizes):
-        folder = root / f"index{index}"
+def caches(root, sizes, siblings=None):
+    """A sysfs cache folder: (level, size, shared_cpu_list) per cache, and the first CPU's SMT
+    siblings beside it."""
+    for index, (level, size, shared) in enumerate(sizes):
+        folder = root / "cache" / f"index{index}"
         folder.mkdir(parents=True)
         if level is not None:
             (folder / "level").write_text(f"{level}\n")
         (folder / "size").write_text(size + "\n")
-    return str(root)
+        if shared is not None:
+            (folder / "shared_cpu_list").write_text(shared + "\n")
+    if siblings is not None:
+        (root / "topology").mkdir()
+        (root / "topology" / "thread_siblings_list").write_text(siblings + "\n")
+    return str(root / "cache")
 
 
 def test_outputs_below_a_cores_l2_never_stream(tmp_path, monkeypatch):
-    # the floor is the L2 where it is above 1 MiB (the Xeon's 2 MiB), else 1 MiB
-    xeon = caches(tmp_path / "xeon", [(1, "48K"), (1, "32K"), (2, "2048K"), (3, "307200K")])
+    # the floor is a core's share of the L2 where it is above 1 MiB (the Xeon's 2 MiB), else
+    # 1 MiB; an L2 shared by a module of cores counts for each its share, SMT siblings as one
+    xeon = caches(
+        tmp_path / "xeon",
+        [(1, "48K", "0"), (1, "32K", "0"), (2, "2048K", "0"), (3, "307200K", "0-1")],
+        siblings="0",
+    )
     assert host.cache_sizes(xeon) == {1: 48 << 10, 2: 2 * MIB, 3: 300 * MIB}
-    assert host.stream_floor(xeon) == 2 * MIB
-    zen = caches(tmp_path / "zen", [(1, "32K"), (2, "1024K"), (3, "32768K")])
+    assert host.level_two_per_core(xeon) == 2 * MIB and host.stream_floor(xeon) == 2 * MIB
+    zen = caches(tmp_path / "zen", [(1, "32K", "0,16"), (2, "1024K", "0,16"), (3, "32768K", None)])
     assert host.stream_floor(zen) == MIB
-    unknown = caches(tmp_path / "unknown", [(None, "4096K")])  # (no level: not taken as L2)
+    smt = caches(tmp_path / "smt", [(2, "2048K", "0,64")], siblings="0,64")
+    assert host.level_two_per_core(smt) == 2 * MIB
+    module = caches(tmp_path / "module", [(2, "4096K", "0-3")], siblings="0")
+    assert host.level_two_per_core(module) == MIB and host.stream_floor(module) == MIB
+    unknown = caches(tmp_path / "unknown", [(None, "4096K", None)])  # (no level: not an L2)
     assert host.stream_floor(unknown) == MIB and host.last_level_cache(unknown) == 4 * MIB
     assert host.stream_floor(str(tmp_path / "missing")) == MIB
     # below the floor nothing is measured and nothing streams, on one thread

@@ -144,6 +144,19 @@ def test_small_calls_take_the_ufunc_and_keep_relukits_results(dtype, monkeypatch
     one = x[:1].copy()
     assert function(one, out=one) is one and np.array_equal(bits(one), bits(want[:1]))
     assert taken == ["forward", "derivative", "forward in place"]
+    made = calls.inplace_ufuncs["forward"]
+    seen = []
+
+    def counting(a, b):  # type: ignore[no-untyped-def]
+        seen.append(a.size)
+        return made(a, b)
+
+    calls.inplace_ufuncs["forward"] = counting
+    for size in (1, 2):
+        z = x[:size].copy()
+        assert function(z, out=z) is z and np.array_equal(bits(z), bits(want[:size]))
+    assert seen == [2]  # (one element: the kernel's entry point, not the ufunc)
+    calls.inplace_ufuncs["forward"] = made
     frozen = x.copy()
     frozen.flags.writeable = False
     with pytest.raises(UserValueError, match="read-only"):
@@ -181,6 +194,44 @@ def test_once_made_the_ufunc_takes_small_calls_first_and_relukit_still_checks_ou
     with pytest.raises(UserValueError, match="out has shape"):
         function(row, out=other)
     assert np.all(other == 7.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_whole_calls_up_to_the_alias_bytes_keep_the_kernels_bits(dtype):
+    """Above UFUNC_BELOW and below ALIAS_BYTES, on one thread (where a call runs whole), the
+    first route takes contiguous x to the ufuncs; strided x go the general way. The bits are
+    the kernel's on each."""
+    from relukit import threads
+
+    function = relukit.get("elu", alpha=0.5)
+    calls = calls_of(function, dtype)
+    n = 1 << 15
+    assert dispatch_below() < n and n * dtype.itemsize < host.ALIAS_BYTES
+    x = sample(n, dtype, seed=5)
+    want = np.empty_like(x)
+    calls.map("forward", x, x, want, False)
+    with threads.limit(1):
+        for _ in range(2):  # (the first call makes the ufuncs)
+            assert np.array_equal(bits(function(x)), bits(want))
+            out = np.empty_like(x)
+            assert function(x, out=out) is out and np.array_equal(bits(out), bits(want))
+            z = x.copy()
+            assert function(z, out=z) is z and np.array_equal(bits(z), bits(want))
+            grid = np.asfortranarray(x.reshape(128, 256))
+            assert np.array_equal(bits(function(grid)), bits(want.reshape(128, 256)))
+            strided = np.repeat(x, 2)[::2]
+            assert np.array_equal(bits(function(strided)), bits(want))
+            z = np.repeat(x, 2)
+            function(z[::2], out=z[::2])
+            assert np.array_equal(bits(z[::2]), bits(want))
+            assert np.array_equal(bits(z[1::2]), bits(x))  # (untouched)
+    assert calls.ufuncs.get("forward") and calls.inplace_ufuncs.get("forward")
+
+
+def dispatch_below() -> int:
+    from relukit.kernels import dispatch
+
+    return dispatch.UFUNC_BELOW
 
 
 def test_without_the_ufunc_small_calls_take_the_kernel_as_before(monkeypatch):

@@ -159,6 +159,7 @@ def elementwise_method(op: str, doc: str) -> Any:
                         n < UFUNC_BELOW
                         or (
                             x.nbytes < host.ALIAS_BYTES
+                            and (x.flags.c_contiguous or x.flags.f_contiguous)
                             and (
                                 n < host.WHOLE_BELOW[calls.cost]
                                 or host.alone(x.nbytes, calls.linear)
@@ -171,8 +172,10 @@ def elementwise_method(op: str, doc: str) -> Any:
                     # the calls that run whole on this thread (below every WHOLE_BELOW, or
                     # host.whole's other cases, and ALIAS_BYTES: no output aliased), first and
                     # with the fewest checks: the kernel as its ufunc once made (any strides:
-                    # its loop gathers them into contiguous copies) unless a grain is pinned;
-                    # in place, the ufunc made for that. A new output has x's order, C or F,
+                    # its loop gathers them into contiguous copies, once per call of the loop,
+                    # which NumPy makes for each row of a strided x: so from UFUNC_BELOW on,
+                    # only for a contiguous x) unless a grain is pinned; in place, the ufunc
+                    # made for that. A new output has x's order, C or F,
                     # as below: NumPy's for other layouts (its strides' order) is not the
                     # general path's (C), so those go there. (relu on 2^16 float32, out=, 1
                     # thread, Xeon: 1.0 µs of Python more than the ufunc's call below here, 0.5
@@ -273,7 +276,8 @@ def elementwise_method(op: str, doc: str) -> Any:
                         x = x.reshape(-1)
                         y = y.reshape(-1) if apart else x
                     if small and calls.raw is None:  # Calls.map's small call, written out
-                        into = apart and (few or not host.aliased(y, x))
+                        one = calls.one_pass and op == "forward"  # (its kernels are one)
+                        into = apart and (few or one or not host.aliased(y, x))
                         kernel, p = (calls.direct if into else calls.buffered).get(
                             op
                         ) or calls.load(op, into)

@@ -50,23 +50,41 @@ STREAM = platform.machine().lower() in ("x86_64", "amd64")
 CACHES = "/sys/devices/system/cpu/cpu0/cache"
 
 
+def _bytes(text: str) -> int | None:
+    """A sysfs cache size ("2048K") in bytes, or None."""
+    text = text.strip()
+    unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+    digits = text[:-1] if unit > 1 else text
+    return int(digits) * unit if digits.isdigit() else None
+
+
+def _cpus(text: str) -> int:
+    """How many CPUs a sysfs CPU list ("0-3,8") names (at least 1)."""
+    count = 0
+    for part in text.strip().split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit():
+            count += int(last) - int(first) + 1 if last.isdigit() else 1
+    return max(count, 1)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
 def cache_sizes(root: str = CACHES) -> dict[int, int]:
     """Bytes of the largest cache at each level of this machine's first CPU (Linux's sysfs;
     level 0 where a cache does not say its level), empty where sysfs does not tell."""
     sizes: dict[int, int] = {}
     for index in Path(root).glob("index*"):
-        try:
-            text = (index / "size").read_text().strip()
-        except OSError:
-            continue
-        try:
-            level = int((index / "level").read_text().strip())
-        except (OSError, ValueError):
-            level = 0
-        unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
-        digits = text[:-1] if unit > 1 else text
-        if digits.isdigit():
-            sizes[level] = max(sizes.get(level, 0), int(digits) * unit)
+        size = _bytes(_read(index / "size") or "")
+        level = (_read(index / "level") or "").strip()
+        if size is not None:
+            key = int(level) if level.isdigit() else 0
+            sizes[key] = max(sizes.get(key, 0), size)
     return sizes
 
 
@@ -76,9 +94,24 @@ def last_level_cache(root: str = CACHES) -> int | None:
     return max(sizes.values()) if sizes else None
 
 
+def level_two_per_core(root: str = CACHES) -> int | None:
+    """Bytes of the first CPU's level-2 cache over the cores that share it (the CPUs of its
+    ``shared_cpu_list`` less the first CPU's SMT siblings), or None where sysfs does not say."""
+    for index in Path(root).glob("index*"):
+        if (_read(index / "level") or "").strip() != "2":
+            continue
+        size = _bytes(_read(index / "size") or "")
+        if size is None:
+            continue
+        shared = _cpus(_read(index / "shared_cpu_list") or "0")
+        siblings = _cpus(_read(Path(root).parent / "topology" / "thread_siblings_list") or "0")
+        return size // max(shared // siblings, 1)
+    return None
+
+
 def stream_floor(root: str = CACHES) -> int:
-    """:data:`STREAM_FLOOR`: 1 MiB, or a core's level-2 cache where that is larger."""
-    return max(1 << 20, cache_sizes(root).get(2, 0))
+    """:data:`STREAM_FLOOR`: 1 MiB, or a core's share of the level-2 cache where larger."""
+    return max(1 << 20, level_two_per_core(root) or 0)
 
 
 # Outputs from STREAM_BYTES up bypass the caches: measured once per process on this machine
@@ -890,12 +923,23 @@ def aliased(y: np.ndarray, *inputs: np.ndarray) -> bool:
     makes each load wait on a store?"""
     if y.nbytes < ALIAS_BYTES:
         return False
-    if y.itemsize == 2:  # (16-bit floats, which Numba does not type: ctypes, 1.1 µs each)
-        return any(
-            0 < (y.ctypes.data - a.ctypes.data) % ALIAS_PERIOD < ALIAS_WINDOW for a in inputs
-        )
-    distance = _kernel("distance")
-    return any(0 < distance(y, a) % ALIAS_PERIOD < ALIAS_WINDOW for a in inputs)
+    return any(0 < _distance(y, a) % ALIAS_PERIOD < ALIAS_WINDOW for a in inputs)
+
+
+def _distance(y: np.ndarray, a: np.ndarray) -> int:
+    """Bytes from ``a``'s first element to ``y``'s: by a kernel (0.3 µs) for the 1-D, C-ordered,
+    writeable float32/float64 arrays the host passes (one signature per dtype), else by ctypes
+    (1.1 µs each: any other layout or dtype, which Numba would compile anew, or does not type)."""
+    if (
+        y.ndim == 1
+        and a.ndim == 1
+        and y.dtype is a.dtype
+        and y.itemsize > 2
+        and y.flags.carray
+        and a.flags.carray
+    ):
+        return _kernel("distance")(y, a)  # type: ignore[no-any-return]
+    return y.ctypes.data - a.ctypes.data  # type: ignore[no-any-return]
 
 
 def _disjoint(y: np.ndarray, *inputs: np.ndarray) -> bool:
@@ -1123,11 +1167,12 @@ class Calls:
         other than x86-64 (:data:`UFUNCS`), or a Numba whose private
         ``numba.np.ufunc._internal.fromfunc`` (what ``numba.vectorize`` makes its ufuncs with)
         is missing or takes other arguments. Its inner loop runs the kernel
-        (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`, one per member, op and dtype in the
-        process), so an element's value is the same as by :meth:`map`; NumPy does the call's
-        checks, the output's allocation and any copying for overlap in C: 0.3 µs a call where
-        the same written in Python cost 0.8 (relu at 1,024 float32 elements, AMD EPYC, Python
-        3.11). One thread, no streaming: for the calls below :data:`WHOLE_BELOW`."""
+        (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`, one per member, op, dtype and in
+        place or not in the process), so an element's value is the same as by :meth:`map`;
+        NumPy does the call's checks, the output's allocation and any copying for overlap in
+        C: 0.3 µs a call where the same written in Python cost 0.8 (relu at 1,024 float32
+        elements, AMD EPYC, Python 3.11). One thread, no streaming: for the calls that
+        :func:`whole` takes."""
         kept = self.inplace_ufuncs if inplace else self.ufuncs
         found = kept.get(op)
         if found is None:
@@ -1176,7 +1221,9 @@ class Calls:
     ) -> None:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
         n = x.size
-        into = y is not x and y is not g and not aliased(y, x, g)  # (a direct kernel may)
+        # (a direct kernel may; a one-pass forward's two kernels are one, so it is not asked)
+        one = self.one_pass and op == "forward"
+        into = y is not x and y is not g and (one or not aliased(y, x, g))
         if self.raw is not None:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
         if whole(n, y.nbytes, self.cost):

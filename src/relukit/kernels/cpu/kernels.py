@@ -454,8 +454,9 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
     ``data`` points at three int64: the addresses of the kernel's parameters ``p`` (float64 for
     a :data:`WIDE` member, else the elements' dtype) and of ``aux``, and ``aux``'s size. Unit
     strides into a ``y`` apart from ``x`` (with ``inplace``: ``y`` that is ``x``) run the kernel
-    on the elements where they are; other strides, or operands that overlap otherwise, go
-    through two contiguous copies, so an element's value is the same either way. Compiled once
+    on the elements where they are; other strides, and other operands (for the in-place loop,
+    those apart too), go through two contiguous copies, so an element's value is the same
+    either way. Compiled once
     and cached on disk like the kernels (its closure holds only integers;
     :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by name). Linking one
     kernel in, it costs about what compiling that kernel does (0.3-0.6 s, once per machine)."""
