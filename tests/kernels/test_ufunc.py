@@ -221,6 +221,10 @@ def test_whole_calls_up_to_the_alias_bytes_keep_the_kernels_bits(dtype):
             assert np.array_equal(bits(function(grid)), bits(want.reshape(128, 256)))
             strided = np.repeat(x, 2)[::2]
             assert np.array_equal(bits(function(strided)), bits(want))
+            flipped = np.empty((256, 128), dtype).T  # (F-ordered out, C-ordered x: the
+            # general path, which NumPy's per-row loop calls would make slower, same bits)
+            assert function(x.reshape(128, 256), out=flipped) is flipped
+            assert np.array_equal(bits(flipped), bits(want.reshape(128, 256)))
             z = np.repeat(x, 2)
             function(z[::2], out=z[::2])
             assert np.array_equal(bits(z[::2]), bits(want))

@@ -130,9 +130,10 @@ def elementwise_method(op: str, doc: str) -> Any:
     Once a member's ufunc is made, a call that runs whole on this thread with an output below
     :data:`~relukit.kernels.cpu.host.ALIAS_BYTES` goes to it first, with the fewest checks
     (on 1,024 float32 elements, 1 thread, Xeon, Python 3.11: ``relu(x)`` 1.08 → 0.79 µs
-    against ``np.maximum``'s 0.85, ``out=`` 1.29 → 0.92 against 0.79, in place 1.20 → 0.70
-    against 0.72 and ``torch.relu_``'s 0.62; calling an instance with a keyword argument costs
-    0.23 µs of that in CPython 3.11, a method call 0.07, and the ufunc itself 0.42).
+    against ``np.maximum``'s 0.85, ``out=`` 1.29 → 0.92 against 0.79, in place 1.09-1.33 →
+    0.70-0.86 against 0.71-0.72 and ``torch.relu_``'s 0.62; calling an instance with a keyword
+    argument costs 0.23 µs of that in CPython 3.11, a method call 0.07, and the ufunc itself
+    0.42).
 
     What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
     takes 1.09 µs against ``np.maximum``'s 1.14 (1.32 through the entry point), ``out=``
@@ -159,7 +160,7 @@ def elementwise_method(op: str, doc: str) -> Any:
                         n < UFUNC_BELOW
                         or (
                             x.nbytes < host.ALIAS_BYTES
-                            and (x.flags.c_contiguous or x.flags.f_contiguous)
+                            and ((flags := x.flags).c_contiguous or flags.f_contiguous)
                             and (
                                 n < host.WHOLE_BELOW[calls.cost]
                                 or host.alone(x.nbytes, calls.linear)
@@ -173,13 +174,13 @@ def elementwise_method(op: str, doc: str) -> Any:
                     # host.whole's other cases, and ALIAS_BYTES: no output aliased), first and
                     # with the fewest checks: the kernel as its ufunc once made (any strides:
                     # its loop gathers them into contiguous copies, once per call of the loop,
-                    # which NumPy makes for each row of a strided x: so from UFUNC_BELOW on,
-                    # only for a contiguous x) unless a grain is pinned; in place, the ufunc
-                    # made for that. A new output has x's order, C or F,
-                    # as below: NumPy's for other layouts (its strides' order) is not the
+                    # which NumPy makes for each row of a strided operand: so from UFUNC_BELOW
+                    # on, only for a contiguous x and an out of its order) unless a grain is
+                    # pinned; in place, the ufunc made for that. A new output has x's order, C
+                    # or F, as below: NumPy's for other layouts (its strides' order) is not the
                     # general path's (C), so those go there. (relu on 2^16 float32, out=, 1
-                    # thread, Xeon: 1.0 µs of Python more than the ufunc's call below here, 0.5
-                    # here)
+                    # thread, Xeon: about 1.0 µs of Python more than the ufunc's own call
+                    # below here, 0.4-0.8 here)
                     if out is None:
                         ufunc = calls.ufuncs.get(op)
                         flags = x.flags
@@ -200,6 +201,11 @@ def elementwise_method(op: str, doc: str) -> Any:
                         and out.dtype is dtype
                         and out.ndim == ndim
                         and out.size == n
+                        and (
+                            n < UFUNC_BELOW
+                            or (out.flags.c_contiguous and flags.c_contiguous)
+                            or (out.flags.f_contiguous and flags.f_contiguous)
+                        )
                     ):
                         # (an out of x's ndim and size that x broadcasts to has x's shape;
                         # one it does not raises, as a read-only out does: the general path
