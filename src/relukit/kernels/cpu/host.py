@@ -75,16 +75,24 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def cache_sizes(root: str = CACHES) -> dict[int, int]:
-    """Bytes of the largest cache at each level of this machine's first CPU (Linux's sysfs;
-    level 0 where a cache does not say its level), empty where sysfs does not tell."""
-    sizes: dict[int, int] = {}
+def _caches(root: str) -> list[tuple[int, int, Path]]:
+    """(level, bytes, folder) of each cache of sysfs's ``root`` that says its size (level 0
+    where it does not say its level)."""
+    found = []
     for index in Path(root).glob("index*"):
         size = _bytes(_read(index / "size") or "")
         level = (_read(index / "level") or "").strip()
         if size is not None:
-            key = int(level) if level.isdigit() else 0
-            sizes[key] = max(sizes.get(key, 0), size)
+            found.append((int(level) if level.isdigit() else 0, size, index))
+    return found
+
+
+def cache_sizes(root: str = CACHES) -> dict[int, int]:
+    """Bytes of the largest cache at each level of this machine's first CPU (Linux's sysfs;
+    level 0 where a cache does not say its level), empty where sysfs does not tell."""
+    sizes: dict[int, int] = {}
+    for level, size, _ in _caches(root):
+        sizes[level] = max(sizes.get(level, 0), size)
     return sizes
 
 
@@ -97,15 +105,11 @@ def last_level_cache(root: str = CACHES) -> int | None:
 def level_two_per_core(root: str = CACHES) -> int | None:
     """Bytes of the first CPU's level-2 cache over the cores that share it (the CPUs of its
     ``shared_cpu_list`` less the first CPU's SMT siblings), or None where sysfs does not say."""
-    for index in Path(root).glob("index*"):
-        if (_read(index / "level") or "").strip() != "2":
-            continue
-        size = _bytes(_read(index / "size") or "")
-        if size is None:
-            continue
-        shared = _cpus(_read(index / "shared_cpu_list") or "0")
-        siblings = _cpus(_read(Path(root).parent / "topology" / "thread_siblings_list") or "0")
-        return size // max(shared // siblings, 1)
+    for level, size, index in _caches(root):
+        if level == 2:
+            shared = _cpus(_read(index / "shared_cpu_list") or "0")
+            siblings = _cpus(_read(Path(root).parent / "topology" / "thread_siblings_list") or "0")
+            return size // max(shared // siblings, 1)
     return None
 
 

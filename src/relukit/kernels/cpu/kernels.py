@@ -456,10 +456,10 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
     strides into a ``y`` apart from ``x`` (with ``inplace``: ``y`` that is ``x``) run the kernel
     on the elements where they are; other strides, and other operands (for the in-place loop,
     those apart too), go through two contiguous copies, so an element's value is the same
-    either way. Compiled once
-    and cached on disk like the kernels (its closure holds only integers;
-    :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by name). Linking one
-    kernel in, it costs about what compiling that kernel does (0.3-0.6 s, once per machine)."""
+    either way. Compiled once and cached on disk like the kernels (its closure holds only
+    integers; :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by name).
+    Linking one kernel in, it costs about what compiling that kernel does (0.3-0.6 s, once per
+    machine)."""
     stamp = STAMP
     dtype = np.float32 if itemsize == 4 else np.float64
     names = {"ELEMENT": dtype, "PARAMETER": np.float64 if member in WIDE else dtype, "INTO": into}
