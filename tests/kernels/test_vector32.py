@@ -58,13 +58,30 @@ def public(name: str):
     return f.derivative if op else f
 
 
+def _far_key(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def far_lanes(name: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a centre writes the member's constant (or x) off its table (vector32.FAR), and
+    those values."""
+    right, right_value, left, left_value = vector32.FAR[_far_key(name)]
+    on_right = x >= np.float32(right)  # (+inf too: its convention is the same value)
+    on_left = x <= np.float32(left)
+    if np.signbit(left_value):  # (at −inf the registry gives +0, not −0)
+        on_left &= np.isfinite(x)
+    values = np.where(on_right, x if right_value is None else np.float32(right_value), 0)
+    values = np.where(on_left, np.float32(left_value), values).astype(np.float32)
+    return on_right | on_left, values
+
+
 def centre_calls(name: str, often: int = 0):
     """A fresh compiled caller of a member's centre (its lookups and compress as
     vector32.AVX512 says now, ``often`` passed to each call). The caller returns the places
     each call hands back, per 16-lane block (-1 after its last), after checking that the values
     it hands back with them are those of x at those places."""
     table, _, _, _, times_x = CENTRES[name]
-    centre = vector32._centre_16(table, times_x=times_x, odd=name in ODD)
+    centre = vector32._centre_16(table, times_x=times_x, odd=name in ODD, far=_far_key(name))
 
     @njit
     def calls(x, y, count):
@@ -92,10 +109,13 @@ def sample(end: float) -> np.ndarray:
     steps = np.arange(-64, 65, dtype=np.int32)
     near = [(np.float32(-ZEROS[m][0]).view(np.int32) + steps).view(np.float32)
             for m in ("gelu", "silu", "gelu-tanh")]  # fmt: skip
+    # every member's far bounds (vector32.FAR) and the float32 just inside each
+    bounds = np.array([b for f in vector32.FAR.values() for b in (f[0], f[2])], np.float32)
     values = np.concatenate([
         edges, np.nextafter(edges.astype(np.float32), np.float32(0)), *near,
         rng.uniform(-1.1 * end, 1.1 * end, 4000),
-        [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan],
+        bounds, np.nextafter(bounds, np.float32(0)), rng.uniform(-120, 120, 400),
+        [0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 3e38, -3e38],
     ]).astype(np.float32)  # fmt: skip
     values = np.concatenate([values, -values])
     return np.resize(values, -(-values.size // 16) * 16)
@@ -109,8 +129,12 @@ def test_writes_the_centre_lanes_within_their_bound_and_returns_the_others(name,
     y = np.full_like(x, 7.0)
     places = centre_calls(name, often)(x, y, 16)
     centre = np.abs(x) < end
-    assert np.array_equal(places[places >= 0], np.flatnonzero(~centre)), "in order, all"
-    assert np.all(y[~centre] == 7.0), "lanes outside the centre are left unwritten"
+    far, far_values = far_lanes(name, x)
+    assert not np.any(centre & far)
+    written = centre | far
+    assert np.array_equal(places[places >= 0], np.flatnonzero(~written)), "in order, all"
+    assert np.all(y[~written] == 7.0), "lanes outside the centre are left unwritten"
+    assert np.array_equal(y[far].view(np.uint32), far_values[far].view(np.uint32))
     if times_x:
         assert np.array_equal(np.signbit(y[x == 0]), np.signbit(x[x == 0])), "±0 kept"
     exact = true(x[centre].astype(np.float64))
@@ -129,14 +153,68 @@ def test_a_partial_vector_reads_and_writes_only_its_lanes(name, count, often):
     full = np.full_like(x, 7.0)
     centre_calls(name)(x, full, 16)
     places = centre_calls(name, often)(x, y, count)
+    far = far_lanes(name, x)[0]
     for b in range(2):
         block = slice(16 * b, 16 * b + 16)
         inside = np.arange(16) < count
-        done = inside & (np.abs(x[block]) < end)
+        written = (np.abs(x[block]) < end) | far[block]
+        done = inside & written
         assert np.array_equal(y[block][done], full[block][done])
         assert np.all(y[block][~done] == 7.0)
-        others = 16 * b + np.flatnonzero(inside & ~(np.abs(x[block]) < end))
+        others = 16 * b + np.flatnonzero(inside & ~written)
         assert np.array_equal(places[b][places[b] >= 0], others)
+
+
+FORMULAS = {
+    "gelu": "gelu_f32",
+    "silu": "silu_f32",
+    "sigmoid": "sigmoid_f32",
+    "gelu-derivative": "gelu_d32",
+    "silu-derivative": "silu_d32",
+    "tanh": "tanh_f32",
+    "gelu_tanh": "gelu_tanh_f32",
+    "gelu_tanh-derivative": "gelu_tanh_d32",
+}
+
+
+def _formula_differs(name: str):
+    """``differs(bits, ...)``: how many of the float32 with the given bit patterns the
+    member's float32 formula (the one the elements off the centre take) gives other bits
+    than ``want`` (None: x itself) for."""
+    from relukit.kernels.cpu import math32
+    from relukit.kernels.cpu.intrinsics import f32_as_i32, i32_as_f32
+
+    formula = getattr(math32, FORMULAS[name])
+
+    @njit
+    def differs(start, stop, step, want, same_as_x):
+        count = 0
+        for bits in range(start, stop, step):
+            x = i32_as_f32(bits)
+            expected = x if same_as_x else want
+            count += f32_as_i32(formula(x)) != f32_as_i32(expected)
+        return count
+
+    return differs
+
+
+@pytest.mark.parametrize("name", sorted(CENTRES))
+def test_the_far_values_are_the_formulas_own_from_the_least_bound_on(name):
+    """Every centre writes the member's constant (or x) itself from its far bounds on: there
+    the float32 formula the others take gives exactly that, on every float32 of the 2^20 from
+    each bound out and on every 61st from there to the largest, and not on the float32 just
+    inside each bound (so each bound is the least: a change to a formula shows here)."""
+    right, right_value, left, left_value = vector32.FAR[_far_key(name)]
+    differs = _formula_differs(name)
+    top = int(np.array([np.finfo(np.float32).max], np.float32).view(np.int32)[0])
+    for bound, value in ((right, right_value), (left, left_value)):
+        magnitude = int(np.array([abs(bound)], np.float32).view(np.int32)[0])
+        sign = 0 if bound > 0 else -(2**31)
+        want = np.float32(0.0 if value is None else value)
+        for start, stop, step in ((magnitude, magnitude + 2**20, 1), (magnitude, top + 1, 61)):
+            assert differs(start + sign, stop + sign, step, want, value is None) == 0
+        inside = magnitude - 1 + sign
+        assert differs(inside, inside + 1, 1, want, value is None) == 1
 
 
 @pytest.mark.skipif(not vector32.AVX512, reason="both builds would be the lane-by-lane one")
