@@ -236,6 +236,19 @@ def test_parameters_float32_cannot_hold_keep_their_digits(name, params, dtype):
         assert not np.isnan(got).any(), op
 
 
+@pytest.mark.parametrize("beta", [1.0, 3.0, 0.25])
+def test_float32_softplus_below_a_high_threshold_is_x_where_beta_x_passes_104(beta):
+    # log1p(e^{-z}) is below 2^-150 there: the result is x. (The float32 kernel gave 0 for
+    # beta·x from 104 up to the threshold, which only a threshold above 104 shows.)
+    softplus = relukit.get("softplus", beta=beta, threshold=1000.0)
+    x = (np.array([90.0, 103.9, 104.0, 104.5, 150.0, 900.0]) / beta).astype(np.float32)
+    for n in (1, 6, 3000):  # (every path)
+        part = np.resize(x, n)
+        want = softplus(part.astype(np.float64)).astype(np.float32)
+        assert np.array_equal(softplus(part), want), n
+        assert np.all(softplus.derivative(part) == 1.0), n
+
+
 @pytest.mark.parametrize(
     ("name", "params", "op", "factor"),
     [

@@ -65,6 +65,11 @@ LOG2E = F(1.4426950408889634)
 LN2_HI = F(0.693145751953125)  # 16 bits: n·LN2_HI is exact for |n| < 256
 LN2_LO = F(1.428606765330187e-06)
 EXP_LOW = F(-104.0)  # e^x·2^24 is normal down to about −103.97
+# σ(−a) from which e = e^{−a} < 2^-50 leaves 1 + e, its rounding and the corrections by e
+# nothing to add at float32's 2^-24 (beyond about 52 the products of those corrections are
+# subnormal: each a microcode assist on Intel cores, which cost 10-40 ns per element there)
+NEGLIGIBLE = F(35.0)
+NEGLIGIBLE_24 = F(2.0**-26)  # σ(−a)·2^24 at a = NEGLIGIBLE: 2^-26.5
 UP_24 = F(2.0**24)
 DOWN_24 = F(2.0**-24)
 TANH_SMALL = F(0.625)  # |x| up to which tanh is x + x³·T(x²)
@@ -228,7 +233,7 @@ def exp_plain(x: Any) -> Any:
 @jit
 def exp_neg_pair(x: Any) -> Any:
     """e^x·2^24 = hi + lo for x ≤ 0 (0 below −104), lo the remainder of hi's rounding."""
-    xc = x if x > EXP_LOW else EXP_LOW
+    xc = x if x >= EXP_LOW else ZERO  # (0 there: a normal argument keeps each step normal)
     s, p = exp_sp(xc, SHIFT_24)
     hi = fma(s, p, s)
     lo = fma(s, p, s - hi)  # exact: s and hi are within a factor 2
@@ -257,20 +262,22 @@ def sigmoid_neg_pair(a: Any) -> Any:
     of the quotient, all carried into one residual step (its 1/(1 + e) is 1 − σ(−a): no
     second division)."""
     hi, lo = exp_neg_pair(-a)
-    e = hi * DOWN_24
+    near = a < NEGLIGIBLE  # (beyond, e and its corrections are left out)
+    e = (hi if near else ZERO) * DOWN_24
     d = ONE + e
-    dl = ((ONE - d) + e) + lo * DOWN_24
+    dl = ((ONE - d) + e) + (lo if near else ZERO) * DOWN_24
     q = hi / d
     residual = fma(-q, d, hi) + fma(-q, dl, lo)
-    return q, residual * (ONE - q * DOWN_24)
+    return q, residual * (ONE - (q if near else ZERO) * DOWN_24)
 
 
 @jit
 def complement(q: Any, ql: Any) -> Any:
-    """(m, ml) = 1 − (q + ql)·2^-24 as a pair."""
-    q = q * DOWN_24
+    """(m, ml) = 1 − (q + ql)·2^-24 as a pair ((1, 0) from q = 2^-26 down: see NEGLIGIBLE)."""
+    near = q > NEGLIGIBLE_24
+    q = (q if near else ZERO) * DOWN_24
     m = ONE - q
-    return m, ((ONE - m) - q) - ql * DOWN_24
+    return m, ((ONE - m) - q) - (ql if near else ZERO) * DOWN_24
 
 
 @jit
@@ -293,9 +300,10 @@ def times_sigmoid(f: Any, x: Any, one: bool) -> Any:
     whose rounding and that of ``1 + e`` go into one residual step (its ``1/(1 + e)`` needs a
     few bits only: ``1 − e/2``, within 12 %)."""
     z = -abs(x)
-    s, p = exp_sp(z if z > EXP_LOW else EXP_LOW, SHIFT_24)
+    s, p = exp_sp(z if z >= EXP_LOW else ZERO, SHIFT_24)  # (0: see exp_neg_pair)
     e24 = fma(s, p, s)
     el = fma(s, p, s - e24)  # exact: s and e24 are within a factor 2
+    near = z > -NEGLIGIBLE  # (beyond, e and its corrections are left out)
     negative = x < ZERO
     if one:  # (the numerator 2^24·e or 2^24 is exact)
         nh = e24 if negative else UP_24
@@ -306,9 +314,9 @@ def times_sigmoid(f: Any, x: Any, one: bool) -> Any:
         nh = f * k
         nl = fma(f, el if negative else ZERO, fma(f, k, -nh))
         scale = DOWN_24 if negative else ONE
-    e = e24 * DOWN_24
+    e = (e24 if near else ZERO) * DOWN_24
     d = ONE + e
-    dl = ((ONE - d) + e) + el * DOWN_24
+    dl = ((ONE - d) + e) + (el if near else ZERO) * DOWN_24
     q = nh / d
     # q − the residual·1/(1 + e): at f = ±0 it is then q, with its sign
     residual = fma(q, dl, fma(q, d, -nh) - nl)
@@ -620,16 +628,18 @@ def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> An
     zl = fma(x, bl, zl)
     zl = zl if abs(z) < F(1e30) else ZERO
     above = (z - th) + (zl - tl) > ZERO
-    a = -abs(z)
-    s, p = exp_sp(a if a > EXP_LOW else EXP_LOW, SHIFT_24)
-    w24 = fma(s, p, s)
-    wl = fma(s, p, s - w24)  # exact: s and w24 are within a factor 2
+    a = ZERO if above else -abs(z)  # (x above: the formula on 0 keeps its steps normal)
+    far = not a >= EXP_LOW  # (e^a below 2^-150: softplus is 0 on the left, x on the right)
+    s, p = exp_sp(ZERO if far else a, SHIFT_24)  # (0: a normal argument keeps steps normal)
+    w24 = ZERO if far else fma(s, p, s)
+    wl = ZERO if far else fma(s, p, s - w24)  # exact: s and w24 are within a factor 2
     w = w24 * DOWN_24
     inv = fma(-HALF, w, ONE)  # 1/(1 + w) within 12 %: for the corrections only
-    u, ul = two_prod(w24, w)  # w²·2^24
+    w_near = w if a > -NEGLIGIBLE else ZERO  # (w² and beyond: see NEGLIGIBLE)
+    u, ul = two_prod(w24, w_near)  # w²·2^24
     h = fma(-HALF, u, w24)
     hl = fma(-HALF, u, w24 - h)  # (w24 − h is exact: h is within a factor 2 of w24)
-    t = hl + fma(u, w * log1p_p(w - HALF), fma(-HALF, ul, wl * inv))
+    t = hl + fma(u, w_near * log1p_p(w - HALF), fma(-HALF, ul, wl * inv))
     lh = h + t
     ll = (h - lh) + t
     negative = z < ZERO
@@ -639,7 +649,7 @@ def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> An
     sl = sl + ll
     q = sh * inverse
     q = fma(fma(-q, bh, sh) + (sl - q * bl), inverse, q)
-    r = ZERO if a < EXP_LOW else q * DOWN_24
+    r = (ZERO if negative else x) if far else q * DOWN_24
     return x if above else r
 
 
@@ -650,7 +660,7 @@ def softplus_d32(x: Any, bh: Any, bl: Any, th: Any, tl: Any) -> Any:
     zl = fma(x, bl, zl)
     zl = zl if abs(z) < F(1e30) else ZERO
     above = (z - th) + (zl - tl) > ZERO
-    q, ql = sigmoid_neg_pair(abs(z))
+    q, ql = sigmoid_neg_pair(ZERO if above else abs(z))  # (1 above: see softplus_f32)
     m, ml = complement(q, ql)
     shift = q * m * zl
     low = (q + (ql + shift)) * DOWN_24
