@@ -631,8 +631,8 @@ def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> An
     a = ZERO if above else -abs(z)  # (x above: the formula on 0 keeps its steps normal)
     far = not a >= EXP_LOW  # (e^a below 2^-150: softplus is 0 on the left, x on the right)
     s, p = exp_sp(ZERO if far else a, SHIFT_24)  # (0: a normal argument keeps steps normal)
-    w24 = ZERO if far else fma(s, p, s)
-    wl = ZERO if far else fma(s, p, s - w24)  # exact: s and w24 are within a factor 2
+    w24 = fma(s, p, s)  # (far: that of 0, unused)
+    wl = fma(s, p, s - w24)  # exact: s and w24 are within a factor 2
     w = w24 * DOWN_24
     inv = fma(-HALF, w, ONE)  # 1/(1 + w) within 12 %: for the corrections only
     w_near = w if a > -NEGLIGIBLE else ZERO  # (w² and beyond: see NEGLIGIBLE)
