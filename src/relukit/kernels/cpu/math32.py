@@ -24,7 +24,9 @@ gelu's tails need no pairs: their exponent's large terms cancel exactly, and on 
 
 For float32 arrays the kernels take ``gelu_f32``, ``silu_f32``, ``sigmoid_f32``, ``gelu_d32``
 and ``silu_d32`` only off their centres (|x| ≥ 4 for gelu and gelu′, ≥ 16 for silu, sigmoid and
-silu′, NaN, ±inf): on the centres a table of float32 polynomials gives them, 16 lanes at a time
+silu′, NaN, −inf), and short of the far bounds of :data:`relukit.kernels.cpu.vector32.FAR`
+(beyond them each member is a constant or x, which the centre writes itself): on the centres
+a table of float32 polynomials gives them, 16 lanes at a time
 (:mod:`relukit.kernels.cpu.vector32`; within 0.99, 1.22, 0.80, 1.29 and 1.59 ulp). 16-bit inputs
 take the same float32 path, widened and rounded back once, so that float16 gives the same bits
 whether the host converts it with F16C in the kernel or widens it into a float32 array first.
@@ -69,7 +71,7 @@ EXP_LOW = F(-104.0)  # e^x·2^24 is normal down to about −103.97
 # nothing to add at float32's 2^-24 (beyond about 52 the products of those corrections are
 # subnormal: each a microcode assist on Intel cores, which cost 10-40 ns per element there)
 NEGLIGIBLE = F(35.0)
-NEGLIGIBLE_24 = F(2.0**-26)  # σ(−a)·2^24 at a = NEGLIGIBLE: 2^-26.5
+NEGLIGIBLE_24 = F(2.0**-26)  # about σ(−a)·2^24 at a = NEGLIGIBLE (2^-26.5; from a = 34.66)
 UP_24 = F(2.0**24)
 DOWN_24 = F(2.0**-24)
 TANH_SMALL = F(0.625)  # |x| up to which tanh is x + x³·T(x²)

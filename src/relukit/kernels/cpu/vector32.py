@@ -19,7 +19,8 @@ to |x| < 8, was tried: its rows then span a fall of e^{a/4} in Φ(−a), and p�
 2.3 ulp to cancellation or to the size of t·P, 1.0-1.7 from a = 2 on.)
 
 That is about twenty vector operations per 16 elements, against some forty for the formulas
-the elements off the centre (and NaN, ±inf) keep: gelu's tails
+the elements off the centre (and NaN, −inf) keep up to the bounds where the member is a
+constant or x (:data:`FAR`; beyond them the centre writes that value itself): gelu's tails
 (:func:`relukit.kernels.cpu.math32.gelu_f32`, an exp with its argument's large terms cancelled
 exactly), the float32 pairs of silu and sigmoid
 (:func:`~relukit.kernels.cpu.math32.times_sigmoid`), the tails of gelu′ and silu′
@@ -144,13 +145,14 @@ def _splat_i(builder: Any, value: Any) -> Any:
 
 
 # Where each centre's member is a constant (or x) in float32: ``(right, right_value, left,
-# left_value)``, the value (None: x itself) of every finite float32 x ≥ right and x ≤ left.
+# left_value)``, the value (None: x itself) of every float32 x ≥ right and x ≤ left.
 # These are the float32 formulas' own values there, bit for bit (found by evaluating them on
-# every float32 from 4 to 1,024 on each side; ``tests/kernels/test_vector32.py`` checks every
-# one again and that each bound is the least): a centre writes them itself instead of handing
-# the elements to the formulas, whose exponentials there go through subnormal numbers, each a
-# microcode assist on Intel cores (gelu out= on 2^16 float32 elements uniform on [15, 20],
-# 1 thread, Xeon: 13.9 ns per element, PyTorch 0.48). +inf is written too (the conventions
+# every float32 from 4 to 1,024 on each side; ``tests/kernels/test_vector32.py`` checks the
+# 2^20 float32 from each bound out, every 997th beyond, and that each bound is the least): a
+# centre writes them itself instead of handing the elements to the formulas, whose
+# exponentials there go through subnormal numbers, each a microcode assist on Intel cores
+# (gelu out= on 2^16 float32 elements uniform on [15, 20], 1 thread, Xeon: 13.9 ns per
+# element, PyTorch 0.48). +inf is written too (the conventions
 # give it the same value), and so is −inf where the left value is its convention's (sigmoid's
 # +0, tanh's −1; the others' −0 is not: at −inf the registry gives +0). NaN goes on to the
 # formulas and conventions.
@@ -169,14 +171,15 @@ FAR = {
 def _centre_16(table: str, times_x: bool, odd: bool = False, far: str | None = None) -> Any:
     """The intrinsic ``centre(x, start, count, y, rest, values, at, often)`` of one table:
     ``x·F(x)`` (``times_x``) or ``F(x)`` of the ``count`` (≤ 16) float32 ``x[start:]`` on the
-    centre into the same places of ``y``; the places of the others, which it leaves unwritten,
+    centre (and, with ``far``, beyond its far bounds) into the same places of ``y``; the
+    places of the others, which it leaves unwritten,
     go to ``rest[at:]`` (uint32) and their values to ``values[at:]`` (float32), in order,
     compressed (16 entries written, so each needs ``at + 16``); returns how many. It writes them
     where a lane is off the centre or, with ``often`` nonzero, always: where others are
     frequent, a branch on them mispredicts and costs more than the two compresses do. gelu out=
     on 2^24 float32 elements, 1 thread, AMD EPYC, ns per element, always / on the branch:
     3·N(0, 1) (18 % off) 0.86 / 0.98, N(0, 1) 0.49 / 0.41; the block passes ``often`` once
-    more than 1 in 64 of its elements so far were off: 0.92-0.96 and 0.41.
+    more than 1 in 64 of its elements so far were handed back: 0.92-0.96 and 0.41.
 
     ``F(−a) = p₀ + t·P(t)`` from the lane's row; ``x·F(x)`` is one fused multiply-add,
     ``x·p₀ + x·(t·P)`` for ``x < 0`` and ``x − x·F(−a)`` above, ``F(−a)`` rounded once there
@@ -190,8 +193,9 @@ def _centre_16(table: str, times_x: bool, odd: bool = False, far: str | None = N
     paired table (:data:`~relukit.kernels.cpu.fits32.CENTRE_PAIRED`, the derivatives) with
     ``t·p₁′`` (p₁'s remainder) added to ``p₀`` and taken from ``q_lo`` first. An ``odd``
     member's table holds ``F(a) = f(a)/a`` instead (tanh), and ``f(x) = x·p₀ + x·(t·P)``.
-    With ``far`` (a key of :data:`FAR`) it also writes the finite lanes where the member is a
-    constant or x, and hands back only the rest (a lane mask and two selects, in the branch
+    With ``far`` (a key of :data:`FAR`) it also writes the lanes where the member is a
+    constant or x (+inf among them, and −inf where :data:`FAR` says), and hands back only the
+    rest (a lane mask and two selects, in the branch
     the others take, so the centre's own lanes pay nothing for them).
     ``y`` must not overlap ``x`` except in the same places."""
     rows_table = CENTRE_TABLES[table]
@@ -300,10 +304,11 @@ def _centre_16(table: str, times_x: bool, odd: bool = False, far: str | None = N
             often = builder.icmp_unsigned("!=", often, ir.Constant(often.type, 0))
             with builder.if_then(builder.or_(any_other, often)):
                 if far is not None:
-                    right, right_value, left, left_value = FAR[far]
-                    on_right = builder.fcmp_ordered(">=", v, _splat_f(right))  # (+inf: as x)
-                    on_left = builder.fcmp_ordered("<=", v, _splat_f(left))
-                    if math.copysign(1.0, left_value) < 0:  # (−inf's convention is +0)
+                    right_bound, right_value, left_bound, left_value = FAR[far]
+                    on_right = builder.fcmp_ordered(">=", v, _splat_f(right_bound))  # (+inf too)
+                    on_left = builder.fcmp_ordered("<=", v, _splat_f(left_bound))
+                    if left_value == 0.0 and math.copysign(1.0, left_value) < 0:
+                        # (a −0 on the left, where the registry gives −inf +0)
                         finite = builder.fcmp_ordered(">", v, _splat_f(-math.inf))
                         on_left = builder.and_(on_left, finite)
                     constant = builder.and_(others, builder.or_(on_right, on_left))
