@@ -67,6 +67,7 @@ LOG2E = F(1.4426950408889634)
 LN2_HI = F(0.693145751953125)  # 16 bits: n·LN2_HI is exact for |n| < 256
 LN2_LO = F(1.428606765330187e-06)
 EXP_LOW = F(-104.0)  # e^x·2^24 is normal down to about −103.97
+FAR_LEFT = F(-200.0)  # an argument below EXP_LOW, for the lanes whose e^x is 0
 # σ(−a) from which e = e^{−a} < 2^-50 leaves 1 + e, its rounding and the corrections by e
 # nothing to add at float32's 2^-24 (beyond about 52 the products of those corrections are
 # subnormal: each a microcode assist on Intel cores, which cost 10-40 ns per element there)
@@ -416,11 +417,13 @@ def elu_d32(x: Any, ah: Any, al: Any) -> Any:
 @jit
 def quotient(x: Any, ah: Any, al: Any, inverse: Any) -> Any:
     """(q, ql): q + ql = x/alpha to about 2^-40, alpha = ah + al, ``inverse`` = 1/ah, for
-    x ≤ 0; (−104, 0) where x/alpha is below −104 (e^q is 0 in float32 there)."""
+    x ≤ 0; (−200, 0) where x/alpha is below −104 (e^q is 0 in float32 there; at −104 itself
+    e^q·2^24 is subnormal, a microcode assist per element: from −200 exp_neg_pair gives 0
+    straight away, and expm1_pair −1 as before)."""
     q = x * inverse
     ql = (fma(-q, ah, x) - q * al) * inverse
     far = q < EXP_LOW
-    return (EXP_LOW if far else q), (ZERO if far else ql)
+    return (FAR_LEFT if far else q), (ZERO if far else ql)
 
 
 @jit
