@@ -67,7 +67,6 @@ LOG2E = F(1.4426950408889634)
 LN2_HI = F(0.693145751953125)  # 16 bits: n·LN2_HI is exact for |n| < 256
 LN2_LO = F(1.428606765330187e-06)
 EXP_LOW = F(-104.0)  # e^x·2^24 is normal down to about −103.97
-FAR_LEFT = F(-200.0)  # an argument below EXP_LOW, for the lanes whose e^x is 0
 # σ(−a) from which e = e^{−a} < 2^-50 leaves 1 + e, its rounding and the corrections by e
 # nothing to add at float32's 2^-24 (beyond about 52 the products of those corrections are
 # subnormal: each a microcode assist on Intel cores, which cost 10-40 ns per element there)
@@ -303,9 +302,7 @@ def times_sigmoid(f: Any, x: Any, one: bool) -> Any:
     whose rounding and that of ``1 + e`` go into one residual step (its ``1/(1 + e)`` needs a
     few bits only: ``1 − e/2``, within 12 %)."""
     z = -abs(x)
-    s, p = exp_sp(z if z >= EXP_LOW else ZERO, SHIFT_24)  # (0: see exp_neg_pair)
-    e24 = fma(s, p, s)
-    el = fma(s, p, s - e24)  # exact: s and e24 are within a factor 2
+    e24, el = exp_neg_pair(z)
     near = z > -NEGLIGIBLE  # (beyond, e and its corrections are left out)
     negative = x < ZERO
     if one:  # (the numerator 2^24·e or 2^24 is exact)
@@ -417,13 +414,11 @@ def elu_d32(x: Any, ah: Any, al: Any) -> Any:
 @jit
 def quotient(x: Any, ah: Any, al: Any, inverse: Any) -> Any:
     """(q, ql): q + ql = x/alpha to about 2^-40, alpha = ah + al, ``inverse`` = 1/ah, for
-    x ≤ 0; (−200, 0) where x/alpha is below −104 (e^q is 0 in float32 there; at −104 itself
-    e^q·2^24 is subnormal, a microcode assist per element: from −200 exp_neg_pair gives 0
-    straight away, and expm1_pair −1 as before)."""
+    x ≤ 0; ql is 0 where x/alpha is below −104 (e^q is 0 in float32 there: exp_neg_pair gives
+    0, expm1_pair −1)."""
     q = x * inverse
     ql = (fma(-q, ah, x) - q * al) * inverse
-    far = q < EXP_LOW
-    return (FAR_LEFT if far else q), (ZERO if far else ql)
+    return q, (ZERO if q < EXP_LOW else ql)
 
 
 @jit
@@ -635,9 +630,7 @@ def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> An
     above = (z - th) + (zl - tl) > ZERO
     a = ZERO if above else -abs(z)  # (x above: the formula on 0 keeps its steps normal)
     far = not a >= EXP_LOW  # (e^a below 2^-150: softplus is 0 on the left, x on the right)
-    s, p = exp_sp(ZERO if far else a, SHIFT_24)  # (0: a normal argument keeps steps normal)
-    w24 = fma(s, p, s)  # (far: that of 0, unused)
-    wl = fma(s, p, s - w24)  # exact: s and w24 are within a factor 2
+    w24, wl = exp_neg_pair(a)
     w = w24 * DOWN_24
     inv = fma(-HALF, w, ONE)  # 1/(1 + w) within 12 %: for the corrections only
     w_near = w if a > -NEGLIGIBLE else ZERO  # (w² and beyond: see NEGLIGIBLE)
