@@ -616,20 +616,16 @@ LN2_24 = (
 
 
 @jit
-def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> Any:
-    """``(max(z, 0) + log1p(w))/beta``, w = e^{−|z|}, z + zl = beta·x (beta = bh + bl,
-    ``inverse`` = 1/bh), or x where ``beta·x > threshold`` (threshold = th + tl, compared
-    exactly).
+def softplus_sum(z: Any, above: Any) -> Any:
+    """(sh, sl, ll, w, inv, far): ``(max(z, 0) + log1p(w))·2^24 = sh + sl + ll``, w = e^{−|z|}
+    (on 0 where ``above``: the formula's steps stay normal), ``inv`` 1/(1 + w) within 12 %,
+    ``far``: w is below 2^-150 (softplus is 0 on the left, z on the right).
 
-    ``log1p(w) = w − w²/2 + w³·P(w)`` (:mod:`fits32`'s ``LOG1P_P``), w's rounding put back, the sum
-    scaled by 2^24 while it is formed (it is subnormal where z is below −87) and carried as a
-    pair through ``max(z, 0)``, the rounding of z (as ``σ(z)·zl``) and the division by beta."""
-    z, zl = two_prod(x, bh)
-    zl = fma(x, bl, zl)
-    zl = zl if abs(z) < F(1e30) else ZERO
-    above = (z - th) + (zl - tl) > ZERO
-    a = ZERO if above else -abs(z)  # (x above: the formula on 0 keeps its steps normal)
-    far = not a >= EXP_LOW  # (e^a below 2^-150: softplus is 0 on the left, x on the right)
+    ``log1p(w) = w − w²/2 + w³·P(w)`` (:mod:`fits32`'s ``LOG1P_P``), w's rounding put back, the
+    sum scaled by 2^24 while it is formed (it is subnormal where z is below −87) and added to
+    ``max(z, 0)`` as a pair."""
+    a = ZERO if above else -abs(z)
+    far = not a >= EXP_LOW
     w24, wl = exp_neg_pair(a)
     w = w24 * DOWN_24
     inv = fma(-HALF, w, ONE)  # 1/(1 + w) within 12 %: for the corrections only
@@ -640,11 +636,35 @@ def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> An
     t = hl + fma(u, w_near * log1p_p(w - HALF), fma(-HALF, ul, wl * inv))
     lh = h + t
     ll = (h - lh) + t
+    sh, sl = two_sum(ZERO if z < ZERO else z * UP_24, lh)
+    return sh, sl, ll, w, inv, far
+
+
+@jit
+def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> Any:
+    """``(max(z, 0) + log1p(e^{−|z|}))/beta`` (:func:`softplus_sum`), z + zl = beta·x (beta =
+    bh + bl, ``inverse`` = 1/bh), or x where ``beta·x > threshold`` (threshold = th + tl,
+    compared exactly): the rounding of z put back (as ``σ(z)·zl``) and the pair divided by
+    beta.
+
+    At beta = 1, the default, z is x and nothing is divided: that branch leaves out the steps
+    that are exact there (the same bits; a loop-invariant branch, which LLVM takes out of the
+    loop: softplus on 2^16 float32 at 3·N(0, 1), 1 thread, AMD EPYC, 1.49 → 0.97 ns per
+    element)."""
+    if bh == ONE and bl == ZERO:
+        above = (x - th) - tl > ZERO
+        sh, sl, ll, _, _, far = softplus_sum(x, above)
+        q = sh + (sl + ll)
+        r = (ZERO if x < ZERO else x) if far else q * DOWN_24
+        return x if above else r
+    z, zl = two_prod(x, bh)
+    zl = fma(x, bl, zl)
+    zl = zl if abs(z) < F(1e30) else ZERO
+    above = (z - th) + (zl - tl) > ZERO
+    sh, sl, ll, w, inv, far = softplus_sum(z, above)
     negative = z < ZERO
     sigma = (w if negative else ONE) * inv  # σ(z) within 12 %: all that zl needs
-    ll = fma(sigma * UP_24, zl, ll)
-    sh, sl = two_sum(ZERO if negative else z * UP_24, lh)
-    sl = sl + ll
+    sl = sl + fma(sigma * UP_24, zl, ll)
     q = sh * inverse
     q = fma(fma(-q, bh, sh) + (sl - q * bl), inverse, q)
     r = (ZERO if negative else x) if far else q * DOWN_24
@@ -653,7 +673,13 @@ def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> An
 
 @jit
 def softplus_d32(x: Any, bh: Any, bl: Any, th: Any, tl: Any) -> Any:
-    """σ(z + zl) = σ(z)·(1 + σ(−z)·zl), or 1 where beta·x > threshold."""
+    """σ(z + zl) = σ(z)·(1 + σ(−z)·zl), or 1 where beta·x > threshold (at beta = 1, z = x and
+    zl = 0: as in :func:`softplus_f32`, a branch without the steps that are exact there)."""
+    if bh == ONE and bl == ZERO:
+        above = (x - th) - tl > ZERO
+        q, ql = sigmoid_neg_pair(ZERO if above else abs(x))
+        m, ml = complement(q, ql)
+        return ONE if above else ((q + ql) * DOWN_24 if x < ZERO else m + ml)
     z, zl = two_prod(x, bh)
     zl = fma(x, bl, zl)
     zl = zl if abs(z) < F(1e30) else ZERO
