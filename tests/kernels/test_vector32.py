@@ -219,14 +219,29 @@ def test_the_far_values_are_the_formulas_own_from_the_least_bound_on(name):
 
 @pytest.mark.skipif(not vector32.AVX512, reason="both builds would be the lane-by-lane one")
 @pytest.mark.parametrize("name", sorted(CENTRES))
-def test_without_avx512_the_same_bits_and_places(monkeypatch, name):
+@pytest.mark.parametrize("avx2", [True, False], ids=["avx2", "lane-by-lane"])
+def test_without_avx512_the_same_bits_and_places(monkeypatch, name, avx2):
+    """The lookups and compresses an AVX2 host gets (8-lane permutes, a table of masks), and
+    those of a host with neither (a lane at a time), give AVX-512's values and places. (The
+    AVX2 build runs here on this AVX-512 host, whose cores have AVX2 too.)"""
+    if avx2 and not vector32.AVX2:
+        pytest.skip("the host has no AVX2")
     x = sample(CENTRES[name][1])
     with_host = np.zeros_like(x)
     places = centre_calls(name)(x, with_host, 16)
     monkeypatch.setattr(vector32, "AVX512", False)
+    monkeypatch.setattr(vector32, "AVX2", avx2)
     generic = np.zeros_like(x)
     assert np.array_equal(centre_calls(name)(x, generic, 16), places)
     assert np.array_equal(with_host.view(np.uint32), generic.view(np.uint32))
+
+
+def test_the_compress_table_lists_each_mask_s_lanes_in_order():
+    for mask in (0, 1, 0b10000000, 0b10100101, 255):
+        word = vector32.COMPRESS_8[mask]
+        lanes = [word >> (4 * k) & 15 for k in range(bin(mask).count("1"))]
+        assert lanes == [lane for lane in range(8) if mask >> lane & 1]
+        assert word >> (4 * len(lanes)) == 0
 
 
 @pytest.mark.parametrize("name", sorted(CENTRES))
