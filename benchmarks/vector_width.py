@@ -7,10 +7,10 @@ machine, timed side by side, their machine code counted and their outputs compar
 - ``avx512-256``: the same host and instructions, with that preference set to 256 bits
   instead, LLVM's own choice on most AVX-512 cores (it then splits 512-bit vectors into
   256-bit halves).
-- ``avx2``: compiled for an AVX2 machine (``NUMBA_CPU_NAME=haswell`` with Haswell's features:
+- ``avx2``: compiled for an AVX2 machine (``vector32.AVX2_HOST``: Haswell and its features,
   FMA, BMI2, F16C, no AVX-512), as relukit is on such hosts: 256-bit vectors at most, and the
-  centre tables' lookups and compresses one lane at a time, "with the same arithmetic, so the
-  same bits, only slower". Run on an AVX-512 core, this times AVX2 code, not an AVX2 core.
+  centre tables' lookups and compresses by AVX2's 8-lane permutes. Run on an AVX-512 core,
+  this times AVX2 code, not an AVX2 core.
 
 Each configuration runs in its own process with its own Numba cache directory (a temporary
 one, removed after: nothing of it reaches the kernels' cache), compiling the forward map
@@ -80,10 +80,13 @@ def _prefer_256() -> None:
     intrinsics.vector_width_512 = vector_width_256
 
 
-def _registers(dispatcher: Any) -> dict[str, int]:
-    """Instructions naming a zmm or a ymm register, over every compiled signature."""
+def _registers(dispatcher: Any, dtype: str) -> dict[str, int]:
+    """Instructions naming a zmm or a ymm register in the compiled signatures of ``dispatcher``
+    whose first argument holds ``dtype`` (one dispatcher serves both float widths)."""
     counts = {"zmm": 0, "ymm": 0}
-    for text in dispatcher.inspect_asm().values():
+    for signature, text in dispatcher.inspect_asm().items():
+        if str(getattr(signature[0], "dtype", "")) != dtype:
+            continue
         for line in text.splitlines():
             line = line.strip()
             if not line or line.startswith((".", "#")) or line.endswith(":"):
@@ -141,7 +144,7 @@ def child(config: str) -> dict[str, Any]:
                 calls = member._fast.last[1]
                 calls.load("forward", True)  # (compiled, if the ufunc's loop did not)
                 kernel = host._kernel("map", calls.member, calls.codes_of["forward"], True)
-                row.update(_registers(kernel))
+                row.update(_registers(kernel, dtype))
             found["rows"][f"{name}/{dtype}"] = row
     return found
 
@@ -160,8 +163,11 @@ def run_all() -> dict[str, Any]:
             )
             if done.returncode != 0:
                 raise SystemExit(f"{config}: the child failed:\n{done.stderr[-2000:]}")
-            results[config] = json.loads(done.stdout.strip().splitlines()[-1])
-            results[config]["seconds"] = time.perf_counter() - start
+            found = json.loads(done.stdout.strip().splitlines()[-1])
+            if found["avx512_code"] != (config != "avx2"):
+                raise SystemExit(f"{config}: compiled with AVX-512 {found['avx512_code']}")
+            found["seconds"] = time.perf_counter() - start
+            results[config] = found
     return results
 
 

@@ -16,10 +16,10 @@ the table by its row ``⌊a/w⌋``. With AVX-512 a lookup is one two-table permu
 (``vpermi2ps``: 32 float32 entries in two registers); with AVX2 four 8-entry permutes and two
 selects per 8 lanes, and the compresses go through a table of the 256 masks of 8 lanes
 (gelu, silu, sigmoid and tanh out= on 2^16 float32 elements of 3·N(0, 1), 1 thread, compiled
-for Haswell and run on an AMD EPYC: 16.5 / 10.0 / 10.1 / 9.8 → 2.7 / 2.0 / 2.1 / 2.0 ns per
-element, against 0.65 / 0.38 / 0.47 / 0.32 with AVX-512 and PyTorch's AVX2 kernels' 0.62-0.69
-/ 0.81-1.18 / 0.94-1.00 / 2.5-3.0: ``benchmarks/vector_width.py``); elsewhere an element is
-read per lane. The arithmetic is the same each way, so the bits are
+for Haswell and run on an AMD EPYC: 16.5 / 10.0 / 10.1 / 9.8 → 2.60 / 1.95 / 2.00 / 1.87 ns
+per element, against 0.68 / 0.39 / 0.37 / 0.33 with AVX-512 and PyTorch's AVX2 kernels'
+0.62-0.69 / 0.81-1.18 / 0.94-1.00 / 2.5-3.0: ``benchmarks/vector_width.py``); elsewhere an
+element is read per lane. The arithmetic is the same each way, so the bits are
 (``tests/kernels/test_avx2_build.py`` compiles for Haswell and compares). (Φ's table with
 w = 1/4 and degree 8, to |x| < 8, was tried: its rows then span a fall of e^{a/4} in Φ(−a),
 and p₀ + t·P loses up to 2.3 ulp to cancellation or to the size of t·P, 1.0-1.7 from a = 2
@@ -131,14 +131,14 @@ def _lookup_8(builder: Any, column: list[float], rows: Any) -> Any:
     permute = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(half, [half, indices]), "llvm.x86.avx2.permps"
     )
-    undefined = ir.Constant(VI, None)
+    zeros = ir.Constant(VI, None)
     bit_3 = ir.Constant(indices, [8] * 8)
     bit_4 = ir.Constant(indices, [16] * 8)
     zero = ir.Constant(indices, None)
     found = []
     for start in (0, 8):
         lanes = ir.Constant(indices, list(range(start, start + 8)))
-        rows_8 = builder.shuffle_vector(rows, undefined, lanes)
+        rows_8 = builder.shuffle_vector(rows, zeros, lanes)
         pieces = [
             builder.call(permute, [ir.Constant(half, column[k : k + 8]), rows_8])
             for k in range(0, 32, 8)
