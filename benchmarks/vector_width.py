@@ -12,18 +12,18 @@ machine, timed side by side, their machine code counted and their outputs compar
   centre tables' lookups and compresses by AVX2's 8-lane permutes. Run on an AVX-512 core,
   this times AVX2 code, not an AVX2 core.
 
-Each configuration runs in its own process with its own Numba cache directory (a temporary
-one, removed after: nothing of it reaches the kernels' cache), compiling the forward map
-kernels of the members below for float32 and float64 and relu's one-bit mask forward, then
-times ``f(x, out=y)`` on 2^16 elements of 3·N(0, 1) in cache, one thread, best of several
-calls. It counts the instructions that name a ``zmm`` or ``ymm`` register in each member's
-float32 and float64 map kernel, and hashes each output, so that the table shows whether the
-three give the same bits. Prints a Markdown table; ``--write`` puts it into
+Each configuration runs in its own process with its own Numba cache directory (a temporary one,
+removed after: nothing of it reaches the kernels' cache), compiling the forward map kernels of
+the members :func:`members` finds in the registry, for float32 and float64, and relu's one-bit
+mask forward, then times ``f(x, out=y)`` on 2^16 elements of 3·N(0, 1) in cache, one thread,
+best of several calls. It counts the instructions that name a ``zmm`` or ``ymm`` register in
+each member's float32 and float64 map kernel, and hashes each output, so that the table shows
+whether the three give the same bits. Prints a Markdown table; ``--write`` puts it into
 ``benchmarks/RESULTS.md`` between its markers.
 
     python benchmarks/vector_width.py [--write]
 
-About 4 minutes on a quiet 2-core machine (most of it compiling).
+About 5 minutes on a quiet 2-core machine (most of it compiling).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ import numpy as np
 HERE = Path(__file__).parent
 BEGIN = "<!-- benchmarks/vector_width.py: begin (generated) -->"
 END = "<!-- benchmarks/vector_width.py: end -->"
-MEMBERS = ("relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softplus", "mish")
 DTYPES = ("float32", "float64")
 CONFIGS = ("avx512", "avx512-256", "avx2")
 N = 1 << 16
@@ -97,11 +96,29 @@ def _registers(dispatcher: Any, dtype: str) -> dict[str, int]:
     return counts
 
 
+def members() -> list[str]:
+    """The registry's members with a compiled formula of their own, one per formula (the
+    first in the registry's order: relu6 stands for hardtanh's, rrelu's is leaky_relu's), at
+    their default parameters; prelu and general_relu, whose parameters the host adapts
+    (``host.FORMULAS``), are left out."""
+    from relukit.family import MEMBERS
+    from relukit.kernels.cpu import host
+    from relukit.kernels.cpu.kernels import OWN_CODES
+
+    found: dict[str, str] = {}
+    for spec in MEMBERS:
+        packed = host.formula(spec, spec.bind({})) if spec.elementwise else None
+        if packed is not None and packed[0] in OWN_CODES and packed[0] not in host.FORMULAS:
+            found.setdefault(packed[0], spec.name)
+    return list(found.values())
+
+
 def child(config: str) -> dict[str, Any]:
     """One configuration's measurements (run in its own process)."""
     if config == "avx512-256":
         _prefer_256()
     import relukit
+    from relukit.family import MEMBERS
     from relukit.kernels.cpu import host, intrinsics, vector32
 
     rng = np.random.default_rng(0)
@@ -114,7 +131,8 @@ def child(config: str) -> dict[str, Any]:
     for dtype in DTYPES:
         x = base.astype(dtype)
         y = np.empty_like(x)
-        for name in (*MEMBERS, "relu mask"):
+        masked_member = next(spec.name for spec in MEMBERS if spec.mask_code is not None)
+        for name in (*members(), f"{masked_member} mask"):
             member = relukit.get(name.split()[0])
             masked = name.endswith("mask")
 

@@ -616,6 +616,16 @@ LN2_24 = (
 
 
 @jit
+def softplus_argument(x: Any, bh: Any, bl: Any, th: Any, tl: Any) -> Any:
+    """(z, zl, above): z + zl = beta·x (beta = bh + bl; zl 0 where |z| ≥ 1e30, where it may
+    not be finite) and whether it exceeds the threshold th + tl, compared exactly."""
+    z, zl = two_prod(x, bh)
+    zl = fma(x, bl, zl)
+    zl = zl if abs(z) < F(1e30) else ZERO
+    return z, zl, (z - th) + (zl - tl) > ZERO
+
+
+@jit
 def softplus_sum(z: Any, above: Any) -> Any:
     """(sh, sl, ll, w, inv, far): ``(max(z, 0) + log1p(w))·2^24 = sh + sl + ll``, w = e^{−|z|}
     (on 0 where ``above``: the formula's steps stay normal), ``inv`` 1/(1 + w) within 12 %,
@@ -662,10 +672,7 @@ def softplus_f32(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> An
 def softplus_f32_scaled(x: Any, bh: Any, bl: Any, inverse: Any, th: Any, tl: Any) -> Any:
     """:func:`softplus_f32` for any beta: the rounding of z = beta·x put back (as ``σ(z)·zl``)
     and the pair divided by beta (at beta = 1 the same bits as its branch: a test compares)."""
-    z, zl = two_prod(x, bh)
-    zl = fma(x, bl, zl)
-    zl = zl if abs(z) < F(1e30) else ZERO
-    above = (z - th) + (zl - tl) > ZERO
+    z, zl, above = softplus_argument(x, bh, bl, th, tl)
     sh, sl, ll, w, inv, far = softplus_sum(z, above)
     negative = z < ZERO
     sigma = (w if negative else ONE) * inv  # σ(z) within 12 %: all that zl needs
@@ -692,10 +699,7 @@ def softplus_d32(x: Any, bh: Any, bl: Any, th: Any, tl: Any) -> Any:
 @jit
 def softplus_d32_scaled(x: Any, bh: Any, bl: Any, th: Any, tl: Any) -> Any:
     """:func:`softplus_d32` for any beta: σ(z + zl) = σ(z)·(1 + σ(−z)·zl)."""
-    z, zl = two_prod(x, bh)
-    zl = fma(x, bl, zl)
-    zl = zl if abs(z) < F(1e30) else ZERO
-    above = (z - th) + (zl - tl) > ZERO
+    z, zl, above = softplus_argument(x, bh, bl, th, tl)
     q, ql = sigmoid_neg_pair(ZERO if above else abs(z))  # (1 above: see softplus_f32)
     m, ml = complement(q, ql)
     shift = q * m * zl

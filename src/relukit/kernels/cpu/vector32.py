@@ -17,8 +17,8 @@ the table by its row ``⌊a/w⌋``. With AVX-512 a lookup is one two-table permu
 selects per 8 lanes (one permute where all 16 rows are below 8), and the compresses go
 through a table of the 256 masks of 8 lanes
 (gelu, silu, sigmoid and tanh out= on 2^16 float32 elements of 3·N(0, 1), 1 thread, compiled
-for Haswell and run on an AMD EPYC: 16.5 / 10.0 / 10.1 / 9.8 → 2.34 / 2.03 / 1.99 / 1.87 ns
-per element, against 0.66 / 0.38 / 0.38 / 0.33 with AVX-512 and PyTorch's AVX2 kernels'
+for Haswell and run on an AMD EPYC: 16.5 / 10.0 / 10.1 / 9.8 → 2.54 / 1.97 / 1.96 / 1.90 ns
+per element, against 0.70 / 0.39 / 0.38 / 0.33 with AVX-512 and PyTorch's AVX2 kernels'
 0.62-0.69 / 0.81-1.18 / 0.94-1.00 / 2.5-3.0: ``benchmarks/vector_width.py``); elsewhere an
 element is read per lane. The arithmetic is the same each way, so the bits are
 (``tests/kernels/test_avx2_build.py`` compiles for Haswell and compares). (Φ's table with
@@ -97,11 +97,10 @@ def _call(builder: Any, name: str, kind: Any, args: list[Any]) -> Any:
 
 
 def _lookup(builder: Any, column: list[float], rows: Any) -> Any:
-    """``column[rows[i]]`` in each lane (32 entries): one ``vpermi2ps`` with AVX-512; with AVX2,
-    per 8 lanes four ``vpermps`` (one per 8 entries) and the two selects that pick among them
-    by the row's bits 3 and 4; else a read per lane from the column as one constant vector.
-    The same entries each way (the rows are within [0, 31] where AVX-512 is not used:
-    :func:`_truncated`)."""
+    """``column[rows[i]]`` in each lane (32 entries): one ``vpermi2ps`` with AVX-512, else a
+    read per lane from the column as one constant vector (AVX2 hosts take :func:`_lookups`'
+    :func:`_lookup_8`). The same entries each way (the rows are within [0, 31] where AVX-512
+    is not used: :func:`_truncated`)."""
     if AVX512:
         kind = ir.FunctionType(VF, [VF, VI, VF])
         permute = cgutils.get_or_insert_function(
@@ -110,8 +109,6 @@ def _lookup(builder: Any, column: list[float], rows: Any) -> Any:
         low = ir.Constant(VF, column[:LANES])
         high = ir.Constant(VF, column[LANES:])
         return builder.call(permute, [low, rows, high])
-    if AVX2:
-        return _lookup_8(builder, column, rows)
     table = ir.Constant(ir.VectorType(F32, len(column)), column)
     out = ir.Constant(VF, None)
     for lane in range(LANES):
@@ -155,11 +152,13 @@ def _lookups(builder: Any, columns: list[list[float]], rows: Any) -> list[Any]:
 
 
 def _lookup_8(builder: Any, column: list[float], rows: Any, pieces: int = 4) -> Any:
-    """:func:`_lookup` with AVX2's 8-lane ``vpermps`` (``rows`` within [0, 31]; with ``pieces``
-    1, within [0, 7]). Before it, each
-    entry was read per lane (extracted from the column's constant vector by a variable index,
-    which goes through memory): gelu out= on 2^16 float32 elements, 1 thread, compiled for
-    Haswell and run on an AMD EPYC (Zen 4), 16.5 ns per element against 0.64 with AVX-512."""
+    """:func:`_lookup` with AVX2's 8-lane ``vpermps``: per 8 lanes four permutes (one per 8
+    entries) and the two selects that pick among them by the row's bits 3 and 4 (``rows``
+    within [0, 31]), or with ``pieces`` 1 the first permute alone (``rows`` within [0, 7]).
+    Before it, each entry was read per lane (extracted from the column's constant vector by a
+    variable index, which goes through memory): gelu out= on 2^16 float32 elements, 1 thread,
+    compiled for Haswell and run on an AMD EPYC (Zen 4), 16.5 ns per element against 0.64 with
+    AVX-512."""
     assert pieces in (1, 4)
     half = ir.VectorType(F32, 8)
     indices = ir.VectorType(I32, 8)
