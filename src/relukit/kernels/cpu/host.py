@@ -130,12 +130,12 @@ def stream_floor(root: str = CACHES) -> int:
 # 0.25 / 0.32, 64 MiB 0.30 / 0.65 (torch.clamp_min(out=) 0.65).
 # Outputs below the floor never stream: a core's L2 (1 MiB where smaller or unknown). There
 # x and y fit in L2 or nearly, where a call repeated on them finds both there and plain stores
-# win, which the measurement (streamed and plain calls interleaved, so that each finds y
-# evicted by the other) does not see: on the Xeon, with 2 MiB of L2, it took 1 MiB in most
-# processes, and relu out= on 2^18 float32 (1 MiB), 1 thread, then took 54-57 µs against 33-35
-# unstreamed (np.copyto 30, torch.clamp_min(out=) 40); from 2 MiB streaming wins either way
-# (the copy kernel, five calls of each in a row: 1 MiB 57 / 58 µs plain / streamed, 2 MiB
-# 151-167 / 112-130)
+# win, which the measurement did not see while it interleaved streamed and plain calls (each
+# then found y evicted by the other; it now times each kind in a row: _streaming_wins): on the
+# Xeon, with 2 MiB of L2, it took 1 MiB in most processes, and relu out= on 2^18 float32
+# (1 MiB), 1 thread, then took 54-57 µs against 33-35 unstreamed (np.copyto 30,
+# torch.clamp_min(out=) 40); from 2 MiB streaming wins either way (the copy kernel, five
+# calls of each in a row: 1 MiB 57 / 58 µs plain / streamed, 2 MiB 151-167 / 112-130)
 STREAM_FLOOR = stream_floor()
 CACHE_HALF = (last_level_cache() or 1 << 25) // 2
 STREAM_ENV = "RELUKIT_STREAM_BYTES"
@@ -635,14 +635,20 @@ def _stream_threshold(wins: Callable[[int], bool]) -> int:
 
 def _streaming_wins(nbytes: int, rounds: int = 5) -> bool:
     """Does the copy kernel write ``nbytes`` of float32 faster with streaming stores than
-    without, on this thread, the same input and output each round (best of ``rounds``, the
-    two interleaved, after one of each)?"""
+    without, on this thread, the same input and output each time: best of ``rounds`` calls in
+    a row of each kind, after one of that kind, as repeated calls find the arrays. (Calls of
+    the two kinds interleaved found each other's output evicted, which favours streaming
+    where x and y fit in the last-level cache: on the AMD EPYC, with 32 MiB of L3, streamed /
+    plain time 1.0-1.1 at 1-4 MiB and 0.86-0.92 at 8 MiB interleaved, 1.2-1.8 and 1.0-1.3 in
+    a row, and 0.85-0.99 in a row at 16 MiB; measured interleaved, the threshold came out
+    1, 4 or 8 MiB from one process to the next, and relu out= on 2^22 float32 elements, 2
+    threads, then streamed: 608 µs against 364 for torch.clamp_min(out=).)"""
     kernel = _kernel("copy")
     x = np.ones(nbytes // 4, dtype=np.float32)
     y = np.zeros_like(x)
     best = {False: math.inf, True: math.inf}
-    for round_ in range(rounds + 1):
-        for stream in (False, True):
+    for stream in (False, True):
+        for round_ in range(rounds + 1):
             start = time.perf_counter()
             kernel(x, y, stream)
             if round_:
