@@ -153,22 +153,28 @@ def elementwise_method(op: str, doc: str) -> Any:
                 ndim = x.ndim
                 host = _cpu.host
                 calls = last[1]
+                # one thread, no streaming: host.whole, inline (its call costs 0.06 µs), asked
+                # once (below UFUNC_BELOW, WHOLE_BELOW's least, without the thread count)
+                small = (
+                    host.GRAIN_LINEAR is None
+                    and host.GRAIN_SMOOTH is None
+                    and (
+                        n < UFUNC_BELOW
+                        or n < host.WHOLE_BELOW[calls.cost]
+                        or host.alone(x.nbytes, calls.linear)
+                    )
+                )
                 if (
-                    ndim
+                    small
+                    and ndim
                     and n
                     and (
                         n < UFUNC_BELOW
                         or (
                             x.nbytes < host.ALIAS_BYTES
                             and ((flags := x.flags).c_contiguous or flags.f_contiguous)
-                            and (
-                                n < host.WHOLE_BELOW[calls.cost]
-                                or host.alone(x.nbytes, calls.linear)
-                            )
                         )
                     )
-                    and host.GRAIN_LINEAR is None
-                    and host.GRAIN_SMOOTH is None
                 ):
                     # the calls that run whole on this thread (below every WHOLE_BELOW, or
                     # host.whole's other cases, and ALIAS_BYTES: no output aliased), first and
@@ -217,15 +223,16 @@ def elementwise_method(op: str, doc: str) -> Any:
                             except ValueError:
                                 pass
                 if not (n and x.flags.carray):
-                    calls = fast.calls_checked(x)
+                    calls = fast.calls_checked(x)  # (this dtype's: the same Calls, or None)
             else:
                 calls = (fast or self._make_fast()).calls_checked(x)
+                small = None
             if calls is not None:
                 host = _cpu.host
-                # one thread, no streaming: host.whole, inline (its call costs 0.06 µs)
-                small = (host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None) and (
-                    x.size < host.WHOLE_BELOW[calls.cost] or host.alone(x.nbytes, calls.linear)
-                )
+                if small is None:
+                    small = (host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None) and (
+                        x.size < host.WHOLE_BELOW[calls.cost] or host.alone(x.nbytes, calls.linear)
+                    )
                 # below ALIAS_BYTES no output can be aliased (host.aliased, without its call)
                 few = x.nbytes < host.ALIAS_BYTES
                 # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C (and
