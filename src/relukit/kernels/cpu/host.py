@@ -647,7 +647,9 @@ def _streaming_wins(nbytes: int, rounds: int = 5) -> bool:
     x = np.ones(nbytes // 4, dtype=np.float32)
     y = np.zeros_like(x)
     best = {False: math.inf, True: math.inf}
-    for stream in (False, True):
+    # (which kind goes first alternates with the size: a clock that ramps up favours neither)
+    first = nbytes.bit_length() % 2 == 0
+    for stream in (first, not first):
         for round_ in range(rounds + 1):
             start = time.perf_counter()
             kernel(x, y, stream)
@@ -769,11 +771,12 @@ def _team_handoff() -> float:
     elements in cache, split in two as a kernel call is (its arguments described, the thread
     count asked, :func:`_spread` on the team), less half the time of one call on all of them.
     That counts the team's start and end and the Python of a split call. (A repeated call
-    takes the shorter way of :meth:`Calls._launch`, but has the public call's checks, its
-    chunks and its streaming test around it, which this does not count: measured on 2
-    threads, relu in place at 2^17 float32 elements ran as fast whole as split, and out= split
-    only paid from 2^16, so a hand-off measured on the launch alone, 1.5 µs against about 3
-    here, split calls from 38,000 elements that ran slower so.)"""
+    takes the shorter way of a kept plan (:meth:`Calls._plan`), without its chunks and
+    streaming test, about 2 µs less, but has the public call's checks around it, which this
+    does not count: measured on 2 threads before plans were kept, relu in place at 2^17
+    float32 elements ran as fast whole as split, and out= split only paid from 2^16, so a
+    hand-off measured on the launch alone, 1.5 µs against about 3 here, split calls from
+    38,000 elements that ran slower so.)"""
     kernel = _kernel("copy")
     n = 1 << 14
     x = np.zeros(n, dtype=np.float32)
@@ -1268,8 +1271,8 @@ class Calls:
         if self.raw is not None:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
         plan_key = None
-        if n >= WHOLE_BELOW[self.cost]:
-            plan_key = ("map", op, n, threads.get_num_threads(), into, y is x, vjp, fresh)
+        if n >= WHOLE_BELOW[self.cost] and (count := threads.get_num_threads()) > 1:
+            plan_key = ("map", op, n, count, into, y is x, vjp, fresh)
             planned = self._plans.get(plan_key)
             if planned is not None and _unchanged(planned):
                 planned[4](*planned[5], x, g, self.aux, y, planned[6], planned[7], vjp)
@@ -1335,6 +1338,7 @@ class Calls:
             plan_key is None
             or ready is None
             or ready[0] is not chunks
+            or ready[1] != team.generation[0]  # (a launch prepared before a fork: not here)
             or len(chunks) < 2
             or not _plannable()
             or (fresh and _large(nbytes, cached))
@@ -1344,7 +1348,7 @@ class Calls:
             self._plans.clear()
         found = _stream_found
         self._plans[plan_key] = (
-            team.generation[0],
+            ready[1],
             PIECES_TEAM,
             STREAM_FLOOR,
             found,
@@ -1410,8 +1414,8 @@ class Calls:
         if self.raw is not None:
             x, y = x.view(self.raw), y.view(self.raw)
         plan_key = None
-        if n >= WHOLE_BELOW[LINEAR]:
-            plan_key = ("mask_forward", n, threads.get_num_threads(), apart, fresh)
+        if n >= WHOLE_BELOW[LINEAR] and (count := threads.get_num_threads()) > 1:
+            plan_key = ("mask_forward", n, count, apart, fresh)
             planned = self._plans.get(plan_key)
             if planned is not None and _unchanged(planned):
                 planned[4](*planned[5], x, self.aux, y, mask, planned[6], self.codes, planned[7])
@@ -1447,8 +1451,8 @@ class Calls:
         if self.raw is not None:
             g, dx = g.view(self.raw), dx.view(self.raw)
         plan_key = None
-        if n >= WHOLE_BELOW[LINEAR]:
-            plan_key = ("mask_backward", n, threads.get_num_threads(), apart, fresh)
+        if n >= WHOLE_BELOW[LINEAR] and (count := threads.get_num_threads()) > 1:
+            plan_key = ("mask_backward", n, count, apart, fresh)
             planned = self._plans.get(plan_key)
             if planned is not None and _unchanged(planned):
                 planned[4](*planned[5], g, mask, self.aux, dx, planned[6], planned[7])
