@@ -69,3 +69,27 @@ def load_benchmark(name: str) -> ModuleType:
 def benchmark_script() -> Callable[[str], ModuleType]:
     """:func:`load_benchmark`, for the tests of the scripts in ``benchmarks/``."""
     return load_benchmark
+
+
+def answer_from_fork(child: Callable[[], bytes]) -> tuple[int, bytes]:
+    """``child()`` run in a forked copy of this process, which never returns to pytest: its
+    exit status (SIGALRM's if it ran past 60 s) and the bytes it returned (up to 64)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.alarm(60)
+            os.write(write, child())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    answer = os.read(read, 64)
+    os.close(read)
+    return status, answer
+
+
+@pytest.fixture
+def in_fork() -> Callable[[Callable[[], bytes]], tuple[int, bytes]]:
+    """:func:`answer_from_fork`, for the tests of what a forked child does."""
+    return answer_from_fork

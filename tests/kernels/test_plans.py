@@ -5,7 +5,6 @@ again, until something they were planned from changes."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import numpy as np
@@ -163,28 +162,20 @@ def test_a_fresh_output_that_may_stream_keeps_no_plan(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_keeps_no_plan_of_its_parent_s_team(monkeypatch):
+def test_a_forked_child_keeps_no_plan_of_its_parent_s_team(monkeypatch, in_fork):
     # one chunk list with and without the team: the child's chunks are its parent's object
     monkeypatch.setattr(host, "PIECES_TEAM", host.PIECES)
     calls, x, y, want = _planned_relu()
     with threads.limit(2):
         calls.map("forward", x, x, y, False, False)  # (a plan on the parent's team)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns to pytest
-        try:
-            signal.alarm(60)  # (the parent's launcher in the child would hang it)
-            same = True
-            with threads.limit(2):
-                for _ in range(3):  # (the pool; none of it kept as a plan)
-                    y[:] = 7.0
-                    calls.map("forward", x, x, y, False, False)
-                    same = same and y.tobytes() == want.tobytes()
-            os.write(write, b"%d%d%d" % (team.available(), same, len(calls._plans)))
-        finally:
-            os._exit(0)
-    os.close(write)
-    _, status = os.waitpid(pid, 0)
-    answer = os.read(read, 3)
-    os.close(read)
-    assert status == 0 and answer == b"011"  # (the parent's one plan, not taken)
+
+    def child() -> bytes:  # (the parent's launcher in the child would hang it: SIGALRM)
+        same = True
+        with threads.limit(2):
+            for _ in range(3):  # (the pool; none of it kept as a plan)
+                y[:] = 7.0
+                calls.map("forward", x, x, y, False, False)
+                same = same and y.tobytes() == want.tobytes()
+        return b"%d%d%d" % (team.available(), same, len(calls._plans))
+
+    assert in_fork(child) == (0, b"011")  # (the parent's one plan, not taken)

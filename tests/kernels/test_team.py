@@ -97,27 +97,20 @@ def test_relukit_openmp_0_turns_the_team_off():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_runs_on_relukit_s_pool_and_gets_the_same_bits():
+def test_a_forked_child_runs_on_relukit_s_pool_and_gets_the_same_bits(in_fork):
     x = np.random.default_rng(1).standard_normal(1 << 20)
     import relukit
 
     with threads.limit(2):  # twice: the second call repeats the first's launch on the team
         expected = relukit.relu(x)
         assert relukit.relu(x).tobytes() == expected.tobytes()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns to pytest
-        try:
-            with threads.limit(2):
-                same = relukit.relu(x).tobytes() == expected.tobytes()
-            os.write(write, b"%d%d" % (team.available(), same))
-        finally:
-            os._exit(0)
-    os.close(write)
-    _, status = os.waitpid(pid, 0)
-    answer = os.read(read, 2)
-    os.close(read)
-    assert status == 0 and answer == b"01"
+
+    def child() -> bytes:
+        with threads.limit(2):
+            same = relukit.relu(x).tobytes() == expected.tobytes()
+        return b"%d%d" % (team.available(), same)
+
+    assert in_fork(child) == (0, b"01")
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
