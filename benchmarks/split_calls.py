@@ -1,0 +1,168 @@
+"""What a split call's Python costs, side by side in one process (issue 13's mid sizes).
+
+A call that splits over threads (from ``host.WHOLE_BELOW`` elements up on more than one thread)
+is planned in Python: whether it runs whole, whether its output streams, its chunks and the
+team's launch. A call repeated with the same size, thread count and output launches the plan
+the last one kept (``host.Calls._plan``). This times each public call with kept plans and
+without them (``Calls._plan`` made a no-op and the plans dropped), interleaved round by round
+in one process, beside PyTorch's peer (``out=``: ``torch.clamp_min(out=)``; allocating:
+``torch.relu``; in place: ``torch.relu_``; the mask paths: ``Tensor.copy_`` of the same
+bytes; gelu: ``aten.gelu.out``), all on the same thread count, float32 N(0, 1). A ratio is
+the peer's time over relukit's (above 1: relukit faster). Prints a Markdown table and, with
+``--write``, puts it into ``benchmarks/RESULTS.md`` between its markers.
+
+    python benchmarks/split_calls.py [--sizes 16,17,18,19,20] [--threads 2] [--write]
+
+About 15 seconds on a 2-core machine. From 2^21 elements the calls' own time varies by more
+than their Python (a few µs) from round to round, so the default sizes stop at 2^20.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import relukit
+from relukit import threads
+from relukit.kernels.cpu import host
+
+HERE = Path(__file__).parent
+BEGIN = "<!-- benchmarks/split_calls.py: begin (generated) -->"
+END = "<!-- benchmarks/split_calls.py: end -->"
+ROUNDS = 25
+
+Timer = Callable[[], Any]
+
+
+def cases(n: int) -> dict[str, tuple[Timer, Timer, str]]:
+    """name: (relukit's call, the peer's, the peer's name) on ``n`` float32 elements."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    y, z = np.empty_like(x), np.abs(x)
+    tx, ty, tz = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(z)
+    relu, gelu = relukit.relu, relukit.gelu
+    _, mask = relu.forward_with_mask(x)
+    aten = torch.ops.aten
+    return {
+        "relu out=": (lambda: relu(x, out=y), lambda: torch.clamp_min(tx, 0, out=ty), "clamp_min"),
+        "relu": (lambda: relu(x), lambda: torch.relu(tx), "torch.relu"),
+        "relu in place": (lambda: relu(z, out=z), lambda: torch.relu_(tz), "relu_"),
+        "relu forward_with_mask out=": (
+            lambda: relu.forward_with_mask(x, out=y),
+            lambda: ty.copy_(tx),
+            "copy",
+        ),
+        "relu backward_from_mask out=": (
+            lambda: relu.backward_from_mask(g, mask, out=y),
+            lambda: ty.copy_(tx),
+            "copy",
+        ),
+        "gelu out=": (lambda: gelu(x, out=y), lambda: aten.gelu.out(tx, out=ty), "gelu.out"),
+    }
+
+
+def _kept_plans(on: bool, kept: Callable[..., None]) -> None:
+    """Plans kept (``on``) or not: ``Calls._plan`` as it is, or a no-op and every plan of the
+    members timed here dropped."""
+    if on:
+        host.Calls._plan = kept  # type: ignore[method-assign]
+        return
+    host.Calls._plan = lambda *args: None  # type: ignore[method-assign]
+    for function in (relukit.relu, relukit.gelu):
+        for calls in (function._fast._calls if function._fast else {}).values():
+            if calls:
+                calls._plans.clear()
+
+
+def measure(n: int) -> list[tuple[str, float, float, float, str]]:
+    """Per case: (name, µs without plans, µs with, the peer's µs, the peer's name), best of
+    :data:`ROUNDS` rounds, the three interleaved in each (in turn forwards and backwards)."""
+    timed = cases(n)
+    kept = host.Calls._plan
+    reps = max(3, int(4e-3 / (n * 1.5e-9 + 3e-6)))
+    best: dict[tuple[str, str], float] = {}
+    try:
+        for round_ in range(ROUNDS):
+            modes = ("without", "with", "peer")
+            for mode in modes if round_ % 2 == 0 else modes[::-1]:  # (no order favoured)
+                _kept_plans(mode != "without", kept)
+                for name, (ours, peer, _) in timed.items():
+                    call = peer if mode == "peer" else ours
+                    call()
+                    call()  # (a plan kept, where it is)
+                    start = time.perf_counter()
+                    for _ in range(reps):
+                        call()
+                    seconds = (time.perf_counter() - start) / reps * 1e6
+                    best[mode, name] = min(best.get((mode, name), float("inf")), seconds)
+    finally:
+        host.Calls._plan = kept  # type: ignore[method-assign]
+    return [
+        (name, best["without", name], best["with", name], best["peer", name], peer_name)
+        for name, (_, _, peer_name) in timed.items()
+    ]
+
+
+def table(sizes: list[int], count: int) -> str:
+    rows = [
+        f"float32 N(0, 1), {count} threads (PyTorch too), µs per call, best of {ROUNDS} rounds "
+        "interleaved in one process; ratio = the peer's time / relukit's.",
+        "",
+        "| call | n | without plans | with | peer | peer's | ratio without | ratio with |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    torch_count = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threads.limit(count):
+            for e in sizes:
+                for name, without, with_, peer, peer_name in measure(1 << e):
+                    rows.append(
+                        f"| {name} | 2^{e} | {without:.2f} | {with_:.2f} | {peer:.2f} "
+                        f"| {peer_name} | {peer / without:.2f} | **{peer / with_:.2f}** |"
+                    )
+    finally:
+        torch.set_num_threads(torch_count)
+    return "\n".join(rows)
+
+
+def write(text: str) -> None:
+    path = HERE / "RESULTS.md"
+    document = path.read_text()
+    if BEGIN not in document:
+        raise SystemExit(f"{path}: no {BEGIN!r} marker")
+    head, rest = document.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="16,17,18,19,20", help="log2 of the sizes")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write", action="store_true")
+    options = parser.parse_args(argv)
+    sizes = [int(s) for s in options.sizes.split(",")]
+    start = time.perf_counter()
+    load = os.getloadavg()
+    text = table(sizes, options.threads)
+    seconds = time.perf_counter() - start
+    text += (
+        f"\n\n`python benchmarks/split_calls.py` ({seconds:.0f} s; load average "
+        f"{load[0]:.2f} before, {os.getloadavg()[0]:.2f} after)."
+    )
+    print(text)
+    if options.write:
+        write(text)
+
+
+if __name__ == "__main__":
+    main()

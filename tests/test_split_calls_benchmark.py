@@ -1,0 +1,36 @@
+"""benchmarks/split_calls.py: a tiny real run's rows and table, and plans kept as they were.
+
+What is checked is the shape and that the script leaves ``Calls._plan`` as it found it, not
+any number.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from relukit.kernels.cpu import host
+
+
+@pytest.fixture(scope="module")
+def script(benchmark_script):
+    return benchmark_script("split_calls")
+
+
+def test_a_tiny_run_gives_every_call_its_three_times_and_keeps_plans(script, monkeypatch):
+    monkeypatch.setattr(script, "ROUNDS", 2)
+    kept = host.Calls._plan
+    rows = script.measure(1 << 12)
+    assert host.Calls._plan is kept
+    assert [row[0] for row in rows] == list(script.cases(1 << 12))
+    for _, without, with_, peer, peer_name in rows:
+        assert min(without, with_, peer) > 0 and peer_name
+
+
+def test_the_table_has_a_row_per_call_and_size(script, monkeypatch):
+    monkeypatch.setattr(script, "ROUNDS", 1)
+    before = torch.get_num_threads()
+    text = script.table([10, 11], 1)
+    assert torch.get_num_threads() == before
+    assert text.count("| relu out= | 2^") == 2
+    assert text.count("\n| ") == 1 + 2 * len(script.cases(1 << 10))  # (the header, the rows)
