@@ -715,17 +715,6 @@ def whole(n: int, nbytes: int, cost: int) -> bool:
     return n < WHOLE_BELOW[cost] or alone(nbytes, cost == LINEAR)
 
 
-def _plannable() -> bool:
-    """Is nothing pinned (grains, streaming) that a plan kept by :meth:`Calls._plan` would not
-    follow?"""
-    return (
-        GRAIN_LINEAR is None
-        and GRAIN_SMOOTH is None
-        and STREAM_BYTES is None
-        and not _STREAM_ENV_SET
-    )
-
-
 def _unchanged(planned: tuple[Any, ...]) -> bool:
     """Is a plan kept by :meth:`Calls._plan` still the one :func:`whole`, :func:`_stream_to`
     and :func:`_chunks` would make (the call's size, thread count and output are in its key,
@@ -1340,23 +1329,15 @@ class Calls:
             or ready[0] is not chunks
             or ready[1] != team.generation[0]  # (a launch prepared before a fork: not here)
             or len(chunks) < 2
-            or not _plannable()
             or (fresh and _large(nbytes, cached))
         ):
             return
+        plan = (ready[1], PIECES_TEAM, STREAM_FLOOR, _stream_found, ready[2], ready[3], p, stream)
+        if not _unchanged(plan):  # (something pinned: planned each call)
+            return
         if len(self._plans) >= 256:
             self._plans.clear()
-        found = _stream_found
-        self._plans[plan_key] = (
-            ready[1],
-            PIECES_TEAM,
-            STREAM_FLOOR,
-            found,
-            ready[2],
-            ready[3],
-            p,
-            stream,
-        )
+        self._plans[plan_key] = plan
 
     def _split(
         self,
