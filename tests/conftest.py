@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -73,15 +74,21 @@ def benchmark_script() -> Callable[[str], ModuleType]:
 
 def answer_from_fork(child: Callable[[], bytes]) -> tuple[int, bytes]:
     """``child()`` run in a forked copy of this process, which never returns to pytest: its
-    exit status (SIGALRM's if it ran past 60 s) and the bytes it returned (up to 64)."""
+    exit status (1 and its traceback on stderr if it raised, SIGALRM's if it ran past 60 s)
+    and the bytes it returned (up to 64)."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
+        status = 0
         try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # (no handler of a plugin's)
             signal.alarm(60)
             os.write(write, child())
+        except BaseException:
+            traceback.print_exc()
+            status = 1
         finally:
-            os._exit(0)
+            os._exit(status)
     os.close(write)
     _, status = os.waitpid(pid, 0)
     answer = os.read(read, 64)
