@@ -229,10 +229,8 @@ def elementwise_method(op: str, doc: str) -> Any:
                 small = None
             if calls is not None:
                 host = _cpu.host
-                if small is None:
-                    small = (host.GRAIN_LINEAR is None and host.GRAIN_SMOOTH is None) and (
-                        x.size < host.WHOLE_BELOW[calls.cost] or host.alone(x.nbytes, calls.linear)
-                    )
+                if small is None:  # (another dtype, or a forced() block: host.whole itself)
+                    small = host.whole(x.size, x.nbytes, calls.cost)
                 # below ALIAS_BYTES no output can be aliased (host.aliased, without its call)
                 few = x.nbytes < host.ALIAS_BYTES
                 # a small call: the kernel as a ufunc (Calls.ufunc), NumPy's checks in C (and
