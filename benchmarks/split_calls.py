@@ -146,13 +146,31 @@ def write(text: str) -> None:
     path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
+def _sizes(text: str) -> list[int]:
+    """``--sizes``: comma-separated powers of two from 2^4 to 2^26."""
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated integers") from None
+    if not all(4 <= e <= 26 for e in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: each log2 size must be from 4 to 26")
+    return sizes
+
+
+def _threads(text: str) -> int:
+    """``--threads``: a whole number from 1 up."""
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of threads >= 1")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="16,17,18,19,20", help="log2 of the sizes")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sizes", type=_sizes, default="16,17,18,19,20", help="log2 sizes")
+    parser.add_argument("--threads", type=_threads, default=2)
     parser.add_argument("--write", action="store_true")
     options = parser.parse_args(argv)
-    sizes = [int(s) for s in options.sizes.split(",")]
+    sizes = options.sizes
     start = time.perf_counter()
     load = os.getloadavg()
     text = table(sizes, options.threads)

@@ -6,10 +6,14 @@ any number.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from relukit.kernels.cpu import host
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +38,16 @@ def test_the_table_has_a_row_per_call_and_size(script, monkeypatch):
     assert torch.get_num_threads() == before
     assert text.count("| relu out= | 2^") == 2
     assert text.count("\n| ") == 1 + 2 * len(script.cases(1 << 10))  # (the header, the rows)
+
+
+@pytest.mark.parametrize(
+    "argv", [["--sizes", "17,x"], ["--sizes", "40"], ["--threads", "0"], ["--threads", "two"]]
+)
+def test_bad_options_are_refused_in_one_line_before_anything_runs(script, argv, capsys):
+    before = (ROOT / "benchmarks" / "RESULTS.md").read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        script.main([*argv, "--write"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: argument" in error and argv[1] in error
+    assert (ROOT / "benchmarks" / "RESULTS.md").read_bytes() == before
