@@ -304,42 +304,83 @@ def test_16_bit_inputs_get_the_float32_path_rounded_once(name, dtype):
     assert np.array_equal(y.view(np.uint16)[~nan], rounded.view(np.uint16)[~nan])
 
 
-def test_float64_gelu_by_block_gives_each_element_its_own_formula_s_bits():
-    """float64 gelu's block (the centre on every element, the others compacted and put through
-    the tails) gives the bits of the element formula, ``centre if |x| <= 1 else tail``, at the
-    bound, across blocks and at the ends (NaN and ±inf by the conventions)."""
-    import relukit
+# float64 blocks: (public name, element formula in relukit.kernels.cpu.smooth, where the
+# block's inner formula stops: the bound of gelu's centre, the zero of a derivative ± 1/4)
+WIDE_BLOCKS = {
+    "gelu": ("gelu_f_wide", (1.0, -1.0)),
+    "silu-derivative": ("silu_d_wide", "silu"),
+    "gelu_tanh-derivative": ("gelu_tanh_d_wide", "gelu-tanh"),
+    "mish-derivative": ("mish_d_wide", "mish"),
+}
+
+
+def _edges(points) -> np.ndarray:
+    """40 float64 either side of each point, the point itself among them."""
+    found = []
+    for point in points:
+        for way in (np.inf, -np.inf):
+            x = np.float64(point)
+            for _ in range(40):
+                found.append(x)
+                x = np.nextafter(x, way)
+    return np.array(found)
+
+
+@pytest.mark.parametrize("name", sorted(WIDE_BLOCKS))
+def test_float64_blocks_give_each_element_its_own_formula_s_bits(name):
+    """A float64 block (one formula on every element, the others compacted and put through the
+    whole one: gelu's tails; a derivative's expansion at its zero, within 1/4 of it) gives the
+    bits of the element formula at the bounds (and 2^-20 beyond, where the block hands back
+    more than it must), across blocks, at the ends (NaN and ±inf by the conventions), and
+    g·f′ rounded once for the vjp."""
+    from relukit.family.numerics import ZEROS
     from relukit.kernels.cpu import smooth
+
+    formula_name, bounds = WIDE_BLOCKS[name]
+    formula = getattr(smooth, formula_name)
 
     @njit
     def by_element(x):
         out = np.empty_like(x)
         for j in range(x.size):
-            out[j] = smooth.gelu_f_wide(x[j], x[j])
+            out[j] = formula(x[j], x[j])
         return out
 
-    bound = np.array([1.0, -1.0, np.nextafter(1.0, 2.0), np.nextafter(-1.0, -2.0), 0.0, -0.0])
+    if isinstance(bounds, str):
+        zero = ZEROS[bounds][0]
+        bounds = (zero - 0.25, zero + 0.25, zero - 0.25 - 2.0**-20, zero + 0.25 + 2.0**-20)
+        near = zero + np.random.default_rng(4).uniform(-0.3, 0.3, 3000)
+    else:
+        near = np.empty(0)
     rng = np.random.default_rng(3)
-    x = np.concatenate([bound, rng.standard_normal(1500) * 3, [39.0, -39.0, 41.0, -41.0, 1e-310]])
+    specials = [0.0, -0.0, 39.0, -39.0, 41.0, -41.0, 1e-310, -1e-310, 710.0, -710.0, -750.0]
+    x = np.concatenate([_edges(bounds), near, rng.standard_normal(1500) * 3, specials])
     rng.shuffle(x)
-    gelu = relukit.get("gelu")
-    assert np.array_equal(gelu(x).view(np.int64), by_element(x).view(np.int64))
-    ends = gelu(np.array([np.nan, np.inf, -np.inf]))
-    assert np.isnan(ends[0]) and ends[1] == np.inf and ends[2] == 0.0
+    f = public(name)
+    assert np.array_equal(f(x).view(np.int64), by_element(x).view(np.int64))
+    ends = f(np.array([np.nan, np.inf, -np.inf]))
+    limits = [np.inf, 0.0] if name == "gelu" else [1.0, 0.0]  # (the registry's, at ±inf)
+    assert np.isnan(ends[0]) and np.array_equal(ends[1:], limits)
+    if name != "gelu":  # (a derivative: its vjp, through the same block, g·f′ rounded once)
+        x = np.concatenate([x, [np.nan, np.inf, -np.inf]])
+        g = rng.standard_normal(x.size)
+        vjp = f.__self__.vjp(x, g)
+        assert np.array_equal(vjp.view(np.int64), (g * f(x)).view(np.int64))
 
 
-@pytest.mark.parametrize("name", sorted(CENTRES))
+@pytest.mark.parametrize("name", [*sorted(CENTRES), "mish-derivative"])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 def test_in_place_gives_the_bits_of_a_separate_output(name, dtype):
-    """A centre writes straight into y, in place too; where its block declines (float64 other
-    than gelu's forward) the element loop goes through the buffer as before. Either way, in
-    place, out= and a new array give each element the same bits, at sizes from a partial
+    """A centre writes straight into y, in place too, as a float64 block does (gelu and the
+    derivatives of WIDE_BLOCKS); where the block declines (other float64; every other dtype of
+    mish′, which has no table) the element loop goes through the buffer as before. Either way,
+    in place, out= and a new array give each element the same bits, at sizes from a partial
     vector to several blocks."""
     import ml_dtypes
 
     kind = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
     f = public(name)
-    x = sample(CENTRES[name][1]).astype(kind)
+    x = sample(CENTRES[name][1] if name in CENTRES else 16.0).astype(kind)
     for n in (5, 16, 257, 3000, x.size):
         part = x[:n]
         fresh = f(part)

@@ -786,6 +786,35 @@ chain_word_slopes = _chain_word_slopes(stream=False)
 chain_word_slopes_streamed = _chain_word_slopes(stream=True)
 
 
+def _count_bits(function: str, doc: str) -> Any:
+    """An intrinsic ``count(word) -> uint64`` of a uint64 by LLVM's ``function``
+    (``llvm.ctpop.i64``, or ``llvm.cttz.i64``, whose result is poison at 0: never call it
+    with 0)."""
+    extra = [ir.Constant(ir.IntType(1), 1)] if function == "llvm.cttz.i64" else []
+
+    @intrinsic
+    def count(typingctx: Any, word: Any) -> Any:
+        if word != types.uint64:
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            i64 = ir.IntType(64)
+            kind = ir.FunctionType(i64, [i64, *(e.type for e in extra)])
+            function_ = cgutils.get_or_insert_function(builder.module, kind, function)
+            return builder.call(function_, [args[0], *extra])
+
+        return types.uint64(types.uint64), codegen
+
+    count.__doc__ = doc
+    return count
+
+
+popcount = _count_bits("llvm.ctpop.i64", "The number of bits set in a uint64.")
+trailing_zeros = _count_bits(
+    "llvm.cttz.i64", "The number of trailing zero bits of a nonzero uint64 (``tzcnt``)."
+)
+
+
 @intrinsic
 def f64_as_i64(typingctx: Any, x: Any) -> Any:
     """The bits of a float64 as an int64."""

@@ -123,6 +123,7 @@ from relukit.kernels.cpu.vector32 import (
     gelu_forward_block,
     gelu_tanh_derivative_block,
     gelu_tanh_forward_block,
+    mish_derivative_block,
     no_centre_block,
     sigmoid_forward_block,
     silu_derivative_block,
@@ -253,8 +254,9 @@ WIDE = (ELU, SELU, CELU, GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SIGMOID, TANH)
 FORWARD = 0
 DERIVATIVE = 1  # also the vjp
 
-# (member, op) by blocks (relukit.kernels.cpu.vector32): float32 with a centre table, float64
-# gelu with its centre and tails apart
+# (member, op) by blocks (relukit.kernels.cpu.vector32): float32 (and 16-bit) with a centre
+# table but for NO_TABLE, float64 for WIDE_BLOCKS (a formula on every element and the others
+# apart: gelu's tails; the expansions of silu′, mish′ and gelu-tanh′ at their zeros)
 CENTRE_BLOCKS = {
     (GELU, FORWARD): gelu_forward_block,
     (SILU, FORWARD): silu_forward_block,
@@ -264,6 +266,14 @@ CENTRE_BLOCKS = {
     (TANH, FORWARD): tanh_forward_block,
     (GELU_TANH, FORWARD): gelu_tanh_forward_block,
     (GELU_TANH, DERIVATIVE): gelu_tanh_derivative_block,
+    (MISH, DERIVATIVE): mish_derivative_block,
+}
+NO_TABLE = {(MISH, DERIVATIVE)}
+WIDE_BLOCKS = {
+    (GELU, FORWARD),
+    (SILU, DERIVATIVE),
+    (GELU_TANH, DERIVATIVE),
+    (MISH, DERIVATIVE),
 }
 SMOOTH_BLOCK = 256  # elements per block of the smooth members (see map_kernel)
 SPAN = 1 << 30  # elements per call of a centre block over a whole chunk (see map_kernel)
@@ -283,9 +293,9 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     ``x`` and ``g`` and not streamed (LLVM vectorises the loop behind a runtime overlap check);
     otherwise each block goes through an L1-resident buffer (in place, streamed, or an output
     a few bytes after its input modulo 1 MiB: :func:`relukit.kernels.cpu.host.aliased`),
-    except where a centre table takes it (:data:`CENTRE_BLOCKS`, float32): that writes into
-    ``y`` in place, unless streamed or a vjp (silu in place on 2^16 float32 elements, 1
-    thread, AMD EPYC: 39 → 32 µs).
+    except where a block takes it (:data:`CENTRE_BLOCKS`: float32 with a centre table, and
+    float64 for :data:`WIDE_BLOCKS`): that writes into ``y`` in place, unless streamed or a vjp
+    (silu in place on 2^16 float32 elements, 1 thread, AMD EPYC: 39 → 32 µs).
     """
     stamp = STAMP
     select = member in (RELU, HARDTANH) and op == FORWARD  # pure selects: keep the input's bits
@@ -294,8 +304,9 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
     smooth = member in WIDE
-    centre = (member, op) in CENTRE_BLOCKS  # (float32: 16 lanes, a table row each)
-    wide_block = (member, op) == (GELU, FORWARD)  # (the one block that takes float64 too)
+    centre = (member, op) in CENTRE_BLOCKS  # (a block function: see CENTRE_BLOCKS)
+    table = centre and (member, op) not in NO_TABLE  # (float32: 16 lanes, a table row each)
+    wide_block = (member, op) in WIDE_BLOCKS  # (the blocks that take float64 too)
     centre_block = CENTRE_BLOCKS[member, op] if centre else no_centre_block
 
     @cached_kernel
@@ -330,7 +341,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
         # the centre's scratch in one allocation, of the working float: the places and values
         # of the others (a vector more than a block), and 16-bit blocks widened and done
-        room = SMOOTH_BLOCK + LANES if centre and (wide_block or x.itemsize < 8) else 1
+        room = SMOOTH_BLOCK + LANES if (wide_block if x.itemsize == 8 else table) else 1
         space = scratch(x, 4 * room)
         rest = space[:room].view(np.uint32)
         values = space[room : 2 * room]
@@ -386,7 +397,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                     ys = y[i : i + m]
                     if centre_block(xs, gs, ys, False, low, high, rest, values, wide, out32):
                         continue
-            for j in range(0 if done else m):  # (done: a float32 centre table's member)
+            for j in range(0 if done else m):  # (done: by a block of CENTRE_BLOCKS)
                 e = xs[j]
                 v = widen(e)
                 x64 = np.float64(v)

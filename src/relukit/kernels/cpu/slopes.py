@@ -44,7 +44,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from relukit.kernels.cpu.compile import cached_kernel
-from relukit.kernels.cpu.intrinsics import _splat
+from relukit.kernels.cpu.intrinsics import _splat, popcount
 
 WORD = 64
 
@@ -145,19 +145,6 @@ def _bits(builder: Any, word: Any) -> Any:
 
 def _word(builder: Any, bits: Any) -> Any:
     return builder.bitcast(bits, ir.IntType(64))
-
-
-@intrinsic
-def popcount(typingctx: Any, word: Any) -> Any:
-    """The number of bits set in a uint64."""
-    if word != types.uint64:
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        i64 = ir.IntType(64)
-        return builder.call(_function(builder, "llvm.ctpop.i64", i64, [i64]), [args[0]])
-
-    return types.uint64(types.uint64), codegen
 
 
 @intrinsic

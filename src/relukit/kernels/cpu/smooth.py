@@ -114,6 +114,28 @@ gelu_tanh_near_zero = _near_zero("gelu-tanh")
 silu_near_zero = _near_zero("silu")
 mish_near_zero = _near_zero("mish")
 
+# (a little wider than NEAR_WIDTH_64, which bounds h = x − r formed in double-double)
+NEAR_SUPERSET = NEAR_WIDTH_64 + 2.0**-20
+
+
+def _may_be_near(name: str) -> Any:
+    """``may(x)``: could :func:`_near_zero`'s ``near`` take its expansion at x? True for every
+    such x (its window, widened by 2^-20), so that a block that gives the others the derivative
+    without the expansion (``*_d_general``) and these the whole derivative gives each element
+    the bits of the whole derivative; False for NaN."""
+    high = ZEROS[name][0]
+
+    @jit
+    def may(x: float) -> bool:
+        return abs(x - high) <= NEAR_SUPERSET
+
+    return may
+
+
+silu_d_may_be_near = _may_be_near("silu")
+gelu_tanh_d_may_be_near = _may_be_near("gelu-tanh")
+mish_d_may_be_near = _may_be_near("mish")
+
 
 @jit
 def logistic(x: float, dx: float) -> Any:
@@ -263,8 +285,14 @@ def silu_f_wide(v: Any, x: float) -> float:
 
 
 @jit
+def silu_d_general(x: float) -> float:
+    """silu′ = σ(x)·(1 + x·σ(−x)) without the expansion at its zero (:func:`silu_d_wide`)."""
+    return sigmoid_times(x, 0.0, x, 0.0)
+
+
+@jit
 def silu_d_wide(v: Any, x: float) -> float:
-    return silu_near_zero(x, sigmoid_times(x, 0.0, x, 0.0))
+    return silu_near_zero(x, silu_d_general(x))
 
 
 @jit
@@ -297,14 +325,19 @@ def mish_f_wide(v: Any, x: float) -> float:
 
 
 @jit
-def mish_d_wide(v: Any, x: float) -> float:
-    """t + x·σ(x)·(1 − t²)."""
+def mish_d_general(x: float) -> float:
+    """mish′ = t + x·σ(x)·(1 − t²) without the expansion at its zero (:func:`mish_d_wide`)."""
     th, tl, rh, rl, sh, sl, unscale = mish_parts(x)
     ph, pl = dd_scale(sh, sl, x)
     ph, pl = dd_mul(ph, pl, rh, rl)
     gh, gl = dd_add(th, tl, ph, pl)
     y = (gh + gl) * unscale
-    return mish_near_zero(x, math.copysign(0.0, 1.0 + x) if y == 0.0 else y)
+    return math.copysign(0.0, 1.0 + x) if y == 0.0 else y
+
+
+@jit
+def mish_d_wide(v: Any, x: float) -> float:
+    return mish_near_zero(x, mish_d_general(x))
 
 
 @jit
@@ -359,8 +392,9 @@ def gelu_tanh_f_wide(v: Any, x: float) -> float:
 
 
 @jit
-def gelu_tanh_d_wide(v: Any, x: float) -> float:
-    """σ(2u)·(1 + x·slope·σ(−2u)), slope = 2√(2/π)(1 + 3·0.044715x²)."""
+def gelu_tanh_d_general(x: float) -> float:
+    """σ(2u)·(1 + x·slope·σ(−2u)), slope = 2√(2/π)(1 + 3·0.044715x²), without the expansion
+    at its zero (:func:`gelu_tanh_d_wide`)."""
     z, w = gelu_tanh_argument(x)
     ah, al = two_prod(x, x)
     ah, al = dd_mul(ah, al, TANH_3KAPPA[0], TANH_3KAPPA[1])
@@ -369,7 +403,12 @@ def gelu_tanh_d_wide(v: Any, x: float) -> float:
     ch, cl = dd_scale(ah, al, x)
     if not abs(ch) < 1e300:  # (where x·slope overflows, σ(±2u) is 0)
         ch, cl = math.copysign(1e300, x), 0.0
-    return gelu_tanh_near_zero(x, sigmoid_times(z, w, ch, cl))
+    return sigmoid_times(z, w, ch, cl)
+
+
+@jit
+def gelu_tanh_d_wide(v: Any, x: float) -> float:
+    return gelu_tanh_near_zero(x, gelu_tanh_d_general(x))
 
 
 # gelu: Φ(x) − 1/2 = x·φ(0)·S(x²) for |x| ≤ 1, S(y) = Σ (−1)^n (y/2)^n/(n!(2n + 1)) (to
@@ -459,8 +498,14 @@ def gelu_f_wide_tail(x: float) -> float:
 
 
 @jit
+def gelu_f_wide_in_tail(x: float) -> bool:
+    """Does gelu take :func:`gelu_f_wide_tail` at x (NaN too)?"""
+    return not abs(x) <= MILLS_LOW
+
+
+@jit
 def gelu_f_wide(v: Any, x: float) -> float:
-    return gelu_f_wide_centre(x) if abs(x) <= MILLS_LOW else gelu_f_wide_tail(x)
+    return gelu_f_wide_tail(x) if gelu_f_wide_in_tail(x) else gelu_f_wide_centre(x)
 
 
 @jit
