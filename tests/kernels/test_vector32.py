@@ -304,13 +304,14 @@ def test_16_bit_inputs_get_the_float32_path_rounded_once(name, dtype):
     assert np.array_equal(y.view(np.uint16)[~nan], rounded.view(np.uint16)[~nan])
 
 
-# float64 blocks: (public name, element formula in relukit.kernels.cpu.smooth, where the
-# block's inner formula stops: the bound of gelu's centre, the zero of a derivative ± 1/4)
+# float64 blocks: (public name: element formula in relukit.kernels.cpu.smooth, the zero whose
+# expansion it takes within 1/4, the bounds of gelu's centre where it has them)
 WIDE_BLOCKS = {
-    "gelu": ("gelu_f_wide", (1.0, -1.0)),
-    "silu-derivative": ("silu_d_wide", "silu"),
-    "gelu_tanh-derivative": ("gelu_tanh_d_wide", "gelu-tanh"),
-    "mish-derivative": ("mish_d_wide", "mish"),
+    "gelu": ("gelu_f_wide", None, (1.0, -1.0)),
+    "gelu-derivative": ("gelu_d_wide", "gelu", (1.0, -1.0)),
+    "silu-derivative": ("silu_d_wide", "silu", ()),
+    "gelu_tanh-derivative": ("gelu_tanh_d_wide", "gelu-tanh", ()),
+    "mish-derivative": ("mish_d_wide", "mish", ()),
 }
 
 
@@ -331,12 +332,13 @@ def test_float64_blocks_give_each_element_its_own_formula_s_bits(name):
     """A float64 block (one formula on every element, the others compacted and put through the
     whole one: gelu's tails; a derivative's expansion at its zero, within 1/4 of it) gives the
     bits of the element formula at the bounds (and 2^-20 beyond, where the block hands back
-    more than it must), across blocks, at the ends (NaN and ±inf by the conventions), and
-    g·f′ rounded once for the vjp."""
+    more than it must), across blocks, at the ends (NaN and ±inf by the conventions), where
+    the others are few (the split) and where they are most of a block (the whole formula on
+    every element), and g·f′ rounded once for the vjp."""
     from relukit.family.numerics import ZEROS
     from relukit.kernels.cpu import smooth
 
-    formula_name, bounds = WIDE_BLOCKS[name]
+    formula_name, zero_name, bounds = WIDE_BLOCKS[name]
     formula = getattr(smooth, formula_name)
 
     @njit
@@ -346,16 +348,17 @@ def test_float64_blocks_give_each_element_its_own_formula_s_bits(name):
             out[j] = formula(x[j], x[j])
         return out
 
-    if isinstance(bounds, str):
-        zero = ZEROS[bounds][0]
-        bounds = (zero - 0.25, zero + 0.25, zero - 0.25 - 2.0**-20, zero + 0.25 + 2.0**-20)
-        near = zero + np.random.default_rng(4).uniform(-0.3, 0.3, 3000)
-    else:
-        near = np.empty(0)
     rng = np.random.default_rng(3)
+    dense = np.empty(0)
+    if zero_name is not None:
+        zero = ZEROS[zero_name][0]
+        window = (zero - 0.25, zero + 0.25, zero - 0.25 - 2.0**-20, zero + 0.25 + 2.0**-20)
+        bounds = (*bounds, *window)
+        dense = zero + rng.uniform(-0.3, 0.3, 3000)  # (blocks of others, after the rest)
     specials = [0.0, -0.0, 39.0, -39.0, 41.0, -41.0, 1e-310, -1e-310, 710.0, -710.0, -750.0]
-    x = np.concatenate([_edges(bounds), near, rng.standard_normal(1500) * 3, specials])
-    rng.shuffle(x)
+    mixed = np.concatenate([_edges(bounds), rng.standard_normal(5000) * 3, specials])
+    rng.shuffle(mixed)
+    x = np.concatenate([mixed, dense])
     f = public(name)
     assert np.array_equal(f(x).view(np.int64), by_element(x).view(np.int64))
     ends = f(np.array([np.nan, np.inf, -np.inf]))
@@ -368,11 +371,46 @@ def test_float64_blocks_give_each_element_its_own_formula_s_bits(name):
         assert np.array_equal(vjp.view(np.int64), (g * f(x)).view(np.int64))
 
 
+@pytest.mark.parametrize("zero_name", ["gelu", "silu", "gelu-tanh", "mish"])
+def test_the_blocks_hand_back_every_element_whose_derivative_takes_the_expansion(zero_name):
+    """``*_d_may_be_near`` holds wherever the derivative's ``near`` takes its expansion (asked
+    with a NaN general value, which it returns elsewhere), on 4,000 float64 around each edge of
+    the window, and not far outside it."""
+    from relukit.family.numerics import ZEROS
+    from relukit.kernels.cpu import smooth
+
+    stem = zero_name.replace("-", "_")
+    near, may = getattr(smooth, f"{stem}_near_zero"), getattr(smooth, f"{stem}_d_may_be_near")
+
+    @njit
+    def both(x):
+        takes = np.empty(x.size, np.bool_)
+        handed = np.empty(x.size, np.bool_)
+        for j in range(x.size):
+            takes[j] = not np.isnan(near(x[j], np.nan))
+            handed[j] = may(x[j])
+        return takes, handed
+
+    zero = ZEROS[zero_name][0]
+    edges = []
+    for edge in (zero - 0.25, zero + 0.25):
+        for way in (np.inf, -np.inf):
+            x = np.float64(edge)
+            for _ in range(1000):
+                edges.append(x)
+                x = np.nextafter(x, way)
+    x = np.concatenate([edges, zero + np.linspace(-0.4, 0.4, 2001)])
+    takes, handed = both(x)
+    assert takes.any() and not takes.all()
+    assert not (takes & ~handed).any()
+    assert not (handed & (np.abs(x - zero) > 0.2501)).any()
+
+
 @pytest.mark.parametrize("name", [*sorted(CENTRES), "mish-derivative"])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 def test_in_place_gives_the_bits_of_a_separate_output(name, dtype):
-    """A centre writes straight into y, in place too, as a float64 block does (gelu and the
-    derivatives of WIDE_BLOCKS); where the block declines (other float64; every other dtype of
+    """A centre writes straight into y, in place too, as a float64 block does (those of
+    WIDE_BLOCKS); where the block declines (other float64; every other dtype of
     mish′, which has no table) the element loop goes through the buffer as before. Either way,
     in place, out= and a new array give each element the same bits, at sizes from a partial
     vector to several blocks."""

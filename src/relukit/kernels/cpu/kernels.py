@@ -256,7 +256,7 @@ DERIVATIVE = 1  # also the vjp
 
 # (member, op) by blocks (relukit.kernels.cpu.vector32): float32 (and 16-bit) with a centre
 # table but for NO_TABLE, float64 for WIDE_BLOCKS (a formula on every element and the others
-# apart: gelu's tails; the expansions of silu′, mish′ and gelu-tanh′ at their zeros)
+# apart: gelu's tails; the derivatives' expansions at their zeros, gelu′'s tails too)
 CENTRE_BLOCKS = {
     (GELU, FORWARD): gelu_forward_block,
     (SILU, FORWARD): silu_forward_block,
@@ -271,6 +271,7 @@ CENTRE_BLOCKS = {
 NO_TABLE = {(MISH, DERIVATIVE)}
 WIDE_BLOCKS = {
     (GELU, FORWARD),
+    (GELU, DERIVATIVE),
     (SILU, DERIVATIVE),
     (GELU_TANH, DERIVATIVE),
     (MISH, DERIVATIVE),

@@ -132,6 +132,7 @@ def _may_be_near(name: str) -> Any:
     return may
 
 
+gelu_d_may_be_near = _may_be_near("gelu")
 silu_d_may_be_near = _may_be_near("silu")
 gelu_tanh_d_may_be_near = _may_be_near("gelu-tanh")
 mish_d_may_be_near = _may_be_near("mish")
@@ -509,6 +510,23 @@ def gelu_f_wide(v: Any, x: float) -> float:
 
 
 @jit
+def gelu_d_centre(x: float) -> float:
+    """gelu′ = Φ + xφ for |x| ≤ 1, without the expansion at its zero (:func:`gelu_d_wide`)."""
+    ph, pl, _ = gauss(x)
+    ch, cl = phi_centre(x)
+    eh, el = dd_scale(ph, pl, x)
+    ch, cl = dd_add(ch, cl, eh, el)
+    return ch + cl
+
+
+@jit
+def gelu_d_off_centre(x: float) -> bool:
+    """Does gelu′ at x take more than :func:`gelu_d_centre`: beyond |x| = 1 (the tails), near
+    its zero (may be: :func:`_may_be_near`), NaN?"""
+    return not abs(x) <= MILLS_LOW or gelu_d_may_be_near(x)
+
+
+@jit
 def gelu_d_wide(v: Any, x: float) -> float:
     """Φ + xφ: as φ·(g − t²)/t below −1, 1 + φ·(x² − g)/x above 1."""
     t = min(max(abs(x), MILLS_LOW), MILLS_HIGH)
@@ -518,10 +536,7 @@ def gelu_d_wide(v: Any, x: float) -> float:
     kh, kl = dd_add(gh, gl, -yh, -yl)  # g − t²
     mh, ml = dd_mul(ph, pl, kh, kl)
     if abs(x) <= MILLS_LOW:
-        ch, cl = phi_centre(x)
-        eh, el = dd_scale(ph, pl, x)
-        ch, cl = dd_add(ch, cl, eh, el)
-        general = ch + cl
+        general = gelu_d_centre(x)  # (its φ is the one above: the same operations)
     elif x < 0.0:
         general = -abs(quotient(mh, ml, t, 0.0) * unscale)
     else:
