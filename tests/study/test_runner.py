@@ -4,6 +4,7 @@ in plan order, and a clean stop on Ctrl-C."""
 from __future__ import annotations
 
 import signal
+import sys
 import time
 
 import pytest
@@ -224,3 +225,39 @@ def test_a_ctrl_c_while_the_workers_start_raises_under_the_default_handler(monke
             runner._Dask(None, 2, None)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("after", ["an error", "nothing"])
+def test_a_ctrl_c_dropped_inside_the_raising_block_still_ends_it(monkeypatch, after):
+    """A Ctrl-C whose KeyboardInterrupt is dropped where it is raised (in a ctypes callback:
+    LLVM's, while Numba caches a kernel the report draws with on a cold cache, then failed
+    with RuntimeError("no compiled object yet")) still ends the block with KeyboardInterrupt,
+    whether the code then fails or goes on, and Python's report of the dropped exception is
+    left out; without a Ctrl-C the block's own error passes, and other unraisable errors are
+    reported."""
+    import ctypes
+
+    from relukit.study import runner
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reported.append(unraisable))
+    stop = runner.StopRequest()
+    callback = ctypes.CFUNCTYPE(None)(lambda: stop())  # (the SIGINT handler, called from C)
+
+    with pytest.raises(KeyboardInterrupt), stop.raising():
+        callback()  # (ctypes drops the KeyboardInterrupt the handler raises)
+        if after == "an error":
+            raise RuntimeError("no compiled object yet")
+    assert stop.mode == "count" and stop.count == 1
+    assert reported == [] and sys.unraisablehook is not None
+
+    def fails() -> None:
+        raise ValueError("reported")
+
+    with pytest.raises(RuntimeError, match="its own"), stop.raising():
+        ctypes.CFUNCTYPE(None)(fails)()
+        raise RuntimeError("its own")
+    assert [type(r.exc_value) for r in reported] == [ValueError]
+    with stop.raising():
+        pass
+    assert stop.count == 1

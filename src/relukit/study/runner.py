@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -114,12 +115,33 @@ class StopRequest:
 
     @contextlib.contextmanager
     def raising(self) -> Iterator[None]:
-        """Ctrl-C raises ``KeyboardInterrupt`` meanwhile."""
+        """Ctrl-C raises ``KeyboardInterrupt`` meanwhile, and the block ends with it however it
+        went. A ``KeyboardInterrupt`` raised where Python cannot pass it on (in a callback from
+        C, such as the one LLVM calls while Numba caches a kernel: a first study on a new
+        machine compiles kernels while it draws its report) is dropped there, and the code
+        around it then fails with an error of its own (Numba: "no compiled object yet"), or goes
+        on; Python would print it as an ignored exception with its traceback, which
+        ``sys.unraisablehook`` is told to leave out meanwhile."""
         self.mode = "raise"
+        before = self.count
+        previous_hook = sys.unraisablehook
+
+        def hook(unraisable: Any) -> None:
+            if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+                previous_hook(unraisable)
+
+        sys.unraisablehook = hook
         try:
             yield
+        except BaseException:
+            if self.count > before:
+                raise KeyboardInterrupt from None
+            raise
         finally:
             self.mode = "count"
+            sys.unraisablehook = previous_hook
+        if self.count > before:
+            raise KeyboardInterrupt
 
 
 @dataclass
