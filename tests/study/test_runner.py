@@ -240,7 +240,11 @@ def test_a_ctrl_c_dropped_inside_the_raising_block_still_ends_it(monkeypatch, af
     from relukit.study import runner
 
     reported = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reported.append(unraisable))
+
+    def report(unraisable) -> None:
+        reported.append(unraisable)
+
+    monkeypatch.setattr(sys, "unraisablehook", report)
     stop = runner.StopRequest()
     callback = ctypes.CFUNCTYPE(None)(lambda: stop())  # (the SIGINT handler, called from C)
 
@@ -249,7 +253,7 @@ def test_a_ctrl_c_dropped_inside_the_raising_block_still_ends_it(monkeypatch, af
         if after == "an error":
             raise RuntimeError("no compiled object yet")
     assert stop.mode == "count" and stop.count == 1
-    assert reported == [] and sys.unraisablehook is not None
+    assert reported == [] and sys.unraisablehook is report
 
     def fails() -> None:
         raise ValueError("reported")

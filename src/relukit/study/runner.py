@@ -130,12 +130,14 @@ class StopRequest:
             if not isinstance(unraisable.exc_value, KeyboardInterrupt):
                 previous_hook(unraisable)
 
-        sys.unraisablehook = hook
         try:
+            sys.unraisablehook = hook
             yield
-        except BaseException:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
             if self.count > before:
-                raise KeyboardInterrupt from None
+                raise KeyboardInterrupt from error  # (what the Ctrl-C broke, for the record)
             raise
         finally:
             self.mode = "count"

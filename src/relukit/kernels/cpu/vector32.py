@@ -553,7 +553,7 @@ def _centre_block(centre: Any, formula: Any, name: str, apart: Any = None) -> An
     are compacted from a word of their flags, a set bit at a time, and a block where they are
     more than ``most`` of the elements, where the split costs more than it saves, takes
     ``other`` on every element instead (silu′ with every element near its zero: 12.7 ns per
-    element split, 6.3 whole); ``most`` = 1: a place per element without a branch (gelu's
+    element split, 7.1 this way); ``most`` = 1: a place per element without a branch (gelu's
     forward, where a third to three quarters of the elements are tails). ``values`` is
     float64 then, ``rest`` as before.
     With no ``centre`` (a member without a float32 table) the block takes float64 alone.
