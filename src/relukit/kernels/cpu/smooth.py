@@ -83,10 +83,18 @@ NEAR_WIDTH_64 = 0.25
 NEAR_TERMS_64 = 20
 
 
+# (a little wider than NEAR_WIDTH_64, which bounds h = x − r formed in double-double)
+NEAR_SUPERSET = NEAR_WIDTH_64 + 2.0**-20
+
+
 def _near_zero(name: str) -> Any:
-    """``near(x, general)``: ``general`` (the derivative of ``name`` at ``x``), or within
-    :data:`NEAR_WIDTH_64` of its zero ``r = r_hi + r_lo`` the expansion
-    ``h·(c₁ + c₂h + h²·P(h))``, ``h = x − r`` and the first two terms in double-double."""
+    """``(near, may)``. ``near(x, general)``: ``general`` (the derivative of ``name`` at
+    ``x``), or within :data:`NEAR_WIDTH_64` of its zero ``r = r_hi + r_lo`` the expansion
+    ``h·(c₁ + c₂h + h²·P(h))``, ``h = x − r`` and the first two terms in double-double.
+    ``may(x)``: could ``near`` take its expansion at x? True for every such x (the window,
+    widened by 2^-20), so that a block that gives the others the derivative without the
+    expansion (``*_d_general``) and these the whole derivative gives each element the bits of
+    the whole derivative; False for NaN."""
     high, low, coefficients = ZEROS[name]
     c1, c2, c3 = coefficients[:3]
     c1_low, c2_low = ZEROS_LOW[name]
@@ -106,36 +114,17 @@ def _near_zero(name: str) -> Any:
         y = fma(hh, ph, fma(hh, pl, hl * ph))
         return y if abs(hh) <= NEAR_WIDTH_64 else general
 
-    return near
-
-
-gelu_near_zero = _near_zero("gelu")
-gelu_tanh_near_zero = _near_zero("gelu-tanh")
-silu_near_zero = _near_zero("silu")
-mish_near_zero = _near_zero("mish")
-
-# (a little wider than NEAR_WIDTH_64, which bounds h = x − r formed in double-double)
-NEAR_SUPERSET = NEAR_WIDTH_64 + 2.0**-20
-
-
-def _may_be_near(name: str) -> Any:
-    """``may(x)``: could :func:`_near_zero`'s ``near`` take its expansion at x? True for every
-    such x (its window, widened by 2^-20), so that a block that gives the others the derivative
-    without the expansion (``*_d_general``) and these the whole derivative gives each element
-    the bits of the whole derivative; False for NaN."""
-    high = ZEROS[name][0]
-
     @jit
     def may(x: float) -> bool:
         return abs(x - high) <= NEAR_SUPERSET
 
-    return may
+    return near, may
 
 
-gelu_d_may_be_near = _may_be_near("gelu")
-silu_d_may_be_near = _may_be_near("silu")
-gelu_tanh_d_may_be_near = _may_be_near("gelu-tanh")
-mish_d_may_be_near = _may_be_near("mish")
+gelu_near_zero, gelu_d_may_be_near = _near_zero("gelu")
+gelu_tanh_near_zero, gelu_tanh_d_may_be_near = _near_zero("gelu-tanh")
+silu_near_zero, silu_d_may_be_near = _near_zero("silu")
+mish_near_zero, mish_d_may_be_near = _near_zero("mish")
 
 
 @jit
@@ -513,6 +502,12 @@ def gelu_f_wide(v: Any, x: float) -> float:
 def gelu_d_centre(x: float) -> float:
     """gelu′ = Φ + xφ for |x| ≤ 1, without the expansion at its zero (:func:`gelu_d_wide`)."""
     ph, pl, _ = gauss(x)
+    return gelu_d_centre_of(x, ph, pl)
+
+
+@jit
+def gelu_d_centre_of(x: float, ph: float, pl: float) -> float:
+    """:func:`gelu_d_centre` from φ(x) = ph + pl."""
     ch, cl = phi_centre(x)
     eh, el = dd_scale(ph, pl, x)
     ch, cl = dd_add(ch, cl, eh, el)
@@ -522,7 +517,7 @@ def gelu_d_centre(x: float) -> float:
 @jit
 def gelu_d_off_centre(x: float) -> bool:
     """Does gelu′ at x take more than :func:`gelu_d_centre`: beyond |x| = 1 (the tails), near
-    its zero (may be: :func:`_may_be_near`), NaN?"""
+    its zero (may be: :func:`_near_zero`'s ``may``), NaN?"""
     return not abs(x) <= MILLS_LOW or gelu_d_may_be_near(x)
 
 
@@ -536,7 +531,7 @@ def gelu_d_wide(v: Any, x: float) -> float:
     kh, kl = dd_add(gh, gl, -yh, -yl)  # g − t²
     mh, ml = dd_mul(ph, pl, kh, kl)
     if abs(x) <= MILLS_LOW:
-        general = gelu_d_centre(x)  # (its φ is the one above: the same operations)
+        general = gelu_d_centre_of(x, ph, pl)
     elif x < 0.0:
         general = -abs(quotient(mh, ml, t, 0.0) * unscale)
     else:
