@@ -1,17 +1,23 @@
 """What a split call's Python costs, side by side in one process (issue 13's mid sizes).
 
 A call that splits over threads (from ``host.WHOLE_BELOW`` elements up on more than one thread)
-is planned in Python: whether it runs whole, whether its output streams, its chunks and the
-team's launch. A call repeated with the same size, thread count and output launches the plan
-the last one kept (``host.Calls._plan``). This times each public call with kept plans and
-without them (``Calls._plan`` made a no-op and the plans dropped), interleaved round by round
-in one process, beside PyTorch's peer (``out=``: ``torch.clamp_min(out=)``; allocating:
-``torch.relu``; in place: ``torch.relu_``; the mask paths: ``Tensor.copy_`` of the same
-bytes; gelu: ``aten.gelu.out``), all on the same thread count, float32 N(0, 1) (in place:
+takes one of two routes. Where its output does not stream, the map kernels' calls (forward and
+derivative: out=, allocating, in place) go to the ufunc whose loop splits them on the OpenMP
+team (``host.Calls.split_ufunc``): from NumPy's C to the team's with no Python between. The
+others (the mask paths, streamed outputs) are planned in Python: whether the call runs whole,
+whether its output streams, its chunks and the team's launch; a call repeated with the same
+size, thread count and output launches the plan the last one kept (``host.Calls._plan``).
+
+This times each public call three ways: through Python without kept plans (``Calls._plan``
+a no-op and the plans dropped) and with them (the split ufuncs off: ``Calls.split_ufunc``
+declining, each call still asking it, some 0.15 µs), and as it runs by default, interleaved
+round by round in one process, beside PyTorch's peer (``out=``: ``torch.clamp_min(out=)``;
+allocating: ``torch.relu``; in place: ``torch.relu_``; the mask paths: ``Tensor.copy_`` of the
+same bytes; gelu: ``aten.gelu.out``), all on the same thread count, float32 N(0, 1) (in place:
 its absolute values, which relu leaves as they are). The "without" column still looks for a
-plan and finds none (a dictionary lookup, some 0.1 µs). A ratio is
-the peer's time over relukit's (above 1: relukit faster). Prints a Markdown table and, with
-``--write``, puts it into ``benchmarks/RESULTS.md`` between its markers.
+plan and finds none (a dictionary lookup, some 0.1 µs). A ratio is the peer's time over
+relukit's (above 1: relukit faster). Prints a Markdown table and, with ``--write``, puts it
+into ``benchmarks/RESULTS.md`` between its markers.
 
     python benchmarks/split_calls.py [--sizes 16,17,18,19,20] [--threads 2] [--write]
 
@@ -71,35 +77,39 @@ def cases(n: int) -> dict[str, tuple[Timer, Timer, str]]:
     }
 
 
-def _kept_plans(on: bool, kept: Callable[..., None]) -> None:
-    """Plans kept (``on``) or not: ``Calls._plan`` as it is, or a no-op and every plan of the
-    members timed here dropped."""
-    if on:
-        host.Calls._plan = kept  # type: ignore[method-assign]
-        return
-    host.Calls._plan = lambda *args: None  # type: ignore[method-assign]
+def _routes(mode: str, kept: Callable[..., None], split: Callable[..., Any]) -> None:
+    """The routes of ``mode``: "without" (Python, ``Calls._plan`` a no-op), "with" (Python,
+    plans kept) or "default" (as relukit runs); outside "default" the split ufuncs are off.
+    Every plan and split ufunc of the members timed here is dropped first."""
+    host.Calls._plan = (lambda *args: None) if mode == "without" else kept  # type: ignore[method-assign]
+    host.Calls.split_ufunc = split if mode == "default" else lambda *args: False  # type: ignore[method-assign]
     for function in (relukit.relu, relukit.gelu):
         for calls in (function._fast._calls if function._fast else {}).values():
             if calls:
                 calls._plans.clear()
+                calls.split_ufuncs.clear()
 
 
-def measure(n: int) -> list[tuple[str, float, float, float, str]]:
-    """Per case: (name, µs without plans, µs with, the peer's µs, the peer's name), best of
-    :data:`ROUNDS` rounds, the three interleaved in each (in turn forwards and backwards)."""
+MODES = ("without", "with", "default", "peer")
+
+
+def measure(n: int) -> list[tuple[str, float, float, float, float, str]]:
+    """Per case: (name, µs without plans, µs with, µs by default, the peer's µs, the peer's
+    name), best of :data:`ROUNDS` rounds, the four interleaved in each (in turn forwards and
+    backwards)."""
     timed = cases(n)
-    kept = host.Calls._plan
+    kept, split = host.Calls._plan, host.Calls.split_ufunc
     reps = max(3, int(4e-3 / (n * 1.5e-9 + 3e-6)))
     best: dict[tuple[str, str], float] = {}
     try:
         for round_ in range(ROUNDS):
-            modes = ("without", "with", "peer")
-            for mode in modes if round_ % 2 == 0 else modes[::-1]:  # (no order favoured)
-                _kept_plans(mode != "without", kept)
+            for mode in MODES if round_ % 2 == 0 else MODES[::-1]:  # (no order favoured)
+                if mode != "peer":
+                    _routes(mode, kept, split)
                 for name, (ours, peer, _) in timed.items():
                     call = peer if mode == "peer" else ours
                     call()
-                    call()  # (a plan kept, where it is)
+                    call()  # (a plan kept, or a ufunc made, where it is)
                     start = time.perf_counter()
                     for _ in range(reps):
                         call()
@@ -107,8 +117,9 @@ def measure(n: int) -> list[tuple[str, float, float, float, str]]:
                     best[mode, name] = min(best.get((mode, name), float("inf")), seconds)
     finally:
         host.Calls._plan = kept  # type: ignore[method-assign]
+        host.Calls.split_ufunc = split  # type: ignore[method-assign]
     return [
-        (name, best["without", name], best["with", name], best["peer", name], peer_name)
+        (name, *(best[mode, name] for mode in MODES), peer_name)  # type: ignore[misc]
         for name, (_, _, peer_name) in timed.items()
     ]
 
@@ -118,18 +129,20 @@ def table(sizes: list[int], count: int) -> str:
         f"float32 N(0, 1), {count} threads (PyTorch too), µs per call, best of {ROUNDS} rounds "
         "interleaved in one process; ratio = the peer's time / relukit's.",
         "",
-        "| call | n | without plans | with | peer | peer's | ratio without | ratio with |",
-        "|---|---|---|---|---|---|---|---|",
+        "| call | n | without plans | with | by default | peer | peer's | ratio with | "
+        "ratio by default |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     torch_count = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
         with threads.limit(count):
             for e in sizes:
-                for name, without, with_, peer, peer_name in measure(1 << e):
+                for name, without, with_, default, peer, peer_name in measure(1 << e):
                     rows.append(
-                        f"| {name} | 2^{e} | {without:.2f} | {with_:.2f} | {peer:.2f} "
-                        f"| {peer_name} | {peer / without:.2f} | **{peer / with_:.2f}** |"
+                        f"| {name} | 2^{e} | {without:.2f} | {with_:.2f} | {default:.2f} | "
+                        f"{peer:.2f} | {peer_name} | {peer / with_:.2f} | "
+                        f"**{peer / default:.2f}** |"
                     )
     finally:
         torch.set_num_threads(torch_count)

@@ -100,3 +100,24 @@ def answer_from_fork(child: Callable[[], bytes]) -> tuple[int, bytes]:
 def in_fork() -> Callable[[Callable[[], bytes]], tuple[int, bytes]]:
     """:func:`answer_from_fork`, for the tests of what a forked child does."""
     return answer_from_fork
+
+
+@pytest.fixture
+def planning(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
+    """``start()``: from then on, the element counts of the calls that take the host's planned
+    route (``host.whole`` asked) rather than a kept plan or a ufunc, in the list it returns."""
+
+    def start() -> list[int]:
+        from relukit.kernels.cpu import host
+
+        asked: list[int] = []
+        whole = host.whole
+
+        def spy(n: int, nbytes: int, cost: int) -> bool:
+            asked.append(n)
+            return whole(n, nbytes, cost)
+
+        monkeypatch.setattr(host, "whole", spy)
+        return asked
+
+    return start

@@ -1,4 +1,4 @@
-"""benchmarks/split_calls.py: a tiny real run's rows and table, and plans kept as they were.
+"""benchmarks/split_calls.py: a tiny real run's rows and table, and the routes left as they were.
 
 What is checked is the shape and that the script leaves ``Calls._plan`` as it found it, not
 any number.
@@ -21,14 +21,14 @@ def script(benchmark_script):
     return benchmark_script("split_calls")
 
 
-def test_a_tiny_run_gives_every_call_its_three_times_and_keeps_plans(script, monkeypatch):
+def test_a_tiny_run_gives_every_call_its_four_times_and_keeps_the_routes(script, monkeypatch):
     monkeypatch.setattr(script, "ROUNDS", 2)
-    kept = host.Calls._plan
+    kept, split = host.Calls._plan, host.Calls.split_ufunc
     rows = script.measure(1 << 12)
-    assert host.Calls._plan is kept
+    assert host.Calls._plan is kept and host.Calls.split_ufunc is split
     assert [row[0] for row in rows] == list(script.cases(1 << 12))
-    for _, without, with_, peer, peer_name in rows:
-        assert min(without, with_, peer) > 0 and peer_name
+    for _, without, with_, default, peer, peer_name in rows:
+        assert min(without, with_, default, peer) > 0 and peer_name
 
 
 def test_the_table_has_a_row_per_call_and_size(script, monkeypatch):

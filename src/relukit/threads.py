@@ -101,9 +101,11 @@ def get_num_threads() -> int:
         return override
     if _setting is not None:
         return _setting
-    env = _from_env()
+    env = _environment  # (_from_env, without its call once read: this is on every call's path)
+    if env is _UNREAD:
+        env = _from_env()
     if env is not None:
-        return env
+        return env  # type: ignore[no-any-return]
     n = _cores[0] if _cores else cores()
     if not _torch_count:
         torch = sys.modules.get("torch")

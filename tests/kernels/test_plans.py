@@ -27,23 +27,8 @@ def _split_size(cost: int) -> int:
         return max(host.WHOLE_BELOW[cost], 2 * host.grain(cost)) + 1001
 
 
-def _planning(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the calls that are planned (host.whole asked) rather than launched from a plan."""
-    asked: list[int] = []
-    whole = host.whole
-
-    def spy(n: int, nbytes: int, cost: int) -> bool:
-        asked.append(n)
-        return whole(n, nbytes, cost)
-
-    monkeypatch.setattr(host, "whole", spy)
-    return asked
-
-
 @pytest.mark.parametrize("name", ["relu", "gelu"])
-def test_a_repeated_split_call_launches_its_plan_and_gives_the_bits_of_one_thread(
-    name, monkeypatch
-):
+def test_a_repeated_split_call_launches_its_plan_and_gives_the_bits_of_one_thread(name, planning):
     function = relukit.get(name).bind()  # (its own Calls: no plan from another test)
     linear = function.spec.piecewise_linear
     n = _split_size(host.LINEAR if linear else host.SMOOTH)
@@ -58,14 +43,19 @@ def test_a_repeated_split_call_launches_its_plan_and_gives_the_bits_of_one_threa
             want_dx = function.backward_from_mask(g, want_m)
     y, dx = np.full_like(x, 7.0), np.full_like(x, 7.0)
     with threads.limit(2):
-        function(x, out=y)  # (planned, and kept)
+        function(x, out=y)  # (a plan kept, or the ufunc that splits its calls where it takes it)
+        calls = function._fast.last[1]
+        calls.map("forward", x, x, y, False, False)  # (the map's route: planned, and kept)
         if linear:
             function.forward_with_mask(x, out=y)
             function.backward_from_mask(g, want_m, out=dx)
-        asked = _planning(monkeypatch)
+        asked = planning()
         for _ in range(2):
             y[:] = 7.0
             assert function(x, out=y).tobytes() == want.tobytes()
+            y[:] = 7.0
+            calls.map("forward", x, x, y, False, False)
+            assert y.tobytes() == want.tobytes()
             if linear:
                 y[:] = 7.0
                 dx[:] = 7.0
@@ -122,9 +112,9 @@ def _planned_relu() -> tuple[host.Calls, np.ndarray, np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
-def test_a_plan_is_not_taken_once_what_it_was_made_from_changes(change, monkeypatch):
+def test_a_plan_is_not_taken_once_what_it_was_made_from_changes(change, monkeypatch, planning):
     calls, x, y, want = _planned_relu()
-    asked = _planning(monkeypatch)
+    asked = planning()
     with threads.limit(2):
         calls.map("forward", x, x, y, False, False)
         assert asked == []  # (the plan)
@@ -137,9 +127,9 @@ def test_a_plan_is_not_taken_once_what_it_was_made_from_changes(change, monkeypa
     assert asked == [x.size] * (1 if kept else 2)
 
 
-def test_another_thread_count_or_output_is_planned_on_its_own(monkeypatch):
+def test_another_thread_count_or_output_is_planned_on_its_own(planning):
     calls, x, y, want = _planned_relu()
-    asked = _planning(monkeypatch)
+    asked = planning()
     with threads.limit(1):
         calls.map("forward", x, x, y, False, False)  # (one thread: whole)
     with threads.limit(2):
@@ -152,7 +142,7 @@ def test_another_thread_count_or_output_is_planned_on_its_own(monkeypatch):
     assert z.tobytes() == y.tobytes() == want.tobytes()
 
 
-def test_a_fresh_output_that_may_stream_keeps_no_plan(monkeypatch):
+def test_a_fresh_output_that_may_stream_keeps_no_plan(monkeypatch, planning):
     # whether it streams depends on its pages, asked at each call; an out= that streams is kept
     monkeypatch.setattr(host, "_large", lambda nbytes, cached: True)
     function = relukit.relu.bind()
@@ -165,7 +155,7 @@ def test_a_fresh_output_that_may_stream_keeps_no_plan(monkeypatch):
             assert function(x).tobytes() == want.tobytes()
             assert function(x, out=y).tobytes() == want.tobytes()
         plans = function._fast.last[1]._plans
-        asked = _planning(monkeypatch)
+        asked = planning()
         assert function(x).tobytes() == want.tobytes()
         y[:] = 7.0
         assert function(x, out=y).tobytes() == want.tobytes()

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from relukit import threads
 from relukit.errors import UserTypeError, UserValueError
 from relukit.family.rectifiers import general_relu_piece_codes
 from relukit.family.spec import Activation
@@ -135,6 +136,18 @@ def elementwise_method(op: str, doc: str) -> Any:
     argument costs 0.23 µs of that in CPython 3.11, a method call 0.07, and the ufunc itself
     0.42).
 
+    A call that splits over threads (from :data:`~relukit.kernels.cpu.host.WHOLE_BELOW`
+    elements up on more than one thread, nothing pinned) and whose output does not stream goes,
+    under the same checks, to the ufunc whose loop splits it on the OpenMP team
+    (:meth:`Calls.split_ufunc <relukit.kernels.cpu.host.Calls.split_ufunc>`): through Python,
+    planned or launched from a kept plan, such a call cost 2.2-2.5 µs more than its launch
+    alone, more than PyTorch's whole dispatch (relu on 2^17 float32 elements, 2 threads, AMD
+    EPYC, µs, kept plan → split ufunc: out= 9.50 → 8.22 against ``torch.clamp_min(out=)``'s
+    7.21, allocating 8.97 → 7.62 against ``torch.relu``'s 7.96, in place 6.26 → 5.06 against
+    ``relu_``'s 4.52; ``benchmarks/split_calls.py``). Fresh outputs from
+    :data:`~relukit.kernels.cpu.host.ALIAS_BYTES`, streamed ones and 16-bit floats keep the
+    planned route.
+
     What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
     takes 1.09 µs against ``np.maximum``'s 1.14 (1.32 through the entry point), ``out=``
     1.33 against 1.13 (out's checks cost 0.25), in place 1.12 µs; at one element 0.85 µs
@@ -154,14 +167,19 @@ def elementwise_method(op: str, doc: str) -> Any:
                 host = _cpu.host
                 calls = last[1]
                 # one thread, no streaming: host.whole, inline (its call costs 0.06 µs), asked
-                # once (below UFUNC_BELOW, WHOLE_BELOW's least, without the thread count)
+                # once (below UFUNC_BELOW, WHOLE_BELOW's least, without the thread count; from
+                # there on the count is asked once for the call: Calls.map takes it)
+                count = 0
                 small = (
                     host.GRAIN_LINEAR is None
                     and host.GRAIN_SMOOTH is None
                     and (
                         n < UFUNC_BELOW
                         or n < host.WHOLE_BELOW[calls.cost]
-                        or host.alone(x.nbytes, calls.linear)
+                        or (
+                            (count := threads.get_num_threads()) == 1
+                            and host.alone(x.nbytes, calls.linear, 1)
+                        )
                     )
                 )
                 if (
@@ -222,11 +240,50 @@ def elementwise_method(op: str, doc: str) -> Any:
                                 return ufunc(x, out)
                             except ValueError:
                                 pass
+                elif count > 1 and ndim and ((flags := x.flags).c_contiguous or flags.f_contiguous):
+                    # a call that splits (count is asked only where nothing is pinned) and
+                    # whose output does not stream: the ufunc whose loop splits it on the
+                    # OpenMP team, with no Python between (Calls.split_ufunc), under the checks
+                    # of the small calls' ufuncs above (a fresh output below ALIAS_BYTES, in
+                    # place, or an out of x's order that may take the direct kernel); the
+                    # first such call (the team's grain measured) and every other go on below
+                    inplace = out is x
+                    linear = calls.linear
+                    ufunc = calls.split_ufuncs.get((op, inplace, count))
+                    if ufunc is None:
+                        ufunc = calls.split_ufunc(op, inplace, count)
+                    if not ufunc:
+                        pass
+                    elif out is None:
+                        nbytes = x.nbytes
+                        if nbytes < host.ALIAS_BYTES and host.split_unstreamed(nbytes, linear):
+                            return ufunc(x)
+                    elif inplace:
+                        try:
+                            return ufunc(x, x)
+                        except ValueError:
+                            pass
+                    elif (
+                        type(out) is np.ndarray
+                        and out.dtype is dtype
+                        and out.shape == x.shape
+                        and (
+                            (out.flags.c_contiguous and flags.c_contiguous)
+                            or (out.flags.f_contiguous and flags.f_contiguous)
+                        )
+                        and host.split_unstreamed(nbytes := x.nbytes, linear)
+                        and calls.writes_directly(op, out, x, nbytes)
+                    ):
+                        try:
+                            return ufunc(x, out)
+                        except ValueError:
+                            pass
                 if not (n and x.flags.carray):
                     calls = fast.calls_checked(x)  # (this dtype's: the same Calls, or None)
             else:
                 calls = (fast or self._make_fast()).calls_checked(x)
                 small = None
+                count = 0
             if calls is not None:
                 host = _cpu.host
                 if small is None:  # (another dtype, or a forced() block: host.whole itself)
@@ -256,14 +313,7 @@ def elementwise_method(op: str, doc: str) -> Any:
                             type(out) is np.ndarray
                             and out.dtype is x.dtype
                             and out.shape == x.shape
-                            # (the loop writes out directly; a one-pass forward writes from
-                            # its registers whichever kernel runs, so for it aliasing changes
-                            # nothing)
-                            and (
-                                few
-                                or (calls.one_pass and op == "forward")
-                                or not host.aliased(out, x)
-                            )
+                            and calls.writes_directly(op, out, x, x.nbytes)
                         ):
                             # (NumPy copies what overlaps and takes any strides, through the
                             # loop's contiguous copies: the same bits; a read-only out raises
@@ -287,14 +337,13 @@ def elementwise_method(op: str, doc: str) -> Any:
                         x = x.reshape(-1)
                         y = y.reshape(-1) if apart else x
                     if small and calls.raw is None:  # Calls.map's small call, written out
-                        one = calls.one_pass and op == "forward"  # (its kernels are one)
-                        into = apart and (few or one or not host.aliased(y, x))
+                        into = apart and calls.writes_directly(op, y, x, x.nbytes)
                         kernel, p = (calls.direct if into else calls.buffered).get(
                             op
                         ) or calls.load(op, into)
                         kernel(x, x, calls.aux, y, p, 0, False, False)
                     else:
-                        calls.map(op, x, x, y, False, out is None)
+                        calls.map(op, x, x, y, False, out is None, count)
                     return result
         return self._run(op, x, params, out=out)
 

@@ -30,6 +30,7 @@ import os
 import platform
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,7 @@ SMOOTH, LINEAR, SMOOTH_WIDE = 0, 1, 2
 # most STREAM_FLOOR's elements of float64, which never stream unless pinned). A call there
 # costs the kernel's time and the entry point's, without asking the thread count (0.15-0.4 µs).
 WHOLE_BELOW = [SMALL, SMALL, SMALL]
-ALIGN = 64  # chunk boundaries: one mask word at one bit per element
+ALIGN = 64  # chunk boundaries: one mask word at one bit per element (kernels.SPLIT_ALIGN)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))  # + bfloat16
 
@@ -231,6 +232,9 @@ def _kernel(kind: str, *codes: int) -> Any:
             "scale": k.scale_kernel,
             "convert": k.convert_kernel,
             "ufunc": lambda member, op, itemsize, inplace: k.ufunc_loop(
+                member, op, itemsize, _kernel("map", member, op, not inplace), inplace
+            ),
+            "ufunc_trampoline": lambda member, op, itemsize, inplace: k.ufunc_trampoline(
                 member, op, itemsize, _kernel("map", member, op, not inplace), inplace
             ),
         }[kind]
@@ -527,15 +531,16 @@ def _chunks(n: int, cost: int) -> list[tuple[int, int]]:
     found = _split.get(key)
     if found is not None:
         return found
-    size = grain(cost) if count > 1 else n
-    if n < 2 * size:
+    # (the rule of the split ufunc loops, run here as Python: kernels.split_parts and
+    # split_bounds)
+    k = _module()
+    parts = k.split_parts.py_func(n, count, grain(cost), pieces)
+    if parts == 1:
         chunks = [(0, n)]
     else:
-        parts = max(1, min(pieces * count, n // size))
-        if parts > count:  # a multiple of the thread count: 3 chunks on 2 threads take 2 turns
-            parts -= parts % count
-        bounds = [0] + [(n * j // parts) // ALIGN * ALIGN for j in range(1, parts)] + [n]
-        chunks = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+        bounds = np.empty(parts + 1, dtype=np.int64)
+        k.split_bounds.py_func(n, parts, ALIGN, bounds)
+        chunks = [(a, b) for a, b in itertools.pairwise(bounds.tolist()) if b > a]
     if len(_split) >= 256:
         _split.clear()
         _bounds.clear()
@@ -574,6 +579,13 @@ def _large(nbytes: int, cached: bool) -> bool:
     if _unstreamed(nbytes):
         return False
     return not cached or nbytes >= 2 * stream_bytes() or threads.get_num_threads() == 1
+
+
+def split_unstreamed(nbytes: int, linear: bool) -> bool:
+    """Is the output (``nbytes``, apart from x and not fresh) of a call that splits over
+    threads written without streaming stores, as :meth:`Calls.map` decides (smooth members
+    never stream; the others from twice :func:`stream_bytes` up)?"""
+    return not linear or not STREAM or not _large(nbytes, True)
 
 
 def _unstreamed(nbytes: int) -> bool:
@@ -733,11 +745,14 @@ def _unchanged(planned: tuple[Any, ...]) -> bool:
     )
 
 
-def alone(nbytes: int, linear: bool) -> bool:
-    """On one thread (which a pinned grain does not change), does an output of ``nbytes`` stay
-    unstreamed: below :func:`stream_bytes` for a piecewise-linear member or the mask path, at
-    every size for a smooth member (:func:`_large`)."""
-    return threads.get_num_threads() == 1 and (not linear or not STREAM or _unstreamed(nbytes))
+def alone(nbytes: int, linear: bool, count: int | None = None) -> bool:
+    """On one thread (which a pinned grain does not change; ``count``: the thread count, asked
+    if None), does an output of ``nbytes`` stay unstreamed: below :func:`stream_bytes` for a
+    piecewise-linear member or the mask path, at every size for a smooth member
+    (:func:`_large`)."""
+    if count is None:
+        count = threads.get_num_threads()
+    return count == 1 and (not linear or not STREAM or _unstreamed(nbytes))
 
 
 def _handoff(asleep: bool = False) -> float:
@@ -1117,6 +1132,25 @@ def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool, cached: bool = True) -
     return not fresh or (nbytes < FRESH_BYTES and resident(y))
 
 
+# The Calls that made ufuncs that split their calls (Calls.split_ufunc), and those ufuncs'
+# data: after a fork the child has no OpenMP team, so it forgets them (and asks again: none,
+# team.available() says there) and clears their GOMP_parallel word (their loops, if called, run
+# whole)
+_split_calls: weakref.WeakSet[Calls] = weakref.WeakSet()
+_split_data: list[np.ndarray] = []
+
+
+def _no_team_after_fork() -> None:
+    for calls in list(_split_calls):
+        calls.split_ufuncs.clear()
+    for data in _split_data:
+        data[_module().UFUNC_PARALLEL] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_no_team_after_fork)
+
+
 class Calls:
     """One bound member's compiled calls for one dtype (float32, float64, or a 16-bit float),
     planned once.
@@ -1187,9 +1221,10 @@ class Calls:
         self._plans: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._mask_backward: Any = None
         # op -> the map kernel as a NumPy ufunc (False: none to be had; see ufunc), and the
-        # one for calls in place
+        # one for calls in place; (op, in place, threads) -> the ufunc that splits its calls
         self.ufuncs: dict[str, Any] = {}
         self.inplace_ufuncs: dict[str, Any] = {}
+        self.split_ufuncs: dict[tuple[str, bool, int], Any] = {}
 
     def ufunc(self, op: str, inplace: bool = False) -> Any:
         """``op``'s map kernel (forward or derivative, float32 or float64) as a NumPy ufunc of
@@ -1205,23 +1240,61 @@ class Calls:
         NumPy does the call's checks, the output's allocation and any copying for overlap in
         C: 0.3 µs a call where the same written in Python cost 0.8 (relu at 1,024 float32
         elements, AMD EPYC, Python 3.11). One thread, no streaming: for the calls that
-        :func:`whole` takes."""
+        :func:`whole` takes (:meth:`split_ufunc` for those that split)."""
         kept = self.inplace_ufuncs if inplace else self.ufuncs
         found = kept.get(op)
         if found is None:
             found = kept[op] = UFUNCS and not self.half and self._make_ufunc(op, inplace)
         return found
 
-    def _make_ufunc(self, op: str, inplace: bool) -> Any:
-        """:meth:`ufunc`'s ufunc, made; False where Numba's ``fromfunc`` is not to be had."""
+    def writes_directly(self, op: str, y: np.ndarray, x: np.ndarray, nbytes: int) -> bool:
+        """May a ufunc's loop write ``op``'s output ``y`` (apart from ``x``, ``nbytes``)
+        directly, as :meth:`map` would: below :data:`ALIAS_BYTES`, for a one-pass forward
+        (which writes from its registers whichever kernel runs, so aliasing changes nothing for
+        it), or where ``y`` is not :func:`aliased` to ``x``?"""
+        return nbytes < ALIAS_BYTES or (self.one_pass and op == "forward") or not aliased(y, x)
+
+    def split_ufunc(self, op: str, inplace: bool, count: int) -> Any:
+        """:meth:`ufunc`'s ufunc that splits a call over ``count`` threads of the OpenMP team
+        where :func:`_chunks` would (from twice the :func:`grain` up, in its chunks; unit
+        strides), kept in :attr:`split_ufuncs`: the call goes from NumPy's C to the team's with
+        no Python in between (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`), for the calls
+        whose output does not stream (the caller asks: :func:`split_unstreamed`). False where
+        there is none: no team (:func:`relukit.kernels.cpu.team.available`), or no ufunc. Made
+        for the grain measured when first asked (on this route's hand-off, which costs more:
+        the same calls split); forgotten at a fork (the child has no team)."""
+        key = (op, inplace, count)
+        found = self.split_ufuncs.get(key)
+        if found is None:
+            found = False
+            if UFUNCS and not self.half and count > 1 and team.available():
+                found = self._make_ufunc(op, inplace, count)
+                _split_calls.add(self)
+            self.split_ufuncs[key] = found
+        return found
+
+    def _make_ufunc(self, op: str, inplace: bool, count: int = 1) -> Any:
+        """:meth:`ufunc`'s ufunc, made (splitting over ``count`` threads: :meth:`split_ufunc`);
+        False where Numba's ``fromfunc`` is not to be had."""
         try:
             from numba.np.ufunc._internal import PyUFunc_None, fromfunc
         except ImportError:
             return False
         itemsize = self.dtype.itemsize
-        loop = _kernel("ufunc", self.member, self.codes_of[op], itemsize, int(inplace))
+        codes = (self.member, self.codes_of[op], itemsize, int(inplace))
+        loop = _kernel("ufunc", *codes)
         p, aux = self.p[op], self.aux
-        data = np.array([p.ctypes.data, aux.ctypes.data, aux.size], dtype=np.int64)
+        data = np.zeros(_module().UFUNC_DATA, dtype=np.int64)
+        data[:3] = [p.ctypes.data, aux.ctypes.data, aux.size]
+        kept = [loop, data, p, aux]  # (alive with the ufunc)
+        if count > 1:
+            trampoline = _kernel("ufunc_trampoline", *codes)
+            parallel = team.parallel_address()
+            if parallel is None:
+                return False
+            data[3:] = [count, grain(self.cost), PIECES_TEAM, parallel, trampoline.address]
+            kept.append(trampoline)
+            _split_data.append(data)
         number = self.dtype.num
         name = f"{self.spec.name}_{op}"
         try:  # (a private API: another Numba may want other arguments)
@@ -1233,7 +1306,7 @@ class Calls:
                 1,
                 1,
                 [data.ctypes.data],
-                [loop, data, p, aux],  # (kept alive with the ufunc)
+                kept,
                 PyUFunc_None,
             )
         except (TypeError, ValueError):
@@ -1250,9 +1323,17 @@ class Calls:
         return loaded
 
     def map(
-        self, op: str, x: np.ndarray, g: np.ndarray, y: np.ndarray, vjp: bool, fresh: bool = True
+        self,
+        op: str,
+        x: np.ndarray,
+        g: np.ndarray,
+        y: np.ndarray,
+        vjp: bool,
+        fresh: bool = True,
+        count: int = 0,
     ) -> None:
-        """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``."""
+        """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``;
+        ``count``: the thread count where the caller has just asked it (0: asked here)."""
         n = x.size
         # (a direct kernel may; a one-pass forward's two kernels are one, so it is not asked)
         one = self.one_pass and op == "forward"
@@ -1260,7 +1341,7 @@ class Calls:
         if self.raw is not None:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
         plan_key = None
-        if n >= WHOLE_BELOW[self.cost] and (count := threads.get_num_threads()) > 1:
+        if n >= WHOLE_BELOW[self.cost] and (count or (count := threads.get_num_threads())) > 1:
             plan_key = ("map", op, n, count, into, y is x, vjp, fresh)
             planned = self._plans.get(plan_key)
             if planned is not None and _unchanged(planned):

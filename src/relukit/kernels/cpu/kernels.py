@@ -116,7 +116,7 @@ from relukit.kernels.cpu.smooth import (
     tanh_d,
     tanh_f,
 )
-from relukit.kernels.cpu.spin import address
+from relukit.kernels.cpu.spin import address, call_parallel, fetch_add
 from relukit.kernels.cpu.vector32 import (
     LANES,
     gelu_derivative_block,
@@ -456,6 +456,41 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     return kernel
 
 
+@jit
+def split_parts(n: int, count: int, grain: int, pieces: int) -> int:
+    """How many chunks a call of ``n`` elements splits into on ``count`` threads: ``pieces``
+    per thread, each at least ``grain`` elements, a multiple of ``count`` where more than it
+    (3 chunks on 2 threads take 2 turns); 1: the call runs whole. (The rule of
+    :func:`relukit.kernels.cpu.host._chunks` and of the ufunc loops that split.)"""
+    if count < 2 or grain <= 0 or n < 2 * grain:
+        return 1
+    parts = max(1, min(pieces * count, n // grain))
+    if parts > count:
+        parts -= parts % count
+    return parts
+
+
+@jit
+def split_bounds(n: int, parts: int, align: int, bounds: Any) -> None:
+    """The ``parts + 1`` bounds of ``parts`` chunks of ``[0, n)`` into ``bounds`` (int64): the
+    j-th at ``n·j/parts`` rounded down to a multiple of ``align``."""
+    bounds[0] = 0
+    for j in range(1, parts):
+        bounds[j] = (n * j // parts) // align * align
+    bounds[parts] = n
+
+
+# the words of a ufunc loop's data (int64): the addresses of the kernel's parameters and of aux,
+# aux's size, then how a call splits: threads (< 2: never), the grain, chunks per thread, the
+# OpenMP runtime's GOMP_parallel (0: none, never split) and the trampoline's address
+UFUNC_DATA = 8
+UFUNC_PARALLEL = 6
+# the block a split ufunc call hands its trampoline (int64): chunks, claimed, the addresses of
+# x, y, p and aux, aux's size, then the chunks' bounds
+SPLIT_HEAD = 7
+SPLIT_ALIGN = 64  # (host.ALIGN: one mask word at one bit per element)
+
+
 def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0) -> Any:
     """A NumPy ufunc inner loop (C: ``void loop(char **args, npy_intp const *dimensions,
     npy_intp const *steps, void *data)``) running ``into``, :func:`map_kernel`'s kernel of
@@ -463,15 +498,20 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
     buffered one, which may write over its input), on float32 (``itemsize`` 4) or float64 (8)
     elements: ``y = f(x)`` or ``f'(x)``.
 
-    ``data`` points at three int64: the addresses of the kernel's parameters ``p`` (float64 for
-    a :data:`WIDE` member, else the elements' dtype) and of ``aux``, and ``aux``'s size. Unit
-    strides into a ``y`` apart from ``x`` (with ``inplace``: ``y`` that is ``x``) run the kernel
-    on the elements where they are; other strides, and other operands (for the in-place loop,
-    those apart too), go through two contiguous copies, so an element's value is the same
-    either way. Compiled once and cached on disk like the kernels (its closure holds only
-    integers; :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by name).
-    Linking one kernel in, it costs about what compiling that kernel does (0.3-0.6 s, once per
-    machine)."""
+    ``data`` points at :data:`UFUNC_DATA` int64: the addresses of the kernel's parameters ``p``
+    (float64 for a :data:`WIDE` member, else the elements' dtype) and of ``aux``, ``aux``'s
+    size, and how a call splits over threads (a thread count below 2: never). Unit strides into
+    a ``y`` apart from ``x`` (with ``inplace``: ``y`` that is ``x``) run the kernel on the
+    elements where they are, whole or, from :func:`split_parts`' size on, in chunks (as
+    :func:`split_bounds` cuts them) on the OpenMP team: the loop calls ``GOMP_parallel`` on
+    :func:`ufunc_trampoline` (their addresses in ``data``), with no Python between
+    the ufunc's call and the team's (relu out= on 2^17 float32 elements, 2 threads, AMD EPYC:
+    the kept plan's launch through Python cost 2.2 µs more than the launch alone). Other
+    strides, and other operands (for the in-place loop, those apart too), go through two
+    contiguous copies, whole, so an element's value is the same either way. Compiled once and
+    cached on disk like the kernels (its closure holds only integers;
+    :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by name). Linking one
+    kernel in, it costs about what compiling that kernel does (0.3-0.6 s, once per machine)."""
     stamp = STAMP
     dtype = np.float32 if itemsize == 4 else np.float64
     names = {"ELEMENT": dtype, "PARAMETER": np.float64 if member in WIDE else dtype, "INTO": into}
@@ -492,9 +532,22 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
         else:
             fits = at_y >= at_x + n * itemsize or at_x >= at_y + n * itemsize
         if step_x == itemsize and step_y == itemsize and fits:
-            x = carray(address(at_x), n, ELEMENT)  # noqa: F821
-            y = carray(address(at_y), n, ELEMENT)  # noqa: F821
-            INTO(x, x, aux, y, p, 0, False, False)  # noqa: F821
+            parts = split_parts(n, data[3], data[4], data[5])
+            if parts > 1 and data[UFUNC_PARALLEL] != 0:
+                block = np.empty(SPLIT_HEAD + parts + 1, np.int64)
+                block[0] = parts
+                block[1] = 0
+                block[2] = at_x
+                block[3] = at_y
+                block[4] = data[0]
+                block[5] = data[1]
+                block[6] = data[2]
+                split_bounds(n, parts, SPLIT_ALIGN, block[SPLIT_HEAD:])
+                call_parallel(data[UFUNC_PARALLEL], data[7], block.ctypes.data, parts)
+            else:
+                x = carray(address(at_x), n, ELEMENT)  # noqa: F821
+                y = carray(address(at_y), n, ELEMENT)  # noqa: F821
+                INTO(x, x, aux, y, p, 0, False, False)  # noqa: F821
         else:
             x = np.empty(n, ELEMENT)  # noqa: F821
             y = np.empty(n, ELEMENT)  # noqa: F821
@@ -508,6 +561,43 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
     pointer = types.CPointer(types.int64)
     signature = types.void(pointer, pointer, pointer, pointer)
     return cached_cfunc(loop, signature, names)
+
+
+def ufunc_trampoline(member: int, op: int, itemsize: int, into: Any, inplace: int = 0) -> Any:
+    """The ``void(void*)`` each thread of the OpenMP team runs for a split call of
+    :func:`ufunc_loop` (the same ``member``, ``op``, ``itemsize``, ``into`` and ``inplace``):
+    from the call's block (:data:`SPLIT_HEAD`) it claims chunks one at a time with an atomic
+    counter and runs ``into`` on each (``first``: the chunk's start), as
+    :mod:`relukit.kernels.cpu.team`'s trampolines do for the host's split calls. Cached on disk
+    like the loop."""
+    stamp = STAMP
+    dtype = np.float32 if itemsize == 4 else np.float64
+    names = {"ELEMENT": dtype, "PARAMETER": np.float64 if member in WIDE else dtype, "INTO": into}
+
+    def trampoline(data):  # type: ignore[no-untyped-def]
+        head = carray(data, SPLIT_HEAD, np.int64)
+        parts = head[0]
+        # (member, op, itemsize and inplace in the closure: with the stamp, the cache's key;
+        # a code the body does not read would not be, and the float32 and float64 trampolines
+        # would share a cache entry)
+        if parts <= 0 or stamp < 0 or member < 0 or op < 0 or inplace < 0 or itemsize < 0:
+            return
+        block = carray(data, SPLIT_HEAD + parts + 1, np.int64)
+        n = block[SPLIT_HEAD + parts]
+        x = carray(address(block[2]), n, ELEMENT)  # noqa: F821 (cached_cfunc's names)
+        y = carray(address(block[3]), n, ELEMENT)  # noqa: F821
+        p = carray(address(block[4]), 8, PARAMETER)  # noqa: F821
+        aux = carray(address(block[5]), block[6], ELEMENT)  # noqa: F821
+        while True:
+            j = fetch_add(block, 1)
+            if j >= parts:
+                break
+            a = block[SPLIT_HEAD + j]
+            b = block[SPLIT_HEAD + j + 1]
+            INTO(x[a:b], x[a:b], aux, y[a:b], p, a, False, False)  # noqa: F821
+        clear_float_status()
+
+    return cached_cfunc(trampoline, types.void(types.voidptr), names)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,10 @@ writes the arrays' addresses, the scalars and the chunks' bounds into the block 
 read and calls ``GOMP_parallel`` without the GIL: one Numba entry point for the whole hand-off
 (through ctypes, with the addresses read in Python, a split call cost some 15 µs more). A
 trampoline and its launcher are generated per kernel and argument layout and compiled once per
-process (about 0.2 s; they are not cached on disk). Where no runtime is loaded, after ``fork``
+process (about 0.2 s; they are not cached on disk). The map kernels' NumPy ufuncs have loops
+that split a call themselves (:func:`relukit.kernels.cpu.kernels.ufunc_loop`, with a
+trampoline of their own, cached on disk), so that the public calls that take them reach the
+team with no Python at all. Where no runtime is loaded, after ``fork``
 (an OpenMP team does not survive it), or with ``RELUKIT_OPENMP=0``, :func:`available` is False
 and callers use the pool.
 
@@ -159,6 +162,13 @@ def _parallel() -> Any:
 def available() -> bool:
     """Can :func:`run` use an OpenMP team in this process?"""
     return _parallel() is not None
+
+
+def parallel_address() -> int | None:
+    """The address of the runtime's ``GOMP_parallel`` (for compiled code that calls it), or
+    None where there is no team. Valid while :data:`generation` is unchanged."""
+    parallel = _parallel()
+    return None if parallel is None else _address(parallel)
 
 
 generation = [0]

@@ -1,0 +1,209 @@
+"""Split calls as NumPy ufuncs (``Calls.split_ufunc``, ``kernels.ufunc_loop``): a call that splits
+over threads and whose output does not stream goes from NumPy's C to the OpenMP team with no
+Python in between. Its loop must cut the chunks as the host's split calls do, hand them to the
+team's ``GOMP_parallel`` through its trampoline, and give every element the bits of one thread;
+other calls (pinned grains, streamed outputs, 16-bit floats, a forked child) keep the host's
+route."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch  # noqa: F401  (loads PyTorch's OpenMP runtime: split calls go to its team)
+
+import relukit
+from relukit import threads
+from relukit.kernels.cpu import host, team
+
+pytestmark = pytest.mark.skipif(
+    not (host.available() and host.UFUNCS and sys.platform.startswith("linux")),
+    reason="needs Numba, the ufuncs (x86-64) and the OpenMP team (Linux)",
+)
+
+GRAIN = 4096
+CASES = [
+    ("relu", {}),
+    ("leaky_relu", {"negative_slope": 0.07}),
+    ("hardtanh", {"min_val": -0.1, "max_val": 2.5}),
+    ("gelu", {}),
+    ("silu", {}),
+]
+
+
+@pytest.fixture
+def small_grain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grain of 4,096 elements for every cost class (as if measured so), so that calls of
+    some ten thousand elements split over two threads whatever this machine measures."""
+    if not team.available():
+        pytest.skip("no OpenMP team in this process")
+    for cost in range(3):
+        monkeypatch.setitem(host._measured, (cost, False), GRAIN)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [2 * GRAIN] * 3)
+
+
+def _sample(n: int, dtype: type, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal(n) * 4
+    x[::97] = np.nan
+    x[1::89] = np.inf
+    x[2::83] = -0.0
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("n", [1, 8191, 8192, 9000, 100_003, 1 << 20])
+@pytest.mark.parametrize("count", [1, 2, 3, 16])
+@pytest.mark.parametrize("pieces", [1, 4])
+def test_the_loops_cut_their_chunks_as_the_host_does(n, count, pieces):
+    k = host._module()
+    bounds = np.empty(k.split_parts(n, count, GRAIN, pieces) + 1, dtype=np.int64)
+    k.split_bounds(n, bounds.size - 1, k.SPLIT_ALIGN, bounds)
+    assert bounds.size - 1 == k.split_parts.py_func(n, count, GRAIN, pieces)
+    python = np.empty_like(bounds)
+    k.split_bounds.py_func(n, bounds.size - 1, host.ALIGN, python)
+    assert np.array_equal(bounds, python), "compiled and host (Python) alike"
+    assert bounds[0] == 0 and bounds[-1] == n and np.all(np.diff(bounds) > 0)
+    assert np.all(bounds[1:-1] % 64 == 0)
+    assert bounds.size - 1 == 1 or (n >= 2 * GRAIN and np.all(np.diff(bounds) >= GRAIN - 64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "params"), CASES, ids=lambda v: v if isinstance(v, str) else "")
+def test_split_calls_take_the_ufunc_and_give_the_bits_of_one_thread(
+    name, params, dtype, small_grain, planning
+):
+    function = relukit.get(name, **params).bind()  # (its own Calls)
+    function(np.ones(4, dtype))  # (makes them: the first call of a dtype asks host.whole)
+    asked = planning()
+    for n in (9000, 20_003, 100_003):
+        x = _sample(n, dtype, n)
+        with threads.limit(1):  # (whole: the small calls' route)
+            want = function(x)
+            want_d = function.derivative(x)
+        y = np.full_like(x, 7.0)
+        with threads.limit(2):
+            for _ in range(2):
+                assert function(x).tobytes() == want.tobytes()
+                y[:] = 7.0
+                assert function(x, out=y) is y and y.tobytes() == want.tobytes()
+                assert function.derivative(x, out=y) is y and y.tobytes() == want_d.tobytes()
+                z = x.copy()
+                assert function(z, out=z) is z and z.tobytes() == want.tobytes()
+                matrix = x[: n - n % 7].reshape(7, -1)
+                assert function(matrix).tobytes() == want[: matrix.size].tobytes()
+    assert asked == [], "none took the host's route"
+    calls = function._fast._calls[np.dtype(dtype)]
+    kept = {key for key, ufunc in calls.split_ufuncs.items() if ufunc}
+    assert kept == {("forward", False, 2), ("derivative", False, 2), ("forward", True, 2)}
+
+
+def _fake_parallel(seen: list[tuple[int, np.ndarray]]) -> tuple[object, int]:
+    """A stand-in for ``GOMP_parallel(fn, data, threads, flags)``: records the thread count and
+    the block it was handed (chunks, claimed, addresses, the bounds), then runs ``fn(data)`` on
+    the calling thread, which then claims every chunk. (The callback and its address.)"""
+    task = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+    def parallel(fn: int, data: int, count: int, flags: int) -> None:
+        head = (ctypes.c_int64 * 7).from_address(data)
+        block = (ctypes.c_int64 * (7 + head[0] + 1)).from_address(data)
+        seen.append((count, np.array(block[:], dtype=np.int64)))
+        task(fn)(data)
+
+    kind = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint)
+    callback = kind(parallel)
+    return callback, ctypes.cast(callback, ctypes.c_void_p).value or 0
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_the_loop_hands_the_team_the_host_s_chunks_through_its_trampoline(
+    count, small_grain, monkeypatch
+):
+    function = relukit.get("gelu").bind()
+    x = _sample(100_003, np.float32, 5)
+    with threads.limit(1):
+        want = function(x)
+    calls = function._fast._calls[np.dtype(np.float32)]
+    ufunc = calls.split_ufunc("forward", False, count)
+    assert ufunc
+    data = host._split_data[-1]  # (the data of the ufunc just made)
+    k = host._module()
+    assert list(data[3:6]) == [count, GRAIN, host.PIECES_TEAM]
+    assert data[k.UFUNC_PARALLEL] == team.parallel_address()
+    seen: list[tuple[int, np.ndarray]] = []
+    callback, address = _fake_parallel(seen)
+    parallel, data[k.UFUNC_PARALLEL] = data[k.UFUNC_PARALLEL], address
+    y = np.full_like(x, 7.0)
+    try:
+        with threads.limit(count):
+            assert function(x, out=y) is y
+            chunks = host._chunks(x.size, calls.cost)
+    finally:
+        data[k.UFUNC_PARALLEL] = parallel
+    assert y.tobytes() == want.tobytes()
+    assert len(seen) == 1, "one hand-off"
+    threads_given, block = seen[0]
+    parts = len(chunks)
+    assert threads_given == parts == block[0] == count
+    assert block[1] == 0, "no chunk claimed before the team starts"
+    assert block[2] == x.ctypes.data and block[3] == y.ctypes.data
+    assert list(block[7:]) == [a for a, _ in chunks] + [x.size]
+    del callback
+
+
+def test_pinned_grains_streamed_outputs_and_16_bit_floats_keep_the_host_s_route(
+    small_grain, monkeypatch, planning
+):
+    x = _sample(50_000, np.float32, 9)
+    with threads.limit(1):
+        want = relukit.relu(x)
+    cases = {
+        "a pinned grain": lambda: monkeypatch.setattr(host, "GRAIN_LINEAR", GRAIN),
+        "a streamed output": lambda: monkeypatch.setattr(host, "_large", lambda n, c: True),
+    }
+    for make in cases.values():
+        function = relukit.relu.bind()
+        function(np.ones(4, np.float32))  # (makes its Calls)
+        make()
+        asked = planning()
+        y = np.empty_like(x)
+        with threads.limit(2):
+            assert function(x, out=y).tobytes() == want.tobytes()
+        assert asked == [x.size]
+        monkeypatch.undo()
+        small_grain_again(monkeypatch)
+    half = relukit.relu.bind()
+    h = x.astype(np.float16)
+    with threads.limit(2):
+        assert half(h).tobytes() == np.maximum(h, np.float16(0)).tobytes()
+    assert not half._fast._calls[np.dtype(np.float16)].split_ufuncs
+
+
+def small_grain_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cost in range(3):
+        monkeypatch.setitem(host._measured, (cost, False), GRAIN)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [2 * GRAIN] * 3)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_forgets_the_split_ufuncs_and_gets_the_same_bits(small_grain, in_fork):
+    function = relukit.relu.bind()
+    x = _sample(100_003, np.float32, 11)
+    y = np.empty_like(x)
+    with threads.limit(1):
+        want = function(x).tobytes()
+    with threads.limit(2):
+        assert function(x, out=y).tobytes() == want
+    calls = function._fast._calls[np.dtype(np.float32)]
+    assert calls.split_ufuncs[("forward", False, 2)]
+    k = host._module()
+
+    def child() -> bytes:
+        with threads.limit(2):
+            same = function(x, out=y).tobytes() == want
+        cleared = all(data[k.UFUNC_PARALLEL] == 0 for data in host._split_data)
+        kept = any(calls.split_ufuncs.values())
+        return b"%d%d%d" % (same, cleared, kept)
+
+    assert in_fork(child) == (0, b"110")
