@@ -81,8 +81,9 @@ def _routes(mode: str, kept: Callable[..., None], split: Callable[..., Any]) -> 
     """The routes of ``mode``: "without" (Python, ``Calls._plan`` a no-op), "with" (Python,
     plans kept) or "default" (as relukit runs); outside "default" the split ufuncs are off.
     Every plan and split ufunc of the members timed here is dropped first."""
-    host.Calls._plan = (lambda *args: None) if mode == "without" else kept  # type: ignore[method-assign]
-    host.Calls.split_ufunc = split if mode == "default" else lambda *args: False  # type: ignore[method-assign]
+    plan = (lambda *args: None) if mode == "without" else kept
+    host.Calls._plan = plan  # type: ignore[method-assign]
+    host.Calls.split_ufunc = split if mode == "default" else lambda *args: False  # type: ignore
     for function in (relukit.relu, relukit.gelu):
         for calls in (function._fast._calls if function._fast else {}).values():
             if calls:

@@ -95,7 +95,7 @@ def test_split_calls_take_the_ufunc_and_give_the_bits_of_one_thread(
                 assert function(matrix).tobytes() == want[: matrix.size].tobytes()
     assert asked == [], "none took the host's route"
     calls = function._fast._calls[np.dtype(dtype)]
-    kept = {key for key, ufunc in calls.split_ufuncs.items() if ufunc}
+    kept = {key[:3] for key, ufunc in calls.split_ufuncs.items() if ufunc}
     assert kept == {("forward", False, 2), ("derivative", False, 2), ("forward", True, 2)}
 
 
@@ -116,68 +116,144 @@ def _fake_parallel(seen: list[tuple[int, np.ndarray]]) -> tuple[object, int]:
     return callback, ctypes.cast(callback, ctypes.c_void_p).value or 0
 
 
-@pytest.mark.parametrize("count", [2, 3])
+def _split_data_for(calls: host.Calls, op: str, inplace: bool, count: int) -> np.ndarray:
+    """The data of ``calls``' split ufunc for ``op``, made here (the last one made)."""
+    made = len(calls.split_data)
+    assert calls.split_ufunc(op, inplace, count)
+    assert len(calls.split_data) == made + 1
+    return calls.split_data[-1]
+
+
+CALLS = {
+    "out=": lambda f, x, y: f(x, out=y),
+    "allocating": lambda f, x, y: f(x),
+    "in place": lambda f, x, y: f(y, out=y),
+    "derivative out=": lambda f, x, y: f.derivative(x, out=y),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("call", list(CALLS))
 def test_the_loop_hands_the_team_the_host_s_chunks_through_its_trampoline(
-    count, small_grain, monkeypatch
+    call, dtype, small_grain, monkeypatch
 ):
     function = relukit.get("gelu").bind()
-    x = _sample(100_003, np.float32, 5)
+    x = _sample(30_011, dtype, 5)
     with threads.limit(1):
-        want = function(x)
-    calls = function._fast._calls[np.dtype(np.float32)]
-    ufunc = calls.split_ufunc("forward", False, count)
-    assert ufunc
-    data = host._split_data[-1]  # (the data of the ufunc just made)
+        want = CALLS[call](function, x, x.copy())
+    calls = function._fast._calls[np.dtype(dtype)]
+    op = "derivative" if call.startswith("derivative") else "forward"
     k = host._module()
-    assert list(data[3:6]) == [count, GRAIN, host.PIECES_TEAM]
-    assert data[k.UFUNC_PARALLEL] == team.parallel_address()
     seen: list[tuple[int, np.ndarray]] = []
     callback, address = _fake_parallel(seen)
-    parallel, data[k.UFUNC_PARALLEL] = data[k.UFUNC_PARALLEL], address
-    y = np.full_like(x, 7.0)
-    try:
+    # one ufunc per thread count and chunks per thread, each made once
+    for count, pieces in ((3, 1), (2, 1), (3, 1), (2, 4)):
+        monkeypatch.setattr(host, "PIECES_TEAM", pieces)
+        key = (op, call == "in place", count, pieces)
+        if key not in calls.split_ufuncs:
+            data = _split_data_for(calls, op, call == "in place", count)
+            assert list(data[3:6]) == [count, GRAIN, pieces]
+            assert data[k.UFUNC_PARALLEL] == team.parallel_address()
+            data[k.UFUNC_PARALLEL] = address  # (a bound function of this test's alone)
+        y = x.copy() if call == "in place" else np.full_like(x, 7.0)
         with threads.limit(count):
-            assert function(x, out=y) is y
+            got = CALLS[call](function, x, y)
             chunks = host._chunks(x.size, calls.cost)
-    finally:
-        data[k.UFUNC_PARALLEL] = parallel
-    assert y.tobytes() == want.tobytes()
-    assert len(seen) == 1, "one hand-off"
-    threads_given, block = seen[0]
-    parts = len(chunks)
-    assert threads_given == parts == block[0] == count
-    assert block[1] == 0, "no chunk claimed before the team starts"
-    assert block[2] == x.ctypes.data and block[3] == y.ctypes.data
-    assert list(block[7:]) == [a for a, _ in chunks] + [x.size]
+        assert got.tobytes() == want.tobytes()
+        assert len(seen) == 1, "one hand-off"
+        threads_given, block = seen.pop()
+        # (30,011 elements hold 7 grains: 2 or 3 chunks, one a thread; 4 a thread: 6 on 2)
+        assert block[0] == len(chunks) == (6 if pieces == 4 else count)
+        assert threads_given == count, "no more threads than asked for"
+        assert block[1] == 0, "no chunk claimed before the team starts"
+        assert block[2] == (y if call == "in place" else x).ctypes.data
+        assert block[3] == got.ctypes.data
+        assert list(block[7:]) == [a for a, _ in chunks] + [x.size]
     del callback
 
 
-def test_pinned_grains_streamed_outputs_and_16_bit_floats_keep_the_host_s_route(
+@pytest.mark.parametrize(
+    ("n", "count", "pieces", "parts"),
+    [
+        (8191, 2, 1, 1),
+        (8192, 2, 1, 2),
+        (100_003, 2, 1, 2),
+        (100_003, 3, 4, 12),
+        (50_000, 2, 4, 8),
+        (30_000, 3, 4, 6),  # (7 chunks of the grain: 6, a multiple of the threads)
+        (30_000, 16, 1, 7),
+        (1 << 20, 1, 4, 1),
+    ],
+)
+def test_the_split_rule_itself(n, count, pieces, parts):
+    k = host._module()
+    assert k.split_parts(n, count, GRAIN, pieces) == parts
+    bounds = np.empty(4, dtype=np.int64)
+    k.split_bounds(1000, 3, 64, bounds)
+    assert bounds.tolist() == [0, 320, 640, 1000]
+
+
+def test_streamed_or_aliased_outputs_pinned_grains_and_16_bit_floats_keep_the_host_s_route(
     small_grain, monkeypatch, planning
 ):
-    x = _sample(50_000, np.float32, 9)
+    x = _sample(1 << 18, np.float32, 9)  # (1 MiB: host.ALIAS_BYTES)
     with threads.limit(1):
         want = relukit.relu(x)
+        want_d = relukit.relu.derivative(x)
+        want_small = relukit.relu(x[:50_000])
     cases = {
-        "a pinned grain": lambda: monkeypatch.setattr(host, "GRAIN_LINEAR", GRAIN),
-        "a streamed output": lambda: monkeypatch.setattr(host, "_large", lambda n, c: True),
+        "a pinned grain": (lambda: monkeypatch.setattr(host, "GRAIN_LINEAR", GRAIN), "out="),
+        "a streamed output": (
+            lambda: monkeypatch.setattr(host, "_large", lambda n, c: True),
+            "out=",
+        ),
+        "a fresh output that would stream": (
+            lambda: monkeypatch.setattr(host, "_large", lambda n, c: True),
+            "small",
+        ),
+        "an aliased output": (lambda: monkeypatch.setattr(host, "aliased", lambda *a: True), "d"),
     }
-    for make in cases.values():
+    for make, call in cases.values():
         function = relukit.relu.bind()
         function(np.ones(4, np.float32))  # (makes its Calls)
         make()
         asked = planning()
         y = np.empty_like(x)
         with threads.limit(2):
-            assert function(x, out=y).tobytes() == want.tobytes()
-        assert asked == [x.size]
+            if call == "out=":
+                assert function(x, out=y).tobytes() == want.tobytes()
+            elif call == "small":
+                assert function(x[:50_000]).tobytes() == want_small.tobytes()
+            else:
+                assert function.derivative(x, out=y).tobytes() == want_d.tobytes()
+                assert function(x, out=y).tobytes() == want.tobytes()  # (one pass: the ufunc)
+        assert asked == [x.size if call != "small" else 50_000]
         monkeypatch.undo()
         small_grain_again(monkeypatch)
     half = relukit.relu.bind()
     h = x.astype(np.float16)
     with threads.limit(2):
-        assert half(h).tobytes() == np.maximum(h, np.float16(0)).tobytes()
-    assert not half._fast._calls[np.dtype(np.float16)].split_ufuncs
+        for _ in range(2):  # (the first call of a dtype takes the general route)
+            assert half(h).tobytes() == np.maximum(h, np.float16(0)).tobytes()
+    assert not any(half._fast._calls[np.dtype(np.float16)].split_ufuncs.values())
+
+
+def test_no_team_yet_is_asked_again(small_grain, monkeypatch, planning):
+    function = relukit.relu.bind()
+    function(np.ones(4, np.float32))
+    x = _sample(50_000, np.float32, 3)
+    y = np.empty_like(x)
+    calls = function._fast._calls[np.dtype(np.float32)]
+    monkeypatch.setattr(team, "available", lambda: False)  # (as before torch is imported)
+    with threads.limit(2):
+        function(x, out=y)
+    assert not calls.split_ufuncs
+    monkeypatch.undo()
+    small_grain_again(monkeypatch)
+    asked = planning()
+    with threads.limit(2):
+        function(x, out=y)
+    assert calls.split_ufuncs[("forward", False, 2, host.PIECES_TEAM)] and asked == []
 
 
 def small_grain_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,13 +272,13 @@ def test_a_forked_child_forgets_the_split_ufuncs_and_gets_the_same_bits(small_gr
     with threads.limit(2):
         assert function(x, out=y).tobytes() == want
     calls = function._fast._calls[np.dtype(np.float32)]
-    assert calls.split_ufuncs[("forward", False, 2)]
+    assert calls.split_ufuncs[("forward", False, 2, host.PIECES_TEAM)]
     k = host._module()
 
     def child() -> bytes:
         with threads.limit(2):
             same = function(x, out=y).tobytes() == want
-        cleared = all(data[k.UFUNC_PARALLEL] == 0 for data in host._split_data)
+        cleared = all(data[k.UFUNC_PARALLEL] == 0 for data in calls.split_data)
         kept = any(calls.split_ufuncs.values())
         return b"%d%d%d" % (same, cleared, kept)
 

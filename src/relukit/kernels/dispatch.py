@@ -116,7 +116,8 @@ def elementwise_method(op: str, doc: str) -> Any:
     (``doc`` its docstring): ``op`` at ``x``, written into ``out`` when given.
 
     A C-contiguous, aligned, writeable NumPy array of the dtype of the member's previous call
-    is taken with its checks inline, in one frame below the caller. Where the call runs whole
+    is taken with its checks inline, in one frame below the caller (on the ufuncs' routes
+    below, an F-contiguous or read-only one too). Where the call runs whole
     on this thread (:func:`~relukit.kernels.cpu.host.whole`: below
     :data:`~relukit.kernels.cpu.host.WHOLE_BELOW` elements, or on one thread wherever it would
     not stream; float32 and float64, an output below the huge pages') it goes to the kernel as
@@ -168,7 +169,7 @@ def elementwise_method(op: str, doc: str) -> Any:
                 calls = last[1]
                 # one thread, no streaming: host.whole, inline (its call costs 0.06 µs), asked
                 # once (below UFUNC_BELOW, WHOLE_BELOW's least, without the thread count; from
-                # there on the count is asked once for the call: Calls.map takes it)
+                # there on the count is asked here, and Calls.map takes it from here)
                 count = 0
                 small = (
                     host.GRAIN_LINEAR is None
@@ -240,16 +241,22 @@ def elementwise_method(op: str, doc: str) -> Any:
                                 return ufunc(x, out)
                             except ValueError:
                                 pass
-                elif count > 1 and ndim and ((flags := x.flags).c_contiguous or flags.f_contiguous):
+                elif (
+                    count > 1
+                    and ndim
+                    and (flags := x.flags).aligned
+                    and (flags.c_contiguous or flags.f_contiguous)
+                ):
                     # a call that splits (count is asked only where nothing is pinned) and
                     # whose output does not stream: the ufunc whose loop splits it on the
                     # OpenMP team, with no Python between (Calls.split_ufunc), under the checks
                     # of the small calls' ufuncs above (a fresh output below ALIAS_BYTES, in
-                    # place, or an out of x's order that may take the direct kernel); the
-                    # first such call (the team's grain measured) and every other go on below
+                    # place, or an out of x's order that may take the direct kernel; x aligned,
+                    # which NumPy would otherwise hand the loop in buffers); the others, and
+                    # every call where there is no such ufunc, go on below
                     inplace = out is x
                     linear = calls.linear
-                    ufunc = calls.split_ufuncs.get((op, inplace, count))
+                    ufunc = calls.split_ufuncs.get((op, inplace, count, host.PIECES_TEAM))
                     if ufunc is None:
                         ufunc = calls.split_ufunc(op, inplace, count)
                     if not ufunc:

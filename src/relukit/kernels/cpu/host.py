@@ -172,8 +172,9 @@ def _stream_pin() -> int | None:
 # more to the block buffer that streaming stores are written through than they gained. Same
 # machine, 2^24 float32 out=, ns per element, streamed / direct (1 thread): silu 0.60 / 0.46,
 # sigmoid 0.51 / 0.41, elu 0.60 / 0.55, gelu and the others within 3 %, float64 too.
-# Small calls take the map kernels as NumPy ufuncs (Calls.ufunc) on x86-64, where their loops
-# clear the floating-point flags NumPy would warn of (intrinsics.clear_float_status)
+# Small calls, and calls that split without streaming, take the map kernels as NumPy ufuncs
+# (Calls.ufunc, Calls.split_ufunc) on x86-64, where their loops clear the floating-point flags
+# NumPy would warn of (intrinsics.clear_float_status)
 UFUNCS = STREAM
 # Allocations from 32 MiB up are new pages from the kernel each time (glibc's largest mmap
 # threshold), which fault in on first write.
@@ -582,9 +583,9 @@ def _large(nbytes: int, cached: bool) -> bool:
 
 
 def split_unstreamed(nbytes: int, linear: bool) -> bool:
-    """Is the output (``nbytes``, apart from x and not fresh) of a call that splits over
-    threads written without streaming stores, as :meth:`Calls.map` decides (smooth members
-    never stream; the others from twice :func:`stream_bytes` up)?"""
+    """Is the output (``nbytes``, apart from x) of a call that splits over threads written
+    without streaming stores, as :meth:`Calls.map` decides (smooth members never stream; the
+    others from twice :func:`stream_bytes` up; a fresh output below that does not either)?"""
     return not linear or not STREAM or not _large(nbytes, True)
 
 
@@ -721,7 +722,8 @@ def whole(n: int, nbytes: int, cost: int) -> bool:
     count, and on one thread wherever it would not stream (:func:`alone`). Such a call costs
     the kernel's time and its entry point's; the others plan their chunks and streaming, some
     1.1 µs of Python more (relu out= on 2^16 float32 elements, 1 thread, AMD EPYC: 7.2 µs
-    against 6.1). Never while a grain is pinned."""
+    against 6.1), but for the map kernels' public calls that split without streaming, which
+    take their ufunc instead (:meth:`Calls.split_ufunc`). Never while a grain is pinned."""
     if GRAIN_LINEAR is not None or GRAIN_SMOOTH is not None:
         return False
     return n < WHOLE_BELOW[cost] or alone(nbytes, cost == LINEAR)
@@ -780,7 +782,10 @@ def _team_handoff() -> float:
     does not count: measured on 2 threads before plans were kept, relu in place at 2^17
     float32 elements ran as fast whole as split, and out= split only paid from 2^16, so a
     hand-off measured on the launch alone, 1.5 µs against about 3 here, split calls from
-    38,000 elements that ran slower so.)"""
+    38,000 elements that ran slower so. The map kernels' public calls that split without
+    streaming go through their ufunc (:meth:`Calls.split_ufunc`), whose hand-off costs less
+    than this measures: relu out= on 2 threads, AMD EPYC, split there / whole, µs: 2^16
+    float32 elements 5.0 / 5.9-6.1, 2^15 3.9 / 3.6-3.7; they split from the same grain.)"""
     kernel = _kernel("copy")
     n = 1 << 14
     x = np.zeros(n, dtype=np.float32)
@@ -1132,19 +1137,17 @@ def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool, cached: bool = True) -
     return not fresh or (nbytes < FRESH_BYTES and resident(y))
 
 
-# The Calls that made ufuncs that split their calls (Calls.split_ufunc), and those ufuncs'
-# data: after a fork the child has no OpenMP team, so it forgets them (and asks again: none,
-# team.available() says there) and clears their GOMP_parallel word (their loops, if called, run
-# whole)
+# The Calls that made ufuncs that split their calls (Calls.split_ufunc): after a fork the child
+# has no OpenMP team, so it forgets those ufuncs (and asks again: none, team.available() says
+# there) and clears their data's GOMP_parallel word (their loops, if still called, run whole)
 _split_calls: weakref.WeakSet[Calls] = weakref.WeakSet()
-_split_data: list[np.ndarray] = []
 
 
 def _no_team_after_fork() -> None:
     for calls in list(_split_calls):
         calls.split_ufuncs.clear()
-    for data in _split_data:
-        data[_module().UFUNC_PARALLEL] = 0
+        for data in calls.split_data:
+            data[_module().UFUNC_PARALLEL] = 0
 
 
 if hasattr(os, "register_at_fork"):
@@ -1221,10 +1224,12 @@ class Calls:
         self._plans: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._mask_backward: Any = None
         # op -> the map kernel as a NumPy ufunc (False: none to be had; see ufunc), and the
-        # one for calls in place; (op, in place, threads) -> the ufunc that splits its calls
+        # one for calls in place; (op, in place, threads, chunks per thread) -> the ufunc that
+        # splits its calls, and the data of those made
         self.ufuncs: dict[str, Any] = {}
         self.inplace_ufuncs: dict[str, Any] = {}
-        self.split_ufuncs: dict[tuple[str, bool, int], Any] = {}
+        self.split_ufuncs: dict[tuple[str, bool, int, int], Any] = {}
+        self.split_data: list[np.ndarray] = []
 
     def ufunc(self, op: str, inplace: bool = False) -> Any:
         """``op``'s map kernel (forward or derivative, float32 or float64) as a NumPy ufunc of
@@ -1259,15 +1264,19 @@ class Calls:
         where :func:`_chunks` would (from twice the :func:`grain` up, in its chunks; unit
         strides), kept in :attr:`split_ufuncs`: the call goes from NumPy's C to the team's with
         no Python in between (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`), for the calls
-        whose output does not stream (the caller asks: :func:`split_unstreamed`). False where
-        there is none: no team (:func:`relukit.kernels.cpu.team.available`), or no ufunc. Made
-        for the grain measured when first asked (on this route's hand-off, which costs more:
-        the same calls split); forgotten at a fork (the child has no team)."""
-        key = (op, inplace, count)
+        whose output does not stream (the caller asks: :func:`split_unstreamed`). Kept under
+        ``(op, inplace, count, PIECES_TEAM)``. False where there is none: no ufunc, or no team
+        (:func:`relukit.kernels.cpu.team.available`; not kept: PyTorch, which brings it, may
+        be imported later). Made for the grain measured when first asked (on the planned
+        route's hand-off, which costs more: the same calls split); forgotten at a fork (the
+        child has no team)."""
+        key = (op, inplace, count, PIECES_TEAM)
         found = self.split_ufuncs.get(key)
         if found is None:
+            if not team.available():
+                return False
             found = False
-            if UFUNCS and not self.half and count > 1 and team.available():
+            if UFUNCS and not self.half and count > 1:
                 found = self._make_ufunc(op, inplace, count)
                 _split_calls.add(self)
             self.split_ufuncs[key] = found
@@ -1294,7 +1303,7 @@ class Calls:
                 return False
             data[3:] = [count, grain(self.cost), PIECES_TEAM, parallel, trampoline.address]
             kept.append(trampoline)
-            _split_data.append(data)
+            self.split_data.append(data)
         number = self.dtype.num
         name = f"{self.spec.name}_{op}"
         try:  # (a private API: another Numba may want other arguments)

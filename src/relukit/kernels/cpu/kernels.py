@@ -543,7 +543,9 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
                 block[5] = data[1]
                 block[6] = data[2]
                 split_bounds(n, parts, SPLIT_ALIGN, block[SPLIT_HEAD:])
-                call_parallel(data[UFUNC_PARALLEL], data[7], block.ctypes.data, parts)
+                call_parallel(data[UFUNC_PARALLEL], data[7], block.ctypes.data, min(parts, data[3]))
+                if block[1] < parts:  # (never: read after the call, which keeps block alive)
+                    return
             else:
                 x = carray(address(at_x), n, ELEMENT)  # noqa: F821
                 y = carray(address(at_y), n, ELEMENT)  # noqa: F821

@@ -65,7 +65,8 @@ def load_acquire(typingctx: Any, array: Any, index: Any) -> Any:
 @intrinsic
 def fetch_add(typingctx: Any, array: Any, index: Any) -> Any:
     """``array[index] += 1`` of an int64 array as one atomic operation; the value before. How
-    the threads of :mod:`relukit.kernels.cpu.team` claim chunks."""
+    the threads of :mod:`relukit.kernels.cpu.team` (and of the split ufunc loops' calls,
+    :func:`relukit.kernels.cpu.kernels.ufunc_trampoline`) claim chunks."""
     if not _int64_item(array, index):
         return None
 
@@ -145,7 +146,8 @@ def rounds_per_second() -> float:
 def call_parallel(typingctx: Any, function: Any, trampoline: Any, data: Any, threads: Any) -> Any:
     """``function(trampoline, data, threads, 0)``, all four given as int64 (addresses and a
     count): an OpenMP runtime's ``GOMP_parallel(void (*)(void*), void*, unsigned, unsigned)``
-    called from compiled code (:mod:`relukit.kernels.cpu.team`)."""
+    called from compiled code (:mod:`relukit.kernels.cpu.team`'s launchers,
+    :func:`relukit.kernels.cpu.kernels.ufunc_loop`)."""
     if not all(isinstance(a, types.Integer) for a in (function, trampoline, data, threads)):
         return None
 
