@@ -276,9 +276,19 @@ def _load() -> list[float]:
 # Timing
 
 
+WARM_CALLS = 3
+
+
 def _calibrate(fn: Timer, min_time: float) -> int:
-    """How many back-to-back calls last at least ``min_time``."""
-    fn()
+    """How many back-to-back calls last at least ``min_time``, after :data:`WARM_CALLS` calls
+    untimed. (A route's first calls may do once what later ones do not: the first call of a
+    dtype makes its kernels, the second its ufunc that splits calls and measures that ufunc's
+    grain, some 10 ms. With one call before, that second call alone outlasted ``--quick``'s
+    2 ms, the count stayed 1, and the op was timed one call at a time, each after the others'
+    timers had let the OpenMP team fall asleep: gelu allocating on 2^16 float32 elements, AMD
+    EPYC, 54-72 µs against 13-16 in a batch, and PyTorch's ``gelu_backward`` 53.)"""
+    for _ in range(WARM_CALLS):
+        fn()
     count = 1
     while True:
         start = time.perf_counter()
