@@ -1,16 +1,19 @@
 """What a split call's Python costs, side by side in one process (issue 13's mid sizes).
 
-A call that splits over threads (from ``host.WHOLE_BELOW`` elements up on more than one thread)
-takes one of two routes. Where its output does not stream, the map kernels' calls (forward and
-derivative: out=, allocating, in place) go to the ufunc whose loop splits them on the OpenMP
-team (``host.Calls.split_ufunc``): from NumPy's C to the team's with no Python between. The
-others (the mask paths, streamed outputs) are planned in Python: whether the call runs whole,
-whether its output streams, its chunks and the team's launch; a call repeated with the same
-size, thread count and output launches the plan the last one kept (``host.Calls._plan``).
+A call that splits over threads takes one of two routes. Where its output does not stream, the
+map kernels' calls (forward and derivative: out=, allocating, in place) go to the ufunc whose
+loop splits them on the OpenMP team (``host.Calls.split_ufunc``): from NumPy's C to the team's
+with no Python between, from ``host.SPLIT_BELOW`` elements up (twice the grain measured on that
+ufunc's own hand-off, ``host.ufunc_grain``). The others (the mask paths, streamed outputs) are
+planned in Python, from ``host.WHOLE_BELOW`` up (twice the grain measured on that route's
+hand-off): whether the call runs whole, whether its output streams, its chunks and the team's
+launch; a call repeated with the same size, thread count and output launches the plan the last
+one kept (``host.Calls._plan``).
 
-This times each public call three ways: through Python without kept plans (``Calls._plan``
-a no-op and the plans dropped) and with them (the split ufuncs off: ``Calls.split_ufunc``
-declining, each call still asking it, some 0.15 µs), and as it runs by default, interleaved
+This times each public call four ways: through Python without kept plans (``Calls._plan`` a
+no-op and the plans dropped) and with them (the split ufuncs off: ``Calls.split_ufunc``
+declining, each call still asking it, some 0.15 µs), through split ufuncs made for the planned
+route's grain and threshold (as session 25 made them), and as it runs by default, interleaved
 round by round in one process, beside PyTorch's peer (``out=``: ``torch.clamp_min(out=)``;
 allocating: ``torch.relu``; in place: ``torch.relu_``; the mask paths: ``Tensor.copy_`` of the
 same bytes; gelu: ``aten.gelu.out``), all on the same thread count, float32 N(0, 1) (in place:
@@ -19,7 +22,7 @@ plan and finds none (a dictionary lookup, some 0.1 µs). A ratio is the peer's t
 relukit's (above 1: relukit faster). Prints a Markdown table and, with ``--write``, puts it
 into ``benchmarks/RESULTS.md`` between its markers.
 
-    python benchmarks/split_calls.py [--sizes 16,17,18,19,20] [--threads 2] [--write]
+    python benchmarks/split_calls.py [--sizes 15,16,17,18,19,20] [--threads 2] [--write]
 
 About 10 seconds on a 2-core machine. From 2^21 elements the calls' own time varies by more
 than their Python (a few µs) from round to round, so the default sizes stop at 2^20.
@@ -77,13 +80,21 @@ def cases(n: int) -> dict[str, tuple[Timer, Timer, str]]:
     }
 
 
-def _routes(mode: str, kept: Callable[..., None], split: Callable[..., Any]) -> None:
+def _routes(
+    mode: str, kept: Callable[..., None], split: Callable[..., Any], below: list[int]
+) -> None:
     """The routes of ``mode``: "without" (Python, ``Calls._plan`` a no-op), "with" (Python,
-    plans kept) or "default" (as relukit runs); outside "default" the split ufuncs are off.
+    plans kept), "planned grain" (the split ufuncs as session 25 made them: for the planned
+    route's grain, from ``host.WHOLE_BELOW`` up) or "default" (as relukit runs, ``below`` the
+    split ufuncs' own ``host.SPLIT_BELOW``); "without" and "with" have the split ufuncs off.
     Every plan and split ufunc of the members timed here is dropped first."""
     plan = (lambda *args: None) if mode == "without" else kept
     host.Calls._plan = plan  # type: ignore[method-assign]
-    host.Calls.split_ufunc = split if mode == "default" else lambda *args: False  # type: ignore
+    ufuncs = mode in ("planned grain", "default")
+    host.Calls.split_ufunc = split if ufuncs else lambda *args: False  # type: ignore
+    planned = mode == "planned grain"
+    host.ufunc_grain = _planned_grain if planned else _UFUNC_GRAIN
+    host.SPLIT_BELOW[:] = host.WHOLE_BELOW if planned else below
     for function in (relukit.relu, relukit.gelu):
         for calls in (function._fast._calls if function._fast else {}).values():
             if calls:
@@ -91,22 +102,32 @@ def _routes(mode: str, kept: Callable[..., None], split: Callable[..., Any]) -> 
                 calls.split_ufuncs.clear()
 
 
-MODES = ("without", "with", "default", "peer")
+MODES = ("without", "with", "planned grain", "default", "peer")
+_CLASSES = (("piecewise", host.LINEAR), ("smooth float32", host.SMOOTH))
+_UFUNC_GRAIN = host.ufunc_grain
 
 
-def measure(n: int) -> list[tuple[str, float, float, float, float, str]]:
-    """Per case: (name, µs without plans, µs with, µs by default, the peer's µs, the peer's
-    name), best of :data:`ROUNDS` rounds, the four interleaved in each (in turn forwards and
-    backwards)."""
+def _planned_grain(cost: int, inplace: bool = False) -> int:
+    return host.grain(cost)
+
+
+def measure(n: int) -> list[tuple[str, float, float, float, float, float, str]]:
+    """Per case: (name, µs without plans, µs with, µs with the planned grain, µs by default,
+    the peer's µs, the peer's name), best of :data:`ROUNDS` rounds, the five interleaved in
+    each (in turn forwards and backwards)."""
     timed = cases(n)
     kept, split = host.Calls._plan, host.Calls.split_ufunc
+    for ours, _, _ in timed.values():  # (measures every grain: below is the split ufuncs')
+        ours()
+        ours()
+    below = list(host.SPLIT_BELOW)
     reps = max(3, int(4e-3 / (n * 1.5e-9 + 3e-6)))
     best: dict[tuple[str, str], float] = {}
     try:
         for round_ in range(ROUNDS):
             for mode in MODES if round_ % 2 == 0 else MODES[::-1]:  # (no order favoured)
                 if mode != "peer":
-                    _routes(mode, kept, split)
+                    _routes(mode, kept, split, below)
                 for name, (ours, peer, _) in timed.items():
                     call = peer if mode == "peer" else ours
                     call()
@@ -117,8 +138,7 @@ def measure(n: int) -> list[tuple[str, float, float, float, float, str]]:
                     seconds = (time.perf_counter() - start) / reps * 1e6
                     best[mode, name] = min(best.get((mode, name), float("inf")), seconds)
     finally:
-        host.Calls._plan = kept  # type: ignore[method-assign]
-        host.Calls.split_ufunc = split  # type: ignore[method-assign]
+        _routes("default", kept, split, below)
     return [
         (name, *(best[mode, name] for mode in MODES), peer_name)  # type: ignore[misc]
         for name, (_, _, peer_name) in timed.items()
@@ -130,24 +150,30 @@ def table(sizes: list[int], count: int) -> str:
         f"float32 N(0, 1), {count} threads (PyTorch too), µs per call, best of {ROUNDS} rounds "
         "interleaved in one process; ratio = the peer's time / relukit's.",
         "",
-        "| call | n | without plans | with | by default | peer | peer's | ratio with | "
-        "ratio by default |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| call | n | without plans | with | planned grain | by default | peer | peer's | "
+        "ratio planned grain | ratio by default |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     torch_count = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
         with threads.limit(count):
             for e in sizes:
-                for name, without, with_, default, peer, peer_name in measure(1 << e):
+                for name, without, with_, grain, default, peer, peer_name in measure(1 << e):
                     rows.append(
-                        f"| {name} | 2^{e} | {without:.2f} | {with_:.2f} | {default:.2f} | "
-                        f"{peer:.2f} | {peer_name} | {peer / with_:.2f} | "
+                        f"| {name} | 2^{e} | {without:.2f} | {with_:.2f} | {grain:.2f} | "
+                        f"{default:.2f} | {peer:.2f} | {peer_name} | {peer / grain:.2f} | "
                         f"**{peer / default:.2f}** |"
                     )
     finally:
         torch.set_num_threads(torch_count)
-    return "\n".join(rows)
+    text = "\n".join(rows)
+    below = ", ".join(f"{name} {host.SPLIT_BELOW[cost]:,}" for name, cost in _CLASSES)
+    whole = ", ".join(f"{name} {host.WHOLE_BELOW[cost]:,}" for name, cost in _CLASSES)
+    return (
+        f"{text}\n\nMeasured here: the split ufuncs split from (`host.SPLIT_BELOW`) {below} "
+        f"elements; the planned route from (`host.WHOLE_BELOW`) {whole}."
+    )
 
 
 def write(text: str) -> None:
@@ -180,7 +206,7 @@ def _threads(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=_sizes, default="16,17,18,19,20", help="log2 sizes")
+    parser.add_argument("--sizes", type=_sizes, default="15,16,17,18,19,20", help="log2 sizes")
     parser.add_argument("--threads", type=_threads, default=2)
     parser.add_argument("--write", action="store_true")
     options = parser.parse_args(argv)

@@ -21,14 +21,30 @@ def script(benchmark_script):
     return benchmark_script("split_calls")
 
 
-def test_a_tiny_run_gives_every_call_its_four_times_and_keeps_the_routes(script, monkeypatch):
+def test_a_tiny_run_gives_every_call_its_five_times_and_keeps_the_routes(script, monkeypatch):
     monkeypatch.setattr(script, "ROUNDS", 2)
-    kept, split = host.Calls._plan, host.Calls.split_ufunc
+    kept, split, grain = host.Calls._plan, host.Calls.split_ufunc, host.ufunc_grain
     rows = script.measure(1 << 12)
     assert host.Calls._plan is kept and host.Calls.split_ufunc is split
+    assert host.ufunc_grain is grain
     assert [row[0] for row in rows] == list(script.cases(1 << 12))
-    for _, without, with_, default, peer, peer_name in rows:
-        assert min(without, with_, default, peer) > 0 and peer_name
+    for _, without, with_, planned, default, peer, peer_name in rows:
+        assert min(without, with_, planned, default, peer) > 0 and peer_name
+
+
+def test_the_planned_grain_routes_split_ufuncs_as_the_planned_route_does(script, monkeypatch):
+    # (session 25's split ufuncs: made for the planned route's grain, from WHOLE_BELOW up)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [8192] * 3)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [50_000] * 3)
+    kept, split, grain = host.Calls._plan, host.Calls.split_ufunc, host.ufunc_grain
+    try:
+        script._routes("planned grain", kept, split, [9000] * 3)
+        assert host.SPLIT_BELOW == [50_000] * 3
+        assert host.ufunc_grain(host.LINEAR, True) == host.grain(host.LINEAR)
+        script._routes("default", kept, split, [9000] * 3)
+        assert host.SPLIT_BELOW == [9000] * 3 and host.ufunc_grain is grain
+    finally:
+        script._routes("default", kept, split, [8192] * 3)
 
 
 def test_the_table_has_a_row_per_call_and_size(script, monkeypatch):

@@ -32,7 +32,9 @@ def test_a_members_calls_take_the_grain_of_their_cost_class(member, params, dtyp
 @pytest.mark.parametrize("cost", [host.SMOOTH, host.LINEAR, host.SMOOTH_WIDE])
 def test_each_class_measures_its_grain_and_the_size_below_which_calls_run_whole(cost, monkeypatch):
     monkeypatch.setattr(host, "_measured", {})
+    monkeypatch.setattr(host, "_ufunc_measured", {})
     monkeypatch.setattr(host, "WHOLE_BELOW", [host.SMALL] * 3)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [host.SMALL] * 3)
     grain = host.grain(cost)
     low, high = host.GRAIN_BOUNDS
     assert low <= grain <= high and grain % host.ALIGN == 0
@@ -58,3 +60,93 @@ def test_the_pools_hand_off_is_measured_on_the_chunks_of_a_split_call(monkeypatc
     monkeypatch.setattr(threads, "run_all", recording)
     assert host._pool_handoff(asleep=False) > 0
     assert handed and set(handed) == {2 * host.PIECES}
+
+
+@pytest.fixture
+def unmeasured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No grain measured yet in this process (the planned route's or the split ufuncs')."""
+    monkeypatch.setattr(host, "_measured", {})
+    monkeypatch.setattr(host, "_ufunc_measured", {})
+    monkeypatch.setattr(host, "WHOLE_BELOW", [host.SMALL] * 3)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [host.SMALL] * 3)
+
+
+def _bounded(elements: float) -> int:
+    low, high = host.GRAIN_BOUNDS
+    return int(min(max(elements, low), high)) // host.ALIGN * host.ALIGN
+
+
+@pytest.mark.parametrize("cost", [host.SMOOTH, host.LINEAR, host.SMOOTH_WIDE])
+def test_the_split_ufuncs_grain_is_measured_on_their_own_hand_off(cost, unmeasured, monkeypatch):
+    # 1.25·H/t, H and (for LINEAR) t measured on relu's ufuncs, in place and not apart; the
+    # calls split from twice the least of them
+    monkeypatch.setattr(host, "_ufunc_found", {False: (2e-6, 1e-10), True: (1e-6, 4e-11)})
+    monkeypatch.setattr(host, "_per_element", lambda cost, large=False: 5e-10)
+    out, inplace = host.ufunc_grain(cost, False), host.ufunc_grain(cost, True)
+    if cost == host.LINEAR:
+        assert (out, inplace) == (_bounded(1.25 * 2e-6 / 1e-10), _bounded(1.25 * 1e-6 / 4e-11))
+    else:  # (t: the class's own kernel)
+        assert (out, inplace) == (_bounded(1.25 * 2e-6 / 5e-10), _bounded(1.25 * 1e-6 / 5e-10))
+    assert host.SPLIT_BELOW[cost] == max(host.SMALL, min(2 * min(out, inplace), _stream_cap()))
+    assert [host.SPLIT_BELOW[c] for c in range(3) if c != cost] == [host.SMALL] * 2
+    assert host.WHOLE_BELOW == [host.SMALL] * 3, "the planned route's own"
+
+
+def _stream_cap() -> int:
+    return (host.STREAM_FLOOR if host.STREAM_BYTES is None else host.STREAM_BYTES) // 8
+
+
+def test_the_split_ufuncs_costs_are_measured_on_relus_ufuncs(monkeypatch):
+    import torch  # noqa: F401  (the OpenMP team)
+
+    from relukit.kernels.cpu import team
+
+    if not (host.UFUNCS and team.available()):
+        pytest.skip("needs the ufuncs and the OpenMP team")
+    monkeypatch.setattr(host, "_ufunc_found", {})
+    made = []
+    ufunc = host._ufunc
+
+    def recording(codes, p, aux, number, name, count=1, grain=0):
+        made.append((codes, count, grain))
+        return ufunc(codes, p, aux, number, name, count, grain)
+
+    monkeypatch.setattr(host, "_ufunc", recording)
+    k = host._module()
+    for inplace in (False, True):
+        handoff, per_element = host._ufunc_costs(inplace)
+        assert 0 < handoff < 1e-3 and 0 < per_element < 1e-8
+        codes = (k.RELU, k.FORWARD, 4, int(inplace))
+        assert made[-2:] == [(codes, 1, 0), (codes, 2, host.ALIGN)]
+    made.clear()
+    host._ufunc_costs(False)
+    assert made == [], "once per process"
+
+
+def test_without_the_ufuncs_the_planned_routes_costs_serve(monkeypatch):
+    monkeypatch.setattr(host, "_ufunc_found", {})
+    monkeypatch.setattr(host, "_ufunc", lambda *args: False)
+    monkeypatch.setattr(host, "_handoff", lambda asleep=False: 3e-6)
+    monkeypatch.setattr(host, "_per_element", lambda cost, large=False: 2e-10)
+    assert host._ufunc_costs(False) == (3e-6, 2e-10)
+
+
+@pytest.mark.parametrize("on_team", [False, True])
+def test_the_planned_routes_grain_sets_both_thresholds_until_a_team_measures(
+    on_team, unmeasured, monkeypatch
+):
+    from relukit.kernels.cpu import team
+
+    monkeypatch.setattr(host, "_ufunc_found", {False: (1e-6, 1e-10)})
+    monkeypatch.setattr(host, "_handoff", lambda asleep=False: 4e-6)
+    monkeypatch.setattr(host, "_per_element", lambda cost, large=False: 1e-10)
+    monkeypatch.setattr(host, "UFUNCS", True)
+    monkeypatch.setattr(team, "available", lambda: on_team)
+    host.grain(host.LINEAR)
+    assert host.WHOLE_BELOW[host.LINEAR] == max(host.SMALL, min(2 * 80_000, _stream_cap()))
+    if on_team:  # (measured with it: 1.25·1 µs / 0.1 ns)
+        assert host._ufunc_measured == {(host.LINEAR, False): _bounded(12_500)}
+        assert host.SPLIT_BELOW[host.LINEAR] == max(host.SMALL, 2 * _bounded(12_500))
+    else:  # (no split ufuncs to be had yet: calls split where the planned route does)
+        assert host._ufunc_measured == {}
+        assert host.SPLIT_BELOW[host.LINEAR] == host.WHOLE_BELOW[host.LINEAR]

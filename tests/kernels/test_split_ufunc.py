@@ -36,13 +36,12 @@ CASES = [
 
 @pytest.fixture
 def small_grain(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A grain of 4,096 elements for every cost class (as if measured so), so that calls of
-    some ten thousand elements split over two threads whatever this machine measures."""
+    """A grain of 4,096 elements for every cost class, the planned route's and the split
+    ufuncs' (as if measured so), so that calls of some ten thousand elements split over two
+    threads whatever this machine measures."""
     if not team.available():
         pytest.skip("no OpenMP team in this process")
-    for cost in range(3):
-        monkeypatch.setitem(host._measured, (cost, False), GRAIN)
-    monkeypatch.setattr(host, "WHOLE_BELOW", [2 * GRAIN] * 3)
+    small_grain_again(monkeypatch)
 
 
 def _sample(n: int, dtype: type, seed: int = 0) -> np.ndarray:
@@ -259,7 +258,10 @@ def test_no_team_yet_is_asked_again(small_grain, monkeypatch, planning):
 def small_grain_again(monkeypatch: pytest.MonkeyPatch) -> None:
     for cost in range(3):
         monkeypatch.setitem(host._measured, (cost, False), GRAIN)
+        for inplace in (False, True):
+            monkeypatch.setitem(host._ufunc_measured, (cost, inplace), GRAIN)
     monkeypatch.setattr(host, "WHOLE_BELOW", [2 * GRAIN] * 3)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [2 * GRAIN] * 3)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -280,6 +282,43 @@ def test_a_forked_child_forgets_the_split_ufuncs_and_gets_the_same_bits(small_gr
             same = function(x, out=y).tobytes() == want
         cleared = all(data[k.UFUNC_PARALLEL] == 0 for data in calls.split_data)
         kept = any(calls.split_ufuncs.values())
-        return b"%d%d%d" % (same, cleared, kept)
+        # (no split ufuncs: calls split where the planned route does, measured again if a
+        # team comes)
+        planned = host.SPLIT_BELOW == host.WHOLE_BELOW and not host._ufunc_measured
+        return b"%d%d%d%d" % (same, cleared, kept, planned)
 
-    assert in_fork(child) == (0, b"110")
+    assert in_fork(child) == (0, b"1101")
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_calls_split_from_the_split_ufuncs_own_threshold_below_the_planned_routes(
+    inplace, small_grain, monkeypatch, planning
+):
+    # the split ufunc's hand-off costs less than the planned route's: its calls split from
+    # twice its own grain (host.SPLIT_BELOW), below host.WHOLE_BELOW, and none asks the host
+    monkeypatch.setitem(host._measured, (host.LINEAR, False), 40_000)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [80_000] * 3)
+    function = relukit.relu.bind()
+    function(np.ones(4, np.float32))  # (makes its Calls)
+    calls = function._fast._calls[np.dtype(np.float32)]
+    k = host._module()
+    data = _split_data_for(calls, "forward", inplace, 2)
+    assert data[4] == GRAIN, "made for the split ufuncs' grain, not the planned route's"
+    seen: list[tuple[int, np.ndarray]] = []
+    callback, address = _fake_parallel(seen)
+    data[k.UFUNC_PARALLEL] = address
+    x = _sample(20_011, np.float32, 3)
+    with threads.limit(1):
+        want = function(x).tobytes()
+    y = x.copy() if inplace else np.full_like(x, 7.0)
+    asked = planning()
+    with threads.limit(2):
+        got = function(y, out=y) if inplace else function(x, out=y)
+    assert got.tobytes() == want and asked == []
+    assert len(seen) == 1 and seen[0][1][0] == 2, "split in two on the team"
+    seen.clear()
+    small = _sample(2 * GRAIN - 64, np.float32, 4)
+    with threads.limit(2):
+        function(small, out=small) if inplace else function(small, out=np.empty_like(small))
+    assert seen == [] and asked == [], "below SPLIT_BELOW: whole, on the small calls' route"
+    del callback

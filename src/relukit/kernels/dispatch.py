@@ -58,7 +58,8 @@ _cpu: Any = None
 _tables: dict[tuple[int, int], tuple[Any, ...]] = {}
 _NONE = (None, None)  # Fast.last before a call
 # Below this many elements (and 2^20 bytes) a call is one that a ufunc takes whole on the
-# calling thread (host.WHOLE_BELOW starts there, and only grows), unless a grain is pinned
+# calling thread (host.WHOLE_BELOW and host.SPLIT_BELOW start there, and only grow), unless a
+# grain is pinned
 UFUNC_BELOW = 1 << 13
 
 
@@ -137,7 +138,7 @@ def elementwise_method(op: str, doc: str) -> Any:
     argument costs 0.23 µs of that in CPython 3.11, a method call 0.07, and the ufunc itself
     0.42).
 
-    A call that splits over threads (from :data:`~relukit.kernels.cpu.host.WHOLE_BELOW`
+    A call that may split over threads (from :data:`~relukit.kernels.cpu.host.SPLIT_BELOW`
     elements up on more than one thread, nothing pinned) and whose output does not stream goes,
     under the same checks, to the ufunc whose loop splits it on the OpenMP team
     (:meth:`Calls.split_ufunc <relukit.kernels.cpu.host.Calls.split_ufunc>`): through Python,
@@ -147,7 +148,11 @@ def elementwise_method(op: str, doc: str) -> Any:
     7.21, allocating 8.97 → 7.62 against ``torch.relu``'s 7.96, in place 6.26 → 5.06 against
     ``relu_``'s 4.52; ``benchmarks/split_calls.py``). Fresh outputs from
     :data:`~relukit.kernels.cpu.host.ALIAS_BYTES`, streamed ones and 16-bit floats keep the
-    planned route.
+    planned route. The ufunc splits from twice its own grain
+    (:func:`~relukit.kernels.cpu.host.ufunc_grain`, measured on its hand-off, about 1 µs
+    against the planned route's 2-5), so from some 30,000 float32 elements where the planned
+    route splits from about 100,000 (AMD EPYC); calls of those sizes that do not take it run
+    whole through :meth:`Calls.map <relukit.kernels.cpu.host.Calls.map>`.
 
     What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
     takes 1.09 µs against ``np.maximum``'s 1.14 (1.32 through the entry point), ``out=``
@@ -168,15 +173,18 @@ def elementwise_method(op: str, doc: str) -> Any:
                 host = _cpu.host
                 calls = last[1]
                 # one thread, no streaming: host.whole, inline (its call costs 0.06 µs), asked
-                # once (below UFUNC_BELOW, WHOLE_BELOW's least, without the thread count; from
-                # there on the count is asked here, and Calls.map takes it from here)
+                # once (below UFUNC_BELOW, SPLIT_BELOW's least, without the thread count; from
+                # there on the count is asked here, and Calls.map takes it from here), but
+                # with SPLIT_BELOW for WHOLE_BELOW: from there on, the calls that a split ufunc
+                # may take go to it (the others to Calls.map, which runs them whole below
+                # WHOLE_BELOW)
                 count = 0
                 small = (
                     host.GRAIN_LINEAR is None
                     and host.GRAIN_SMOOTH is None
                     and (
                         n < UFUNC_BELOW
-                        or n < host.WHOLE_BELOW[calls.cost]
+                        or n < host.SPLIT_BELOW[calls.cost]
                         or (
                             (count := threads.get_num_threads()) == 1
                             and host.alone(x.nbytes, calls.linear, 1)

@@ -196,6 +196,14 @@ SMOOTH, LINEAR, SMOOTH_WIDE = 0, 1, 2
 # most STREAM_FLOOR's elements of float64, which never stream unless pinned). A call there
 # costs the kernel's time and the entry point's, without asking the thread count (0.15-0.4 µs).
 WHOLE_BELOW = [SMALL, SMALL, SMALL]
+# Below SPLIT_BELOW[cost] elements a map kernel's public call runs whole (the caller's test:
+# relukit.kernels.dispatch), from there on the calls that may take a ufunc that splits them
+# (Calls.split_ufunc) take it: WHOLE_BELOW until such a ufunc is made, then twice the grain
+# measured on that ufunc's own hand-off (:func:`ufunc_grain`), which costs less than the planned
+# route's (:func:`_handoff`): relu out= on 2 threads, AMD EPYC, µs, the ufunc split / whole,
+# 2^14 float32 elements 2.14 / 1.82, 2^15 2.56 / 3.06, 2^16 3.44 / 5.14 (``torch.clamp_min``'s
+# out= 4.5 there), while the planned route's grain kept calls below about 100,000 elements whole.
+SPLIT_BELOW = [SMALL, SMALL, SMALL]
 ALIGN = 64  # chunk boundaries: one mask word at one bit per element (kernels.SPLIT_ALIGN)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))  # + bfloat16
@@ -710,10 +718,51 @@ def grain(cost: int, asleep: bool = False) -> int:
         measured = int(min(max(elements, low), high)) // ALIGN * ALIGN
         _measured[cost, asleep] = measured
         if not asleep:  # (_chunks splits nothing below 2·measured either)
-            # (at most what may stream: no measuring of streaming stores here)
-            below = STREAM_FLOOR if STREAM_BYTES is None else STREAM_BYTES
-            WHOLE_BELOW[cost] = max(SMALL, min(2 * measured, below // 8))
+            WHOLE_BELOW[cost] = _whole_below(measured)
+            if not any(c == cost for c, _ in _ufunc_measured):
+                SPLIT_BELOW[cost] = WHOLE_BELOW[cost]
+                if UFUNCS and team.available():  # (else when a split ufunc is first made)
+                    ufunc_grain(cost)
     return measured
+
+
+def ufunc_grain(cost: int, inplace: bool = False) -> int:
+    """The fewest elements per thread worth a split for a ufunc that splits its calls
+    (:meth:`Calls.split_ufunc`) of the ``cost`` class, in place or not: ``1.25·H/t``, with H
+    that ufunc's own hand-off and, for :data:`LINEAR`, t its own time per element
+    (:func:`_ufunc_costs`; in place, a core reads and writes the same lines and takes about a
+    third of the time of out=), else :func:`_per_element`'s. Its calls split from twice that,
+    where ``n·t/2 + H`` is at most 0.9·n·t: a split saves at least a tenth of the kernel's
+    time. (:func:`grain` asks a quarter, ``2·H/t``, of the planned route, whose H leaves out
+    part of what its calls cost; this H is measured on the very call, less the Python around
+    it, which is the same split or whole. relu out= on 2 threads, AMD EPYC, µs, split / whole:
+    2^14 float32 elements 2.14 / 1.82, 2^15 2.56 / 3.06, 3·2^14 3.36 / 4.27, 2^16 3.44 /
+    5.14; H 1.0-1.7 µs and t 0.067 ns there, so out= splits from 37,000-63,000 elements.)
+    Measured once per process where there is an OpenMP team; sets :data:`SPLIT_BELOW` to twice
+    the least of those measured. (None pinned: the calls that split take the planned route
+    while a grain is pinned.)"""
+    measured = _ufunc_measured.get((cost, inplace))
+    if measured is None:
+        handoff, per_element = _ufunc_costs(inplace)
+        if cost != LINEAR:
+            per_element = _per_element(cost)
+        low, high = GRAIN_BOUNDS
+        measured = int(min(max(1.25 * handoff / per_element, low), high)) // ALIGN * ALIGN
+        _ufunc_measured[cost, inplace] = measured
+        least = min(v for (c, _), v in _ufunc_measured.items() if c == cost)
+        SPLIT_BELOW[cost] = _whole_below(least)
+    return measured
+
+
+_ufunc_measured: dict[tuple[int, bool], int] = {}
+
+
+def _whole_below(measured: int) -> int:
+    """Where calls stop running whole for a grain of ``measured`` elements: twice it, at
+    least :data:`SMALL`, at most an eighth of what may stream (no measuring of streaming stores
+    here)."""
+    below = STREAM_FLOOR if STREAM_BYTES is None else STREAM_BYTES
+    return max(SMALL, min(2 * measured, below // 8))
 
 
 def whole(n: int, nbytes: int, cost: int) -> bool:
@@ -770,6 +819,61 @@ def _handoff(asleep: bool = False) -> float:
 
 
 _handoffs: dict[tuple[bool, bool], float] = {}
+
+
+def _ufunc_costs(inplace: bool) -> tuple[float, float]:
+    """What a ufunc that splits its calls on the team (:meth:`Calls.split_ufunc`) costs, in
+    place or not, measured once per process on relu's forward in float32 (out= into a second
+    array, or in place), from the best of 30 interleaved rounds of each call: its hand-off, the
+    call on 16,384 elements in cache split over 2 threads less half the same call by the ufunc
+    that runs it whole, and the time per element of that ufunc, its call on 65,536 elements
+    over their number (an element costs more there than among 16,384, past the core's L1: in
+    place, µs, AMD EPYC, 16,384 / 32,768 / 65,536 / 131,072 elements 1.21 / 1.56 / 2.91 / 4.96,
+    where a split saves 15 % from 98,304 on). The hand-off counts NumPy's call of the loop, the
+    team's start and end and the trampoline's claims (1.0-1.7 µs on the AMD EPYC, against
+    2-5 µs by :func:`_team_handoff`, whose calls pass through Python). Where no such ufunc can
+    be made, :func:`_handoff`'s and :func:`_per_element`'s."""
+    found = _ufunc_found.get(inplace)
+    if found is None:
+        k = _module()
+        codes = (k.RELU, k.FORWARD, 4, int(inplace))
+        p, aux = np.zeros(8, dtype=np.float32), np.zeros(1, dtype=np.float32)
+        number = np.dtype(np.float32).num
+        made = (
+            _ufunc(codes, p, aux, number, "relu_forward"),
+            _ufunc(codes, p, aux, number, "relu_forward", 2, ALIGN),
+        )
+        if not all(made):
+            return _handoff(), _per_element(LINEAR)
+        whole_ufunc, split_ufunc = made[0][0], made[1][0]
+        x = np.zeros(1 << 16, dtype=np.float32)
+        y = x if inplace else np.empty_like(x)
+        half_x, half_y = x[: 1 << 14], y[: 1 << 14]
+        whole_calls = (lambda: whole_ufunc(half_x, half_y), lambda: whole_ufunc(x, y))
+        split_calls = (lambda: split_ufunc(half_x, half_y), whole_calls[0])
+        split_calls[0]()  # (wakes the team)
+        # (the whole calls apart from the split ones: after a split call, the lines the other
+        # core wrote cost the next whole call their move back, 2.2 against 1.2 µs in place)
+        whole, split = _best_of(whole_calls, 30), _best_of(split_calls, 30)
+        handoff = split[0] - whole[0] / 2
+        per_element = whole[1] / x.size
+        found = _ufunc_found[inplace] = (max(handoff, 1e-7), max(per_element, 1e-12))
+    return found
+
+
+_ufunc_found: dict[bool, tuple[float, float]] = {}
+
+
+def _best_of(calls: tuple[Callable[[], Any], ...], rounds: int) -> list[float]:
+    """The best time of each call over ``rounds`` rounds of them all, in turn (a slow moment of
+    the machine costs each kind alike)."""
+    best = [math.inf] * len(calls)
+    for _ in range(rounds):
+        for j, call in enumerate(calls):
+            start = time.perf_counter()
+            call()
+            best[j] = min(best[j], time.perf_counter() - start)
+    return best
 
 
 def _team_handoff() -> float:
@@ -1148,10 +1252,63 @@ def _no_team_after_fork() -> None:
         calls.split_ufuncs.clear()
         for data in calls.split_data:
             data[_module().UFUNC_PARALLEL] = 0
+    # (no split ufuncs, so calls split where the planned route does; measured again if a
+    # team comes)
+    _ufunc_measured.clear()
+    _ufunc_found.clear()
+    SPLIT_BELOW[:] = WHOLE_BELOW
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_no_team_after_fork)
+
+
+def _ufunc(
+    codes: tuple[int, int, int, int],
+    p: np.ndarray,
+    aux: np.ndarray,
+    number: int,
+    name: str,
+    count: int = 1,
+    grain: int = 0,
+) -> Any:
+    """A member's map kernel as a NumPy ufunc of one input and one output of the dtype numbered
+    ``number`` (:meth:`Calls.ufunc`): ``codes`` (member, op, itemsize, in place) name its loop
+    (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`), ``p`` and ``aux`` are its kernel's
+    parameters. With ``count`` above 1 its calls split over that many threads of the OpenMP
+    team from twice ``grain`` elements up. Returned with its data (int64 words: what the loop
+    reads, and how it splits); False where Numba's ``fromfunc`` or the team's ``GOMP_parallel``
+    is not to be had."""
+    try:
+        from numba.np.ufunc._internal import PyUFunc_None, fromfunc
+    except ImportError:
+        return False
+    loop = _kernel("ufunc", *codes)
+    data = np.zeros(_module().UFUNC_DATA, dtype=np.int64)
+    data[:3] = [p.ctypes.data, aux.ctypes.data, aux.size]
+    kept = [loop, data, p, aux]  # (alive with the ufunc)
+    if count > 1:
+        trampoline = _kernel("ufunc_trampoline", *codes)
+        parallel = team.parallel_address()
+        if parallel is None:
+            return False
+        data[3:] = [count, grain, PIECES_TEAM, parallel, trampoline.address]
+        kept.append(trampoline)
+    try:  # (a private API: another Numba may want other arguments)
+        found = fromfunc(
+            name,
+            f"relukit's {name} kernel as a ufunc",
+            [loop.address],
+            [[number, number]],
+            1,
+            1,
+            [data.ctypes.data],
+            kept,
+            PyUFunc_None,
+        )
+    except (TypeError, ValueError):
+        return False
+    return found, data
 
 
 class Calls:
@@ -1261,15 +1418,15 @@ class Calls:
 
     def split_ufunc(self, op: str, inplace: bool, count: int) -> Any:
         """:meth:`ufunc`'s ufunc that splits a call over ``count`` threads of the OpenMP team
-        where :func:`_chunks` would (from twice the :func:`grain` up, in its chunks; unit
+        as :func:`_chunks` would cut it, but from twice the :func:`ufunc_grain` up (unit
         strides), kept in :attr:`split_ufuncs`: the call goes from NumPy's C to the team's with
         no Python in between (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`), for the calls
         whose output does not stream (the caller asks: :func:`split_unstreamed`). Kept under
         ``(op, inplace, count, PIECES_TEAM)``. False where there is none: no ufunc, or no team
         (:func:`relukit.kernels.cpu.team.available`; not kept: PyTorch, which brings it, may
-        be imported later). Made for the grain measured when first asked (on the planned
-        route's hand-off, which costs more: the same calls split); forgotten at a fork (the
-        child has no team)."""
+        be imported later). Made for :func:`ufunc_grain` (measured on such a ufunc's own
+        hand-off, which costs less than the planned route's: it splits smaller calls);
+        forgotten at a fork (the child has no team)."""
         key = (op, inplace, count, PIECES_TEAM)
         found = self.split_ufuncs.get(key)
         if found is None:
@@ -1283,43 +1440,17 @@ class Calls:
         return found
 
     def _make_ufunc(self, op: str, inplace: bool, count: int = 1) -> Any:
-        """:meth:`ufunc`'s ufunc, made (splitting over ``count`` threads: :meth:`split_ufunc`);
-        False where Numba's ``fromfunc`` is not to be had."""
-        try:
-            from numba.np.ufunc._internal import PyUFunc_None, fromfunc
-        except ImportError:
-            return False
-        itemsize = self.dtype.itemsize
-        codes = (self.member, self.codes_of[op], itemsize, int(inplace))
-        loop = _kernel("ufunc", *codes)
-        p, aux = self.p[op], self.aux
-        data = np.zeros(_module().UFUNC_DATA, dtype=np.int64)
-        data[:3] = [p.ctypes.data, aux.ctypes.data, aux.size]
-        kept = [loop, data, p, aux]  # (alive with the ufunc)
-        if count > 1:
-            trampoline = _kernel("ufunc_trampoline", *codes)
-            parallel = team.parallel_address()
-            if parallel is None:
-                return False
-            data[3:] = [count, grain(self.cost), PIECES_TEAM, parallel, trampoline.address]
-            kept.append(trampoline)
-            self.split_data.append(data)
-        number = self.dtype.num
+        """:meth:`ufunc`'s ufunc, made (splitting over ``count`` threads from twice the
+        :func:`ufunc_grain` up: :meth:`split_ufunc`); False where none is to be had."""
+        codes = (self.member, self.codes_of[op], self.dtype.itemsize, int(inplace))
         name = f"{self.spec.name}_{op}"
-        try:  # (a private API: another Numba may want other arguments)
-            return fromfunc(
-                name,
-                f"relukit's {self.spec.name} {op} kernel as a ufunc",
-                [loop.address],
-                [[number, number]],
-                1,
-                1,
-                [data.ctypes.data],
-                kept,
-                PyUFunc_None,
-            )
-        except (TypeError, ValueError):
+        grain = ufunc_grain(self.cost, inplace) if count > 1 else 0
+        made = _ufunc(codes, self.p[op], self.aux, self.dtype.num, name, count, grain)
+        if not made:
             return False
+        if count > 1:
+            self.split_data.append(made[1])
+        return made[0]
 
     def load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
         """The entry point of ``op``'s map kernel (writing y directly, or through a buffer) and
