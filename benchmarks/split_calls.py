@@ -3,7 +3,8 @@
 A call that splits over threads takes one of two routes. Where its output does not stream, the
 map kernels' calls (forward and derivative: out=, allocating, in place) go to the ufunc whose
 loop splits them on the OpenMP team (``host.Calls.split_ufunc``): from NumPy's C to the team's
-with no Python between, from ``host.SPLIT_BELOW`` elements up (twice the grain measured on that
+with no Python between, from ``host.SPLIT_BELOW`` elements up (in place
+``host.INPLACE_SPLIT_BELOW``; twice the grain measured on that
 ufunc's own hand-off, ``host.ufunc_grain``). The others (the mask paths, streamed outputs) are
 planned in Python, from ``host.WHOLE_BELOW`` up (twice the grain measured on that route's
 hand-off): whether the call runs whole, whether its output streams, its chunks and the team's
@@ -81,12 +82,17 @@ def cases(n: int) -> dict[str, tuple[Timer, Timer, str]]:
 
 
 def _routes(
-    mode: str, kept: Callable[..., None], split: Callable[..., Any], below: list[int]
+    mode: str,
+    kept: Callable[..., None],
+    split: Callable[..., Any],
+    below: tuple[list[int], list[int]],
 ) -> None:
     """The routes of ``mode``: "without" (Python, ``Calls._plan`` a no-op), "with" (Python,
     plans kept), "planned grain" (the split ufuncs as session 25 made them: for the planned
     route's grain, from ``host.WHOLE_BELOW`` up) or "default" (as relukit runs, ``below`` the
-    split ufuncs' own ``host.SPLIT_BELOW``); "without" and "with" have the split ufuncs off.
+    split ufuncs' own ``host.SPLIT_BELOW`` and ``host.INPLACE_SPLIT_BELOW``); "without" and
+    "with" have the split ufuncs off
+    (and calls below ``host.WHOLE_BELOW`` run whole, as in session 25).
     Every plan and split ufunc of the members timed here is dropped first."""
     plan = (lambda *args: None) if mode == "without" else kept
     host.Calls._plan = plan  # type: ignore[method-assign]
@@ -94,7 +100,11 @@ def _routes(
     host.Calls.split_ufunc = split if ufuncs else lambda *args: False  # type: ignore
     planned = mode == "planned grain"
     host.ufunc_grain = _planned_grain if planned else _UFUNC_GRAIN
-    host.SPLIT_BELOW[:] = host.WHOLE_BELOW if planned else below
+    # (outside "default", calls below WHOLE_BELOW run whole by the small calls' route, as
+    # before the split ufuncs had a threshold of their own)
+    default = mode == "default"
+    host.SPLIT_BELOW[:] = below[0] if default else host.WHOLE_BELOW
+    host.INPLACE_SPLIT_BELOW[:] = below[1] if default else host.WHOLE_BELOW
     for function in (relukit.relu, relukit.gelu):
         for calls in (function._fast._calls if function._fast else {}).values():
             if calls:
@@ -120,7 +130,7 @@ def measure(n: int) -> list[tuple[str, float, float, float, float, float, str]]:
     for ours, _, _ in timed.values():  # (measures every grain: below is the split ufuncs')
         ours()
         ours()
-    below = list(host.SPLIT_BELOW)
+    below = (list(host.SPLIT_BELOW), list(host.INPLACE_SPLIT_BELOW))
     reps = max(3, int(4e-3 / (n * 1.5e-9 + 3e-6)))
     best: dict[tuple[str, str], float] = {}
     try:
@@ -168,11 +178,15 @@ def table(sizes: list[int], count: int) -> str:
     finally:
         torch.set_num_threads(torch_count)
     text = "\n".join(rows)
-    below = ", ".join(f"{name} {host.SPLIT_BELOW[cost]:,}" for name, cost in _CLASSES)
+    below = ", ".join(
+        f"{name} {host.SPLIT_BELOW[cost]:,} ({host.INPLACE_SPLIT_BELOW[cost]:,} in place)"
+        for name, cost in _CLASSES
+    )
     whole = ", ".join(f"{name} {host.WHOLE_BELOW[cost]:,}" for name, cost in _CLASSES)
     return (
-        f"{text}\n\nMeasured here: the split ufuncs split from (`host.SPLIT_BELOW`) {below} "
-        f"elements; the planned route from (`host.WHOLE_BELOW`) {whole}."
+        f"{text}\n\nMeasured here: the split ufuncs split from (`host.SPLIT_BELOW`, "
+        f"`host.INPLACE_SPLIT_BELOW`) {below} elements; the planned route from "
+        f"(`host.WHOLE_BELOW`) {whole}."
     )
 
 

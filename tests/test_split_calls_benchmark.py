@@ -21,30 +21,53 @@ def script(benchmark_script):
     return benchmark_script("split_calls")
 
 
-def test_a_tiny_run_gives_every_call_its_five_times_and_keeps_the_routes(script, monkeypatch):
+@pytest.fixture
+def measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every grain as if measured (nothing measured here, nothing left behind)."""
+    monkeypatch.setattr(host, "_measured", {(c, a): 50_048 for c in range(3) for a in (0, 1)})
+    monkeypatch.setattr(host, "_ufunc_measured", {(c, i): 9_984 for c in range(3) for i in (0, 1)})
+    monkeypatch.setattr(host, "_ufunc_found", {False: (1e-6, 1e-10), True: (1e-6, 5e-11)})
+    monkeypatch.setattr(host, "WHOLE_BELOW", [100_096] * 3)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [19_968] * 3)
+    monkeypatch.setattr(host, "INPLACE_SPLIT_BELOW", [39_936] * 3)
+
+
+def test_a_tiny_run_gives_every_call_its_five_times_and_keeps_the_routes(
+    script, monkeypatch, measured
+):
     monkeypatch.setattr(script, "ROUNDS", 2)
     kept, split, grain = host.Calls._plan, host.Calls.split_ufunc, host.ufunc_grain
     rows = script.measure(1 << 12)
     assert host.Calls._plan is kept and host.Calls.split_ufunc is split
     assert host.ufunc_grain is grain
+    assert host.SPLIT_BELOW == [19_968] * 3 and host.WHOLE_BELOW == [100_096] * 3
+    assert host.INPLACE_SPLIT_BELOW == [39_936] * 3
     assert [row[0] for row in rows] == list(script.cases(1 << 12))
     for _, without, with_, planned, default, peer, peer_name in rows:
         assert min(without, with_, planned, default, peer) > 0 and peer_name
 
 
-def test_the_planned_grain_routes_split_ufuncs_as_the_planned_route_does(script, monkeypatch):
-    # (session 25's split ufuncs: made for the planned route's grain, from WHOLE_BELOW up)
-    monkeypatch.setattr(host, "SPLIT_BELOW", [8192] * 3)
-    monkeypatch.setattr(host, "WHOLE_BELOW", [50_000] * 3)
+BELOW = ([19_968] * 3, [39_936] * 3)
+
+
+@pytest.mark.parametrize("mode", ["without", "with", "planned grain"])
+def test_outside_the_default_calls_split_where_the_planned_route_does(script, mode, measured):
+    # (session 25: the split ufuncs, where on, made for the planned route's grain, and calls
+    # below WHOLE_BELOW whole)
     kept, split, grain = host.Calls._plan, host.Calls.split_ufunc, host.ufunc_grain
     try:
-        script._routes("planned grain", kept, split, [9000] * 3)
-        assert host.SPLIT_BELOW == [50_000] * 3
-        assert host.ufunc_grain(host.LINEAR, True) == host.grain(host.LINEAR)
-        script._routes("default", kept, split, [9000] * 3)
-        assert host.SPLIT_BELOW == [9000] * 3 and host.ufunc_grain is grain
+        script._routes(mode, kept, split, BELOW)
+        assert host.SPLIT_BELOW == host.INPLACE_SPLIT_BELOW == host.WHOLE_BELOW == [100_096] * 3
+        if mode == "planned grain":
+            assert host.ufunc_grain(host.LINEAR, True) == host.grain(host.LINEAR) == 50_048
+        else:
+            assert host.Calls.split_ufunc(None, "forward", False, 2) is False
+        script._routes("default", kept, split, BELOW)
+        assert (host.SPLIT_BELOW, host.INPLACE_SPLIT_BELOW) == BELOW
+        assert host.ufunc_grain is grain
+        assert host.Calls.split_ufunc is split
     finally:
-        script._routes("default", kept, split, [8192] * 3)
+        script._routes("default", kept, split, BELOW)
 
 
 def test_the_table_has_a_row_per_call_and_size(script, monkeypatch):

@@ -286,7 +286,7 @@ def _calibrate(fn: Timer, min_time: float) -> int:
     grain, some 10 ms. With one call before, that second call alone outlasted ``--quick``'s
     2 ms, the count stayed 1, and the op was timed one call at a time, each after the others'
     timers had let the OpenMP team fall asleep: gelu allocating on 2^16 float32 elements, AMD
-    EPYC, 54-72 µs against 13-16 in a batch, and PyTorch's ``gelu_backward`` 53.)"""
+    EPYC, 54-72 µs against 13-16 in a batch.)"""
     for _ in range(WARM_CALLS):
         fn()
     count = 1

@@ -33,8 +33,10 @@ def test_a_members_calls_take_the_grain_of_their_cost_class(member, params, dtyp
 def test_each_class_measures_its_grain_and_the_size_below_which_calls_run_whole(cost, monkeypatch):
     monkeypatch.setattr(host, "_measured", {})
     monkeypatch.setattr(host, "_ufunc_measured", {})
+    monkeypatch.setattr(host, "_ufunc_found", {False: (1e-6, 1e-10), True: (1e-6, 5e-11)})
     monkeypatch.setattr(host, "WHOLE_BELOW", [host.SMALL] * 3)
     monkeypatch.setattr(host, "SPLIT_BELOW", [host.SMALL] * 3)
+    monkeypatch.setattr(host, "INPLACE_SPLIT_BELOW", [host.SMALL] * 3)
     grain = host.grain(cost)
     low, high = host.GRAIN_BOUNDS
     assert low <= grain <= high and grain % host.ALIGN == 0
@@ -64,11 +66,13 @@ def test_the_pools_hand_off_is_measured_on_the_chunks_of_a_split_call(monkeypatc
 
 @pytest.fixture
 def unmeasured(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No grain measured yet in this process (the planned route's or the split ufuncs')."""
+    """No grain measured yet in this process (the planned route's or the split ufuncs'), and
+    the planned route's threshold as if measured at 200,000 elements."""
     monkeypatch.setattr(host, "_measured", {})
     monkeypatch.setattr(host, "_ufunc_measured", {})
-    monkeypatch.setattr(host, "WHOLE_BELOW", [host.SMALL] * 3)
-    monkeypatch.setattr(host, "SPLIT_BELOW", [host.SMALL] * 3)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [200_000] * 3)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [200_000] * 3)
+    monkeypatch.setattr(host, "INPLACE_SPLIT_BELOW", [200_000] * 3)
 
 
 def _bounded(elements: float) -> int:
@@ -78,18 +82,29 @@ def _bounded(elements: float) -> int:
 
 @pytest.mark.parametrize("cost", [host.SMOOTH, host.LINEAR, host.SMOOTH_WIDE])
 def test_the_split_ufuncs_grain_is_measured_on_their_own_hand_off(cost, unmeasured, monkeypatch):
-    # 1.25·H/t, H and (for LINEAR) t measured on relu's ufuncs, in place and not apart; the
-    # calls split from twice the least of them
-    monkeypatch.setattr(host, "_ufunc_found", {False: (2e-6, 1e-10), True: (1e-6, 4e-11)})
+    # 2·H/t, H and (for LINEAR) t measured on relu's ufuncs, in place and not apart; calls
+    # split from twice each (in place, its own), at most where the planned route splits
+    monkeypatch.setattr(host, "_ufunc_found", {False: (1e-6, 1e-10), True: (1.5e-6, 4e-11)})
     monkeypatch.setattr(host, "_per_element", lambda cost, large=False: 5e-10)
     out, inplace = host.ufunc_grain(cost, False), host.ufunc_grain(cost, True)
     if cost == host.LINEAR:
-        assert (out, inplace) == (_bounded(1.25 * 2e-6 / 1e-10), _bounded(1.25 * 1e-6 / 4e-11))
+        assert (out, inplace) == (_bounded(2 * 1e-6 / 1e-10), _bounded(2 * 1.5e-6 / 4e-11))
     else:  # (t: the class's own kernel)
-        assert (out, inplace) == (_bounded(1.25 * 2e-6 / 5e-10), _bounded(1.25 * 1e-6 / 5e-10))
-    assert host.SPLIT_BELOW[cost] == max(host.SMALL, min(2 * min(out, inplace), _stream_cap()))
-    assert [host.SPLIT_BELOW[c] for c in range(3) if c != cost] == [host.SMALL] * 2
-    assert host.WHOLE_BELOW == [host.SMALL] * 3, "the planned route's own"
+        assert (out, inplace) == (_bounded(2 * 1e-6 / 5e-10), _bounded(2 * 1.5e-6 / 5e-10))
+    for grain, below in ((out, host.SPLIT_BELOW), (inplace, host.INPLACE_SPLIT_BELOW)):
+        assert below[cost] == min(max(host.SMALL, min(2 * grain, _stream_cap())), 200_000)
+        assert [below[c] for c in range(3) if c != cost] == [200_000] * 2
+    assert host.WHOLE_BELOW == [200_000] * 3, "the planned route's own"
+
+
+def test_the_split_ufuncs_threshold_is_never_above_the_planned_routes(unmeasured, monkeypatch):
+    # (a grain measured in place, or at a slow moment: the calls from WHOLE_BELOW still go to
+    # the split ufunc, whose own grain decides)
+    monkeypatch.setattr(host, "_ufunc_found", {True: (4e-6, 1e-11)})
+    monkeypatch.setattr(host, "WHOLE_BELOW", [100_000] * 3)
+    host.ufunc_grain(host.LINEAR, True)
+    assert host._ufunc_measured[host.LINEAR, True] == 800_000  # (2·4 µs / 0.01 ns)
+    assert host.INPLACE_SPLIT_BELOW[host.LINEAR] == 100_000
 
 
 def _stream_cap() -> int:
@@ -113,22 +128,26 @@ def test_the_split_ufuncs_costs_are_measured_on_relus_ufuncs(monkeypatch):
 
     monkeypatch.setattr(host, "_ufunc", recording)
     k = host._module()
-    for inplace in (False, True):
-        handoff, per_element = host._ufunc_costs(inplace)
-        assert 0 < handoff < 1e-3 and 0 < per_element < 1e-8
-        codes = (k.RELU, k.FORWARD, 4, int(inplace))
-        assert made[-2:] == [(codes, 1, 0), (codes, 2, host.ALIGN)]
+    handoff, per_element = host._ufunc_costs(True)
+    assert 0 < handoff < 1e-3 and 0 < per_element < 1e-8
+    codes = [(k.RELU, k.FORWARD, 4, inplace) for inplace in (0, 1)]
+    assert made == [(c, count, grain) for c in codes for count, grain in ((1, 0), (2, 64))]
     made.clear()
-    host._ufunc_costs(False)
-    assert made == [], "once per process"
+    assert host._ufunc_costs(False) and made == [], "both measured at once, once per process"
 
 
-def test_without_the_ufuncs_the_planned_routes_costs_serve(monkeypatch):
+def test_without_the_ufuncs_the_planned_routes_grain_and_threshold_serve(unmeasured, monkeypatch):
     monkeypatch.setattr(host, "_ufunc_found", {})
-    monkeypatch.setattr(host, "_ufunc", lambda *args: False)
+    made = []
+    monkeypatch.setattr(host, "_ufunc", lambda *args: made.append(1) and False)
     monkeypatch.setattr(host, "_handoff", lambda asleep=False: 3e-6)
     monkeypatch.setattr(host, "_per_element", lambda cost, large=False: 2e-10)
-    assert host._ufunc_costs(False) == (3e-6, 2e-10)
+    assert host._ufunc_costs(False) is None
+    tried = len(made)
+    assert host._ufunc_costs(True) is None and len(made) == tried, "asked once"
+    assert host.ufunc_grain(host.LINEAR) == host.grain(host.LINEAR) == _bounded(30_000)
+    assert host._ufunc_measured == {}
+    assert host.SPLIT_BELOW == host.INPLACE_SPLIT_BELOW == host.WHOLE_BELOW
 
 
 @pytest.mark.parametrize("on_team", [False, True])
@@ -137,16 +156,18 @@ def test_the_planned_routes_grain_sets_both_thresholds_until_a_team_measures(
 ):
     from relukit.kernels.cpu import team
 
-    monkeypatch.setattr(host, "_ufunc_found", {False: (1e-6, 1e-10)})
+    monkeypatch.setattr(host, "_ufunc_found", {False: (1e-6, 1e-10), True: (1e-6, 5e-11)})
     monkeypatch.setattr(host, "_handoff", lambda asleep=False: 4e-6)
     monkeypatch.setattr(host, "_per_element", lambda cost, large=False: 1e-10)
     monkeypatch.setattr(host, "UFUNCS", True)
     monkeypatch.setattr(team, "available", lambda: on_team)
     host.grain(host.LINEAR)
     assert host.WHOLE_BELOW[host.LINEAR] == max(host.SMALL, min(2 * 80_000, _stream_cap()))
-    if on_team:  # (measured with it: 1.25·1 µs / 0.1 ns)
-        assert host._ufunc_measured == {(host.LINEAR, False): _bounded(12_500)}
-        assert host.SPLIT_BELOW[host.LINEAR] == max(host.SMALL, 2 * _bounded(12_500))
+    if on_team:  # (measured with it: 2·1 µs / 0.1 ns, in place 2·1 µs / 0.05 ns)
+        grains = {(host.LINEAR, False): 19_968, (host.LINEAR, True): 40_000}
+        assert host._ufunc_measured == grains
+        assert host.SPLIT_BELOW[host.LINEAR] == 2 * 19_968
+        assert host.INPLACE_SPLIT_BELOW[host.LINEAR] == 2 * 40_000
     else:  # (no split ufuncs to be had yet: calls split where the planned route does)
         assert host._ufunc_measured == {}
-        assert host.SPLIT_BELOW[host.LINEAR] == host.WHOLE_BELOW[host.LINEAR]
+        assert host.SPLIT_BELOW == host.INPLACE_SPLIT_BELOW == host.WHOLE_BELOW

@@ -262,10 +262,15 @@ def small_grain_again(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setitem(host._ufunc_measured, (cost, inplace), GRAIN)
     monkeypatch.setattr(host, "WHOLE_BELOW", [2 * GRAIN] * 3)
     monkeypatch.setattr(host, "SPLIT_BELOW", [2 * GRAIN] * 3)
+    monkeypatch.setattr(host, "INPLACE_SPLIT_BELOW", [2 * GRAIN] * 3)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_forgets_the_split_ufuncs_and_gets_the_same_bits(small_grain, in_fork):
+def test_a_forked_child_forgets_the_split_ufuncs_and_gets_the_same_bits(
+    small_grain, in_fork, monkeypatch
+):
+    monkeypatch.setattr(host, "WHOLE_BELOW", [4 * GRAIN] * 3)  # (SPLIT_BELOW: 2·GRAIN)
+    monkeypatch.setitem(host._ufunc_found, False, (1e-6, 1e-10))
     function = relukit.relu.bind()
     x = _sample(100_003, np.float32, 11)
     y = np.empty_like(x)
@@ -284,8 +289,10 @@ def test_a_forked_child_forgets_the_split_ufuncs_and_gets_the_same_bits(small_gr
         kept = any(calls.split_ufuncs.values())
         # (no split ufuncs: calls split where the planned route does, measured again if a
         # team comes)
-        planned = host.SPLIT_BELOW == host.WHOLE_BELOW and not host._ufunc_measured
-        return b"%d%d%d%d" % (same, cleared, kept, planned)
+        thresholds = (host.SPLIT_BELOW, host.INPLACE_SPLIT_BELOW, host.WHOLE_BELOW)
+        planned = thresholds == ([4 * GRAIN] * 3,) * 3
+        forgotten = not (host._ufunc_measured or host._ufunc_found)
+        return b"%d%d%d%d" % (same, cleared, kept, planned and forgotten)
 
     assert in_fork(child) == (0, b"1101")
 
@@ -295,30 +302,79 @@ def test_calls_split_from_the_split_ufuncs_own_threshold_below_the_planned_route
     inplace, small_grain, monkeypatch, planning
 ):
     # the split ufunc's hand-off costs less than the planned route's: its calls split from
-    # twice its own grain (host.SPLIT_BELOW), below host.WHOLE_BELOW, and none asks the host
+    # host.SPLIT_BELOW, below host.WHOLE_BELOW, each ufunc for its own variant's grain (in
+    # place, a grain of its own), and none asks the host
     monkeypatch.setitem(host._measured, (host.LINEAR, False), 40_000)
     monkeypatch.setattr(host, "WHOLE_BELOW", [80_000] * 3)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [20_000] * 3)
+    monkeypatch.setattr(host, "INPLACE_SPLIT_BELOW", [20_000] * 3)
+    monkeypatch.setitem(host._ufunc_measured, (host.LINEAR, True), 2 * GRAIN)
     function = relukit.relu.bind()
     function(np.ones(4, np.float32))  # (makes its Calls)
     calls = function._fast._calls[np.dtype(np.float32)]
     k = host._module()
     data = _split_data_for(calls, "forward", inplace, 2)
-    assert data[4] == GRAIN, "made for the split ufuncs' grain, not the planned route's"
+    assert data[4] == (2 * GRAIN if inplace else GRAIN), "the variant's grain, not the planned"
     seen: list[tuple[int, np.ndarray]] = []
     callback, address = _fake_parallel(seen)
     data[k.UFUNC_PARALLEL] = address
-    x = _sample(20_011, np.float32, 3)
-    with threads.limit(1):
-        want = function(x).tobytes()
-    y = x.copy() if inplace else np.full_like(x, 7.0)
     asked = planning()
-    with threads.limit(2):
-        got = function(y, out=y) if inplace else function(x, out=y)
-    assert got.tobytes() == want and asked == []
-    assert len(seen) == 1 and seen[0][1][0] == 2, "split in two on the team"
-    seen.clear()
-    small = _sample(2 * GRAIN - 64, np.float32, 4)
-    with threads.limit(2):
-        function(small, out=small) if inplace else function(small, out=np.empty_like(small))
-    assert seen == [] and asked == [], "below SPLIT_BELOW: whole, on the small calls' route"
+    for n, splits in ((16_000, False), (20_011, True)):
+        x = _sample(n, np.float32, 3)
+        with threads.limit(1):
+            want = function(x).tobytes()
+        y = x.copy() if inplace else np.full_like(x, 7.0)
+        with threads.limit(2):
+            got = function(y, out=y) if inplace else function(x, out=y)
+        assert got.tobytes() == want and asked == []
+        # (below SPLIT_BELOW: whole, by the small calls' route, though the loop would split)
+        assert len(seen) == splits and (not splits or seen[0][1][0] == 2)
+        seen.clear()
     del callback
+
+
+def test_a_call_the_split_ufunc_declines_below_the_planned_threshold_runs_whole_by_its_ufunc(
+    small_grain, monkeypatch, planning
+):
+    # an out= of another order than x's, between SPLIT_BELOW and WHOLE_BELOW: the whole ufunc
+    # takes it (NumPy handles the strides), not the general path
+    monkeypatch.setattr(host, "WHOLE_BELOW", [80_000] * 3)
+    function = relukit.relu.bind()
+    function(np.ones(4, np.float32))
+    x = _sample(200 * 101, np.float32, 6).reshape(200, 101)
+    out = np.empty_like(x, order="F")
+    with threads.limit(1):
+        want = function(x)
+    asked = planning()
+    ran = []
+    calls = function._fast._calls[np.dtype(np.float32)]
+    ufunc = calls.ufunc("forward")
+    monkeypatch.setitem(calls.ufuncs, "forward", lambda *args: ran.append(1) or ufunc(*args))
+    with threads.limit(2):
+        assert function(x, out=out) is out
+    assert out.tobytes(order="C") == want.tobytes() and asked == [] and ran == [1]
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_calls_in_place_split_from_their_own_threshold(inplace, small_grain, monkeypatch):
+    # (in place an element costs about half what it does out=: its calls split later, and
+    # below that take the small calls' route, not the split ufunc's whole run)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [80_000] * 3)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [20_000] * 3)
+    monkeypatch.setattr(host, "INPLACE_SPLIT_BELOW", [40_000] * 3)
+    function = relukit.relu.bind()
+    function(np.ones(4, np.float32))
+    calls = function._fast._calls[np.dtype(np.float32)]
+    asked = []
+    split_ufunc = calls.split_ufunc
+    monkeypatch.setattr(
+        calls, "split_ufunc", lambda *args: asked.append(args) or split_ufunc(*args)
+    )
+    x = _sample(30_011, np.float32, 8)
+    y = x.copy()
+    with threads.limit(2):
+        if inplace:
+            function(y, out=y)
+        else:
+            function(x, out=y)
+    assert [args[1] for args in asked] == ([] if inplace else [False])

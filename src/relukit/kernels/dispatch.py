@@ -58,8 +58,8 @@ _cpu: Any = None
 _tables: dict[tuple[int, int], tuple[Any, ...]] = {}
 _NONE = (None, None)  # Fast.last before a call
 # Below this many elements (and 2^20 bytes) a call is one that a ufunc takes whole on the
-# calling thread (host.WHOLE_BELOW and host.SPLIT_BELOW start there, and only grow), unless a
-# grain is pinned
+# calling thread (host.WHOLE_BELOW and host.SPLIT_BELOW start there, and are never below it),
+# unless a grain is pinned
 UFUNC_BELOW = 1 << 13
 
 
@@ -121,7 +121,10 @@ def elementwise_method(op: str, doc: str) -> Any:
     below, an F-contiguous or read-only one too). Where the call runs whole
     on this thread (:func:`~relukit.kernels.cpu.host.whole`: below
     :data:`~relukit.kernels.cpu.host.WHOLE_BELOW` elements, or on one thread wherever it would
-    not stream; float32 and float64, an output below the huge pages') it goes to the kernel as
+    not stream; below :data:`~relukit.kernels.cpu.host.SPLIT_BELOW`, or
+    :data:`~relukit.kernels.cpu.host.INPLACE_SPLIT_BELOW` in place, for the calls a split
+    ufunc may take, below; float32 and float64, an output below the huge pages') it goes to
+    the kernel as
     a NumPy ufunc (:meth:`Calls.ufunc <relukit.kernels.cpu.host.Calls.ufunc>`), which makes
     the output and calls the kernel in C; in place to the ufunc made for that (but for one
     element, where NumPy copies first and costs more), and without a ufunc straight to the
@@ -150,9 +153,9 @@ def elementwise_method(op: str, doc: str) -> Any:
     :data:`~relukit.kernels.cpu.host.ALIAS_BYTES`, streamed ones and 16-bit floats keep the
     planned route. The ufunc splits from twice its own grain
     (:func:`~relukit.kernels.cpu.host.ufunc_grain`, measured on its hand-off, about 1 µs
-    against the planned route's 2-5), so from some 30,000 float32 elements where the planned
-    route splits from about 100,000 (AMD EPYC); calls of those sizes that do not take it run
-    whole through :meth:`Calls.map <relukit.kernels.cpu.host.Calls.map>`.
+    against the planned route's 2-5), so from some 50,000 float32 elements out= (relu, AMD
+    EPYC; in place from some 70,000) where the planned route splits from about 100,000; calls
+    of those sizes that do not take it run whole, by the small calls' route.
 
     What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
     takes 1.09 µs against ``np.maximum``'s 1.14 (1.32 through the entry point), ``out=``
@@ -175,16 +178,17 @@ def elementwise_method(op: str, doc: str) -> Any:
                 # one thread, no streaming: host.whole, inline (its call costs 0.06 µs), asked
                 # once (below UFUNC_BELOW, SPLIT_BELOW's least, without the thread count; from
                 # there on the count is asked here, and Calls.map takes it from here), but
-                # with SPLIT_BELOW for WHOLE_BELOW: from there on, the calls that a split ufunc
-                # may take go to it (the others to Calls.map, which runs them whole below
-                # WHOLE_BELOW)
+                # with SPLIT_BELOW (INPLACE_SPLIT_BELOW in place) for WHOLE_BELOW: from there
+                # on, the calls that a split ufunc may take go to it (the others, below
+                # WHOLE_BELOW, back to the small calls' route)
                 count = 0
                 small = (
                     host.GRAIN_LINEAR is None
                     and host.GRAIN_SMOOTH is None
                     and (
                         n < UFUNC_BELOW
-                        or n < host.SPLIT_BELOW[calls.cost]
+                        or n
+                        < (host.INPLACE_SPLIT_BELOW if out is x else host.SPLIT_BELOW)[calls.cost]
                         or (
                             (count := threads.get_num_threads()) == 1
                             and host.alone(x.nbytes, calls.linear, 1)
@@ -203,7 +207,7 @@ def elementwise_method(op: str, doc: str) -> Any:
                         )
                     )
                 ):
-                    # the calls that run whole on this thread (below every WHOLE_BELOW, or
+                    # the calls that run whole on this thread (below every SPLIT_BELOW, or
                     # host.whole's other cases, and ALIAS_BYTES: no output aliased), first and
                     # with the fewest checks: the kernel as its ufunc once made (any strides:
                     # its loop gathers them into contiguous copies, once per call of the loop,
@@ -293,6 +297,10 @@ def elementwise_method(op: str, doc: str) -> Any:
                             return ufunc(x, out)
                         except ValueError:
                             pass
+                    # declined (no such ufunc, or a call it does not take): below WHOLE_BELOW
+                    # the call runs whole, by the small calls' route below (a ufunc where
+                    # there is one: out= of another order, for one, takes it there)
+                    small = n < host.WHOLE_BELOW[calls.cost]
                 if not (n and x.flags.carray):
                     calls = fast.calls_checked(x)  # (this dtype's: the same Calls, or None)
             else:

@@ -197,13 +197,15 @@ SMOOTH, LINEAR, SMOOTH_WIDE = 0, 1, 2
 # costs the kernel's time and the entry point's, without asking the thread count (0.15-0.4 µs).
 WHOLE_BELOW = [SMALL, SMALL, SMALL]
 # Below SPLIT_BELOW[cost] elements a map kernel's public call runs whole (the caller's test:
-# relukit.kernels.dispatch), from there on the calls that may take a ufunc that splits them
-# (Calls.split_ufunc) take it: WHOLE_BELOW until such a ufunc is made, then twice the grain
-# measured on that ufunc's own hand-off (:func:`ufunc_grain`), which costs less than the planned
-# route's (:func:`_handoff`): relu out= on 2 threads, AMD EPYC, µs, the ufunc split / whole,
-# 2^14 float32 elements 2.14 / 1.82, 2^15 2.56 / 3.06, 2^16 3.44 / 5.14 (``torch.clamp_min``'s
-# out= 4.5 there), while the planned route's grain kept calls below about 100,000 elements whole.
+# relukit.kernels.dispatch; INPLACE_SPLIT_BELOW for calls in place), from there on the calls
+# that may take a ufunc that splits them (Calls.split_ufunc) take it: WHOLE_BELOW until such a
+# ufunc's grain is measured, then twice that grain (:func:`ufunc_grain`), measured on the
+# ufunc's own hand-off, which costs less than the planned route's (:func:`_handoff`): relu out=
+# on 2 threads, AMD EPYC, µs, the ufunc split / whole, 2^14 float32 elements 2.14 / 1.82, 2^15
+# 2.56 / 3.06, 2^16 3.44 / 5.14 (``torch.clamp_min``'s out= 4.5 there), while the planned
+# route's grain kept calls below about 100,000 elements whole. At most WHOLE_BELOW.
 SPLIT_BELOW = [SMALL, SMALL, SMALL]
+INPLACE_SPLIT_BELOW = [SMALL, SMALL, SMALL]
 ALIGN = 64  # chunk boundaries: one mask word at one bit per element (kernels.SPLIT_ALIGN)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))  # + bfloat16
@@ -719,42 +721,59 @@ def grain(cost: int, asleep: bool = False) -> int:
         _measured[cost, asleep] = measured
         if not asleep:  # (_chunks splits nothing below 2·measured either)
             WHOLE_BELOW[cost] = _whole_below(measured)
-            if not any(c == cost for c, _ in _ufunc_measured):
-                SPLIT_BELOW[cost] = WHOLE_BELOW[cost]
-                if UFUNCS and team.available():  # (else when a split ufunc is first made)
-                    ufunc_grain(cost)
+            _set_split_below(cost)
+            if UFUNCS and team.available():  # (else when a split ufunc is first made)
+                # (compiles relu's float32 ufunc loops, once per machine)
+                ufunc_grain(cost)
+                ufunc_grain(cost, True)
     return measured
 
 
 def ufunc_grain(cost: int, inplace: bool = False) -> int:
     """The fewest elements per thread worth a split for a ufunc that splits its calls
-    (:meth:`Calls.split_ufunc`) of the ``cost`` class, in place or not: ``1.25·H/t``, with H
-    that ufunc's own hand-off and, for :data:`LINEAR`, t its own time per element
-    (:func:`_ufunc_costs`; in place, a core reads and writes the same lines and takes about a
-    third of the time of out=), else :func:`_per_element`'s. Its calls split from twice that,
-    where ``n·t/2 + H`` is at most 0.9·n·t: a split saves at least a tenth of the kernel's
-    time. (:func:`grain` asks a quarter, ``2·H/t``, of the planned route, whose H leaves out
-    part of what its calls cost; this H is measured on the very call, less the Python around
-    it, which is the same split or whole. relu out= on 2 threads, AMD EPYC, µs, split / whole:
-    2^14 float32 elements 2.14 / 1.82, 2^15 2.56 / 3.06, 3·2^14 3.36 / 4.27, 2^16 3.44 /
-    5.14; H 1.0-1.7 µs and t 0.067 ns there, so out= splits from 37,000-63,000 elements.)
-    Measured once per process where there is an OpenMP team; sets :data:`SPLIT_BELOW` to twice
-    the least of those measured. (None pinned: the calls that split take the planned route
-    while a grain is pinned.)"""
+    (:meth:`Calls.split_ufunc`) of the ``cost`` class, in place or not: :func:`grain`'s rule,
+    ``2·H/t``, with H that ufunc's own hand-off and, for :data:`LINEAR`, t its own time per
+    element (:func:`_ufunc_costs`; in place, a core reads and writes the same lines and takes
+    about half the time of out=), else :func:`_per_element`'s. Its calls split from twice
+    that, where a split saves at least a quarter of the kernel's time. (With ``1.25·H/t``, a
+    tenth, calls split that the public call made slower: relu out= on 2^15 float32 elements, 2
+    threads, AMD EPYC, 4.09 µs split against 3.69 whole, where the ufunc alone took 2.56
+    against 3.06. relu out=, public calls, µs, split / whole: 2^16 5.28 / 6.14, 2^17 8.06 /
+    about 14; H 1.0-1.7 µs and t 0.08 ns there, so out= splits from 50,000-85,000 elements.)
+    Measured once per process where there is an OpenMP team (the first time, relu's float32
+    ufunc loops are compiled, some 10 ms once cached on disk); sets :data:`SPLIT_BELOW` or
+    :data:`INPLACE_SPLIT_BELOW` (:func:`_set_split_below`). Where no such ufunc can be made,
+    :func:`grain`, and both stay :data:`WHOLE_BELOW`. (None pinned: the calls that split take
+    the planned route while a grain is pinned.)"""
     measured = _ufunc_measured.get((cost, inplace))
     if measured is None:
-        handoff, per_element = _ufunc_costs(inplace)
+        costs = _ufunc_costs(inplace)
+        if costs is None:
+            return grain(cost)
+        handoff, per_element = costs
         if cost != LINEAR:
             per_element = _per_element(cost)
         low, high = GRAIN_BOUNDS
-        measured = int(min(max(1.25 * handoff / per_element, low), high)) // ALIGN * ALIGN
+        measured = int(min(max(2 * handoff / per_element, low), high)) // ALIGN * ALIGN
         _ufunc_measured[cost, inplace] = measured
-        least = min(v for (c, _), v in _ufunc_measured.items() if c == cost)
-        SPLIT_BELOW[cost] = _whole_below(least)
+        _set_split_below(cost)
     return measured
 
 
 _ufunc_measured: dict[tuple[int, bool], int] = {}
+
+
+def _set_split_below(cost: int) -> None:
+    """:data:`SPLIT_BELOW` and :data:`INPLACE_SPLIT_BELOW` of the ``cost`` class: twice the
+    split ufunc's grain measured (out= or in place), at most :data:`WHOLE_BELOW` (calls from
+    there split on the planned route, so a larger grain, measured at a slow moment, keeps no
+    call whole that the planned route would split: the ufunc's own grain decides);
+    :data:`WHOLE_BELOW` while none is measured. (Apart: a call in place from twice the out=
+    grain up, on a ufunc that ran it whole, cost 0.2 µs more than the small calls' route.)"""
+    below = WHOLE_BELOW[cost]
+    for inplace, split_below in ((False, SPLIT_BELOW), (True, INPLACE_SPLIT_BELOW)):
+        measured = _ufunc_measured.get((cost, inplace))
+        split_below[cost] = below if measured is None else min(_whole_below(measured), below)
 
 
 def _whole_below(measured: int) -> int:
@@ -821,47 +840,58 @@ def _handoff(asleep: bool = False) -> float:
 _handoffs: dict[tuple[bool, bool], float] = {}
 
 
-def _ufunc_costs(inplace: bool) -> tuple[float, float]:
+def _ufunc_costs(inplace: bool) -> tuple[float, float] | None:
     """What a ufunc that splits its calls on the team (:meth:`Calls.split_ufunc`) costs, in
-    place or not, measured once per process on relu's forward in float32 (out= into a second
-    array, or in place), from the best of 30 interleaved rounds of each call: its hand-off, the
-    call on 16,384 elements in cache split over 2 threads less half the same call by the ufunc
-    that runs it whole, and the time per element of that ufunc, its call on 65,536 elements
-    over their number (an element costs more there than among 16,384, past the core's L1: in
-    place, µs, AMD EPYC, 16,384 / 32,768 / 65,536 / 131,072 elements 1.21 / 1.56 / 2.91 / 4.96,
-    where a split saves 15 % from 98,304 on). The hand-off counts NumPy's call of the loop, the
-    team's start and end and the trampoline's claims (1.0-1.7 µs on the AMD EPYC, against
-    2-5 µs by :func:`_team_handoff`, whose calls pass through Python). Where no such ufunc can
-    be made, :func:`_handoff`'s and :func:`_per_element`'s."""
-    found = _ufunc_found.get(inplace)
-    if found is None:
-        k = _module()
-        codes = (k.RELU, k.FORWARD, 4, int(inplace))
-        p, aux = np.zeros(8, dtype=np.float32), np.zeros(1, dtype=np.float32)
-        number = np.dtype(np.float32).num
+    place or not: its hand-off and the time per element of the ufunc that runs the call whole.
+    Measured once per process for both at once (the machine's moment the same for both), on
+    relu's forward in float32 (out= into a second array, and in place), from the best of 30
+    interleaved rounds of each call: the hand-off, the call on 16,384 elements in cache split
+    over 2 threads less half the same call whole (in place it costs more: the other core
+    fetches lines this one has just written; with out='s hand-off, in place split from 2^16,
+    3.66 µs against 3.45 whole); the time per element, the whole call on 65,536 elements over
+    their number (an element costs more
+    there than among 16,384, past the core's L1: in place, µs, AMD EPYC, 16,384 / 32,768 /
+    65,536 / 131,072 elements 1.21 / 1.56 / 2.91 / 4.96, where a split saves 15 % from 98,304
+    on). The hand-off counts NumPy's call of the loop, the team's start and end and the
+    trampoline's claims (1.0-1.7 µs on the AMD EPYC, against 2-5 µs by :func:`_team_handoff`,
+    whose calls pass through Python; 3-4 µs too at times, for the rest of a process: see
+    benchmarks/RESULTS.md). None where no such ufunc can be made (nor any split ufunc)."""
+    if inplace in _ufunc_found:
+        return _ufunc_found[inplace]
+    k = _module()
+    p, aux = np.zeros(8, dtype=np.float32), np.zeros(1, dtype=np.float32)
+    number = np.dtype(np.float32).num
+    found: dict[bool, tuple[float, float]] = {}
+    for variant in (False, True):
+        codes = (k.RELU, k.FORWARD, 4, int(variant))
         made = (
             _ufunc(codes, p, aux, number, "relu_forward"),
             _ufunc(codes, p, aux, number, "relu_forward", 2, ALIGN),
         )
         if not all(made):
-            return _handoff(), _per_element(LINEAR)
-        whole_ufunc, split_ufunc = made[0][0], made[1][0]
-        x = np.zeros(1 << 16, dtype=np.float32)
-        y = x if inplace else np.empty_like(x)
-        half_x, half_y = x[: 1 << 14], y[: 1 << 14]
-        whole_calls = (lambda: whole_ufunc(half_x, half_y), lambda: whole_ufunc(x, y))
-        split_calls = (lambda: split_ufunc(half_x, half_y), whole_calls[0])
-        split_calls[0]()  # (wakes the team)
-        # (the whole calls apart from the split ones: after a split call, the lines the other
-        # core wrote cost the next whole call their move back, 2.2 against 1.2 µs in place)
-        whole, split = _best_of(whole_calls, 30), _best_of(split_calls, 30)
-        handoff = split[0] - whole[0] / 2
-        per_element = whole[1] / x.size
-        found = _ufunc_found[inplace] = (max(handoff, 1e-7), max(per_element, 1e-12))
-    return found
+            _ufunc_found.update({False: None, True: None})
+            return None
+        found[variant] = _variant_costs(made[0][0], made[1][0], variant)
+    for variant, (handoff, per_element) in found.items():
+        _ufunc_found[variant] = (max(handoff, 1e-7), max(per_element, 1e-12))
+    return _ufunc_found[inplace]
 
 
-_ufunc_found: dict[bool, tuple[float, float]] = {}
+_ufunc_found: dict[bool, tuple[float, float] | None] = {}
+
+
+def _variant_costs(whole_ufunc: Any, split_ufunc: Any, inplace: bool) -> tuple[float, float]:
+    """:func:`_ufunc_costs` of one variant: (hand-off, time per element)."""
+    x = np.zeros(1 << 16, dtype=np.float32)
+    y = x if inplace else np.empty_like(x)
+    half_x, half_y = x[: 1 << 14], y[: 1 << 14]
+    whole_calls = (lambda: whole_ufunc(half_x, half_y), lambda: whole_ufunc(x, y))
+    split_calls = (lambda: split_ufunc(half_x, half_y), whole_calls[0])
+    split_calls[0]()  # (wakes the team)
+    # (the whole calls apart from the split ones: after a split call, the lines the other core
+    # wrote cost the next whole call their move back, 2.2 against 1.2 µs in place)
+    whole, split = _best_of(whole_calls, 30), _best_of(split_calls, 30)
+    return split[0] - whole[0] / 2, whole[1] / x.size
 
 
 def _best_of(calls: tuple[Callable[[], Any], ...], rounds: int) -> list[float]:
@@ -1256,7 +1286,7 @@ def _no_team_after_fork() -> None:
     # team comes)
     _ufunc_measured.clear()
     _ufunc_found.clear()
-    SPLIT_BELOW[:] = WHOLE_BELOW
+    SPLIT_BELOW[:] = INPLACE_SPLIT_BELOW[:] = WHOLE_BELOW
 
 
 if hasattr(os, "register_at_fork"):
