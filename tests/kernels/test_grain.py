@@ -75,13 +75,20 @@ def unmeasured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(host, "INPLACE_SPLIT_BELOW", [200_000] * 3)
 
 
+@pytest.fixture
+def planned(unmeasured: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`unmeasured`, but for the planned route's grains, as if measured at 100,000."""
+    for cost in range(3):
+        monkeypatch.setitem(host._measured, (cost, False), 100_000)
+
+
 def _bounded(elements: float) -> int:
     low, high = host.GRAIN_BOUNDS
     return int(min(max(elements, low), high)) // host.ALIGN * host.ALIGN
 
 
 @pytest.mark.parametrize("cost", [host.SMOOTH, host.LINEAR, host.SMOOTH_WIDE])
-def test_the_split_ufuncs_grain_is_measured_on_their_own_hand_off(cost, unmeasured, monkeypatch):
+def test_the_split_ufuncs_grain_is_measured_on_their_own_hand_off(cost, planned, monkeypatch):
     # 2·H/t, H and (for LINEAR) t measured on relu's ufuncs, in place and not apart; calls
     # split from twice each (in place, its own), at most where the planned route splits
     monkeypatch.setattr(host, "_ufunc_found", {False: (1e-6, 1e-10), True: (1.5e-6, 4e-11)})
@@ -97,7 +104,7 @@ def test_the_split_ufuncs_grain_is_measured_on_their_own_hand_off(cost, unmeasur
     assert host.WHOLE_BELOW == [200_000] * 3, "the planned route's own"
 
 
-def test_the_split_ufuncs_threshold_is_never_above_the_planned_routes(unmeasured, monkeypatch):
+def test_the_split_ufuncs_threshold_is_never_above_the_planned_routes(planned, monkeypatch):
     # (a grain measured in place, or at a slow moment: the calls from WHOLE_BELOW still go to
     # the split ufunc, whose own grain decides)
     monkeypatch.setattr(host, "_ufunc_found", {True: (4e-6, 1e-11)})
@@ -171,3 +178,25 @@ def test_the_planned_routes_grain_sets_both_thresholds_until_a_team_measures(
     else:  # (no split ufuncs to be had yet: calls split where the planned route does)
         assert host._ufunc_measured == {}
         assert host.SPLIT_BELOW == host.INPLACE_SPLIT_BELOW == host.WHOLE_BELOW
+
+
+def test_a_split_ufunc_made_first_measures_the_planned_routes_threshold_first(monkeypatch):
+    # (a member's first calls small or on one thread, then one that takes the split ufunc:
+    # WHOLE_BELOW, the cap, is measured then, not left at SMALL)
+    from relukit.kernels.cpu import team
+
+    monkeypatch.setattr(host, "_measured", {})
+    monkeypatch.setattr(host, "_ufunc_measured", {})
+    monkeypatch.setattr(host, "WHOLE_BELOW", [host.SMALL] * 3)
+    monkeypatch.setattr(host, "SPLIT_BELOW", [host.SMALL] * 3)
+    monkeypatch.setattr(host, "INPLACE_SPLIT_BELOW", [host.SMALL] * 3)
+    monkeypatch.setattr(host, "_ufunc_found", {False: (1e-6, 1e-10), True: (1e-6, 5e-11)})
+    monkeypatch.setattr(host, "_handoff", lambda asleep=False: 4e-6)
+    monkeypatch.setattr(host, "_per_element", lambda cost, large=False: 1e-10)
+    monkeypatch.setattr(host, "UFUNCS", True)
+    monkeypatch.setattr(team, "available", lambda: True)
+    assert host.ufunc_grain(host.LINEAR, True) == 40_000
+    assert host._measured[host.LINEAR, False] == 80_000
+    assert host.WHOLE_BELOW[host.LINEAR] == max(host.SMALL, min(160_000, _stream_cap()))
+    assert host.SPLIT_BELOW[host.LINEAR] == 2 * 19_968
+    assert host.INPLACE_SPLIT_BELOW[host.LINEAR] == min(80_000, host.WHOLE_BELOW[host.LINEAR])

@@ -378,3 +378,15 @@ def test_calls_in_place_split_from_their_own_threshold(inplace, small_grain, mon
         else:
             function(x, out=y)
     assert [args[1] for args in asked] == ([] if inplace else [False])
+
+
+def test_a_split_ufunc_splits_every_call_the_planned_route_would(small_grain, monkeypatch):
+    # (its own grain measured at a slow moment of the machine may be the larger: the planned
+    # route's is then its grain, so that it splits from WHOLE_BELOW whatever)
+    monkeypatch.setitem(host._measured, (host.LINEAR, False), 30_016)
+    monkeypatch.setitem(host._ufunc_measured, (host.LINEAR, True), 100_032)
+    function = relukit.relu.bind()
+    function(np.ones(4, np.float32))
+    calls = function._fast._calls[np.dtype(np.float32)]
+    assert _split_data_for(calls, "forward", True, 2)[4] == 30_016
+    assert _split_data_for(calls, "forward", False, 2)[4] == GRAIN

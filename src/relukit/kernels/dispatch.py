@@ -58,8 +58,8 @@ _cpu: Any = None
 _tables: dict[tuple[int, int], tuple[Any, ...]] = {}
 _NONE = (None, None)  # Fast.last before a call
 # Below this many elements (and 2^20 bytes) a call is one that a ufunc takes whole on the
-# calling thread (host.WHOLE_BELOW and host.SPLIT_BELOW start there, and are never below it),
-# unless a grain is pinned
+# calling thread (host.WHOLE_BELOW, host.SPLIT_BELOW and host.INPLACE_SPLIT_BELOW start there,
+# and are never below it), unless a grain is pinned
 UFUNC_BELOW = 1 << 13
 
 
@@ -142,7 +142,8 @@ def elementwise_method(op: str, doc: str) -> Any:
     0.42).
 
     A call that may split over threads (from :data:`~relukit.kernels.cpu.host.SPLIT_BELOW`
-    elements up on more than one thread, nothing pinned) and whose output does not stream goes,
+    elements up, :data:`~relukit.kernels.cpu.host.INPLACE_SPLIT_BELOW` in place, on more than
+    one thread, nothing pinned) and whose output does not stream goes,
     under the same checks, to the ufunc whose loop splits it on the OpenMP team
     (:meth:`Calls.split_ufunc <relukit.kernels.cpu.host.Calls.split_ufunc>`): through Python,
     planned or launched from a kept plan, such a call cost 2.2-2.5 µs more than its launch
