@@ -154,9 +154,10 @@ def elementwise_method(op: str, doc: str) -> Any:
     :data:`~relukit.kernels.cpu.host.ALIAS_BYTES`, streamed ones and 16-bit floats keep the
     planned route. The ufunc splits from twice its own grain
     (:func:`~relukit.kernels.cpu.host.ufunc_grain`, measured on its hand-off, about 1 µs
-    against the planned route's 2-5), so from some 50,000 float32 elements out= (relu, AMD
-    EPYC; in place from some 70,000) where the planned route splits from about 100,000; calls
-    of those sizes that do not take it run whole, by the small calls' route.
+    against the planned route's 2-5; at most the planned route's grain), so from some 50,000
+    float32 elements out= (relu, AMD EPYC; in place from some 70,000) where the planned route
+    splits from about 100,000; calls of those sizes that do not take it run whole, by the
+    small calls' route.
 
     What is left is Python's: on 1,024 float32 elements (AMD EPYC, Python 3.11) ``relu(x)``
     takes 1.09 µs against ``np.maximum``'s 1.14 (1.32 through the entry point), ``out=``

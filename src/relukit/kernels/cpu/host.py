@@ -735,7 +735,8 @@ def ufunc_grain(cost: int, inplace: bool = False) -> int:
     ``2·H/t``, with H that ufunc's own hand-off and, for :data:`LINEAR`, t its own time per
     element (:func:`_ufunc_costs`; in place, a core reads and writes the same lines and takes
     about half the time of out=), else :func:`_per_element`'s. Its calls split from twice
-    that, where a split saves at least a quarter of the kernel's time. (With ``1.25·H/t``, a
+    that (or the planned route's grain, where less: :meth:`Calls._make_ufunc`), where a split
+    saves at least a quarter of the kernel's time. (With ``1.25·H/t``, a
     tenth, calls split that the public call made slower: relu out= on 2^15 float32 elements, 2
     threads, AMD EPYC, 4.09 µs split against 3.69 whole, where the ufunc alone took 2.56
     against 3.06. relu out=, public calls, µs, split / whole: 2^16 5.28 / 6.14, 2^17 8.06 /
@@ -772,8 +773,8 @@ def _set_split_below(cost: int) -> None:
     """:data:`SPLIT_BELOW` and :data:`INPLACE_SPLIT_BELOW` of the ``cost`` class: twice the
     split ufunc's grain measured (out= or in place), at most :data:`WHOLE_BELOW` (measured
     first: :func:`ufunc_grain`), so that no call from there on takes the small calls' route:
-    it goes to the split ufunc, which splits it from twice its own grain (a grain measured at a
-    slow moment of the machine may run calls whole there that the planned route would split);
+    it goes to the split ufunc, which splits it from twice its grain, at most the planned
+    route's (so it splits every call the planned route would);
     :data:`WHOLE_BELOW` while none is measured. (Apart: a call in place from twice the out=
     grain up, on a ufunc that ran it whole, cost 0.2 µs more than the small calls' route.)"""
     below = WHOLE_BELOW[cost]
