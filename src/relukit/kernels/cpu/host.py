@@ -716,8 +716,7 @@ def grain(cost: int, asleep: bool = False) -> int:
     measured = _measured.get((cost, asleep))
     if measured is None:
         elements = 2 * _handoff(asleep) / _per_element(cost, large=asleep)
-        low, high = GRAIN_BOUNDS
-        measured = int(min(max(elements, low), high)) // ALIGN * ALIGN
+        measured = _bounded(elements)
         _measured[cost, asleep] = measured
         if not asleep:  # (_chunks splits nothing below 2·measured either)
             WHOLE_BELOW[cost] = _whole_below(measured)
@@ -759,8 +758,7 @@ def ufunc_grain(cost: int, inplace: bool = False) -> int:
         handoff, per_element = costs
         if cost != LINEAR:
             per_element = _per_element(cost)
-        low, high = GRAIN_BOUNDS
-        measured = int(min(max(2 * handoff / per_element, low), high)) // ALIGN * ALIGN
+        measured = _bounded(2 * handoff / per_element)
         _ufunc_measured[cost, inplace] = measured
         _set_split_below(cost)
     return measured
@@ -781,6 +779,12 @@ def _set_split_below(cost: int) -> None:
     for inplace, split_below in ((False, SPLIT_BELOW), (True, INPLACE_SPLIT_BELOW)):
         measured = _ufunc_measured.get((cost, inplace))
         split_below[cost] = below if measured is None else min(_whole_below(measured), below)
+
+
+def _bounded(elements: float) -> int:
+    """A grain of ``elements``: within :data:`GRAIN_BOUNDS`, a multiple of :data:`ALIGN`."""
+    low, high = GRAIN_BOUNDS
+    return int(min(max(elements, low), high)) // ALIGN * ALIGN
 
 
 def _whole_below(measured: int) -> int:
