@@ -305,9 +305,7 @@ def test_keyword_parameters_take_the_bound_route_and_give_its_bits():
     bound = relukit.get("leaky_relu", negative_slope=0.07)
     for _ in range(3):
         np.testing.assert_array_equal(f(x, negative_slope=0.07), bound(x))
-        np.testing.assert_array_equal(
-            f.derivative(x, negative_slope=0.07), bound.derivative(x)
-        )
+        np.testing.assert_array_equal(f.derivative(x, negative_slope=0.07), bound.derivative(x))
         np.testing.assert_array_equal(
             f.vjp(x, np.ones_like(x), negative_slope=0.07), bound.vjp(x, np.ones_like(x))
         )
@@ -365,9 +363,9 @@ def test_keyword_parameters_kept_are_bounded_and_bad_ones_raise_and_change_nothi
         assert f(x, negative_slope=k / 8)[0] == -2.0 * k / 8
         assert len(f._bound) <= relukit.activation._KEPT_BINDINGS
     out = np.full(2, 7.0)
-    with pytest.raises(ParameterError, match="relukit.leaky_relu: unknown"):
+    with pytest.raises(ParameterError, match=r"relukit\.leaky_relu: unknown"):
         f(x, out=out, slope=0.1)
-    with pytest.raises(ParameterError, match="relukit.relu6: unknown"):
+    with pytest.raises(ParameterError, match=r"relukit\.relu6: unknown"):
         relukit.relu6.forward_with_mask(x, slope=0.1)
     np.testing.assert_array_equal(out, [7.0, 7.0])
     np.testing.assert_array_equal(x, [-2.0, 2.0])
