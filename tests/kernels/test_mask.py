@@ -36,6 +36,7 @@ CASES = [
     ("general_relu", {"negative_slope": 0.1, "max_value": 3.0, "threshold": 1.0}, 0.1),
     ("general_relu", {"negative_slope": 0.0, "max_value": 6.0}, 0.0),
     ("general_relu", {"negative_slope": 1.0, "max_value": 2.0}, 1.0),
+    ("general_relu", {"negative_slope": 0.3, "threshold": -0.5, "max_value": 2.0}, 0.3),
 ]
 SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0, -0.5, 2.0, 1.0, 3.0, 1e-40, -7.0, np.nan]
 
@@ -196,6 +197,10 @@ def test_in_place_forward(backend):
         ("leaky_relu", {"negative_slope": 0.07}),
         ("leaky_relu", {"negative_slope": 0.0}),  # (its limit at -inf is not -inf·0)
         ("prelu", {"weight": np.array([0.25])}),
+        ("general_relu", {"negative_slope": 0.1, "threshold": 0.5}),  # one bit, no cap
+        ("general_relu", {"max_value": 6.0}),  # a zero slope, capped: one bit
+        ("general_relu", {"threshold": -0.25, "max_value": 0.5}),  # (t, 0] held at 0
+        ("general_relu", {"negative_slope": 0.1, "threshold": -0.5, "max_value": 6.0}),  # 2 bits
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -422,14 +427,18 @@ BOUNDS_16 = [
 @pytest.mark.parametrize(
     ("name", "params"),
     [("relu", {}), ("relu6", {}), ("leaky_relu", {})]
-    + [("hardtanh", bounds) for bounds in BOUNDS_16],
+    + [("hardtanh", bounds) for bounds in BOUNDS_16]
+    + [
+        ("general_relu", {"negative_slope": 0.1, "threshold": -0.5, "max_value": 6.0}),
+        ("general_relu", {"threshold": 0.5}),
+    ],
     ids=lambda v: v if isinstance(v, str) else str(v).replace(" ", ""),
 )
 def test_16_bit_one_pass_on_every_bit_pattern(name, params, dtype):
     # The one-pass kernels decide 16-bit elements on their bits (relu, and the clip on order
-    # keys of the bounds) or widened (leaky_relu): all 65,536 patterns as inputs (NaNs of
-    # every payload and sign among them; a NaN result is compared as NaN), against the
-    # reference path, forward too (the clip's map kernel).
+    # keys of the bounds) or widened (leaky_relu, general_relu): all 65,536 patterns as inputs
+    # (NaNs of every payload and sign among them; a NaN result is compared as NaN), against
+    # the reference path, forward too (the clip's map kernel).
     function = relukit.get(name, **params)
     x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
     g = x[::-1].copy()
@@ -508,3 +517,30 @@ def test_16_bit_clip_is_the_same_in_a_vector_and_alone_with_denormals_flushed(dt
         assert np.array_equal(y.view(np.uint16), whole)
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["pdep", "shifts"])
+def test_two_bit_planes_interleave_and_come_apart(fast, monkeypatch):
+    # general_relu's two-bit codes are formed as two bit planes per 64 elements and laid out
+    # as element i at bits 2i, 2i + 1 of the little-endian stream (BMI2's pdep / pext where
+    # they are fast, shifts and masks elsewhere); the backward takes the planes apart again.
+    from relukit.kernels.cpu import masks
+
+    rng = np.random.default_rng(3)
+    words = rng.integers(0, 2**63, size=(20, 2), dtype=np.uint64) * np.uint64(2)
+    words[0] = (0, 0)
+    words[1] = (np.uint64(2**64 - 1), np.uint64(2**64 - 1))
+    words[2] = (np.uint64(1), np.uint64(2**63))
+    if not fast:
+        monkeypatch.setattr(masks, "FAST_DEPOSITS", False)
+    interleaved = masks._interleaved if fast else masks._interleaved.py_func
+    planes = masks.planes if fast else masks.planes.py_func
+    for p0, p1 in words:
+        low, high = interleaved(np.uint64(p0), np.uint64(p1))
+        stream = np.frombuffer(np.array([low, high], dtype="<u8").tobytes(), dtype=np.uint8)
+        bits = np.unpackbits(stream, bitorder="little")
+        codes = bits[0::2] | (bits[1::2] << 1)
+        want = [((int(p0) >> i) & 1) | (((int(p1) >> i) & 1) << 1) for i in range(64)]
+        assert codes.tolist() == want
+        got = planes(np.uint64(low), np.uint64(high))
+        assert tuple(int(v) for v in got) == (int(p0), int(p1))

@@ -9,7 +9,7 @@
 ``loops``         what the kernels share: the one block loop (``blocks``), a block's output
                   (streamed or not), the conventions at NaN and ±inf, the chain rule, the
                   one-pass select
-``masks``         mask words: packing and unpacking codes, 64 elements per compare
+``masks``         mask words: packing codes, 64 elements per compare
 ``rectifiers``    the piecewise-linear members' formulas (``leaky_relu_f``, ``prelu_f``, …)
 ``smooth``        the smooth members' and exponential units' formulas (``gelu_f``, ``elu_d``, …)
 ``vector32``      float32 formulas as 16-lane LLVM vectors with a table row per lane (the

@@ -623,14 +623,7 @@ def _leaky(builder: Any, v: Any, slope: Any, lo: Any, hi: Any, plain: bool) -> t
     product = builder.fmul(v, _splat(builder, slope, lanes))
     if plain:
         return builder.select(builder.fcmp_unordered(">", v, zero), v, product), positive
-    r = builder.select(positive, v, product)
-    for limit, infinity in ((lo, float("-inf")), (hi, float("inf"))):
-        at = builder.fcmp_ordered("==", v, _splat(builder, ir.Constant(element, infinity), lanes))
-        number = builder.fcmp_ordered("==", limit, limit)
-        r = builder.select(
-            builder.and_(at, _splat(builder, number, lanes)), _splat(builder, limit, lanes), r
-        )
-    return builder.select(builder.fcmp_unordered("uno", v, v), v, r), positive
+    return _limits(builder, v, builder.select(positive, v, product), lo, hi), positive
 
 
 def _leaky_word_16(plain: bool, stream: bool) -> Any:
@@ -705,6 +698,125 @@ leaky_word_plain = _leaky_word(stream=False, plain=True)
 leaky_word_plain_streamed = _leaky_word(stream=True, plain=True)
 
 
+def _limits(builder: Any, v: Any, r: Any, lo: Any, hi: Any) -> Any:
+    """``conventions(v, r, lo, hi)`` on vectors: the limits ``lo`` / ``hi`` at ∓inf where they
+    are numbers, NaN in kept."""
+    element = v.type.element
+    for limit, infinity in ((lo, float("-inf")), (hi, float("inf"))):
+        at = builder.fcmp_ordered(
+            "==", v, _splat(builder, ir.Constant(element, infinity), v.type.count)
+        )
+        number = builder.fcmp_ordered("==", limit, limit)
+        r = builder.select(
+            builder.and_(at, _splat(builder, number, v.type.count)),
+            _splat(builder, limit, v.type.count),
+            r,
+        )
+    return builder.select(builder.fcmp_unordered("uno", v, v), v, r)
+
+
+def _general(builder: Any, v: Any, values: Any, capped: bool, limits: bool) -> tuple[Any, Any, Any]:
+    """general_relu of a vector ``v``, and its pieces (``v > t``; where the cap holds: none
+    unless ``capped``), from ``values`` (scalars,
+    :func:`~relukit.kernels.cpu.masks.general_values`) with no branch on them: at or below the
+    threshold ``t``, +0 below ``t_flat`` and ``(v − t)·slope`` from it (a zero slope: ``t_flat``
+    = t, slope 1, so +0 below t and ``v − t`` at it; else ``t_flat`` = −∞); above it ``v``, or
+    ``capped`` its clip to [0, top] (``top`` where ``v >= top``, else x86's max with 0);
+    held where above and ``v >= top`` or ``v <= held_floor`` (0 where the threshold is below
+    0, else NaN: none), as :func:`~relukit.kernels.cpu.rectifiers.general_relu_f` and
+    ``general_relu_flat`` give, and a NaN comes out as itself. With ``limits`` the limits
+    ``values[5]`` / ``values[6]`` at ∓inf are set where they are numbers (as ``conventions``);
+    without, the caller knows the formula gives them (:func:`~relukit.kernels.cpu.masks.
+    general_values`: all but parameters beyond float32's range). (Selects on the flags as
+    scalars became a branch per vector, and a clip by compares took 7 compares a vector:
+    2.1-2.5x leaky_relu's time.)"""
+    lanes = v.type.count
+    splats = [_splat(builder, value, lanes) for value in values[:5]]
+    slope, t_flat, t, top, held_floor = splats
+    zero = ir.Constant(v.type, None)
+    below_flat = builder.fcmp_ordered("<", v, t_flat)
+    lower = builder.select(below_flat, zero, builder.fmul(builder.fsub(v, t), slope))
+    above = builder.fcmp_ordered(">", v, t)
+    if not capped:
+        # a NaN: not above, but not below either (the unordered compare keeps it as itself)
+        r = builder.select(builder.fcmp_unordered(">", v, t), v, lower)
+        held = None
+    else:
+        positive = builder.select(builder.fcmp_ordered(">", v, zero), v, zero)
+        capping = builder.fcmp_ordered(">=", v, top)  # (a cap of -0.0 gives +0 below it)
+        r = builder.select(above, builder.select(capping, top, positive), lower)
+        held = builder.or_(capping, builder.fcmp_ordered("<=", v, held_floor))
+        held = builder.and_(above, held)
+        r = builder.select(builder.fcmp_unordered("uno", v, v), v, r)
+    if limits:
+        r = _limits(builder, v, r, values[5], values[6])
+    return r, above, held
+
+
+def _general_word(capped: bool, limits: bool, stream: bool) -> Any:
+    """An intrinsic ``(x, start, y, values) -> (above, held)``: general_relu on the 64 elements
+    from ``x[start]`` (float32 or float64; 16-bit floats as raw bits, widened to float32 and
+    rounded back once), as ``narrow(conventions(v, general_relu_f(v, ...), low, high))``
+    with the registry's limits, stored to ``y[start:start+64]`` (streamed with ``stream``:
+    ``y[start]`` 64-byte aligned), and two words of their pieces: bit k of ``above`` set
+    where element ``start + k`` is above the threshold, of ``held`` where the cap holds it
+    (:func:`_general`, ``capped`` or not: ``held`` is then 0, with ``limits`` or not;
+    ``values``: its seven parameters, a tuple of the working float). Each vector is loaded
+    before it is stored, so ``y`` may be ``x``."""
+
+    @intrinsic
+    def word(typingctx: Any, x: Any, start: Any, y: Any, values: Any) -> Any:
+        half = _half_array(x)
+        if half:
+            if not (_half_array(y) and y.dtype == x.dtype):
+                return None
+            work = types.float32
+        else:
+            if not (_float_array(x) and _float_array(y) and y.dtype == x.dtype):
+                return None
+            work = x.dtype
+        if values != types.UniTuple(work, 7):
+            return None
+        signed = half and x.dtype.signed
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xarr, first, yarr, packed = args
+            scalars = [builder.extract_value(packed, i) for i in range(7)]
+            xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
+            yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
+            size = context.get_abi_sizeof(element)
+            lanes = 64 // size
+            piece = ir.VectorType(element, lanes).as_pointer()
+            xs, ys = builder.bitcast(xptr, piece), builder.bitcast(yptr, piece)
+            words = [ir.Constant(ir.IntType(64), 0), ir.Constant(ir.IntType(64), 0)]
+            for q in range(64 // lanes):
+                at = [ir.Constant(ir.IntType(64), q)]
+                raw = builder.load(builder.gep(xs, at), align=size)
+                v = _widened(builder, raw, signed) if half else raw
+                r, above, held = _general(builder, v, scalars, capped, limits)
+                out = _narrowed(builder, r, signed) if half else r
+                _store(builder, out, builder.gep(ys, at), size, stream)
+                for i, codes in enumerate((above, held) if capped else (above,)):
+                    bits = builder.zext(builder.bitcast(codes, ir.IntType(lanes)), ir.IntType(64))
+                    shifted = builder.shl(bits, ir.Constant(ir.IntType(64), q * lanes))
+                    words[i] = builder.or_(words[i], shifted)
+            return context.make_tuple(builder, signature.return_type, words)
+
+        result = types.UniTuple(types.uint64, 2)
+        return result(x, types.intp, y, values), codegen
+
+    return word
+
+
+general_words = {
+    (capped, limits, stream): _general_word(capped, limits, stream)
+    for capped in (False, True)
+    for limits in (False, True)
+    for stream in (False, True)
+}
+"""The variants of :func:`_general_word` by (capped, limits, stream)."""
+
+
 def _chain_word_16(stream: bool) -> Any:
     """:func:`chain_word` for 64 16-bit floats as raw bits (float16 in int16, bfloat16 in
     uint16; ``low`` and ``high`` float32): each gradient widened to float32, multiplied, and
@@ -740,6 +852,73 @@ def _chain_word_16(stream: bool) -> Any:
 
 chain_word_16 = _chain_word_16(stream=False)
 chain_word_16_streamed = _chain_word_16(stream=True)
+
+
+def _chain_word_2(stream: bool) -> Any:
+    """An intrinsic ``(g, gstart, plane0, plane1, d0, d1, d2, d3, dst, dstart)``: ``dst[dstart+k]
+    = g[gstart+k]·d_k`` for 64 elements whose two-bit codes have their bits k in ``plane0``
+    (low bit) and ``plane1``: ``d_k`` is ``d0``-``d3`` by code; a zero ``d_k`` gives +0 (the
+    chain rule of the piecewise-linear members). 16-bit floats (raw bits; the ``d`` float32)
+    are widened, multiplied and rounded back once, as ``narrow(chain(widen(g), d))``. With
+    ``stream`` the stores are streaming and ``dst[dstart]`` 64-byte aligned. Each vector is
+    loaded before it is stored, so ``dst`` may be ``g``."""
+
+    @intrinsic
+    def chain(
+        typingctx: Any,
+        g: Any,
+        gstart: Any,
+        plane0: Any,
+        plane1: Any,
+        d0: Any,
+        d1: Any,
+        d2: Any,
+        d3: Any,
+        dst: Any,
+        dstart: Any,
+    ) -> Any:
+        half = _half_array(g)
+        if half:
+            if not (_half_array(dst) and g.dtype == dst.dtype):
+                return None
+            work = types.float32
+        else:
+            if not (_float_array(g) and _float_array(dst) and g.dtype == dst.dtype):
+                return None
+            work = g.dtype
+        if not d0 == d1 == d2 == d3 == work:
+            return None
+        signed = half and g.dtype.signed
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            garr, first, low_bits, high_bits, v0, v1, v2, v3, out, out_first = args
+            gptr, element = _vector_at(context, builder, signature.args[0], garr, first)
+            align = context.get_abi_sizeof(element)
+            grads = builder.load(gptr, align=align)
+            if half:
+                grads = _widened(builder, grads, signed)
+            b0 = builder.bitcast(low_bits, ir.VectorType(ir.IntType(1), 64))
+            b1 = builder.bitcast(high_bits, ir.VectorType(ir.IntType(1), 64))
+            derivative = builder.select(
+                b1,
+                builder.select(b0, _splat(builder, v3), _splat(builder, v2)),
+                builder.select(b0, _splat(builder, v1), _splat(builder, v0)),
+            )
+            result = _chain(builder, grads.type.element, grads, derivative)
+            if half:
+                result = _narrowed(builder, result, signed)
+            optr, _ = _vector_at(context, builder, signature.args[8], out, out_first)
+            _store(builder, result, optr, align, stream)
+            return context.get_dummy_value()
+
+        kinds = (g, types.intp, types.uint64, types.uint64, d0, d1, d2, d3, dst, types.intp)
+        return types.void(*kinds), codegen
+
+    return chain
+
+
+chain_word_2 = _chain_word_2(stream=False)
+chain_word_2_streamed = _chain_word_2(stream=True)
 
 
 def _chain_word_slopes(stream: bool) -> Any:
@@ -909,6 +1088,21 @@ def _host_has(feature: str) -> bool:
 BMI2 = _host_has("bmi2")
 
 
+def _host_cpu() -> str:
+    """The CPU Numba compiles for (LLVM's name): the host's, or ``NUMBA_CPU_NAME``."""
+    import llvmlite.binding as llvm
+    from numba.core import config
+
+    if config.CPU_NAME and config.CPU_NAME != "host":
+        return str(config.CPU_NAME)
+    return str(llvm.get_host_cpu_name())
+
+
+FAST_DEPOSITS = BMI2 and _host_cpu() not in ("znver1", "znver2")
+"""Are BMI2's ``pdep`` and ``pext`` fast here (one a cycle; microcoded on AMD's Zen 1 and 2, at
+some 250 cycles each)? Else the two-bit codes' planes are spread and gathered by shifts."""
+
+
 @intrinsic
 def _pdep(typingctx: Any, value: Any, mask: Any) -> Any:
     """``pdep``: the low bits of a uint64 into the set bits of a mask, in order (BMI2)."""
@@ -941,12 +1135,47 @@ def _deposit_loop(value: Any, mask: Any) -> Any:
     return result
 
 
+@intrinsic
+def _pext(typingctx: Any, value: Any, mask: Any) -> Any:
+    """``pext``: the bits of a uint64 at the set bits of a mask, packed into the low bits (BMI2)."""
+    if not (isinstance(value, types.Integer) and isinstance(mask, types.Integer)):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        word = ir.IntType(64)
+        a = context.cast(builder, args[0], signature.args[0], types.uint64)
+        b = context.cast(builder, args[1], signature.args[1], types.uint64)
+        kind = ir.FunctionType(word, [word, word])
+        function = cgutils.get_or_insert_function(builder.module, kind, "llvm.x86.bmi.pext.64")
+        return builder.call(function, [a, b])
+
+    return types.uint64(value, mask), codegen
+
+
+def _extract_loop(value: Any, mask: Any) -> Any:
+    """pext without BMI2: the bits of ``value`` at the set bits of ``mask``, packed low."""
+    result = np.uint64(0)
+    source = np.uint64(value)
+    m = np.uint64(mask)
+    one = np.uint64(1)
+    at = np.uint64(0)
+    while m != 0:
+        lowest = m & (~m + one)
+        if source & lowest:
+            result |= one << at
+        at += one
+        m &= m - one
+    return result
+
+
 if BMI2:
     deposit = _pdep
+    extract = _pext
 else:  # pragma: no cover (hosts without BMI2)
     from numba import njit
 
     deposit = njit(inline="always")(_deposit_loop)
+    extract = njit(inline="always")(_extract_loop)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ from relukit.kernels.cpu.dtypes import const as c
 from relukit.kernels.cpu.dtypes import narrow, passed, scratch, widen
 from relukit.kernels.cpu.intrinsics import (
     chain_word,
+    chain_word_2,
+    chain_word_2_streamed,
     chain_word_16,
     chain_word_16_streamed,
     chain_word_slopes,
@@ -72,20 +74,20 @@ from relukit.kernels.cpu.intrinsics import (
 from relukit.kernels.cpu.loops import BLOCK, blocks, chain, conventions, put, select_block
 from relukit.kernels.cpu.masks import (
     clip_with_mask,
+    general_block,
+    general_with_mask,
     leaky_block,
     leaky_with_mask,
     load_bytes,
-    pack,
+    planes,
     relu_with_mask,
     store_bytes,
-    unpack,
 )
 from relukit.kernels.cpu.math32 import moderate  # noqa: F401  (for the host side)
 from relukit.kernels.cpu.mathlib import exp_f64, expm1_f64, log1p_f64, phi_f64, tanh_f64
 from relukit.kernels.cpu.rectifiers import (
     general_relu_d,
     general_relu_f,
-    general_relu_flat,
     hardtanh_d,
     leaky_relu_d,
     leaky_relu_f,
@@ -245,9 +247,9 @@ overload(plain_derivative, prefer_literal=True, jit_options=INLINE_OPTIONS)(_pla
 
 # piecewise linear: one code per element
 LINEAR = (RELU, LEAKY_RELU, SLOPES, HARDTANH, GENERAL_RELU)
-# mask forwards in one pass, stored from the registers (leaky_relu's codes are x > 0: p[7], the
-# NaN-is-one code, is set only for rrelu in training, a SLOPES member)
-ONE_PASS = (RELU, HARDTANH, LEAKY_RELU)
+# mask forwards (and forwards) in one pass, stored from the registers (leaky_relu's codes are
+# x > 0: p[7], the NaN-is-one code, is set only for rrelu in training, a SLOPES member)
+ONE_PASS = (RELU, HARDTANH, LEAKY_RELU, GENERAL_RELU)
 # evaluated in float64 whatever the input's dtype, parameters in float64 too
 WIDE = (ELU, SELU, CELU, GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SIGMOID, TANH)
 
@@ -301,6 +303,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     stamp = STAMP
     select = member in (RELU, HARDTANH) and op == FORWARD  # pure selects: keep the input's bits
     leaky = member == LEAKY_RELU and op == FORWARD  # one pass from the registers too
+    general = member == GENERAL_RELU and op == FORWARD  # and general_relu's
     blocking = member in LINEAR or (member in PLAIN and PLAIN[member][3])
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
@@ -321,6 +324,8 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         a1 = p[1]
         a2 = p[2]
         a3 = p[3]
+        capped = a3 > 0  # (general_relu's flags, read once: a load of p in the loop, which
+        flat = p[6] > 0  # may alias y for all LLVM knows, kept it from being vectorised)
         vector_width_512()
         low = c(widen(x[0]), p[4])  # the limits in the working float
         high = c(widen(x[0]), p[5])
@@ -331,9 +336,11 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         if periodic:
             period = aux.size
             start = first % period
-        if select or leaky:  # one pass over the whole chunk: no buffer, so no blocks
+        if select or leaky or general:  # one pass over the whole chunk: no buffer, no blocks
             if leaky:
                 leaky_block(x, y, a0, low, high, stream)
+            elif general:
+                general_block(x, y, p, low, high, stream)
             else:
                 select_block(x, y, a0, a1, low_raw, high_raw, member == HARDTANH, stream)
             if stream:
@@ -418,9 +425,9 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                     r = leaky_relu_d(v, w) if derivative else prelu_f(v, w)
                 elif member == GENERAL_RELU:
                     if derivative:
-                        r = general_relu_d(v, a0, a1, a2, a3 > 0)
+                        r = general_relu_d(v, a0, a1, a2, capped)
                     else:
-                        r = general_relu_f(v, a0, a1, a2, a3 > 0, p[6] > 0)
+                        r = general_relu_f(v, a0, a1, a2, capped, flat)
                 elif member == SQUARED_RELU:
                     r = squared_relu_d(v) if derivative else squared_relu_f(v)
                 elif member == ELU:
@@ -617,16 +624,15 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     :mod:`relukit.kernels.mask`): ``x > 0`` (leaky_relu, prelu), ``not x <= 0`` (relu, rrelu
     in training: ``p[7] = 1``), ``min < x < max`` (hardtanh, relu6), and for general_relu
     ``table[piece]`` with the pieces below the threshold, between, and capped. ``x`` starts at
-    a word boundary; ``mask`` holds this chunk's codes only. relu, relu6, hardtanh and
-    leaky_relu take one pass (:func:`~relukit.kernels.cpu.masks.relu_with_mask` and its
-    siblings: each 64 elements loaded once, their outputs stored (streamed) from the registers
-    and their codes packed into a word). The other members compute a block into
-    an L1-resident buffer, then its codes (one 64-element word per vector compare;
-    general_relu: one byte per element, then packed), then stream the buffer out; a ``direct``
-    kernel computes straight into ``y`` (disjoint from ``x``, not streamed; see
-    :func:`map_kernel`).
+    a word boundary; ``mask`` holds this chunk's codes only. relu, relu6, hardtanh,
+    leaky_relu and general_relu take one pass (:func:`~relukit.kernels.cpu.masks.relu_with_mask`
+    and its siblings: each 64 elements loaded once, their outputs stored (streamed) from the
+    registers and their codes packed into a word, general_relu's into one or two from the
+    words of its pieces). The per-element slopes (prelu, rrelu) compute a block into an
+    L1-resident buffer, then its codes (one 64-element word per vector compare), then stream
+    the buffer out; a ``direct`` kernel computes straight into ``y`` (disjoint from ``x``, not
+    streamed; see :func:`map_kernel`).
     """
-    bytewise = member == GENERAL_RELU
     stamp = STAMP
 
     @cached_kernel
@@ -638,66 +644,51 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
             return
         a0 = p[0]
         a1 = p[1]
-        a2 = p[2]
-        capped = p[3] > 0
         low = p[4]
         high = p[5]
-        flat = p[6] > 0
         nan_is_one = p[7] > 0
         if member in ONE_PASS and not nan_is_one:
             if member == RELU:
                 relu_with_mask(x, y, mask, a0, a1, narrow(a0, x[0]), narrow(a1, x[0]), stream)
             elif member == HARDTANH:
                 clip_with_mask(x, y, mask, a0, a1, narrow(a0, x[0]), narrow(a1, x[0]), stream)
+            elif member == GENERAL_RELU:
+                general_with_mask(x, y, mask, p, low, high, table, bits, stream)
             else:
                 leaky_with_mask(x, y, mask, a0, a1, low, high, stream)
             if stream:
                 store_fence()
             return
-        c0 = np.uint8(table[0])
-        c1 = np.uint8(table[1])
-        c2 = np.uint8(table[2])
         zero = c(widen(x[0]), 0.0)
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if member == SLOPES else n + 1
         start = first % period if member == SLOPES else 0
         buf = np.empty(1 if direct else BLOCK, dtype=y.dtype)
-        codes = np.zeros(BLOCK + 8 if bytewise else 8, dtype=np.uint8)
         for i, m, k in blocks(n, period, start, BLOCK, 0):
             dst = y[i : i + m] if direct else buf[:m]
             xs = x[i : i + m]
             rs = aux[k : k + m] if member == SLOPES else aux[:0]
-            cs = codes[:m]
             for j in range(m):
                 e = xs[j]
                 v = widen(e)
                 if member == LEAKY_RELU:
                     dst[j] = narrow(conventions(v, leaky_relu_f(v, a0), low, high), e)
-                elif member == SLOPES:
-                    dst[j] = narrow(conventions(v, prelu_f(v, widen(rs[j])), low, high), e)
                 else:
-                    r = conventions(v, general_relu_f(v, a0, a1, a2, capped, flat), low, high)
-                    dst[j] = narrow(r, e)
-                    cs[j] = c2 if general_relu_flat(v, a1, a2, capped) else (c1 if v > a1 else c0)
-            if bytewise:
-                for j in range(m, m + 8):
-                    codes[j] = np.uint8(0)
-                pack(codes, mask, i * bits // 8, m, bits)
-            else:
-                full = m // 64
-                for w in range(full):
-                    if nan_is_one:
-                        word = word_above(xs, 64 * w, zero, zero)
-                    else:
-                        word = word_greater(xs, 64 * w, zero, zero)
-                    words[i // 64 + w] = word
-                word = np.uint64(0)
-                for j in range(64 * full, m):
-                    v = widen(xs[j])
-                    bit = v > zero or (nan_is_one and v != v)
-                    word |= np.uint64(bit) << np.uint64(j - 64 * full)
-                if m > 64 * full:
-                    store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
+                    dst[j] = narrow(conventions(v, prelu_f(v, widen(rs[j])), low, high), e)
+            full = m // 64
+            for w in range(full):
+                if nan_is_one:
+                    word = word_above(xs, 64 * w, zero, zero)
+                else:
+                    word = word_greater(xs, 64 * w, zero, zero)
+                words[i // 64 + w] = word
+            word = np.uint64(0)
+            for j in range(64 * full, m):
+                v = widen(xs[j])
+                bit = v > zero or (nan_is_one and v != v)
+                word |= np.uint64(bit) << np.uint64(j - 64 * full)
+            if m > 64 * full:
+                store_bytes(mask, (i + 64 * full) // 8, word, m - 64 * full)
             if not direct:
                 put(y, i, buf, m, stream)
         if stream:
@@ -714,17 +705,16 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
     or float64; a ``half`` kernel takes 16-bit gradients as raw bits, widens each to float32 and
     rounds the product back once, in the same pass) and rounded once, exactly as ``vjp`` forms
     ``grad_out · f'(x)`` (a zero derivative gives +0). ``g`` starts at a word
-    boundary; ``mask`` holds this chunk's codes only. At one bit every dtype goes straight
-    into ``dx``, 64 elements per mask word, from ``dx``'s first 64-byte boundary, streamed or
-    not (through an L1-resident buffer, as before, float32 ran at 0.55 of a copy at 2^16 and
-    float64 at 0.62 at 2^24 on a Zen 4; straight, 0.93 and 1.04); at two bits float32 and
-    float64 go through the buffer. (``aux``'s period is a multiple of 64 or at least n, see
-    ``host._periodic``, so a block cut where it wraps starts on a mask word; such a block
-    starts off dx's 64-byte boundary unless dx starts on one, and is then not streamed,
-    and its stores and those of the blocks after it may split cache lines: a speed cost
-    only, for prelu and rrelu in training.) 16-bit
-    blocks at two bits go straight into ``dx`` (1.4x as fast as through the buffer), except
-    in place or streamed.
+    boundary; ``mask`` holds this chunk's codes only. Every dtype goes straight into ``dx``,
+    64 elements per mask word (at two bits, general_relu's, per two words, their codes' bit
+    planes pulled apart: :func:`~relukit.kernels.cpu.masks.planes`), from ``dx``'s first
+    64-byte boundary, streamed or not (through an L1-resident buffer, as before, float32 ran
+    at 0.55 of a copy at 2^16 and float64 at 0.62 at 2^24 on a Zen 4; straight, 0.93 and
+    1.04; two bits through codes unpacked to bytes, 0.24-0.33 at 2^20-2^22). (``aux``'s
+    period is a multiple of 64 or at least n, see ``host._periodic``, so a block cut where it
+    wraps starts on a mask word; such a block starts off dx's 64-byte boundary unless dx
+    starts on one, and is then not streamed, and its stores and those of the blocks after it
+    may split cache lines: a speed cost only, for prelu and rrelu in training.)
     """
     stamp = STAMP
 
@@ -740,15 +730,11 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
         period = aux.size if slopes else n + 1
         start = first % period if slopes else 0
-        # one bit: straight into dx, 64 elements per mask word, streamed from dx's first
-        # 64-byte boundary. (Through a block buffer, float32 at 2^16 ran at 0.55 of a copy,
-        # float64 at 2^24 0.62; straight, 0.93 and 1.04. 16-bit at two bits go straight into
-        # dx unless in place, where LLVM's overlap check would send the loops to their scalar
-        # versions: bfloat16 relu 2^22, 1 thread, 0.88 → 0.64 ms, a copy 0.57.)
-        words_direct = bits == 1
-        direct = words_direct or (half and not stream and dx.ctypes.data != g.ctypes.data)
-        buf = np.empty(1 if direct else BLOCK, dtype=dx.dtype)
-        codes = np.zeros(BLOCK + 8, dtype=np.uint8)
+        # straight into dx, 64 elements per mask word (two at two bits), streamed from dx's
+        # first 64-byte boundary at one bit. (Through a block buffer, float32 at 2^16 ran at
+        # 0.55 of a copy, float64 at 2^24 0.62; straight, 0.93 and 1.04. Two bits through
+        # codes unpacked to bytes: general_relu at 2^22 float32, 1 thread, AMD EPYC, 0.33 of
+        # a copy.)
         size = dx.itemsize
         # the mask's whole words, and the codes in its last bytes (as a word)
         whole = words.size
@@ -757,16 +743,14 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         # splits across two cache lines: relu at 2^16 float32, 1 thread, Xeon, with dx 16
         # bytes past a boundary, 15.6-16.5 µs, 7.4-8.2 aligned): the first block is as long
         # as the distance to it
-        lead = 0
-        if words_direct:
-            lead = ((-np.int64(dx.ctypes.data)) & 63) // size
+        lead = ((-np.int64(dx.ctypes.data)) & 63) // size
         # 16-bit relu, relu6 and hardtanh (derivatives 0 and 1) select bits: as fast as a
         # copy, where the multiply widens and rounds back (measured, bfloat16 2^22: 0.58 ms
         # select, 1.12 multiply, 2.19 through unpacked bytes; a copy 0.56)
         passes = half and not slopes and t0 == 0 and t1 == 1
         for i, m, k in blocks(n, period, start, BLOCK, lead):
             gs = g[i : i + m]
-            dst = dx[i : i + m] if direct else buf[:m]
+            dst = dx[i : i + m]
             rs = aux[k : k + m] if slopes else aux[:0]
             if bits == 1:
                 # 64 elements per vector, their codes from one mask word (two where a period
@@ -818,23 +802,44 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
                         dst[j] = narrow(chain(widen(e), d), e)
                     else:
                         dst[j] = chain(e, t1 if on != 0 else (rs[j] if slopes else t0))
-            elif half:
-                unpack(mask, i * bits // 8, m, codes, bits)
-                for j in range(m):
-                    code = codes[j]
+            else:
+                # two bits (general_relu: no per-element slopes): 64 elements per vector, their
+                # codes' bit planes from the two mask words of each 64 elements (two such where
+                # the lead cut the block off a word boundary); the rest element by element
+                groups = m // 64
+                shift = i & 63
+                up = np.uint64(shift)
+                down = np.uint64(64 - shift)
+                q = i >> 6
+                streamed = stream and ((np.int64(dx.ctypes.data) + i * size) & 63) == 0
+                p0 = p1 = np.uint64(0)
+                for w in range(-1, groups):
+                    # the planes of the 64 elements from word q + w + 1 (past the mask's whole
+                    # words: its last bytes, then zeros, which this block does not read)
+                    k = 2 * (q + w + 1)
+                    low = words[k] if k < whole else (last if k == whole else np.uint64(0))
+                    k += 1
+                    high = words[k] if k < whole else (last if k == whole else np.uint64(0))
+                    n0, n1 = planes(low, high)
+                    if w < 0:
+                        p0, p1 = n0, n1
+                        continue
+                    at = 64 * w
+                    c0, c1 = p0, p1
+                    if shift != 0:
+                        c0 = (p0 >> up) | (n0 << down)
+                        c1 = (p1 >> up) | (n1 << down)
+                    if streamed:
+                        chain_word_2_streamed(gs, at, c0, c1, t0, t1, t2, t3, dst, at)
+                    else:
+                        chain_word_2(gs, at, c0, c1, t0, t1, t2, t3, dst, at)
+                    p0, p1 = n0, n1
+                for j in range(64 * groups, m):
+                    b = i + j
+                    code = (mask[b >> 2] >> np.uint8(2 * (b & 3))) & np.uint8(3)
                     d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
-                    if slopes and code == 0:
-                        d = rs[j]
                     e = gs[j]
                     dst[j] = narrow(chain(widen(e), d), e)
-            else:
-                unpack(mask, i * bits // 8, m, codes, bits)
-                for j in range(m):
-                    code = codes[j]
-                    d = t0 if code == 0 else (t1 if code == 1 else (t2 if code == 2 else t3))
-                    dst[j] = chain(gs[j], d)
-            if not direct:
-                put(dx, i, buf, m, stream)
         if stream:
             store_fence()
 

@@ -601,7 +601,7 @@ def _centre_block(centre: Any, formula: Any, name: str, apart: Any = None) -> An
                     padded = (m + 63) // 64 * 64
                     for j in range(m, padded):
                         flags[j] = 0
-                    pack(flags, flags, 0, padded, 1)  # (byte q from bytes 8q on: read first)
+                    pack(flags, flags, 0, padded)  # (byte q from bytes 8q on: read first)
                     words = flags[: padded // 8].view(np.uint64)
                     many = np.uint64(0)
                     for w in range(padded // 64):
