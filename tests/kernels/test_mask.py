@@ -544,3 +544,32 @@ def test_two_bit_planes_interleave_and_come_apart(fast, monkeypatch):
         assert codes.tolist() == want
         got = planes(np.uint64(low), np.uint64(high))
         assert tuple(int(v) for v in got) == (int(p0), int(p1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_prelu_of_one_plain_slope_runs_as_leaky_relu(dtype):
+    # One slope given as a number or 1-tuple: prelu is leaky_relu of it, on the direct
+    # kernels (a bound member keeps them); a slope that is 0 in the working dtype, and arrays
+    # (which may change in place), keep the per-element slopes. Every route gives the
+    # reference's bits, -inf included (a zero slope's limit there is prelu's own 0).
+    x = sample((3000,), dtype, seed=2)
+    g = sample((3000,), dtype, seed=3)
+    wide = dtype == np.float64  # (1e-50 is 0 in float32, the 16-bit floats' working dtype)
+    for weight, direct in ((0.25, True), ((-0.5,), True), (1e-50, wide), (0.0, False)):
+        function = relukit.get("prelu", weight=weight)
+        with dispatch.forced("reference"):
+            want_y = function(x)
+            want_d = function.derivative(x)
+            _, want_m = function.forward_with_mask(x)
+            want_dx = function.backward_from_mask(g, want_m)
+        y, m = function.forward_with_mask(x)
+        assert bits_equal(function(x), want_y) and bits_equal(y, want_y), weight
+        assert bits_equal(function.derivative(x), want_d), weight
+        assert np.array_equal(m, want_m) and bits_equal(function.backward_from_mask(g, m), want_dx)
+        assert (function._fast.calls_checked(x) is not None) is direct, weight
+    weight = np.array([0.25])
+    function = relukit.get("prelu", weight=weight)
+    assert function._fast is None or function._fast.calls_checked(x) is None
+    before = function(np.array([-4.0]))
+    weight[0] = 0.5  # (the array bound, changed in place: the next call sees it)
+    assert before[0] == -1.0 and function(np.array([-4.0]))[0] == -2.0

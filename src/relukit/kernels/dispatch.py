@@ -436,7 +436,7 @@ class Fast:
         spec, params = self.spec, self.params
         codes = table = None
         if spec.mask_code is not None and spec.mask_derivatives is not None:
-            if _cpu.per_element_slopes(spec, params):
+            if _cpu.per_element_slopes(spec, params, dtype.itemsize == 8):
                 return None
             codes = _piece_codes(spec, params)
             table = _derivative_table(spec, params, dtype.itemsize == 8, False)
@@ -576,8 +576,8 @@ def _mask_op(
         )
     mask_path.check_mask(where, mask, source, _size(source.array), bits)
     if compiled_takes(source):
-        slopes = _cpu.per_element_slopes(spec, params)
         wide = source.array.dtype.itemsize == 8
+        slopes = _cpu.per_element_slopes(spec, params, wide)
         table = _cached(
             spec, params, source, 1 + wide, lambda: _derivative_table(spec, params, wide, slopes)
         )
@@ -594,7 +594,7 @@ def mask_kernels(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> A
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not _has_numba():
         return None
-    if spec.mask_code is None or _cpu.per_element_slopes(spec, params):
+    if spec.mask_code is None or _cpu.per_element_slopes(spec, params, dtype.itemsize == 8):
         return None
     codes = _piece_codes(spec, params)
     table = _derivative_table(spec, params, dtype.itemsize == 8, False)
@@ -635,4 +635,5 @@ def _derivative_table(
         return np.array([np.nan, 1.0], dtype=work)
     like = np.zeros(1, dtype=work)
     values = mask_path.derivatives(spec, reference.Math(np), like, params)
-    return np.array([float(v) for v in values], dtype=work)
+    # (prelu's one slope comes broadcast to like's shape)
+    return np.array([np.reshape(v, -1)[0] for v in values], dtype=work)
