@@ -562,7 +562,8 @@ def _mask_op(
             "(use vjp); the mask path serves relu, leaky_relu, prelu, rrelu, relu6, hardtanh "
             "and general_relu"
         )
-    bits = spec.derivative_bits(params)
+    # (binding checks every parameter again: for prelu's 64 slopes, 25 µs a call)
+    bits = _cached(spec, params, source, 3, lambda: spec.derivative_bits(params))
     if op == "forward_with_mask":
         if compiled_takes(source):
             codes = _cached(spec, params, source, 0, lambda: _piece_codes(spec, params))
@@ -606,7 +607,7 @@ def mask_kernels(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> A
 
 def _cached(
     spec: Activation, params: dict[str, Any], source: Input, slot: int, make: Any
-) -> np.ndarray:
+) -> Any:
     """``make()``, remembered per bound member (``params``) and slot."""
     key = (id(params), slot)
     entry = _tables.get(key)
