@@ -27,6 +27,7 @@ markers. About 3 minutes on a 2-core machine.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,11 +97,15 @@ def measure(
     a = Arrays(dtype, n)
     ours = timers(a)
     copies = limits(a)["copy"]
-    with threads.limit(count):
-        torch.set_num_threads(count)
-        named: dict[str, Timer] = {f"copy {k}": v for k, v in copies.items()}
-        named.update({f"{member}|{op}": fn for (member, op), fn in ours.items()})
-        best = _best(named, repeats, min_time)
+    torch_threads = torch.get_num_threads()
+    try:
+        with threads.limit(count):
+            torch.set_num_threads(count)
+            named: dict[str, Timer] = {f"copy {k}": v for k, v in copies.items()}
+            named.update({f"{member}|{op}": fn for (member, op), fn in ours.items()})
+            best = _best(named, repeats, min_time)
+    finally:
+        torch.set_num_threads(torch_threads)
     copy = min(best[f"copy {k}"] for k in copies)
     return {key: copy / best[f"{key[0]}|{key[1]}"] for key in ours}
 
@@ -117,7 +122,7 @@ def table(cells: dict[tuple[str, int, int], dict[tuple[str, str], float]], sizes
                 for t, n in columns:
                     ratio = cells[dtype, t, n][name, op]
                     missed += ratio < TARGET
-                    text = f"{ratio:.2f}"
+                    text = f"{math.floor(ratio * 100) / 100:.2f}"  # (0.849 shows as 0.84)
                     values.append(f"**{text}**" if ratio < TARGET else text)
                 lines.append(f"| {name} | {op} | {dtype} | {' | '.join(values)} |")
     total = len(MEMBERS) * 2 * len(DTYPES) * len(columns)

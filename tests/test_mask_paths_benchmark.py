@@ -38,9 +38,16 @@ def test_a_tiny_run_fills_every_cell_and_marks_the_misses(script):
     for dtype in ("float64", "float16"):
         for count in script.THREADS:
             cells[dtype, count, 1 << 10] = dict.fromkeys(cells["float32", count, 1 << 10], 2.0)
+    some = next(iter(cells["float64", 1, 1 << 10]))
+    cells["float64", 1, 1 << 10][some] = 0.8499  # (a miss, shown rounded down)
+    for key in cells["float32", 1, 1 << 10]:
+        cells["float32", 1, 1 << 10][key] = 1.0
     text = script.table(cells, (1 << 10,))
     rows = [line for line in text.splitlines() if line.startswith("| ") and "member" not in line]
     assert len(rows) == len(script.MEMBERS) * 2 * len(script.DTYPES)
     assert all(row.count("|") == 3 + len(script.THREADS) + 1 for row in rows)
-    assert "of 160 cells" in text
+    assert "**0.84**" in text
+    bold = [row for row in rows if "**" in row]
+    misses = sum(row.count("**") // 2 for row in bold)
+    assert f"{160 - misses} of 160 cells" in text and misses >= 1
     assert all(value > 0 for run in cells.values() for value in run.values())

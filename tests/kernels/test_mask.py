@@ -573,3 +573,74 @@ def test_prelu_of_one_plain_slope_runs_as_leaky_relu(dtype):
     before = function(np.array([-4.0]))
     weight[0] = 0.5  # (the array bound, changed in place: the next call sees it)
     assert before[0] == -1.0 and function(np.array([-4.0]))[0] == -2.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"negative_slope": 0.1, "threshold": 1e39},
+        {"negative_slope": 0.1, "threshold": -1e39},
+        {"negative_slope": 0.1, "threshold": -1e39, "max_value": 1e39},
+        {"threshold": -0.5, "max_value": 1e39},
+    ],
+    ids=["t=+big", "t=-big", "t=-big,cap=big", "cap=big"],
+)
+def test_general_relu_parameters_beyond_float32_in_every_lane(params, dtype):
+    # A threshold or cap beyond float32's range is ±inf in the working float, where the formula
+    # gives NaN at ±inf: the words that set the registry's limits there take over
+    # (masks.general_values). ±inf and NaN inputs throughout, so that vector lanes meet them,
+    # into outputs at every offset.
+    function = relukit.get("general_relu", **params)
+    n = 700
+    x = sample((n,), dtype, seed=9)
+    x[::37], x[5::37], x[11::53] = np.inf, -np.inf, np.nan
+    g = sample((n,), dtype, seed=10)
+    with dispatch.forced("reference"):
+        want = function(x)
+        want_y, want_m = function.forward_with_mask(x)
+        want_dx = function.backward_from_mask(g, want_m)
+    for offset in range(64 // dtype.itemsize):
+        base = np.zeros(n + 32, dtype=dtype)
+        out = base[offset : offset + n]
+        with dispatch.forced("compiled"):
+            assert bits_equal(function(x, out=out), want), offset
+            y, m = function.forward_with_mask(x, out=out)
+            assert bits_equal(y, want_y) and np.array_equal(m, want_m), offset
+            assert bits_equal(function.backward_from_mask(g, m, out=out), want_dx), offset
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_two_bit_backward_over_several_blocks_at_every_offset(dtype):
+    # The two-bit backward's blocks start where dx is 64-byte aligned, then every 2,048
+    # elements: each vector combines the planes of two consecutive 64-element words.
+    function = relukit.get("general_relu", negative_slope=0.1, threshold=-0.5, max_value=6.0)
+    n = 4226
+    x = sample((n,), dtype, seed=12)
+    g = sample((n,), dtype, seed=13)
+    with dispatch.forced("reference"):
+        _, m = function.forward_with_mask(x)
+        want = function.backward_from_mask(g, m)
+    for offset in range(64 // dtype.itemsize):
+        base = np.zeros(n + 32, dtype=dtype)
+        out = base[offset : offset + n]
+        with dispatch.forced("compiled"):
+            assert bits_equal(function.backward_from_mask(g, m, out=out), want), offset
+    h = g.copy()
+    with dispatch.forced("compiled"):
+        function.backward_from_mask(h, m, out=h)
+    assert bits_equal(h, want)
+
+
+def test_bit_deposit_and_extract_without_bmi2():
+    # The loops that stand in for pdep and pext on hosts without BMI2, against the bits.
+    from relukit.kernels.cpu import intrinsics
+
+    rng = np.random.default_rng(5)
+    for value, bits in rng.integers(0, 2**63, size=(200, 2), dtype=np.uint64):
+        value, bits = (int(value) * 2 + 1) % 2**64, int(bits) * 2
+        where = [i for i in range(64) if bits >> i & 1]
+        deposited = sum(((value >> k) & 1) << i for k, i in enumerate(where))
+        extracted = sum(((value >> i) & 1) << k for k, i in enumerate(where))
+        assert int(intrinsics._deposit_loop(np.uint64(value), np.uint64(bits))) == deposited
+        assert int(intrinsics._extract_loop(np.uint64(value), np.uint64(bits))) == extracted

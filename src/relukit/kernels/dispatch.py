@@ -578,10 +578,12 @@ def _mask_op(
     mask_path.check_mask(where, mask, source, _size(source.array), bits)
     if compiled_takes(source):
         wide = source.array.dtype.itemsize == 8
-        slopes = _cpu.per_element_slopes(spec, params, wide)
-        table = _cached(
-            spec, params, source, 1 + wide, lambda: _derivative_table(spec, params, wide, slopes)
-        )
+
+        def slopes_and_table() -> tuple[bool, np.ndarray]:
+            slopes = _cpu.per_element_slopes(spec, params, wide)
+            return slopes, _derivative_table(spec, params, wide, slopes)
+
+        slopes, table = _cached(spec, params, source, 1 + wide, slopes_and_table)
         done = _cpu.backward_from_mask(spec, source, mask, params, bits, table, slopes, out=out)
         if done is not None:
             return done

@@ -311,7 +311,8 @@ def _one_slope(params: dict[str, Any], work: np.dtype) -> bool:
         weight = weight[0]
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
         return False
-    slope = np.asarray(weight).astype(work)
+    with np.errstate(over="ignore"):  # (beyond float32's range: inf, not one slope)
+        slope = np.asarray(weight).astype(work)
     return bool(np.isfinite(slope) and slope != 0)
 
 
@@ -1388,8 +1389,8 @@ class Calls:
     for tensors. 16-bit floats go to the kernels
     as their raw bits, which widen each element to float32 and round the result back once, in
     one pass, as the general path does (float16 only on a host with F16C; their map kernels
-    are not streamed, their mask paths are). A member with per-element slopes (prelu, rrelu
-    in training) has none (ValueError).
+    are not streamed, their mask paths are). A member with per-element slopes (prelu but of
+    one plain slope, rrelu in training) has none (ValueError).
     """
 
     def __init__(

@@ -35,10 +35,10 @@ Per-element slopes (prelu's channels, rrelu's random slopes) travel in ``aux``, 
 (element ``i`` of the whole array uses ``aux[i % aux.size]``).
 
 Large outputs are written with streaming stores (``stream=True``), which skip the
-read-for-ownership of the destination's cache lines: relu, relu6, hardtanh and leaky_relu's
-forward (and their mask forwards, and the one-bit float32/float64 backward from a mask) straight
-from the registers, the other members through an L1-resident block buffer (which also keeps the
-compute loop from writing memory that may alias its input).
+read-for-ownership of the destination's cache lines: relu, relu6, hardtanh, leaky_relu and
+general_relu's forward (and their mask forwards, and the backward from a mask) straight from the
+registers, the other members through an L1-resident block buffer (which also keeps the compute
+loop from writing memory that may alias its input).
 """
 
 from __future__ import annotations
@@ -671,9 +671,9 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
             for j in range(m):
                 e = xs[j]
                 v = widen(e)
-                if member == LEAKY_RELU:
+                if member == LEAKY_RELU:  # (only with the NaN-is-one code, which it never has)
                     dst[j] = narrow(conventions(v, leaky_relu_f(v, a0), low, high), e)
-                else:
+                elif member == SLOPES:
                     dst[j] = narrow(conventions(v, prelu_f(v, widen(rs[j])), low, high), e)
             full = m // 64
             for w in range(full):
@@ -739,7 +739,7 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         # the mask's whole words, and the codes in its last bytes (as a word)
         whole = words.size
         last = load_bytes(mask, 8 * whole, 8 * (mask.size - 8 * whole))
-        # one-bit vectors start on dx's first 64-byte boundary, streamed or not (no store then
+        # the vectors start on dx's first 64-byte boundary, streamed or not (no store then
         # splits across two cache lines: relu at 2^16 float32, 1 thread, Xeon, with dx 16
         # bytes past a boundary, 15.6-16.5 µs, 7.4-8.2 aligned): the first block is as long
         # as the distance to it
