@@ -1103,21 +1103,32 @@ FAST_DEPOSITS = BMI2 and _host_cpu() not in ("znver1", "znver2")
 some 250 cycles each)? Else the two-bit codes' planes are spread and gathered by shifts."""
 
 
-@intrinsic
-def _pdep(typingctx: Any, value: Any, mask: Any) -> Any:
-    """``pdep``: the low bits of a uint64 into the set bits of a mask, in order (BMI2)."""
-    if not (isinstance(value, types.Integer) and isinstance(mask, types.Integer)):
-        return None
+def _bit_instruction(name: str, doc: str) -> Any:
+    """An intrinsic ``(value, mask) -> uint64`` calling BMI2's ``name`` (LLVM's x86 intrinsic)."""
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        word = ir.IntType(64)
-        a = context.cast(builder, args[0], signature.args[0], types.uint64)
-        b = context.cast(builder, args[1], signature.args[1], types.uint64)
-        kind = ir.FunctionType(word, [word, word])
-        function = cgutils.get_or_insert_function(builder.module, kind, "llvm.x86.bmi.pdep.64")
-        return builder.call(function, [a, b])
+    @intrinsic
+    def instruction(typingctx: Any, value: Any, mask: Any) -> Any:
+        if not (isinstance(value, types.Integer) and isinstance(mask, types.Integer)):
+            return None
 
-    return types.uint64(value, mask), codegen
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            word = ir.IntType(64)
+            a = context.cast(builder, args[0], signature.args[0], types.uint64)
+            b = context.cast(builder, args[1], signature.args[1], types.uint64)
+            kind = ir.FunctionType(word, [word, word])
+            function = cgutils.get_or_insert_function(
+                builder.module, kind, f"llvm.x86.bmi.{name}.64"
+            )
+            return builder.call(function, [a, b])
+
+        return types.uint64(value, mask), codegen
+
+    instruction.__doc__ = doc
+    return instruction
+
+
+_pdep = _bit_instruction("pdep", "The low bits of a uint64 into the set bits of a mask, in order.")
+_pext = _bit_instruction("pext", "The bits of a uint64 at the set bits of a mask, packed low.")
 
 
 def _deposit_loop(value: Any, mask: Any) -> Any:
@@ -1133,23 +1144,6 @@ def _deposit_loop(value: Any, mask: Any) -> Any:
         source >>= one
         m &= m - one
     return result
-
-
-@intrinsic
-def _pext(typingctx: Any, value: Any, mask: Any) -> Any:
-    """``pext``: the bits of a uint64 at the set bits of a mask, packed into the low bits (BMI2)."""
-    if not (isinstance(value, types.Integer) and isinstance(mask, types.Integer)):
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        word = ir.IntType(64)
-        a = context.cast(builder, args[0], signature.args[0], types.uint64)
-        b = context.cast(builder, args[1], signature.args[1], types.uint64)
-        kind = ir.FunctionType(word, [word, word])
-        function = cgutils.get_or_insert_function(builder.module, kind, "llvm.x86.bmi.pext.64")
-        return builder.call(function, [a, b])
-
-    return types.uint64(value, mask), codegen
 
 
 def _extract_loop(value: Any, mask: Any) -> Any:

@@ -752,18 +752,20 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
             gs = g[i : i + m]
             dst = dx[i : i + m]
             rs = aux[k : k + m] if slopes else aux[:0]
+            # whole 64-element groups from the block's start, which may be off a mask word
+            # (the lead, a period of aux), streamed where it is on a 64-byte boundary of dx
+            groups = m // 64
+            shift = i & 63
+            up = np.uint64(shift)
+            down = np.uint64(64 - shift)
+            q = i >> 6
+            streamed = stream and ((np.int64(dx.ctypes.data) + i * size) & 63) == 0
             if bits == 1:
                 # 64 elements per vector, their codes from one mask word (two where a period
                 # of aux or the lead cut a block off a word boundary), streamed where the
                 # block starts on a 64-byte boundary of dx; the rest element by element. (No
                 # helper taking an array is called per vector or element: Numba's reference
                 # counts on its arguments cost more than the vector.)
-                groups = m // 64
-                shift = i & 63
-                up = np.uint64(shift)
-                down = np.uint64(64 - shift)
-                q = i >> 6
-                streamed = stream and ((np.int64(dx.ctypes.data) + i * size) & 63) == 0
                 for w in range(groups):
                     at = 64 * w
                     word = words[q + w]
@@ -806,12 +808,6 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
                 # two bits (general_relu: no per-element slopes): 64 elements per vector, their
                 # codes' bit planes from the two mask words of each 64 elements (two such where
                 # the lead cut the block off a word boundary); the rest element by element
-                groups = m // 64
-                shift = i & 63
-                up = np.uint64(shift)
-                down = np.uint64(64 - shift)
-                q = i >> 6
-                streamed = stream and ((np.int64(dx.ctypes.data) + i * size) & 63) == 0
                 p0 = p1 = np.uint64(0)
                 for w in range(-1, groups):
                     # the planes of the 64 elements from word q + w + 1 (past the mask's whole
