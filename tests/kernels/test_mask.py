@@ -60,6 +60,13 @@ def bits_equal(a: object, b: object) -> bool:
     return bool(np.array_equal(nan_a, nan_b) and np.all((a.view(view) == b.view(view)) | nan_a))
 
 
+def outputs_at_every_offset(n: int, dtype: np.dtype):
+    """``(offset, out)``: an output of ``n`` elements at each element offset from a 64-byte
+    line (of a fresh array, so the offsets are relative to wherever NumPy placed it)."""
+    for offset in range(64 // dtype.itemsize):
+        yield offset, np.zeros(n + 32, dtype=dtype)[offset : offset + n]
+
+
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     monkeypatch.setattr(host, "GRAIN_LINEAR", 128)
@@ -600,9 +607,7 @@ def test_general_relu_parameters_beyond_float32_in_every_lane(params, dtype):
         want = function(x)
         want_y, want_m = function.forward_with_mask(x)
         want_dx = function.backward_from_mask(g, want_m)
-    for offset in range(64 // dtype.itemsize):
-        base = np.zeros(n + 32, dtype=dtype)
-        out = base[offset : offset + n]
+    for offset, out in outputs_at_every_offset(n, dtype):
         with dispatch.forced("compiled"):
             assert bits_equal(function(x, out=out), want), offset
             y, m = function.forward_with_mask(x, out=out)
@@ -621,9 +626,7 @@ def test_two_bit_backward_over_several_blocks_at_every_offset(dtype):
     with dispatch.forced("reference"):
         _, m = function.forward_with_mask(x)
         want = function.backward_from_mask(g, m)
-    for offset in range(64 // dtype.itemsize):
-        base = np.zeros(n + 32, dtype=dtype)
-        out = base[offset : offset + n]
+    for offset, out in outputs_at_every_offset(n, dtype):
         with dispatch.forced("compiled"):
             assert bits_equal(function.backward_from_mask(g, m, out=out), want), offset
     h = g.copy()

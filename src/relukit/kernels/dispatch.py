@@ -563,14 +563,14 @@ def _mask_op(
             "and general_relu"
         )
     # (binding checks every parameter again: for prelu's 64 slopes, 25 µs a call)
-    bits = _cached(spec, params, source, 3, lambda: spec.derivative_bits(params))
+    bits = _cached(spec, params, 3, lambda: spec.derivative_bits(params))
     if op == "forward_with_mask":
         if compiled_takes(source):
-            codes = _cached(spec, params, source, 0, lambda: _piece_codes(spec, params))
+            codes = _cached(spec, params, 0, lambda: _piece_codes(spec, params))
             done = _cpu.forward_with_mask(spec, source, params, bits, codes, out=out)
             if done is not None:
                 return done
-        return mask_path.forward_with_mask(spec, source, params)
+        return mask_path.forward_with_mask(spec, source, params, bits)
     if source.kind not in ("float", "low"):
         raise UserTypeError(
             f"{where}: grad_out has dtype {source.array.dtype}; it must be floating point"
@@ -583,11 +583,11 @@ def _mask_op(
             slopes = _cpu.per_element_slopes(spec, params, wide)
             return slopes, _derivative_table(spec, params, wide, slopes)
 
-        slopes, table = _cached(spec, params, source, 1 + wide, slopes_and_table)
+        slopes, table = _cached(spec, params, 1 + wide, slopes_and_table)
         done = _cpu.backward_from_mask(spec, source, mask, params, bits, table, slopes, out=out)
         if done is not None:
             return done
-    return mask_path.backward_from_mask(spec, source, mask, params)
+    return mask_path.backward_from_mask(spec, source, mask, params, bits)
 
 
 def mask_kernels(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> Any:
@@ -607,9 +607,7 @@ def mask_kernels(spec: Activation, params: dict[str, Any], dtype: np.dtype) -> A
         return None
 
 
-def _cached(
-    spec: Activation, params: dict[str, Any], source: Input, slot: int, make: Any
-) -> Any:
+def _cached(spec: Activation, params: dict[str, Any], slot: int, make: Any) -> Any:
     """``make()``, remembered per bound member (``params``) and slot."""
     key = (id(params), slot)
     entry = _tables.get(key)

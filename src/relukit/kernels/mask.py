@@ -122,14 +122,18 @@ def working(source: Input) -> Any:
     return source.xp.astype(x, source.xp.float32) if source.kind == "low" else x
 
 
-def forward_with_mask(spec: Activation, source: Input, params: dict[str, Any]) -> tuple[Any, Any]:
-    """``(f(x), mask)`` by the reference path: the forward, then the packed ``mask_code``."""
+def forward_with_mask(
+    spec: Activation, source: Input, params: dict[str, Any], bits: int
+) -> tuple[Any, Any]:
+    """``(f(x), mask)`` by the reference path: the forward, then the packed ``mask_code`` at
+    ``bits`` per element (``spec.derivative_bits(params)``, which the caller keeps: it binds
+    the parameters again)."""
     y = reference.evaluate(spec, "forward", source, params)
     m = reference.Math(source.xp)
     x = working(source)
     with np.errstate(all="ignore"):
         codes = spec.mask_code(m, x, **params)
-    return y, pack(m, codes, spec.derivative_bits(params))
+    return y, pack(m, codes, bits)
 
 
 def derivatives(spec: Activation, m: Any, like: Any, params: dict[str, Any]) -> tuple[Any, ...]:
@@ -138,15 +142,18 @@ def derivatives(spec: Activation, m: Any, like: Any, params: dict[str, Any]) -> 
     return tuple(m.asarray(v, dtype=like.dtype, device=m.device(like)) for v in values)
 
 
-def backward_from_mask(spec: Activation, grad: Input, mask: Any, params: dict[str, Any]) -> Any:
-    """``grad_out · f'`` with ``f'`` chosen by each element's code (reference path)."""
+def backward_from_mask(
+    spec: Activation, grad: Input, mask: Any, params: dict[str, Any], bits: int
+) -> Any:
+    """``grad_out · f'`` with ``f'`` chosen by each element's code (reference path; ``bits``
+    as for :func:`forward_with_mask`)."""
     xp = grad.xp
     m = reference.Math(xp)
     g, result_dtype = working(grad), grad.array.dtype
     n = 1
     for size in g.shape:
         n *= size
-    codes = m.reshape(unpack(m, mask, n, spec.derivative_bits(params)), tuple(g.shape))
+    codes = m.reshape(unpack(m, mask, n, bits), tuple(g.shape))
     values = derivatives(spec, m, g, params)
     d = m.broadcast_to(values[0], tuple(g.shape))
     for code, value in enumerate(values[1:], start=1):

@@ -79,13 +79,14 @@ class ReferenceRule(MaskRule):
         return as_input(t, f"relukit.nn.functional.{self.spec.name}")
 
     def forward_with_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return mask_path.forward_with_mask(self.spec, self._input(x), self.bound)
+        return mask_path.forward_with_mask(self.spec, self._input(x), self.bound, self.bits)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_with_mask(x)[0]
 
     def backward_from_mask(self, grad_out: Tensor, mask: Tensor) -> Tensor:
-        return mask_path.backward_from_mask(self.spec, self._input(grad_out), mask, self.bound)
+        source = self._input(grad_out)
+        return mask_path.backward_from_mask(self.spec, source, mask, self.bound, self.bits)
 
 
 class Masks:
