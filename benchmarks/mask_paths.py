@@ -39,6 +39,7 @@ import torch
 import relukit
 from relukit import threads
 from relukit.bench import Arrays, _best, _parse_size, limits, machine_info
+from relukit.family import MEMBERS as FAMILY
 
 HERE = Path(__file__).parent
 BEGIN = "<!-- benchmarks/mask_paths.py: begin (generated) -->"
@@ -49,22 +50,31 @@ SIZES = (2**16, 2**20, 2**24)
 CHANNELS = 64
 TARGET = 0.85
 
-# name: (member, its parameters, whether the input is (n/64, 64) for one slope per channel)
+# the bindings timed of the members that take more than their defaults as people use them
+# (label: parameters); the others are timed as bound by default
+VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "prelu": {
+        "one weight": {},
+        "64 channels": {"weight": tuple(np.linspace(0.05, 0.5, CHANNELS))},
+    },
+    "rrelu": {"evaluation": {}, "training": {"training": True, "seed": 0}},
+    "general_relu": {
+        "1 bit": {"negative_slope": 0.1, "threshold": 0.5},
+        "2 bits": {"negative_slope": 0.1, "threshold": -0.5, "max_value": 6.0},
+    },
+}
+
+# name: (member, its parameters, whether the input is (n/64, 64) for one slope per channel),
+# for every member the registry gives a mask path
 MEMBERS: dict[str, tuple[str, dict[str, Any], bool]] = {
-    "relu": ("relu", {}, False),
-    "relu6": ("relu6", {}, False),
-    "hardtanh": ("hardtanh", {}, False),
-    "leaky_relu": ("leaky_relu", {}, False),
-    "prelu, one weight": ("prelu", {}, False),
-    "prelu, 64 channels": ("prelu", {"weight": tuple(np.linspace(0.05, 0.5, CHANNELS))}, True),
-    "rrelu, evaluation": ("rrelu", {}, False),
-    "rrelu, training": ("rrelu", {"training": True, "seed": 0}, False),
-    "general_relu, 1 bit": ("general_relu", {"negative_slope": 0.1, "threshold": 0.5}, False),
-    "general_relu, 2 bits": (
-        "general_relu",
-        {"negative_slope": 0.1, "threshold": -0.5, "max_value": 6.0},
-        False,
-    ),
+    (f"{spec.name}, {label}" if spec.name in VARIANTS else spec.name): (
+        spec.name,
+        params,
+        label == "64 channels",
+    )
+    for spec in FAMILY
+    if spec.mask_code is not None
+    for label, params in VARIANTS.get(spec.name, {"": {}}).items()
 }
 
 Timer = Callable[[], Any]
