@@ -30,7 +30,10 @@ the product of the dims after axis 1; ``C``: the weight's size, 1 for a single s
 period ``P = C·inner`` is short the host passes it as a pattern of ``P + 64`` elements
 (``pattern[j] = s(j)``), so that the slopes of the 64 elements from ``i`` are
 ``pattern[i % P : i % P + 64]``; otherwise (``period = 0``) each word's slopes are written into
-a 64-element buffer run by run.
+a 64-element buffer run by run (not again while the words stay inside one run). Both are worked
+out in the loop, word after word, without a call per word: a call taking the arrays (increments
+and decrements of their reference counts, and two divisions, per word) made prelu's forward run
+at 0.43 of a copy at 2^20 float32 on one thread (Xeon, 713 µs against 305), and at 0.94 without.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from relukit.kernels.cpu.compile import cached_kernel
+from relukit.kernels.cpu.compile import cached_kernel, jit
 from relukit.kernels.cpu.intrinsics import _splat, popcount
 
 WORD = 64
@@ -254,28 +257,37 @@ def scale_word(typingctx: Any, g: Any, i: Any, word: Any, slopes: Any, k: Any, g
 # the kernels
 
 
-@cached_kernel
-def _slopes(w: Any, inner: int, pattern: Any, period: int, first: int, buffer: Any) -> Any:
-    """``(array, start)`` holding the slopes of the 64 elements from ``first``: a slice of the
-    pattern when there is one (``period > 0``), else ``buffer`` filled run by run."""
-    if period > 0:
-        return first % period
-    channels = w.size
-    channel = (first // inner) % channels
-    left = inner - first % inner
-    j = 0
-    while j < WORD:
-        m = min(WORD - j, left)
-        s = w[channel]
-        for t in range(j, j + m):
-            buffer[t] = s
-        j += m
-        left = inner
-        channel = channel + 1 if channel + 1 < channels else 0
-    return 0
+@jit
+def _runs(
+    w: Any, inner: int, buffer: Any, channel: int, left: int, filled: int
+) -> tuple[int, int, int]:
+    """The slopes of the next 64 elements in ``buffer``, from ``channel``, with ``left`` elements
+    of its run to go; ``filled``: the channel whose slope fills all of ``buffer`` already (-1:
+    none), so that a word inside one run writes nothing. Returns the next word's ``(channel,
+    left, filled)``."""
+    inside = left >= WORD
+    if not (inside and filled == channel):
+        j = 0
+        run, to_go = channel, left
+        while j < WORD:
+            m = min(WORD - j, to_go)
+            s = w[run]
+            for t in range(j, j + m):
+                buffer[t] = s
+            j += m
+            to_go -= m
+            if to_go == 0:
+                to_go = inner
+                run = run + 1 if run + 1 < w.size else 0
+    filled = channel if inside else -1
+    left -= WORD
+    while left <= 0:
+        left += inner
+        channel = channel + 1 if channel + 1 < w.size else 0
+    return channel, left, filled
 
 
-@cached_kernel
+@jit
 def _tail_mask(x: Any, start: int, mask: Any, nan_passes: bool) -> None:
     """The mask bytes of the elements from ``start`` (the last partial word): ``x > 0``, or
     ``not x <= 0`` with ``nan_passes``."""
@@ -296,15 +308,24 @@ def prelu_forward(
 ) -> None:  # fmt: skip
     n = x.size
     full = n // WORD
-    source = pattern if period > 0 else np.empty(WORD, dtype=x.dtype)
     k = 0
-    for q in range(full):
-        i = q * WORD
-        p = _slopes(w, inner, pattern, period, first + i, source)
-        word = prelu_word(x, i, source, p, y, rest, k, keep)
-        words[q] = word
-        if keep:
-            k += WORD - popcount(word)
+    if period > 0:
+        p = first % period
+        for q in range(full):
+            word = prelu_word(x, q * WORD, pattern, p, y, rest, k, keep)
+            words[q] = word
+            if keep:
+                k += WORD - popcount(word)
+            p = (p + WORD) % period
+    else:
+        buffer = np.empty(WORD, dtype=x.dtype)
+        channel, left, filled = (first // inner) % w.size, inner - first % inner, -1
+        for q in range(full):
+            channel, left, filled = _runs(w, inner, buffer, channel, left, filled)
+            word = prelu_word(x, q * WORD, buffer, 0, y, rest, k, keep)
+            words[q] = word
+            if keep:
+                k += WORD - popcount(word)
     for i in range(full * WORD, n):  # the last partial word
         v = x[i]
         on = v > 0
@@ -323,14 +344,19 @@ def prelu_backward(
 ) -> None:  # fmt: skip
     n = g.size
     full = n // WORD
-    source = pattern if period > 0 else np.empty(WORD, dtype=g.dtype)
     k = 0
     zero = gx.dtype.type(0.0)
+    buffer = np.empty(WORD if period == 0 else 0, dtype=g.dtype)
+    p = first % period if period > 0 else 0
+    channel, left, filled = (first // inner) % w.size, inner - first % inner, -1
     for q in range(full):
-        i = q * WORD
         word = words[q]
-        p = _slopes(w, inner, pattern, period, first + i, source)
-        prelu_grad_word(g, i, word, source, p, rest, k, gx, gw, keep)
+        if period > 0:
+            prelu_grad_word(g, q * WORD, word, pattern, p, rest, k, gx, gw, keep)
+            p = (p + WORD) % period
+        else:
+            channel, left, filled = _runs(w, inner, buffer, channel, left, filled)
+            prelu_grad_word(g, q * WORD, word, buffer, 0, rest, k, gx, gw, keep)
         if keep:
             k += WORD - popcount(word)
     for i in range(full * WORD, n):
