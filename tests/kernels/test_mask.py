@@ -7,6 +7,7 @@ layout; the compiled kernel writes the same bytes as the reference path.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import ml_dtypes
@@ -647,3 +648,90 @@ def test_bit_deposit_and_extract_without_bmi2():
         extracted = sum(((value >> i) & 1) << k for k, i in enumerate(where))
         assert int(intrinsics._deposit_loop(np.uint64(value), np.uint64(bits))) == deposited
         assert int(intrinsics._extract_loop(np.uint64(value), np.uint64(bits))) == extracted
+
+
+# prelu with one slope per channel, in one pass (host.channel_slopes): channels along axis 1,
+# the last and the first; periods of 5 to 32,800 elements (a pattern of slopes), and longer
+# (relukit.nn's fused kernels: runs of 4,099 and of 40, several to a word)
+CHANNEL_LAYOUTS = [
+    ((1024, 64), 1, True),
+    ((3, 5), 1, True),
+    ((2, 7, 33), 1, True),
+    ((4, 3, 5, 7), -1, True),
+    ((3, 1000), 0, True),
+    ((2, 8, 4099), 1, False),
+    ((2, 1000, 40), 1, False),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES[:2], ids=str)
+@pytest.mark.parametrize(("shape", "axis", "pattern"), CHANNEL_LAYOUTS, ids=str)
+def test_prelu_channels_one_pass_equals_reference(shape, axis, pattern, dtype):
+    channels = shape[axis]
+    weight = tuple(np.linspace(-0.5, 0.75, channels) + 0.0123)  # (none 0)
+    function = relukit.get("prelu", weight=weight, axis=axis)
+    found = host.channel_slopes(function.spec, function.params, shape, dtype)
+    assert found is not None and (found.aux is not None) is pattern
+    x = sample(shape, dtype, seed=12)
+    g = sample(shape, dtype, seed=13)
+    with dispatch.forced("reference"):
+        want_y, want_m = function.forward_with_mask(x)
+        want_dx = function.backward_from_mask(g, want_m)
+    n, lanes = x.size, 64 // dtype.itemsize
+    # unforced: the bound member's direct route (dispatch.Fast); forced: the general path
+    for forced in (False, True):
+        for offset in range(0, lanes, 3):
+            base = np.zeros(n + lanes, dtype=dtype)
+            out = base[offset : offset + n].reshape(shape)
+            with dispatch.forced("compiled") if forced else contextlib.nullcontext():
+                y, m = function.forward_with_mask(x, out=out)
+                assert y is out and bits_equal(y, want_y) and np.array_equal(m, want_m)
+                dx = function.backward_from_mask(g, m, out=out)
+            assert dx is out and bits_equal(dx, want_dx), (forced, offset)
+            assert not base[offset + n :].any() and not base[:offset].any()
+        z, h = x.copy(), g.copy()  # in place
+        with dispatch.forced("compiled") if forced else contextlib.nullcontext():
+            y, m = function.forward_with_mask(z, out=z)
+            assert y is z and bits_equal(z, want_y) and np.array_equal(m, want_m)
+            assert function.backward_from_mask(h, m, out=h) is h
+        assert bits_equal(h, want_dx)
+
+
+@pytest.mark.parametrize(
+    "weight",
+    [(0.1, 0.0, -0.3), (0.1, 1e39, 0.2), (1e-50, 0.2, 0.3), np.array([0.1, -0.2, 0.3])],
+    ids=["zero", "infinite in float32", "zero in float32", "array"],
+)
+def test_prelu_channels_route_and_its_exceptions(weight):
+    # A slope that is 0 or not finite in the working dtype takes the per-element kernels
+    # (prelu's limit at -inf, and a blocked gradient, are not x·w); an array is read at each
+    # call (changed in place, the next call sees it); the results are the reference's
+    torch = pytest.importorskip("torch")
+    function = relukit.get("prelu", weight=weight)
+    shape = (40, 3, 50)
+    for dtype in DTYPES[:2]:
+        found = host.channel_slopes(function.spec, function.params, shape, dtype)
+        with np.errstate(over="ignore"):
+            plain = np.asarray(weight).astype(dtype)
+        assert (found is not None) is bool(np.isfinite(plain).all() and plain.all()), dtype
+        x = sample(shape, dtype, seed=14)
+        g = sample(shape, dtype, seed=15)
+        with dispatch.forced("reference"):
+            want_y, want_m = function.forward_with_mask(x)
+            want_dx = function.backward_from_mask(g, want_m)
+        y, m = function.forward_with_mask(x)
+        assert bits_equal(y, want_y) and np.array_equal(m, want_m)
+        assert bits_equal(function.backward_from_mask(g, m), want_dx)
+        ty, tm = function.forward_with_mask(torch.from_numpy(x))  # (the general path)
+        assert bits_equal(ty.numpy(), want_y) and np.array_equal(tm.numpy(), want_m)
+        tdx = function.backward_from_mask(torch.from_numpy(g), tm)
+        assert bits_equal(tdx.numpy(), want_dx)
+    if isinstance(weight, np.ndarray):
+        before = function.forward_with_mask(x)[0]
+        weight[1] = 0.5
+        after = function.forward_with_mask(x)[0]
+        changed = (x[:, 1] <= 0) & ~np.isnan(x[:, 1])
+        assert bits_equal(after[:, 0], before[:, 0]) and not np.array_equal(
+            after[:, 1][changed], before[:, 1][changed]
+        )
+        assert bits_equal(after[:, 1][changed], (x[:, 1] * np.float64(0.5))[changed])

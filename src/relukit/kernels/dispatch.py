@@ -482,7 +482,17 @@ class Fast:
 
     def forward_with_mask(self, x: Any, out: Any) -> Any:
         calls = self._calls_for(x)
-        if calls is None or not calls.masked:
+        if calls is None:
+            channels = self._channels_for(x)
+            if channels is None:
+                return None
+            y = self.written(x, out)
+            if y is None:
+                return None
+            mask = np.empty(-(-x.size // 8), _BYTES)
+            _cpu.channels_forward(channels, *_flats(x, y), mask)
+            return y, mask
+        if not calls.masked:
             return None
         y = self.written(x, out)
         if y is None:
@@ -493,11 +503,15 @@ class Fast:
 
     def backward_from_mask(self, grad: Any, mask: Any, out: Any) -> Any:
         calls = self._calls_for(grad)
-        if calls is None or not calls.masked or type(mask) is not np.ndarray:
+        channels = self._channels_for(grad) if calls is None else None
+        if calls is None and channels is None:
+            return None
+        if (calls is not None and not calls.masked) or type(mask) is not np.ndarray:
             return None
         if mask.dtype is not _BYTES and mask.dtype != _BYTES:
             return None
-        if mask.ndim != 1 or mask.size != -(-grad.size * calls.bits // 8):
+        bits = 1 if calls is None else calls.bits
+        if mask.ndim != 1 or mask.size != -(-grad.size * bits // 8):
             return None
         if not mask.flags.c_contiguous:
             return None
@@ -505,8 +519,22 @@ class Fast:
         if dx is None:
             return None
         flat, into = _flats(grad, dx)
-        calls.backward(flat, mask, into, out is None)
+        if calls is None:
+            _cpu.channels_backward(channels, flat, mask, into)
+        else:
+            calls.backward(flat, mask, into, out is None)
         return dx
+
+    def _channels_for(self, x: Any) -> Any:
+        """prelu's slopes per channel for ``x`` (:func:`~relukit.kernels.cpu.host.
+        channel_slopes`), where ``x`` is a C-contiguous, aligned float32 or float64 NumPy array
+        and no backend is forced, or None. (The general path, which runs the same kernels,
+        checks and converts what the caller gave at some 20 µs a call.)"""
+        if type(x) is not np.ndarray or _forcing[0] or not x.size or not x.flags.carray:
+            return None
+        if (x.dtype != np.float32 and x.dtype != np.float64) or not _has_numba():
+            return None
+        return _cpu.channel_slopes(self.spec, self.params, x.shape, x.dtype)
 
 
 def _flats(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -242,11 +241,6 @@ def split(flat: Tensor, nan_passes: bool, keep: bool) -> tuple[Tensor, Tensor, i
     return mask_path.pack_bits(passes, scratch=True), rest, count
 
 
-PATTERN = 1 << 15
-"""prelu's slopes travel as one period (``C·inner`` elements) when it is at most this long, else
-each 64-element word's are written as it comes (:mod:`relukit.kernels.cpu.slopes`)."""
-
-
 def _pieces(n: int) -> list[tuple[int, int]]:
     """The chunks one call splits into on relukit's threads (multiples of 64 elements). The
     fused kernels take 0.4-2 ns an element, as the smooth members' do, not a copy's 0.1: they
@@ -294,13 +288,9 @@ def fused_slopes(x: Tensor, weight: Tensor | None = None) -> bool:
 
 def _prelu_slopes(weight: Tensor, shape: Sequence[int]) -> tuple[Any, int, Any, int]:
     """``(w, inner, pattern, period)`` as :mod:`relukit.kernels.cpu.slopes` takes them."""
-    w = weight.detach().contiguous().view(-1).numpy()
-    inner = math.prod(shape[2:]) if w.size > 1 else 1
-    period = w.size * inner
-    if period > PATTERN:
-        return w, inner, w[:0], 0
-    one = np.repeat(w, inner) if inner > 1 else w
-    return w, inner, np.tile(one, -(-(period + 64) // period))[: period + 64], period
+    from relukit.kernels.cpu.host import slope_layout
+
+    return slope_layout(weight.detach().contiguous().view(-1).numpy(), tuple(shape), 1)
 
 
 def prelu_forward(x: Tensor, weight: Tensor, keep: bool) -> tuple[Tensor, Tensor, Tensor]:

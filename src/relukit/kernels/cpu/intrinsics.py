@@ -266,18 +266,19 @@ def _store(builder: Any, value: Any, pointer: Any, align: int, stream: bool) -> 
 def _word_by_vectors(
     builder: Any, xptr: Any, yptr: Any, element: Any, size: int, stream: bool, kernel: Any
 ) -> Any:
-    """The 64 elements from ``xptr`` one 64-byte vector at a time: ``kernel(v) -> (r, codes)``,
-    ``r`` stored to ``yptr`` (streamed with ``stream``), the codes shifted into the word that
-    is returned. (The whole word's compares at once need more mask registers than AVX-512 has,
-    and their spills halved the streamed float64 rate: relu6 at 2^24, 13.6 ms against relu's
-    5.8.) Each vector is loaded before it is stored, so ``yptr`` may be ``xptr``."""
+    """The 64 elements from ``xptr`` one 64-byte vector at a time: ``kernel(v, q) -> (r,
+    codes)`` of the ``q``-th vector ``v``, ``r`` stored to ``yptr`` (streamed with ``stream``),
+    the codes shifted into the word that is returned. (The whole word's compares at once need
+    more mask registers than AVX-512 has, and their spills halved the streamed float64 rate:
+    relu6 at 2^24, 13.6 ms against relu's 5.8.) Each vector is loaded before it is stored, so
+    ``yptr`` may be ``xptr``."""
     lanes = 64 // size
     piece = ir.VectorType(element, lanes).as_pointer()
     xs, ys = builder.bitcast(xptr, piece), builder.bitcast(yptr, piece)
     word = ir.Constant(ir.IntType(64), 0)
     for q in range(64 // lanes):
         at = [ir.Constant(ir.IntType(64), q)]
-        r, codes = kernel(builder.load(builder.gep(xs, at), align=size))
+        r, codes = kernel(builder.load(builder.gep(xs, at), align=size), q)
         _store(builder, r, builder.gep(ys, at), size, stream)
         bits = builder.zext(builder.bitcast(codes, ir.IntType(lanes)), ir.IntType(64))
         word = builder.or_(word, builder.shl(bits, ir.Constant(ir.IntType(64), q * lanes)))
@@ -488,7 +489,7 @@ def _select_word_16(clip: bool, stream: bool) -> Any:
             xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
             yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
 
-            def kernel(v: Any) -> tuple[Any, Any]:
+            def kernel(v: Any, _: int) -> tuple[Any, Any]:
                 if clip:
                     return _clip_16(builder, v, signed, bounds, lo_raw, hi_raw)
                 return _relu_16(builder, v, signed)
@@ -611,7 +612,8 @@ def _narrowed(builder: Any, values: Any, signed: bool) -> Any:
 
 
 def _leaky(builder: Any, v: Any, slope: Any, lo: Any, hi: Any, plain: bool) -> tuple[Any, Any]:
-    """leaky_relu of a vector ``v`` and its codes ``v > 0``: ``v`` or ``v·slope``, the limits
+    """leaky_relu of a vector ``v`` and its codes ``v > 0``: ``v`` or ``v·slope`` (a scalar, or
+    a vector of one slope per lane), the limits
     ``lo`` / ``hi`` at ∓inf where they are numbers, NaN kept (as ``conventions(v,
     leaky_relu_f(v, slope), lo, hi)``). ``plain``: the caller knows that the limits are what
     the formula gives at ∓inf (or are NaN: none), so only NaN needs keeping, which selecting
@@ -620,7 +622,8 @@ def _leaky(builder: Any, v: Any, slope: Any, lo: Any, hi: Any, plain: bool) -> t
     element = v.type.element
     zero = _splat(builder, ir.Constant(element, 0), lanes)
     positive = builder.fcmp_ordered(">", v, zero)
-    product = builder.fmul(v, _splat(builder, slope, lanes))
+    slopes = slope if isinstance(slope.type, ir.VectorType) else _splat(builder, slope, lanes)
+    product = builder.fmul(v, slopes)
     if plain:
         return builder.select(builder.fcmp_unordered(">", v, zero), v, product), positive
     return _limits(builder, v, builder.select(positive, v, product), lo, hi), positive
@@ -646,7 +649,7 @@ def _leaky_word_16(plain: bool, stream: bool) -> Any:
             xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
             yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
 
-            def kernel(v: Any) -> tuple[Any, Any]:
+            def kernel(v: Any, _: int) -> tuple[Any, Any]:
                 wide = _widened(builder, v, signed)
                 r, positive = _leaky(builder, wide, slope, lo, hi, plain)
                 return _narrowed(builder, r, signed), positive
@@ -681,7 +684,7 @@ def _leaky_word(stream: bool, plain: bool) -> Any:
             xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
             yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
 
-            def kernel(v: Any) -> tuple[Any, Any]:
+            def kernel(v: Any, _: int) -> tuple[Any, Any]:
                 return _leaky(builder, v, slope, lo, hi, plain)
 
             size = context.get_abi_sizeof(element)
@@ -696,6 +699,45 @@ leaky_word = _leaky_word(stream=False, plain=False)
 leaky_word_streamed = _leaky_word(stream=True, plain=False)
 leaky_word_plain = _leaky_word(stream=False, plain=True)
 leaky_word_plain_streamed = _leaky_word(stream=True, plain=True)
+
+
+def _slopes_word(stream: bool) -> Any:
+    """An intrinsic ``(x, start, y, s, at) -> uint64``: prelu of the 64 float32 or float64
+    elements from ``x[start]``, each with its own slope, ``s[at:at+64]`` (finite and not 0, so
+    that ``x·s`` is prelu's value at ∓inf too), stored to ``y[start:start+64]`` (streamed if
+    ``stream``: ``y[start]`` 64-byte aligned), and their codes ``x > 0`` as a word: leaky_relu's
+    :func:`_leaky` (plain) with a vector of slopes. Each vector is loaded before it is stored,
+    so ``y`` may be ``x``."""
+
+    @intrinsic
+    def word(typingctx: Any, x: Any, start: Any, y: Any, s: Any, at: Any) -> Any:
+        if not (_float_array(x) and _float_array(y) and _float_array(s)):
+            return None
+        if not (y.dtype == x.dtype == s.dtype and isinstance(at, types.Integer)):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xarr, first, yarr, sarr, offset = args
+            xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
+            yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
+            sptr, _ = _vector_at(context, builder, signature.args[3], sarr, offset)
+            size = context.get_abi_sizeof(element)
+            pieces = builder.bitcast(sptr, ir.VectorType(element, 64 // size).as_pointer())
+
+            def kernel(v: Any, q: int) -> tuple[Any, Any]:
+                at = [ir.Constant(ir.IntType(64), q)]
+                slopes = builder.load(builder.gep(pieces, at), align=size)
+                return _leaky(builder, v, slopes, None, None, True)
+
+            return _word_by_vectors(builder, xptr, yptr, element, size, stream, kernel)
+
+        return types.uint64(x, types.intp, y, s, types.intp), codegen
+
+    return word
+
+
+slopes_word = _slopes_word(stream=False)
+slopes_word_streamed = _slopes_word(stream=True)
 
 
 def _limits(builder: Any, v: Any, r: Any, lo: Any, hi: Any) -> Any:
@@ -1039,7 +1081,7 @@ def _select_word(clip: bool, stream: bool) -> Any:
             yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
             size = context.get_abi_sizeof(element)
 
-            def kernel(v: Any) -> tuple[Any, Any]:
+            def kernel(v: Any, _: int) -> tuple[Any, Any]:
                 lanes = v.type.count
                 if not clip:
                     zero = ir.Constant(v.type, None)

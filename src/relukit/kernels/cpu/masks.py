@@ -32,8 +32,10 @@ from relukit.kernels.cpu.intrinsics import (
     relu_word_16,
     relu_word_16_streamed,
     relu_word_streamed,
+    slopes_word,
+    slopes_word_streamed,
 )
-from relukit.kernels.cpu.loops import conventions
+from relukit.kernels.cpu.loops import BLOCK, conventions
 from relukit.kernels.cpu.rectifiers import (
     general_relu_f,
     general_relu_flat,
@@ -42,6 +44,11 @@ from relukit.kernels.cpu.rectifiers import (
     leaky_relu_f,
     relu_f,
 )
+
+SLOPES_AFTER = BLOCK
+"""Slopes held past one period of them (:func:`slopes_with_mask`, and the mask backward's
+pattern of slopes), so that the 64 elements of a word, or a block of the kernels, from any index
+in the period read theirs in one run."""
 
 GATHER = np.uint64(0x0102040810204080)  # eight 0/1 bytes times this: byte i's bit at 56 + i
 
@@ -146,29 +153,53 @@ def _leaky_word_16(
 
 
 @jit
-def _relu_one(e: Any, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
-    """One element's output and code (uint64 0 or 1): relu, ``not x <= 0``."""
+def _relu_one(xs: Any, j: int, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
+    """Element ``j``'s output and code (uint64 0 or 1): relu, ``not x <= 0``."""
+    e = xs[j]
     v = widen(e)
     return relu_f(e), np.uint64(v > c(v, 0.0) or v != v)
 
 
 @jit
-def _clip_one(e: Any, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
+def _clip_one(xs: Any, j: int, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
     """The clip of relu6/hardtanh, ``a0 < x < a1``."""
+    e = xs[j]
     return hardtanh_f(e, a0, a1, low, high), np.uint64(hardtanh_code(e, a0, a1, low))
 
 
 @jit
-def _leaky_one(e: Any, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
+def _leaky_one(xs: Any, j: int, a0: Any, a1: Any, low: Any, high: Any) -> tuple[Any, Any]:
     """leaky_relu, ``x > 0``."""
+    e = xs[j]
     v = widen(e)
     return narrow(conventions(v, leaky_relu_f(v, a0), low, high), e), np.uint64(v > c(v, 0.0))
+
+
+@jit
+def _slopes_word(
+    xs: Any, start: int, ys: Any, s: Any, base: int, low: Any, high: Any, stream: bool
+) -> Any:
+    """prelu with a slope per element: those of the 64 elements from ``start`` are ``s``'s from
+    ``(base + start) % period``, ``s`` holding a period of them and :data:`SLOPES_AFTER` more."""
+    at = (base + start) % (s.size - SLOPES_AFTER)
+    if stream:
+        return slopes_word_streamed(xs, start, ys, s, at)
+    return slopes_word(xs, start, ys, s, at)
+
+
+@jit
+def _slopes_one(xs: Any, j: int, s: Any, base: int, low: Any, high: Any) -> tuple[Any, Any]:
+    """prelu with element ``j``'s slope (finite and not 0), ``x > 0``."""
+    v = xs[j]
+    slope = s[(base + j) % (s.size - SLOPES_AFTER)]
+    return (v if not v <= c(v, 0.0) else v * slope), np.uint64(v > c(v, 0.0))
 
 
 def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
     """``run(xs, ys, mask, a0, a1, low, high, stream)``: a member's outputs on a chunk and its
     packed one-bit codes in one pass, 64 elements per ``word`` (``word_16`` for 16-bit floats),
-    the ends element by element with ``one``."""
+    the ends element by element with ``one`` (``one(xs, j, a0, a1, low, high)``: element
+    ``j``'s output and code). Without ``word_16``, 16-bit floats raise."""
 
     def run(xs: Any, ys: Any, mask: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool):
         raise NotImplementedError("only for use inside Numba kernels")
@@ -176,6 +207,12 @@ def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
     @overload(run, jit_options=INLINE_OPTIONS)
     def _run(xs, ys, mask, a0, a1, low, high, stream):  # type: ignore[no-untyped-def]
         vector = word if isinstance(xs.dtype, types.Float) else word_16
+        if vector is None:
+
+            def none(xs, ys, mask, a0, a1, low, high, stream):  # type: ignore[no-untyped-def]
+                raise NotImplementedError("no 16-bit kernel: the host side sends none here")
+
+            return none
 
         def fused(xs, ys, mask, a0, a1, low, high, stream):  # type: ignore[no-untyped-def]
             # The groups follow ys's alignment (from its first 64-byte boundary: streamed
@@ -193,7 +230,7 @@ def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
                 head = min(n, ((-address) & 63) // ys.itemsize)
             carry = np.uint64(0)
             for j in range(head):
-                ys[j], bit = one(xs[j], a0, a1, low, high)
+                ys[j], bit = one(xs, j, a0, a1, low, high)
                 carry |= bit << np.uint64(j)
             # Four words at a time, stored together: a word stored after each 64 elements
             # cost 15-25 % over a copy (relu at 2^16 float32 in L2, 1 thread, Xeon: 7.7-7.9
@@ -238,7 +275,7 @@ def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
             at = 64 * groups
             count = head
             for j in range(head + 64 * groups, n):
-                ys[j], bit = one(xs[j], a0, a1, low, high)
+                ys[j], bit = one(xs, j, a0, a1, low, high)
                 carry |= bit << np.uint64(count)
                 count += 1
                 if count == 64:
@@ -257,6 +294,9 @@ def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
 relu_with_mask = _one_pass(_relu_word, _relu_word_16, _relu_one)
 clip_with_mask = _one_pass(_clip_word, _clip_word_16, _clip_one)
 leaky_with_mask = _one_pass(_leaky_word, _leaky_word_16, _leaky_one)
+# prelu with one slope per channel (float32 and float64 only), ``a0``: the slopes as a period
+# of them and SLOPES_AFTER more, ``a1``: the index in it of the chunk's first element
+slopes_with_mask = _one_pass(_slopes_word, None, _slopes_one)
 
 
 def leaky_block(xs: Any, ys: Any, a: Any, low: Any, high: Any, stream: bool) -> None:
@@ -279,12 +319,12 @@ def _leaky_block(xs, ys, a, low, high, stream):  # type: ignore[no-untyped-def]
         else:
             head = n if stream else 0  # (no element on a boundary: streamed, none is)
         for j in range(head):
-            ys[j], _ = _leaky_one(xs[j], a, a, low, high)
+            ys[j], _ = _leaky_one(xs, j, a, a, low, high)
         groups = (n - head) // 64
         for w in range(groups):
             vector(xs, head + 64 * w, ys, a, a, low, high, stream)
         for j in range(head + 64 * groups, n):
-            ys[j], _ = _leaky_one(xs[j], a, a, low, high)
+            ys[j], _ = _leaky_one(xs, j, a, a, low, high)
 
     return block
 
