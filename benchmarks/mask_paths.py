@@ -18,7 +18,8 @@ bench`` (the best of ``np.copyto``, ``torch copy_`` and relukit's streaming copy
 thread count) are timed in interleaved rounds (best of ``--repeats``); a cell is the copy's
 time over relukit's (at least 0.85 meets the target).
 
-    python benchmarks/mask_paths.py [--sizes 2^16,2^20,2^24] [--repeats 3] [--write]
+    python benchmarks/mask_paths.py [--sizes 2^16,2^20,2^24] [--repeats 3]
+                                    [--members "prelu, 64" ...] [--write]
 
 Prints a Markdown table; with ``--write`` puts it into ``benchmarks/RESULTS.md`` between its
 markers. About 3 minutes on a 2-core machine.
@@ -80,10 +81,12 @@ MEMBERS: dict[str, tuple[str, dict[str, Any], bool]] = {
 Timer = Callable[[], Any]
 
 
-def timers(a: Arrays) -> dict[tuple[str, str], Timer]:
-    """(member, op) -> the call, on ``a``'s arrays (shaped per channel where the member is)."""
+def timers(a: Arrays, names: list[str] | None = None) -> dict[tuple[str, str], Timer]:
+    """(member, op) -> the call, on ``a``'s arrays (shaped per channel where the member is),
+    for the rows ``names`` of :data:`MEMBERS` (all of them by default)."""
     found: dict[tuple[str, str], Timer] = {}
-    for name, (member, params, channels) in MEMBERS.items():
+    for name in MEMBERS if names is None else names:
+        member, params, channels = MEMBERS[name]
         function = relukit.get(member, **params)
         shape = (a.n // CHANNELS, CHANNELS) if channels else (a.n,)
         x, g, y = a.x.reshape(shape), a.g.reshape(shape), a.y.reshape(shape)
@@ -101,11 +104,11 @@ def timers(a: Arrays) -> dict[tuple[str, str], Timer]:
 
 
 def measure(
-    dtype: str, n: int, count: int, repeats: int, min_time: float
+    dtype: str, n: int, count: int, repeats: int, min_time: float, names: list[str] | None = None
 ) -> dict[tuple[str, str], float]:
     """(member, op) -> the copy's time over relukit's, all timed in the same rounds."""
     a = Arrays(dtype, n)
-    ours = timers(a)
+    ours = timers(a, names)
     copies = limits(a)["copy"]
     torch_threads = torch.get_num_threads()
     try:
@@ -120,12 +123,17 @@ def measure(
     return {key: copy / best[f"{key[0]}|{key[1]}"] for key in ours}
 
 
-def table(cells: dict[tuple[str, int, int], dict[tuple[str, str], float]], sizes: Any) -> str:
+def table(
+    cells: dict[tuple[str, int, int], dict[tuple[str, str], float]],
+    sizes: Any,
+    names: list[str] | None = None,
+) -> str:
+    names = list(MEMBERS) if names is None else names
     columns = [(t, n) for t in THREADS for n in sizes]
     head = " | ".join(f"{t} thr 2^{n.bit_length() - 1}" for t, n in columns)
     lines = [f"| member | op | dtype | {head} |", "|---" * (3 + len(columns)) + "|"]
     missed = 0
-    for name in MEMBERS:
+    for name in names:
         for op in ("forward_with_mask", "backward_from_mask"):
             for dtype in DTYPES:
                 values = []
@@ -135,7 +143,7 @@ def table(cells: dict[tuple[str, int, int], dict[tuple[str, str], float]], sizes
                     text = f"{math.floor(ratio * 100) / 100:.2f}"  # (0.849 shows as 0.84)
                     values.append(f"**{text}**" if ratio < TARGET else text)
                 lines.append(f"| {name} | {op} | {dtype} | {' | '.join(values)} |")
-    total = len(MEMBERS) * 2 * len(DTYPES) * len(columns)
+    total = len(names) * 2 * len(DTYPES) * len(columns)
     lines.append("")
     lines.append(
         f"{total - missed} of {total} cells at {TARGET} of a copy or better (bold: below)."
@@ -169,16 +177,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=0.02)
     parser.add_argument("--write", action="store_true", help="into benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--members", nargs="+", default=None, help="rows whose name starts with one of these"
+    )
     args = parser.parse_args()
     sizes = SIZES if args.sizes is None else tuple(_parse_size(s) for s in args.sizes.split(","))
+    names = list(MEMBERS)
+    if args.members is not None:
+        names = [n for n in MEMBERS if n.startswith(tuple(args.members))]
+        if not names or args.write:
+            parser.error("--members names no row" if not names else "--write takes every row")
     start = time.perf_counter()
     cells = {}
     for dtype in DTYPES:
         for n in sizes:
             for count in THREADS:
-                cells[dtype, count, n] = measure(dtype, n, count, args.repeats, args.min_time)
+                cells[dtype, count, n] = measure(
+                    dtype, n, count, args.repeats, args.min_time, names
+                )
                 print(f"{dtype} 2^{n.bit_length() - 1} {count} thread(s) done", flush=True)
-    text = section(table(cells, sizes), time.perf_counter() - start)
+    text = section(table(cells, sizes, names), time.perf_counter() - start)
     print(text)
     if args.write:
         path = HERE / "RESULTS.md"

@@ -47,6 +47,9 @@ def test_a_tiny_run_fills_every_cell_and_marks_the_misses(script):
     assert len(rows) == len(script.MEMBERS) * 2 * len(script.DTYPES)
     assert all(row.count("|") == 3 + len(script.THREADS) + 1 for row in rows)
     assert "**0.84**" in text
+    some_rows = script.table(cells, (1 << 10,), ["prelu, 64 channels"])
+    assert sum(line.startswith("| prelu, 64 channels |") for line in some_rows.splitlines()) == 8
+    assert f"of {2 * len(script.DTYPES) * len(script.THREADS)} cells" in some_rows
     bold = [row for row in rows if "**" in row]
     misses = sum(row.count("**") // 2 for row in bold)
     assert f"{160 - misses} of 160 cells" in text and misses >= 1

@@ -61,6 +61,19 @@ def bits_equal(a: object, b: object) -> bool:
     return bool(np.array_equal(nan_a, nan_b) and np.all((a.view(view) == b.view(view)) | nan_a))
 
 
+def padded_outputs(shape: tuple[int, ...], dtype: np.dtype):
+    """``(offset, out, outside)``: an output of ``shape`` at every third element offset from a
+    64-byte line, inside zeros; ``outside()`` is True if anything beyond ``out`` was written."""
+    n, lanes = math.prod(shape), 64 // dtype.itemsize
+    for offset in range(0, lanes, 3):
+        base = np.zeros(n + lanes, dtype=dtype)
+
+        def outside(base: np.ndarray = base, offset: int = offset) -> bool:
+            return bool(base[offset + n :].any() or base[:offset].any())
+
+        yield offset, base[offset : offset + n].reshape(shape), outside
+
+
 def outputs_at_every_offset(n: int, dtype: np.dtype):
     """``(offset, out)``: an output of ``n`` elements at each element offset from a 64-byte
     line (of a fresh array, so the offsets are relative to wherever NumPy placed it)."""
@@ -266,14 +279,10 @@ def test_slopes_backward_over_many_blocks_at_every_alignment(name, params, shape
     with dispatch.forced("reference"):
         _, m = function.forward_with_mask(x)
         want = function.backward_from_mask(g, m)
-    n, lanes = x.size, 64 // dtype.itemsize
-    for offset in range(0, lanes, 3):
-        base = np.zeros(n + lanes, dtype=dtype)
-        out = base[offset : offset + n].reshape(shape)
+    for offset, out, outside in padded_outputs(shape, dtype):
         with dispatch.forced("compiled"):
             dx = function.backward_from_mask(g, m, out=out)
-        assert dx is out and bits_equal(dx, want), offset
-        assert not base[offset + n :].any() and not base[:offset].any()
+        assert dx is out and bits_equal(dx, want) and not outside(), offset
     h = g.copy()  # in place: not streamed
     with dispatch.forced("compiled"):
         function.backward_from_mask(h, m, out=h)
@@ -650,7 +659,8 @@ def test_bit_deposit_and_extract_without_bmi2():
         assert int(intrinsics._extract_loop(np.uint64(value), np.uint64(bits))) == extracted
 
 
-# prelu with one slope per channel, in one pass (host.channel_slopes): channels along axis 1,
+# prelu with one slope per channel, forward and mask path in one pass (host.channel_slopes), by
+# the bound member's direct route and by the general path: channels along axis 1,
 # the last and the first; periods of 5 to 32,800 elements (a pattern of slopes), and longer
 # (relukit.nn's fused kernels: runs of 4,099 and of 40, several to a word)
 CHANNEL_LAYOUTS = [
@@ -677,23 +687,24 @@ def test_prelu_channels_one_pass_equals_reference(shape, axis, pattern, dtype):
     with dispatch.forced("reference"):
         want_y, want_m = function.forward_with_mask(x)
         want_dx = function.backward_from_mask(g, want_m)
-    n, lanes = x.size, 64 // dtype.itemsize
     # unforced: the bound member's direct route (dispatch.Fast); forced: the general path
     for forced in (False, True):
-        for offset in range(0, lanes, 3):
-            base = np.zeros(n + lanes, dtype=dtype)
-            out = base[offset : offset + n].reshape(shape)
+        for offset, out, outside in padded_outputs(shape, dtype):
             with dispatch.forced("compiled") if forced else contextlib.nullcontext():
+                assert function(x, out=out) is out and bits_equal(out, want_y), (forced, offset)
+                out[...] = 0
                 y, m = function.forward_with_mask(x, out=out)
                 assert y is out and bits_equal(y, want_y) and np.array_equal(m, want_m)
                 dx = function.backward_from_mask(g, m, out=out)
-            assert dx is out and bits_equal(dx, want_dx), (forced, offset)
-            assert not base[offset + n :].any() and not base[:offset].any()
+            assert dx is out and bits_equal(dx, want_dx) and not outside(), (forced, offset)
         z, h = x.copy(), g.copy()  # in place
         with dispatch.forced("compiled") if forced else contextlib.nullcontext():
+            assert bits_equal(function(x), want_y)
             y, m = function.forward_with_mask(z, out=z)
             assert y is z and bits_equal(z, want_y) and np.array_equal(m, want_m)
             assert function.backward_from_mask(h, m, out=h) is h
+            z = x.copy()
+            assert function(z, out=z) is z and bits_equal(z, want_y)
         assert bits_equal(h, want_dx)
 
 
@@ -722,6 +733,8 @@ def test_prelu_channels_route_and_its_exceptions(weight):
         y, m = function.forward_with_mask(x)
         assert bits_equal(y, want_y) and np.array_equal(m, want_m)
         assert bits_equal(function.backward_from_mask(g, m), want_dx)
+        assert bits_equal(function(x), want_y)
+        assert bits_equal(function(torch.from_numpy(x)).numpy(), want_y)
         ty, tm = function.forward_with_mask(torch.from_numpy(x))  # (the general path)
         assert bits_equal(ty.numpy(), want_y) and np.array_equal(tm.numpy(), want_m)
         tdx = function.backward_from_mask(torch.from_numpy(g), tm)
@@ -735,3 +748,18 @@ def test_prelu_channels_route_and_its_exceptions(weight):
             after[:, 1][changed], before[:, 1][changed]
         )
         assert bits_equal(after[:, 1][changed], (x[:, 1] * np.float64(0.5))[changed])
+
+
+def test_prelu_channels_forward_keeps_the_layout_of_its_input():
+    # The slopes per channel follow C order: an F-ordered input takes the per-element kernels,
+    # which give its order back, as the reference does; a strided one is gathered first
+    function = relukit.get("prelu", weight=tuple(np.linspace(0.1, 0.7, 5)))
+    fortran = np.asfortranarray(sample((7, 5, 90), np.dtype(np.float32), seed=16))
+    strided = sample((7, 10, 90), np.dtype(np.float32), seed=17)[:, ::2]
+    for x in (fortran, strided):
+        with dispatch.forced("reference"):
+            want = function(x)
+        got = function(x)
+        assert bits_equal(got, want)
+        assert got.flags.f_contiguous == x.flags.f_contiguous
+        assert got.flags.c_contiguous == (not x.flags.f_contiguous)

@@ -370,6 +370,10 @@ def elementwise_method(op: str, doc: str) -> Any:
                     else:
                         calls.map(op, x, x, y, False, out is None, count)
                     return result
+            elif op == "forward":  # (prelu's slopes per channel have no Calls)
+                done = self._fast.forward_channels(x, out)
+                if done is not None:
+                    return done
         return self._run(op, x, params, out=out)
 
     method.__name__ = "__call__" if op == "forward" else op
@@ -483,15 +487,7 @@ class Fast:
     def forward_with_mask(self, x: Any, out: Any) -> Any:
         calls = self._calls_for(x)
         if calls is None:
-            channels = self._channels_for(x)
-            if channels is None:
-                return None
-            y = self.written(x, out)
-            if y is None:
-                return None
-            mask = np.empty(-(-x.size // 8), _BYTES)
-            _cpu.channels_forward(channels, *_flats(x, y), mask)
-            return y, mask
+            return self.forward_channels(x, out, True)
         if not calls.masked:
             return None
         y = self.written(x, out)
@@ -502,18 +498,18 @@ class Fast:
         return y, mask
 
     def backward_from_mask(self, grad: Any, mask: Any, out: Any) -> Any:
-        calls = self._calls_for(grad)
-        channels = self._channels_for(grad) if calls is None else None
-        if calls is None and channels is None:
-            return None
-        if (calls is not None and not calls.masked) or type(mask) is not np.ndarray:
+        if type(mask) is not np.ndarray or mask.ndim != 1 or not mask.flags.c_contiguous:
             return None
         if mask.dtype is not _BYTES and mask.dtype != _BYTES:
             return None
-        bits = 1 if calls is None else calls.bits
-        if mask.ndim != 1 or mask.size != -(-grad.size * bits // 8):
-            return None
-        if not mask.flags.c_contiguous:
+        calls = self._calls_for(grad)
+        if calls is None:  # (prelu's slopes per channel, one bit, or none)
+            if type(grad) is not np.ndarray or mask.size != -(-grad.size // 8):
+                return None
+            channels = self._channels_for(grad)
+            if channels is None:
+                return None
+        elif not calls.masked or mask.size != -(-grad.size * calls.bits // 8):
             return None
         dx = self.written(grad, out)
         if dx is None:
@@ -525,11 +521,27 @@ class Fast:
             calls.backward(flat, mask, into, out is None)
         return dx
 
+    def forward_channels(self, x: Any, out: Any, with_mask: bool = False) -> Any:
+        """prelu's forward with one slope per channel (:meth:`_channels_for`), with its mask
+        ``(y, mask)``, or None."""
+        channels = self._channels_for(x)
+        if channels is None:
+            return None
+        y = self.written(x, out)
+        if y is None:
+            return None
+        if not with_mask:
+            _cpu.channels_map(channels, *_flats(x, y))
+            return y
+        mask = np.empty(-(-x.size // 8), _BYTES)
+        _cpu.channels_forward(channels, *_flats(x, y), mask)
+        return y, mask
+
     def _channels_for(self, x: Any) -> Any:
         """prelu's slopes per channel for ``x`` (:func:`~relukit.kernels.cpu.host.
-        channel_slopes`), where ``x`` is a C-contiguous, aligned float32 or float64 NumPy array
-        and no backend is forced, or None. (The general path, which runs the same kernels,
-        checks and converts what the caller gave at some 20 µs a call.)"""
+        channel_slopes`), where ``x`` is a C-contiguous, aligned, writeable float32 or float64
+        NumPy array and no backend is forced, or None. (The general path, which runs the same
+        kernels, checks and converts what the caller gave at some 20 µs a call.)"""
         if type(x) is not np.ndarray or _forcing[0] or not x.size or not x.flags.carray:
             return None
         if (x.dtype != np.float32 and x.dtype != np.float64) or not _has_numba():

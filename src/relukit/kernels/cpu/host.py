@@ -374,14 +374,23 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
     return Plan(member, np.array(values, dtype=np.float64 if wide else work), slopes)
 
 
-def _prelu_slopes(weight: Any, axis: int, work: np.dtype) -> Callable[..., Any] | None:
+def _weight_array(weight: Any, work: np.dtype) -> np.ndarray | None:
+    """prelu's weight as a new 1-D array of the working dtype, or None where it is none (a
+    tensor that requires grad or lives on a GPU, ...: the reference path takes those)."""
     try:
         w = np.asarray(weight)
-    except (TypeError, ValueError, RuntimeError):  # a tensor that requires grad, on a GPU, ...
+    except (TypeError, ValueError, RuntimeError):
         return None
     if w.ndim > 1 or w.dtype.kind not in "fiu":
         return None
-    w = w.astype(work).reshape(-1)
+    with np.errstate(over="ignore"):  # (beyond float32's range: inf, as the reference has it)
+        return w.astype(work).reshape(-1)
+
+
+def _prelu_slopes(weight: Any, axis: int, work: np.dtype) -> Callable[..., Any] | None:
+    w = _weight_array(weight, work)
+    if w is None:
+        return None
 
     def slopes(shape: tuple[int, ...], order: str) -> np.ndarray | None:
         if w.size == 1:
@@ -418,68 +427,69 @@ def slope_layout(
 
 
 class Channels:
-    """prelu's slopes, one per channel, as its one-pass kernels take them: ``layout``, that of
-    :func:`slope_layout`; ``aux``, a period of them and ``SLOPES_AFTER`` more, for the mask
-    path's kernels (None where the period is longer than :data:`PATTERN`: the fused kernels
-    of relukit.nn write each word's slopes as they go); ``p`` and ``table``, the parameters
-    of those kernels' forward and backward."""
+    """prelu's slopes, one per channel, as its one-pass kernels take them: ``aux``, a period of
+    them and ``SLOPES_AFTER`` more, for the map and mask kernels (None where the period is
+    longer than :data:`PATTERN`: then ``layout``, that of :func:`slope_layout`, for the fused
+    kernels of relukit.nn, which write each word's slopes as they go); ``p`` and ``table``,
+    the parameters of the map and mask kernels' forward and backward."""
 
     __slots__ = ("aux", "layout", "p", "table")
 
     def __init__(self, layout: tuple[np.ndarray, int, np.ndarray, int], work: np.dtype) -> None:
-        self.layout = layout
-        _, _, pattern, period = layout
+        w, inner, pattern, period = layout
         self.aux = None
+        self.layout = layout
         if period > 0:
             after = _module().SLOPES_AFTER
             self.aux = np.tile(pattern[:period], -(-(period + after) // period))[: period + after]
+            self.layout = (w, inner, w[:0], period)  # (its pattern is not used)
         self.p = np.zeros(8, dtype=work)
         self.p[4] = self.p[5] = np.nan  # (no limits: x·s is prelu's value at ∓inf)
         self.p[6] = 1.0  # (the slopes come as aux says)
-        # the mask backward's derivatives: code 0 from aux (which table[2] says), code 1 is 1
-        self.table = np.array([np.nan, 1.0, 1.0, 0.0], dtype=work)
+        # the mask backward's derivatives: code 0 from aux, code 1 is 1
+        self.table = np.array([np.nan, 1.0, 0.0, 0.0], dtype=work)
 
 
-_channels: dict[tuple[Any, ...], tuple[dict[str, Any], Channels | None]] = {}
+_channels: dict[tuple[Any, ...], Channels | None] = {}
+_KEPT_CHANNELS = 32
 
 
 def channel_slopes(
     spec: Activation, params: dict[str, Any], shape: tuple[int, ...], work: np.dtype
 ) -> Channels | None:
-    """prelu's slopes per channel for its one-pass mask kernels: 64 slopes along axis 1 of 2^16
-    float32 elements, 1 thread, Xeon, 124 µs a forward_with_mask by the kernels of per-element
-    slopes, where a copy takes 7. None where they do not apply: another member; one plain slope
-    (leaky_relu's kernels run it); a slope that is 0 or not finite in the working dtype
-    (prelu's limit at -inf, and the gradient a zero slope blocks, are not w·x); channels that
-    differ from the weight's (the reference path raises). Kept per bound member and shape where
-    the weight is a tuple (bound once: arrays may change in place, and are read at every call).
-    """
+    """prelu's slopes per channel for its one-pass kernels, for a C-contiguous input of ``shape``
+    (64 slopes along axis 1 of 2^16 float32 elements, 1 thread, Xeon: 124 µs a
+    forward_with_mask by the kernels of per-element slopes, where a copy takes 7). None where
+    they do not apply: another member; one plain slope (leaky_relu's kernels run it); a slope
+    that is 0 or not finite in the working dtype (prelu's limit at -inf, and the gradient a
+    zero slope blocks, are not w·x); channels that differ from the weight's (the reference
+    path raises). A weight given as a tuple of numbers (bound, it cannot change) is kept by its
+    values, channel period and dtype, the last :data:`_KEPT_CHANNELS` of them; an array may
+    change in place, and is read at every call."""
     if _formula_key(spec, params) != "prelu":
         return None
-    weight = params["weight"]
-    plain = isinstance(weight, tuple)
-    key = (id(params), shape, work)
-    if plain:
-        found = _channels.get(key)
-        if found is not None and found[0] is params:
-            return found[1]
+    weight, axis, ndim = params["weight"], params["axis"], len(shape)
+
+    def fits(count: int) -> bool:
+        return count == 1 or (-ndim <= axis < ndim and shape[axis] == count)
+
+    key = None
+    if isinstance(weight, tuple):
+        if not fits(len(weight)):
+            return None
+        inner = math.prod(shape[axis % ndim + 1 :]) if len(weight) > 1 else 1
+        key = (weight, inner, work)
+        found = _channels.get(key, False)
+        if found is not False:
+            return found
     channels = None
-    if not _one_slope(params, work):
-        try:
-            w = np.asarray(weight)
-        except (TypeError, ValueError, RuntimeError):  # a tensor that requires grad, on a GPU
-            w = None
-        if w is not None and w.ndim <= 1 and w.dtype.kind in "fiu":
-            with np.errstate(over="ignore"):
-                w = w.astype(work).reshape(-1)
-            axis, ndim = params["axis"], len(shape)
-            fits = w.size == 1 or (-ndim <= axis < ndim and shape[axis] == w.size)
-            if fits and np.isfinite(w).all() and w.all():
-                channels = Channels(slope_layout(w, shape, axis), work)
-    if plain:
-        if len(_channels) >= 256:
+    w = None if _one_slope(params, work) else _weight_array(weight, work)
+    if w is not None and fits(w.size) and np.isfinite(w).all() and w.all():
+        channels = Channels(slope_layout(w, shape, axis), work)
+    if key is not None:
+        if len(_channels) >= _KEPT_CHANNELS:
             _channels.clear()
-        _channels[key] = (params, channels)
+        _channels[key] = channels
     return channels
 
 
@@ -1283,11 +1293,19 @@ def run(
     if x.size == 0:
         return None
     work = _work(x.dtype)
+    xf, order = _prepare(x)
+    if op == "forward" and x.itemsize > 2 and order == "C":  # (the layout of its slopes)
+        channels = channel_slopes(spec, params, x.shape, work)
+        if channels is not None:
+            target = _target(out, x, kind, source.array, "C", (x,))
+            if target is None:
+                return None
+            channels_map(channels, xf, target.flat)
+            return target.finish(target.flat.reshape(x.shape))
     the_plan = plan(spec, "forward" if op == "forward" else "derivative", params, work)
     if the_plan is None:
         return None
     k = _module()
-    xf, order = _prepare(x)
     inputs = (x,)
     g = None
     if op == "vjp":
@@ -1868,7 +1886,9 @@ def forward_with_mask(
     if x.size == 0:
         return None
     work = _work(x.dtype)
-    channels = channel_slopes(spec, params, x.shape, work) if x.itemsize > 2 else None
+    channels = None
+    if x.itemsize > 2 and bits == 1:
+        channels = channel_slopes(spec, params, x.shape, work)
     the_plan = _mask_plan(spec, params, work) if channels is None else None
     if channels is None and the_plan is None:
         return None
@@ -1906,6 +1926,19 @@ def forward_with_mask(
     return _with_mask(target.finish(y.reshape(x.shape)), mask_np, kind)
 
 
+def channels_map(channels: Channels, x: np.ndarray, y: np.ndarray) -> None:
+    """prelu's forward with ``channels``' slopes, in one pass: ``x`` and ``y`` flat, C order,
+    ``y`` ``x`` itself or disjoint from it. (64 slopes along axis 1 of 2^20 float32 elements,
+    out=, 1 thread, Xeon: by the kernels of per-element slopes 0.28 of a copy.)"""
+    if channels.aux is None:  # (a period longer than PATTERN: relukit.nn's fused kernel)
+        channels_forward(channels, x, y, np.empty(mask_bytes(x.size, 1), dtype=np.uint8))
+        return
+    stream = _streams(y, np.may_share_memory(y, x))
+    kernel = _kernel("map", _module().SLOPES, _module().FORWARD, False)
+    args = (Part(x), Part(x), channels.aux, Part(y), channels.p, START, stream, False)
+    _spread(x.size, LINEAR, kernel, args, x.itemsize)
+
+
 def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
     """prelu's forward and mask (one bit per element, ``x > 0``) with ``channels``' slopes: ``x``
     and ``y`` flat, C order, ``y`` ``x`` itself or disjoint from it."""
@@ -1936,7 +1969,7 @@ def channels_backward(channels: Channels, g: np.ndarray, mask: np.ndarray, dx: n
         _spread(g.size, LINEAR, fused.prelu_backward, args, g.itemsize)
         return
     stream = _streams(dx, np.may_share_memory(dx, g))
-    kernel = _kernel("mask_backward", 1, 1, False)
+    kernel = _kernel("mask_backward", 1, _module().CHANNELS, False)
     args = (Part(g), Part(mask, 1), channels.aux, Part(dx), channels.table, START, stream)
     _spread(g.size, LINEAR, kernel, args, g.itemsize)
 

@@ -613,11 +613,10 @@ def _narrowed(builder: Any, values: Any, signed: bool) -> Any:
 
 def _leaky(builder: Any, v: Any, slope: Any, lo: Any, hi: Any, plain: bool) -> tuple[Any, Any]:
     """leaky_relu of a vector ``v`` and its codes ``v > 0``: ``v`` or ``v·slope`` (a scalar, or
-    a vector of one slope per lane), the limits
-    ``lo`` / ``hi`` at ∓inf where they are numbers, NaN kept (as ``conventions(v,
-    leaky_relu_f(v, slope), lo, hi)``). ``plain``: the caller knows that the limits are what
-    the formula gives at ∓inf (or are NaN: none), so only NaN needs keeping, which selecting
-    ``v`` where ``not v <= 0`` does."""
+    a vector of one slope per lane), the limits ``lo`` / ``hi`` at ∓inf where they are
+    numbers, NaN kept (as ``conventions(v, leaky_relu_f(v, slope), lo, hi)``). ``plain``: the
+    caller knows that the limits are what the formula gives at ∓inf (or are NaN: none), so only
+    NaN needs keeping, which selecting ``v`` where ``not v <= 0`` does."""
     lanes = v.type.count
     element = v.type.element
     zero = _splat(builder, ir.Constant(element, 0), lanes)

@@ -82,6 +82,7 @@ from relukit.kernels.cpu.masks import (
     load_bytes,
     planes,
     relu_with_mask,
+    slopes_block,
     slopes_with_mask,
     store_bytes,
 )
@@ -139,6 +140,7 @@ from relukit.kernels.cpu.vector32 import (
 RELU = 1
 LEAKY_RELU = 2
 SLOPES = 3  # prelu per channel, rrelu in training: the slope of each element comes from aux
+CHANNELS = 2  # mask_backward_kernel's slopes: prelu's per channel, a period of them in aux
 HARDTANH = 4  # hardtanh and relu6 (hardtanh from 0 to 6)
 GENERAL_RELU = 5
 SQUARED_RELU = 6
@@ -294,8 +296,10 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
 
     ``first`` is the index of ``x[0]`` in the whole array (for the period of ``aux``); ``g`` is
     read only for the vjp (pass ``x`` otherwise) and ``aux`` only by the per-element-slope
-    member. A ``direct`` kernel computes straight into ``y``, which must then be disjoint from
-    ``x`` and ``g`` and not streamed (LLVM vectorises the loop behind a runtime overlap check);
+    member (prelu's forward with slopes per channel, ``p[6] = 1``: in one pass, as
+    leaky_relu's, ``aux`` holding a period of them and ``SLOPES_AFTER`` more). A ``direct``
+    kernel computes straight into ``y``, which must then be disjoint from ``x`` and ``g`` and
+    not streamed (LLVM vectorises the loop behind a runtime overlap check);
     otherwise each block goes through an L1-resident buffer (in place, streamed, or an output
     a few bytes after its input modulo 1 MiB: :func:`relukit.kernels.cpu.host.aliased`),
     except where a block takes it (:data:`CENTRE_BLOCKS`: float32 with a centre table, and
@@ -306,6 +310,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     select = member in (RELU, HARDTANH) and op == FORWARD  # pure selects: keep the input's bits
     leaky = member == LEAKY_RELU and op == FORWARD  # one pass from the registers too
     general = member == GENERAL_RELU and op == FORWARD  # and general_relu's
+    channels = member == SLOPES and op == FORWARD  # and prelu's per channel, with p[6] set
     blocking = member in LINEAR or (member in PLAIN and PLAIN[member][3])
     periodic = member == SLOPES
     derivative = op == DERIVATIVE
@@ -338,9 +343,12 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         if periodic:
             period = aux.size
             start = first % period
-        if select or leaky or general:  # one pass over the whole chunk: no buffer, no blocks
+        # one pass over the whole chunk: no buffer, no blocks
+        if select or leaky or general or (channels and flat):
             if leaky:
-                leaky_block(x, y, a0, low, high, stream)
+                leaky_block(x, y, a0, a0, low, high, stream)
+            elif channels:  # (prelu's slopes per channel: aux holds a period and SLOPES_AFTER)
+                slopes_block(x, y, aux, first % (aux.size - SLOPES_AFTER), 0, 0, stream)
             elif general:
                 general_block(x, y, p, low, high, stream)
             else:
@@ -633,10 +641,10 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     words of its pieces). prelu's slopes per channel (finite and not 0; ``p[6] = 1``: ``aux``
     holds a period of them and :data:`~relukit.kernels.cpu.masks.SLOPES_AFTER` more) take one
     pass too (:func:`~relukit.kernels.cpu.masks.slopes_with_mask`). The other per-element
-    slopes (prelu's zero slopes, 16-bit floats, rrelu in training) compute a block into an
-    L1-resident buffer, then its codes (one 64-element word per vector compare), then stream
-    the buffer out; a ``direct`` kernel computes straight into ``y`` (disjoint from ``x``, not
-    streamed; see :func:`map_kernel`).
+    slopes (prelu's that are 0 or not finite, or of 16-bit floats; rrelu in training) compute
+    a block into an L1-resident buffer, then its codes (one 64-element word per vector
+    compare), then stream the buffer out; a ``direct`` kernel computes straight into ``y``
+    (disjoint from ``x``, not streamed; see :func:`map_kernel`).
     """
     stamp = STAMP
 
@@ -709,10 +717,11 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     return kernel
 
 
-def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
+def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
     """``kernel(g, mask, aux, dx, table, first, stream)``: ``dx = g · table[code]``.
 
-    With ``slopes``, code 0 takes its derivative from ``aux`` (prelu's channel slope, rrelu's
+    With ``slopes`` (1, or :data:`CHANNELS` for prelu's slopes per channel, as ``aux`` then
+    holds them), code 0 takes its derivative from ``aux`` (prelu's channel slope, rrelu's
     random slope) instead of ``table[0]``. The product is formed in the working dtype (float32
     or float64; a ``half`` kernel takes 16-bit gradients as raw bits, widens each to float32 and
     rounds the product back once, in the same pass) and rounded once, exactly as ``vjp`` forms
@@ -727,7 +736,7 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
     wraps starts on a mask word; such a block starts off dx's 64-byte boundary unless dx
     starts on one, and is then not streamed, and its stores and those of the blocks after it
     may split cache lines: a speed cost only, for rrelu in training and prelu's slopes per
-    element. With ``table[2] > 0``, prelu's slopes per channel, ``aux`` holds one period and
+    element. With ``slopes`` CHANNELS, ``aux`` holds one period and
     :data:`~relukit.kernels.cpu.masks.SLOPES_AFTER` more, and no block is cut.)
     """
     stamp = STAMP
@@ -742,12 +751,11 @@ def mask_backward_kernel(bits: int, slopes: bool, half: bool = False) -> Any:
         t2 = table[2]
         t3 = table[3]
         words = mask[: (mask.size // 8) * 8].view(np.uint64)
-        # table[2] > 0 (prelu's slopes per channel): aux holds a period of them and
-        # SLOPES_AFTER more, so that a block reads its slopes in one run from any index, and
-        # blocks are not cut where the period wraps (cut there, most started off dx's 64-byte
-        # boundaries and were not streamed: 64 channels, 2^20 float32, 1 thread, Xeon, 0.50
-        # of a copy)
-        pattern = slopes and t2 > 0
+        # prelu's slopes per channel: aux holds a period of them and SLOPES_AFTER more, so
+        # that a block reads its slopes in one run from any index, and blocks are not cut
+        # where the period wraps (cut there, most started off dx's 64-byte boundaries and
+        # were not streamed: 64 channels, 2^20 float32, 1 thread, Xeon, 0.50 of a copy)
+        pattern = slopes == CHANNELS
         period = aux.size if slopes and not pattern else n + 1
         start = first % period if slopes and not pattern else 0
         repeat = aux.size - SLOPES_AFTER if pattern else 1

@@ -299,34 +299,54 @@ leaky_with_mask = _one_pass(_leaky_word, _leaky_word_16, _leaky_one)
 slopes_with_mask = _one_pass(_slopes_word, None, _slopes_one)
 
 
-def leaky_block(xs: Any, ys: Any, a: Any, low: Any, high: Any, stream: bool) -> None:
-    """leaky_relu's forward on a chunk in one pass, 64 elements per :func:`_leaky_word` (their
-    codes unused), stored from the registers from ``ys``'s first 64-byte boundary (streamed
-    with ``stream``); the ends element by element.
-    Each vector is loaded before it is stored, so ``ys`` may be ``xs``."""
-    raise NotImplementedError("only for use inside Numba kernels")
+@jit
+def _head(ys: Any, n: int, stream: bool) -> int:
+    """How many of the ``n`` elements of ``ys`` lie before its first 64-byte boundary: those a
+    forward-only pass does element by element (all, if none starts on one and it streams)."""
+    address = np.int64(ys.ctypes.data)
+    if address % ys.itemsize == 0:
+        return min(n, ((-address) & 63) // ys.itemsize)
+    return n if stream else 0
 
 
-@overload(leaky_block, jit_options=INLINE_OPTIONS)
-def _leaky_block(xs, ys, a, low, high, stream):  # type: ignore[no-untyped-def]
-    vector = _leaky_word if isinstance(xs.dtype, types.Float) else _leaky_word_16
+def _forward_only(word: Any, word_16: Any, one: Any) -> Any:
+    """``block(xs, ys, a0, a1, low, high, stream)``: a member's forward on a chunk in one pass,
+    64 elements per ``word`` (``word_16`` for 16-bit floats; their codes unused), stored from
+    the registers from ``ys``'s first 64-byte boundary (streamed with ``stream``); the ends
+    element by element with ``one``, as in :func:`_one_pass`. Each vector is loaded before it
+    is stored, so ``ys`` may be ``xs``. Without ``word_16``, 16-bit floats raise."""
 
-    def block(xs, ys, a, low, high, stream):  # type: ignore[no-untyped-def]
-        n = xs.size
-        address = np.int64(ys.ctypes.data)
-        if address % ys.itemsize == 0:
-            head = min(n, ((-address) & 63) // ys.itemsize)
-        else:
-            head = n if stream else 0  # (no element on a boundary: streamed, none is)
-        for j in range(head):
-            ys[j], _ = _leaky_one(xs, j, a, a, low, high)
-        groups = (n - head) // 64
-        for w in range(groups):
-            vector(xs, head + 64 * w, ys, a, a, low, high, stream)
-        for j in range(head + 64 * groups, n):
-            ys[j], _ = _leaky_one(xs, j, a, a, low, high)
+    def block(xs: Any, ys: Any, a0: Any, a1: Any, low: Any, high: Any, stream: bool) -> None:
+        raise NotImplementedError("only for use inside Numba kernels")
+
+    @overload(block, jit_options=INLINE_OPTIONS)
+    def _block(xs, ys, a0, a1, low, high, stream):  # type: ignore[no-untyped-def]
+        vector = word if isinstance(xs.dtype, types.Float) else word_16
+        if vector is None:
+
+            def none(xs, ys, a0, a1, low, high, stream):  # type: ignore[no-untyped-def]
+                raise NotImplementedError("no 16-bit kernel: the host side sends none here")
+
+            return none
+
+        def run(xs, ys, a0, a1, low, high, stream):  # type: ignore[no-untyped-def]
+            n = xs.size
+            head = _head(ys, n, stream)
+            for j in range(head):
+                ys[j], _ = one(xs, j, a0, a1, low, high)
+            groups = (n - head) // 64
+            for w in range(groups):
+                vector(xs, head + 64 * w, ys, a0, a1, low, high, stream)
+            for j in range(head + 64 * groups, n):
+                ys[j], _ = one(xs, j, a0, a1, low, high)
+
+        return run
 
     return block
+
+
+leaky_block = _forward_only(_leaky_word, _leaky_word_16, _leaky_one)
+slopes_block = _forward_only(_slopes_word, None, _slopes_one)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,11 +589,7 @@ def general_block(xs: Any, ys: Any, p: Any, low: Any, high: Any, stream: bool) -
     values, limits = general_values(p, low, high)
     on = capped > c(capped, 0.0)
     n = xs.size
-    address = np.int64(ys.ctypes.data)
-    if address % ys.itemsize == 0:
-        head = min(n, ((-address) & 63) // ys.itemsize)
-    else:
-        head = n if stream else 0  # (no element on a boundary: streamed, none is)
+    head = _head(ys, n, stream)
     for j in range(head):
         ys[j], _, _ = _general_one(xs[j], a, t, top, capped, flat, low, high)
     groups = (n - head) // 64

@@ -1,4 +1,6 @@
-"""Fused kernels of the members with per-element slopes in relukit.nn: prelu and rrelu (training).
+"""Fused kernels of the members with per-element slopes in relukit.nn: prelu and rrelu (training);
+prelu's, without ``keep``, also for the array API's prelu per channel whose period is long
+(:func:`relukit.kernels.cpu.host.channels_forward`).
 
 Each is one pass over a 1-D chunk, 64 elements (one mask word) at a time as one LLVM vector:
 compare, select, and the compressed values stored or loaded with LLVM's masked compress-store
@@ -8,7 +10,8 @@ branch per element. A chunk starts at a multiple of 64 elements of the whole arr
 and holds its mask words; its last partial word, if any, is done element by element. The
 compressed array of a chunk (``rest``, ``slopes``, ``u``) holds exactly that chunk's code-0
 elements: the host side (:mod:`relukit.nn.kernel`) counts them first (:func:`count_off`,
-:func:`zero_bits`), so that chunks run at once and every compressed array has its exact size.
+:func:`zero_bits`), so that chunks run at once and every compressed array has its exact size
+(without ``keep``, prelu's kernels compress nothing: nothing is counted).
 
 ======================  ==========================================================================
 ``prelu_forward``       ``y = x if x > 0 else s·x`` (``torch.prelu``'s product), the mask words
@@ -26,7 +29,8 @@ elements: the host side (:mod:`relukit.nn.kernel`) counts them first (:func:`cou
 ======================  ==========================================================================
 
 The slope ``s`` of element ``i`` of a C-contiguous input is ``w[(i // inner) % C]`` (``inner``:
-the product of the dims after axis 1; ``C``: the weight's size, 1 for a single slope). Where one
+the product of the dims after the channel axis, axis 1 in relukit.nn; ``C``: the weight's size,
+1 for a single slope). Where one
 period ``P = C·inner`` is short the host passes it as a pattern of ``P + 64`` elements
 (``pattern[j] = s(j)``), so that the slopes of the 64 elements from ``i`` are
 ``pattern[i % P : i % P + 64]``; otherwise (``period = 0``) each word's slopes are written into
