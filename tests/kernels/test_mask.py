@@ -62,8 +62,10 @@ def bits_equal(a: object, b: object) -> bool:
 
 
 def padded_outputs(shape: tuple[int, ...], dtype: np.dtype):
-    """``(offset, out, outside)``: an output of ``shape`` at every third element offset from a
-    64-byte line, inside zeros; ``outside()`` is True if anything beyond ``out`` was written."""
+    """``(offset, out, outside)``: an output of ``shape`` at every third element offset into a
+    fresh array of zeros (relative to wherever NumPy placed it, as in
+    :func:`outputs_at_every_offset`); ``outside()`` is True if anything beyond ``out`` was
+    written."""
     n, lanes = math.prod(shape), 64 // dtype.itemsize
     for offset in range(0, lanes, 3):
         base = np.zeros(n + lanes, dtype=dtype)
@@ -670,7 +672,7 @@ CHANNEL_LAYOUTS = [
     ((4, 3, 5, 7), -1, True),
     ((3, 1000), 0, True),
     ((2, 8, 4099), 1, False),
-    ((2, 1000, 40), 1, False),
+    ((2, 1001, 40), 1, False),
 ]
 
 
@@ -678,7 +680,11 @@ CHANNEL_LAYOUTS = [
 @pytest.mark.parametrize(("shape", "axis", "pattern"), CHANNEL_LAYOUTS, ids=str)
 def test_prelu_channels_one_pass_equals_reference(shape, axis, pattern, dtype):
     channels = shape[axis]
-    weight = tuple(np.linspace(-0.5, 0.75, channels) + 0.0123)  # (none 0)
+    # none 0, of both signs, the last channel's negative (a negative slope turns a negative
+    # input positive: the mask must come from the input, in place too, the last partial word
+    # included)
+    sign = np.where((channels - 1 - np.arange(channels)) % 2 == 0, -1.0, 1.0)
+    weight = tuple(sign * (np.linspace(0.1, 0.75, channels) + 0.0123))
     function = relukit.get("prelu", weight=weight, axis=axis)
     found = host.channel_slopes(function.spec, function.params, shape, dtype)
     assert found is not None and (found.aux is not None) is pattern
@@ -688,6 +694,8 @@ def test_prelu_channels_one_pass_equals_reference(shape, axis, pattern, dtype):
         want_y, want_m = function.forward_with_mask(x)
         want_dx = function.backward_from_mask(g, want_m)
     # unforced: the bound member's direct route (dispatch.Fast); forced: the general path
+    function(x)
+    assert function._fast._channels_for(x) is found
     for forced in (False, True):
         for offset, out, outside in padded_outputs(shape, dtype):
             with dispatch.forced("compiled") if forced else contextlib.nullcontext():
@@ -739,6 +747,11 @@ def test_prelu_channels_route_and_its_exceptions(weight):
         assert bits_equal(ty.numpy(), want_y) and np.array_equal(tm.numpy(), want_m)
         tdx = function.backward_from_mask(torch.from_numpy(g), tm)
         assert bits_equal(tdx.numpy(), want_dx)
+    if isinstance(weight, tuple):  # (kept by value: another channel period, the same slopes)
+        other = sample((8, 3, 7), np.dtype(np.float64), seed=16)
+        with dispatch.forced("reference"):
+            want_y = function(other)
+        assert bits_equal(function(other), want_y)
     if isinstance(weight, np.ndarray):
         before = function.forward_with_mask(x)[0]
         weight[1] = 0.5

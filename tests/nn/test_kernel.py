@@ -201,7 +201,7 @@ def np_packbits(flags: torch.Tensor) -> torch.Tensor:
 # word, and of 64, one word each); chunk seams (two threads), partial last words
 SLOPE_SHAPES = [
     (5,), (3, 7), (100, 64), (2, 64, 3, 5), (2049, 64), (2, 8, 4099), (3, 2, 70001),
-    (2, 1000, 40), (3, 520, 64),
+    (2, 1001, 40), (3, 520, 64),
 ]  # fmt: skip
 
 

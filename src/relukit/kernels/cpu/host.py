@@ -458,8 +458,8 @@ def channel_slopes(
     spec: Activation, params: dict[str, Any], shape: tuple[int, ...], work: np.dtype
 ) -> Channels | None:
     """prelu's slopes per channel for its one-pass kernels, for a C-contiguous input of ``shape``
-    (64 slopes along axis 1 of 2^16 float32 elements, 1 thread, Xeon: 124 µs a
-    forward_with_mask by the kernels of per-element slopes, where a copy takes 7). None where
+    (64 slopes along axis 1 of 2^16 float32 elements, 1 thread, Xeon: 110-125 µs a
+    forward_with_mask by the kernels of per-element slopes, where a copy takes 7-9). None where
     they do not apply: another member; one plain slope (leaky_relu's kernels run it); a slope
     that is 0 or not finite in the working dtype (prelu's limit at -inf, and the gradient a
     zero slope blocks, are not w·x); channels that differ from the weight's (the reference
@@ -1293,10 +1293,11 @@ def run(
     if x.size == 0:
         return None
     work = _work(x.dtype)
-    xf, order = _prepare(x)
-    if op == "forward" and x.itemsize > 2 and order == "C":  # (the layout of its slopes)
-        channels = channel_slopes(spec, params, x.shape, work)
-        if channels is not None:
+    prepared = None
+    if op == "forward" and x.itemsize > 2 and _formula_key(spec, params) == "prelu":
+        prepared = xf, order = _prepare(x)
+        channels = channel_slopes(spec, params, x.shape, work) if order == "C" else None
+        if channels is not None:  # (C order: the layout of its slopes)
             target = _target(out, x, kind, source.array, "C", (x,))
             if target is None:
                 return None
@@ -1306,6 +1307,7 @@ def run(
     if the_plan is None:
         return None
     k = _module()
+    xf, order = _prepare(x) if prepared is None else prepared
     inputs = (x,)
     g = None
     if op == "vjp":

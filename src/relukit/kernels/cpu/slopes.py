@@ -330,7 +330,10 @@ def prelu_forward(
             words[q] = word
             if keep:
                 k += WORD - popcount(word)
-    for i in range(full * WORD, n):  # the last partial word
+    # the last partial word: its mask bytes first, from x (y may be x, and a negative slope
+    # turns a negative input positive)
+    _tail_mask(x, full * WORD, mask, False)
+    for i in range(full * WORD, n):
         v = x[i]
         on = v > 0
         scaled = w[((first + i) // inner) % w.size] * v
@@ -338,7 +341,6 @@ def prelu_forward(
         if keep and not on:
             rest[k] = v
             k += 1
-    _tail_mask(x, full * WORD, mask, False)
 
 
 @cached_kernel
@@ -388,6 +390,7 @@ def rrelu_forward(
         word = rrelu_word(x, q * WORD, u, k, low, span, y, slopes)
         words[q] = word
         k += WORD - popcount(word)
+    _tail_mask(x, full * WORD, mask, True)  # (first: y may be x)
     for i in range(full * WORD, n):
         v = x[i]
         on = not v <= 0
@@ -397,7 +400,6 @@ def rrelu_forward(
         if not on:
             slopes[k] = r
             k += 1
-    _tail_mask(x, full * WORD, mask, True)
 
 
 @cached_kernel
