@@ -43,7 +43,7 @@ from relukit.family import lookup
 from relukit.kernels import gpu
 from relukit.kernels import mask as mask_path
 from relukit.kernels.arrays import Input, as_input
-from relukit.kernels.cpu.team import START, STOP, Part, Segments, Words
+from relukit.kernels.cpu.team import START, STOP, Part, Segments, one_bit_mask
 from relukit.kernels.gpu import FORMULAS as GPU_FORMULAS
 from relukit.kernels.pages import empty_tensor
 from relukit.nn.rules import RULES, MaskRule, params_key, rule
@@ -268,12 +268,6 @@ def _offsets(counts: list[int]) -> np.ndarray:
     return np.concatenate((np.zeros(1, np.int64), np.cumsum(counts, dtype=np.int64)))
 
 
-def _masks(mask: Tensor, n: int) -> tuple[Part, Words]:
-    """A chunk's mask bytes and the whole 64-bit words of its mask (``n`` elements)."""
-    m = mask.numpy()
-    return Part(m, 1), Words(m[: n // 64 * 8].view(np.uint64))
-
-
 def fused_slopes(x: Tensor, weight: Tensor | None = None) -> bool:
     """Do the fused kernels of prelu (with ``weight``: one slope, or one per channel on axis 1)
     and rrelu take ``x`` (a C-contiguous CPU float32/float64 tensor)?"""
@@ -307,7 +301,7 @@ def prelu_forward(x: Tensor, weight: Tensor, keep: bool) -> tuple[Tensor, Tensor
     rest = torch.empty(int(offsets[-1]), dtype=x.dtype)
     y = empty_tensor(n, x.dtype)
     w, inner, pattern, period = _prelu_slopes(weight, x.shape)
-    part, words = _masks(mask, n)
+    part, words = one_bit_mask(mask.numpy(), n)
     args = (
         Part(xs), START, w, inner, pattern, period, Part(y.numpy()), words, part,
         Segments(rest.numpy(), offsets), keep,
@@ -340,7 +334,7 @@ def prelu_backward(
     gw = empty_tensor(n if keep else 0, grad.dtype)
     ws = gw.numpy()
     w, inner, pattern, period = _prelu_slopes(weight, grad.shape)
-    part, words = _masks(mask, n)
+    part, words = one_bit_mask(mask.numpy(), n)
     args = (
         Part(gs), START, w, inner, pattern, period, words, part,
         Segments(negatives.numpy(), _offsets(counts)), Part(gx.numpy()),
@@ -366,7 +360,7 @@ def rrelu_forward(
     u = torch.empty(int(offsets[-1]), dtype=torch.float64).uniform_(0, 1, generator=generator)
     kept = torch.empty(u.numel(), dtype=x.dtype)
     y = empty_tensor(n, x.dtype)
-    part, words = _masks(mask, n)
+    part, words = one_bit_mask(mask.numpy(), n)
     args = (
         Part(xs), Segments(u.numpy(), offsets), low, high, Part(y.numpy()), words, part,
         Segments(kept.numpy(), offsets),
@@ -384,7 +378,7 @@ def rrelu_backward(grad: Tensor, mask: Tensor, kept: Tensor) -> Tensor:
     chunks = _pieces(n)
     offsets = _offsets(_zero_bits(mask, chunks))
     gx = empty_tensor(n, grad.dtype)
-    part, words = _masks(mask, n)
+    part, words = one_bit_mask(mask.numpy(), n)
     args = (Part(gs), words, part, Segments(kept.numpy(), offsets), Part(gx.numpy()))
     _run(slopes.rrelu_backward, args, chunks)
     return gx.view(grad.shape)

@@ -42,7 +42,7 @@ from relukit.errors import UserValueError
 from relukit.family.spec import Activation
 from relukit.kernels.arrays import Input, bfloat16, is_bfloat16
 from relukit.kernels.cpu import team
-from relukit.kernels.cpu.team import START, Part, Words
+from relukit.kernels.cpu.team import START, Part, one_bit_mask
 from relukit.kernels.pages import empty_array, empty_tensor, resident
 
 STREAM = platform.machine().lower() in ("x86_64", "amd64")
@@ -413,17 +413,17 @@ most this long, else each 64-element word's are written as it comes
 
 
 def slope_layout(
-    w: np.ndarray, shape: tuple[int, ...], axis: int
+    w: np.ndarray, shape: tuple[int, ...], axis: int, after: int = 64
 ) -> tuple[np.ndarray, int, np.ndarray, int]:
     """``(w, inner, pattern, period)`` as :mod:`relukit.kernels.cpu.slopes` takes prelu's slopes
     ``w`` (1-D, the input's dtype) for a C-contiguous input of ``shape`` whose channels lie
-    along ``axis`` (one slope: any shape)."""
+    along ``axis`` (one slope: any shape); the pattern holds one period and ``after`` more."""
     inner = math.prod(shape[axis % len(shape) + 1 :]) if w.size > 1 else 1
     period = w.size * inner
     if period > PATTERN:
         return w, inner, w[:0], 0
     one = np.repeat(w, inner) if inner > 1 else w
-    return w, inner, np.tile(one, -(-(period + 64) // period))[: period + 64], period
+    return w, inner, np.tile(one, -(-(period + after) // period))[: period + after], period
 
 
 class Channels:
@@ -435,14 +435,9 @@ class Channels:
 
     __slots__ = ("aux", "layout", "p", "table")
 
-    def __init__(self, layout: tuple[np.ndarray, int, np.ndarray, int], work: np.dtype) -> None:
-        w, inner, pattern, period = layout
-        self.aux = None
-        self.layout = layout
-        if period > 0:
-            after = _module().SLOPES_AFTER
-            self.aux = np.tile(pattern[:period], -(-(period + after) // period))[: period + after]
-            self.layout = (w, inner, w[:0], period)  # (its pattern is not used)
+    def __init__(self, w: np.ndarray, shape: tuple[int, ...], axis: int, work: np.dtype) -> None:
+        self.layout = slope_layout(w, shape, axis, _module().SLOPES_AFTER)
+        self.aux = self.layout[2] if self.layout[3] > 0 else None
         self.p = np.zeros(8, dtype=work)
         self.p[4] = self.p[5] = np.nan  # (no limits: x·s is prelu's value at ∓inf)
         self.p[6] = 1.0  # (the slopes come as aux says)
@@ -485,7 +480,7 @@ def channel_slopes(
     channels = None
     w = None if _one_slope(params, work) else _weight_array(weight, work)
     if w is not None and fits(w.size) and np.isfinite(w).all() and w.all():
-        channels = Channels(slope_layout(w, shape, axis), work)
+        channels = Channels(w, shape, axis, work)
     if key is not None:
         if len(_channels) >= _KEPT_CHANNELS:
             _channels.clear()
@@ -1947,8 +1942,8 @@ def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.
     if channels.aux is None:  # (a period longer than PATTERN)
         from relukit.kernels.cpu import slopes as fused
 
-        words = Words(mask[: x.size // 64 * 8].view(np.uint64))
-        args = (Part(x), START, *channels.layout, Part(y), words, Part(mask, 1), x[:0], False)
+        part, words = one_bit_mask(mask, x.size)
+        args = (Part(x), START, *channels.layout, Part(y), words, part, x[:0], False)
         _spread(x.size, LINEAR, fused.prelu_forward, args, x.itemsize)
         return
     k = _module()
@@ -1965,9 +1960,8 @@ def channels_backward(channels: Channels, g: np.ndarray, mask: np.ndarray, dx: n
     if channels.aux is None:  # (a period longer than PATTERN)
         from relukit.kernels.cpu import slopes as fused
 
-        words = Words(mask[: g.size // 64 * 8].view(np.uint64))
-        layout = channels.layout
-        args = (Part(g), START, *layout, words, Part(mask, 1), g[:0], Part(dx), dx[:0], False)
+        part, words = one_bit_mask(mask, g.size)
+        args = (Part(g), START, *channels.layout, words, part, g[:0], Part(dx), dx[:0], False)
         _spread(g.size, LINEAR, fused.prelu_backward, args, g.itemsize)
         return
     stream = _streams(dx, np.may_share_memory(dx, g))
@@ -2048,11 +2042,11 @@ def backward_from_mask(
     if target is None:
         return None
     dx = target.flat
-    full = np.zeros(4, dtype=work)
-    full[: table.size] = table
     if channels is not None:
         channels_backward(channels, gf, m, dx)
         return target.finish(dx.reshape(g.shape))
+    full = np.zeros(4, dtype=work)
+    full[: table.size] = table
     gr, dr, _, finish = _operands(gf, dx, None, True)  # 16-bit: raw bits, one pass
     stream = _streams(dx, np.may_share_memory(dx, gf))
     kernel = _kernel("mask_backward", bits, int(slopes), dx.itemsize == 2)

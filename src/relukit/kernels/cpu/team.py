@@ -74,6 +74,12 @@ class Words:
         self.array = array
 
 
+def one_bit_mask(mask: np.ndarray, n: int) -> tuple[Part, Words]:
+    """A one-bit mask of ``n`` elements as each chunk takes it: its bytes, and its whole 64-bit
+    words."""
+    return Part(mask, 1), Words(mask[: n // 64 * 8].view(np.uint64))
+
+
 class Segments:
     """An array cut at ``offsets`` (int64, one more than the chunks): chunk ``j`` gets
     ``array[offsets[j]:offsets[j + 1]]`` (the values the chunks before it did not take)."""
