@@ -776,3 +776,77 @@ def test_prelu_channels_forward_keeps_the_layout_of_its_input():
         assert bits_equal(got, want)
         assert got.flags.f_contiguous == x.flags.f_contiguous
         assert got.flags.c_contiguous == (not x.flags.f_contiguous)
+
+
+def _small_call_outputs(shape: tuple[int, ...], dtype: np.dtype, x: np.ndarray):
+    """(label, out, taken): the outputs a small mask-path call is given, and whether the route
+    that runs it whole (``dispatch.Fast``'s inline one) takes it."""
+    n = math.prod(shape)
+    yield "new", None, True
+    yield "fresh out", np.empty(shape, dtype), True
+    yield "in place", x, True
+    yield "view apart", np.zeros(2 * n + 3, dtype)[n + 3 :].reshape(shape), True
+    f_ordered = np.empty(shape[::-1], dtype).T
+    yield "F-ordered out", f_ordered, f_ordered.flags.c_contiguous
+
+
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    ("name", "params", "at_nan"), CASES, ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_small_mask_calls_run_whole_inline_as_the_general_path_runs_them(
+    name, params, at_nan, dtype, monkeypatch
+):
+    # Below host.WHOLE_BELOW a bound member's mask-path calls on C-ordered NumPy arrays skip
+    # Calls.forward / Calls.backward (dispatch.Fast writes their first route out): the same
+    # bits and the same mask as the general path, into every kind of output, and the general
+    # path wherever the route does not take the call
+    monkeypatch.setattr(host, "GRAIN_LINEAR", None)  # (the file's small chunks: whole() is off)
+    function = relukit.get(name, **params)
+    seen = {"forward": 0, "backward": 0, "run": 0}  # (Calls' two routes, the general path)
+    owners = {"forward": host.Calls, "backward": host.Calls, "run": dispatch}
+
+    def counted(op: str, kept):
+        def call(*args, **kwargs):
+            seen[op] += 1
+            return kept(*args, **kwargs)
+
+        return call
+
+    for op, owner in owners.items():
+        monkeypatch.setattr(owner, op, counted(op, getattr(owner, op)))
+    channels = isinstance(params.get("weight"), np.ndarray)
+    shapes = [(1, 3), (3, 3, 7), (4, 3, 50)] if channels else [(1,), (7,), (3, 41), (1000,)]
+    for shape in shapes:
+        x0 = sample(shape, dtype, seed=20)
+        g = sample(shape, dtype, seed=21)
+        with dispatch.forced("compiled"):
+            want_y, want_m = function.forward_with_mask(x0)
+            want_dx = function.backward_from_mask(g, want_m)
+        function.forward_with_mask(x0)  # (Fast.last: this dtype's Calls, where there are any)
+        fast = function._fast.calls_checked(x0)
+        inline = fast is not None and fast.masked
+        # (prelu's slopes per channel: their own route in float32 and float64, Fast's too)
+        inline = inline or (channels and dtype.itemsize > 2)
+        for label, out, taken in _small_call_outputs(shape, dtype, x0):
+            x = x0.copy()
+            if label == "in place":
+                out = x
+            before = dict(seen)
+            y, m = function.forward_with_mask(x, out=out)
+            assert y is out or out is None, label
+            assert bits_equal(y, want_y) and np.array_equal(m, want_m), (shape, label)
+            out_g = g.copy() if label == "in place" else (None if out is None else out * 0)
+            dx = function.backward_from_mask(g if label != "in place" else out_g, m, out=out_g)
+            assert bits_equal(dx, want_dx), (shape, label)
+            skipped = seen == before
+            assert skipped is (inline and taken), (shape, label, seen, before)
+    x = sample(shapes[1], dtype, seed=22)
+    x.flags.writeable = False  # (read-only: the general path, which writes a new array)
+    with dispatch.forced("compiled"):
+        want_y, want_m = function.forward_with_mask(x)
+    y, m = function.forward_with_mask(x)
+    assert bits_equal(y, want_y) and np.array_equal(m, want_m)
+    with pytest.raises(ValueError, match="need shape"):
+        function.backward_from_mask(x, np.zeros(m.size + 1, np.uint8))

@@ -485,6 +485,14 @@ class Fast:
         return y
 
     def forward_with_mask(self, x: Any, out: Any) -> Any:
+        found = self._whole(x, out)
+        if found is not None:  # (Calls.forward's first route, written out)
+            calls, y, flat, into = found
+            mask = np.empty(-(-x.size * calls.bits // 8), _BYTES)
+            direct = y is not x
+            kernel = calls._mask_forward.get(direct) or calls._load_forward(direct)
+            kernel(flat, calls.aux, into, mask, calls.mask_p, calls.codes, 0, False)
+            return y, mask
         calls = self._calls_for(x)
         if calls is None:
             return self.forward_channels(x, out, True)
@@ -502,6 +510,12 @@ class Fast:
             return None
         if mask.dtype is not _BYTES and mask.dtype != _BYTES:
             return None
+        found = self._whole(grad, out)
+        if found is not None and mask.size == -(-grad.size * found[0].bits // 8):
+            calls, dx, flat, into = found  # (Calls.backward's first route, written out)
+            kernel = calls._mask_backward or calls._load_backward()
+            kernel(flat, mask, calls.aux, into, calls.table, 0, False)
+            return dx
         calls = self._calls_for(grad)
         if calls is None:  # (prelu's slopes per channel, one bit, or none)
             if type(grad) is not np.ndarray or mask.size != -(-grad.size // 8):
@@ -520,6 +534,43 @@ class Fast:
         else:
             calls.backward(flat, mask, into, out is None)
         return dx
+
+    def _whole(self, x: Any, out: Any) -> Any:
+        """For a mask-path call that runs whole on this thread, ``(calls, result, x's elements,
+        result's elements)`` (flat, 16-bit floats as their raw bits), or None: the other routes
+        decide. Such a call (:func:`host.whole <relukit.kernels.cpu.host.whole>`'s first case:
+        below ``host.WHOLE_BELOW`` elements, so below 1 MiB of output, whatever the thread
+        count; nothing pinned) has a C-contiguous, aligned, writeable NumPy ``x`` of the dtype
+        of the previous call, of a member with a mask, and an ``out`` that :meth:`written`
+        takes. Written for its cost: forward_with_mask's call 2.0 → 1.6 µs (relu, 1,024
+        float32 elements, out=, AMD EPYC, Python 3.11), where calling :class:`Calls` took
+        0.4 µs more."""
+        last = self.last
+        if type(x) is not np.ndarray or x.dtype is not last[0] or _forcing[0]:
+            return None
+        calls = last[1]
+        host = _cpu.host
+        n = x.size
+        if not (
+            calls.masked
+            and 0 < n < host.WHOLE_BELOW[1]  # (host.LINEAR)
+            and host.GRAIN_LINEAR is None
+            and host.GRAIN_SMOOTH is None
+            and x.flags.carray
+        ):
+            return None
+        if out is None:
+            y = np.empty(x.shape, x.dtype)
+        elif out is x:
+            y = x  # (carray: writeable)
+        else:
+            y = self.written(x, out)
+            if y is None:
+                return None
+        flat, into = _flats(x, y)
+        if calls.raw is not None:
+            flat, into = flat.view(calls.raw), into.view(calls.raw)
+        return calls, y, flat, into
 
     def forward_channels(self, x: Any, out: Any, with_mask: bool = False) -> Any:
         """prelu's forward with one slope per channel (:meth:`_channels_for`), with its mask
