@@ -590,12 +590,16 @@ class Fast:
 
     def _channels_for(self, x: Any) -> Any:
         """prelu's slopes per channel for ``x`` (:func:`~relukit.kernels.cpu.host.
-        channel_slopes`), where ``x`` is a C-contiguous, aligned, writeable float32 or float64
-        NumPy array and no backend is forced, or None. (The general path, which runs the same
-        kernels, checks and converts what the caller gave at some 20 µs a call.)"""
+        channel_slopes`), where ``x`` is a C-contiguous, aligned, writeable NumPy array of
+        floats (float32, float64, float16 or bfloat16) and no backend is forced, or None. (The
+        general path, which runs the same kernels, checks and converts what the caller gave at
+        some 20 µs a call.)"""
         if type(x) is not np.ndarray or _forcing[0] or not x.size or not x.flags.carray:
             return None
-        if (x.dtype != np.float32 and x.dtype != np.float64) or not _has_numba():
+        dtype = x.dtype
+        if dtype != np.float32 and dtype != np.float64 and dtype_kind(np, dtype) != "low":
+            return None
+        if not _has_numba():
             return None
         return _cpu.channel_slopes(self.spec, self.params, x.shape, x.dtype)
 

@@ -450,7 +450,7 @@ _KEPT_CHANNELS = 32
 
 
 def channel_slopes(
-    spec: Activation, params: dict[str, Any], shape: tuple[int, ...], work: np.dtype
+    spec: Activation, params: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype
 ) -> Channels | None:
     """prelu's slopes per channel for its one-pass kernels, for a C-contiguous input of ``shape``
     (64 slopes along axis 1 of 2^16 float32 elements, 1 thread, Xeon: 110-125 µs a
@@ -458,11 +458,17 @@ def channel_slopes(
     they do not apply: another member; one plain slope (leaky_relu's kernels run it); a slope
     that is 0 or not finite in the working dtype (prelu's limit at -inf, and the gradient a
     zero slope blocks, are not w·x); channels that differ from the weight's (the reference
-    path raises). A weight given as a tuple of numbers (bound, it cannot change) is kept by its
-    values, channel period and dtype, the last :data:`_KEPT_CHANNELS` of them; an array may
-    change in place, and is read at every call."""
+    path raises); for 16-bit floats (``dtype``, the elements'; their slopes are float32), a
+    period longer than :data:`PATTERN` (relukit.nn's fused kernels take float32 and float64
+    only). A weight given as a tuple of numbers (bound, it cannot change) is kept by its
+    values, channel period and working dtype, the last :data:`_KEPT_CHANNELS` of them; an array
+    may change in place, and is read at every call."""
     if _formula_key(spec, params) != "prelu":
         return None
+    work = _work(dtype)
+    if dtype.itemsize == 2:
+        found = channel_slopes(spec, params, shape, work)
+        return None if found is None or found.aux is None else found
     weight, axis, ndim = params["weight"], params["axis"], len(shape)
 
     def fits(count: int) -> bool:
@@ -1289,9 +1295,9 @@ def run(
         return None
     work = _work(x.dtype)
     prepared = None
-    if op == "forward" and x.itemsize > 2 and _formula_key(spec, params) == "prelu":
+    if op == "forward" and _formula_key(spec, params) == "prelu":
         prepared = xf, order = _prepare(x)
-        channels = channel_slopes(spec, params, x.shape, work) if order == "C" else None
+        channels = channel_slopes(spec, params, x.shape, x.dtype) if order == "C" else None
         if channels is not None:  # (C order: the layout of its slopes)
             target = _target(out, x, kind, source.array, "C", (x,))
             if target is None:
@@ -1884,8 +1890,8 @@ def forward_with_mask(
         return None
     work = _work(x.dtype)
     channels = None
-    if x.itemsize > 2 and bits == 1:
-        channels = channel_slopes(spec, params, x.shape, work)
+    if bits == 1:
+        channels = channel_slopes(spec, params, x.shape, x.dtype)
     the_plan = _mask_plan(spec, params, work) if channels is None else None
     if channels is None and the_plan is None:
         return None
@@ -1926,10 +1932,12 @@ def forward_with_mask(
 def channels_map(channels: Channels, x: np.ndarray, y: np.ndarray) -> None:
     """prelu's forward with ``channels``' slopes, in one pass: ``x`` and ``y`` flat, C order,
     ``y`` ``x`` itself or disjoint from it. (64 slopes along axis 1 of 2^20 float32 elements,
-    out=, 1 thread, Xeon: by the kernels of per-element slopes 0.28 of a copy.)"""
+    out=, 1 thread, Xeon: by the kernels of per-element slopes 0.28 of a copy.) 16-bit floats
+    are taken as their raw bits."""
     if channels.aux is None:  # (a period longer than PATTERN: relukit.nn's fused kernel)
         channels_forward(channels, x, y, np.empty(mask_bytes(x.size, 1), dtype=np.uint8))
         return
+    x, y = _raw(x), _raw(y)
     stream = _streams(y, np.may_share_memory(y, x))
     kernel = _kernel("map", _module().SLOPES, _module().FORWARD, False)
     args = (Part(x), Part(x), channels.aux, Part(y), channels.p, START, stream, False)
@@ -1938,8 +1946,9 @@ def channels_map(channels: Channels, x: np.ndarray, y: np.ndarray) -> None:
 
 def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
     """prelu's forward and mask (one bit per element, ``x > 0``) with ``channels``' slopes: ``x``
-    and ``y`` flat, C order, ``y`` ``x`` itself or disjoint from it."""
-    if channels.aux is None:  # (a period longer than PATTERN)
+    and ``y`` flat, C order, ``y`` ``x`` itself or disjoint from it (16-bit floats: their raw
+    bits, the slopes in float32)."""
+    if channels.aux is None:  # (a period longer than PATTERN; not for 16-bit floats)
         from relukit.kernels.cpu import slopes as fused
 
         part, words = one_bit_mask(mask, x.size)
@@ -1947,6 +1956,7 @@ def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.
         _spread(x.size, LINEAR, fused.prelu_forward, args, x.itemsize)
         return
     k = _module()
+    x, y = _raw(x), _raw(y)
     stream = _streams(y, np.may_share_memory(y, x))
     kernel = _kernel("mask_forward", k.SLOPES, 1, False)
     codes = _NO_CODES
@@ -1956,16 +1966,19 @@ def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.
 
 def channels_backward(channels: Channels, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
     """``g·prelu'`` from the mask of :func:`channels_forward`: ``g`` and ``dx`` flat, C order,
-    ``dx`` ``g`` itself or disjoint from it."""
-    if channels.aux is None:  # (a period longer than PATTERN)
+    ``dx`` ``g`` itself or disjoint from it (16-bit floats: their raw bits, each product
+    formed in float32 and rounded back once)."""
+    if channels.aux is None:  # (a period longer than PATTERN; not for 16-bit floats)
         from relukit.kernels.cpu import slopes as fused
 
         part, words = one_bit_mask(mask, g.size)
         args = (Part(g), START, *channels.layout, words, part, g[:0], Part(dx), dx[:0], False)
         _spread(g.size, LINEAR, fused.prelu_backward, args, g.itemsize)
         return
+    half = g.itemsize == 2
+    g, dx = _raw(g), _raw(dx)
     stream = _streams(dx, np.may_share_memory(dx, g))
-    kernel = _kernel("mask_backward", 1, _module().CHANNELS, False)
+    kernel = _kernel("mask_backward", 1, _module().CHANNELS, half)
     args = (Part(g), Part(mask, 1), channels.aux, Part(dx), channels.table, START, stream)
     _spread(g.size, LINEAR, kernel, args, g.itemsize)
 
@@ -2026,8 +2039,8 @@ def backward_from_mask(
     work = _work(g.dtype)
     aux = np.zeros(1, dtype=work)
     channels = None
-    if slopes and g.itemsize > 2 and bits == 1:
-        channels = channel_slopes(spec, params, g.shape, work)
+    if slopes and bits == 1:
+        channels = channel_slopes(spec, params, g.shape, g.dtype)
     if slopes and channels is None:
         the_plan = _mask_plan(spec, params, work)
         if the_plan is None or the_plan.slopes is None:

@@ -701,32 +701,43 @@ leaky_word_plain_streamed = _leaky_word(stream=True, plain=True)
 
 
 def _slopes_word(stream: bool) -> Any:
-    """An intrinsic ``(x, start, y, s, at) -> uint64``: prelu of the 64 float32 or float64
-    elements from ``x[start]``, each with its own slope, ``s[at:at+64]`` (finite and not 0, so
-    that ``x·s`` is prelu's value at ∓inf too), stored to ``y[start:start+64]`` (streamed if
-    ``stream``: ``y[start]`` 64-byte aligned), and their codes ``x > 0`` as a word: leaky_relu's
-    :func:`_leaky` (plain) with a vector of slopes. Each vector is loaded before it is stored,
-    so ``y`` may be ``x``."""
+    """An intrinsic ``(x, start, y, s, at) -> uint64``: prelu of the 64 elements from
+    ``x[start]`` (float32 or float64, or 16-bit floats as raw bits, with float32 slopes), each
+    with its own slope, ``s[at:at+64]`` (finite and not 0, so that ``x·s`` is prelu's value at
+    ∓inf too), stored to ``y[start:start+64]`` (streamed if ``stream``: ``y[start]`` 64-byte
+    aligned), and their codes ``x > 0`` as a word: leaky_relu's :func:`_leaky` (plain) with a
+    vector of slopes; 16-bit floats widened to float32 and rounded back once, as
+    ``narrow(prelu_f(widen(x), s))``. Each vector is loaded before it is stored, so ``y`` may
+    be ``x``."""
 
     @intrinsic
     def word(typingctx: Any, x: Any, start: Any, y: Any, s: Any, at: Any) -> Any:
-        if not (_float_array(x) and _float_array(y) and _float_array(s)):
+        if not (isinstance(at, types.Integer) and _float_array(s)):
             return None
-        if not (y.dtype == x.dtype == s.dtype and isinstance(at, types.Integer)):
+        half = _half_array(x) and _half_array(y) and y.dtype == x.dtype
+        if half and s.dtype != types.float32:
             return None
+        if not half and not (_float_array(x) and _float_array(y) and y.dtype == x.dtype == s.dtype):
+            return None
+        signed = half and x.dtype.signed
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             xarr, first, yarr, sarr, offset = args
             xptr, element = _vector_at(context, builder, signature.args[0], xarr, first)
             yptr, _ = _vector_at(context, builder, signature.args[2], yarr, first)
-            sptr, _ = _vector_at(context, builder, signature.args[3], sarr, offset)
+            sptr, slope = _vector_at(context, builder, signature.args[3], sarr, offset)
             size = context.get_abi_sizeof(element)
-            pieces = builder.bitcast(sptr, ir.VectorType(element, 64 // size).as_pointer())
+            pieces = builder.bitcast(sptr, ir.VectorType(slope, 64 // size).as_pointer())
+            align = context.get_abi_sizeof(slope)
 
             def kernel(v: Any, q: int) -> tuple[Any, Any]:
                 at = [ir.Constant(ir.IntType(64), q)]
-                slopes = builder.load(builder.gep(pieces, at), align=size)
-                return _leaky(builder, v, slopes, None, None, True)
+                slopes = builder.load(builder.gep(pieces, at), align=align)
+                if not half:
+                    return _leaky(builder, v, slopes, None, None, True)
+                wide = _widened(builder, v, signed)
+                r, positive = _leaky(builder, wide, slopes, None, None, True)
+                return _narrowed(builder, r, signed), positive
 
             return _word_by_vectors(builder, xptr, yptr, element, size, stream, kernel)
 
@@ -964,7 +975,8 @@ chain_word_2_streamed = _chain_word_2(stream=True)
 
 def _chain_word_slopes(stream: bool) -> Any:
     """As :func:`_chain_word`, ``(g, gstart, word, high, slopes, sstart, dst, dstart)``, with
-    ``d_k = slopes[sstart+k]`` where bit k is clear."""
+    ``d_k = slopes[sstart+k]`` where bit k is clear; 16-bit floats as raw bits (``high`` and
+    ``slopes`` float32), as :func:`_chain_word_16` takes them."""
 
     @intrinsic
     def chain(
@@ -978,20 +990,31 @@ def _chain_word_slopes(stream: bool) -> Any:
         dst: Any,
         dstart: Any,
     ) -> Any:
-        if not (_float_array(g) and _float_array(slopes) and _float_array(dst)):
+        if not _float_array(slopes):
             return None
-        if not g.dtype == slopes.dtype == dst.dtype == high:
+        half = _half_array(g) and _half_array(dst) and g.dtype == dst.dtype
+        if half and not slopes.dtype == high == types.float32:
             return None
+        if not half and not (
+            _float_array(g) and _float_array(dst) and g.dtype == slopes.dtype == dst.dtype == high
+        ):
+            return None
+        signed = half and g.dtype.signed
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             garr, first, bits_word, above, slope_arr, slope_first, out, out_first = args
             gptr, element = _vector_at(context, builder, signature.args[0], garr, first)
             align = context.get_abi_sizeof(element)
-            sptr, _ = _vector_at(context, builder, signature.args[4], slope_arr, slope_first)
+            sptr, wide = _vector_at(context, builder, signature.args[4], slope_arr, slope_first)
             bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
-            slope_values = builder.load(sptr, align=align)
+            slope_values = builder.load(sptr, align=context.get_abi_sizeof(wide))
             derivative = builder.select(bits, _splat(builder, above), slope_values)
-            result = _chain(builder, element, builder.load(gptr, align=align), derivative)
+            grads = builder.load(gptr, align=align)
+            if half:
+                product = _chain(builder, wide, _widened(builder, grads, signed), derivative)
+                result = _narrowed(builder, product, signed)
+            else:
+                result = _chain(builder, element, grads, derivative)
             optr, _ = _vector_at(context, builder, signature.args[6], out, out_first)
             _store(builder, result, optr, align, stream)
             return context.get_dummy_value()

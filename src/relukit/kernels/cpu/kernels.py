@@ -673,8 +673,8 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
                 store_fence()
             return
         if member == SLOPES and p[6] > 0:
-            # prelu's slopes per channel (finite, not 0; float32 and float64) in one pass: aux
-            # holds a period of them and SLOPES_AFTER more
+            # prelu's slopes per channel (finite, not 0; float32 for 16-bit floats) in one
+            # pass: aux holds a period of them and SLOPES_AFTER more
             slopes_with_mask(x, y, mask, aux, first % (aux.size - SLOPES_AFTER), 0, 0, stream)
             if stream:
                 store_fence()
@@ -811,12 +811,7 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
                         chain_word_16_streamed(gs, at, word, t0, t1, dst, at)
                     elif half and not slopes:
                         chain_word_16(gs, at, word, t0, t1, dst, at)
-                    elif half:
-                        for j in range(at, at + 64):
-                            on = (word >> np.uint64(j - at)) & np.uint64(1)
-                            e = gs[j]
-                            dst[j] = narrow(chain(widen(e), t1 if on != 0 else rs[j]), e)
-                    elif slopes and streamed:
+                    elif slopes and streamed:  # (16-bit floats too: widened, rounded back)
                         chain_word_slopes_streamed(gs, at, word, t1, rs, at, dst, at)
                     elif slopes:
                         chain_word_slopes(gs, at, word, t1, rs, at, dst, at)

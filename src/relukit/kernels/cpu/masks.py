@@ -189,10 +189,12 @@ def _slopes_word(
 
 @jit
 def _slopes_one(xs: Any, j: int, s: Any, base: int, low: Any, high: Any) -> tuple[Any, Any]:
-    """prelu with element ``j``'s slope (finite and not 0), ``x > 0``."""
-    v = xs[j]
+    """prelu with element ``j``'s slope (finite and not 0), ``x > 0`` (16-bit floats widened to
+    float32, their slopes' dtype, and rounded back once)."""
+    e = xs[j]
+    v = widen(e)
     slope = s[(base + j) % (s.size - SLOPES_AFTER)]
-    return (v if not v <= c(v, 0.0) else v * slope), np.uint64(v > c(v, 0.0))
+    return narrow(v if not v <= c(v, 0.0) else v * slope, e), np.uint64(v > c(v, 0.0))
 
 
 def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
@@ -294,9 +296,9 @@ def _one_pass(word: Any, word_16: Any, one: Any) -> Any:
 relu_with_mask = _one_pass(_relu_word, _relu_word_16, _relu_one)
 clip_with_mask = _one_pass(_clip_word, _clip_word_16, _clip_one)
 leaky_with_mask = _one_pass(_leaky_word, _leaky_word_16, _leaky_one)
-# prelu with one slope per channel (float32 and float64 only), ``a0``: the slopes as a period
+# prelu with one slope per channel, ``a0``: the slopes (float32 for 16-bit floats) as a period
 # of them and SLOPES_AFTER more, ``a1``: the index in it of the chunk's first element
-slopes_with_mask = _one_pass(_slopes_word, None, _slopes_one)
+slopes_with_mask = _one_pass(_slopes_word, _slopes_word, _slopes_one)
 
 
 @jit
@@ -346,7 +348,7 @@ def _forward_only(word: Any, word_16: Any, one: Any) -> Any:
 
 
 leaky_block = _forward_only(_leaky_word, _leaky_word_16, _leaky_one)
-slopes_block = _forward_only(_slopes_word, None, _slopes_one)
+slopes_block = _forward_only(_slopes_word, _slopes_word, _slopes_one)
 
 
 # ---------------------------------------------------------------------------------------------
