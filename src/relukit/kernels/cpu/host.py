@@ -218,12 +218,22 @@ _kernel_cache: dict[tuple[Any, ...], Any] = {}
 
 
 def _module() -> Any:
-    from relukit.kernels.cpu import kernels
+    found = _kernels_module
+    if not found:  # (imported at the first call: a function-level import costs 0.3 µs a call)
+        from relukit.kernels.cpu import kernels
 
-    return kernels
+        found = _kernels_module[:] = [kernels]
+    return found[0]
+
+
+_kernels_module: list[Any] = []
 
 
 def _kernel(kind: str, *codes: int) -> Any:
+    asked = (kind, *codes)
+    kernel = _kernel_cache.get(asked)  # (the key as asked: 0.1 µs a call against 1.0)
+    if kernel is not None:
+        return kernel
     k = _module()
     one_pass = kind == "mask_forward" or (kind == "map" and codes[1] == k.FORWARD)
     if one_pass and len(codes) == 3 and codes[0] in k.ONE_PASS:
@@ -250,6 +260,7 @@ def _kernel(kind: str, *codes: int) -> Any:
             ),
         }[kind]
         kernel = _kernel_cache[key] = factory(*codes)
+    _kernel_cache[asked] = kernel
     return kernel
 
 
@@ -1938,8 +1949,11 @@ def channels_map(channels: Channels, x: np.ndarray, y: np.ndarray) -> None:
         channels_forward(channels, x, y, np.empty(mask_bytes(x.size, 1), dtype=np.uint8))
         return
     x, y = _raw(x), _raw(y)
-    stream = _streams(y, np.may_share_memory(y, x))
     kernel = _kernel("map", _module().SLOPES, _module().FORWARD, False)
+    if whole(x.size, y.nbytes, LINEAR):  # (one thread, unstreamed: no plan, as Calls.map's)
+        kernel(x, x, channels.aux, y, channels.p, 0, False, False)
+        return
+    stream = _streams(y, np.may_share_memory(y, x))
     args = (Part(x), Part(x), channels.aux, Part(y), channels.p, START, stream, False)
     _spread(x.size, LINEAR, kernel, args, x.itemsize)
 
@@ -1955,11 +1969,13 @@ def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.
         args = (Part(x), START, *channels.layout, Part(y), words, part, x[:0], False)
         _spread(x.size, LINEAR, fused.prelu_forward, args, x.itemsize)
         return
-    k = _module()
     x, y = _raw(x), _raw(y)
-    stream = _streams(y, np.may_share_memory(y, x))
-    kernel = _kernel("mask_forward", k.SLOPES, 1, False)
+    kernel = _kernel("mask_forward", _module().SLOPES, 1, False)
     codes = _NO_CODES
+    if whole(x.size, y.nbytes, LINEAR):  # (as Calls.forward's first route)
+        kernel(x, channels.aux, y, mask, channels.p, codes, 0, False)
+        return
+    stream = _streams(y, np.may_share_memory(y, x))
     args = (Part(x), channels.aux, Part(y), Part(mask, 1), channels.p, codes, START, stream)
     _spread(x.size, LINEAR, kernel, args, x.itemsize)
 
@@ -1977,8 +1993,11 @@ def channels_backward(channels: Channels, g: np.ndarray, mask: np.ndarray, dx: n
         return
     half = g.itemsize == 2
     g, dx = _raw(g), _raw(dx)
-    stream = _streams(dx, np.may_share_memory(dx, g))
     kernel = _kernel("mask_backward", 1, _module().CHANNELS, half)
+    if whole(g.size, dx.nbytes, LINEAR):  # (as Calls.backward's first route)
+        kernel(g, mask, channels.aux, dx, channels.table, 0, False)
+        return
+    stream = _streams(dx, np.may_share_memory(dx, g))
     args = (Part(g), Part(mask, 1), channels.aux, Part(dx), channels.table, START, stream)
     _spread(g.size, LINEAR, kernel, args, g.itemsize)
 
