@@ -785,6 +785,37 @@ def test_prelu_channels_forward_keeps_the_layout_of_its_input():
         assert got.flags.c_contiguous == (not x.flags.f_contiguous)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_prelu_channels_of_read_only_inputs_and_of_a_replaced_weight(dtype):
+    # A read-only input, for every channel period (beyond PATTERN, relukit.nn's fused kernels,
+    # which raised Numba's TypingError before); a weight replaced in the bound params is the
+    # one the next call uses (the slopes are kept per shape for the weight they came from)
+    weight = tuple(np.linspace(-0.9, 0.7, 64) + 0.01)
+    function = relukit.get("prelu", weight=weight)
+    for shape in [(3, 64, 5), (2, 64, 1000)]:  # (periods 320 and 64,000)
+        x = sample(shape, dtype, seed=30)
+        g = sample(shape, dtype, seed=31)
+        x.flags.writeable = False
+        g.flags.writeable = False
+        with dispatch.forced("reference"):
+            want_y, want_m = function.forward_with_mask(x)
+            want_dx = function.backward_from_mask(g, want_m)
+        for forced in ("auto", "compiled"):
+            with dispatch.forced(forced):
+                assert bits_equal(function(x), want_y), (shape, forced)
+                y, m = function.forward_with_mask(x)
+                assert bits_equal(y, want_y) and np.array_equal(m, want_m), (shape, forced)
+                m.flags.writeable = False
+                assert bits_equal(function.backward_from_mask(g, m), want_dx), (shape, forced)
+    x = sample((3, 64, 5), dtype, seed=32)
+    before = function(x)
+    function.params["weight"] = tuple(2 * np.asarray(weight))
+    with dispatch.forced("reference"):
+        want = function(x)
+    after = function(x)
+    assert bits_equal(after, want) and not bits_equal(after, before)
+
+
 def _small_call_outputs(shape: tuple[int, ...], dtype: np.dtype, x: np.ndarray):
     """(label, out, taken): the outputs a small mask-path call is given, and whether the route
     that runs it whole (``dispatch.Fast``'s inline one) takes it."""

@@ -404,8 +404,9 @@ class Fast:
         # dtype cannot pair one dtype with the other's Calls
         self.last: tuple[Any, Any] = _NONE
         # prelu's slopes per channel for the latest (shape, dtype) of a weight given as numbers
-        # (a tuple, which cannot change): (shape, dtype, Channels or None), set and read whole
-        self.kept_channels: tuple[Any, Any, Any] = (None, None, None)
+        # (a tuple, which cannot change; the params' own, which may be replaced): (shape,
+        # dtype, weight, Channels or None), set and read whole
+        self.kept_channels: tuple[Any, Any, Any, Any] = (None, None, None, None)
 
     def _calls_for(self, x: Any) -> Any:
         """The member's :class:`Calls` for ``x`` (a NumPy array the kernels take as it is), or
@@ -542,8 +543,9 @@ class Fast:
         """For a mask-path call that runs whole on this thread, ``(calls, result, x's elements,
         result's elements)`` (flat, 16-bit floats as their raw bits), or None: the other routes
         decide. Such a call (:func:`host.whole <relukit.kernels.cpu.host.whole>`'s first case:
-        below ``host.WHOLE_BELOW`` elements, so below 1 MiB of output, whatever the thread
-        count; nothing pinned) has a C-contiguous, aligned, writeable NumPy ``x`` of the dtype
+        below ``host.WHOLE_BELOW`` elements, whatever the thread count, nothing pinned; so
+        at most ``host.STREAM_FLOOR`` bytes of float64, far below the huge pages' size that
+        :meth:`written` checks) has a C-contiguous, aligned, writeable NumPy ``x`` of the dtype
         of the previous call, of a member with a mask, and an ``out`` that :meth:`written`
         takes. Written for its cost: forward_with_mask's call 2.0 → 1.6 µs (relu, 1,024
         float32 elements, out=, AMD EPYC, Python 3.11), where calling :class:`Calls` took
@@ -603,15 +605,16 @@ class Fast:
             return None
         dtype = x.dtype
         kept = self.kept_channels
-        if kept[1] is dtype and kept[0] == x.shape:
-            return kept[2]
+        weight = self.params.get("weight")
+        if kept[1] is dtype and kept[2] is weight and kept[0] == x.shape:
+            return kept[3]
         if dtype != np.float32 and dtype != np.float64 and dtype_kind(np, dtype) != "low":
             return None
         if not _has_numba():
             return None
         found = _cpu.channel_slopes(self.spec, self.params, x.shape, dtype)
-        if type(self.params.get("weight")) is tuple:
-            self.kept_channels = (x.shape, dtype, found)
+        if type(weight) is tuple:
+            self.kept_channels = (x.shape, dtype, weight, found)
         return found
 
 

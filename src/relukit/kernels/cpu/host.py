@@ -1966,7 +1966,8 @@ def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.
         from relukit.kernels.cpu import slopes as fused
 
         part, words = one_bit_mask(mask, x.size)
-        args = (Part(x), START, *channels.layout, Part(y), words, part, x[:0], False)
+        # (rest, which keep=False leaves unwritten, of y: x may be read-only)
+        args = (Part(x), START, *channels.layout, Part(y), words, part, y[:0], False)
         _spread(x.size, LINEAR, fused.prelu_forward, args, x.itemsize)
         return
     x, y = _raw(x), _raw(y)
