@@ -816,6 +816,21 @@ def test_prelu_channels_of_read_only_inputs_and_of_a_replaced_weight(dtype):
     assert bits_equal(after, want) and not bits_equal(after, before)
 
 
+def test_prelu_channels_leave_float16_to_the_host_without_f16c(monkeypatch):
+    # Without F16C the host widens float16 before the kernels (as Calls does): no one pass
+    monkeypatch.setattr(host, "_f16c", lambda: False)
+    function = relukit.get("prelu", weight=(0.1, -0.2, 0.3))
+    shape = (4, 3, 70)
+    assert host.channel_slopes(function.spec, function.params, shape, np.dtype(np.float16)) is None
+    assert host.channel_slopes(function.spec, function.params, shape, BF16) is not None
+    x = sample(shape, np.dtype(np.float16), seed=33)
+    with dispatch.forced("reference"):
+        want_y, want_m = function.forward_with_mask(x)
+    y, m = function.forward_with_mask(x)
+    assert bits_equal(y, want_y) and np.array_equal(m, want_m)
+    assert bits_equal(function(x), want_y)
+
+
 def _small_call_outputs(shape: tuple[int, ...], dtype: np.dtype, x: np.ndarray):
     """(label, out, taken): the outputs a small mask-path call is given, and whether the route
     that runs it whole (``dispatch.Fast``'s inline one) takes it."""

@@ -471,13 +471,15 @@ def channel_slopes(
     zero slope blocks, are not w·x); channels that differ from the weight's (the reference
     path raises); for 16-bit floats (``dtype``, the elements'; their slopes are float32), a
     period longer than :data:`PATTERN` (relukit.nn's fused kernels take float32 and float64
-    only). A weight given as a tuple of numbers (bound, it cannot change) is kept by its
-    values, channel period and working dtype, the last :data:`_KEPT_CHANNELS` of them; an array
-    may change in place, and is read at every call."""
+    only), and float16 on a host without F16C. A weight given as a tuple of numbers (bound, it
+    cannot change) is kept by its values, channel period and working dtype, the last
+    :data:`_KEPT_CHANNELS` of them; an array may change in place, and is read at every call."""
     if _formula_key(spec, params) != "prelu":
         return None
     work = _work(dtype)
     if dtype.itemsize == 2:
+        if dtype == np.float16 and not _f16c():  # (widened by the host first, as Calls is)
+            return None
         found = channel_slopes(spec, params, shape, work)
         return None if found is None or found.aux is None else found
     weight, axis, ndim = params["weight"], params["axis"], len(shape)
