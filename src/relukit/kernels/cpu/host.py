@@ -538,6 +538,8 @@ def _work(dtype: np.dtype) -> np.dtype:
 
 def _raw(a: np.ndarray) -> np.ndarray:
     """The array as the kernels read it: 16-bit floats as their bits."""
+    if a.itemsize != 2:  # (first: comparing a dtype with np.float16 costs 0.1 µs)
+        return a
     if a.dtype == np.float16:
         return a.view(np.int16)
     if is_bfloat16(a.dtype):
