@@ -796,7 +796,13 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
                 # of aux or the lead cut a block off a word boundary), streamed where the
                 # block starts on a 64-byte boundary of dx; the rest element by element. (No
                 # helper taking an array is called per vector or element: Numba's reference
-                # counts on its arguments cost more than the vector.)
+                # counts on its arguments cost more than the vector.) prelu's slopes per
+                # channel: each 64 elements read theirs from aux[s:s+64], s advanced by 64
+                # modulo the period, so that a short period's slopes stay in L1 (read from
+                # rs, a block's own run of slopes, they took as much of L1 as g's block: 64
+                # channels, float64, 1 thread, 0.56-0.63 of a copy up to 2^20)
+                s = k
+                step = 64 % repeat
                 for w in range(groups):
                     at = 64 * w
                     word = words[q + w]
@@ -811,7 +817,11 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
                         chain_word_16_streamed(gs, at, word, t0, t1, dst, at)
                     elif half and not slopes:
                         chain_word_16(gs, at, word, t0, t1, dst, at)
-                    elif slopes and streamed:  # (16-bit floats too: widened, rounded back)
+                    elif pattern and streamed:  # (16-bit floats too: widened, rounded back)
+                        chain_word_slopes_streamed(gs, at, word, t1, aux, s, dst, at)
+                    elif pattern:
+                        chain_word_slopes(gs, at, word, t1, aux, s, dst, at)
+                    elif slopes and streamed:
                         chain_word_slopes_streamed(gs, at, word, t1, rs, at, dst, at)
                     elif slopes:
                         chain_word_slopes(gs, at, word, t1, rs, at, dst, at)
@@ -819,6 +829,9 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
                         chain_word_streamed(gs, at, word, t0, t1, dst, at)
                     else:
                         chain_word(gs, at, word, t0, t1, dst, at)
+                    s += step
+                    if s >= repeat:
+                        s -= repeat
                 for j in range(64 * groups, m):
                     b = i + j
                     on = (mask[b >> 3] >> np.uint8(b & 7)) & np.uint8(1)
