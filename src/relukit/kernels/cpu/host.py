@@ -1953,13 +1953,31 @@ def channels_map(channels: Channels, x: np.ndarray, y: np.ndarray) -> None:
         channels_forward(channels, x, y, np.empty(mask_bytes(x.size, 1), dtype=np.uint8))
         return
     x, y = _raw(x), _raw(y)
-    kernel = _kernel("map", _module().SLOPES, _module().FORWARD, False)
-    if whole(x.size, y.nbytes, LINEAR):  # (one thread, unstreamed: no plan, as Calls.map's)
-        kernel(x, x, channels.aux, y, channels.p, 0, False, False)
+    aux, p = channels.aux, channels.p
+    _channel_call(
+        _kernel("map", _module().SLOPES, _module().FORWARD, False),
+        x,
+        y,
+        (x, x, aux, y, p, 0, False, False),
+        lambda stream: (Part(x), Part(x), aux, Part(y), p, START, stream, False),
+    )
+
+
+def _channel_call(
+    kernel: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    whole_args: tuple[Any, ...],
+    parts: Callable[[bool], tuple[Any, ...]],
+) -> None:
+    """A channel kernel's call from ``x`` into ``y``: with ``whole_args`` where it runs whole
+    (:func:`whole`: one thread, unstreamed, no plan, as :class:`Calls`' first routes), else
+    over the chunks of :func:`_spread` with ``parts(stream)``."""
+    if whole(x.size, y.nbytes, LINEAR):
+        kernel(*whole_args)
         return
     stream = _streams(y, np.may_share_memory(y, x))
-    args = (Part(x), Part(x), channels.aux, Part(y), channels.p, START, stream, False)
-    _spread(x.size, LINEAR, kernel, args, x.itemsize)
+    _spread(x.size, LINEAR, kernel, parts(stream), x.itemsize)
 
 
 def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> None:
@@ -1975,14 +1993,14 @@ def channels_forward(channels: Channels, x: np.ndarray, y: np.ndarray, mask: np.
         _spread(x.size, LINEAR, fused.prelu_forward, args, x.itemsize)
         return
     x, y = _raw(x), _raw(y)
-    kernel = _kernel("mask_forward", _module().SLOPES, 1, False)
-    codes = _NO_CODES
-    if whole(x.size, y.nbytes, LINEAR):  # (as Calls.forward's first route)
-        kernel(x, channels.aux, y, mask, channels.p, codes, 0, False)
-        return
-    stream = _streams(y, np.may_share_memory(y, x))
-    args = (Part(x), channels.aux, Part(y), Part(mask, 1), channels.p, codes, START, stream)
-    _spread(x.size, LINEAR, kernel, args, x.itemsize)
+    aux, p, codes = channels.aux, channels.p, _NO_CODES
+    _channel_call(
+        _kernel("mask_forward", _module().SLOPES, 1, False),
+        x,
+        y,
+        (x, aux, y, mask, p, codes, 0, False),
+        lambda stream: (Part(x), aux, Part(y), Part(mask, 1), p, codes, START, stream),
+    )
 
 
 def channels_backward(channels: Channels, g: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
@@ -1998,13 +2016,14 @@ def channels_backward(channels: Channels, g: np.ndarray, mask: np.ndarray, dx: n
         return
     half = g.itemsize == 2
     g, dx = _raw(g), _raw(dx)
-    kernel = _kernel("mask_backward", 1, _module().CHANNELS, half)
-    if whole(g.size, dx.nbytes, LINEAR):  # (as Calls.backward's first route)
-        kernel(g, mask, channels.aux, dx, channels.table, 0, False)
-        return
-    stream = _streams(dx, np.may_share_memory(dx, g))
-    args = (Part(g), Part(mask, 1), channels.aux, Part(dx), channels.table, START, stream)
-    _spread(g.size, LINEAR, kernel, args, g.itemsize)
+    aux, table = channels.aux, channels.table
+    _channel_call(
+        _kernel("mask_backward", 1, _module().CHANNELS, half),
+        g,
+        dx,
+        (g, mask, aux, dx, table, 0, False),
+        lambda stream: (Part(g), Part(mask, 1), aux, Part(dx), table, START, stream),
+    )
 
 
 _NO_CODES = np.zeros(3, dtype=np.int64)
