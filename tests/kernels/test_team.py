@@ -65,6 +65,31 @@ def test_a_call_on_the_team_gives_the_bits_of_one_thread(dtype):
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_kernels_called_with_one_layout_share_its_launcher_and_each_runs_its_own_code():
+    n = 70_001
+    x = np.random.default_rng(1).standard_normal(n).astype(np.float32)
+    p = np.zeros(8, dtype=np.float32)
+    p[0], p[4], p[5] = 0.1, -np.inf, np.inf
+    codes = np.zeros(3, dtype=np.int64)
+    aux = np.zeros(1, dtype=np.float32)
+    bounds = [*range(0, n, 64 * 300), n]
+    launchers = []
+    kinds = None
+    for member in (host._module().RELU, host._module().LEAKY_RELU):
+        kernel = host._kernel("mask_forward", member, 1, False)
+        y1, m1 = np.empty_like(x), np.empty(-(-n // 8), dtype=np.uint8)
+        kernel(x, aux, y1, m1, p, codes, 0, False)
+        y2, m2 = np.full_like(x, 7.0), np.zeros_like(m1)
+        args = (Part(x), aux, Part(y2), Part(m2, 1), p, codes, START, False)
+        kinds = team.layout(kernel, args)
+        team.run(kernel, args, bounds, 2, kinds)
+        assert y1.tobytes() == y2.tobytes() and m1.tobytes() == m2.tobytes()
+        launchers.append(kinds.launches[kernel, False][2])
+    assert launchers[0] is launchers[1]  # (one compiled per layout, not per kernel)
+    assert len(launchers[0].signatures) == 1
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
 def test_every_chunk_runs_once_with_its_bounds_and_scalars():
     # the stream copy kernel over chunks of odd sizes, float32 scalars passed through
     n = 100_003

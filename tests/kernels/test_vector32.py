@@ -6,6 +6,7 @@ its places from a compress or lane by lane."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -76,10 +77,18 @@ def far_lanes(name: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def centre_calls(name: str, often: int = 0):
-    """A fresh compiled caller of a member's centre (its lookups and compress as
-    vector32.AVX512 and vector32.AVX2 say now, ``often`` passed to each call). The caller
-    returns the places each call hands back, per 16-lane block (-1 after its last), after
-    checking that the values it hands back with them are those of x at those places."""
+    """A compiled caller of a member's centre (its lookups and compress as vector32.AVX512
+    and vector32.AVX2 say now, ``often`` passed to each call). The caller returns the places
+    each call hands back, per 16-lane block (-1 after its last), after checking that the
+    values it hands back with them are those of x at those places. One per member, ``often``
+    and build (a fresh one per call was compiled 176 times in a run of this file, 56 s)."""
+    return _centre_calls(name, often, vector32.AVX512, vector32.AVX2)
+
+
+@functools.cache
+def _centre_calls(name: str, often: int, avx512: bool, avx2: bool):
+    """:func:`centre_calls` for the build that ``avx512`` and ``avx2`` name (those flags as
+    the intrinsic reads them when the caller is compiled: at its first call, made at once)."""
     table, _, _, _, times_x = CENTRES[name]
     centre = vector32._centre_16(table, times_x=times_x, odd=name in ODD, far=_far_key(name))
 

@@ -17,13 +17,15 @@ kernel on each, with no Python and no GIL. The call itself is made by a compiled
 writes the arrays' addresses, the scalars and the chunks' bounds into the block the trampolines
 read and calls ``GOMP_parallel`` without the GIL: one Numba entry point for the whole hand-off
 (through ctypes, with the addresses read in Python, a split call cost some 15 µs more). A
-trampoline and its launcher are generated per kernel and argument layout and compiled once per
-process (about 0.2 s; they are not cached on disk). The map kernels' NumPy ufuncs have loops
-that split a call themselves (:func:`relukit.kernels.cpu.kernels.ufunc_loop`, with a
-trampoline of their own, cached on disk), so that the public calls that take them reach the
-team with no Python at all. Where no runtime is loaded, after ``fork``
-(an OpenMP team does not survive it), or with ``RELUKIT_OPENMP=0``, :func:`available` is False
-and callers use the pool.
+trampoline is generated per kernel and argument layout, its launcher per layout alone (it takes
+the trampoline's address), each compiled once per process (0.3-0.5 s each; they are not cached
+on disk; made per kernel too, the launchers were compiled 344 times in a run of the test suite
+on two workers, for 41 distinct signatures: 159 of its 1,390 s of CPU). The map kernels' NumPy
+ufuncs have loops that split a call themselves
+(:func:`relukit.kernels.cpu.kernels.ufunc_loop`, with a trampoline of their own, cached on
+disk), so that the public calls that take them reach the team with no Python at all. Where no
+runtime is loaded, after ``fork`` (an OpenMP team does not survive it), or with
+``RELUKIT_OPENMP=0``, :func:`available` is False and callers use the pool.
 
 The arguments of a call are described, not bound: :class:`Part` marks an array whose chunk the
 kernel gets (elements ``[a, b)``, or the bytes of their packed codes), :class:`Words` a mask's
@@ -347,13 +349,15 @@ def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any
     return compiled, compiled.address, _launcher(kinds, results)
 
 
+@functools.cache
 def _launcher(kinds: tuple[Any, ...], results: bool) -> Any:
     """The compiled ``launch(parallel, trampoline, threads, bounds, results, *values)`` that
     fills a call's block (:data:`_HEADER`) and calls the runtime's ``GOMP_parallel`` on it
     without the GIL: ``values`` are the arguments laid out as ``kinds`` (START and STOP left
     out; a Segments gives its array, then its offsets), ``results`` an int64 array (read only
     ``with results``). Returns how many chunks were claimed (which also keeps the block alive
-    until the call is over)."""
+    until the call is over). One per layout: it takes the trampoline, so every kernel called
+    with that layout shares it."""
     from numba import njit
 
     from relukit.kernels.cpu.spin import call_parallel
