@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch  # noqa: F401  (loads PyTorch's OpenMP runtime)
+from numba.core.caching import NullCache
 
 from relukit import threads
 from relukit.kernels.cpu import host, team
@@ -112,6 +113,45 @@ def _child(code: str, env: dict[str, str]) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+_CACHED_CALL = """
+import numpy as np, torch
+from relukit.kernels.cpu import host, team
+from relukit.kernels.cpu.team import Part
+n = 100_003
+x = np.arange(n, dtype=np.float32)
+y = np.zeros_like(x)
+kernel = host._kernel("copy")
+args = (Part(x), Part(y), False)
+kinds = team.layout(kernel, args)
+team.run(kernel, args, [0, 64, 50_048, n], 2, kinds)
+found = kinds.launches[kernel, False]
+print(int(np.array_equal(x, y)), found[0].cache_hits, sum(found[2].stats.cache_hits.values()))
+"""
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_a_fresh_process_loads_the_trampoline_and_launcher_from_the_disk_cache(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    assert _child(_CACHED_CALL, env) == "1 0 0"  # (compiled, and written to the cache)
+    assert (tmp_path / "relukit_team").is_dir()
+    assert _child(_CACHED_CALL, env) == "1 1 1"  # (both loaded: no compiling)
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_with_nowhere_to_write_the_trampolines_are_compiled_uncached(monkeypatch):
+    monkeypatch.setattr(team, "_modules", lambda: None)
+    n = 10_007
+    x = np.arange(n, dtype=np.float64)
+    y = np.zeros_like(x)
+    kernel = host._kernel("copy")
+    args = (Part(x), Part(y), False)
+    kinds = team.Layout(team.layout(kernel, args).kinds)  # (a layout of its own: none made)
+    team.run(kernel, args, [0, 64, 5_056, n], 2, kinds)
+    np.testing.assert_array_equal(y, x)
+    trampoline = kinds.launches[kernel, False][0]
+    assert isinstance(trampoline._cache, NullCache) and trampoline.cache_hits == 0
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
