@@ -817,7 +817,10 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def compile_cost() -> dict[str, float]:
     """Seconds to first call, in fresh processes: Numba compiling into an empty cache, then
-    loading from that cache (what every later process pays)."""
+    loading from that cache (what every later process pays). The first split call (relu's
+    forward_with_mask on 2^22 float32 elements, 2 threads, after a relu call of that size)
+    pays for the OpenMP team's trampoline and launcher, where there is a team (PyTorch
+    imported)."""
     code = (
         "import json, time, numpy as np\n"
         "t = time.perf_counter()\n"
@@ -828,11 +831,21 @@ def compile_cost() -> dict[str, float]:
         "t = time.perf_counter()\n"
         "relukit.relu(x)\n"
         "first = time.perf_counter() - t\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('torch'):\n"
+        "    import torch\n"
+        "large = np.ones(1 << 22, dtype=np.float32)\n"
+        "with relukit.threads.limit(2):\n"
+        "    relukit.relu(large)\n"
+        "    t = time.perf_counter()\n"
+        "    relukit.relu.forward_with_mask(large)\n"
+        "    split = time.perf_counter() - t\n"
         "from relukit.kernels import cpu\n"
         "t = time.perf_counter()\n"
         "cpu.warm_up((np.float32, np.float64))\n"
         "every = time.perf_counter() - t\n"
         "print(json.dumps({'import relukit': imported, 'first relu call': first, "
+        "'first split call (relu forward_with_mask, 2^22, 2 threads)': split, "
         "'every member, float32 and float64': every}))\n"
     )
     result: dict[str, float] = {}
