@@ -118,25 +118,38 @@ def _child(code: str, env: dict[str, str]) -> str:
 _CACHED_CALL = """
 import numpy as np, torch
 from relukit.kernels.cpu import host, team
-from relukit.kernels.cpu.team import Part
-n = 100_003
-x = np.arange(n, dtype=np.float32)
-y = np.zeros_like(x)
-kernel = host._kernel("copy")
-args = (Part(x), Part(y), False)
+from relukit.kernels.cpu.team import START, Part
+n, dtype = 70_001, np.{dtype}
+x = np.random.default_rng(2).standard_normal(n).astype(dtype)
+kernel = host._kernel("mask_forward", host._module().{member}, 1, False)
+p = np.zeros(8, dtype=dtype)
+p[0], p[4], p[5] = 0.1, -np.inf, np.inf
+codes, aux = np.zeros(3, dtype=np.int64), np.zeros(1, dtype=dtype)
+y1, m1 = np.empty_like(x), np.empty(-(-n // 8), dtype=np.uint8)
+kernel(x, aux, y1, m1, p, codes, 0, False)
+y2, m2 = np.full_like(x, 7.0), np.zeros_like(m1)
+args = (Part(x), aux, Part(y2), Part(m2, 1), p, codes, START, False)
 kinds = team.layout(kernel, args)
-team.run(kernel, args, [0, 64, 50_048, n], 2, kinds)
+team.run(kernel, args, [*range(0, n, 64 * 300), n], 2, kinds)
 found = kinds.launches[kernel, False]
-print(int(np.array_equal(x, y)), found[0].cache_hits, sum(found[2].stats.cache_hits.values()))
+same = y1.tobytes() == y2.tobytes() and m1.tobytes() == m2.tobytes()
+print(int(same), found[0].cache_hits, sum(found[2].stats.cache_hits.values()))
 """
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
-def test_a_fresh_process_loads_the_trampoline_and_launcher_from_the_disk_cache(tmp_path):
+def test_fresh_processes_load_each_kernel_s_own_trampoline_and_launcher_from_disk(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
-    assert _child(_CACHED_CALL, env) == "1 0 0"  # (compiled, and written to the cache)
+
+    def run(member: str, dtype: str) -> str:
+        return _child(_CACHED_CALL.format(member=member, dtype=dtype), env)
+
+    assert run("RELU", "float32") == "1 0 0"  # (compiled, and written to the cache)
     assert (tmp_path / "relukit_team").is_dir()
-    assert _child(_CACHED_CALL, env) == "1 1 1"  # (both loaded: no compiling)
+    assert run("RELU", "float32") == "1 1 1"  # (both loaded: no compiling)
+    # another kernel of that layout: its own trampoline, the layout's launcher from disk
+    assert run("LEAKY_RELU", "float32") == "1 0 1"
+    assert run("RELU", "float64") == "1 0 0"  # (another layout: both its own)
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
@@ -152,6 +165,47 @@ def test_with_nowhere_to_write_the_trampolines_are_compiled_uncached(monkeypatch
     np.testing.assert_array_equal(y, x)
     trampoline = kinds.launches[kernel, False][0]
     assert isinstance(trampoline._cache, NullCache) and trampoline.cache_hits == 0
+
+
+def test_a_kernel_s_identity_follows_its_code_and_its_closure():
+    from numba import njit
+
+    def make(k: float):
+        def kernel(x, y):
+            y[0] = x[0] * k
+
+        return njit(kernel)
+
+    def other(x, y):
+        y[0] = x[0] + 2.0
+
+    identities = {team._identity(make(2.0)), team._identity(make(3.0)), team._identity(njit(other))}
+    assert None not in identities and len(identities) == 3
+    assert team._identity(make(2.0)) == team._identity(make(2.0))
+    unknown = object()
+
+    def opaque(x, y):
+        y[0] = x[0] if unknown else 0.0
+
+    assert team._identity(njit(opaque)) is None  # (a closure value it cannot read: uncached)
+
+
+def test_a_module_file_of_other_contents_is_written_again_and_failures_fall_back(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(team, "_modules", lambda: tmp_path)
+    source = "def f():\n    return value"
+    assert team._generated(source, "f", {"value": 5}, lambda f: f, "id")() == 5
+    (written,) = tmp_path.glob("f_*.py")
+    written.write_text("def f(:")  # (cut short: a crash while writing, say)
+    assert team._generated(source, "f", {"value": 6}, lambda f: f, "id")() == 6
+    assert written.read_text().endswith(source + "\n")
+
+    def fails(function):
+        raise RuntimeError("cannot cache")
+
+    assert team._generated(source, "f", {"value": 7}, fails, "id") is None
+    assert not any(name.startswith("relukit_team_f_") for name in sys.modules)
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")

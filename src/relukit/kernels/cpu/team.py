@@ -48,11 +48,13 @@ import ctypes
 import functools
 import hashlib
 import importlib.util
+import inspect
 import os
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import CodeType, FunctionType
 from typing import Any
 
 import numpy as np
@@ -351,14 +353,12 @@ def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any
             f"        {'results[j] = ' if results else ''}kernel({call})",
         ]
     )
-    compiled = _generated(
-        source,
-        "trampoline",
-        namespace,
-        lambda function: cfunc(types.void(types.voidptr), nopython=True, cache=True)(function),
-        f"{_identity(kernel)}|{kinds!r}",  # (the arrays' dtypes are globals, not in source)
-    )
-    if compiled is None:  # (nowhere to write the module: compiled from the source, uncached)
+    identity = _identity(kernel)
+    compiled = None
+    if identity is not None:  # (the arrays' dtypes are globals, not in the source)
+        compiled = _generated(source, "trampoline", namespace, _cached_trampoline,
+                              f"{identity}|{kinds!r}|{results}")  # fmt: skip
+    if compiled is None:  # (nowhere to write the module, or a kernel of unknown code: uncached)
         exec(compile(source, f"<relukit trampoline {kinds}>", "exec"), namespace)
         compiled = cfunc(types.void(types.voidptr), nopython=True)(namespace["trampoline"])
     return compiled, compiled.address, _launcher(kinds, results)
@@ -417,79 +417,168 @@ def _launcher(kinds: tuple[Any, ...], results: bool) -> Any:
     namespace: dict[str, Any] = {"np": np, "call_parallel": call_parallel}
     from relukit.kernels.cpu.compile import STAMP
 
-    found = _generated(source, "launch", namespace, njit(nogil=True, cache=True), str(STAMP))
+    found = _generated(source, "launch", namespace, _cached_launcher, f"{STAMP}|{kinds!r}")
     if found is not None:
         return found
     exec(compile(source, f"<relukit launcher {kinds}>", "exec"), namespace)
     return njit(nogil=True)(namespace["launch"])
 
 
-def _identity(kernel: Any) -> str:
+def _cached_trampoline(function: Any) -> Any:
+    """``cfunc(void(voidptr), cache=True)`` of a trampoline, its cache's data files named by key
+    (:func:`relukit.kernels.cpu.compile._name_cache_files_by_key`: an index that two processes
+    write at once, say compiling for two CPUs into one folder, then keeps each key's own code)."""
+    from numba import types
+    from numba.core import sigutils
+    from numba.core.ccallback import CFunc
+
+    from relukit.kernels.cpu.compile import _name_cache_files_by_key
+
+    kind = sigutils.normalize_signature(types.void(types.voidptr))  # (as numba.cfunc does)
+    compiled = CFunc(function, kind, locals={}, options={"nopython": True})
+    compiled.enable_caching()
+    _name_cache_files_by_key(compiled)
+    compiled.compile()
+    return compiled
+
+
+def _cached_launcher(function: Any) -> Any:
+    """``njit(nogil=True, cache=True)`` of a launcher, its cache's data files named by key (see
+    :func:`_cached_trampoline`)."""
+    from numba import njit
+
+    from relukit.kernels.cpu.compile import _name_cache_files_by_key
+
+    dispatcher = njit(nogil=True, cache=True)(function)
+    _name_cache_files_by_key(dispatcher)
+    return dispatcher
+
+
+def _identity(kernel: Any) -> str | None:
     """What decides a kernel's compiled code, for the name of a trampoline's module (which holds
-    that code once compiled): its module and qualified name (with the integer codes its factory
-    closed over: :func:`relukit.kernels.cpu.compile.cached_kernel`), its closure's values, and
-    the kernels' source stamp (every team kernel is defined in this package's compiled
-    modules)."""
+    that code once compiled, while Numba keys its cache on the trampoline's own source and
+    code, not on the kernel it calls): the kernel's module, qualified name and bytecode, a hash
+    of its source file, its closure's values (arrays by their bytes), and the source stamp of
+    the package's compiled modules, whose helpers the kernels inline. None where one of those
+    cannot be read: that trampoline is compiled uncached."""
     from relukit.kernels.cpu.compile import STAMP
 
-    function = kernel.py_func
-    cells = []
+    function = getattr(kernel, "py_func", None)
+    if function is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        digest.update(_file_digest(inspect.getsourcefile(function) or ""))
+    except (OSError, TypeError):
+        return None
+    _code_digest(function.__code__, digest)
     for cell in function.__closure__ or ():
-        value = cell.cell_contents
+        try:
+            value = cell.cell_contents
+        except ValueError:  # (an empty cell)
+            return None
         if isinstance(value, bool | int | float | str | np.integer | np.floating):
-            cells.append(repr(value))
+            digest.update(repr(value).encode())
+        elif isinstance(value, np.ndarray):
+            digest.update(f"{value.dtype}{value.shape}".encode() + value.tobytes())
+        elif hasattr(value, "py_func") or isinstance(value, FunctionType):
+            inner = getattr(value, "py_func", value)
+            digest.update(f"{inner.__module__}.{inner.__qualname__}".encode())
+            _code_digest(inner.__code__, digest)
         else:
-            cells.append(f"{type(value).__qualname__}:{getattr(value, '__qualname__', '')}")
-    return f"{function.__module__}.{function.__qualname__}|{','.join(cells)}|{STAMP}"
+            return None
+    return f"{function.__module__}.{function.__qualname__}|{digest.hexdigest()}|{STAMP}"
+
+
+@functools.cache
+def _file_digest(path: str) -> bytes:
+    """A hash of the bytes of the file at ``path``."""
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).digest()
+
+
+def _code_digest(code: CodeType, digest: Any) -> None:
+    """Add ``code``'s bytecode, names and constants (nested code too) to ``digest``."""
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            _code_digest(constant, digest)
+        else:
+            digest.update(repr(constant).encode())
 
 
 def _generated(
     source: str, name: str, namespace: dict[str, Any], compile_: Any, identity: str
 ) -> Any:
-    """``compile_`` (a Numba decorator with ``cache=True``) of the function ``name`` that
+    """``compile_`` (a Numba compilation with its disk cache) of the function ``name`` that
     ``source`` defines, with ``namespace`` as its globals, written to a module file of its
     own under :func:`_modules` and imported from there, so that Numba's disk cache keeps its
     compiled code for the next process (0.3-0.5 s to compile each trampoline and launcher,
     some milliseconds to load). The file is named by a hash of ``source`` and ``identity``
-    (what else decides the code: the kernel a trampoline calls), since Numba keys its cache on
-    the file and the function's code, not on the globals. None where no folder can be written:
-    the caller compiles ``source`` uncached."""
+    (what else decides the code: the layout, and the kernel a trampoline calls), since Numba
+    keys its cache on the file and the function's code, not on the globals. A file found with
+    other contents is written again. None where that fails, or the import or the compilation
+    raises: the caller compiles ``source`` uncached (and so raises any error of its own)."""
     folder = _modules()
     if folder is None:
         return None
+    text = f"# generated by relukit.kernels.cpu.team: {identity}\n{source}\n"
     digest = hashlib.sha256(f"{source}\0{identity}".encode()).hexdigest()[:24]
     path = folder / f"{name}_{digest}.py"
+    module_name = f"relukit_team_{name}_{digest}"
     try:
-        if not path.exists():
-            temporary = folder / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-            temporary.write_text(f"# generated by relukit.kernels.cpu.team: {identity}\n{source}\n")
-            os.replace(temporary, path)  # (whole, where another process writes it too)
-        spec = importlib.util.spec_from_file_location(f"relukit_team_{name}_{digest}", path)
+        if not path.is_file() or path.read_text() != text:
+            _write(path, text)
+        spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             return None
         module = importlib.util.module_from_spec(spec)
         module.__dict__.update(namespace)
         # (a module Numba can import by name, as its cached code's environment does when
         # loaded; a function whose module it cannot find is compiled uncached)
-        sys.modules[spec.name] = module
+        sys.modules[module_name] = module
         spec.loader.exec_module(module)
-    except OSError:
+        return compile_(getattr(module, name))
+    except Exception:
+        sys.modules.pop(module_name, None)
         return None
-    return compile_(getattr(module, name))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole: through a temporary file linked into place, so that a
+    file another process has just written is left as it is (its modification time too, which
+    Numba's cache index holds), and one with other contents replaced."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        temporary.write_text(text)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            if path.read_text() != text:
+                os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 @functools.cache
 def _modules() -> Path | None:
-    """The folder of the trampolines' and launchers' modules: under ``NUMBA_CACHE_DIR`` where
-    that is set, else next to this module (``__pycache__/team``, where Numba caches the
-    kernels), else the user's cache folder; None where none can be written."""
-    candidates = []
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        candidates.append(Path(os.environ["NUMBA_CACHE_DIR"]) / "relukit_team")
-    candidates.append(Path(__file__).parent / "__pycache__" / "team")
-    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    candidates.append(Path(home) / "relukit" / "team")
-    for folder in candidates:
+    """The folder of the trampolines' and launchers' modules: under Numba's cache folder where
+    one is set (``NUMBA_CACHE_DIR``), else next to this module (``__pycache__/team``, where
+    Numba caches the kernels), else the user's cache folder; None where none can be written."""
+    from numba.core import config
+
+    def candidates() -> Any:
+        if config.CACHE_DIR:
+            yield Path(config.CACHE_DIR) / "relukit_team"
+        yield Path(__file__).parent / "__pycache__" / "team"
+        try:
+            home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # (no home folder)
+            return
+        yield Path(home) / "relukit" / "team"
+
+    for folder in candidates():
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError:
