@@ -208,6 +208,33 @@ def test_a_module_file_of_other_contents_is_written_again_and_failures_fall_back
     assert not any(name.startswith("relukit_team_f_") for name in sys.modules)
 
 
+def test_modules_of_another_source_stamp_are_pruned_with_their_cache_files(monkeypatch, tmp_path):
+    from numba.core import config
+    from numba.core.caching import _CacheLocator
+
+    folder, numba_cache = tmp_path / "team", tmp_path / "numba"
+    monkeypatch.setattr(config, "CACHE_DIR", str(numba_cache))
+    elsewhere = numba_cache / _CacheLocator.get_suitable_cache_subpath(str(folder / "m.py"))
+    for place in (folder / "__pycache__", elsewhere):
+        place.mkdir(parents=True)
+    written = {}
+    for name, first in (("old_1", team._header(1)), ("new_2", team._header()),
+                        ("other_3", "# a file of someone else's\n")):  # fmt: skip
+        (folder / f"{name}.py").write_text(f"{first}id\ndef f():\n    return 1\n")
+        written[name] = [folder / "__pycache__" / f"{name}.cpython-311.pyc",
+                         folder / "__pycache__" / f"{name}.f-2.py311.nbi",
+                         elsewhere / f"{name}.f-2.py311.0123.nbc"]  # fmt: skip
+        for path in written[name]:
+            path.write_bytes(b"x")
+    (folder / "__pycache__" / "old_10.f-2.py311.nbi").write_bytes(b"x")  # (a longer stem)
+    team._prune(folder)
+    assert not (folder / "old_1.py").exists()
+    assert not any(path.exists() for path in written["old_1"])
+    for name in ("new_2", "other_3"):
+        assert (folder / f"{name}.py").exists() and all(p.exists() for p in written[name])
+    assert (folder / "__pycache__" / "old_10.f-2.py311.nbi").exists()
+
+
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
 def test_relukit_openmp_0_turns_the_team_off():
     code = "import torch; from relukit.kernels.cpu import team; print(team.available())"
