@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -208,31 +209,31 @@ def test_a_module_file_of_other_contents_is_written_again_and_failures_fall_back
     assert not any(name.startswith("relukit_team_f_") for name in sys.modules)
 
 
-def test_modules_of_another_source_stamp_are_pruned_with_their_cache_files(monkeypatch, tmp_path):
+def test_each_source_stamp_has_its_folder_and_unused_ones_are_pruned(monkeypatch, tmp_path):
     from numba.core import config
     from numba.core.caching import _CacheLocator
 
-    folder, numba_cache = tmp_path / "team", tmp_path / "numba"
-    monkeypatch.setattr(config, "CACHE_DIR", str(numba_cache))
-    elsewhere = numba_cache / _CacheLocator.get_suitable_cache_subpath(str(folder / "m.py"))
-    for place in (folder / "__pycache__", elsewhere):
-        place.mkdir(parents=True)
-    written = {}
-    for name, first in (("old_1", team._header(1)), ("new_2", team._header()),
-                        ("other_3", "# a file of someone else's\n")):  # fmt: skip
-        (folder / f"{name}.py").write_text(f"{first}id\ndef f():\n    return 1\n")
-        written[name] = [folder / "__pycache__" / f"{name}.cpython-311.pyc",
-                         folder / "__pycache__" / f"{name}.f-2.py311.nbi",
-                         elsewhere / f"{name}.f-2.py311.0123.nbc"]  # fmt: skip
-        for path in written[name]:
-            path.write_bytes(b"x")
-    (folder / "__pycache__" / "old_10.f-2.py311.nbi").write_bytes(b"x")  # (a longer stem)
-    team._prune(folder)
-    assert not (folder / "old_1.py").exists()
-    assert not any(path.exists() for path in written["old_1"])
-    for name in ("new_2", "other_3"):
-        assert (folder / f"{name}.py").exists() and all(p.exists() for p in written[name])
-    assert (folder / "__pycache__" / "old_10.f-2.py311.nbi").exists()
+    from relukit.kernels.cpu.compile import STAMP
+
+    base = tmp_path / "relukit_team"
+    monkeypatch.setattr(config, "CACHE_DIR", str(tmp_path))
+    old = time.time() - (team.PRUNE_AFTER_DAYS + 1) * 86_400
+    made = {}
+    for name in ("123", "456", "notes", str(STAMP)):  # (456 used lately; notes not a stamp)
+        folder = base / name
+        cache = tmp_path / _CacheLocator.get_suitable_cache_subpath(str(folder / "m.py"))
+        for place in (folder / "__pycache__", cache):
+            place.mkdir(parents=True)
+            (place / "trampoline_0.trampoline-2.py311.nbi").write_bytes(b"x")
+        (folder / "trampoline_0.py").write_text("def trampoline(data):\n    pass\n")
+        if name != "456":
+            os.utime(folder, (old, old))
+        made[name] = (folder, cache)
+    assert team._modules.__wrapped__() == base / str(STAMP)
+    assert not made["123"][0].exists() and not made["123"][1].exists()
+    for name in ("456", "notes", str(STAMP)):
+        assert made[name][1].exists() and (made[name][0] / "trampoline_0.py").exists()
+    assert (base / str(STAMP)).stat().st_mtime > old + 86_400  # (in use: set again)
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
