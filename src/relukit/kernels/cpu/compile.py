@@ -95,9 +95,6 @@ def cached_cfunc(function: Any, signature: Any, names: dict[str, Any]) -> Any:
     must hold the integer codes that decide ``names`` (as :func:`cached_kernel`'s do), which
     keeps one entry per choice of them. Built (or loaded) at once: a C function pointer at
     ``.address``."""
-    from numba.core import sigutils
-    from numba.core.ccallback import CFunc
-
     built = types.FunctionType(
         function.__code__,
         {**function.__globals__, **names},
@@ -107,8 +104,17 @@ def cached_cfunc(function: Any, signature: Any, names: dict[str, Any]) -> Any:
     )
     built.__qualname__ = function.__qualname__
     _codes_in_name(built)
+    return cfunc_cached(built, signature, {"error_model": "numpy"})
+
+
+def cfunc_cached(function: Any, signature: Any, options: dict[str, Any]) -> Any:
+    """``cfunc(signature, cache=True, **options)(function)`` whose cache data files are named by
+    key (:class:`_KeyNamedCacheFile`), built (or loaded) at once."""
+    from numba.core import sigutils
+    from numba.core.ccallback import CFunc
+
     kind = sigutils.normalize_signature(signature)  # (as numba.cfunc does)
-    compiled = CFunc(built, kind, locals={}, options={"error_model": "numpy"})
+    compiled = CFunc(function, kind, locals={}, options=options)
     compiled.enable_caching()
     _name_cache_files_by_key(compiled)
     compiled.compile()

@@ -417,9 +417,10 @@ def _launcher(kinds: tuple[Any, ...], results: bool) -> Any:
         ]
     )
     namespace: dict[str, Any] = {"np": np, "call_parallel": call_parallel}
-    from relukit.kernels.cpu.compile import STAMP
+    from relukit.kernels.cpu.compile import STAMP, cached_kernel
 
-    found = _generated(source, "launch", namespace, _cached_launcher, f"{STAMP}|{kinds!r}")
+    # (cached_kernel: njit with the disk cache, its data files named by key, and nogil)
+    found = _generated(source, "launch", namespace, cached_kernel, f"{STAMP}|{kinds!r}")
     if found is not None:
         return found
     exec(compile(source, f"<relukit launcher {kinds}>", "exec"), namespace)
@@ -428,32 +429,13 @@ def _launcher(kinds: tuple[Any, ...], results: bool) -> Any:
 
 def _cached_trampoline(function: Any) -> Any:
     """``cfunc(void(voidptr), cache=True)`` of a trampoline, its cache's data files named by key
-    (:func:`relukit.kernels.cpu.compile._name_cache_files_by_key`: an index that two processes
-    write at once, say compiling for two CPUs into one folder, then keeps each key's own code)."""
+    (an index that two processes write at once, say compiling for two CPUs into one folder,
+    then keeps each key's own code)."""
     from numba import types
-    from numba.core import sigutils
-    from numba.core.ccallback import CFunc
 
-    from relukit.kernels.cpu.compile import _name_cache_files_by_key
+    from relukit.kernels.cpu.compile import cfunc_cached
 
-    kind = sigutils.normalize_signature(types.void(types.voidptr))  # (as numba.cfunc does)
-    compiled = CFunc(function, kind, locals={}, options={"nopython": True})
-    compiled.enable_caching()
-    _name_cache_files_by_key(compiled)
-    compiled.compile()
-    return compiled
-
-
-def _cached_launcher(function: Any) -> Any:
-    """``njit(nogil=True, cache=True)`` of a launcher, its cache's data files named by key (see
-    :func:`_cached_trampoline`)."""
-    from numba import njit
-
-    from relukit.kernels.cpu.compile import _name_cache_files_by_key
-
-    dispatcher = njit(nogil=True, cache=True)(function)
-    _name_cache_files_by_key(dispatcher)
-    return dispatcher
+    return cfunc_cached(function, types.void(types.voidptr), {"nopython": True})
 
 
 def _identity(kernel: Any) -> str | None:
