@@ -1271,9 +1271,109 @@ def f32_to_bf16_bits(typingctx: Any, f: Any) -> Any:
     return types.uint16(f), codegen
 
 
+def _llvm_version() -> tuple[int, ...]:
+    import llvmlite.binding as llvm
+
+    return tuple(llvm.llvm_version_info)
+
+
+AVX512_BF16 = _host_has("avx512bf16") and _llvm_version() >= (20,)
+"""Has the host AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake and Sapphire Rapids and
+later), whose ``vcvtne2ps2bf16`` rounds 32 float32 to bfloat16 in one instruction, and an LLVM
+whose intrinsic for it returns ``bfloat`` vectors (llvmlite's LLVM 20 and 22; LLVM 14 and 15,
+of Numba before 0.62, returned ``i16``)? It rounds as :func:`_bf16_bits` does (to nearest even,
+a NaN as its high half with the quiet bit) but for subnormal inputs, which it takes as zero."""
+
+
+class _BFloat(ir.Type):
+    """LLVM's ``bfloat``, which llvmlite's IR builder lacks: only named, as the element of the
+    vector that ``vcvtne2ps2bf16``'s intrinsic returns, and bit-cast at once."""
+
+    def __str__(self) -> str:
+        return "bfloat"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _BFloat)
+
+    def __hash__(self) -> int:
+        return hash("bfloat")
+
+
 def _bf16_bits(builder: Any, values: Any) -> Any:
     """float32 values (a scalar or a vector) rounded to nearest even into bfloat16 bits, a NaN
-    quieted (its high half with the quiet bit)."""
+    quieted (its high half with the quiet bit). A vector of 32·k lanes on a host with
+    :data:`AVX512_BF16` is rounded by its instruction, and by the bits (below) only where one of
+    its lanes is subnormal (a branch, not taken but for those): the rounding's ten instructions
+    per 16 lanes become one per 32 and a class test per 16. (leaky_relu's bfloat16 mask path,
+    1 thread, AMD EPYC, µs, 2^16 / 2^20 elements: forward 13.9-15.1 / 176-187 → 11.2 / 129,
+    backward 13.0-14.3 / 168-180 → 10.0 / 125, against a copy's 2.9 / 45-50; prelu's the same;
+    general_relu's forward unchanged, its 2-bit codes cost more.)"""
+    if isinstance(values.type, ir.VectorType) and AVX512_BF16 and values.type.count % 32 == 0:
+        return _bf16_bits_converted(builder, values)
+    return _bf16_bits_by_bits(builder, values)
+
+
+def _bf16_bits_converted(builder: Any, values: Any) -> Any:
+    """:func:`_bf16_bits` of a vector of 32·k float32 lanes by ``vcvtne2ps2bf16``, or by the
+    bits where a lane is subnormal."""
+    lanes = values.type.count
+    module = builder.module
+    i32 = ir.IntType(32)
+    sixteen = ir.VectorType(ir.FloatType(), 16)
+
+    def lanes_of(vector: Any, first: int, count: int) -> Any:
+        picked = ir.Constant(ir.VectorType(i32, count), list(range(first, first + count)))
+        return builder.shuffle_vector(vector, vector, picked)
+
+    kind = ir.FunctionType(ir.VectorType(_BFloat(), 32), [sixteen, sixteen])
+    convert = cgutils.get_or_insert_function(module, kind, "llvm.x86.avx512bf16.cvtne2ps2bf16.512")
+    converted = None
+    for first in range(0, lanes, 32):  # (the low 16 results come from the second operand)
+        low, high = lanes_of(values, first, 16), lanes_of(values, first + 16, 16)
+        rounded = builder.bitcast(
+            builder.call(convert, [high, low]), ir.VectorType(ir.IntType(16), 32)
+        )
+        if converted is None:
+            converted = rounded
+        else:  # (in order: a shuffle takes two vectors of one width, so the pieces are padded)
+            width = converted.type.count
+            padded = builder.shuffle_vector(
+                rounded,
+                rounded,
+                ir.Constant(ir.VectorType(i32, width), [j % 32 for j in range(width)]),
+            )
+            converted = builder.shuffle_vector(
+                converted,
+                padded,
+                ir.Constant(ir.VectorType(i32, width + 32), list(range(width + 32))),
+            )
+    # any subnormal lane (vfpclassps's class 0x20; LLVM's llvm.is.fpclass became three
+    # instructions), and then the bits round them all
+    flags = ir.VectorType(ir.IntType(1), 16)
+    kind = ir.FunctionType(flags, [sixteen, i32])
+    classify = cgutils.get_or_insert_function(module, kind, "llvm.x86.avx512.fpclass.ps.512")
+    subnormal = None
+    for first in range(0, lanes, 16):
+        found = builder.call(classify, [lanes_of(values, first, 16), ir.Constant(i32, 0x20)])
+        subnormal = found if subnormal is None else builder.or_(subnormal, found)
+    kind = ir.FunctionType(ir.IntType(1), [flags])
+    reduce = cgutils.get_or_insert_function(module, kind, "llvm.vector.reduce.or.v16i1")
+    any_subnormal = builder.call(reduce, [subnormal])
+    with builder.if_else(any_subnormal, likely=False) as (by_bits, by_instruction):
+        with by_bits:
+            exact = _bf16_bits_by_bits(builder, values)
+            exact_block = builder.block
+        with by_instruction:
+            converted_block = builder.block
+    result = builder.phi(converted.type)
+    result.add_incoming(exact, exact_block)
+    result.add_incoming(converted, converted_block)
+    return result
+
+
+def _bf16_bits_by_bits(builder: Any, values: Any) -> Any:
+    """:func:`_bf16_bits` on the bits: ``(b + 0x7FFF + (b >> 16 & 1)) >> 16`` in 32-bit
+    integers, a NaN as ``b >> 16 | 0x40``."""
     if isinstance(values.type, ir.VectorType):
         lanes = values.type.count
         i32, i16 = ir.VectorType(ir.IntType(32), lanes), ir.VectorType(ir.IntType(16), lanes)
