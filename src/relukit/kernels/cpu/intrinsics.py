@@ -336,6 +336,19 @@ def _relu_16(builder: Any, v: Any, signed: bool) -> tuple[Any, Any]:
     return builder.select(drop, zero, v), code
 
 
+def _above_zero_16(builder: Any, v: Any, signed: bool) -> Any:
+    """The codes ``x > 0`` (NaN not) of raw 16-bit floats from their bits: ``0 < v <= inf`` as
+    16-bit integers, one subtraction and one unsigned compare, in element order (widened, the
+    compares of two float32 halves were joined, and LLVM converted each float16 half a second
+    time for them: leaky_relu's mask forward at 2^20, 1 thread, AMD EPYC, µs, float16
+    166-185 → 134-151, bfloat16 113-117 → 102-108; prelu's with 64 slopes alike)."""
+    lanes = v.type.count
+    i16 = ir.IntType(16)
+    infinity = 0x7C00 if signed else 0x7F80
+    less_one = builder.sub(v, _splat(builder, ir.Constant(i16, 1), lanes))
+    return builder.icmp_unsigned("<", less_one, _splat(builder, ir.Constant(i16, infinity), lanes))
+
+
 def _clip_16(builder: Any, v: Any, signed: bool, keys: Any, lo_raw: Any, hi_raw: Any) -> Any:
     """(the clip of raw 16-bit floats to [lo, hi], their codes ``lo < x < hi``) on the bits:
     ``keys`` are the bounds as order keys (:func:`relukit.kernels.cpu.dtypes.clip_keys`), the
@@ -650,8 +663,8 @@ def _leaky_word_16(plain: bool, stream: bool) -> Any:
 
             def kernel(v: Any, _: int) -> tuple[Any, Any]:
                 wide = _widened(builder, v, signed)
-                r, positive = _leaky(builder, wide, slope, lo, hi, plain)
-                return _narrowed(builder, r, signed), positive
+                r, _ = _leaky(builder, wide, slope, lo, hi, plain)
+                return _narrowed(builder, r, signed), _above_zero_16(builder, v, signed)
 
             return _word_by_vectors(builder, xptr, yptr, element, 2, stream, kernel)
 
@@ -736,8 +749,8 @@ def _slopes_word(stream: bool) -> Any:
                 if not half:
                     return _leaky(builder, v, slopes, None, None, True)
                 wide = _widened(builder, v, signed)
-                r, positive = _leaky(builder, wide, slopes, None, None, True)
-                return _narrowed(builder, r, signed), positive
+                r, _ = _leaky(builder, wide, slopes, None, None, True)
+                return _narrowed(builder, r, signed), _above_zero_16(builder, v, signed)
 
             return _word_by_vectors(builder, xptr, yptr, element, size, stream, kernel)
 
