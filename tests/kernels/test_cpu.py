@@ -677,3 +677,42 @@ def test_16_bit_arrays_take_the_direct_calls_and_give_the_general_path_s_bits(
     assert {"map"} <= set(taken)
     if function.spec.mask_code is not None:
         assert {"forward", "backward"} <= set(taken)
+
+
+WIDE_16 = ["gelu", "silu", "mish", "elu", "softplus", "tanh", "sigmoid"]
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float16), BF16], ids=lambda d: d.name)
+@pytest.mark.parametrize("name", WIDE_16)
+def test_16_bit_smooth_members_look_up_their_kernel_s_bits_once_a_table_pays(
+    name, dtype, monkeypatch
+):
+    # A smooth member's forward and derivative of 16-bit floats compute every 16-bit input
+    # once (host.Calls.table) after TABLE_AFTER elements and then look results up: the bits
+    # of all 65,536 inputs must be the kernel's, whole, split over threads, out= and in place,
+    # as below TABLE_FROM elements (the kernel itself)
+    if dtype == np.float16 and not host._f16c():
+        pytest.skip("float16 without F16C takes the general path")
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+    assert 2 * every.size == host.TABLE_AFTER
+    for op in ("forward", "derivative"):
+        function = relukit.get(name, **({"beta": 1.7} if name == "softplus" else {}))
+        function._make_fast()  # (a fresh Calls: nothing counted, no table)
+        call = function if op == "forward" else function.derivative
+        kernel = call(every)  # (the kernel: 2^16 elements make no table)
+        calls = function._fast.last[1]
+        assert op not in calls.tables
+        assert same_bits(call(every), kernel) and op in calls.tables  # (made, then looked up)
+        assert calls.tables[op].view(dtype).tobytes() == kernel.tobytes()
+        shuffled = np.random.default_rng(3).permutation(every)
+        want = kernel[shuffled.view(np.uint16)]
+        with threads.limit(2):
+            monkeypatch.setattr(host, "GRAIN_LINEAR", 4096)  # (split in chunks)
+            assert same_bits(call(shuffled), want)
+            monkeypatch.setattr(host, "GRAIN_LINEAR", None)
+        out = np.empty_like(shuffled)
+        assert call(shuffled, out=out) is out and same_bits(out, want)
+        inplace = shuffled.copy()
+        assert call(inplace, out=inplace) is inplace and same_bits(inplace, want)
+        small = shuffled[: host.TABLE_FROM - 1]
+        assert same_bits(call(small), want[: small.size])

@@ -13,7 +13,9 @@ kernels of their own for relu, relu6 and hardtanh's forward, which select betwee
 own bits and constants (a 16-bit NaN keeps its payload), and for every mask path, which widen
 each element to float32 and round the result back once in the same pass; the other ops widen
 them to float32 with :func:`convert_kernel` and round the result back once, as the reference
-path does.
+path does. (Once a smooth member's forward or derivative has computed enough 16-bit elements,
+the host looks them up in a table of that kernel's results on every 16-bit input:
+:func:`lookup_kernel`.)
 
 The piecewise-linear members repeat the registry's (``relukit.family``) formula operation by
 operation in the working dtype, with the constants rounded to it as NumPy rounds Python floats,
@@ -1026,6 +1028,24 @@ def function_kernel(function: int) -> Any:
                 y[i] = phi_f64(v)
             else:
                 y[i] = tanh_f64(v)
+
+    return kernel
+
+
+def lookup_kernel() -> Any:
+    """``kernel(x, table, y)``: ``y[i] = table[x[i]]`` on 16-bit floats as raw bits, where
+    ``table`` holds the raw results of all 65,536 inputs, indexed by the input's bits as an
+    unsigned number: a smooth member's forward or derivative of every 16-bit float, computed
+    once by the member's own kernel (:meth:`relukit.kernels.cpu.host.Calls.table`), so that a
+    lookup gives that kernel's bits."""
+    stamp = STAMP
+
+    @cached_kernel
+    def kernel(x: Any, table: Any, y: Any) -> None:
+        if stamp < 0:
+            return
+        for i in range(x.size):
+            y[i] = table[np.uint16(x[i])]
 
     return kernel
 
