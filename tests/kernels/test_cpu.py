@@ -706,10 +706,20 @@ def test_16_bit_smooth_members_look_up_their_kernel_s_bits_once_a_table_pays(
         assert calls.tables[op].view(dtype).tobytes() == kernel.tobytes()
         shuffled = np.random.default_rng(3).permutation(every)
         want = kernel[shuffled.view(np.uint16)]
+        split = []
+        original = host.run_chunks
+
+        def spy(kernel, args, chunks, *rest, _seen=split, _run=original, **options):
+            _seen.append(len(chunks))
+            return _run(kernel, args, chunks, *rest, **options)
+
         with threads.limit(2):
-            monkeypatch.setattr(host, "GRAIN_LINEAR", 4096)  # (split in chunks)
+            monkeypatch.setattr(host, "GRAIN_SMOOTH", 4096)  # (split in chunks)
+            monkeypatch.setattr(host, "run_chunks", spy)
             assert same_bits(call(shuffled), want)
-            monkeypatch.setattr(host, "GRAIN_LINEAR", None)
+            monkeypatch.setattr(host, "run_chunks", original)
+            monkeypatch.setattr(host, "GRAIN_SMOOTH", None)
+        assert split and split[0] > 1
         out = np.empty_like(shuffled)
         assert call(shuffled, out=out) is out and same_bits(out, want)
         inplace = shuffled.copy()
