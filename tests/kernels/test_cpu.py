@@ -688,24 +688,32 @@ def test_16_bit_smooth_members_look_up_their_kernel_s_bits_once_a_table_pays(
     name, dtype, monkeypatch
 ):
     # A smooth member's forward and derivative of 16-bit floats compute every 16-bit input
-    # once (host.Calls.table) after TABLE_AFTER elements and then look results up: the bits
-    # of all 65,536 inputs must be the kernel's, whole, split over threads, out= and in place,
-    # as below TABLE_FROM elements (the kernel itself)
+    # once (host.Calls.lookup_table) after TABLE_AFTER elements and then look results up: the
+    # bits of all 65,536 inputs must be the kernel's, whole (by the lookup's entry point, from
+    # TABLE_FROM elements), split over threads, out= and in place, as below TABLE_FROM elements
+    # (the kernel itself); and the table must stay the kernel's (the derivative's made first)
     if dtype == np.float16 and not host._f16c():
         pytest.skip("float16 without F16C takes the general path")
+    for pinned in ("GRAIN_LINEAR", "GRAIN_SMOOTH", "STREAM_BYTES"):  # (small_chunks' pins)
+        monkeypatch.setattr(host, pinned, None)
     every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
     assert 2 * every.size == host.TABLE_AFTER
-    for op in ("forward", "derivative"):
-        function = relukit.get(name, **({"beta": 1.7} if name == "softplus" else {}))
-        function._make_fast()  # (a fresh Calls: nothing counted, no table)
+    function = relukit.get(name, **({"beta": 1.7} if name == "softplus" else {}))
+    function._make_fast()  # (a fresh Calls: nothing counted, no table)
+    for op in ("derivative", "forward"):
         call = function if op == "forward" else function.derivative
         kernel = call(every)  # (the kernel: 2^16 elements make no table)
         calls = function._fast.last[1]
         assert op not in calls.tables
         assert same_bits(call(every), kernel) and op in calls.tables  # (made, then looked up)
+        zeros = np.zeros(host.TABLE_FROM, dtype)  # (below WHOLE_BELOW: the entry point's route)
+        assert zeros.size < host.WHOLE_BELOW[calls.cost]
+        for _ in range(2):
+            assert same_bits(call(zeros), np.full_like(zeros, kernel[0]))
         assert calls.tables[op].view(dtype).tobytes() == kernel.tobytes()
         shuffled = np.random.default_rng(3).permutation(every)
         want = kernel[shuffled.view(np.uint16)]
+        assert same_bits(call(shuffled[: 3 * host.TABLE_FROM]), want[: 3 * host.TABLE_FROM])
         split = []
         original = host.run_chunks
 
@@ -726,3 +734,4 @@ def test_16_bit_smooth_members_look_up_their_kernel_s_bits_once_a_table_pays(
         assert call(inplace, out=inplace) is inplace and same_bits(inplace, want)
         small = shuffled[: host.TABLE_FROM - 1]
         assert same_bits(call(small), want[: small.size])
+        assert calls.tables[op].view(dtype).tobytes() == kernel.tobytes()

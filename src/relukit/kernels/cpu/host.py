@@ -1249,9 +1249,10 @@ ALIAS_PERIOD = 1 << 20
 ALIAS_WINDOW = 192
 TABLE_AFTER = 1 << 17
 """16-bit elements one op (forward or derivative) of a bound smooth member computes (in one
-:class:`Calls`) before it makes that op's table of every 16-bit input (:meth:`Calls.table`):
-making it computes 2^16, so it costs at most half of what came before, and calls from
-:data:`TABLE_FROM` elements up then look their results up."""
+:class:`Calls`, by calls of :data:`TABLE_FROM` elements or more) before it makes that op's
+table of every 16-bit input (:meth:`Calls.lookup_table`): making it computes 2^16, so it costs
+at most half of what came before, and calls from :data:`TABLE_FROM` elements up then look
+their results up (smaller ones run the kernel, which gives the same bits)."""
 TABLE_FROM = 1 << 12
 
 ALIAS_BYTES = 1 << 20
@@ -1523,7 +1524,7 @@ class Calls:
     one pass, as the general path does (float16 only on a host with F16C; their map kernels
     are not streamed, their mask paths are); a smooth member's forward and derivative of them
     look their results up, once they have been computed often enough to pay for a table of
-    every 16-bit input (:meth:`table`). A member with per-element slopes (prelu but of
+    every 16-bit input (:meth:`lookup_table`). A member with per-element slopes (prelu but of
     one plain slope, rrelu in training) has none (ValueError).
     """
 
@@ -1658,11 +1659,12 @@ class Calls:
             self.split_data.append(made[1])
         return made[0]
 
-    def table(self, op: str, n: int) -> np.ndarray | None:
+    def lookup_table(self, op: str, n: int) -> np.ndarray | None:
         """``op``'s results (forward or derivative, 16-bit floats of a smooth member) on all
         65,536 inputs, indexed by their bits, made by the op's own kernel (whole, on this
-        thread) once :data:`TABLE_AFTER` elements have been computed by it, counting the
-        ``n`` of this call, and kept in :attr:`tables`; None before. A lookup
+        thread) once its calls of :data:`TABLE_FROM` elements or more (not a vjp) have
+        computed :data:`TABLE_AFTER` elements, counting the ``n`` of this call, and kept in
+        :attr:`tables`; None before. A lookup
         (:func:`~relukit.kernels.cpu.kernels.lookup_kernel`) then gives the kernel's bits at
         about 0.3 ns an element, where the kernels take 0.7-2.3 (2^16 elements of 3·N(0, 1),
         1 thread, AMD EPYC, µs, bfloat16 / float16: gelu 75 / 86 → 21, silu 54 / 59 → 21,
@@ -1678,8 +1680,10 @@ class Calls:
         return found
 
     def _load_lookup(self) -> Any:
-        table = self.tables["forward"] if "forward" in self.tables else self.tables["derivative"]
-        self._lookup = _entry_point(_kernel("lookup"), (table[:1], table, table[:1]))
+        # (compiled by a call on these: of the tables' types, never a table itself, which the
+        # call writes)
+        z = np.zeros(1, dtype=self.raw)
+        self._lookup = _entry_point(_kernel("lookup"), (z, z, z))
         return self._lookup
 
     def load(self, op: str, direct: bool) -> tuple[Any, np.ndarray]:
@@ -1712,10 +1716,11 @@ class Calls:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
             if not self.linear and not vjp and n >= TABLE_FROM:
                 table = self.tables.get(op)
-                if table is not None or (table := self.table(op, n)) is not None:
+                if table is not None or (table := self.lookup_table(op, n)) is not None:
                     # (split as the member's kernels are: a lookup costs 0.3-0.4 ns an
-                    # element, about what theirs do; whole, by the entry point)
-                    if n < WHOLE_BELOW[self.cost]:
+                    # element, about what theirs do; whole, by the entry point, as whole()
+                    # says for a call below WHOLE_BELOW, nothing pinned)
+                    if n < WHOLE_BELOW[self.cost] and GRAIN_LINEAR is None and GRAIN_SMOOTH is None:
                         (self._lookup or self._load_lookup())(x, table, y)
                     else:
                         _spread(n, self.cost, _kernel("lookup"), (Part(x), table, Part(y)), 2)

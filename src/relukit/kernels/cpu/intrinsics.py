@@ -1290,7 +1290,9 @@ def _llvm_version() -> tuple[int, ...]:
     return tuple(llvm.llvm_version_info)
 
 
-AVX512_BF16 = _host_has("avx512bf16") and _llvm_version() >= (20,)
+AVX512_BF16 = (
+    _host_has("avx512bf16") and _host_has("avx512dq") and _llvm_version() >= (20,)
+)  # (DQ: the class test's vfpclassps; every CPU with BF16 has it)
 """Has the host AVX512-BF16 (AMD Zen 4 and later, Intel Cooper Lake and Sapphire Rapids and
 later), whose ``vcvtne2ps2bf16`` rounds 32 float32 to bfloat16 in one instruction, and an LLVM
 whose intrinsic for it returns ``bfloat`` vectors (llvmlite's LLVM 20 and 22; LLVM 14 and 15,

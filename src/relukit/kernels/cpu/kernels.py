@@ -1036,7 +1036,7 @@ def lookup_kernel() -> Any:
     """``kernel(x, table, y)``: ``y[i] = table[x[i]]`` on 16-bit floats as raw bits, where
     ``table`` holds the raw results of all 65,536 inputs, indexed by the input's bits as an
     unsigned number: a smooth member's forward or derivative of every 16-bit float, computed
-    once by the member's own kernel (:meth:`relukit.kernels.cpu.host.Calls.table`), so that a
+    once by the member's own kernel (:meth:`relukit.kernels.cpu.host.Calls.lookup_table`), so that a
     lookup gives that kernel's bits."""
     stamp = STAMP
 
