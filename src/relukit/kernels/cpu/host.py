@@ -1586,7 +1586,7 @@ class Calls:
         self.split_ufuncs: dict[tuple[str, bool, int, int], Any] = {}
         self.split_data: list[np.ndarray] = []
         # 16-bit floats of a smooth member: op -> its results on every input, and the elements
-        # computed before it is made (see table)
+        # computed before it is made (see lookup_table)
         self.tables: dict[str, np.ndarray] = {}
         self.table_count: dict[str, int] = {}
         self._lookup: Any = None
