@@ -1709,22 +1709,22 @@ class Calls:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``;
         ``count``: the thread count where the caller has just asked it (0: asked here)."""
         n = x.size
-        if self.raw is not None and not self.linear and not vjp and n >= TABLE_FROM:
-            table = self.tables.get(op)
-            if table is not None or (table := self.lookup_table(op, n)) is not None:
-                # (whole by the entry point where whole() says so, else split as the member's
-                # kernels are: a lookup costs 0.3-0.4 ns an element, about what theirs do)
-                x, y = x.view(self.raw), y.view(self.raw)
-                if whole(n, y.nbytes, self.cost):
-                    (self._lookup or self._load_lookup())(x, table, y)
-                else:
-                    _spread(n, self.cost, _kernel("lookup"), (Part(x), table, Part(y)), 2)
-                return
         # (a direct kernel may; a one-pass forward's two kernels are one, so it is not asked)
         one = self.one_pass and op == "forward"
         into = y is not x and y is not g and (one or not aliased(y, x, g))
         if self.raw is not None:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
+            if not self.linear and not vjp and n >= TABLE_FROM:
+                table = self.tables.get(op)
+                if table is not None or (table := self.lookup_table(op, n)) is not None:
+                    # (whole by the entry point where whole() says so, else split as the
+                    # member's kernels are: a lookup costs 0.3-0.4 ns an element, about
+                    # what theirs do)
+                    if whole(n, y.nbytes, self.cost):
+                        (self._lookup or self._load_lookup())(x, table, y)
+                    else:
+                        _spread(n, self.cost, _kernel("lookup"), (Part(x), table, Part(y)), 2)
+                    return
         plan_key = None
         if n >= WHOLE_BELOW[self.cost] and (count or (count := threads.get_num_threads())) > 1:
             plan_key = ("map", op, n, count, into, y is x, vjp, fresh)
