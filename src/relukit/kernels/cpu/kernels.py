@@ -379,12 +379,22 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         apart = not direct and y.ctypes.data != x.ctypes.data and not (stream or vjp)
         if centre and not (stream or vjp or apart) and x.itemsize == 4:
             taken = True
-            for a in range(0, n, SPAN):
-                b = min(a + SPAN, n)
+            # the first span ends where y is 64-byte aligned, so that each whole vector after
+            # it is stored into one cache line (NumPy's large arrays start 16 bytes past a
+            # page; out= on 2^24 float32 elements there, x as np.empty_like(y) places it, 1
+            # thread, AMD EPYC, ns per element, before / after: silu 0.55-0.58 / 0.37-0.38,
+            # tanh 0.47-0.49 / 0.31-0.34, sigmoid 0.45 / 0.36, gelu 0.35 / 0.33; in cache
+            # the same)
+            b = min(((-np.int64(y.ctypes.data)) & 63) // 4, n)
+            a = 0
+            while a < n:
+                if b == 0:
+                    b = min(SPAN, n)
                 xa, ga, ya = x[a:b], g[a:b], y[a:b]
                 if not centre_block(xa, ga, ya, False, low, high, rest, values, wide, out32):
                     taken = False  # (the first span: another dtype or layout, nothing written)
                     break
+                a, b = b, min(b + SPAN, n)
             if taken:
                 return
         # Smooth members, and every kernel through the buffer, take short blocks, the first
