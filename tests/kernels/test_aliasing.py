@@ -1,4 +1,6 @@
-"""relukit.kernels.cpu: outputs a few bytes after their input modulo 1 MiB go through the buffer."""
+"""relukit.kernels.cpu: outputs a few bytes after their input modulo 1 MiB go through the buffer,
+on a machine where it pays (host.ALIAS_BUFFER, measured once by host._buffer_pays; pinned to
+True here but where a test says otherwise)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ from relukit import threads
 from relukit.kernels.cpu import host
 
 MIB = 1 << 20
+
+
+@pytest.fixture(autouse=True)
+def buffer_pays(monkeypatch):
+    monkeypatch.setattr(host, "ALIAS_BUFFER", True)
 
 
 def placed(n: int, distance: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -146,3 +153,45 @@ def test_a_one_pass_forward_does_not_ask_whether_its_output_is_aliased(name, mon
     with threads.limit(1):
         function.derivative(x, out=y)
     assert answers and np.array_equal(y.view(np.uint32), slope.view(np.uint32))
+
+
+def test_where_the_buffer_does_not_pay_an_aliased_output_is_written_directly(monkeypatch):
+    monkeypatch.setattr(host, "ALIAS_BUFFER", False)
+    n = (1 << 18) + 37
+    x, y = placed(n, 2 * MIB + 16)
+    assert not host.aliased(y, x)
+    sigmoid = relukit.get("sigmoid")
+    want = sigmoid(x.copy())
+    answers = asked_aliased(monkeypatch)
+    for count in (1, 2):
+        y.fill(7.0)
+        with threads.limit(count):
+            assert sigmoid(x, out=y) is y
+        np.testing.assert_array_equal(y.view(np.int32), want.view(np.int32))
+    assert answers and not any(answers)  # (asked where the kernel is chosen: direct)
+
+
+def test_whether_the_buffer_pays_is_measured_once_where_an_output_is_aliased(monkeypatch):
+    monkeypatch.setattr(host, "ALIAS_BUFFER", None)
+    monkeypatch.setattr(host, "_buffer_measured", [])
+    x, y = placed(1 << 18, MIB + 4096)
+    assert not host.aliased(y, x)
+    assert host._buffer_measured == []  # (not aliased: nothing measured)
+    x, y = placed(1 << 18, MIB + 16)
+    answer = host.aliased(y, x)
+    assert host._buffer_measured == [answer]
+    asked = []
+    make = host._kernel
+
+    def spy(kind, *codes):  # type: ignore[no-untyped-def]
+        if kind == "map":
+            asked.append(codes[-1])  # (direct?)
+        return make(kind, *codes)
+
+    monkeypatch.setattr(host, "_kernel", spy)
+    assert host.aliased(y, x) is answer
+    assert asked == []  # (kept: not measured again)
+    monkeypatch.setattr(host, "_buffer_measured", [])
+    host._buffer_pays()
+    assert len(host._buffer_measured) == 1
+    assert asked == [True, False] * 6  # (a first call of each, then 5 of each, interleaved)
