@@ -1282,7 +1282,8 @@ def _buffer_pays() -> bool:
     """Does sigmoid's float32 kernel write an output 16 bytes after its input modulo
     :data:`ALIAS_PERIOD` faster through the block buffer than directly (2^20 elements, past
     the core's own caches; best of 5 each, interleaved)? Measured once per process, the first
-    time an output is found aliased. (On the 2-vCPU Xeon of :data:`ALIAS_PERIOD`'s comment the
+    time an output is found aliased: 11-24 ms after a sigmoid call, most of it loading the
+    buffered kernel from Numba's cache. (On the 2-vCPU Xeon of :data:`ALIAS_PERIOD`'s comment the
     buffer halves the time; on the AMD EPYC (Zen 4) it costs more than it saves, 1 thread, ns
     per element, direct / buffered: silu 0.40 / 0.65 at 2^24, tanh 0.32 / 0.60, gelu 0.36 /
     0.58; at 2^20 silu 0.38 / 0.46, tanh 0.30 / 0.44, where 4,096 bytes apart took 0.36 and
