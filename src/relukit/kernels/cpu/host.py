@@ -1244,7 +1244,8 @@ def _per_element(cost: int, large: bool = False) -> float:
 # 0.37); 128 bytes on, half that; from 192, nothing. Through the block buffer (computed in L1,
 # then copied out) the loads run ahead of the stores: tanh 1.05 there. Such outputs take the
 # buffered kernel from ALIAS_BYTES up (seen from 1 MiB, in one of two runs there: tanh 2.42 /
-# 0.81, through the buffer 0.76; not at 256 KiB and below, whose lines stay in L2).
+# 0.81, through the buffer 0.76; not at 256 KiB and below, whose lines stay in L2), on a
+# machine where the buffer pays (:func:`_buffer_pays`: not on the AMD EPYC of session 32).
 ALIAS_PERIOD = 1 << 20
 ALIAS_WINDOW = 192
 TABLE_AFTER = 1 << 17
@@ -1276,40 +1277,51 @@ def aliased(y: np.ndarray, *inputs: np.ndarray) -> bool:
 
 
 _buffer_measured: list[bool] = []
+_buffer_lock = threading.Lock()
+BUFFER_GAIN = 0.9  # the buffer must take at most this share of the direct kernel's time
 
 
 def _buffer_pays() -> bool:
     """Does sigmoid's float32 kernel write an output 16 bytes after its input modulo
-    :data:`ALIAS_PERIOD` faster through the block buffer than directly (2^20 elements, past
-    the core's own caches; best of 5 each, interleaved)? Measured once per process, the first
-    time an output is found aliased: 11-24 ms after a sigmoid call, most of it loading the
-    buffered kernel from Numba's cache. (On the 2-vCPU Xeon of :data:`ALIAS_PERIOD`'s comment the
-    buffer halves the time; on the AMD EPYC (Zen 4) it costs more than it saves, 1 thread, ns
-    per element, direct / buffered: silu 0.40 / 0.65 at 2^24, tanh 0.32 / 0.60, gelu 0.36 /
-    0.58; at 2^20 silu 0.38 / 0.46, tanh 0.30 / 0.44, where 4,096 bytes apart took 0.36 and
-    0.28.)"""
-    if not _buffer_measured:
-        k = _module()
-        n = 1 << 20
-        room = np.empty(2 * n + (ALIAS_PERIOD + 64) // 4, dtype=np.float32)
-        start = (-room.ctypes.data % 64) // 4
-        x = room[start : start + n]
-        y = room[start + n + (ALIAS_PERIOD - 4 * n % ALIAS_PERIOD + 16) // 4 :][:n]
-        x[:] = np.linspace(-6.0, 6.0, n, dtype=np.float32)
-        p = np.zeros(8, dtype=np.float64)  # (as plan gives it)
-        best = {}
-        for direct in (True, False):
-            kernel = _kernel("map", k.SIGMOID, k.FORWARD, direct)
-            kernel(x, x, x, y, p, 0, False, False)
-            best[direct] = math.inf
-        for _ in range(5):
-            for direct in (True, False):
-                kernel = _kernel("map", k.SIGMOID, k.FORWARD, direct)
-                begin = time.perf_counter()
-                kernel(x, x, x, y, p, 0, False, False)
-                best[direct] = min(best[direct], time.perf_counter() - begin)
-        _buffer_measured.append(best[False] < best[True])
+    :data:`ALIAS_PERIOD` through the block buffer in at most :data:`BUFFER_GAIN` of the time it
+    takes writing it directly (2^20 elements, past the core's own caches; best of 5 each,
+    interleaved)? Measured once per process, the first time an output is found aliased, and
+    taken for every member, dtype and thread count: 11-24 ms after a sigmoid call, most of it
+    loading the buffered kernel from Numba's cache (seconds where neither kernel was ever
+    compiled on the machine). (On the 2-vCPU Xeon of :data:`ALIAS_PERIOD`'s comment the buffer
+    halves the time; on the AMD EPYC (Zen 4) it costs more than it saves, 1 thread, ns per
+    element, direct / buffered: silu 0.40 / 0.65 at 2^24, tanh 0.32 / 0.60, gelu 0.36 / 0.58;
+    at 2^20 silu 0.38 / 0.46, tanh 0.30 / 0.44, where 4,096 bytes apart took 0.36 and 0.28;
+    relu′ 0.11-0.14 / 0.15-0.16 in float32, 0.25 / 0.39-0.40 in float64.)"""
+    with _buffer_lock:
+        if not _buffer_measured:
+            _buffer_measured.append(_measure_buffer())
     return _buffer_measured[0]
+
+
+def _measure_buffer() -> bool:
+    """:func:`_buffer_pays`' measurement."""
+    k = _module()
+    n = 1 << 20
+    # (a vector of slack past y: the start moves x to a 64-byte boundary)
+    room = np.empty(2 * n + (ALIAS_PERIOD + 16) // 4 + 32, dtype=np.float32)
+    start = (-room.ctypes.data % 64) // 4
+    x = room[start : start + n]
+    y = room[start + n + ((-4 * n) % ALIAS_PERIOD + 16) // 4 :][:n]
+    assert y.size == n and (y.ctypes.data - x.ctypes.data) % ALIAS_PERIOD == 16
+    x[:] = np.linspace(-6.0, 6.0, n, dtype=np.float32)
+    p = np.zeros(8, dtype=np.float64)  # (as plan gives it)
+    kernels = {direct: _kernel("map", k.SIGMOID, k.FORWARD, direct) for direct in (True, False)}
+    best = {}
+    for direct, kernel in kernels.items():
+        kernel(x, x, x, y, p, 0, False, False)
+        best[direct] = math.inf
+    for _ in range(5):
+        for direct, kernel in kernels.items():
+            begin = time.perf_counter()
+            kernel(x, x, x, y, p, 0, False, False)
+            best[direct] = min(best[direct], time.perf_counter() - begin)
+    return best[False] <= BUFFER_GAIN * best[True]
 
 
 def _distance(y: np.ndarray, a: np.ndarray) -> int:
