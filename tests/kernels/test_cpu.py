@@ -12,6 +12,7 @@ kernels' own float64 exp/expm1/log1p/Φ/tanh are checked here against the C libr
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 
@@ -617,6 +618,38 @@ def test_concurrent_cache_writers_cannot_give_one_kernel_another_kernels_code(tm
     assert first.load(("float32",)) in (None, "code for float32")
     kernel = kernels.map_kernel(kernels.RELU, kernels.FORWARD)
     assert isinstance(kernel._cache._cache_file, compile._KeyNamedCacheFile)
+
+
+STAMPED = """
+import sys
+
+import numpy as np
+from relukit.kernels.cpu import compile
+compile.STAMP += int(sys.argv[1])  # (as if a helper in another module had changed)
+from relukit.kernels.cpu import slopes
+slopes.count_off(np.zeros(5, np.float32), True)
+stats = slopes.count_off.stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""
+
+
+def test_a_kernel_s_disk_cache_is_valid_only_for_the_sources_stamp(tmp_path):
+    # Numba checks only the file that defines a kernel; its index carries compile.STAMP too,
+    # so a kernel of slopes.py (which inlines intrinsics.py's helpers) compiles again when
+    # another module changes, and loads from the cache while none has
+    from relukit.kernels.cpu import compile, slopes
+
+    assert slopes.count_off._cache._cache_file._source_stamp[1] == compile.STAMP
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+
+    def hits_and_misses(change: int) -> str:
+        run = [sys.executable, "-c", STAMPED, str(change)]
+        done = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    assert hits_and_misses(0) == ["0", "1"]  # (compiled, saved)
+    assert hits_and_misses(0) == ["1", "0"]  # (loaded)
+    assert hits_and_misses(1) == ["0", "1"]  # (another stamp: compiled again)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

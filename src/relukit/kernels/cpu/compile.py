@@ -55,12 +55,11 @@ def _codes_in_name(function: Any) -> None:
     same symbol (measured: relu's and another member's map kernel, both ``...kernel$187``).
     Called on its own each kernel is fine, but code that links several of them (the OpenMP
     trampolines of :mod:`relukit.kernels.cpu.team`) may then call the wrong one. With the
-    codes in the name, no two kernels share a symbol. (:data:`STAMP` is left out: the name,
-    and so the cache file, stays the same from one source version to the next.)"""
+    codes in the name, no two kernels share a symbol."""
     codes = []
     for cell in function.__closure__ or ():
         value = cell.cell_contents
-        if isinstance(value, bool | int | np.integer) and value != STAMP:
+        if isinstance(value, bool | int | np.integer):
             codes.append(str(int(value)))
     if codes:
         function.__qualname__ = f"{function.__qualname__}_{'_'.join(codes)}"
@@ -68,12 +67,17 @@ def _codes_in_name(function: Any) -> None:
 
 
 def _name_cache_files_by_key(compiled: Any) -> None:
-    """Give a compiled function's disk cache :class:`_KeyNamedCacheFile` files."""
+    """Give a compiled function's disk cache :class:`_KeyNamedCacheFile` files, whose index
+    is valid only for the source stamp Numba takes (its own file's time and size) together
+    with :data:`STAMP` (every compiled module's source): a changed helper in another file
+    recompiles the kernels that inline it."""
     cache = getattr(compiled, "_cache", None)
     current = getattr(cache, "_cache_file", None)
     if isinstance(current, IndexDataCacheFile):  # (Numba's internals as of 0.60-0.68)
         cache._cache_file = _KeyNamedCacheFile(
-            current._cache_path, current._index_name[: -len(".nbi")], current._source_stamp
+            current._cache_path,
+            current._index_name[: -len(".nbi")],
+            (current._source_stamp, STAMP),
         )
 
 
@@ -127,10 +131,10 @@ HOST = ("__init__.py", "host.py", "team.py")
 
 def _source_stamp() -> int:
     """A hash of the kernels' sources. Numba's disk cache checks only the file that defines a
-    kernel, not the helpers inlined into it from the package's other modules, so every kernel
-    closes over this stamp (closure values are part of the cache key) and a changed helper
-    recompiles it. Every module of the package counts but the host side's (which Numba does
-    not compile)."""
+    kernel, not the helpers inlined into it from the package's other modules, so every cached
+    kernel's index carries this stamp too (:func:`_name_cache_files_by_key`) and a changed
+    helper recompiles it. Every module of the package counts but the host side's (which Numba
+    does not compile)."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
     family = here.parent.parent / "family"

@@ -53,7 +53,7 @@ from numba.extending import overload
 
 from relukit.kernels.cpu import rectifiers as rectifier_formulas
 from relukit.kernels.cpu import smooth as smooth_formulas
-from relukit.kernels.cpu.compile import INLINE_OPTIONS, STAMP, cached_cfunc, cached_kernel, jit
+from relukit.kernels.cpu.compile import INLINE_OPTIONS, cached_cfunc, cached_kernel, jit
 from relukit.kernels.cpu.dtypes import const as c
 from relukit.kernels.cpu.dtypes import narrow, passed, scratch, widen
 from relukit.kernels.cpu.intrinsics import (
@@ -308,7 +308,6 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     float64 for :data:`WIDE_BLOCKS`): that writes into ``y`` in place, unless streamed or a vjp
     (silu in place on 2^16 float32 elements, 1 thread, AMD EPYC: 39 → 32 µs).
     """
-    stamp = STAMP
     select = member in (RELU, HARDTANH) and op == FORWARD  # pure selects: keep the input's bits
     leaky = member == LEAKY_RELU and op == FORWARD  # one pass from the registers too
     general = member == GENERAL_RELU and op == FORWARD  # and general_relu's
@@ -327,7 +326,7 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
         x: Any, g: Any, aux: Any, y: Any, p: Any, first: int, stream: bool, vjp: bool
     ) -> None:
         n = x.size
-        if n == 0 or stamp < 0:
+        if n == 0:
             return
         a0 = p[0]
         a1 = p[1]
@@ -546,14 +545,13 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
     cached on disk like the kernels (its closure holds only integers;
     :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by name). Linking one
     kernel in, it costs about what compiling that kernel does (0.3-0.6 s, once per machine)."""
-    stamp = STAMP
     dtype = np.float32 if itemsize == 4 else np.float64
     names = {"ELEMENT": dtype, "PARAMETER": np.float64 if member in WIDE else dtype, "INTO": into}
 
     def loop(args, dimensions, steps, data):  # type: ignore[no-untyped-def]
         n = dimensions[0]
-        # (member, op and inplace in the closure: with itemsize and the stamp, the cache's key)
-        if n <= 0 or stamp < 0 or member < 0 or op < 0 or inplace < 0:
+        # (member, op and inplace in the closure: with itemsize, the cache's key)
+        if n <= 0 or member < 0 or op < 0 or inplace < 0:
             return
         p = carray(address(data[0]), 8, PARAMETER)  # noqa: F821 (cached_cfunc's names)
         aux = carray(address(data[1]), data[2], ELEMENT)  # noqa: F821
@@ -606,17 +604,16 @@ def ufunc_trampoline(member: int, op: int, itemsize: int, into: Any, inplace: in
     counter and runs ``into`` on each (``first``: the chunk's start), as
     :mod:`relukit.kernels.cpu.team`'s trampolines do for the host's split calls. Cached on disk
     like the loop."""
-    stamp = STAMP
     dtype = np.float32 if itemsize == 4 else np.float64
     names = {"ELEMENT": dtype, "PARAMETER": np.float64 if member in WIDE else dtype, "INTO": into}
 
     def trampoline(data):  # type: ignore[no-untyped-def]
         head = carray(data, SPLIT_HEAD, np.int64)
         parts = head[0]
-        # (member, op, itemsize and inplace in the closure: with the stamp, the cache's key;
+        # (member, op, itemsize and inplace in the closure: the cache's key;
         # a code the body does not read would not be, and the float32 and float64 trampolines
         # would share a cache entry)
-        if parts <= 0 or stamp < 0 or member < 0 or op < 0 or inplace < 0 or itemsize < 0:
+        if parts <= 0 or member < 0 or op < 0 or inplace < 0 or itemsize < 0:
             return
         block = carray(data, SPLIT_HEAD + parts + 1, np.int64)
         n = block[SPLIT_HEAD + parts]
@@ -658,14 +655,13 @@ def mask_forward_kernel(member: int, bits: int, direct: bool = False) -> Any:
     compare), then stream the buffer out; a ``direct`` kernel computes straight into ``y``
     (disjoint from ``x``, not streamed; see :func:`map_kernel`).
     """
-    stamp = STAMP
 
     @cached_kernel
     def kernel(
         x: Any, aux: Any, y: Any, mask: Any, p: Any, table: Any, first: int, stream: bool
     ) -> None:
         n = x.size
-        if n == 0 or stamp < 0:
+        if n == 0:
             return
         a0 = p[0]
         a1 = p[1]
@@ -751,12 +747,11 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
     element. With ``slopes`` CHANNELS, ``aux`` holds one period and
     :data:`~relukit.kernels.cpu.masks.SLOPES_AFTER` more, and no block is cut.)
     """
-    stamp = STAMP
 
     @cached_kernel
     def kernel(g: Any, mask: Any, aux: Any, dx: Any, table: Any, first: int, stream: bool) -> None:
         n = g.size
-        if n == 0 or stamp < 0:
+        if n == 0:
             return
         t0 = table[0]
         t1 = table[1]
@@ -901,14 +896,11 @@ def split_kernel() -> Any:
     non-positive inputs this way, rrelu counts the slopes it must draw.) Branch-free: signs of
     real data are unpredictable, and a mispredicted branch per element costs more than the
     memory traffic."""
-    stamp = STAMP
 
     @cached_kernel
     def kernel(x: Any, mask: Any, rest: Any, nan_passes: bool, keep: bool) -> int:
         n = x.size
         k = 0
-        if stamp < 0:
-            return k
         nan = np.int64(nan_passes)
         top = rest.size - 1
         for b in range((n + 7) // 8):
@@ -930,14 +922,11 @@ def expand_kernel() -> Any:
     """``kernel(mask, values, fill, out)``: ``out[i] = fill`` where bit i of ``mask`` is 1, the
     next of ``values`` (in order) where it is 0: the inverse of :func:`split_kernel`
     (branch-free)."""
-    stamp = STAMP
 
     @cached_kernel
     def kernel(mask: Any, values: Any, fill: Any, out: Any) -> None:
         k = 0
         last = values.size - 1
-        if stamp < 0:
-            return
         if last < 0:
             out[:] = fill
             return
@@ -954,14 +943,11 @@ def scale_kernel() -> Any:
     """``kernel(src, mask, slopes, out)``: ``out[i] = src[i]`` where bit i of ``mask`` is 1,
     ``src[i]·slopes[k]`` (the next slope, one rounding in src's dtype) where it is 0: rrelu's
     forward and backward from its drawn slopes (branch-free)."""
-    stamp = STAMP
 
     @cached_kernel
     def kernel(src: Any, mask: Any, slopes: Any, out: Any) -> None:
         k = 0
         last = slopes.size - 1
-        if stamp < 0:
-            return
         if last < 0:
             out[:] = src
             return
@@ -977,12 +963,10 @@ def scale_kernel() -> Any:
 
 def copy_kernel() -> Any:
     """``kernel(x, y, stream)``: ``y[:] = x``, the copy the benchmark takes as a limit."""
-    stamp = STAMP
 
     @cached_kernel
     def kernel(x: Any, y: Any, stream: bool) -> None:
-        if stamp >= 0:
-            copy(x, y, stream)
+        copy(x, y, stream)
 
     return kernel
 
@@ -992,11 +976,10 @@ def distance_kernel() -> Any:
     host's aliasing check: 0.2-0.3 µs a call, where ``y.ctypes.data - x.ctypes.data`` in
     Python cost 2.3, and more in the call it was in (relu out= on 2^18 float32, 1 thread,
     Xeon: 53-56 µs against 44-45 for its ufunc alone)."""
-    stamp = STAMP
 
     @cached_kernel
     def kernel(y: Any, x: Any) -> Any:
-        return np.int64(y.ctypes.data) - np.int64(x.ctypes.data) + stamp * 0
+        return np.int64(y.ctypes.data) - np.int64(x.ctypes.data)
 
     return kernel
 
@@ -1020,12 +1003,8 @@ def function_kernel(function: int) -> Any:
     """``kernel(x, y)``: ``y = f(x)`` on float64 arrays for one of the float32 kernels' float64
     functions (exp, expm1, log1p, Φ, tanh of :mod:`relukit.kernels.cpu.mathlib`), for tests."""
 
-    stamp = STAMP
-
     @cached_kernel
     def kernel(x: Any, y: Any) -> None:
-        if stamp < 0:
-            return
         for i in range(x.size):
             v = x[i]
             if function == EXP:
@@ -1048,12 +1027,9 @@ def lookup_kernel() -> Any:
     unsigned number: a smooth member's forward or derivative of every 16-bit float, computed
     once by the member's own kernel (:meth:`relukit.kernels.cpu.host.Calls.lookup_table`), so that a
     lookup gives that kernel's bits."""
-    stamp = STAMP
 
     @cached_kernel
     def kernel(x: Any, table: Any, y: Any) -> None:
-        if stamp < 0:
-            return
         for i in range(x.size):
             y[i] = table[np.uint16(x[i])]
 
@@ -1064,11 +1040,10 @@ def convert_kernel() -> Any:
     """``kernel(src, dst)``: ``dst = src`` between 16-bit floats (raw bits) and float32, rounded
     to nearest even (the cast NumPy and ml_dtypes make), for the members that compute 16-bit
     inputs in float32."""
-    stamp = STAMP
 
     @cached_kernel
     def kernel(src: Any, dst: Any) -> None:
-        if stamp < 0 or src.size == 0:
+        if src.size == 0:
             return
         like = dst[0]  # only its type matters
         for i in range(src.size):

@@ -39,7 +39,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from relukit.kernels.cpu.compile import INLINE_OPTIONS, STAMP, cached_kernel
+from relukit.kernels.cpu.compile import INLINE_OPTIONS, cached_kernel
 from relukit.kernels.cpu.dtypes import const
 from relukit.kernels.cpu.intrinsics import (
     deposit,
@@ -220,11 +220,10 @@ def _make_inverse_kernel(wide: bool) -> Any:
     process, so the kernel would be compiled afresh (seconds) in every process. Numba prunes
     the branch on the constant, so each kernel calls one derivative.
     """
-    stamp = STAMP  # part of the cache key (see relukit.kernels.cpu.compile)
 
     @cached_kernel
     def inverse(y, packed, g, out, table, y_min, scale, right, left, start, stop):  # type: ignore[no-untyped-def]
-        if stamp < 0 or stop <= start:
+        if stop <= start:
             return
         if not wide:
             vector_width_512()  # 16 float32 lanes (float64 gains nothing from 8)
@@ -257,13 +256,10 @@ def _make_inverse_kernel(wide: bool) -> Any:
 
 
 def _make_below_bits() -> Any:
-    stamp = STAMP
 
     @cached_kernel
     def below(x, just_below, packed, start, stop):  # type: ignore[no-untyped-def]
         # x < t is "not (x > the float before t) and not NaN": the complement of word_above
-        if stamp < 0:
-            return
         scratch = np.zeros(_BLOCK, dtype=x.dtype)
         for block in range(start, stop, _BLOCK):
             if block + _BLOCK <= stop:
@@ -326,12 +322,9 @@ def _make_step_codes(bits: int) -> Any:
     nb = (1 << bits) - 1  # compile-time constants: the loops unroll
     p_word, p_plane, p_first, p_mask = _step_plan(bits)
     c_plane, c_low, c_high = _code_plan(bits)
-    stamp = STAMP
 
     @cached_kernel
     def step_codes(x, borders, packed, start, stop):  # type: ignore[no-untyped-def]
-        if stamp < 0:
-            return
         scratch = np.zeros(_BLOCK, dtype=x.dtype)
         thermometer = np.zeros(nb + 2, dtype=np.uint64)
         planes = np.zeros(bits, dtype=np.uint64)
@@ -363,12 +356,9 @@ def _make_step_codes(bits: int) -> Any:
 
 def _make_step_backward(bits: int) -> Any:
     field = np.int64((1 << bits) - 1)
-    stamp = STAMP
 
     @cached_kernel
     def step_backward(g, packed, levels, out, start, stop):  # type: ignore[no-untyped-def]
-        if stamp < 0:
-            return
         table = numba.carray(_stack_copy(levels), (TABLE_MAX,))
         n = packed.shape[0]
         for group in range(start // 8, (stop + 7) // 8):
