@@ -237,6 +237,39 @@ def test_streamed_or_aliased_outputs_pinned_grains_and_16_bit_floats_keep_the_ho
     assert not any(half._fast._calls[np.dtype(np.float16)].split_ufuncs.values())
 
 
+def test_fresh_outputs_from_alias_bytes_take_the_ufuncs_where_written_directly(
+    small_grain, monkeypatch
+):
+    # a one-pass forward writes from its registers wherever NumPy puts its output; another op
+    # does so once the buffer is declined (host.buffer_declined), and until then takes the
+    # planned route, which allocates the output itself and asks whether it is aliased
+    x = _sample(1 << 18, np.float32, 5)  # (1 MiB: host.ALIAS_BYTES)
+    function = relukit.relu.bind()
+    parts = range(0, x.size, 50_000)  # (below ALIAS_BYTES: the small calls' ufuncs)
+    want = np.concatenate([function(x[i : i + 50_000]) for i in parts])
+    want_d = np.concatenate([function.derivative(x[i : i + 50_000]) for i in parts])
+    aliased = host.aliased
+    asked: list[str] = []
+    calling = ["forward"]
+
+    def spy(*arrays):  # type: ignore[no-untyped-def]
+        asked.append(calling[0])
+        return aliased(*arrays)
+
+    monkeypatch.setattr(host, "aliased", spy)
+    for count in (1, 2):
+        for pinned in (True, False):
+            monkeypatch.setattr(host, "ALIAS_BUFFER", pinned)
+            asked.clear()
+            with threads.limit(count):
+                calling[0] = "forward"
+                got = function(x)
+                calling[0] = "derivative"
+                got_d = function.derivative(x)
+            assert got.tobytes() == want.tobytes() and got_d.tobytes() == want_d.tobytes()
+            assert asked == (["derivative"] if pinned else []), (count, pinned)
+
+
 def test_no_team_yet_is_asked_again(small_grain, monkeypatch, planning):
     function = relukit.relu.bind()
     function(np.ones(4, np.float32))

@@ -277,7 +277,9 @@ def elementwise_method(op: str, doc: str) -> Any:
                         pass
                     elif out is None:
                         nbytes = x.nbytes
-                        if nbytes < host.ALIAS_BYTES and host.split_unstreamed(nbytes, linear):
+                        if (
+                            nbytes < host.ALIAS_BYTES or calls.writes_fresh_directly(op, nbytes)
+                        ) and host.split_unstreamed(nbytes, linear):
                             return ufunc(x)
                     elif inplace:
                         try:
@@ -331,8 +333,9 @@ def elementwise_method(op: str, doc: str) -> Any:
                                 pass  # (read-only: the general path raises relukit's error)
                         elif out is None:
                             # (from ALIAS_BYTES, NumPy's fresh output may lie just after x:
-                            # allocated below instead, where host.aliased is asked)
-                            if few:
+                            # allocated below instead, where host.aliased is asked, but where
+                            # the kernel writes it directly wherever it lies)
+                            if few or calls.writes_fresh_directly(op, x.nbytes):
                                 return ufunc(x)
                         elif (
                             type(out) is np.ndarray
