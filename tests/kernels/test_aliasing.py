@@ -1,6 +1,6 @@
 """relukit.kernels.cpu: outputs a few bytes after their input modulo 1 MiB go through the buffer,
 on a machine where it pays (host.ALIAS_BUFFER, measured once by host._buffer_pays; pinned to
-True here but where a test says otherwise)."""
+True by tests/conftest.py but where a test says otherwise)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,6 @@ from relukit import threads
 from relukit.kernels.cpu import host
 
 MIB = 1 << 20
-
-
-@pytest.fixture(autouse=True)
-def buffer_pays(monkeypatch):
-    monkeypatch.setattr(host, "ALIAS_BUFFER", True)
 
 
 def placed(n: int, distance: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:

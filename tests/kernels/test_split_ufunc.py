@@ -227,8 +227,9 @@ def test_streamed_or_aliased_outputs_pinned_grains_and_16_bit_floats_keep_the_ho
                 assert function.derivative(x, out=y).tobytes() == want_d.tobytes()
                 assert function(x, out=y).tobytes() == want.tobytes()  # (one pass: the ufunc)
         assert asked == [x.size if call != "small" else 50_000]
-        monkeypatch.undo()
+        monkeypatch.undo()  # (tests/conftest.py's pin of the buffer too: set again)
         small_grain_again(monkeypatch)
+        monkeypatch.setattr(host, "ALIAS_BUFFER", True)
     half = relukit.relu.bind()
     h = x.astype(np.float16)
     with threads.limit(2):
@@ -282,6 +283,7 @@ def test_no_team_yet_is_asked_again(small_grain, monkeypatch, planning):
     assert not calls.split_ufuncs
     monkeypatch.undo()
     small_grain_again(monkeypatch)
+    monkeypatch.setattr(host, "ALIAS_BUFFER", True)
     asked = planning()
     with threads.limit(2):
         function(x, out=y)
