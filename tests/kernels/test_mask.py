@@ -845,6 +845,9 @@ def _small_call_outputs(shape: tuple[int, ...], dtype: np.dtype, x: np.ndarray):
     yield "fresh out", np.empty(shape, dtype), True
     yield "in place", x, True
     yield "view apart", np.zeros(2 * n + 3, dtype)[n + 3 :].reshape(shape), True
+    # (x and out views of one buffer, out one element on: the loop below makes them; they
+    # overlap from two elements, and then the general path takes the call)
+    yield "overlapping out", None, n == 1
     f_ordered = np.empty(shape[::-1], dtype).T
     yield "F-ordered out", f_ordered, f_ordered.flags.c_contiguous
 
@@ -883,6 +886,7 @@ def test_small_mask_calls_run_whole_inline_as_the_general_path_runs_them(
     channels = isinstance(params.get("weight"), np.ndarray)
     shapes = [(1, 3), (3, 3, 7), (4, 3, 50)] if channels else [(1,), (7,), (3, 41), (1000,)]
     for shape in shapes:
+        n = math.prod(shape)
         x0 = sample(shape, dtype, seed=20)
         g = sample(shape, dtype, seed=21)
         with dispatch.forced("compiled"):
@@ -897,6 +901,11 @@ def test_small_mask_calls_run_whole_inline_as_the_general_path_runs_them(
             x = x0.copy()
             if label == "in place":
                 out = x
+            elif label == "overlapping out":
+                buffer = np.empty(n + 1, dtype)
+                x = buffer[:n].reshape(shape)
+                x[...] = x0
+                out = buffer[1:].reshape(shape)
             before = dict(seen)
             y, m = function.forward_with_mask(x, out=out)
             assert y is out or out is None, label
