@@ -95,6 +95,9 @@ def test_other_dtypes_and_fresh_outputs_too(dtype, op, monkeypatch):
     if kind == np.float16 and not host._f16c():
         pytest.skip("float16 without F16C takes the general path")
     n = (1 << 19) + 37
+    # (the kernels, not a smooth member's table of every 16-bit input, which such a call of
+    # TABLE_AFTER elements makes at once)
+    monkeypatch.setattr(host, "TABLE_AFTER", 1 << 62)
     after = (((n * np.dtype(kind).itemsize) >> 20) + 1) << 20  # (a whole MiB past x's end)
     x, y = placed(n, after + 16, dtype=kind)
     gelu = relukit.get("gelu")
@@ -107,6 +110,32 @@ def test_other_dtypes_and_fresh_outputs_too(dtype, op, monkeypatch):
     assert answers  # (asked where the kernel is chosen)
     if op == "forward":
         assert all(answers)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_16_bit_call_that_looks_its_results_up_does_not_ask(dtype, monkeypatch):
+    # a smooth member's table of every 16-bit input writes y from the table: whether y is
+    # aliased changes nothing there, and asking may measure the buffer (host._buffer_pays)
+    from relukit.kernels.arrays import bfloat16
+
+    kind = bfloat16() if dtype == "bfloat16" else np.dtype(dtype)
+    if kind == np.float16 and not host._f16c():
+        pytest.skip("float16 without F16C takes the general path")
+    n = (1 << 19) + 37
+    after = (((n * 2) >> 20) + 1) << 20  # (a whole MiB past x's end)
+    x, y = placed(n, after + 16, dtype=kind)
+    assert host.aliased(y, x)
+    gelu = relukit.get("gelu")
+    want = gelu(x.copy())  # (TABLE_AFTER elements: the table is made)
+    assert gelu._fast.calls_checked(x).tables.get("forward") is not None
+    answers = asked_aliased(monkeypatch)
+    with threads.limit(1):
+        got = gelu(x, out=y)
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    assert answers == []
+    with threads.limit(1):  # (a vjp has no table: its kernel's output is asked about)
+        gelu.vjp(x, x)
+    assert answers
 
 
 def test_the_distance_is_the_same_by_the_kernel_and_by_ctypes():

@@ -1783,9 +1783,7 @@ class Calls:
         """``y = f(x)`` (``op`` forward), ``f'(x)`` (derivative) or, with ``vjp``, ``g·f'(x)``;
         ``count``: the thread count where the caller has just asked it (0: asked here)."""
         n = x.size
-        # (a direct kernel may; a one-pass forward's two kernels are one, so it is not asked)
-        one = self.one_pass and op == "forward"
-        into = y is not x and y is not g and (one or not aliased(y, x, g))
+        apart = y is not x and y is not g  # (asked before the 16-bit views, new objects each)
         if self.raw is not None:
             x, g, y = x.view(self.raw), g.view(self.raw), y.view(self.raw)
             if not self.linear and not vjp and n >= TABLE_FROM:
@@ -1799,6 +1797,10 @@ class Calls:
                     else:
                         _spread(n, self.cost, _kernel("lookup"), (Part(x), table, Part(y)), 2)
                     return
+        # whether a direct kernel may write y, asked only where a kernel will (a lookup writes
+        # from its table, and asking may measure the buffer: host._buffer_pays); a one-pass
+        # forward's two kernels are one, so it is not asked
+        into = apart and ((self.one_pass and op == "forward") or not aliased(y, x, g))
         plan_key = None
         if n >= WHOLE_BELOW[self.cost] and (count or (count := threads.get_num_threads())) > 1:
             plan_key = ("map", op, n, count, into, y is x, vjp, fresh)
