@@ -32,6 +32,14 @@ def test_eval_special_values(capsys):
     assert run(capsys, "eval", "gelu", "--", "-inf", "nan", "inf")[1] == "0 nan inf\n"
 
 
+def test_eval_prints_tiny_and_huge_values_in_scientific_notation_that_reads_back(capsys):
+    values = ["1e-300", "-4.9e-324", "9.99e-05", "1e-4", "0.21", "123456.5", "1e16", "-2e300"]
+    status, out, _ = run(capsys, "eval", "leaky_relu", "--param", "negative_slope=1", "--", *values)
+    assert status == 0
+    assert out == "1e-300 -5e-324 9.99e-05 0.0001 0.21 123456.5 1e+16 -2e+300\n"
+    assert [float(v) for v in out.split()] == [float(v) for v in values]
+
+
 def test_eval_structural_member(capsys):
     assert (
         run(capsys, "eval", "maxout", "--param", "pieces=2", "--", "1", "3", "-2", "-5")[1]

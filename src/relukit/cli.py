@@ -67,8 +67,13 @@ def _spec_with_params(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def _format_number(value: float) -> str:
+    """The shortest digits that read back as ``value``: positional from 1e-4 up to 1e16 (as
+    Python's ``repr`` switches), scientific outside (``5e-301``, not 300 zeros), without a
+    trailing ``.0``."""
     if np.isnan(value) or np.isinf(value):
         return str(float(value))
+    if value != 0 and not 1e-4 <= abs(value) < 1e16:
+        return np.format_float_scientific(value, trim="-")
     return np.format_float_positional(value, trim="-")
 
 
