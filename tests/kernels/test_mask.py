@@ -848,6 +848,7 @@ def _small_call_outputs(shape: tuple[int, ...], dtype: np.dtype, x: np.ndarray):
     # (x and out views of one buffer, out one element on: the loop below makes them; they
     # overlap from two elements, and then the general path takes the call)
     yield "overlapping out", None, n == 1
+    yield "x a view of out", None, False  # (the loop below makes them: one buffer, out's)
     f_ordered = np.empty(shape[::-1], dtype).T
     yield "F-ordered out", f_ordered, f_ordered.flags.c_contiguous
 
@@ -906,6 +907,10 @@ def test_small_mask_calls_run_whole_inline_as_the_general_path_runs_them(
                 x = buffer[:n].reshape(shape)
                 x[...] = x0
                 out = buffer[1:].reshape(shape)
+            elif label == "x a view of out":
+                out = np.empty(shape, dtype)
+                x = out.view()
+                x[...] = x0
             before = dict(seen)
             y, m = function.forward_with_mask(x, out=out)
             assert y is out or out is None, label

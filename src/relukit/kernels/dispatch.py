@@ -587,9 +587,10 @@ class Fast:
             y = self.written(x, out)
             if y is None:
                 return None
-        if x.ndim != 1:  # (_flats, inline)
-            x = x.reshape(-1)
-            into = x if y is x else y.reshape(-1)
+        if x.ndim != 1:  # (_flats, inline: in place, one object)
+            flat = x.reshape(-1)
+            into = flat if y is x else y.reshape(-1)
+            x = flat
         else:
             into = y
         if calls.raw is not None:
