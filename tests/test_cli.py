@@ -62,6 +62,9 @@ def test_eval_structural_member(capsys):
         (("plot", "-o", "out.png"), "name at least one member"),
         (("plot", "relu", "--all", "-o", "out.png"), "not both"),
         (("plot", "relu", "--range", "3", "1", "-o", "out.png"), "must be < high"),
+        (("plot", "relu", "--range", "-inf", "0", "-o", "out.png"), "of a finite width"),
+        (("plot", "relu", "--range", "-1e308", "1e308", "-o", "out.png"), "of a finite width"),
+        (("plot", "--all", "--range", "3", "3", "-o", "out.png"), "must be < high"),
     ],
 )
 def test_user_errors_are_one_line_with_status_2(capsys, tmp_path, monkeypatch, argv, fragment):
@@ -110,6 +113,19 @@ def test_plot_all_writes_the_gallery(capsys, tmp_path):
     target = tmp_path / "gallery.png"
     assert run(capsys, "plot", "--all", "-o", str(target)) == (0, f"wrote {target}\n", "")
     assert target.stat().st_size > 50_000
+
+
+def test_plot_all_draws_the_gallery_over_the_range_given(capsys, tmp_path, monkeypatch):
+    from relukit import plot
+
+    drawn = []
+    monkeypatch.setattr(plot, "gallery", lambda path, **kw: drawn.append(kw))
+    for argv, want in [((), {}), (("--range", "-3", "3"), {"low": -3.0, "high": 3.0})]:
+        assert run(capsys, "plot", "--all", *argv, "-o", str(tmp_path / "g.png"))[0] == 0
+        assert drawn.pop() == want
+    figure = monkeypatch.undo() or plot.gallery(low=-3.0, high=3.0)
+    low, high = figure.axes[0].get_xlim()
+    assert -3.5 < low < -3.0 and 3.0 < high < 3.5
 
 
 def test_negative_numbers_need_no_double_dash(capsys, tmp_path):

@@ -131,7 +131,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if args.all:
         if args.names:
             raise UserValueError("give member names or --all, not both")
-        plot.gallery(args.output)
+        drawn = {} if args.range is None else {"low": args.range[0], "high": args.range[1]}
+        plot.gallery(args.output, **drawn)
     else:
         if not args.names:
             raise UserValueError("name at least one member, or use --all")
@@ -139,7 +140,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         for text in args.names:
             name, params = _spec_with_params(text)
             functions.append(relukit.get(name, **params))
-        low, high = args.range
+        low, high = args.range or (-20.0, 20.0)
         plot.plot_functions(functions, low, high, derivative=args.derivative, path=args.output)
     print(f"wrote {args.output}")
     return 0
@@ -284,7 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     drawing.add_argument("names", nargs="*", metavar="NAME[:k=v,…]", help="members to draw")
     drawing.add_argument("--all", action="store_true", help="the gallery of every member")
     drawing.add_argument(
-        "--range", nargs=2, type=float, default=(-20.0, 20.0), metavar=("LO", "HI")
+        "--range",
+        nargs=2,
+        type=float,
+        metavar=("LO", "HI"),
+        help="the x range (default -20 20; the gallery's -7 7)",
     )
     drawing.add_argument("--derivative", action="store_true", help="draw derivatives")
     drawing.add_argument("-o", "--output", required=True, help="output file (.png or .svg)")

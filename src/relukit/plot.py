@@ -13,6 +13,7 @@ derivative.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,15 @@ def check_path(path: str | Path) -> Path:
     if target.suffix.lower() not in FORMATS:
         raise UserValueError(f"output file {str(path)!r} must end in .png or .svg")
     return target
+
+
+def check_range(low: float, high: float) -> None:
+    """Refuse (ValueError) a range to draw over that is not finite numbers with low < high and
+    a finite width (high − low: the x values are spaced by it)."""
+    if not low < high:
+        raise UserValueError(f"range low={low!r} must be < high={high!r}")
+    if not math.isfinite(high - low):
+        raise UserValueError(f"range [{low!r}, {high!r}] must be finite, of a finite width")
 
 
 def _label(function: Function) -> str:
@@ -83,8 +93,7 @@ def draw(
     points: int = 2001,
 ) -> None:
     """Draw ``functions`` (or their derivatives) over [low, high] on ``axes``."""
-    if not low < high:
-        raise UserValueError(f"range low={low!r} must be < high={high!r}")
+    check_range(low, high)
     x = np.linspace(low, high, points)
     for function in functions:
         for suffix, y in _curves(function, x, derivative):
@@ -122,8 +131,10 @@ def gallery(
     low: float = -7.0,
     high: float = 7.0,
 ) -> Figure:
-    """Every member (or the named ones), each with its derivative, one panel per member."""
+    """Every member (or the named ones), each with its derivative, one panel per member, over
+    [low, high]."""
     target = check_path(path) if path is not None else None
+    check_range(low, high)
     specs = [spec for spec in MEMBERS if members is None or spec.name in members]
     columns = 4
     rows = -(-len(specs) // columns)
