@@ -118,13 +118,12 @@ def test_plot_all_writes_the_gallery(capsys, tmp_path):
 def test_plot_all_draws_the_gallery_over_the_range_given(capsys, tmp_path, monkeypatch):
     from relukit import plot
 
-    drawn = []
+    gallery, drawn = plot.gallery, []
     monkeypatch.setattr(plot, "gallery", lambda path, **kw: drawn.append(kw))
     for argv, want in [((), {}), (("--range", "-3", "3"), {"low": -3.0, "high": 3.0})]:
         assert run(capsys, "plot", "--all", *argv, "-o", str(tmp_path / "g.png"))[0] == 0
         assert drawn.pop() == want
-    figure = monkeypatch.undo() or plot.gallery(low=-3.0, high=3.0)
-    low, high = figure.axes[0].get_xlim()
+    low, high = gallery(low=-3.0, high=3.0).axes[0].get_xlim()
     assert -3.5 < low < -3.0 and 3.0 < high < 3.5
 
 
