@@ -77,6 +77,18 @@ def test_user_errors_are_one_line_with_status_2(capsys, tmp_path, monkeypatch, a
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (("bench", "--threads", "0"), "relukit bench: error: threads=0 must be an integer >= 1"),
+        (("study", "--seeds", "0"), "relukit study: error: seeds must be an int >= 1, got 0"),
+    ],
+)
+def test_an_error_names_its_command_once(capsys, tmp_path, monkeypatch, argv, line):
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, *argv) == (2, "", line + "\n")
+
+
 def test_argparse_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["eval"])

@@ -431,6 +431,9 @@ def _command(argv: Sequence[str] | None) -> int:
         return handler(args)
     except USER_ERRORS as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        # (the library's messages name their command, as the prefix does: once is enough)
+        for named in (f"relukit {args.command}: ", f"{args.command}: "):
+            message = message.removeprefix(named)
         print(f"relukit {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

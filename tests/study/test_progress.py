@@ -24,3 +24,13 @@ def test_bars_follow_the_events():
     text = screen.getvalue()
     assert progress.completed == 1
     assert "study" in text and "relu · seed 0" in text and "1/2" in text
+
+
+def test_a_study_that_reports_nothing_draws_nothing():
+    # (a study refused by its checks raises before its first event: its one-line error stands
+    # alone on the console, with no empty line of a display that never showed)
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120)
+    with RichProgress(console):
+        pass
+    assert screen.getvalue() == ""

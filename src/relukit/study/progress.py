@@ -59,12 +59,16 @@ class RichProgress:
         self._overall: TaskID | None = None
         self._runs: dict[int, TaskID] = {}
         self.completed = 0
+        self._started = False
 
     def __enter__(self) -> RichProgress:
-        self._progress.start()
+        # (the display starts at the first event: a study refused by its checks, before any,
+        # leaves the console as it was, its one-line error alone)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if not self._started:
+            return
         for task in list(self._runs.values()):
             self._progress.remove_task(task)
         self._runs.clear()
@@ -73,6 +77,9 @@ class RichProgress:
     def __call__(self, event: Event) -> None:
         """Show ``event``."""
         progress = self._progress
+        if not self._started:
+            progress.start()
+            self._started = True
         if event.kind == "plan":
             self._overall = progress.add_task(
                 "[bold]study", total=event.total, note="runs", start=True
