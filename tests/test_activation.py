@@ -285,6 +285,28 @@ def test_a_parameter_past_the_dtype_s_range_rounds_to_inf_on_torch_as_on_numpy(n
         np.testing.assert_array_equal(got.detach().numpy(), expected, err_msg=op)
 
 
+@pytest.mark.parametrize("op", ["__call__", "derivative", "vjp"])
+def test_a_tensor_that_requires_grad_gets_a_result_without_a_warning(op):
+    # (the reference path's last asarray, meant for NumPy's 0-d scalars, asked torch.asarray
+    # of such a tensor, which warns in torch 2.13 that requires_grad now defaults to its own)
+    import warnings
+
+    from relukit.kernels import dispatch
+
+    x = torch.tensor([-1.0, 0.5, 2.0, -3.0], requires_grad=True)
+    for spec in MEMBERS:
+        if not spec.elementwise and op != "__call__":
+            continue
+        f = relukit.get(spec.name)
+        args = (x, torch.ones(4)) if op == "vjp" else (x,)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = getattr(f, op)(*args)
+        with dispatch.forced("reference"):  # (the path such a tensor takes, for its graph)
+            want = getattr(f, op)(*(a.detach() for a in args))
+        assert torch.equal(got.detach(), want), spec.name
+
+
 def test_integer_inputs_keep_numpy_s_rules_for_parameters_past_their_range():
     # (the working dtype is the integer one: a bound past int8's range is not rounded into it)
     x = np.array([-5, 3, 100], np.int8)

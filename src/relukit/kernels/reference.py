@@ -202,5 +202,7 @@ def evaluate(
             y = spec.vjp(m, x, _cast(xp, grad, x.dtype), **params)
         else:
             y = spec.param_vjps[wrt](m, x, _cast(xp, grad, x.dtype), **params)
-        # asarray: NumPy arithmetic on 0-d arrays gives scalars; the caller gets a 0-d array.
-        return xp.asarray(_cast(xp, y, result_dtype))
+        y = _cast(xp, y, result_dtype)
+    # NumPy arithmetic on 0-d arrays gives scalars; the caller gets a 0-d array. (Only those:
+    # torch.asarray of a tensor that requires grad warns, and returns the same tensor.)
+    return xp.asarray(y) if isinstance(y, np.generic) else y
