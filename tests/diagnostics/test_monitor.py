@@ -673,3 +673,26 @@ def test_moments_leave_nan_out_and_follow_far_from_zero_data():
     assert row.nan == 1
     assert_moments(row, [x, y])
     assert monitor.to_dict(units=True)["layers"][0]["firing_rates"] == [1, 1, 599 / 600, 1, 1]
+
+
+def test_a_model_without_activation_modules_warns_once_and_monitors_nothing():
+    import warnings
+
+    class Functional(nn.Module):  # (torch.relu in forward: no module to hook)
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(2, 3)
+
+        def forward(self, x):
+            return torch.relu(self.linear(x))
+
+    model = Functional()
+    with pytest.warns(UserWarning, match=r"no activation module to monitor .* modules="):
+        monitor = DeadUnitMonitor(model)
+    with monitor:
+        model(torch.randn(4, 2))
+    assert monitor.report() == []
+    with warnings.catch_warnings():  # (modules named, or some found: no warning)
+        warnings.simplefilter("error")
+        DeadUnitMonitor(model, modules={"linear": "relu"})
+        DeadUnitMonitor(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))

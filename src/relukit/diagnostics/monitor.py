@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -434,6 +435,14 @@ class DeadUnitMonitor:
         self.every = every
         self.batches = batches
         self._layers = self._select(model, modules)
+        if modules is None and not self._layers:
+            warnings.warn(
+                f"{_FN}: the model has no activation module to monitor (activations applied "
+                "in forward, as torch.relu(x), have none): convert the model, or name the "
+                "modules with modules=",
+                UserWarning,
+                stacklevel=2,
+            )
         self._dims = self._dim_specs(channel_dim)
         self._sites: dict[tuple[str, int], _Site] = {}
         self._calls_this_pass: dict[str, int] = {}
