@@ -47,3 +47,32 @@ def test_converted_model_compiles_fullgraph_with_pytorchs_gradients(backend):
         torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-6)
         for a, b in zip(grads, expected_grads, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_compiling_relukit_modules_raises_no_warning_of_relukit_s_caches():
+    # Dynamo warns where it traces through a functools.lru_cache (it ignores the cache): the
+    # calls that run under torch.compile go to the functions themselves
+    import warnings
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    layers = [nn.Linear(8, 16)]
+    for module in (
+        rn.ReLU(),
+        rn.LeakyReLU(0.2),
+        rn.PReLU(16),
+        rn.ReLU6(),
+        rn.Hardtanh(-2.0, 2.0),
+        rn.ELU(),
+        rn.GELU(),
+        rn.SiLU(backward="output"),
+        rn.Mish(backward="bits"),
+        rn.Softplus(beta=2.0),
+    ):
+        layers += [module, nn.Linear(16, 16)]
+    compiled = torch.compile(nn.Sequential(*layers), fullgraph=True, backend="aot_eager")
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled(x).square().sum().backward()
+    assert not [str(w.message) for w in caught if "lru_cache" in str(w.message)]

@@ -223,7 +223,9 @@ def _masked(
     grad = input.requires_grad and torch.is_grad_enabled()
     if native is not None and (not grad or below_native(input)):
         return native()
-    values = _values(member, tuple(params.items()))
+    # (under torch.compile the function itself: Dynamo ignores a cache, and warns of it)
+    encode = _values.__wrapped__ if torch.compiler.is_compiling() else _values
+    values = encode(member, tuple(params.items()))
     if not grad:
         rule = entry(member, values, input.dtype).rule
         return rule.forward_(input) if inplace else rule.forward(input)
