@@ -307,6 +307,40 @@ def test_a_tensor_that_requires_grad_gets_a_result_without_a_warning(op):
         assert torch.equal(got.detach(), want), spec.name
 
 
+PAST_THE_RANGE = [
+    ("leaky_relu", {"negative_slope": 1e308}),
+    ("leaky_relu", {"negative_slope": -1e300}),
+    ("general_relu", {"max_value": 1e300}),
+    ("general_relu", {"negative_slope": 1e300, "threshold": 1e300}),
+    ("hardtanh", {"min_val": -1e300, "max_val": 1e300}),
+    ("prelu", {"weight": 1e300}),
+    ("elu", {"alpha": 1e300}),
+    ("celu", {"alpha": 1e300}),
+    ("softplus", {"beta": 1e300}),
+    ("rrelu", {"lower": 1e300, "upper": 1e301}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), PAST_THE_RANGE, ids=lambda v: str(v))
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=lambda d: d.__name__)
+def test_a_parameter_past_the_dtype_s_range_warns_of_nothing(name, params, dtype):
+    # (it rounds to ±inf in the dtype, as documented: NumPy's casts of it warned, at 96 of
+    # these calls, from the kernels' plan and the mask path's derivative table)
+    import warnings
+
+    f = relukit.get(name)
+    for n in (3, 5000):  # (the general path, the kernels)
+        x = np.resize(np.array([-1.0, 2.0, 0.0, -np.inf], dtype), n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            f(x, **params)
+            f.derivative(x, **params)
+            f(torch.from_numpy(x), **params)
+            if f.spec.mask_code is not None:
+                _, mask = f.forward_with_mask(x, **params)
+                f.backward_from_mask(x, mask, **params)
+
+
 def test_integer_inputs_keep_numpy_s_rules_for_parameters_past_their_range():
     # (the working dtype is the integer one: a bound past int8's range is not rounded into it)
     x = np.array([-5, 3, 100], np.int8)

@@ -139,7 +139,8 @@ def forward_with_mask(
 def derivatives(spec: Activation, m: Any, like: Any, params: dict[str, Any]) -> tuple[Any, ...]:
     """The derivative on each code, in ``like``'s dtype (arrays for per-element slopes)."""
     values = spec.mask_derivatives(m, like, **params)
-    return tuple(m.asarray(v, dtype=like.dtype, device=m.device(like)) for v in values)
+    with np.errstate(over="ignore"):  # (a slope past the dtype's range is ±inf there: no warning)
+        return tuple(m.asarray(v, dtype=like.dtype, device=m.device(like)) for v in values)
 
 
 def backward_from_mask(

@@ -383,7 +383,9 @@ def plan(spec: Activation, op: str, params: dict[str, Any], work: np.dtype) -> P
     # the smooth members compute in float64 whatever the input (see kernels.py): their
     # parameters keep every digit
     wide = member in _module().WIDE
-    return Plan(member, np.array(values, dtype=np.float64 if wide else work), slopes)
+    with np.errstate(over="ignore"):  # (a parameter past float32's range rounds to ±inf there,
+        # as the reference path rounds it: no warning of it)
+        return Plan(member, np.array(values, dtype=np.float64 if wide else work), slopes)
 
 
 def _weight_array(weight: Any, work: np.dtype) -> np.ndarray | None:
