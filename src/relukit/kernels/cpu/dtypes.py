@@ -279,12 +279,15 @@ def _scratch(like, n):  # type: ignore[no-untyped-def]
 def passed(e: Any) -> Any:
     """A 16-bit element (raw bits) as ``narrow(widen(e)·1, e)`` stores it, without the
     arithmetic: itself, a NaN quieted (bfloat16: the quiet bit set, payload kept; float16: the
-    quiet NaN 0x7E00 with e's sign, as :func:`f32_to_half` rounds every NaN)."""
+    quiet NaN 0x7E00 with e's sign, as :func:`f32_to_half` rounds every NaN). A float32 or
+    float64 element: itself (for the 16-bit loops' code, compiled for every dtype)."""
     raise NotImplementedError("only for use inside Numba kernels")
 
 
 @overload(passed, jit_options=INLINE_OPTIONS)
 def _passed(e):  # type: ignore[no-untyped-def]
+    if isinstance(e, types.Float):
+        return lambda e: e
     if _is_half(e):
 
         def half_impl(e):  # type: ignore[no-untyped-def]

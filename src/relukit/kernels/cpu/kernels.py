@@ -93,6 +93,7 @@ from relukit.kernels.cpu.mathlib import exp_f64, expm1_f64, log1p_f64, phi_f64, 
 from relukit.kernels.cpu.rectifiers import (
     general_relu_d,
     general_relu_f,
+    general_relu_flat,
     hardtanh_d,
     leaky_relu_d,
     leaky_relu_f,
@@ -292,6 +293,50 @@ SPAN = 1 << 30  # elements per call of a centre block over a whole chunk (see ma
 # Elementwise kernels
 
 
+@jit
+def few_values_16(
+    xs: Any,
+    dst: Any,
+    clip: bool,
+    leaky: bool,
+    general: bool,
+    a0: Any,
+    a1: Any,
+    a2: Any,
+    capped: Any,
+    low: Any,
+    high: Any,
+) -> None:
+    """The derivative of relu, leaky_relu (``leaky``), relu6 and hardtanh (``clip``) or
+    general_relu (``general``) on 16-bit floats (raw bits) into ``dst``: the bits of
+    :func:`map_kernel`'s loop, ``narrow(conventions(v, d(v), low, high), e)``, where ``d`` takes
+    one of a few values (1, 0, the slope ``a0``), each rounded once here and then selected by
+    the same comparisons in float32, so that no element is rounded; a NaN passed on quieted, as
+    ``narrow`` rounds it. (bfloat16 relu′ on 2^16 elements in cache, 1 thread, AMD EPYC: 0.25
+    ns per element by the loop's rounding of each, where relu's forward takes 0.09.)"""
+    e0 = xs[0]
+    v0 = widen(e0)
+    one = narrow(c(v0, 1.0), e0)
+    zero = narrow(c(v0, 0.0), e0)
+    slope = narrow(a0, e0)
+    below = narrow(low, e0)
+    above = narrow(high, e0)
+    has_low = low == low
+    has_high = high == high
+    for j in range(xs.size):
+        e = xs[j]
+        v = widen(e)
+        if general:  # (general_relu_d's branches)
+            r = zero if general_relu_flat(v, a1, a2, capped) else (one if v > a1 else slope)
+        elif clip:  # (hardtanh_d's)
+            r = one if (v > a0 and v < a1) else zero
+        else:  # (relu_d's and leaky_relu_d's)
+            r = one if v > c(v, 0.0) else (slope if leaky else zero)
+        r = below if (has_low and v == c(v, -np.inf)) else r  # (conventions)
+        r = above if (has_high and v == c(v, np.inf)) else r
+        dst[j] = passed(e) if v != v else r
+
+
 def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     """``kernel(x, g, aux, y, p, first, stream, vjp)``: ``y = f(x)`` (op FORWARD), or ``f'(x)``
     (op DERIVATIVE), or ``g·f'(x)`` (op DERIVATIVE with ``vjp``).
@@ -320,6 +365,9 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
     table = centre and (member, op) not in NO_TABLE  # (float32: 16 lanes, a table row each)
     wide_block = (member, op) in WIDE_BLOCKS  # (the blocks that take float64 too)
     centre_block = CENTRE_BLOCKS[member, op] if centre else no_centre_block
+    # a derivative of a few values: 16-bit floats select them (few_values_16)
+    few = derivative and member in (RELU, LEAKY_RELU, HARDTANH, GENERAL_RELU)
+    clip, leaky_d, general_d = member == HARDTANH, member == LEAKY_RELU, member == GENERAL_RELU
 
     @cached_kernel
     def kernel(
@@ -416,7 +464,10 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
             gs = g[i : i + m]
             rs = aux[k : k + m]
             done = False
-            if centre:
+            if few and not vjp and x.itemsize == 2:
+                few_values_16(xs, dst, clip, leaky_d, general_d, a0, a1, a2, capped, low, high)
+                done = True
+            elif centre:
                 # a centre writes each place once, after reading it: straight into y, in
                 # place too (no buffer, no copy out), unless streamed, a vjp (y may be g) or
                 # apart (above).
