@@ -712,6 +712,53 @@ def test_16_bit_arrays_take_the_direct_calls_and_give_the_general_path_s_bits(
         assert {"forward", "backward"} <= set(taken)
 
 
+FEW_VALUES = [
+    ("relu", {}),
+    ("leaky_relu", {}),
+    ("leaky_relu", {"negative_slope": -0.0}),
+    ("leaky_relu", {"negative_slope": 1e30}),
+    ("relu6", {}),
+    ("hardtanh", {"min_val": -0.0, "max_val": 0.0}),
+    ("hardtanh", {"min_val": -1 / 3, "max_val": 70000.0}),
+    ("general_relu", {"negative_slope": 0.1, "threshold": -0.3, "max_value": 6.1}),
+    ("general_relu", {"negative_slope": 0.2, "threshold": 0.5}),
+    ("prelu", {"weight": 0.25}),
+    ("rrelu", {}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.dtype(np.float16), BF16], ids=lambda d: d.name)
+@pytest.mark.parametrize(("name", "params"), FEW_VALUES, ids=lambda v: str(v))
+def test_16_bit_derivatives_of_a_few_values_on_every_input(name, params, dtype):
+    # The piecewise-linear members' 16-bit derivatives choose one of their few values on the
+    # elements' order keys, 32 at a time, and the last ones alone: against the float32
+    # derivative of the widened inputs rounded back (a NaN quieted, as narrow rounds it), on
+    # all 65,536 inputs at every offset from a vector, in place and into another array
+    if dtype == np.float16 and not host._f16c():
+        pytest.skip("float16 without F16C takes the general path")
+    f = relukit.get(name, **params)
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    x = bits.view(dtype)
+    with dispatch.forced("reference"):
+        wide = np.asarray(f.derivative(x.astype(np.float32)))
+    want = wide.astype(dtype).view(np.uint16)
+    nan = np.isnan(wide)
+    quiet = (bits & 0x8000) | 0x7E00 if dtype == np.float16 else bits | 0x0040
+    want = np.where(nan, quiet, want).astype(np.uint16)
+    shuffled = np.random.default_rng(0).permutation(1 << 16)  # (every kind of value at the ends)
+    for order in (slice(None), shuffled):
+        for offset in (0, 5, 31):
+            xs, ws = x[order][offset:], want[order][offset:]
+            np.testing.assert_array_equal(f.derivative(xs).view(np.uint16), ws, str(offset))
+            inplace = xs.copy()
+            assert f.derivative(inplace, out=inplace) is inplace
+            np.testing.assert_array_equal(inplace.view(np.uint16), ws)
+    xs, ws = x[shuffled], want[shuffled]
+    for start in range(0, 1 << 13, 31):  # (fewer than a vector: element by element)
+        got = f.derivative(xs[start : start + 31]).view(np.uint16)
+        np.testing.assert_array_equal(got, ws[start : start + 31], str(start))
+
+
 WIDE_16 = ["gelu", "silu", "mish", "elu", "softplus", "tanh", "sigmoid"]
 
 

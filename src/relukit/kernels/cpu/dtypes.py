@@ -164,6 +164,75 @@ def clip_keys(low: Any, high: Any, like: Any) -> Any:
     )
 
 
+@jit
+def few_keys(clip: bool, general: bool, a0: Any, a1: Any, a2: Any, capped: Any, like: Any) -> Any:
+    """The order keys of :func:`few_value` (and of the vectors of
+    :func:`relukit.kernels.cpu.intrinsics._vector_few_values_16`) for a 16-bit derivative of
+    ``like``'s raw type, from the float32 parameters: relu and leaky_relu, ``x > 0`` as
+    ``0 < key < 0x7FFF`` (the key of a positive number, +inf too); the clip (``clip``),
+    ``a0 < x < a1``; general_relu (``general``: threshold ``a1``, cap ``a2``), ``x > a1`` as
+    ``key > keys[0]``, ``x >= a2`` as ``key >= keys[2]``, and the flags (bit 0 ``capped``, bit
+    1 a negative threshold). Each bound's keys: :func:`_bound_keys`."""
+    zero = const(a0, 0.0)
+    if general:
+        above = _bound_keys(a1, like)[1]
+        top = _bound_keys(a2, like)[0] if capped else I32(0)
+        flags = (I32(1) if capped else I32(0)) | (I32(2) if a1 < zero else I32(0))
+        return (np.int16(above), np.int16(0x7FFF), np.int16(top), np.int16(flags))
+    if clip:
+        return (
+            np.int16(_bound_keys(a0, like)[1]),
+            np.int16(_bound_keys(a1, like)[0]),
+            np.int16(0),
+            np.int16(0),
+        )
+    return (np.int16(_bound_keys(zero, like)[1]), np.int16(0x7FFF), np.int16(0), np.int16(0))
+
+
+@jit
+def few_piece(key: Any, keys: Any, general: bool, one: Any, other: Any, zero: Any) -> Any:
+    """:func:`few_value`'s choice for a key that is neither ±inf nor NaN (and for ±inf where
+    no limit is declared)."""
+    above = key > I32(keys[0])
+    if general:
+        capped = (I32(keys[3]) & I32(1)) != I32(0)
+        negative = (I32(keys[3]) & I32(2)) != I32(0)
+        held = capped and above and (key >= I32(keys[2]) or (negative and key <= I32(0)))
+        return zero if held else (one if above else other)
+    return one if (above and key < I32(keys[1])) else other
+
+
+@jit
+def few_values(
+    keys: Any, general: bool, one: Any, other: Any, zero: Any, low: Any, high: Any, like: Any
+) -> Any:
+    """The ``values`` of :func:`few_value`: (one, other, zero, at -inf, at +inf) in ``like``'s
+    raw type, the derivative's limits ``low`` / ``high`` (float32, NaN: none declared) rounded
+    once where declared, else the piece's value there (as ``conventions`` has them)."""
+    lowest, infinity = _infinities(like)
+    at_low = narrow(low, like) if low == low else few_piece(lowest, keys, general, one, other, zero)
+    at_high = (
+        narrow(high, like) if high == high else few_piece(infinity, keys, general, one, other, zero)
+    )
+    return (one, other, zero, at_low, at_high)
+
+
+@jit
+def few_value(e: Any, keys: Any, general: bool, values: Any) -> Any:
+    """The derivative of a piecewise-linear member at one 16-bit float ``e`` (raw bits), one of
+    ``values`` = (one, other, zero, at -inf, at +inf) chosen on its order key against
+    :func:`few_keys`, a NaN passed on quieted: element by element, as the vectors choose."""
+    lowest, infinity = _infinities(e)
+    key = order_key(e)
+    if key < lowest or key > infinity:
+        return passed(e)
+    if key == lowest:
+        return values[3]
+    if key == infinity:
+        return values[4]
+    return few_piece(key, keys, general, values[0], values[1], values[2])
+
+
 NO_KEYS = (np.int16(0), np.int16(0), np.int16(0), np.int16(0))
 """What relu's 16-bit vectors take in place of :func:`clip_keys` (they do not read them)."""
 

@@ -472,6 +472,86 @@ relu_16 = _vector_select_16(clip=False)
 clip_16 = _vector_select_16(clip=True)
 
 
+def _vector_few_values_16(general: bool) -> Any:
+    """An intrinsic ``(x, start, y, nvec, keys, values)`` writing ``nvec`` vectors of 32 16-bit
+    floats (raw bits) from ``x[start]`` to ``y[start:]``: the derivative of a piecewise-linear
+    member, one of ``values`` = (one, other, zero, at -inf, at +inf), in x's raw type, chosen
+    on the order keys (:func:`_clip_16`; the keys and the scalar rule:
+    :func:`relukit.kernels.cpu.dtypes.few_keys`, :func:`~relukit.kernels.cpu.dtypes.few_value`).
+    relu, leaky_relu and the clip: one where ``keys[0] < key < keys[1]``, else other;
+    general_relu (``general``): zero where the cap holds (``keys[3]`` bit 0: capped, bit 1: a
+    negative threshold; ``key > keys[0]`` and ``key >= keys[2]``, or ``key <= 0`` below a
+    negative threshold), else one above the threshold (``key > keys[0]``), else other. ±inf
+    take their values, a NaN is passed on quieted (as ``narrow`` rounds it). Each vector is
+    loaded before it is stored, so ``y`` may be ``x``. About fifteen 16-bit vector operations
+    per 32 elements, where comparing them widened to float32 and selecting in 32-bit lanes
+    took some thirty."""
+
+    @intrinsic
+    def few(typingctx: Any, x: Any, start: Any, y: Any, nvec: Any, keys: Any, values: Any) -> Any:
+        if not (_half_array(x) and isinstance(y, types.Array) and y.dtype == x.dtype):
+            return None
+        if not (keys == KEYS and values == types.UniTuple(x.dtype, 5)):
+            return None
+        sig = types.void(x, types.intp, y, types.intp, keys, values)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            xarr, first, yarr, nv, bounds, picks = args
+            signed = signature.args[0].dtype.signed
+            i16 = ir.IntType(16)
+            vector = ir.VectorType(i16, 32)
+            infinity = 0x7C00 if signed else 0x7F80
+
+            def splat(value: Any) -> Any:
+                if isinstance(value, int):
+                    value = ir.Constant(i16, value)
+                return _splat(builder, value, 32)
+
+            k0, k1, k2, flags = (splat(builder.extract_value(bounds, i)) for i in range(4))
+            one, other, zero, at_low, at_high = (
+                splat(builder.extract_value(picks, i)) for i in range(5)
+            )
+            none = splat(0)
+            capped = builder.icmp_unsigned("!=", builder.and_(flags, splat(1)), none)
+            negative = builder.icmp_unsigned("!=", builder.and_(flags, splat(2)), none)
+            xary = context.make_array(signature.args[0])(context, builder, xarr)
+            yary = context.make_array(signature.args[2])(context, builder, yarr)
+            xptr = builder.bitcast(builder.gep(xary.data, [first]), vector.as_pointer())
+            yptr = builder.bitcast(builder.gep(yary.data, [first]), vector.as_pointer())
+            with cgutils.for_range(builder, nv) as loop:
+                v = builder.load(builder.gep(xptr, [loop.index]), align=2)
+                key = builder.xor(v, builder.and_(builder.ashr(v, splat(15)), splat(0x7FFF)))
+                above = builder.icmp_signed(">", key, k0)
+                if general:
+                    high = builder.icmp_signed(">=", key, k2)
+                    low = builder.and_(negative, builder.icmp_signed("<=", key, none))
+                    held = builder.and_(capped, builder.and_(above, builder.or_(high, low)))
+                    r = builder.select(held, zero, builder.select(above, one, other))
+                else:
+                    inside = builder.and_(above, builder.icmp_signed("<", key, k1))
+                    r = builder.select(inside, one, other)
+                minus_infinity = builder.icmp_unsigned("==", v, splat(0x8000 | infinity))
+                r = builder.select(minus_infinity, at_low, r)
+                r = builder.select(builder.icmp_unsigned("==", v, splat(infinity)), at_high, r)
+                magnitude = builder.and_(v, splat(0x7FFF))
+                nan = builder.icmp_unsigned(">", magnitude, splat(infinity))
+                if signed:  # float16: the quiet NaN 0x7E00 with the sign
+                    quiet = builder.or_(builder.and_(v, splat(0x8000)), splat(0x7E00))
+                else:  # bfloat16: the quiet bit set, the payload kept
+                    quiet = builder.or_(v, splat(0x0040))
+                r = builder.select(nan, quiet, r)
+                builder.store(r, builder.gep(yptr, [loop.index]), align=2)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return few
+
+
+vector_few_values_16 = _vector_few_values_16(general=False)
+general_values_16 = _vector_few_values_16(general=True)
+
+
 def _select_word_16(clip: bool, stream: bool) -> Any:
     """An intrinsic ``(x, start, y, keys, low_raw, high_raw) -> uint64``: the 64 16-bit
     floats (raw bits) from ``x[start]`` selected as :func:`_vector_select_16` selects them,
