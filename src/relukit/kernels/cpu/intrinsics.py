@@ -447,25 +447,55 @@ def _vector_select_16(clip: bool) -> Any:
         sig = types.void(x, types.intp, y, types.intp, keys, low_raw, high_raw)
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            xarr, first, yarr, nv, bounds, lo_raw, hi_raw = args
+            _, _, _, _, bounds, lo_raw, hi_raw = args
             signed = signature.args[0].dtype.signed
-            vector = ir.VectorType(ir.IntType(16), 32)
-            xary = context.make_array(signature.args[0])(context, builder, xarr)
-            yary = context.make_array(signature.args[2])(context, builder, yarr)
-            xptr = builder.bitcast(builder.gep(xary.data, [first]), vector.as_pointer())
-            yptr = builder.bitcast(builder.gep(yary.data, [first]), vector.as_pointer())
-            with cgutils.for_range(builder, nv) as loop:
-                v = builder.load(builder.gep(xptr, [loop.index]), align=2)
+
+            def kernel(v: Any) -> Any:
                 if clip:
-                    r, _ = _clip_16(builder, v, signed, bounds, lo_raw, hi_raw)
-                else:
-                    r, _ = _relu_16(builder, v, signed)
-                builder.store(r, builder.gep(yptr, [loop.index]), align=2)
-            return context.get_dummy_value()
+                    return _clip_16(builder, v, signed, bounds, lo_raw, hi_raw)[0]
+                return _relu_16(builder, v, signed)[0]
+
+            return _vectors_16(context, builder, signature, args, kernel)
 
         return sig, codegen
 
     return select
+
+
+def _vectors_16(context: Any, builder: Any, signature: Any, args: Any, kernel: Any) -> Any:
+    """The loop of an intrinsic ``(x, start, y, nvec, ...)`` over 16-bit floats (raw bits):
+    ``y[start:]`` from ``x[start:]``, ``nvec`` vectors of 32, each ``kernel(v)`` of the loaded
+    vector ``v``, stored after it is loaded (``y`` may be ``x``)."""
+    xarr, first, yarr, nv = args[:4]
+    vector = ir.VectorType(ir.IntType(16), 32)
+    xary = context.make_array(signature.args[0])(context, builder, xarr)
+    yary = context.make_array(signature.args[2])(context, builder, yarr)
+    xptr = builder.bitcast(builder.gep(xary.data, [first]), vector.as_pointer())
+    yptr = builder.bitcast(builder.gep(yary.data, [first]), vector.as_pointer())
+    with cgutils.for_range(builder, nv) as loop:
+        v = builder.load(builder.gep(xptr, [loop.index]), align=2)
+        builder.store(kernel(v), builder.gep(yptr, [loop.index]), align=2)
+    return context.get_dummy_value()
+
+
+def _passed_16(builder: Any, values: Any, signed: bool) -> Any:
+    """Raw 16-bit floats passed on as ``narrow(widen(e)·1, e)`` stores them: themselves, a NaN
+    quieted (float16: the quiet NaN 0x7E00 with its sign; bfloat16: the quiet bit set, the
+    payload kept), as :func:`relukit.kernels.cpu.dtypes.passed` element by element."""
+    element = values.type.element
+    lanes = values.type.count
+
+    def splat(v: int) -> Any:
+        return _splat(builder, ir.Constant(element, v), lanes)
+
+    magnitude = builder.and_(values, splat(0x7FFF))
+    # NaN: above the infinity's bits (compared as unsigned: the magnitude has no sign bit)
+    nan = builder.icmp_unsigned(">", magnitude, splat(0x7C00 if signed else 0x7F80))
+    if signed:
+        quiet = builder.or_(builder.and_(values, splat(0x8000)), splat(0x7E00))
+    else:
+        quiet = builder.or_(values, splat(0x0040))
+    return builder.select(nan, quiet, values)
 
 
 relu_16 = _vector_select_16(clip=False)
@@ -496,10 +526,9 @@ def _vector_few_values_16(general: bool) -> Any:
         sig = types.void(x, types.intp, y, types.intp, keys, values)
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            xarr, first, yarr, nv, bounds, picks = args
+            _, _, _, _, bounds, picks = args
             signed = signature.args[0].dtype.signed
             i16 = ir.IntType(16)
-            vector = ir.VectorType(i16, 32)
             infinity = 0x7C00 if signed else 0x7F80
 
             def splat(value: Any) -> Any:
@@ -514,12 +543,8 @@ def _vector_few_values_16(general: bool) -> Any:
             none = splat(0)
             capped = builder.icmp_unsigned("!=", builder.and_(flags, splat(1)), none)
             negative = builder.icmp_unsigned("!=", builder.and_(flags, splat(2)), none)
-            xary = context.make_array(signature.args[0])(context, builder, xarr)
-            yary = context.make_array(signature.args[2])(context, builder, yarr)
-            xptr = builder.bitcast(builder.gep(xary.data, [first]), vector.as_pointer())
-            yptr = builder.bitcast(builder.gep(yary.data, [first]), vector.as_pointer())
-            with cgutils.for_range(builder, nv) as loop:
-                v = builder.load(builder.gep(xptr, [loop.index]), align=2)
+
+            def kernel(v: Any) -> Any:
                 key = builder.xor(v, builder.and_(builder.ashr(v, splat(15)), splat(0x7FFF)))
                 above = builder.icmp_signed(">", key, k0)
                 if general:
@@ -533,15 +558,10 @@ def _vector_few_values_16(general: bool) -> Any:
                 minus_infinity = builder.icmp_unsigned("==", v, splat(0x8000 | infinity))
                 r = builder.select(minus_infinity, at_low, r)
                 r = builder.select(builder.icmp_unsigned("==", v, splat(infinity)), at_high, r)
-                magnitude = builder.and_(v, splat(0x7FFF))
-                nan = builder.icmp_unsigned(">", magnitude, splat(infinity))
-                if signed:  # float16: the quiet NaN 0x7E00 with the sign
-                    quiet = builder.or_(builder.and_(v, splat(0x8000)), splat(0x7E00))
-                else:  # bfloat16: the quiet bit set, the payload kept
-                    quiet = builder.or_(v, splat(0x0040))
-                r = builder.select(nan, quiet, r)
-                builder.store(r, builder.gep(yptr, [loop.index]), align=2)
-            return context.get_dummy_value()
+                nan = builder.icmp_unsigned(">", builder.and_(v, splat(0x7FFF)), splat(infinity))
+                return builder.select(nan, _passed_16(builder, v, signed), r)
+
+            return _vectors_16(context, builder, signature, args, kernel)
 
         return sig, codegen
 
@@ -659,22 +679,11 @@ def _pass_word_16(stream: bool) -> Any:
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             garr, first, bits_word, out, out_first = args
-            gptr, element = _vector_at(context, builder, signature.args[0], garr, first)
+            gptr, _ = _vector_at(context, builder, signature.args[0], garr, first)
             values = builder.load(gptr, align=2)
-
-            def splat(v: int) -> Any:
-                return _splat(builder, ir.Constant(element, v))
-
-            magnitude = builder.and_(values, splat(0x7FFF))
-            # NaN: above the infinity's bits (compared as unsigned: the magnitude has no sign bit)
-            nan = builder.icmp_unsigned(">", magnitude, splat(0x7C00 if signed else 0x7F80))
-            if signed:  # float16: the quiet NaN 0x7E00 with the sign
-                quiet = builder.or_(builder.and_(values, splat(0x8000)), splat(0x7E00))
-            else:  # bfloat16: the quiet bit set, the payload kept
-                quiet = builder.or_(values, splat(0x0040))
-            passed = builder.select(nan, quiet, values)
+            passed = _passed_16(builder, values, signed)
             bits = builder.bitcast(bits_word, ir.VectorType(ir.IntType(1), 64))
-            result = builder.select(bits, passed, splat(0))
+            result = builder.select(bits, passed, ir.Constant(values.type, None))
             optr, _ = _vector_at(context, builder, signature.args[3], out, out_first)
             _store(builder, result, optr, 2, stream)
             return context.get_dummy_value()
