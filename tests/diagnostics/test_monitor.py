@@ -696,3 +696,14 @@ def test_a_model_without_activation_modules_warns_once_and_monitors_nothing():
         warnings.simplefilter("error")
         DeadUnitMonitor(model, modules={"linear": "relu"})
         DeadUnitMonitor(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+
+
+def test_an_integration_whose_extra_classes_find_nothing_warns_as_the_monitor_does():
+    # (the framework callbacks' engine with an `extra` finder, as transformers' callback has)
+    from relukit.integrations.core import TrainingMonitor
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    engine = TrainingMonitor()
+    with pytest.warns(UserWarning, match="no activation module to monitor"):
+        engine.begin(model, extra=lambda module: None)
+    engine.close()

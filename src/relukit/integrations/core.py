@@ -162,7 +162,7 @@ class TrainingMonitor:
             for name, module in model.named_modules():
                 if name not in found and (named := extra(module)) is not None:
                     found[name] = named
-            modules = found
+            modules = found or None  # (none found: the monitor finds none again, and warns)
         if modules is not None and not isinstance(modules, Mapping):
             modules = list(modules)
         self.close()
