@@ -329,16 +329,15 @@ def test_a_parameter_past_the_dtype_s_range_warns_of_nothing(name, params, dtype
     import warnings
 
     f = relukit.get(name)
-    for n in (3, 5000):  # (the general path, the kernels)
-        x = np.resize(np.array([-1.0, 2.0, 0.0, -np.inf], dtype), n)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            f(x, **params)
-            f.derivative(x, **params)
-            f(torch.from_numpy(x), **params)
-            if f.spec.mask_code is not None:
-                _, mask = f.forward_with_mask(x, **params)
-                f.backward_from_mask(x, mask, **params)
+    x = np.resize(np.array([-1.0, 2.0, 0.0, -np.inf], dtype), 5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f(x, **params)
+        f.derivative(x, **params)
+        f(torch.from_numpy(x), **params)
+        if f.spec.mask_code is not None:
+            _, mask = f.forward_with_mask(x, **params)
+            f.backward_from_mask(x, mask, **params)
 
 
 def test_integer_inputs_keep_numpy_s_rules_for_parameters_past_their_range():
