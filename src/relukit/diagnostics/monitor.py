@@ -438,8 +438,8 @@ class DeadUnitMonitor:
         if modules is None and not self._layers:
             warnings.warn(
                 f"{_FN}: the model has no activation module to monitor (activations applied "
-                "in forward, as torch.relu(x), have none): convert the model, or name the "
-                "modules with modules=",
+                "in forward, as torch.relu(x), have none): give it activation modules, or name "
+                "the modules with modules= (a Gate on the layer that feeds one)",
                 UserWarning,
                 stacklevel=2,
             )
