@@ -349,6 +349,18 @@ def _above_zero_16(builder: Any, v: Any, signed: bool) -> Any:
     return builder.icmp_unsigned("<", less_one, _splat(builder, ir.Constant(i16, infinity), lanes))
 
 
+def _order_keys(builder: Any, v: Any) -> Any:
+    """The order keys of raw 16-bit floats (:func:`relukit.kernels.cpu.dtypes.order_key`, in
+    16-bit lanes): the bits as signed integers, the magnitude bits flipped where the sign is
+    set (-0 just below +0, the NaNs outside [-inf, inf])."""
+    lanes = v.type.count
+
+    def splat(value: int) -> Any:
+        return _splat(builder, ir.Constant(ir.IntType(16), value), lanes)
+
+    return builder.xor(v, builder.and_(builder.ashr(v, splat(15)), splat(0x7FFF)))
+
+
 def _clip_16(builder: Any, v: Any, signed: bool, keys: Any, lo_raw: Any, hi_raw: Any) -> Any:
     """(the clip of raw 16-bit floats to [lo, hi], their codes ``lo < x < hi``) on the bits:
     ``keys`` are the bounds as order keys (:func:`relukit.kernels.cpu.dtypes.clip_keys`), the
@@ -370,8 +382,7 @@ def _clip_16(builder: Any, v: Any, signed: bool, keys: Any, lo_raw: Any, hi_raw:
         return _splat(builder, value, lanes)
 
     below_lo, above_lo, above_hi, below_hi = (builder.extract_value(keys, i) for i in range(4))
-    flip = builder.and_(builder.ashr(v, splat(15)), splat(0x7FFF))
-    key = builder.xor(v, flip)
+    key = _order_keys(builder, v)
     # key - key(-inf) < below_lo - key(-inf), unsigned: key(-inf) <= key < below_lo
     span = builder.sub(below_lo, ir.Constant(i16, lowest))
     below = builder.icmp_unsigned("<", builder.sub(key, splat(lowest)), splat(span))
@@ -478,10 +489,11 @@ def _vectors_16(context: Any, builder: Any, signature: Any, args: Any, kernel: A
     return context.get_dummy_value()
 
 
-def _passed_16(builder: Any, values: Any, signed: bool) -> Any:
+def _passed_16(builder: Any, values: Any, signed: bool, others: Any = None) -> Any:
     """Raw 16-bit floats passed on as ``narrow(widen(e)·1, e)`` stores them: themselves, a NaN
     quieted (float16: the quiet NaN 0x7E00 with its sign; bfloat16: the quiet bit set, the
-    payload kept), as :func:`relukit.kernels.cpu.dtypes.passed` element by element."""
+    payload kept), as :func:`relukit.kernels.cpu.dtypes.passed` element by element; with
+    ``others``, its lanes where ``values`` are not NaN."""
     element = values.type.element
     lanes = values.type.count
 
@@ -495,7 +507,7 @@ def _passed_16(builder: Any, values: Any, signed: bool) -> Any:
         quiet = builder.or_(builder.and_(values, splat(0x8000)), splat(0x7E00))
     else:
         quiet = builder.or_(values, splat(0x0040))
-    return builder.select(nan, quiet, values)
+    return builder.select(nan, quiet, values if others is None else others)
 
 
 relu_16 = _vector_select_16(clip=False)
@@ -545,7 +557,7 @@ def _vector_few_values_16(general: bool) -> Any:
             negative = builder.icmp_unsigned("!=", builder.and_(flags, splat(2)), none)
 
             def kernel(v: Any) -> Any:
-                key = builder.xor(v, builder.and_(builder.ashr(v, splat(15)), splat(0x7FFF)))
+                key = _order_keys(builder, v)
                 above = builder.icmp_signed(">", key, k0)
                 if general:
                     high = builder.icmp_signed(">=", key, k2)
@@ -558,8 +570,7 @@ def _vector_few_values_16(general: bool) -> Any:
                 minus_infinity = builder.icmp_unsigned("==", v, splat(0x8000 | infinity))
                 r = builder.select(minus_infinity, at_low, r)
                 r = builder.select(builder.icmp_unsigned("==", v, splat(infinity)), at_high, r)
-                nan = builder.icmp_unsigned(">", builder.and_(v, splat(0x7FFF)), splat(infinity))
-                return builder.select(nan, _passed_16(builder, v, signed), r)
+                return _passed_16(builder, v, signed, r)
 
             return _vectors_16(context, builder, signature, args, kernel)
 
