@@ -128,10 +128,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from relukit import plot
 
     plot.check_path(args.output)
+    # (the range where given; plot's own defaults otherwise)
+    drawn = {} if args.range is None else {"low": args.range[0], "high": args.range[1]}
     if args.all:
         if args.names:
             raise UserValueError("give member names or --all, not both")
-        drawn = {} if args.range is None else {"low": args.range[0], "high": args.range[1]}
         plot.gallery(args.output, **drawn)
     else:
         if not args.names:
@@ -140,8 +141,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         for text in args.names:
             name, params = _spec_with_params(text)
             functions.append(relukit.get(name, **params))
-        low, high = args.range or (-20.0, 20.0)
-        plot.plot_functions(functions, low, high, derivative=args.derivative, path=args.output)
+        plot.plot_functions(functions, derivative=args.derivative, path=args.output, **drawn)
     print(f"wrote {args.output}")
     return 0
 
