@@ -3,9 +3,10 @@
 Every elementwise member (with default and a few other parameters) and every float dtype: each
 probe value is evaluated alone (an array of one element), then placed inside arrays of 7,
 1,023, 1,024 and 100,000 elements of other values, contiguous, unaligned, strided, reversed,
-two-dimensional in Fortran order and as a torch tensor, on one thread and split over several;
-forward, derivative and vjp must give the same bits at its place. (rrelu in training and prelu
-with a slope per channel depend on the position by design, and are left out.)
+two-dimensional in Fortran order and as a torch tensor (and one that requires grad), on one
+thread and split over several; forward, derivative and vjp must give the same bits at its
+place. (rrelu in training and prelu with a slope per channel depend on the position by design,
+and are left out.)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def host(a: np.ndarray) -> torch.Tensor:
 
 def back(t: object) -> np.ndarray:
     if isinstance(t, torch.Tensor):
+        t = t.detach()
         return t.float().numpy().astype(BF16) if t.dtype == torch.bfloat16 else t.numpy()
     return np.asarray(t)
 
@@ -71,6 +73,7 @@ def layouts(a: np.ndarray) -> dict[str, object]:
         "strided": strided,
         "reversed": a[::-1].copy()[::-1],
         "torch": host(a),
+        "torch, requires grad": host(a).requires_grad_(),  # (kernels.tracked)
     }
     rows = next((r for r in (100, 31, 32, 7) if n % r == 0 and n > r), None)
     if rows is not None:

@@ -4,9 +4,10 @@ Every evaluation goes through :func:`run`, which picks the compiled CPU kernel
 (:mod:`relukit.kernels.cpu`) where it takes the call and wins, and the reference kernel
 (:mod:`relukit.kernels.reference`, which takes all) everywhere else.
 
-The compiled kernel is chosen for NumPy arrays and CPU torch tensors that do not require grad,
-of dtype float16, bfloat16, float32 or float64, any shape and layout, of any size from
-:data:`MIN_ELEMENTS` (one element) up, for every op of the elementwise members (forward,
+The compiled kernel is chosen for NumPy arrays and CPU torch tensors (those that autograd
+tracks through :mod:`relukit.kernels.tracked`, which puts the kernels' values and gradients
+in its graph), of dtype float16, bfloat16, float32 or float64, any shape and layout, of any
+size from :data:`MIN_ELEMENTS` (one element) up, for every op of the elementwise members (forward,
 derivative, vjp with respect to x, forward_with_mask, backward_from_mask). Small arrays take the
 compiled code too, so that an element's value never depends on the length of the array it is
 in (the reference path rounds the same float64 formulas, but through other float64 functions,
@@ -42,7 +43,7 @@ from relukit.errors import UserTypeError, UserValueError
 from relukit.family.rectifiers import general_relu_piece_codes
 from relukit.family.spec import Activation
 from relukit.kernels import mask as mask_path
-from relukit.kernels import reference
+from relukit.kernels import reference, tracked
 from relukit.kernels.arrays import Input, dtype_kind
 from relukit.kernels.pages import HUGE_BYTES, empty_array
 
@@ -673,12 +674,20 @@ def run(
         array = source.xp.astype(source.array, promoted)
         source = replace(source, array=array, kind=dtype_kind(source.xp, array.dtype))
     if compiled_takes(source):
-        from relukit.kernels import cpu
+        if wrt == "x" and type(source.array) is not np.ndarray and _tracks(source.array, grad):
+            result = tracked.run(spec, op, source, params, grad=grad)
+        else:
+            from relukit.kernels import cpu
 
-        result = cpu.run(spec, op, source, params, grad=grad, wrt=wrt, out=out)
+            result = cpu.run(spec, op, source, params, grad=grad, wrt=wrt, out=out)
         if result is not None:
             return result
     return reference.evaluate(spec, op, source, params, grad=grad, wrt=wrt)
+
+
+def _tracks(array: Any, grad: Any) -> bool:
+    """Does x or ``grad`` require grad (a torch tensor that autograd tracks)?"""
+    return bool(getattr(array, "requires_grad", False) or getattr(grad, "requires_grad", False))
 
 
 def _mask_op(

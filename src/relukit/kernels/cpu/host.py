@@ -564,10 +564,13 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
         return None
     if value.requires_grad or value.is_conj() or value.is_neg() or value.layout != torch.strided:
         return None
-    if value.dtype == torch.bfloat16:
-        return value.view(torch.int16).numpy().view(bfloat16()), "torch"
-    if value.dtype in (torch.float16, torch.float32, torch.float64):
-        return value.numpy(), "torch"
+    try:
+        if value.dtype == torch.bfloat16:
+            return value.view(torch.int16).numpy().view(bfloat16()), "torch"
+        if value.dtype in (torch.float16, torch.float32, torch.float64):
+            return value.numpy(), "torch"
+    except RuntimeError:  # (a tensor without storage: torch.func's wrappers, under vmap)
+        return None
     return None
 
 
