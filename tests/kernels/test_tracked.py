@@ -146,3 +146,57 @@ def test_a_node_does_not_hold_its_own_output():
     for y in (relukit.silu(x), relukit.silu.vjp(x, torch.ones(8))):
         held = [v for v in vars(y.grad_fn.call).values() if isinstance(v, torch.Tensor)]
         assert not any(t.data_ptr() == y.data_ptr() for t in held)
+
+
+def test_a_hook_on_x_runs_as_often_as_on_pytorch_s_own_function():
+    x0 = torch.linspace(-3.0, 3.0, 8, dtype=torch.float64)
+    ours, theirs = relukit.silu, torch.nn.functional.silu
+
+    def derivative(f):
+        def first(x):
+            (found,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+            return found
+
+        return first
+
+    def reference(op):
+        def evaluate(x):
+            with dispatch.forced("reference"):  # (torch operations: their hooks run once)
+                return getattr(ours, op)(x, *([torch.ones_like(x)] if op == "vjp" else []))
+
+        return evaluate
+
+    cases = {
+        "forward": (lambda x: ours(x), theirs),
+        "derivative": (lambda x: ours.derivative(x), reference("derivative")),
+        "vjp": (lambda x: ours.vjp(x, torch.ones_like(x)), reference("vjp")),
+        "second": (derivative(ours), derivative(theirs)),
+    }
+    for op, pair in cases.items():
+        factors = []
+        for f in pair:
+            grads = []
+            for hooked in (False, True):
+                x = x0.clone().requires_grad_()
+                if hooked:
+                    x.register_hook(lambda g: 2 * g)
+                f(x).sum().backward()
+                grads.append(x.grad)
+            factors.append(grads[1] / grads[0])
+        assert torch.allclose(factors[0], factors[1]), op
+
+
+def test_batched_gradients_forward_mode_and_jit_trace_keep_working():
+    import torch.autograd.forward_ad as fw
+
+    x = torch.linspace(-3.0, 3.0, 16, requires_grad=True)
+    (rows,) = torch.autograd.grad(relukit.silu(x), x, torch.eye(16), is_grads_batched=True)
+    assert torch.allclose(rows.diagonal(), relukit.silu.derivative(x.detach()))
+    for requires in (True, False):
+        with fw.dual_level():
+            dual = fw.make_dual(x.detach().clone().requires_grad_(requires), torch.ones(16))
+            tangent = fw.unpack_dual(relukit.silu(dual)).tangent
+        assert tangent is not None and torch.allclose(tangent, relukit.silu.derivative(x.detach()))
+    traced = torch.jit.trace(lambda t: relukit.gelu(t), (x,))
+    other = torch.linspace(-1.0, 5.0, 16, requires_grad=True)
+    assert torch.allclose(traced(other), relukit.gelu(other.detach()))

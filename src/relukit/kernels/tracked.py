@@ -17,7 +17,8 @@ hands it to autograd through a ``torch.autograd.Function`` whose backward is:
 
 The reference path takes the call as before (:func:`run` returns None):
 
-- under ``torch.compile``'s tracing, which follows torch operations, not NumPy;
+- under ``torch.compile``'s tracing, which follows torch operations, not NumPy, and
+  ``torch.jit.trace``'s, and for dual tensors of forward-mode AD (their tangents);
 - for rrelu in training with a NumPy Generator for its seed (each draw moves it on, so the
   backward could not draw the forward's slopes again);
 - wherever the kernels decline the detached call: tensors without storage (under
@@ -76,6 +77,10 @@ def run(spec: Activation, op: str, source: Input, params: dict[str, Any], grad: 
     tracked = x.requires_grad or bool(getattr(grad, "requires_grad", False))
     if not tracked or torch.compiler.is_compiling():
         return None
+    from relukit.kernels.cpu.host import outside_autograd
+
+    if any(t is not None and outside_autograd(t) for t in (x, grad)):
+        return None
     if params.get("training") and isinstance(params.get("seed"), np.random.Generator):
         return None
     value = _kernels(spec, op, source, params, grad)
@@ -90,8 +95,11 @@ def _kernels(spec: Activation, op: str, source: Input, params: dict[str, Any], g
     """The kernels' value of the call on the detached tensors (None where they decline)."""
     from relukit.kernels import cpu
 
-    x = source.array.detach()
-    detached = None if grad is None else grad.detach()
+    try:
+        x = source.array.detach()
+        detached = None if grad is None else grad.detach()
+    except RuntimeError:  # (a batched gradient, is_grads_batched: no detach under vmap)
+        return None
     return cpu.run(spec, op, replace(source, array=x), params, grad=detached)
 
 
@@ -115,6 +123,7 @@ def _forward_gradient(
     def graph(x: Any, g: Any) -> Any:
         import torch
 
+        # (x is an alias made by _gradients: a gradient taken at it runs no hook of the input)
         y = reference.evaluate(spec, "forward", replace(source, array=x), params)
         (found,) = torch.autograd.grad(y, x, g, create_graph=True)
         return found
@@ -163,12 +172,14 @@ def _gradients(call: _Call, x: Any, grad: Any, g: Any, needed: tuple[bool, ...])
             graph = _forward_gradient(call.spec, call.source, call.params)
             vjp = _Call(call.spec, "vjp", call.source, call.params, value, graph)
             return [_function().apply(vjp, x, g), None]
-    # the reference path's graph, on the saved inputs themselves (create_graph connects the
-    # result to them)
-    wrt = [t for t, need in zip((x, grad), needed, strict=True) if need]
+    # the reference path's graph, on aliases of the saved inputs (connected to them, so that
+    # create_graph connects the result to them; a gradient taken at an input itself would run
+    # its hooks, which the outer backward runs too)
     with torch.enable_grad():
+        inputs = [t.view_as(t) if need else t for t, need in zip((x, grad), needed, strict=True)]
+        wrt = [t for t, need in zip(inputs, needed, strict=True) if need]
         found = torch.autograd.grad(
-            call.graph(x, grad), wrt, g, create_graph=create, materialize_grads=True
+            call.graph(*inputs), wrt, g, create_graph=create, materialize_grads=True
         )
     taken = iter(found)
     return [(next(taken) if need else None) for need in needed]

@@ -564,6 +564,8 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
         return None
     if value.requires_grad or value.is_conj() or value.is_neg() or value.layout != torch.strided:
         return None
+    if outside_autograd(value):  # (its tangent, or its trace, would be lost)
+        return None
     try:
         if value.dtype == torch.bfloat16:
             return value.view(torch.int16).numpy().view(bfloat16()), "torch"
@@ -572,6 +574,15 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
     except RuntimeError:  # (a tensor without storage: torch.func's wrappers, under vmap)
         return None
     return None
+
+
+def outside_autograd(value: Any) -> bool:
+    """Would reading this torch tensor through NumPy lose what PyTorch records of it: a
+    forward-mode tangent (a dual tensor), or a ``torch.jit.trace`` under way?"""
+    import torch
+
+    dual = torch.autograd.forward_ad.unpack_dual(value).tangent is not None
+    return dual or torch.jit.is_tracing()
 
 
 def _order(a: np.ndarray) -> str | None:
