@@ -109,7 +109,7 @@ def empty_tensor(shape: Any, dtype: Any) -> Any:
     """``torch.empty(shape, dtype=dtype)`` (CPU), on huge pages from :data:`HUGE_BYTES`."""
     import torch
 
-    tensor = torch.empty(shape, dtype=dtype)
+    tensor = torch.empty(shape, dtype=dtype, device="cpu")
     advise(tensor.data_ptr(), tensor.numel() * tensor.element_size())
     return tensor
 

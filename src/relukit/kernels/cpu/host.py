@@ -560,19 +560,29 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
         return None
     import torch
 
-    if not isinstance(value, torch.Tensor) or value.device.type != "cpu":
+    if not isinstance(value, torch.Tensor) or not value.is_cpu:
         return None
     if value.requires_grad or value.is_conj() or value.is_neg() or value.layout != torch.strided:
         return None
     if outside_autograd(value):  # (its tangent, or its trace, would be lost)
         return None
     try:
-        if value.dtype == torch.bfloat16:
-            return value.view(torch.int16).numpy().view(bfloat16()), "torch"
-        if value.dtype in (torch.float16, torch.float32, torch.float64):
-            return value.numpy(), "torch"
+        view = tensor_view(value)
     except RuntimeError:  # (a tensor without storage: torch.func's wrappers, under vmap)
         return None
+    return None if view is None else (view, "torch")
+
+
+def tensor_view(tensor: Any) -> np.ndarray | None:
+    """The NumPy view of a strided CPU tensor of a float dtype the kernels take (bfloat16
+    as ml_dtypes' bfloat16), or None for another dtype."""
+    import torch
+
+    dtype = tensor.dtype
+    if dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(bfloat16())
+    if dtype == torch.float32 or dtype == torch.float64 or dtype == torch.float16:
+        return tensor.numpy()
     return None
 
 
@@ -618,17 +628,31 @@ def _writable_into(out: np.ndarray, inputs: tuple[np.ndarray, ...]) -> bool:
 
 
 class Target:
-    """Where a kernel's flat output goes and how the caller gets it back."""
+    """Where a kernel's flat output goes and how the caller gets it back (a caller's tensor
+    with its version counter bumped, as PyTorch's in-place writes bump it: autograd then
+    refuses a backward that saved its old values)."""
 
-    def __init__(self, flat: np.ndarray, result: Any, copy_to: np.ndarray | None = None):
+    def __init__(
+        self, flat: np.ndarray, result: Any, copy_to: np.ndarray | None = None, bump: bool = False
+    ):
         self.flat = flat
         self.result = result
         self.copy_to = copy_to
+        self.bump = bump
 
     def finish(self, shaped: np.ndarray) -> Any:
         if self.copy_to is not None:
             np.copyto(self.copy_to, shaped)
+        if self.bump:
+            written(self.result)
         return self.result
+
+
+def written(tensor: Any) -> None:
+    """Bump the version counter of a torch tensor written through a NumPy view."""
+    import torch
+
+    torch.autograd.graph.increment_version(tensor)
 
 
 def _target(
@@ -644,10 +668,11 @@ def _target(
         if not array.flags.writeable:
             return None
         flat = _flat(array, order)
+        bump = kind == "torch"
         if flat is not None and _writable_into(array, inputs):
-            return Target(flat, out)
+            return Target(flat, out, bump=bump)
         temp = empty_array(shape, dtype, order)
-        return Target(_flat(temp, order), out, copy_to=array)
+        return Target(_flat(temp, order), out, copy_to=array, bump=bump)
     if kind == "torch":
         if order == "C":
             tensor = empty_tensor(shape, source.dtype)
