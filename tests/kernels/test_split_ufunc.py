@@ -103,10 +103,11 @@ def _fake_parallel(seen: list[tuple[int, np.ndarray]]) -> tuple[object, int]:
     the block it was handed (chunks, claimed, addresses, the bounds), then runs ``fn(data)`` on
     the calling thread, which then claims every chunk. (The callback and its address.)"""
     task = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+    head_words = host._module().SPLIT_HEAD
 
     def parallel(fn: int, data: int, count: int, flags: int) -> None:
-        head = (ctypes.c_int64 * 7).from_address(data)
-        block = (ctypes.c_int64 * (7 + head[0] + 1)).from_address(data)
+        head = (ctypes.c_int64 * head_words).from_address(data)
+        block = (ctypes.c_int64 * (head_words + head[0] + 1)).from_address(data)
         seen.append((count, np.array(block[:], dtype=np.int64)))
         task(fn)(data)
 
@@ -167,7 +168,8 @@ def test_the_loop_hands_the_team_the_host_s_chunks_through_its_trampoline(
         assert block[1] == 0, "no chunk claimed before the team starts"
         assert block[2] == (y if call == "in place" else x).ctypes.data
         assert block[3] == got.ctypes.data
-        assert list(block[7:]) == [a for a, _ in chunks] + [x.size]
+        assert block[7] == data[k.UFUNC_KERNEL] != 0  # (the kernel's C wrapper)
+        assert list(block[k.SPLIT_HEAD :]) == [a for a, _ in chunks] + [x.size]
     del callback
 
 

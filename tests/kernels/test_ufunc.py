@@ -94,6 +94,21 @@ def test_the_ufunc_gives_the_kernels_bits_on_every_layout(name, params, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_one_compiled_loop_serves_every_member_each_with_its_own_kernel(dtype):
+    # (the loop calls the kernel at the address in its data: compiled once, not per member)
+    x = sample(3000, dtype, seed=2)
+    loops, kernels = set(), set()
+    for name in ("relu", "leaky_relu", "hardtanh"):
+        calls = calls_of(relukit.get(name), dtype)
+        want = np.empty_like(x)
+        calls.map("forward", x, x, want, False)
+        assert np.array_equal(bits(calls.ufunc("forward")(x)), bits(want))
+        loops.add(id(host._kernel("ufunc", dtype.itemsize, 0, 0)))
+        kernels.add(id(host._kernel("map", calls.member, host._module().FORWARD, True)))
+    assert len(loops) == 1 and len(kernels) == 3
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_small_calls_take_the_ufunc_and_keep_relukits_results(dtype, monkeypatch):
     function = relukit.get("leaky_relu", negative_slope=0.2)
     calls = calls_of(function, dtype)

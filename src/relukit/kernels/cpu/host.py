@@ -253,12 +253,8 @@ def _kernel(kind: str, *codes: int) -> Any:
             "scale": k.scale_kernel,
             "convert": k.convert_kernel,
             "lookup": k.lookup_kernel,
-            "ufunc": lambda member, op, itemsize, inplace: k.ufunc_loop(
-                member, op, itemsize, _kernel("map", member, op, not inplace), inplace
-            ),
-            "ufunc_trampoline": lambda member, op, itemsize, inplace: k.ufunc_trampoline(
-                member, op, itemsize, _kernel("map", member, op, not inplace), inplace
-            ),
+            "ufunc": k.ufunc_loop,
+            "ufunc_trampoline": k.ufunc_trampoline,
         }[kind]
         kernel = _kernel_cache[key] = factory(*codes)
     _kernel_cache[asked] = kernel
@@ -1574,26 +1570,34 @@ def _ufunc(
     grain: int = 0,
 ) -> Any:
     """A member's map kernel as a NumPy ufunc of one input and one output of the dtype numbered
-    ``number`` (:meth:`Calls.ufunc`): ``codes`` (member, op, itemsize, in place) name its loop
-    (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`), ``p`` and ``aux`` are its kernel's
-    parameters. With ``count`` above 1 its calls split over that many threads of the OpenMP
-    team from twice ``grain`` elements up. Returned with its data (int64 words: what the loop
-    reads, and how it splits); False where Numba's ``fromfunc`` or the team's ``GOMP_parallel``
-    is not to be had."""
+    ``number`` (:meth:`Calls.ufunc`): ``codes`` (member, op, itemsize, in place) name its
+    kernel, which the loop (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`, one per itemsize,
+    parameter type and in place or not) calls through the address of its C wrapper in the
+    data; ``p`` and ``aux`` are the kernel's parameters. With ``count`` above 1 its calls split
+    over that many threads of the OpenMP team from twice ``grain`` elements up. Returned with
+    its data (int64 words: what the loop reads, and how it splits); False where Numba's
+    ``fromfunc`` or the team's ``GOMP_parallel`` is not to be had."""
     try:
         from numba.np.ufunc._internal import PyUFunc_None, fromfunc
     except ImportError:
         return False
-    loop = _kernel("ufunc", *codes)
-    data = np.zeros(_module().UFUNC_DATA, dtype=np.int64)
+    from relukit.kernels.cpu import spin
+
+    k = _module()
+    member, op, itemsize, inplace = codes
+    wide = int(member in k.WIDE)
+    loop = _kernel("ufunc", itemsize, wide, inplace)
+    into = _kernel("map", member, op, not inplace)
+    data = np.zeros(k.UFUNC_DATA, dtype=np.int64)
     data[:3] = [p.ctypes.data, aux.ctypes.data, aux.size]
-    kept = [loop, data, p, aux]  # (alive with the ufunc)
+    data[k.UFUNC_KERNEL] = spin.wrapper_address(into, k.ufunc_arguments(itemsize, p))[0]
+    kept = [loop, into, data, p, aux]  # (alive with the ufunc)
     if count > 1:
-        trampoline = _kernel("ufunc_trampoline", *codes)
+        trampoline = _kernel("ufunc_trampoline", itemsize, wide)
         parallel = team.parallel_address()
         if parallel is None:
             return False
-        data[3:] = [count, grain, PIECES_TEAM, parallel, trampoline.address]
+        data[3:8] = [count, grain, PIECES_TEAM, parallel, trampoline.address]
         kept.append(trampoline)
     try:  # (a private API: another Numba may want other arguments)
         found = fromfunc(
@@ -1700,13 +1704,14 @@ class Calls:
         """``op``'s map kernel (forward or derivative, float32 or float64) as a NumPy ufunc of
         one input, kept in :attr:`ufuncs` (with ``inplace``, the one whose loop runs the
         kernel where the output is the input: :attr:`inplace_ufuncs`; made at the first call
-        in place, as the other at the first call apart, each 0.3-0.6 s once per machine, then
-        loaded from the cache), or False where there is none: 16-bit floats, hosts
+        in place, as the other at the first call apart, from a loop compiled once per machine
+        and shared by every member, then loaded from the cache), or False where there is none:
+        16-bit floats, hosts
         other than x86-64 (:data:`UFUNCS`), or a Numba whose private
         ``numba.np.ufunc._internal.fromfunc`` (what ``numba.vectorize`` makes its ufuncs with)
         is missing or takes other arguments. Its inner loop runs the kernel
-        (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`, one per member, op, dtype and in
-        place or not in the process), so an element's value is the same as by :meth:`map`;
+        (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`, through its address), so an
+        element's value is the same as by :meth:`map`;
         NumPy does the call's checks, the output's allocation and any copying for overlap in
         C: 0.3 µs a call where the same written in Python cost 0.8 (relu at 1,024 float32
         elements, AMD EPYC, Python 3.11). One thread, no streaming: for the calls that

@@ -133,7 +133,7 @@ from relukit.kernels.cpu.smooth import (
     tanh_d,
     tanh_f,
 )
-from relukit.kernels.cpu.spin import address, call_parallel, fetch_add
+from relukit.kernels.cpu.spin import address, call_at, call_parallel, fetch_add
 from relukit.kernels.cpu.vector32 import (
     LANES,
     gelu_derivative_block,
@@ -582,46 +582,51 @@ def split_bounds(n: int, parts: int, align: int, bounds: Any) -> None:
 
 # the words of a ufunc loop's data (int64): the addresses of the kernel's parameters and of aux,
 # aux's size, then how a call splits: threads (< 2: never), the grain, chunks per thread, the
-# OpenMP runtime's GOMP_parallel (0: none, never split) and the trampoline's address
-UFUNC_DATA = 8
+# OpenMP runtime's GOMP_parallel (0: none, never split), the trampoline's address, then the
+# address of the kernel's C wrapper (spin.call_at)
+UFUNC_DATA = 9
 UFUNC_PARALLEL = 6
+UFUNC_KERNEL = 8
 # the block a split ufunc call hands its trampoline (int64): chunks, claimed, the addresses of
-# x, y, p and aux, aux's size, then the chunks' bounds
-SPLIT_HEAD = 7
+# x, y, p and aux, aux's size, the kernel's C wrapper, then the chunks' bounds
+SPLIT_HEAD = 8
 SPLIT_ALIGN = 64  # (host.ALIGN: one mask word at one bit per element)
 
 
-def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0) -> Any:
+def ufunc_loop(itemsize: int, wide: int, inplace: int = 0) -> Any:
     """A NumPy ufunc inner loop (C: ``void loop(char **args, npy_intp const *dimensions,
-    npy_intp const *steps, void *data)``) running ``into``, :func:`map_kernel`'s kernel of
-    ``member`` and ``op`` (as the host already has it: the direct one, or with ``inplace`` the
-    buffered one, which may write over its input), on float32 (``itemsize`` 4) or float64 (8)
-    elements: ``y = f(x)`` or ``f'(x)``.
+    npy_intp const *steps, void *data)``) running a :func:`map_kernel` kernel (the direct one,
+    or with ``inplace`` the buffered one, which may write over its input) on float32
+    (``itemsize`` 4) or float64 (8) elements: ``y = f(x)`` or ``f'(x)``. One loop serves every
+    member and op: the kernel is called through the address of its C wrapper in ``data``
+    (:func:`relukit.kernels.cpu.spin.call_at`), compiled for the argument types this loop
+    passes (its parameters ``p`` float64 where ``wide``, a :data:`WIDE` member, else of the
+    elements' dtype). Linked in instead, the kernel's code was compiled into each member's
+    loop again (0.3-0.6 s each, once per machine; 120 loops in a run of the test suite).
 
-    ``data`` points at :data:`UFUNC_DATA` int64: the addresses of the kernel's parameters ``p``
-    (float64 for a :data:`WIDE` member, else the elements' dtype) and of ``aux``, ``aux``'s
-    size, and how a call splits over threads (a thread count below 2: never). Unit strides into
-    a ``y`` apart from ``x`` (with ``inplace``: ``y`` that is ``x``) run the kernel on the
-    elements where they are, whole or, from :func:`split_parts`' size on, in chunks (as
-    :func:`split_bounds` cuts them) on the OpenMP team: the loop calls ``GOMP_parallel`` on
-    :func:`ufunc_trampoline` (their addresses in ``data``), with no Python between
-    the ufunc's call and the team's (relu out= on 2^17 float32 elements, 2 threads, AMD EPYC:
-    the kept plan's launch through Python cost 2.2 µs more than the launch alone). Other
-    strides, and other operands (for the in-place loop, those apart too), go through two
-    contiguous copies, whole, so an element's value is the same either way. Compiled once and
-    cached on disk like the kernels (its closure holds only integers;
-    :func:`relukit.kernels.cpu.compile.cached_cfunc` gives it ``into`` by name). Linking one
-    kernel in, it costs about what compiling that kernel does (0.3-0.6 s, once per machine)."""
+    ``data`` points at :data:`UFUNC_DATA` int64: the addresses of the kernel's parameters and of
+    ``aux``, ``aux``'s size, how a call splits over threads (a thread count below 2: never),
+    and the kernel's address (:data:`UFUNC_KERNEL`). Unit strides into a ``y`` apart from ``x``
+    (with ``inplace``: ``y`` that is ``x``) run the kernel on the elements where they are,
+    whole or, from :func:`split_parts`' size on, in chunks (as :func:`split_bounds` cuts them)
+    on the OpenMP team: the loop calls ``GOMP_parallel`` on :func:`ufunc_trampoline` (their
+    addresses in ``data``), with no Python between the ufunc's call and the team's (relu out=
+    on 2^17 float32 elements, 2 threads, AMD EPYC: the kept plan's launch through Python cost
+    2.2 µs more than the launch alone). Other strides, and other operands (for the in-place
+    loop, those apart too), go through two contiguous copies, whole, so an element's value is
+    the same either way. Compiled once and cached on disk like the kernels (its closure holds
+    only integers: :func:`relukit.kernels.cpu.compile.cached_cfunc`)."""
     dtype = np.float32 if itemsize == 4 else np.float64
-    names = {"ELEMENT": dtype, "PARAMETER": np.float64 if member in WIDE else dtype, "INTO": into}
+    names = {"ELEMENT": dtype, "PARAMETER": np.float64 if wide else dtype}
 
     def loop(args, dimensions, steps, data):  # type: ignore[no-untyped-def]
         n = dimensions[0]
-        # (member, op and inplace in the closure: with itemsize, the cache's key)
-        if n <= 0 or member < 0 or op < 0 or inplace < 0:
+        # (itemsize, wide and inplace in the closure: the cache's key)
+        if n <= 0 or itemsize < 0 or wide < 0 or inplace < 0:
             return
         p = carray(address(data[0]), 8, PARAMETER)  # noqa: F821 (cached_cfunc's names)
         aux = carray(address(data[1]), data[2], ELEMENT)  # noqa: F821
+        kernel = data[UFUNC_KERNEL]
         at_x = args[0]
         at_y = args[1]
         step_x = steps[0]
@@ -641,6 +646,7 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
                 block[4] = data[0]
                 block[5] = data[1]
                 block[6] = data[2]
+                block[7] = kernel
                 split_bounds(n, parts, SPLIT_ALIGN, block[SPLIT_HEAD:])
                 call_parallel(data[UFUNC_PARALLEL], data[7], block.ctypes.data, min(parts, data[3]))
                 if block[1] < parts:  # (never: read after the call, which keeps block alive)
@@ -648,13 +654,13 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
             else:
                 x = carray(address(at_x), n, ELEMENT)  # noqa: F821
                 y = carray(address(at_y), n, ELEMENT)  # noqa: F821
-                INTO(x, x, aux, y, p, 0, False, False)  # noqa: F821
+                call_at(kernel, (x, x, aux, y, p, np.int64(0), False, False), None)
         else:
             x = np.empty(n, ELEMENT)  # noqa: F821
             y = np.empty(n, ELEMENT)  # noqa: F821
             for i in range(n):
                 x[i] = carray(address(at_x + i * step_x), 1, ELEMENT)[0]  # noqa: F821
-            INTO(x, x, aux, y, p, 0, False, False)  # noqa: F821
+            call_at(kernel, (x, x, aux, y, p, np.int64(0), False, False), None)
             for i in range(n):
                 carray(address(at_y + i * step_y), 1, ELEMENT)[0] = y[i]  # noqa: F821
         clear_float_status()  # (NumPy would warn of the flags raised comparing NaN)
@@ -664,23 +670,22 @@ def ufunc_loop(member: int, op: int, itemsize: int, into: Any, inplace: int = 0)
     return cached_cfunc(loop, signature, names)
 
 
-def ufunc_trampoline(member: int, op: int, itemsize: int, into: Any, inplace: int = 0) -> Any:
+def ufunc_trampoline(itemsize: int, wide: int) -> Any:
     """The ``void(void*)`` each thread of the OpenMP team runs for a split call of
-    :func:`ufunc_loop` (the same ``member``, ``op``, ``itemsize``, ``into`` and ``inplace``):
-    from the call's block (:data:`SPLIT_HEAD`) it claims chunks one at a time with an atomic
-    counter and runs ``into`` on each (``first``: the chunk's start), as
+    :func:`ufunc_loop` (the same ``itemsize`` and ``wide``): from the call's block
+    (:data:`SPLIT_HEAD`) it claims chunks one at a time with an atomic counter and runs the
+    kernel at the block's address on each (``first``: the chunk's start), as
     :mod:`relukit.kernels.cpu.team`'s trampolines do for the host's split calls. Cached on disk
     like the loop."""
     dtype = np.float32 if itemsize == 4 else np.float64
-    names = {"ELEMENT": dtype, "PARAMETER": np.float64 if member in WIDE else dtype, "INTO": into}
+    names = {"ELEMENT": dtype, "PARAMETER": np.float64 if wide else dtype}
 
     def trampoline(data):  # type: ignore[no-untyped-def]
         head = carray(data, SPLIT_HEAD, np.int64)
         parts = head[0]
-        # (member, op, itemsize and inplace in the closure: the cache's key;
-        # a code the body does not read would not be, and the float32 and float64 trampolines
-        # would share a cache entry)
-        if parts <= 0 or member < 0 or op < 0 or inplace < 0 or itemsize < 0:
+        # (itemsize and wide in the closure: the cache's key; a code the body does not read
+        # would not be, and the float32 and float64 trampolines would share a cache entry)
+        if parts <= 0 or itemsize < 0 or wide < 0:
             return
         block = carray(data, SPLIT_HEAD + parts + 1, np.int64)
         n = block[SPLIT_HEAD + parts]
@@ -688,16 +693,24 @@ def ufunc_trampoline(member: int, op: int, itemsize: int, into: Any, inplace: in
         y = carray(address(block[3]), n, ELEMENT)  # noqa: F821
         p = carray(address(block[4]), 8, PARAMETER)  # noqa: F821
         aux = carray(address(block[5]), block[6], ELEMENT)  # noqa: F821
+        kernel = block[7]
         while True:
             j = fetch_add(block, 1)
             if j >= parts:
                 break
             a = block[SPLIT_HEAD + j]
             b = block[SPLIT_HEAD + j + 1]
-            INTO(x[a:b], x[a:b], aux, y[a:b], p, a, False, False)  # noqa: F821
+            call_at(kernel, (x[a:b], x[a:b], aux, y[a:b], p, a, False, False), None)
         clear_float_status()
 
     return cached_cfunc(trampoline, types.void(types.voidptr), names)
+
+
+def ufunc_arguments(itemsize: int, p: np.ndarray) -> tuple[Any, ...]:
+    """Arguments of the types :func:`ufunc_loop` and :func:`ufunc_trampoline` pass a map kernel
+    of ``p``'s parameters (for :func:`relukit.kernels.cpu.spin.wrapper_address`)."""
+    x = np.empty(0, np.float32 if itemsize == 4 else np.float64)
+    return (x, x, x, x, p, 0, False, False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -106,6 +106,49 @@ def pause(typingctx: Any) -> Any:
     return types.void(), codegen
 
 
+@intrinsic
+def call_at(typingctx: Any, function: Any, args: Any, returns: Any) -> Any:
+    """``f(*args)`` where ``f`` is the compiled function at address ``function`` (an int64):
+    the C wrapper Numba makes of each function it compiles (:func:`wrapper_address`), which
+    takes each argument as Numba's value of its type (an array as its struct) and returns
+    ``returns`` (a NumPy integer type, or None for nothing). A call through the address
+    instead of a linked call: the caller's code does not hold the callee's, so a trampoline
+    (:mod:`relukit.kernels.cpu.team`, :func:`relukit.kernels.cpu.kernels.ufunc_loop`) is
+    compiled once for every kernel of its argument types, not once per kernel with that
+    kernel's code compiled into it again. ``args`` must have the types the function was
+    compiled for (their values' LLVM types are what the call passes)."""
+    if not isinstance(function, types.Integer) or not isinstance(args, types.BaseTuple):
+        return None
+    if isinstance(returns, types.NumberClass) and isinstance(returns.instance_type, types.Integer):
+        result = returns.instance_type
+    elif returns is None or isinstance(returns, types.NoneType):
+        result = types.none
+    else:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, values: Any) -> Any:
+        word = context.cast(builder, values[0], signature.args[0], types.int64)
+        kind = ir.FunctionType(
+            context.get_value_type(result), [context.get_value_type(t) for t in args.types]
+        )
+        callee = builder.inttoptr(word, kind.as_pointer())
+        returned = builder.call(callee, cgutils.unpack_tuple(builder, values[1]))
+        return context.get_dummy_value() if result is types.none else returned
+
+    return result(function, args, returns), codegen
+
+
+def wrapper_address(dispatcher: Any, arguments: tuple[Any, ...]) -> tuple[int, Any]:
+    """The address of the C wrapper of ``dispatcher`` compiled for the Numba types of
+    ``arguments`` (as a call from Python would type them; compiled or loaded from the disk
+    cache here if need be), for :func:`call_at`, and the function's return type."""
+    signature = tuple(dispatcher.typeof_pyval(a) for a in arguments)
+    dispatcher.compile(signature)
+    compiled = dispatcher.overloads[signature]
+    name = compiled.fndesc.llvm_cfunc_wrapper_name
+    return compiled.library.get_pointer_to_function(name), compiled.signature.return_type
+
+
 @njit(cache=True, nogil=True)
 def spin(
     state: Any, index: int, old: int, rounds: int, settle: int = 0, out: Any = None, value: int = 0

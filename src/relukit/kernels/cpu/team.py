@@ -17,13 +17,16 @@ kernel on each, with no Python and no GIL. The call itself is made by a compiled
 writes the arrays' addresses, the scalars and the chunks' bounds into the block the trampolines
 read and calls ``GOMP_parallel`` without the GIL: one Numba entry point for the whole hand-off
 (through ctypes, with the addresses read in Python, a split call cost some 15 µs more). A
-trampoline is generated per kernel and argument layout, its launcher per layout alone (it takes
-the trampoline's address: made per kernel too, the launchers were compiled 344 times in a run
-of the test suite on two workers, for 41 distinct signatures, 159 of its 1,390 s of CPU). Each
-is written to a module file of its own and kept in Numba's disk cache (:func:`_generated`):
-compiled, one takes 0.3-0.5 s, loaded some milliseconds (relu's first forward_with_mask on 2^22
-float32 elements on 2 threads in a fresh process, AMD EPYC: 1.03-1.11 s before, 0.02-0.05 s
-with them cached). The map kernels' NumPy
+trampoline and its launcher are generated per argument layout and shared by every kernel
+called with it: the trampoline calls the kernel through the address of Numba's C wrapper of
+it, which the launcher writes into the block
+(:func:`~relukit.kernels.cpu.spin.call_at`). A trampoline that linked its kernel in, one per
+kernel, had that kernel's code compiled into it again: 251 trampolines in a run of the test
+suite on two workers, each 0.3-1.5 s. Each is written to a module file of its own and kept in
+Numba's disk cache (:func:`_generated`): compiled, one takes a fraction of a second, loaded
+some milliseconds (relu's first forward_with_mask on 2^22 float32 elements on 2 threads in a
+fresh process, AMD EPYC: 1.03-1.11 s before they were cached, 0.02-0.05 s with them cached).
+The map kernels' NumPy
 ufuncs have loops that split a call themselves
 (:func:`relukit.kernels.cpu.kernels.ufunc_loop`, with a trampoline of their own, cached on
 disk), so that the public calls that take them reach the team with no Python at all. Where no
@@ -48,7 +51,6 @@ import ctypes
 import functools
 import hashlib
 import importlib.util
-import inspect
 import os
 import shutil
 import sys
@@ -56,7 +58,6 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import CodeType, FunctionType
 from typing import Any
 
 import numpy as np
@@ -207,10 +208,10 @@ if hasattr(os, "register_at_fork"):
 # Trampolines
 
 # The block a call passes to its trampoline (int64 words): [chunks, claimed, length of the
-# block, address of the results (0: none), then three words per argument (an array's address
-# and length and, for Segments, the address of its offsets; or a scalar), then the chunks'
-# bounds].
-_HEADER = 4
+# block, address of the results (0: none), address of the kernel's C wrapper, then three words
+# per argument (an array's address and length and, for Segments, the address of its offsets;
+# or a scalar), then the chunks' bounds].
+_HEADER = 5
 _SLOTS = 3
 
 
@@ -318,25 +319,29 @@ def _argument(i: int, kind: Any, namespace: dict[str, Any], setup: list[str]) ->
     return f"v{i}[a:b]" if bits == 0 else f"v{i}[a * {bits} // 8 : (b * {bits} + 7) // 8]"
 
 
-def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any, int, Any]:
-    """The compiled ``void(void*)`` that runs ``kernel``'s chunks of a call laid out so (with
-    ``results``: storing what each returns), its address, and its :func:`_launcher`."""
+@functools.cache
+def _trampoline(kinds: tuple[Any, ...], returns: str | None, results: bool) -> Any:
+    """The compiled ``void(void*)`` that runs the chunks of a call laid out as ``kinds`` on the
+    kernel whose C wrapper's address the block holds (:func:`~relukit.kernels.cpu.spin.call_at`;
+    the kernel returns the NumPy integer type named ``returns``, or nothing), with ``results``
+    storing what each chunk returns. One per layout, shared by every kernel called so."""
     from numba import carray, cfunc, types
 
-    from relukit.kernels.cpu.spin import address, fetch_add
+    from relukit.kernels.cpu.spin import address, call_at, fetch_add
 
     namespace: dict[str, Any] = {
         "np": np,
         "carray": carray,
         "address": address,
+        "call_at": call_at,
         "fetch_add": fetch_add,
-        "kernel": kernel,
     }
     setup: list[str] = []
-    call = ", ".join(_argument(i, kind, namespace, setup) for i, kind in enumerate(kinds))
+    call = "".join(f"{_argument(i, kind, namespace, setup)}, " for i, kind in enumerate(kinds))
     if results:
         setup.append("    results = carray(address(block[3]), chunks, np.int64)")
     bounds = _HEADER + _SLOTS * len(kinds)
+    returned = "None" if returns is None else f"np.{returns}"
     source = "\n".join(
         [
             "def trampoline(data):",
@@ -345,6 +350,7 @@ def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any
             "    block = carray(data, size, np.int64)",
             "    floats = carray(data, size, np.float64)",
             "    chunks = block[0]",
+            "    kernel = block[4]",
             *setup,
             "    while True:",
             "        j = fetch_add(block, 1)",
@@ -352,29 +358,48 @@ def _trampoline(kernel: Any, kinds: tuple[Any, ...], results: bool) -> tuple[Any
             "            break",
             f"        a = block[{bounds} + j]",
             f"        b = block[{bounds} + j + 1]",
-            f"        {'results[j] = ' if results else ''}kernel({call})",
+            f"        {'results[j] = ' if results else ''}call_at(kernel, ({call}), {returned})",
         ]
     )
-    identity = _identity(kernel)
-    compiled = None
-    if identity is not None:  # (the arrays' dtypes are globals, not in the source)
-        compiled = _generated(source, "trampoline", namespace, _cached_trampoline,
-                              f"{identity}|{kinds!r}|{results}")  # fmt: skip
-    if compiled is None:  # (nowhere to write the module, or a kernel of unknown code: uncached)
+    from relukit.kernels.cpu.compile import STAMP
+
+    # (the arrays' dtypes are globals, not in the source: named by the layout)
+    found = _generated(source, "trampoline", namespace, _cached_trampoline,
+                       f"{STAMP}|{kinds!r}|{returns}|{results}")  # fmt: skip
+    if found is None:  # (nowhere to write the module: uncached)
         exec(compile(source, f"<relukit trampoline {kinds}>", "exec"), namespace)
-        compiled = cfunc(types.void(types.voidptr), nopython=True)(namespace["trampoline"])
-    return compiled, compiled.address, _launcher(kinds, results)
+        found = cfunc(types.void(types.voidptr), nopython=True)(namespace["trampoline"])
+    return found
+
+
+def _kernel_call(kernel: Any, args: Sequence[Any], results: bool, kinds: Layout) -> list[Any]:
+    """What :func:`run` keeps for ``kernel`` called with ``args``, laid out as ``kinds``: the
+    layout's trampoline, its address, its launcher, the launcher's entry point (None until
+    compiled) and the address of the kernel's C wrapper, compiled for ``args``' types."""
+    from relukit.kernels.cpu.spin import wrapper_address
+
+    at, returned = wrapper_address(kernel, bind(args, 0, 0))
+    returns = None if returned == _none_type() else str(returned)
+    trampoline = _trampoline(kinds.kinds, returns, results)
+    return [trampoline, trampoline.address, _launcher(kinds.kinds, results), None, at]
+
+
+@functools.cache
+def _none_type() -> Any:
+    from numba import types
+
+    return types.none
 
 
 @functools.cache
 def _launcher(kinds: tuple[Any, ...], results: bool) -> Any:
-    """The compiled ``launch(parallel, trampoline, threads, bounds, results, *values)`` that
-    fills a call's block (:data:`_HEADER`) and calls the runtime's ``GOMP_parallel`` on it
+    """The compiled ``launch(parallel, trampoline, kernel, threads, bounds, results, *values)``
+    that fills a call's block (:data:`_HEADER`) and calls the runtime's ``GOMP_parallel`` on it
     without the GIL: ``values`` are the arguments laid out as ``kinds`` (START and STOP left
     out; a Segments gives its array, then its offsets), ``results`` an int64 array (read only
-    ``with results``). Returns how many chunks were claimed (which also keeps the block alive
-    until the call is over). One per layout: it takes the trampoline, so every kernel called
-    with that layout shares it."""
+    ``with results``), ``kernel`` the address of the kernel's C wrapper. Returns how many
+    chunks were claimed (which also keeps the block alive until the call is over). One per
+    layout, like the trampolines."""
     from numba import njit
 
     from relukit.kernels.cpu.spin import call_parallel
@@ -402,7 +427,8 @@ def _launcher(kinds: tuple[Any, ...], results: bool) -> Any:
             lines.append(f"    block[{slot + 2}] = o{i}.ctypes.data")
     source = "\n".join(
         [
-            f"def launch(parallel, trampoline, threads, bounds, results, {', '.join(names)}):",
+            "def launch(parallel, trampoline, kernel, threads, bounds, results, "
+            f"{', '.join(names)}):",
             f"    size = {words} + bounds.size",
             "    block = np.empty(size, np.int64)",
             "    floats = block.view(np.float64)",
@@ -410,6 +436,7 @@ def _launcher(kinds: tuple[Any, ...], results: bool) -> Any:
             "    block[1] = 0",
             "    block[2] = size",
             f"    block[3] = {'results.ctypes.data' if results else '0'}",
+            "    block[4] = kernel",
             *lines,
             f"    block[{words}:] = bounds",
             "    call_parallel(parallel, trampoline, block.ctypes.data, threads)",
@@ -438,69 +465,15 @@ def _cached_trampoline(function: Any) -> Any:
     return cfunc_cached(function, types.void(types.voidptr), {"nopython": True})
 
 
-def _identity(kernel: Any) -> str | None:
-    """What decides a kernel's compiled code, for the name of a trampoline's module (which holds
-    that code once compiled, while Numba keys its cache on the trampoline's own source and
-    code, not on the kernel it calls): the kernel's module, qualified name and bytecode, a hash
-    of its source file, its closure's values (arrays by their bytes), and the source stamp of
-    the package's compiled modules, whose helpers the kernels inline. None where one of those
-    cannot be read: that trampoline is compiled uncached."""
-    from relukit.kernels.cpu.compile import STAMP
-
-    function = getattr(kernel, "py_func", None)
-    if function is None:
-        return None
-    digest = hashlib.sha256()
-    try:
-        digest.update(_file_digest(inspect.getsourcefile(function) or ""))
-    except (OSError, TypeError):
-        return None
-    _code_digest(function.__code__, digest)
-    for cell in function.__closure__ or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:  # (an empty cell)
-            return None
-        if isinstance(value, bool | int | float | str | np.integer | np.floating):
-            digest.update(repr(value).encode())
-        elif isinstance(value, np.ndarray):
-            digest.update(f"{value.dtype}{value.shape}".encode() + value.tobytes())
-        elif hasattr(value, "py_func") or isinstance(value, FunctionType):
-            inner = getattr(value, "py_func", value)
-            digest.update(f"{inner.__module__}.{inner.__qualname__}".encode())
-            _code_digest(inner.__code__, digest)
-        else:
-            return None
-    return f"{function.__module__}.{function.__qualname__}|{digest.hexdigest()}|{STAMP}"
-
-
-@functools.cache
-def _file_digest(path: str) -> bytes:
-    """A hash of the bytes of the file at ``path``."""
-    with open(path, "rb") as file:
-        return hashlib.sha256(file.read()).digest()
-
-
-def _code_digest(code: CodeType, digest: Any) -> None:
-    """Add ``code``'s bytecode, names and constants (nested code too) to ``digest``."""
-    digest.update(code.co_code)
-    digest.update(repr(code.co_names).encode())
-    for constant in code.co_consts:
-        if isinstance(constant, CodeType):
-            _code_digest(constant, digest)
-        else:
-            digest.update(repr(constant).encode())
-
-
 def _generated(
     source: str, name: str, namespace: dict[str, Any], compile_: Any, identity: str
 ) -> Any:
     """``compile_`` (a Numba compilation with its disk cache) of the function ``name`` that
     ``source`` defines, with ``namespace`` as its globals, written to a module file of its
     own under :func:`_modules` and imported from there, so that Numba's disk cache keeps its
-    compiled code for the next process (0.3-0.5 s to compile each trampoline and launcher,
-    some milliseconds to load). The file is named by a hash of ``source`` and ``identity``
-    (what else decides the code: the layout, and the kernel a trampoline calls), since Numba
+    compiled code for the next process (a fraction of a second to compile each trampoline and
+    launcher, some milliseconds to load). The file is named by a hash of ``source`` and
+    ``identity`` (what else decides the code: the layout and the source stamp), since Numba
     keys its cache on the file and the function's code, not on the globals. A file found with
     other contents is written again. None where that fails, or the import or the compilation
     raises: the caller compiles ``source`` uncached (and so raises any error of its own)."""
@@ -631,13 +604,14 @@ def run(
     returns = results is not None
     found = kinds.launches.get((kernel, returns))
     if found is None:
-        found = kinds.launches[kernel, returns] = [*_trampoline(kernel, kinds.kinds, returns), None]
+        found = kinds.launches[kernel, returns] = _kernel_call(kernel, args, returns, kinds)
     if type(bounds) is not np.ndarray or bounds.dtype != np.int64:
         bounds = np.asarray(bounds, dtype=np.int64)
     launch = found[3] or _entry_point(found) or found[2]
     launch(
         _address(parallel),
         found[1],
+        found[4],
         threads,
         bounds,
         _NO_RESULTS if results is None else results,
@@ -659,7 +633,7 @@ def prepared(kernel: Any, kinds: Layout, bounds: np.ndarray, threads: int) -> An
     launch = found[3] or _entry_point(found)
     if launch is None:
         return None
-    return launch, (_address(parallel), found[1], threads, bounds, _NO_RESULTS)
+    return launch, (_address(parallel), found[1], found[4], threads, bounds, _NO_RESULTS)
 
 
 def _entry_point(found: list[Any]) -> Any:
