@@ -53,3 +53,14 @@ def test_call_at_wants_an_integer_address_a_tuple_and_an_integer_or_none_back():
     for compiled in (not_a_tuple, float_back):
         with pytest.raises(TypingError):
             compiled(0, np.zeros(1))
+
+
+def test_wrapper_address_refuses_a_function_numba_made_no_c_wrapper_of():
+    @njit
+    def optional(x):  # type: ignore[no-untyped-def]
+        if x.size > 2:
+            return None
+        return x.size
+
+    with pytest.raises(TypeError, match="no C wrapper"):
+        wrapper_address(optional, (np.zeros(3),))

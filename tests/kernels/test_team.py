@@ -95,6 +95,17 @@ def test_kernels_called_with_one_layout_share_its_trampoline_and_each_runs_its_o
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_a_kernel_returning_other_than_nothing_or_an_integer_is_refused():
+    from numba import njit
+
+    x = np.ones(1_000)
+    for kernel in (njit(lambda v: v.size > 0), njit(lambda v: v.sum())):
+        args = (Part(x),)
+        with pytest.raises(TypeError, match="nothing or an integer"):
+            team.run(kernel, args, [0, 512, 1_000], 2, team.layout(kernel, args))
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
 def test_every_chunk_runs_once_with_its_bounds_and_scalars():
     # the stream copy kernel over chunks of odd sizes, float32 scalars passed through
     n = 100_003

@@ -53,9 +53,10 @@ def _codes_in_name(function: Any) -> None:
     argument types. Kernels loaded from the disk cache keep the names the compiling processes
     gave them, so two different kernels of one factory compiled in two processes can carry the
     same symbol (measured: relu's and another member's map kernel, both ``...kernel$187``).
-    Called on its own each kernel is fine, but code that links several of them (the OpenMP
-    trampolines of :mod:`relukit.kernels.cpu.team`) may then call the wrong one. With the
-    codes in the name, no two kernels share a symbol."""
+    Called on its own each kernel is fine, but a kernel's address is looked up by its symbol's
+    name (:func:`relukit.kernels.cpu.spin.wrapper_address`, for the OpenMP trampolines of
+    :mod:`relukit.kernels.cpu.team` and the ufunc loops), which may then find the other one.
+    With the codes in the name, no two kernels share a symbol."""
     codes = []
     for cell in function.__closure__ or ():
         value = cell.cell_contents
@@ -92,8 +93,9 @@ def cached_kernel(function: Any) -> Any:
 
 
 def cached_cfunc(function: Any, signature: Any, names: dict[str, Any]) -> Any:
-    """``cfunc(signature, cache=True)`` of a factory's ``function`` that calls other compiled
-    functions of that factory: those it finds under ``names``, added to its globals. Numba keys
+    """``cfunc(signature, cache=True)`` of a factory's ``function`` that uses values the
+    factory chose (types, compiled functions): those it finds under ``names``, added to its
+    globals. Numba keys
     a cache entry on the code and the closure's values, not on the globals, and a compiled
     function held in the closure would make a key of its own in every process; so the closure
     must hold the integer codes that decide ``names`` (as :func:`cached_kernel`'s do), which

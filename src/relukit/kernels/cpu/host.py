@@ -1590,7 +1590,10 @@ def _ufunc(
     into = _kernel("map", member, op, not inplace)
     data = np.zeros(k.UFUNC_DATA, dtype=np.int64)
     data[:3] = [p.ctypes.data, aux.ctypes.data, aux.size]
-    data[k.UFUNC_KERNEL] = spin.wrapper_address(into, k.ufunc_arguments(itemsize, p))[0]
+    at, returned = spin.wrapper_address(into, k.ufunc_arguments(itemsize, p))
+    if str(returned) != "none":  # (the loop calls it for nothing back)
+        return False
+    data[k.UFUNC_KERNEL] = at
     kept = [loop, into, data, p, aux]  # (alive with the ufunc)
     if count > 1:
         trampoline = _kernel("ufunc_trampoline", itemsize, wide)

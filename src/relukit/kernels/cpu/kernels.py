@@ -597,8 +597,9 @@ def ufunc_loop(itemsize: int, wide: int, inplace: int = 0) -> Any:
     """A NumPy ufunc inner loop (C: ``void loop(char **args, npy_intp const *dimensions,
     npy_intp const *steps, void *data)``) running a :func:`map_kernel` kernel (the direct one,
     or with ``inplace`` the buffered one, which may write over its input) on float32
-    (``itemsize`` 4) or float64 (8) elements: ``y = f(x)`` or ``f'(x)``. One loop serves every
-    member and op: the kernel is called through the address of its C wrapper in ``data``
+    (``itemsize`` 4) or float64 (8) elements: ``y = f(x)`` or ``f'(x)``. One loop (per
+    ``itemsize``, ``wide`` and ``inplace``) serves every member and op: the kernel is called
+    through the address of its C wrapper in ``data``
     (:func:`relukit.kernels.cpu.spin.call_at`), compiled for the argument types this loop
     passes (its parameters ``p`` float64 where ``wide``, a :data:`WIDE` member, else of the
     elements' dtype). Linked in instead, the kernel's code was compiled into each member's

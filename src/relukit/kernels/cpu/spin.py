@@ -141,12 +141,18 @@ def call_at(typingctx: Any, function: Any, args: Any, returns: Any) -> Any:
 def wrapper_address(dispatcher: Any, arguments: tuple[Any, ...]) -> tuple[int, Any]:
     """The address of the C wrapper of ``dispatcher`` compiled for the Numba types of
     ``arguments`` (as a call from Python would type them; compiled or loaded from the disk
-    cache here if need be), for :func:`call_at`, and the function's return type."""
-    signature = tuple(dispatcher.typeof_pyval(a) for a in arguments)
+    cache here if need be), for :func:`call_at`, and the function's return type. TypeError
+    where Numba made no C wrapper (a function returning an optional value, say)."""
+    from numba.core.typing.typeof import Purpose, typeof
+
+    signature = tuple(typeof(a, Purpose.argument) for a in arguments)
     dispatcher.compile(signature)
     compiled = dispatcher.overloads[signature]
     name = compiled.fndesc.llvm_cfunc_wrapper_name
-    return compiled.library.get_pointer_to_function(name), compiled.signature.return_type
+    at = compiled.library.get_pointer_to_function(name)
+    if not at:
+        raise TypeError(f"Numba made no C wrapper of {dispatcher.py_func.__qualname__}")
+    return at, compiled.signature.return_type
 
 
 @njit(cache=True, nogil=True)

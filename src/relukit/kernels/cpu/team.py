@@ -268,15 +268,17 @@ _layouts: dict[tuple[Any, ...], Layout] = {}
 
 class Layout:
     """:func:`layout` of a call: ``kinds``, each argument's kind and type, and what a call with
-    that layout needs, made once: the trampoline and launcher of each kernel called so
-    (:func:`run`), and ``values(args)``, the arguments the launcher takes (START and STOP left
-    out, each Part's, Words' and Segments' array, and a Segments' offsets after it)."""
+    that layout needs, made once: for each kernel called so, the layout's trampoline and
+    launcher and the kernel's address (:func:`run`), and ``values(args)``, the arguments the
+    launcher takes (START and STOP left out, each Part's, Words' and Segments' array, and a
+    Segments' offsets after it)."""
 
     __slots__ = ("kinds", "launches", "values")
 
     def __init__(self, kinds: tuple[Any, ...]) -> None:
         self.kinds = kinds
-        # (kernel, results) -> [trampoline, its address, launcher, the launcher's entry point]
+        # (kernel, results) -> [trampoline, its address, launcher, the launcher's entry point,
+        # the address of the kernel's C wrapper]
         self.launches: dict[tuple[Any, bool], list[Any]] = {}
         taken: list[str] = []
         for i, kind in enumerate(kinds):
@@ -379,6 +381,8 @@ def _kernel_call(kernel: Any, args: Sequence[Any], results: bool, kinds: Layout)
     from relukit.kernels.cpu.spin import wrapper_address
 
     at, returned = wrapper_address(kernel, bind(args, 0, 0))
+    if returned != _none_type() and not isinstance(returned, _integer_type()):
+        raise TypeError(f"a kernel run on the team returns nothing or an integer, not {returned}")
     returns = None if returned == _none_type() else str(returned)
     trampoline = _trampoline(kinds.kinds, returns, results)
     return [trampoline, trampoline.address, _launcher(kinds.kinds, results), None, at]
@@ -389,6 +393,13 @@ def _none_type() -> Any:
     from numba import types
 
     return types.none
+
+
+@functools.cache
+def _integer_type() -> Any:
+    from numba import types
+
+    return types.Integer
 
 
 @functools.cache
@@ -599,7 +610,8 @@ def run(
     """``kernel(*bind(args, a, b, j))`` for each chunk ``j``, ``[a, b)`` of ``bounds``
     (ascending), on ``threads`` threads of the OpenMP team, storing what it returns in
     ``results[j]`` (int64) if given; ``kinds`` is :func:`layout` of them (not None). Only
-    where :func:`available`."""
+    where :func:`available`, and for kernels that return nothing or an integer (TypeError
+    otherwise)."""
     parallel = _parallel()
     returns = results is not None
     found = kinds.launches.get((kernel, returns))
