@@ -101,3 +101,18 @@ def test_what_the_route_leaves_to_the_general_path():
     with dispatch.forced("reference"):
         reference = f(x)
     assert torch.allclose(reference, f(x))
+
+
+@pytest.mark.parametrize("n", [100, 5_000])
+def test_torch_compile_traces_the_reference_path_on_a_plain_tensor(n):
+    # (a tensor that requires no grad reached the kernels under Dynamo, which then failed
+    # inside Numba's dispatcher; on Dynamo's eager backend: inductor's C++ would take 20 s)
+    x = torch.linspace(-6.0, 6.0, n)
+
+    def f(t):  # type: ignore[no-untyped-def]
+        return relukit.gelu(t) + relukit.silu.derivative(t)
+
+    got = torch.compile(f, backend="eager")(x)
+    with dispatch.forced("reference"):
+        want = f(x)
+    assert torch.equal(bits(got), bits(want))

@@ -431,8 +431,6 @@ def _plain_view(tensor: Any) -> np.ndarray | None:
 
     if type(tensor) is not torch.Tensor or not tensor.is_contiguous():
         return None
-    if torch.compiler.is_compiling():
-        return None
     found = _cpu.host._numpy(tensor)
     return None if found is None else found[0]
 

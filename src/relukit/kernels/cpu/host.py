@@ -560,7 +560,7 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
         return None
     if value.requires_grad or value.is_conj() or value.is_neg() or value.layout != torch.strided:
         return None
-    if outside_autograd(value):  # (its tangent, or its trace, would be lost)
+    if outside_autograd(value):  # (its tangent, trace or compiled graph would lose it)
         return None
     try:
         view = tensor_view(value)
@@ -584,11 +584,14 @@ def tensor_view(tensor: Any) -> np.ndarray | None:
 
 def outside_autograd(value: Any) -> bool:
     """Would reading this torch tensor through NumPy lose what PyTorch records of it: a
-    forward-mode tangent (a dual tensor), or a ``torch.jit.trace`` under way?"""
+    forward-mode tangent (a dual tensor), or a ``torch.jit.trace`` or ``torch.compile`` under
+    way? (Under ``torch.compile`` the reference path's torch operations are what Dynamo
+    traces; the kernels' call made Dynamo fail inside Numba's dispatcher.)"""
     import torch
 
-    dual = torch.autograd.forward_ad.unpack_dual(value).tangent is not None
-    return dual or torch.jit.is_tracing()
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return True
+    return torch.autograd.forward_ad.unpack_dual(value).tangent is not None
 
 
 def _order(a: np.ndarray) -> str | None:
