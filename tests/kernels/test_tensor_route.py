@@ -110,7 +110,9 @@ def test_torch_compile_traces_the_reference_path_on_a_plain_tensor(n):
     x = torch.linspace(-6.0, 6.0, n)
 
     def f(t):  # type: ignore[no-untyped-def]
-        return relukit.gelu(t) + relukit.silu.derivative(t)
+        y, mask = relukit.leaky_relu.forward_with_mask(t)  # (Dynamo stopped in its NumPy)
+        g = relukit.leaky_relu.backward_from_mask(t, mask)
+        return relukit.gelu(t) + relukit.silu.derivative(t) + y + g
 
     got = torch.compile(f, backend="eager")(x)
     with dispatch.forced("reference"):

@@ -104,8 +104,11 @@ def compiled_takes(source: Input) -> bool:
     if backend == "reference":
         return False
     array = source.array
-    if type(array) is not np.ndarray and not type(array).__module__.startswith("torch"):
-        return False
+    if type(array) is not np.ndarray:
+        if not type(array).__module__.startswith("torch") or not _has_numba():
+            return False
+        if _cpu.host.outside_autograd(array):  # (e.g. torch.compile: Dynamo traces the
+            return False  # reference path's torch operations, not the mask path's NumPy)
     if backend == "auto":
         limit = MIN_ELEMENTS_16 if source.kind == "low" else MIN_ELEMENTS
         if _size(array) < limit:
