@@ -1584,6 +1584,8 @@ def _ufunc(
         from numba.np.ufunc._internal import PyUFunc_None, fromfunc
     except ImportError:
         return False
+    from numba import types
+
     from relukit.kernels.cpu import spin
 
     k = _module()
@@ -1594,7 +1596,7 @@ def _ufunc(
     data = np.zeros(k.UFUNC_DATA, dtype=np.int64)
     data[:3] = [p.ctypes.data, aux.ctypes.data, aux.size]
     at, returned = spin.wrapper_address(into, k.ufunc_arguments(itemsize, p))
-    if str(returned) != "none":  # (the loop calls it for nothing back)
+    if returned != types.none:  # (the loop calls it for nothing back)
         return False
     data[k.UFUNC_KERNEL] = at
     kept = [loop, into, data, p, aux]  # (alive with the ufunc)

@@ -378,28 +378,16 @@ def _kernel_call(kernel: Any, args: Sequence[Any], results: bool, kinds: Layout)
     """What :func:`run` keeps for ``kernel`` called with ``args``, laid out as ``kinds``: the
     layout's trampoline, its address, its launcher, the launcher's entry point (None until
     compiled) and the address of the kernel's C wrapper, compiled for ``args``' types."""
+    from numba import types
+
     from relukit.kernels.cpu.spin import wrapper_address
 
     at, returned = wrapper_address(kernel, bind(args, 0, 0))
-    if returned != _none_type() and not isinstance(returned, _integer_type()):
+    if returned != types.none and not isinstance(returned, types.Integer):
         raise TypeError(f"a kernel run on the team returns nothing or an integer, not {returned}")
-    returns = None if returned == _none_type() else str(returned)
+    returns = None if returned == types.none else str(returned)
     trampoline = _trampoline(kinds.kinds, returns, results)
     return [trampoline, trampoline.address, _launcher(kinds.kinds, results), None, at]
-
-
-@functools.cache
-def _none_type() -> Any:
-    from numba import types
-
-    return types.none
-
-
-@functools.cache
-def _integer_type() -> Any:
-    from numba import types
-
-    return types.Integer
 
 
 @functools.cache
