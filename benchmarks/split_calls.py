@@ -190,14 +190,15 @@ def table(sizes: list[int], count: int) -> str:
     )
 
 
-def write(text: str) -> None:
+def write(text: str, begin: str = BEGIN, end: str = END) -> None:
+    """``text`` into benchmarks/RESULTS.md between the markers ``begin`` and ``end``."""
     path = HERE / "RESULTS.md"
     document = path.read_text()
-    if BEGIN not in document:
-        raise SystemExit(f"{path}: no {BEGIN!r} marker")
-    head, rest = document.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    if begin not in document:
+        raise SystemExit(f"{path}: no {begin!r} marker")
+    head, rest = document.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
 def _sizes(text: str) -> list[int]:

@@ -229,6 +229,33 @@ def test_each_source_stamp_has_its_folder_and_unused_ones_are_pruned(monkeypatch
     assert (base / str(STAMP)).stat().st_mtime > old + 86_400  # (in use: set again)
 
 
+_NUMPY_ONLY = """
+import sys
+import numpy as np
+import relukit
+from relukit.kernels.cpu import team
+def runtimes():
+    return sorted({l.split()[-1] for l in open("/proc/self/maps") if "/lib" in l and any(
+        r in l.split()[-1].rsplit("/", 1)[-1] for r in team.RUNTIMES)})
+x = np.random.default_rng(0).standard_normal(300_001).astype(np.float32)
+with relukit.threads.limit(1):
+    whole = relukit.gelu(x)
+with relukit.threads.limit(2):
+    split = relukit.gelu(x)
+before = runtimes()
+print(team.available(), "torch" in sys.modules, whole.tobytes() == split.tobytes())
+import torch
+print(before == runtimes() and len(before) == 1, any("/torch/" in path for path in before))
+"""
+
+
+@pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
+def test_a_process_without_pytorch_loads_the_runtime_pytorch_brings_and_shares_it_later():
+    first, second = _child(_NUMPY_ONLY, {}).splitlines()
+    assert first == "True False True"  # a team, torch not imported, the bits of one thread
+    assert second == "True True"  # import torch loaded no second runtime: it found PyTorch's
+
+
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
 def test_relukit_openmp_0_turns_the_team_off():
     code = "import torch; from relukit.kernels.cpu import team; print(team.available())"

@@ -714,7 +714,7 @@ def _chunks(n: int, cost: int) -> list[tuple[int, int]]:
     count = threads.get_num_threads()
     if count == 1:
         return [(0, n)]
-    pieces = PIECES_TEAM if team.available() else PIECES  # (the team comes with torch)
+    pieces = PIECES_TEAM if team.available() else PIECES
     key = (n, cost, count, pinned, pieces)
     found = _split.get(key)
     if found is not None:
@@ -1017,7 +1017,7 @@ def _handoff(asleep: bool = False) -> float:
     """What splitting a call over two threads costs beyond half its work, measured once per
     process: on the OpenMP team where one is there when first asked (:func:`_team_handoff`),
     else (and with ``asleep``, a wake-up) on relukit's pool (:func:`_pool_handoff`)."""
-    on_team = not asleep and team.available()  # (the team comes with torch, maybe later)
+    on_team = not asleep and team.available()
     found = _handoffs.get((asleep, on_team))
     if found is None:
         found = _team_handoff() if on_team else _pool_handoff(asleep)
@@ -1754,9 +1754,10 @@ class Calls:
         no Python in between (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`), for the calls
         whose output does not stream (the caller asks: :func:`split_unstreamed`). Kept under
         ``(op, inplace, count, PIECES_TEAM)``. False where there is none: no ufunc, or no team
-        (:func:`relukit.kernels.cpu.team.available`; not kept: PyTorch, which brings it, may
-        be imported later). Made for :func:`ufunc_grain` (measured on such a ufunc's own
-        hand-off, which costs less than the planned route's: it splits smaller calls);
+        (:func:`relukit.kernels.cpu.team.available`; not kept: PyTorch, which brings one
+        where its wheel's is not to be found, may be imported later). Made for
+        :func:`ufunc_grain` (measured on such a ufunc's own hand-off, which costs less than
+        the planned route's: it splits smaller calls);
         forgotten at a fork (the child has no team)."""
         key = (op, inplace, count, PIECES_TEAM)
         found = self.split_ufuncs.get(key)
