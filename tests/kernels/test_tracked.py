@@ -107,6 +107,37 @@ def test_a_non_leaf_view_and_no_grad_get_the_same_values():
     assert z.grad_fn is None and same(z, y)
 
 
+@pytest.mark.parametrize("name", ["relu", "gelu", "silu", "leaky_relu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_a_tracked_call_of_a_bound_member_takes_the_numpy_route_both_ways(name, dtype, monkeypatch):
+    # (the general path, which plans each call in Python: 57-62 µs for relu's forward on
+    # 1,024 float32 elements against 18-25 this way)
+    f = relukit.get(name)
+    plain = inputs(dtype, 1000).reshape(40, 25)
+    g = torch.linspace(-2.0, 3.0, plain.numel()).to(dtype).reshape(40, 25)
+    want_y, want_grad = f(plain), f.vjp(plain, g)
+    from relukit.kernels import cpu
+
+    def general(*args, **kwargs):
+        raise AssertionError("the general path took the call")
+
+    monkeypatch.setattr(cpu, "run", general)
+    x = plain.clone().requires_grad_()
+    y = f(x)
+    assert y.grad_fn is not None and same(y, want_y)
+    y.backward(g)
+    assert same(x.grad, want_grad)
+    d = f.derivative(x)
+    assert d.grad_fn is not None and same(d, f.derivative(plain))
+
+
+def test_a_bound_rrelu_drawing_from_a_generator_takes_the_reference_path():
+    x = -torch.ones(50, dtype=torch.float64, requires_grad=True)
+    y = relukit.rrelu.bind(training=True, seed=np.random.default_rng(7))(x)
+    (d,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(d, -y.detach())  # (the slopes the forward drew)
+
+
 def test_what_the_reference_path_keeps():
     # rrelu's seed as a Generator: each draw moves it on, so the graph is the reference path's
     x = -torch.ones(50, dtype=torch.float64, requires_grad=True)

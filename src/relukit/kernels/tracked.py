@@ -45,17 +45,18 @@ from typing import Any
 import numpy as np
 
 from relukit.family.spec import Activation
-from relukit.kernels import reference
-from relukit.kernels.arrays import Input
+from relukit.kernels import dispatch, reference
+from relukit.kernels.arrays import Input, dtype_kind
 
 OPS = ("forward", "derivative", "vjp")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Call:
     """What the backward needs of a call besides its saved tensors: the call (``source``
     without its array), its value, and ``graph(x, grad)``, the reference path's value whose
-    autograd graph gives the gradients."""
+    autograd graph gives the gradients; ``function``, the bound member whose NumPy route
+    computes the forward's vjp (:func:`through_numpy`), or None."""
 
     spec: Activation
     op: str
@@ -63,6 +64,7 @@ class _Call:
     params: dict[str, Any]
     value: Any
     graph: Callable[[Any, Any], Any]
+    function: Any = None
 
 
 def run(spec: Activation, op: str, source: Input, params: dict[str, Any], grad: Any = None) -> Any:
@@ -75,14 +77,7 @@ def run(spec: Activation, op: str, source: Input, params: dict[str, Any], grad: 
     if torch is None or not isinstance(x, torch.Tensor) or op not in OPS:
         return None
     tracked = x.requires_grad or bool(getattr(grad, "requires_grad", False))
-    if not tracked:
-        return None
-    from relukit.kernels.cpu.host import outside_autograd
-
-    # (a tangent, a trace or torch.compile: the reference path)
-    if any(t is not None and outside_autograd(t) for t in (x, grad)):
-        return None
-    if params.get("training") and isinstance(params.get("seed"), np.random.Generator):
+    if not tracked or _declined(x, grad, params):
         return None
     value = _kernels(spec, op, source, params, grad)
     if value is None or not torch.is_grad_enabled():
@@ -90,6 +85,73 @@ def run(spec: Activation, op: str, source: Input, params: dict[str, Any], grad: 
     template = replace(source, array=None)  # (the node holds x as saved alone)
     graph = _reference_graph(spec, op, template, params)
     return _function().apply(_Call(spec, op, template, params, value, graph), x, grad)
+
+
+def _declined(x: Any, grad: Any, params: dict[str, Any]) -> bool:
+    """Does the reference path take this tracked call (see the module's docstring)?"""
+    from relukit.kernels.cpu import host
+
+    # (a tangent, a trace or torch.compile)
+    if host.outside_autograd(x) or (grad is not None and host.outside_autograd(grad)):
+        return True
+    return bool(params.get("training")) and isinstance(params.get("seed"), np.random.Generator)
+
+
+def through_numpy(method: Any, function: Any, x: Any, op: str) -> Any:
+    """``op`` (forward or derivative) of a bound member, ``function``, called with no other
+    parameters on a CPU tensor that requires grad: :func:`run`'s call, with its value from
+    ``method``'s NumPy route on the detached tensor
+    (:func:`relukit.kernels.dispatch._through_numpy`, the same kernels, so the same bits)
+    instead of the general path, which plans each call in Python, and the forward's vjp in
+    the backward likewise (:func:`_vjp_through_numpy`). None where that route does not take
+    x or run declines (the general path then takes the call). relu on 1,024 float32
+    elements, AMD EPYC, µs: forward 57-62 by the general path; forward and backward 167."""
+    params = function.params
+    if _declined(x, None, params):
+        return None
+    value = dispatch._through_numpy(method, function, x.detach(), None)
+    if value is None or not sys.modules["torch"].is_grad_enabled():
+        return value
+    spec, template = function.spec, _template(x)
+    graph = _reference_graph(spec, op, template, params)
+    return _function().apply(_Call(spec, op, template, params, value, graph, function), x, None)
+
+
+_templates: dict[Any, Input] = {}
+
+
+def _template(x: Any) -> Input:
+    """The :class:`Input` of a float tensor like ``x``, without its array (one per dtype)."""
+    found = _templates.get(x.dtype)
+    if found is None:
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(x)
+        found = _templates[x.dtype] = Input(None, xp, dtype_kind(xp, x.dtype), False)
+    return found
+
+
+def _vjp_through_numpy(function: Any, x: Any, g: Any) -> Any:
+    """``function.vjp(x, g)`` of tensors by the NumPy route: the bound member's
+    :meth:`relukit.kernels.dispatch.Fast.vjp` on NumPy views of the detached tensors, into a
+    new tensor; None where that route does not take them."""
+    import torch
+
+    from relukit.kernels.cpu import host
+
+    try:
+        x, g = x.detach(), g.detach()
+    except RuntimeError:  # (a batched gradient, is_grads_batched: no detach under vmap)
+        return None
+    view = dispatch._plain_view(x)
+    if view is None or view.ndim == 0 or view.nbytes >= host.ALIAS_BYTES:
+        return None
+    grad = dispatch._plain_view(g)
+    if grad is None or grad.dtype is not view.dtype or grad.shape != view.shape:
+        return None
+    y = torch.empty_like(x, memory_format=torch.contiguous_format)
+    fast = function._fast or function._make_fast()
+    return None if fast.vjp(view, grad, host.tensor_view(y)) is None else y
 
 
 def _kernels(spec: Activation, op: str, source: Input, params: dict[str, Any], grad: Any) -> Any:
@@ -143,10 +205,12 @@ def _function() -> Any:
 
         @staticmethod
         def forward(ctx: Any, call: _Call, x: Any, grad: Any) -> Any:
-            # (not the output it makes: a cycle through C++ that the collector cannot free)
-            ctx.call = replace(call, value=None)
+            # (not the output it makes: a cycle through C++ that the collector cannot free;
+            # each call is made for one apply)
+            value, call.value = call.value, None
+            ctx.call = call
             ctx.save_for_backward(x, grad)
-            return call.value
+            return value
 
         @staticmethod
         def backward(ctx: Any, g: Any) -> Any:
@@ -164,9 +228,11 @@ def _gradients(call: _Call, x: Any, grad: Any, g: Any, needed: tuple[bool, ...])
     import torch
 
     create = torch.is_grad_enabled()
-    source = replace(call.source, array=x)
     if call.op == "forward" and needed[0]:
-        value = _kernels(call.spec, "vjp", source, call.params, g)
+        value = None if call.function is None else _vjp_through_numpy(call.function, x, g)
+        if value is None:
+            source = replace(call.source, array=x)
+            value = _kernels(call.spec, "vjp", source, call.params, g)
         if value is not None and not create:
             return [value, None]
         if value is not None:
