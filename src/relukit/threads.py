@@ -10,11 +10,11 @@ leave cores to data-loading workers, say) is not oversubscribed by relukit.
 
 The kernels are compiled with Numba without ``parallel=True``: each is a serial loop that
 releases the GIL, and a call splits its array into contiguous chunks. On Linux the threads of
-PyTorch's OpenMP team take them (:mod:`relukit.kernels.cpu.team`; loaded from PyTorch's wheel
-where PyTorch is not imported), so that relukit's work and PyTorch's share one set of threads.
-Otherwise (another system, no such runtime, a forked child) the calling thread and a shared
-pool of worker threads take them one at a time (:func:`run_all`), each chunk's call taking the
-GIL. A worker spins,
+the OpenMP team of the process take them (:mod:`relukit.kernels.cpu.team`: PyTorch's, so that
+relukit's work and PyTorch's share one set of threads), or, before PyTorch is imported,
+relukit's own team of compiled threads (:mod:`relukit.kernels.cpu.pool`). Otherwise (another
+system, a forked child, ``RELUKIT_OPENMP=0``) the calling thread and a shared pool of worker
+threads take them one at a time (:func:`run_all`), each chunk's call taking the GIL. A worker spins,
 without the GIL, for :data:`SPIN_SECONDS` after its last task and then sleeps: a call soon
 after another hands its chunks over with a store instead of a wake-up (which costs the caller
 some 30 µs in a virtual machine), and between bursts of calls the pool leaves the cores to

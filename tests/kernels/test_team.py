@@ -230,30 +230,50 @@ def test_each_source_stamp_has_its_folder_and_unused_ones_are_pruned(monkeypatch
 
 
 _NUMPY_ONLY = """
-import sys
+import os, sys
 import numpy as np
 import relukit
-from relukit.kernels.cpu import team
+from relukit.kernels.cpu import host, pool, team
 def runtimes():
     return sorted({l.split()[-1] for l in open("/proc/self/maps") if "/lib" in l and any(
-        r in l.split()[-1].rsplit("/", 1)[-1] for r in team.RUNTIMES)})
+        l.split()[-1].rsplit("/", 1)[-1].startswith(r) for r in team.RUNTIMES)})
 x = np.random.default_rng(0).standard_normal(300_001).astype(np.float32)
 with relukit.threads.limit(1):
-    whole = relukit.gelu(x)
-with relukit.threads.limit(2):
-    split = relukit.gelu(x)
-before = runtimes()
-print(team.available(), "torch" in sys.modules, whole.tobytes() == split.tobytes())
+    whole, whole_mask = relukit.gelu(x), relukit.relu.forward_with_mask(x)[1]
+split = np.empty_like(x)
+with relukit.threads.limit(2):  # (out=: the split ufunc; the mask path: planned)
+    relukit.gelu(x, out=split)
+    split_mask = relukit.relu.forward_with_mask(x)[1]
+    own = team._parallel() is pool.team().parallel and bool(host._split_calls)
+print(own, runtimes() == [], "torch" in sys.modules, whole.tobytes() == split.tobytes(),
+      whole_mask.tobytes() == split_mask.tobytes())
+if os.fork() == 0:  # (a child that uses PyTorch's team: hung after libgomp's threads had run)
+    with relukit.threads.limit(2):  # (on relukit.threads' pool: the team is not in the child)
+        ours = relukit.gelu(x).tobytes() == whole.tobytes() and not team.available()
+    import torch
+    torch.set_num_threads(2)
+    t = torch.randn(2_000_000)
+    os._exit(0 if ours and torch.equal(t.exp().log1p(), t.exp().log1p()) else 1)
+print(os.wait()[1])
 import torch
-print(before == runtimes() and len(before) == 1, any("/torch/" in path for path in before))
+again = np.empty_like(x)
+with relukit.threads.limit(2):
+    relukit.gelu(x, out=again)  # (the split ufunc alone: it asks for the team once torch came)
+    words = [int(d[6]) for c in host._split_calls for d in c.split_data]
+    mine = team._runtime[0] is pool.team().parallel
+    moved = bool(words) and all(w == team.parallel_address() for w in words)
+    print(not mine, moved, again.tobytes() == whole.tobytes())
 """
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")
-def test_a_process_without_pytorch_loads_the_runtime_pytorch_brings_and_shares_it_later():
-    first, second = _child(_NUMPY_ONLY, {}).splitlines()
-    assert first == "True False True"  # a team, torch not imported, the bits of one thread
-    assert second == "True True"  # import torch loaded no second runtime: it found PyTorch's
+def test_a_process_without_pytorch_runs_split_calls_on_relukit_s_own_team_until_torch_comes():
+    first, forked, second = _child(_NUMPY_ONLY, {}).splitlines()
+    # relukit's team, no OpenMP runtime loaded, torch not imported, the bits of one thread
+    assert first == "True True False True True"
+    assert forked == "0"  # (a forked child's PyTorch ran on 2 threads)
+    # import torch: PyTorch's team from then on, the split ufuncs made before too
+    assert second == "True True True"
 
 
 @pytest.mark.skipif(not LINUX, reason="the OpenMP team is used on Linux")

@@ -30,6 +30,7 @@ and other array libraries stay on the reference path.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -277,6 +278,8 @@ def elementwise_method(op: str, doc: str) -> Any:
                     ufunc = calls.split_ufuncs.get((op, inplace, count, host.PIECES_TEAM))
                     if ufunc is None:
                         ufunc = calls.split_ufunc(op, inplace, count)
+                    if host.team.own[0] and "torch" in sys.modules:
+                        host.team.available()  # (PyTorch's team from now on, for its ufuncs too)
                     if not ufunc:
                         pass
                     elif out is None:

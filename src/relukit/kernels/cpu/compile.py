@@ -128,7 +128,7 @@ def cfunc_cached(function: Any, signature: Any, options: dict[str, Any]) -> Any:
 
 
 # not part of the kernels: see _source_stamp
-HOST = ("__init__.py", "host.py", "team.py")
+HOST = ("__init__.py", "host.py", "pool.py", "team.py")
 
 
 def _source_stamp() -> int:

@@ -14,8 +14,9 @@ dtype float16, bfloat16, float32 or float64, of any shape and layout:
   written through a temporary.
 
 Work is split into contiguous chunks (multiples of 64 elements, so that mask words never
-straddle two threads) run on the process's OpenMP team where one is loaded (PyTorch's threads;
-:mod:`relukit.kernels.cpu.team`), else on :mod:`relukit.threads`' pool. Outputs of at least
+straddle two threads) run on the process's team (PyTorch's OpenMP threads, or relukit's own
+before PyTorch is imported: :mod:`relukit.kernels.cpu.team`), else on :mod:`relukit.threads`'
+pool. Outputs of at least
 :func:`stream_bytes` (measured) are written with streaming stores (x86-64 only).
 
 Nothing here imports Numba until a kernel is first needed; kernels come from Numba's on-disk
@@ -1184,7 +1185,7 @@ def _spread(
     kinds: Any = None,
 ) -> None:
     """``kernel(*team.bind(args, a, b))`` over ``[0, n)`` in :func:`_chunks`: on the process's
-    OpenMP team where one is loaded (:mod:`relukit.kernels.cpu.team`; PyTorch's threads; there
+    team where there is one (:mod:`relukit.kernels.cpu.team`; PyTorch's threads; there
     ``compiled`` is ``kernel``'s Numba dispatcher where ``kernel`` is one of its entry points),
     else on relukit's pool, waking sleeping workers only for a call of at least twice the
     :func:`grain` of a wake-up (in float32 elements: a piecewise-linear member's time is its
@@ -1211,7 +1212,7 @@ def run_chunks(
     kinds: Any = None,
 ) -> list[int]:
     """``kernel(*team.bind(args, a, b, j))`` for each chunk ``j``, ``[a, b)`` (contiguous, in
-    order): on the calling thread if there is one, else on the OpenMP team where one is loaded
+    order): on the calling thread if there is one, else on the process's team where there is one
     (``compiled``: ``kernel``'s Numba dispatcher where ``kernel`` is an entry point of it), else
     on relukit's pool (``wake``: waking workers gone to sleep). With ``returns``, what each
     call returned (ints), in order. ``kinds``: the team's layout of the call, if the caller
@@ -1563,6 +1564,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_no_team_after_fork)
 
 
+def _team_switched(parallel: int | None) -> None:
+    """PyTorch's team replaced relukit's own (:func:`relukit.kernels.cpu.team._switched`): the
+    split ufuncs made before call its ``GOMP_parallel`` from now on."""
+    for calls in list(_split_calls):
+        for data in calls.split_data:
+            data[_module().UFUNC_PARALLEL] = parallel or 0
+
+
+team.switched.append(_team_switched)
+
+
 def _ufunc(
     codes: tuple[int, int, int, int],
     p: np.ndarray,
@@ -1754,8 +1766,8 @@ class Calls:
         no Python in between (:func:`~relukit.kernels.cpu.kernels.ufunc_loop`), for the calls
         whose output does not stream (the caller asks: :func:`split_unstreamed`). Kept under
         ``(op, inplace, count, PIECES_TEAM)``. False where there is none: no ufunc, or no team
-        (:func:`relukit.kernels.cpu.team.available`; not kept: PyTorch, which brings one
-        where its wheel's is not to be found, may be imported later). Made for
+        (:func:`relukit.kernels.cpu.team.available`; not kept: a team may come later). Made
+        for
         :func:`ufunc_grain` (measured on such a ufunc's own hand-off, which costs less than
         the planned route's: it splits smaller calls);
         forgotten at a fork (the child has no team)."""

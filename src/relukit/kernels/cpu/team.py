@@ -10,9 +10,7 @@ after a 2 ms pause (waking the pool). Split on the OpenMP team, the same call to
 every one of those cases (measured side by side, ``/proc/self/maps`` libgomp, torch 2.13).
 
 So when an OpenMP runtime is already loaded in the process (by PyTorch, or another library),
-or else PyTorch's wheel has one to load (a process that has not imported PyTorch: the runtime
-``import torch`` would load, and then finds loaded; :func:`_pytorch_runtime`), :func:`run`
-calls its ``GOMP_parallel`` (the entry point compiled ``#pragma omp parallel``
+:func:`run` calls its ``GOMP_parallel`` (the entry point compiled ``#pragma omp parallel``
 regions call; LLVM's and Intel's runtimes export it too). Each thread of the team runs a small
 compiled trampoline that claims chunks one at a time with an atomic counter and calls the
 kernel on each, with no Python and no GIL. The call itself is made by a compiled launcher that
@@ -31,9 +29,12 @@ fresh process, AMD EPYC: 1.03-1.11 s before they were cached, 0.02-0.05 s with t
 The map kernels' NumPy
 ufuncs have loops that split a call themselves
 (:func:`relukit.kernels.cpu.kernels.ufunc_loop`, with a trampoline of their own, cached on
-disk), so that the public calls that take them reach the team with no Python at all. Where there
-is no runtime (not Linux, or no PyTorch wheel's), after ``fork`` (an OpenMP team does not
-survive it), or with ``RELUKIT_OPENMP=0``, :func:`available` is False and callers use the pool.
+disk), so that the public calls that take them reach the team with no Python at all. Where no
+runtime is loaded (a process that has not imported PyTorch), relukit's own team of compiled
+threads takes its place, with the same entry point (:mod:`relukit.kernels.cpu.pool`), until
+PyTorch is imported. Off Linux, after ``fork`` (neither team survives it), or with
+``RELUKIT_OPENMP=0``, :func:`available` is False and callers use relukit's pool
+(:mod:`relukit.threads`), whose chunks take the GIL.
 
 The arguments of a call are described, not bound: :class:`Part` marks an array whose chunk the
 kernel gets (elements ``[a, b)``, or the bytes of their packed codes), :class:`Words` a mask's
@@ -152,10 +153,11 @@ _runtime: list[Any] = []  # [GOMP_parallel or None, whether torch was imported w
 
 
 def _find() -> Any:
-    """``GOMP_parallel`` of the OpenMP runtime of this process: one already loaded (PyTorch's
-    first), else the one PyTorch's wheel brings (:func:`_pytorch_runtime`), loaded now without
-    importing PyTorch; None where there is neither. Never loads a second runtime: that would
-    bring threads of its own."""
+    """``GOMP_parallel`` of an OpenMP runtime already loaded in this process (PyTorch's first),
+    else relukit's own team's ``parallel`` (:mod:`relukit.kernels.cpu.pool`), or None. Never
+    loads a runtime: a second one would bring threads of its own, and PyTorch's, loaded before
+    PyTorch is, hung forked children and shadowed newer copies of ``libgomp.so.1`` (see
+    :mod:`~relukit.kernels.cpu.pool`)."""
     if os.environ.get(ENV, "").strip() == "0" or not sys.platform.startswith("linux"):
         return None
     try:
@@ -165,7 +167,7 @@ def _find() -> Any:
         return None
     loaded = sorted(p for p in paths if os.path.basename(p).startswith(RUNTIMES))
     loaded.sort(key=lambda p: "/torch/" not in p)  # PyTorch's runtime: its threads are the ones
-    for path in loaded or _pytorch_runtime():
+    for path in loaded:
         try:
             function = ctypes.CDLL(path).GOMP_parallel
         except (OSError, AttributeError):
@@ -173,42 +175,42 @@ def _find() -> Any:
         function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
         function.restype = None
         return function
-    return None
+    from relukit.kernels.cpu import pool
 
-
-def _pytorch_runtime() -> list[str]:
-    """The OpenMP runtime that PyTorch's wheel ships and its libraries load (``torch/lib``, or
-    ``torch.libs`` where auditwheel put it), found without importing PyTorch; [] where there
-    is none.
-
-    Loaded by a process that has not imported PyTorch (a NumPy program), it gives relukit's
-    calls the team they get after ``import torch``: the threads run the chunks with no Python
-    and no GIL. relukit's own pool, where each chunk's call takes the GIL, split calls slower
-    than one thread made them (relu out= on 2^20 float32 elements, AMD EPYC, 2 threads / 1:
-    120-130 / 97-114 µs; 61-64 on the team). A later ``import torch`` finds the runtime loaded
-    (the dynamic loader matches its soname) and runs on the same threads."""
-    try:
-        spec = importlib.util.find_spec("torch")
-    except (ImportError, ValueError):
-        return []
-    if spec is None or not spec.origin:
-        return []
-    package = Path(spec.origin).parent
-    found = [
-        str(path)
-        for folder in (package / "lib", package.parent / "torch.libs")
-        if folder.is_dir()
-        for path in sorted(folder.iterdir())
-        if path.name.startswith(RUNTIMES) and ".so" in path.name
-    ]
-    return found
+    own = pool.team()
+    return None if own is None else own.parallel
 
 
 def _parallel() -> Any:
     torch = "torch" in sys.modules
-    if not _runtime or (_runtime[0] is None and torch and not _runtime[1]):
-        _runtime[:] = [_find(), torch]
+    if not _runtime or (torch and not _runtime[1]):
+        found = _find()
+        if _runtime and found is not _runtime[0]:
+            _switched(found)
+        _runtime[:] = [found, torch]
+        from relukit.kernels.cpu import pool
+
+        mine = pool.made()
+        own[0] = mine is not None and found is mine.parallel
     return _runtime[0]
+
+
+own = [False]
+"""Is the team relukit's own (:mod:`relukit.kernels.cpu.pool`)? Callers that reach a team
+without asking this module (the split ufuncs) ask :func:`available` once PyTorch is imported,
+so that its team takes over."""
+
+
+switched: list[Any] = []
+"""Callables told ``(GOMP_parallel's address)`` when the team changes (PyTorch imported after
+relukit's own team ran calls): the split ufuncs' data holds that address."""
+
+
+def _switched(found: Any) -> None:
+    generation[0] += 1  # (launches prepared for the other team: prepared again)
+    address = None if found is None else _address(found)
+    for tell in switched:
+        tell(address)
 
 
 def available() -> bool:
@@ -224,11 +226,13 @@ def parallel_address() -> int | None:
 
 
 generation = [0]
-"""Bumped after ``fork``: what :func:`prepared` gave before is not for the child."""
+"""Bumped after ``fork``, and when PyTorch's team replaces relukit's own: what :func:`prepared`
+gave before is not for the new team."""
 
 
 def _forget_after_fork() -> None:
     _runtime[:] = [None, True]  # the parent's team is not in the child: use relukit's pool
+    own[0] = False
     generation[0] += 1
 
 
