@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from split_calls import log2_sizes, write  # (a sibling script; imports no PyTorch)
+
 HERE = Path(__file__).parent
 BEGIN = "<!-- benchmarks/numpy_threads.py: begin (generated) -->"
 END = "<!-- benchmarks/numpy_threads.py: end -->"
@@ -154,15 +156,7 @@ def table(sizes: list[int], processes: int) -> str:
     return "\n".join(rows)
 
 
-def _sizes(text: str) -> list[int]:
-    """``--sizes``: comma-separated powers of two from 2^10 to 2^24."""
-    try:
-        sizes = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated integers") from None
-    if not all(10 <= e <= 24 for e in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: each log2 size must be from 10 to 24")
-    return sizes
+_sizes = log2_sizes(10, 24)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,8 +180,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(text)
     if options.write:
-        from split_calls import write
-
         write(text, BEGIN, END)
 
 

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 import relukit
 from relukit import threads
@@ -55,6 +54,8 @@ Timer = Callable[[], Any]
 
 def cases(n: int) -> dict[str, tuple[Timer, Timer, str]]:
     """name: (relukit's call, the peer's, the peer's name) on ``n`` float32 elements."""
+    import torch  # (here: benchmarks/numpy_threads.py imports this module without PyTorch)
+
     rng = np.random.default_rng(n)
     x = rng.standard_normal(n).astype(np.float32)
     g = rng.standard_normal(n).astype(np.float32)
@@ -164,6 +165,8 @@ def table(sizes: list[int], count: int) -> str:
         "ratio planned grain | ratio by default |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    import torch
+
     torch_count = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -201,15 +204,23 @@ def write(text: str, begin: str = BEGIN, end: str = END) -> None:
     path.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
-def _sizes(text: str) -> list[int]:
-    """``--sizes``: comma-separated powers of two from 2^4 to 2^26."""
-    try:
-        sizes = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated integers") from None
-    if not all(4 <= e <= 26 for e in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: each log2 size must be from 4 to 26")
+def log2_sizes(low: int, high: int) -> Callable[[str], list[int]]:
+    """An argparse type for ``--sizes``: comma-separated powers of two from 2^low to 2^high."""
+
+    def sizes(text: str) -> list[int]:
+        try:
+            found = [int(s) for s in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated integers") from None
+        if not all(low <= e <= high for e in found):
+            message = f"{text!r}: each log2 size must be from {low} to {high}"
+            raise argparse.ArgumentTypeError(message)
+        return found
+
     return sizes
+
+
+_sizes = log2_sizes(4, 26)
 
 
 def _threads(text: str) -> int:
