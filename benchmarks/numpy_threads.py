@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from split_calls import log2_sizes, write  # (a sibling script; imports no PyTorch)
+from split_calls import log2_sizes, timed, write  # (a sibling script; imports no PyTorch)
 
 HERE = Path(__file__).parent
 BEGIN = "<!-- benchmarks/numpy_threads.py: begin (generated) -->"
@@ -170,14 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     if options.child:
         print(json.dumps(child(options.child, options.torch_first)))
         return
-    start = time.perf_counter()
-    load = os.getloadavg()
-    text = table(options.sizes, options.processes)
-    seconds = time.perf_counter() - start
-    text += (
-        f"\n\n`python benchmarks/numpy_threads.py` ({seconds:.0f} s; load average "
-        f"{load[0]:.2f} before, {os.getloadavg()[0]:.2f} after)."
-    )
+    text = timed("numpy_threads.py", lambda: table(options.sizes, options.processes))
     print(text)
     if options.write:
         write(text, BEGIN, END)

@@ -204,6 +204,19 @@ def write(text: str, begin: str = BEGIN, end: str = END) -> None:
     path.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
+def timed(script: str, make: Callable[[], str]) -> str:
+    """``make()``'s text and a line saying how it was made: the command, its seconds and the
+    load average before and after."""
+    start = time.perf_counter()
+    load = os.getloadavg()
+    text = make()
+    seconds = time.perf_counter() - start
+    return text + (
+        f"\n\n`python benchmarks/{script}` ({seconds:.0f} s; load average "
+        f"{load[0]:.2f} before, {os.getloadavg()[0]:.2f} after)."
+    )
+
+
 def log2_sizes(low: int, high: int) -> Callable[[str], list[int]]:
     """An argparse type for ``--sizes``: comma-separated powers of two from 2^low to 2^high."""
 
@@ -236,15 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=_threads, default=2)
     parser.add_argument("--write", action="store_true")
     options = parser.parse_args(argv)
-    sizes = options.sizes
-    start = time.perf_counter()
-    load = os.getloadavg()
-    text = table(sizes, options.threads)
-    seconds = time.perf_counter() - start
-    text += (
-        f"\n\n`python benchmarks/split_calls.py` ({seconds:.0f} s; load average "
-        f"{load[0]:.2f} before, {os.getloadavg()[0]:.2f} after)."
-    )
+    text = timed("split_calls.py", lambda: table(options.sizes, options.threads))
     print(text)
     if options.write:
         write(text)
