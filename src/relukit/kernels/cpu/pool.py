@@ -103,9 +103,9 @@ class Team:
         serve = ctypes.CFUNCTYPE(None, ctypes.c_int64)(address("relukit_pool_serve"))
         spin = ctypes.CFUNCTYPE(None, ctypes.c_int64)(address("relukit_pool_spin"))
         rounds = _rounds(spin)
+        names = [f"relukit-team-{j + 1}" for j in range(workers)]  # (the pool's: relukit-1)
         self.threads = [
-            threading.Thread(target=serve, args=(rounds,), name=f"relukit-{j + 1}", daemon=True)
-            for j in range(workers)
+            threading.Thread(target=serve, args=(rounds,), name=name, daemon=True) for name in names
         ]
         for thread in self.threads:
             thread.start()
