@@ -135,16 +135,19 @@ def test_a_tracked_call_of_a_bound_member_takes_the_numpy_route_both_ways(name, 
 
 def test_a_bound_weight_that_requires_grad_gets_its_gradient():
     # (the NumPy route on x alone would read the weight through NumPy, and lose its gradient)
-    found = []
-    for forced in (False, True):  # (forced: no route of the public call's own is taken)
-        w = torch.full((30,), 0.3, dtype=torch.float64, requires_grad=True)
-        x = torch.linspace(-2.0, 2.0, 300, dtype=torch.float64).reshape(10, 30).requires_grad_()
-        with dispatch.forced("reference") if forced else contextlib.nullcontext():
-            relukit.prelu.bind(weight=w, axis=1)(x).sum().backward()
-        found.append((x.grad, w.grad))
-    (x_grad, w_grad), (x_want, w_want) = found
-    assert torch.equal(w_grad, torch.where(x < 0, x, 0).detach().sum(0))
-    assert torch.equal(w_grad, w_want) and torch.equal(x_grad, x_want)
+    # (x requiring grad or not: the same; the second failed before the route for tracked x)
+    for x_grad_too in (True, False):
+        found = []
+        for forced in (False, True):  # (forced: no route of the public call's own is taken)
+            w = torch.full((30,), 0.3, dtype=torch.float64, requires_grad=True)
+            x = torch.linspace(-2.0, 2.0, 300, dtype=torch.float64).reshape(10, 30)
+            x.requires_grad_(x_grad_too)
+            with dispatch.forced("reference") if forced else contextlib.nullcontext():
+                relukit.prelu.bind(weight=w, axis=1)(x).sum().backward()
+            found.append((x.grad, w.grad))
+        (x_grad, w_grad), (x_want, w_want) = found
+        assert torch.equal(w_grad, torch.where(x < 0, x, 0).detach().sum(0))
+        assert torch.equal(w_grad, w_want) and (not x_grad_too or torch.equal(x_grad, x_want))
 
 
 def test_a_bound_rrelu_drawing_from_a_generator_takes_the_reference_path():

@@ -407,9 +407,13 @@ def _through_numpy(method: Any, function: Any, x: Any, out: Any) -> Any:
     the same bits, for less Python (relu, silu and gelu on 1,000 float32 elements, AMD EPYC:
     27-33 µs a call through the general path, 7.6-9.5 this way; ``torch.nn.functional``'s
     1.2, 1.8 and 7.5-8.1). A tensor that requires grad takes it detached, and autograd gets
-    the value (:func:`relukit.kernels.tracked.through_numpy`)."""
+    the value (:func:`relukit.kernels.tracked.through_numpy`). Not for a member bound to a
+    parameter that requires grad (prelu's weight tensor): the general path keeps it in the
+    graph, where NumPy would refuse to read it."""
     view = _plain_view(x)
     if view is None or x.ndim == 0 or view.nbytes >= _cpu.host.ALIAS_BYTES:
+        return None
+    if function.params and any(_tracks(value, None) for value in function.params.values()):
         return None
     if out is None:
         import torch

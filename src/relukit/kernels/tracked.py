@@ -104,11 +104,11 @@ def through_numpy(method: Any, function: Any, x: Any, op: str) -> Any:
     (:func:`relukit.kernels.dispatch._through_numpy`, the same kernels, so the same bits)
     instead of the general path, which plans each call in Python, and the forward's vjp in
     the backward likewise (:func:`_vjp_through_numpy`). None where that route does not take
-    x or run declines, or a bound parameter requires grad (prelu's weight tensor: the general
-    path keeps it in the graph). relu on 1,024 float32 elements, AMD EPYC, µs, forward /
-    forward and backward: 57-62 / 167 by the general path, 18-25 / 77-80 this way."""
+    x (a bound parameter that requires grad among others) or run declines. relu on 1,024
+    float32 elements, AMD EPYC, µs, forward / forward and backward: 57-62 / 167 by the general
+    path, 18-25 / 77-80 this way."""
     params = function.params
-    if _declined(x, None, params) or any(_tracks(value) for value in params.values()):
+    if _declined(x, None, params):
         return None
     value = dispatch._through_numpy(method, function, x.detach(), None)
     if value is None or not sys.modules["torch"].is_grad_enabled():
@@ -116,11 +116,6 @@ def through_numpy(method: Any, function: Any, x: Any, op: str) -> Any:
     spec, template = function.spec, _template(x)
     graph = _reference_graph(spec, op, template, params)
     return _function().apply(_Call(spec, op, template, params, value, graph, function), x, None)
-
-
-def _tracks(value: Any) -> bool:
-    """Does autograd track this parameter (a tensor that requires grad)?"""
-    return getattr(value, "requires_grad", False) is True
 
 
 _templates: dict[Any, Input] = {}
