@@ -136,7 +136,9 @@ def test_the_split_ufuncs_costs_are_measured_on_relus_ufuncs(monkeypatch):
     monkeypatch.setattr(host, "_ufunc", recording)
     k = host._module()
     handoff, per_element = host._ufunc_costs(True)
-    assert 0 < handoff < 1e-3 and 0 < per_element < 1e-8
+    # (bounds that only a wrong measurement breaks: on a machine loaded twice over its cores a
+    # hand-off measured 11.7 ms, the other thread descheduled; 1 µs or so on a quiet one)
+    assert 0 < handoff < 0.1 and 0 < per_element < 1e-8
     codes = [(k.RELU, k.FORWARD, 4, inplace) for inplace in (0, 1)]
     assert made == [(c, count, grain) for c in codes for count, grain in ((1, 0), (2, 64))]
     made.clear()
