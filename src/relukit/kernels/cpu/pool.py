@@ -34,12 +34,12 @@ threads: :mod:`~relukit.kernels.cpu.team` then uses relukit's pool, as for any r
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 import sys
 import threading
-import time
 from typing import Any
+
+from relukit import threads
 
 SYSCALL_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
 FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129
@@ -64,7 +64,7 @@ def team() -> Team | None:
                 made = None
                 if supported():
                     try:
-                        made = Team(max(len(os.sched_getaffinity(0)) - 1, 1))
+                        made = Team(max(threads.cores() - 1, 1))
                     except Exception:  # (no team: relukit.threads' pool, as before)
                         made = None
                 _made.append(made)
@@ -101,8 +101,8 @@ class Team:
             None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint
         )(address("relukit_pool_parallel"))
         serve = ctypes.CFUNCTYPE(None, ctypes.c_int64)(address("relukit_pool_serve"))
-        spin = ctypes.CFUNCTYPE(None, ctypes.c_int64)(address("relukit_pool_spin"))
-        rounds = _rounds(spin)
+        # (the pool's spin, calibrated once: a load and a pause a round, as the workers' here)
+        rounds = max(threads._rounds(), 1)
         names = [f"relukit-team-{j + 1}" for j in range(workers)]  # (the pool's: relukit-1)
         self.threads = [
             threading.Thread(target=serve, args=(rounds,), name=name, daemon=True) for name in names
@@ -111,22 +111,9 @@ class Team:
             thread.start()
 
 
-def _rounds(spin: Any) -> int:
-    """:data:`relukit.threads.SPIN_SECONDS` in rounds of the workers' spin on this machine."""
-    from relukit.threads import SPIN_SECONDS
-
-    count = 20_000
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        spin(count)
-        best = min(best, time.perf_counter() - start)
-    return max(1, int(SPIN_SECONDS * count / max(best, 1e-9)))
-
-
 def _source(workers: int, machine: str) -> str:
-    """The team's LLVM IR: its words (each in a cache line of its own), ``parallel``, the
-    workers' ``serve`` loop and ``spin``, the loop ``serve`` spins in, for calibration."""
+    """The team's LLVM IR: its words (each in a cache line of its own), ``parallel`` and the
+    workers' ``serve`` loop."""
     from llvmlite import ir
 
     i32, i64 = ir.IntType(32), ir.IntType(64)
@@ -166,14 +153,14 @@ def _source(workers: int, machine: str) -> str:
     parallel = ir.Function(
         module, ir.FunctionType(ir.VoidType(), [bytes_, bytes_, i32, i32]), "relukit_pool_parallel"
     )
-    fn_raw, data, threads, _ = parallel.args
+    fn_raw, data, asked_threads, _ = parallel.args
     names = ("entry", "alone", "claim", "post", "wake", "run", "wait", "waiting", "done")
     entry, alone, claim, post, wake, run, wait, waiting, done = (
         parallel.append_basic_block(n) for n in names
     )
     b = ir.IRBuilder(entry)
     fn = b.bitcast(fn_raw, task.as_pointer())
-    b.cbranch(b.icmp_unsigned("<=", threads, ir.Constant(i32, 1)), alone, claim)
+    b.cbranch(b.icmp_unsigned("<=", asked_threads, ir.Constant(i32, 1)), alone, claim)
     b.position_at_end(alone)
     b.call(fn, [data])
     b.ret_void()
@@ -184,7 +171,7 @@ def _source(workers: int, machine: str) -> str:
     store(b, ir.Constant(i64, 0), finished, "monotonic")  # (no worker has a job: see wait)
     b.store(fn_raw, job_fn)
     b.store(data, job_data)
-    asked = b.sub(b.zext(threads, i64), ir.Constant(i64, 1))
+    asked = b.sub(b.zext(asked_threads, i64), ir.Constant(i64, 1))
     limit = ir.Constant(i64, workers)
     want = b.select(b.icmp_unsigned("<", asked, limit), asked, limit)
     store(b, want, tickets, "seq_cst")
@@ -253,20 +240,4 @@ def _source(workers: int, machine: str) -> str:
     count.add_incoming(ir.Constant(i64, 0), job)
     b.branch(spin)
 
-    # spin(n): n rounds of the workers' idle loop (a load and a pause), for _rounds
-    timing = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64]), "relukit_pool_spin")
-    (n,) = timing.args
-    entry, body, end = (timing.append_basic_block(x) for x in ("entry", "body", "end"))
-    b = ir.IRBuilder(entry)
-    b.branch(body)
-    b.position_at_end(body)
-    k = b.phi(i64)
-    k.add_incoming(ir.Constant(i64, 0), entry)
-    load(b, tickets, "monotonic")
-    pause(b)
-    following = b.add(k, ir.Constant(i64, 1))
-    k.add_incoming(following, body)
-    b.cbranch(b.icmp_signed("<", following, n), body, end)
-    b.position_at_end(end)
-    b.ret_void()
     return str(module)
