@@ -410,18 +410,13 @@ def _through_numpy(method: Any, function: Any, x: Any, out: Any) -> Any:
     the value (:func:`relukit.kernels.tracked.through_numpy`). Not for a member bound to a
     parameter that requires grad (prelu's weight tensor): the general path keeps it in the
     graph, where NumPy would refuse to read it."""
-    view = _plain_view(x)
-    if view is None or x.ndim == 0 or view.nbytes >= _cpu.host.ALIAS_BYTES:
+    view = small_view(x)
+    if view is None:
         return None
     if function.params and any(_tracks(value, None) for value in function.params.values()):
         return None
     if out is None:
-        import torch
-
-        # (not pages.empty_tensor: below ALIAS_BYTES no huge pages apply, and asking costs
-        # 0.5 µs a call; torch.empty(x.shape, dtype=x.dtype, device="cpu") 2.7 µs, this 1.1)
-        y = torch.empty_like(x, memory_format=torch.contiguous_format)
-        into = _cpu.host.tensor_view(y)
+        y, into = new_like(x)
     elif out is x:
         y, into = x, view
     elif type(out) is type(x) and out.dtype == x.dtype and out.shape == x.shape:
@@ -434,6 +429,26 @@ def _through_numpy(method: Any, function: Any, x: Any, out: Any) -> Any:
     if out is not None:
         _cpu.host.written(y)
     return y
+
+
+def small_view(tensor: Any) -> np.ndarray | None:
+    """:func:`_plain_view` of a tensor of at least one dimension and below
+    ``host.ALIAS_BYTES`` (the tensors the NumPy route takes), else None."""
+    view = _plain_view(tensor)
+    if view is None or view.ndim == 0 or view.nbytes >= _cpu.host.ALIAS_BYTES:
+        return None
+    return view
+
+
+def new_like(x: Any) -> tuple[Any, np.ndarray]:
+    """A new C-contiguous tensor like ``x`` (a tensor :func:`small_view` takes) and its NumPy
+    view."""
+    import torch
+
+    # (not pages.empty_tensor: below ALIAS_BYTES no huge pages apply, and asking costs 0.5 µs
+    # a call; torch.empty(x.shape, dtype=x.dtype, device="cpu") 2.7 µs, this 1.1)
+    y = torch.empty_like(x, memory_format=torch.contiguous_format)
+    return y, _cpu.host.tensor_view(y)
 
 
 def _plain_view(tensor: Any) -> np.ndarray | None:

@@ -136,23 +136,19 @@ def _vjp_through_numpy(function: Any, x: Any, g: Any) -> Any:
     """``function.vjp(x, g)`` of tensors by the NumPy route: the bound member's
     :meth:`relukit.kernels.dispatch.Fast.vjp` on NumPy views of the detached tensors, into a
     new tensor; None where that route does not take them."""
-    import torch
-
-    from relukit.kernels.cpu import host
-
     try:
         x, g = x.detach(), g.detach()
     except RuntimeError:  # (a batched gradient, is_grads_batched: no detach under vmap)
         return None
-    view = dispatch._plain_view(x)
-    if view is None or view.ndim == 0 or view.nbytes >= host.ALIAS_BYTES:
+    view = dispatch.small_view(x)
+    if view is None:
         return None
     grad = dispatch._plain_view(g)
     if grad is None or grad.dtype is not view.dtype or grad.shape != view.shape:
         return None
-    y = torch.empty_like(x, memory_format=torch.contiguous_format)
+    y, into = dispatch.new_like(x)
     fast = function._fast or function._make_fast()
-    return None if fast.vjp(view, grad, host.tensor_view(y)) is None else y
+    return None if fast.vjp(view, grad, into) is None else y
 
 
 def _kernels(spec: Activation, op: str, source: Input, params: dict[str, Any], grad: Any) -> Any:

@@ -1548,11 +1548,19 @@ def _stream_to(y: np.ndarray, x: np.ndarray, fresh: bool, cached: bool = True) -
 _split_calls: weakref.WeakSet[Calls] = weakref.WeakSet()
 
 
+def _team_switched(parallel: int | None) -> None:
+    """The split ufuncs made before call this ``GOMP_parallel`` from now on (None: none, their
+    loops run whole): PyTorch's team replaced relukit's own
+    (:func:`relukit.kernels.cpu.team._switched`), or a fork left none."""
+    for calls in list(_split_calls):
+        for data in calls.split_data:
+            data[_module().UFUNC_PARALLEL] = parallel or 0
+
+
 def _no_team_after_fork() -> None:
+    _team_switched(None)
     for calls in list(_split_calls):
         calls.split_ufuncs.clear()
-        for data in calls.split_data:
-            data[_module().UFUNC_PARALLEL] = 0
     # (no split ufuncs, so calls split where the planned route does; measured again if a
     # team comes)
     _ufunc_measured.clear()
@@ -1562,14 +1570,6 @@ def _no_team_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_no_team_after_fork)
-
-
-def _team_switched(parallel: int | None) -> None:
-    """PyTorch's team replaced relukit's own (:func:`relukit.kernels.cpu.team._switched`): the
-    split ufuncs made before call its ``GOMP_parallel`` from now on."""
-    for calls in list(_split_calls):
-        for data in calls.split_data:
-            data[_module().UFUNC_PARALLEL] = parallel or 0
 
 
 team.switched.append(_team_switched)
