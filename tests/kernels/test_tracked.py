@@ -84,6 +84,20 @@ def test_create_graph_keeps_the_kernels_gradient_and_differentiates_it(name):
     assert same(second, want)
 
 
+@pytest.mark.parametrize("name", [s.name for s in relukit.family() if s.piecewise_linear])
+def test_a_piecewise_linear_member_s_gradient_has_a_zero_gradient_as_torch_relu_s_has(name):
+    # (the incoming gradient requires no grad, so only x connects the first gradient: the
+    # reference path's graph of it is constant in x, and autograd.grad refused it)
+    f = relukit.get(name)
+    x = inputs(torch.float32).nan_to_num().requires_grad_()
+    (first,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+    assert first.requires_grad and same(first, f.vjp(x.detach(), torch.ones_like(x)))
+    (second,) = torch.autograd.grad(first.sum(), x)
+    assert same(second, torch.zeros_like(x))
+    (first,) = torch.autograd.grad(torch.relu(x).sum(), x, create_graph=True)
+    assert first.requires_grad and same(torch.autograd.grad(first.sum(), x)[0], second)
+
+
 @pytest.mark.parametrize("name", ["leaky_relu", "elu", "gelu", "silu", "softplus", "sigmoid"])
 def test_gradcheck_and_gradgradcheck(name):
     f = relukit.get(name)

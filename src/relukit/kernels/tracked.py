@@ -242,8 +242,12 @@ def _gradients(call: _Call, x: Any, grad: Any, g: Any, needed: tuple[bool, ...])
     with torch.enable_grad():
         inputs = [t.view_as(t) if need else t for t, need in zip((x, grad), needed, strict=True)]
         wrt = [t for t, need in zip(inputs, needed, strict=True) if need]
-        found = torch.autograd.grad(
-            call.graph(*inputs), wrt, g, create_graph=create, materialize_grads=True
-        )
+        value = call.graph(*inputs)
+        if not value.requires_grad:
+            # (a value constant in them: the gradient of a piecewise linear member's gradient
+            # at x, which is zero, as torch.relu's double backward gives)
+            found = [torch.zeros_like(t) for t in wrt]
+        else:
+            found = torch.autograd.grad(value, wrt, g, create_graph=create, materialize_grads=True)
     taken = iter(found)
     return [(next(taken) if need else None) for need in needed]
