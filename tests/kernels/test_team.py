@@ -283,6 +283,21 @@ def test_relukit_openmp_0_turns_the_team_off():
     assert _child(code, {"RELUKIT_OPENMP": "1"}) == "True"
 
 
+def test_a_split_call_on_the_team_measures_no_wake_up_of_relukit_s_pool(monkeypatch):
+    if not team.available():
+        pytest.skip("no team in this process")
+    import relukit
+
+    grains, runs = [], []
+    grain, run = host.grain, team.run
+    monkeypatch.setattr(host, "grain", lambda *a, **k: grains.append(k) or grain(*a, **k))
+    monkeypatch.setattr(team, "run", lambda *a, **k: runs.append(1) or run(*a, **k))
+    x = np.random.default_rng(2).standard_normal(1 << 21).astype(np.float32)
+    with threads.limit(2):
+        relukit.leaky_relu.forward_with_mask(x)  # (_spread: its mask path's kernels)
+    assert runs and {"asleep": True} not in grains
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_runs_on_relukit_s_pool_and_gets_the_same_bits(in_fork):
     x = np.random.default_rng(1).standard_normal(1 << 20)

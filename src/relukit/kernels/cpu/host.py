@@ -1189,16 +1189,19 @@ def _spread(
     ``compiled`` is ``kernel``'s Numba dispatcher where ``kernel`` is one of its entry points),
     else on relukit's pool, waking sleeping workers only for a call of at least twice the
     :func:`grain` of a wake-up (in float32 elements: a piecewise-linear member's time is its
-    bytes', so ``itemsize`` 8 halves it). ``chunks``: :func:`_chunks`, and ``kinds``:
-    :func:`team.layout <relukit.kernels.cpu.team.layout>` of ``compiled`` and ``args``, if the
-    caller has them."""
+    bytes', so ``itemsize`` 8 halves it; measured only in a process with no team, and where
+    there is one, a call of a layout it has no trampoline for wakes them). ``chunks``:
+    :func:`_chunks`, and ``kinds``: :func:`team.layout <relukit.kernels.cpu.team.layout>` of
+    ``compiled`` and ``args``, if the caller has them."""
     chunks = _chunks(n, cost) if chunks is None else chunks
     if len(chunks) == 1:
         kernel(*team.bind(args, 0, n))
         return
-    pinned = _pinned(cost)
-    scale = max(itemsize, 4) / 4 if cost == LINEAR else 1.0
-    wake = pinned is not None or n * scale >= 2 * grain(cost, asleep=True)
+    # (a team wakes its own threads: the pool's wake-up is measured only where the pool runs)
+    wake = team.available()
+    if not wake:
+        scale = max(itemsize, 4) / 4 if cost == LINEAR else 1.0
+        wake = _pinned(cost) is not None or n * scale >= 2 * grain(cost, asleep=True)
     run_chunks(kernel, args, chunks, compiled, wake, kinds=kinds)
 
 
