@@ -430,6 +430,37 @@ def test_16_bit_backward_from_mask_is_the_product_rounded_once(dtype, member):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+@pytest.mark.parametrize("member", ["relu", "relu6", "hardtanh", "leaky_relu"])
+@pytest.mark.parametrize("in_place", [False, True], ids=["streamed", "in-place"])
+def test_backward_from_mask_is_the_product_bit_for_bit_signalling_nans_too(dtype, member, in_place):
+    # the relu-like members multiply g by 1 under the mask alone (pass_word), the others
+    # select the derivative and multiply: both must give g·f' as NumPy forms it, a signalling
+    # NaN quieted with its payload and sign, -0 kept, +0 where f' is 0, at every offset
+    n = 100_003
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(n).astype(dtype) * 3
+    g = (rng.standard_normal(n) * 1e3).astype(dtype)
+    word = {4: np.uint32, 8: np.uint64}[dtype.itemsize]
+    bits = g.view(word)
+    shift = 8 * dtype.itemsize - 1
+    exponent = (0x7F8 << 20) if dtype.itemsize == 4 else (0x7FF << 52)
+    signalling = word(exponent | 5)
+    bits[::97], bits[::89] = signalling, signalling | word(1 << shift)
+    g[::103] = -0.0
+    f = relukit.get(member)
+    _, codes = f.forward_with_mask(x)
+    with dispatch.forced("reference"):
+        d = np.asarray(f.derivative(x), dtype=dtype)
+    expected = np.where(d == 0, dtype.type(0), g * d).view(word)
+    for offset in (0, 1, 5):
+        grad = np.zeros(n + offset, dtype)[offset:]
+        grad[...] = g
+        got = f.backward_from_mask(grad, codes, out=grad if in_place else None)
+        np.testing.assert_array_equal(got.view(word), expected)
+
+
 BOUNDS_16 = [
     {},
     {"min_val": -0.3, "max_val": 0.7},  # neither a bfloat16 nor a float16
@@ -928,3 +959,4 @@ def test_small_mask_calls_run_whole_inline_as_the_general_path_runs_them(
     assert bits_equal(y, want_y) and np.array_equal(m, want_m)
     with pytest.raises(ValueError, match="need shape"):
         function.backward_from_mask(x, np.zeros(m.size + 1, np.uint8))
+

@@ -75,8 +75,8 @@ from relukit.kernels.cpu.intrinsics import (
     chain_word_streamed,
     clear_float_status,
     general_values_16,
-    pass_word_16,
-    pass_word_16_streamed,
+    pass_word,
+    pass_word_streamed,
     store_fence,
     vector_few_values_16,
     vector_width_512,
@@ -861,10 +861,11 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
         # bytes past a boundary, 15.6-16.5 µs, 7.4-8.2 aligned): the first block is as long
         # as the distance to it
         lead = ((-np.int64(dx.ctypes.data)) & 63) // size
-        # 16-bit relu, relu6 and hardtanh (derivatives 0 and 1) select bits: as fast as a
-        # copy, where the multiply widens and rounds back (measured, bfloat16 2^22: 0.58 ms
-        # select, 1.12 multiply, 2.19 through unpacked bytes; a copy 0.56)
-        passes = half and not slopes and t0 == 0 and t1 == 1
+        # relu, relu6 and hardtanh (derivatives 0 and 1) pass g or +0 (pass_word): 16-bit
+        # floats select bits, as fast as a copy, where the multiply widens and rounds back
+        # (measured, bfloat16 2^22: 0.58 ms select, 1.12 multiply, 2.19 through unpacked
+        # bytes; a copy 0.56); float32 and float64 multiply by 1 under the mask alone
+        passes = not slopes and t0 == 0 and t1 == 1
         for i, m, k in blocks(n, period, start, BLOCK, lead):
             gs = g[i : i + m]
             dst = dx[i : i + m]
@@ -897,10 +898,10 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
                     if shift != 0:
                         after = words[q + w + 1] if q + w + 1 < whole else last
                         word = (word >> up) | (after << down)
-                    if half and passes and streamed:
-                        pass_word_16_streamed(gs, at, word, dst, at)
-                    elif half and passes:
-                        pass_word_16(gs, at, word, dst, at)
+                    if passes and streamed:
+                        pass_word_streamed(gs, at, word, t1, dst, at)
+                    elif passes:
+                        pass_word(gs, at, word, t1, dst, at)
                     elif half and not slopes and streamed:
                         chain_word_16_streamed(gs, at, word, t0, t1, dst, at)
                     elif half and not slopes:
