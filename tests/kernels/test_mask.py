@@ -960,3 +960,35 @@ def test_small_mask_calls_run_whole_inline_as_the_general_path_runs_them(
     with pytest.raises(ValueError, match="need shape"):
         function.backward_from_mask(x, np.zeros(m.size + 1, np.uint8))
 
+
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64)], ids=str)
+def test_on_one_thread_mask_calls_below_the_streaming_size_run_whole_inline(dtype, monkeypatch):
+    # a process that never split has WHOLE_BELOW at host.SMALL: on one thread its calls from
+    # there up to the streaming size run whole all the same (host.whole), and take Fast's
+    # route, not Calls'; on two they go to Calls, which plans the split
+    from relukit import threads
+
+    monkeypatch.setattr(host, "GRAIN_LINEAR", None)
+    monkeypatch.setattr(host, "STREAM_BYTES", 1 << 30)
+    monkeypatch.setattr(host, "WHOLE_BELOW", [host.SMALL] * 3)
+    monkeypatch.setattr(host, "_measured", {(host.LINEAR, False): host.SMALL // 2})
+    seen = []
+    for op in ("forward", "backward"):
+        kept = getattr(host.Calls, op)
+        monkeypatch.setattr(
+            host.Calls, op, lambda *a, kept=kept, op=op, **k: seen.append(op) or kept(*a, **k)
+        )
+    f = relukit.relu
+    x, g = sample((4 * host.SMALL,), dtype, seed=30), sample((4 * host.SMALL,), dtype, seed=31)
+    with dispatch.forced("compiled"):
+        want_y, want_m = f.forward_with_mask(x)
+        want_dx = f.backward_from_mask(g, want_m)
+    f.forward_with_mask(x[:8])  # (Fast.last: this dtype's Calls)
+    for count, route in ((1, []), (2, ["forward", "backward"])):
+        seen.clear()
+        with threads.limit(count):
+            y, m = f.forward_with_mask(x, out=np.empty_like(x))
+            dx = f.backward_from_mask(g, m)
+        assert bits_equal(y, want_y) and np.array_equal(m, want_m) and bits_equal(dx, want_dx)
+        assert seen == route, count

@@ -627,12 +627,14 @@ class Fast:
     def _whole(self, x: Any, out: Any) -> Any:
         """For a mask-path call that runs whole on this thread, ``(calls, result, x's elements,
         result's elements)`` (flat, 16-bit floats as their raw bits), or None: the other routes
-        decide. Such a call (:func:`host.whole <relukit.kernels.cpu.host.whole>`'s first case:
-        below ``host.WHOLE_BELOW`` elements, whatever the thread count, nothing pinned; so
-        at most ``host.STREAM_FLOOR`` bytes of float64, far below the huge pages' size that
-        :meth:`written` checks) has a C-contiguous, aligned, writeable NumPy ``x`` of the dtype
-        of the previous call, of a member with a mask, and an ``out`` that :meth:`written`
-        takes. Written for its cost: forward_with_mask's call 2.2-2.5 → 1.7-2.2 µs (relu,
+        decide. Such a call (:func:`host.whole <relukit.kernels.cpu.host.whole>`: below
+        ``host.WHOLE_BELOW`` elements, whatever the thread count, or on one thread below the
+        size that streams; nothing pinned) has a C-contiguous, aligned, writeable NumPy ``x`` of
+        the dtype of the previous call, of a member with a mask, and an ``out`` that
+        :meth:`written` takes. (On one thread, until a call on more measured WHOLE_BELOW,
+        calls from 8,192 elements went through :class:`Calls`, whose checks cost some 1.5 µs
+        more: relu's backward_from_mask out= on 2^14 float32 elements, AMD EPYC, 2.4-2.6 µs
+        against a copy's 0.75.) Written for its cost: forward_with_mask's call 2.2-2.5 → 1.7-2.2 µs (relu,
         1,024 float32 elements, 1-D and 2-D, out=, AMD EPYC, Python 3.11), where calling
         :class:`Calls` took 0.2-0.4 µs more; with :meth:`written`'s first case and
         :func:`_flats` inline and x's flags read once, 1.94-1.95 → 1.80-1.83 µs, and
@@ -646,14 +648,15 @@ class Fast:
         n = x.size
         if not (
             calls.masked
-            and 0 < n < host.WHOLE_BELOW[1]  # (host.LINEAR)
+            and 0 < n
             and host.GRAIN_LINEAR is None
             and host.GRAIN_SMOOTH is None
+            and (n < host.WHOLE_BELOW[1] or host.alone(x.nbytes, True))  # (host.LINEAR)
             and (flags := x.flags).carray
         ):
             return None
-        if out is None:
-            y = np.empty(x.shape, x.dtype)
+        if out is None:  # (written's first case, inline)
+            y = np.empty(x.shape, x.dtype) if x.nbytes < HUGE_BYTES else self.written(x, out)
         elif out is x:
             y = x  # (carray: writeable)
         elif (
