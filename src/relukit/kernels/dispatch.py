@@ -457,11 +457,11 @@ def _plain_view(tensor: Any) -> np.ndarray | None:
     way: :func:`relukit.kernels.cpu.host._numpy`), C-contiguous; else None."""
     if not _has_numba():
         return None
-    import torch
-
+    host = _cpu.host
+    torch = host._torch()
     if type(tensor) is not torch.Tensor or not tensor.is_contiguous():
         return None
-    found = _cpu.host._numpy(tensor)
+    found = host._numpy(tensor)
     return None if found is None else found[0]
 
 
@@ -632,14 +632,15 @@ class Fast:
         size that streams; nothing pinned) has a C-contiguous, aligned, writeable NumPy ``x`` of
         the dtype of the previous call, of a member with a mask, and an ``out`` that
         :meth:`written` takes. (On one thread, until a call on more measured WHOLE_BELOW,
-        calls from 8,192 elements went through :class:`Calls`, whose checks cost some 1.5 µs
-        more: relu's backward_from_mask out= on 2^14 float32 elements, AMD EPYC, 2.4-2.6 µs
-        against a copy's 0.75.) Written for its cost: forward_with_mask's call 2.2-2.5 → 1.7-2.2 µs (relu,
-        1,024 float32 elements, 1-D and 2-D, out=, AMD EPYC, Python 3.11), where calling
-        :class:`Calls` took 0.2-0.4 µs more; with :meth:`written`'s first case and
-        :func:`_flats` inline and x's flags read once, 1.94-1.95 → 1.80-1.83 µs, and
-        backward_from_mask's 1.71-1.76 → 1.59-1.62 (relu, 1,024 float32 elements, out=, 1
-        thread, old tree against new in alternating processes, AMD EPYC, session 33)."""
+        calls from 8,192 elements went through :class:`Calls`, whose checks cost some 0.5 µs
+        more: relu's backward_from_mask out= on 2^14 float32 elements, AMD EPYC, 2.6 µs
+        against 2.1 and a copy's 0.75.) Written for its cost: forward_with_mask's call
+        2.2-2.5 → 1.7-2.2 µs (relu, 1,024 float32 elements, 1-D and 2-D, out=, AMD EPYC,
+        Python 3.11), where calling :class:`Calls` took 0.2-0.4 µs more; with
+        :meth:`written`'s first case and :func:`_flats` inline and x's flags read once,
+        1.94-1.95 → 1.80-1.83 µs, and backward_from_mask's 1.71-1.76 → 1.59-1.62 (relu,
+        1,024 float32 elements, out=, 1 thread, old tree against new in alternating
+        processes, AMD EPYC, session 33)."""
         last = self.last
         if type(x) is not np.ndarray or x.dtype is not last[0] or _forcing[0]:
             return None
@@ -648,7 +649,7 @@ class Fast:
         n = x.size
         if not (
             calls.masked
-            and 0 < n
+            and n > 0
             and host.GRAIN_LINEAR is None
             and host.GRAIN_SMOOTH is None
             and (n < host.WHOLE_BELOW[1] or host.alone(x.nbytes, True))  # (host.LINEAR)

@@ -552,14 +552,12 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
     if type(value) is np.ndarray:
         floating = value.dtype in FLOAT_DTYPES or is_bfloat16(value.dtype)
         return (value, "numpy") if floating else None
-    module = type(value).__module__
-    if not module.startswith("torch"):
+    if not type(value).__module__.startswith("torch"):
         return None
-    import torch
-
+    torch = _torch()
     if not isinstance(value, torch.Tensor) or not value.is_cpu:
         return None
-    if value.requires_grad or value.is_conj() or value.is_neg() or value.layout != torch.strided:
+    if value.requires_grad or value.is_conj() or value.is_neg() or value.layout is not _STRIDED[0]:
         return None
     if outside_autograd(value):  # (its tangent, trace or compiled graph would lose it)
         return None
@@ -570,17 +568,45 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
     return None if view is None else (view, "torch")
 
 
+def _torch() -> Any:
+    """The torch module (imported: only tensors ask), with the few of its objects that the
+    checks of every tensor call read looked up once (a lookup through ``torch.`` each time,
+    and ``import torch`` in each function, cost some 0.5 µs of a relu call's 5 on 1,000
+    float32 elements)."""
+    torch = _TORCH[0]
+    if torch is None:
+        import torch
+
+        _STRIDED[0] = torch.strided
+        _VIEWS.update({torch.float32: False, torch.float64: False, torch.float16: False})
+        _VIEWS[torch.bfloat16] = True
+        _CHECKS[:] = [
+            torch.compiler.is_compiling,
+            torch.jit.is_tracing,
+            torch.autograd.forward_ad.unpack_dual,
+            torch.int16,
+        ]
+        _TORCH[0] = torch
+    return torch
+
+
+_TORCH: list[Any] = [None]
+_STRIDED: list[Any] = [None]
+_VIEWS: dict[Any, bool] = {}  # torch dtype -> taken as raw 16-bit words (bfloat16)
+_CHECKS: list[Any] = []  # is_compiling, is_tracing, unpack_dual, torch.int16
+
+
 def tensor_view(tensor: Any) -> np.ndarray | None:
     """The NumPy view of a strided CPU tensor of a float dtype the kernels take (bfloat16
     as ml_dtypes' bfloat16), or None for another dtype."""
-    import torch
-
-    dtype = tensor.dtype
-    if dtype == torch.bfloat16:
-        return tensor.view(torch.int16).numpy().view(bfloat16())
-    if dtype == torch.float32 or dtype == torch.float64 or dtype == torch.float16:
-        return tensor.numpy()
-    return None
+    if _TORCH[0] is None:
+        _torch()
+    words = _VIEWS.get(tensor.dtype)
+    if words is None:
+        return None
+    if words:
+        return tensor.view(_CHECKS[3]).numpy().view(bfloat16())
+    return tensor.numpy()
 
 
 def outside_autograd(value: Any) -> bool:
@@ -588,11 +614,12 @@ def outside_autograd(value: Any) -> bool:
     forward-mode tangent (a dual tensor), or a ``torch.jit.trace`` or ``torch.compile`` under
     way? (Under ``torch.compile`` the reference path's torch operations are what Dynamo
     traces; the kernels' call made Dynamo fail inside Numba's dispatcher.)"""
-    import torch
-
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if _TORCH[0] is None:
+        _torch()
+    compiling, tracing, unpack_dual, _ = _CHECKS
+    if compiling() or tracing():
         return True
-    return torch.autograd.forward_ad.unpack_dual(value).tangent is not None
+    return unpack_dual(value).tangent is not None
 
 
 def _order(a: np.ndarray) -> str | None:
