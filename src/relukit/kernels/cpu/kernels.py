@@ -69,7 +69,11 @@ from relukit.kernels.cpu.intrinsics import (
     chain_word_2,
     chain_word_2_streamed,
     chain_word_16,
+    chain_word_16_nonzero,
+    chain_word_16_nonzero_streamed,
     chain_word_16_streamed,
+    chain_word_nonzero,
+    chain_word_nonzero_streamed,
     chain_word_slopes,
     chain_word_slopes_streamed,
     chain_word_streamed,
@@ -866,6 +870,8 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
         # (measured, bfloat16 2^22: 0.58 ms select, 1.12 multiply, 2.19 through unpacked
         # bytes; a copy 0.56); float32 and float64 multiply by 1 under the mask alone
         passes = not slopes and t0 == 0 and t1 == 1
+        # (neither derivative 0: the product needs no compare with 0, _chain_derivative)
+        nonzero = not slopes and t0 != 0 and t1 != 0
         for i, m, k in blocks(n, period, start, BLOCK, lead):
             gs = g[i : i + m]
             dst = dx[i : i + m]
@@ -902,6 +908,10 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
                         pass_word_streamed(gs, at, word, t1, dst, at)
                     elif passes:
                         pass_word(gs, at, word, t1, dst, at)
+                    elif half and nonzero and streamed:
+                        chain_word_16_nonzero_streamed(gs, at, word, t0, t1, dst, at)
+                    elif half and nonzero:
+                        chain_word_16_nonzero(gs, at, word, t0, t1, dst, at)
                     elif half and not slopes and streamed:
                         chain_word_16_streamed(gs, at, word, t0, t1, dst, at)
                     elif half and not slopes:
@@ -914,6 +924,10 @@ def mask_backward_kernel(bits: int, slopes: int, half: bool = False) -> Any:
                         chain_word_slopes_streamed(gs, at, word, t1, rs, at, dst, at)
                     elif slopes:
                         chain_word_slopes(gs, at, word, t1, rs, at, dst, at)
+                    elif nonzero and streamed:
+                        chain_word_nonzero_streamed(gs, at, word, t0, t1, dst, at)
+                    elif nonzero:
+                        chain_word_nonzero(gs, at, word, t0, t1, dst, at)
                     elif streamed:
                         chain_word_streamed(gs, at, word, t0, t1, dst, at)
                     else:
