@@ -92,8 +92,10 @@ def test_a_piecewise_linear_member_s_gradient_has_a_zero_gradient_as_torch_relu_
     x = inputs(torch.float32).nan_to_num().requires_grad_()
     (first,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
     assert first.requires_grad and same(first, f.vjp(x.detach(), torch.ones_like(x)))
-    (second,) = torch.autograd.grad(first.sum(), x)
+    (second,) = torch.autograd.grad(first.sum(), x, create_graph=True)
     assert same(second, torch.zeros_like(x))
+    (third,) = torch.autograd.grad(second.sum(), x)  # (torch.relu's is zero too)
+    assert same(third, torch.zeros_like(x))
     (first,) = torch.autograd.grad(torch.relu(x).sum(), x, create_graph=True)
     assert first.requires_grad and same(torch.autograd.grad(first.sum(), x)[0], second)
 

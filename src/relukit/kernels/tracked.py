@@ -245,8 +245,14 @@ def _gradients(call: _Call, x: Any, grad: Any, g: Any, needed: tuple[bool, ...])
         value = call.graph(*inputs)
         if not value.requires_grad:
             # (a value constant in them: the gradient of a piecewise linear member's gradient
-            # at x, which is zero, as torch.relu's double backward gives)
-            found = [torch.zeros_like(t) for t in wrt]
+            # at x, which is zero, as torch.relu's double backward gives; with create_graph
+            # connected to them, as torch.relu's is, so that a third derivative is zero too)
+            found = [
+                torch.where(torch.zeros_like(t, dtype=torch.bool), t, 0)
+                if create
+                else torch.zeros_like(t)
+                for t in wrt
+            ]
         else:
             found = torch.autograd.grad(value, wrt, g, create_graph=create, materialize_grads=True)
     taken = iter(found)
