@@ -62,7 +62,7 @@ from numba.extending import intrinsic, overload
 from relukit.kernels.cpu.compile import INLINE_OPTIONS, jit
 from relukit.kernels.cpu.dtypes import narrow, widen
 from relukit.kernels.cpu.fits32 import CENTRE_PAIRED, CENTRE_SHAPES, CENTRE_TABLES
-from relukit.kernels.cpu.intrinsics import _host_has, popcount, trailing_zeros
+from relukit.kernels.cpu.intrinsics import AVX512_F, _host_has, popcount, trailing_zeros
 from relukit.kernels.cpu.loops import conventions
 from relukit.kernels.cpu.masks import pack
 from relukit.kernels.cpu.math32 import (
@@ -94,7 +94,7 @@ from relukit.kernels.cpu.smooth import (
 )
 
 LANES = 16
-AVX512 = _host_has("avx512f")
+AVX512 = AVX512_F
 AVX2 = _host_has("avx2")
 # an AVX2 host without AVX-512, as ``NUMBA_CPU_NAME`` and ``NUMBA_CPU_FEATURES`` name it: what
 # the tests and benchmarks/vector_width.py compile for to run the AVX2 build on this host
