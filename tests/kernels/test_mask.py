@@ -998,7 +998,7 @@ def test_on_one_thread_mask_calls_below_the_streaming_size_run_whole_inline(dtyp
 @pytest.mark.parametrize("bits", [1, 2])
 @pytest.mark.parametrize("raw", ["float32", "float64", "int16", "uint16"])
 def test_mask_backward_takes_no_masked_operand_from_memory(bits, raw):
-    # A select of loaded gradients became a masked multiply with a memory operand, which Zen 4
+    # A select of loaded gradients became a masked multiply with a memory operand, which Zen 5
     # ran at half a copy's rate from DRAM (relu at 2^24 float32, 5.2-6.0 ms against 2.4-2.5):
     # the words load apart (intrinsics._load_apart), so no masked instruction reads memory
     import re

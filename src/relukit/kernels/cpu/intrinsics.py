@@ -267,10 +267,11 @@ def _load_apart(builder: Any, pointer: Any, align: int) -> Any:
     """Load the vector at ``pointer`` so that no later operation takes it from memory: on an
     AVX-512 host one 64-byte piece at a time, each passed through an empty inline-assembly
     statement, whose result LLVM cannot fold into the instruction that uses it. (A select of
-    loaded values becomes a masked multiply or move with a memory operand, which Zen 4 runs at
-    half a copy's rate once the data comes from DRAM: relu's backward_from_mask on 2^24 float32
-    elements, 1 thread, AMD EPYC, 5.2-6.0 ms, against 2.4-2.5 loaded apart and 3.0-3.3 for
-    ``np.copyto``. Elsewhere there is no masked operation to fold it into: a plain load.)"""
+    loaded values becomes a masked multiply or move with a memory operand, which the AMD EPYC
+    here (Zen 5, LLVM's znver5) runs at half a copy's rate once the data comes from DRAM:
+    relu's backward_from_mask on 2^24 float32 elements, 1 thread, 5.2-6.0 ms, against 2.4-2.5
+    loaded apart and 3.0-3.3 for ``np.copyto``. Elsewhere there is no masked operation to
+    fold it into: a plain load.)"""
     vector = pointer.type.pointee
     if not AVX512_F:
         return builder.load(pointer, align=align)
@@ -734,7 +735,7 @@ def _pass_word(stream: bool) -> Any:
     gives (a NaN quieted). For float32 and float64 that is ``g·one`` (``one`` is 1, passed at
     run time, where LLVM would fold a constant away) in one masked multiply a vector, where
     :func:`chain_word` also selects the derivative and compares it with 0: three 512-bit
-    operations a vector, which Zen 4 runs at half the rate of a copy's stores (relu's
+    operations a vector, which the AMD EPYC here (Zen 5) runs below a copy's rate (relu's
     backward_from_mask at 2^16 float32 in L2, 1 thread, AMD EPYC: 3.7 µs against a copy's
     2.2). For 16-bit floats as raw bits (float16 in int16, bfloat16 in uint16; ``one``
     float32), ``narrow(widen(g)·1)``, as :func:`relukit.kernels.cpu.dtypes.passed`, in one
