@@ -1028,3 +1028,33 @@ def test_mask_backward_takes_no_masked_operand_from_memory(bits, raw):
     fresh.compile(signature)
     masked_from_memory = re.compile(r"^\s*v\w+\s+[^#\n]*\(%[^)]*\)[^\n]*\{%k[1-7]\}", re.M)
     assert not masked_from_memory.findall(fresh.inspect_asm(signature))
+
+
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+def test_a_target_without_avx512_on_an_avx512_host_compiles_and_runs_the_words(tmp_path):
+    # NUMBA_CPU_FEATURES=-avx512f: Numba compiles for the host less AVX-512, so the words must
+    # not hand 512-bit vectors to inline assembly (LLVM then exited the process)
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numba, numpy as np\n"
+        "from relukit.kernels.cpu import compile as kc, intrinsics, kernels\n"
+        "assert not intrinsics.AVX512_F and not intrinsics.AVX512_BF16\n"
+        "k = kernels.mask_backward_kernel(1, 0, False)\n"
+        "f = numba.njit(**{**kc.JIT_OPTIONS, 'cache': False})(k.py_func)\n"
+        "g = np.arange(256, dtype=np.float32) - 100\n"
+        "mask = np.full(32, 0x55, np.uint8)\n"
+        "dx = np.empty_like(g)\n"
+        "table = np.array([0, 1, 0, 0], np.float32)\n"
+        "f(g, mask, np.zeros(1, np.float32), dx, table, 0, False)\n"
+        "on = np.unpackbits(mask, bitorder='little').astype(bool)\n"
+        "assert np.array_equal(dx, np.where(on, g, np.float32(0)))\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "NUMBA_CPU_FEATURES": "-avx512f", "NUMBA_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -273,15 +273,13 @@ def _load_apart(builder: Any, pointer: Any, align: int) -> Any:
     loaded apart and 3.0-3.3 for ``np.copyto``. Elsewhere there is no masked operation to
     fold it into: a plain load.)"""
     vector = pointer.type.pointee
-    if not AVX512_F:
-        return builder.load(pointer, align=align)
     element = vector.element
-    width = (
-        element.width
-        if isinstance(element, ir.IntType)
-        else (64 if isinstance(element, ir.DoubleType) else 32)
-    )
+    widths = {ir.DoubleType: 64, ir.FloatType: 32, ir.HalfType: 16}
+    width = element.width if isinstance(element, ir.IntType) else widths[type(element)]
     lanes = min(vector.count, 512 // width)
+    pieces_count = vector.count // lanes
+    if not AVX512_F or vector.count % lanes or pieces_count & (pieces_count - 1):
+        return builder.load(pointer, align=align)  # (whole 64-byte pieces, a power of two)
     piece = ir.VectorType(element, lanes)
     base = builder.bitcast(pointer, piece.as_pointer())
     opaque = ir.FunctionType(piece, [piece])
@@ -1322,17 +1320,33 @@ clip_word_streamed = _select_word(clip=True, stream=True)
 
 
 def _host_has(feature: str) -> bool:
-    """Does the CPU Numba compiles for have ``feature``? The host's, unless ``NUMBA_CPU_NAME``
-    names another target (then ``NUMBA_CPU_FEATURES`` says)."""
-    import llvmlite.binding as llvm
-    from numba.core import config
+    """Does the CPU Numba compiles for have ``feature``? As Numba decides it: the features
+    ``NUMBA_CPU_FEATURES`` lists, over the host's (which Numba passes whenever none are listed,
+    whatever ``NUMBA_CPU_NAME`` names; for a named CPU with listed features, those not listed
+    count as absent); and an extension only with what it extends (AVX-512's with AVX-512F,
+    AVX-512F with AVX2, AVX2, FMA and F16C with AVX), as LLVM turns them off together. (Read
+    from the host alone, ``NUMBA_CPU_FEATURES=-avx512f`` on an AVX-512 host had the words
+    give 512-bit vectors to inline assembly on a target without them, and LLVM exited the
+    process.)"""
+    from numba.core import codegen, config
 
-    if config.CPU_NAME and config.CPU_NAME != "host":
-        return f"+{feature}" in (config.CPU_FEATURES or "").split(",")
-    try:
-        return bool(llvm.get_host_cpu_features().get(feature))
-    except RuntimeError:  # (features unknown on this host)
+    named = bool(config.CPU_NAME) and config.CPU_NAME != "host"
+    listed = config.CPU_FEATURES
+    features: dict[str, bool] = {}
+    for given in ([] if listed is not None and named else [codegen.get_host_cpu_features()]) + (
+        [] if listed is None else [listed]
+    ):
+        for item in given.split(","):
+            item = item.strip()
+            if len(item) > 1 and item[0] in "+-":
+                features[item[1:]] = item[0] == "+"
+    extended = _EXTENDS.get(feature) or ("avx512f" if feature.startswith("avx512") else None)
+    if extended is not None and not _host_has(extended):
         return False
+    return features.get(feature, False)
+
+
+_EXTENDS = {"avx512f": "avx2", "avx2": "avx", "fma": "avx", "f16c": "avx"}
 
 
 BMI2 = _host_has("bmi2")
