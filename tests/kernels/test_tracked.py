@@ -98,6 +98,9 @@ def test_a_piecewise_linear_member_s_gradient_has_a_zero_gradient_as_torch_relu_
     assert same(third, torch.zeros_like(x))
     (first,) = torch.autograd.grad(torch.relu(x).sum(), x, create_graph=True)
     assert first.requires_grad and same(torch.autograd.grad(first.sum(), x)[0], second)
+    empty = torch.zeros(3, 0, requires_grad=True)  # (the kernels decline it: the reference's)
+    (first,) = torch.autograd.grad(f(empty).sum(), empty, create_graph=True)
+    assert first.requires_grad and torch.autograd.grad(first.sum(), empty)[0].shape == (3, 0)
 
 
 @pytest.mark.parametrize("name", ["leaky_relu", "elu", "gelu", "silu", "softplus", "sigmoid"])

@@ -243,17 +243,17 @@ def _gradients(call: _Call, x: Any, grad: Any, g: Any, needed: tuple[bool, ...])
         inputs = [t.view_as(t) if need else t for t, need in zip((x, grad), needed, strict=True)]
         wrt = [t for t, need in zip(inputs, needed, strict=True) if need]
         value = call.graph(*inputs)
-        if not value.requires_grad:
-            # (a value constant in them: the gradient of a piecewise linear member's gradient
-            # at x, which is zero, as torch.relu's double backward gives; with create_graph
-            # connected to them, as torch.relu's is, so that a third derivative is zero too)
-            found = [
-                torch.where(torch.zeros_like(t, dtype=torch.bool), t, 0)
-                if create
-                else torch.zeros_like(t)
-                for t in wrt
-            ]
-        else:
+        if value.requires_grad:
             found = torch.autograd.grad(value, wrt, g, create_graph=create, materialize_grads=True)
+        else:  # (a value constant in them: the gradient of a piecewise linear member's gradient)
+            found = tuple(torch.zeros_like(t) for t in wrt)
+        if create:
+            # a gradient constant in them (a piecewise linear member's, whose own gradient is
+            # zero) connected to them with a zero derivative, as torch.relu's double backward
+            # is, so that a further derivative is zero, not refused
+            found = tuple(
+                f if f.requires_grad else torch.where(torch.zeros_like(t, dtype=torch.bool), t, f)
+                for t, f in zip(wrt, found, strict=True)
+            )
     taken = iter(found)
     return [(next(taken) if need else None) for need in needed]
