@@ -443,8 +443,7 @@ def small_view(tensor: Any) -> np.ndarray | None:
 def new_like(x: Any) -> tuple[Any, np.ndarray]:
     """A new C-contiguous tensor like ``x`` (a tensor :func:`small_view` takes) and its NumPy
     view."""
-    import torch
-
+    torch = _cpu.host._torch()
     # (not pages.empty_tensor: below ALIAS_BYTES no huge pages apply, and asking costs 0.5 µs
     # a call; torch.empty(x.shape, dtype=x.dtype, device="cpu") 2.7 µs, this 1.1)
     y = torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -458,11 +457,9 @@ def _plain_view(tensor: Any) -> np.ndarray | None:
     if not _has_numba():
         return None
     host = _cpu.host
-    torch = host._torch()
-    if type(tensor) is not torch.Tensor or not tensor.is_contiguous():
+    if type(tensor) is not host._torch().Tensor or not tensor.is_contiguous():
         return None
-    found = host._numpy(tensor)
-    return None if found is None else found[0]
+    return host.tensor_numpy(tensor)
 
 
 class Fast:

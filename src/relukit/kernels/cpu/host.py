@@ -16,8 +16,8 @@ dtype float16, bfloat16, float32 or float64, of any shape and layout:
 Work is split into contiguous chunks (multiples of 64 elements, so that mask words never
 straddle two threads) run on the process's team (PyTorch's OpenMP threads, or relukit's own
 before PyTorch is imported: :mod:`relukit.kernels.cpu.team`), else on :mod:`relukit.threads`'
-pool. Outputs of at least
-:func:`stream_bytes` (measured) are written with streaming stores (x86-64 only).
+pool. Outputs of at least :func:`stream_bytes` (measured) are written with streaming stores
+(x86-64 only).
 
 Nothing here imports Numba until a kernel is first needed; kernels come from Numba's on-disk
 cache after the first compilation (see :func:`warm_up` for the cost).
@@ -554,18 +554,26 @@ def _numpy(value: Any) -> tuple[np.ndarray, str] | None:
         return (value, "numpy") if floating else None
     if not type(value).__module__.startswith("torch"):
         return None
-    torch = _torch()
-    if not isinstance(value, torch.Tensor) or not value.is_cpu:
+    if not isinstance(value, _torch().Tensor):
+        return None
+    found = tensor_numpy(value)
+    return None if found is None else (found, "torch")
+
+
+def tensor_numpy(value: Any) -> np.ndarray | None:
+    """:func:`_numpy` of a torch tensor ``value``: its NumPy view, or None."""
+    if _TORCH[0] is None:
+        _torch()
+    if not value.is_cpu:
         return None
     if value.requires_grad or value.is_conj() or value.is_neg() or value.layout is not _STRIDED[0]:
         return None
     if outside_autograd(value):  # (its tangent, trace or compiled graph would lose it)
         return None
     try:
-        view = tensor_view(value)
+        return tensor_view(value)
     except RuntimeError:  # (a tensor without storage: torch.func's wrappers, under vmap)
         return None
-    return None if view is None else (view, "torch")
 
 
 def _torch() -> Any:
@@ -1797,8 +1805,7 @@ class Calls:
         whose output does not stream (the caller asks: :func:`split_unstreamed`). Kept under
         ``(op, inplace, count, PIECES_TEAM)``. False where there is none: no ufunc, or no team
         (:func:`relukit.kernels.cpu.team.available`; not kept: a team may come later). Made
-        for
-        :func:`ufunc_grain` (measured on such a ufunc's own hand-off, which costs less than
+        for :func:`ufunc_grain` (measured on such a ufunc's own hand-off, which costs less than
         the planned route's: it splits smaller calls);
         forgotten at a fork (the child has no team)."""
         key = (op, inplace, count, PIECES_TEAM)
