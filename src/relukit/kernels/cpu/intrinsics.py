@@ -669,8 +669,11 @@ word_above = _compare_word("above")
 word_greater = _compare_word("greater")
 
 
-def _chain(builder: Any, element: Any, grads: Any, derivative: Any) -> Any:
+def _chain(builder: Any, element: Any, grads: Any, derivative: Any, zeros: bool = True) -> Any:
+    """``grads · derivative``, +0 where the derivative is 0 (``zeros``: it may be)."""
     product = builder.fmul(grads, derivative)
+    if not zeros:
+        return product
     zero = ir.Constant(ir.VectorType(element, 64), None)
     return builder.select(builder.fcmp_ordered("==", derivative, zero), zero, product)
 
@@ -697,10 +700,7 @@ def _chain_word(stream: bool, zeros: bool = True) -> Any:
             align = context.get_abi_sizeof(element)
             derivative = _chain_derivative(builder, bits_word, below, above)
             grads = _load_apart(builder, gptr, align)
-            if zeros:
-                result = _chain(builder, element, grads, derivative)
-            else:
-                result = builder.fmul(grads, derivative)
+            result = _chain(builder, element, grads, derivative, zeros)
             optr, _ = _vector_at(context, builder, signature.args[5], out, out_first)
             _store(builder, result, optr, align, stream)
             return context.get_dummy_value()
@@ -1070,10 +1070,7 @@ def _chain_word_16(stream: bool, zeros: bool = True) -> Any:
             gptr, _ = _vector_at(context, builder, signature.args[0], garr, first)
             grads = _widened(builder, _load_apart(builder, gptr, 2), signed)
             derivative = _chain_derivative(builder, bits_word, below, above)
-            if zeros:
-                product = _chain(builder, ir.FloatType(), grads, derivative)
-            else:
-                product = builder.fmul(grads, derivative)
+            product = _chain(builder, ir.FloatType(), grads, derivative, zeros)
             result = _narrowed(builder, product, signed)
             optr, _ = _vector_at(context, builder, signature.args[5], out, out_first)
             _store(builder, result, optr, 2, stream)
