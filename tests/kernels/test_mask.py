@@ -477,6 +477,10 @@ BOUNDS_16 = [
 @pytest.mark.parametrize(
     ("name", "params"),
     [("relu", {}), ("relu6", {}), ("leaky_relu", {})]
+    # (float16: a finite slope that is not 0 takes the words' NaN-free route where no
+    # element of a word is NaN; 1e-30 rounds every product but -inf's to ∓0)
+    + [("leaky_relu", {"negative_slope": a}) for a in (-0.5, 3.0, 1e-30, 0.0, 3.5e38)]
+    + [("prelu", {"weight": 0.25}), ("rrelu", {})]
     + [("hardtanh", bounds) for bounds in BOUNDS_16]
     + [
         ("general_relu", {"negative_slope": 0.1, "threshold": -0.5, "max_value": 6.0}),
@@ -1058,3 +1062,52 @@ def test_a_target_without_avx512_on_an_avx512_host_compiles_and_runs_the_words(t
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+@pytest.mark.parametrize("table", [(0.25, 1.0), (0.5, 2.0), (-3.0, 1.0), (1.0, 0.5)], ids=str)
+def test_float16_backward_words_with_and_without_nans_are_the_rounded_product(table):
+    # A float16 word with derivative 1 above and no NaN among its gradients takes g or g·d
+    # (intrinsics._kept_or_scaled_16); the others multiply every lane and apply the NaN rule
+    # (the quiet NaN 0x7E00 with its sign): both are narrow(widen(g)·d)
+    from relukit.kernels.cpu import kernels
+
+    n = 64 * 8 + 5
+    rng = np.random.default_rng(11)
+    g = (rng.standard_normal(n) * 1e3).astype(np.float16)
+    g[[3, 70, 140]] = [np.inf, -np.inf, -0.0]
+    bits = g.view(np.uint16)
+    bits[[65, 320, 516]] = [0x7C01, 0xFD55, 0x7E01]  # NaNs in words 1 and 5, and the tail
+    codes = rng.integers(0, 2, n).astype(bool)
+    mask = np.packbits(codes, bitorder="little")
+    dx = np.empty(n, np.float16)
+    table32 = np.array([*table, 0, 0], np.float32)
+    kernel = kernels.mask_backward_kernel(1, 0, True)
+    kernel(g.view(np.int16), mask, np.zeros(1, np.float32), dx.view(np.int16), table32, 0, False)
+    d = np.where(codes, table32[1], table32[0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = (g.astype(np.float32) * d).astype(np.float16).view(np.uint16)
+    nan = (bits & 0x7FFF) > 0x7C00
+    want = np.where(nan, (bits & 0x8000) | 0x7E00, want).astype(np.uint16)
+    np.testing.assert_array_equal(dx.view(np.uint16), want)
+
+
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+@pytest.mark.parametrize(
+    ("name", "params"), [("leaky_relu", {}), ("prelu", {"weight": -0.5}), ("rrelu", {})], ids=str
+)
+def test_float16_forward_words_give_every_element_the_bits_of_the_forward(name, params):
+    # A float16 word with no NaN takes x or its product (intrinsics._kept_or_scaled_16), one
+    # with a NaN the NaN rule (the quiet NaN 0x7E00 with its sign): every element, NaNs of every
+    # payload included, has the bits that the forward gives it alone and in the whole array
+    function = relukit.get(name, **params)
+    x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    with dispatch.forced("compiled"):
+        y, _ = function.forward_with_mask(x)
+        whole = function(x)
+    bits = x.view(np.uint16)
+    nan = (bits & 0x7FFF) > 0x7C00
+    np.testing.assert_array_equal(y.view(np.uint16)[nan], (bits[nan] & 0x8000) | 0x7E00)
+    np.testing.assert_array_equal(y.view(np.uint16), whole.view(np.uint16))
+    for i in (0x7C01, 0x7D55, 0xFE01, 0xFFFF, 0x3C00, 0xBC00, 0x8000):
+        np.testing.assert_array_equal(function(x[i : i + 1]).view(np.uint16), y.view(np.uint16)[i])
