@@ -485,6 +485,8 @@ BOUNDS_16 = [
     + [
         ("general_relu", {"negative_slope": 0.1, "threshold": -0.5, "max_value": 6.0}),
         ("general_relu", {"threshold": 0.5}),
+        ("general_relu", {"negative_slope": 0.1, "threshold": 0.5}),
+        ("general_relu", {"negative_slope": -2.0, "threshold": -1e5}),
     ],
     ids=lambda v: v if isinstance(v, str) else str(v).replace(" ", ""),
 )
@@ -1094,10 +1096,19 @@ def test_float16_backward_words_with_and_without_nans_are_the_rounded_product(ta
 
 @pytest.mark.skipif(not host.available(), reason="needs Numba")
 @pytest.mark.parametrize(
-    ("name", "params"), [("leaky_relu", {}), ("prelu", {"weight": -0.5}), ("rrelu", {})], ids=str
+    ("name", "params"),
+    [
+        ("leaky_relu", {}),
+        ("prelu", {"weight": -0.5}),
+        ("rrelu", {}),
+        ("general_relu", {"negative_slope": 0.1, "threshold": 0.5}),
+        ("general_relu", {"negative_slope": 3.0, "threshold": -2.0}),
+        ("general_relu", {"threshold": 0.5}),
+    ],
+    ids=str,
 )
 def test_float16_forward_words_give_every_element_the_bits_of_the_forward(name, params):
-    # A float16 word with no NaN takes x or its product (intrinsics._kept_or_scaled_16), one
+    # A float16 word with no NaN takes x or its product (intrinsics._kept_or_narrowed_16), one
     # with a NaN the NaN rule (the quiet NaN 0x7E00 with its sign): every element, NaNs of every
     # payload included, has the bits that the forward gives it alone and in the whole array
     function = relukit.get(name, **params)

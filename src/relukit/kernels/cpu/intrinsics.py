@@ -839,19 +839,24 @@ def _nan_16(builder: Any, values: Any, signed: bool) -> Any:
 
 def _kept_or_scaled_16(builder: Any, v: Any, signed: bool, slope: Any, keep: Any) -> Any:
     """Raw float16 ``v`` where ``keep``, elsewhere ``v·slope`` formed in float32 and rounded
-    back once (F16C), for a caller that knows that no ``v`` is NaN and that ``slope`` is not
-    NaN (a member's slopes are finite): a kept element is then its own bits, as
-    ``narrow(widen(v)·1)`` and ``narrow(widen(v))`` give them, and a product is NaN only as
-    ``±inf·0`` (a slope of 0, or one beyond float32's range), whose NaN has no payload and
-    the sign bit set, so that the conversion alone gives the bits of the NaN rule (0x7E00
-    with the sign). The same bits as every lane multiplied and rounded back with that rule,
-    without its NaN test of the products, and with a 16-bit select per 32 elements where the
-    float32 select took one per 16. (bfloat16 gained nothing: its widening is two integer
-    operations per 16 lanes and its rounding instruction quiets a NaN itself, and the test
-    for NaN made its backward slower.)"""
+    back once (:func:`_kept_or_narrowed_16`)."""
     lanes = v.type.count
     product = builder.fmul(_widened(builder, v, signed), _splat(builder, slope, lanes))
-    return builder.select(keep, v, _narrowed(builder, product, signed, nans=False))
+    return _kept_or_narrowed_16(builder, v, signed, product, keep)
+
+
+def _kept_or_narrowed_16(builder: Any, v: Any, signed: bool, others: Any, keep: Any) -> Any:
+    """Raw float16 ``v`` where ``keep``, elsewhere the float32 ``others`` rounded back once
+    (F16C), for a caller that knows that no ``v`` is NaN and that ``others`` are formed from
+    ``v`` and finite parameters (a member's slopes and thresholds), so that one is NaN only
+    as ``±inf·0`` or ``inf − inf``: such a NaN has no payload and the sign bit set, so the
+    conversion alone gives the bits of the NaN rule (0x7E00 with the sign), and a kept
+    element is its own bits, as ``narrow(widen(v)·1)`` and ``narrow(widen(v))`` give them.
+    The same bits as every lane rounded back with that rule, without its NaN test, and with
+    a 16-bit select per 32 elements where the float32 select took one per 16. (bfloat16
+    gained nothing: its widening is two integer operations per 16 lanes and its rounding
+    instruction quiets a NaN itself, and the test for NaN made its backward slower.)"""
+    return builder.select(keep, v, _narrowed(builder, others, signed, nans=False))
 
 
 def _unless_nan_16(
@@ -1059,12 +1064,10 @@ def _general(builder: Any, v: Any, values: Any, capped: bool, limits: bool) -> t
     scalars became a branch per vector, and a clip by compares took 7 compares a vector:
     2.1-2.5x leaky_relu's time.)"""
     lanes = v.type.count
-    splats = [_splat(builder, value, lanes) for value in values[:5]]
-    slope, t_flat, t, top, held_floor = splats
+    top, held_floor = (_splat(builder, value, lanes) for value in values[3:5])
+    t = _splat(builder, values[2], lanes)
     zero = ir.Constant(v.type, None)
-    below_flat = builder.fcmp_ordered("<", v, t_flat)
-    lower = builder.select(below_flat, zero, builder.fmul(builder.fsub(v, t), slope))
-    above = builder.fcmp_ordered(">", v, t)
+    lower, above = _general_lower(builder, v, values)
     if not capped:
         # a NaN: not above, but not below either (the unordered compare keeps it as itself)
         r = builder.select(builder.fcmp_unordered(">", v, t), v, lower)
@@ -1079,6 +1082,17 @@ def _general(builder: Any, v: Any, values: Any, capped: bool, limits: bool) -> t
     if limits:
         r = _limits(builder, v, r, values[5], values[6])
     return r, above, held
+
+
+def _general_lower(builder: Any, v: Any, values: Any) -> tuple[Any, Any]:
+    """general_relu's piece at or below the threshold of a vector ``v`` (+0 below ``t_flat``,
+    ``(v − t)·slope`` from it), and the flags ``v > t`` (:func:`_general`)."""
+    lanes = v.type.count
+    slope, t_flat, t = (_splat(builder, value, lanes) for value in values[:3])
+    zero = ir.Constant(v.type, None)
+    below_flat = builder.fcmp_ordered("<", v, t_flat)
+    lower = builder.select(below_flat, zero, builder.fmul(builder.fsub(v, t), slope))
+    return lower, builder.fcmp_ordered(">", v, t)
 
 
 def _general_word(capped: bool, limits: bool, stream: bool) -> Any:
@@ -1116,19 +1130,39 @@ def _general_word(capped: bool, limits: bool, stream: bool) -> Any:
             lanes = 64 // size
             piece = ir.VectorType(element, lanes).as_pointer()
             xs, ys = builder.bitcast(xptr, piece), builder.bitcast(yptr, piece)
-            words = [ir.Constant(ir.IntType(64), 0), ir.Constant(ir.IntType(64), 0)]
-            for q in range(64 // lanes):
-                at = [ir.Constant(ir.IntType(64), q)]
-                raw = builder.load(builder.gep(xs, at), align=size)
-                v = _widened(builder, raw, signed) if half else raw
-                r, above, held = _general(builder, v, scalars, capped, limits)
-                out = _narrowed(builder, r, signed) if half else r
-                _store(builder, out, builder.gep(ys, at), size, stream)
-                for i, codes in enumerate((above, held) if capped else (above,)):
-                    bits = builder.zext(builder.bitcast(codes, ir.IntType(lanes)), ir.IntType(64))
-                    shifted = builder.shl(bits, ir.Constant(ir.IntType(64), q * lanes))
-                    words[i] = builder.or_(words[i], shifted)
-            return context.make_tuple(builder, signature.return_type, words)
+            count = 64 // lanes
+
+            def load(q: int) -> Any:
+                return builder.load(builder.gep(xs, [ir.Constant(ir.IntType(64), q)]), align=size)
+
+            def loop(kept: bool) -> Any:
+                words = [ir.Constant(ir.IntType(64), 0), ir.Constant(ir.IntType(64), 0)]
+                for q in range(count):
+                    raw = load(q)
+                    v = _widened(builder, raw, signed) if half else raw
+                    if kept:
+                        lower, above = _general_lower(builder, v, scalars)
+                        out = _kept_or_narrowed_16(builder, raw, signed, lower, above)
+                        held = None
+                    else:
+                        r, above, held = _general(builder, v, scalars, capped, limits)
+                        out = _narrowed(builder, r, signed) if half else r
+                    at = [ir.Constant(ir.IntType(64), q)]
+                    _store(builder, out, builder.gep(ys, at), size, stream)
+                    for i, codes in enumerate((above, held) if capped else (above,)):
+                        bits = builder.bitcast(codes, ir.IntType(lanes))
+                        bits = builder.zext(bits, ir.IntType(64))
+                        shifted = builder.shl(bits, ir.Constant(ir.IntType(64), q * lanes))
+                        words[i] = builder.or_(words[i], shifted)
+                return context.make_tuple(builder, signature.return_type, words)
+
+            if not (signed and not capped and not limits):
+                return loop(False)
+            # float16 without the cap or set limits, no NaN among the 64: x where x > t, else
+            # the lower piece, with no NaN rule (_kept_or_narrowed_16; general_relu's
+            # forward_with_mask(out=) at 2^20, 1 thread, AMD EPYC: see RESULTS)
+            pieces = [load(q) for q in range(count)]
+            return _unless_nan_16(builder, pieces, signed, lambda: loop(True), lambda: loop(False))
 
         result = types.UniTuple(types.uint64, 2)
         return result(x, types.intp, y, values), codegen
