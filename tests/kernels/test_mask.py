@@ -1122,3 +1122,23 @@ def test_float16_forward_words_give_every_element_the_bits_of_the_forward(name, 
     np.testing.assert_array_equal(y.view(np.uint16), whole.view(np.uint16))
     for i in (0x7C01, 0x7D55, 0xFE01, 0xFFFF, 0x3C00, 0xBC00, 0x8000):
         np.testing.assert_array_equal(function(x[i : i + 1]).view(np.uint16), y.view(np.uint16)[i])
+
+
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+def test_float16_prelu_channel_words_give_every_element_the_bits_of_the_forward():
+    # prelu's slopes per channel in one pass (intrinsics.slopes_word): every element, NaNs of
+    # every payload included, has the bits of the forward (a NaN: the quiet NaN 0x7E00 with
+    # its sign), and the reference's value
+    weight = tuple(np.linspace(-0.5, 2.0, 64))
+    function = relukit.get("prelu", weight=weight)
+    x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).reshape(1024, 64)
+    with dispatch.forced("compiled"):
+        y, _ = function.forward_with_mask(x)
+        whole = function(x)
+    with dispatch.forced("reference"):
+        want = function(x)
+    bits = x.view(np.uint16)
+    nan = (bits & 0x7FFF) > 0x7C00
+    np.testing.assert_array_equal(y.view(np.uint16)[nan], (bits[nan] & 0x8000) | 0x7E00)
+    np.testing.assert_array_equal(y.view(np.uint16), whole.view(np.uint16))
+    assert bits_equal(y, want)
