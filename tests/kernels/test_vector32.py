@@ -142,7 +142,8 @@ def test_writes_the_centre_lanes_within_their_bound_and_returns_the_others(name,
     assert not np.any(centre & far)
     written = centre | far
     assert np.array_equal(places[places >= 0], np.flatnonzero(~written)), "in order, all"
-    assert np.all(y[~written] == 7.0), "lanes outside the centre are left unwritten"
+    # (a whole vector is stored whole: the places handed back hold interim values, which the
+    # block overwrites; a partial vector leaves them unwritten, the test below)
     assert np.array_equal(y[far].view(np.uint32), far_values[far].view(np.uint32))
     if times_x:
         assert np.array_equal(np.signbit(y[x == 0]), np.signbit(x[x == 0])), "±0 kept"
@@ -249,7 +250,9 @@ def test_without_avx512_the_same_bits_and_places(monkeypatch, name, avx2):
     monkeypatch.setattr(vector32, "AVX2", avx2)
     generic = np.zeros_like(x)
     assert np.array_equal(centre_calls(name)(x, generic, 16), places)
-    assert np.array_equal(with_host.view(np.uint32), generic.view(np.uint32))
+    kept = np.ones(x.size, dtype=bool)  # (the places handed back hold interim values)
+    kept[places[places >= 0]] = False
+    assert np.array_equal(with_host.view(np.uint32)[kept], generic.view(np.uint32)[kept])
 
 
 def test_the_compress_table_lists_each_mask_s_lanes_in_order():
