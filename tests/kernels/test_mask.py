@@ -1142,3 +1142,42 @@ def test_float16_prelu_channel_words_give_every_element_the_bits_of_the_forward(
     np.testing.assert_array_equal(y.view(np.uint16)[nan], (bits[nan] & 0x8000) | 0x7E00)
     np.testing.assert_array_equal(y.view(np.uint16), whole.view(np.uint16))
     assert bits_equal(y, want)
+
+
+@pytest.mark.skipif(not host.available(), reason="needs Numba")
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("leaky_relu", {"negative_slope": 0.01}),
+        ("leaky_relu", {"negative_slope": -3.0}),
+        ("leaky_relu", {"negative_slope": 1e39}),  # (inf in float32: ±0·inf is NaN)
+        ("leaky_relu", {"negative_slope": 1e-45}),
+        ("general_relu", {"negative_slope": 0.1, "threshold": 0.5}),
+        ("general_relu", {"negative_slope": 2.0, "threshold": -1e39}),  # (x − t = inf)
+    ],
+    ids=str,
+)
+def test_float16_words_with_and_without_a_nan_give_the_same_bits(name, params):
+    # Every non-NaN float16 pattern, once where no word holds a NaN (the words' quick route,
+    # intrinsics._kept_or_narrowed_16) and once with a NaN in every 64 elements, so that every
+    # word takes the general route with its NaN rule: each element has the same bits both
+    # ways, forward and backward (the NaNs of inf·0 and inf − inf among them)
+    function = relukit.get(name, **params)
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    bits = bits[(bits & 0x7FFF) <= 0x7C00]
+    bits = np.resize(bits, -(-bits.size // 63) * 63).reshape(-1, 63)
+    plain = np.concatenate([bits, np.zeros((bits.shape[0], 1), np.uint16)], axis=1)
+    with_nan = plain.copy()
+    with_nan[:, 63] = 0x7E00
+    kept = np.ones(plain.shape, dtype=bool)
+    kept[:, 63] = False
+    results = []
+    for raw in (plain, with_nan):
+        x = raw.reshape(-1).view(np.float16)
+        with dispatch.forced("compiled"):
+            y, m = function.forward_with_mask(x)
+            dx = function.backward_from_mask(x.copy(), m)  # (gradients: the same patterns)
+        results.append((y.view(np.uint16), dx.view(np.uint16)))
+    (y0, dx0), (y1, dx1) = results
+    np.testing.assert_array_equal(y0[kept.reshape(-1)], y1[kept.reshape(-1)])
+    np.testing.assert_array_equal(dx0[kept.reshape(-1)], dx1[kept.reshape(-1)])
