@@ -848,10 +848,11 @@ def _kept_or_scaled_16(builder: Any, v: Any, signed: bool, slope: Any, keep: Any
 def _kept_or_narrowed_16(builder: Any, v: Any, signed: bool, others: Any, keep: Any) -> Any:
     """Raw float16 ``v`` where ``keep``, elsewhere the float32 ``others`` rounded back once
     (F16C), for a caller that knows that no ``v`` is NaN and that ``others`` are formed from
-    ``v`` and finite parameters (a member's slopes and thresholds), so that one is NaN only
-    as ``±inf·0`` or ``inf − inf``: such a NaN has no payload and the sign bit set, so the
-    conversion alone gives the bits of the NaN rule (0x7E00 with the sign), and a kept
-    element is its own bits, as ``narrow(widen(v)·1)`` and ``narrow(widen(v))`` give them.
+    ``v`` and a member's slopes and thresholds (finite, though one beyond float32's range is
+    ±inf here), so that one is NaN only as ``±inf·0`` or ``inf − inf``: such a NaN has no
+    payload and, on x86, the sign bit set, so the conversion alone gives the bits of the NaN
+    rule (0x7E00 with the sign), and a kept element is its own bits, as
+    ``narrow(widen(v)·1)`` and ``narrow(widen(v))`` give them.
     The same bits as every lane rounded back with that rule, without its NaN test, and with
     a 16-bit select per 32 elements where the float32 select took one per 16. (bfloat16
     gained nothing: its widening is two integer operations per 16 lanes and its rounding

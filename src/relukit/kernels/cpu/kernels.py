@@ -488,9 +488,10 @@ def map_kernel(member: int, op: int, direct: bool = False) -> Any:
                 few_values_16(xs, dst, clip, leaky_d, general_d, a0, a1, a2, capped, low, high)
                 done = True
             elif centre:
-                # a centre writes each place once, after reading it: straight into y, in
-                # place too (no buffer, no copy out), unless streamed, a vjp (y may be g) or
-                # apart (above).
+                # a centre reads each place before it writes it (a place it hands back is
+                # written twice: an interim value, then its own, its input kept aside
+                # first): straight into y, in place too (no buffer, no copy out), unless
+                # streamed, a vjp (y may be g) or apart (above).
                 # (vjp and the choice of y as constants in each call: with them at run time,
                 # LLVM's code for the whole block was some 1.5-1.7x slower, vjp or not: gelu
                 # forward on 2^16 float32, 1 thread, Xeon, 49 µs against 29)
