@@ -534,9 +534,7 @@ def _passed_16(builder: Any, values: Any, signed: bool, others: Any = None) -> A
     def splat(v: int) -> Any:
         return _splat(builder, ir.Constant(element, v), lanes)
 
-    magnitude = builder.and_(values, splat(0x7FFF))
-    # NaN: above the infinity's bits (compared as unsigned: the magnitude has no sign bit)
-    nan = builder.icmp_unsigned(">", magnitude, splat(0x7C00 if signed else 0x7F80))
+    nan = _nan_16(builder, values, signed)
     if signed:
         quiet = builder.or_(builder.and_(values, splat(0x8000)), splat(0x7E00))
     else:
@@ -810,16 +808,11 @@ def _leaky(builder: Any, v: Any, slope: Any, lo: Any, hi: Any, plain: bool) -> t
     return _limits(builder, v, builder.select(positive, v, product), lo, hi), positive
 
 
-def _no_nan_16(builder: Any, values: Any, signed: bool) -> Any:
-    """No NaN among raw 16-bit floats ``values`` (i1; a vector, or a list of vectors of one
-    width): no magnitude above the infinity's."""
-    if isinstance(values, list):
-        pieces = [_nan_16(builder, piece, signed) for piece in values]
-        nan = pieces[0]
-        for piece in pieces[1:]:
-            nan = builder.or_(nan, piece)
-    else:
-        nan = _nan_16(builder, values, signed)
+def _no_nan_16(builder: Any, values: list[Any], signed: bool) -> Any:
+    """No NaN among raw 16-bit floats ``values`` (i1; vectors of one width)."""
+    nan = _nan_16(builder, values[0], signed)
+    for piece in values[1:]:
+        nan = builder.or_(nan, _nan_16(builder, piece, signed))
     lanes = nan.type.count
     module = builder.module
     flags = ir.VectorType(ir.IntType(1), lanes)
@@ -829,7 +822,8 @@ def _no_nan_16(builder: Any, values: Any, signed: bool) -> Any:
 
 
 def _nan_16(builder: Any, values: Any, signed: bool) -> Any:
-    """Which raw 16-bit floats of ``values`` are NaN: magnitude above the infinity's."""
+    """Which raw 16-bit floats of ``values`` are NaN: magnitude above the infinity's
+    (compared as unsigned: the magnitude has no sign bit)."""
     lanes = values.type.count
     i16 = ir.IntType(16)
     magnitude = builder.and_(values, _splat(builder, ir.Constant(i16, 0x7FFF), lanes))
@@ -873,7 +867,7 @@ def _pieces_16(builder: Any, pointer: Any) -> list[Any]:
 
 
 def _unless_nan_16(
-    builder: Any, values: Any, signed: bool, fast: Any, slow: Any, ready: Any = None
+    builder: Any, values: list[Any], signed: bool, fast: Any, slow: Any, ready: Any = None
 ) -> Any:
     """``fast()`` where no raw 16-bit float of ``values`` is NaN (and ``ready``, an i1, holds),
     else ``slow()``; both are code generators that return one LLVM value (or None), which is
@@ -1227,7 +1221,7 @@ def _chain_word_16(stream: bool, zeros: bool = True) -> Any:
             # itself or g·below, with no NaN rule (_kept_or_scaled_16; leaky_relu's
             # backward_from_mask(out=) at 2^20, 1 thread, AMD EPYC, 59-62 µs → 51)
             one = builder.fcmp_ordered("==", above, ir.Constant(ir.FloatType(), 1.0))
-            _unless_nan_16(builder, raw, signed, quick, general, one)
+            _unless_nan_16(builder, [raw], signed, quick, general, one)
             return context.get_dummy_value()
 
         return types.void(g, types.intp, types.uint64, low, high, dst, types.intp), codegen
